@@ -1,0 +1,192 @@
+//! clap definitions for every subcommand.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "Chaos experiments against Docker containers and Kubernetes pods",
+    long_about = "faultline loads an experiment from YAML, checks a steady-state hypothesis, injects real faults \
+                  into Docker containers or Kubernetes pods, samples the hypothesis while they are active, reverts \
+                  every fault, measures recovery and reports pass or fail.\n\n\
+                  Exit codes: 0 passed, 1 failed, 2 invalid input, 3 not run, 4 error during the run, \
+                  5 revert incomplete (run `faultline recover`), 130 interrupted.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run experiments: check steady state, inject faults, revert them, report.
+    Run(RunArgs),
+    /// Check files statically; touches nothing.
+    Validate(ValidateArgs),
+    /// Print what a run would do to which target; touches nothing.
+    Plan(PlanArgs),
+    /// Revert every fault a crashed or killed run left behind.
+    Recover(RecoverArgs),
+    /// Check Docker/Kubernetes access, kernel netem support and privileges.
+    Doctor,
+    /// Print the JSON Schema of the experiment and scenario format.
+    Schema,
+    /// Run a scenario: a suite of experiments, optionally on a schedule.
+    Gameday(GamedayArgs),
+    /// Print the least-privilege Kubernetes Role an experiment needs.
+    Rbac { file: PathBuf },
+    /// Build a demo service locally and run a bundled experiment against it.
+    Demo {
+        /// Leave the demo containers running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VarArgs {
+    /// Set a variable, overriding the file's `vars:` (repeatable).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub var: Vec<String>,
+    /// Read variables from a YAML mapping (repeatable; --var wins).
+    #[arg(long, value_name = "FILE")]
+    pub var_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// FORMAT or FORMAT:PATH, repeatable. Formats: table (default), json, junit, markdown, html.
+    #[arg(long, value_name = "FORMAT[:PATH]")]
+    pub report: Vec<ReportSpec>,
+    /// Resolve targets and print what would happen; touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seed for target selection (overrides `target.select.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Confirm a large blast radius without a prompt.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Output format of the problems.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DiagnosticFormat {
+    /// FILE:LINE:COLUMN: message, with a source excerpt on a terminal.
+    Text,
+    /// A JSON array of {file, line, column, path, message}.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Seed for target selection (overrides `target.select.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// List what would be reverted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GamedayArgs {
+    pub scenario: PathBuf,
+    /// Where each experiment's reports and the summary go.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Stay in the foreground and run at each cron time inside the window.
+    #[arg(long)]
+    pub schedule: bool,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Junit,
+    Markdown,
+    Html,
+}
+
+/// `--report FORMAT[:PATH]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSpec {
+    pub format: ReportFormat,
+    pub path: Option<PathBuf>,
+}
+
+impl FromStr for ReportSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (fmt, path) = match s.split_once(':') {
+            Some((f, p)) if !p.is_empty() => (f, Some(PathBuf::from(p))),
+            Some((_, _)) => return Err(format!("`{s}`: the path after `:` is empty")),
+            None => (s, None),
+        };
+        let format = ReportFormat::from_str(fmt, true).map_err(|_| {
+            format!("unknown report format `{fmt}`: use table, json, junit, markdown or html, optionally with :PATH")
+        })?;
+        Ok(ReportSpec { format, path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn report_specs() {
+        assert_eq!(
+            "json:out/r.json".parse::<ReportSpec>().unwrap(),
+            ReportSpec {
+                format: ReportFormat::Json,
+                path: Some("out/r.json".into())
+            }
+        );
+        assert_eq!("table".parse::<ReportSpec>().unwrap().path, None);
+        assert!("pdf".parse::<ReportSpec>().is_err());
+        assert!("json:".parse::<ReportSpec>().is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! The command line of spec section 5: clap definitions, dispatch, and the mapping from
+//! errors to exit codes.
+
+mod args;
+mod validate;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::{Cli, Command, ReportFormat, ReportSpec};
+
+use crate::error::{Error, Exit};
+use crate::experiment::{self, Diagnostic, VarOverrides};
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    let exit = match dispatch(cli) {
+        Ok(exit) => exit,
+        Err(e) => {
+            report_error(&e);
+            e.exit()
+        }
+    };
+    exit.into()
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("faultline={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn dispatch(cli: Cli) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Validate(a) => validate::run(&a),
+        Command::Plan(a) => {
+            let overrides = a.vars.overrides()?;
+            let loaded =
+                experiment::load_experiment(&a.file, &overrides).map_err(Error::Invalid)?;
+            let out = validate::render_plan(&loaded, a.seed);
+            print_stdout(&out);
+            Ok(Exit::Passed)
+        }
+        Command::Run(a) => {
+            let overrides = a.vars.overrides()?;
+            for file in &a.files {
+                experiment::load_experiment(file, &overrides).map_err(Error::Invalid)?;
+            }
+            Err(Error::Usage(
+                "`faultline run` is not implemented in this build yet: the files are valid; use `faultline plan FILE` to see what a run would do".into(),
+            ))
+        }
+        Command::Schema => {
+            print_stdout(&crate::schema::json());
+            Ok(Exit::Passed)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "faultline", &mut std::io::stdout());
+            Ok(Exit::Passed)
+        }
+        Command::Recover(_) => not_yet("recover"),
+        Command::Doctor => not_yet("doctor"),
+        Command::Gameday(_) => not_yet("gameday"),
+        Command::Rbac { .. } => not_yet("rbac"),
+        Command::Demo { .. } => not_yet("demo"),
+    }
+}
+
+fn not_yet(what: &str) -> Result<Exit, Error> {
+    Err(Error::Usage(format!(
+        "`faultline {what}` is not implemented in this build yet"
+    )))
+}
+
+/// Writes to stdout, ignoring a closed pipe (`faultline schema | head`).
+pub(crate) fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Prints diagnostics to stderr, with a source excerpt when stderr is a terminal.
+pub(crate) fn print_diagnostics(diags: &[Diagnostic]) {
+    let tty = std::io::stderr().is_terminal();
+    let mut err = std::io::stderr().lock();
+    let mut sources: std::collections::HashMap<String, Option<String>> = Default::default();
+    for d in diags {
+        let source = if tty {
+            sources
+                .entry(d.file.clone())
+                .or_insert_with(|| std::fs::read_to_string(&d.file).ok())
+                .as_deref()
+        } else {
+            None
+        };
+        let _ = writeln!(err, "{}", d.render(source));
+    }
+}
+
+fn report_error(e: &Error) {
+    match e {
+        Error::Invalid(diags) => {
+            print_diagnostics(diags);
+            let files: std::collections::BTreeSet<&str> =
+                diags.iter().map(|d| d.file.as_str()).collect();
+            eprintln!(
+                "faultline: {} problem(s) in {} file(s); nothing was touched",
+                diags.len(),
+                files.len()
+            );
+        }
+        other => eprintln!("faultline: error: {other}"),
+    }
+}
+
+impl args::VarArgs {
+    pub fn overrides(&self) -> Result<VarOverrides, Error> {
+        let mut vars = Vec::new();
+        for v in &self.var {
+            vars.push(experiment::Vars::parse_assignment(v).map_err(Error::Usage)?);
+        }
+        Ok(VarOverrides {
+            files: self.var_file.clone(),
+            vars,
+        })
+    }
+}

@@ -1,0 +1,620 @@
+//! The typed model of spec sections 1-3 and 7. Field names are the YAML keys.
+//!
+//! Structures that accept "exactly one of" several blocks (a target's platform, a probe's
+//! kind) are modelled as optional fields and checked in `validate`, which gives a clearer
+//! message ("a probe needs exactly one kind, found http and tcp") than a serde enum could.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::units::{CountExpr, Duration, NameMatch, Percent, Rate, Signal, StatusSpec};
+
+fn one() -> u32 {
+    1
+}
+fn hundred() -> u32 {
+    100
+}
+fn eth0() -> String {
+    "eth0".into()
+}
+fn secs<const N: u64>() -> Duration {
+    Duration::from_secs(N)
+}
+fn millis<const N: u64>() -> Duration {
+    Duration::from_millis(N)
+}
+
+/// An experiment file (spec section 1).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Format version; 1 is the only one so far.
+    pub version: u32,
+    /// `experiment` (the default) or `scenario`.
+    #[serde(default)]
+    pub kind: Option<DocumentKind>,
+    /// `[a-z0-9][a-z0-9-]*`, at most 63 characters.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Default values for `${name}`; `--var name=value` overrides them.
+    #[serde(default)]
+    pub vars: BTreeMap<String, VarValue>,
+    pub target: Target,
+    /// The hypothesis: every probe must pass before injection and again after.
+    #[serde(default)]
+    pub steady_state: Vec<ProbeSpec>,
+    #[serde(default)]
+    pub during: Option<During>,
+    pub faults: Vec<Fault>,
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    Experiment,
+    Scenario,
+}
+
+/// A var's default: any scalar, used as text.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum VarValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl VarValue {
+    pub fn as_text(&self) -> String {
+        match self {
+            VarValue::Str(s) => s.clone(),
+            VarValue::Int(i) => i.to_string(),
+            VarValue::Float(f) => f.to_string(),
+            VarValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// Where the faults go: exactly one platform block, and how many of its matches to pick.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    #[serde(default)]
+    pub docker: Option<DockerTarget>,
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesTarget>,
+    #[serde(default)]
+    pub select: Select,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerTarget {
+    /// Docker endpoint; default: DOCKER_HOST, then the local socket.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Every pair must match the container's labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Exact container name, or /regex/.
+    #[serde(default)]
+    pub name: Option<NameMatch>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesTarget {
+    /// kubeconfig context; default: the current one, or in-cluster.
+    #[serde(default)]
+    pub context: Option<String>,
+    pub namespace: String,
+    /// Kubernetes label-selector syntax: `app=api,tier!=canary`.
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// Kubernetes field-selector syntax: `status.phase=Running`.
+    #[serde(default)]
+    pub field_selector: Option<String>,
+    /// Container for container-level faults; default: the pod's first.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Allow targets in kube-system, kube-public and kube-node-lease.
+    #[serde(default)]
+    pub allow_protected_namespaces: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Select {
+    #[serde(default)]
+    pub mode: SelectMode,
+    /// With `count`: how many; with `percent`: 1..100.
+    #[serde(default)]
+    pub value: Option<u64>,
+    /// Same seed and same candidates give the same choice.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectMode {
+    #[default]
+    One,
+    All,
+    Count,
+    Percent,
+}
+
+/// A probe: a name plus exactly one kind.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    pub name: String,
+    /// Steady state only: extra attempts before the probe counts as failed.
+    #[serde(default)]
+    pub retries: u32,
+    /// Steady state only: pause between attempts.
+    #[serde(default = "secs::<1>")]
+    pub retry_interval: Duration,
+    /// During only: the success ratio this probe must keep (0.0..1.0, default 1.0).
+    #[serde(default)]
+    pub min_success: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusProbe>,
+}
+
+/// The one kind a probe has, once validation has made sure there is exactly one.
+#[derive(Clone, Copy, Debug)]
+pub enum ProbeKind<'a> {
+    Http(&'a HttpProbe),
+    Tcp(&'a TcpProbe),
+    Command(&'a CommandProbe),
+    Docker(&'a DockerProbe),
+    Kubernetes(&'a KubernetesProbe),
+    Prometheus(&'a PrometheusProbe),
+}
+
+impl ProbeKind<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProbeKind::Http(_) => "http",
+            ProbeKind::Tcp(_) => "tcp",
+            ProbeKind::Command(_) => "command",
+            ProbeKind::Docker(_) => "docker",
+            ProbeKind::Kubernetes(_) => "kubernetes",
+            ProbeKind::Prometheus(_) => "prometheus",
+        }
+    }
+}
+
+impl ProbeSpec {
+    /// Every kind block present, in field order.
+    pub fn kinds(&self) -> Vec<ProbeKind<'_>> {
+        let mut kinds = Vec::new();
+        if let Some(p) = &self.http {
+            kinds.push(ProbeKind::Http(p));
+        }
+        if let Some(p) = &self.tcp {
+            kinds.push(ProbeKind::Tcp(p));
+        }
+        if let Some(p) = &self.command {
+            kinds.push(ProbeKind::Command(p));
+        }
+        if let Some(p) = &self.docker {
+            kinds.push(ProbeKind::Docker(p));
+        }
+        if let Some(p) = &self.kubernetes {
+            kinds.push(ProbeKind::Kubernetes(p));
+        }
+        if let Some(p) = &self.prometheus {
+            kinds.push(ProbeKind::Prometheus(p));
+        }
+        kinds
+    }
+
+    /// The probe's kind. Validation guarantees exactly one on a loaded experiment.
+    pub fn kind(&self) -> ProbeKind<'_> {
+        self.kinds()[0]
+    }
+
+    pub fn min_success(&self) -> f64 {
+        self.min_success.unwrap_or(1.0)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    pub url: String,
+    #[serde(default = "get")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Accepted statuses; default 200..399.
+    #[serde(default)]
+    pub status: Option<Vec<StatusSpec>>,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub max_latency: Option<Duration>,
+    #[serde(default = "secs::<5>")]
+    pub timeout: Duration,
+    /// Accept any TLS certificate.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {
+    /// host:port
+    pub address: String,
+    #[serde(default = "secs::<5>")]
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandProbe {
+    /// argv list, run without a shell.
+    #[serde(default)]
+    pub run: Option<Vec<String>>,
+    /// One string for `sh -c`.
+    #[serde(default)]
+    pub shell: Option<String>,
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default)]
+    pub stdout_contains: Option<String>,
+    #[serde(default = "secs::<30>")]
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerProbe {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub name: Option<NameMatch>,
+    /// Count of matching running containers: `2`, `">= 2"`, `"== 1"`.
+    #[serde(default)]
+    pub running: Option<CountExpr>,
+    /// Count of matching healthy containers.
+    #[serde(default)]
+    pub healthy: Option<CountExpr>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesProbe {
+    #[serde(default)]
+    pub context: Option<String>,
+    pub namespace: String,
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// Count of Ready pods matching the selector.
+    #[serde(default)]
+    pub ready: Option<CountExpr>,
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// Count of the deployment's available replicas.
+    #[serde(default)]
+    pub available: Option<CountExpr>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusProbe {
+    pub url: String,
+    pub query: String,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default = "secs::<5>")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct During {
+    #[serde(default = "secs::<1>")]
+    pub interval: Duration,
+    /// Revert everything as soon as a probe falls below its bar.
+    #[serde(default)]
+    pub abort_on_failure: bool,
+    /// When every fault is one-shot: how long to sample after the first injection.
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    #[serde(default = "secs::<30>")]
+    pub timeout: Duration,
+    #[serde(default = "millis::<500>")]
+    pub interval: Duration,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            timeout: Duration::from_secs(30),
+            interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One fault: a list item with exactly one key naming its type.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    Kill(KillFault),
+    Pause(PauseFault),
+    Network(NetworkFault),
+    CpuStress(CpuStressFault),
+}
+
+impl Fault {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Fault::Kill(_) => "kill",
+            Fault::Pause(_) => "pause",
+            Fault::Network(_) => "network",
+            Fault::CpuStress(_) => "cpu_stress",
+        }
+    }
+
+    pub fn after(&self) -> Duration {
+        match self {
+            Fault::Kill(f) => f.after,
+            Fault::Pause(f) => f.after,
+            Fault::Network(f) => f.after,
+            Fault::CpuStress(f) => f.after,
+        }
+    }
+
+    /// How long the fault stays active; `None` for a one-shot kill.
+    pub fn duration(&self) -> Option<Duration> {
+        match self {
+            Fault::Kill(f) => f.every.and(f.duration),
+            Fault::Pause(f) => Some(f.duration),
+            Fault::Network(f) => Some(f.duration),
+            Fault::CpuStress(f) => Some(f.duration),
+        }
+    }
+
+    /// A human summary of the parameters, for plans and tables.
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Kill(k) => {
+                let mut s = format!("kill with {}", k.signal);
+                if let Some(g) = k.grace_period {
+                    s.push_str(&format!(", grace period {g}"));
+                }
+                if let (Some(every), Some(d)) = (k.every, k.duration) {
+                    s.push_str(&format!(", every {every} for {d}"));
+                }
+                s
+            }
+            Fault::Pause(p) => format!("pause for {}", p.duration),
+            Fault::Network(n) => {
+                let mut parts = Vec::new();
+                if let Some(d) = n.delay {
+                    match n.jitter {
+                        Some(j) => parts.push(format!("delay {d} ± {j}")),
+                        None => parts.push(format!("delay {d}")),
+                    }
+                }
+                if let Some(l) = n.loss {
+                    parts.push(format!("loss {l}"));
+                }
+                if let Some(r) = &n.rate {
+                    parts.push(format!("rate {r}"));
+                }
+                format!(
+                    "network {} on {} for {}",
+                    parts.join(", "),
+                    n.interface,
+                    n.duration
+                )
+            }
+            Fault::CpuStress(c) => format!(
+                "cpu_stress {} worker(s) at {}% for {}",
+                c.workers, c.load, c.duration
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillFault {
+    #[serde(default)]
+    pub after: Duration,
+    #[serde(default)]
+    pub signal: Signal,
+    /// Kubernetes: the pod's termination grace period (default 0s, a force delete).
+    #[serde(default)]
+    pub grace_period: Option<Duration>,
+    /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
+    #[serde(default)]
+    pub every: Option<Duration>,
+    #[serde(default)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    #[serde(default)]
+    pub delay: Option<Duration>,
+    #[serde(default)]
+    pub jitter: Option<Duration>,
+    /// Percent of packets dropped: 5 or "5%".
+    #[serde(default)]
+    pub loss: Option<Percent>,
+    /// Bandwidth limit, e.g. 1mbit (always applied with tbf).
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default = "eth0")]
+    pub interface: String,
+    /// How delay, jitter and loss are applied.
+    #[serde(default)]
+    pub engine: NetworkEngine,
+    /// How faultline enters the target's network namespace.
+    #[serde(default)]
+    pub strategy: NetworkStrategy,
+    /// Image with `tc` for the sidecar strategy.
+    #[serde(default)]
+    pub tc_image: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkEngine {
+    #[default]
+    Auto,
+    Netem,
+    Nfqueue,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkStrategy {
+    #[default]
+    Auto,
+    Host,
+    Sidecar,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CpuStressFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    #[serde(default = "one")]
+    pub workers: u32,
+    /// Percent of one core each worker burns, 1..100.
+    #[serde(default = "hundred")]
+    pub load: u32,
+    #[serde(default)]
+    pub strategy: CpuStrategy,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuStrategy {
+    #[default]
+    Auto,
+    Host,
+    Exec,
+}
+
+/// A game-day suite (spec section 7).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub version: u32,
+    pub kind: DocumentKind,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub experiments: Vec<ScenarioEntry>,
+    /// Default false: stop at the first failed experiment.
+    #[serde(default)]
+    pub continue_on_failure: bool,
+    /// Cron expression for `faultline gameday --schedule`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub window: Option<Window>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioEntry {
+    /// Path relative to the scenario file.
+    pub file: String,
+    #[serde(default)]
+    pub vars: BTreeMap<String, VarValue>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    #[serde(default)]
+    pub days: Vec<Weekday>,
+    /// `HH:MM-HH:MM`; may span midnight (`22:00-06:00`).
+    #[serde(default)]
+    pub hours: Option<String>,
+    /// IANA time zone, e.g. Europe/Berlin; default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// What a file holds: the JSON Schema's root accepts either.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Document {
+    Experiment(Box<Experiment>),
+    Scenario(Box<Scenario>),
+}

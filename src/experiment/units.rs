@@ -1,0 +1,767 @@
+//! Scalar types of the format that carry their own syntax: durations, percentages,
+//! bandwidths, count conditions, signals and name matchers. Each parses from the text a
+//! user writes and explains, in its error, how to write it correctly.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Implements serde and JSON Schema for a type written as one string and parsed by `FromStr`.
+macro_rules! string_scalar {
+    ($ty:ty, $name:literal, $schema:tt) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                        v.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
+}
+
+/// A duration written with units: `250ms`, `5s`, `2m`, `1h30m`, `1.5s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(pub std::time::Duration);
+
+impl Duration {
+    pub const fn from_millis(ms: u64) -> Self {
+        Duration(std::time::Duration::from_millis(ms))
+    }
+    pub const fn from_secs(s: u64) -> Self {
+        Duration(std::time::Duration::from_secs(s))
+    }
+    pub fn std(self) -> std::time::Duration {
+        self.0
+    }
+    pub fn as_millis(self) -> u64 {
+        self.0.as_millis() as u64
+    }
+}
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let s = text.trim();
+        if s.is_empty() {
+            return Err("empty duration: write it with a unit, e.g. 5s".into());
+        }
+        if s.parse::<f64>().is_ok() {
+            return Err(bare_number(s));
+        }
+        let mut total = 0f64;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(|| bare_number(s))?;
+            if num_len == 0 {
+                return Err(format!(
+                    "invalid duration `{s}`: expected a number followed by a unit (ms, s, m, h), e.g. 250ms, 5s, 1h30m"
+                ));
+            }
+            let number: f64 = rest[..num_len]
+                .parse()
+                .map_err(|_| format!("invalid number in duration `{s}`"))?;
+            rest = &rest[num_len..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let unit = &rest[..unit_len];
+            rest = &rest[unit_len..];
+            let scale = match unit {
+                "ms" => 0.001,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                "us" | "µs" => 0.000_001,
+                _ => {
+                    return Err(format!(
+                        "unknown unit `{unit}` in duration `{s}`: use ms, s, m or h (e.g. 250ms, 5s, 2m, 1h30m)"
+                    ));
+                }
+            };
+            total += number * scale;
+        }
+        if !total.is_finite() || total > 365.0 * 24.0 * 3600.0 {
+            return Err(format!("duration `{s}` is too long"));
+        }
+        Ok(Duration(std::time::Duration::from_secs_f64(total)))
+    }
+}
+
+fn bare_number(s: &str) -> String {
+    format!("`{s}` is a bare number, but a duration needs a unit: add a unit, e.g. 5s or 500ms")
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        if ms % 1000 != 0 {
+            return write!(f, "{ms}ms");
+        }
+        let mut secs = ms / 1000;
+        let h = secs / 3600;
+        secs %= 3600;
+        let m = secs / 60;
+        secs %= 60;
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if secs > 0 {
+            write!(f, "{secs}s")?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration with a unit, e.g. 5s")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+                Err(E::custom(bare_number(&v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+                Err(E::custom(bare_number(&v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+                Err(E::custom(bare_number(&v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]+)?(us|ms|s|m|h))+$",
+            "description": "A duration with a unit: 250ms, 5s, 2m, 1h30m.",
+            "examples": ["250ms", "5s", "1h30m"]
+        })
+    }
+}
+
+/// A percentage: `5`, `12.5` or `"5%"`.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
+pub struct Percent(pub f64);
+
+impl FromStr for Percent {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let s = text.trim().trim_end_matches('%').trim();
+        let v: f64 = s.parse().map_err(|_| {
+            format!("invalid percentage `{text}`: write a number such as 5 or \"5%\"")
+        })?;
+        Percent::checked(v)
+    }
+}
+
+impl Percent {
+    fn checked(v: f64) -> Result<Self, String> {
+        if !(0.0..=100.0).contains(&v) || !v.is_finite() {
+            return Err(format!("percentage {v} is outside 0..100"));
+        }
+        Ok(Percent(v))
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a percentage such as 5 or \"5%\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+                Percent::checked(v as f64).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+                Percent::checked(v as f64).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
+                Percent::checked(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0)
+    }
+}
+
+impl JsonSchema for Percent {
+    fn schema_name() -> Cow<'static, str> {
+        "Percent".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A percentage: 5, 12.5 or \"5%\".",
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 100},
+                {"type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%?\\s*$"}
+            ]
+        })
+    }
+}
+
+/// A bandwidth in tc's notation: `1mbit`, `500kbit`, `10mbps` (bytes per second).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub bits_per_second: u64,
+    text: String,
+}
+
+impl Rate {
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let s = text.trim().to_ascii_lowercase();
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let hint = "write a number and a unit: bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps, gbps (bytes/s), e.g. 1mbit";
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid rate `{text}`: {hint}"))?;
+        let scale: f64 = match unit {
+            "bit" => 1.0,
+            "kbit" => 1e3,
+            "mbit" => 1e6,
+            "gbit" => 1e9,
+            "bps" => 8.0,
+            "kbps" => 8e3,
+            "mbps" => 8e6,
+            "gbps" => 8e9,
+            "" => return Err(format!("rate `{text}` has no unit: {hint}")),
+            _ => return Err(format!("unknown unit `{unit}` in rate `{text}`: {hint}")),
+        };
+        let bits = (value * scale).round();
+        if bits < 8.0 {
+            return Err(format!("rate `{text}` is too small: at least 8bit"));
+        }
+        Ok(Rate {
+            bits_per_second: bits as u64,
+            text: s.clone(),
+        })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+string_scalar!(Rate, "Rate", {
+    "type": "string",
+    "pattern": "^[0-9]+(\\.[0-9]+)?([kKmMgG]?(bit|bps))$",
+    "description": "A bandwidth in tc notation: 1mbit, 500kbit, 2mbps.",
+    "examples": ["1mbit", "500kbit"]
+});
+
+/// A condition on a count: `2` (means `== 2`), `">= 2"`, `"== 1"`, `"<= 3"`, `"> 0"`, `"< 5"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CountExpr {
+    pub op: CountOp,
+    pub value: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountOp {
+    Eq,
+    Ge,
+    Le,
+    Gt,
+    Lt,
+}
+
+impl CountExpr {
+    pub fn holds(&self, n: u64) -> bool {
+        match self.op {
+            CountOp::Eq => n == self.value,
+            CountOp::Ge => n >= self.value,
+            CountOp::Le => n <= self.value,
+            CountOp::Gt => n > self.value,
+            CountOp::Lt => n < self.value,
+        }
+    }
+}
+
+impl FromStr for CountExpr {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let s = text.trim();
+        let (op, rest) = [
+            (">=", CountOp::Ge),
+            ("<=", CountOp::Le),
+            ("==", CountOp::Eq),
+            (">", CountOp::Gt),
+            ("<", CountOp::Lt),
+            ("=", CountOp::Eq),
+        ]
+        .iter()
+        .find_map(|(p, op)| s.strip_prefix(p).map(|r| (*op, r)))
+        .unwrap_or((CountOp::Eq, s));
+        let value = rest.trim().parse().map_err(|_| {
+            format!("invalid count condition `{text}`: write a number or a comparison such as \">= 2\" or \"== 1\"")
+        })?;
+        Ok(CountExpr { op, value })
+    }
+}
+
+impl fmt::Display for CountExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            CountOp::Eq => "==",
+            CountOp::Ge => ">=",
+            CountOp::Le => "<=",
+            CountOp::Gt => ">",
+            CountOp::Lt => "<",
+        };
+        write!(f, "{op} {}", self.value)
+    }
+}
+
+impl<'de> Deserialize<'de> for CountExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = CountExpr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a count such as 2 or \">= 2\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CountExpr, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CountExpr, E> {
+                Ok(CountExpr {
+                    op: CountOp::Eq,
+                    value: v,
+                })
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CountExpr, E> {
+                Err(E::custom(format!("a count cannot be negative ({v})")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for CountExpr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for CountExpr {
+    fn schema_name() -> Cow<'static, str> {
+        "CountExpr".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A count: 2 (exactly), or a comparison such as \">= 2\", \"== 1\", \"<= 3\".",
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*(>=|<=|==|=|>|<)?\\s*[0-9]+\\s*$"}
+            ]
+        })
+    }
+}
+
+/// A Unix signal by name (`SIGKILL`, `KILL`, `TERM`) or number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signal(pub i32);
+
+const SIGNALS: &[(&str, i32)] = &[
+    ("SIGHUP", 1),
+    ("SIGINT", 2),
+    ("SIGQUIT", 3),
+    ("SIGABRT", 6),
+    ("SIGKILL", 9),
+    ("SIGUSR1", 10),
+    ("SIGSEGV", 11),
+    ("SIGUSR2", 12),
+    ("SIGPIPE", 13),
+    ("SIGALRM", 14),
+    ("SIGTERM", 15),
+];
+
+impl Signal {
+    pub const KILL: Signal = Signal(9);
+    pub fn name(self) -> String {
+        SIGNALS
+            .iter()
+            .find(|(_, n)| *n == self.0)
+            .map(|(name, _)| name.to_string())
+            .unwrap_or_else(|| self.0.to_string())
+    }
+}
+
+impl Default for Signal {
+    fn default() -> Self {
+        Signal::KILL
+    }
+}
+
+impl FromStr for Signal {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let upper = text.trim().to_ascii_uppercase();
+        if let Ok(n) = upper.parse::<i32>() {
+            return SIGNALS
+                .iter()
+                .find(|(_, v)| *v == n)
+                .map(|(_, v)| Signal(*v))
+                .ok_or_else(|| format!("unsupported signal number {n}"));
+        }
+        let name = if upper.starts_with("SIG") {
+            upper.clone()
+        } else {
+            format!("SIG{upper}")
+        };
+        if name == "SIGSTOP" || name == "SIGCONT" {
+            return Err(format!(
+                "`{text}` is not a kill signal: use the `pause` fault to freeze a target"
+            ));
+        }
+        SIGNALS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| Signal(*v))
+            .ok_or_else(|| {
+                let names: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
+                match crate::experiment::node::nearest(&name, &names) {
+                    Some(best) => format!("unknown signal `{text}`; did you mean `{best}`?"),
+                    None => format!(
+                        "unknown signal `{text}`; expected one of: {}",
+                        names.join(", ")
+                    ),
+                }
+            })
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Signal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a signal name such as SIGKILL or SIGTERM")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Signal, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Signal, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Signal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for Signal {
+    fn schema_name() -> Cow<'static, str> {
+        "Signal".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A signal name (SIGKILL, SIGTERM, KILL, TERM, ...) or number.",
+            "anyOf": [{"type": "string"}, {"type": "integer"}]
+        })
+    }
+}
+
+/// A name matcher: an exact name, or a regular expression written between slashes.
+#[derive(Clone, Debug)]
+pub enum NameMatch {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl NameMatch {
+    pub fn matches(&self, name: &str) -> bool {
+        let name = name.trim_start_matches('/');
+        match self {
+            NameMatch::Exact(n) => n == name,
+            NameMatch::Regex(r) => r.is_match(name),
+        }
+    }
+}
+
+impl PartialEq for NameMatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl FromStr for NameMatch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') {
+            let pattern = &s[1..s.len() - 1];
+            regex::Regex::new(pattern)
+                .map(NameMatch::Regex)
+                .map_err(|e| {
+                    let detail = e.to_string();
+                    let last = detail.lines().last().unwrap_or("").trim();
+                    let last = last.strip_prefix("error: ").unwrap_or(last);
+                    format!("invalid name regex `{pattern}`: {last}")
+                })
+        } else if s.is_empty() {
+            Err("empty name: write an exact name or a /regex/".into())
+        } else {
+            Ok(NameMatch::Exact(s.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for NameMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameMatch::Exact(n) => f.write_str(n),
+            NameMatch::Regex(r) => write!(f, "/{}/", r.as_str()),
+        }
+    }
+}
+
+string_scalar!(NameMatch, "NameMatch", {
+    "type": "string",
+    "description": "An exact name, or a regular expression between slashes: /^web-[0-9]+$/."
+});
+
+/// An HTTP status condition: a code (`200`), a class (`2xx`) or a range (`200-299`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusSpec {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl StatusSpec {
+    pub fn matches(&self, code: u16) -> bool {
+        (self.low..=self.high).contains(&code)
+    }
+}
+
+impl FromStr for StatusSpec {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let s = text.trim().to_ascii_lowercase();
+        let bad = || {
+            format!(
+                "invalid status `{text}`: write a code (200), a class (2xx) or a range (200-299)"
+            )
+        };
+        let check = |c: u16| {
+            if (100..=599).contains(&c) {
+                Ok(c)
+            } else {
+                Err(bad())
+            }
+        };
+        if let Some(class) = s.strip_suffix("xx") {
+            let d: u16 = class.parse().map_err(|_| bad())?;
+            let low = check(d * 100)?;
+            return Ok(StatusSpec {
+                low,
+                high: low + 99,
+            });
+        }
+        if let Some((a, b)) = s.split_once('-') {
+            let low = check(a.trim().parse().map_err(|_| bad())?)?;
+            let high = check(b.trim().parse().map_err(|_| bad())?)?;
+            if low > high {
+                return Err(bad());
+            }
+            return Ok(StatusSpec { low, high });
+        }
+        let code = check(s.parse().map_err(|_| bad())?)?;
+        Ok(StatusSpec {
+            low: code,
+            high: code,
+        })
+    }
+}
+
+impl fmt::Display for StatusSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}-{}", self.low, self.high)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an HTTP status such as 200, 2xx or 200-299")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusSpec, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusSpec, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusSpec, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for StatusSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for StatusSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "StatusSpec".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An HTTP status: 200, \"2xx\" or \"200-299\".",
+            "anyOf": [
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                {"type": "string", "pattern": "^([1-5]xx|[1-5][0-9][0-9](-[1-5][0-9][0-9])?)$"}
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ms = |s: &str| s.parse::<Duration>().map(|d| d.as_millis());
+        assert_eq!(ms("250ms"), Ok(250));
+        assert_eq!(ms("5s"), Ok(5000));
+        assert_eq!(ms("2m"), Ok(120_000));
+        assert_eq!(ms("1h30m"), Ok(5_400_000));
+        assert_eq!(ms("1.5s"), Ok(1500));
+        assert!(ms("5").unwrap_err().contains("add a unit, e.g. 5s"));
+        assert!(ms("5 parsecs").is_err());
+        assert!(ms("5d").unwrap_err().contains("unknown unit `d`"));
+        assert_eq!("1h30m".parse::<Duration>().unwrap().to_string(), "1h30m");
+        assert_eq!("250ms".parse::<Duration>().unwrap().to_string(), "250ms");
+    }
+
+    #[test]
+    fn percents_rates_counts() {
+        assert_eq!("5%".parse::<Percent>(), Ok(Percent(5.0)));
+        assert!("105".parse::<Percent>().is_err());
+        assert_eq!("1mbit".parse::<Rate>().unwrap().bits_per_second, 1_000_000);
+        assert_eq!("2kbps".parse::<Rate>().unwrap().bits_per_second, 16_000);
+        assert!("1".parse::<Rate>().unwrap_err().contains("no unit"));
+        let c: CountExpr = ">= 2".parse().unwrap();
+        assert!(c.holds(2) && c.holds(3) && !c.holds(1));
+        let c: CountExpr = "== 1".parse().unwrap();
+        assert!(c.holds(1) && !c.holds(2));
+        assert!("about 3".parse::<CountExpr>().is_err());
+    }
+
+    #[test]
+    fn signals_and_names() {
+        assert_eq!("TERM".parse::<Signal>(), Ok(Signal(15)));
+        assert_eq!("sigkill".parse::<Signal>(), Ok(Signal(9)));
+        assert!("SIGKIL".parse::<Signal>().unwrap_err().contains("SIGKILL"));
+        assert!("SIGSTOP".parse::<Signal>().unwrap_err().contains("pause"));
+        let m: NameMatch = "/^web-[0-9]+$/".parse().unwrap();
+        assert!(m.matches("web-12") && !m.matches("api-1"));
+        assert!(m.matches("/web-3"), "docker prefixes names with a slash");
+        assert!("/web-(/".parse::<NameMatch>().is_err());
+        let s: StatusSpec = "2xx".parse().unwrap();
+        assert!(s.matches(204) && !s.matches(301));
+    }
+}

@@ -1,0 +1,622 @@
+//! Semantic checks on a typed document. Each problem names the path of the field it is
+//! about; the loader turns paths into line and column through the source tree.
+
+use super::model::*;
+use super::node::PathSeg;
+use super::selector::{check_field_selector, parse_label_selector};
+
+/// A problem at a path of the document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub path: Vec<PathSeg>,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Checker {
+    path: Vec<PathSeg>,
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn at<R>(&mut self, seg: impl Into<Seg>, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.path.push(seg.into().0);
+        let r = f(self);
+        self.path.pop();
+        r
+    }
+
+    fn err(&mut self, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: self.path.clone(),
+            message: message.into(),
+        });
+    }
+
+    fn err_at(&mut self, key: &str, message: impl Into<String>) {
+        self.at(key, |c| c.err(message));
+    }
+}
+
+struct Seg(PathSeg);
+impl From<&str> for Seg {
+    fn from(s: &str) -> Self {
+        Seg(PathSeg::Key(s.to_string()))
+    }
+}
+impl From<usize> for Seg {
+    fn from(i: usize) -> Self {
+        Seg(PathSeg::Index(i))
+    }
+}
+
+const PROTECTED_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let valid_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if name.is_empty() {
+        return Err(
+            "the name is empty: use lowercase letters, digits and `-`, e.g. web-survives-pause"
+                .into(),
+        );
+    }
+    if !valid_chars || !valid_start {
+        let suggestion: String = name
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .trim_matches('-')
+            .to_string();
+        return Err(format!(
+            "invalid name `{name}`: use lowercase letters, digits and `-`, starting with a letter or digit (e.g. `{suggestion}`)"
+        ));
+    }
+    if name.len() > 63 {
+        return Err(format!(
+            "the name is {} characters long; at most 63 are allowed",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+pub fn experiment(e: &Experiment) -> Vec<Problem> {
+    let mut c = Checker::default();
+    if e.version != 1 {
+        c.err_at(
+            "version",
+            format!(
+                "unsupported version {}: this faultline reads version 1",
+                e.version
+            ),
+        );
+    }
+    if e.kind == Some(DocumentKind::Scenario) {
+        c.err_at(
+            "kind",
+            "this file is an experiment; `kind: scenario` files list `experiments:` instead",
+        );
+    }
+    if let Err(m) = check_name(&e.name) {
+        c.err_at("name", m);
+    }
+    c.at("vars", |c| {
+        for name in e.vars.keys() {
+            if !super::vars::valid_var_name(name) {
+                c.err_at(
+                    name,
+                    format!("invalid variable name `{name}`: use letters, digits, `_` and `-`, starting with a letter or `_`"),
+                );
+            }
+        }
+    });
+    c.at("target", |c| target(c, &e.target));
+    let one_shot_only = !e.faults.is_empty() && e.faults.iter().all(|f| f.duration().is_none());
+    c.at("steady_state", |c| {
+        probes(c, &e.steady_state, Phase::SteadyState)
+    });
+    if let Some(d) = &e.during {
+        c.at("during", |c| {
+            if d.interval.as_millis() < 10 {
+                c.err_at("interval", "the sampling interval must be at least 10ms");
+            }
+            if d.duration.is_some() && !one_shot_only {
+                c.err_at(
+                    "duration",
+                    "during.duration applies when every fault is one-shot (a kill without `every`); with reversible faults the probes are sampled while a fault is active",
+                );
+            }
+            if d.probes.is_empty() {
+                c.err_at("probes", "`during` has no probes: add at least one, or remove the block");
+            }
+            c.at("probes", |c| probes(c, &d.probes, Phase::During));
+        });
+    }
+    if e.faults.is_empty() {
+        c.err_at("faults", "an experiment needs at least one fault");
+    }
+    c.at("faults", |c| {
+        for (i, f) in e.faults.iter().enumerate() {
+            c.at(i, |c| fault(c, f, &e.target));
+        }
+    });
+    if let Some(r) = &e.recovery {
+        c.at("recovery", |c| {
+            if r.timeout.as_millis() == 0 {
+                c.err_at("timeout", "the recovery timeout must be longer than 0s");
+            }
+            if r.interval.as_millis() < 10 {
+                c.err_at(
+                    "interval",
+                    "the recovery polling interval must be at least 10ms",
+                );
+            } else if r.interval > r.timeout {
+                c.err_at(
+                    "interval",
+                    format!(
+                        "the polling interval {} is longer than the timeout {}",
+                        r.interval, r.timeout
+                    ),
+                );
+            }
+        });
+    }
+    c.problems
+}
+
+fn target(c: &mut Checker, t: &Target) {
+    match (&t.docker, &t.kubernetes) {
+        (None, None) => c.err("target needs exactly one platform block: add `docker:` or `kubernetes:`"),
+        (Some(_), Some(_)) => c.err_at(
+            "kubernetes",
+            "target has two platform blocks (`docker` and `kubernetes`): keep exactly one; write a second experiment for the other platform",
+        ),
+        _ => {}
+    }
+    if let Some(d) = &t.docker {
+        c.at("docker", |c| {
+            if let Some(h) = &d.host {
+                if let Err(m) = check_docker_host(h) {
+                    c.err_at("host", m);
+                }
+            }
+            if d.labels.keys().any(String::is_empty) {
+                c.err_at("labels", "a label key is empty");
+            }
+        });
+    }
+    if let Some(k) = &t.kubernetes {
+        c.at("kubernetes", |c| kubernetes_target(c, k));
+    }
+    c.at("select", |c| select(c, &t.select));
+}
+
+pub fn check_docker_host(h: &str) -> Result<(), String> {
+    const SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://", "npipe://"];
+    if SCHEMES
+        .iter()
+        .any(|s| h.starts_with(s) && h.len() > s.len())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid Docker host `{h}`: write unix:///var/run/docker.sock or tcp://HOST:2376"
+        ))
+    }
+}
+
+fn kubernetes_target(c: &mut Checker, k: &KubernetesTarget) {
+    if let Err(m) = check_namespace(&k.namespace) {
+        c.err_at("namespace", m);
+    } else if PROTECTED_NAMESPACES.contains(&k.namespace.as_str()) && !k.allow_protected_namespaces
+    {
+        c.err_at(
+            "namespace",
+            format!(
+                "`{}` is a protected system namespace: set `allow_protected_namespaces: true` under target.kubernetes if you really mean it",
+                k.namespace
+            ),
+        );
+    }
+    if let Some(s) = &k.selector {
+        if let Err(m) = parse_label_selector(s) {
+            c.err_at("selector", m);
+        }
+    }
+    if let Some(s) = &k.field_selector {
+        if let Err(m) = check_field_selector(s) {
+            c.err_at("field_selector", m);
+        }
+    }
+}
+
+fn check_namespace(ns: &str) -> Result<(), String> {
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid namespace `{ns}`: a DNS label (lowercase letters, digits, `-`, at most 63)"
+        ))
+    }
+}
+
+fn select(c: &mut Checker, s: &Select) {
+    match (s.mode, s.value) {
+        (SelectMode::Count, None) => c.err_at(
+            "value",
+            "mode `count` needs `value`: how many targets to pick",
+        ),
+        (SelectMode::Count, Some(0)) => {
+            c.err_at("value", "mode `count` needs a value of at least 1")
+        }
+        (SelectMode::Percent, None) => {
+            c.err_at("value", "mode `percent` needs `value` between 1 and 100")
+        }
+        (SelectMode::Percent, Some(v)) if !(1..=100).contains(&v) => {
+            c.err_at("value", format!("percent {v} is outside 1..100"))
+        }
+        (SelectMode::One | SelectMode::All, Some(_)) => c.err_at(
+            "value",
+            "`value` is only used with mode `count` or `percent`: remove it, or change the mode",
+        ),
+        _ => {}
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    SteadyState,
+    During,
+}
+
+fn probes(c: &mut Checker, list: &[ProbeSpec], phase: Phase) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in list.iter().enumerate() {
+        c.at(i, |c| {
+            if p.name.trim().is_empty() {
+                c.err_at("name", "a probe needs a name");
+            } else if !seen.insert(p.name.as_str()) {
+                c.err_at(
+                    "name",
+                    format!(
+                        "two probes are named `{}`: names must be unique in a phase",
+                        p.name
+                    ),
+                );
+            }
+            probe(c, p, phase);
+        });
+    }
+}
+
+const PROBE_KINDS: &str = "http, tcp, command, docker, kubernetes, prometheus";
+
+fn probe(c: &mut Checker, p: &ProbeSpec, phase: Phase) {
+    match phase {
+        Phase::SteadyState => {
+            if p.min_success.is_some() {
+                c.err_at(
+                    "min_success",
+                    "min_success applies to `during` probes; a steady-state probe must pass (use `retries` to tolerate a blip)",
+                );
+            }
+        }
+        Phase::During => {
+            if p.retries > 0 {
+                c.err_at(
+                    "retries",
+                    "retries apply to steady-state probes; a during probe is sampled every interval and judged by `min_success`",
+                );
+            }
+            if let Some(m) = p.min_success {
+                if !(0.0..=1.0).contains(&m) {
+                    c.err_at(
+                        "min_success",
+                        format!(
+                            "min_success {m} is outside 0.0..1.0 (it is a ratio: 0.9 means 90%)"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let kinds = p.kinds();
+    match kinds.len() {
+        0 => c.err(format!(
+            "probe `{}` needs exactly one kind: add one of {PROBE_KINDS}",
+            p.name
+        )),
+        1 => {}
+        _ => {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            c.err_at(
+                names[1],
+                format!(
+                    "probe `{}` has {} kinds ({}): a probe has exactly one; split it into several probes",
+                    p.name,
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+    for kind in kinds {
+        c.at(kind.name(), |c| match kind {
+            ProbeKind::Http(h) => http(c, h),
+            ProbeKind::Tcp(t) => {
+                if let Err(m) = check_address(&t.address) {
+                    c.err_at("address", m);
+                }
+            }
+            ProbeKind::Command(cmd) => command(c, cmd),
+            ProbeKind::Docker(d) => {
+                if d.running.is_none() && d.healthy.is_none() {
+                    c.err(
+                        "a docker probe needs `running` and/or `healthy`, e.g. running: \">= 2\"",
+                    );
+                }
+                if let Some(h) = &d.host {
+                    if let Err(m) = check_docker_host(h) {
+                        c.err_at("host", m);
+                    }
+                }
+            }
+            ProbeKind::Kubernetes(k) => kubernetes_probe(c, k),
+            ProbeKind::Prometheus(pr) => {
+                if let Err(m) = check_url(&pr.url) {
+                    c.err_at("url", m);
+                }
+                if pr.query.trim().is_empty() {
+                    c.err_at("query", "the PromQL query is empty");
+                }
+                match (pr.min, pr.max) {
+                    (None, None) => c.err("a prometheus probe needs `min` and/or `max`"),
+                    (Some(lo), Some(hi)) if lo > hi => {
+                        c.err_at("min", format!("min {lo} is greater than max {hi}"))
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+fn http(c: &mut Checker, h: &HttpProbe) {
+    if let Err(m) = check_url(&h.url) {
+        c.err_at("url", m);
+    }
+    let method_ok = !h.method.is_empty() && h.method.chars().all(|ch| ch.is_ascii_uppercase());
+    if !method_ok {
+        c.err_at(
+            "method",
+            format!(
+                "invalid HTTP method `{}`: write it in capitals, e.g. GET or POST",
+                h.method
+            ),
+        );
+    }
+    if let Some(s) = &h.status {
+        if s.is_empty() {
+            c.err_at(
+                "status",
+                "the status list is empty: remove it for the default 200..399, or list codes",
+            );
+        }
+    }
+    if h.timeout.as_millis() == 0 {
+        c.err_at("timeout", "the timeout must be longer than 0s");
+    }
+    if let Some(m) = h.max_latency {
+        if m > h.timeout {
+            c.err_at(
+                "max_latency",
+                format!("max_latency {m} is longer than the timeout {}", h.timeout),
+            );
+        }
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+            if u.host_str().is_none_or(str::is_empty) {
+                Err(format!("URL `{url}` has no host"))
+            } else {
+                Ok(())
+            }
+        }
+        Ok(u) => Err(format!(
+            "unsupported URL scheme `{}` in `{url}`: use http or https",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("invalid URL `{url}`: {e}")),
+    }
+}
+
+fn check_address(addr: &str) -> Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid address `{addr}`: write host:port, e.g. 127.0.0.1:5432"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("address `{addr}` has no host: write host:port"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!(
+            "invalid port `{port}` in `{addr}`: a number from 1 to 65535"
+        )),
+    }
+}
+
+fn command(c: &mut Checker, cmd: &CommandProbe) {
+    match (&cmd.run, &cmd.shell) {
+        (None, None) => c.err("a command probe needs `run` (an argv list) or `shell` (one string for sh -c)"),
+        (Some(_), Some(_)) => c.err_at(
+            "shell",
+            "a command probe takes `run` or `shell`, not both: keep `run: [prog, arg]` for argv, or `shell: \"...\"` for sh -c",
+        ),
+        (Some(run), None) if run.is_empty() || run[0].is_empty() => {
+            c.err_at("run", "`run` is empty: give the program and its arguments, e.g. [curl, -f, http://x/]")
+        }
+        (None, Some(s)) if s.trim().is_empty() => c.err_at("shell", "`shell` is empty"),
+        _ => {}
+    }
+    if cmd.timeout.as_millis() == 0 {
+        c.err_at("timeout", "the timeout must be longer than 0s");
+    }
+}
+
+fn kubernetes_probe(c: &mut Checker, k: &KubernetesProbe) {
+    if let Err(m) = check_namespace(&k.namespace) {
+        c.err_at("namespace", m);
+    }
+    if let Some(s) = &k.selector {
+        if let Err(m) = parse_label_selector(s) {
+            c.err_at("selector", m);
+        }
+    }
+    let pods = k.selector.is_some() || k.ready.is_some();
+    let deploy = k.deployment.is_some() || k.available.is_some();
+    match (pods, deploy) {
+        (true, true) => c.err(
+            "a kubernetes probe counts either Ready pods (`selector` + `ready`) or a deployment's replicas (`deployment` + `available`), not both",
+        ),
+        (false, false) => c.err("a kubernetes probe needs `selector` + `ready`, or `deployment` + `available`"),
+        (true, false) => {
+            if k.ready.is_none() {
+                c.err("`selector` needs `ready`, the count of Ready pods that must hold, e.g. ready: \">= 2\"");
+            }
+            if k.selector.is_none() {
+                c.err("`ready` needs `selector`, the label selector of the pods to count");
+            }
+        }
+        (false, true) => {
+            if k.available.is_none() {
+                c.err("`deployment` needs `available`, e.g. available: \">= 2\"");
+            }
+            if k.deployment.is_none() {
+                c.err("`available` needs `deployment`, the deployment's name");
+            }
+        }
+    }
+}
+
+fn positive(c: &mut Checker, key: &str, d: super::units::Duration) {
+    if d.as_millis() == 0 {
+        c.err_at(key, format!("`{key}` must be longer than 0s"));
+    }
+}
+
+fn fault(c: &mut Checker, f: &Fault, t: &Target) {
+    c.at(f.type_name(), |c| match f {
+        Fault::Kill(k) => {
+            match (k.every, k.duration) {
+                (Some(every), Some(d)) => {
+                    positive(c, "every", every);
+                    if every > d {
+                        c.err_at("every", format!("`every` ({every}) is longer than `duration` ({d}): the kill would run once"));
+                    }
+                }
+                (Some(_), None) => c.err_at("every", "`every` needs `duration`: how long to keep killing"),
+                (None, Some(_)) => c.err_at(
+                    "duration",
+                    "a single kill has no duration: add `every` to repeat it over `duration`, or remove `duration`",
+                ),
+                (None, None) => {}
+            }
+            if k.grace_period.is_some() && t.docker.is_some() {
+                c.err_at(
+                    "grace_period",
+                    "`grace_period` applies to Kubernetes pods; for Docker choose the `signal` (e.g. SIGTERM)",
+                );
+            }
+        }
+        Fault::Pause(p) => positive(c, "duration", p.duration),
+        Fault::Network(n) => {
+            positive(c, "duration", n.duration);
+            if n.delay.is_none() && n.loss.is_none() && n.rate.is_none() {
+                c.err("a network fault needs at least one of `delay`, `loss` or `rate`");
+            }
+            if n.jitter.is_some() && n.delay.is_none() {
+                c.err_at("jitter", "`jitter` varies a `delay`: add `delay` too");
+            }
+            if let (Some(d), Some(j)) = (n.delay, n.jitter) {
+                if j > d {
+                    c.err_at("jitter", format!("jitter {j} is larger than the delay {d}"));
+                }
+            }
+            let iface_ok = !n.interface.is_empty()
+                && n.interface.len() <= 15
+                && !n.interface.contains(['/', ' ', ':']);
+            if !iface_ok {
+                c.err_at("interface", format!("invalid interface name `{}`: at most 15 characters, no `/`, `:` or spaces", n.interface));
+            }
+            if n.tc_image.is_some() && n.strategy == NetworkStrategy::Host {
+                c.err_at("tc_image", "`tc_image` is used by the sidecar strategy; with `strategy: host` the host's tc runs");
+            }
+        }
+        Fault::CpuStress(s) => {
+            positive(c, "duration", s.duration);
+            if s.workers == 0 || s.workers > 1024 {
+                c.err_at("workers", format!("workers {} is outside 1..1024", s.workers));
+            }
+            if !(1..=100).contains(&s.load) {
+                c.err_at("load", format!("load {} is outside 1..100 (percent of one core per worker)", s.load));
+            }
+        }
+    });
+}
+
+pub fn scenario(s: &Scenario) -> Vec<Problem> {
+    let mut c = Checker::default();
+    if s.version != 1 {
+        c.err_at(
+            "version",
+            format!(
+                "unsupported version {}: this faultline reads version 1",
+                s.version
+            ),
+        );
+    }
+    if let Err(m) = check_name(&s.name) {
+        c.err_at("name", m);
+    }
+    if s.experiments.is_empty() {
+        c.err_at("experiments", "a scenario needs at least one experiment");
+    }
+    if let Some(cron) = &s.schedule {
+        if let Err(m) = crate::schedule::parse_cron(cron) {
+            c.err_at("schedule", m);
+        }
+    }
+    if let Some(w) = &s.window {
+        c.at("window", |c| {
+            if let Some(h) = &w.hours {
+                if let Err(m) = crate::schedule::parse_hours(h) {
+                    c.err_at("hours", m);
+                }
+            }
+            if let Some(tz) = &w.timezone {
+                if let Err(m) = crate::schedule::parse_timezone(tz) {
+                    c.err_at("timezone", m);
+                }
+            }
+        });
+    }
+    c.problems
+}

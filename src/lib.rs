@@ -1,0 +1,14 @@
+//! faultline: chaos experiments against Docker containers and Kubernetes pods.
+//!
+//! Data flows one way: file → [`experiment`] → [`plan`] → run → result → reports.
+//! The binary in `main.rs` only calls [`cli::main`].
+
+pub mod cli;
+pub mod error;
+pub mod experiment;
+pub mod plan;
+pub mod probe;
+pub mod schedule;
+pub mod schema;
+
+pub use error::{Error, Exit};

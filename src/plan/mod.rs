@@ -1,0 +1,254 @@
+//! What a run would do, step by step: the timeline derived from an experiment. Pure, so
+//! `faultline plan`, `--dry-run` and the run itself agree on offsets and order.
+
+use crate::experiment::model::{Experiment, Fault, ProbeKind, ProbeSpec, SelectMode, Target};
+use crate::experiment::units::Duration;
+
+/// One step of the run, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub phase: Phase,
+    /// Offset from the start of the injection phase, for timed steps.
+    pub at: Option<Duration>,
+    pub action: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Before,
+    Inject,
+    During,
+    Revert,
+    After,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::Inject => "inject",
+            Phase::During => "during",
+            Phase::Revert => "revert",
+            Phase::After => "after",
+        }
+    }
+}
+
+/// The timeline of an experiment, without targets.
+pub fn steps(e: &Experiment) -> Vec<Step> {
+    let mut out = Vec::new();
+    if e.steady_state.is_empty() {
+        out.push(Step {
+            phase: Phase::Before,
+            at: None,
+            action: "no steady_state: skip the before check".into(),
+        });
+    }
+    for p in &e.steady_state {
+        out.push(Step {
+            phase: Phase::Before,
+            at: None,
+            action: format!("check `{}`: {}{}", p.name, describe_probe(p), retries(p)),
+        });
+    }
+    let mut timed = Vec::new();
+    for (i, f) in e.faults.iter().enumerate() {
+        timed.push(Step {
+            phase: Phase::Inject,
+            at: Some(f.after()),
+            action: format!("fault {}: {}", i + 1, f.describe()),
+        });
+        if let Fault::Kill(k) = f {
+            if let (Some(every), Some(d)) = (k.every, k.duration) {
+                let mut t = every;
+                while t < d {
+                    timed.push(Step {
+                        phase: Phase::Inject,
+                        at: Some(Duration(f.after().std() + t.std())),
+                        action: format!("fault {}: kill again (targets selected anew)", i + 1),
+                    });
+                    t = Duration(t.std() + every.std());
+                }
+            }
+        }
+        if let (Some(d), false) = (f.duration(), matches!(f, Fault::Kill(_))) {
+            timed.push(Step {
+                phase: Phase::Revert,
+                at: Some(Duration(f.after().std() + d.std())),
+                action: format!("fault {}: revert {}", i + 1, f.type_name()),
+            });
+        }
+    }
+    timed.sort_by_key(|s| s.at);
+    out.extend(timed);
+    if let Some(d) = &e.during {
+        let window = match d.duration {
+            Some(w) => format!("for {w} after the first injection"),
+            None => "while any fault is active".into(),
+        };
+        for p in &d.probes {
+            out.push(Step {
+                phase: Phase::During,
+                at: None,
+                action: format!(
+                    "sample `{}` every {} {window}: {}; must keep {:.0}% success{}",
+                    p.name,
+                    d.interval,
+                    describe_probe(p),
+                    p.min_success() * 100.0,
+                    if d.abort_on_failure {
+                        " (abort on failure)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+    }
+    if !e.steady_state.is_empty() {
+        let r = e.recovery.clone().unwrap_or_default();
+        out.push(Step {
+            phase: Phase::After,
+            at: None,
+            action: format!(
+                "poll steady state every {} for up to {}; the time to the first full pass is the recovery time",
+                r.interval, r.timeout
+            ),
+        });
+    }
+    out
+}
+
+fn retries(p: &ProbeSpec) -> String {
+    match p.retries {
+        0 => String::new(),
+        n => format!(" (up to {n} retries, {} apart)", p.retry_interval),
+    }
+}
+
+/// A one-line description of a probe.
+pub fn describe_probe(p: &ProbeSpec) -> String {
+    let kinds = p.kinds();
+    let Some(kind) = kinds.first() else {
+        return "no kind".into();
+    };
+    match kind {
+        ProbeKind::Http(h) => format!("http {} {}", h.method, h.url),
+        ProbeKind::Tcp(t) => format!("tcp connect {}", t.address),
+        ProbeKind::Command(c) => match (&c.run, &c.shell) {
+            (Some(run), _) => format!("command {}", run.join(" ")),
+            (_, Some(sh)) => format!("shell `{sh}`"),
+            _ => "command".into(),
+        },
+        ProbeKind::Docker(d) => {
+            let mut s = format!("docker containers{}", labels(&d.labels));
+            if let Some(n) = &d.name {
+                s.push_str(&format!(" named {n}"));
+            }
+            if let Some(r) = d.running {
+                s.push_str(&format!(", running {r}"));
+            }
+            if let Some(h) = d.healthy {
+                s.push_str(&format!(", healthy {h}"));
+            }
+            s
+        }
+        ProbeKind::Kubernetes(k) => match (&k.selector, &k.deployment) {
+            (Some(sel), _) => format!(
+                "kubernetes pods {sel} in {}, ready {}",
+                k.namespace,
+                k.ready.map(|c| c.to_string()).unwrap_or_default()
+            ),
+            (_, Some(dep)) => format!(
+                "kubernetes deployment {}/{dep}, available {}",
+                k.namespace,
+                k.available.map(|c| c.to_string()).unwrap_or_default()
+            ),
+            _ => "kubernetes".into(),
+        },
+        ProbeKind::Prometheus(p) => {
+            let mut s = format!("prometheus `{}`", p.query);
+            if let Some(min) = p.min {
+                s.push_str(&format!(" >= {min}"));
+            }
+            if let Some(max) = p.max {
+                s.push_str(&format!(" <= {max}"));
+            }
+            s
+        }
+    }
+}
+
+fn labels(l: &std::collections::BTreeMap<String, String>) -> String {
+    if l.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" with labels {}", pairs.join(","))
+}
+
+/// A one-line description of what the target block selects.
+pub fn describe_target(t: &Target) -> String {
+    let what = if let Some(d) = &t.docker {
+        let mut s = format!("docker containers{}", labels(&d.labels));
+        if let Some(n) = &d.name {
+            s.push_str(&format!(" named {n}"));
+        }
+        if d.labels.is_empty() && d.name.is_none() {
+            s.push_str(" (every running container)");
+        }
+        s
+    } else if let Some(k) = &t.kubernetes {
+        let mut s = format!("kubernetes pods in namespace {}", k.namespace);
+        if let Some(sel) = &k.selector {
+            s.push_str(&format!(" matching {sel}"));
+        }
+        if let Some(f) = &k.field_selector {
+            s.push_str(&format!(" with fields {f}"));
+        }
+        s
+    } else {
+        "no platform".into()
+    };
+    let how = match (t.select.mode, t.select.value) {
+        (SelectMode::One, _) => "pick one".to_string(),
+        (SelectMode::All, _) => "pick all".to_string(),
+        (SelectMode::Count, Some(n)) => format!("pick {n}"),
+        (SelectMode::Percent, Some(p)) => format!("pick {p}% (rounded up, at least 1)"),
+        (_, None) => "pick ?".to_string(),
+    };
+    let seed = t
+        .select
+        .seed
+        .map(|s| format!(", seed {s}"))
+        .unwrap_or_default();
+    format!("{what}; {how}{seed}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::{VarOverrides, load_experiment_str};
+
+    #[test]
+    fn timeline_orders_injections_and_reverts() {
+        let yaml = "version: 1\nname: t\ntarget: {docker: {labels: {app: web}}}\nfaults:\n  - pause: {duration: 5s, after: 2s}\n  - kill: {every: 2s, duration: 5s}\n";
+        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
+            .unwrap()
+            .experiment;
+        let timed: Vec<(u64, Phase)> = steps(&e)
+            .iter()
+            .filter_map(|s| s.at.map(|a| (a.as_millis(), s.phase)))
+            .collect();
+        assert_eq!(
+            timed,
+            vec![
+                (0, Phase::Inject),
+                (2000, Phase::Inject),
+                (2000, Phase::Inject),
+                (4000, Phase::Inject),
+                (7000, Phase::Revert)
+            ]
+        );
+    }
+}

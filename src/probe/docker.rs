@@ -1,0 +1,238 @@
+//! The `docker` probe: counts running (and healthy) containers that match labels and a name.
+//!
+//! "Running" is Docker's `running` state: a paused container does not count, nor does one
+//! that is restarting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::ListContainersOptions;
+use bollard::{API_DEFAULT_VERSION, Docker};
+
+use super::{ProbeContext, Sample, describe_io, error_chain, find_io_error};
+use crate::experiment::model::DockerProbe;
+use crate::experiment::units::CountExpr;
+
+/// Connected, version-negotiated clients by the probe's `host` (None: the default).
+pub(crate) type DockerCache = Arc<tokio::sync::Mutex<HashMap<Option<String>, Docker>>>;
+
+/// Bound on every Docker API call (bollard's default is two minutes).
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn sample(p: &DockerProbe, ctx: &ProbeContext) -> Sample {
+    let start = Instant::now();
+    let host = p.host.clone();
+    let shown = shown_host(host.as_deref());
+    let docker = match client(&ctx.docker, host.clone()).await {
+        Ok(d) => d,
+        Err(detail) => return Sample::fail(start.elapsed(), detail),
+    };
+    // Validation requires `running` or `healthy`; without either, expect one running.
+    let running = match (p.running, p.healthy) {
+        (None, None) => Some(CountExpr {
+            op: crate::experiment::units::CountOp::Ge,
+            value: 1,
+        }),
+        (r, _) => r,
+    };
+    let mut ok = true;
+    let mut parts = Vec::new();
+    for (want, healthy, word) in [(running, false, "running"), (p.healthy, true, "healthy")] {
+        let Some(want) = want else { continue };
+        match count(&docker, p, healthy).await {
+            Ok(n) => {
+                ok &= want.holds(n);
+                parts.push(format!("{n} {word} (want {want})"));
+            }
+            Err(e) => {
+                // Reconnect (and renegotiate) on the next sample.
+                ctx.docker.lock().await.remove(&host);
+                return Sample::fail(start.elapsed(), describe(&shown, e));
+            }
+        }
+    }
+    let latency = start.elapsed();
+    let detail = parts.join(", ");
+    if ok {
+        Sample::pass(latency, detail)
+    } else {
+        Sample::fail(latency, detail)
+    }
+}
+
+async fn client(cache: &DockerCache, host: Option<String>) -> Result<Docker, String> {
+    // Held across connecting so that concurrent samples do not all connect at once.
+    let mut cache = cache.lock().await;
+    if let Some(d) = cache.get(&host) {
+        return Ok(d.clone());
+    }
+    let shown = shown_host(host.as_deref());
+    let connected = match host.as_deref() {
+        None => Docker::connect_with_defaults().map(|d| d.with_timeout(API_TIMEOUT)),
+        Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
+            Docker::connect_with_unix(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
+        }
+        Some(h) if h.starts_with("tcp://") || h.starts_with("http://") => {
+            Docker::connect_with_http(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
+        }
+        Some(h) => {
+            return Err(format!(
+                "unsupported Docker host `{h}`: use unix://PATH, tcp://HOST:PORT or http://HOST:PORT"
+            ));
+        }
+    };
+    let docker = connected.map_err(|e| describe(&shown, Failure::Api(e)))?;
+    // The engine may speak an older API than bollard's default.
+    let docker = match tokio::time::timeout(API_TIMEOUT, docker.negotiate_version()).await {
+        Err(_) => return Err(describe(&shown, Failure::Timeout)),
+        Ok(r) => r.map_err(|e| describe(&shown, Failure::Api(e)))?,
+    };
+    cache.insert(host, docker.clone());
+    Ok(docker)
+}
+
+enum Failure {
+    Api(bollard::errors::Error),
+    Timeout,
+}
+
+async fn count(docker: &Docker, p: &DockerProbe, healthy: bool) -> Result<u64, Failure> {
+    let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+    filters.insert("status".into(), vec!["running".into()]);
+    if healthy {
+        filters.insert("health".into(), vec!["healthy".into()]);
+    }
+    if !p.labels.is_empty() {
+        let labels = p.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        filters.insert("label".into(), labels);
+    }
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let list = tokio::time::timeout(API_TIMEOUT, docker.list_containers(Some(options)))
+        .await
+        .map_err(|_| Failure::Timeout)?
+        .map_err(Failure::Api)?;
+    let matching = list.iter().filter(|c| match &p.name {
+        None => true,
+        Some(m) => c.names.iter().flatten().any(|n| m.matches(n)),
+    });
+    Ok(matching.count() as u64)
+}
+
+fn shown_host(host: Option<&str>) -> String {
+    match host {
+        Some(h) => h.to_string(),
+        None => std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string()),
+    }
+}
+
+fn describe(host: &str, failure: Failure) -> String {
+    let e = match failure {
+        Failure::Timeout => {
+            return format!(
+                "cannot reach Docker at {host}: no answer within {}s",
+                API_TIMEOUT.as_secs()
+            );
+        }
+        Failure::Api(e) => e,
+    };
+    match &e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("Docker at {host} answered {status_code}: {message}"),
+        _ => {
+            let why = match find_io_error(&e) {
+                Some(io) => describe_io(io),
+                None => error_chain(&e),
+            };
+            format!("cannot reach Docker at {host}: {why}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(v: serde_json::Value) -> DockerProbe {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn docker_works() -> bool {
+        std::process::Command::new("docker")
+            .arg("info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    #[tokio::test]
+    async fn counts_nothing_for_an_unused_label() {
+        if !docker_works() {
+            eprintln!("skipped: `docker info` does not work here");
+            return;
+        }
+        let ctx = ProbeContext::new().unwrap();
+        let labels = serde_json::json!({"faultline.test/unused-label-7f3a": "nobody"});
+        let p = probe(serde_json::json!({"labels": labels, "running": 0}));
+        let s = sample(&p, &ctx).await;
+        assert!(s.ok, "{s:?}");
+        assert_eq!(s.detail, "0 running (want == 0)");
+
+        let p = probe(serde_json::json!({"labels": labels, "running": ">= 1"}));
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok);
+        assert_eq!(s.detail, "0 running (want >= 1)");
+
+        let p = probe(
+            serde_json::json!({"labels": labels, "name": "/^x/", "running": "== 0", "healthy": ">= 1"}),
+        );
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok);
+        assert_eq!(s.detail, "0 running (want == 0), 0 healthy (want >= 1)");
+        // The client was connected once and reused.
+        assert_eq!(ctx.docker.lock().await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unreachable_docker_fails_with_reason() {
+        let ctx = ProbeContext::new().unwrap();
+        let p = probe(serde_json::json!({"host": "unix:///nonexistent/docker.sock", "running": 1}));
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok);
+        assert!(
+            s.detail
+                .starts_with("cannot reach Docker at unix:///nonexistent/docker.sock: "),
+            "{}",
+            s.detail
+        );
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let host = format!("tcp://{addr}");
+        let p = probe(serde_json::json!({"host": host, "running": 1}));
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok);
+        assert_eq!(
+            s.detail,
+            format!("cannot reach Docker at {host}: connection refused")
+        );
+        assert!(ctx.docker.lock().await.is_empty());
+
+        let p = probe(serde_json::json!({"host": "ssh://box", "running": 1}));
+        let s = sample(&p, &ctx).await;
+        assert!(
+            s.detail.starts_with("unsupported Docker host `ssh://box`"),
+            "{}",
+            s.detail
+        );
+    }
+}

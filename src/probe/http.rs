@@ -1,0 +1,371 @@
+//! The `http` probe: one request, judged by status, body and latency.
+
+use std::time::Instant;
+
+use reqwest::header::{HeaderName, HeaderValue};
+
+use super::{ProbeContext, Sample, describe_io, error_chain, find_io_error, fmt_latency};
+use crate::experiment::model::HttpProbe;
+use crate::experiment::units::StatusSpec;
+
+/// How much of a response body `body_contains` looks at.
+const BODY_CAP: usize = 1024 * 1024;
+
+const DEFAULT_STATUS: StatusSpec = StatusSpec {
+    low: 200,
+    high: 399,
+};
+
+pub async fn sample(p: &HttpProbe, ctx: &ProbeContext) -> Sample {
+    let client = if p.insecure {
+        &ctx.http_insecure
+    } else {
+        &ctx.http
+    };
+    let request = match build(client, p) {
+        Ok(r) => r,
+        Err(detail) => return Sample::fail(std::time::Duration::ZERO, detail),
+    };
+    let start = Instant::now();
+    // The outer timeout bounds the body read too; reqwest's own one covers the request.
+    let outcome = tokio::time::timeout(p.timeout.std(), async {
+        let response = request.send().await?;
+        let status = response.status();
+        let body = match &p.body_contains {
+            Some(_) => Some(read_capped(response).await?),
+            None => None,
+        };
+        Ok::<_, reqwest::Error>((status, body))
+    })
+    .await;
+    let latency = start.elapsed();
+    let (status, body) = match outcome {
+        Err(_) => return Sample::fail(latency, format!("timed out after {}", p.timeout)),
+        Ok(Err(e)) if e.is_timeout() => {
+            return Sample::fail(latency, format!("timed out after {}", p.timeout));
+        }
+        Ok(Err(e)) => return Sample::fail(latency, describe(e)),
+        Ok(Ok(r)) => r,
+    };
+
+    let code = status.as_u16();
+    let accepted = p.status.as_deref().unwrap_or(&[DEFAULT_STATUS]);
+    if !accepted.iter().any(|s| s.matches(code)) {
+        let list: Vec<String> = accepted.iter().map(ToString::to_string).collect();
+        return Sample::fail(
+            latency,
+            format!("status {code} not in [{}]", list.join(", ")),
+        );
+    }
+    if let (Some(needle), Some(body)) = (&p.body_contains, &body) {
+        if !String::from_utf8_lossy(body).contains(needle.as_str()) {
+            return Sample::fail(latency, format!("body does not contain `{needle}`"));
+        }
+    }
+    if let Some(max) = p.max_latency {
+        if latency > max.std() {
+            return Sample::fail(
+                latency,
+                format!("took {}, over max_latency {max}", fmt_latency(latency)),
+            );
+        }
+    }
+    let reason = status.canonical_reason().unwrap_or("");
+    let text = format!("{code} {reason}");
+    Sample::pass(
+        latency,
+        format!("{} in {}", text.trim_end(), fmt_latency(latency)),
+    )
+}
+
+fn build(client: &reqwest::Client, p: &HttpProbe) -> Result<reqwest::RequestBuilder, String> {
+    let method = reqwest::Method::from_bytes(p.method.as_bytes())
+        .map_err(|_| format!("invalid HTTP method `{}`", p.method))?;
+    let url = reqwest::Url::parse(&p.url).map_err(|e| format!("invalid URL: {e}"))?;
+    let mut request = client.request(method, url).timeout(p.timeout.std());
+    for (name, value) in &p.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name `{name}`"))?;
+        // The value is not shown: it may be a secret.
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("invalid value for header `{name}`"))?;
+        request = request.header(name, value);
+    }
+    if let Some(body) = &p.body {
+        request = request.body(body.clone());
+    }
+    Ok(request)
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = BODY_CAP - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == BODY_CAP {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+fn describe(err: reqwest::Error) -> String {
+    // without_url: the URL may carry a secret.
+    let err = err.without_url();
+    if let Some(io) = find_io_error(&err) {
+        let text = describe_io(io);
+        return if err.is_body() || err.is_decode() {
+            format!("reading the body failed: {text}")
+        } else {
+            text
+        };
+    }
+    let mut text = error_chain(&err);
+    // "error sending request: client error (Connect): ..." → keep the useful tail.
+    if let Some(rest) = text.strip_prefix("error sending request: ") {
+        text = rest.to_string();
+    }
+    if let Some(rest) = text.strip_prefix("client error (Connect): ") {
+        text = format!("cannot connect: {rest}");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// What the test server does with each request.
+    #[derive(Clone)]
+    enum Reply {
+        /// Status line (e.g. "200 OK"), body, delay before answering.
+        Answer(&'static str, &'static str, Duration),
+        /// Accept and read, but never answer.
+        Silent,
+    }
+
+    async fn server(reply: Reply) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(handle(stream, reply.clone()));
+            }
+        });
+        addr
+    }
+
+    async fn handle(mut stream: TcpStream, reply: Reply) {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        match reply {
+            Reply::Silent => {
+                // Hold the connection open without answering.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            Reply::Answer(status, body, delay) => {
+                tokio::time::sleep(delay).await;
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        }
+    }
+
+    fn probe(addr: SocketAddr, extra: serde_json::Value) -> HttpProbe {
+        let mut v = serde_json::json!({"url": format!("http://{addr}/health")});
+        for (k, val) in extra.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn ok_reply() -> Reply {
+        Reply::Answer("200 OK", "all ok", Duration::ZERO)
+    }
+
+    #[tokio::test]
+    async fn status_200_passes() {
+        let ctx = ProbeContext::new().unwrap();
+        let addr = server(ok_reply()).await;
+        let s = sample(&probe(addr, serde_json::json!({})), &ctx).await;
+        assert!(s.ok, "{s:?}");
+        assert!(s.detail.starts_with("200 OK in "), "{}", s.detail);
+    }
+
+    #[tokio::test]
+    async fn status_mismatch_fails() {
+        let ctx = ProbeContext::new().unwrap();
+        let addr = server(Reply::Answer(
+            "503 Service Unavailable",
+            "down",
+            Duration::ZERO,
+        ))
+        .await;
+        let s = sample(&probe(addr, serde_json::json!({"status": [200]})), &ctx).await;
+        assert!(!s.ok);
+        assert_eq!(s.detail, "status 503 not in [200]");
+        // The default list, and redirects are judged, not followed.
+        let addr = server(Reply::Answer("302 Found", "", Duration::ZERO)).await;
+        let s = sample(&probe(addr, serde_json::json!({})), &ctx).await;
+        assert!(s.ok, "{s:?}");
+        let s = sample(
+            &probe(addr, serde_json::json!({"status": ["2xx", 204]})),
+            &ctx,
+        )
+        .await;
+        assert_eq!(s.detail, "status 302 not in [200-299, 204]");
+    }
+
+    #[tokio::test]
+    async fn body_contains() {
+        let ctx = ProbeContext::new().unwrap();
+        let addr = server(ok_reply()).await;
+        let s = sample(
+            &probe(addr, serde_json::json!({"body_contains": "ok"})),
+            &ctx,
+        )
+        .await;
+        assert!(s.ok, "{s:?}");
+        let s = sample(
+            &probe(addr, serde_json::json!({"body_contains": "nope"})),
+            &ctx,
+        )
+        .await;
+        assert!(!s.ok);
+        assert_eq!(s.detail, "body does not contain `nope`");
+    }
+
+    #[tokio::test]
+    async fn method_headers_body_are_sent() {
+        let ctx = ProbeContext::new().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !String::from_utf8_lossy(&req).contains("ping") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                req.extend_from_slice(&buf[..n]);
+            }
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+            String::from_utf8_lossy(&req).to_lowercase()
+        });
+        let p = probe(
+            addr,
+            serde_json::json!({"method": "POST", "headers": {"X-Token": "abc"}, "body": "ping"}),
+        );
+        let s = sample(&p, &ctx).await;
+        assert!(s.ok, "{s:?}");
+        assert_eq!(s.detail.split(" in ").next(), Some("201 Created"));
+        let req = seen.await.unwrap();
+        assert!(req.starts_with("post /health http/1.1"), "{req}");
+        assert!(req.contains("x-token: abc"), "{req}");
+    }
+
+    #[tokio::test]
+    async fn max_latency_exceeded() {
+        let ctx = ProbeContext::new().unwrap();
+        let addr = server(Reply::Answer("200 OK", "ok", Duration::from_millis(300))).await;
+        let p = probe(
+            addr,
+            serde_json::json!({"max_latency": "100ms", "timeout": "3s"}),
+        );
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok);
+        assert!(s.latency >= Duration::from_millis(300), "{s:?}");
+        assert!(s.detail.starts_with("took "), "{}", s.detail);
+        assert!(
+            s.detail.ends_with("ms, over max_latency 100ms"),
+            "{}",
+            s.detail
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let ctx = ProbeContext::new().unwrap();
+        let addr = server(Reply::Silent).await;
+        let started = Instant::now();
+        let s = sample(&probe(addr, serde_json::json!({"timeout": "300ms"})), &ctx).await;
+        let took = started.elapsed();
+        assert!(!s.ok);
+        assert_eq!(s.detail, "timed out after 300ms");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_refused() {
+        let ctx = ProbeContext::new().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let s = sample(&probe(addr, serde_json::json!({"timeout": "2s"})), &ctx).await;
+        assert!(!s.ok);
+        assert_eq!(s.detail, "connection refused");
+    }
+
+    #[tokio::test]
+    async fn invalid_header_value_is_not_echoed() {
+        let ctx = ProbeContext::new().unwrap();
+        let addr = server(ok_reply()).await;
+        let p = probe(
+            addr,
+            serde_json::json!({"headers": {"Authorization": "secret\nvalue"}}),
+        );
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok);
+        assert_eq!(s.detail, "invalid value for header `authorization`");
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_server_is_a_tls_error() {
+        let ctx = ProbeContext::new().unwrap();
+        // Answers plain HTTP at once, without waiting for a request head.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        for insecure in [false, true] {
+            let p: HttpProbe = serde_json::from_value(serde_json::json!({
+                "url": format!("https://{addr}/"), "insecure": insecure, "timeout": "2s"
+            }))
+            .unwrap();
+            let s = sample(&p, &ctx).await;
+            assert!(!s.ok);
+            assert!(s.detail.starts_with("TLS error: "), "{}", s.detail);
+        }
+    }
+}
