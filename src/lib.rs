@@ -4,11 +4,16 @@
 //! The binary in `main.rs` only calls [`cli::main`].
 
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod experiment;
+pub mod fault;
 pub mod plan;
 pub mod probe;
+pub mod report;
+pub mod run;
 pub mod schedule;
 pub mod schema;
+pub mod target;
 
 pub use error::{Error, Exit};

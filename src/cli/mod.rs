@@ -2,6 +2,7 @@
 //! errors to exit codes.
 
 mod args;
+mod run;
 mod validate;
 
 use std::io::{IsTerminal, Write};
@@ -52,19 +53,20 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             let overrides = a.vars.overrides()?;
             let loaded =
                 experiment::load_experiment(&a.file, &overrides).map_err(Error::Invalid)?;
-            let out = validate::render_plan(&loaded, a.seed);
+            let out = run::runtime().block_on(async {
+                match run::platform_for(&loaded).await {
+                    Ok(p) => run::dry_run(&loaded, p.as_ref(), a.seed).await,
+                    // A plan still helps without a reachable platform: say why and show the steps.
+                    Err(e) => Ok(validate::render_plan(&loaded, a.seed).replace(
+                        validate::UNRESOLVED,
+                        &format!("  targets not resolved: {e}\n"),
+                    )),
+                }
+            })?;
             print_stdout(&out);
             Ok(Exit::Passed)
         }
-        Command::Run(a) => {
-            let overrides = a.vars.overrides()?;
-            for file in &a.files {
-                experiment::load_experiment(file, &overrides).map_err(Error::Invalid)?;
-            }
-            Err(Error::Usage(
-                "`faultline run` is not implemented in this build yet: the files are valid; use `faultline plan FILE` to see what a run would do".into(),
-            ))
-        }
+        Command::Run(a) => run::run(&a),
         Command::Schema => {
             print_stdout(&crate::schema::json());
             Ok(Exit::Passed)

@@ -59,6 +59,9 @@ pub fn run(a: &ValidateArgs) -> Result<Exit, Error> {
     }
 }
 
+/// Stands where the resolved targets go; `plan` and `--dry-run` replace it.
+pub const UNRESOLVED: &str = "  (targets not resolved)\n";
+
 /// The plan as text: the target and the timeline. Secrets are redacted.
 pub fn render_plan(loaded: &LoadedExperiment, seed: Option<u64>) -> String {
     let e = &loaded.experiment;
@@ -72,10 +75,7 @@ pub fn render_plan(loaded: &LoadedExperiment, seed: Option<u64>) -> String {
         target.select.seed = seed;
     }
     let _ = writeln!(out, "\nTarget: {}", plan::describe_target(&target));
-    let _ = writeln!(
-        out,
-        "  (targets are resolved by the platform driver when the run starts; this build does not resolve them yet)"
-    );
+    out.push_str(UNRESOLVED);
     let _ = writeln!(out, "\nSteps:");
     for (i, s) in plan::steps(e).iter().enumerate() {
         let at = s.at.map(|a| format!("t+{a}")).unwrap_or_default();

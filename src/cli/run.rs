@@ -1,0 +1,188 @@
+//! `faultline run` and `faultline plan` / `--dry-run`: connect to the platform, resolve
+//! targets, run, and write the reports.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use super::args::{ReportFormat, ReportSpec, RunArgs};
+use super::print_stdout;
+use crate::error::{Error, Exit};
+use crate::experiment::{self, LoadedExperiment};
+use crate::probe::ProbeContext;
+use crate::report::{self, RunResult};
+use crate::target::docker::DockerPlatform;
+use crate::target::{Platform, PlatformError, select};
+
+/// Connects to the platform the experiment's target block names.
+pub async fn platform_for(loaded: &LoadedExperiment) -> Result<Box<dyn Platform>, PlatformError> {
+    let t = &loaded.experiment.target;
+    if let Some(d) = &t.docker {
+        return Ok(Box::new(DockerPlatform::connect(d).await?));
+    }
+    Err(PlatformError::Unavailable(
+        "Kubernetes targets are not supported by this build of faultline yet".into(),
+    ))
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+/// Cancels the token on the first SIGINT or SIGTERM.
+fn on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("faultline: interrupted: reverting every active fault...");
+        token.cancel();
+    });
+}
+
+pub fn run(a: &RunArgs) -> Result<Exit, Error> {
+    let overrides = a.vars.overrides()?;
+    let mut loaded = Vec::new();
+    let mut problems = Vec::new();
+    for file in &a.files {
+        match experiment::load_experiment(file, &overrides) {
+            Ok(l) => loaded.push(l),
+            Err(d) => problems.extend(d),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    let reports = if a.report.is_empty() {
+        vec![ReportSpec {
+            format: ReportFormat::Table,
+            path: None,
+        }]
+    } else {
+        a.report.clone()
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let cancel = CancellationToken::new();
+        on_signals(cancel.clone());
+        let probes = ProbeContext::new().map_err(Error::Platform)?;
+        let mut exit = Exit::Passed;
+        for l in &loaded {
+            let platform = platform_for(l)
+                .await
+                .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
+            if a.dry_run {
+                print_stdout(&dry_run(l, platform.as_ref(), a.seed).await?);
+                continue;
+            }
+            let result = crate::run::run(
+                l,
+                platform.as_ref(),
+                &probes,
+                crate::run::RunOptions {
+                    seed: a.seed,
+                    cancel: cancel.clone(),
+                },
+            )
+            .await;
+            write_reports(&result, &reports, loaded.len() > 1)?;
+            exit = exit.max(result.verdict.exit());
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        Ok(exit)
+    })
+}
+
+/// What a run would do to which target, with the real targets resolved; touches nothing.
+pub async fn dry_run(
+    l: &LoadedExperiment,
+    platform: &dyn Platform,
+    seed: Option<u64>,
+) -> Result<String, Error> {
+    let candidates = platform
+        .discover()
+        .await
+        .map_err(|e| Error::Platform(e.to_string()))?;
+    let n = candidates.len();
+    let (chosen, seed) = select::select(candidates, &l.experiment.target.select, seed);
+    let mut out = super::validate::render_plan(l, Some(seed));
+    let targets = if chosen.is_empty() {
+        format!(
+            "No target matches on {} ({} candidates): the run would stop with `no_targets` (exit 3).\n",
+            platform.endpoint(),
+            n
+        )
+    } else {
+        let mut s = format!(
+            "Resolved on {} with seed {seed}: {} of {n} matching target(s):\n",
+            platform.endpoint(),
+            chosen.len()
+        );
+        for t in &chosen {
+            s.push_str(&format!(
+                "  - {} ({})\n",
+                t.name,
+                &t.id[..t.id.len().min(12)]
+            ));
+        }
+        s.push_str("Nothing was touched.\n");
+        s
+    };
+    out = out.replace(super::validate::UNRESOLVED, &targets);
+    Ok(l.secrets.redact(&out))
+}
+
+fn write_reports(result: &RunResult, specs: &[ReportSpec], several: bool) -> Result<(), Error> {
+    for spec in specs {
+        let text = match spec.format {
+            ReportFormat::Table => {
+                let color = spec.path.is_none() && std::io::stdout().is_terminal();
+                report::table::render(result, color)
+            }
+            ReportFormat::Json => report::json::render(result),
+            other => {
+                return Err(Error::Usage(format!(
+                    "the {other:?} report is not available in this build; use table or json"
+                )));
+            }
+        };
+        match &spec.path {
+            None => print_stdout(&text),
+            Some(path) => {
+                let path = if several {
+                    per_experiment(path, &result.experiment.name)
+                } else {
+                    path.clone()
+                };
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&path, text)?;
+                eprintln!("faultline: wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// With several experiments, `report.json` becomes `report-<experiment>.json`.
+fn per_experiment(path: &Path, name: &str) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("report");
+    let file = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("{stem}-{name}.{ext}"),
+        None => format!("{stem}-{name}"),
+    };
+    path.with_file_name(file)
+}

@@ -1,0 +1,488 @@
+//! The run lifecycle of spec section 4: targets, before, inject, during, revert, after,
+//! verdict. It talks to a [`Platform`] only and never names one.
+
+mod steady;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration as StdDuration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::experiment::LoadedExperiment;
+use crate::experiment::model::{Fault, KillFault};
+use crate::fault;
+use crate::probe::{self, ProbeContext};
+use crate::report::*;
+use crate::target::{Platform, PlatformError, Target, select};
+
+/// How long one revert may take before it counts as unconfirmed.
+const REVERT_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+
+pub struct RunOptions {
+    /// Overrides `target.select.seed`.
+    pub seed: Option<u64>,
+    /// Cancelled on SIGINT/SIGTERM: every active fault is reverted and the run ends.
+    pub cancel: CancellationToken,
+}
+
+/// Shared, append-only state of one run.
+struct Ctx<'a> {
+    loaded: &'a LoadedExperiment,
+    platform: &'a dyn Platform,
+    probes: &'a ProbeContext,
+    t0: Instant,
+    events: Mutex<Vec<Event>>,
+    /// Faults currently active (injected, not yet reverted).
+    active: AtomicUsize,
+    /// Revert everything now: a signal, or a during probe below its bar.
+    abort: CancellationToken,
+    /// A signal: stop as soon as every fault is reverted.
+    interrupted: CancellationToken,
+}
+
+impl Ctx<'_> {
+    async fn event(&self, kind: &str, message: impl Into<String>) {
+        let message = self.loaded.secrets.redact(&message.into());
+        tracing::info!("{kind}: {message}");
+        self.events.lock().await.push(Event {
+            at: Utc::now(),
+            kind: kind.into(),
+            message,
+        });
+    }
+}
+
+/// What a fault's task leaves behind.
+#[derive(Default)]
+struct FaultOutcome {
+    records: Vec<FaultRecord>,
+    /// When the last revert (or one-shot injection) happened: recovery is timed from it.
+    last_change: Option<Instant>,
+    first_injection: Option<Instant>,
+    /// An injection failed for a reason other than the target vanishing.
+    error: bool,
+}
+
+pub async fn run(
+    loaded: &LoadedExperiment,
+    platform: &dyn Platform,
+    probes: &ProbeContext,
+    opts: RunOptions,
+) -> RunResult {
+    let e = &loaded.experiment;
+    let started_at = Utc::now();
+    let ctx = Ctx {
+        loaded,
+        platform,
+        probes,
+        t0: Instant::now(),
+        events: Mutex::new(Vec::new()),
+        active: AtomicUsize::new(0),
+        abort: opts.cancel.child_token(),
+        interrupted: opts.cancel.clone(),
+    };
+    let mut result = RunResult {
+        format_version: 1,
+        tool: Tool::default(),
+        experiment: ExperimentRef {
+            name: e.name.clone(),
+            file: loaded.file.display().to_string(),
+        },
+        verdict: Verdict::Error,
+        exit_code: 4,
+        started_at,
+        ended_at: started_at,
+        duration_ms: 0,
+        seed: None,
+        targets: Vec::new(),
+        faults: Vec::new(),
+        phases: Phases::default(),
+        events: Vec::new(),
+    };
+    let verdict = lifecycle(&ctx, &opts, &mut result).await;
+    ctx.event("verdict", verdict.1.clone()).await;
+    result.verdict = verdict.0;
+    result.exit_code = verdict.0.exit().code();
+    result.ended_at = Utc::now();
+    result.duration_ms = ctx.t0.elapsed().as_millis() as u64;
+    result.events = ctx.events.into_inner();
+    result
+}
+
+async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> (Verdict, String) {
+    let e = &ctx.loaded.experiment;
+    for f in &e.faults {
+        if let Err(m) = fault::supported(f, ctx.platform) {
+            return (Verdict::Error, format!("{m}; nothing was touched"));
+        }
+    }
+    let candidates = match ctx.platform.discover().await {
+        Ok(c) => c,
+        Err(err) => {
+            return (
+                Verdict::Error,
+                format!("cannot list targets: {err}; nothing was touched"),
+            );
+        }
+    };
+    let (targets, seed) = select::select(candidates, &e.target.select, opts.seed);
+    result.seed = Some(seed);
+    result.targets = targets
+        .iter()
+        .map(|t| TargetRef {
+            platform: t.platform.clone(),
+            id: t.id.clone(),
+            name: t.name.clone(),
+        })
+        .collect();
+    if targets.is_empty() {
+        return (
+            Verdict::NoTargets,
+            format!(
+                "no target matched {}; nothing was touched",
+                crate::plan::describe_target(&e.target)
+            ),
+        );
+    }
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    ctx.event(
+        "targets_selected",
+        format!("{} (seed {seed})", names.join(", ")),
+    )
+    .await;
+
+    if !e.steady_state.is_empty() {
+        if opts.cancel.is_cancelled() {
+            return (
+                Verdict::Interrupted,
+                "interrupted before injection; nothing was touched".into(),
+            );
+        }
+        let before = steady::check(ctx, &e.steady_state).await;
+        let passed = before.passed;
+        result.phases.before = Some(before);
+        if !passed {
+            return (
+                Verdict::NotSteady,
+                "steady state did not hold before injection; nothing was injected".into(),
+            );
+        }
+    }
+
+    let samples = Mutex::new(steady::DuringSamples::new(e));
+    let faults_done = CancellationToken::new();
+    let fault_runs = join_all(
+        e.faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| run_fault(ctx, i, f, &targets, seed)),
+    );
+    let (outcomes, ()) = tokio::join!(
+        async {
+            let o = fault_runs.await;
+            faults_done.cancel();
+            o
+        },
+        steady::sample_during(ctx, &samples, &faults_done)
+    );
+    let mut last_change = None;
+    let mut injection_error = false;
+    for o in outcomes {
+        result.faults.extend(o.records);
+        last_change = last_change.max(o.last_change);
+        injection_error |= o.error;
+    }
+    if e.during.is_some() {
+        result.phases.during = Some(samples.into_inner().finish());
+    }
+
+    let unreverted: Vec<String> = result
+        .faults
+        .iter()
+        .filter(|f| f.status == FaultStatus::Active)
+        .map(|f| format!("{} on {}", f.kind, f.target))
+        .collect();
+    if !unreverted.is_empty() {
+        return (
+            Verdict::RevertIncomplete,
+            format!(
+                "revert not confirmed for {}; run `faultline recover`",
+                unreverted.join(", ")
+            ),
+        );
+    }
+    if opts.cancel.is_cancelled() {
+        return (
+            Verdict::Interrupted,
+            "interrupted; every fault was reverted".into(),
+        );
+    }
+    if injection_error {
+        let why: Vec<String> = result
+            .faults
+            .iter()
+            .filter_map(|f| {
+                f.error
+                    .as_ref()
+                    .map(|e| format!("{} on {}: {e}", f.kind, f.target))
+            })
+            .collect();
+        return (
+            Verdict::Error,
+            format!(
+                "a fault could not be injected ({}); every fault was reverted",
+                why.join("; ")
+            ),
+        );
+    }
+
+    let during_ok = result.phases.during.as_ref().is_none_or(|d| d.passed);
+    let after_ok = if e.steady_state.is_empty() {
+        true
+    } else {
+        let since = last_change.unwrap_or_else(Instant::now);
+        let after = steady::recover(ctx, &e.steady_state, since).await;
+        let ok = after.passed;
+        result.phases.after = Some(after);
+        if opts.cancel.is_cancelled() {
+            return (
+                Verdict::Interrupted,
+                "interrupted while checking recovery; every fault was reverted".into(),
+            );
+        }
+        ok
+    };
+    match (during_ok, after_ok) {
+        (true, true) => (Verdict::Passed, "the hypothesis held".into()),
+        (false, true) => (Verdict::Failed, "a during probe fell below its bar".into()),
+        (true, false) => (
+            Verdict::Failed,
+            "steady state did not recover in time".into(),
+        ),
+        (false, false) => (
+            Verdict::Failed,
+            "a during probe fell below its bar and steady state did not recover in time".into(),
+        ),
+    }
+}
+
+/// Sleeps, or returns false early when the run is aborted.
+async fn wait(ctx: &Ctx<'_>, d: StdDuration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = ctx.abort.cancelled() => false,
+    }
+}
+
+fn record(f: &Fault, t: &Target) -> FaultRecord {
+    FaultRecord {
+        kind: f.type_name().into(),
+        target: t.name.clone(),
+        injected_at: None,
+        reverted_at: None,
+        status: FaultStatus::Failed,
+        error: None,
+        description: f.describe(),
+    }
+}
+
+async fn run_fault(
+    ctx: &Ctx<'_>,
+    index: usize,
+    f: &Fault,
+    targets: &[Target],
+    seed: u64,
+) -> FaultOutcome {
+    let mut out = FaultOutcome::default();
+    if !wait(ctx, f.after().std()).await {
+        return out;
+    }
+    match f {
+        Fault::Kill(k) if k.every.is_some() => {
+            repeated_kills(ctx, index, f, k, targets, seed, &mut out).await
+        }
+        Fault::Kill(_) => {
+            inject_all(ctx, f, targets, &mut out).await;
+            out.last_change = Some(Instant::now());
+        }
+        _ => {
+            ctx.active.fetch_add(1, Ordering::SeqCst);
+            let undos = inject_all(ctx, f, targets, &mut out).await;
+            let d = f.duration().map(|d| d.std()).unwrap_or_default();
+            if !undos.is_empty() && !wait(ctx, d).await {
+                ctx.event("abort", format!("fault {}: reverting early", index + 1))
+                    .await;
+            }
+            revert_all(ctx, f, undos, &mut out).await;
+            ctx.active.fetch_sub(1, Ordering::SeqCst);
+            out.last_change = Some(Instant::now());
+        }
+    }
+    out
+}
+
+/// Injects on every target concurrently; returns the undo records of the successes.
+async fn inject_all(
+    ctx: &Ctx<'_>,
+    f: &Fault,
+    targets: &[Target],
+    out: &mut FaultOutcome,
+) -> Vec<(usize, fault::Undo)> {
+    let results = join_all(targets.iter().map(|t| async move {
+        let at = Utc::now();
+        (t, at, fault::inject(ctx.platform, f, t).await)
+    }))
+    .await;
+    out.first_injection.get_or_insert_with(Instant::now);
+    let mut undos = Vec::new();
+    for (t, at, r) in results {
+        let mut rec = record(f, t);
+        match r {
+            Ok(undo) => {
+                rec.injected_at = Some(at);
+                ctx.event("fault_injected", format!("{} {}", f.type_name(), t.name))
+                    .await;
+                match undo {
+                    Some(u) => {
+                        rec.status = FaultStatus::Active;
+                        undos.push((out.records.len(), u));
+                    }
+                    None => rec.status = FaultStatus::Completed,
+                }
+            }
+            Err(err) => {
+                // A target removed by someone else is reported, not an error of the run.
+                if !matches!(err, PlatformError::Gone(_)) {
+                    out.error = true;
+                }
+                ctx.event(
+                    "fault_failed",
+                    format!("{} {}: {err}", f.type_name(), t.name),
+                )
+                .await;
+                rec.error = Some(err.to_string());
+            }
+        }
+        out.records.push(rec);
+    }
+    undos
+}
+
+async fn revert_all(
+    ctx: &Ctx<'_>,
+    f: &Fault,
+    undos: Vec<(usize, fault::Undo)>,
+    out: &mut FaultOutcome,
+) {
+    let results = join_all(undos.into_iter().map(|(i, u)| async move {
+        let r = tokio::time::timeout(REVERT_TIMEOUT, fault::revert(ctx.platform, &u)).await;
+        (i, u, r)
+    }))
+    .await;
+    for (i, u, r) in results {
+        let rec = &mut out.records[i];
+        match r {
+            Ok(Ok(())) => {
+                rec.status = FaultStatus::Reverted;
+                rec.reverted_at = Some(Utc::now());
+                ctx.event(
+                    "fault_reverted",
+                    format!("{} {}", f.type_name(), u.target().name),
+                )
+                .await;
+            }
+            Ok(Err(err)) => {
+                rec.error = Some(format!("revert failed: {err}"));
+                ctx.event(
+                    "revert_failed",
+                    format!("{} {}: {err}", f.type_name(), u.target().name),
+                )
+                .await;
+            }
+            Err(_) => {
+                rec.error = Some(format!(
+                    "revert not confirmed within {}s",
+                    REVERT_TIMEOUT.as_secs()
+                ));
+                ctx.event(
+                    "revert_failed",
+                    format!("{} {}: timed out", f.type_name(), u.target().name),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// `kill` with `every`: kill, wait, select again among the current matches, kill again,
+/// until `duration` has passed.
+async fn repeated_kills(
+    ctx: &Ctx<'_>,
+    index: usize,
+    f: &Fault,
+    k: &KillFault,
+    first: &[Target],
+    seed: u64,
+    out: &mut FaultOutcome,
+) {
+    let every = k.every.expect("checked by the caller").std();
+    let total = k.duration.map(|d| d.std()).unwrap_or(every);
+    let start = Instant::now();
+    ctx.active.fetch_add(1, Ordering::SeqCst);
+    let mut round = 0u64;
+    let mut targets = first.to_vec();
+    loop {
+        inject_all(ctx, f, &targets, out).await;
+        out.last_change = Some(Instant::now());
+        round += 1;
+        let next = every * round as u32;
+        if next >= total
+            || !wait(
+                ctx,
+                (start + next).saturating_duration_since(Instant::now()),
+            )
+            .await
+        {
+            break;
+        }
+        match ctx.platform.discover().await {
+            Ok(candidates) => {
+                let sel = &ctx.loaded.experiment.target.select;
+                // A different but reproducible seed per round: same run seed, same rounds.
+                targets = select::select(candidates, sel, Some(seed.wrapping_add(round))).0;
+                if targets.is_empty() {
+                    ctx.event(
+                        "no_targets",
+                        format!(
+                            "fault {}: no target matched in round {}",
+                            index + 1,
+                            round + 1
+                        ),
+                    )
+                    .await;
+                }
+            }
+            Err(err) => {
+                out.error = true;
+                ctx.event(
+                    "fault_failed",
+                    format!("fault {}: cannot list targets: {err}", index + 1),
+                )
+                .await;
+                break;
+            }
+        }
+    }
+    ctx.active.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Runs one probe attempt and redacts its detail.
+async fn sample_probe(ctx: &Ctx<'_>, p: &crate::experiment::ProbeSpec) -> probe::Sample {
+    let mut s = probe::sample(p, ctx.probes).await;
+    s.detail = ctx.loaded.secrets.redact(&s.detail);
+    s
+}

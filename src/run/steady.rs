@@ -1,0 +1,238 @@
+//! The probe phases: steady state before (with retries), sampling during, recovery after.
+
+use std::sync::atomic::Ordering;
+
+use futures::future::join_all;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, sample_probe};
+use crate::experiment::model::{Experiment, ProbeSpec};
+use crate::report::{DuringPhase, DuringProbe, Latency, ProbeOutcome, SamplePoint, SteadyPhase};
+
+/// Every steady-state probe, concurrently, each with its retries.
+pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
+    let outcomes = join_all(probes.iter().map(|p| async move {
+        let start = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let s = sample_probe(ctx, p).await;
+            if s.ok || attempts > p.retries || ctx.abort.is_cancelled() {
+                return ProbeOutcome {
+                    name: p.name.clone(),
+                    kind: p.kind().name().into(),
+                    passed: s.ok,
+                    attempts,
+                    duration_ms: start.elapsed().as_millis() as u64,
+                    detail: s.detail,
+                };
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(p.retry_interval.std()) => {}
+                _ = ctx.abort.cancelled() => {}
+            }
+        }
+    }))
+    .await;
+    SteadyPhase {
+        passed: outcomes.iter().all(|o| o.passed),
+        recovered_after_ms: None,
+        probes: outcomes,
+    }
+}
+
+/// Polls steady state every `recovery.interval` until every probe passes at once or the
+/// timeout passes. Recovery time is measured from `since` (the last revert).
+pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant) -> SteadyPhase {
+    let r = ctx.loaded.experiment.recovery.clone().unwrap_or_default();
+    let deadline = Instant::now() + r.timeout.std();
+    let mut polls = 0u32;
+    loop {
+        polls += 1;
+        let round = join_all(probes.iter().map(|p| async move {
+            let start = Instant::now();
+            let s = sample_probe(ctx, p).await;
+            (p, s, start.elapsed())
+        }))
+        .await;
+        let passed = round.iter().all(|(_, s, _)| s.ok);
+        let probes_out: Vec<ProbeOutcome> = round
+            .into_iter()
+            .map(|(p, s, took)| ProbeOutcome {
+                name: p.name.clone(),
+                kind: p.kind().name().into(),
+                passed: s.ok,
+                attempts: polls,
+                duration_ms: took.as_millis() as u64,
+                detail: s.detail,
+            })
+            .collect();
+        let now = Instant::now();
+        if passed {
+            let ms = now.saturating_duration_since(since).as_millis() as u64;
+            ctx.event(
+                "recovered",
+                format!("steady state holds again after {ms}ms"),
+            )
+            .await;
+            return SteadyPhase {
+                passed: true,
+                recovered_after_ms: Some(ms),
+                probes: probes_out,
+            };
+        }
+        if now >= deadline || ctx.interrupted.is_cancelled() {
+            ctx.event(
+                "not_recovered",
+                format!("steady state did not hold within {}", r.timeout),
+            )
+            .await;
+            return SteadyPhase {
+                passed: false,
+                recovered_after_ms: None,
+                probes: probes_out,
+            };
+        }
+        let next = (now + r.interval.std()).min(deadline);
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = ctx.interrupted.cancelled() => {}
+        }
+    }
+}
+
+/// Samples collected during the fault window, per during probe.
+pub(super) struct DuringSamples {
+    probes: Vec<(ProbeSpec, Vec<SamplePoint>)>,
+}
+
+impl DuringSamples {
+    pub(super) fn new(e: &Experiment) -> Self {
+        DuringSamples {
+            probes: e
+                .during
+                .as_ref()
+                .map(|d| d.probes.iter().map(|p| (p.clone(), Vec::new())).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn ratio(points: &[SamplePoint]) -> f64 {
+        if points.is_empty() {
+            return 1.0;
+        }
+        points.iter().filter(|p| p.ok).count() as f64 / points.len() as f64
+    }
+
+    pub(super) fn finish(self) -> DuringPhase {
+        let probes: Vec<DuringProbe> = self
+            .probes
+            .into_iter()
+            .map(|(p, points)| {
+                let samples = points.len() as u32;
+                let successes = points.iter().filter(|s| s.ok).count() as u32;
+                let ratio = if samples == 0 {
+                    0.0
+                } else {
+                    successes as f64 / samples as f64
+                };
+                let latencies: Vec<u64> = points.iter().map(|s| s.latency_ms).collect();
+                DuringProbe {
+                    name: p.name.clone(),
+                    kind: p.kind().name().into(),
+                    samples,
+                    successes,
+                    success_ratio: (ratio * 10_000.0).round() / 10_000.0,
+                    min_success: p.min_success(),
+                    passed: samples > 0 && ratio >= p.min_success(),
+                    latency_ms: Latency::of(&latencies),
+                    timeline: points,
+                }
+            })
+            .collect();
+        DuringPhase {
+            passed: probes.iter().all(|p| p.passed),
+            probes,
+        }
+    }
+}
+
+/// Samples the during probes every interval while any fault is active (or, when every
+/// fault is one-shot, for `during.duration` after the first injection), until `done`.
+pub(super) async fn sample_during(
+    ctx: &Ctx<'_>,
+    samples: &Mutex<DuringSamples>,
+    done: &CancellationToken,
+) {
+    let e = &ctx.loaded.experiment;
+    let Some(during) = &e.during else { return };
+    if during.probes.is_empty() {
+        return;
+    }
+    let one_shot_only = e.faults.iter().all(|f| f.duration().is_none());
+    let interval = during.interval.std();
+    let mut window_end: Option<Instant> = None;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = done.cancelled(), if !one_shot_only => return,
+        }
+        let active = ctx.active.load(Ordering::SeqCst) > 0;
+        if one_shot_only {
+            let Some(w) = during.duration.map(|d| d.std()).filter(|d| !d.is_zero()) else {
+                if done.is_cancelled() {
+                    return;
+                }
+                continue;
+            };
+            // The window opens at the first injection, which `done` marks for one-shot runs.
+            if window_end.is_none() && done.is_cancelled() {
+                window_end = Some(Instant::now() + w);
+            }
+            match window_end {
+                Some(end) if Instant::now() > end => return,
+                Some(_) => {}
+                None => continue,
+            }
+        } else if !active {
+            if done.is_cancelled() {
+                return;
+            }
+            continue;
+        }
+        let round = join_all(during.probes.iter().map(|p| async move {
+            let at = ctx.t0.elapsed();
+            let s = sample_probe(ctx, p).await;
+            (at, s)
+        }))
+        .await;
+        let mut guard = samples.lock().await;
+        for (i, (at, s)) in round.into_iter().enumerate() {
+            let (p, points) = &mut guard.probes[i];
+            points.push(SamplePoint {
+                at_ms: at.as_millis() as u64,
+                ok: s.ok,
+                latency_ms: s.latency.as_millis() as u64,
+            });
+            if during.abort_on_failure
+                && DuringSamples::ratio(points) < p.min_success()
+                && !ctx.abort.is_cancelled()
+            {
+                let msg = format!(
+                    "during probe `{}` fell below {:.0}% ({}); reverting every fault",
+                    p.name,
+                    p.min_success() * 100.0,
+                    s.detail
+                );
+                ctx.abort.cancel();
+                drop(guard);
+                ctx.event("abort", msg).await;
+                guard = samples.lock().await;
+            }
+        }
+    }
+}
