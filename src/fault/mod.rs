@@ -53,8 +53,8 @@ pub async fn inject(
     }
 }
 
-/// Reverts an injection and confirms the target is back to normal. A target that no
-/// longer exists counts as reverted: nothing of the fault is left on it.
+/// Reverts an injection and confirms the target is back to normal. `Gone` means the
+/// target no longer exists, so nothing of the fault is left on it either.
 pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), PlatformError> {
     match undo {
         Undo::Unpause { target } => pause::revert(platform, target).await,

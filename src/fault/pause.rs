@@ -18,13 +18,9 @@ pub async fn inject(platform: &dyn Platform, target: &Target) -> Result<Undo, Pl
 }
 
 pub async fn revert(platform: &dyn Platform, target: &Target) -> Result<(), PlatformError> {
-    match platform.unpause(target).await {
-        Ok(()) => {}
-        Err(PlatformError::Gone(_)) => return Ok(()),
-        Err(e) => return Err(e),
-    }
+    platform.unpause(target).await?;
     match platform.is_paused(target).await {
-        Ok(false) | Err(PlatformError::Gone(_)) => Ok(()),
+        Ok(false) => Ok(()),
         Ok(true) => Err(PlatformError::Refused(format!(
             "container `{}` is still paused after unpause",
             target.name

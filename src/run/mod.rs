@@ -395,6 +395,18 @@ async fn revert_all(
                 )
                 .await;
             }
+            Ok(Err(PlatformError::Gone(name))) => {
+                rec.status = FaultStatus::Reverted;
+                rec.reverted_at = Some(Utc::now());
+                rec.error = Some(format!(
+                    "target `{name}` vanished during the fault (removed by someone else)"
+                ));
+                ctx.event(
+                    "target_vanished",
+                    format!("{} {}: the target no longer exists", f.type_name(), name),
+                )
+                .await;
+            }
             Ok(Err(err)) => {
                 rec.error = Some(format!("revert failed: {err}"));
                 ctx.event(

@@ -215,6 +215,34 @@ impl Platform for DockerPlatform {
         signal: Signal,
         _grace: Option<Duration>,
     ) -> Result<(), PlatformError> {
+        // Docker records a kill through its API as a manual stop and then ignores the
+        // restart policy; a crash is a signal the daemon did not send. So when the
+        // container's init process is visible here, signal it directly.
+        let info = self
+            .call(
+                target,
+                self.docker
+                    .inspect_container(&target.id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
+        if pid > 0 && process_belongs_to(pid, &target.id) {
+            let sig = nix::sys::signal::Signal::try_from(signal.0)
+                .map_err(|e| PlatformError::Refused(e.to_string()))?;
+            return nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(
+                |e| match e {
+                    nix::errno::Errno::ESRCH => PlatformError::Gone(target.name.clone()),
+                    other => PlatformError::Refused(format!(
+                        "cannot signal container `{}`: {other}",
+                        target.name
+                    )),
+                },
+            );
+        }
+        tracing::debug!(
+            "signalling {} through the Docker API: Docker then ignores its restart policy",
+            target.name
+        );
         let options = KillContainerOptionsBuilder::new()
             .signal(&signal.name())
             .build();
@@ -251,6 +279,12 @@ impl Platform for DockerPlatform {
             .await?;
         Ok(info.state.and_then(|s| s.paused).unwrap_or(false))
     }
+}
+
+/// Whether host PID `pid` is a process of the container (its cgroup names the container),
+/// which guards against a recycled PID and tells a local daemon from a remote one.
+fn process_belongs_to(pid: i64, container_id: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(container_id))
 }
 
 /// faultline's own container id when it runs inside Docker, so it never targets itself.
