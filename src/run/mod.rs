@@ -498,3 +498,235 @@ async fn sample_probe(ctx: &Ctx<'_>, p: &crate::experiment::ProbeSpec) -> probe:
     s.detail = ctx.loaded.secrets.redact(&s.detail);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::experiment::units::{Duration, Signal};
+    use crate::experiment::{VarOverrides, load_experiment_str};
+
+    /// A platform whose targets live in memory; failures are switched on per operation.
+    #[derive(Default)]
+    struct Fake {
+        paused: StdMutex<Vec<String>>,
+        log: StdMutex<Vec<String>>,
+        fail_pause: bool,
+        fail_unpause: bool,
+        vanish_on_unpause: bool,
+    }
+
+    fn target(name: &str) -> Target {
+        Target {
+            platform: "fake".into(),
+            id: format!("id-{name}"),
+            name: name.into(),
+            labels: Default::default(),
+        }
+    }
+
+    #[async_trait]
+    impl Platform for Fake {
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+        fn endpoint(&self) -> String {
+            "memory".into()
+        }
+        async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
+            Ok(vec![target("a"), target("b")])
+        }
+        async fn kill(
+            &self,
+            t: &Target,
+            s: Signal,
+            _: Option<Duration>,
+        ) -> Result<(), PlatformError> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("kill {} {s}", t.name));
+            Ok(())
+        }
+        async fn pause(&self, t: &Target) -> Result<(), PlatformError> {
+            if self.fail_pause {
+                return Err(PlatformError::Unavailable("daemon went away".into()));
+            }
+            self.paused.lock().unwrap().push(t.name.clone());
+            self.log.lock().unwrap().push(format!("pause {}", t.name));
+            Ok(())
+        }
+        async fn unpause(&self, t: &Target) -> Result<(), PlatformError> {
+            if self.vanish_on_unpause {
+                return Err(PlatformError::Gone(t.name.clone()));
+            }
+            if self.fail_unpause {
+                return Err(PlatformError::Unavailable("daemon went away".into()));
+            }
+            self.paused.lock().unwrap().retain(|n| n != &t.name);
+            self.log.lock().unwrap().push(format!("unpause {}", t.name));
+            Ok(())
+        }
+        async fn is_paused(&self, t: &Target) -> Result<bool, PlatformError> {
+            Ok(self.paused.lock().unwrap().contains(&t.name))
+        }
+    }
+
+    fn experiment(faults: &str) -> LoadedExperiment {
+        let yaml = format!(
+            "version: 1\nname: t\ntarget:\n  docker: {{}}\n  select: {{mode: all}}\nfaults:\n{faults}"
+        );
+        load_experiment_str("t.yaml", &yaml, &VarOverrides::default(), &|_| None).unwrap()
+    }
+
+    async fn go(e: &LoadedExperiment, p: &Fake, cancel: CancellationToken) -> RunResult {
+        let probes = ProbeContext::new().unwrap();
+        run(
+            e,
+            p,
+            &probes,
+            RunOptions {
+                seed: Some(1),
+                cancel,
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn pause_then_revert_on_every_target() {
+        let p = Fake::default();
+        let r = go(
+            &experiment("  - pause: {duration: 50ms}\n"),
+            &p,
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(r.verdict, Verdict::Passed);
+        assert_eq!(r.exit_code, 0);
+        assert_eq!(r.faults.len(), 2);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
+        assert!(p.paused.lock().unwrap().is_empty());
+        assert!(r.phases.before.is_none() && r.phases.after.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_revert_is_exit_5_naming_the_fault() {
+        let p = Fake {
+            fail_unpause: true,
+            ..Fake::default()
+        };
+        let r = go(
+            &experiment("  - pause: {duration: 10ms}\n"),
+            &p,
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(r.verdict, Verdict::RevertIncomplete);
+        assert_eq!(r.exit_code, 5);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Active));
+        let last = r.events.last().unwrap();
+        assert!(
+            last.message.contains("pause on a") && last.message.contains("faultline recover"),
+            "{}",
+            last.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_injection_is_exit_4_and_the_rest_is_reverted() {
+        let p = Fake {
+            fail_pause: true,
+            ..Fake::default()
+        };
+        let r = go(
+            &experiment("  - pause: {duration: 10ms}\n"),
+            &p,
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(r.verdict, Verdict::Error);
+        assert_eq!(r.exit_code, 4);
+        assert!(
+            r.faults
+                .iter()
+                .all(|f| f.status == FaultStatus::Failed && f.error.is_some())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_vanished_target_counts_as_reverted_and_is_reported() {
+        let p = Fake {
+            vanish_on_unpause: true,
+            ..Fake::default()
+        };
+        let r = go(
+            &experiment("  - pause: {duration: 10ms}\n"),
+            &p,
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(r.verdict, Verdict::Passed);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
+        assert!(r.events.iter().any(|e| e.kind == "target_vanished"));
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_reverts_early_and_is_exit_130() {
+        let p = Fake::default();
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+            c.cancel();
+        });
+        let start = Instant::now();
+        let r = go(&experiment("  - pause: {duration: 30s}\n"), &p, cancel).await;
+        assert!(start.elapsed() < StdDuration::from_secs(5));
+        assert_eq!(r.verdict, Verdict::Interrupted);
+        assert_eq!(r.exit_code, 130);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
+        assert!(p.paused.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn faults_start_at_their_offsets() {
+        let p = Fake::default();
+        let e = experiment("  - kill: {after: 150ms}\n  - pause: {duration: 50ms}\n");
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed);
+        let log = p.log.lock().unwrap().clone();
+        let first_kill = log.iter().position(|l| l.starts_with("kill")).unwrap();
+        let first_unpause = log.iter().position(|l| l.starts_with("unpause")).unwrap();
+        assert!(
+            first_unpause < first_kill,
+            "the pause (0s) ends before the kill at 150ms: {log:?}"
+        );
+        assert_eq!(
+            r.faults
+                .iter()
+                .filter(|f| f.status == FaultStatus::Completed)
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn repeated_kills_select_again_each_round() {
+        let p = Fake::default();
+        let e = experiment("  - kill: {every: 50ms, duration: 160ms}\n");
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed);
+        let kills = p
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("kill"))
+            .count();
+        assert_eq!(kills, 8, "4 rounds (0, 50, 100, 150ms) of 2 targets");
+    }
+}
