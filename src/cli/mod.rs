@@ -2,6 +2,7 @@
 //! errors to exit codes.
 
 mod args;
+mod progress;
 mod run;
 mod validate;
 

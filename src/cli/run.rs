@@ -89,6 +89,8 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                 crate::run::RunOptions {
                     seed: a.seed,
                     cancel: cancel.clone(),
+                    observer: super::progress::Progress::on_terminal()
+                        .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
                 },
             )
             .await;

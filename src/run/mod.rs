@@ -3,6 +3,7 @@
 
 mod steady;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
@@ -27,6 +28,16 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Cancelled on SIGINT/SIGTERM: every active fault is reverted and the run ends.
     pub cancel: CancellationToken,
+    /// Told when the run enters a phase (progress display); may be a no-op.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// Watches a run's progress, e.g. to draw it on a terminal.
+pub trait Observer: Send + Sync {
+    /// The run entered `phase`; `window` is how long it is expected to last, if known.
+    fn phase(&self, phase: &str, detail: &str, window: Option<StdDuration>);
+    /// The run ended.
+    fn done(&self);
 }
 
 /// Shared, append-only state of one run.
@@ -42,9 +53,16 @@ struct Ctx<'a> {
     abort: CancellationToken,
     /// A signal: stop as soon as every fault is reverted.
     interrupted: CancellationToken,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Ctx<'_> {
+    fn phase(&self, phase: &str, detail: &str, window: Option<StdDuration>) {
+        if let Some(o) = &self.observer {
+            o.phase(phase, detail, window);
+        }
+    }
+
     async fn event(&self, kind: &str, message: impl Into<String>) {
         let message = self.loaded.secrets.redact(&message.into());
         tracing::info!("{kind}: {message}");
@@ -84,6 +102,7 @@ pub async fn run(
         active: AtomicUsize::new(0),
         abort: opts.cancel.child_token(),
         interrupted: opts.cancel.clone(),
+        observer: opts.observer.clone(),
     };
     let mut result = RunResult {
         format_version: 1,
@@ -104,6 +123,9 @@ pub async fn run(
         events: Vec::new(),
     };
     let verdict = lifecycle(&ctx, &opts, &mut result).await;
+    if let Some(o) = &ctx.observer {
+        o.done();
+    }
     ctx.event("verdict", verdict.1.clone()).await;
     result.verdict = verdict.0;
     result.exit_code = verdict.0.exit().code();
@@ -120,6 +142,11 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             return (Verdict::Error, format!("{m}; nothing was touched"));
         }
     }
+    ctx.phase(
+        "targets",
+        &format!("resolving targets on {}", ctx.platform.endpoint()),
+        None,
+    );
     let candidates = match ctx.platform.discover().await {
         Ok(c) => c,
         Err(err) => {
@@ -162,6 +189,7 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
                 "interrupted before injection; nothing was touched".into(),
             );
         }
+        ctx.phase("before", "checking steady state", None);
         let before = steady::check(ctx, &e.steady_state).await;
         let passed = before.passed;
         result.phases.before = Some(before);
@@ -173,6 +201,16 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         }
     }
 
+    let window = e
+        .faults
+        .iter()
+        .map(|f| f.after().std() + f.duration().map(|d| d.std()).unwrap_or_default())
+        .max();
+    ctx.phase(
+        "inject",
+        &format!("{} fault(s) on {}", e.faults.len(), names.join(", ")),
+        window,
+    );
     let samples = Mutex::new(steady::DuringSamples::new(e));
     let faults_done = CancellationToken::new();
     let fault_runs = join_all(
@@ -245,6 +283,12 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         true
     } else {
         let since = last_change.unwrap_or_else(Instant::now);
+        let timeout = e.recovery.clone().unwrap_or_default().timeout.std();
+        ctx.phase(
+            "after",
+            "waiting for steady state to recover",
+            Some(timeout),
+        );
         let after = steady::recover(ctx, &e.steady_state, since).await;
         let ok = after.passed;
         result.phases.after = Some(after);
