@@ -635,6 +635,7 @@ mod tests {
             RunOptions {
                 seed: Some(1),
                 cancel,
+                observer: None,
             },
         )
         .await
