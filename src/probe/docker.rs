@@ -5,20 +5,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
-use bollard::{API_DEFAULT_VERSION, Docker};
 
-use super::{ProbeContext, Sample, describe_io, error_chain, find_io_error};
+use super::{ProbeContext, Sample};
 use crate::experiment::model::DockerProbe;
 use crate::experiment::units::CountExpr;
 
 /// Connected, version-negotiated clients by the probe's `host` (None: the default).
 pub(crate) type DockerCache = Arc<tokio::sync::Mutex<HashMap<Option<String>, Docker>>>;
 
-/// Bound on every Docker API call (bollard's default is two minutes).
-const API_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::target::docker::{API_TIMEOUT, shown_host};
 
 pub async fn sample(p: &DockerProbe, ctx: &ProbeContext) -> Sample {
     let start = Instant::now();
@@ -67,27 +66,7 @@ async fn client(cache: &DockerCache, host: Option<String>) -> Result<Docker, Str
     if let Some(d) = cache.get(&host) {
         return Ok(d.clone());
     }
-    let shown = shown_host(host.as_deref());
-    let connected = match host.as_deref() {
-        None => Docker::connect_with_defaults().map(|d| d.with_timeout(API_TIMEOUT)),
-        Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
-            Docker::connect_with_unix(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-        }
-        Some(h) if h.starts_with("tcp://") || h.starts_with("http://") => {
-            Docker::connect_with_http(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-        }
-        Some(h) => {
-            return Err(format!(
-                "unsupported Docker host `{h}`: use unix://PATH, tcp://HOST:PORT or http://HOST:PORT"
-            ));
-        }
-    };
-    let docker = connected.map_err(|e| describe(&shown, Failure::Api(e)))?;
-    // The engine may speak an older API than bollard's default.
-    let docker = match tokio::time::timeout(API_TIMEOUT, docker.negotiate_version()).await {
-        Err(_) => return Err(describe(&shown, Failure::Timeout)),
-        Ok(r) => r.map_err(|e| describe(&shown, Failure::Api(e)))?,
-    };
+    let docker = crate::target::docker::connect(host.as_deref()).await?;
     cache.insert(host, docker.clone());
     Ok(docker)
 }
@@ -123,36 +102,13 @@ async fn count(docker: &Docker, p: &DockerProbe, healthy: bool) -> Result<u64, F
     Ok(matching.count() as u64)
 }
 
-fn shown_host(host: Option<&str>) -> String {
-    match host {
-        Some(h) => h.to_string(),
-        None => std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string()),
-    }
-}
-
 fn describe(host: &str, failure: Failure) -> String {
-    let e = match failure {
-        Failure::Timeout => {
-            return format!(
-                "cannot reach Docker at {host}: no answer within {}s",
-                API_TIMEOUT.as_secs()
-            );
-        }
-        Failure::Api(e) => e,
-    };
-    match &e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code,
-            message,
-        } => format!("Docker at {host} answered {status_code}: {message}"),
-        _ => {
-            let why = match find_io_error(&e) {
-                Some(io) => describe_io(io),
-                None => error_chain(&e),
-            };
-            format!("cannot reach Docker at {host}: {why}")
-        }
+    match failure {
+        Failure::Timeout => format!(
+            "cannot reach Docker at {host}: no answer within {}s",
+            API_TIMEOUT.as_secs()
+        ),
+        Failure::Api(e) => crate::target::docker::describe(host, &e),
     }
 }
 
