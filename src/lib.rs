@@ -8,6 +8,7 @@ pub mod demo;
 pub mod error;
 pub mod experiment;
 pub mod fault;
+pub mod journal;
 pub mod plan;
 pub mod probe;
 pub mod report;

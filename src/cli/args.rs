@@ -54,6 +54,12 @@ pub enum Command {
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// The demo's web replica (runs inside the demo containers).
+    #[command(hide = true)]
+    DemoServe(crate::demo::ServeArgs),
+    /// The demo's balancer (runs inside the demo containers).
+    #[command(hide = true)]
+    DemoBalance(crate::demo::BalanceArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -84,6 +90,9 @@ pub struct RunArgs {
     /// Confirm a large blast radius without a prompt.
     #[arg(long)]
     pub yes: bool,
+    /// Append the audit log here instead of the state directory.
+    #[arg(long, value_name = "PATH", env = "FAULTLINE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +129,15 @@ pub struct RecoverArgs {
     /// List what would be reverted; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Append the audit log here instead of the state directory.
+    #[arg(long, value_name = "PATH", env = "FAULTLINE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Only this run's entries, even while its process is alive (used by the dead-man's switch).
+    #[arg(long, hide = true)]
+    pub run: Option<String>,
+    /// Wait until this process has exited, then recover (the dead-man's switch).
+    #[arg(long, hide = true, requires = "run")]
+    pub after_pid: Option<u32>,
 }
 
 #[derive(Debug, Args)]

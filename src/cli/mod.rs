@@ -3,6 +3,7 @@
 
 mod args;
 mod progress;
+mod recover;
 mod run;
 mod validate;
 
@@ -77,11 +78,21 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             clap_complete::generate(shell, &mut cmd, "faultline", &mut std::io::stdout());
             Ok(Exit::Passed)
         }
-        Command::Recover(_) => not_yet("recover"),
+        Command::Recover(a) => recover::run(&a),
         Command::Doctor => not_yet("doctor"),
         Command::Gameday(_) => not_yet("gameday"),
         Command::Rbac { .. } => not_yet("rbac"),
-        Command::Demo { .. } => not_yet("demo"),
+        Command::Demo { keep } => run::demo(keep),
+        Command::DemoServe(a) => Ok(exit_of(crate::demo::serve_main(a))),
+        Command::DemoBalance(a) => Ok(exit_of(crate::demo::balance_main(a))),
+    }
+}
+
+fn exit_of(code: std::process::ExitCode) -> Exit {
+    if code == std::process::ExitCode::SUCCESS {
+        Exit::Passed
+    } else {
+        Exit::Error
     }
 }
 

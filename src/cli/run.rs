@@ -12,18 +12,11 @@ use crate::error::{Error, Exit};
 use crate::experiment::{self, LoadedExperiment};
 use crate::probe::ProbeContext;
 use crate::report::{self, RunResult};
-use crate::target::docker::DockerPlatform;
 use crate::target::{Platform, PlatformError, select};
 
 /// Connects to the platform the experiment's target block names.
 pub async fn platform_for(loaded: &LoadedExperiment) -> Result<Box<dyn Platform>, PlatformError> {
-    let t = &loaded.experiment.target;
-    if let Some(d) = &t.docker {
-        return Ok(Box::new(DockerPlatform::connect(d).await?));
-    }
-    Err(PlatformError::Unavailable(
-        "Kubernetes targets are not supported by this build of faultline yet".into(),
-    ))
+    crate::target::connect(&loaded.experiment.target).await
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -68,10 +61,15 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     } else {
         a.report.clone()
     };
+    let records = super::recover::records(a.audit_log.as_deref());
+    if !a.dry_run {
+        super::recover::warn_open_entries(&records.journal);
+    }
     let rt = runtime();
     rt.block_on(async {
         let cancel = CancellationToken::new();
         on_signals(cancel.clone());
+        let mut switch_armed = false;
         let probes = ProbeContext::new().map_err(Error::Platform)?;
         let mut exit = Exit::Passed;
         for l in &loaded {
@@ -82,6 +80,10 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                 print_stdout(&dry_run(l, platform.as_ref(), a.seed).await?);
                 continue;
             }
+            if !switch_armed && l.experiment.faults.iter().any(|f| f.duration().is_some()) {
+                super::recover::spawn_dead_mans_switch(&records);
+                switch_armed = true;
+            }
             let result = crate::run::run(
                 l,
                 platform.as_ref(),
@@ -91,6 +93,7 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                     cancel: cancel.clone(),
                     observer: super::progress::Progress::on_terminal()
                         .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
+                    records: Some(records.clone()),
                 },
             )
             .await;
@@ -187,4 +190,70 @@ fn per_experiment(path: &Path, name: &str) -> std::path::PathBuf {
         None => format!("{stem}-{name}"),
     };
     path.with_file_name(file)
+}
+
+/// `faultline demo`: builds the demo service locally, runs the bundled experiment against
+/// it, prints the report, and tears the service down unless `keep`.
+pub fn demo(keep: bool) -> Result<Exit, Error> {
+    let rt = runtime();
+    rt.block_on(async {
+        let docker = crate::target::docker::connect(None)
+            .await
+            .map_err(Error::Platform)?;
+        let binary = std::env::current_exe()?;
+        eprintln!(
+            "faultline demo: building the demo service (three web replicas behind a balancer)..."
+        );
+        let env = crate::demo::Environment::start(&docker, &binary)
+            .await
+            .map_err(Error::Platform)?;
+        eprintln!("faultline demo: the service answers at {}", env.url());
+        let yaml = env.experiment_yaml();
+        let outcome = async {
+            let loaded = experiment::load_experiment_str(
+                "demo/web-survives-pause.yaml",
+                &yaml,
+                &experiment::VarOverrides::default(),
+                &experiment::process_env,
+            )
+            .map_err(Error::Invalid)?;
+            print_stdout(&format!("The bundled experiment:\n\n{yaml}\n"));
+            let cancel = CancellationToken::new();
+            on_signals(cancel.clone());
+            let records = super::recover::records(None);
+            super::recover::spawn_dead_mans_switch(&records);
+            let platform = platform_for(&loaded)
+                .await
+                .map_err(|e| Error::Platform(e.to_string()))?;
+            let probes = ProbeContext::new().map_err(Error::Platform)?;
+            let result = crate::run::run(
+                &loaded,
+                platform.as_ref(),
+                &probes,
+                crate::run::RunOptions {
+                    seed: None,
+                    cancel,
+                    observer: super::progress::Progress::on_terminal()
+                        .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
+                    records: Some(records),
+                },
+            )
+            .await;
+            let color = std::io::stdout().is_terminal();
+            print_stdout(&report::table::render(&result, color));
+            Ok::<Exit, Error>(result.verdict.exit())
+        }
+        .await;
+        if keep {
+            eprintln!(
+                "faultline demo: left running (--keep): {}; remove them with `docker rm -f {}`",
+                env.url(),
+                env.containers().join(" ")
+            );
+        } else {
+            env.teardown().await.map_err(Error::Platform)?;
+            eprintln!("faultline demo: the demo service was removed");
+        }
+        outcome
+    })
 }

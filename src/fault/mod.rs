@@ -38,15 +38,26 @@ pub fn supported(fault: &Fault, platform: &dyn Platform) -> Result<(), String> {
     }
 }
 
-/// Injects a one-target fault. Returns the undo record for a reversible fault.
+/// The undo record of a reversible fault on a target, known before it is applied so that
+/// it can be journaled first.
+pub fn undo_for(fault: &Fault, target: &Target) -> Option<Undo> {
+    match fault {
+        Fault::Pause(_) => Some(Undo::Unpause {
+            target: target.clone(),
+        }),
+        Fault::Kill(_) | Fault::Network(_) | Fault::CpuStress(_) => None,
+    }
+}
+
+/// Applies a fault to one target.
 pub async fn inject(
     platform: &dyn Platform,
     fault: &Fault,
     target: &Target,
-) -> Result<Option<Undo>, PlatformError> {
+) -> Result<(), PlatformError> {
     match fault {
-        Fault::Kill(k) => kill::inject(platform, k, target).await.map(|_| None),
-        Fault::Pause(_) => pause::inject(platform, target).await.map(Some),
+        Fault::Kill(k) => kill::inject(platform, k, target).await,
+        Fault::Pause(_) => pause::inject(platform, target).await,
         Fault::Network(_) | Fault::CpuStress(_) => Err(PlatformError::Refused(
             supported(fault, platform).expect_err("checked before the run"),
         )),

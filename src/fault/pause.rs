@@ -1,9 +1,8 @@
 //! `pause`: freezes every process of the target (the cgroup freezer), and thaws it at revert.
 
-use super::Undo;
 use crate::target::{Platform, PlatformError, Target};
 
-pub async fn inject(platform: &dyn Platform, target: &Target) -> Result<Undo, PlatformError> {
+pub async fn inject(platform: &dyn Platform, target: &Target) -> Result<(), PlatformError> {
     if platform.is_paused(target).await? {
         // Someone else froze it; unpausing it at revert would undo their action.
         return Err(PlatformError::Refused(format!(
@@ -11,20 +10,24 @@ pub async fn inject(platform: &dyn Platform, target: &Target) -> Result<Undo, Pl
             target.name
         )));
     }
-    platform.pause(target).await?;
-    Ok(Undo::Unpause {
-        target: target.clone(),
-    })
+    platform.pause(target).await
 }
 
+/// Thaws the target and confirms it. The engine's state can lag a moment behind the
+/// unpause (a pending kill landing, a restart), so the check is retried briefly.
 pub async fn revert(platform: &dyn Platform, target: &Target) -> Result<(), PlatformError> {
     platform.unpause(target).await?;
-    match platform.is_paused(target).await {
-        Ok(false) => Ok(()),
-        Ok(true) => Err(PlatformError::Refused(format!(
-            "container `{}` is still paused after unpause",
-            target.name
-        ))),
-        Err(e) => Err(e),
+    for attempt in 0..20 {
+        if !platform.is_paused(target).await? {
+            return Ok(());
+        }
+        if attempt % 5 == 4 {
+            platform.unpause(target).await?;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    Err(PlatformError::Refused(format!(
+        "container `{}` is still paused after unpause",
+        target.name
+    )))
 }

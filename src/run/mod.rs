@@ -1,6 +1,7 @@
 //! The run lifecycle of spec section 4: targets, before, inject, during, revert, after,
 //! verdict. It talks to a [`Platform`] only and never names one.
 
+pub mod recover;
 mod steady;
 
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::experiment::LoadedExperiment;
 use crate::experiment::model::{Fault, KillFault};
 use crate::fault;
+use crate::journal::audit::AuditLog;
+use crate::journal::{Entry, Journal, JournalError};
 use crate::probe::{self, ProbeContext};
 use crate::report::*;
 use crate::target::{Platform, PlatformError, Target, select};
@@ -30,6 +33,74 @@ pub struct RunOptions {
     pub cancel: CancellationToken,
     /// Told when the run enters a phase (progress display); may be a no-op.
     pub observer: Option<Arc<dyn Observer>>,
+    /// The journal and audit log; `None` only in tests that need neither.
+    pub records: Option<Records>,
+}
+
+/// Where a run writes down what it does.
+#[derive(Clone, Debug)]
+pub struct Records {
+    pub journal: Journal,
+    pub audit: AuditLog,
+    /// Names this run in journal entries.
+    pub run_id: String,
+}
+
+impl Records {
+    pub fn new(journal: Journal, audit: AuditLog) -> Records {
+        let run_id = format!(
+            "{}-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%3f"),
+            std::process::id()
+        );
+        Records {
+            journal,
+            audit,
+            run_id,
+        }
+    }
+}
+
+/// A run's records, or none.
+struct Recorder {
+    records: Option<Records>,
+    next: AtomicUsize,
+}
+
+impl Recorder {
+    fn journal_open(
+        &self,
+        ctx: &Ctx<'_>,
+        f: &Fault,
+        undo: &fault::Undo,
+    ) -> Result<String, JournalError> {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let Some(r) = &self.records else {
+            return Ok(n.to_string());
+        };
+        let id = format!("{}-{n}", r.run_id);
+        r.journal.open(&Entry {
+            id: id.clone(),
+            at: Utc::now(),
+            run: r.run_id.clone(),
+            pid: std::process::id(),
+            experiment: ctx.loaded.experiment.name.clone(),
+            fault: ctx.loaded.secrets.redact(&f.describe()),
+            platform: ctx.platform.reference(),
+            undo: undo.clone(),
+        })?;
+        Ok(id)
+    }
+
+    /// Closes an entry. Failing to write the close leaves the entry open: `recover` will
+    /// find the fault already reverted and close it then.
+    fn journal_close(&self, id: &str, note: &str) {
+        if let Some(r) = &self.records {
+            if let Err(e) = r.journal.close(id, note) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
 }
 
 /// Watches a run's progress, e.g. to draw it on a terminal.
@@ -54,9 +125,25 @@ struct Ctx<'a> {
     /// A signal: stop as soon as every fault is reverted.
     interrupted: CancellationToken,
     observer: Option<Arc<dyn Observer>>,
+    records: Recorder,
 }
 
 impl Ctx<'_> {
+    fn audit(&self, action: &str, t: &Target, f: &Fault, result: &str) {
+        if let Some(r) = &self.records.records {
+            let params = self.loaded.secrets.redact(&f.describe());
+            let result = self.loaded.secrets.redact(result);
+            r.audit.record(
+                action,
+                &self.loaded.experiment.name,
+                &t.name,
+                f.type_name(),
+                &params,
+                &result,
+            );
+        }
+    }
+
     fn phase(&self, phase: &str, detail: &str, window: Option<StdDuration>) {
         if let Some(o) = &self.observer {
             o.phase(phase, detail, window);
@@ -103,6 +190,10 @@ pub async fn run(
         abort: opts.cancel.child_token(),
         interrupted: opts.cancel.clone(),
         observer: opts.observer.clone(),
+        records: Recorder {
+            records: opts.records.clone(),
+            next: AtomicUsize::new(0),
+        },
     };
     let mut result = RunResult {
         format_version: 1,
@@ -355,13 +446,13 @@ async fn run_fault(
         }
         _ => {
             ctx.active.fetch_add(1, Ordering::SeqCst);
-            let undos = inject_all(ctx, f, targets, &mut out).await;
+            let pending = inject_all(ctx, f, targets, &mut out).await;
             let d = f.duration().map(|d| d.std()).unwrap_or_default();
-            if !undos.is_empty() && !wait(ctx, d).await {
+            if !pending.is_empty() && !wait(ctx, d).await {
                 ctx.event("abort", format!("fault {}: reverting early", index + 1))
                     .await;
             }
-            revert_all(ctx, f, undos, &mut out).await;
+            revert_all(ctx, f, pending, &mut out).await;
             ctx.active.fetch_sub(1, Ordering::SeqCst);
             out.last_change = Some(Instant::now());
         }
@@ -369,31 +460,63 @@ async fn run_fault(
     out
 }
 
-/// Injects on every target concurrently; returns the undo records of the successes.
+/// An injection whose revert is pending: its record, its undo, its journal entry.
+struct Pending {
+    record: usize,
+    undo: fault::Undo,
+    journal_id: String,
+}
+
+/// Injects on every target concurrently. A reversible fault is journaled (and synced)
+/// before it is applied; returns the pending reverts of the successes.
 async fn inject_all(
     ctx: &Ctx<'_>,
     f: &Fault,
     targets: &[Target],
     out: &mut FaultOutcome,
-) -> Vec<(usize, fault::Undo)> {
+) -> Vec<Pending> {
     let results = join_all(targets.iter().map(|t| async move {
         let at = Utc::now();
-        (t, at, fault::inject(ctx.platform, f, t).await)
+        let undo = fault::undo_for(f, t);
+        let journal_id = match &undo {
+            Some(u) => match ctx.records.journal_open(ctx, f, u) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
+                    return (t, at, Err(err), None);
+                }
+            },
+            None => None,
+        };
+        let r = fault::inject(ctx.platform, f, t).await;
+        if let (Err(e), Some(id)) = (&r, &journal_id) {
+            ctx.records.journal_close(id, &format!("not injected: {e}"));
+        }
+        let result = match &r {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        ctx.audit("inject", t, f, &result);
+        (t, at, r, undo.zip(journal_id))
     }))
     .await;
     out.first_injection.get_or_insert_with(Instant::now);
-    let mut undos = Vec::new();
-    for (t, at, r) in results {
+    let mut pending = Vec::new();
+    for (t, at, r, undo) in results {
         let mut rec = record(f, t);
         match r {
-            Ok(undo) => {
+            Ok(()) => {
                 rec.injected_at = Some(at);
                 ctx.event("fault_injected", format!("{} {}", f.type_name(), t.name))
                     .await;
                 match undo {
-                    Some(u) => {
+                    Some((undo, journal_id)) => {
                         rec.status = FaultStatus::Active;
-                        undos.push((out.records.len(), u));
+                        pending.push(Pending {
+                            record: out.records.len(),
+                            undo,
+                            journal_id,
+                        });
                     }
                     None => rec.status = FaultStatus::Completed,
                 }
@@ -413,29 +536,29 @@ async fn inject_all(
         }
         out.records.push(rec);
     }
-    undos
+    pending
 }
 
-async fn revert_all(
-    ctx: &Ctx<'_>,
-    f: &Fault,
-    undos: Vec<(usize, fault::Undo)>,
-    out: &mut FaultOutcome,
-) {
-    let results = join_all(undos.into_iter().map(|(i, u)| async move {
-        let r = tokio::time::timeout(REVERT_TIMEOUT, fault::revert(ctx.platform, &u)).await;
-        (i, u, r)
+/// Reverts concurrently, each with its own timeout so one stuck target does not hold back
+/// the others; the journal entry is closed only when the revert is confirmed.
+async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut FaultOutcome) {
+    let results = join_all(pending.into_iter().map(|p| async move {
+        let r = tokio::time::timeout(REVERT_TIMEOUT, fault::revert(ctx.platform, &p.undo)).await;
+        (p, r)
     }))
     .await;
-    for (i, u, r) in results {
-        let rec = &mut out.records[i];
+    for (p, r) in results {
+        let target = p.undo.target();
+        let rec = &mut out.records[p.record];
         match r {
             Ok(Ok(())) => {
                 rec.status = FaultStatus::Reverted;
                 rec.reverted_at = Some(Utc::now());
+                ctx.records.journal_close(&p.journal_id, "reverted");
+                ctx.audit("revert", target, f, "ok");
                 ctx.event(
                     "fault_reverted",
-                    format!("{} {}", f.type_name(), u.target().name),
+                    format!("{} {}", f.type_name(), target.name),
                 )
                 .await;
             }
@@ -445,17 +568,21 @@ async fn revert_all(
                 rec.error = Some(format!(
                     "target `{name}` vanished during the fault (removed by someone else)"
                 ));
+                ctx.records
+                    .journal_close(&p.journal_id, "target no longer exists");
+                ctx.audit("revert", target, f, "target no longer exists");
                 ctx.event(
                     "target_vanished",
-                    format!("{} {}: the target no longer exists", f.type_name(), name),
+                    format!("{} {name}: the target no longer exists", f.type_name()),
                 )
                 .await;
             }
             Ok(Err(err)) => {
                 rec.error = Some(format!("revert failed: {err}"));
+                ctx.audit("revert", target, f, &format!("failed: {err}"));
                 ctx.event(
                     "revert_failed",
-                    format!("{} {}: {err}", f.type_name(), u.target().name),
+                    format!("{} {}: {err}", f.type_name(), target.name),
                 )
                 .await;
             }
@@ -464,9 +591,10 @@ async fn revert_all(
                     "revert not confirmed within {}s",
                     REVERT_TIMEOUT.as_secs()
                 ));
+                ctx.audit("revert", target, f, "not confirmed: timed out");
                 ctx.event(
                     "revert_failed",
-                    format!("{} {}: timed out", f.type_name(), u.target().name),
+                    format!("{} {}: timed out", f.type_name(), target.name),
                 )
                 .await;
             }
@@ -636,6 +764,7 @@ mod tests {
                 seed: Some(1),
                 cancel,
                 observer: None,
+                records: None,
             },
         )
         .await

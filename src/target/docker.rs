@@ -263,9 +263,14 @@ impl Platform for DockerPlatform {
             .call(target, self.docker.unpause_container(&target.id))
             .await
         {
-            // Already running (unpaused by someone else, or restarted): the goal holds.
-            Err(PlatformError::Refused(m)) if m.contains("not paused") => Ok(()),
-            other => other,
+            // Unpause is idempotent: if the container is not paused (thawed by someone
+            // else, or restarted), the goal holds. Docker answers that with a 409 or a 500.
+            Err(PlatformError::Gone(n)) => Err(PlatformError::Gone(n)),
+            Err(e) => match self.is_paused(target).await {
+                Ok(false) => Ok(()),
+                _ => Err(e),
+            },
+            Ok(()) => Ok(()),
         }
     }
 

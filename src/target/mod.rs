@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::units::{Duration, Signal};
+use crate::journal::PlatformRef;
 
 /// One container or pod a fault can be applied to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,13 @@ pub trait Platform: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Where it is reached, for messages and the journal.
     fn endpoint(&self) -> String;
+    /// What a later process needs to connect to it again.
+    fn reference(&self) -> PlatformRef {
+        PlatformRef {
+            kind: self.kind().to_string(),
+            endpoint: Some(self.endpoint()),
+        }
+    }
     /// Every eligible target that matches the experiment's target block (never a
     /// protected one nor a helper faultline created).
     async fn discover(&self) -> Result<Vec<Target>, PlatformError>;
@@ -55,4 +63,32 @@ pub trait Platform: Send + Sync {
     async fn unpause(&self, target: &Target) -> Result<(), PlatformError>;
     /// Whether the target is frozen now.
     async fn is_paused(&self, target: &Target) -> Result<bool, PlatformError>;
+}
+
+/// Connects to the platform an experiment's target block names.
+pub async fn connect(
+    t: &crate::experiment::model::Target,
+) -> Result<Box<dyn Platform>, PlatformError> {
+    if let Some(d) = &t.docker {
+        return Ok(Box::new(docker::DockerPlatform::connect(d).await?));
+    }
+    Err(PlatformError::Unavailable(
+        "Kubernetes targets are not supported by this build of faultline yet".into(),
+    ))
+}
+
+/// Connects again to a platform recorded in the journal.
+pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformError> {
+    match r.kind.as_str() {
+        "docker" => {
+            let spec = crate::experiment::model::DockerTarget {
+                host: r.endpoint.clone(),
+                ..Default::default()
+            };
+            Ok(Box::new(docker::DockerPlatform::connect(&spec).await?))
+        }
+        other => Err(PlatformError::Unavailable(format!(
+            "this build of faultline cannot reach `{other}` platforms"
+        ))),
+    }
 }

@@ -1,0 +1,132 @@
+//! `faultline recover`: reverts every fault a crashed or killed run left open in the
+//! journal, through the same revert code as a normal run, and closes the entries.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::fault;
+use crate::journal::audit::AuditLog;
+use crate::journal::{Entry, Journal, JournalError, PlatformRef, process_alive};
+use crate::target::{Platform, PlatformError};
+
+const REVERT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Reverted,
+    /// The target no longer exists: nothing of the fault is left.
+    Gone,
+    /// Listed only (`--dry-run`).
+    WouldRevert,
+    /// The run that owns the entry is still alive; it reverts its own faults.
+    Live(u32),
+    Failed(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Recovered {
+    pub entry: Entry,
+    pub outcome: Outcome,
+}
+
+impl Recovered {
+    pub fn line(&self) -> String {
+        let e = &self.entry;
+        let what = format!(
+            "{} on {} ({}, experiment `{}`, run {})",
+            e.fault,
+            e.undo.target().name,
+            e.platform.kind,
+            e.experiment,
+            e.run
+        );
+        match &self.outcome {
+            Outcome::Reverted => format!("reverted: {what}"),
+            Outcome::Gone => format!("closed: {what}: the target no longer exists"),
+            Outcome::WouldRevert => format!("would revert: {what}"),
+            Outcome::Live(pid) => format!("skipped: {what}: its run (pid {pid}) is still going"),
+            Outcome::Failed(why) => format!("FAILED: {what}: {why}"),
+        }
+    }
+}
+
+/// Reverts (or lists, with `dry_run`) every open entry. Entries of runs still alive are
+/// left to them unless `only_run` names that run (the dead-man's switch acts for it).
+pub async fn recover(
+    journal: &Journal,
+    audit: Option<&AuditLog>,
+    dry_run: bool,
+    only_run: Option<&str>,
+) -> Result<Vec<Recovered>, JournalError> {
+    let entries = journal.open_entries()?;
+    let mut platforms: HashMap<String, Result<Box<dyn Platform>, PlatformError>> = HashMap::new();
+    let mut out = Vec::new();
+    for entry in entries {
+        if only_run.is_some_and(|r| r != entry.run) {
+            continue;
+        }
+        let outcome =
+            if only_run.is_none() && entry.pid != std::process::id() && process_alive(entry.pid) {
+                Outcome::Live(entry.pid)
+            } else if dry_run {
+                Outcome::WouldRevert
+            } else {
+                let key = platform_key(&entry.platform);
+                if !platforms.contains_key(&key) {
+                    platforms.insert(key.clone(), crate::target::reconnect(&entry.platform).await);
+                }
+                match &platforms[&key] {
+                    Err(e) => Outcome::Failed(format!("cannot reach the platform: {e}")),
+                    Ok(p) => match tokio::time::timeout(
+                        REVERT_TIMEOUT,
+                        fault::revert(p.as_ref(), &entry.undo),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => Outcome::Reverted,
+                        Ok(Err(PlatformError::Gone(_))) => Outcome::Gone,
+                        Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                        Err(_) => Outcome::Failed(format!(
+                            "not confirmed within {}s",
+                            REVERT_TIMEOUT.as_secs()
+                        )),
+                    },
+                }
+            };
+        let note = match &outcome {
+            Outcome::Reverted => Some("reverted by recover"),
+            Outcome::Gone => Some("closed by recover: the target no longer exists"),
+            _ => None,
+        };
+        if let Some(note) = note {
+            journal.close(&entry.id, note)?;
+        }
+        if let Some(a) = audit {
+            if !matches!(outcome, Outcome::WouldRevert | Outcome::Live(_)) {
+                let result = match &outcome {
+                    Outcome::Reverted => "ok".to_string(),
+                    Outcome::Gone => "target no longer exists".to_string(),
+                    Outcome::Failed(e) => format!("failed: {e}"),
+                    _ => String::new(),
+                };
+                a.record(
+                    "recover",
+                    &entry.experiment,
+                    &entry.undo.target().name,
+                    &entry.fault,
+                    &entry.fault,
+                    &result,
+                );
+            }
+        }
+        out.push(Recovered { entry, outcome });
+    }
+    if !dry_run && journal.open_entries()?.is_empty() {
+        journal.compact()?;
+    }
+    Ok(out)
+}
+
+fn platform_key(r: &PlatformRef) -> String {
+    format!("{}|{}", r.kind, r.endpoint.as_deref().unwrap_or(""))
+}
