@@ -480,3 +480,217 @@ fn a_container_removed_mid_fault_is_reported_not_a_crash() {
             .any(|e| e["kind"] == "target_vanished")
     );
 }
+
+#[test]
+fn a_large_blast_radius_needs_yes() {
+    if !docker_available() {
+        return;
+    }
+    let mut fleet = Fleet::new("blast");
+    for _ in 0..4 {
+        fleet.web(&[]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "all.yaml",
+        &format!(
+            "version: 1\nname: all-four\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\n  select: {{mode: all}}\nfaults:\n  - pause: {{duration: 200ms}}\n",
+            fleet.label()
+        ),
+    );
+    let start = chrono_now();
+    let out = faultline()
+        .arg("run")
+        .arg(&file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs confirmation: pass --yes") && stderr.contains("nothing was touched"),
+        "{stderr}"
+    );
+    let events = docker_ok(&[
+        "events",
+        "--since",
+        &start,
+        "--until",
+        &chrono_now(),
+        "--filter",
+        &format!("label=fltest.group={}", fleet.label()),
+        "--filter",
+        "event=pause",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(events.is_empty(), "a container was paused: {events}");
+    let out = faultline()
+        .arg("run")
+        .arg(&file)
+        .args(["--yes", "--report", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["faults"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn protected_containers_are_never_selected() {
+    if !docker_available() {
+        return;
+    }
+    let mut fleet = Fleet::new("protected");
+    let open = fleet.web(&[]);
+    let guarded = fleet.web(&["--label", "faultline.protected=true"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        &format!(
+            "version: 1\nname: protected\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\n  select: {{mode: all}}\nfaults:\n  - pause: {{duration: 100ms}}\n",
+            fleet.label()
+        ),
+    );
+    let out = faultline()
+        .arg("run")
+        .arg(&file)
+        .args(["--report", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec![open.as_str()]);
+    assert!(!names.contains(&guarded.as_str()));
+}
+
+#[test]
+fn the_audit_log_records_every_action_and_no_secret() {
+    if !docker_available() {
+        return;
+    }
+    let mut fleet = Fleet::new("audit");
+    fleet.web(&["--restart", "always"]);
+    fleet.web(&["--restart", "always"]);
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let file = write(
+        dir.path(),
+        "a.yaml",
+        &format!(
+            "version: 1\nname: audited\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\n  select: {{mode: all}}\nfaults:\n  - pause: {{duration: 200ms}}\n  - kill: {{signal: \"${{env:FAULTLINE_TEST_SIGNAL}}\", after: 300ms}}\n",
+            fleet.label()
+        ),
+    );
+    let out = faultline()
+        .arg("run")
+        .arg(&file)
+        .arg("--audit-log")
+        .arg(&audit)
+        .env("FAULTLINE_TEST_SIGNAL", "SIGTERM")
+        .env("FAULTLINE_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |action: &str, fault: &str| {
+        records
+            .iter()
+            .filter(|r| r["action"] == action && r["fault"] == fault)
+            .count()
+    };
+    assert_eq!(count("inject", "pause"), 2);
+    assert_eq!(count("revert", "pause"), 2);
+    assert_eq!(count("inject", "kill"), 2);
+    for r in &records {
+        for key in [
+            "at",
+            "user",
+            "host",
+            "experiment",
+            "target",
+            "parameters",
+            "result",
+        ] {
+            assert!(r[key].is_string(), "audit record lacks {key}: {r}");
+        }
+    }
+    assert!(
+        !text.contains("SIGTERM"),
+        "a value from the environment reached the audit log: {text}"
+    );
+    assert!(text.contains("kill with ***"));
+}
+
+#[test]
+fn a_third_interrupt_quits_and_recover_finishes_the_job() {
+    if !docker_available() {
+        return;
+    }
+    let mut fleet = Fleet::new("sigint3");
+    let web = fleet.web(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = write(
+        dir.path(),
+        "i.yaml",
+        &format!(
+            "version: 1\nname: interrupted\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\nfaults:\n  - pause: {{duration: 30s}}\n",
+            fleet.label()
+        ),
+    );
+    let child = faultline()
+        .arg("run")
+        .arg(&file)
+        .env("FAULTLINE_STATE_DIR", &state)
+        .env("FAULTLINE_NO_DEAD_MANS_SWITCH", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || paused(&web)));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    for _ in 0..3 {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reverting every active fault"), "{stderr}");
+    let out = faultline()
+        .arg("recover")
+        .env("FAULTLINE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!paused(&web), "recover left the container paused");
+    let out = faultline()
+        .args(["recover", "--dry-run"])
+        .env("FAULTLINE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Nothing to recover"));
+}

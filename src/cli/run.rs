@@ -12,6 +12,7 @@ use crate::error::{Error, Exit};
 use crate::experiment::{self, LoadedExperiment};
 use crate::probe::ProbeContext;
 use crate::report::{self, RunResult};
+use crate::run::Records;
 use crate::target::{Platform, PlatformError, select};
 
 /// Connects to the platform the experiment's target block names.
@@ -26,17 +27,52 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
-/// Cancels the token on the first SIGINT or SIGTERM.
-fn on_signals(token: CancellationToken) {
+/// The first SIGINT or SIGTERM cancels the token (every active fault is reverted). A
+/// second one says what is still being reverted; a third quits at once and leaves the
+/// rest to `faultline recover` (and to the dead-man's switch).
+fn on_signals(token: CancellationToken, records: Records) {
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            count += 1;
+            match count {
+                1 => {
+                    eprintln!("faultline: interrupted: reverting every active fault...");
+                    token.cancel();
+                }
+                2 => {
+                    let open: Vec<String> = records
+                        .journal
+                        .open_entries()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|e| e.run == records.run_id)
+                        .map(|e| format!("{} on {}", e.fault, e.undo.target().name))
+                        .collect();
+                    if open.is_empty() {
+                        eprintln!("faultline: still finishing; nothing is left to revert");
+                    } else {
+                        eprintln!("faultline: still reverting: {}", open.join(", "));
+                    }
+                    eprintln!(
+                        "faultline: interrupt once more to quit now and leave the rest to `faultline recover`"
+                    );
+                }
+                _ => {
+                    eprintln!(
+                        "faultline: quitting; run `faultline recover` to revert what is left (journal {})",
+                        records.journal.path().display()
+                    );
+                    std::process::exit(Exit::Interrupted.code().into());
+                }
+            }
         }
-        eprintln!("faultline: interrupted: reverting every active fault...");
-        token.cancel();
     });
 }
 
@@ -68,7 +104,7 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     let rt = runtime();
     rt.block_on(async {
         let cancel = CancellationToken::new();
-        on_signals(cancel.clone());
+        on_signals(cancel.clone(), records.clone());
         let mut switch_armed = false;
         let probes = ProbeContext::new().map_err(Error::Platform)?;
         let mut exit = Exit::Passed;
@@ -80,6 +116,12 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                 print_stdout(&dry_run(l, platform.as_ref(), a.seed).await?);
                 continue;
             }
+            // The seed is fixed here so that the guard sees the selection the run will make.
+            let seed = a
+                .seed
+                .or(l.experiment.target.select.seed)
+                .unwrap_or_else(rand::random);
+            blast_radius_guard(l, platform.as_ref(), seed, a.yes).await?;
             if !switch_armed && l.experiment.faults.iter().any(|f| f.duration().is_some()) {
                 super::recover::spawn_dead_mans_switch(&records);
                 switch_armed = true;
@@ -89,7 +131,7 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                 platform.as_ref(),
                 &probes,
                 crate::run::RunOptions {
-                    seed: a.seed,
+                    seed: Some(seed),
                     cancel: cancel.clone(),
                     observer: super::progress::Progress::on_terminal()
                         .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
@@ -105,6 +147,50 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
         }
         Ok(exit)
     })
+}
+
+/// More targets than this, or `mode: all` on more than [`ALL_LIMIT`], asks first.
+const TARGET_LIMIT: usize = 10;
+const ALL_LIMIT: usize = 3;
+
+/// A large blast radius needs a yes: on a terminal a prompt, elsewhere `--yes`.
+async fn blast_radius_guard(
+    l: &LoadedExperiment,
+    platform: &dyn Platform,
+    seed: u64,
+    yes: bool,
+) -> Result<(), Error> {
+    let select = &l.experiment.target.select;
+    let candidates = match platform.discover().await {
+        Ok(c) => c,
+        // The run reports an unreachable platform itself, with its verdict.
+        Err(_) => return Ok(()),
+    };
+    let (chosen, _) = select::select(candidates, select, Some(seed));
+    let all = select.mode == crate::experiment::model::SelectMode::All;
+    if chosen.len() <= TARGET_LIMIT && !(all && chosen.len() > ALL_LIMIT) || yes {
+        return Ok(());
+    }
+    let names: Vec<&str> = chosen.iter().map(|t| t.name.as_str()).collect();
+    let what = format!(
+        "`{}` would inject faults into {} targets{}: {}",
+        l.experiment.name,
+        chosen.len(),
+        if all { " (mode: all)" } else { "" },
+        names.join(", ")
+    );
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprint!("faultline: {what}\nProceed? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+        return Err(Error::Usage("not confirmed; nothing was touched".into()));
+    }
+    Err(Error::Usage(format!(
+        "{what}; a blast radius this large needs confirmation: pass --yes; nothing was touched"
+    )))
 }
 
 /// What a run would do to which target, with the real targets resolved; touches nothing.
@@ -219,8 +305,8 @@ pub fn demo(keep: bool) -> Result<Exit, Error> {
             .map_err(Error::Invalid)?;
             print_stdout(&format!("The bundled experiment:\n\n{yaml}\n"));
             let cancel = CancellationToken::new();
-            on_signals(cancel.clone());
             let records = super::recover::records(None);
+            on_signals(cancel.clone(), records.clone());
             super::recover::spawn_dead_mans_switch(&records);
             let platform = platform_for(&loaded)
                 .await

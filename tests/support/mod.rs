@@ -187,6 +187,8 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn faultline() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_faultline"));
     c.env("FAULTLINE_LOG", "faultline=warn");
+    // Tests keep their journal and audit log out of the user's state directory.
+    c.env("FAULTLINE_STATE_DIR", root().join("target/test-state"));
     c
 }
 
