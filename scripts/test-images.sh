@@ -5,10 +5,11 @@
 set -euo pipefail
 
 IMAGE="faultline-test/busybox:1"
+TC_IMAGE="faultline-test/tc:1"
 APPLETS=(sh httpd nc sleep cat echo ls ps kill wget dd mkdir)
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    echo "test-images: $IMAGE already exists; nothing to do"
+if docker image inspect "$IMAGE" >/dev/null 2>&1 && docker image inspect "$TC_IMAGE" >/dev/null 2>&1; then
+    echo "test-images: $IMAGE and $TC_IMAGE already exist; nothing to do"
     exit 0
 fi
 
@@ -39,9 +40,45 @@ for applet in "${APPLETS[@]}"; do
 done
 echo "hello from faultline-test" >"$rootfs/www/index.html"
 
-echo "test-images: importing $IMAGE from $(/bin/busybox | head -n 1)"
-tar -C "$rootfs" -c . | docker import \
-    --change 'CMD ["/bin/sh"]' \
-    --change 'LABEL faultline.test=true' \
-    - "$IMAGE" >/dev/null
-echo "test-images: built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE"))"
+if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    echo "test-images: importing $IMAGE from $(/bin/busybox | head -n 1)"
+    tar -C "$rootfs" -c . | docker import \
+        --change 'CMD ["/bin/sh"]' \
+        --change 'LABEL faultline.test=true' \
+        - "$IMAGE" >/dev/null
+    echo "test-images: built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE"))"
+fi
+
+# The sidecar image for network faults: busybox (sh, sleep) plus the host's tc and the
+# shared libraries it links, so no registry and no debootstrap are needed.
+if ! docker image inspect "$TC_IMAGE" >/dev/null 2>&1; then
+    if [ ! -x /usr/sbin/tc ] && [ ! -x /sbin/tc ]; then
+        echo "test-images: tc missing; installing iproute2 with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+    fi
+    tc_bin="$(command -v tc || echo /usr/sbin/tc)"
+    tcroot="$(mktemp -d)"
+    trap 'rm -rf "$rootfs" "$tcroot"' EXIT
+    mkdir -p "$tcroot/bin" "$tcroot/usr/sbin" "$tcroot/tmp"
+    cp /bin/busybox "$tcroot/bin/busybox"
+    for applet in sh sleep cat echo kill; do ln -s busybox "$tcroot/bin/$applet"; done
+    cp "$tc_bin" "$tcroot/usr/sbin/tc"
+    ln -s ../usr/sbin/tc "$tcroot/bin/tc"
+    # Every library tc links, and the dynamic loader, at their own paths.
+    for lib in $(ldd "$tc_bin" | grep -o '/[^ ]*'); do
+        mkdir -p "$tcroot$(dirname "$lib")"
+        cp -L "$lib" "$tcroot$lib"
+    done
+    # tc reads its distribution tables from here (netem delay distributions).
+    if [ -d /usr/lib/x86_64-linux-gnu/tc ]; then
+        mkdir -p "$tcroot/usr/lib/x86_64-linux-gnu"
+        cp -r /usr/lib/x86_64-linux-gnu/tc "$tcroot/usr/lib/x86_64-linux-gnu/"
+    fi
+    echo "test-images: importing $TC_IMAGE ($("$tc_bin" -V 2>&1 | head -n 1))"
+    tar -C "$tcroot" -c . | docker import \
+        --change 'CMD ["/bin/sh"]' \
+        --change 'LABEL faultline.test=true' \
+        - "$TC_IMAGE" >/dev/null
+    echo "test-images: built $TC_IMAGE"
+fi

@@ -93,6 +93,9 @@ pub struct RunArgs {
     /// Append the audit log here instead of the state directory.
     #[arg(long, value_name = "PATH", env = "FAULTLINE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+    /// Image with `tc` and `sh` for sidecar network faults (when the fault names none).
+    #[arg(long, value_name = "IMAGE", env = "FAULTLINE_TC_IMAGE")]
+    pub tc_image: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! errors to exit codes.
 
 mod args;
+mod doctor;
 mod progress;
 mod recover;
 mod run;
@@ -56,7 +57,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             let loaded =
                 experiment::load_experiment(&a.file, &overrides).map_err(Error::Invalid)?;
             let out = run::runtime().block_on(async {
-                match run::platform_for(&loaded).await {
+                match run::platform_for(&loaded, None).await {
                     Ok(p) => run::dry_run(&loaded, p.as_ref(), a.seed).await,
                     // A plan still helps without a reachable platform: say why and show the steps.
                     Err(e) => Ok(validate::render_plan(&loaded, a.seed).replace(
@@ -79,7 +80,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Passed)
         }
         Command::Recover(a) => recover::run(&a),
-        Command::Doctor => not_yet("doctor"),
+        Command::Doctor => doctor::run(),
         Command::Gameday(_) => not_yet("gameday"),
         Command::Rbac { .. } => not_yet("rbac"),
         Command::Demo { keep } => run::demo(keep),

@@ -16,8 +16,14 @@ use crate::run::Records;
 use crate::target::{Platform, PlatformError, select};
 
 /// Connects to the platform the experiment's target block names.
-pub async fn platform_for(loaded: &LoadedExperiment) -> Result<Box<dyn Platform>, PlatformError> {
-    crate::target::connect(&loaded.experiment.target).await
+pub async fn platform_for(
+    loaded: &LoadedExperiment,
+    tc_image: Option<&str>,
+) -> Result<Box<dyn Platform>, PlatformError> {
+    let opts = crate::target::ConnectOptions {
+        tc_image: tc_image.map(str::to_string),
+    };
+    crate::target::connect(&loaded.experiment.target, &opts).await
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -109,7 +115,7 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
         let probes = ProbeContext::new().map_err(Error::Platform)?;
         let mut exit = Exit::Passed;
         for l in &loaded {
-            let platform = platform_for(l)
+            let platform = platform_for(l, a.tc_image.as_deref())
                 .await
                 .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
             if a.dry_run {
@@ -308,7 +314,7 @@ pub fn demo(keep: bool) -> Result<Exit, Error> {
             let records = super::recover::records(None);
             on_signals(cancel.clone(), records.clone());
             super::recover::spawn_dead_mans_switch(&records);
-            let platform = platform_for(&loaded)
+            let platform = platform_for(&loaded, None)
                 .await
                 .map_err(|e| Error::Platform(e.to_string()))?;
             let probes = ProbeContext::new().map_err(Error::Platform)?;

@@ -28,7 +28,7 @@ pub struct PlatformRef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Line {
-    Open(Entry),
+    Open(Box<Entry>),
     Close {
         id: String,
         at: DateTime<Utc>,
@@ -124,7 +124,7 @@ impl Journal {
     }
 
     pub fn open(&self, entry: &Entry) -> Result<(), JournalError> {
-        self.append(&Line::Open(entry.clone()))
+        self.append(&Line::Open(Box::new(entry.clone())))
     }
 
     pub fn close(&self, id: &str, note: &str) -> Result<(), JournalError> {
@@ -146,7 +146,7 @@ impl Journal {
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|e| self.err(e))?;
             match serde_json::from_str::<Line>(&line) {
-                Ok(Line::Open(e)) => open.push(e),
+                Ok(Line::Open(e)) => open.push(*e),
                 Ok(Line::Close { id, .. }) => open.retain(|e| e.id != id),
                 // A line torn by a crash, or from a newer faultline: skip it.
                 Err(_) => tracing::debug!("skipping unreadable journal line"),
@@ -162,7 +162,7 @@ impl Journal {
         let tmp = self.path.with_extension("jsonl.tmp");
         let mut text = String::new();
         for e in open {
-            text.push_str(&serde_json::to_string(&Line::Open(e)).expect("serializes"));
+            text.push_str(&serde_json::to_string(&Line::Open(Box::new(e))).expect("serializes"));
             text.push('\n');
         }
         std::fs::write(&tmp, text).map_err(|e| self.err(e))?;

@@ -23,9 +23,6 @@ use crate::probe::{self, ProbeContext};
 use crate::report::*;
 use crate::target::{Platform, PlatformError, Target, select};
 
-/// How long one revert may take before it counts as unconfirmed.
-const REVERT_TIMEOUT: StdDuration = StdDuration::from_secs(30);
-
 pub struct RunOptions {
     /// Overrides `target.select.seed`.
     pub seed: Option<u64>,
@@ -229,7 +226,7 @@ pub async fn run(
 async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> (Verdict, String) {
     let e = &ctx.loaded.experiment;
     for f in &e.faults {
-        if let Err(m) = fault::supported(f, ctx.platform) {
+        if let Err(m) = fault::preflight(f, ctx.platform).await {
             return (Verdict::Error, format!("{m}; nothing was touched"));
         }
     }
@@ -477,20 +474,29 @@ async fn inject_all(
 ) -> Vec<Pending> {
     let results = join_all(targets.iter().map(|t| async move {
         let at = Utc::now();
-        let undo = fault::undo_for(f, t);
+        let undo = match fault::prepare(ctx.platform, f, t).await {
+            Ok(u) => u,
+            Err(e) => return (t, at, Err(e), None),
+        };
         let journal_id = match &undo {
             Some(u) => match ctx.records.journal_open(ctx, f, u) {
                 Ok(id) => Some(id),
                 Err(e) => {
+                    fault::release(ctx.platform, u).await;
                     let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
                     return (t, at, Err(err), None);
                 }
             },
             None => None,
         };
-        let r = fault::inject(ctx.platform, f, t).await;
-        if let (Err(e), Some(id)) = (&r, &journal_id) {
-            ctx.records.journal_close(id, &format!("not injected: {e}"));
+        let r = fault::inject(ctx.platform, f, t, undo.as_ref()).await;
+        if let Err(e) = &r {
+            if let Some(u) = &undo {
+                fault::release(ctx.platform, u).await;
+            }
+            if let Some(id) = &journal_id {
+                ctx.records.journal_close(id, &format!("not injected: {e}"));
+            }
         }
         let result = match &r {
             Ok(()) => "ok".to_string(),
@@ -543,7 +549,7 @@ async fn inject_all(
 /// the others; the journal entry is closed only when the revert is confirmed.
 async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut FaultOutcome) {
     let results = join_all(pending.into_iter().map(|p| async move {
-        let r = tokio::time::timeout(REVERT_TIMEOUT, fault::revert(ctx.platform, &p.undo)).await;
+        let r = fault::revert_until(ctx.platform, &p.undo, fault::REVERT_TIMEOUT).await;
         (p, r)
     }))
     .await;
@@ -551,7 +557,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
         let target = p.undo.target();
         let rec = &mut out.records[p.record];
         match r {
-            Ok(Ok(())) => {
+            Some(Ok(())) => {
                 rec.status = FaultStatus::Reverted;
                 rec.reverted_at = Some(Utc::now());
                 ctx.records.journal_close(&p.journal_id, "reverted");
@@ -562,7 +568,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 )
                 .await;
             }
-            Ok(Err(PlatformError::Gone(name))) => {
+            Some(Err(PlatformError::Gone(name))) => {
                 rec.status = FaultStatus::Reverted;
                 rec.reverted_at = Some(Utc::now());
                 rec.error = Some(format!(
@@ -577,7 +583,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 )
                 .await;
             }
-            Ok(Err(err)) => {
+            Some(Err(err)) => {
                 rec.error = Some(format!("revert failed: {err}"));
                 ctx.audit("revert", target, f, &format!("failed: {err}"));
                 ctx.event(
@@ -586,10 +592,10 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 )
                 .await;
             }
-            Err(_) => {
+            None => {
                 rec.error = Some(format!(
                     "revert not confirmed within {}s",
-                    REVERT_TIMEOUT.as_secs()
+                    fault::REVERT_TIMEOUT.as_secs()
                 ));
                 ctx.audit("revert", target, f, "not confirmed: timed out");
                 ctx.event(

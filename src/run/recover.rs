@@ -9,8 +9,6 @@ use crate::journal::audit::AuditLog;
 use crate::journal::{Entry, Journal, JournalError, PlatformRef, process_alive};
 use crate::target::{Platform, PlatformError};
 
-const REVERT_TIMEOUT: Duration = Duration::from_secs(30);
-
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     Reverted,
@@ -65,34 +63,33 @@ pub async fn recover(
         if only_run.is_some_and(|r| r != entry.run) {
             continue;
         }
-        let outcome =
-            if only_run.is_none() && entry.pid != std::process::id() && process_alive(entry.pid) {
-                Outcome::Live(entry.pid)
-            } else if dry_run {
-                Outcome::WouldRevert
-            } else {
-                let key = platform_key(&entry.platform);
-                if !platforms.contains_key(&key) {
-                    platforms.insert(key.clone(), crate::target::reconnect(&entry.platform).await);
-                }
-                match &platforms[&key] {
-                    Err(e) => Outcome::Failed(format!("cannot reach the platform: {e}")),
-                    Ok(p) => match tokio::time::timeout(
-                        REVERT_TIMEOUT,
-                        fault::revert(p.as_ref(), &entry.undo),
-                    )
+        let outcome = if only_run.is_none()
+            && entry.pid != std::process::id()
+            && process_alive(entry.pid)
+        {
+            Outcome::Live(entry.pid)
+        } else if dry_run {
+            Outcome::WouldRevert
+        } else {
+            let key = platform_key(&entry.platform);
+            if !platforms.contains_key(&key) {
+                platforms.insert(key.clone(), reconnect(&entry.platform).await);
+            }
+            match &platforms[&key] {
+                Err(e) => Outcome::Failed(format!("cannot reach the platform: {e}")),
+                Ok(p) => match fault::revert_until(p.as_ref(), &entry.undo, fault::REVERT_TIMEOUT)
                     .await
-                    {
-                        Ok(Ok(())) => Outcome::Reverted,
-                        Ok(Err(PlatformError::Gone(_))) => Outcome::Gone,
-                        Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                        Err(_) => Outcome::Failed(format!(
-                            "not confirmed within {}s",
-                            REVERT_TIMEOUT.as_secs()
-                        )),
-                    },
-                }
-            };
+                {
+                    Some(Ok(())) => Outcome::Reverted,
+                    Some(Err(PlatformError::Gone(_))) => Outcome::Gone,
+                    Some(Err(e)) => Outcome::Failed(e.to_string()),
+                    None => Outcome::Failed(format!(
+                        "not confirmed within {}s",
+                        fault::REVERT_TIMEOUT.as_secs()
+                    )),
+                },
+            }
+        };
         let note = match &outcome {
             Outcome::Reverted => Some("reverted by recover"),
             Outcome::Gone => Some("closed by recover: the target no longer exists"),
@@ -125,6 +122,21 @@ pub async fn recover(
         journal.compact()?;
     }
     Ok(out)
+}
+
+/// Connects to a recorded platform, waiting for it while it is unreachable (a daemon
+/// restarting is the usual reason a run died and left faults behind).
+async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformError> {
+    let deadline = tokio::time::Instant::now() + fault::REVERT_TIMEOUT;
+    loop {
+        match crate::target::reconnect(r).await {
+            Err(PlatformError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                tracing::info!("waiting for the platform: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn platform_key(r: &PlatformRef) -> String {

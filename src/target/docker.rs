@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 
-use super::{Platform, PlatformError, Target};
+use super::{ExecOutput, NetAccess, Platform, PlatformError, Target};
 use crate::experiment::model::DockerTarget;
 use crate::experiment::units::{Duration, Signal};
 
@@ -82,6 +82,7 @@ pub struct DockerPlatform {
     docker: Docker,
     host: String,
     spec: DockerTarget,
+    tc_image: Option<String>,
 }
 
 impl DockerPlatform {
@@ -93,9 +94,201 @@ impl DockerPlatform {
             docker,
             host: shown_host(spec.host.as_deref()),
             spec: spec.clone(),
+            tc_image: None,
         })
     }
 
+    /// The default image with `tc` for sidecar network faults.
+    pub fn with_tc_image(mut self, image: Option<String>) -> Self {
+        self.tc_image = image;
+        self
+    }
+
+    /// The daemon runs on this machine (a unix socket), so its containers' processes and
+    /// namespaces are visible here.
+    fn is_local(&self) -> bool {
+        self.host.starts_with("unix://") || self.host.starts_with('/')
+    }
+
+    /// The host PID of the container's init process, when it is visible from here.
+    async fn visible_pid(&self, target: &Target) -> Result<Option<i64>, PlatformError> {
+        if !self.is_local() {
+            return Ok(None);
+        }
+        let info = self
+            .call(
+                target,
+                self.docker
+                    .inspect_container(&target.id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
+        Ok((pid > 0 && process_belongs_to(pid, &target.id)).then_some(pid))
+    }
+
+    async fn start_net_helper(
+        &self,
+        target: &Target,
+        image: &str,
+        interface: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<String, PlatformError> {
+        let del = format!(
+            "tc qdisc del dev {interface} root handle {} 2>/dev/null",
+            crate::fault::network::HANDLE
+        );
+        // The helper's own dead-man's switch: when its lifetime ends, or it is stopped,
+        // it removes faultline's qdisc; it is then removed by the daemon (auto_remove).
+        let script = format!(
+            "trap '{del}; exit 0' TERM INT; sleep {} & wait $!; {del}",
+            lifetime.as_secs().max(1)
+        );
+        let name = format!(
+            "faultline-net-{}-{:08x}",
+            &target.id[..target.id.len().min(12)],
+            rand::random::<u32>()
+        );
+        let labels = HashMap::from([
+            (HELPER_LABEL.to_string(), "network".to_string()),
+            ("faultline.target".to_string(), target.id.clone()),
+        ]);
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["sh".into(), "-c".into(), script]),
+            labels: Some(labels),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some(format!("container:{}", target.id)),
+                cap_add: Some(vec!["NET_ADMIN".into()]),
+                auto_remove: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = bollard::query_parameters::CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .call(target, self.docker.create_container(Some(options), body))
+            .await
+            .map_err(|e| match e {
+                PlatformError::Gone(_) => PlatformError::Refused(format!(
+                    "cannot create the network helper from image `{image}`: the image does not exist here (build or load an image with `tc` and `sh`, and name it with `tc_image`, --tc-image or FAULTLINE_TC_IMAGE)"
+                )),
+                other => other,
+            })?;
+        self.call(
+            target,
+            self.docker.start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            ),
+        )
+        .await?;
+        Ok(created.id)
+    }
+
+    async fn exec_in(&self, container: &str, argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        use futures::StreamExt;
+        let helper = Target {
+            platform: "docker".into(),
+            id: container.to_string(),
+            name: format!("helper {}", &container[..container.len().min(12)]),
+            labels: Default::default(),
+        };
+        let exec = self
+            .call(
+                &helper,
+                self.docker.create_exec(
+                    container,
+                    bollard::exec::CreateExecOptions {
+                        cmd: Some(argv.to_vec()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                ),
+            )
+            .await?;
+        let started = self
+            .call(&helper, self.docker.start_exec(&exec.id, None))
+            .await?;
+        let mut out = ExecOutput::default();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    Ok(other) => out
+                        .stdout
+                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    Err(e) => return Err(PlatformError::Unavailable(describe(&self.host, &e))),
+                }
+            }
+        }
+        let inspect = self
+            .call(&helper, self.docker.inspect_exec(&exec.id))
+            .await?;
+        out.code = inspect.exit_code.unwrap_or(-1);
+        Ok(out)
+    }
+}
+
+/// Runs `argv` from the host inside the network namespace of process `pid`. The namespace
+/// is entered in the forked child before exec, never on one of tokio's threads.
+async fn exec_in_netns(pid: i64, argv: &[String]) -> Result<ExecOutput, PlatformError> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+        PlatformError::Refused(format!(
+            "cannot open the network namespace of pid {pid}: {e}"
+        ))
+    })?;
+    let fd = ns.as_raw_fd();
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    // SAFETY: setns is a plain system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let out = cmd.output().await.map_err(|e| {
+        PlatformError::Refused(format!(
+            "cannot run `{}` on this host: {e} (install iproute2, or use `strategy: sidecar`)",
+            argv[0]
+        ))
+    })?;
+    drop(ns);
+    Ok(ExecOutput {
+        code: out.status.code().map(i64::from).unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Whether this kernel accepts a netem qdisc, tried in a throwaway network namespace.
+pub async fn host_has_netem() -> Option<bool> {
+    let out = tokio::process::Command::new("unshare")
+        .args([
+            "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+        ])
+        .output()
+        .await
+        .ok()?;
+    if out.status.success() {
+        return Some(true);
+    }
+    String::from_utf8_lossy(&out.stderr)
+        .contains("Specified qdisc kind is unknown")
+        .then_some(false)
+}
+
+impl DockerPlatform {
     fn error(&self, target: &Target, e: bollard::errors::Error) -> PlatformError {
         match &e {
             bollard::errors::Error::DockerResponseServerError {
@@ -283,6 +476,95 @@ impl Platform for DockerPlatform {
             )
             .await?;
         Ok(info.state.and_then(|s| s.paused).unwrap_or(false))
+    }
+
+    async fn net_access(
+        &self,
+        target: &Target,
+        strategy: crate::experiment::model::NetworkStrategy,
+        image: Option<&str>,
+        interface: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<NetAccess, PlatformError> {
+        use crate::experiment::model::NetworkStrategy;
+        let root = nix::unistd::geteuid().is_root();
+        let host_ok = root && self.visible_pid(target).await?.is_some();
+        let use_host = match strategy {
+            NetworkStrategy::Host if !host_ok => {
+                return Err(PlatformError::Refused(if !self.is_local() {
+                    format!(
+                        "strategy `host` needs a local Docker daemon; {} is remote: use `strategy: sidecar`",
+                        self.host
+                    )
+                } else if !root {
+                    "strategy `host` needs root to enter the container's network namespace: run faultline as root, or use `strategy: sidecar`".to_string()
+                } else {
+                    format!(
+                        "the processes of `{}` are not visible from here: use `strategy: sidecar`",
+                        target.name
+                    )
+                }));
+            }
+            NetworkStrategy::Host => true,
+            NetworkStrategy::Sidecar => false,
+            NetworkStrategy::Auto => host_ok,
+        };
+        if use_host {
+            return Ok(NetAccess::Host);
+        }
+        let image = image.map(str::to_string).or_else(|| self.tc_image.clone()).ok_or_else(|| {
+            PlatformError::Refused(
+                "the sidecar strategy needs an image with `tc` and `sh`: set `tc_image` on the fault, --tc-image, or FAULTLINE_TC_IMAGE".into(),
+            )
+        })?;
+        let helper = self
+            .start_net_helper(target, &image, interface, lifetime)
+            .await?;
+        Ok(NetAccess::Sidecar { helper, image })
+    }
+
+    async fn net_exec(
+        &self,
+        target: &Target,
+        access: &NetAccess,
+        argv: &[String],
+    ) -> Result<ExecOutput, PlatformError> {
+        match access {
+            NetAccess::Host => {
+                let pid = self
+                    .visible_pid(target)
+                    .await?
+                    .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+                exec_in_netns(pid, argv).await
+            }
+            NetAccess::Sidecar { helper, .. } => self.exec_in(helper, argv).await,
+        }
+    }
+
+    async fn net_release(&self, access: &NetAccess) -> Result<(), PlatformError> {
+        let NetAccess::Sidecar { helper, .. } = access else {
+            return Ok(());
+        };
+        let options = bollard::query_parameters::RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(helper, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(PlatformError::Unavailable(describe(&self.host, &e))),
+        }
+    }
+
+    async fn netem_supported(&self) -> Option<bool> {
+        if self.is_local() {
+            host_has_netem().await
+        } else {
+            None
+        }
     }
 }
 

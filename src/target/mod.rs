@@ -36,6 +36,24 @@ pub enum PlatformError {
     Refused(String),
 }
 
+/// How faultline reaches a target's network namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum NetAccess {
+    /// From the host: setns into the target's namespace, then the host's `tc`.
+    Host,
+    /// A short-lived helper container sharing the namespace, with `tc` in its image.
+    Sidecar { helper: String, image: String },
+}
+
+/// The result of a command run for a fault.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 /// The operations faults are built from.
 #[async_trait]
 pub trait Platform: Send + Sync {
@@ -63,14 +81,63 @@ pub trait Platform: Send + Sync {
     async fn unpause(&self, target: &Target) -> Result<(), PlatformError>;
     /// Whether the target is frozen now.
     async fn is_paused(&self, target: &Target) -> Result<bool, PlatformError>;
+
+    /// Prepares access to the target's network namespace. A helper it starts removes
+    /// faultline's qdisc (`interface`) by itself after `lifetime`, even if faultline died.
+    async fn net_access(
+        &self,
+        _target: &Target,
+        _strategy: crate::experiment::model::NetworkStrategy,
+        _image: Option<&str>,
+        _interface: &str,
+        _lifetime: std::time::Duration,
+    ) -> Result<NetAccess, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "network faults are not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// Runs `argv` inside the target's network namespace.
+    async fn net_exec(
+        &self,
+        _target: &Target,
+        _access: &NetAccess,
+        _argv: &[String],
+    ) -> Result<ExecOutput, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "network faults are not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// Removes what `net_access` started (a helper); a no-op for host access.
+    async fn net_release(&self, _access: &NetAccess) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    /// Whether the targets' kernel has netem; `None` when it cannot be told from here
+    /// (a remote daemon): the add itself then says so.
+    async fn netem_supported(&self) -> Option<bool> {
+        None
+    }
+}
+
+/// Settings of a platform that come from the command line rather than the experiment.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    /// Image with `tc` for sidecar network faults (`--tc-image`, `FAULTLINE_TC_IMAGE`).
+    pub tc_image: Option<String>,
 }
 
 /// Connects to the platform an experiment's target block names.
 pub async fn connect(
     t: &crate::experiment::model::Target,
+    opts: &ConnectOptions,
 ) -> Result<Box<dyn Platform>, PlatformError> {
     if let Some(d) = &t.docker {
-        return Ok(Box::new(docker::DockerPlatform::connect(d).await?));
+        let p = docker::DockerPlatform::connect(d).await?;
+        return Ok(Box::new(p.with_tc_image(opts.tc_image.clone())));
     }
     Err(PlatformError::Unavailable(
         "Kubernetes targets are not supported by this build of faultline yet".into(),
@@ -85,9 +152,14 @@ pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformErr
                 host: r.endpoint.clone(),
                 ..Default::default()
             };
-            Ok(Box::new(docker::DockerPlatform::connect(&spec).await?))
+            let tc_image = std::env::var("FAULTLINE_TC_IMAGE").ok();
+            Ok(Box::new(
+                docker::DockerPlatform::connect(&spec)
+                    .await?
+                    .with_tc_image(tc_image),
+            ))
         }
-        other => Err(PlatformError::Unavailable(format!(
+        other => Err(PlatformError::Refused(format!(
             "this build of faultline cannot reach `{other}` platforms"
         ))),
     }

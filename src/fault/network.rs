@@ -1,0 +1,382 @@
+//! `network`: delay, jitter, loss and rate with `tc`, in the target's network namespace.
+//!
+//! Lessons from the peers, each a rule here: one qdisc per fault under a handle faultline
+//! owns ([`HANDLE`]); the root qdisc is read before every change and a qdisc faultline did
+//! not create is never replaced or deleted; `add`, never `replace`; a partial setup is
+//! rolled back; revert deletes only the owned handle (the kernel checks the handle) and
+//! confirms it is gone; the interface is a parameter, and revert uses the one injected on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::model::NetworkFault;
+use crate::target::{NetAccess, Platform, PlatformError, Target};
+
+/// The root qdisc handle faultline owns. Documented: a qdisc with this handle is
+/// faultline's; anything else is never touched.
+pub const HANDLE: &str = "fa17:";
+/// The child handle of a tbf under netem (when both delay/loss and rate are asked for).
+pub const CHILD_HANDLE: &str = "fa18:";
+
+/// What the kernel said when netem is missing.
+const NETEM_MISSING: &str = "Specified qdisc kind is unknown";
+
+/// The message for a kernel without netem: names the module and how to get it.
+pub fn netem_missing_message() -> String {
+    "this kernel has no netem qdisc (module `sch_netem`): delay, jitter and loss need it. \
+     Load it with `modprobe sch_netem` (on Debian/Ubuntu it ships in `linux-modules-extra-$(uname -r)`), \
+     or use `rate` alone, which works with tbf"
+        .to_string()
+}
+
+/// What revert needs: where, on which interface, and how faultline got in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QdiscRecord {
+    pub interface: String,
+    pub access: NetAccess,
+}
+
+/// Whether the fault needs netem (anything but a pure rate limit).
+pub fn needs_netem(f: &NetworkFault) -> bool {
+    f.delay.is_some() || f.jitter.is_some() || f.loss.is_some()
+}
+
+fn ms(d: crate::experiment::units::Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// The tbf parameters for a rate: a burst of at least a few full frames (a burst below
+/// the MTU would drop every large packet) and a bounded queue.
+fn tbf_params(bits_per_second: u64) -> Vec<String> {
+    let burst = (bits_per_second / 8 / 100).max(5_000);
+    vec![
+        "tbf".into(),
+        "rate".into(),
+        format!("{bits_per_second}bit"),
+        "burst".into(),
+        burst.to_string(),
+        "latency".into(),
+        "400ms".into(),
+    ]
+}
+
+/// The `tc` argument lists that set the fault up, in order.
+pub fn add_commands(f: &NetworkFault) -> Vec<Vec<String>> {
+    let dev = |mut v: Vec<String>| {
+        let mut out: Vec<String> = vec![
+            "qdisc".into(),
+            "add".into(),
+            "dev".into(),
+            f.interface.clone(),
+        ];
+        out.append(&mut v);
+        out
+    };
+    if !needs_netem(f) {
+        let rate = f
+            .rate
+            .as_ref()
+            .expect("validation: a network fault has delay, loss or rate");
+        let mut args = vec!["root".into(), "handle".into(), HANDLE.into()];
+        args.extend(tbf_params(rate.bits_per_second));
+        return vec![dev(args)];
+    }
+    let mut netem: Vec<String> = vec![
+        "root".into(),
+        "handle".into(),
+        HANDLE.into(),
+        "netem".into(),
+    ];
+    if let Some(d) = f.delay {
+        netem.extend(["delay".into(), ms(d)]);
+        if let Some(j) = f.jitter {
+            netem.push(ms(j));
+        }
+    }
+    if let Some(l) = f.loss {
+        netem.extend(["loss".into(), format!("{}%", l.0)]);
+    }
+    let mut cmds = vec![dev(netem)];
+    if let Some(rate) = &f.rate {
+        let mut tbf: Vec<String> = vec![
+            "parent".into(),
+            format!("{}1", HANDLE),
+            "handle".into(),
+            CHILD_HANDLE.into(),
+        ];
+        tbf.extend(tbf_params(rate.bits_per_second));
+        cmds.push(dev(tbf));
+    }
+    cmds
+}
+
+pub fn show_command(interface: &str) -> Vec<String> {
+    ["qdisc", "show", "dev", interface]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Deletes faultline's root qdisc, and only it: the kernel refuses when the root's handle
+/// differs from the one named.
+pub fn delete_command(interface: &str) -> Vec<String> {
+    ["qdisc", "del", "dev", interface, "root", "handle", HANDLE]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The root qdisc as `tc qdisc show` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Root {
+    /// The kernel's default (handle 0:).
+    Default,
+    /// faultline's own, from this or an earlier run.
+    Ours,
+    /// Someone else's: never replaced nor deleted.
+    Foreign { kind: String, handle: String },
+}
+
+pub fn parse_root(show: &str) -> Root {
+    for line in show.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() >= 3 && words[0] == "qdisc" && words.contains(&"root") {
+            let (kind, handle) = (words[1], words[2]);
+            // The kernel's own root qdiscs (noqueue, pfifo_fast, fq_codel, mq) have handle 0:.
+            if handle == HANDLE {
+                return Root::Ours;
+            }
+            if handle == "0:" {
+                return Root::Default;
+            }
+            return Root::Foreign {
+                kind: kind.into(),
+                handle: handle.into(),
+            };
+        }
+    }
+    Root::Default
+}
+
+fn tc_error(what: &str, out: &crate::target::ExecOutput) -> String {
+    let msg = out.stderr.trim();
+    let msg = if msg.is_empty() {
+        out.stdout.trim()
+    } else {
+        msg
+    };
+    format!("`tc {what}` failed (exit {}): {msg}", out.code)
+}
+
+async fn tc(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    args: &[String],
+) -> Result<crate::target::ExecOutput, PlatformError> {
+    let mut argv = vec!["tc".to_string()];
+    argv.extend(args.iter().cloned());
+    platform.net_exec(target, access, &argv).await
+}
+
+/// Reads the root and refuses anything but the kernel's default.
+async fn check_root(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    interface: &str,
+) -> Result<(), PlatformError> {
+    let out = tc(platform, target, access, &show_command(interface)).await?;
+    if out.code != 0 {
+        return Err(PlatformError::Refused(tc_error(
+            &format!("qdisc show dev {interface}"),
+            &out,
+        )));
+    }
+    match parse_root(&out.stdout) {
+        Root::Default => Ok(()),
+        Root::Ours => Err(PlatformError::Refused(format!(
+            "`{}` already has faultline's qdisc ({HANDLE}) on {interface}, left by an earlier run: run `faultline recover`",
+            target.name
+        ))),
+        Root::Foreign { kind, handle } => Err(PlatformError::Refused(format!(
+            "`{}` already has a `{kind}` root qdisc ({handle}) on {interface} that faultline did not create; refusing to replace it",
+            target.name
+        ))),
+    }
+}
+
+/// Adds the fault's qdisc. A failure part-way removes what was added.
+pub async fn inject(
+    platform: &dyn Platform,
+    f: &NetworkFault,
+    target: &Target,
+    access: &NetAccess,
+) -> Result<(), PlatformError> {
+    check_root(platform, target, access, &f.interface).await?;
+    let cmds = add_commands(f);
+    for (i, args) in cmds.iter().enumerate() {
+        let out = tc(platform, target, access, args).await?;
+        if out.code != 0 {
+            if i > 0 {
+                let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+            }
+            if out.stderr.contains(NETEM_MISSING) && needs_netem(f) {
+                return Err(PlatformError::Refused(netem_missing_message()));
+            }
+            return Err(PlatformError::Refused(tc_error(&args[..3].join(" "), &out)));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes faultline's qdisc if it is there, and confirms it is gone.
+pub async fn revert(
+    platform: &dyn Platform,
+    target: &Target,
+    rec: &QdiscRecord,
+) -> Result<(), PlatformError> {
+    let show = show_command(&rec.interface);
+    let before = tc(platform, target, &rec.access, &show).await?;
+    if parse_root(&before.stdout) == Root::Ours {
+        let out = tc(
+            platform,
+            target,
+            &rec.access,
+            &delete_command(&rec.interface),
+        )
+        .await?;
+        if out.code != 0 {
+            return Err(PlatformError::Refused(tc_error("qdisc del", &out)));
+        }
+    }
+    let after = tc(platform, target, &rec.access, &show).await?;
+    if after.stdout.contains(HANDLE) {
+        return Err(PlatformError::Refused(format!(
+            "faultline's qdisc is still on {} of `{}` after delete",
+            rec.interface, target.name
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::units::{Duration, Percent};
+
+    fn fault(
+        delay: Option<u64>,
+        jitter: Option<u64>,
+        loss: Option<f64>,
+        rate: Option<&str>,
+    ) -> NetworkFault {
+        NetworkFault {
+            after: Duration::default(),
+            duration: Duration::from_secs(10),
+            delay: delay.map(Duration::from_millis),
+            jitter: jitter.map(Duration::from_millis),
+            loss: loss.map(Percent),
+            rate: rate.map(|r| r.parse().unwrap()),
+            interface: "eth0".into(),
+            engine: Default::default(),
+            strategy: Default::default(),
+            tc_image: None,
+        }
+    }
+
+    fn join(cmds: Vec<Vec<String>>) -> Vec<String> {
+        cmds.into_iter().map(|c| c.join(" ")).collect()
+    }
+
+    #[test]
+    fn rate_alone_is_one_tbf_under_the_owned_handle() {
+        assert_eq!(
+            join(add_commands(&fault(None, None, None, Some("1mbit")))),
+            vec![
+                "qdisc add dev eth0 root handle fa17: tbf rate 1000000bit burst 5000 latency 400ms"
+            ]
+        );
+        assert_eq!(
+            join(add_commands(&fault(None, None, None, Some("100mbit")))),
+            vec![
+                "qdisc add dev eth0 root handle fa17: tbf rate 100000000bit burst 125000 latency 400ms"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_netem_combination() {
+        let cases = [
+            (
+                fault(Some(100), None, None, None),
+                vec!["qdisc add dev eth0 root handle fa17: netem delay 100ms"],
+            ),
+            (
+                fault(Some(100), Some(10), None, None),
+                vec!["qdisc add dev eth0 root handle fa17: netem delay 100ms 10ms"],
+            ),
+            (
+                fault(None, None, Some(5.0), None),
+                vec!["qdisc add dev eth0 root handle fa17: netem loss 5%"],
+            ),
+            (
+                fault(Some(50), Some(5), Some(12.5), None),
+                vec!["qdisc add dev eth0 root handle fa17: netem delay 50ms 5ms loss 12.5%"],
+            ),
+            (
+                fault(Some(100), None, Some(1.0), Some("1mbit")),
+                vec![
+                    "qdisc add dev eth0 root handle fa17: netem delay 100ms loss 1%",
+                    "qdisc add dev eth0 parent fa17:1 handle fa18: tbf rate 1000000bit burst 5000 latency 400ms",
+                ],
+            ),
+        ];
+        for (f, want) in cases {
+            assert_eq!(join(add_commands(&f)), want);
+            assert!(needs_netem(&f));
+        }
+    }
+
+    #[test]
+    fn the_interface_is_a_parameter() {
+        let mut f = fault(Some(10), None, None, None);
+        f.interface = "ens5".into();
+        assert!(add_commands(&f)[0].join(" ").contains("dev ens5 root"));
+        assert_eq!(
+            delete_command("ens5").join(" "),
+            "qdisc del dev ens5 root handle fa17:"
+        );
+        assert_eq!(show_command("ens5").join(" "), "qdisc show dev ens5");
+    }
+
+    #[test]
+    fn root_qdiscs() {
+        assert_eq!(
+            parse_root("qdisc noqueue 0: root refcnt 2\n"),
+            Root::Default
+        );
+        assert_eq!(
+            parse_root("qdisc pfifo_fast 0: root refcnt 2 bands 3\n"),
+            Root::Default
+        );
+        assert_eq!(parse_root(""), Root::Default);
+        assert_eq!(
+            parse_root("qdisc tbf fa17: root refcnt 2 rate 1Mbit burst 5000b lat 400ms\n"),
+            Root::Ours
+        );
+        assert_eq!(
+            parse_root("qdisc htb 1: root refcnt 2 r2q 10 default 0\nqdisc sfq 10: parent 1:10\n"),
+            Root::Foreign {
+                kind: "htb".into(),
+                handle: "1:".into()
+            }
+        );
+        assert_eq!(
+            parse_root("qdisc tbf 8001: root refcnt 2 rate 1Mbit\n"),
+            Root::Foreign {
+                kind: "tbf".into(),
+                handle: "8001:".into()
+            }
+        );
+    }
+}
