@@ -53,6 +53,35 @@ const REPEATED_KILL: Scenario = Scenario {
     leftovers: paused_containers,
 };
 
+fn network_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = Vec::new();
+    for n in &fleet.names {
+        if qdiscs(n).contains("fa17:") {
+            left.push(format!("{n} still has faultline's qdisc"));
+        }
+        if helpers(n) > 0 {
+            left.push(format!("{n} still has a network helper"));
+        }
+    }
+    left
+}
+
+const NETWORK_HOST: Scenario = Scenario {
+    name: "network (host)",
+    faults: "  - network: {rate: 1mbit, duration: 4s, strategy: host}\n",
+    container_flags: &[],
+    window: Duration::from_millis(2500),
+    leftovers: network_leftovers,
+};
+
+const NETWORK_SIDECAR: Scenario = Scenario {
+    name: "network (sidecar)",
+    faults: "  - network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:1\"}\n",
+    container_flags: &[],
+    window: Duration::from_millis(2500),
+    leftovers: network_leftovers,
+};
+
 fn trials() -> usize {
     std::env::var("FAULTLINE_CHAOS_TRIALS")
         .ok()
@@ -105,7 +134,12 @@ fn chaos(s: &Scenario, how: Kill) {
     let mut left_total = Vec::new();
     let n = trials();
     for trial in 0..n {
-        let mut fleet = Fleet::new(&format!("chaos-{}", s.name.replace(' ', "-")));
+        let slug: String = s
+            .name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let mut fleet = Fleet::new(&format!("chaos-{slug}"));
         fleet.web(s.container_flags);
         fleet.web(s.container_flags);
         let dir = tempfile::tempdir().unwrap();
@@ -228,6 +262,26 @@ fn repeated_kill_sigkill_then_recover() {
 #[test]
 fn repeated_kill_sigint() {
     chaos(&REPEATED_KILL, Kill::Interrupt);
+}
+
+#[test]
+fn network_host_sigkill_then_recover() {
+    chaos(&NETWORK_HOST, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_host_sigint() {
+    chaos(&NETWORK_HOST, Kill::Interrupt);
+}
+
+#[test]
+fn network_sidecar_sigkill_then_recover() {
+    chaos(&NETWORK_SIDECAR, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_sidecar_sigint() {
+    chaos(&NETWORK_SIDECAR, Kill::Interrupt);
 }
 
 #[test]

@@ -288,3 +288,28 @@ pub fn assert_spec_report(r: &serde_json::Value) {
         assert!(e["kind"].is_string() && e["message"].is_string());
     }
 }
+
+/// The qdiscs on the container's eth0, read from the host.
+pub fn qdiscs(name: &str) -> String {
+    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
+    let out = Command::new("nsenter")
+        .args(["-t", &pid, "-n", "tc", "qdisc", "show", "dev", "eth0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Helpers faultline started for this container.
+pub fn helpers(name: &str) -> usize {
+    let id = docker_ok(&["inspect", "-f", "{{.Id}}", name]);
+    docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=faultline.helper",
+        "--filter",
+        &format!("label=faultline.target={id}"),
+    ])
+    .lines()
+    .count()
+}
