@@ -19,6 +19,8 @@ use crate::error::{Error, Exit};
 use crate::experiment::{self, Diagnostic, VarOverrides};
 
 pub fn main() -> ExitCode {
+    // One TLS crypto provider for kube and reqwest alike (two installed make kube panic).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
     let exit = match dispatch(cli) {
