@@ -9,6 +9,7 @@ pub mod error;
 pub mod experiment;
 pub mod fault;
 pub mod journal;
+pub mod notify;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -26,6 +26,8 @@ struct Scenario {
     window: Duration,
     /// Names what is left behind on these containers (empty: nothing).
     leftovers: fn(&Fleet) -> Vec<String>,
+    /// For faults that end by themselves: how long after the start they are surely over.
+    self_healing: Option<Duration>,
 }
 
 fn paused_containers(fleet: &Fleet) -> Vec<String> {
@@ -43,6 +45,7 @@ const PAUSE: Scenario = Scenario {
     container_flags: &[],
     window: Duration::from_millis(2500),
     leftovers: paused_containers,
+    self_healing: None,
 };
 
 const REPEATED_KILL: Scenario = Scenario {
@@ -51,6 +54,7 @@ const REPEATED_KILL: Scenario = Scenario {
     container_flags: &["--restart", "always"],
     window: Duration::from_millis(2500),
     leftovers: paused_containers,
+    self_healing: None,
 };
 
 fn network_leftovers(fleet: &Fleet) -> Vec<String> {
@@ -72,6 +76,31 @@ const NETWORK_HOST: Scenario = Scenario {
     container_flags: &[],
     window: Duration::from_millis(2500),
     leftovers: network_leftovers,
+    self_healing: None,
+};
+
+fn nfqueue_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = network_leftovers(fleet);
+    for n in &fleet.names {
+        let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", n]);
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n", "iptables", "-S", "OUTPUT"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("NFQUEUE") {
+            left.push(format!("{n} still has faultline's NFQUEUE rule"));
+        }
+    }
+    left
+}
+
+const NETWORK_NFQUEUE: Scenario = Scenario {
+    name: "network (nfqueue)",
+    faults: "  - network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}\n",
+    container_flags: &[],
+    window: Duration::from_millis(2500),
+    leftovers: nfqueue_leftovers,
+    self_healing: None,
 };
 
 const NETWORK_SIDECAR: Scenario = Scenario {
@@ -80,6 +109,69 @@ const NETWORK_SIDECAR: Scenario = Scenario {
     container_flags: &[],
     window: Duration::from_millis(2500),
     leftovers: network_leftovers,
+    self_healing: None,
+};
+
+fn stressors(fleet: &Fleet) -> Vec<String> {
+    let mut left = Vec::new();
+    // Host stressors of this test: a marker in the command line, and a cgroup of one of
+    // this test's containers (other tests run their own at the same time).
+    let ids: Vec<String> = fleet.names.iter().map(|n| fleet.id(n)).collect();
+    let host = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("faultline-stress-"))
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup"))
+                .is_ok_and(|c| ids.iter().any(|id| c.contains(id)))
+        })
+        .count();
+    if host > 0 {
+        left.push(format!("{host} host stressor(s)"));
+    }
+    for n in &fleet.names {
+        let out = docker(&[
+            "exec",
+            n,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/cmdline 2>/dev/null",
+        ]);
+        let inside = String::from_utf8_lossy(&out.stdout)
+            .matches("faultline-stress-")
+            .count();
+        if inside > 0 {
+            left.push(format!("{inside} stressor process(es) in {n}"));
+        }
+    }
+    left
+}
+
+const CPU_HOST: Scenario = Scenario {
+    name: "cpu_stress (host)",
+    faults: "  - cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: host}\n",
+    container_flags: &[],
+    window: Duration::from_millis(2500),
+    leftovers: stressors,
+    self_healing: Some(Duration::from_secs(16)),
+};
+
+const CPU_EXEC: Scenario = Scenario {
+    name: "cpu_stress (exec)",
+    faults: "  - cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}\n",
+    container_flags: &[],
+    window: Duration::from_millis(2500),
+    leftovers: stressors,
+    self_healing: Some(Duration::from_secs(16)),
 };
 
 fn trials() -> usize {
@@ -97,6 +189,8 @@ enum Kill {
     HardDeadMansSwitch,
     /// SIGINT: exit 130 and nothing left, no recover needed.
     Interrupt,
+    /// SIGKILL, no switch, no recover: a fault with its own deadline ends by itself.
+    HardDeadline,
 }
 
 fn start(file: &Path, state: &Path, audit: &Path, switch: bool) -> Child {
@@ -132,7 +226,12 @@ fn chaos(s: &Scenario, how: Kill) {
     }
     let mut rng = rand::rng();
     let mut left_total = Vec::new();
-    let n = trials();
+    // Waiting out a deadline is slow: fewer trials there.
+    let n = if how == Kill::HardDeadline {
+        trials().min(2)
+    } else {
+        trials()
+    };
     for trial in 0..n {
         let slug: String = s
             .name
@@ -193,6 +292,22 @@ fn chaos(s: &Scenario, how: Kill) {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
+            Kill::HardDeadline => {
+                let heal = s.self_healing.expect("only for self-healing faults");
+                std::thread::sleep(heal.saturating_sub(Duration::from_millis(at)));
+                let left = (s.leftovers)(&fleet);
+                assert!(
+                    left.is_empty(),
+                    "trial {trial}: after the deadline: {left:?}"
+                );
+                // The journal still says what was injected; recover closes it.
+                let out = faultline()
+                    .arg("recover")
+                    .env("FAULTLINE_STATE_DIR", &state)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success());
+            }
             Kill::HardDeadMansSwitch => {
                 let healed = wait_until(Duration::from_secs(15), || open_entries(&state) == 0);
                 assert!(
@@ -221,6 +336,7 @@ fn chaos(s: &Scenario, how: Kill) {
         Kill::HardThenRecover => "SIGKILL + recover",
         Kill::HardDeadMansSwitch => "SIGKILL + dead-man's switch",
         Kill::Interrupt => "SIGINT",
+        Kill::HardDeadline => "SIGKILL + own deadline",
     };
     let line = format!(
         "chaos: {} / {case}: {n} trials, {} left behind",
@@ -282,6 +398,47 @@ fn network_sidecar_sigkill_then_recover() {
 #[test]
 fn network_sidecar_sigint() {
     chaos(&NETWORK_SIDECAR, Kill::Interrupt);
+}
+
+#[test]
+fn cpu_host_sigkill_then_recover() {
+    chaos(&CPU_HOST, Kill::HardThenRecover);
+}
+
+#[test]
+fn cpu_host_sigint() {
+    chaos(&CPU_HOST, Kill::Interrupt);
+}
+
+#[test]
+fn cpu_exec_sigkill_then_recover() {
+    chaos(&CPU_EXEC, Kill::HardThenRecover);
+}
+
+#[test]
+fn cpu_exec_sigint() {
+    chaos(&CPU_EXEC, Kill::Interrupt);
+}
+
+/// Fewer trials: each waits out the stressor's deadline.
+#[test]
+fn cpu_exec_sigkill_own_deadline() {
+    chaos(&CPU_EXEC, Kill::HardDeadline);
+}
+
+#[test]
+fn cpu_host_sigkill_own_deadline() {
+    chaos(&CPU_HOST, Kill::HardDeadline);
+}
+
+#[test]
+fn network_nfqueue_sigkill_then_recover() {
+    chaos(&NETWORK_NFQUEUE, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_nfqueue_sigint() {
+    chaos(&NETWORK_NFQUEUE, Kill::Interrupt);
 }
 
 #[test]

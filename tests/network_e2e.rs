@@ -155,7 +155,7 @@ fn without_netem_a_delay_is_refused_and_nothing_is_left() {
             dir.path(),
             "d.yaml",
             &format!(
-                "version: 1\nname: delay\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\nfaults:\n  - network: {{delay: 100ms, jitter: 10ms, duration: 5s, strategy: {strategy}}}\n",
+                "version: 1\nname: delay\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\nfaults:\n  - network: {{delay: 100ms, jitter: 10ms, duration: 5s, strategy: {strategy}, engine: netem}}\n",
                 fleet.label()
             ),
         );

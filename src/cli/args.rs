@@ -38,6 +38,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Revert every fault a crashed or killed run left behind.
     Recover(RecoverArgs),
+    /// Render saved JSON reports again as JUnit, Markdown or HTML.
+    Report(ReportArgs),
     /// Check Docker/Kubernetes access, kernel netem support and privileges.
     Doctor,
     /// Print the JSON Schema of the experiment and scenario format.
@@ -45,7 +47,7 @@ pub enum Command {
     /// Run a scenario: a suite of experiments, optionally on a schedule.
     Gameday(GamedayArgs),
     /// Print the least-privilege Kubernetes Role an experiment needs.
-    Rbac { file: PathBuf },
+    Rbac(RbacArgs),
     /// Build a demo service locally and run a bundled experiment against it.
     Demo {
         /// Leave the demo containers running afterwards.
@@ -54,6 +56,12 @@ pub enum Command {
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// A CPU stressor (started by the cpu_stress fault inside a target's cgroups).
+    #[command(hide = true)]
+    Stress(StressArgs),
+    /// The nfqueue delayer (started by a network fault inside a target's namespace).
+    #[command(hide = true)]
+    Delayer(DelayerArgs),
     /// The demo's web replica (runs inside the demo containers).
     #[command(hide = true)]
     DemoServe(crate::demo::ServeArgs),
@@ -144,6 +152,32 @@ pub struct RecoverArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// JSON reports written by `faultline run --report json:PATH`.
+    #[arg(required = true, value_name = "RESULT.json")]
+    pub files: Vec<PathBuf>,
+    /// Output format; several reports give one JUnit file with a suite each, a Markdown
+    /// summary followed by each report, or one HTML page with a summary and each experiment.
+    #[arg(long, value_enum)]
+    pub format: ReportFormat,
+    /// Write here instead of to stdout.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RbacArgs {
+    /// An experiment, or a scenario (the union of its experiments' needs).
+    pub file: PathBuf,
+    /// The service account the RoleBindings name: NAME (in the target's namespace) or
+    /// NAMESPACE/NAME.
+    #[arg(long, value_name = "[NAMESPACE/]NAME", default_value = "faultline")]
+    pub service_account: String,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct GamedayArgs {
     pub scenario: PathBuf,
     /// Where each experiment's reports and the summary go.
@@ -154,6 +188,15 @@ pub struct GamedayArgs {
     pub schedule: bool,
     #[command(flatten)]
     pub vars: VarArgs,
+    /// Confirm a large blast radius without a prompt.
+    #[arg(long)]
+    pub yes: bool,
+    /// Append the audit log here instead of the state directory.
+    #[arg(long, value_name = "PATH", env = "FAULTLINE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Image with `tc` and `sh` for sidecar network faults (when the fault names none).
+    #[arg(long, value_name = "IMAGE", env = "FAULTLINE_TC_IMAGE")]
+    pub tc_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,6 +228,39 @@ impl FromStr for ReportSpec {
         })?;
         Ok(ReportSpec { format, path })
     }
+}
+
+#[derive(Debug, Args)]
+pub struct StressArgs {
+    #[arg(long)]
+    pub workers: u32,
+    #[arg(long)]
+    pub load: u32,
+    /// Epoch second at which the stressor ends by itself.
+    #[arg(long)]
+    pub until: u64,
+    /// Names this stressor, so that revert finds exactly it.
+    #[arg(long)]
+    pub marker: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DelayerArgs {
+    #[arg(long)]
+    pub queue: u16,
+    #[arg(long, default_value_t = 0)]
+    pub delay_us: u64,
+    #[arg(long, default_value_t = 0)]
+    pub jitter_us: u64,
+    /// Probability of dropping a packet, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Epoch second at which the delayer ends by itself.
+    #[arg(long)]
+    pub until: u64,
+    /// Names this delayer, so that revert finds exactly it.
+    #[arg(long)]
+    pub marker: String,
 }
 
 #[cfg(test)]

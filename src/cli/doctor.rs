@@ -95,6 +95,26 @@ pub fn run() -> Result<Exit, Error> {
         },
         fix: "`network` faults with delay, jitter or loss are unavailable: `modprobe sch_netem` (Debian/Ubuntu: linux-modules-extra-$(uname -r))",
     });
+    let iptables = std::process::Command::new("iptables").arg("-V").output();
+    let queue_module = std::path::Path::new("/proc/net/netfilter/nfnetlink_queue").exists()
+        || std::process::Command::new("modprobe")
+            .args(["-n", "nfnetlink_queue"])
+            .status()
+            .is_ok_and(|s| s.success());
+    let nfq_ok = iptables.as_ref().is_ok_and(|o| o.status.success()) && queue_module;
+    checks.push(Check {
+        name: "nfqueue engine (delay, jitter, loss without netem)",
+        ok: nfq_ok,
+        detail: match (&iptables, queue_module) {
+            (Ok(o), true) if o.status.success() => format!(
+                "{} and nfnetlink_queue are available",
+                String::from_utf8_lossy(&o.stdout).trim()
+            ),
+            (Ok(o), false) if o.status.success() => "nfnetlink_queue is not available".into(),
+            _ => "iptables is not installed".into(),
+        },
+        fix: "without netem too, delay/jitter/loss are unavailable: install iptables and load nfnetlink_queue and xt_NFQUEUE",
+    });
     checks.push(Check {
         name: "cgroups",
         ok: true,

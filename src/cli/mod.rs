@@ -3,8 +3,11 @@
 
 mod args;
 mod doctor;
+mod gameday;
 mod progress;
+mod rbac;
 mod recover;
+mod report;
 mod run;
 mod validate;
 
@@ -82,10 +85,28 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Passed)
         }
         Command::Recover(a) => recover::run(&a),
+        Command::Report(a) => report::run(&a),
         Command::Doctor => doctor::run(),
-        Command::Gameday(_) => not_yet("gameday"),
-        Command::Rbac { .. } => not_yet("rbac"),
+        Command::Gameday(a) => gameday::run(&a),
+        Command::Rbac(a) => rbac::run(&a),
         Command::Demo { keep } => run::demo(keep),
+        Command::Stress(a) => {
+            // Stop before burning anything: faultline moves this process into the
+            // target's cgroups, then continues it.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+            crate::fault::cpu_stress::burn(a.workers, a.load, a.until);
+            Ok(Exit::Passed)
+        }
+        Command::Delayer(a) => {
+            let shape = crate::fault::nfqueue::Shape {
+                delay: std::time::Duration::from_micros(a.delay_us),
+                jitter: std::time::Duration::from_micros(a.jitter_us),
+                loss: a.loss.clamp(0.0, 1.0),
+            };
+            crate::fault::nfqueue::run_delayer(a.queue, shape, a.until)
+                .map_err(|e| Error::Platform(format!("the delayer failed: {e}")))?;
+            Ok(Exit::Passed)
+        }
         Command::DemoServe(a) => Ok(exit_of(crate::demo::serve_main(a))),
         Command::DemoBalance(a) => Ok(exit_of(crate::demo::balance_main(a))),
     }
@@ -97,12 +118,6 @@ fn exit_of(code: std::process::ExitCode) -> Exit {
     } else {
         Exit::Error
     }
-}
-
-fn not_yet(what: &str) -> Result<Exit, Error> {
-    Err(Error::Usage(format!(
-        "`faultline {what}` is not implemented in this build yet"
-    )))
 }
 
 /// Writes to stdout, ignoring a closed pipe (`faultline schema | head`).

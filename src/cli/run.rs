@@ -109,50 +109,89 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     }
     let rt = runtime();
     rt.block_on(async {
-        let cancel = CancellationToken::new();
-        on_signals(cancel.clone(), records.clone());
-        let mut switch_armed = false;
-        let probes = ProbeContext::new().map_err(Error::Platform)?;
+        let session = Session::start(records, a.tc_image.clone(), a.yes)?;
         let mut exit = Exit::Passed;
         for l in &loaded {
-            let platform = platform_for(l, a.tc_image.as_deref())
-                .await
-                .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
             if a.dry_run {
+                let platform = platform_for(l, a.tc_image.as_deref())
+                    .await
+                    .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
                 print_stdout(&dry_run(l, platform.as_ref(), a.seed).await?);
                 continue;
             }
-            // The seed is fixed here so that the guard sees the selection the run will make.
-            let seed = a
-                .seed
-                .or(l.experiment.target.select.seed)
-                .unwrap_or_else(rand::random);
-            blast_radius_guard(l, platform.as_ref(), seed, a.yes).await?;
-            if !switch_armed && l.experiment.faults.iter().any(|f| f.duration().is_some()) {
-                super::recover::spawn_dead_mans_switch(&records);
-                switch_armed = true;
-            }
-            let result = crate::run::run(
-                l,
-                platform.as_ref(),
-                &probes,
-                crate::run::RunOptions {
-                    seed: Some(seed),
-                    cancel: cancel.clone(),
-                    observer: super::progress::Progress::on_terminal()
-                        .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
-                    records: Some(records.clone()),
-                },
-            )
-            .await;
+            let result = session.execute(l, a.seed).await?;
             write_reports(&result, &reports, loaded.len() > 1)?;
             exit = exit.max(result.verdict.exit());
-            if cancel.is_cancelled() {
+            if session.cancel.is_cancelled() {
                 break;
             }
         }
         Ok(exit)
     })
+}
+
+/// What the runs of one command share: the signal token, the journal and audit log, the
+/// probe clients, and the dead-man's switch (armed once, at the first reversible fault).
+pub struct Session {
+    pub cancel: CancellationToken,
+    pub records: Records,
+    probes: ProbeContext,
+    tc_image: Option<String>,
+    yes: bool,
+    switch_armed: std::sync::atomic::AtomicBool,
+}
+
+impl Session {
+    /// Must be called inside the runtime: it installs the signal handler.
+    pub fn start(records: Records, tc_image: Option<String>, yes: bool) -> Result<Session, Error> {
+        let cancel = CancellationToken::new();
+        on_signals(cancel.clone(), records.clone());
+        Ok(Session {
+            cancel,
+            records,
+            probes: ProbeContext::new().map_err(Error::Platform)?,
+            tc_image,
+            yes,
+            switch_armed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Runs one experiment: connect, guard the blast radius, arm the switch, run.
+    pub async fn execute(
+        &self,
+        l: &LoadedExperiment,
+        seed: Option<u64>,
+    ) -> Result<RunResult, Error> {
+        let platform = platform_for(l, self.tc_image.as_deref())
+            .await
+            .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
+        // The seed is fixed here so that the guard sees the selection the run will make.
+        let seed = seed
+            .or(l.experiment.target.select.seed)
+            .unwrap_or_else(rand::random);
+        blast_radius_guard(l, platform.as_ref(), seed, self.yes).await?;
+        let reversible = l.experiment.faults.iter().any(|f| f.duration().is_some());
+        if reversible
+            && !self
+                .switch_armed
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            super::recover::spawn_dead_mans_switch(&self.records);
+        }
+        Ok(crate::run::run(
+            l,
+            platform.as_ref(),
+            &self.probes,
+            crate::run::RunOptions {
+                seed: Some(seed),
+                cancel: self.cancel.clone(),
+                observer: super::progress::Progress::on_terminal()
+                    .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
+                records: Some(self.records.clone()),
+            },
+        )
+        .await)
+    }
 }
 
 /// More targets than this, or `mode: all` on more than [`ALL_LIMIT`], asks first.
@@ -246,11 +285,9 @@ fn write_reports(result: &RunResult, specs: &[ReportSpec], several: bool) -> Res
                 report::table::render(result, color)
             }
             ReportFormat::Json => report::json::render(result),
-            other => {
-                return Err(Error::Usage(format!(
-                    "the {other:?} report is not available in this build; use table or json"
-                )));
-            }
+            ReportFormat::Junit => report::junit::render(std::slice::from_ref(result)),
+            ReportFormat::Markdown => report::markdown::render(result),
+            ReportFormat::Html => report::html::render(result),
         };
         match &spec.path {
             None => print_stdout(&text),
@@ -310,27 +347,8 @@ pub fn demo(keep: bool) -> Result<Exit, Error> {
             )
             .map_err(Error::Invalid)?;
             print_stdout(&format!("The bundled experiment:\n\n{yaml}\n"));
-            let cancel = CancellationToken::new();
-            let records = super::recover::records(None);
-            on_signals(cancel.clone(), records.clone());
-            super::recover::spawn_dead_mans_switch(&records);
-            let platform = platform_for(&loaded, None)
-                .await
-                .map_err(|e| Error::Platform(e.to_string()))?;
-            let probes = ProbeContext::new().map_err(Error::Platform)?;
-            let result = crate::run::run(
-                &loaded,
-                platform.as_ref(),
-                &probes,
-                crate::run::RunOptions {
-                    seed: None,
-                    cancel,
-                    observer: super::progress::Progress::on_terminal()
-                        .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
-                    records: Some(records),
-                },
-            )
-            .await;
+            let session = Session::start(super::recover::records(None), None, true)?;
+            let result = session.execute(&loaded, None).await?;
             let color = std::io::stdout().is_terminal();
             print_stdout(&report::table::render(&result, color));
             Ok::<Exit, Error>(result.verdict.exit())

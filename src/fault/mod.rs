@@ -3,13 +3,15 @@
 //! serializable so that a later process (`faultline recover`) reverts through the same
 //! code path.
 
+pub mod cpu_stress;
 pub mod kill;
 pub mod network;
+pub mod nfqueue;
 pub mod pause;
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::model::{Fault, NetworkEngine};
+use crate::experiment::model::{Fault, NetworkEngine, NetworkStrategy};
 use crate::target::{Platform, PlatformError, Target};
 
 /// What must be done to revert one injection.
@@ -23,12 +25,18 @@ pub enum Undo {
         target: Target,
         qdisc: network::QdiscRecord,
     },
+    StopStressor {
+        target: Target,
+        stressor: cpu_stress::StressorRecord,
+    },
 }
 
 impl Undo {
     pub fn target(&self) -> &Target {
         match self {
-            Undo::Unpause { target } | Undo::RemoveQdisc { target, .. } => target,
+            Undo::Unpause { target }
+            | Undo::RemoveQdisc { target, .. }
+            | Undo::StopStressor { target, .. } => target,
         }
     }
 }
@@ -42,21 +50,23 @@ pub async fn preflight(fault: &Fault, platform: &dyn Platform) -> Result<(), Str
     match fault {
         Fault::Kill(_) | Fault::Pause(_) => Ok(()),
         Fault::Network(n) => {
-            if n.engine == NetworkEngine::Nfqueue {
-                return Err(
-                    "the `nfqueue` network engine is not available in this build of faultline; use `engine: netem`"
-                        .into(),
-                );
+            if !network::needs_netem(n) {
+                return Ok(());
             }
-            if network::needs_netem(n) && platform.netem_supported().await == Some(false) {
-                return Err(network::netem_missing_message());
+            let has_netem = platform.netem_supported().await;
+            match n.engine {
+                NetworkEngine::Netem if has_netem == Some(false) => Err(network::netem_missing_message()),
+                NetworkEngine::Auto if has_netem == Some(false) && n.strategy == NetworkStrategy::Sidecar => Err(format!(
+                    "{}; the nfqueue engine, which works without it, needs `strategy: host`",
+                    network::netem_missing_message()
+                )),
+                NetworkEngine::Nfqueue if n.strategy == NetworkStrategy::Sidecar => {
+                    Err("the nfqueue engine runs its delayer from the host: use `strategy: host` (or auto)".into())
+                }
+                _ => Ok(()),
             }
-            Ok(())
         }
-        Fault::CpuStress(_) => Err(format!(
-            "the `cpu_stress` fault is not available on {} in this build of faultline",
-            platform.kind()
-        )),
+        Fault::CpuStress(_) => Ok(()),
     }
 }
 
@@ -75,35 +85,83 @@ pub async fn prepare(
         Fault::Network(n) => {
             // A helper outlives the fault by a margin, then cleans up on its own.
             let lifetime = n.duration.std() + REVERT_TIMEOUT * 2;
+            let engine = match n.engine {
+                NetworkEngine::Netem => network::Engine::Netem,
+                NetworkEngine::Nfqueue => network::Engine::Nfqueue,
+                NetworkEngine::Auto
+                    if network::needs_netem(n)
+                        && platform.netem_supported().await == Some(false) =>
+                {
+                    network::Engine::Nfqueue
+                }
+                NetworkEngine::Auto => network::Engine::Netem,
+            };
+            let nfq = engine == network::Engine::Nfqueue && network::needs_netem(n);
+            // The delayer runs from the host, so nfqueue means host access.
+            let strategy = if nfq {
+                NetworkStrategy::Host
+            } else {
+                n.strategy
+            };
             let access = platform
                 .net_access(
                     target,
-                    n.strategy,
+                    strategy,
                     n.tc_image.as_deref(),
                     &n.interface,
                     lifetime,
                 )
                 .await?;
+            let delayer = if nfq {
+                let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
+                let listing = platform.net_exec(target, &access, &cat).await?;
+                Some(nfqueue::DelayerRecord {
+                    queue: nfqueue::pick_queue(&nfqueue::bound_queues(&listing.stdout)),
+                    marker: format!("faultline-net-{:016x}", rand::random::<u64>()),
+                })
+            } else {
+                None
+            };
             Ok(Some(Undo::RemoveQdisc {
                 target: target.clone(),
                 qdisc: network::QdiscRecord {
                     interface: n.interface.clone(),
                     access,
+                    tc: network::needs_tc(n, engine),
+                    delayer,
                 },
             }))
         }
-        Fault::CpuStress(_) => Err(PlatformError::Refused(
-            "cpu_stress is not available in this build of faultline".into(),
-        )),
+        Fault::CpuStress(c) => {
+            let access = platform.cpu_access(target, c.strategy).await?;
+            Ok(Some(Undo::StopStressor {
+                target: target.clone(),
+                stressor: cpu_stress::StressorRecord {
+                    marker: cpu_stress::new_marker(),
+                    access,
+                },
+            }))
+        }
     }
 }
 
 /// Gives back what [`prepare`] set up when the fault was not applied after all.
 pub async fn release(platform: &dyn Platform, undo: &Undo) {
-    if let Undo::RemoveQdisc { qdisc, .. } = undo {
-        if let Err(e) = platform.net_release(&qdisc.access).await {
-            tracing::warn!("cannot remove the network helper: {e}");
+    let released = match undo {
+        Undo::RemoveQdisc { qdisc, .. } => platform.net_release(&qdisc.access).await,
+        // A stressor that failed to start fully may still have some of its workers.
+        Undo::StopStressor { target, stressor } => {
+            platform
+                .stress_stop(target, stressor.access, &stressor.marker)
+                .await
         }
+        Undo::Unpause { .. } => Ok(()),
+    };
+    if let Err(e) = released {
+        tracing::warn!(
+            "cannot release what was prepared for {}: {e}",
+            undo.target().name
+        );
     }
 }
 
@@ -116,9 +174,23 @@ pub async fn inject(
 ) -> Result<(), PlatformError> {
     match (fault, undo) {
         (Fault::Kill(k), _) => kill::inject(platform, k, target).await,
-        (Fault::Pause(_), _) => pause::inject(platform, target).await,
+        (Fault::Pause(p), _) => {
+            pause::inject(platform, target, p.duration.std() + REVERT_TIMEOUT * 2).await
+        }
         (Fault::Network(n), Some(Undo::RemoveQdisc { qdisc, .. })) => {
-            network::inject(platform, n, target, &qdisc.access).await
+            network::inject(platform, n, target, qdisc).await
+        }
+        (Fault::CpuStress(c), Some(Undo::StopStressor { stressor, .. })) => {
+            platform
+                .stress_start(
+                    target,
+                    stressor.access,
+                    c.workers,
+                    c.load,
+                    c.duration.std(),
+                    &stressor.marker,
+                )
+                .await
         }
         _ => Err(PlatformError::Refused(format!(
             "the `{}` fault cannot be applied here",
@@ -163,6 +235,11 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
                 platform.net_release(&qdisc.access).await?;
             }
             removed
+        }
+        Undo::StopStressor { target, stressor } => {
+            platform
+                .stress_stop(target, stressor.access, &stressor.marker)
+                .await
         }
     }
 }

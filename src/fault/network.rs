@@ -28,11 +28,33 @@ pub fn netem_missing_message() -> String {
         .to_string()
 }
 
-/// What revert needs: where, on which interface, and how faultline got in.
+/// What revert needs: where, on which interface, how faultline got in, and what it added
+/// (its qdisc, and for the nfqueue engine the rule and delayer).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QdiscRecord {
     pub interface: String,
     pub access: NetAccess,
+    /// Whether faultline adds a qdisc (netem, or tbf for a rate).
+    #[serde(default = "yes")]
+    pub tc: bool,
+    #[serde(default)]
+    pub delayer: Option<super::nfqueue::DelayerRecord>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How delay, jitter and loss are applied, once `auto` is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Netem,
+    Nfqueue,
+}
+
+/// Whether the fault needs a qdisc with this engine: netem for delay/loss, tbf for rate.
+pub fn needs_tc(f: &NetworkFault, engine: Engine) -> bool {
+    f.rate.is_some() || (needs_netem(f) && engine == Engine::Netem)
 }
 
 /// Whether the fault needs netem (anything but a pure rate limit).
@@ -59,8 +81,9 @@ fn tbf_params(bits_per_second: u64) -> Vec<String> {
     ]
 }
 
-/// The `tc` argument lists that set the fault up, in order.
-pub fn add_commands(f: &NetworkFault) -> Vec<Vec<String>> {
+/// The `tc` argument lists that set the fault up, in order. With the nfqueue engine only
+/// the rate goes to tc.
+pub fn add_commands(f: &NetworkFault, engine: Engine) -> Vec<Vec<String>> {
     let dev = |mut v: Vec<String>| {
         let mut out: Vec<String> = vec![
             "qdisc".into(),
@@ -71,11 +94,10 @@ pub fn add_commands(f: &NetworkFault) -> Vec<Vec<String>> {
         out.append(&mut v);
         out
     };
-    if !needs_netem(f) {
-        let rate = f
-            .rate
-            .as_ref()
-            .expect("validation: a network fault has delay, loss or rate");
+    if !needs_netem(f) || engine == Engine::Nfqueue {
+        let Some(rate) = f.rate.as_ref() else {
+            return Vec::new();
+        };
         let mut args = vec!["root".into(), "handle".into(), HANDLE.into()];
         args.extend(tbf_params(rate.bits_per_second));
         return vec![dev(args)];
@@ -205,28 +227,112 @@ async fn check_root(
     }
 }
 
-/// Adds the fault's qdisc. A failure part-way removes what was added.
+/// Adds the fault: its qdisc and, with the nfqueue engine, the delayer and its rule. A
+/// failure part-way removes what was added.
 pub async fn inject(
     platform: &dyn Platform,
     f: &NetworkFault,
     target: &Target,
-    access: &NetAccess,
+    rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
-    check_root(platform, target, access, &f.interface).await?;
-    let cmds = add_commands(f);
-    for (i, args) in cmds.iter().enumerate() {
-        let out = tc(platform, target, access, args).await?;
-        if out.code != 0 {
-            if i > 0 {
+    let access = &rec.access;
+    let engine = if rec.delayer.is_some() {
+        Engine::Nfqueue
+    } else {
+        Engine::Netem
+    };
+    if rec.tc {
+        check_root(platform, target, access, &f.interface).await?;
+        let cmds = add_commands(f, engine);
+        for (i, args) in cmds.iter().enumerate() {
+            let out = tc(platform, target, access, args).await?;
+            if out.code != 0 {
+                if i > 0 {
+                    let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+                }
+                if out.stderr.contains(NETEM_MISSING) && needs_netem(f) {
+                    return Err(PlatformError::Refused(netem_missing_message()));
+                }
+                return Err(PlatformError::Refused(tc_error(&args[..3].join(" "), &out)));
+            }
+        }
+    }
+    if let Some(d) = &rec.delayer {
+        if let Err(e) = start_nfqueue(platform, f, target, access, d).await {
+            let _ = stop_nfqueue(platform, target, access, d).await;
+            if rec.tc {
                 let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
             }
-            if out.stderr.contains(NETEM_MISSING) && needs_netem(f) {
-                return Err(PlatformError::Refused(netem_missing_message()));
-            }
-            return Err(PlatformError::Refused(tc_error(&args[..3].join(" "), &out)));
+            return Err(e);
         }
     }
     Ok(())
+}
+
+async fn start_nfqueue(
+    platform: &dyn Platform,
+    f: &NetworkFault,
+    target: &Target,
+    access: &NetAccess,
+    d: &super::nfqueue::DelayerRecord,
+) -> Result<(), PlatformError> {
+    let shape = super::nfqueue::Shape {
+        delay: f.delay.map(|d| d.std()).unwrap_or_default(),
+        jitter: f.jitter.map(|d| d.std()).unwrap_or_default(),
+        loss: f.loss.map(|l| l.0 / 100.0).unwrap_or(0.0),
+    };
+    platform
+        .start_delayer(target, access, d.queue, shape, f.duration.std(), &d.marker)
+        .await?;
+    let out = platform
+        .net_exec(
+            target,
+            access,
+            &super::nfqueue::add_rule(d.queue, &d.marker),
+        )
+        .await?;
+    if out.code != 0 {
+        return Err(PlatformError::Refused(format!(
+            "cannot add the NFQUEUE rule: {} (the nfqueue engine needs iptables on the host and the xt_NFQUEUE module)",
+            out.stderr.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes the rule (by its marker) and stops the delayer, and confirms both are gone.
+async fn stop_nfqueue(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    d: &super::nfqueue::DelayerRecord,
+) -> Result<(), PlatformError> {
+    // Deleting first: with the rule gone no packet waits for the delayer any more.
+    for _ in 0..5 {
+        let rules = platform
+            .net_exec(target, access, &super::nfqueue::list_rules())
+            .await?;
+        if !rules.stdout.contains(&d.marker) {
+            break;
+        }
+        platform
+            .net_exec(
+                target,
+                access,
+                &super::nfqueue::delete_rule(d.queue, &d.marker),
+            )
+            .await?;
+    }
+    let rules = platform
+        .net_exec(target, access, &super::nfqueue::list_rules())
+        .await?;
+    if rules.stdout.contains(&d.marker) {
+        return Err(PlatformError::Refused(format!(
+            "faultline's NFQUEUE rule ({}) is still in `{}` after delete",
+            d.marker, target.name
+        )));
+    }
+    platform.stop_delayer(target, access, &d.marker).await
 }
 
 /// Deletes faultline's qdisc if it is there, and confirms it is gone.
@@ -235,6 +341,12 @@ pub async fn revert(
     target: &Target,
     rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
+    if let Some(d) = &rec.delayer {
+        stop_nfqueue(platform, target, &rec.access, d).await?;
+    }
+    if !rec.tc {
+        return Ok(());
+    }
     let show = show_command(&rec.interface);
     let before = tc(platform, target, &rec.access, &show).await?;
     if parse_root(&before.stdout) == Root::Ours {
@@ -284,6 +396,27 @@ mod tests {
         }
     }
 
+    fn add_commands_netem(f: &NetworkFault) -> Vec<Vec<String>> {
+        add_commands(f, Engine::Netem)
+    }
+
+    #[test]
+    fn with_nfqueue_only_the_rate_goes_to_tc() {
+        let f = fault(Some(100), Some(10), Some(5.0), Some("1mbit"));
+        assert_eq!(
+            join(add_commands(&f, Engine::Nfqueue)),
+            vec![
+                "qdisc add dev eth0 root handle fa17: tbf rate 1000000bit burst 5000 latency 400ms"
+            ]
+        );
+        assert!(add_commands(&fault(Some(100), None, None, None), Engine::Nfqueue).is_empty());
+        assert!(!needs_tc(
+            &fault(Some(100), None, None, None),
+            Engine::Nfqueue
+        ));
+        assert!(needs_tc(&fault(Some(100), None, None, None), Engine::Netem));
+    }
+
     fn join(cmds: Vec<Vec<String>>) -> Vec<String> {
         cmds.into_iter().map(|c| c.join(" ")).collect()
     }
@@ -291,13 +424,18 @@ mod tests {
     #[test]
     fn rate_alone_is_one_tbf_under_the_owned_handle() {
         assert_eq!(
-            join(add_commands(&fault(None, None, None, Some("1mbit")))),
+            join(add_commands_netem(&fault(None, None, None, Some("1mbit")))),
             vec![
                 "qdisc add dev eth0 root handle fa17: tbf rate 1000000bit burst 5000 latency 400ms"
             ]
         );
         assert_eq!(
-            join(add_commands(&fault(None, None, None, Some("100mbit")))),
+            join(add_commands_netem(&fault(
+                None,
+                None,
+                None,
+                Some("100mbit")
+            ))),
             vec![
                 "qdisc add dev eth0 root handle fa17: tbf rate 100000000bit burst 125000 latency 400ms"
             ]
@@ -332,7 +470,7 @@ mod tests {
             ),
         ];
         for (f, want) in cases {
-            assert_eq!(join(add_commands(&f)), want);
+            assert_eq!(join(add_commands(&f, Engine::Netem)), want);
             assert!(needs_netem(&f));
         }
     }
@@ -341,7 +479,11 @@ mod tests {
     fn the_interface_is_a_parameter() {
         let mut f = fault(Some(10), None, None, None);
         f.interface = "ens5".into();
-        assert!(add_commands(&f)[0].join(" ").contains("dev ens5 root"));
+        assert!(
+            add_commands(&f, Engine::Netem)[0]
+                .join(" ")
+                .contains("dev ens5 root")
+        );
         assert_eq!(
             delete_command("ens5").join(" "),
             "qdisc del dev ens5 root handle fa17:"

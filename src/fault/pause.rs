@@ -2,7 +2,13 @@
 
 use crate::target::{Platform, PlatformError, Target};
 
-pub async fn inject(platform: &dyn Platform, target: &Target) -> Result<(), PlatformError> {
+/// `lifetime` bounds the freeze where a helper holds it (Kubernetes): it thaws by itself
+/// after that even if faultline died.
+pub async fn inject(
+    platform: &dyn Platform,
+    target: &Target,
+    lifetime: std::time::Duration,
+) -> Result<(), PlatformError> {
     if platform.is_paused(target).await? {
         // Someone else froze it; unpausing it at revert would undo their action.
         return Err(PlatformError::Refused(format!(
@@ -10,7 +16,7 @@ pub async fn inject(platform: &dyn Platform, target: &Target) -> Result<(), Plat
             target.name
         )));
     }
-    platform.pause(target).await
+    platform.pause_for(target, lifetime).await
 }
 
 /// Thaws the target and confirms it. The engine's state can lag a moment behind the

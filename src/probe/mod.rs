@@ -7,6 +7,8 @@
 pub mod command;
 pub mod docker;
 pub mod http;
+pub mod kubernetes;
+pub mod prometheus;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -21,6 +23,9 @@ pub struct Sample {
     pub ok: bool,
     pub latency: Duration,
     pub detail: String,
+    /// The measured value, for probes that measure one (prometheus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 impl Sample {
@@ -29,6 +34,7 @@ impl Sample {
             ok: true,
             latency,
             detail: detail.into(),
+            value: None,
         }
     }
 
@@ -37,13 +43,14 @@ impl Sample {
             ok: false,
             latency,
             detail: detail.into(),
+            value: None,
         }
     }
 }
 
-/// Shared state for sampling: HTTP clients and connected Docker clients.
+/// Shared state for sampling: HTTP clients and connected Docker and Kubernetes clients.
 ///
-/// Cheap to clone; clones share the clients and the Docker connection cache.
+/// Cheap to clone; clones share the clients and the connection caches.
 #[derive(Clone, Debug)]
 pub struct ProbeContext {
     /// Verifies TLS certificates.
@@ -51,6 +58,7 @@ pub struct ProbeContext {
     /// Accepts any TLS certificate (`insecure: true`).
     pub http_insecure: reqwest::Client,
     docker: docker::DockerCache,
+    kube: kubernetes::KubeCache,
 }
 
 impl ProbeContext {
@@ -70,6 +78,7 @@ impl ProbeContext {
             http: build(false)?,
             http_insecure: build(true)?,
             docker: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            kube: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         })
     }
 }
@@ -84,13 +93,8 @@ pub async fn sample(probe: &ProbeSpec, ctx: &ProbeContext) -> Sample {
         ProbeKind::Tcp(p) => tcp::sample(p).await,
         ProbeKind::Command(p) => command::sample(p).await,
         ProbeKind::Docker(p) => docker::sample(p, ctx).await,
-        ProbeKind::Kubernetes(_) | ProbeKind::Prometheus(_) => Sample::fail(
-            Duration::ZERO,
-            format!(
-                "the {} probe is not supported in this build yet",
-                kind.name()
-            ),
-        ),
+        ProbeKind::Kubernetes(p) => kubernetes::sample(p, ctx).await,
+        ProbeKind::Prometheus(p) => prometheus::sample(p, ctx).await,
     }
 }
 
@@ -190,27 +194,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unsupported_kinds_fail_plainly() {
+    async fn prometheus_probes_are_routed() {
         let ctx = ProbeContext::new().unwrap();
-        let k8s: ProbeSpec = serde_json::from_value(serde_json::json!({
-            "name": "k", "kubernetes": {"namespace": "shop", "selector": "app=x", "ready": 1}
-        }))
-        .unwrap();
-        let s = sample(&k8s, &ctx).await;
-        assert!(!s.ok);
-        assert_eq!(
-            s.detail,
-            "the kubernetes probe is not supported in this build yet"
-        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
         let prom: ProbeSpec = serde_json::from_value(serde_json::json!({
-            "name": "p", "prometheus": {"url": "http://127.0.0.1:9", "query": "up", "min": 1}
+            "name": "p", "prometheus": {"url": format!("http://{addr}"), "query": "up", "min": 1}
         }))
         .unwrap();
         let s = sample(&prom, &ctx).await;
         assert!(!s.ok);
-        assert_eq!(
-            s.detail,
-            "the prometheus probe is not supported in this build yet"
-        );
+        assert_eq!(s.detail, "cannot reach Prometheus: connection refused");
+        assert_eq!(s.value, None);
     }
 }

@@ -1,7 +1,12 @@
 //! The run's result, which *is* the JSON report of spec section 6, and its renderers.
 //! Every renderer reads this one model.
 
+pub mod html;
 pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod metrics;
+pub mod summary;
 pub mod table;
 
 use chrono::{DateTime, Utc};
@@ -145,6 +150,9 @@ pub struct ProbeOutcome {
     pub attempts: u32,
     pub duration_ms: u64,
     pub detail: String,
+    /// The measured value of the last attempt, for probes that measure one (prometheus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -197,6 +205,9 @@ pub struct SamplePoint {
     pub at_ms: u64,
     pub ok: bool,
     pub latency_ms: u64,
+    /// The measured value, for probes that measure one (prometheus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -27,6 +27,7 @@ pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
                     attempts,
                     duration_ms: start.elapsed().as_millis() as u64,
                     detail: s.detail,
+                    value: s.value,
                 };
             }
             tokio::select! {
@@ -67,6 +68,7 @@ pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant)
                 attempts: polls,
                 duration_ms: took.as_millis() as u64,
                 detail: s.detail,
+                value: s.value,
             })
             .collect();
         let now = Instant::now();
@@ -217,6 +219,7 @@ pub(super) async fn sample_during(
                 at_ms: at.as_millis() as u64,
                 ok: s.ok,
                 latency_ms: s.latency.as_millis() as u64,
+                value: s.value,
             });
             if during.abort_on_failure
                 && DuringSamples::ratio(points) < p.min_success()

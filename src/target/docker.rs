@@ -13,6 +13,7 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use super::{ExecOutput, NetAccess, Platform, PlatformError, Target};
 use crate::experiment::model::DockerTarget;
 use crate::experiment::units::{Duration, Signal};
+use crate::fault::cpu_stress::CpuAccess;
 
 /// Containers with this label set to `true` are never selected.
 pub const PROTECTED_LABEL: &str = "faultline.protected";
@@ -83,6 +84,8 @@ pub struct DockerPlatform {
     host: String,
     spec: DockerTarget,
     tc_image: Option<String>,
+    /// Host stressors started by this process, reaped when they are stopped.
+    stressors: std::sync::Mutex<Vec<std::process::Child>>,
 }
 
 impl DockerPlatform {
@@ -95,6 +98,7 @@ impl DockerPlatform {
             host: shown_host(spec.host.as_deref()),
             spec: spec.clone(),
             tc_image: None,
+            stressors: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -188,6 +192,35 @@ impl DockerPlatform {
         Ok(created.id)
     }
 
+    /// Starts `argv` in the target and returns without waiting for it.
+    async fn exec_detached(&self, target: &Target, argv: &[String]) -> Result<(), PlatformError> {
+        let exec = self
+            .call(
+                target,
+                self.docker.create_exec(
+                    &target.id,
+                    bollard::exec::CreateExecOptions {
+                        cmd: Some(argv.to_vec()),
+                        ..Default::default()
+                    },
+                ),
+            )
+            .await?;
+        let options = bollard::exec::StartExecOptions {
+            detach: true,
+            ..Default::default()
+        };
+        self.call(target, self.docker.start_exec(&exec.id, Some(options)))
+            .await?;
+        Ok(())
+    }
+
+    /// Collects the exit status of host stressors that have ended, so none is a zombie.
+    fn reap_stressors(&self) {
+        let mut children = self.stressors.lock().expect("not poisoned");
+        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+    }
+
     async fn exec_in(&self, container: &str, argv: &[String]) -> Result<ExecOutput, PlatformError> {
         use futures::StreamExt;
         let helper = Target {
@@ -269,6 +302,179 @@ async fn exec_in_netns(pid: i64, argv: &[String]) -> Result<ExecOutput, Platform
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// The cgroup directories (every hierarchy, v1 and v2) that process `pid` is in, as seen
+/// from this host's mounts.
+fn cgroup_dirs(pid: i64) -> Result<Vec<std::path::PathBuf>, String> {
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("cannot read the cgroups of pid {pid}: {e}"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    // (controller or "" for v2) -> mount point
+    let mut mounts: Vec<(Vec<String>, String)> = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount_point = left.split_whitespace().nth(4).unwrap_or("").to_string();
+        let fields: Vec<&str> = right.split_whitespace().collect();
+        match fields.first() {
+            Some(&"cgroup") => {
+                let opts = fields.get(2).unwrap_or(&"");
+                let controllers = opts
+                    .split(',')
+                    .filter(|o| *o != "rw" && *o != "ro")
+                    .map(str::to_string)
+                    .collect();
+                mounts.push((controllers, mount_point));
+            }
+            Some(&"cgroup2") => mounts.push((Vec::new(), mount_point)),
+            _ => {}
+        }
+    }
+    let mut dirs = Vec::new();
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let wanted: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
+        let mount = mounts.iter().find(|(cs, _)| {
+            if wanted.is_empty() {
+                cs.is_empty()
+            } else {
+                wanted.iter().all(|w| cs.iter().any(|c| c == w))
+            }
+        });
+        if let Some((_, mp)) = mount {
+            let dir = std::path::Path::new(mp).join(path.trim_start_matches('/'));
+            if dir.join("cgroup.procs").exists() && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    if dirs.is_empty() {
+        return Err(format!(
+            "no cgroup of pid {pid} is visible under this host's cgroup mounts"
+        ));
+    }
+    Ok(dirs)
+}
+
+/// Starts `faultline stress` stopped, moves it into every cgroup of the container's init
+/// process, then lets it run. It dies with faultline (parent-death signal) and at its own
+/// deadline.
+fn start_host_stressor(
+    pid: i64,
+    workers: u32,
+    load: u32,
+    duration: std::time::Duration,
+    marker: &str,
+) -> Result<std::process::Child, PlatformError> {
+    use std::os::unix::process::CommandExt;
+    let dirs = cgroup_dirs(pid).map_err(PlatformError::Refused)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| PlatformError::Refused(format!("cannot find faultline's own binary: {e}")))?;
+    let until = crate::fault::cpu_stress::deadline(duration);
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "stress",
+        "--workers",
+        &workers.to_string(),
+        "--load",
+        &load.to_string(),
+        "--until",
+        &until.to_string(),
+        "--marker",
+        marker,
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    // SAFETY: prctl is a plain system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| PlatformError::Refused(format!("cannot start the stressor: {e}")))?;
+    let child_pid = child.id();
+    let kill = |child: &mut std::process::Child, why: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        PlatformError::Refused(why)
+    };
+    // The stressor stops itself before it burns anything; wait for that.
+    let stopped = (0..500).any(|_| {
+        let state = std::fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap_or_default();
+        let stopped = state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'));
+        if !stopped {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        stopped
+    });
+    if !stopped {
+        return Err(kill(
+            &mut child,
+            "the stressor did not reach its stopped start".into(),
+        ));
+    }
+    for dir in &dirs {
+        if let Err(e) = std::fs::write(dir.join("cgroup.procs"), child_pid.to_string()) {
+            return Err(kill(
+                &mut child,
+                format!("cannot move the stressor into {}: {e}", dir.display()),
+            ));
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child_pid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .map_err(|e| PlatformError::Refused(format!("cannot start the stressor: {e}")))?;
+    Ok(child)
+}
+
+/// Starts faultline's own binary with `args` inside the network namespace of `pid`, with
+/// a parent-death signal.
+fn spawn_in_netns(pid: i64, args: &[String]) -> Result<std::process::Child, PlatformError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+        PlatformError::Refused(format!(
+            "cannot open the network namespace of pid {pid}: {e}"
+        ))
+    })?;
+    let fd = ns.as_raw_fd();
+    let exe = std::env::current_exe()
+        .map_err(|e| PlatformError::Refused(format!("cannot find faultline's own binary: {e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setns and prctl are plain system calls, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| PlatformError::Refused(format!("cannot start the delayer: {e}")))?;
+    drop(ns);
+    Ok(child)
 }
 
 /// Whether this kernel accepts a netem qdisc, tried in a throwaway network namespace.
@@ -564,6 +770,207 @@ impl Platform for DockerPlatform {
             host_has_netem().await
         } else {
             None
+        }
+    }
+
+    async fn start_delayer(
+        &self,
+        target: &Target,
+        access: &NetAccess,
+        queue: u16,
+        shape: crate::fault::nfqueue::Shape,
+        duration: std::time::Duration,
+        marker: &str,
+    ) -> Result<(), PlatformError> {
+        if *access != NetAccess::Host {
+            return Err(PlatformError::Refused(
+                "the nfqueue delayer runs from the host: use `strategy: host`".into(),
+            ));
+        }
+        let pid = self
+            .visible_pid(target)
+            .await?
+            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        let until = crate::fault::cpu_stress::deadline(duration);
+        let args = [
+            "delayer".to_string(),
+            "--queue".into(),
+            queue.to_string(),
+            "--delay-us".into(),
+            shape.delay.as_micros().to_string(),
+            "--jitter-us".into(),
+            shape.jitter.as_micros().to_string(),
+            "--loss".into(),
+            shape.loss.to_string(),
+            "--until".into(),
+            until.to_string(),
+            "--marker".into(),
+            marker.to_string(),
+        ];
+        let child = spawn_in_netns(pid, &args)?;
+        self.stressors.lock().expect("not poisoned").push(child);
+        // The rule goes in only once the delayer listens, though --queue-bypass would
+        // let packets through meanwhile anyway.
+        let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
+        for _ in 0..100 {
+            let listing = exec_in_netns(pid, &cat).await?;
+            if crate::fault::nfqueue::bound_queues(&listing.stdout).contains(&queue) {
+                return Ok(());
+            }
+            if crate::fault::cpu_stress::host_pids_with_marker(marker).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        let _ = self.stop_delayer(target, access, marker).await;
+        Err(PlatformError::Refused(
+            "the nfqueue delayer did not bind its queue (the kernel needs nfnetlink_queue)".into(),
+        ))
+    }
+
+    async fn stop_delayer(
+        &self,
+        target: &Target,
+        _access: &NetAccess,
+        marker: &str,
+    ) -> Result<(), PlatformError> {
+        for round in 0..50 {
+            let pids = crate::fault::cpu_stress::host_pids_with_marker(marker);
+            if pids.is_empty() {
+                self.reap_stressors();
+                return Ok(());
+            }
+            // SIGTERM first: the delayer lets the packets it holds go; SIGKILL if it lingers.
+            let signal = if round < 10 {
+                nix::sys::signal::Signal::SIGTERM
+            } else {
+                nix::sys::signal::Signal::SIGKILL
+            };
+            for pid in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            }
+            self.reap_stressors();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(PlatformError::Refused(format!(
+            "the delayer ({marker}) of `{}` is still running after SIGKILL",
+            target.name
+        )))
+    }
+
+    async fn cpu_access(
+        &self,
+        target: &Target,
+        strategy: crate::experiment::model::CpuStrategy,
+    ) -> Result<CpuAccess, PlatformError> {
+        use crate::experiment::model::CpuStrategy;
+        let root = nix::unistd::geteuid().is_root();
+        let host_ok = root && self.visible_pid(target).await?.is_some();
+        match strategy {
+            CpuStrategy::Exec => Ok(CpuAccess::Exec),
+            CpuStrategy::Host if host_ok => Ok(CpuAccess::Host),
+            CpuStrategy::Host => Err(PlatformError::Refused(if !self.is_local() {
+                format!(
+                    "strategy `host` needs a local Docker daemon; {} is remote: use `strategy: exec`",
+                    self.host
+                )
+            } else {
+                "strategy `host` needs root on the Docker host to move a stressor into the container's cgroups: run as root, or use `strategy: exec`".to_string()
+            })),
+            CpuStrategy::Auto => Ok(if host_ok {
+                CpuAccess::Host
+            } else {
+                CpuAccess::Exec
+            }),
+        }
+    }
+
+    async fn stress_start(
+        &self,
+        target: &Target,
+        access: CpuAccess,
+        workers: u32,
+        load: u32,
+        duration: std::time::Duration,
+        marker: &str,
+    ) -> Result<(), PlatformError> {
+        match access {
+            CpuAccess::Host => {
+                let pid = self
+                    .visible_pid(target)
+                    .await?
+                    .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+                let child = start_host_stressor(pid, workers, load, duration, marker)?;
+                self.stressors.lock().expect("not poisoned").push(child);
+                Ok(())
+            }
+            CpuAccess::Exec => {
+                let seconds = duration.as_secs().max(1);
+                let argv = vec![
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    crate::fault::cpu_stress::exec_script(workers, load, seconds),
+                    marker.to_string(),
+                ];
+                self.exec_detached(target, &argv).await
+            }
+        }
+    }
+
+    async fn stress_stop(
+        &self,
+        target: &Target,
+        access: CpuAccess,
+        marker: &str,
+    ) -> Result<(), PlatformError> {
+        match access {
+            CpuAccess::Host => {
+                for _ in 0..50 {
+                    let pids = crate::fault::cpu_stress::host_pids_with_marker(marker);
+                    if pids.is_empty() {
+                        self.reap_stressors();
+                        return Ok(());
+                    }
+                    for pid in pids {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    self.reap_stressors();
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(PlatformError::Refused(format!(
+                    "a stressor ({marker}) of `{}` is still running after SIGKILL",
+                    target.name
+                )))
+            }
+            CpuAccess::Exec => {
+                let argv = vec![
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    crate::fault::cpu_stress::exec_kill_script(marker),
+                ];
+                let out = self.exec_in(&target.id, &argv).await.map_err(|e| match e {
+                    PlatformError::Gone(_) => PlatformError::Gone(target.name.clone()),
+                    other => other,
+                })?;
+                match out.stdout.trim().strip_prefix("remaining=") {
+                    Some("0") => Ok(()),
+                    Some(n) => Err(PlatformError::Refused(format!(
+                        "{n} stressor process(es) still run in `{}`",
+                        target.name
+                    ))),
+                    None if out.stderr.contains("is not running") => {
+                        Err(PlatformError::Gone(target.name.clone()))
+                    }
+                    None => Err(PlatformError::Refused(format!(
+                        "cannot check the stressors in `{}`: {}",
+                        target.name,
+                        out.stderr.trim()
+                    ))),
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! only; Docker and Kubernetes differences live in their own folders.
 
 pub mod docker;
+pub mod kubernetes;
 pub mod select;
 
 use std::collections::BTreeMap;
@@ -79,6 +80,16 @@ pub trait Platform: Send + Sync {
     ) -> Result<(), PlatformError>;
     async fn pause(&self, target: &Target) -> Result<(), PlatformError>;
     async fn unpause(&self, target: &Target) -> Result<(), PlatformError>;
+    /// Like `pause`, for a fault that lasts at most `lifetime`: a platform whose freeze is
+    /// held by a helper (Kubernetes) has it thaw by itself after that, even if faultline
+    /// died.
+    async fn pause_for(
+        &self,
+        target: &Target,
+        _lifetime: std::time::Duration,
+    ) -> Result<(), PlatformError> {
+        self.pause(target).await
+    }
     /// Whether the target is frozen now.
     async fn is_paused(&self, target: &Target) -> Result<bool, PlatformError>;
 
@@ -116,6 +127,78 @@ pub trait Platform: Send + Sync {
         Ok(())
     }
 
+    /// Starts the nfqueue delayer for `queue` inside the target's network namespace; it
+    /// ends by itself after `duration` (plus a margin) and when faultline dies.
+    async fn start_delayer(
+        &self,
+        _target: &Target,
+        _access: &NetAccess,
+        _queue: u16,
+        _shape: crate::fault::nfqueue::Shape,
+        _duration: std::time::Duration,
+        _marker: &str,
+    ) -> Result<(), PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "the nfqueue engine is not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// Stops the delayer carrying `marker` and confirms it is gone.
+    async fn stop_delayer(
+        &self,
+        _target: &Target,
+        _access: &NetAccess,
+        _marker: &str,
+    ) -> Result<(), PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "the nfqueue engine is not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// How a stressor can run in the target for `strategy`.
+    async fn cpu_access(
+        &self,
+        _target: &Target,
+        _strategy: crate::experiment::model::CpuStrategy,
+    ) -> Result<crate::fault::cpu_stress::CpuAccess, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "cpu_stress is not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// Starts a stressor that counts against the target's own cgroup and ends by itself
+    /// after `duration` (plus a margin).
+    async fn stress_start(
+        &self,
+        _target: &Target,
+        _access: crate::fault::cpu_stress::CpuAccess,
+        _workers: u32,
+        _load: u32,
+        _duration: std::time::Duration,
+        _marker: &str,
+    ) -> Result<(), PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "cpu_stress is not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// Stops every stressor carrying `marker` and confirms none is left.
+    async fn stress_stop(
+        &self,
+        _target: &Target,
+        _access: crate::fault::cpu_stress::CpuAccess,
+        _marker: &str,
+    ) -> Result<(), PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "cpu_stress is not available on {}",
+            self.kind()
+        )))
+    }
+
     /// Whether the targets' kernel has netem; `None` when it cannot be told from here
     /// (a remote daemon): the add itself then says so.
     async fn netem_supported(&self) -> Option<bool> {
@@ -139,8 +222,12 @@ pub async fn connect(
         let p = docker::DockerPlatform::connect(d).await?;
         return Ok(Box::new(p.with_tc_image(opts.tc_image.clone())));
     }
-    Err(PlatformError::Unavailable(
-        "Kubernetes targets are not supported by this build of faultline yet".into(),
+    if let Some(k) = &t.kubernetes {
+        let p = kubernetes::KubernetesPlatform::connect(k).await?;
+        return Ok(Box::new(p.with_tc_image(opts.tc_image.clone())));
+    }
+    Err(PlatformError::Refused(
+        "the target names no platform: add `docker:` or `kubernetes:`".into(),
     ))
 }
 
@@ -155,6 +242,17 @@ pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformErr
             let tc_image = std::env::var("FAULTLINE_TC_IMAGE").ok();
             Ok(Box::new(
                 docker::DockerPlatform::connect(&spec)
+                    .await?
+                    .with_tc_image(tc_image),
+            ))
+        }
+        "kubernetes" => {
+            let endpoint = r.endpoint.as_deref().ok_or_else(|| {
+                PlatformError::Refused("the journal entry names no Kubernetes namespace".into())
+            })?;
+            let tc_image = std::env::var("FAULTLINE_TC_IMAGE").ok();
+            Ok(Box::new(
+                kubernetes::KubernetesPlatform::reconnect(endpoint)
                     .await?
                     .with_tc_image(tc_image),
             ))

@@ -1,0 +1,175 @@
+//! `faultline gameday SCENARIO [--out-dir DIR] [--schedule]`: a suite of experiments, once
+//! or at each cron time inside the scenario's window (spec section 7).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::args::GamedayArgs;
+use super::run::{Session, runtime};
+use crate::error::{Error, Exit};
+use crate::experiment::{self, Loaded, LoadedScenario};
+use crate::report::{self, RunResult};
+use crate::schedule::{self, Schedule, SystemClock, Tick};
+
+pub fn run(a: &GamedayArgs) -> Result<Exit, Error> {
+    let overrides = a.vars.overrides()?;
+    let loaded = match experiment::load(&a.scenario, &overrides).map_err(Error::Invalid)? {
+        Loaded::Scenario(s) => s,
+        Loaded::Experiment(_) => {
+            return Err(Error::Usage(format!(
+                "{} is an experiment, not a scenario: run it with `faultline run`, or write a `kind: scenario` file",
+                a.scenario.display()
+            )));
+        }
+    };
+    let out_dir = a
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("gameday-reports"));
+    let records = super::recover::records(a.audit_log.as_deref());
+    super::recover::warn_open_entries(&records.journal);
+    let rt = runtime();
+    rt.block_on(async {
+        let session = Arc::new(Session::start(records, a.tc_image.clone(), a.yes)?);
+        if !a.schedule {
+            return run_once(&session, &loaded, &out_dir.join(stamp())).await;
+        }
+        let cron = loaded.scenario.schedule.as_deref().ok_or_else(|| {
+            Error::Usage(format!(
+                "--schedule needs a `schedule:` cron in {}",
+                a.scenario.display()
+            ))
+        })?;
+        let sched = Schedule::new(cron, loaded.scenario.window.as_ref()).map_err(Error::Usage)?;
+        let upcoming = sched.upcoming(Utc::now(), 5);
+        if upcoming.is_empty() {
+            return Err(Error::Usage(format!(
+                "no time of `{cron}` falls inside the window within a year: nothing would ever run"
+            )));
+        }
+        eprintln!(
+            "faultline gameday: `{}` scheduled `{cron}`; next runs:",
+            loaded.scenario.name
+        );
+        for t in &upcoming {
+            eprintln!("  {}", schedule::describe(*t, sched.window.tz));
+        }
+        let loaded = Arc::new(loaded);
+        let cancel = session.cancel.clone();
+        let worst = Arc::new(std::sync::Mutex::new(Exit::Passed));
+        schedule::drive(
+            &sched,
+            &SystemClock,
+            cancel,
+            |at| {
+                let (session, loaded, out_dir, worst) = (
+                    session.clone(),
+                    loaded.clone(),
+                    out_dir.clone(),
+                    worst.clone(),
+                );
+                async move {
+                    let dir = out_dir.join(at.format("%Y%m%dT%H%M%SZ").to_string());
+                    let exit = match run_once(&session, &loaded, &dir).await {
+                        Ok(e) => e,
+                        Err(e) => {
+                            eprintln!("faultline gameday: {e}");
+                            e.exit()
+                        }
+                    };
+                    let mut w = worst.lock().expect("not poisoned");
+                    *w = (*w).max(exit);
+                }
+            },
+            |tick| match tick {
+                Tick::Started(t) => eprintln!(
+                    "faultline gameday: run started at {}",
+                    schedule::describe(*t, sched.window.tz)
+                ),
+                Tick::SkippedBusy(t) => eprintln!(
+                    "faultline gameday: skipped {}: the previous run is still going",
+                    schedule::describe(*t, sched.window.tz)
+                ),
+                Tick::NothingAhead => {
+                    eprintln!("faultline gameday: no further run falls inside the window")
+                }
+            },
+        )
+        .await;
+        eprintln!("faultline gameday: stopped");
+        let worst = *worst.lock().expect("not poisoned");
+        Ok(if session.cancel.is_cancelled() {
+            Exit::Interrupted.max(worst)
+        } else {
+            worst
+        })
+    })
+}
+
+fn stamp() -> String {
+    Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Runs the experiments in order, writes each one's reports and the summary into `dir`,
+/// and returns the highest exit code.
+async fn run_once(session: &Session, s: &LoadedScenario, dir: &Path) -> Result<Exit, Error> {
+    std::fs::create_dir_all(dir)?;
+    let mut results: Vec<RunResult> = Vec::new();
+    let mut exit = Exit::Passed;
+    for (i, l) in s.experiments.iter().enumerate() {
+        eprintln!(
+            "faultline gameday: [{}/{}] {} ({})",
+            i + 1,
+            s.experiments.len(),
+            l.experiment.name,
+            l.file.display()
+        );
+        let result = match session.execute(l, None).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "faultline gameday: `{}` did not run: {e}",
+                    l.experiment.name
+                );
+                exit = exit.max(e.exit());
+                if !s.scenario.continue_on_failure {
+                    break;
+                }
+                continue;
+            }
+        };
+        let base = dir.join(format!("{:02}-{}", i + 1, result.experiment.name));
+        std::fs::write(base.with_extension("json"), report::json::render(&result))?;
+        std::fs::write(base.with_extension("md"), report::markdown::render(&result))?;
+        std::fs::write(base.with_extension("html"), report::html::render(&result))?;
+        let code = result.verdict.exit();
+        eprintln!(
+            "faultline gameday: `{}`: {} (exit {})",
+            result.experiment.name,
+            result.verdict.as_str(),
+            code.code()
+        );
+        exit = exit.max(code);
+        results.push(result);
+        if session.cancel.is_cancelled()
+            || (code != Exit::Passed && !s.scenario.continue_on_failure)
+        {
+            break;
+        }
+    }
+    std::fs::write(
+        dir.join("summary.md"),
+        report::markdown::render_summary(&results),
+    )?;
+    std::fs::write(
+        dir.join("summary.html"),
+        report::html::render_many(&results),
+    )?;
+    std::fs::write(dir.join("junit.xml"), report::junit::render(&results))?;
+    let summary = report::markdown::render_summary(&results);
+    super::print_stdout(&summary);
+    eprintln!("faultline gameday: reports in {}", dir.display());
+    Ok(exit)
+}

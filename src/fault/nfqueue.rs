@@ -1,0 +1,262 @@
+//! The `nfqueue` engine of the `network` fault: delay, jitter and loss without netem.
+//!
+//! An iptables rule in the target's network namespace sends its outgoing packets to an
+//! NFQUEUE with `--queue-bypass`, and a delayer (`faultline delayer`, hidden, started in
+//! that namespace) holds each packet for the delay before accepting it, or drops it with
+//! the loss probability. It fails open: if the delayer dies, `--queue-bypass` lets traffic
+//! flow untouched, never black-holed. The rule carries a comment naming the injection, so
+//! that revert deletes exactly it.
+
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Queue numbers faultline picks from; one nothing else is bound to in the namespace.
+pub const QUEUE_RANGE: std::ops::Range<u16> = 40_000..60_000;
+
+/// What revert needs: the rule (queue and marker) and the delayer (marker).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelayerRecord {
+    pub queue: u16,
+    pub marker: String,
+}
+
+/// The rule, as iptables arguments after `-I`/`-D`. Identical for add and delete, so the
+/// delete removes exactly the rule faultline added.
+pub fn rule_spec(queue: u16, marker: &str) -> Vec<String> {
+    [
+        "OUTPUT",
+        "-m",
+        "comment",
+        "--comment",
+        marker,
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        &queue.to_string(),
+        "--queue-bypass",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+pub fn add_rule(queue: u16, marker: &str) -> Vec<String> {
+    let mut v = vec!["iptables".to_string(), "-w".into(), "-I".into()];
+    v.extend(rule_spec(queue, marker));
+    v
+}
+
+pub fn delete_rule(queue: u16, marker: &str) -> Vec<String> {
+    let mut v = vec!["iptables".to_string(), "-w".into(), "-D".into()];
+    v.extend(rule_spec(queue, marker));
+    v
+}
+
+pub fn list_rules() -> Vec<String> {
+    ["iptables", "-w", "-S", "OUTPUT"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Queue numbers already bound in a namespace, from /proc/net/netfilter/nfnetlink_queue
+/// as read inside it.
+pub fn bound_queues(proc_listing: &str) -> Vec<u16> {
+    proc_listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// A free queue number in [`QUEUE_RANGE`].
+pub fn pick_queue(bound: &[u16]) -> u16 {
+    loop {
+        let q = QUEUE_RANGE.start + (rand::random::<u16>() % (QUEUE_RANGE.end - QUEUE_RANGE.start));
+        if !bound.contains(&q) {
+            return q;
+        }
+    }
+}
+
+/// The delayer's parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shape {
+    pub delay: Duration,
+    pub jitter: Duration,
+    /// Probability of dropping a packet, 0.0..=1.0.
+    pub loss: f64,
+}
+
+/// A packet held until its release time. Ordered by release, then arrival, so that with
+/// no jitter the order of packets is kept.
+struct Held {
+    release: Instant,
+    seq: u64,
+    msg: nfq::Message,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, o: &Self) -> bool {
+        (self.release, self.seq) == (o.release, o.seq)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // BinaryHeap is a max-heap: reverse for earliest first.
+        (o.release, o.seq).cmp(&(self.release, self.seq))
+    }
+}
+
+/// The delay of one packet: the delay plus a uniform jitter in [-jitter, +jitter].
+pub fn packet_delay(shape: &Shape, uniform: f64) -> Duration {
+    let base = shape.delay.as_secs_f64();
+    let j = shape.jitter.as_secs_f64() * (2.0 * uniform - 1.0);
+    Duration::from_secs_f64((base + j).max(0.0))
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Runs the delayer on `queue` until the epoch second `until` or SIGTERM, then lets every
+/// held packet go. The body of the hidden `faultline delayer` command, started inside the
+/// target's network namespace.
+pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_term),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        sigaction(Signal::SIGTERM, &action).map_err(std::io::Error::from)?;
+    }
+    let mut q = nfq::Queue::open()?;
+    q.bind(queue)?;
+    // Only the metadata: the payload is never looked at.
+    q.set_copy_range(queue, 0)?;
+    q.set_fail_open(queue, true)?;
+    q.set_nonblocking(true);
+    let jitter = !shape.jitter.is_zero();
+    let mut fifo: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
+    let mut heap: BinaryHeap<Held> = BinaryHeap::new();
+    let mut seq = 0u64;
+    loop {
+        let now_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if now_epoch >= until || STOP.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        loop {
+            match q.recv() {
+                Ok(mut msg) => {
+                    if shape.loss > 0.0 && rand::random::<f64>() < shape.loss {
+                        msg.set_verdict(nfq::Verdict::Drop);
+                        q.verdict(msg)?;
+                        continue;
+                    }
+                    let release = Instant::now() + packet_delay(&shape, rand::random::<f64>());
+                    if jitter {
+                        seq += 1;
+                        heap.push(Held { release, seq, msg });
+                    } else {
+                        fifo.push_back((release, msg));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let now = Instant::now();
+        while fifo.front().is_some_and(|(r, _)| *r <= now) {
+            let (_, mut msg) = fifo.pop_front().expect("checked");
+            msg.set_verdict(nfq::Verdict::Accept);
+            q.verdict(msg)?;
+        }
+        while heap.peek().is_some_and(|h| h.release <= now) {
+            let mut h = heap.pop().expect("checked");
+            h.msg.set_verdict(nfq::Verdict::Accept);
+            q.verdict(h.msg)?;
+        }
+        let next = fifo
+            .front()
+            .map(|(r, _)| *r)
+            .into_iter()
+            .chain(heap.peek().map(|h| h.release))
+            .min();
+        // Poll for new packets at least every millisecond; sleep longer when idle.
+        let nap = next
+            .map(|n| n.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_millis(1))
+            .min(Duration::from_millis(1));
+        std::thread::sleep(nap);
+    }
+    // Let every held packet go before leaving: nothing is lost to the revert.
+    for (_, mut msg) in fifo {
+        msg.set_verdict(nfq::Verdict::Accept);
+        q.verdict(msg)?;
+    }
+    for mut h in heap {
+        h.msg.set_verdict(nfq::Verdict::Accept);
+        q.verdict(h.msg)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_and_delete_name_the_same_rule() {
+        let add = add_rule(40123, "faultline-net-abc");
+        let del = delete_rule(40123, "faultline-net-abc");
+        assert_eq!(
+            add.join(" "),
+            "iptables -w -I OUTPUT -m comment --comment faultline-net-abc -j NFQUEUE --queue-num 40123 --queue-bypass"
+        );
+        assert_eq!(add[3..], del[3..]);
+        assert_eq!(del[2], "-D");
+    }
+
+    #[test]
+    fn queue_numbers_avoid_bound_ones() {
+        let listing = "40000  1234     0 2 65531     0     0        0  1\n";
+        assert_eq!(bound_queues(listing), vec![40000]);
+        for _ in 0..1000 {
+            let q = pick_queue(&[40000]);
+            assert!(QUEUE_RANGE.contains(&q) && q != 40000);
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_around_the_delay() {
+        let s = Shape {
+            delay: Duration::from_millis(50),
+            jitter: Duration::from_millis(20),
+            loss: 0.0,
+        };
+        assert_eq!(packet_delay(&s, 0.0), Duration::from_millis(30));
+        assert_eq!(packet_delay(&s, 0.5), Duration::from_millis(50));
+        assert_eq!(packet_delay(&s, 1.0), Duration::from_millis(70));
+        let none = Shape {
+            jitter: Duration::ZERO,
+            ..s
+        };
+        assert_eq!(packet_delay(&none, 0.9), Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,500 @@
+//! What the junit, markdown and html renderers (and game-day summaries) share: status
+//! words, durations, probe rows, totals over several runs, and the run's phases on a time
+//! axis reconstructed from its events and fault records.
+
+use chrono::{DateTime, Utc};
+
+use super::{FaultRecord, FaultStatus, RunResult, Verdict};
+
+/// The verdict as a plain upper-case word, for places without colour or emoji.
+pub fn status_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Passed => "PASSED",
+        Verdict::Failed => "FAILED",
+        Verdict::NotSteady => "NOT STEADY",
+        Verdict::NoTargets => "NO TARGETS",
+        Verdict::Error => "ERROR",
+        Verdict::Interrupted => "INTERRUPTED",
+        Verdict::RevertIncomplete => "REVERT INCOMPLETE",
+    }
+}
+
+/// Why the run ended as it did: the message of its `verdict` event.
+pub fn reason(r: &RunResult) -> Option<&str> {
+    r.events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "verdict")
+        .map(|e| e.message.as_str())
+}
+
+pub fn recovery_ms(r: &RunResult) -> Option<u64> {
+    r.phases.after.as_ref().and_then(|a| a.recovered_after_ms)
+}
+
+/// `37ms`, `4.21s`, `2m 03s`, `1h 02m`.
+pub fn duration(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.2}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m {:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    } else {
+        format!("{}h {:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    }
+}
+
+/// How long a fault was active, if it was injected and that ended.
+pub fn active_ms(f: &FaultRecord) -> Option<u64> {
+    match (f.injected_at, f.reverted_at) {
+        (Some(a), Some(b)) => Some((b.timestamp_millis() - a.timestamp_millis()).max(0) as u64),
+        _ => None,
+    }
+}
+
+/// The active time as a table cell: a duration, `one-shot`, `still active` or `never`.
+pub fn active_text(f: &FaultRecord) -> String {
+    match (f.injected_at, active_ms(f), f.status) {
+        (_, Some(ms), _) => duration(ms),
+        (Some(_), None, FaultStatus::Completed) => "one-shot".into(),
+        (Some(_), None, _) => "still active".into(),
+        (None, _, _) => "never".into(),
+    }
+}
+
+pub fn fault_status_word(s: FaultStatus) -> &'static str {
+    match s {
+        FaultStatus::Reverted => "reverted",
+        FaultStatus::Completed => "completed",
+        FaultStatus::Failed => "failed",
+        FaultStatus::Active => "active",
+    }
+}
+
+/// The fault in words: its description, else its type.
+pub fn fault_label(f: &FaultRecord) -> &str {
+    if f.description.is_empty() {
+        &f.kind
+    } else {
+        &f.description
+    }
+}
+
+/// A fault went wrong: not injected, or its revert not confirmed.
+pub fn fault_failed(f: &FaultRecord) -> bool {
+    matches!(f.status, FaultStatus::Failed | FaultStatus::Active)
+}
+
+/// One probe of one phase, as every tabular renderer shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeRow<'a> {
+    pub phase: &'static str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// Every probe of every phase that ran, in phase order.
+pub fn probe_rows(r: &RunResult) -> Vec<ProbeRow<'_>> {
+    fn steady<'a>(phase: &'static str, p: &'a Option<super::SteadyPhase>) -> Vec<ProbeRow<'a>> {
+        p.iter()
+            .flat_map(|p| p.probes.iter())
+            .map(|p| ProbeRow {
+                phase,
+                name: &p.name,
+                kind: &p.kind,
+                passed: p.passed,
+                detail: if p.attempts > 1 {
+                    format!("{} (attempt {})", p.detail, p.attempts)
+                } else {
+                    p.detail.clone()
+                },
+            })
+            .collect()
+    }
+    let mut rows = steady("before", &r.phases.before);
+    rows.extend(
+        r.phases
+            .during
+            .iter()
+            .flat_map(|d| d.probes.iter())
+            .map(|p| ProbeRow {
+                phase: "during",
+                name: &p.name,
+                kind: &p.kind,
+                passed: p.passed,
+                detail: during_detail(p),
+            }),
+    );
+    rows.extend(steady("after", &r.phases.after));
+    rows
+}
+
+/// `11/20 ok (55%, need 50%); latency p50 2ms, p95 500ms, max 501ms`.
+pub fn during_detail(p: &super::DuringProbe) -> String {
+    if p.samples == 0 {
+        return format!("no samples (need {:.0}%)", p.min_success * 100.0);
+    }
+    format!(
+        "{}/{} ok ({:.0}%, need {:.0}%); latency p50 {}ms, p95 {}ms, max {}ms",
+        p.successes,
+        p.samples,
+        p.success_ratio * 100.0,
+        p.min_success * 100.0,
+        p.latency_ms.p50,
+        p.latency_ms.p95,
+        p.latency_ms.max
+    )
+}
+
+/// Counts over several runs, e.g. a game day.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub experiments: usize,
+    pub passed: usize,
+    pub failed: usize,
+    /// `not_steady` and `no_targets`.
+    pub not_run: usize,
+    /// `error`, `interrupted` and `revert_incomplete`.
+    pub errors: usize,
+    pub highest_exit: u8,
+}
+
+impl Totals {
+    pub fn of(rs: &[RunResult]) -> Totals {
+        let mut t = Totals {
+            experiments: rs.len(),
+            ..Totals::default()
+        };
+        for r in rs {
+            match r.verdict {
+                Verdict::Passed => t.passed += 1,
+                Verdict::Failed => t.failed += 1,
+                Verdict::NotSteady | Verdict::NoTargets => t.not_run += 1,
+                Verdict::Error | Verdict::Interrupted | Verdict::RevertIncomplete => t.errors += 1,
+            }
+            t.highest_exit = t.highest_exit.max(r.exit_code);
+        }
+        t
+    }
+
+    /// `3 experiments: 1 passed, 1 failed, 1 not run; highest exit code 3`.
+    pub fn sentence(&self) -> String {
+        let mut parts = vec![format!("{} passed", self.passed)];
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        if self.not_run > 0 {
+            parts.push(format!("{} not run", self.not_run));
+        }
+        if self.errors > 0 {
+            parts.push(format!(
+                "{} error{}",
+                self.errors,
+                if self.errors == 1 { "" } else { "s" }
+            ));
+        }
+        format!(
+            "{} experiment{}: {}; highest exit code {}",
+            self.experiments,
+            if self.experiments == 1 { "" } else { "s" },
+            parts.join(", "),
+            self.highest_exit
+        )
+    }
+}
+
+/// A span `[start, end]` in milliseconds since the run started.
+pub type Span = (u64, u64);
+
+/// The run's phases on a time axis. The report records no phase boundaries, so they are
+/// reconstructed: injection starts at the first injection attempt, the faults end at the
+/// last revert (or one-shot injection), recovery ends at the `recovered` event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// Where the time axis ends (at least 1).
+    pub end: u64,
+    pub before: Option<Span>,
+    /// From the first injection to the last revert (and the last during sample).
+    pub during: Option<Span>,
+    pub after: Option<Span>,
+    /// The last revert or one-shot injection: recovery is timed from here.
+    pub last_change: Option<u64>,
+    /// `last_change` + `recovered_after_ms`.
+    pub recovered: Option<u64>,
+}
+
+/// Milliseconds from the run's start to `t` (0 if earlier). Whole milliseconds of both, so
+/// that a live result and its saved JSON (which keeps milliseconds) render alike.
+pub fn offset(r: &RunResult, t: DateTime<Utc>) -> u64 {
+    (t.timestamp_millis() - r.started_at.timestamp_millis()).max(0) as u64
+}
+
+impl Spans {
+    pub fn of(r: &RunResult) -> Spans {
+        let events = |kinds: &[&str]| -> Vec<u64> {
+            r.events
+                .iter()
+                .filter(|e| kinds.contains(&e.kind.as_str()))
+                .map(|e| offset(r, e.at))
+                .collect()
+        };
+        let samples: Vec<u64> = r
+            .phases
+            .during
+            .iter()
+            .flat_map(|d| d.probes.iter())
+            .flat_map(|p| p.timeline.iter().map(|s| s.at_ms))
+            .collect();
+        let injected: Vec<u64> = r
+            .faults
+            .iter()
+            .filter_map(|f| f.injected_at)
+            .map(|t| offset(r, t))
+            .collect();
+        let inject_start = injected
+            .iter()
+            .copied()
+            .chain(events(&["fault_injected", "fault_failed"]))
+            .chain(samples.iter().copied())
+            .min();
+        let changes: Vec<u64> = r
+            .faults
+            .iter()
+            .filter_map(|f| match (f.status, f.reverted_at, f.injected_at) {
+                (_, Some(t), _) => Some(offset(r, t)),
+                (FaultStatus::Completed, None, Some(t)) => Some(offset(r, t)),
+                _ => None,
+            })
+            .collect();
+        let last_change = changes.iter().copied().max().or_else(|| {
+            events(&["fault_reverted", "target_vanished", "revert_failed"])
+                .into_iter()
+                .max()
+        });
+        let verdict_at = events(&["verdict"]).into_iter().max();
+        let end = [r.duration_ms, verdict_at.unwrap_or(0)]
+            .into_iter()
+            .chain(r.events.iter().map(|e| offset(r, e.at)))
+            .chain(samples.iter().copied())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let finish = verdict_at.unwrap_or(end);
+
+        let before = r.phases.before.as_ref().map(|_| {
+            let start = events(&["targets_selected"]).into_iter().min().unwrap_or(0);
+            let stop = inject_start.unwrap_or(finish).max(start);
+            (start, stop)
+        });
+        let during = inject_start.map(|start| {
+            let stop = last_change
+                .into_iter()
+                .chain(samples.iter().copied())
+                .chain(injected.iter().copied())
+                .max()
+                .unwrap_or(start)
+                .max(start);
+            (start, stop)
+        });
+        let after = r.phases.after.as_ref().map(|_| {
+            let start = last_change.or(during.map(|d| d.1)).unwrap_or(0).min(finish);
+            let stop = events(&["recovered", "not_recovered"])
+                .into_iter()
+                .max()
+                .unwrap_or(finish)
+                .max(start);
+            (start, stop)
+        });
+        let recovered = match (last_change, recovery_ms(r)) {
+            (Some(at), Some(ms)) => Some(at + ms),
+            _ => None,
+        };
+        Spans {
+            end: end.max(recovered.unwrap_or(0)),
+            before,
+            during,
+            after,
+            last_change,
+            recovered,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    //! A realistic run: steady state, one paused target of two, a during probe that
+    //! fails while the target is frozen, recovery.
+    use super::super::*;
+    use chrono::{Duration, TimeZone};
+
+    pub fn t(ms: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap() + Duration::milliseconds(ms)
+    }
+
+    fn ev(ms: i64, kind: &str, message: &str) -> Event {
+        Event {
+            at: t(ms),
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn passed() -> RunResult {
+        let timeline: Vec<SamplePoint> = (0..20)
+            .map(|i| {
+                let ok = !(5..14).contains(&i);
+                SamplePoint {
+                    at_ms: 120 + i * 250,
+                    ok,
+                    latency_ms: if ok { 2 + i % 3 } else { 500 },
+                    value: None,
+                }
+            })
+            .collect();
+        RunResult {
+            format_version: 1,
+            tool: Tool::default(),
+            experiment: ExperimentRef {
+                name: "web-survives-pause".into(),
+                file: "experiments/web-pause.yaml".into(),
+            },
+            verdict: Verdict::Passed,
+            exit_code: 0,
+            started_at: t(0),
+            ended_at: t(6400),
+            duration_ms: 6400,
+            seed: Some(7),
+            targets: vec![TargetRef {
+                platform: "docker".into(),
+                id: "3f2a9c0d11e4b5a6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0".into(),
+                name: "web-1".into(),
+            }],
+            faults: vec![FaultRecord {
+                kind: "pause".into(),
+                target: "web-1".into(),
+                injected_at: Some(t(110)),
+                reverted_at: Some(t(5130)),
+                status: FaultStatus::Reverted,
+                error: None,
+                description: "pause for 5s".into(),
+            }],
+            phases: Phases {
+                before: Some(SteadyPhase {
+                    passed: true,
+                    recovered_after_ms: None,
+                    probes: vec![ProbeOutcome {
+                        name: "web answers".into(),
+                        kind: "http".into(),
+                        passed: true,
+                        attempts: 1,
+                        duration_ms: 3,
+                        detail: "200 OK in 3ms".into(),
+                        value: None,
+                    }],
+                }),
+                during: Some(DuringPhase {
+                    passed: true,
+                    probes: vec![DuringProbe {
+                        name: "web mostly answers".into(),
+                        kind: "http".into(),
+                        samples: 20,
+                        successes: 11,
+                        success_ratio: 0.55,
+                        min_success: 0.5,
+                        passed: true,
+                        latency_ms: Latency {
+                            p50: 4,
+                            p95: 500,
+                            max: 500,
+                        },
+                        timeline,
+                    }],
+                }),
+                after: Some(SteadyPhase {
+                    passed: true,
+                    recovered_after_ms: Some(37),
+                    probes: vec![ProbeOutcome {
+                        name: "web answers".into(),
+                        kind: "http".into(),
+                        passed: true,
+                        attempts: 1,
+                        duration_ms: 2,
+                        detail: "200 OK in 2ms".into(),
+                        value: None,
+                    }],
+                }),
+            },
+            events: vec![
+                ev(20, "targets_selected", "web-1 (seed 7)"),
+                ev(110, "fault_injected", "pause web-1"),
+                ev(5130, "fault_reverted", "pause web-1"),
+                ev(5167, "recovered", "steady state holds again after 37ms"),
+                ev(6400, "verdict", "the hypothesis held"),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(37), "37ms");
+        assert_eq!(duration(4210), "4.21s");
+        assert_eq!(duration(123_000), "2m 03s");
+        assert_eq!(duration(3_720_000), "1h 02m");
+    }
+
+    #[test]
+    fn spans_from_events_and_faults() {
+        let s = Spans::of(&fixture::passed());
+        assert_eq!(s.before, Some((20, 110)));
+        assert_eq!(s.during, Some((110, 5130)));
+        assert_eq!(s.after, Some((5130, 5167)));
+        assert_eq!(s.last_change, Some(5130));
+        assert_eq!(s.recovered, Some(5167));
+        assert_eq!(s.end, 6400);
+    }
+
+    #[test]
+    fn not_steady_has_only_a_before_span() {
+        let mut r = fixture::passed();
+        r.faults.clear();
+        r.phases.during = None;
+        r.phases.after = None;
+        r.events
+            .retain(|e| e.kind == "targets_selected" || e.kind == "verdict");
+        let s = Spans::of(&r);
+        assert_eq!(s.before, Some((20, 6400)));
+        assert_eq!((s.during, s.after, s.recovered), (None, None, None));
+    }
+
+    #[test]
+    fn probe_rows_in_phase_order() {
+        let r = fixture::passed();
+        let phases: Vec<&str> = probe_rows(&r).iter().map(|p| p.phase).collect();
+        assert_eq!(phases, ["before", "during", "after"]);
+        let mut r = r;
+        r.phases.before = None;
+        let phases: Vec<&str> = probe_rows(&r).iter().map(|p| p.phase).collect();
+        assert_eq!(phases, ["during", "after"]);
+    }
+
+    #[test]
+    fn totals() {
+        let mut failed = fixture::passed();
+        failed.verdict = Verdict::Failed;
+        failed.exit_code = 1;
+        let t = Totals::of(&[fixture::passed(), failed]);
+        assert_eq!((t.passed, t.failed, t.highest_exit), (1, 1, 1));
+        assert_eq!(
+            t.sentence(),
+            "2 experiments: 1 passed, 1 failed; highest exit code 1"
+        );
+    }
+}

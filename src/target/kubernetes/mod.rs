@@ -1,0 +1,974 @@
+//! The Kubernetes platform on kube-rs: a client from a kubeconfig context or in-cluster,
+//! Running pods by namespace and selectors, and the pod operations faults are built from.
+//!
+//! A [`Target`] is a pod: `id` is its UID, `name` its name, `labels` its labels. Its
+//! namespace is the platform's: the endpoint (and so the journal's [`PlatformRef`]) is
+//! `NAMESPACE@CONTEXT`, or `NAMESPACE` alone in-cluster, so that `faultline recover`
+//! reaches the same cluster and namespace. The context is the one actually used (the
+//! kubeconfig's current one when the experiment names none). Calls on a pod by name check
+//! its UID where the API allows, so a pod recreated under the same name (a StatefulSet's)
+//! is never taken for the target.
+//!
+//! Helpers, never selected as targets (label `faultline.helper`):
+//! - `pause`: a privileged pod `faultline-pause-<UID>` on the target's node ([`pause`]).
+//! - `network`: an ephemeral container `faultline-net-<hex>` in the target pod ([`network`]);
+//!   its journal record ([`NetAccess::Sidecar`]`::helper`) is `POD/CONTAINER`.
+//!
+//! Both helpers' image is `tc_image` (the network fault's own, else `--tc-image` or
+//! `FAULTLINE_TC_IMAGE`): the pause helper needs `sh`, `cat` and `sleep`, the network
+//! helper also `tc`. `cpu_stress` is not available on Kubernetes yet.
+
+pub mod api;
+pub mod network;
+pub mod pause;
+pub mod rbac;
+
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{
+    Api, AttachParams, AttachedProcess, DeleteParams, ListParams, Patch, PatchParams, PostParams,
+    Preconditions,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, Resource};
+
+use super::{ExecOutput, NetAccess, Platform, PlatformError, Target};
+use crate::experiment::model::{KubernetesTarget, NetworkStrategy};
+use crate::experiment::units::{Duration, Signal};
+pub use crate::target::docker::{HELPER_LABEL, PROTECTED_LABEL};
+use api::{ContainerState, Failure, container_state, pod_phase, pod_ready, pod_uid};
+use rbac::Permission;
+
+/// How long a pause holds when the caller does not say ([`Platform::pause`] rather than
+/// [`Platform::pause_for`]): the helper thaws by itself after it.
+pub const DEFAULT_PAUSE_LIFETIME: StdDuration = StdDuration::from_secs(3600);
+
+/// Waits and bounds; tests shorten them.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// One API call.
+    pub api: StdDuration,
+    /// Between two looks at a helper.
+    pub poll: StdDuration,
+    /// A helper to start (an image pull included).
+    pub start: StdDuration,
+    /// A helper to end after it was told to.
+    pub stop: StdDuration,
+    /// One exec.
+    pub exec: StdDuration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            api: StdDuration::from_secs(15),
+            poll: StdDuration::from_millis(500),
+            start: StdDuration::from_secs(120),
+            stop: StdDuration::from_secs(25),
+            exec: StdDuration::from_secs(30),
+        }
+    }
+}
+
+/// The endpoint: `NAMESPACE@CONTEXT`, or `NAMESPACE` for in-cluster.
+pub fn endpoint(namespace: &str, context: Option<&str>) -> String {
+    match context {
+        Some(c) => format!("{namespace}@{c}"),
+        None => namespace.to_string(),
+    }
+}
+
+/// The namespace and context of an [`endpoint`] (a namespace never contains `@`).
+pub fn parse_endpoint(endpoint: &str) -> (String, Option<String>) {
+    match endpoint.split_once('@') {
+        Some((ns, ctx)) => (ns.to_string(), Some(ctx.to_string())),
+        None => (endpoint.to_string(), None),
+    }
+}
+
+/// A client for `context`; without one, for KUBECONFIG's (or `~/.kube/config`'s) current
+/// context, else in-cluster. Returns the context used (`None`: in-cluster).
+pub async fn client_for(context: Option<&str>) -> Result<(Client, Option<String>), String> {
+    let why = |e: &(dyn std::error::Error + 'static)| crate::probe::error_chain(e);
+    let (config, used) = match context {
+        Some(c) => {
+            let options = KubeConfigOptions {
+                context: Some(c.to_string()),
+                ..Default::default()
+            };
+            let config = Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| format!("cannot use kubeconfig context `{c}`: {}", why(&e)))?;
+            (config, Some(c.to_string()))
+        }
+        None => match Kubeconfig::read() {
+            Ok(kubeconfig) => {
+                let current = kubeconfig.current_context.clone();
+                let config =
+                    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                        .await
+                        .map_err(|e| format!("cannot use the kubeconfig: {}", why(&e)))?;
+                (config, current)
+            }
+            Err(kubeconfig) => match Config::incluster() {
+                Ok(config) => (config, None),
+                Err(in_cluster) => {
+                    return Err(format!(
+                        "no Kubernetes configuration: no kubeconfig ({}) and not inside a cluster ({}); set KUBECONFIG, or `context` under target.kubernetes",
+                        why(&kubeconfig),
+                        why(&in_cluster)
+                    ));
+                }
+            },
+        },
+    };
+    let client = Client::try_from(config)
+        .map_err(|e| format!("cannot set up the Kubernetes client: {}", why(&e)))?;
+    Ok((client, used))
+}
+
+/// The in-cluster client, and nothing else: an endpoint recorded in-cluster must never
+/// be reverted through some kubeconfig that happens to be around.
+fn in_cluster_client() -> Result<Client, String> {
+    let config = Config::incluster().map_err(|e| {
+        format!(
+            "the fault was applied from inside a cluster, and this process is not in one: {}",
+            crate::probe::error_chain(&e)
+        )
+    })?;
+    Client::try_from(config).map_err(|e| {
+        format!(
+            "cannot set up the Kubernetes client: {}",
+            crate::probe::error_chain(&e)
+        )
+    })
+}
+
+/// Whether a listed pod may be a target: Running, not being deleted, neither protected
+/// nor one of faultline's helpers.
+pub fn eligible(pod: &Pod) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k));
+    pod_phase(pod) == "Running"
+        && pod.metadata.deletion_timestamp.is_none()
+        && label(PROTECTED_LABEL).is_none_or(|v| v != "true")
+        && label(HELPER_LABEL).is_none()
+        && pod.metadata.uid.is_some()
+        && pod.metadata.name.is_some()
+}
+
+/// The pod faultline itself runs in (in-cluster): never a target.
+fn own_pod() -> Option<(String, String)> {
+    let name = std::env::var("HOSTNAME").ok()?;
+    let ns =
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()?;
+    Some((ns.trim().to_string(), name))
+}
+
+/// Why an exec into a helper did not run.
+enum ExecError {
+    Platform(PlatformError),
+    /// The pod is gone, or is another pod now.
+    PodGone,
+    /// The helper container has ended, with this exit code.
+    HelperEnded {
+        code: i32,
+        reason: String,
+    },
+}
+
+pub struct KubernetesPlatform {
+    client: Client,
+    spec: KubernetesTarget,
+    context: Option<String>,
+    tc_image: Option<String>,
+    timing: Timing,
+}
+
+impl KubernetesPlatform {
+    pub async fn connect(spec: &KubernetesTarget) -> Result<Self, PlatformError> {
+        let (client, context) = client_for(spec.context.as_deref())
+            .await
+            .map_err(PlatformError::Unavailable)?;
+        Ok(Self::with_client(client, spec.clone(), context))
+    }
+
+    /// Connects to a recorded [`endpoint`].
+    pub async fn reconnect(endpoint: &str) -> Result<Self, PlatformError> {
+        let (namespace, context) = parse_endpoint(endpoint);
+        let client = match &context {
+            Some(c) => client_for(Some(c)).await.map(|(client, _)| client),
+            None => in_cluster_client(),
+        }
+        .map_err(PlatformError::Unavailable)?;
+        let spec = KubernetesTarget {
+            context: context.clone(),
+            namespace,
+            ..Default::default()
+        };
+        Ok(Self::with_client(client, spec, context))
+    }
+
+    /// A platform on a given client (tests pass a mock); `context` is the one it uses,
+    /// `None` for in-cluster.
+    pub fn with_client(client: Client, spec: KubernetesTarget, context: Option<String>) -> Self {
+        KubernetesPlatform {
+            client,
+            spec,
+            context,
+            tc_image: None,
+            timing: Timing::default(),
+        }
+    }
+
+    /// The default helper image (`--tc-image`, `FAULTLINE_TC_IMAGE`).
+    pub fn with_tc_image(mut self, image: Option<String>) -> Self {
+        self.tc_image = image;
+        self
+    }
+
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    fn ns(&self) -> &str {
+        &self.spec.namespace
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), self.ns())
+    }
+
+    fn classify(&self, perm: Permission, e: &kube::Error) -> Failure {
+        api::classify(
+            e,
+            perm,
+            self.ns(),
+            &api::shown_cluster(self.context.as_deref()),
+        )
+    }
+
+    /// Bounds one call; the outer error is a timeout, the inner the API's answer.
+    async fn send<T>(
+        &self,
+        fut: impl std::future::Future<Output = kube::Result<T>>,
+    ) -> Result<kube::Result<T>, PlatformError> {
+        tokio::time::timeout(self.timing.api, fut)
+            .await
+            .map_err(|_| {
+                PlatformError::Unavailable(format!(
+                    "the Kubernetes API ({}) did not answer within {}s",
+                    api::shown_cluster(self.context.as_deref()),
+                    self.timing.api.as_secs()
+                ))
+            })
+    }
+
+    /// One call on `object`: a 404 means it is gone.
+    async fn call<T>(
+        &self,
+        perm: Permission,
+        object: &str,
+        fut: impl std::future::Future<Output = kube::Result<T>>,
+    ) -> Result<T, PlatformError> {
+        self.send(fut)
+            .await?
+            .map_err(|e| self.classify(perm, &e).into_platform(object))
+    }
+
+    /// Deletes a pod, with the grace period in the body and, for the audit trail, the
+    /// query (kubectl's form); `uid` makes it a precondition (409 when it differs).
+    async fn delete_pod(&self, name: &str, grace: u32, uid: Option<&str>) -> kube::Result<()> {
+        let dp = DeleteParams {
+            grace_period_seconds: Some(grace),
+            preconditions: uid.map(|u| Preconditions {
+                uid: Some(u.to_string()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        let mut req = kube::core::Request::new(Pod::url_path(&(), Some(self.ns())))
+            .delete(name, &dp)
+            .map_err(kube::Error::BuildRequest)?;
+        let uri = format!("{}gracePeriodSeconds={grace}", req.uri());
+        *req.uri_mut() = uri.parse().expect("a valid URI with one more query pair");
+        self.client
+            .request::<serde_json::Value>(req)
+            .await
+            .map(|_| ())
+    }
+
+    /// The target pod as it is now; `Gone` when it was deleted or replaced.
+    async fn target_pod(&self, target: &Target) -> Result<Pod, PlatformError> {
+        let pod = self
+            .call(rbac::GET_PODS, &target.name, self.pods().get(&target.name))
+            .await?;
+        if pod_uid(&pod) != target.id {
+            return Err(PlatformError::Gone(target.name.clone()));
+        }
+        Ok(pod)
+    }
+
+    /// The container a container-level fault acts on (`container`, default the first)
+    /// and its runtime ID, once it runs.
+    fn container_of(&self, pod: &Pod, target: &Target) -> Result<(String, String), PlatformError> {
+        let names: Vec<&str> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .map(|c| c.name.as_str())
+            .collect();
+        let name = match &self.spec.container {
+            Some(c) if names.contains(&c.as_str()) => c.clone(),
+            Some(c) => {
+                return Err(PlatformError::Refused(format!(
+                    "pod `{}` has no container `{c}` (it has: {})",
+                    target.name,
+                    names.join(", ")
+                )));
+            }
+            None => names.first().map(|n| n.to_string()).ok_or_else(|| {
+                PlatformError::Refused(format!("pod `{}` has no containers", target.name))
+            })?,
+        };
+        let status = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == name));
+        if container_state(status) != ContainerState::Running {
+            return Err(PlatformError::Refused(format!(
+                "container `{name}` of pod `{}` is not running",
+                target.name
+            )));
+        }
+        let id = status
+            .and_then(|s| s.container_id.as_deref())
+            .map(pause::strip_runtime)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                PlatformError::Refused(format!(
+                    "container `{name}` of pod `{}` has no container ID yet",
+                    target.name
+                ))
+            })?;
+        Ok((name, id.to_string()))
+    }
+
+    /// Waits until the pause helper reports the container frozen (its readiness).
+    async fn wait_frozen(
+        &self,
+        helper: &str,
+        target: &Target,
+        container: &str,
+    ) -> Result<(), PlatformError> {
+        let deadline = tokio::time::Instant::now() + self.timing.start;
+        loop {
+            let pod = match self.send(self.pods().get(helper)).await? {
+                Ok(p) => p,
+                Err(e) => {
+                    return Err(match self.classify(rbac::GET_PODS, &e) {
+                        Failure::NotFound => PlatformError::Refused(format!(
+                            "the pause helper `{helper}` was deleted before it froze the container"
+                        )),
+                        other => other.into_platform(helper),
+                    });
+                }
+            };
+            if pod_ready(&pod) {
+                return Ok(());
+            }
+            let status = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.first());
+            let waiting = match container_state(status) {
+                ContainerState::Ended {
+                    code,
+                    reason,
+                    message,
+                } => {
+                    let why = if message.is_empty() {
+                        format!("the helper ended ({reason}, exit {code})")
+                    } else {
+                        message
+                    };
+                    return Err(PlatformError::Refused(format!(
+                        "cannot freeze container `{container}` of pod `{}`: {why}",
+                        target.name
+                    )));
+                }
+                ContainerState::Broken { reason, message } => {
+                    return Err(PlatformError::Refused(format!(
+                        "the pause helper cannot start: {reason}: {message} (its image comes from --tc-image or FAULTLINE_TC_IMAGE: the node must be able to pull it, and it needs `sh`, `cat` and `sleep`)"
+                    )));
+                }
+                ContainerState::Starting { reason } => reason,
+                ContainerState::Running => None,
+            };
+            if pod_phase(&pod) == "Failed" {
+                let s = pod.status.as_ref();
+                return Err(PlatformError::Refused(format!(
+                    "the pause helper failed on its node: {} {}",
+                    s.and_then(|s| s.reason.as_deref()).unwrap_or(""),
+                    s.and_then(|s| s.message.as_deref()).unwrap_or("")
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let state = waiting.map(|r| format!(" (it is {r})")).unwrap_or_default();
+                return Err(PlatformError::Refused(format!(
+                    "the pause helper `{helper}` did not report container `{container}` of pod `{}` frozen within {}s{state}",
+                    target.name,
+                    self.timing.start.as_secs()
+                )));
+            }
+            tokio::time::sleep(self.timing.poll).await;
+        }
+    }
+
+    /// Deletes a pause helper (its trap thaws the container) and waits until it is gone.
+    async fn remove_helper(&self, name: &str) -> Result<(), PlatformError> {
+        match self.send(self.delete_pod(name, 15, None)).await? {
+            Ok(()) => {}
+            Err(e) => match self.classify(rbac::DELETE_PODS, &e) {
+                Failure::NotFound => return Ok(()),
+                other => return Err(other.into_platform(name)),
+            },
+        }
+        let deadline = tokio::time::Instant::now() + self.timing.stop;
+        loop {
+            match self.send(self.pods().get(name)).await? {
+                Err(e) => match self.classify(rbac::GET_PODS, &e) {
+                    Failure::NotFound => return Ok(()),
+                    other => return Err(other.into_platform(name)),
+                },
+                Ok(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(PlatformError::Unavailable(format!(
+                        "the pause helper `{name}` is still terminating after {}s (is its node reachable?); it thaws the container when it ends",
+                        self.timing.stop.as_secs()
+                    )));
+                }
+                Ok(_) => tokio::time::sleep(self.timing.poll).await,
+            }
+        }
+    }
+
+    /// Waits until the network helper runs.
+    async fn wait_net_helper(
+        &self,
+        target: &Target,
+        name: &str,
+        image: &str,
+    ) -> Result<(), PlatformError> {
+        let deadline = tokio::time::Instant::now() + self.timing.start;
+        loop {
+            let pod = self.target_pod(target).await?;
+            let status = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.ephemeral_container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == name));
+            let waiting = match container_state(status) {
+                ContainerState::Running => return Ok(()),
+                ContainerState::Broken { reason, message } => {
+                    return Err(PlatformError::Refused(format!(
+                        "the network helper cannot start in pod `{}`: {reason}: {message} (image `{image}`: the node must be able to pull it, and it needs `tc` and `sh`)",
+                        target.name
+                    )));
+                }
+                ContainerState::Ended {
+                    code,
+                    reason,
+                    message,
+                } => {
+                    return Err(PlatformError::Refused(format!(
+                        "the network helper in pod `{}` ended at once ({reason}, exit {code}){}: image `{image}` needs `sh`, `tc` and a writable /tmp",
+                        target.name,
+                        if message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {message}")
+                        }
+                    )));
+                }
+                ContainerState::Starting { reason } => reason,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                let state = waiting.map(|r| format!(" (it is {r})")).unwrap_or_default();
+                return Err(PlatformError::Refused(format!(
+                    "the network helper in pod `{}` did not start within {}s{state}",
+                    target.name,
+                    self.timing.start.as_secs()
+                )));
+            }
+            tokio::time::sleep(self.timing.poll).await;
+        }
+    }
+
+    /// Runs `argv` in a container of `pod` over the exec websocket. `uid`, when known,
+    /// tells a replaced pod from the target.
+    async fn exec_in(
+        &self,
+        uid: Option<&str>,
+        pod: &str,
+        container: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, ExecError> {
+        let ap = AttachParams::default()
+            .container(container)
+            .stdin(false)
+            .stdout(true)
+            .stderr(true);
+        let attached = match self.send(self.pods().exec(pod, argv.to_vec(), &ap)).await {
+            Err(timeout) => return Err(ExecError::Platform(timeout)),
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => return Err(self.exec_failed(uid, pod, container, &e).await),
+        };
+        match tokio::time::timeout(self.timing.exec, collect(attached)).await {
+            Err(_) => Err(ExecError::Platform(PlatformError::Unavailable(format!(
+                "`{}` in pod `{pod}` did not finish within {}s",
+                argv.join(" "),
+                self.timing.exec.as_secs()
+            )))),
+            Ok(r) => r.map_err(ExecError::Platform),
+        }
+    }
+
+    /// Why an exec was refused: the pod or the helper may be gone.
+    async fn exec_failed(
+        &self,
+        uid: Option<&str>,
+        pod: &str,
+        container: &str,
+        e: &kube::Error,
+    ) -> ExecError {
+        let failure = self.classify(rbac::EXEC_CREATE, e);
+        if matches!(api::status(e).map(|s| s.code), Some(401 | 403)) {
+            return ExecError::Platform(failure.into_platform(pod));
+        }
+        let current = match self.send(self.pods().get(pod)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e2)) if self.classify(rbac::GET_PODS, &e2) == Failure::NotFound => {
+                return ExecError::PodGone;
+            }
+            _ => return ExecError::Platform(failure.into_platform(pod)),
+        };
+        if uid.is_some_and(|u| u != pod_uid(&current)) {
+            return ExecError::PodGone;
+        }
+        let statuses = current
+            .status
+            .as_ref()
+            .and_then(|s| s.ephemeral_container_statuses.as_ref());
+        match statuses.and_then(|cs| cs.iter().find(|c| c.name == container)) {
+            // Not in this pod: the pod was replaced under the same name.
+            None if uid.is_none() => ExecError::PodGone,
+            status => match container_state(status) {
+                ContainerState::Ended { code, reason, .. } => {
+                    ExecError::HelperEnded { code, reason }
+                }
+                _ => ExecError::Platform(failure.into_platform(pod)),
+            },
+        }
+    }
+
+    /// Waits until the network helper has ended (or its pod is gone).
+    async fn wait_net_helper_ended(&self, pod: &str, container: &str) -> Result<(), PlatformError> {
+        let deadline = tokio::time::Instant::now() + self.timing.stop;
+        loop {
+            let current = match self.send(self.pods().get(pod)).await? {
+                Ok(p) => p,
+                Err(e) => match self.classify(rbac::GET_PODS, &e) {
+                    Failure::NotFound => return Ok(()),
+                    other => return Err(other.into_platform(pod)),
+                },
+            };
+            let status = current
+                .status
+                .as_ref()
+                .and_then(|s| s.ephemeral_container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == container));
+            match status {
+                None => return Ok(()),
+                Some(s) if matches!(container_state(Some(s)), ContainerState::Ended { .. }) => {
+                    return Ok(());
+                }
+                Some(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(PlatformError::Unavailable(format!(
+                        "the network helper `{container}` in pod `{pod}` is still running {}s after it was told to stop",
+                        self.timing.stop.as_secs()
+                    )));
+                }
+                Some(_) => tokio::time::sleep(self.timing.poll).await,
+            }
+        }
+    }
+}
+
+/// Drains an exec's stdout and stderr and reads its exit status.
+async fn collect(mut attached: AttachedProcess) -> Result<ExecOutput, PlatformError> {
+    async fn drain(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf).await;
+        }
+        buf
+    }
+    let status = attached.take_status();
+    let (stdout, stderr) = tokio::join!(drain(attached.stdout()), drain(attached.stderr()));
+    let status = match status {
+        Some(s) => s.await,
+        None => None,
+    };
+    let joined = attached.join().await;
+    let mut out = ExecOutput {
+        code: -1,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    match (status, joined) {
+        (Some(s), _) => match network::exit_code(&s) {
+            Some(code) => out.code = code,
+            // The command did not start (e.g. not in the image): the message says why.
+            None => {
+                if !out.stderr.is_empty() && !out.stderr.ends_with('\n') {
+                    out.stderr.push('\n');
+                }
+                out.stderr
+                    .push_str(s.message.as_deref().unwrap_or("").trim());
+            }
+        },
+        (None, Err(e)) => {
+            return Err(PlatformError::Unavailable(format!(
+                "the exec stream broke: {}",
+                crate::probe::error_chain(&e)
+            )));
+        }
+        (None, Ok(())) => {
+            return Err(PlatformError::Unavailable(
+                "the exec ended without an exit status".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Platform for KubernetesPlatform {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn endpoint(&self) -> String {
+        endpoint(self.ns(), self.context.as_deref())
+    }
+
+    async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
+        let lp = ListParams {
+            label_selector: self.spec.selector.clone(),
+            field_selector: self.spec.field_selector.clone(),
+            ..Default::default()
+        };
+        let list = self.send(self.pods().list(&lp)).await?.map_err(|e| {
+            match self.classify(rbac::LIST_PODS, &e) {
+                Failure::NotFound => {
+                    PlatformError::Refused(format!("namespace `{}` does not exist", self.ns()))
+                }
+                other => other.into_platform(self.ns()),
+            }
+        })?;
+        let own = if self.context.is_none() {
+            own_pod()
+        } else {
+            None
+        };
+        Ok(list
+            .items
+            .into_iter()
+            .filter(eligible)
+            .filter(|p| {
+                own.as_ref().is_none_or(|(ns, name)| {
+                    p.metadata.namespace.as_deref() != Some(ns)
+                        || p.metadata.name.as_deref() != Some(name)
+                })
+            })
+            .map(|p| Target {
+                platform: "kubernetes".into(),
+                id: p.metadata.uid.unwrap_or_default(),
+                name: p.metadata.name.unwrap_or_default(),
+                labels: p.metadata.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Deletes the pod; its controller decides whether it comes back. The signal is the
+    /// kubelet's (the image's stop signal, then SIGKILL after the grace period).
+    async fn kill(
+        &self,
+        target: &Target,
+        _signal: Signal,
+        grace: Option<Duration>,
+    ) -> Result<(), PlatformError> {
+        // Rounded up: a grace period is never shortened into a force delete.
+        let grace = grace.map(|g| g.as_millis().div_ceil(1000)).unwrap_or(0);
+        let grace = u32::try_from(grace).unwrap_or(u32::MAX);
+        match self
+            .send(self.delete_pod(&target.name, grace, Some(&target.id)))
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(e) => match api::status(&e).map(|s| s.code) {
+                // The UID precondition failed: another pod has the name now.
+                Some(409) => Err(PlatformError::Gone(target.name.clone())),
+                _ => Err(self
+                    .classify(rbac::DELETE_PODS, &e)
+                    .into_platform(&target.name)),
+            },
+        }
+    }
+
+    async fn pause(&self, target: &Target) -> Result<(), PlatformError> {
+        self.pause_for(target, DEFAULT_PAUSE_LIFETIME).await
+    }
+
+    async fn pause_for(&self, target: &Target, lifetime: StdDuration) -> Result<(), PlatformError> {
+        let pod = self.target_pod(target).await?;
+        let (container, container_id) = self.container_of(&pod, target)?;
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .ok_or_else(|| {
+                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
+            })?;
+        let image = self.tc_image.as_deref().ok_or_else(|| {
+            PlatformError::Refused(
+                "pause on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh`, `cat` and `sleep`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
+            )
+        })?;
+        let helper = pause::helper_pod(&pause::Helper {
+            namespace: self.ns(),
+            node: &node,
+            target_uid: &target.id,
+            target_name: &target.name,
+            container: &container,
+            container_id: &container_id,
+            image,
+            lifetime,
+        });
+        let name = pause::helper_name(&target.id);
+        let created = self
+            .send(self.pods().create(&PostParams::default(), &helper))
+            .await?;
+        if let Err(e) = created {
+            if api::status(&e).is_none_or(|s| s.code != 409) {
+                return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(&name));
+            }
+            // A helper of an earlier pause: replace it only when it has ended.
+            let existing = self
+                .call(rbac::GET_PODS, &name, self.pods().get(&name))
+                .await;
+            match existing {
+                Ok(p) if matches!(pod_phase(&p), "Succeeded" | "Failed") => {
+                    self.remove_helper(&name).await?;
+                    self.call(
+                        rbac::CREATE_PODS,
+                        &name,
+                        self.pods().create(&PostParams::default(), &helper),
+                    )
+                    .await?;
+                }
+                Ok(_) => {
+                    return Err(PlatformError::Refused(format!(
+                        "pod `{}` already has a pause helper `{name}`, left by an earlier run: run `faultline recover`",
+                        target.name
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Err(e) = self.wait_frozen(&name, target, &container).await {
+            if let Err(cleanup) = self.remove_helper(&name).await {
+                tracing::warn!("cannot remove the pause helper `{name}`: {cleanup}");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn unpause(&self, target: &Target) -> Result<(), PlatformError> {
+        self.remove_helper(&pause::helper_name(&target.id)).await
+    }
+
+    async fn is_paused(&self, target: &Target) -> Result<bool, PlatformError> {
+        let name = pause::helper_name(&target.id);
+        match self.send(self.pods().get(&name)).await? {
+            Ok(helper) => Ok(pod_ready(&helper)),
+            Err(e) => match self.classify(rbac::GET_PODS, &e) {
+                Failure::NotFound => Ok(false),
+                other => Err(other.into_platform(&name)),
+            },
+        }
+    }
+
+    async fn net_access(
+        &self,
+        target: &Target,
+        strategy: NetworkStrategy,
+        image: Option<&str>,
+        interface: &str,
+        lifetime: StdDuration,
+    ) -> Result<NetAccess, PlatformError> {
+        if strategy == NetworkStrategy::Host {
+            return Err(PlatformError::Refused(
+                "strategy `host` is not available on Kubernetes (faultline does not run on the pod's node): use `strategy: sidecar` or `auto`, which add an ephemeral container to the pod".into(),
+            ));
+        }
+        let image = image
+            .map(str::to_string)
+            .or_else(|| self.tc_image.clone())
+            .ok_or_else(|| {
+                PlatformError::Refused(
+                    "network faults on Kubernetes need an image with `tc` and `sh` for the ephemeral helper container: set `tc_image` on the fault, --tc-image, or FAULTLINE_TC_IMAGE".into(),
+                )
+            })?;
+        let name = network::helper_name();
+        let patch = network::ephemeral_patch(&target.id, &name, &image, interface, lifetime);
+        let patched = self
+            .send(self.pods().patch_ephemeral_containers(
+                &target.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            ))
+            .await?;
+        match patched {
+            Ok(_) => {}
+            Err(e) => {
+                let uid_mismatch = api::status(&e)
+                    .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
+                return Err(if uid_mismatch {
+                    PlatformError::Gone(target.name.clone())
+                } else {
+                    self.classify(rbac::PATCH_EPHEMERAL, &e)
+                        .into_platform(&target.name)
+                });
+            }
+        }
+        self.wait_net_helper(target, &name, &image).await?;
+        Ok(NetAccess::Sidecar {
+            helper: network::helper_ref(&target.name, &name),
+            image,
+        })
+    }
+
+    async fn net_exec(
+        &self,
+        target: &Target,
+        access: &NetAccess,
+        argv: &[String],
+    ) -> Result<ExecOutput, PlatformError> {
+        let NetAccess::Sidecar { helper, .. } = access else {
+            return Err(PlatformError::Refused(
+                "host network access is not available on Kubernetes".into(),
+            ));
+        };
+        let (pod, container) = network::parse_helper_ref(helper).ok_or_else(|| {
+            PlatformError::Refused(format!("`{helper}` is not a Kubernetes network helper"))
+        })?;
+        match self.exec_in(Some(&target.id), pod, container, argv).await {
+            Ok(out) => Ok(out),
+            Err(ExecError::Platform(e)) => Err(e),
+            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
+            // Its script deletes faultline's qdisc as it ends: nothing is left.
+            Err(ExecError::HelperEnded { code: 0, .. }) => {
+                tracing::info!(
+                    "the network helper `{container}` of pod `{pod}` has ended, and removed faultline's qdisc as it did"
+                );
+                Err(PlatformError::Gone(target.name.clone()))
+            }
+            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
+                "the network helper `{container}` of pod `{pod}` ended abnormally ({reason}, exit {code}); faultline's qdisc may still be there: check with `kubectl exec`"
+            ))),
+        }
+    }
+
+    async fn net_release(&self, access: &NetAccess) -> Result<(), PlatformError> {
+        let NetAccess::Sidecar { helper, .. } = access else {
+            return Ok(());
+        };
+        let Some((pod, container)) = network::parse_helper_ref(helper) else {
+            return Ok(());
+        };
+        match self
+            .exec_in(None, pod, container, &network::stop_command())
+            .await
+        {
+            Ok(out) if out.code != 0 => {
+                tracing::debug!("stopping the network helper: {}", out.stderr.trim())
+            }
+            Ok(_) => {}
+            Err(ExecError::PodGone | ExecError::HelperEnded { .. }) => return Ok(()),
+            Err(ExecError::Platform(e)) => return Err(e),
+        }
+        self.wait_net_helper_ended(pod, container).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_round_trip() {
+        assert_eq!(endpoint("shop", Some("kind-kind")), "shop@kind-kind");
+        assert_eq!(
+            parse_endpoint("shop@arn:aws:eks:eu-west-1:1:cluster/a@b"),
+            (
+                "shop".into(),
+                Some("arn:aws:eks:eu-west-1:1:cluster/a@b".into())
+            )
+        );
+        assert_eq!(endpoint("shop", None), "shop");
+        assert_eq!(parse_endpoint("shop"), ("shop".into(), None));
+    }
+
+    fn pod(phase: &str, labels: serde_json::Value, deleting: bool) -> Pod {
+        let mut meta = serde_json::json!({"name": "p", "uid": "u", "labels": labels});
+        if deleting {
+            meta["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+        }
+        serde_json::from_value(serde_json::json!({"metadata": meta, "status": {"phase": phase}}))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_running_unprotected_non_helper_pods() {
+        assert!(eligible(&pod(
+            "Running",
+            serde_json::json!({"app": "x"}),
+            false
+        )));
+        assert!(!eligible(&pod("Pending", serde_json::json!({}), false)));
+        assert!(!eligible(&pod("Running", serde_json::json!({}), true)));
+        assert!(!eligible(&pod(
+            "Running",
+            serde_json::json!({"faultline.protected": "true"}),
+            false
+        )));
+        assert!(eligible(&pod(
+            "Running",
+            serde_json::json!({"faultline.protected": "false"}),
+            false
+        )));
+        assert!(!eligible(&pod(
+            "Running",
+            serde_json::json!({"faultline.helper": "pause"}),
+            false
+        )));
+    }
+}

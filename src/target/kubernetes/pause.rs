@@ -1,0 +1,270 @@
+//! The pause helper: a short-lived privileged pod on the target's node that freezes the
+//! target container's cgroup (v1 `freezer.state`, v2 `cgroup.freeze`).
+//!
+//! A process inside the pod cannot do this: PID 1 ignores SIGSTOP from its own PID
+//! namespace. The helper finds the cgroup under the node's `/sys/fs/cgroup` (mounted at
+//! `/host/cgroup`) by the container ID, or, failing that, from `/proc/*/cgroup` of the
+//! node's processes (hostPID). It thaws on TERM (the pod is deleted at revert), and by
+//! itself when its lifetime ends, even if faultline died; `activeDeadlineSeconds` backs
+//! that up. It reports "frozen" through its readiness probe, and why it failed through
+//! its termination message. Its image needs only `sh`, `cat` and `sleep`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::HELPER_LABEL;
+
+/// The helper's name: fixed by the target's UID, so that a later process finds it.
+pub fn helper_name(target_uid: &str) -> String {
+    format!("faultline-pause-{target_uid}")
+}
+
+/// Where the helper says the cgroup is frozen; its readiness probe reads it.
+const FROZEN_MARK: &str = "/tmp/faultline-frozen";
+
+/// Extra time the kubelet gives the helper past its own deadline.
+const DEADLINE_MARGIN: u64 = 30;
+
+/// The helper's script; `FAULTLINE_CONTAINER_ID`, `FAULTLINE_LIFETIME` and `FAULTLINE_NODE`
+/// come from its environment.
+pub const SCRIPT: &str = r#"id="$FAULTLINE_CONTAINER_ID"
+root=/host/cgroup
+fail() {
+  echo "$*" > /dev/termination-log
+  echo "faultline-pause: $*" >&2
+  exit 1
+}
+if [ -e "$root/cgroup.controllers" ]; then
+  v=2; base="$root"; file=cgroup.freeze; frozen=1; thawed=0
+elif [ -d "$root/freezer" ]; then
+  v=1; base="$root/freezer"; file=freezer.state; frozen=FROZEN; thawed=THAWED
+else
+  fail "node $FAULTLINE_NODE has neither the cgroup v1 freezer nor cgroup v2 under /sys/fs/cgroup"
+fi
+dir=
+for d in "$base"/*"$id"* "$base"/*/*"$id"* "$base"/*/*/*"$id"* "$base"/*/*/*/*"$id"* \
+         "$base"/*/*/*/*/*"$id"* "$base"/*/*/*/*/*/*"$id"* "$base"/*/*/*/*/*/*/*"$id"*; do
+  if [ -d "$d" ]; then dir="$d"; break; fi
+done
+if [ -z "$dir" ]; then
+  for f in /proc/[0-9]*/cgroup; do
+    [ -r "$f" ] || continue
+    while IFS= read -r line; do
+      case "$line" in
+        0::*"$id"*|*:freezer:*"$id"*)
+          p="${line#*:}"; p="${p#*:}"
+          while :; do case "$p" in /../*) p="${p#/..}" ;; *) break ;; esac; done
+          if [ -d "$base$p" ]; then dir="$base$p"; break 2; fi ;;
+      esac
+    done < "$f"
+  done
+fi
+[ -n "$dir" ] || fail "container $id has no cgroup on node $FAULTLINE_NODE (searched /sys/fs/cgroup and /proc/*/cgroup)"
+[ -w "$dir/$file" ] || fail "cannot write $dir/$file on node $FAULTLINE_NODE: the cgroup freezer is not available"
+thaw() { echo "$thawed" > "$dir/$file"; }
+trap 'thaw; echo "faultline-pause: thawed $dir"; exit 0' TERM INT
+echo "$frozen" > "$dir/$file" || fail "cannot freeze $dir"
+n=0
+while :; do
+  st=
+  if [ $v = 2 ]; then
+    while read -r k val; do [ "$k" = frozen ] && st=$val; done < "$dir/cgroup.events"
+    [ "$st" = 1 ] && break
+  else
+    read -r st < "$dir/freezer.state"
+    [ "$st" = FROZEN ] && break
+  fi
+  n=$((n+1))
+  if [ $n -ge 10 ]; then thaw; fail "the cgroup $dir did not freeze within 10s"; fi
+  sleep 1
+done
+echo "$dir" > /tmp/faultline-frozen
+echo "faultline-pause: froze $dir for at most ${FAULTLINE_LIFETIME}s"
+sleep "$FAULTLINE_LIFETIME" & wait $!
+thaw
+echo "faultline-pause: lifetime over; thawed $dir"
+"#;
+
+/// Everything the helper pod is made from.
+#[derive(Clone, Debug)]
+pub struct Helper<'a> {
+    pub namespace: &'a str,
+    pub node: &'a str,
+    pub target_uid: &'a str,
+    pub target_name: &'a str,
+    pub container: &'a str,
+    /// Without the runtime prefix (`containerd://`).
+    pub container_id: &'a str,
+    pub image: &'a str,
+    pub lifetime: Duration,
+}
+
+/// The helper pod's spec.
+pub fn helper_pod(h: &Helper<'_>) -> Pod {
+    let lifetime = h.lifetime.as_secs().max(1);
+    let spec = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": helper_name(h.target_uid),
+            "namespace": h.namespace,
+            "labels": {
+                HELPER_LABEL: "pause",
+                "faultline.target": h.target_uid,
+                "app.kubernetes.io/managed-by": "faultline",
+            },
+            "annotations": {
+                "faultline.target-pod": h.target_name,
+                "faultline.target-container": h.container,
+            },
+        },
+        "spec": {
+            "nodeName": h.node,
+            "hostPID": true,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": lifetime + DEADLINE_MARGIN,
+            "terminationGracePeriodSeconds": 15,
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            // Placed by nodeName, so only taints the kubelet enforces matter.
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": "freezer",
+                "image": h.image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", SCRIPT],
+                "env": [
+                    {"name": "FAULTLINE_CONTAINER_ID", "value": h.container_id},
+                    {"name": "FAULTLINE_LIFETIME", "value": lifetime.to_string()},
+                    {"name": "FAULTLINE_NODE", "value": h.node},
+                ],
+                "securityContext": {"privileged": true, "runAsUser": 0},
+                "readinessProbe": {
+                    "exec": {"command": ["cat", FROZEN_MARK]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
+                },
+                "resources": {
+                    "requests": {"cpu": "10m", "memory": "16Mi"},
+                    "limits": {"cpu": "100m", "memory": "32Mi"},
+                },
+                "volumeMounts": [{"name": "cgroup", "mountPath": "/host/cgroup"}],
+            }],
+            "volumes": [{
+                "name": "cgroup",
+                "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"},
+            }],
+        },
+    });
+    serde_json::from_value(spec).expect("the helper pod spec is a valid Pod")
+}
+
+/// `containerd://abc…` → `abc…`.
+pub fn strip_runtime(container_id: &str) -> &str {
+    container_id
+        .split_once("://")
+        .map(|(_, id)| id)
+        .unwrap_or(container_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_helper_runs_on_the_targets_node_with_its_container_id() {
+        let pod = helper_pod(&Helper {
+            namespace: "shop",
+            node: "node-2",
+            target_uid: "0b5e-uid",
+            target_name: "api-1",
+            container: "api",
+            container_id: "abc123",
+            image: "tc:1",
+            lifetime: Duration::from_secs(65),
+        });
+        assert_eq!(
+            pod.metadata.name.as_deref(),
+            Some("faultline-pause-0b5e-uid")
+        );
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("node-2"));
+        assert_eq!(spec.host_pid, Some(true));
+        assert_eq!(spec.active_deadline_seconds, Some(95));
+        let c = &spec.containers[0];
+        let env: Vec<(String, String)> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap()))
+            .collect();
+        assert!(env.contains(&("FAULTLINE_CONTAINER_ID".into(), "abc123".into())));
+        assert!(env.contains(&("FAULTLINE_LIFETIME".into(), "65".into())));
+        assert_eq!(strip_runtime("containerd://abc123"), "abc123");
+        assert_eq!(strip_runtime("abc123"), "abc123");
+    }
+
+    /// The script against a fake cgroup tree, with the real shell.
+    #[test]
+    fn the_script_freezes_and_thaws_a_v2_cgroup() {
+        let root = tempfile::tempdir().unwrap();
+        let cg = root
+            .path()
+            .join("kubepods.slice/kubepods-pod1.slice/cri-containerd-abc123.scope");
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
+        std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
+        std::fs::write(cg.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let script = SCRIPT
+            .replace(
+                "root=/host/cgroup",
+                &format!("root={}", root.path().display()),
+            )
+            .replace(
+                "/dev/termination-log",
+                &tmp.path().join("msg").display().to_string(),
+            )
+            .replace(
+                FROZEN_MARK,
+                &tmp.path().join("frozen").display().to_string(),
+            );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("FAULTLINE_CONTAINER_ID", "abc123")
+            .env("FAULTLINE_LIFETIME", "0")
+            .env("FAULTLINE_NODE", "n1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("froze"), "{stdout}");
+        assert!(stdout.contains("thawed"), "{stdout}");
+        let mark = std::fs::read_to_string(tmp.path().join("frozen")).unwrap();
+        assert!(mark.trim().ends_with("cri-containerd-abc123.scope"));
+        assert_eq!(
+            std::fs::read_to_string(cg.join("cgroup.freeze")).unwrap(),
+            "0\n"
+        );
+
+        // An unknown container: a clear termination message, exit 1.
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("FAULTLINE_CONTAINER_ID", "fff999")
+            .env("FAULTLINE_LIFETIME", "0")
+            .env("FAULTLINE_NODE", "n1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let msg = std::fs::read_to_string(tmp.path().join("msg")).unwrap();
+        assert!(
+            msg.starts_with("container fff999 has no cgroup on node n1"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The API permissions faultline's Kubernetes code uses, one constant per kind of call.
+//! Every call site names its constant (for the 403 message), and `faultline rbac` derives
+//! the least-privilege Role from the same constants, so the two cannot drift apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::experiment::model::{Experiment, Fault, KubernetesProbe, ProbeKind};
+
+/// One RBAC rule: a verb on a resource of an API group (`""` is the core group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Permission {
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub verb: &'static str,
+}
+
+const fn core(resource: &'static str, verb: &'static str) -> Permission {
+    Permission {
+        group: "",
+        resource,
+        verb,
+    }
+}
+
+/// Discovery, and the `ready` probe.
+pub const LIST_PODS: Permission = core("pods", "list");
+/// Reading one pod: the target before a pause, helpers while they start and stop.
+pub const GET_PODS: Permission = core("pods", "get");
+/// `kill`, and removing the pause helper.
+pub const DELETE_PODS: Permission = core("pods", "delete");
+/// Starting the pause helper.
+pub const CREATE_PODS: Permission = core("pods", "create");
+/// Adding the network helper to the target pod.
+pub const PATCH_EPHEMERAL: Permission = core("pods/ephemeralcontainers", "patch");
+/// Running `tc` in the network helper. Exec over a websocket is a GET: API servers before
+/// 1.35 authorize it as `get`, later ones as `create`, so both are granted.
+pub const EXEC_CREATE: Permission = core("pods/exec", "create");
+pub const EXEC_GET: Permission = core("pods/exec", "get");
+/// The `available` probe.
+pub const GET_DEPLOYMENTS: Permission = Permission {
+    group: "apps",
+    resource: "deployments",
+    verb: "get",
+};
+
+/// What resolving the targets needs (also every round of a repeated kill).
+pub fn for_targets() -> Vec<Permission> {
+    vec![LIST_PODS]
+}
+
+/// What injecting and reverting a fault needs, in the target's namespace.
+pub fn for_fault(fault: &Fault) -> Vec<Permission> {
+    match fault {
+        Fault::Kill(_) => vec![DELETE_PODS],
+        Fault::Pause(_) => vec![GET_PODS, CREATE_PODS, DELETE_PODS],
+        Fault::Network(_) => vec![GET_PODS, PATCH_EPHEMERAL, EXEC_CREATE, EXEC_GET],
+        // Not available on Kubernetes in this build: the run refuses it before anything.
+        Fault::CpuStress(_) => vec![],
+    }
+}
+
+/// What one `kubernetes` probe needs, in the probe's namespace.
+pub fn for_probe(probe: &KubernetesProbe) -> Vec<Permission> {
+    if probe.deployment.is_some() {
+        vec![GET_DEPLOYMENTS]
+    } else {
+        vec![LIST_PODS]
+    }
+}
+
+/// Where permissions are needed: a namespace, in a kubeconfig context (`None`: the
+/// target's, or in-cluster).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Scope {
+    pub context: Option<String>,
+    pub namespace: String,
+}
+
+/// Each permission needed in a scope, with what needs it (`targets`, a fault's type,
+/// `probe `NAME``).
+pub type Needs = BTreeMap<Scope, BTreeMap<Permission, BTreeSet<String>>>;
+
+/// Everything an experiment needs, by scope. Empty when nothing in it is on Kubernetes.
+pub fn needs(e: &Experiment) -> Needs {
+    let mut out = Needs::new();
+    let mut add = |scope: &Scope, perms: Vec<Permission>, why: &str| {
+        let set = out.entry(scope.clone()).or_default();
+        for p in perms {
+            set.entry(p).or_default().insert(why.to_string());
+        }
+    };
+    if let Some(k) = &e.target.kubernetes {
+        let scope = Scope {
+            context: k.context.clone(),
+            namespace: k.namespace.clone(),
+        };
+        add(&scope, for_targets(), "targets");
+        for f in &e.faults {
+            add(&scope, for_fault(f), f.type_name());
+        }
+    }
+    let target_context = e.target.kubernetes.as_ref().and_then(|k| k.context.clone());
+    let during = e.during.iter().flat_map(|d| d.probes.iter());
+    for p in e.steady_state.iter().chain(during) {
+        for kind in p.kinds() {
+            if let ProbeKind::Kubernetes(k) = kind {
+                let scope = Scope {
+                    context: k.context.clone().or_else(|| target_context.clone()),
+                    namespace: k.namespace.clone(),
+                };
+                add(&scope, for_probe(k), &format!("probe `{}`", p.name));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn experiment(yaml: &str) -> Experiment {
+        let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn kubernetes_needs_follow_the_faults_and_probes() {
+        let e = experiment(
+            r#"
+version: 1
+name: x
+target: {kubernetes: {namespace: shop, selector: app=api}}
+steady_state:
+  - name: d
+    kubernetes: {namespace: shop, deployment: api, available: ">= 1"}
+  - name: r
+    kubernetes: {namespace: front, selector: app=web, ready: 1}
+faults:
+  - kill: {}
+  - pause: {duration: 5s}
+"#,
+        );
+        let needs = needs(&e);
+        let shop = &needs[&Scope {
+            context: None,
+            namespace: "shop".into(),
+        }];
+        let shop: Vec<(&str, &str)> = shop.keys().map(|p| (p.resource, p.verb)).collect();
+        assert_eq!(
+            shop,
+            vec![
+                ("pods", "create"),
+                ("pods", "delete"),
+                ("pods", "get"),
+                ("pods", "list"),
+                ("deployments", "get"),
+            ]
+        );
+        let front = &needs[&Scope {
+            context: None,
+            namespace: "front".into(),
+        }];
+        assert_eq!(front.keys().copied().collect::<Vec<_>>(), vec![LIST_PODS]);
+        assert_eq!(
+            front[&LIST_PODS].iter().collect::<Vec<_>>(),
+            vec!["probe `r`"]
+        );
+    }
+
+    #[test]
+    fn docker_experiments_need_nothing() {
+        let e = experiment(
+            "version: 1\nname: x\ntarget: {docker: {labels: {app: web}}}\nfaults: [{pause: {duration: 1s}}]\n",
+        );
+        assert!(needs(&e).is_empty());
+    }
+}

@@ -1,0 +1,2322 @@
+//! The Kubernetes driver without a cluster.
+//!
+//! - Against kube's tower-test mock service: every request faultline makes (method, path,
+//!   query, body), answered with real-shaped API objects and errors (403, 404, 409, 422,
+//!   503), including pods that vanish mid-fault.
+//! - Against a loopback fake API server, for what tower-test cannot carry: exec is a
+//!   websocket upgrade (the network fault end to end), and the binary in a fresh process
+//!   (`faultline run` from a kubeconfig, `faultline recover` from the journal).
+//! - `faultline rbac` for every Kubernetes example, and the `deploy/` manifests.
+//!
+//! Every request a fault makes is also checked against the rules `faultline rbac` grants
+//! for that fault, so the Role can never miss a call the code makes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+use tower_test::mock;
+
+use faultline::experiment::model::{Fault, KubernetesProbe, KubernetesTarget, NetworkStrategy};
+use faultline::experiment::units::{Duration as Dur, Signal};
+use faultline::fault;
+use faultline::target::kubernetes::{KubernetesPlatform, Timing, rbac};
+use faultline::target::{NetAccess, Platform, PlatformError, Target};
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+type Reply = mock::SendResponse<Response<Body>>;
+
+const PODS: &str = "/api/v1/namespaces/shop/pods";
+
+fn timing() -> Timing {
+    Timing {
+        api: Duration::from_secs(5),
+        poll: Duration::from_millis(1),
+        start: Duration::from_secs(2),
+        stop: Duration::from_secs(2),
+        exec: Duration::from_secs(5),
+    }
+}
+
+fn spec() -> KubernetesTarget {
+    KubernetesTarget {
+        namespace: "shop".into(),
+        selector: Some("app=api,tier!=canary".into()),
+        field_selector: Some("status.phase=Running".into()),
+        ..Default::default()
+    }
+}
+
+fn mocked(spec: KubernetesTarget) -> (Arc<KubernetesPlatform>, Handle) {
+    let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "default");
+    let p = KubernetesPlatform::with_client(client, spec, Some("test".into()))
+        .with_tc_image(Some("registry.local/tc:1".into()))
+        .with_timing(timing());
+    (Arc::new(p), handle)
+}
+
+/// One request as the API server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    content_type: String,
+    body: Value,
+}
+
+impl Seen {
+    fn pairs(&self) -> Vec<(String, String)> {
+        query_pairs(&self.query)
+    }
+
+    fn line(&self) -> String {
+        let q = self.query.trim_start_matches(['?', '&']);
+        if q.is_empty() {
+            format!("{} {}", self.method, self.path)
+        } else {
+            format!("{} {}?{q}", self.method, self.path)
+        }
+    }
+
+    /// The RBAC rule this request needs.
+    fn permission(&self) -> (String, String, String) {
+        let parts: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        // api/v1/namespaces/NS/RES[/NAME[/SUB]] or apis/GROUP/VERSION/namespaces/NS/...
+        let (group, rest) = if parts[0] == "api" {
+            ("".to_string(), &parts[4..])
+        } else {
+            (parts[1].to_string(), &parts[5..])
+        };
+        let resource = match rest {
+            [r] | [r, _] => r.to_string(),
+            [r, _, sub] => format!("{r}/{sub}"),
+            _ => panic!("unexpected path {}", self.path),
+        };
+        let verb = match (self.method.as_str(), rest.len()) {
+            ("GET", 1) => "list",
+            // Exec is a websocket GET: `faultline rbac` grants both get and create.
+            ("GET", 3) if resource == "pods/exec" => "create",
+            ("GET", _) => "get",
+            ("POST", _) => "create",
+            ("DELETE", _) => "delete",
+            ("PATCH", _) => "patch",
+            (m, _) => panic!("unexpected method {m}"),
+        };
+        (group, resource, verb.to_string())
+    }
+}
+
+/// Asserts every request is covered by the rules faultline grants for `perms`.
+fn assert_granted(seen: &[Seen], perms: &[rbac::Permission]) {
+    let granted: BTreeSet<(String, String, String)> = perms
+        .iter()
+        .map(|p| {
+            (
+                p.group.to_string(),
+                p.resource.to_string(),
+                p.verb.to_string(),
+            )
+        })
+        .collect();
+    for s in seen {
+        assert!(
+            granted.contains(&s.permission()),
+            "{} needs {:?}, which `faultline rbac` does not grant ({granted:?})",
+            s.line(),
+            s.permission()
+        );
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+async fn next(h: &mut Handle) -> (Seen, Reply) {
+    let (req, reply) = tokio::time::timeout(Duration::from_secs(5), h.next_request())
+        .await
+        .expect("faultline sends a request within 5s")
+        .expect("the client is alive");
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let bytes = req.into_body().collect_bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (
+        Seen {
+            method,
+            path,
+            query,
+            content_type,
+            body,
+        },
+        reply,
+    )
+}
+
+fn respond(code: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap()
+}
+
+/// Expects `METHOD PATH[?QUERY]` next (query compared decoded, in order) and answers it.
+async fn answer(h: &mut Handle, method: &str, path: &str, code: u16, body: Value) -> Seen {
+    let (seen, reply) = next(h).await;
+    let (want_path, want_query) = path.split_once('?').unwrap_or((path, ""));
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        (method, want_path),
+        "unexpected request {}",
+        seen.line()
+    );
+    assert_eq!(
+        seen.pairs(),
+        query_pairs(want_query),
+        "query of {}",
+        seen.line()
+    );
+    reply.send_response(respond(code, &body));
+    seen
+}
+
+fn status(code: u16, reason: &str, message: &str, kind: &str, name: &str) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason,
+        "details": {"name": name, "kind": kind}, "code": code
+    })
+}
+
+fn not_found(name: &str) -> Value {
+    status(
+        404,
+        "NotFound",
+        &format!("pods \"{name}\" not found"),
+        "pods",
+        name,
+    )
+}
+
+/// A Running, Ready pod of a ReplicaSet, as the API server returns it.
+fn pod(name: &str, uid: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "shop", "uid": uid,
+            "resourceVersion": "48213", "creationTimestamp": "2026-11-30T11:02:03Z",
+            "generateName": "api-7d9f8c6b5-",
+            "labels": {"app": "api", "pod-template-hash": "7d9f8c6b5"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "api-7d9f8c6b5", "uid": "rs-uid", "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "nodeName": "node-2",
+            "containers": [
+                {"name": "api", "image": "registry.local/api:3.1", "ports": [{"containerPort": 8080, "protocol": "TCP"}]},
+                {"name": "envoy", "image": "envoyproxy/envoy:v1.31"}
+            ],
+            "restartPolicy": "Always", "serviceAccountName": "default"
+        },
+        "status": {
+            "phase": "Running", "hostIP": "10.0.0.12", "podIP": "10.244.2.17", "qosClass": "Burstable",
+            "startTime": "2026-11-30T11:02:03Z",
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": "2026-11-30T11:02:03Z"},
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-30T11:02:09Z"},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": "2026-11-30T11:02:09Z"},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-30T11:02:03Z"}
+            ],
+            "containerStatuses": [
+                {"name": "api", "ready": true, "restartCount": 0, "started": true,
+                 "image": "registry.local/api:3.1", "imageID": "registry.local/api@sha256:aa",
+                 "containerID": format!("containerd://{uid}-api-cid"),
+                 "state": {"running": {"startedAt": "2026-11-30T11:02:05Z"}}},
+                {"name": "envoy", "ready": true, "restartCount": 0, "started": true,
+                 "image": "envoyproxy/envoy:v1.31", "imageID": "envoy@sha256:bb",
+                 "containerID": format!("containerd://{uid}-envoy-cid"),
+                 "state": {"running": {"startedAt": "2026-11-30T11:02:05Z"}}}
+            ]
+        }
+    })
+}
+
+fn pod_list(items: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "48300"}, "items": items})
+}
+
+fn target(name: &str, uid: &str) -> Target {
+    Target {
+        platform: "kubernetes".into(),
+        id: uid.into(),
+        name: name.into(),
+        labels: Default::default(),
+    }
+}
+
+fn fault(v: Value) -> Fault {
+    serde_json::from_value(v).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Discovery
+
+#[tokio::test]
+async fn discover_sends_both_selectors_and_keeps_only_eligible_pods() {
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.discover().await });
+    let mut protected = pod("api-2", "uid-2");
+    protected["metadata"]["labels"]["faultline.protected"] = json!("true");
+    let mut pending = pod("api-3", "uid-3");
+    pending["status"]["phase"] = json!("Pending");
+    let mut deleting = pod("api-4", "uid-4");
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:00Z");
+    let mut helper = pod("faultline-pause-uid-1", "uid-5");
+    helper["metadata"]["labels"]["faultline.helper"] = json!("pause");
+    let mut done = pod("api-6", "uid-6");
+    done["status"]["phase"] = json!("Succeeded");
+    let seen = answer(
+        &mut h,
+        "GET",
+        &format!(
+            "{PODS}?fieldSelector=status.phase%3DRunning&labelSelector=app%3Dapi%2Ctier%21%3Dcanary"
+        ),
+        200,
+        pod_list(vec![
+            pod("api-1", "uid-1"),
+            protected,
+            pending,
+            deleting,
+            helper,
+            done,
+        ]),
+    )
+    .await;
+    assert_eq!(
+        seen.pairs(),
+        vec![
+            (
+                "fieldSelector".to_string(),
+                "status.phase=Running".to_string()
+            ),
+            (
+                "labelSelector".to_string(),
+                "app=api,tier!=canary".to_string()
+            ),
+        ]
+    );
+    let targets = task.await.unwrap().unwrap();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    let t = &targets[0];
+    assert_eq!(
+        (t.platform.as_str(), t.id.as_str(), t.name.as_str()),
+        ("kubernetes", "uid-1", "api-1")
+    );
+    assert_eq!(t.labels.get("app").map(String::as_str), Some("api"));
+    assert_granted(&[seen], &rbac::for_targets());
+}
+
+#[tokio::test]
+async fn discover_without_selectors_lists_the_namespace() {
+    let (p, mut h) = mocked(KubernetesTarget {
+        namespace: "shop".into(),
+        ..Default::default()
+    });
+    let task = tokio::spawn(async move { p.discover().await });
+    answer(&mut h, "GET", PODS, 200, pod_list(vec![])).await;
+    assert_eq!(task.await.unwrap().unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn discover_forbidden_names_the_missing_permission() {
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.discover().await });
+    let (_, reply) = next(&mut h).await;
+    reply.send_response(respond(
+        403,
+        &status(
+            403,
+            "Forbidden",
+            "pods is forbidden: User \"system:serviceaccount:chaos:faultline\" cannot list resource \"pods\" in API group \"\" in the namespace \"shop\"",
+            "pods",
+            "",
+        ),
+    ));
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "forbidden: cannot `list` `pods` in namespace `shop` as `system:serviceaccount:chaos:faultline` — grant it (see `faultline rbac FILE`)".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_unavailable_so_reverts_retry() {
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.discover().await });
+    let (_, reply) = next(&mut h).await;
+    reply.send_response(respond(
+        503,
+        &status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+            "",
+            "",
+        ),
+    ));
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Unavailable(
+            "the Kubernetes API (context `test`) answered 503: the server is currently unable to handle the request".into()
+        ))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// kill
+
+#[tokio::test]
+async fn kill_force_deletes_by_default_with_the_uid_as_precondition() {
+    let (p, mut h) = mocked(spec());
+    let t = target("api-1", "uid-1");
+    let task = tokio::spawn({
+        let t = t.clone();
+        async move { p.kill(&t, Signal::KILL, None).await }
+    });
+    let mut deleted = pod("api-1", "uid-1");
+    deleted["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:00Z");
+    let seen = answer(
+        &mut h,
+        "DELETE",
+        &format!("{PODS}/api-1?gracePeriodSeconds=0"),
+        200,
+        deleted,
+    )
+    .await;
+    assert_eq!(
+        seen.body,
+        json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "uid-1"}})
+    );
+    assert_eq!(seen.content_type, "application/json");
+    assert_eq!(task.await.unwrap(), Ok(()));
+    let kill = fault(json!({"kill": {}}));
+    assert_granted(&[seen], &rbac::for_fault(&kill));
+}
+
+#[tokio::test]
+async fn kill_takes_the_grace_period_rounded_up_to_seconds() {
+    for (grace, secs) in [(30_000, 30), (1_500, 2), (0, 0)] {
+        let (p, mut h) = mocked(spec());
+        let task = tokio::spawn(async move {
+            p.kill(
+                &target("api-1", "uid-1"),
+                Signal::KILL,
+                Some(Dur::from_millis(grace)),
+            )
+            .await
+        });
+        let seen = answer(
+            &mut h,
+            "DELETE",
+            &format!("{PODS}/api-1?gracePeriodSeconds={secs}"),
+            200,
+            pod("api-1", "uid-1"),
+        )
+        .await;
+        assert_eq!(seen.body["gracePeriodSeconds"], json!(secs));
+        assert_eq!(task.await.unwrap(), Ok(()));
+    }
+}
+
+#[tokio::test]
+async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
+    // 404: deleted by someone else.
+    let (p, mut h) = mocked(spec());
+    let task =
+        tokio::spawn(async move { p.kill(&target("api-1", "uid-1"), Signal::KILL, None).await });
+    let (_, reply) = next(&mut h).await;
+    reply.send_response(respond(404, &not_found("api-1")));
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+
+    // 409: a StatefulSet recreated `api-1` with another UID; it is not the target.
+    let (p, mut h) = mocked(spec());
+    let task =
+        tokio::spawn(async move { p.kill(&target("api-1", "uid-1"), Signal::KILL, None).await });
+    let (_, reply) = next(&mut h).await;
+    reply.send_response(respond(
+        409,
+        &status(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled on Pod \"api-1\": Precondition failed: UID in precondition: uid-1, UID in object meta: uid-9",
+            "Pod",
+            "api-1",
+        ),
+    ));
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+}
+
+#[tokio::test]
+async fn kill_forbidden_says_which_verb_to_grant() {
+    let (p, mut h) = mocked(spec());
+    let task =
+        tokio::spawn(async move { p.kill(&target("api-1", "uid-1"), Signal::KILL, None).await });
+    let (_, reply) = next(&mut h).await;
+    reply.send_response(respond(
+        403,
+        &status(
+            403,
+            "Forbidden",
+            "pods \"api-1\" is forbidden: User \"system:serviceaccount:chaos:faultline\" cannot delete resource \"pods\" in API group \"\" in the namespace \"shop\"",
+            "pods",
+            "api-1",
+        ),
+    ));
+    let err = task.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "forbidden: cannot `delete` `pods` in namespace `shop` as `system:serviceaccount:chaos:faultline` — grant it (see `faultline rbac FILE`)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// pause
+
+fn helper_state(mut helper: Value, ready: bool, state: Value) -> Value {
+    helper["status"] = json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+        "containerStatuses": [{"name": "freezer", "ready": ready, "restartCount": 0,
+            "image": "registry.local/tc:1", "imageID": "", "state": state}]
+    });
+    helper
+}
+
+const HELPER: &str = "/api/v1/namespaces/shop/pods/faultline-pause-uid-1";
+
+#[tokio::test]
+async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it() {
+    let (p, mut h) = mocked(KubernetesTarget {
+        container: Some("api".into()),
+        ..spec()
+    });
+    let t = target("api-1", "uid-1");
+    let pause = fault(json!({"pause": {"duration": "20s"}}));
+    let mut seen = Vec::new();
+
+    // inject: not paused yet, then the helper.
+    let task = tokio::spawn({
+        let (p, t, pause) = (p.clone(), t.clone(), pause.clone());
+        async move {
+            let undo = fault::prepare(p.as_ref(), &pause, &t).await?;
+            fault::inject(p.as_ref(), &pause, &t, undo.as_ref()).await
+        }
+    });
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            HELPER,
+            404,
+            not_found("faultline-pause-uid-1"),
+        )
+        .await,
+    );
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            200,
+            pod("api-1", "uid-1"),
+        )
+        .await,
+    );
+    let (created, reply) = next(&mut h).await;
+    assert_eq!(created.line(), format!("POST {PODS}"));
+    let helper = created.body.clone();
+    reply.send_response(respond(201, &helper));
+    seen.push(created);
+    let starting = helper_state(
+        helper.clone(),
+        false,
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+    );
+    seen.push(answer(&mut h, "GET", HELPER, 200, starting).await);
+    let running = json!({"running": {"startedAt": "2026-11-30T12:00:01Z"}});
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            HELPER,
+            200,
+            helper_state(helper.clone(), false, running.clone()),
+        )
+        .await,
+    );
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            HELPER,
+            200,
+            helper_state(helper.clone(), true, running.clone()),
+        )
+        .await,
+    );
+    assert_eq!(task.await.unwrap(), Ok(()));
+
+    // The helper pod: on the target's node, the target container's ID, privileged,
+    // the node's cgroup tree, labelled as faultline's, lifetime = duration + 60s.
+    assert_eq!(helper["metadata"]["name"], "faultline-pause-uid-1");
+    assert_eq!(helper["metadata"]["namespace"], "shop");
+    assert_eq!(helper["metadata"]["labels"]["faultline.helper"], "pause");
+    assert_eq!(helper["metadata"]["labels"]["faultline.target"], "uid-1");
+    let spec = &helper["spec"];
+    assert_eq!(spec["nodeName"], "node-2");
+    assert_eq!(spec["hostPID"], true);
+    assert_eq!(spec["restartPolicy"], "Never");
+    assert_eq!(spec["activeDeadlineSeconds"], 110);
+    let c = &spec["containers"][0];
+    assert_eq!(c["image"], "registry.local/tc:1");
+    assert_eq!(c["securityContext"]["privileged"], true);
+    assert_eq!(c["command"][0], "sh");
+    assert!(c["command"][2].as_str().unwrap().contains("cgroup.freeze"));
+    let env: BTreeMap<String, String> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().into(),
+                e["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(env["FAULTLINE_CONTAINER_ID"], "uid-1-api-cid");
+    assert_eq!(env["FAULTLINE_LIFETIME"], "80");
+    assert_eq!(env["FAULTLINE_NODE"], "node-2");
+    assert_eq!(
+        c["readinessProbe"]["exec"]["command"],
+        json!(["cat", "/tmp/faultline-frozen"])
+    );
+    assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
+
+    // revert: delete the helper (its trap thaws), wait until it is gone, confirm.
+    let task = tokio::spawn({
+        let (p, t) = (p.clone(), t.clone());
+        async move { fault::revert(p.as_ref(), &fault::Undo::Unpause { target: t }).await }
+    });
+    let del = answer(
+        &mut h,
+        "DELETE",
+        &format!("{HELPER}?gracePeriodSeconds=15"),
+        200,
+        helper.clone(),
+    )
+    .await;
+    assert_eq!(del.body, json!({"gracePeriodSeconds": 15}));
+    seen.push(del);
+    let mut terminating = helper_state(helper.clone(), true, running);
+    terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:30Z");
+    seen.push(answer(&mut h, "GET", HELPER, 200, terminating).await);
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            HELPER,
+            404,
+            not_found("faultline-pause-uid-1"),
+        )
+        .await,
+    );
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            HELPER,
+            404,
+            not_found("faultline-pause-uid-1"),
+        )
+        .await,
+    );
+    assert_eq!(task.await.unwrap(), Ok(()));
+    assert_granted(&seen, &rbac::for_fault(&pause));
+}
+
+/// Runs `pause_for` up to the helper's creation and returns the created helper.
+async fn start_pause(h: &mut Handle) -> Value {
+    answer(
+        h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    let (created, reply) = next(h).await;
+    assert_eq!(created.line(), format!("POST {PODS}"));
+    reply.send_response(respond(201, &created.body));
+    created.body
+}
+
+async fn expect_helper_removed(h: &mut Handle) {
+    answer(
+        h,
+        "DELETE",
+        &format!("{HELPER}?gracePeriodSeconds=15"),
+        200,
+        json!({}),
+    )
+    .await;
+    answer(h, "GET", HELPER, 404, not_found("faultline-pause-uid-1")).await;
+}
+
+#[tokio::test]
+async fn pause_reports_why_the_helper_failed_and_removes_it() {
+    let life = Duration::from_secs(30);
+    // The script's own message, from the termination message.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let helper = start_pause(&mut h).await;
+    let ended = json!({"terminated": {"exitCode": 1, "reason": "Error",
+        "message": "container uid-1-api-cid has no cgroup on node node-2 (searched /sys/fs/cgroup and /proc/*/cgroup)\n"}});
+    answer(
+        &mut h,
+        "GET",
+        HELPER,
+        200,
+        helper_state(helper, false, ended),
+    )
+    .await;
+    expect_helper_removed(&mut h).await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "cannot freeze container `api` of pod `api-1`: container uid-1-api-cid has no cgroup on node node-2 (searched /sys/fs/cgroup and /proc/*/cgroup)".into()
+        ))
+    );
+
+    // An image the node cannot pull.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let helper = start_pause(&mut h).await;
+    let waiting = json!({"waiting": {"reason": "ImagePullBackOff",
+        "message": "Back-off pulling image \"registry.local/tc:1\""}});
+    answer(
+        &mut h,
+        "GET",
+        HELPER,
+        200,
+        helper_state(helper, false, waiting),
+    )
+    .await;
+    expect_helper_removed(&mut h).await;
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.starts_with("the pause helper cannot start: ImagePullBackOff: Back-off pulling image"),
+        "{err}"
+    );
+
+    // Never ready within the start timeout.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let helper = start_pause(&mut h).await;
+    let starting = helper_state(
+        helper,
+        false,
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+    );
+    let err = loop {
+        let (s, reply) = next(&mut h).await;
+        if s.method == "DELETE" {
+            reply.send_response(respond(200, &json!({})));
+            answer(&mut h, "GET", HELPER, 404, not_found("x")).await;
+            break task.await.unwrap().unwrap_err().to_string();
+        }
+        reply.send_response(respond(200, &starting));
+    };
+    assert_eq!(
+        err,
+        "the pause helper `faultline-pause-uid-1` did not report container `api` of pod `api-1` frozen within 2s (it is ContainerCreating)"
+    );
+}
+
+#[tokio::test]
+async fn pause_refusals_from_the_api() {
+    let life = Duration::from_secs(30);
+    // Pod Security admission refuses the privileged helper.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    let msg = "pods \"faultline-pause-uid-1\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), hostPath volumes (volume \"cgroup\"), privileged (container \"freezer\" must not set securityContext.privileged=true)";
+    answer(
+        &mut h,
+        "POST",
+        PODS,
+        403,
+        status(403, "Forbidden", msg, "pods", "faultline-pause-uid-1"),
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "namespace `shop` enforces Pod Security and refused faultline's helper: pods"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("pod-security.kubernetes.io/enforce=privileged"),
+        "{err}"
+    );
+
+    // The namespace is gone.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    answer(
+        &mut h,
+        "POST",
+        PODS,
+        404,
+        status(
+            404,
+            "NotFound",
+            "namespaces \"shop\" not found",
+            "namespaces",
+            "shop",
+        ),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "namespace `shop` does not exist (context `test`)".into()
+        ))
+    );
+
+    // 409: a running helper of an earlier run is still there.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let helper = start_pause_conflict(&mut h).await;
+    let running = json!({"running": {"startedAt": "2026-11-30T12:00:01Z"}});
+    answer(
+        &mut h,
+        "GET",
+        HELPER,
+        200,
+        helper_state(helper, true, running),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "pod `api-1` already has a pause helper `faultline-pause-uid-1`, left by an earlier run: run `faultline recover`".into()
+        ))
+    );
+
+    // 409 with an ended helper: it is replaced.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let helper = start_pause_conflict(&mut h).await;
+    let mut ended = helper_state(
+        helper.clone(),
+        false,
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+    );
+    ended["status"]["phase"] = json!("Succeeded");
+    answer(&mut h, "GET", HELPER, 200, ended).await;
+    expect_helper_removed(&mut h).await;
+    answer(&mut h, "POST", PODS, 201, helper.clone()).await;
+    let running = json!({"running": {"startedAt": "2026-11-30T12:00:01Z"}});
+    answer(
+        &mut h,
+        "GET",
+        HELPER,
+        200,
+        helper_state(helper, true, running),
+    )
+    .await;
+    assert_eq!(task.await.unwrap(), Ok(()));
+
+    // 422: the API server rejects the spec.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    let msg = "Pod \"faultline-pause-uid-1\" is invalid: spec.containers[0].resources.limits: Invalid value: \"32Mi\": must be greater than or equal to memory request";
+    answer(
+        &mut h,
+        "POST",
+        PODS,
+        422,
+        status(422, "Invalid", msg, "Pod", "faultline-pause-uid-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(format!(
+            "the Kubernetes API refused to create pods: {msg}"
+        )))
+    );
+}
+
+async fn start_pause_conflict(h: &mut Handle) -> Value {
+    answer(
+        h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    let (created, reply) = next(h).await;
+    reply.send_response(respond(
+        409,
+        &status(
+            409,
+            "AlreadyExists",
+            "pods \"faultline-pause-uid-1\" already exists",
+            "pods",
+            "faultline-pause-uid-1",
+        ),
+    ));
+    created.body
+}
+
+#[tokio::test]
+async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
+    let life = Duration::from_secs(30);
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        404,
+        not_found("api-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+
+    // Same name, another pod.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-9"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+
+    // A container the pod does not have.
+    let (p, mut h) = mocked(KubernetesTarget {
+        container: Some("worker".into()),
+        ..spec()
+    });
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "pod `api-1` has no container `worker` (it has: api, envoy)".into()
+        ))
+    );
+
+    // The container is restarting.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let mut crashing = pod("api-1", "uid-1");
+    crashing["status"]["containerStatuses"][0]["state"] =
+        json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}});
+    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, crashing).await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "container `api` of pod `api-1` is not running".into()
+        ))
+    );
+
+    // unpause of a helper that is already gone is done at once.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(async move { p.unpause(&target("api-1", "uid-1")).await });
+    answer(
+        &mut h,
+        "DELETE",
+        &format!("{HELPER}?gracePeriodSeconds=15"),
+        404,
+        not_found("faultline-pause-uid-1"),
+    )
+    .await;
+    assert_eq!(task.await.unwrap(), Ok(()));
+}
+
+#[tokio::test]
+async fn pause_needs_a_helper_image() {
+    let (svc, mut h) = mock::pair::<Request<Body>, Response<Body>>();
+    let p = KubernetesPlatform::with_client(kube::Client::new(svc, "default"), spec(), None)
+        .with_timing(timing());
+    let task = tokio::spawn(async move {
+        p.pause_for(&target("api-1", "uid-1"), Duration::from_secs(9))
+            .await
+    });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("--tc-image or FAULTLINE_TC_IMAGE"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// network: the ephemeral container
+
+fn with_ephemeral(mut pod: Value, name: &str, state: Value) -> Value {
+    pod["spec"]["ephemeralContainers"] = json!([{"name": name, "image": "registry.local/tc:1"}]);
+    pod["status"]["ephemeralContainerStatuses"] = json!([{
+        "name": name, "ready": false, "restartCount": 0, "image": "registry.local/tc:1",
+        "imageID": "", "state": state
+    }]);
+    pod
+}
+
+#[tokio::test]
+async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs() {
+    let (p, mut h) = mocked(spec());
+    let t = target("api-1", "uid-1");
+    let task = tokio::spawn({
+        let (p, t) = (p.clone(), t.clone());
+        async move {
+            p.net_access(
+                &t,
+                NetworkStrategy::Auto,
+                Some("registry.local/tc:2"),
+                "eth0",
+                Duration::from_secs(70),
+            )
+            .await
+        }
+    });
+    let (patch, reply) = next(&mut h).await;
+    assert_eq!(
+        patch.line(),
+        format!("PATCH {PODS}/api-1/ephemeralcontainers")
+    );
+    assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
+    let name = patch.body["spec"]["ephemeralContainers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(name.starts_with("faultline-net-"), "{name}");
+    assert_eq!(
+        patch.body,
+        json!({
+            "metadata": {"uid": "uid-1"},
+            "spec": {"ephemeralContainers": [{
+                "name": name,
+                "image": "registry.local/tc:2",
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "trap 'tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0' TERM INT; echo $$ > /tmp/faultline-net.pid || exit 1; sleep 70 & wait $!; tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0"],
+                "stdin": false,
+                "tty": false,
+                "securityContext": {"runAsUser": 0, "runAsNonRoot": false, "capabilities": {"add": ["NET_ADMIN"]}}
+            }]}
+        })
+    );
+    let creating = with_ephemeral(
+        pod("api-1", "uid-1"),
+        &name,
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+    );
+    reply.send_response(respond(200, &creating));
+    let mut seen = vec![patch];
+    seen.push(answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, creating).await);
+    let running = with_ephemeral(
+        pod("api-1", "uid-1"),
+        &name,
+        json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
+    );
+    seen.push(answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, running).await);
+    assert_eq!(
+        task.await.unwrap(),
+        Ok(NetAccess::Sidecar {
+            helper: format!("api-1/{name}"),
+            image: "registry.local/tc:2".into()
+        })
+    );
+    assert_granted(
+        &seen,
+        &rbac::for_fault(&fault(
+            json!({"network": {"delay": "10ms", "duration": "5s"}}),
+        )),
+    );
+}
+
+#[tokio::test]
+async fn network_access_errors() {
+    let life = Duration::from_secs(70);
+    let access = |p: Arc<KubernetesPlatform>| async move {
+        p.net_access(
+            &target("api-1", "uid-1"),
+            NetworkStrategy::Sidecar,
+            None,
+            "eth0",
+            life,
+        )
+        .await
+    };
+
+    // 422: e.g. a cluster without ephemeral containers, or a bad image name.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(access(p));
+    let msg = "Pod \"api-1\" is invalid: spec.ephemeralContainers[0].image: Required value";
+    answer(
+        &mut h,
+        "PATCH",
+        &format!("{PODS}/api-1/ephemeralcontainers"),
+        422,
+        status(422, "Invalid", msg, "Pod", "api-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(format!(
+            "the Kubernetes API refused to patch pods/ephemeralcontainers: {msg}"
+        )))
+    );
+
+    // 403 on the subresource.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(access(p));
+    let msg = "pods \"api-1\" is forbidden: User \"alice\" cannot patch resource \"pods/ephemeralcontainers\" in API group \"\" in the namespace \"shop\"";
+    answer(
+        &mut h,
+        "PATCH",
+        &format!("{PODS}/api-1/ephemeralcontainers"),
+        403,
+        status(403, "Forbidden", msg, "pods", "api-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap().unwrap_err().to_string(),
+        "forbidden: cannot `patch` `pods/ephemeralcontainers` in namespace `shop` as `alice` — grant it (see `faultline rbac FILE`)"
+    );
+
+    // 404: the pod vanished.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(access(p));
+    answer(
+        &mut h,
+        "PATCH",
+        &format!("{PODS}/api-1/ephemeralcontainers"),
+        404,
+        not_found("api-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+
+    // The pod vanishes while the helper starts.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(access(p));
+    let (patch, reply) = next(&mut h).await;
+    let name = patch.body["spec"]["ephemeralContainers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    reply.send_response(respond(
+        200,
+        &with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
+    ));
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        404,
+        not_found("api-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+
+    // The image cannot be pulled.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn(access(p));
+    let (patch, reply) = next(&mut h).await;
+    let name = patch.body["spec"]["ephemeralContainers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    reply.send_response(respond(
+        200,
+        &with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
+    ));
+    let pulling = with_ephemeral(
+        pod("api-1", "uid-1"),
+        &name,
+        json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied for registry.local/tc"}}),
+    );
+    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, pulling).await;
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "the network helper cannot start in pod `api-1`: ErrImagePull: pull access denied"
+        ),
+        "{err}"
+    );
+
+    // `host` cannot work from outside the node: refused before any request.
+    let (p, _h) = mocked(spec());
+    let err = p
+        .net_access(
+            &target("api-1", "uid-1"),
+            NetworkStrategy::Host,
+            None,
+            "eth0",
+            life,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("strategy `host` is not available on Kubernetes"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The kubernetes probe
+
+fn probe(v: Value) -> KubernetesProbe {
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn probe_counts_ready_pods_and_available_replicas() {
+    let (svc, mut h) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "default");
+    let server = tokio::spawn(async move {
+        let mut not_ready = pod("api-2", "uid-2");
+        not_ready["status"]["conditions"][1]["status"] = json!("False");
+        let mut leaving = pod("api-3", "uid-3");
+        leaving["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:00Z");
+        let list = pod_list(vec![
+            pod("api-1", "uid-1"),
+            not_ready,
+            leaving,
+            pod("api-4", "uid-4"),
+        ]);
+        let s1 = answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}?labelSelector=app%3Dapi"),
+            200,
+            list,
+        )
+        .await;
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "shop", "uid": "d-uid"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}},
+                     "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "api"}]}}},
+            "status": {"replicas": 3, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 3}
+        });
+        let s2 = answer(
+            &mut h,
+            "GET",
+            "/apis/apps/v1/namespaces/shop/deployments/api",
+            200,
+            deployment,
+        )
+        .await;
+        answer(
+            &mut h,
+            "GET",
+            "/apis/apps/v1/namespaces/shop/deployments/nope",
+            404,
+            status(
+                404,
+                "NotFound",
+                "deployments.apps \"nope\" not found",
+                "deployments",
+                "nope",
+            ),
+        )
+        .await;
+        answer(&mut h, "GET", "/apis/apps/v1/namespaces/shop/deployments/api", 403,
+            status(403, "Forbidden", "deployments.apps \"api\" is forbidden: User \"system:serviceaccount:chaos:faultline\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"shop\"", "deployments", "api")).await;
+        (s1, s2)
+    });
+    use faultline::probe::kubernetes::sample_with;
+    let ready = probe(json!({"namespace": "shop", "selector": "app=api", "ready": ">= 2"}));
+    let s = sample_with(&client, Some("test"), &ready).await;
+    assert!(s.ok, "{s:?}");
+    assert_eq!(s.detail, "2 ready (want >= 2)");
+    let available = probe(json!({"namespace": "shop", "deployment": "api", "available": ">= 2"}));
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(!s.ok);
+    assert_eq!(s.detail, "1 available (want >= 2)");
+    let missing = probe(json!({"namespace": "shop", "deployment": "nope", "available": 1}));
+    let s = sample_with(&client, Some("test"), &missing).await;
+    assert!(!s.ok);
+    assert_eq!(s.detail, "deployment `nope` not found in namespace `shop`");
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert_eq!(
+        s.detail,
+        "forbidden: cannot `get` `deployments.apps` in namespace `shop` as `system:serviceaccount:chaos:faultline` — grant it (see `faultline rbac FILE`)"
+    );
+    let (s1, s2) = server.await.unwrap();
+    assert_granted(&[s1], &rbac::for_probe(&ready));
+    assert_granted(&[s2], &rbac::for_probe(&available));
+}
+
+// ---------------------------------------------------------------------------------------
+// A loopback fake API server: plain HTTP/1.1 with keep-alive, and the exec websocket
+// (subprotocol v4.channel.k8s.io: channel 1 stdout, 2 stderr, 3 the final Status).
+
+mod fake {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    pub enum Answer {
+        Json(u16, Value),
+        Exec {
+            stdout: String,
+            stderr: String,
+            status: Value,
+        },
+    }
+
+    impl Answer {
+        pub fn exec_ok(stdout: &str) -> Answer {
+            Answer::Exec {
+                stdout: stdout.into(),
+                stderr: String::new(),
+                status: json!({"metadata": {}, "status": "Success"}),
+            }
+        }
+
+        pub fn exec_exit(code: i32, stderr: &str) -> Answer {
+            Answer::Exec {
+                stdout: String::new(),
+                stderr: stderr.into(),
+                status: json!({
+                    "metadata": {}, "status": "Failure",
+                    "message": format!("command terminated with non-zero exit code: error executing command [..], exit code {code}"),
+                    "reason": "NonZeroExitCode",
+                    "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
+                }),
+            }
+        }
+    }
+
+    pub type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
+
+    pub struct Server {
+        pub url: String,
+        pub seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Server {
+        pub fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    pub async fn start(handler: Handler) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, log) = (handler.clone(), log.clone());
+                tokio::spawn(async move {
+                    let _ = connection(stream, handler, log).await;
+                });
+            }
+        });
+        Server { url, seen }
+    }
+
+    async fn connection(
+        stream: tokio::net::TcpStream,
+        handler: Handler,
+        log: Arc<Mutex<Vec<Seen>>>,
+    ) -> std::io::Result<()> {
+        let mut stream = BufReader::new(stream);
+        loop {
+            let mut request_line = String::new();
+            if stream.read_line(&mut request_line).await? == 0 {
+                return Ok(());
+            }
+            let mut parts = request_line.split_whitespace();
+            let method = parts.next().unwrap_or("").to_string();
+            let target = parts.next().unwrap_or("").to_string();
+            let mut headers = BTreeMap::new();
+            loop {
+                let mut line = String::new();
+                stream.read_line(&mut line).await?;
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            stream.read_exact(&mut body).await?;
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let seen = Seen {
+                method,
+                path: path.to_string(),
+                query: query.to_string(),
+                content_type: headers.get("content-type").cloned().unwrap_or_default(),
+                body: if body.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&body).unwrap_or(Value::Null)
+                },
+            };
+            log.lock().unwrap().push(seen.clone());
+            match handler(&seen) {
+                Answer::Json(code, v) => {
+                    let body = serde_json::to_vec(&v).unwrap();
+                    let head = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    stream.get_mut().write_all(head.as_bytes()).await?;
+                    stream.get_mut().write_all(&body).await?;
+                }
+                Answer::Exec {
+                    stdout,
+                    stderr,
+                    status,
+                } => {
+                    let key = headers
+                        .get("sec-websocket-key")
+                        .cloned()
+                        .unwrap_or_default();
+                    let accept = base64(&sha1(
+                        format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+                    ));
+                    let head = format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\nsec-websocket-protocol: v4.channel.k8s.io\r\n\r\n"
+                    );
+                    let s = stream.get_mut();
+                    s.write_all(head.as_bytes()).await?;
+                    for (channel, data) in [
+                        (1u8, stdout.into_bytes()),
+                        (2, stderr.into_bytes()),
+                        (3, serde_json::to_vec(&status).unwrap()),
+                    ] {
+                        if data.is_empty() {
+                            continue;
+                        }
+                        let mut payload = vec![channel];
+                        payload.extend(data);
+                        s.write_all(&frame(0x2, &payload)).await?;
+                    }
+                    s.write_all(&frame(0x8, &[0x03, 0xe8])).await?;
+                    let mut sink = [0u8; 1024];
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        while stream.read(&mut sink).await.unwrap_or(0) > 0 {}
+                    })
+                    .await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// An unmasked server frame.
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(n as u8),
+            n if n < 65536 => {
+                out.push(126);
+                out.extend((n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(127);
+                out.extend((n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    pub fn sha1(data: &[u8]) -> [u8; 20] {
+        let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+        let mut msg = data.to_vec();
+        msg.push(0x80);
+        while msg.len() % 64 != 56 {
+            msg.push(0);
+        }
+        msg.extend(((data.len() as u64) * 8).to_be_bytes());
+        for chunk in msg.chunks(64) {
+            let mut w = [0u32; 80];
+            for i in 0..16 {
+                w[i] = u32::from_be_bytes(chunk[4 * i..4 * i + 4].try_into().unwrap());
+            }
+            for i in 16..80 {
+                w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+            }
+            let [mut a, mut b, mut c, mut d, mut e] = h;
+            for (i, wi) in w.iter().enumerate() {
+                let (f, k) = match i {
+                    0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                    20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                    40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                    _ => (b ^ c ^ d, 0xCA62C1D6),
+                };
+                let t = a
+                    .rotate_left(5)
+                    .wrapping_add(f)
+                    .wrapping_add(e)
+                    .wrapping_add(k)
+                    .wrapping_add(*wi);
+                e = d;
+                d = c;
+                c = b.rotate_left(30);
+                b = a;
+                a = t;
+            }
+            for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+                *x = x.wrapping_add(y);
+            }
+        }
+        let mut out = [0u8; 20];
+        for (i, x) in h.iter().enumerate() {
+            out[4 * i..4 * i + 4].copy_from_slice(&x.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn base64(data: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in data.chunks(3) {
+            let n = (c[0] as u32) << 16
+                | (*c.get(1).unwrap_or(&0) as u32) << 8
+                | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fake_client(url: &str) -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = kube::Config::new(url.parse().unwrap());
+    kube::Client::try_from(config).unwrap()
+}
+
+#[test]
+fn the_fake_servers_websocket_accept_key_is_rfc_6455s() {
+    let accept = fake::base64(&fake::sha1(
+        b"dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
+    ));
+    assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+/// The exec commands (decoded `command` query parameters) and container of each exec.
+fn execs(seen: &[Seen]) -> Vec<(String, String)> {
+    seen.iter()
+        .filter(|s| s.path.ends_with("/exec"))
+        .map(|s| {
+            let pairs = s.pairs();
+            let container = pairs
+                .iter()
+                .find(|(k, _)| k == "container")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let argv: Vec<String> = pairs
+                .iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.clone())
+                .collect();
+            (container, argv.join(" "))
+        })
+        .collect()
+}
+
+/// A pod `api-1` whose network helper runs `tc` against a simulated qdisc.
+#[derive(Default)]
+struct NetState {
+    helper: Option<String>,
+    polls: usize,
+    qdisc: bool,
+    ended: bool,
+    add_fails: bool,
+    pod_gone: bool,
+}
+
+fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        let mut st = state.lock().unwrap();
+        let pod_path = format!("{PODS}/api-1");
+        if st.pod_gone {
+            return fake::Answer::Json(404, not_found("api-1"));
+        }
+        if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
+            let name = s.body["spec"]["ephemeralContainers"][0]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            st.helper = Some(name.clone());
+            return fake::Answer::Json(
+                200,
+                with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
+            );
+        }
+        let helper = st
+            .helper
+            .clone()
+            .unwrap_or_else(|| "faultline-net-00000001".into());
+        if s.method == "GET" && s.path == pod_path {
+            st.polls += 1;
+            let state = if st.ended {
+                json!({"terminated": {"exitCode": 0, "reason": "Completed"}})
+            } else if st.polls == 1 && st.helper.is_some() {
+                json!({"waiting": {"reason": "ContainerCreating"}})
+            } else {
+                json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}})
+            };
+            return fake::Answer::Json(200, with_ephemeral(pod("api-1", "uid-1"), &helper, state));
+        }
+        if s.method == "GET" && s.path == format!("{pod_path}/exec") {
+            if st.ended {
+                return fake::Answer::Json(
+                    400,
+                    status(
+                        400,
+                        "BadRequest",
+                        &format!("container {helper} is not valid for pod api-1"),
+                        "",
+                        "",
+                    ),
+                );
+            }
+            let argv: Vec<String> = s
+                .pairs()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v)
+                .collect();
+            let argv = argv.join(" ");
+            return if argv.starts_with("tc qdisc show") {
+                fake::Answer::exec_ok(if st.qdisc {
+                    "qdisc netem fa17: root refcnt 2 limit 1000 delay 100ms\n"
+                } else {
+                    "qdisc noqueue 0: root refcnt 2\n"
+                })
+            } else if argv.starts_with("tc qdisc add") {
+                if st.add_fails {
+                    fake::Answer::exec_exit(2, "RTNETLINK answers: Operation not permitted\n")
+                } else {
+                    st.qdisc = true;
+                    fake::Answer::exec_ok("")
+                }
+            } else if argv.starts_with("tc qdisc del") {
+                st.qdisc = false;
+                fake::Answer::exec_ok("")
+            } else if argv.starts_with("sh -c read pid") {
+                st.qdisc = false;
+                st.ended = true;
+                fake::Answer::exec_ok("")
+            } else {
+                fake::Answer::Exec {
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    status: json!({"status": "Failure", "reason": "InternalError",
+                        "message": format!("exec: \"{argv}\": executable file not found in $PATH")}),
+                }
+            };
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_fault_end_to_end_over_the_exec_websocket() {
+    let state = Arc::new(Mutex::new(NetState::default()));
+    let server = fake::start(net_handler(state.clone())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_tc_image(Some("registry.local/tc:1".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
+
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let helper = state.lock().unwrap().helper.clone().unwrap();
+    let fault::Undo::RemoveQdisc { qdisc, .. } = &undo else {
+        panic!("{undo:?}")
+    };
+    assert_eq!(
+        qdisc.access,
+        NetAccess::Sidecar {
+            helper: format!("api-1/{helper}"),
+            image: "registry.local/tc:1".into()
+        }
+    );
+    // The helper outlives the fault by twice the revert timeout.
+    let patch = server
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "PATCH")
+        .unwrap();
+    let script = patch.body["spec"]["ephemeralContainers"][0]["command"][2]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(script.contains("sleep 70 & wait $!"), "{script}");
+
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    assert!(state.lock().unwrap().qdisc);
+    fault::revert(&p, &undo).await.unwrap();
+    {
+        let st = state.lock().unwrap();
+        assert!(!st.qdisc && st.ended);
+    }
+
+    let seen = server.seen();
+    assert_eq!(
+        execs(&seen),
+        [
+            "tc qdisc show dev eth0",
+            "tc qdisc add dev eth0 root handle fa17: netem delay 100ms",
+            "tc qdisc show dev eth0",
+            "tc qdisc del dev eth0 root handle fa17:",
+            "tc qdisc show dev eth0",
+            "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\"",
+        ]
+        .iter()
+        .map(|c| (helper.clone(), c.to_string()))
+        .collect::<Vec<_>>()
+    );
+    // Each exec asks for stdout and stderr only.
+    let exec = seen.iter().find(|s| s.path.ends_with("/exec")).unwrap();
+    let pairs = exec.pairs();
+    assert!(
+        pairs.contains(&("stdout".into(), "true".into()))
+            && pairs.contains(&("stderr".into(), "true".into()))
+    );
+    assert!(!pairs.iter().any(|(k, v)| k == "stdin" && v == "true"));
+    assert_granted(&seen, &rbac::for_fault(&f));
+
+    // After the helper ended, its qdisc went with it: the revert of a later `recover`
+    // closes the entry instead of failing forever.
+    assert_eq!(
+        fault::revert(&p, &undo).await,
+        Err(PlatformError::Gone("api-1".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
+    let state = Arc::new(Mutex::new(NetState {
+        add_fails: true,
+        ..Default::default()
+    }));
+    let server = fake::start(net_handler(state.clone())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_tc_image(Some("registry.local/tc:1".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {"loss": 5, "duration": "10s"}}));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let err = fault::inject(&p, &f, &t, Some(&undo)).await.unwrap_err();
+    assert_eq!(
+        err,
+        PlatformError::Refused(
+            "`tc qdisc add dev` failed (exit 2): RTNETLINK answers: Operation not permitted".into()
+        )
+    );
+    let fault::Undo::RemoveQdisc { qdisc, .. } = &undo else {
+        panic!()
+    };
+    let out = p
+        .net_exec(&t, &qdisc.access, &["nosuch".into()])
+        .await
+        .unwrap();
+    assert_eq!(out.code, -1);
+    assert!(out.stderr.contains("executable file not found"), "{out:?}");
+
+    // The pod is deleted mid-fault: every later call says Gone, and release is a no-op.
+    state.lock().unwrap().pod_gone = true;
+    assert_eq!(
+        p.net_exec(
+            &t,
+            &qdisc.access,
+            &["tc".into(), "qdisc".into(), "show".into()]
+        )
+        .await,
+        Err(PlatformError::Gone("api-1".into()))
+    );
+    assert_eq!(p.net_release(&qdisc.access).await, Ok(()));
+    assert_eq!(
+        fault::revert(&p, &undo).await,
+        Err(PlatformError::Gone("api-1".into()))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The binary in a fresh process: connect from a kubeconfig, reconnect from the journal.
+
+fn kubeconfig(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{url}\"}}\nusers:\n- name: fake\n  user: {{token: not-a-secret}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake, namespace: shop}}\ncurrent-context: fake\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn faultline(
+    args: Vec<String>,
+    envs: Vec<(&'static str, std::path::PathBuf)>,
+) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+        cmd.args(&args)
+            .env_remove("FAULTLINE_TC_IMAGE")
+            .env_remove("KUBECONFIG");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_kills_a_pod_found_through_the_kubeconfig() {
+    let deleted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let handler: fake::Handler = Arc::new({
+        let deleted = deleted.clone();
+        move |s: &Seen| {
+            let gone = deleted.lock().unwrap().clone();
+            if s.method == "GET" && s.path == PODS {
+                let items = [("api-1", "uid-1"), ("api-2", "uid-2")]
+                    .into_iter()
+                    .filter(|(n, _)| gone.as_deref() != Some(*n))
+                    .map(|(n, u)| pod(n, u))
+                    .collect();
+                return fake::Answer::Json(200, pod_list(items));
+            }
+            if let Some(name) = s.path.strip_prefix(&format!("{PODS}/")) {
+                if s.method == "DELETE" && gone.is_none() {
+                    *deleted.lock().unwrap() = Some(name.to_string());
+                    return fake::Answer::Json(200, pod(name, "uid"));
+                }
+            }
+            fake::Answer::Json(404, not_found("x"))
+        }
+    });
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &server.url);
+    let file = dir.path().join("kill.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: kill-one\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\n  select: {mode: one, seed: 1}\nsteady_state:\n  - name: ready\n    kubernetes: {namespace: shop, selector: app=api, ready: \">= 1\"}\nfaults:\n  - kill: {grace_period: 5s}\nrecovery: {timeout: 5s, interval: 100ms}\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let out = faultline(
+        vec![
+            "run".into(),
+            file.display().to_string(),
+            "--report".into(),
+            format!("json:{}", report.display()),
+        ],
+        vec![
+            ("KUBECONFIG", config),
+            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["verdict"], "passed");
+    assert_eq!(
+        r["phases"]["before"]["probes"][0]["detail"],
+        "2 ready (want >= 1)"
+    );
+    assert_eq!(
+        r["phases"]["after"]["probes"][0]["detail"],
+        "1 ready (want >= 1)"
+    );
+    let killed = deleted.lock().unwrap().clone().unwrap();
+    let uid = if killed == "api-1" { "uid-1" } else { "uid-2" };
+    assert_eq!(
+        r["targets"][0],
+        json!({"platform": "kubernetes", "id": uid, "name": killed})
+    );
+    let seen = server.seen();
+    let delete = seen.iter().find(|s| s.method == "DELETE").unwrap();
+    assert_eq!(delete.path, format!("{PODS}/{killed}"));
+    assert_eq!(
+        delete.pairs(),
+        vec![("gracePeriodSeconds".to_string(), "5".to_string())]
+    );
+    assert_eq!(
+        delete.body,
+        json!({"gracePeriodSeconds": 5, "preconditions": {"uid": uid}})
+    );
+    let kill = fault(json!({"kill": {}}));
+    let mut allowed = rbac::for_targets();
+    allowed.extend(rbac::for_fault(&kill));
+    assert_granted(&seen, &allowed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_reconnects_to_the_recorded_context_and_namespace() {
+    let state = Arc::new(Mutex::new(NetState {
+        helper: Some("faultline-net-0000beef".into()),
+        polls: 1,
+        qdisc: true,
+        ..Default::default()
+    }));
+    let pause_helper_gone = Arc::new(Mutex::new(false));
+    let net = net_handler(state.clone());
+    let handler: fake::Handler = Arc::new({
+        let gone = pause_helper_gone.clone();
+        move |s: &Seen| {
+            if s.path == HELPER {
+                return match s.method.as_str() {
+                    "DELETE" => {
+                        *gone.lock().unwrap() = true;
+                        fake::Answer::Json(200, json!({}))
+                    }
+                    _ => fake::Answer::Json(404, not_found("faultline-pause-uid-1")),
+                };
+            }
+            net(s)
+        }
+    });
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &server.url);
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    // A run that died: its process is gone.
+    let dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let t = json!({"platform": "kubernetes", "id": "uid-1", "name": "api-1"});
+    let entries = [
+        json!({"op": "open", "id": "r1-0", "at": "2026-11-30T12:00:00Z", "run": "r1", "pid": dead_pid,
+               "experiment": "x", "fault": "pause for 20s",
+               "platform": {"kind": "kubernetes", "endpoint": "shop@fake"},
+               "undo": {"undo": "unpause", "target": t}}),
+        json!({"op": "open", "id": "r1-1", "at": "2026-11-30T12:00:00Z", "run": "r1", "pid": dead_pid,
+               "experiment": "x", "fault": "network delay 100ms on eth0 for 10s",
+               "platform": {"kind": "kubernetes", "endpoint": "shop@fake"},
+               "undo": {"undo": "remove_qdisc", "target": t,
+                        "qdisc": {"interface": "eth0", "access": {"via": "sidecar", "helper": "api-1/faultline-net-0000beef", "image": "registry.local/tc:1"}}}}),
+    ];
+    let text: String = entries.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(state_dir.join("journal.jsonl"), text).unwrap();
+    let out = faultline(
+        vec!["recover".into()],
+        vec![
+            ("KUBECONFIG", config),
+            ("FAULTLINE_STATE_DIR", state_dir.clone()),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(*pause_helper_gone.lock().unwrap());
+    {
+        let st = state.lock().unwrap();
+        assert!(!st.qdisc && st.ended, "{stdout}\n{stderr}");
+    }
+    let seen = server.seen();
+    assert_eq!(
+        execs(&seen).into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
+        vec![
+            "tc qdisc show dev eth0",
+            "tc qdisc del dev eth0 root handle fa17:",
+            "tc qdisc show dev eth0",
+            "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\"",
+        ]
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "DELETE" && s.path == HELPER)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Examples, `faultline rbac`, deploy/
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn k8s_examples() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(root().join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("k8s-") && n.ends_with(".yaml")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_kubernetes_example_has_the_modeline_and_validates() {
+    let files = k8s_examples();
+    assert!(files.len() >= 5, "{files:?}");
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some("# yaml-language-server: $schema=../schema/faultline.schema.json"),
+            "{}",
+            f.display()
+        );
+    }
+    assert_cmd::Command::cargo_bin("faultline")
+        .unwrap()
+        .arg("validate")
+        .args(&files)
+        .assert()
+        .success();
+}
+
+/// The Role's rules of `faultline rbac FILE`: `group resource: verbs` per rule, and the
+/// documents' kinds.
+fn rbac_rules(args: &[&str]) -> (Vec<String>, Vec<String>) {
+    let out = assert_cmd::Command::cargo_bin("faultline")
+        .unwrap()
+        .current_dir(root())
+        .arg("rbac")
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    let kinds = docs
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap().to_string())
+        .collect();
+    let mut rules = Vec::new();
+    for d in docs.iter().filter(|d| d["kind"] == "Role") {
+        for r in d["rules"].as_array().unwrap() {
+            let list = |k: &str| {
+                r[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            rules.push(format!(
+                "{} {} {}: {}",
+                d["metadata"]["namespace"].as_str().unwrap(),
+                list("apiGroups"),
+                list("resources"),
+                list("verbs")
+            ));
+        }
+        // Every Role is real Kubernetes RBAC.
+        let _: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(d.clone()).unwrap();
+    }
+    (kinds, rules)
+}
+
+#[test]
+fn rbac_grants_exactly_what_each_example_needs() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "experiments/k8s-pod-kill.yaml",
+            &["shop  pods: delete,list", "shop apps deployments: get"],
+        ),
+        (
+            "experiments/k8s-graceful-kill.yaml",
+            &["shop  pods: delete,list"],
+        ),
+        (
+            "experiments/k8s-pause.yaml",
+            &["shop  pods: create,delete,get,list"],
+        ),
+        (
+            "experiments/k8s-latency.yaml",
+            &[
+                "shop  pods: get,list",
+                "shop  pods/ephemeralcontainers: patch",
+                "shop  pods/exec: create,get",
+            ],
+        ),
+        (
+            "experiments/k8s-cache-degraded.yaml",
+            &[
+                "data  pods: get,list",
+                "data  pods/ephemeralcontainers: patch",
+                "data  pods/exec: create,get",
+                "data apps deployments: get",
+                "shop apps deployments: get",
+            ],
+        ),
+    ];
+    let examples: Vec<String> = k8s_examples()
+        .iter()
+        .map(|p| format!("experiments/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    let covered: Vec<String> = cases.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(
+        examples,
+        {
+            let mut c = covered.clone();
+            c.sort();
+            c
+        },
+        "every example has a case"
+    );
+    for (file, want) in cases {
+        let (kinds, rules) = rbac_rules(&[file]);
+        assert_eq!(rules, *want, "{file}");
+        let namespaces = want
+            .iter()
+            .map(|w| w.split(' ').next().unwrap())
+            .collect::<BTreeSet<_>>();
+        assert_eq!(
+            kinds.len(),
+            namespaces.len() * 2,
+            "{file}: a Role and a RoleBinding per namespace"
+        );
+    }
+}
+
+#[test]
+fn rbac_binds_the_given_service_account_and_refuses_docker_files() {
+    let out = assert_cmd::Command::cargo_bin("faultline")
+        .unwrap()
+        .current_dir(root())
+        .args([
+            "rbac",
+            "experiments/k8s-pause.yaml",
+            "--service-account",
+            "chaos/runner",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(std::str::from_utf8(&out).unwrap()).unwrap();
+    let binding = docs.iter().find(|d| d["kind"] == "RoleBinding").unwrap();
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "runner", "namespace": "chaos"}])
+    );
+    assert_eq!(
+        binding["roleRef"]["name"],
+        "faultline-api-survives-a-frozen-replica"
+    );
+    let _: k8s_openapi::api::rbac::v1::RoleBinding =
+        serde_json::from_value(binding.clone()).unwrap();
+
+    assert_cmd::Command::cargo_bin("faultline")
+        .unwrap()
+        .current_dir(root())
+        .args(["rbac", "experiments/web-pause.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "nothing in it runs on Kubernetes",
+        ));
+}
+
+#[test]
+fn deploy_manifests_match_their_sources() {
+    let deploy = root().join("deploy");
+    // The checked-in RBAC is exactly what `faultline rbac` derives for the scenario.
+    let out = assert_cmd::Command::cargo_bin("faultline")
+        .unwrap()
+        .current_dir(&deploy)
+        .args([
+            "rbac",
+            "experiments/scenario.yaml",
+            "--service-account",
+            "faultline/faultline",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        std::fs::read_to_string(deploy.join("rbac.yaml")).unwrap(),
+        "regenerate deploy/rbac.yaml (see deploy/README.md)"
+    );
+    // The ConfigMap carries exactly the experiment files.
+    let cm: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(deploy.join("configmap.yaml")).unwrap())
+            .unwrap();
+    let data = cm["data"].as_object().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(deploy.join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(data.keys().cloned().collect::<Vec<_>>(), files);
+    for f in &files {
+        assert_eq!(
+            data[f].as_str().unwrap(),
+            std::fs::read_to_string(deploy.join("experiments").join(f)).unwrap(),
+            "deploy/configmap.yaml's `{f}` differs from deploy/experiments/{f} (see deploy/README.md)"
+        );
+    }
+    assert_cmd::Command::cargo_bin("faultline")
+        .unwrap()
+        .current_dir(&deploy)
+        .args(["validate", "experiments/scenario.yaml"])
+        .assert()
+        .success();
+    // The CronJob runs the scenario under the service account, and faultline's own pod is
+    // never a target.
+    let cron: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(deploy.join("cronjob.yaml")).unwrap())
+            .unwrap();
+    let pod = &cron["spec"]["jobTemplate"]["spec"]["template"];
+    assert_eq!(pod["metadata"]["labels"]["faultline.protected"], "true");
+    assert_eq!(pod["spec"]["serviceAccountName"], "faultline");
+    let args = &pod["spec"]["containers"][0]["args"];
+    assert_eq!(args[0], "gameday");
+    assert_eq!(args[1], "/experiments/scenario.yaml");
+    let _: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(cron.clone()).unwrap();
+}
