@@ -67,7 +67,7 @@ pub struct Notification {
     pub reason: Option<String>,
     /// The experiment's file.
     pub file: Option<String>,
-    /// Game days: how many experiments the scenario holds.
+    /// Game days: how many experiments will run (started) or ran (finished).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub experiments: Option<usize>,
     /// Game days: each experiment's outcome, in order.

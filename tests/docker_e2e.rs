@@ -694,3 +694,100 @@ fn a_third_interrupt_quits_and_recover_finishes_the_job() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Nothing to recover"));
 }
+
+/// Accepts HTTP requests on 127.0.0.1 and records their bodies.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let Ok(n) = s.read(&mut chunk) else { break };
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        b.lock().unwrap().push(body.to_string());
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn notifications_and_metrics_never_change_the_verdict() {
+    if !docker_available() {
+        return;
+    }
+    let mut fleet = Fleet::new("notify");
+    fleet.web(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "n.yaml",
+        &format!(
+            "version: 1\nname: notified\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\nfaults:\n  - pause: {{duration: 200ms}}\n",
+            fleet.label()
+        ),
+    );
+    let (url, bodies) = receiver();
+    let metrics = dir.path().join("faultline.prom");
+    let out = faultline()
+        .arg("run")
+        .arg(&file)
+        .args(["--notify", &url, "--notify", "http://127.0.0.1:1/down"])
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .args(["--pushgateway", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = bodies.lock().unwrap().clone();
+    let events: Vec<String> = got
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(events, vec!["run_started", "run_finished"]);
+    let finished: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
+    assert_eq!(finished["verdict"], "passed");
+    assert!(finished["text"].as_str().unwrap().contains("notified"));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("faultline_run_exit_code{experiment=\"notified\"} 0"),
+        "{text}"
+    );
+}

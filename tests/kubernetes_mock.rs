@@ -622,6 +622,10 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     assert_eq!(helper["metadata"]["namespace"], "shop");
     assert_eq!(helper["metadata"]["labels"]["faultline.helper"], "pause");
     assert_eq!(helper["metadata"]["labels"]["faultline.target"], "uid-1");
+    assert_eq!(
+        helper["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Pod", "name": "api-1", "uid": "uid-1"}])
+    );
     let spec = &helper["spec"];
     assert_eq!(spec["nodeName"], "node-2");
     assert_eq!(spec["hostPID"], true);
@@ -648,7 +652,7 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     assert_eq!(env["FAULTLINE_NODE"], "node-2");
     assert_eq!(
         c["readinessProbe"]["exec"]["command"],
-        json!(["cat", "/tmp/faultline-frozen"])
+        json!(["sh", "-c", "[ -e /tmp/faultline-frozen ]"])
     );
     assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
 

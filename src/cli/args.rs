@@ -104,6 +104,8 @@ pub struct RunArgs {
     /// Image with `tc` and `sh` for sidecar network faults (when the fault names none).
     #[arg(long, value_name = "IMAGE", env = "FAULTLINE_TC_IMAGE")]
     pub tc_image: Option<String>,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +199,8 @@ pub struct GamedayArgs {
     /// Image with `tc` and `sh` for sidecar network faults (when the fault names none).
     #[arg(long, value_name = "IMAGE", env = "FAULTLINE_TC_IMAGE")]
     pub tc_image: Option<String>,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -261,6 +265,21 @@ pub struct DelayerArgs {
     /// Names this delayer, so that revert finds exactly it.
     #[arg(long)]
     pub marker: String,
+}
+
+/// Where a run's results go besides its reports.
+#[derive(Debug, Clone, Args)]
+pub struct ObserveArgs {
+    /// Write the run's metrics in the Prometheus text format (node_exporter textfile).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Push the run's metrics to a Prometheus Pushgateway (job `faultline`).
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
+    /// POST a JSON summary (with a Slack-compatible `text`) when a run starts and ends
+    /// (repeatable). Failures are logged and never change the verdict.
+    #[arg(long, value_name = "URL")]
+    pub notify: Vec<String>,
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::args::GamedayArgs;
-use super::run::{Session, runtime};
+use super::run::{Observers, Session, runtime};
 use crate::error::{Error, Exit};
 use crate::experiment::{self, Loaded, LoadedScenario};
+use crate::notify::Notification;
 use crate::report::{self, RunResult};
 use crate::schedule::{self, Schedule, SystemClock, Tick};
 
@@ -33,8 +34,9 @@ pub fn run(a: &GamedayArgs) -> Result<Exit, Error> {
     let rt = runtime();
     rt.block_on(async {
         let session = Arc::new(Session::start(records, a.tc_image.clone(), a.yes)?);
+        let observers = Arc::new(Observers::new(&a.observe)?);
         if !a.schedule {
-            return run_once(&session, &loaded, &out_dir.join(stamp())).await;
+            return run_once(&session, &observers, &loaded, &out_dir.join(stamp())).await;
         }
         let cron = loaded.scenario.schedule.as_deref().ok_or_else(|| {
             Error::Usage(format!(
@@ -64,15 +66,16 @@ pub fn run(a: &GamedayArgs) -> Result<Exit, Error> {
             &SystemClock,
             cancel,
             |at| {
-                let (session, loaded, out_dir, worst) = (
+                let (session, observers, loaded, out_dir, worst) = (
                     session.clone(),
+                    observers.clone(),
                     loaded.clone(),
                     out_dir.clone(),
                     worst.clone(),
                 );
                 async move {
                     let dir = out_dir.join(at.format("%Y%m%dT%H%M%SZ").to_string());
-                    let exit = match run_once(&session, &loaded, &dir).await {
+                    let exit = match run_once(&session, &observers, &loaded, &dir).await {
                         Ok(e) => e,
                         Err(e) => {
                             eprintln!("faultline gameday: {e}");
@@ -114,8 +117,18 @@ fn stamp() -> String {
 
 /// Runs the experiments in order, writes each one's reports and the summary into `dir`,
 /// and returns the highest exit code.
-async fn run_once(session: &Session, s: &LoadedScenario, dir: &Path) -> Result<Exit, Error> {
+async fn run_once(
+    session: &Session,
+    observers: &Observers,
+    s: &LoadedScenario,
+    dir: &Path,
+) -> Result<Exit, Error> {
     std::fs::create_dir_all(dir)?;
+    let name = &s.scenario.name;
+    observers
+        .started(&Notification::gameday_started(name, s.experiments.len()))
+        .await;
+    let mut secrets = crate::experiment::Secrets::default();
     let mut results: Vec<RunResult> = Vec::new();
     let mut exit = Exit::Passed;
     for (i, l) in s.experiments.iter().enumerate() {
@@ -140,6 +153,13 @@ async fn run_once(session: &Session, s: &LoadedScenario, dir: &Path) -> Result<E
                 continue;
             }
         };
+        secrets.extend(&l.secrets);
+        observers
+            .finished(
+                &result,
+                &Notification::run_finished(&result, &l.secrets).in_scenario(name),
+            )
+            .await;
         let base = dir.join(format!("{:02}-{}", i + 1, result.experiment.name));
         std::fs::write(base.with_extension("json"), report::json::render(&result))?;
         std::fs::write(base.with_extension("md"), report::markdown::render(&result))?;
@@ -168,6 +188,14 @@ async fn run_once(session: &Session, s: &LoadedScenario, dir: &Path) -> Result<E
         report::html::render_many(&results),
     )?;
     std::fs::write(dir.join("junit.xml"), report::junit::render(&results))?;
+    observers.write_metrics(&results)?;
+    observers
+        .started(
+            &Notification::gameday_finished(name, &results)
+                .with_secrets(&secrets)
+                .with_report(&dir.join("summary.html")),
+        )
+        .await;
     let summary = report::markdown::render_summary(&results);
     super::print_stdout(&summary);
     eprintln!("faultline gameday: reports in {}", dir.display());

@@ -110,6 +110,8 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     let rt = runtime();
     rt.block_on(async {
         let session = Session::start(records, a.tc_image.clone(), a.yes)?;
+        let observers = Observers::new(&a.observe)?;
+        let mut results = Vec::new();
         let mut exit = Exit::Passed;
         for l in &loaded {
             if a.dry_run {
@@ -119,13 +121,24 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                 print_stdout(&dry_run(l, platform.as_ref(), a.seed).await?);
                 continue;
             }
+            observers
+                .started(&crate::notify::Notification::run_started(l))
+                .await;
             let result = session.execute(l, a.seed).await?;
             write_reports(&result, &reports, loaded.len() > 1)?;
+            observers
+                .finished(
+                    &result,
+                    &crate::notify::Notification::run_finished(&result, &l.secrets),
+                )
+                .await;
             exit = exit.max(result.verdict.exit());
+            results.push(result);
             if session.cancel.is_cancelled() {
                 break;
             }
         }
+        observers.write_metrics(&results)?;
         Ok(exit)
     })
 }
@@ -366,4 +379,52 @@ pub fn demo(keep: bool) -> Result<Exit, Error> {
         }
         outcome
     })
+}
+
+/// The run's results beyond its reports: metrics (file, Pushgateway) and notifications.
+pub struct Observers {
+    client: reqwest::Client,
+    notifier: crate::notify::Notifier,
+    metrics_file: Option<std::path::PathBuf>,
+    pushgateway: Option<String>,
+}
+
+impl Observers {
+    pub fn new(a: &super::args::ObserveArgs) -> Result<Observers, Error> {
+        let client = crate::notify::client().map_err(Error::Platform)?;
+        let notifier =
+            crate::notify::Notifier::new(&a.notify, client.clone()).map_err(Error::Usage)?;
+        Ok(Observers {
+            client,
+            notifier,
+            metrics_file: a.metrics_file.clone(),
+            pushgateway: a.pushgateway.clone(),
+        })
+    }
+
+    pub async fn started(&self, n: &crate::notify::Notification) {
+        self.notifier.send(n).await;
+    }
+
+    /// After each run: the notification and the push (a failed push only warns).
+    pub async fn finished(&self, result: &RunResult, n: &crate::notify::Notification) {
+        self.notifier.send(n).await;
+        if let Some(url) = &self.pushgateway {
+            let text = crate::report::metrics::render(std::slice::from_ref(result));
+            if let Err(e) =
+                crate::report::metrics::push(&self.client, url, &result.experiment.name, &text)
+                    .await
+            {
+                tracing::warn!("cannot push metrics: {e}");
+            }
+        }
+    }
+
+    /// After all runs: the textfile with every run's metrics.
+    pub fn write_metrics(&self, results: &[RunResult]) -> Result<(), Error> {
+        if let Some(path) = &self.metrics_file {
+            crate::report::metrics::write_textfile(path, &crate::report::metrics::render(results))?;
+        }
+        Ok(())
+    }
 }

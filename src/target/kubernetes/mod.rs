@@ -2,12 +2,12 @@
 //! Running pods by namespace and selectors, and the pod operations faults are built from.
 //!
 //! A [`Target`] is a pod: `id` is its UID, `name` its name, `labels` its labels. Its
-//! namespace is the platform's: the endpoint (and so the journal's [`PlatformRef`]) is
-//! `NAMESPACE@CONTEXT`, or `NAMESPACE` alone in-cluster, so that `faultline recover`
-//! reaches the same cluster and namespace. The context is the one actually used (the
-//! kubeconfig's current one when the experiment names none). Calls on a pod by name check
-//! its UID where the API allows, so a pod recreated under the same name (a StatefulSet's)
-//! is never taken for the target.
+//! namespace is the platform's: the endpoint, and so the journal's
+//! [`PlatformRef`](crate::journal::PlatformRef), is `NAMESPACE@CONTEXT`, or `NAMESPACE`
+//! alone in-cluster, so that `faultline recover` reaches the same cluster and namespace.
+//! The context is the one actually used (the kubeconfig's current one when the experiment
+//! names none). Calls on a pod by name check its UID where the API allows, so a pod
+//! recreated under the same name (a StatefulSet's) is never taken for the target.
 //!
 //! Helpers, never selected as targets (label `faultline.helper`):
 //! - `pause`: a privileged pod `faultline-pause-<UID>` on the target's node ([`pause`]).
@@ -15,7 +15,7 @@
 //!   its journal record ([`NetAccess::Sidecar`]`::helper`) is `POD/CONTAINER`.
 //!
 //! Both helpers' image is `tc_image` (the network fault's own, else `--tc-image` or
-//! `FAULTLINE_TC_IMAGE`): the pause helper needs `sh`, `cat` and `sleep`, the network
+//! `FAULTLINE_TC_IMAGE`): the pause helper needs `sh` and `sleep`, the network
 //! helper also `tc`. `cpu_stress` is not available on Kubernetes yet.
 
 pub mod api;
@@ -404,7 +404,7 @@ impl KubernetesPlatform {
                 }
                 ContainerState::Broken { reason, message } => {
                     return Err(PlatformError::Refused(format!(
-                        "the pause helper cannot start: {reason}: {message} (its image comes from --tc-image or FAULTLINE_TC_IMAGE: the node must be able to pull it, and it needs `sh`, `cat` and `sleep`)"
+                        "the pause helper cannot start: {reason}: {message} (its image comes from --tc-image or FAULTLINE_TC_IMAGE: the node must be able to pull it, and it needs `sh` and `sleep`)"
                     )));
                 }
                 ContainerState::Starting { reason } => reason,
@@ -748,7 +748,7 @@ impl Platform for KubernetesPlatform {
             })?;
         let image = self.tc_image.as_deref().ok_or_else(|| {
             PlatformError::Refused(
-                "pause on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh`, `cat` and `sleep`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
+                "pause on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh` and `sleep`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
             )
         })?;
         let helper = pause::helper_pod(&pause::Helper {

@@ -7,7 +7,8 @@
 //! node's processes (hostPID). It thaws on TERM (the pod is deleted at revert), and by
 //! itself when its lifetime ends, even if faultline died; `activeDeadlineSeconds` backs
 //! that up. It reports "frozen" through its readiness probe, and why it failed through
-//! its termination message. Its image needs only `sh`, `cat` and `sleep`.
+//! its termination message. The target pod owns it, so it goes when the target goes. Its
+//! image needs only `sh` and `sleep`.
 
 use std::time::Duration;
 
@@ -118,6 +119,14 @@ pub fn helper_pod(h: &Helper<'_>) -> Pod {
                 "faultline.target-pod": h.target_name,
                 "faultline.target-container": h.container,
             },
+            // Garbage-collected with the target pod. Not blocking its deletion, which
+            // would need more rights.
+            "ownerReferences": [{
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": h.target_name,
+                "uid": h.target_uid,
+            }],
         },
         "spec": {
             "nodeName": h.node,
@@ -141,7 +150,7 @@ pub fn helper_pod(h: &Helper<'_>) -> Pod {
                 ],
                 "securityContext": {"privileged": true, "runAsUser": 0},
                 "readinessProbe": {
-                    "exec": {"command": ["cat", FROZEN_MARK]},
+                    "exec": {"command": ["sh", "-c", format!("[ -e {FROZEN_MARK} ]")]},
                     "periodSeconds": 1,
                     "failureThreshold": 1,
                 },

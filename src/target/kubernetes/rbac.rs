@@ -69,7 +69,7 @@ pub fn for_probe(probe: &KubernetesProbe) -> Vec<Permission> {
 }
 
 /// Where permissions are needed: a namespace, in a kubeconfig context (`None`: the
-/// target's, or in-cluster).
+/// current one, or in-cluster).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Scope {
     pub context: Option<String>,
@@ -99,13 +99,13 @@ pub fn needs(e: &Experiment) -> Needs {
             add(&scope, for_fault(f), f.type_name());
         }
     }
-    let target_context = e.target.kubernetes.as_ref().and_then(|k| k.context.clone());
     let during = e.during.iter().flat_map(|d| d.probes.iter());
     for p in e.steady_state.iter().chain(during) {
         for kind in p.kinds() {
             if let ProbeKind::Kubernetes(k) = kind {
                 let scope = Scope {
-                    context: k.context.clone().or_else(|| target_context.clone()),
+                    // A probe uses its own context, as the probe code does.
+                    context: k.context.clone(),
                     namespace: k.namespace.clone(),
                 };
                 add(&scope, for_probe(k), &format!("probe `{}`", p.name));

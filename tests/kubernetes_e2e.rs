@@ -1,0 +1,390 @@
+//! Every Kubernetes fault against a real cluster. Opt-in:
+//!
+//! - `FAULTLINE_E2E_KUBECONFIG`: the kubeconfig of a disposable cluster (required).
+//! - `FAULTLINE_E2E_CONTEXT`: its context (default: the current one).
+//! - `FAULTLINE_E2E_TC_IMAGE`: the helpers' image, with `sh`, `sleep` and `tc`
+//!   (default `nicolaka/netshoot:v0.13`).
+//! - `FAULTLINE_E2E_IMAGE`: the target pods' image, with `sh`, `sleep` and `echo`
+//!   (default `busybox:1.36`).
+//!
+//! It creates the namespace `faultline-e2e-<random>` (Pod Security `privileged`, which the
+//! helpers need) with a three-replica Deployment, runs kill, pause and network through the
+//! library, a `faultline run` and a `faultline recover` through the binary, and deletes the
+//! namespace at the end, also when an assertion fails.
+
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, AttachParams, DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+
+use faultline::experiment::model::{Fault, KubernetesProbe, KubernetesTarget};
+use faultline::fault;
+use faultline::journal::{Entry, Journal, PlatformRef};
+use faultline::target::kubernetes::KubernetesPlatform;
+use faultline::target::{NetAccess, Platform, PlatformError, Target};
+
+struct Env {
+    kubeconfig: std::path::PathBuf,
+    context: String,
+    client: kube::Client,
+    ns: String,
+    tc_image: String,
+    image: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_against_a_real_cluster() {
+    let Some(kubeconfig) = std::env::var_os("FAULTLINE_E2E_KUBECONFIG") else {
+        eprintln!(
+            "SKIPPED: Kubernetes end-to-end test not run: FAULTLINE_E2E_KUBECONFIG is not set"
+        );
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = std::path::PathBuf::from(kubeconfig);
+    let kc = Kubeconfig::read_from(&kubeconfig).expect("FAULTLINE_E2E_KUBECONFIG is a kubeconfig");
+    let context = std::env::var("FAULTLINE_E2E_CONTEXT")
+        .ok()
+        .or_else(|| kc.current_context.clone())
+        .expect("a context: set FAULTLINE_E2E_CONTEXT or current-context");
+    let options = KubeConfigOptions {
+        context: Some(context.clone()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .unwrap();
+    let env = Env {
+        kubeconfig,
+        context,
+        client: kube::Client::try_from(config).unwrap(),
+        ns: format!("faultline-e2e-{:08x}", rand::random::<u32>()),
+        tc_image: std::env::var("FAULTLINE_E2E_TC_IMAGE")
+            .unwrap_or_else(|_| "nicolaka/netshoot:v0.13".into()),
+        image: std::env::var("FAULTLINE_E2E_IMAGE").unwrap_or_else(|_| "busybox:1.36".into()),
+    };
+    let outcome = std::panic::AssertUnwindSafe(scenario(&env))
+        .catch_unwind()
+        .await;
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    if let Err(e) = namespaces.delete(&env.ns, &DeleteParams::default()).await {
+        eprintln!("cannot delete namespace {}: {e}", env.ns);
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn fault(v: serde_json::Value) -> Fault {
+    serde_json::from_value(v).unwrap()
+}
+
+fn probe(v: serde_json::Value) -> KubernetesProbe {
+    serde_json::from_value(v).unwrap()
+}
+
+async fn scenario(env: &Env) {
+    setup(env).await;
+    let spec = KubernetesTarget {
+        namespace: env.ns.clone(),
+        selector: Some("app=web".into()),
+        container: Some("app".into()),
+        ..Default::default()
+    };
+    let p = KubernetesPlatform::with_client(env.client.clone(), spec, Some(env.context.clone()))
+        .with_tc_image(Some(env.tc_image.clone()));
+
+    // Discovery and the probe.
+    let targets = p.discover().await.unwrap();
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    let ready = probe(json!({"namespace": env.ns, "selector": "app=web", "ready": ">= 3"}));
+    let s =
+        faultline::probe::kubernetes::sample_with(&env.client, Some(&env.context), &ready).await;
+    assert!(s.ok, "{s:?}");
+    let available = probe(json!({"namespace": env.ns, "deployment": "web", "available": 3}));
+    let s = faultline::probe::kubernetes::sample_with(&env.client, Some(&env.context), &available)
+        .await;
+    assert!(s.ok, "{s:?}");
+
+    pause(env, &p, &targets[0]).await;
+    network(env, &p, &targets[1]).await;
+    kill(env, &p, &targets[2]).await;
+    cli_run(env).await;
+    cli_recover(env, &p).await;
+}
+
+async fn setup(env: &Env) {
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": env.ns, "labels": {
+            "pod-security.kubernetes.io/enforce": "privileged",
+            "faultline.test": "true"
+        }}
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 2,
+                    "containers": [{
+                        "name": "app",
+                        "image": env.image,
+                        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+                    }]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    wait_ready(env, 3).await;
+}
+
+/// Waits until `n` pods of the deployment are Ready and none is terminating.
+async fn wait_ready(env: &Env, n: usize) {
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let start = Instant::now();
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap();
+        let ready = list
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && faultline::target::kubernetes::api::pod_ready(p)
+            })
+            .count();
+        if ready == n && list.items.len() == n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "{ready} of {n} pods ready after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Runs `echo ok` in the target's container; `None` when it does not answer within `wait`.
+async fn echo(env: &Env, pod: &str, wait: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let run = async {
+        let ap = AttachParams::default().container("app").stderr(false);
+        let mut attached = pods.exec(pod, ["echo", "ok"], &ap).await.ok()?;
+        let mut out = String::new();
+        attached.stdout()?.read_to_string(&mut out).await.ok()?;
+        Some(out)
+    };
+    tokio::time::timeout(wait, run).await.ok().flatten()
+}
+
+async fn pause(env: &Env, p: &KubernetesPlatform, t: &Target) {
+    assert_eq!(
+        echo(env, &t.name, Duration::from_secs(20)).await.as_deref(),
+        Some("ok\n")
+    );
+    let f = fault(json!({"pause": {"duration": "20s"}}));
+    let undo = fault::prepare(p, &f, t).await.unwrap();
+    fault::inject(p, &f, t, undo.as_ref()).await.unwrap();
+    assert!(p.is_paused(t).await.unwrap());
+    // A frozen container runs nothing: exec either hangs or is refused.
+    assert_eq!(echo(env, &t.name, Duration::from_secs(5)).await, None);
+    fault::revert(p, undo.as_ref().unwrap()).await.unwrap();
+    assert!(!p.is_paused(t).await.unwrap());
+    assert_eq!(
+        echo(env, &t.name, Duration::from_secs(20)).await.as_deref(),
+        Some("ok\n")
+    );
+    // The helper is gone.
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let helpers = pods
+        .list(&ListParams::default().labels("faultline.helper"))
+        .await
+        .unwrap();
+    assert!(
+        helpers.items.is_empty(),
+        "helpers left: {}",
+        helpers.items.len()
+    );
+}
+
+async fn network(env: &Env, p: &KubernetesPlatform, t: &Target) {
+    let mut f = fault(json!({"network": {"delay": "200ms", "duration": "20s"}}));
+    let mut want = "delay 200";
+    let mut undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
+    if let Err(e) = fault::inject(p, &f, t, Some(&undo)).await {
+        // Nodes without sch_netem: the rate limit (tbf) works everywhere.
+        assert!(e.to_string().contains("netem"), "{e}");
+        eprintln!("the nodes have no netem ({e}); testing a rate limit instead");
+        fault::revert(p, &undo).await.unwrap();
+        f = fault(json!({"network": {"rate": "1mbit", "duration": "20s"}}));
+        want = "tbf";
+        undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
+        fault::inject(p, &f, t, Some(&undo)).await.unwrap();
+    }
+    let fault::Undo::RemoveQdisc { qdisc, .. } = &undo else {
+        panic!("{undo:?}")
+    };
+    let show: Vec<String> = ["tc", "qdisc", "show", "dev", "eth0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let out = p.net_exec(t, &qdisc.access, &show).await.unwrap();
+    assert!(
+        out.stdout.contains("fa17:") && out.stdout.contains(want),
+        "{out:?}"
+    );
+    fault::revert(p, &undo).await.unwrap();
+    // The helper has ended, and with it everything it held.
+    let NetAccess::Sidecar { helper, .. } = &qdisc.access else {
+        panic!()
+    };
+    let container = helper.split_once('/').unwrap().1;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let pod = pods.get(&t.name).await.unwrap();
+    let status = pod
+        .status
+        .unwrap()
+        .ephemeral_container_statuses
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == container)
+        .unwrap();
+    let ended = status
+        .state
+        .unwrap()
+        .terminated
+        .expect("the helper has ended");
+    assert_eq!(ended.exit_code, 0);
+    assert_eq!(
+        fault::revert(p, &undo).await,
+        Err(PlatformError::Gone(t.name.clone())),
+        "a second revert finds the helper ended"
+    );
+}
+
+async fn kill(env: &Env, p: &KubernetesPlatform, t: &Target) {
+    let f = fault(json!({"kill": {}}));
+    fault::inject(p, &f, t, None).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let start = Instant::now();
+    while pods
+        .get_opt(&t.name)
+        .await
+        .unwrap()
+        .is_some_and(|pod| pod.metadata.uid.as_deref() == Some(&t.id))
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "pod not deleted");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        p.kill(t, Default::default(), None).await,
+        Err(PlatformError::Gone(t.name.clone()))
+    );
+    wait_ready(env, 3).await;
+}
+
+fn faultline(env: &Env, args: &[&str], state: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("FAULTLINE_STATE_DIR", state)
+        .env("FAULTLINE_TC_IMAGE", &env.tc_image)
+        .output()
+        .unwrap()
+}
+
+async fn cli_run(env: &Env) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pause.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: e2e-pause\ntarget:\n  kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web}}\nsteady_state:\n  - name: ready\n    kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web, ready: \">= 3\"}}\nduring:\n  interval: 1s\n  probes:\n    - name: others ready\n      kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web, ready: \">= 2\"}}\nfaults:\n  - pause: {{duration: 5s}}\nrecovery: {{timeout: 1m, interval: 1s}}\n",
+            // JSON strings are YAML: a context may contain `:` or `/`.
+            ctx = serde_json::to_string(&env.context).unwrap(),
+            ns = env.ns
+        ),
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let file_arg = file.display().to_string();
+    let report_arg = format!("json:{}", report.display());
+    let state = dir.path().join("state");
+    let out = tokio::task::block_in_place(|| {
+        faultline(env, &["run", &file_arg, "--report", &report_arg], &state)
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["verdict"], "passed");
+    assert_eq!(r["faults"][0]["status"], "reverted");
+}
+
+/// A pause left by a run that died is reverted by `faultline recover` in a new process.
+async fn cli_recover(env: &Env, p: &KubernetesPlatform) {
+    let targets = p.discover().await.unwrap();
+    let t = &targets[0];
+    let f = fault(json!({"pause": {"duration": "2m"}}));
+    let undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
+    fault::inject(p, &f, t, Some(&undo)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    Journal::at(&state)
+        .open(&Entry {
+            id: "e2e-0".into(),
+            at: chrono::Utc::now(),
+            run: "e2e".into(),
+            pid: dead_pid,
+            experiment: "e2e".into(),
+            fault: f.describe(),
+            platform: PlatformRef {
+                kind: "kubernetes".into(),
+                endpoint: Some(p.endpoint()),
+            },
+            undo,
+        })
+        .unwrap();
+    let out = tokio::task::block_in_place(|| faultline(env, &["recover"], &state));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!p.is_paused(t).await.unwrap());
+    assert_eq!(
+        echo(env, &t.name, Duration::from_secs(20)).await.as_deref(),
+        Some("ok\n")
+    );
+}
