@@ -215,6 +215,30 @@ impl DockerPlatform {
         Ok(())
     }
 
+    /// Stops this host's processes that carry `marker` (stressors, delayers) and waits
+    /// until none is left; `gentle` sends SIGTERM first and SIGKILL only if one lingers.
+    /// Returns false if one survives even SIGKILL.
+    async fn stop_host_processes(&self, marker: &str, gentle: bool) -> bool {
+        for round in 0..50 {
+            let pids = crate::fault::cpu_stress::host_pids_with_marker(marker);
+            if pids.is_empty() {
+                self.reap_stressors();
+                return true;
+            }
+            let signal = if gentle && round < 10 {
+                nix::sys::signal::Signal::SIGTERM
+            } else {
+                nix::sys::signal::Signal::SIGKILL
+            };
+            for pid in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            }
+            self.reap_stressors();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// Collects the exit status of host stressors that have ended, so none is a zombie.
     fn reap_stressors(&self) {
         let mut children = self.stressors.lock().expect("not poisoned");
@@ -617,15 +641,7 @@ impl Platform for DockerPlatform {
         // Docker records a kill through its API as a manual stop and then ignores the
         // restart policy; a crash is a signal the daemon did not send. So when the
         // container's init process is visible here, signal it directly.
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
-        let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
-        if pid > 0 && process_belongs_to(pid, &target.id) {
+        if let Some(pid) = self.visible_pid(target).await? {
             let sig = nix::sys::signal::Signal::try_from(signal.0)
                 .map_err(|e| PlatformError::Refused(e.to_string()))?;
             return nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(
@@ -834,23 +850,9 @@ impl Platform for DockerPlatform {
         _access: &NetAccess,
         marker: &str,
     ) -> Result<(), PlatformError> {
-        for round in 0..50 {
-            let pids = crate::fault::cpu_stress::host_pids_with_marker(marker);
-            if pids.is_empty() {
-                self.reap_stressors();
-                return Ok(());
-            }
-            // SIGTERM first: the delayer lets the packets it holds go; SIGKILL if it lingers.
-            let signal = if round < 10 {
-                nix::sys::signal::Signal::SIGTERM
-            } else {
-                nix::sys::signal::Signal::SIGKILL
-            };
-            for pid in pids {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-            }
-            self.reap_stressors();
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // SIGTERM first: the delayer lets the packets it holds go.
+        if self.stop_host_processes(marker, true).await {
+            return Ok(());
         }
         Err(PlatformError::Refused(format!(
             "the delayer ({marker}) of `{}` is still running after SIGKILL",
@@ -925,20 +927,8 @@ impl Platform for DockerPlatform {
     ) -> Result<(), PlatformError> {
         match access {
             CpuAccess::Host => {
-                for _ in 0..50 {
-                    let pids = crate::fault::cpu_stress::host_pids_with_marker(marker);
-                    if pids.is_empty() {
-                        self.reap_stressors();
-                        return Ok(());
-                    }
-                    for pid in pids {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    self.reap_stressors();
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                if self.stop_host_processes(marker, false).await {
+                    return Ok(());
                 }
                 Err(PlatformError::Refused(format!(
                     "a stressor ({marker}) of `{}` is still running after SIGKILL",

@@ -28,7 +28,8 @@ const FROZEN_MARK: &str = "/tmp/faultline-frozen";
 const DEADLINE_MARGIN: u64 = 30;
 
 /// The helper's script; `FAULTLINE_CONTAINER_ID`, `FAULTLINE_LIFETIME` and `FAULTLINE_NODE`
-/// come from its environment.
+/// come from its environment. CRI-O puts the container's monitor in a sibling cgroup that
+/// also names the ID (`crio-conmon-ID.scope`): never that one.
 pub const SCRIPT: &str = r#"id="$FAULTLINE_CONTAINER_ID"
 root=/host/cgroup
 fail() {
@@ -46,6 +47,7 @@ fi
 dir=
 for d in "$base"/*"$id"* "$base"/*/*"$id"* "$base"/*/*/*"$id"* "$base"/*/*/*/*"$id"* \
          "$base"/*/*/*/*/*"$id"* "$base"/*/*/*/*/*/*"$id"* "$base"/*/*/*/*/*/*/*"$id"*; do
+  case "$d" in *conmon*) continue ;; esac
   if [ -d "$d" ]; then dir="$d"; break; fi
 done
 if [ -z "$dir" ]; then
@@ -53,6 +55,7 @@ if [ -z "$dir" ]; then
     [ -r "$f" ] || continue
     while IFS= read -r line; do
       case "$line" in
+        *conmon*) ;;
         0::*"$id"*|*:freezer:*"$id"*)
           p="${line#*:}"; p="${p#*:}"
           while :; do case "$p" in /../*) p="${p#/..}" ;; *) break ;; esac; done
@@ -222,6 +225,12 @@ mod tests {
             .path()
             .join("kubepods.slice/kubepods-pod1.slice/cri-containerd-abc123.scope");
         std::fs::create_dir_all(&cg).unwrap();
+        // Sorted before the container's own: must be skipped.
+        std::fs::create_dir_all(
+            root.path()
+                .join("kubepods.slice/kubepods-pod1.slice/cri-conmon-abc123.scope"),
+        )
+        .unwrap();
         std::fs::write(root.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
         std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
         std::fs::write(cg.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
@@ -274,6 +283,83 @@ mod tests {
         assert!(
             msg.starts_with("container fff999 has no cgroup on node n1"),
             "{msg}"
+        );
+    }
+
+    /// Revert deletes the helper pod: TERM must thaw at once.
+    #[test]
+    fn the_script_thaws_on_term() {
+        let root = tempfile::tempdir().unwrap();
+        let cg = root.path().join("kubepods/pod1/abc123");
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu\n").unwrap();
+        std::fs::write(cg.join("cgroup.events"), "frozen 1\n").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let mark = tmp.path().join("frozen");
+        let script = SCRIPT
+            .replace(
+                "root=/host/cgroup",
+                &format!("root={}", root.path().display()),
+            )
+            .replace(FROZEN_MARK, &mark.display().to_string());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("FAULTLINE_CONTAINER_ID", "abc123")
+            .env("FAULTLINE_LIFETIME", "60")
+            .env("FAULTLINE_NODE", "n1")
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !mark.exists() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never frozen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            std::fs::read_to_string(cg.join("cgroup.freeze")).unwrap(),
+            "1\n"
+        );
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(
+            std::fs::read_to_string(cg.join("cgroup.freeze")).unwrap(),
+            "0\n"
+        );
+    }
+
+    #[test]
+    fn the_script_freezes_and_thaws_a_v1_freezer_cgroup() {
+        let root = tempfile::tempdir().unwrap();
+        let cg = root.path().join("freezer/kubepods/burstable/pod1/abc123");
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(cg.join("freezer.state"), "THAWED\n").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let script = SCRIPT
+            .replace(
+                "root=/host/cgroup",
+                &format!("root={}", root.path().display()),
+            )
+            .replace(
+                FROZEN_MARK,
+                &tmp.path().join("frozen").display().to_string(),
+            );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("FAULTLINE_CONTAINER_ID", "abc123")
+            .env("FAULTLINE_LIFETIME", "0")
+            .env("FAULTLINE_NODE", "n1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mark = std::fs::read_to_string(tmp.path().join("frozen")).unwrap();
+        assert!(mark.trim().ends_with("pod1/abc123"), "{mark}");
+        assert_eq!(
+            std::fs::read_to_string(cg.join("freezer.state")).unwrap(),
+            "THAWED\n"
         );
     }
 }
