@@ -451,10 +451,12 @@ fn a_container_removed_mid_fault_is_reported_not_a_crash() {
             fleet.label()
         ),
     );
+    let state = dir.path().join("state");
     let child = faultline()
         .arg("run")
         .arg(&file)
         .args(["--report", "json"])
+        .env("FAULTLINE_STATE_DIR", &state)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -478,6 +480,15 @@ fn a_container_removed_mid_fault_is_reported_not_a_crash() {
             .unwrap()
             .iter()
             .any(|e| e["kind"] == "target_vanished")
+    );
+    let out = faultline()
+        .args(["recover", "--dry-run"])
+        .env("FAULTLINE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Nothing to recover"),
+        "the journal entry stayed open"
     );
 }
 
@@ -789,4 +800,36 @@ fn notifications_and_metrics_never_change_the_verdict() {
         text.contains("faultline_run_exit_code{experiment=\"notified\"} 0"),
         "{text}"
     );
+}
+
+#[test]
+fn the_demo_runs_and_removes_itself() {
+    if !docker_available() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let out = faultline()
+        .arg("demo")
+        .env("FAULTLINE_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Verdict: PASSED"), "{stdout}");
+    assert!(stdout.contains("pause for 3s"));
+    let left = docker_ok(&["ps", "-aq", "--filter", "label=faultline.demo=true"]);
+    assert!(left.is_empty(), "the demo left containers: {left}");
+    let networks = docker_ok(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        "label=faultline.demo=true",
+    ]);
+    assert!(networks.is_empty(), "the demo left its network");
 }

@@ -283,3 +283,30 @@ fn sigkill_fails_open_and_recover_removes_the_rule() {
     );
     assert!(!rules(&s.web).contains("NFQUEUE"), "recover left the rule");
 }
+
+#[test]
+fn nfqueue_delay_combines_with_a_tbf_rate() {
+    if !usable() {
+        return;
+    }
+    let s = setup("nfq-rate");
+    let file = experiment(&s, "delay: 50ms, rate: 1mbit", "5s");
+    let mut child = faultline()
+        .arg("run")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_rule(&s);
+    assert!(
+        qdiscs(&s.web).contains("tbf fa17: root"),
+        "no tbf: {}",
+        qdiscs(&s.web)
+    );
+    let during = p50(&connects(s.addr, 16));
+    assert!(during > 40.0, "the delay is not applied: p50 {during:.1}ms");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(!rules(&s.web).contains("NFQUEUE"));
+    assert!(!qdiscs(&s.web).contains("fa17:"));
+    assert_eq!(delayers(&s.web), 0);
+}

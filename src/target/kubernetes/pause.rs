@@ -294,6 +294,7 @@ mod tests {
         std::fs::create_dir_all(&cg).unwrap();
         std::fs::write(root.path().join("cgroup.controllers"), "cpu\n").unwrap();
         std::fs::write(cg.join("cgroup.events"), "frozen 1\n").unwrap();
+        std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let mark = tmp.path().join("frozen");
         let script = SCRIPT
