@@ -112,6 +112,7 @@ async fn scenario(env: &Env) {
 
     pause(env, &p, &targets[0]).await;
     network(env, &p, &targets[1]).await;
+    cpu(env, &p, &targets[1]).await;
     kill(env, &p, &targets[2]).await;
     cli_run(env).await;
     cli_recover(env, &p).await;
@@ -281,6 +282,36 @@ async fn network(env: &Env, p: &KubernetesPlatform, t: &Target) {
         fault::revert(p, &undo).await,
         Err(PlatformError::Gone(t.name.clone())),
         "a second revert finds the helper ended"
+    );
+}
+
+/// A stressor in an ephemeral container: running while injected, gone after revert.
+async fn cpu(env: &Env, p: &KubernetesPlatform, t: &Target) {
+    let f = fault(json!({"cpu_stress": {"workers": 1, "load": 50, "duration": "20s"}}));
+    let undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
+    fault::inject(p, &f, t, Some(&undo)).await.unwrap();
+    let fault::Undo::StopStressor { stressor, .. } = &undo else {
+        panic!("{undo:?}")
+    };
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let running = |pod: Pod| {
+        pod.status
+            .and_then(|s| s.ephemeral_container_statuses)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.name == stressor.marker)
+            .and_then(|c| c.state)
+            .is_some_and(|s| s.running.is_some())
+    };
+    assert!(
+        running(pods.get(&t.name).await.unwrap()),
+        "the stressor is not running"
+    );
+    fault::revert(p, &undo).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !running(pods.get(&t.name).await.unwrap()),
+        "the stressor still runs after revert"
     );
 }
 

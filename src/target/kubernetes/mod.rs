@@ -897,6 +897,89 @@ impl Platform for KubernetesPlatform {
         }
     }
 
+    async fn cpu_access(
+        &self,
+        _target: &Target,
+        strategy: crate::experiment::model::CpuStrategy,
+    ) -> Result<crate::fault::cpu_stress::CpuAccess, PlatformError> {
+        match strategy {
+            crate::experiment::model::CpuStrategy::Host => Err(PlatformError::Refused(
+                "strategy `host` is not available on Kubernetes (faultline does not run on the pod's node): use `exec` or `auto`, which add an ephemeral container to the pod".into(),
+            )),
+            _ => Ok(crate::fault::cpu_stress::CpuAccess::Exec),
+        }
+    }
+
+    async fn stress_start(
+        &self,
+        target: &Target,
+        _access: crate::fault::cpu_stress::CpuAccess,
+        workers: u32,
+        load: u32,
+        duration: StdDuration,
+        marker: &str,
+    ) -> Result<(), PlatformError> {
+        let image = self.tc_image.clone().ok_or_else(|| {
+            PlatformError::Refused(
+                "cpu_stress on Kubernetes needs an image with `sh` for its ephemeral container: --tc-image or FAULTLINE_TC_IMAGE".into(),
+            )
+        })?;
+        let patch = network::stress_patch(
+            &target.id,
+            marker,
+            &image,
+            workers,
+            load,
+            duration.as_secs().max(1),
+        );
+        let patched = self
+            .send(self.pods().patch_ephemeral_containers(
+                &target.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            ))
+            .await?;
+        if let Err(e) = patched {
+            let uid_mismatch = api::status(&e)
+                .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
+            return Err(if uid_mismatch {
+                PlatformError::Gone(target.name.clone())
+            } else {
+                self.classify(rbac::PATCH_EPHEMERAL, &e)
+                    .into_platform(&target.name)
+            });
+        }
+        self.wait_net_helper(target, marker, &image).await
+    }
+
+    async fn stress_stop(
+        &self,
+        target: &Target,
+        _access: crate::fault::cpu_stress::CpuAccess,
+        marker: &str,
+    ) -> Result<(), PlatformError> {
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            crate::fault::cpu_stress::exec_kill_script(marker),
+        ];
+        match self
+            .exec_in(Some(&target.id), &target.name, marker, &argv)
+            .await
+        {
+            Ok(out) if out.stdout.trim() == "remaining=0" => Ok(()),
+            Ok(out) => Err(PlatformError::Refused(format!(
+                "stressor processes still run in `{}`: {}",
+                target.name,
+                out.stdout.trim()
+            ))),
+            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
+            // The stressor's container has ended: nothing burns any more.
+            Err(ExecError::HelperEnded { .. }) => Ok(()),
+            Err(ExecError::Platform(e)) => Err(e),
+        }
+    }
+
     async fn net_release(&self, access: &NetAccess) -> Result<(), PlatformError> {
         let NetAccess::Sidecar { helper, .. } = access else {
             return Ok(());

@@ -68,6 +68,32 @@ pub fn ephemeral_patch(
     })
 }
 
+/// The patch that adds the cpu_stress helper: an ephemeral container named by the
+/// stressor's marker, running the self-limiting shell stressor of the `exec` strategy
+/// (`$0` carries the marker). It shares the pod's cgroup, so it counts against the pod.
+pub fn stress_patch(
+    target_uid: &str,
+    marker: &str,
+    image: &str,
+    workers: u32,
+    load: u32,
+    seconds: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"uid": target_uid},
+        "spec": {
+            "ephemeralContainers": [{
+                "name": marker,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", crate::fault::cpu_stress::exec_script(workers, load, seconds), marker],
+                "stdin": false,
+                "tty": false,
+            }],
+        },
+    })
+}
+
 /// `pod/container` in [`crate::target::NetAccess::Sidecar`]`::helper`: the namespace is
 /// the platform's.
 pub fn helper_ref(pod: &str, container: &str) -> String {
@@ -102,6 +128,27 @@ pub fn exit_code(status: &Status) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stress_helper_is_named_by_its_marker_and_limits_itself() {
+        let p = stress_patch("uid-1", "faultline-stress-00ab", "busybox:1", 2, 50, 30);
+        let c = &p["spec"]["ephemeralContainers"][0];
+        assert_eq!(p["metadata"]["uid"], "uid-1");
+        assert_eq!(c["name"], "faultline-stress-00ab");
+        assert_eq!(
+            c["command"][3], "faultline-stress-00ab",
+            "$0 carries the marker"
+        );
+        let script = c["command"][2].as_str().unwrap();
+        assert!(
+            script.contains("+ 3000 ))"),
+            "its own 30s deadline: {script}"
+        );
+        assert!(
+            c.get("securityContext").is_none(),
+            "a stressor needs no privilege"
+        );
+    }
 
     #[test]
     fn the_script_cleans_up_on_term_and_at_its_end() {

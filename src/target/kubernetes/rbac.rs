@@ -54,8 +54,8 @@ pub fn for_fault(fault: &Fault) -> Vec<Permission> {
         Fault::Kill(_) => vec![DELETE_PODS],
         Fault::Pause(_) => vec![GET_PODS, CREATE_PODS, DELETE_PODS],
         Fault::Network(_) => vec![GET_PODS, PATCH_EPHEMERAL, EXEC_CREATE, EXEC_GET],
-        // Not available on Kubernetes in this build: the run refuses it before anything.
-        Fault::CpuStress(_) => vec![],
+        // An ephemeral container running the stressor; revert execs into it.
+        Fault::CpuStress(_) => vec![GET_PODS, PATCH_EPHEMERAL, EXEC_CREATE, EXEC_GET],
     }
 }
 
