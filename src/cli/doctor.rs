@@ -115,6 +115,23 @@ pub fn run() -> Result<Exit, Error> {
         },
         fix: "without netem too, delay/jitter/loss are unavailable: install iptables and load nfnetlink_queue and xt_NFQUEUE",
     });
+    // Reads the kubeconfig only; the cluster itself is reached when an experiment runs.
+    let kube = match kube::config::Kubeconfig::read() {
+        Ok(k) => Ok(format!(
+            "kubeconfig found, current context `{}`",
+            k.current_context.unwrap_or_else(|| "(none)".into())
+        )),
+        Err(_) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+            Ok("running in a cluster (in-cluster config)".into())
+        }
+        Err(e) => Err(format!("no kubeconfig ({e}) and not in a cluster")),
+    };
+    checks.push(Check {
+        name: "Kubernetes",
+        ok: kube.is_ok(),
+        detail: kube.unwrap_or_else(|e| e),
+        fix: "Kubernetes targets are unavailable: set KUBECONFIG or run in a cluster; `faultline rbac FILE` prints the Role an experiment needs",
+    });
     checks.push(Check {
         name: "cgroups",
         ok: true,
