@@ -3,7 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, Color, ContentArrangement, Table};
 
-use super::{RunResult, Verdict};
+use super::{RunResult, Verdict, summary};
 
 fn mark(ok: bool) -> Cell {
     if ok {
@@ -20,47 +20,14 @@ pub fn render(r: &RunResult, color: bool) -> String {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(vec!["phase", "probe", "kind", "result", "detail"]);
-    if let Some(b) = &r.phases.before {
-        for p in &b.probes {
-            probes.add_row(vec![
-                Cell::new("before"),
-                Cell::new(&p.name),
-                Cell::new(&p.kind),
-                mark(p.passed),
-                Cell::new(format!("{} (attempt {})", p.detail, p.attempts)),
-            ]);
-        }
-    }
-    if let Some(d) = &r.phases.during {
-        for p in &d.probes {
-            probes.add_row(vec![
-                Cell::new("during"),
-                Cell::new(&p.name),
-                Cell::new(&p.kind),
-                mark(p.passed),
-                Cell::new(format!(
-                    "{}/{} ok ({:.0}%, need {:.0}%); latency p50 {}ms p95 {}ms max {}ms",
-                    p.successes,
-                    p.samples,
-                    p.success_ratio * 100.0,
-                    p.min_success * 100.0,
-                    p.latency_ms.p50,
-                    p.latency_ms.p95,
-                    p.latency_ms.max
-                )),
-            ]);
-        }
-    }
-    if let Some(a) = &r.phases.after {
-        for p in &a.probes {
-            probes.add_row(vec![
-                Cell::new("after"),
-                Cell::new(&p.name),
-                Cell::new(&p.kind),
-                mark(p.passed),
-                Cell::new(format!("{} (attempt {})", p.detail, p.attempts)),
-            ]);
-        }
+    for row in summary::probe_rows(r) {
+        probes.add_row(vec![
+            Cell::new(row.phase),
+            Cell::new(row.name),
+            Cell::new(row.kind),
+            mark(row.passed),
+            Cell::new(row.detail),
+        ]);
     }
     let mut faults = Table::new();
     faults
@@ -68,25 +35,16 @@ pub fn render(r: &RunResult, color: bool) -> String {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(vec!["fault", "target", "status", "active", "error"]);
     for f in &r.faults {
-        let active = match (f.injected_at, f.reverted_at) {
-            (Some(a), Some(b)) => format!("{}ms", (b - a).num_milliseconds()),
-            (Some(_), None) => "-".into(),
-            _ => "never".into(),
-        };
-        let status = format!("{:?}", f.status).to_lowercase();
-        let ok = !matches!(
-            f.status,
-            super::FaultStatus::Failed | super::FaultStatus::Active
-        );
+        let status = Cell::new(summary::fault_status_word(f.status));
         faults.add_row(vec![
-            Cell::new(&f.description),
+            Cell::new(summary::fault_label(f)),
             Cell::new(&f.target),
-            if ok {
-                Cell::new(status)
+            if summary::fault_failed(f) {
+                status.fg(Color::Red)
             } else {
-                Cell::new(status).fg(Color::Red)
+                status
             },
-            Cell::new(active),
+            Cell::new(summary::active_text(f)),
             Cell::new(f.error.clone().unwrap_or_default()),
         ]);
     }
