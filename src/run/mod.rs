@@ -117,6 +117,9 @@ struct Ctx<'a> {
     events: Mutex<Vec<Event>>,
     /// Faults currently active (injected, not yet reverted).
     active: AtomicUsize,
+    /// Told each time a fault has just been applied: the during probes sample it at once
+    /// rather than at their next tick, so a fault shorter than the interval is observed.
+    activated: tokio::sync::Notify,
     /// Revert everything now: a signal, or a during probe below its bar.
     abort: CancellationToken,
     /// A signal: stop as soon as every fault is reverted.
@@ -184,6 +187,7 @@ pub async fn run(
         t0: Instant::now(),
         events: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
+        activated: tokio::sync::Notify::new(),
         abort: opts.cancel.child_token(),
         interrupted: opts.cancel.clone(),
         observer: opts.observer.clone(),
@@ -442,15 +446,23 @@ async fn run_fault(
             out.last_change = Some(Instant::now());
         }
         _ => {
-            ctx.active.fetch_add(1, Ordering::SeqCst);
             let pending = inject_all(ctx, f, targets, &mut out).await;
+            // Active from the moment it is applied (not while it is being applied): the
+            // during probes take their first sample now.
+            let applied = !pending.is_empty();
+            if applied {
+                ctx.active.fetch_add(1, Ordering::SeqCst);
+                ctx.activated.notify_one();
+            }
             let d = f.duration().map(|d| d.std()).unwrap_or_default();
-            if !pending.is_empty() && !wait(ctx, d).await {
+            if applied && !wait(ctx, d).await {
                 ctx.event("abort", format!("fault {}: reverting early", index + 1))
                     .await;
             }
             revert_all(ctx, f, pending, &mut out).await;
-            ctx.active.fetch_sub(1, Ordering::SeqCst);
+            if applied {
+                ctx.active.fetch_sub(1, Ordering::SeqCst);
+            }
             out.last_change = Some(Instant::now());
         }
     }
@@ -870,6 +882,20 @@ mod tests {
         assert_eq!(r.exit_code, 130);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
         assert!(p.paused.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fault_shorter_than_the_interval_is_still_sampled() {
+        let p = Fake::default();
+        let yaml = "version: 1\nname: t\ntarget:\n  docker: {}\n  select: {mode: all}\nduring:\n  interval: 1s\n  probes:\n    - name: ok\n      command: {run: [\"true\"]}\nfaults:\n  - pause: {duration: 100ms}\n";
+        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None).unwrap();
+        let r = go(&e, &p, CancellationToken::new()).await;
+        let during = r.phases.during.as_ref().unwrap();
+        assert!(
+            during.probes[0].samples >= 1,
+            "the first sample is taken when the fault is applied, not a full interval later"
+        );
+        assert_eq!(r.verdict, Verdict::Passed);
     }
 
     #[tokio::test]

@@ -162,7 +162,8 @@ impl DuringSamples {
 }
 
 /// Samples the during probes every interval while any fault is active (or, when every
-/// fault is one-shot, for `during.duration` after the first injection), until `done`.
+/// fault is one-shot, for `during.duration` after the first injection), until `done`. The
+/// first sample of a fault is taken as soon as it is applied.
 pub(super) async fn sample_during(
     ctx: &Ctx<'_>,
     samples: &Mutex<DuringSamples>,
@@ -181,6 +182,8 @@ pub(super) async fn sample_during(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            // A fault was just applied: sample it now, then every interval from here.
+            _ = ctx.activated.notified() => ticker.reset(),
             _ = done.cancelled(), if !one_shot_only => return,
         }
         let active = ctx.active.load(Ordering::SeqCst) > 0;
