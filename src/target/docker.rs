@@ -102,7 +102,10 @@ async fn ping_api_version(path: &str) -> Option<bollard::ClientVersion> {
         s.take(64 * 1024).read_to_end(&mut answer).await.ok()?;
         api_version_header(&String::from_utf8_lossy(&answer))
     };
-    tokio::time::timeout(API_TIMEOUT, exchange).await.ok().flatten()
+    tokio::time::timeout(API_TIMEOUT, exchange)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// `Api-Version` of a 200 answer's head, as `major.minor`.
@@ -115,7 +118,9 @@ fn api_version_header(answer: &str) -> Option<bollard::ClientVersion> {
     }
     let value = lines.find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case("api-version").then(|| v.trim())
+        k.trim()
+            .eq_ignore_ascii_case("api-version")
+            .then(|| v.trim())
     })?;
     let (major, minor) = value.split_once('.')?;
     Some(bollard::ClientVersion {
@@ -1055,10 +1060,16 @@ mod tests {
         let ok = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false\r\nContent-Length: 2\r\n\r\nOK";
         let v = api_version_header(ok).unwrap();
         assert_eq!((v.major_version, v.minor_version), (1, 41));
-        assert!(api_version_header("HTTP/1.1 500 Internal Server Error\r\nApi-Version: 1.41\r\n\r\n").is_none());
+        assert!(
+            api_version_header("HTTP/1.1 500 Internal Server Error\r\nApi-Version: 1.41\r\n\r\n")
+                .is_none()
+        );
         assert!(api_version_header("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK").is_none());
         assert!(api_version_header("HTTP/1.1 200 OK\r\napi-version: x\r\n\r\n").is_none());
-        assert_eq!(unix_socket_path(Some("unix:///run/d.sock")).as_deref(), Some("/run/d.sock"));
+        assert_eq!(
+            unix_socket_path(Some("unix:///run/d.sock")).as_deref(),
+            Some("/run/d.sock")
+        );
         assert_eq!(unix_socket_path(Some("tcp://127.0.0.1:2375")), None);
     }
 
