@@ -44,7 +44,7 @@ if [ -z "${BENCH_SETUP_DONE:-}" ]; then
 fi
 
 export ROOT
-export FL="$ROOT/target/release/faultline"
+export FL="${FL:-$ROOT/target/release/faultline}"
 export CHAOS="$ROOT/bench/.venv/bin/chaos"
 export BENCH_RUN="${BENCH_RUN:-b$$-$(date +%s)}"
 export FAULTLINE_STATE_DIR="$ROOT/bench/out/state"
