@@ -11,11 +11,11 @@ pub mod fault;
 pub mod journal;
 pub mod notify;
 pub mod plan;
+pub mod platform;
 pub mod probe;
 pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod schema;
-pub mod target;
 
 pub use error::{Error, Exit};

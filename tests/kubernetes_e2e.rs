@@ -24,8 +24,8 @@ use serde_json::json;
 use faultline::experiment::model::{Fault, KubernetesProbe, KubernetesTarget};
 use faultline::fault;
 use faultline::journal::{Entry, Journal, PlatformRef};
-use faultline::target::kubernetes::KubernetesPlatform;
-use faultline::target::{NetAccess, Platform, PlatformError, Target};
+use faultline::platform::kubernetes::KubernetesPlatform;
+use faultline::platform::{NetAccess, Platform, PlatformError, Target};
 
 struct Env {
     kubeconfig: std::path::PathBuf,
@@ -172,7 +172,7 @@ async fn wait_ready(env: &Env, n: usize) {
             .iter()
             .filter(|p| {
                 p.metadata.deletion_timestamp.is_none()
-                    && faultline::target::kubernetes::api::pod_ready(p)
+                    && faultline::platform::kubernetes::api::pod_ready(p)
             })
             .count();
         if ready == n && list.items.len() == n {

@@ -23,8 +23,8 @@ use tower_test::mock;
 use faultline::experiment::model::{Fault, KubernetesProbe, KubernetesTarget, NetworkStrategy};
 use faultline::experiment::units::{Duration as Dur, Signal};
 use faultline::fault;
-use faultline::target::kubernetes::{KubernetesPlatform, Timing, rbac};
-use faultline::target::{NetAccess, Platform, PlatformError, Target};
+use faultline::platform::kubernetes::{KubernetesPlatform, Timing, rbac};
+use faultline::platform::{NetAccess, Platform, PlatformError, Target};
 
 type Handle = mock::Handle<Request<Body>, Response<Body>>;
 type Reply = mock::SendResponse<Response<Body>>;

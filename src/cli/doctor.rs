@@ -43,7 +43,7 @@ pub fn run() -> Result<Exit, Error> {
     let rt = super::run::runtime();
     let mut checks = Vec::new();
     let docker = rt.block_on(async {
-        match crate::target::docker::connect(None).await {
+        match crate::platform::docker::connect(None).await {
             Ok(d) => match d.version().await {
                 Ok(v) => Ok(format!(
                     "engine {} (API {}, faultline speaks {})",

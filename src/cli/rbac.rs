@@ -10,7 +10,7 @@ use super::print_stdout;
 use crate::error::{Error, Exit};
 use crate::experiment::model::{Experiment, Fault};
 use crate::experiment::{self, Loaded};
-use crate::target::kubernetes::rbac::{self, Needs, Scope};
+use crate::platform::kubernetes::rbac::{self, Needs, Scope};
 
 pub fn run(a: &RbacArgs) -> Result<Exit, Error> {
     let overrides = a.vars.overrides()?;

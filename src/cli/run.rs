@@ -10,20 +10,20 @@ use super::args::{ReportFormat, ReportSpec, RunArgs};
 use super::print_stdout;
 use crate::error::{Error, Exit};
 use crate::experiment::{self, LoadedExperiment};
+use crate::platform::{Platform, PlatformError, select};
 use crate::probe::ProbeContext;
 use crate::report::{self, RunResult};
 use crate::run::Records;
-use crate::target::{Platform, PlatformError, select};
 
 /// Connects to the platform the experiment's target block names.
 pub async fn platform_for(
     loaded: &LoadedExperiment,
     tc_image: Option<&str>,
 ) -> Result<Box<dyn Platform>, PlatformError> {
-    let opts = crate::target::ConnectOptions {
+    let opts = crate::platform::ConnectOptions {
         tc_image: tc_image.map(str::to_string),
     };
-    crate::target::connect(&loaded.experiment.target, &opts).await
+    crate::platform::connect(&loaded.experiment.target, &opts).await
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -339,7 +339,7 @@ fn per_experiment(path: &Path, name: &str) -> std::path::PathBuf {
 pub fn demo(keep: bool) -> Result<Exit, Error> {
     let rt = runtime();
     rt.block_on(async {
-        let docker = crate::target::docker::connect(None)
+        let docker = crate::platform::docker::connect(None)
             .await
             .map_err(Error::Platform)?;
         let binary = std::env::current_exe()?;

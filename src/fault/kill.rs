@@ -3,7 +3,7 @@
 //! whether the target comes back.
 
 use crate::experiment::model::KillFault;
-use crate::target::{Platform, PlatformError, Target};
+use crate::platform::{Platform, PlatformError, Target};
 
 pub async fn inject(
     platform: &dyn Platform,

@@ -12,7 +12,7 @@ pub mod pause;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::model::{Fault, NetworkEngine, NetworkStrategy};
-use crate::target::{Platform, PlatformError, Target};
+use crate::platform::{Platform, PlatformError, Target};
 
 /// What must be done to revert one injection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::model::NetworkFault;
-use crate::target::{NetAccess, Platform, PlatformError, Target};
+use crate::platform::{NetAccess, Platform, PlatformError, Target};
 
 /// The root qdisc handle faultline owns. Documented: a qdisc with this handle is
 /// faultline's; anything else is never touched.
@@ -179,7 +179,7 @@ pub fn parse_root(show: &str) -> Root {
     Root::Default
 }
 
-fn tc_error(what: &str, out: &crate::target::ExecOutput) -> String {
+fn tc_error(what: &str, out: &crate::platform::ExecOutput) -> String {
     let msg = out.stderr.trim();
     let msg = if msg.is_empty() {
         out.stdout.trim()
@@ -194,7 +194,7 @@ async fn tc(
     target: &Target,
     access: &NetAccess,
     args: &[String],
-) -> Result<crate::target::ExecOutput, PlatformError> {
+) -> Result<crate::platform::ExecOutput, PlatformError> {
     let mut argv = vec!["tc".to_string()];
     argv.extend(args.iter().cloned());
     platform.net_exec(target, access, &argv).await

@@ -1,6 +1,6 @@
 //! `pause`: freezes every process of the target (the cgroup freezer), and thaws it at revert.
 
-use crate::target::{Platform, PlatformError, Target};
+use crate::platform::{Platform, PlatformError, Target};
 
 /// `lifetime` bounds the freeze where a helper holds it (Kubernetes): it thaws by itself
 /// after that even if faultline died.

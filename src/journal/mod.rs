@@ -193,7 +193,7 @@ pub fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::Target;
+    use crate::platform::Target;
 
     fn entry(id: &str) -> Entry {
         Entry {

@@ -17,7 +17,7 @@ use crate::experiment::units::CountExpr;
 /// Connected, version-negotiated clients by the probe's `host` (None: the default).
 pub(crate) type DockerCache = Arc<tokio::sync::Mutex<HashMap<Option<String>, Docker>>>;
 
-use crate::target::docker::{API_TIMEOUT, shown_host};
+use crate::platform::docker::{API_TIMEOUT, shown_host};
 
 pub async fn sample(p: &DockerProbe, ctx: &ProbeContext) -> Sample {
     let start = Instant::now();
@@ -66,7 +66,7 @@ async fn client(cache: &DockerCache, host: Option<String>) -> Result<Docker, Str
     if let Some(d) = cache.get(&host) {
         return Ok(d.clone());
     }
-    let docker = crate::target::docker::connect(host.as_deref()).await?;
+    let docker = crate::platform::docker::connect(host.as_deref()).await?;
     cache.insert(host, docker.clone());
     Ok(docker)
 }
@@ -108,7 +108,7 @@ fn describe(host: &str, failure: Failure) -> String {
             "cannot reach Docker at {host}: no answer within {}s",
             API_TIMEOUT.as_secs()
         ),
-        Failure::Api(e) => crate::target::docker::describe(host, &e),
+        Failure::Api(e) => crate::platform::docker::describe(host, &e),
     }
 }
 

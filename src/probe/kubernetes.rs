@@ -13,8 +13,8 @@ use kube::api::{Api, ListParams};
 
 use super::{ProbeContext, Sample};
 use crate::experiment::model::KubernetesProbe;
-use crate::target::kubernetes::api::{Failure, classify, pod_ready, shown_cluster};
-use crate::target::kubernetes::{client_for, rbac};
+use crate::platform::kubernetes::api::{Failure, classify, pod_ready, shown_cluster};
+use crate::platform::kubernetes::{client_for, rbac};
 
 /// Bound on one API call of a probe.
 const API_TIMEOUT: Duration = Duration::from_secs(10);

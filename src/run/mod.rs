@@ -19,9 +19,9 @@ use crate::experiment::model::{Fault, KillFault};
 use crate::fault;
 use crate::journal::audit::AuditLog;
 use crate::journal::{Entry, Journal, JournalError};
+use crate::platform::{Platform, PlatformError, Target, select};
 use crate::probe::{self, ProbeContext};
 use crate::report::*;
-use crate::target::{Platform, PlatformError, Target, select};
 
 pub struct RunOptions {
     /// Overrides `target.select.seed`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::fault;
 use crate::journal::audit::AuditLog;
 use crate::journal::{Entry, Journal, JournalError, PlatformRef, process_alive};
-use crate::target::{Platform, PlatformError};
+use crate::platform::{Platform, PlatformError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -129,7 +129,7 @@ pub async fn recover(
 async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformError> {
     let deadline = tokio::time::Instant::now() + fault::REVERT_TIMEOUT;
     loop {
-        match crate::target::reconnect(r).await {
+        match crate::platform::reconnect(r).await {
             Err(PlatformError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
                 tracing::info!("waiting for the platform: {e}");
                 tokio::time::sleep(Duration::from_millis(500)).await;

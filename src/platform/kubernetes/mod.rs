@@ -37,7 +37,7 @@ use kube::{Client, Config, Resource};
 use super::{ExecOutput, NetAccess, Platform, PlatformError, Target};
 use crate::experiment::model::{KubernetesTarget, NetworkStrategy};
 use crate::experiment::units::{Duration, Signal};
-pub use crate::target::docker::{HELPER_LABEL, PROTECTED_LABEL};
+pub use crate::platform::docker::{HELPER_LABEL, PROTECTED_LABEL};
 use api::{ContainerState, Failure, container_state, pod_phase, pod_ready, pod_uid};
 use rbac::Permission;
 

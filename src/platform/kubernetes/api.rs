@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::core::Status;
 
 use super::rbac::Permission;
-use crate::target::PlatformError;
+use crate::platform::PlatformError;
 
 /// Where the API server is, for messages: `context `kind-kind``, or in-cluster.
 pub fn shown_cluster(context: Option<&str>) -> String {
@@ -208,7 +208,7 @@ pub fn container_state(status: Option<&ContainerStatus>) -> ContainerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::kubernetes::rbac;
+    use crate::platform::kubernetes::rbac;
 
     fn api(code: u16, reason: &str, message: &str, kind: &str) -> kube::Error {
         let mut s = Status::failure(message, reason).with_code(code);

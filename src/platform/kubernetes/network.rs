@@ -94,7 +94,7 @@ pub fn stress_patch(
     })
 }
 
-/// `pod/container` in [`crate::target::NetAccess::Sidecar`]`::helper`: the namespace is
+/// `pod/container` in [`crate::platform::NetAccess::Sidecar`]`::helper`: the namespace is
 /// the platform's.
 pub fn helper_ref(pod: &str, container: &str) -> String {
     format!("{pod}/{container}")
