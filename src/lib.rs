@@ -3,6 +3,7 @@
 //! Data flows one way: file → [`experiment`] → [`plan`] → run → result → reports.
 //! The binary in `main.rs` only calls [`cli::main`].
 
+pub mod causes;
 pub mod cli;
 pub mod demo;
 pub mod error;

@@ -400,9 +400,9 @@ fn where_to(url: &reqwest::Url) -> String {
 
 fn describe(err: reqwest::Error) -> String {
     let err = err.without_url();
-    match crate::probe::find_io_error(&err) {
-        Some(io) => crate::probe::describe_io(io),
-        None => crate::probe::error_chain(&err),
+    match crate::causes::find_io_error(&err) {
+        Some(io) => crate::causes::describe_io(io),
+        None => crate::causes::error_chain(&err),
     }
 }
 

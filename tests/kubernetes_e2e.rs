@@ -208,11 +208,11 @@ async fn pause(env: &Env, p: &KubernetesPlatform, t: &Target) {
     let f = fault(json!({"pause": {"duration": "20s"}}));
     let undo = fault::prepare(p, &f, t).await.unwrap();
     fault::inject(p, &f, t, undo.as_ref()).await.unwrap();
-    assert!(p.is_paused(t).await.unwrap());
+    assert!(p.is_frozen(t).await.unwrap());
     // A frozen container runs nothing: exec either hangs or is refused.
     assert_eq!(echo(env, &t.name, Duration::from_secs(5)).await, None);
     fault::revert(p, undo.as_ref().unwrap()).await.unwrap();
-    assert!(!p.is_paused(t).await.unwrap());
+    assert!(!p.is_frozen(t).await.unwrap());
     assert_eq!(
         echo(env, &t.name, Duration::from_secs(20)).await.as_deref(),
         Some("ok\n")
@@ -244,14 +244,14 @@ async fn network(env: &Env, p: &KubernetesPlatform, t: &Target) {
         undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
         fault::inject(p, &f, t, Some(&undo)).await.unwrap();
     }
-    let fault::Undo::RemoveQdisc { qdisc, .. } = &undo else {
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
         panic!("{undo:?}")
     };
     let show: Vec<String> = ["tc", "qdisc", "show", "dev", "eth0"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let out = p.net_exec(t, &qdisc.access, &show).await.unwrap();
+    let out = p.netns_exec(t, &qdisc.access, &show).await.unwrap();
     assert!(
         out.stdout.contains("fa17:") && out.stdout.contains(want),
         "{out:?}"
@@ -290,7 +290,7 @@ async fn cpu(env: &Env, p: &KubernetesPlatform, t: &Target) {
     let f = fault(json!({"cpu_stress": {"workers": 1, "load": 50, "duration": "20s"}}));
     let undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
     fault::inject(p, &f, t, Some(&undo)).await.unwrap();
-    let fault::Undo::StopStressor { stressor, .. } = &undo else {
+    let fault::UndoRecord::StopStressor { stressor, .. } = &undo.record else {
         panic!("{undo:?}")
     };
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
@@ -330,7 +330,7 @@ async fn kill(env: &Env, p: &KubernetesPlatform, t: &Target) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(
-        p.kill(t, Default::default(), None).await,
+        p.signal(t, Default::default(), None).await,
         Err(PlatformError::Gone(t.name.clone()))
     );
     wait_ready(env, 3).await;
@@ -413,7 +413,7 @@ async fn cli_recover(env: &Env, p: &KubernetesPlatform) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!p.is_paused(t).await.unwrap());
+    assert!(!p.is_frozen(t).await.unwrap());
     assert_eq!(
         echo(env, &t.name, Duration::from_secs(20)).await.as_deref(),
         Some("ok\n")

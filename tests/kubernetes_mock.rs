@@ -425,7 +425,7 @@ async fn kill_force_deletes_by_default_with_the_uid_as_precondition() {
     let t = target("api-1", "uid-1");
     let task = tokio::spawn({
         let t = t.clone();
-        async move { p.kill(&t, Signal::KILL, None).await }
+        async move { p.signal(&t, Signal::KILL, None).await }
     });
     let mut deleted = pod("api-1", "uid-1");
     deleted["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:00Z");
@@ -444,7 +444,7 @@ async fn kill_force_deletes_by_default_with_the_uid_as_precondition() {
     assert_eq!(seen.content_type, "application/json");
     assert_eq!(task.await.unwrap(), Ok(()));
     let kill = fault(json!({"kill": {}}));
-    assert_granted(&[seen], &rbac::for_fault(&kill));
+    assert_granted(&[seen], &faultline::fault::rbac_rules(&kill));
 }
 
 #[tokio::test]
@@ -452,7 +452,7 @@ async fn kill_takes_the_grace_period_rounded_up_to_seconds() {
     for (grace, secs) in [(30_000, 30), (1_500, 2), (0, 0)] {
         let (p, mut h) = mocked(spec());
         let task = tokio::spawn(async move {
-            p.kill(
+            p.signal(
                 &target("api-1", "uid-1"),
                 Signal::KILL,
                 Some(Dur::from_millis(grace)),
@@ -476,8 +476,10 @@ async fn kill_takes_the_grace_period_rounded_up_to_seconds() {
 async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
     // 404: deleted by someone else.
     let (p, mut h) = mocked(spec());
-    let task =
-        tokio::spawn(async move { p.kill(&target("api-1", "uid-1"), Signal::KILL, None).await });
+    let task = tokio::spawn(async move {
+        p.signal(&target("api-1", "uid-1"), Signal::KILL, None)
+            .await
+    });
     let (_, reply) = next(&mut h).await;
     reply.send_response(respond(404, &not_found("api-1")));
     assert_eq!(
@@ -487,8 +489,10 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
 
     // 409: a StatefulSet recreated `api-1` with another UID; it is not the target.
     let (p, mut h) = mocked(spec());
-    let task =
-        tokio::spawn(async move { p.kill(&target("api-1", "uid-1"), Signal::KILL, None).await });
+    let task = tokio::spawn(async move {
+        p.signal(&target("api-1", "uid-1"), Signal::KILL, None)
+            .await
+    });
     let (_, reply) = next(&mut h).await;
     reply.send_response(respond(
         409,
@@ -509,8 +513,10 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
 #[tokio::test]
 async fn kill_forbidden_says_which_verb_to_grant() {
     let (p, mut h) = mocked(spec());
-    let task =
-        tokio::spawn(async move { p.kill(&target("api-1", "uid-1"), Signal::KILL, None).await });
+    let task = tokio::spawn(async move {
+        p.signal(&target("api-1", "uid-1"), Signal::KILL, None)
+            .await
+    });
     let (_, reply) = next(&mut h).await;
     reply.send_response(respond(
         403,
@@ -659,7 +665,13 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     // revert: delete the helper (its trap thaws), wait until it is gone, confirm.
     let task = tokio::spawn({
         let (p, t) = (p.clone(), t.clone());
-        async move { fault::revert(p.as_ref(), &fault::Undo::Unpause { target: t }).await }
+        async move {
+            fault::revert(
+                p.as_ref(),
+                &fault::Undo::new(fault::UndoRecord::Unpause { target: t }),
+            )
+            .await
+        }
     });
     let del = answer(
         &mut h,
@@ -695,7 +707,7 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
         .await,
     );
     assert_eq!(task.await.unwrap(), Ok(()));
-    assert_granted(&seen, &rbac::for_fault(&pause));
+    assert_granted(&seen, &faultline::fault::rbac_rules(&pause));
 }
 
 /// Runs `pause_for` up to the helper's creation and returns the created helper.
@@ -731,7 +743,7 @@ async fn pause_reports_why_the_helper_failed_and_removes_it() {
     let life = Duration::from_secs(30);
     // The script's own message, from the termination message.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     let helper = start_pause(&mut h).await;
     let ended = json!({"terminated": {"exitCode": 1, "reason": "Error",
         "message": "container uid-1-api-cid has no cgroup on node node-2 (searched /sys/fs/cgroup and /proc/*/cgroup)\n"}});
@@ -753,7 +765,7 @@ async fn pause_reports_why_the_helper_failed_and_removes_it() {
 
     // An image the node cannot pull.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     let helper = start_pause(&mut h).await;
     let waiting = json!({"waiting": {"reason": "ImagePullBackOff",
         "message": "Back-off pulling image \"registry.local/tc:1\""}});
@@ -774,7 +786,7 @@ async fn pause_reports_why_the_helper_failed_and_removes_it() {
 
     // Never ready within the start timeout.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     let helper = start_pause(&mut h).await;
     let starting = helper_state(
         helper,
@@ -801,7 +813,7 @@ async fn pause_refusals_from_the_api() {
     let life = Duration::from_secs(30);
     // Pod Security admission refuses the privileged helper.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     answer(
         &mut h,
         "GET",
@@ -833,7 +845,7 @@ async fn pause_refusals_from_the_api() {
 
     // The namespace is gone.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     answer(
         &mut h,
         "GET",
@@ -865,7 +877,7 @@ async fn pause_refusals_from_the_api() {
 
     // 409: a running helper of an earlier run is still there.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     let helper = start_pause_conflict(&mut h).await;
     let running = json!({"running": {"startedAt": "2026-11-30T12:00:01Z"}});
     answer(
@@ -885,7 +897,7 @@ async fn pause_refusals_from_the_api() {
 
     // 409 with an ended helper: it is replaced.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     let helper = start_pause_conflict(&mut h).await;
     let mut ended = helper_state(
         helper.clone(),
@@ -909,7 +921,7 @@ async fn pause_refusals_from_the_api() {
 
     // 422: the API server rejects the spec.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     answer(
         &mut h,
         "GET",
@@ -962,7 +974,7 @@ async fn start_pause_conflict(h: &mut Handle) -> Value {
 async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
     let life = Duration::from_secs(30);
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     answer(
         &mut h,
         "GET",
@@ -978,7 +990,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
 
     // Same name, another pod.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     answer(
         &mut h,
         "GET",
@@ -997,7 +1009,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
         container: Some("worker".into()),
         ..spec()
     });
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     answer(
         &mut h,
         "GET",
@@ -1015,7 +1027,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
 
     // The container is restarting.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.pause_for(&target("api-1", "uid-1"), life).await });
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     let mut crashing = pod("api-1", "uid-1");
     crashing["status"]["containerStatuses"][0]["state"] =
         json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}});
@@ -1029,7 +1041,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
 
     // unpause of a helper that is already gone is done at once.
     let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.unpause(&target("api-1", "uid-1")).await });
+    let task = tokio::spawn(async move { p.thaw(&target("api-1", "uid-1")).await });
     answer(
         &mut h,
         "DELETE",
@@ -1047,7 +1059,7 @@ async fn pause_needs_a_helper_image() {
     let p = KubernetesPlatform::with_client(kube::Client::new(svc, "default"), spec(), None)
         .with_timing(timing());
     let task = tokio::spawn(async move {
-        p.pause_for(&target("api-1", "uid-1"), Duration::from_secs(9))
+        p.freeze(&target("api-1", "uid-1"), Duration::from_secs(9))
             .await
     });
     answer(
@@ -1081,12 +1093,13 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
     let task = tokio::spawn({
         let (p, t) = (p.clone(), t.clone());
         async move {
-            p.net_access(
+            p.enter_netns(
                 &t,
-                NetworkStrategy::Auto,
-                Some("registry.local/tc:2"),
-                "eth0",
-                Duration::from_secs(70),
+                &netns(
+                    NetworkStrategy::Auto,
+                    Some("registry.local/tc:2"),
+                    Duration::from_secs(70),
+                ),
             )
             .await
         }
@@ -1140,7 +1153,7 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
     );
     assert_granted(
         &seen,
-        &rbac::for_fault(&fault(
+        &faultline::fault::rbac_rules(&fault(
             json!({"network": {"delay": "10ms", "duration": "5s"}}),
         )),
     );
@@ -1150,12 +1163,9 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
 async fn network_access_errors() {
     let life = Duration::from_secs(70);
     let access = |p: Arc<KubernetesPlatform>| async move {
-        p.net_access(
+        p.enter_netns(
             &target("api-1", "uid-1"),
-            NetworkStrategy::Sidecar,
-            None,
-            "eth0",
-            life,
+            &netns(NetworkStrategy::Sidecar, None, life),
         )
         .await
     };
@@ -1266,12 +1276,9 @@ async fn network_access_errors() {
     // `host` cannot work from outside the node: refused before any request.
     let (p, _h) = mocked(spec());
     let err = p
-        .net_access(
+        .enter_netns(
             &target("api-1", "uid-1"),
-            NetworkStrategy::Host,
-            None,
-            "eth0",
-            life,
+            &netns(NetworkStrategy::Host, None, life),
         )
         .await
         .unwrap_err()
@@ -1768,7 +1775,7 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
 
     let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
     let helper = state.lock().unwrap().helper.clone().unwrap();
-    let fault::Undo::RemoveQdisc { qdisc, .. } = &undo else {
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
         panic!("{undo:?}")
     };
     assert_eq!(
@@ -1821,7 +1828,7 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
             && pairs.contains(&("stderr".into(), "true".into()))
     );
     assert!(!pairs.iter().any(|(k, v)| k == "stdin" && v == "true"));
-    assert_granted(&seen, &rbac::for_fault(&f));
+    assert_granted(&seen, &faultline::fault::rbac_rules(&f));
 
     // After the helper ended, its qdisc went with it: the revert of a later `recover`
     // closes the entry instead of failing forever.
@@ -1851,11 +1858,11 @@ async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
             "`tc qdisc add dev` failed (exit 2): RTNETLINK answers: Operation not permitted".into()
         )
     );
-    let fault::Undo::RemoveQdisc { qdisc, .. } = &undo else {
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
         panic!()
     };
     let out = p
-        .net_exec(&t, &qdisc.access, &["nosuch".into()])
+        .netns_exec(&t, &qdisc.access, &["nosuch".into()])
         .await
         .unwrap();
     assert_eq!(out.code, -1);
@@ -1864,7 +1871,7 @@ async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
     // The pod is deleted mid-fault: every later call says Gone, and release is a no-op.
     state.lock().unwrap().pod_gone = true;
     assert_eq!(
-        p.net_exec(
+        p.netns_exec(
             &t,
             &qdisc.access,
             &["tc".into(), "qdisc".into(), "show".into()]
@@ -1872,7 +1879,7 @@ async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
         .await,
         Err(PlatformError::Gone("api-1".into()))
     );
-    assert_eq!(p.net_release(&qdisc.access).await, Ok(()));
+    assert_eq!(p.leave_netns(&qdisc.access).await, Ok(()));
     assert_eq!(
         fault::revert(&p, &undo).await,
         Err(PlatformError::Gone("api-1".into()))
@@ -1990,7 +1997,7 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
     );
     let kill = fault(json!({"kill": {}}));
     let mut allowed = rbac::for_targets();
-    allowed.extend(rbac::for_fault(&kill));
+    allowed.extend(faultline::fault::rbac_rules(&kill));
     assert_granted(&seen, &allowed);
 }
 
@@ -2323,4 +2330,18 @@ fn deploy_manifests_match_their_sources() {
     assert_eq!(args[0], "gameday");
     assert_eq!(args[1], "/experiments/scenario.yaml");
     let _: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(cron.clone()).unwrap();
+}
+
+/// How the network fault asks for the target's network namespace on `eth0`.
+fn netns(
+    strategy: NetworkStrategy,
+    image: Option<&'static str>,
+    lifetime: Duration,
+) -> faultline::platform::NetnsRequest<'static> {
+    faultline::platform::NetnsRequest {
+        strategy,
+        image,
+        lifetime,
+        on_exit: "tc qdisc del dev eth0 root handle fa17: 2>/dev/null".into(),
+    }
 }

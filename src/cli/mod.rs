@@ -91,13 +91,12 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Rbac(a) => rbac::run(&a),
         Command::Demo { keep } => run::demo(keep),
         Command::Stress(a) => {
-            // Stop before burning anything: faultline moves this process into the
-            // target's cgroups, then continues it.
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+            crate::platform::host::stop_self_if_asked();
             crate::fault::cpu_stress::burn(a.workers, a.load, a.until);
             Ok(Exit::Passed)
         }
         Command::Delayer(a) => {
+            crate::platform::host::stop_self_if_asked();
             let shape = crate::fault::nfqueue::Shape {
                 delay: std::time::Duration::from_micros(a.delay_us),
                 jitter: std::time::Duration::from_micros(a.jitter_us),

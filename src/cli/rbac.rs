@@ -25,7 +25,7 @@ pub fn run(a: &RbacArgs) -> Result<Exit, Error> {
     let file = a.file.display().to_string();
     let mut needs = Needs::new();
     for e in &experiments {
-        for (scope, perms) in rbac::needs(e) {
+        for (scope, perms) in crate::fault::kubernetes_needs(e) {
             let into = needs.entry(scope).or_default();
             for (perm, why) in perms {
                 into.entry(perm).or_default().extend(why);

@@ -66,15 +66,7 @@ pub fn spawn_dead_mans_switch(records: &Records) {
     .stdout(Stdio::null())
     .stderr(log.map(Stdio::from).unwrap_or_else(|_| Stdio::null()));
     // Its own session: a Ctrl-C or a kill of faultline's process group must not take it down.
-    use std::os::unix::process::CommandExt;
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
-    }
-    if let Err(e) = cmd.spawn() {
+    if let Err(e) = crate::platform::host::spawn_in_own_session(&mut cmd) {
         tracing::warn!(
             "cannot start the dead-man's switch: {e}; after a crash run `faultline recover`"
         );

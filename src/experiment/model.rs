@@ -388,75 +388,68 @@ pub enum Fault {
     CpuStress(CpuStressFault),
 }
 
+/// What a fault says about itself without touching anything. Each fault implements it in
+/// its own file under `fault/`, beside its inject and revert.
+pub trait FaultSpec {
+    /// The key that names it in a file: `kill`, `pause`, ...
+    fn name(&self) -> &'static str;
+    fn after(&self) -> Duration;
+    /// How long it stays active; `None` for a one-shot fault.
+    fn duration(&self) -> Option<Duration>;
+    /// A human summary of the parameters, for plans, tables and the journal.
+    fn describe(&self) -> String;
+    /// Checks beyond the types, against the experiment's target.
+    fn validate(&self, target: &Target, problems: &mut FaultProblems);
+}
+
+/// What a fault's own checks found: messages, each at one of its keys or at the fault.
+#[derive(Debug, Default)]
+pub struct FaultProblems(pub Vec<(Option<&'static str>, String)>);
+
+impl FaultProblems {
+    pub fn err(&mut self, message: impl Into<String>) {
+        self.0.push((None, message.into()));
+    }
+
+    pub fn err_at(&mut self, key: &'static str, message: impl Into<String>) {
+        self.0.push((Some(key), message.into()));
+    }
+
+    /// `key` must be longer than zero.
+    pub fn positive(&mut self, key: &'static str, d: Duration) {
+        if d.as_millis() == 0 {
+            self.err_at(key, format!("`{key}` must be longer than 0s"));
+        }
+    }
+}
+
 impl Fault {
-    pub fn type_name(&self) -> &'static str {
+    /// The fault's own answers; the one place that lists every kind.
+    pub fn spec(&self) -> &dyn FaultSpec {
         match self {
-            Fault::Kill(_) => "kill",
-            Fault::Pause(_) => "pause",
-            Fault::Network(_) => "network",
-            Fault::CpuStress(_) => "cpu_stress",
+            Fault::Kill(f) => f,
+            Fault::Pause(f) => f,
+            Fault::Network(f) => f,
+            Fault::CpuStress(f) => f,
         }
     }
 
+    pub fn type_name(&self) -> &'static str {
+        self.spec().name()
+    }
+
     pub fn after(&self) -> Duration {
-        match self {
-            Fault::Kill(f) => f.after,
-            Fault::Pause(f) => f.after,
-            Fault::Network(f) => f.after,
-            Fault::CpuStress(f) => f.after,
-        }
+        self.spec().after()
     }
 
     /// How long the fault stays active; `None` for a one-shot kill.
     pub fn duration(&self) -> Option<Duration> {
-        match self {
-            Fault::Kill(f) => f.every.and(f.duration),
-            Fault::Pause(f) => Some(f.duration),
-            Fault::Network(f) => Some(f.duration),
-            Fault::CpuStress(f) => Some(f.duration),
-        }
+        self.spec().duration()
     }
 
     /// A human summary of the parameters, for plans and tables.
     pub fn describe(&self) -> String {
-        match self {
-            Fault::Kill(k) => {
-                let mut s = format!("kill with {}", k.signal);
-                if let Some(g) = k.grace_period {
-                    s.push_str(&format!(", grace period {g}"));
-                }
-                if let (Some(every), Some(d)) = (k.every, k.duration) {
-                    s.push_str(&format!(", every {every} for {d}"));
-                }
-                s
-            }
-            Fault::Pause(p) => format!("pause for {}", p.duration),
-            Fault::Network(n) => {
-                let mut parts = Vec::new();
-                if let Some(d) = n.delay {
-                    match n.jitter {
-                        Some(j) => parts.push(format!("delay {d} ± {j}")),
-                        None => parts.push(format!("delay {d}")),
-                    }
-                }
-                if let Some(l) = n.loss {
-                    parts.push(format!("loss {l}"));
-                }
-                if let Some(r) = &n.rate {
-                    parts.push(format!("rate {r}"));
-                }
-                format!(
-                    "network {} on {} for {}",
-                    parts.join(", "),
-                    n.interface,
-                    n.duration
-                )
-            }
-            Fault::CpuStress(c) => format!(
-                "cpu_stress {} worker(s) at {}% for {}",
-                c.workers, c.load, c.duration
-            ),
-        }
+        self.spec().describe()
     }
 }
 

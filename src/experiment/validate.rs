@@ -516,67 +516,14 @@ fn kubernetes_probe(c: &mut Checker, k: &KubernetesProbe) {
     }
 }
 
-fn positive(c: &mut Checker, key: &str, d: super::units::Duration) {
-    if d.as_millis() == 0 {
-        c.err_at(key, format!("`{key}` must be longer than 0s"));
-    }
-}
-
 fn fault(c: &mut Checker, f: &Fault, t: &Target) {
-    c.at(f.type_name(), |c| match f {
-        Fault::Kill(k) => {
-            match (k.every, k.duration) {
-                (Some(every), Some(d)) => {
-                    positive(c, "every", every);
-                    if every > d {
-                        c.err_at("every", format!("`every` ({every}) is longer than `duration` ({d}): the kill would run once"));
-                    }
-                }
-                (Some(_), None) => c.err_at("every", "`every` needs `duration`: how long to keep killing"),
-                (None, Some(_)) => c.err_at(
-                    "duration",
-                    "a single kill has no duration: add `every` to repeat it over `duration`, or remove `duration`",
-                ),
-                (None, None) => {}
-            }
-            if k.grace_period.is_some() && t.docker.is_some() {
-                c.err_at(
-                    "grace_period",
-                    "`grace_period` applies to Kubernetes pods; for Docker choose the `signal` (e.g. SIGTERM)",
-                );
-            }
-        }
-        Fault::Pause(p) => positive(c, "duration", p.duration),
-        Fault::Network(n) => {
-            positive(c, "duration", n.duration);
-            if n.delay.is_none() && n.loss.is_none() && n.rate.is_none() {
-                c.err("a network fault needs at least one of `delay`, `loss` or `rate`");
-            }
-            if n.jitter.is_some() && n.delay.is_none() {
-                c.err_at("jitter", "`jitter` varies a `delay`: add `delay` too");
-            }
-            if let (Some(d), Some(j)) = (n.delay, n.jitter) {
-                if j > d {
-                    c.err_at("jitter", format!("jitter {j} is larger than the delay {d}"));
-                }
-            }
-            let iface_ok = !n.interface.is_empty()
-                && n.interface.len() <= 15
-                && !n.interface.contains(['/', ' ', ':']);
-            if !iface_ok {
-                c.err_at("interface", format!("invalid interface name `{}`: at most 15 characters, no `/`, `:` or spaces", n.interface));
-            }
-            if n.tc_image.is_some() && n.strategy == NetworkStrategy::Host {
-                c.err_at("tc_image", "`tc_image` is used by the sidecar strategy; with `strategy: host` the host's tc runs");
-            }
-        }
-        Fault::CpuStress(s) => {
-            positive(c, "duration", s.duration);
-            if s.workers == 0 || s.workers > 1024 {
-                c.err_at("workers", format!("workers {} is outside 1..1024", s.workers));
-            }
-            if !(1..=100).contains(&s.load) {
-                c.err_at("load", format!("load {} is outside 1..100 (percent of one core per worker)", s.load));
+    let mut found = super::model::FaultProblems::default();
+    f.spec().validate(t, &mut found);
+    c.at(f.type_name(), |c| {
+        for (key, message) in found.0 {
+            match key {
+                Some(k) => c.err_at(k, message),
+                None => c.err(message),
             }
         }
     });

@@ -13,7 +13,15 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use super::{FaultKind, Undo, UndoRecord};
+use crate::experiment::model::{
+    CpuStrategy, CpuStressFault, FaultProblems, FaultSpec, Target as TargetSpec,
+};
+use crate::platform::kubernetes::rbac::{self, Permission};
+use crate::platform::{Placement, Platform, PlatformError, Target, host};
 
 /// How long a busy/idle cycle lasts: short enough that a limit's accounting period
 /// (100ms by default) sees the intended ratio.
@@ -34,6 +42,18 @@ pub enum CpuAccess {
     Exec,
 }
 
+impl CpuAccess {
+    fn placement(self) -> Placement {
+        match self {
+            CpuAccess::Host => Placement::Host {
+                netns: false,
+                cgroups: true,
+            },
+            CpuAccess::Exec => Placement::InTarget,
+        }
+    }
+}
+
 /// What revert needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StressorRecord {
@@ -44,14 +64,6 @@ pub struct StressorRecord {
 /// A marker unique to one injection.
 pub fn new_marker() -> String {
     format!("{MARKER_PREFIX}{:016x}", rand::random::<u64>())
-}
-
-/// Seconds since the epoch when a stressor of `duration` must have stopped on its own.
-pub fn deadline(duration: Duration) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (now + duration + DEADLINE_MARGIN).as_secs()
 }
 
 /// The busy part of a slice for `load` percent.
@@ -111,31 +123,134 @@ pub fn exec_script(workers: u32, load: u32, seconds: u64) -> String {
     )
 }
 
-/// A shell program that kills every process whose command line holds `marker` and prints
-/// how many remain. The marker is split in the program text so that it does not match
-/// itself.
-pub fn exec_kill_script(marker: &str) -> String {
-    let (a, b) = marker.split_at(MARKER_PREFIX.len());
-    format!(
-        "m1='{a}'; m2='{b}'; for round in 1 2 3; do n=0; for d in /proc/[0-9]*; do \
-         c=$(cat \"$d/cmdline\" 2>/dev/null); case \"$c\" in *\"$m1$m2\"*) kill -9 \"${{d#/proc/}}\" 2>/dev/null; n=$((n + 1));; esac; done; \
-         [ $n -eq 0 ] && break; sleep 0.1; done; \
-         n=0; for d in /proc/[0-9]*; do c=$(cat \"$d/cmdline\" 2>/dev/null); case \"$c\" in *\"$m1$m2\"*) n=$((n + 1));; esac; done; echo \"remaining=$n\""
-    )
+impl FaultSpec for CpuStressFault {
+    fn name(&self) -> &'static str {
+        "cpu_stress"
+    }
+
+    fn after(&self) -> crate::experiment::units::Duration {
+        self.after
+    }
+
+    fn duration(&self) -> Option<crate::experiment::units::Duration> {
+        Some(self.duration)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "cpu_stress {} worker(s) at {}% for {}",
+            self.workers, self.load, self.duration
+        )
+    }
+
+    fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
+        p.positive("duration", self.duration);
+        if self.workers == 0 || self.workers > 1024 {
+            p.err_at(
+                "workers",
+                format!("workers {} is outside 1..1024", self.workers),
+            );
+        }
+        if !(1..=100).contains(&self.load) {
+            p.err_at(
+                "load",
+                format!(
+                    "load {} is outside 1..100 (percent of one core per worker)",
+                    self.load
+                ),
+            );
+        }
+    }
 }
 
-/// Host PIDs whose command line contains `marker` (this machine's stressors).
-pub fn host_pids_with_marker(marker: &str) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()))
-        })
-        .collect()
+#[async_trait]
+impl FaultKind for CpuStressFault {
+    async fn prepare(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+    ) -> Result<Option<Undo>, PlatformError> {
+        let reach = platform.host_reach(target).await;
+        let access = match (self.strategy, reach) {
+            (CpuStrategy::Exec, _) => CpuAccess::Exec,
+            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
+            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
+            (CpuStrategy::Host, Err(why)) => {
+                return Err(PlatformError::Refused(format!(
+                    "strategy `host` moves a stressor into the target's cgroups, which cannot be done here: {why}; use `strategy: exec`"
+                )));
+            }
+        };
+        Ok(Some(Undo::new(UndoRecord::StopStressor {
+            target: target.clone(),
+            stressor: StressorRecord {
+                marker: new_marker(),
+                access,
+            },
+        })))
+    }
+
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<(), PlatformError> {
+        let Some(UndoRecord::StopStressor { stressor, .. }) = undo.map(|u| &u.record) else {
+            return Err(super::mismatched(self));
+        };
+        let duration = self.duration.std();
+        let argv: Vec<String> = match stressor.access {
+            CpuAccess::Host => vec![
+                "stress".into(),
+                "--workers".into(),
+                self.workers.to_string(),
+                "--load".into(),
+                self.load.to_string(),
+                "--until".into(),
+                host::deadline(duration + DEADLINE_MARGIN).to_string(),
+                "--marker".into(),
+                stressor.marker.clone(),
+            ],
+            // `$0` carries the marker.
+            CpuAccess::Exec => vec![
+                "sh".into(),
+                "-c".into(),
+                exec_script(self.workers, self.load, duration.as_secs().max(1)),
+                stressor.marker.clone(),
+            ],
+        };
+        platform
+            .start_process(
+                target,
+                stressor.access.placement(),
+                &argv,
+                &stressor.marker,
+                duration + DEADLINE_MARGIN,
+            )
+            .await
+    }
+
+    /// An ephemeral container running the stressor; revert execs into it.
+    fn rbac(&self) -> &'static [Permission] {
+        &[
+            rbac::GET_PODS,
+            rbac::PATCH_EPHEMERAL,
+            rbac::EXEC_CREATE,
+            rbac::EXEC_GET,
+        ]
+    }
+}
+
+/// Stops every stressor of the injection and confirms none is left.
+pub async fn revert(
+    platform: &dyn Platform,
+    target: &Target,
+    stressor: &StressorRecord,
+) -> Result<(), PlatformError> {
+    platform
+        .stop_process(target, stressor.access.placement(), &stressor.marker, false)
+        .await
 }
 
 #[cfg(test)]
@@ -158,13 +273,5 @@ mod tests {
         assert!(s.contains("+ 1000 ))"), "10s in centiseconds");
         let full = exec_script(1, 100, 5);
         assert!(!full.contains("sleep"), "no idle at 100%: {full}");
-    }
-
-    #[test]
-    fn the_kill_script_does_not_match_itself() {
-        let marker = "faultline-stress-00000000deadbeef";
-        let s = exec_kill_script(marker);
-        assert!(!s.contains(marker));
-        assert!(s.contains("00000000deadbeef"));
     }
 }

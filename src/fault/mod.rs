@@ -1,7 +1,15 @@
-//! Faults: one file per fault, each with its inject and revert. A reversible injection
-//! has an [`Undo`] record, known before the fault is applied: exactly what a revert needs,
-//! serializable so that a later process (`faultline recover`) reverts through the same
-//! code path.
+//! Faults: one file per fault. Each implements [`FaultSpec`] (name, timing, description,
+//! validation) and [`FaultKind`] (what it needs, its undo record, inject, and the RBAC
+//! rules it needs on Kubernetes), composing the platform's primitives. This module only
+//! dispatches.
+//!
+//! A reversible injection has an [`Undo`] record, known before the fault is applied:
+//! exactly what a revert needs, serializable so that a later process (`faultline
+//! recover`) reverts through the same code path.
+//!
+//! Adding a fault: its parameters as a variant of [`Fault`] in the model (and its arm in
+//! `Fault::spec`), its file here with both traits, its arm in [`kind`], and, when it is
+//! reversible, its record in [`UndoRecord`] and its arm in [`revert`] / [`release`].
 
 pub mod cpu_stress;
 pub mod kill;
@@ -9,15 +17,88 @@ pub mod network;
 pub mod nfqueue;
 pub mod pause;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::model::{Fault, NetworkEngine, NetworkStrategy};
+use crate::experiment::model::Fault;
+pub use crate::experiment::model::FaultSpec;
+use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
 
-/// What must be done to revert one injection.
+/// What a fault does to a platform. Implemented in the fault's own file.
+#[async_trait]
+pub trait FaultKind: FaultSpec + Send + Sync {
+    /// Whether it can run against this platform at all; checked for every fault before
+    /// anything is touched, so that a run never half-applies an experiment. Said by
+    /// `plan` and `doctor` too.
+    async fn preflight(&self, _platform: &dyn Platform) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Gets ready to inject into one target: the undo record of a reversible fault (and
+    /// any helper it needs), known before the fault is applied so that it is journaled
+    /// first. `None` for a one-shot fault.
+    async fn prepare(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+    ) -> Result<Option<Undo>, PlatformError>;
+
+    /// Applies the fault to one target.
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<(), PlatformError>;
+
+    /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
+    fn rbac(&self) -> &'static [Permission];
+}
+
+/// The fault's behaviour; the one place that lists every kind.
+pub fn kind(fault: &Fault) -> &dyn FaultKind {
+    match fault {
+        Fault::Kill(f) => f,
+        Fault::Pause(f) => f,
+        Fault::Network(f) => f,
+        Fault::CpuStress(f) => f,
+    }
+}
+
+/// The Kubernetes permissions a fault needs to inject and revert, in the target's namespace.
+pub fn rbac_rules(fault: &Fault) -> Vec<Permission> {
+    kind(fault).rbac().to_vec()
+}
+
+/// Everything an experiment needs on Kubernetes, by scope (`faultline rbac`, `doctor`).
+pub fn kubernetes_needs(
+    e: &crate::experiment::model::Experiment,
+) -> crate::platform::kubernetes::rbac::Needs {
+    crate::platform::kubernetes::rbac::needs(e, rbac_rules)
+}
+
+/// The version of the undo records this faultline writes. Records without one are
+/// version 1 (before the field existed) and read the same.
+pub const UNDO_FORMAT_VERSION: u32 = 2;
+
+fn undo_v1() -> u32 {
+    1
+}
+
+/// What must be done to revert one injection, as it is written to the journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undo {
+    #[serde(default = "undo_v1")]
+    pub format_version: u32,
+    #[serde(flatten)]
+    pub record: UndoRecord,
+}
+
+/// One record per reversible fault, each defined in the fault's file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "undo", rename_all = "snake_case")]
-pub enum Undo {
+pub enum UndoRecord {
     Unpause {
         target: Target,
     },
@@ -32,11 +113,18 @@ pub enum Undo {
 }
 
 impl Undo {
+    pub fn new(record: UndoRecord) -> Undo {
+        Undo {
+            format_version: UNDO_FORMAT_VERSION,
+            record,
+        }
+    }
+
     pub fn target(&self) -> &Target {
-        match self {
-            Undo::Unpause { target }
-            | Undo::RemoveQdisc { target, .. }
-            | Undo::StopStressor { target, .. } => target,
+        match &self.record {
+            UndoRecord::Unpause { target }
+            | UndoRecord::RemoveQdisc { target, .. }
+            | UndoRecord::StopStressor { target, .. } => target,
         }
     }
 }
@@ -44,158 +132,51 @@ impl Undo {
 /// How long one revert may keep trying before it counts as unconfirmed.
 pub const REVERT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Whether the fault can run here at all; checked before anything is touched so that a
-/// run never half-applies an experiment.
-pub async fn preflight(fault: &Fault, platform: &dyn Platform) -> Result<(), String> {
-    match fault {
-        Fault::Kill(_) | Fault::Pause(_) => Ok(()),
-        Fault::Network(n) => {
-            if !network::needs_netem(n) {
-                return Ok(());
-            }
-            let has_netem = platform.netem_supported().await;
-            match n.engine {
-                NetworkEngine::Netem if has_netem == Some(false) => Err(network::netem_missing_message()),
-                NetworkEngine::Auto if has_netem == Some(false) && n.strategy == NetworkStrategy::Sidecar => Err(format!(
-                    "{}; the nfqueue engine, which works without it, needs `strategy: host`",
-                    network::netem_missing_message()
-                )),
-                NetworkEngine::Nfqueue if n.strategy == NetworkStrategy::Sidecar => {
-                    Err("the nfqueue engine runs its delayer from the host: use `strategy: host` (or auto)".into())
-                }
-                _ => Ok(()),
-            }
-        }
-        Fault::CpuStress(_) => Ok(()),
-    }
+/// A helper or stressor outlives its fault by this margin, then cleans up on its own:
+/// a normal revert is always the one that ends it.
+pub fn helper_lifetime(duration: std::time::Duration) -> std::time::Duration {
+    duration + REVERT_TIMEOUT * 2
 }
 
-/// Gets ready to inject: the undo record of a reversible fault (and any helper it needs),
-/// known before the fault is applied so that it can be journaled first.
+/// Whether the fault can run here at all; see [`FaultKind::preflight`].
+pub async fn preflight(fault: &Fault, platform: &dyn Platform) -> Result<(), String> {
+    kind(fault).preflight(platform).await
+}
+
+/// See [`FaultKind::prepare`].
 pub async fn prepare(
     platform: &dyn Platform,
     fault: &Fault,
     target: &Target,
 ) -> Result<Option<Undo>, PlatformError> {
-    match fault {
-        Fault::Kill(_) => Ok(None),
-        Fault::Pause(_) => Ok(Some(Undo::Unpause {
-            target: target.clone(),
-        })),
-        Fault::Network(n) => {
-            // A helper outlives the fault by a margin, then cleans up on its own.
-            let lifetime = n.duration.std() + REVERT_TIMEOUT * 2;
-            let engine = match n.engine {
-                NetworkEngine::Netem => network::Engine::Netem,
-                NetworkEngine::Nfqueue => network::Engine::Nfqueue,
-                NetworkEngine::Auto
-                    if network::needs_netem(n)
-                        && platform.netem_supported().await == Some(false) =>
-                {
-                    network::Engine::Nfqueue
-                }
-                NetworkEngine::Auto => network::Engine::Netem,
-            };
-            let nfq = engine == network::Engine::Nfqueue && network::needs_netem(n);
-            // The delayer runs from the host, so nfqueue means host access.
-            let strategy = if nfq {
-                NetworkStrategy::Host
-            } else {
-                n.strategy
-            };
-            let access = platform
-                .net_access(
-                    target,
-                    strategy,
-                    n.tc_image.as_deref(),
-                    &n.interface,
-                    lifetime,
-                )
-                .await?;
-            let delayer = if nfq {
-                let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
-                let listing = platform.net_exec(target, &access, &cat).await?;
-                Some(nfqueue::DelayerRecord {
-                    queue: nfqueue::pick_queue(&nfqueue::bound_queues(&listing.stdout)),
-                    marker: format!("faultline-net-{:016x}", rand::random::<u64>()),
-                })
-            } else {
-                None
-            };
-            Ok(Some(Undo::RemoveQdisc {
-                target: target.clone(),
-                qdisc: network::QdiscRecord {
-                    interface: n.interface.clone(),
-                    access,
-                    tc: network::needs_tc(n, engine),
-                    delayer,
-                },
-            }))
-        }
-        Fault::CpuStress(c) => {
-            let access = platform.cpu_access(target, c.strategy).await?;
-            Ok(Some(Undo::StopStressor {
-                target: target.clone(),
-                stressor: cpu_stress::StressorRecord {
-                    marker: cpu_stress::new_marker(),
-                    access,
-                },
-            }))
-        }
-    }
+    kind(fault).prepare(platform, target).await
 }
 
-/// Gives back what [`prepare`] set up when the fault was not applied after all.
-pub async fn release(platform: &dyn Platform, undo: &Undo) {
-    let released = match undo {
-        Undo::RemoveQdisc { qdisc, .. } => platform.net_release(&qdisc.access).await,
-        // A stressor that failed to start fully may still have some of its workers.
-        Undo::StopStressor { target, stressor } => {
-            platform
-                .stress_stop(target, stressor.access, &stressor.marker)
-                .await
-        }
-        Undo::Unpause { .. } => Ok(()),
-    };
-    if let Err(e) = released {
-        tracing::warn!(
-            "cannot release what was prepared for {}: {e}",
-            undo.target().name
-        );
-    }
-}
-
-/// Applies a fault to one target.
+/// See [`FaultKind::inject`].
 pub async fn inject(
     platform: &dyn Platform,
     fault: &Fault,
     target: &Target,
     undo: Option<&Undo>,
 ) -> Result<(), PlatformError> {
-    match (fault, undo) {
-        (Fault::Kill(k), _) => kill::inject(platform, k, target).await,
-        (Fault::Pause(p), _) => {
-            pause::inject(platform, target, p.duration.std() + REVERT_TIMEOUT * 2).await
+    kind(fault).inject(platform, target, undo).await
+}
+
+/// Gives back what [`prepare`] set up when the fault was not applied after all.
+pub async fn release(platform: &dyn Platform, undo: &Undo) {
+    let released = match &undo.record {
+        UndoRecord::RemoveQdisc { qdisc, .. } => network::release(platform, qdisc).await,
+        // A stressor that failed to start fully may still have some of its workers.
+        UndoRecord::StopStressor { target, stressor } => {
+            cpu_stress::revert(platform, target, stressor).await
         }
-        (Fault::Network(n), Some(Undo::RemoveQdisc { qdisc, .. })) => {
-            network::inject(platform, n, target, qdisc).await
-        }
-        (Fault::CpuStress(c), Some(Undo::StopStressor { stressor, .. })) => {
-            platform
-                .stress_start(
-                    target,
-                    stressor.access,
-                    c.workers,
-                    c.load,
-                    c.duration.std(),
-                    &stressor.marker,
-                )
-                .await
-        }
-        _ => Err(PlatformError::Refused(format!(
-            "the `{}` fault cannot be applied here",
-            fault.type_name()
-        ))),
+        UndoRecord::Unpause { .. } => Ok(()),
+    };
+    if let Err(e) = released {
+        tracing::warn!(
+            "cannot release what was prepared for {}: {e}",
+            undo.target().name
+        );
     }
 }
 
@@ -226,20 +207,37 @@ pub async fn revert_until(
 /// Reverts an injection and confirms the target is back to normal. `Gone` means the
 /// target no longer exists, so nothing of the fault is left on it either.
 pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), PlatformError> {
-    match undo {
-        Undo::Unpause { target } => pause::revert(platform, target).await,
-        Undo::RemoveQdisc { target, qdisc } => {
-            let removed = network::revert(platform, target, qdisc).await;
-            // The helper goes only once the qdisc is confirmed gone: it is the way in.
-            if removed.is_ok() || matches!(removed, Err(PlatformError::Gone(_))) {
-                platform.net_release(&qdisc.access).await?;
-            }
-            removed
+    match &undo.record {
+        UndoRecord::Unpause { target } => pause::revert(platform, target).await,
+        UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
+        UndoRecord::StopStressor { target, stressor } => {
+            cpu_stress::revert(platform, target, stressor).await
         }
-        Undo::StopStressor { target, stressor } => {
-            platform
-                .stress_stop(target, stressor.access, &stressor.marker)
-                .await
-        }
+    }
+}
+
+/// The error for an undo record that does not belong to the fault given it.
+fn mismatched(fault: &dyn FaultSpec) -> PlatformError {
+    PlatformError::Refused(format!(
+        "the `{}` fault cannot be applied here",
+        fault.name()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undo_records_of_the_first_format_still_read() {
+        let v1 = r#"{"undo":"unpause","target":{"platform":"docker","id":"abc","name":"web-1"}}"#;
+        let undo: Undo = serde_json::from_str(v1).unwrap();
+        assert_eq!(undo.format_version, 1);
+        assert_eq!(undo.target().name, "web-1");
+        let now = serde_json::to_value(Undo::new(undo.record.clone())).unwrap();
+        assert_eq!(now["format_version"], UNDO_FORMAT_VERSION);
+        assert_eq!(now["undo"], "unpause");
+        let back: Undo = serde_json::from_value(now).unwrap();
+        assert_eq!(back.record, undo.record);
     }
 }

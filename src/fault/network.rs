@@ -6,10 +6,15 @@
 //! rolled back; revert deletes only the owned handle (the kernel checks the handle) and
 //! confirms it is gone; the interface is a parameter, and revert uses the one injected on.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::model::NetworkFault;
-use crate::platform::{NetAccess, Platform, PlatformError, Target};
+use super::{FaultKind, Undo, UndoRecord};
+use crate::experiment::model::{
+    FaultProblems, FaultSpec, NetworkEngine, NetworkFault, NetworkStrategy, Target as TargetSpec,
+};
+use crate::platform::kubernetes::rbac::{self, Permission};
+use crate::platform::{NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host};
 
 /// The root qdisc handle faultline owns. Documented: a qdisc with this handle is
 /// faultline's; anything else is never touched.
@@ -197,7 +202,7 @@ async fn tc(
 ) -> Result<crate::platform::ExecOutput, PlatformError> {
     let mut argv = vec!["tc".to_string()];
     argv.extend(args.iter().cloned());
-    platform.net_exec(target, access, &argv).await
+    platform.netns_exec(target, access, &argv).await
 }
 
 /// Reads the root and refuses anything but the kernel's default.
@@ -227,9 +232,183 @@ async fn check_root(
     }
 }
 
+impl FaultSpec for NetworkFault {
+    fn name(&self) -> &'static str {
+        "network"
+    }
+
+    fn after(&self) -> crate::experiment::units::Duration {
+        self.after
+    }
+
+    fn duration(&self) -> Option<crate::experiment::units::Duration> {
+        Some(self.duration)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(d) = self.delay {
+            match self.jitter {
+                Some(j) => parts.push(format!("delay {d} ± {j}")),
+                None => parts.push(format!("delay {d}")),
+            }
+        }
+        if let Some(l) = self.loss {
+            parts.push(format!("loss {l}"));
+        }
+        if let Some(r) = &self.rate {
+            parts.push(format!("rate {r}"));
+        }
+        format!(
+            "network {} on {} for {}",
+            parts.join(", "),
+            self.interface,
+            self.duration
+        )
+    }
+
+    fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
+        p.positive("duration", self.duration);
+        if self.delay.is_none() && self.loss.is_none() && self.rate.is_none() {
+            p.err("a network fault needs at least one of `delay`, `loss` or `rate`");
+        }
+        if self.jitter.is_some() && self.delay.is_none() {
+            p.err_at("jitter", "`jitter` varies a `delay`: add `delay` too");
+        }
+        if let (Some(d), Some(j)) = (self.delay, self.jitter) {
+            if j > d {
+                p.err_at("jitter", format!("jitter {j} is larger than the delay {d}"));
+            }
+        }
+        let iface_ok = !self.interface.is_empty()
+            && self.interface.len() <= 15
+            && !self.interface.contains(['/', ' ', ':']);
+        if !iface_ok {
+            p.err_at(
+                "interface",
+                format!(
+                    "invalid interface name `{}`: at most 15 characters, no `/`, `:` or spaces",
+                    self.interface
+                ),
+            );
+        }
+        if self.tc_image.is_some() && self.strategy == NetworkStrategy::Host {
+            p.err_at(
+                "tc_image",
+                "`tc_image` is used by the sidecar strategy; with `strategy: host` the host's tc runs",
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl FaultKind for NetworkFault {
+    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+        if !needs_netem(self) {
+            return Ok(());
+        }
+        let has_netem = platform.netem_supported().await;
+        match self.engine {
+            NetworkEngine::Netem if has_netem == Some(false) => Err(netem_missing_message()),
+            NetworkEngine::Auto
+                if has_netem == Some(false) && self.strategy == NetworkStrategy::Sidecar =>
+            {
+                Err(format!(
+                    "{}; the nfqueue engine, which works without it, needs `strategy: host`",
+                    netem_missing_message()
+                ))
+            }
+            NetworkEngine::Nfqueue if self.strategy == NetworkStrategy::Sidecar => Err(
+                "the nfqueue engine runs its delayer from the host: use `strategy: host` (or auto)"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    async fn prepare(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+    ) -> Result<Option<Undo>, PlatformError> {
+        let engine = match self.engine {
+            NetworkEngine::Netem => Engine::Netem,
+            NetworkEngine::Nfqueue => Engine::Nfqueue,
+            NetworkEngine::Auto
+                if needs_netem(self) && platform.netem_supported().await == Some(false) =>
+            {
+                Engine::Nfqueue
+            }
+            NetworkEngine::Auto => Engine::Netem,
+        };
+        let nfq = engine == Engine::Nfqueue && needs_netem(self);
+        // The delayer runs from the host, so nfqueue means host access.
+        let strategy = if nfq {
+            NetworkStrategy::Host
+        } else {
+            self.strategy
+        };
+        let on_exit = format!(
+            "tc {} 2>/dev/null",
+            delete_command(&self.interface).join(" ")
+        );
+        let access = platform
+            .enter_netns(
+                target,
+                &NetnsRequest {
+                    strategy,
+                    image: self.tc_image.as_deref(),
+                    lifetime: super::helper_lifetime(self.duration.std()),
+                    on_exit,
+                },
+            )
+            .await?;
+        let delayer = if nfq {
+            let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
+            let listing = platform.netns_exec(target, &access, &cat).await?;
+            Some(super::nfqueue::DelayerRecord {
+                queue: super::nfqueue::pick_queue(&super::nfqueue::bound_queues(&listing.stdout)),
+                marker: format!("faultline-net-{:016x}", rand::random::<u64>()),
+            })
+        } else {
+            None
+        };
+        Ok(Some(Undo::new(UndoRecord::RemoveQdisc {
+            target: target.clone(),
+            qdisc: QdiscRecord {
+                interface: self.interface.clone(),
+                access,
+                tc: needs_tc(self, engine),
+                delayer,
+            },
+        })))
+    }
+
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<(), PlatformError> {
+        let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = undo.map(|u| &u.record) else {
+            return Err(super::mismatched(self));
+        };
+        inject(platform, self, target, qdisc).await
+    }
+
+    fn rbac(&self) -> &'static [Permission] {
+        &[
+            rbac::GET_PODS,
+            rbac::PATCH_EPHEMERAL,
+            rbac::EXEC_CREATE,
+            rbac::EXEC_GET,
+        ]
+    }
+}
+
 /// Adds the fault: its qdisc and, with the nfqueue engine, the delayer and its rule. A
 /// failure part-way removes what was added.
-pub async fn inject(
+async fn inject(
     platform: &dyn Platform,
     f: &NetworkFault,
     target: &Target,
@@ -281,11 +460,9 @@ async fn start_nfqueue(
         jitter: f.jitter.map(|d| d.std()).unwrap_or_default(),
         loss: f.loss.map(|l| l.0 / 100.0).unwrap_or(0.0),
     };
-    platform
-        .start_delayer(target, access, d.queue, shape, f.duration.std(), &d.marker)
-        .await?;
+    start_delayer(platform, target, access, d, shape, f.duration.std()).await?;
     let out = platform
-        .net_exec(
+        .netns_exec(
             target,
             access,
             &super::nfqueue::add_rule(d.queue, &d.marker),
@@ -310,13 +487,13 @@ async fn stop_nfqueue(
     // Deleting first: with the rule gone no packet waits for the delayer any more.
     for _ in 0..5 {
         let rules = platform
-            .net_exec(target, access, &super::nfqueue::list_rules())
+            .netns_exec(target, access, &super::nfqueue::list_rules())
             .await?;
         if !rules.stdout.contains(&d.marker) {
             break;
         }
         platform
-            .net_exec(
+            .netns_exec(
                 target,
                 access,
                 &super::nfqueue::delete_rule(d.queue, &d.marker),
@@ -324,7 +501,7 @@ async fn stop_nfqueue(
             .await?;
     }
     let rules = platform
-        .net_exec(target, access, &super::nfqueue::list_rules())
+        .netns_exec(target, access, &super::nfqueue::list_rules())
         .await?;
     if rules.stdout.contains(&d.marker) {
         return Err(PlatformError::Refused(format!(
@@ -332,11 +509,93 @@ async fn stop_nfqueue(
             d.marker, target.name
         )));
     }
-    platform.stop_delayer(target, access, &d.marker).await
+    // SIGTERM first: the delayer lets the packets it holds go.
+    platform
+        .stop_process(target, DELAYER_PLACEMENT, &d.marker, true)
+        .await
+}
+
+/// The delayer runs on the host inside the target's network namespace.
+const DELAYER_PLACEMENT: Placement = Placement::Host {
+    netns: true,
+    cgroups: false,
+};
+
+/// Starts the nfqueue delayer for the record's queue inside the target's network
+/// namespace, and waits until it has bound its queue; it ends by itself after
+/// `duration` (plus a margin) and when faultline dies.
+async fn start_delayer(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    d: &super::nfqueue::DelayerRecord,
+    shape: super::nfqueue::Shape,
+    duration: std::time::Duration,
+) -> Result<(), PlatformError> {
+    if *access != NetAccess::Host {
+        return Err(PlatformError::Refused(
+            "the nfqueue delayer runs from the host: use `strategy: host`".into(),
+        ));
+    }
+    let lifetime = duration + super::cpu_stress::DEADLINE_MARGIN;
+    let args = [
+        "delayer".to_string(),
+        "--queue".into(),
+        d.queue.to_string(),
+        "--delay-us".into(),
+        shape.delay.as_micros().to_string(),
+        "--jitter-us".into(),
+        shape.jitter.as_micros().to_string(),
+        "--loss".into(),
+        shape.loss.to_string(),
+        "--until".into(),
+        host::deadline(lifetime).to_string(),
+        "--marker".into(),
+        d.marker.clone(),
+    ];
+    platform
+        .start_process(target, DELAYER_PLACEMENT, &args, &d.marker, lifetime)
+        .await?;
+    // The rule goes in only once the delayer listens, though --queue-bypass would let
+    // packets through meanwhile anyway.
+    let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
+    for _ in 0..100 {
+        let listing = platform.netns_exec(target, access, &cat).await?;
+        if super::nfqueue::bound_queues(&listing.stdout).contains(&d.queue) {
+            return Ok(());
+        }
+        if host::pids_with_marker(&d.marker).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    Err(PlatformError::Refused(
+        "the nfqueue delayer did not bind its queue (the kernel needs nfnetlink_queue)".into(),
+    ))
+}
+
+/// Removes what the fault added and confirms it is gone; then the way in (a helper)
+/// goes too.
+pub async fn revert(
+    platform: &dyn Platform,
+    target: &Target,
+    rec: &QdiscRecord,
+) -> Result<(), PlatformError> {
+    let removed = remove(platform, target, rec).await;
+    // The helper goes only once the qdisc is confirmed gone: it is the way in.
+    if removed.is_ok() || matches!(removed, Err(PlatformError::Gone(_))) {
+        platform.leave_netns(&rec.access).await?;
+    }
+    removed
+}
+
+/// Gives back the way in that `prepare` opened when the fault was not applied.
+pub async fn release(platform: &dyn Platform, rec: &QdiscRecord) -> Result<(), PlatformError> {
+    platform.leave_netns(&rec.access).await
 }
 
 /// Deletes faultline's qdisc if it is there, and confirms it is gone.
-pub async fn revert(
+async fn remove(
     platform: &dyn Platform,
     target: &Target,
     rec: &QdiscRecord,

@@ -122,27 +122,23 @@ pub fn packet_delay(shape: &Shape, uniform: f64) -> Duration {
     Duration::from_secs_f64((base + j).max(0.0))
 }
 
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How long the delayer sleeps at most when it holds no packet.
+const IDLE_WAKE: Duration = Duration::from_millis(200);
 
-extern "C" fn on_term(_: libc::c_int) {
-    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-}
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Runs the delayer on `queue` until the epoch second `until` or SIGTERM, then lets every
 /// held packet go. The body of the hidden `faultline delayer` command, started inside the
 /// target's network namespace.
 pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(on_term),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        sigaction(Signal::SIGTERM, &action).map_err(std::io::Error::from)?;
-    }
+    crate::platform::host::flag_on_sigterm(&STOP)?;
+    // nfq does not expose its netlink socket: find it as the descriptor `open` adds, so
+    // that the loop can sleep in poll(2) until a packet arrives or one is due.
+    let before = crate::platform::host::open_fds();
     let mut q = nfq::Queue::open()?;
+    let socket = crate::platform::host::open_fds()
+        .into_iter()
+        .find(|fd| !before.contains(fd));
     q.bind(queue)?;
     // Only the metadata: the payload is never looked at.
     q.set_copy_range(queue, 0)?;
@@ -198,12 +194,18 @@ pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> 
             .into_iter()
             .chain(heap.peek().map(|h| h.release))
             .min();
-        // Poll for new packets at least every millisecond; sleep longer when idle.
+        // Sleep until a packet arrives or the next held one is due; wake at least every
+        // 200 ms to notice the deadline (SIGTERM interrupts the wait at once).
         let nap = next
             .map(|n| n.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_millis(1))
-            .min(Duration::from_millis(1));
-        std::thread::sleep(nap);
+            .unwrap_or(IDLE_WAKE)
+            .min(IDLE_WAKE);
+        match socket {
+            Some(fd) => {
+                crate::platform::host::wait_readable(fd, nap)?;
+            }
+            None => std::thread::sleep(nap.min(Duration::from_millis(1))),
+        }
     }
     // Let every held packet go before leaving: nothing is lost to the revert.
     for (_, mut msg) in fifo {

@@ -1,34 +1,82 @@
 //! `pause`: freezes every process of the target (the cgroup freezer), and thaws it at revert.
 
+use async_trait::async_trait;
+
+use super::{FaultKind, Undo, UndoRecord};
+use crate::experiment::model::{FaultProblems, FaultSpec, PauseFault, Target as TargetSpec};
+use crate::experiment::units::Duration;
+use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target};
 
-/// `lifetime` bounds the freeze where a helper holds it (Kubernetes): it thaws by itself
-/// after that even if faultline died.
-pub async fn inject(
-    platform: &dyn Platform,
-    target: &Target,
-    lifetime: std::time::Duration,
-) -> Result<(), PlatformError> {
-    if platform.is_paused(target).await? {
-        // Someone else froze it; unpausing it at revert would undo their action.
-        return Err(PlatformError::Refused(format!(
-            "container `{}` is already paused by someone else; refusing to take it over",
-            target.name
-        )));
+impl FaultSpec for PauseFault {
+    fn name(&self) -> &'static str {
+        "pause"
     }
-    platform.pause_for(target, lifetime).await
+
+    fn after(&self) -> Duration {
+        self.after
+    }
+
+    fn duration(&self) -> Option<Duration> {
+        Some(self.duration)
+    }
+
+    fn describe(&self) -> String {
+        format!("pause for {}", self.duration)
+    }
+
+    fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
+        p.positive("duration", self.duration);
+    }
+}
+
+#[async_trait]
+impl FaultKind for PauseFault {
+    async fn prepare(
+        &self,
+        _platform: &dyn Platform,
+        target: &Target,
+    ) -> Result<Option<Undo>, PlatformError> {
+        Ok(Some(Undo::new(UndoRecord::Unpause {
+            target: target.clone(),
+        })))
+    }
+
+    /// The freeze is bounded where a helper holds it (Kubernetes): it thaws by itself
+    /// after the fault's lifetime even if faultline died.
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        _undo: Option<&Undo>,
+    ) -> Result<(), PlatformError> {
+        if platform.is_frozen(target).await? {
+            // Someone else froze it; unpausing it at revert would undo their action.
+            return Err(PlatformError::Refused(format!(
+                "container `{}` is already paused by someone else; refusing to take it over",
+                target.name
+            )));
+        }
+        platform
+            .freeze(target, super::helper_lifetime(self.duration.std()))
+            .await
+    }
+
+    fn rbac(&self) -> &'static [Permission] {
+        &[rbac::GET_PODS, rbac::CREATE_PODS, rbac::DELETE_PODS]
+    }
 }
 
 /// Thaws the target and confirms it. The engine's state can lag a moment behind the
 /// unpause (a pending kill landing, a restart), so the check is retried briefly.
 pub async fn revert(platform: &dyn Platform, target: &Target) -> Result<(), PlatformError> {
-    platform.unpause(target).await?;
+    platform.thaw(target).await?;
     for attempt in 0..20 {
-        if !platform.is_paused(target).await? {
+        if !platform.is_frozen(target).await? {
             return Ok(());
         }
         if attempt % 5 == 4 {
-            platform.unpause(target).await?;
+            platform.thaw(target).await?;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

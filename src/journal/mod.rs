@@ -14,16 +14,9 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::Undo;
+pub use crate::platform::PlatformRef;
 
 pub mod audit;
-
-/// Where a platform is reached, so that a later process can connect to it again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlatformRef {
-    pub kind: String,
-    /// The experiment's own endpoint setting (e.g. `target.docker.host`), if any.
-    pub endpoint: Option<String>,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -207,14 +200,14 @@ mod tests {
                 kind: "docker".into(),
                 endpoint: None,
             },
-            undo: Undo::Unpause {
+            undo: Undo::new(crate::fault::UndoRecord::Unpause {
                 target: Target {
                     platform: "docker".into(),
                     id: "abc".into(),
                     name: "web-1".into(),
                     labels: Default::default(),
                 },
-            },
+            }),
         }
     }
 

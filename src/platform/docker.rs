@@ -10,10 +10,11 @@ use bollard::query_parameters::{
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 
-use super::{ExecOutput, NetAccess, Platform, PlatformError, Target};
-use crate::experiment::model::DockerTarget;
+use super::{
+    ExecOutput, NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host,
+};
+use crate::experiment::model::{DockerTarget, NetworkStrategy};
 use crate::experiment::units::{Duration, Signal};
-use crate::fault::cpu_stress::CpuAccess;
 
 /// Containers with this label set to `true` are never selected.
 pub const PROTECTED_LABEL: &str = "faultline.protected";
@@ -139,9 +140,9 @@ pub fn describe(host: &str, e: &bollard::errors::Error) -> String {
             format!("Docker at {host} answered {status_code}: {message}")
         }
         _ => {
-            let why = match crate::probe::find_io_error(e) {
-                Some(io) => crate::probe::describe_io(io),
-                None => crate::probe::error_chain(e),
+            let why = match crate::causes::find_io_error(e) {
+                Some(io) => crate::causes::describe_io(io),
+                None => crate::causes::error_chain(e),
             };
             format!("cannot reach Docker at {host}: {why}")
         }
@@ -196,24 +197,20 @@ impl DockerPlatform {
             )
             .await?;
         let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
-        Ok((pid > 0 && process_belongs_to(pid, &target.id)).then_some(pid))
+        Ok((pid > 0 && host::process_belongs_to(pid, &target.id)).then_some(pid))
     }
 
     async fn start_net_helper(
         &self,
         target: &Target,
         image: &str,
-        interface: &str,
+        on_exit: &str,
         lifetime: std::time::Duration,
     ) -> Result<String, PlatformError> {
-        let del = format!(
-            "tc qdisc del dev {interface} root handle {} 2>/dev/null",
-            crate::fault::network::HANDLE
-        );
         // The helper's own dead-man's switch: when its lifetime ends, or it is stopped,
-        // it removes faultline's qdisc; it is then removed by the daemon (auto_remove).
+        // it runs the fault's cleanup; it is then removed by the daemon (auto_remove).
         let script = format!(
-            "trap '{del}; exit 0' TERM INT; sleep {} & wait $!; {del}",
+            "trap '{on_exit}; exit 0' TERM INT; sleep {} & wait $!; {on_exit}",
             lifetime.as_secs().max(1)
         );
         let name = format!(
@@ -289,7 +286,7 @@ impl DockerPlatform {
     /// Returns false if one survives even SIGKILL.
     async fn stop_host_processes(&self, marker: &str, gentle: bool) -> bool {
         for round in 0..50 {
-            let pids = crate::fault::cpu_stress::host_pids_with_marker(marker);
+            let pids = host::pids_with_marker(marker);
             if pids.is_empty() {
                 self.reap_stressors();
                 return true;
@@ -359,232 +356,6 @@ impl DockerPlatform {
         out.code = inspect.exit_code.unwrap_or(-1);
         Ok(out)
     }
-}
-
-/// Runs `argv` from the host inside the network namespace of process `pid`. The namespace
-/// is entered in the forked child before exec, never on one of tokio's threads.
-async fn exec_in_netns(pid: i64, argv: &[String]) -> Result<ExecOutput, PlatformError> {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
-        PlatformError::Refused(format!(
-            "cannot open the network namespace of pid {pid}: {e}"
-        ))
-    })?;
-    let fd = ns.as_raw_fd();
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    // SAFETY: setns is a plain system call, safe between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let out = cmd.output().await.map_err(|e| {
-        PlatformError::Refused(format!(
-            "cannot run `{}` on this host: {e} (install iproute2, or use `strategy: sidecar`)",
-            argv[0]
-        ))
-    })?;
-    drop(ns);
-    Ok(ExecOutput {
-        code: out.status.code().map(i64::from).unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
-}
-
-/// The cgroup directories (every hierarchy, v1 and v2) that process `pid` is in, as seen
-/// from this host's mounts.
-fn cgroup_dirs(pid: i64) -> Result<Vec<std::path::PathBuf>, String> {
-    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("cannot read the cgroups of pid {pid}: {e}"))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-    // (controller or "" for v2) -> mount point
-    let mut mounts: Vec<(Vec<String>, String)> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = left.split_whitespace().nth(4).unwrap_or("").to_string();
-        let fields: Vec<&str> = right.split_whitespace().collect();
-        match fields.first() {
-            Some(&"cgroup") => {
-                let opts = fields.get(2).unwrap_or(&"");
-                let controllers = opts
-                    .split(',')
-                    .filter(|o| *o != "rw" && *o != "ro")
-                    .map(str::to_string)
-                    .collect();
-                mounts.push((controllers, mount_point));
-            }
-            Some(&"cgroup2") => mounts.push((Vec::new(), mount_point)),
-            _ => {}
-        }
-    }
-    let mut dirs = Vec::new();
-    for line in membership.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (
-            parts.next(),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
-        let wanted: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
-        let mount = mounts.iter().find(|(cs, _)| {
-            if wanted.is_empty() {
-                cs.is_empty()
-            } else {
-                wanted.iter().all(|w| cs.iter().any(|c| c == w))
-            }
-        });
-        if let Some((_, mp)) = mount {
-            let dir = std::path::Path::new(mp).join(path.trim_start_matches('/'));
-            if dir.join("cgroup.procs").exists() && !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
-        }
-    }
-    if dirs.is_empty() {
-        return Err(format!(
-            "no cgroup of pid {pid} is visible under this host's cgroup mounts"
-        ));
-    }
-    Ok(dirs)
-}
-
-/// Starts `faultline stress` stopped, moves it into every cgroup of the container's init
-/// process, then lets it run. It dies with faultline (parent-death signal) and at its own
-/// deadline.
-fn start_host_stressor(
-    pid: i64,
-    workers: u32,
-    load: u32,
-    duration: std::time::Duration,
-    marker: &str,
-) -> Result<std::process::Child, PlatformError> {
-    use std::os::unix::process::CommandExt;
-    let dirs = cgroup_dirs(pid).map_err(PlatformError::Refused)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| PlatformError::Refused(format!("cannot find faultline's own binary: {e}")))?;
-    let until = crate::fault::cpu_stress::deadline(duration);
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args([
-        "stress",
-        "--workers",
-        &workers.to_string(),
-        "--load",
-        &load.to_string(),
-        "--until",
-        &until.to_string(),
-        "--marker",
-        marker,
-    ])
-    .stdin(std::process::Stdio::null())
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    // SAFETY: prctl is a plain system call, safe between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| PlatformError::Refused(format!("cannot start the stressor: {e}")))?;
-    let child_pid = child.id();
-    let kill = |child: &mut std::process::Child, why: String| {
-        let _ = child.kill();
-        let _ = child.wait();
-        PlatformError::Refused(why)
-    };
-    // The stressor stops itself before it burns anything; wait for that.
-    let stopped = (0..500).any(|_| {
-        let state = std::fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap_or_default();
-        let stopped = state
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('T'));
-        if !stopped {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        stopped
-    });
-    if !stopped {
-        return Err(kill(
-            &mut child,
-            "the stressor did not reach its stopped start".into(),
-        ));
-    }
-    for dir in &dirs {
-        if let Err(e) = std::fs::write(dir.join("cgroup.procs"), child_pid.to_string()) {
-            return Err(kill(
-                &mut child,
-                format!("cannot move the stressor into {}: {e}", dir.display()),
-            ));
-        }
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child_pid as i32),
-        nix::sys::signal::Signal::SIGCONT,
-    )
-    .map_err(|e| PlatformError::Refused(format!("cannot start the stressor: {e}")))?;
-    Ok(child)
-}
-
-/// Starts faultline's own binary with `args` inside the network namespace of `pid`, with
-/// a parent-death signal.
-fn spawn_in_netns(pid: i64, args: &[String]) -> Result<std::process::Child, PlatformError> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
-        PlatformError::Refused(format!(
-            "cannot open the network namespace of pid {pid}: {e}"
-        ))
-    })?;
-    let fd = ns.as_raw_fd();
-    let exe = std::env::current_exe()
-        .map_err(|e| PlatformError::Refused(format!("cannot find faultline's own binary: {e}")))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: setns and prctl are plain system calls, safe between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)?;
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| PlatformError::Refused(format!("cannot start the delayer: {e}")))?;
-    drop(ns);
-    Ok(child)
-}
-
-/// Whether this kernel accepts a netem qdisc, tried in a throwaway network namespace.
-pub async fn host_has_netem() -> Option<bool> {
-    let out = tokio::process::Command::new("unshare")
-        .args([
-            "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
-        ])
-        .output()
-        .await
-        .ok()?;
-    if out.status.success() {
-        return Some(true);
-    }
-    String::from_utf8_lossy(&out.stderr)
-        .contains("Specified qdisc kind is unknown")
-        .then_some(false)
 }
 
 impl DockerPlatform {
@@ -701,7 +472,7 @@ impl Platform for DockerPlatform {
             .collect())
     }
 
-    async fn kill(
+    async fn signal(
         &self,
         target: &Target,
         signal: Signal,
@@ -737,12 +508,16 @@ impl Platform for DockerPlatform {
         .await
     }
 
-    async fn pause(&self, target: &Target) -> Result<(), PlatformError> {
+    async fn freeze(
+        &self,
+        target: &Target,
+        _lifetime: std::time::Duration,
+    ) -> Result<(), PlatformError> {
         self.call(target, self.docker.pause_container(&target.id))
             .await
     }
 
-    async fn unpause(&self, target: &Target) -> Result<(), PlatformError> {
+    async fn thaw(&self, target: &Target) -> Result<(), PlatformError> {
         match self
             .call(target, self.docker.unpause_container(&target.id))
             .await
@@ -750,7 +525,7 @@ impl Platform for DockerPlatform {
             // Unpause is idempotent: if the container is not paused (thawed by someone
             // else, or restarted), the goal holds. Docker answers that with a 409 or a 500.
             Err(PlatformError::Gone(n)) => Err(PlatformError::Gone(n)),
-            Err(e) => match self.is_paused(target).await {
+            Err(e) => match self.is_frozen(target).await {
                 Ok(false) => Ok(()),
                 _ => Err(e),
             },
@@ -758,7 +533,7 @@ impl Platform for DockerPlatform {
         }
     }
 
-    async fn is_paused(&self, target: &Target) -> Result<bool, PlatformError> {
+    async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError> {
         let info = self
             .call(
                 target,
@@ -769,52 +544,60 @@ impl Platform for DockerPlatform {
         Ok(info.state.and_then(|s| s.paused).unwrap_or(false))
     }
 
-    async fn net_access(
+    async fn host_reach(&self, target: &Target) -> Result<(), String> {
+        if !self.is_local() {
+            return Err(format!(
+                "the Docker daemon at {} is remote: its containers' namespaces and cgroups are not on this machine",
+                self.host
+            ));
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(
+                "entering a container's namespaces and cgroups needs root: run faultline as root"
+                    .into(),
+            );
+        }
+        match self.visible_pid(target).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(format!(
+                "the processes of `{}` are not visible from here",
+                target.name
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn enter_netns(
         &self,
         target: &Target,
-        strategy: crate::experiment::model::NetworkStrategy,
-        image: Option<&str>,
-        interface: &str,
-        lifetime: std::time::Duration,
+        request: &NetnsRequest<'_>,
     ) -> Result<NetAccess, PlatformError> {
-        use crate::experiment::model::NetworkStrategy;
-        let root = nix::unistd::geteuid().is_root();
-        let host_ok = root && self.visible_pid(target).await?.is_some();
-        let use_host = match strategy {
-            NetworkStrategy::Host if !host_ok => {
-                return Err(PlatformError::Refused(if !self.is_local() {
-                    format!(
-                        "strategy `host` needs a local Docker daemon; {} is remote: use `strategy: sidecar`",
-                        self.host
-                    )
-                } else if !root {
-                    "strategy `host` needs root to enter the container's network namespace: run faultline as root, or use `strategy: sidecar`".to_string()
-                } else {
-                    format!(
-                        "the processes of `{}` are not visible from here: use `strategy: sidecar`",
-                        target.name
-                    )
-                }));
+        let reach = self.host_reach(target).await;
+        let use_host = match (request.strategy, reach) {
+            (NetworkStrategy::Host, Err(why)) => {
+                return Err(PlatformError::Refused(format!(
+                    "strategy `host` cannot be used: {why}; use `strategy: sidecar`"
+                )));
             }
-            NetworkStrategy::Host => true,
-            NetworkStrategy::Sidecar => false,
-            NetworkStrategy::Auto => host_ok,
+            (NetworkStrategy::Host, Ok(())) => true,
+            (NetworkStrategy::Sidecar, _) => false,
+            (NetworkStrategy::Auto, reach) => reach.is_ok(),
         };
         if use_host {
             return Ok(NetAccess::Host);
         }
-        let image = image.map(str::to_string).or_else(|| self.tc_image.clone()).ok_or_else(|| {
+        let image = request.image.map(str::to_string).or_else(|| self.tc_image.clone()).ok_or_else(|| {
             PlatformError::Refused(
                 "the sidecar strategy needs an image with `tc` and `sh`: set `tc_image` on the fault, --tc-image, or FAULTLINE_TC_IMAGE".into(),
             )
         })?;
         let helper = self
-            .start_net_helper(target, &image, interface, lifetime)
+            .start_net_helper(target, &image, &request.on_exit, request.lifetime)
             .await?;
         Ok(NetAccess::Sidecar { helper, image })
     }
 
-    async fn net_exec(
+    async fn netns_exec(
         &self,
         target: &Target,
         access: &NetAccess,
@@ -826,13 +609,13 @@ impl Platform for DockerPlatform {
                     .visible_pid(target)
                     .await?
                     .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
-                exec_in_netns(pid, argv).await
+                host::exec_in_netns(pid, argv).await
             }
             NetAccess::Sidecar { helper, .. } => self.exec_in(helper, argv).await,
         }
     }
 
-    async fn net_release(&self, access: &NetAccess) -> Result<(), PlatformError> {
+    async fn leave_netns(&self, access: &NetAccess) -> Result<(), PlatformError> {
         let NetAccess::Sidecar { helper, .. } = access else {
             return Ok(());
         };
@@ -852,179 +635,75 @@ impl Platform for DockerPlatform {
 
     async fn netem_supported(&self) -> Option<bool> {
         if self.is_local() {
-            host_has_netem().await
+            host::has_netem().await
         } else {
             None
         }
     }
 
-    async fn start_delayer(
+    async fn start_process(
         &self,
         target: &Target,
-        access: &NetAccess,
-        queue: u16,
-        shape: crate::fault::nfqueue::Shape,
-        duration: std::time::Duration,
-        marker: &str,
+        placement: Placement,
+        argv: &[String],
+        _marker: &str,
+        _lifetime: std::time::Duration,
     ) -> Result<(), PlatformError> {
-        if *access != NetAccess::Host {
-            return Err(PlatformError::Refused(
-                "the nfqueue delayer runs from the host: use `strategy: host`".into(),
-            ));
-        }
-        let pid = self
-            .visible_pid(target)
-            .await?
-            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
-        let until = crate::fault::cpu_stress::deadline(duration);
-        let args = [
-            "delayer".to_string(),
-            "--queue".into(),
-            queue.to_string(),
-            "--delay-us".into(),
-            shape.delay.as_micros().to_string(),
-            "--jitter-us".into(),
-            shape.jitter.as_micros().to_string(),
-            "--loss".into(),
-            shape.loss.to_string(),
-            "--until".into(),
-            until.to_string(),
-            "--marker".into(),
-            marker.to_string(),
-        ];
-        let child = spawn_in_netns(pid, &args)?;
-        self.stressors.lock().expect("not poisoned").push(child);
-        // The rule goes in only once the delayer listens, though --queue-bypass would
-        // let packets through meanwhile anyway.
-        let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
-        for _ in 0..100 {
-            let listing = exec_in_netns(pid, &cat).await?;
-            if crate::fault::nfqueue::bound_queues(&listing.stdout).contains(&queue) {
-                return Ok(());
-            }
-            if crate::fault::cpu_stress::host_pids_with_marker(marker).is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-        }
-        let _ = self.stop_delayer(target, access, marker).await;
-        Err(PlatformError::Refused(
-            "the nfqueue delayer did not bind its queue (the kernel needs nfnetlink_queue)".into(),
-        ))
-    }
-
-    async fn stop_delayer(
-        &self,
-        target: &Target,
-        _access: &NetAccess,
-        marker: &str,
-    ) -> Result<(), PlatformError> {
-        // SIGTERM first: the delayer lets the packets it holds go.
-        if self.stop_host_processes(marker, true).await {
-            return Ok(());
-        }
-        Err(PlatformError::Refused(format!(
-            "the delayer ({marker}) of `{}` is still running after SIGKILL",
-            target.name
-        )))
-    }
-
-    async fn cpu_access(
-        &self,
-        target: &Target,
-        strategy: crate::experiment::model::CpuStrategy,
-    ) -> Result<CpuAccess, PlatformError> {
-        use crate::experiment::model::CpuStrategy;
-        let root = nix::unistd::geteuid().is_root();
-        let host_ok = root && self.visible_pid(target).await?.is_some();
-        match strategy {
-            CpuStrategy::Exec => Ok(CpuAccess::Exec),
-            CpuStrategy::Host if host_ok => Ok(CpuAccess::Host),
-            CpuStrategy::Host => Err(PlatformError::Refused(if !self.is_local() {
-                format!(
-                    "strategy `host` needs a local Docker daemon; {} is remote: use `strategy: exec`",
-                    self.host
-                )
-            } else {
-                "strategy `host` needs root on the Docker host to move a stressor into the container's cgroups: run as root, or use `strategy: exec`".to_string()
-            })),
-            CpuStrategy::Auto => Ok(if host_ok {
-                CpuAccess::Host
-            } else {
-                CpuAccess::Exec
-            }),
-        }
-    }
-
-    async fn stress_start(
-        &self,
-        target: &Target,
-        access: CpuAccess,
-        workers: u32,
-        load: u32,
-        duration: std::time::Duration,
-        marker: &str,
-    ) -> Result<(), PlatformError> {
-        match access {
-            CpuAccess::Host => {
+        match placement {
+            Placement::Host { netns, cgroups } => {
+                self.host_reach(target)
+                    .await
+                    .map_err(PlatformError::Refused)?;
                 let pid = self
                     .visible_pid(target)
                     .await?
                     .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
-                let child = start_host_stressor(pid, workers, load, duration, marker)?;
+                let child = host::spawn_attached(pid, netns, cgroups, argv)?;
                 self.stressors.lock().expect("not poisoned").push(child);
                 Ok(())
             }
-            CpuAccess::Exec => {
-                let seconds = duration.as_secs().max(1);
-                let argv = vec![
-                    "sh".to_string(),
-                    "-c".to_string(),
-                    crate::fault::cpu_stress::exec_script(workers, load, seconds),
-                    marker.to_string(),
-                ];
-                self.exec_detached(target, &argv).await
-            }
+            Placement::InTarget => self.exec_detached(target, argv).await,
         }
     }
 
-    async fn stress_stop(
+    async fn stop_process(
         &self,
         target: &Target,
-        access: CpuAccess,
+        placement: Placement,
         marker: &str,
+        gentle: bool,
     ) -> Result<(), PlatformError> {
-        match access {
-            CpuAccess::Host => {
-                if self.stop_host_processes(marker, false).await {
+        match placement {
+            Placement::Host { .. } => {
+                if self.stop_host_processes(marker, gentle).await {
                     return Ok(());
                 }
                 Err(PlatformError::Refused(format!(
-                    "a stressor ({marker}) of `{}` is still running after SIGKILL",
+                    "a process of faultline ({marker}) for `{}` is still running after SIGKILL",
                     target.name
                 )))
             }
-            CpuAccess::Exec => {
+            Placement::InTarget => {
                 let argv = vec![
                     "sh".to_string(),
                     "-c".to_string(),
-                    crate::fault::cpu_stress::exec_kill_script(marker),
+                    host::kill_by_marker_script(marker),
                 ];
                 let out = self.exec_in(&target.id, &argv).await.map_err(|e| match e {
                     PlatformError::Gone(_) => PlatformError::Gone(target.name.clone()),
                     other => other,
                 })?;
-                match out.stdout.trim().strip_prefix("remaining=") {
-                    Some("0") => Ok(()),
+                match host::remaining(&out.stdout) {
+                    Some(0) => Ok(()),
                     Some(n) => Err(PlatformError::Refused(format!(
-                        "{n} stressor process(es) still run in `{}`",
+                        "{n} process(es) of faultline ({marker}) still run in `{}`",
                         target.name
                     ))),
                     None if out.stderr.contains("is not running") => {
                         Err(PlatformError::Gone(target.name.clone()))
                     }
                     None => Err(PlatformError::Refused(format!(
-                        "cannot check the stressors in `{}`: {}",
+                        "cannot check faultline's processes in `{}`: {}",
                         target.name,
                         out.stderr.trim()
                     ))),
@@ -1032,12 +711,6 @@ impl Platform for DockerPlatform {
             }
         }
     }
-}
-
-/// Whether host PID `pid` is a process of the container (its cgroup names the container),
-/// which guards against a recycled PID and tells a local daemon from a remote one.
-fn process_belongs_to(pid: i64, container_id: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(container_id))
 }
 
 /// faultline's own container id when it runs inside Docker, so it never targets itself.

@@ -2,6 +2,7 @@
 //! only; Docker and Kubernetes differences live in their own folders.
 
 pub mod docker;
+pub mod host;
 pub mod kubernetes;
 pub mod select;
 
@@ -10,8 +11,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::model::NetworkStrategy;
 use crate::experiment::units::{Duration, Signal};
-use crate::journal::PlatformRef;
 
 /// One container or pod a fault can be applied to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,14 +38,47 @@ pub enum PlatformError {
     Refused(String),
 }
 
+/// Where a platform is reached, so that a later process can connect to it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformRef {
+    pub kind: String,
+    /// The experiment's own endpoint setting (e.g. `target.docker.host`), if any.
+    pub endpoint: Option<String>,
+}
+
 /// How faultline reaches a target's network namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "via", rename_all = "snake_case")]
 pub enum NetAccess {
-    /// From the host: setns into the target's namespace, then the host's `tc`.
+    /// From the host: setns into the target's namespace, then the host's tools.
     Host,
-    /// A short-lived helper container sharing the namespace, with `tc` in its image.
+    /// A short-lived helper container sharing the namespace, with the tools in its image.
     Sidecar { helper: String, image: String },
+}
+
+/// How to enter a target's network namespace ([`Platform::enter_netns`]).
+#[derive(Clone, Debug)]
+pub struct NetnsRequest<'a> {
+    pub strategy: NetworkStrategy,
+    /// The helper's image (with `sh` and the tools the fault runs), when one is needed.
+    pub image: Option<&'a str>,
+    /// A helper outlives this by nothing: it ends by itself after it, even if faultline died.
+    pub lifetime: std::time::Duration,
+    /// Shell commands a helper runs as it ends (stopped, or at the end of its lifetime):
+    /// the fault's own cleanup, so that what it added goes with the helper.
+    pub on_exit: String,
+}
+
+/// Where a process that carries a fault runs ([`Platform::start_process`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// faultline's own binary on the platform's host, started stopped, moved into the
+    /// target's network namespace and/or cgroups, then let go; it dies with faultline.
+    Host { netns: bool, cgroups: bool },
+    /// A shell command inside the target itself (Docker: exec; Kubernetes: an ephemeral
+    /// container sharing the pod's namespaces, from the helper image).
+    InTarget,
 }
 
 /// The result of a command run for a fault.
@@ -55,7 +89,9 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
-/// The operations faults are built from.
+/// The primitives every fault is composed of. A platform knows nothing of faults: it
+/// discovers targets, signals and freezes them, enters their network namespace, runs
+/// processes attached to them, and says what its host supports.
 #[async_trait]
 pub trait Platform: Send + Sync {
     /// `docker` or `kubernetes`, as written in reports.
@@ -72,45 +108,49 @@ pub trait Platform: Send + Sync {
     /// Every eligible target that matches the experiment's target block (never a
     /// protected one nor a helper faultline created).
     async fn discover(&self) -> Result<Vec<Target>, PlatformError>;
-    async fn kill(
+
+    /// Stops the target the platform's way: a signal to the container's init process
+    /// (Docker), a pod delete with a grace period (Kubernetes).
+    async fn signal(
         &self,
         target: &Target,
         signal: Signal,
         grace: Option<Duration>,
     ) -> Result<(), PlatformError>;
-    async fn pause(&self, target: &Target) -> Result<(), PlatformError>;
-    async fn unpause(&self, target: &Target) -> Result<(), PlatformError>;
-    /// Like `pause`, for a fault that lasts at most `lifetime`: a platform whose freeze is
-    /// held by a helper (Kubernetes) has it thaw by itself after that, even if faultline
-    /// died.
-    async fn pause_for(
+
+    /// Freezes every process of the target (the cgroup freezer). A platform whose freeze
+    /// is held by a helper (Kubernetes) has it thaw by itself after `lifetime`.
+    async fn freeze(
         &self,
         target: &Target,
-        _lifetime: std::time::Duration,
-    ) -> Result<(), PlatformError> {
-        self.pause(target).await
-    }
+        lifetime: std::time::Duration,
+    ) -> Result<(), PlatformError>;
+    async fn thaw(&self, target: &Target) -> Result<(), PlatformError>;
     /// Whether the target is frozen now.
-    async fn is_paused(&self, target: &Target) -> Result<bool, PlatformError>;
+    async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError>;
 
-    /// Prepares access to the target's network namespace. A helper it starts removes
-    /// faultline's qdisc (`interface`) by itself after `lifetime`, even if faultline died.
-    async fn net_access(
+    /// Whether faultline can reach the target's namespaces and cgroups from where it
+    /// runs (a local daemon, root, the target's processes visible); the reason if not.
+    async fn host_reach(&self, _target: &Target) -> Result<(), String> {
+        Err(format!(
+            "faultline does not run on the {} host of its targets",
+            self.kind()
+        ))
+    }
+
+    /// Enters the target's network namespace, from the host or through a helper.
+    async fn enter_netns(
         &self,
         _target: &Target,
-        _strategy: crate::experiment::model::NetworkStrategy,
-        _image: Option<&str>,
-        _interface: &str,
-        _lifetime: std::time::Duration,
+        _request: &NetnsRequest<'_>,
     ) -> Result<NetAccess, PlatformError> {
         Err(PlatformError::Refused(format!(
             "network faults are not available on {}",
             self.kind()
         )))
     }
-
     /// Runs `argv` inside the target's network namespace.
-    async fn net_exec(
+    async fn netns_exec(
         &self,
         _target: &Target,
         _access: &NetAccess,
@@ -121,80 +161,40 @@ pub trait Platform: Send + Sync {
             self.kind()
         )))
     }
-
-    /// Removes what `net_access` started (a helper); a no-op for host access.
-    async fn net_release(&self, _access: &NetAccess) -> Result<(), PlatformError> {
+    /// Removes what `enter_netns` started (a helper, which runs its `on_exit` as it
+    /// goes); a no-op for host access.
+    async fn leave_netns(&self, _access: &NetAccess) -> Result<(), PlatformError> {
         Ok(())
     }
 
-    /// Starts the nfqueue delayer for `queue` inside the target's network namespace; it
-    /// ends by itself after `duration` (plus a margin) and when faultline dies.
-    async fn start_delayer(
+    /// Starts a process that carries `marker` on its command line, attached to the
+    /// target as `placement` says: for [`Placement::Host`], `argv` are arguments of
+    /// faultline's own binary; for [`Placement::InTarget`], a command. It must end by
+    /// itself after `lifetime` (the process's own deadline).
+    async fn start_process(
         &self,
         _target: &Target,
-        _access: &NetAccess,
-        _queue: u16,
-        _shape: crate::fault::nfqueue::Shape,
-        _duration: std::time::Duration,
+        placement: Placement,
+        _argv: &[String],
         _marker: &str,
+        _lifetime: std::time::Duration,
     ) -> Result<(), PlatformError> {
         Err(PlatformError::Refused(format!(
-            "the nfqueue engine is not available on {}",
+            "processes {placement:?} are not available on {}",
             self.kind()
         )))
     }
-
-    /// Stops the delayer carrying `marker` and confirms it is gone.
-    async fn stop_delayer(
+    /// Stops every process carrying `marker` that `start_process` started and confirms
+    /// none is left. `gentle` sends SIGTERM first (a delayer lets its packets go).
+    async fn stop_process(
         &self,
         _target: &Target,
-        _access: &NetAccess,
+        placement: Placement,
         _marker: &str,
+        _gentle: bool,
     ) -> Result<(), PlatformError> {
         Err(PlatformError::Refused(format!(
-            "the nfqueue engine is not available on {}",
-            self.kind()
-        )))
-    }
-
-    /// How a stressor can run in the target for `strategy`.
-    async fn cpu_access(
-        &self,
-        _target: &Target,
-        _strategy: crate::experiment::model::CpuStrategy,
-    ) -> Result<crate::fault::cpu_stress::CpuAccess, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "cpu_stress is not available on {}",
-            self.kind()
-        )))
-    }
-
-    /// Starts a stressor that counts against the target's own cgroup and ends by itself
-    /// after `duration` (plus a margin).
-    async fn stress_start(
-        &self,
-        _target: &Target,
-        _access: crate::fault::cpu_stress::CpuAccess,
-        _workers: u32,
-        _load: u32,
-        _duration: std::time::Duration,
-        _marker: &str,
-    ) -> Result<(), PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "cpu_stress is not available on {}",
-            self.kind()
-        )))
-    }
-
-    /// Stops every stressor carrying `marker` and confirms none is left.
-    async fn stress_stop(
-        &self,
-        _target: &Target,
-        _access: crate::fault::cpu_stress::CpuAccess,
-        _marker: &str,
-    ) -> Result<(), PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "cpu_stress is not available on {}",
+            "processes {placement:?} are not available on {}",
             self.kind()
         )))
     }

@@ -234,15 +234,15 @@ pub async fn push(
                     "the Pushgateway did not answer within {}s",
                     PUSH_TIMEOUT.as_secs()
                 )
-            } else if let Some(io) = crate::probe::find_io_error(&e) {
+            } else if let Some(io) = crate::causes::find_io_error(&e) {
                 format!(
                     "cannot reach the Pushgateway: {}",
-                    crate::probe::describe_io(io)
+                    crate::causes::describe_io(io)
                 )
             } else {
                 format!(
                     "cannot reach the Pushgateway: {}",
-                    crate::probe::error_chain(&e)
+                    crate::causes::error_chain(&e)
                 )
             }
         })?;

@@ -729,7 +729,7 @@ mod tests {
         async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
             Ok(vec![target("a"), target("b")])
         }
-        async fn kill(
+        async fn signal(
             &self,
             t: &Target,
             s: Signal,
@@ -741,7 +741,7 @@ mod tests {
                 .push(format!("kill {} {s}", t.name));
             Ok(())
         }
-        async fn pause(&self, t: &Target) -> Result<(), PlatformError> {
+        async fn freeze(&self, t: &Target, _lifetime: StdDuration) -> Result<(), PlatformError> {
             if self.fail_pause {
                 return Err(PlatformError::Unavailable("daemon went away".into()));
             }
@@ -749,7 +749,7 @@ mod tests {
             self.log.lock().unwrap().push(format!("pause {}", t.name));
             Ok(())
         }
-        async fn unpause(&self, t: &Target) -> Result<(), PlatformError> {
+        async fn thaw(&self, t: &Target) -> Result<(), PlatformError> {
             if self.vanish_on_unpause {
                 return Err(PlatformError::Gone(t.name.clone()));
             }
@@ -760,7 +760,7 @@ mod tests {
             self.log.lock().unwrap().push(format!("unpause {}", t.name));
             Ok(())
         }
-        async fn is_paused(&self, t: &Target) -> Result<bool, PlatformError> {
+        async fn is_frozen(&self, t: &Target) -> Result<bool, PlatformError> {
             Ok(self.paused.lock().unwrap().contains(&t.name))
         }
     }

@@ -56,9 +56,9 @@ pub fn status(e: &kube::Error) -> Option<&Status> {
 /// Classifies an error of the call `perm` in `namespace` on `cluster` (see [`shown_cluster`]).
 pub fn classify(e: &kube::Error, perm: Permission, namespace: &str, cluster: &str) -> Failure {
     let Some(s) = status(e) else {
-        let why = match crate::probe::find_io_error(e) {
-            Some(io) => crate::probe::describe_io(io),
-            None => crate::probe::error_chain(e),
+        let why = match crate::causes::find_io_error(e) {
+            Some(io) => crate::causes::describe_io(io),
+            None => crate::causes::error_chain(e),
         };
         return Failure::Unavailable(format!(
             "cannot reach the Kubernetes API ({cluster}): {why}"

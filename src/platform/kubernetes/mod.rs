@@ -34,7 +34,7 @@ use kube::api::{
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 
-use super::{ExecOutput, NetAccess, Platform, PlatformError, Target};
+use super::{ExecOutput, NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target};
 use crate::experiment::model::{KubernetesTarget, NetworkStrategy};
 use crate::experiment::units::{Duration, Signal};
 pub use crate::platform::docker::{HELPER_LABEL, PROTECTED_LABEL};
@@ -43,6 +43,9 @@ use rbac::Permission;
 
 /// How long a pause holds when the caller does not say ([`Platform::pause`] rather than
 /// [`Platform::pause_for`]): the helper thaws by itself after it.
+/// Why host placements are refused here.
+const NOT_ON_THE_NODE: &str = "strategy `host` is not available on Kubernetes (faultline does not run on the pod's node): use `exec` or `auto`, which add an ephemeral container to the pod";
+
 pub const DEFAULT_PAUSE_LIFETIME: StdDuration = StdDuration::from_secs(3600);
 
 /// Waits and bounds; tests shorten them.
@@ -91,7 +94,7 @@ pub fn parse_endpoint(endpoint: &str) -> (String, Option<String>) {
 /// A client for `context`; without one, for KUBECONFIG's (or `~/.kube/config`'s) current
 /// context, else in-cluster. Returns the context used (`None`: in-cluster).
 pub async fn client_for(context: Option<&str>) -> Result<(Client, Option<String>), String> {
-    let why = |e: &(dyn std::error::Error + 'static)| crate::probe::error_chain(e);
+    let why = |e: &(dyn std::error::Error + 'static)| crate::causes::error_chain(e);
     let (config, used) = match context {
         Some(c) => {
             let options = KubeConfigOptions {
@@ -135,13 +138,13 @@ fn in_cluster_client() -> Result<Client, String> {
     let config = Config::incluster().map_err(|e| {
         format!(
             "the fault was applied from inside a cluster, and this process is not in one: {}",
-            crate::probe::error_chain(&e)
+            crate::causes::error_chain(&e)
         )
     })?;
     Client::try_from(config).map_err(|e| {
         format!(
             "cannot set up the Kubernetes client: {}",
-            crate::probe::error_chain(&e)
+            crate::causes::error_chain(&e)
         )
     })
 }
@@ -646,7 +649,7 @@ async fn collect(mut attached: AttachedProcess) -> Result<ExecOutput, PlatformEr
         (None, Err(e)) => {
             return Err(PlatformError::Unavailable(format!(
                 "the exec stream broke: {}",
-                crate::probe::error_chain(&e)
+                crate::causes::error_chain(&e)
             )));
         }
         (None, Ok(())) => {
@@ -708,7 +711,7 @@ impl Platform for KubernetesPlatform {
 
     /// Deletes the pod; its controller decides whether it comes back. The signal is the
     /// kubelet's (the image's stop signal, then SIGKILL after the grace period).
-    async fn kill(
+    async fn signal(
         &self,
         target: &Target,
         _signal: Signal,
@@ -732,11 +735,7 @@ impl Platform for KubernetesPlatform {
         }
     }
 
-    async fn pause(&self, target: &Target) -> Result<(), PlatformError> {
-        self.pause_for(target, DEFAULT_PAUSE_LIFETIME).await
-    }
-
-    async fn pause_for(&self, target: &Target, lifetime: StdDuration) -> Result<(), PlatformError> {
+    async fn freeze(&self, target: &Target, lifetime: StdDuration) -> Result<(), PlatformError> {
         let pod = self.target_pod(target).await?;
         let (container, container_id) = self.container_of(&pod, target)?;
         let node = pod
@@ -801,11 +800,11 @@ impl Platform for KubernetesPlatform {
         Ok(())
     }
 
-    async fn unpause(&self, target: &Target) -> Result<(), PlatformError> {
+    async fn thaw(&self, target: &Target) -> Result<(), PlatformError> {
         self.remove_helper(&pause::helper_name(&target.id)).await
     }
 
-    async fn is_paused(&self, target: &Target) -> Result<bool, PlatformError> {
+    async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError> {
         let name = pause::helper_name(&target.id);
         match self.send(self.pods().get(&name)).await? {
             Ok(helper) => Ok(pod_ready(&helper)),
@@ -816,20 +815,18 @@ impl Platform for KubernetesPlatform {
         }
     }
 
-    async fn net_access(
+    async fn enter_netns(
         &self,
         target: &Target,
-        strategy: NetworkStrategy,
-        image: Option<&str>,
-        interface: &str,
-        lifetime: StdDuration,
+        request: &NetnsRequest<'_>,
     ) -> Result<NetAccess, PlatformError> {
-        if strategy == NetworkStrategy::Host {
+        if request.strategy == NetworkStrategy::Host {
             return Err(PlatformError::Refused(
                 "strategy `host` is not available on Kubernetes (faultline does not run on the pod's node): use `strategy: sidecar` or `auto`, which add an ephemeral container to the pod".into(),
             ));
         }
-        let image = image
+        let image = request
+            .image
             .map(str::to_string)
             .or_else(|| self.tc_image.clone())
             .ok_or_else(|| {
@@ -838,7 +835,13 @@ impl Platform for KubernetesPlatform {
                 )
             })?;
         let name = network::helper_name();
-        let patch = network::ephemeral_patch(&target.id, &name, &image, interface, lifetime);
+        let patch = network::ephemeral_patch(
+            &target.id,
+            &name,
+            &image,
+            &request.on_exit,
+            request.lifetime,
+        );
         let patched = self
             .send(self.pods().patch_ephemeral_containers(
                 &target.name,
@@ -866,7 +869,7 @@ impl Platform for KubernetesPlatform {
         })
     }
 
-    async fn net_exec(
+    async fn netns_exec(
         &self,
         target: &Target,
         access: &NetAccess,
@@ -897,41 +900,23 @@ impl Platform for KubernetesPlatform {
         }
     }
 
-    async fn cpu_access(
-        &self,
-        _target: &Target,
-        strategy: crate::experiment::model::CpuStrategy,
-    ) -> Result<crate::fault::cpu_stress::CpuAccess, PlatformError> {
-        match strategy {
-            crate::experiment::model::CpuStrategy::Host => Err(PlatformError::Refused(
-                "strategy `host` is not available on Kubernetes (faultline does not run on the pod's node): use `exec` or `auto`, which add an ephemeral container to the pod".into(),
-            )),
-            _ => Ok(crate::fault::cpu_stress::CpuAccess::Exec),
-        }
-    }
-
-    async fn stress_start(
+    async fn start_process(
         &self,
         target: &Target,
-        _access: crate::fault::cpu_stress::CpuAccess,
-        workers: u32,
-        load: u32,
-        duration: StdDuration,
+        placement: Placement,
+        argv: &[String],
         marker: &str,
+        _lifetime: StdDuration,
     ) -> Result<(), PlatformError> {
+        if placement != Placement::InTarget {
+            return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
+        }
         let image = self.tc_image.clone().ok_or_else(|| {
             PlatformError::Refused(
                 "cpu_stress on Kubernetes needs an image with `sh` for its ephemeral container: --tc-image or FAULTLINE_TC_IMAGE".into(),
             )
         })?;
-        let patch = network::stress_patch(
-            &target.id,
-            marker,
-            &image,
-            workers,
-            load,
-            duration.as_secs().max(1),
-        );
+        let patch = network::stress_patch(&target.id, marker, &image, argv);
         let patched = self
             .send(self.pods().patch_ephemeral_containers(
                 &target.name,
@@ -952,16 +937,20 @@ impl Platform for KubernetesPlatform {
         self.wait_net_helper(target, marker, &image).await
     }
 
-    async fn stress_stop(
+    async fn stop_process(
         &self,
         target: &Target,
-        _access: crate::fault::cpu_stress::CpuAccess,
+        placement: Placement,
         marker: &str,
+        _gentle: bool,
     ) -> Result<(), PlatformError> {
+        if placement != Placement::InTarget {
+            return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
+        }
         let argv = vec![
             "sh".to_string(),
             "-c".to_string(),
-            crate::fault::cpu_stress::exec_kill_script(marker),
+            crate::platform::host::kill_by_marker_script(marker),
         ];
         match self
             .exec_in(Some(&target.id), &target.name, marker, &argv)
@@ -980,7 +969,7 @@ impl Platform for KubernetesPlatform {
         }
     }
 
-    async fn net_release(&self, access: &NetAccess) -> Result<(), PlatformError> {
+    async fn leave_netns(&self, access: &NetAccess) -> Result<(), PlatformError> {
         let NetAccess::Sidecar { helper, .. } = access else {
             return Ok(());
         };

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
-use crate::fault::network::HANDLE;
-
 /// The script writes its PID here; revert signals exactly that process. (PID 1 may be
 /// the pod's pause process when the pod shares its process namespace.)
 pub const PID_FILE: &str = "/tmp/faultline-net.pid";
@@ -20,11 +18,11 @@ pub fn helper_name() -> String {
     format!("faultline-net-{:08x}", rand::random::<u32>())
 }
 
-/// The helper's script, as the Docker sidecar's, plus its PID file.
-pub fn script(interface: &str, lifetime: Duration) -> String {
-    let del = format!("tc qdisc del dev {interface} root handle {HANDLE} 2>/dev/null");
+/// The helper's script, as the Docker sidecar's, plus its PID file: `on_exit` is the
+/// fault's own cleanup.
+pub fn script(on_exit: &str, lifetime: Duration) -> String {
     format!(
-        "trap '{del}; exit 0' TERM INT; echo $$ > {PID_FILE} || exit 1; sleep {} & wait $!; {del}; exit 0",
+        "trap '{on_exit}; exit 0' TERM INT; echo $$ > {PID_FILE} || exit 1; sleep {} & wait $!; {on_exit}; exit 0",
         lifetime.as_secs().max(1)
     )
 }
@@ -44,7 +42,7 @@ pub fn ephemeral_patch(
     target_uid: &str,
     name: &str,
     image: &str,
-    interface: &str,
+    on_exit: &str,
     lifetime: Duration,
 ) -> serde_json::Value {
     serde_json::json!({
@@ -54,7 +52,7 @@ pub fn ephemeral_patch(
                 "name": name,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", script(interface, lifetime)],
+                "command": ["sh", "-c", script(on_exit, lifetime)],
                 "stdin": false,
                 "tty": false,
                 // tc needs root with NET_ADMIN, whatever user the pod runs as.
@@ -68,16 +66,14 @@ pub fn ephemeral_patch(
     })
 }
 
-/// The patch that adds the cpu_stress helper: an ephemeral container named by the
-/// stressor's marker, running the self-limiting shell stressor of the `exec` strategy
-/// (`$0` carries the marker). It shares the pod's cgroup, so it counts against the pod.
+/// The patch that adds a process helper (e.g. cpu_stress's): an ephemeral container named
+/// by the process's marker, running `command`, which ends by itself. It shares the pod's
+/// cgroup, so what it does counts against the pod.
 pub fn stress_patch(
     target_uid: &str,
     marker: &str,
     image: &str,
-    workers: u32,
-    load: u32,
-    seconds: u64,
+    command: &[String],
 ) -> serde_json::Value {
     serde_json::json!({
         "metadata": {"uid": target_uid},
@@ -86,7 +82,7 @@ pub fn stress_patch(
                 "name": marker,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", crate::fault::cpu_stress::exec_script(workers, load, seconds), marker],
+                "command": command,
                 "stdin": false,
                 "tty": false,
             }],
@@ -131,7 +127,15 @@ mod tests {
 
     #[test]
     fn the_stress_helper_is_named_by_its_marker_and_limits_itself() {
-        let p = stress_patch("uid-1", "faultline-stress-00ab", "busybox:1", 2, 50, 30);
+        let command: Vec<String> = [
+            "sh",
+            "-c",
+            "read u _ </proc/uptime; end=$(( ${u%.*}${u#*.} + 3000 ))",
+            "faultline-stress-00ab",
+        ]
+        .map(String::from)
+        .into();
+        let p = stress_patch("uid-1", "faultline-stress-00ab", "busybox:1", &command);
         let c = &p["spec"]["ephemeralContainers"][0];
         assert_eq!(p["metadata"]["uid"], "uid-1");
         assert_eq!(c["name"], "faultline-stress-00ab");
@@ -153,7 +157,10 @@ mod tests {
     #[test]
     fn the_script_cleans_up_on_term_and_at_its_end() {
         assert_eq!(
-            script("eth0", Duration::from_secs(70)),
+            script(
+                "tc qdisc del dev eth0 root handle fa17: 2>/dev/null",
+                Duration::from_secs(70)
+            ),
             "trap 'tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0' TERM INT; echo $$ > /tmp/faultline-net.pid || exit 1; sleep 70 & wait $!; tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0"
         );
     }
@@ -195,9 +202,12 @@ mod tests {
     fn the_script_stops_on_term() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
-        let s = script("eth0", Duration::from_secs(30))
-            .replace(PID_FILE, &pid_file.display().to_string())
-            .replace("tc qdisc", "true qdisc");
+        let s = script(
+            "tc qdisc del dev eth0 root handle fa17: 2>/dev/null",
+            Duration::from_secs(30),
+        )
+        .replace(PID_FILE, &pid_file.display().to_string())
+        .replace("tc qdisc", "true qdisc");
         let mut child = std::process::Command::new("sh")
             .args(["-c", &s])
             .spawn()

@@ -48,17 +48,6 @@ pub fn for_targets() -> Vec<Permission> {
     vec![LIST_PODS]
 }
 
-/// What injecting and reverting a fault needs, in the target's namespace.
-pub fn for_fault(fault: &Fault) -> Vec<Permission> {
-    match fault {
-        Fault::Kill(_) => vec![DELETE_PODS],
-        Fault::Pause(_) => vec![GET_PODS, CREATE_PODS, DELETE_PODS],
-        Fault::Network(_) => vec![GET_PODS, PATCH_EPHEMERAL, EXEC_CREATE, EXEC_GET],
-        // An ephemeral container running the stressor; revert execs into it.
-        Fault::CpuStress(_) => vec![GET_PODS, PATCH_EPHEMERAL, EXEC_CREATE, EXEC_GET],
-    }
-}
-
 /// What one `kubernetes` probe needs, in the probe's namespace.
 pub fn for_probe(probe: &KubernetesProbe) -> Vec<Permission> {
     if probe.deployment.is_some() {
@@ -80,8 +69,9 @@ pub struct Scope {
 /// `probe `NAME``).
 pub type Needs = BTreeMap<Scope, BTreeMap<Permission, BTreeSet<String>>>;
 
-/// Everything an experiment needs, by scope. Empty when nothing in it is on Kubernetes.
-pub fn needs(e: &Experiment) -> Needs {
+/// Everything an experiment needs, by scope, given what each fault needs (each fault says
+/// so itself: `fault::rbac_rules`). Empty when nothing in it is on Kubernetes.
+pub fn needs(e: &Experiment, for_fault: impl Fn(&Fault) -> Vec<Permission>) -> Needs {
     let mut out = Needs::new();
     let mut add = |scope: &Scope, perms: Vec<Permission>, why: &str| {
         let set = out.entry(scope.clone()).or_default();
@@ -141,7 +131,7 @@ faults:
   - pause: {duration: 5s}
 "#,
         );
-        let needs = needs(&e);
+        let needs = crate::fault::kubernetes_needs(&e);
         let shop = &needs[&Scope {
             context: None,
             namespace: "shop".into(),
@@ -173,6 +163,6 @@ faults:
         let e = experiment(
             "version: 1\nname: x\ntarget: {docker: {labels: {app: web}}}\nfaults: [{pause: {duration: 1s}}]\n",
         );
-        assert!(needs(&e).is_empty());
+        assert!(crate::fault::kubernetes_needs(&e).is_empty());
     }
 }
