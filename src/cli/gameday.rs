@@ -7,11 +7,12 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::args::GamedayArgs;
-use super::run::{Observers, Session, runtime};
+use super::run::{Observers, runtime, start_session};
 use crate::error::{Error, Exit};
 use crate::experiment::{self, Loaded, LoadedScenario};
 use crate::notify::Notification;
 use crate::report::{self, RunResult};
+use crate::run::session::Session;
 use crate::schedule::{self, Schedule, SystemClock, Tick};
 
 pub fn run(a: &GamedayArgs) -> Result<Exit, Error> {
@@ -29,11 +30,11 @@ pub fn run(a: &GamedayArgs) -> Result<Exit, Error> {
         .out_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("gameday-reports"));
-    let records = super::recover::records(a.audit_log.as_deref());
+    let records = crate::run::Records::in_state_dir(a.audit_log.as_deref());
     super::recover::warn_open_entries(&records.journal);
     let rt = runtime();
     rt.block_on(async {
-        let session = Arc::new(Session::start(records, a.tc_image.clone(), a.yes)?);
+        let session = Arc::new(start_session(records, a.tc_image.clone(), a.yes)?);
         let observers = Arc::new(Observers::new(&a.observe)?);
         if !a.schedule {
             return run_once(&session, &observers, &loaded, &out_dir.join(stamp())).await;

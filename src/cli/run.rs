@@ -4,16 +4,15 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use tokio_util::sync::CancellationToken;
-
 use super::args::{ReportFormat, ReportSpec, RunArgs};
 use super::print_stdout;
 use crate::error::{Error, Exit};
 use crate::experiment::{self, LoadedExperiment};
-use crate::platform::{Platform, PlatformError, select};
-use crate::probe::ProbeContext;
+use crate::platform::{Platform, PlatformError};
 use crate::report::{self, RunResult};
 use crate::run::Records;
+use crate::run::session::{Confirm, Observe, Resolution, Session, resolve};
+use std::sync::Arc;
 
 /// Connects to the platform the experiment's target block names.
 pub async fn platform_for(
@@ -31,55 +30,6 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime starts")
-}
-
-/// The first SIGINT or SIGTERM cancels the token (every active fault is reverted). A
-/// second one says what is still being reverted; a third quits at once and leaves the
-/// rest to `faultline recover` (and to the dead-man's switch).
-fn on_signals(token: CancellationToken, records: Records) {
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        let mut count = 0;
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            count += 1;
-            match count {
-                1 => {
-                    eprintln!("faultline: interrupted: reverting every active fault...");
-                    token.cancel();
-                }
-                2 => {
-                    let open: Vec<String> = records
-                        .journal
-                        .open_entries()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|e| e.run == records.run_id)
-                        .map(|e| format!("{} on {}", e.fault, e.undo.target().name))
-                        .collect();
-                    if open.is_empty() {
-                        eprintln!("faultline: still finishing; nothing is left to revert");
-                    } else {
-                        eprintln!("faultline: still reverting: {}", open.join(", "));
-                    }
-                    eprintln!(
-                        "faultline: interrupt once more to quit now and leave the rest to `faultline recover`"
-                    );
-                }
-                _ => {
-                    eprintln!(
-                        "faultline: quitting; run `faultline recover` to revert what is left (journal {})",
-                        records.journal.path().display()
-                    );
-                    std::process::exit(Exit::Interrupted.code().into());
-                }
-            }
-        }
-    });
 }
 
 pub fn run(a: &RunArgs) -> Result<Exit, Error> {
@@ -103,13 +53,13 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     } else {
         a.report.clone()
     };
-    let records = super::recover::records(a.audit_log.as_deref());
+    let records = Records::in_state_dir(a.audit_log.as_deref());
     if !a.dry_run {
         super::recover::warn_open_entries(&records.journal);
     }
     let rt = runtime();
     rt.block_on(async {
-        let session = Session::start(records, a.tc_image.clone(), a.yes)?;
+        let session = start_session(records, a.tc_image.clone(), a.yes)?;
         let observers = Observers::new(&a.observe)?;
         let mut results = Vec::new();
         let mut exit = Exit::Passed;
@@ -143,112 +93,29 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     })
 }
 
-/// What the runs of one command share: the signal token, the journal and audit log, the
-/// probe clients, and the dead-man's switch (armed once, at the first reversible fault).
-pub struct Session {
-    pub cancel: CancellationToken,
-    pub records: Records,
-    probes: ProbeContext,
+/// A session for the command line: on a terminal a large blast radius is asked about,
+/// and each run draws its progress.
+pub fn start_session(
+    records: Records,
     tc_image: Option<String>,
     yes: bool,
-    switch_armed: std::sync::atomic::AtomicBool,
+) -> Result<Session, Error> {
+    let prompt: Option<Confirm> = (std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal())
+    .then(|| Arc::new(ask) as Confirm);
+    let observe: Observe = Arc::new(|| {
+        super::progress::Progress::on_terminal().map(|p| p as Arc<dyn crate::run::Observer>)
+    });
+    Ok(Session::start(records, tc_image, yes)?
+        .with_confirm(prompt)
+        .with_observer(Some(observe)))
 }
 
-impl Session {
-    /// Must be called inside the runtime: it installs the signal handler.
-    pub fn start(records: Records, tc_image: Option<String>, yes: bool) -> Result<Session, Error> {
-        let cancel = CancellationToken::new();
-        on_signals(cancel.clone(), records.clone());
-        Ok(Session {
-            cancel,
-            records,
-            probes: ProbeContext::new().map_err(Error::Platform)?,
-            tc_image,
-            yes,
-            switch_armed: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    /// Runs one experiment: connect, guard the blast radius, arm the switch, run.
-    pub async fn execute(
-        &self,
-        l: &LoadedExperiment,
-        seed: Option<u64>,
-    ) -> Result<RunResult, Error> {
-        let platform = platform_for(l, self.tc_image.as_deref())
-            .await
-            .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
-        // The seed is fixed here so that the guard sees the selection the run will make.
-        let seed = seed
-            .or(l.experiment.target.select.seed)
-            .unwrap_or_else(rand::random);
-        blast_radius_guard(l, platform.as_ref(), seed, self.yes).await?;
-        let reversible = l.experiment.faults.iter().any(|f| f.duration().is_some());
-        if reversible
-            && !self
-                .switch_armed
-                .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            super::recover::spawn_dead_mans_switch(&self.records);
-        }
-        Ok(crate::run::run(
-            l,
-            platform.as_ref(),
-            &self.probes,
-            crate::run::RunOptions {
-                seed: Some(seed),
-                cancel: self.cancel.clone(),
-                observer: super::progress::Progress::on_terminal()
-                    .map(|p| p as std::sync::Arc<dyn crate::run::Observer>),
-                records: Some(self.records.clone()),
-            },
-        )
-        .await)
-    }
-}
-
-/// More targets than this, or `mode: all` on more than [`ALL_LIMIT`], asks first.
-const TARGET_LIMIT: usize = 10;
-const ALL_LIMIT: usize = 3;
-
-/// A large blast radius needs a yes: on a terminal a prompt, elsewhere `--yes`.
-async fn blast_radius_guard(
-    l: &LoadedExperiment,
-    platform: &dyn Platform,
-    seed: u64,
-    yes: bool,
-) -> Result<(), Error> {
-    let select = &l.experiment.target.select;
-    let candidates = match platform.discover().await {
-        Ok(c) => c,
-        // The run reports an unreachable platform itself, with its verdict.
-        Err(_) => return Ok(()),
-    };
-    let (chosen, _) = select::select(candidates, select, Some(seed));
-    let all = select.mode == crate::experiment::model::SelectMode::All;
-    if chosen.len() <= TARGET_LIMIT && !(all && chosen.len() > ALL_LIMIT) || yes {
-        return Ok(());
-    }
-    let names: Vec<&str> = chosen.iter().map(|t| t.name.as_str()).collect();
-    let what = format!(
-        "`{}` would inject faults into {} targets{}: {}",
-        l.experiment.name,
-        chosen.len(),
-        if all { " (mode: all)" } else { "" },
-        names.join(", ")
-    );
-    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        eprint!("faultline: {what}\nProceed? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(());
-        }
-        return Err(Error::Usage("not confirmed; nothing was touched".into()));
-    }
-    Err(Error::Usage(format!(
-        "{what}; a blast radius this large needs confirmation: pass --yes; nothing was touched"
-    )))
+/// Asks on the terminal whether to go on.
+fn ask(what: &str) -> bool {
+    eprint!("faultline: {what}\nProceed? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// What a run would do to which target, with the real targets resolved; touches nothing.
@@ -257,12 +124,13 @@ pub async fn dry_run(
     platform: &dyn Platform,
     seed: Option<u64>,
 ) -> Result<String, Error> {
-    let candidates = platform
-        .discover()
+    let Resolution {
+        targets: chosen,
+        seed,
+        candidates: n,
+    } = resolve(platform, &l.experiment, seed)
         .await
         .map_err(|e| Error::Platform(e.to_string()))?;
-    let n = candidates.len();
-    let (chosen, seed) = select::select(candidates, &l.experiment.target.select, seed);
     let mut out = super::validate::render_plan(l, Some(seed));
     let targets = if chosen.is_empty() {
         format!(
@@ -360,7 +228,7 @@ pub fn demo(keep: bool) -> Result<Exit, Error> {
             )
             .map_err(Error::Invalid)?;
             print_stdout(&format!("The bundled experiment:\n\n{yaml}\n"));
-            let session = Session::start(super::recover::records(None), None, true)?;
+            let session = start_session(Records::in_state_dir(None), None, true)?;
             let result = session.execute(&loaded, None).await?;
             let color = std::io::stdout().is_terminal();
             print_stdout(&report::table::render(&result, color));

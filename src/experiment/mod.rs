@@ -5,6 +5,7 @@
 pub mod diagnostic;
 pub mod model;
 pub mod node;
+pub mod schedule_text;
 pub mod selector;
 pub mod units;
 pub mod validate;

@@ -547,19 +547,19 @@ pub fn scenario(s: &Scenario) -> Vec<Problem> {
         c.err_at("experiments", "a scenario needs at least one experiment");
     }
     if let Some(cron) = &s.schedule {
-        if let Err(m) = crate::schedule::parse_cron(cron) {
+        if let Err(m) = super::schedule_text::parse_cron(cron) {
             c.err_at("schedule", m);
         }
     }
     if let Some(w) = &s.window {
         c.at("window", |c| {
             if let Some(h) = &w.hours {
-                if let Err(m) = crate::schedule::parse_hours(h) {
+                if let Err(m) = super::schedule_text::parse_hours(h) {
                     c.err_at("hours", m);
                 }
             }
             if let Some(tz) = &w.timezone {
-                if let Err(m) = crate::schedule::parse_timezone(tz) {
+                if let Err(m) = super::schedule_text::parse_timezone(tz) {
                     c.err_at("timezone", m);
                 }
             }

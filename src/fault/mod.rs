@@ -227,6 +227,67 @@ fn mismatched(fault: &dyn FaultSpec) -> PlatformError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::kubernetes::rbac;
+
+    fn experiment(yaml: &str) -> crate::experiment::model::Experiment {
+        let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn kubernetes_needs_follow_the_faults_and_probes() {
+        let e = experiment(
+            r#"
+version: 1
+name: x
+target: {kubernetes: {namespace: shop, selector: app=api}}
+steady_state:
+  - name: d
+    kubernetes: {namespace: shop, deployment: api, available: ">= 1"}
+  - name: r
+    kubernetes: {namespace: front, selector: app=web, ready: 1}
+faults:
+  - kill: {}
+  - pause: {duration: 5s}
+"#,
+        );
+        let needs = crate::fault::kubernetes_needs(&e);
+        let shop = &needs[&rbac::Scope {
+            context: None,
+            namespace: "shop".into(),
+        }];
+        let shop: Vec<(&str, &str)> = shop.keys().map(|p| (p.resource, p.verb)).collect();
+        assert_eq!(
+            shop,
+            vec![
+                ("pods", "create"),
+                ("pods", "delete"),
+                ("pods", "get"),
+                ("pods", "list"),
+                ("deployments", "get"),
+            ]
+        );
+        let front = &needs[&rbac::Scope {
+            context: None,
+            namespace: "front".into(),
+        }];
+        assert_eq!(
+            front.keys().copied().collect::<Vec<_>>(),
+            vec![rbac::LIST_PODS]
+        );
+        assert_eq!(
+            front[&rbac::LIST_PODS].iter().collect::<Vec<_>>(),
+            vec!["probe `r`"]
+        );
+    }
+
+    #[test]
+    fn docker_experiments_need_nothing() {
+        let e = experiment(
+            "version: 1\nname: x\ntarget: {docker: {labels: {app: web}}}\nfaults: [{pause: {duration: 1s}}]\n",
+        );
+        assert!(crate::fault::kubernetes_needs(&e).is_empty());
+    }
 
     #[test]
     fn undo_records_of_the_first_format_still_read() {

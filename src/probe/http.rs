@@ -17,12 +17,10 @@ const DEFAULT_STATUS: StatusSpec = StatusSpec {
 };
 
 pub async fn sample(p: &HttpProbe, ctx: &ProbeContext) -> Sample {
-    let client = if p.insecure {
-        &ctx.http_insecure
-    } else {
-        &ctx.http
-    };
-    let request = match build(client, p) {
+    let request = match ctx
+        .client(&p.url, p.insecure)
+        .and_then(|client| build(client, p))
+    {
         Ok(r) => r,
         Err(detail) => return Sample::fail(std::time::Duration::ZERO, detail),
     };

@@ -12,7 +12,7 @@ pub mod prometheus;
 pub mod tcp;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::experiment::model::{ProbeKind, ProbeSpec};
@@ -53,10 +53,13 @@ impl Sample {
 /// Cheap to clone; clones share the clients and the connection caches.
 #[derive(Clone, Debug)]
 pub struct ProbeContext {
-    /// Verifies TLS certificates.
-    pub http: reqwest::Client,
+    /// For `http://` URLs: no certificate store is loaded for it.
+    plain: OnceLock<Result<reqwest::Client, String>>,
+    /// For `https://` URLs: verifies certificates against the system's store, loaded
+    /// once, on the first https request.
+    verified: OnceLock<Result<reqwest::Client, String>>,
     /// Accepts any TLS certificate (`insecure: true`).
-    pub http_insecure: reqwest::Client,
+    insecure: OnceLock<Result<reqwest::Client, String>>,
     docker: docker::DockerCache,
     kube: kubernetes::KubeCache,
 }
@@ -66,21 +69,52 @@ impl ProbeContext {
         // reqwest is built with `rustls-no-provider`; an error here only means a
         // provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let build = |insecure: bool| {
-            reqwest::Client::builder()
-                .tls_backend_rustls()
-                .tls_danger_accept_invalid_certs(insecure)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))
-        };
         Ok(ProbeContext {
-            http: build(false)?,
-            http_insecure: build(true)?,
+            plain: OnceLock::new(),
+            verified: OnceLock::new(),
+            insecure: OnceLock::new(),
             docker: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             kube: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         })
     }
+
+    /// The HTTP client for `url`, built on first use: loading the system's certificates
+    /// is most of a short run's start-up, so it happens only for https.
+    pub fn client(&self, url: &str, insecure: bool) -> Result<&reqwest::Client, String> {
+        let https = url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+        let (cell, kind) = match (https, insecure) {
+            (true, true) => (&self.insecure, Tls::AcceptAny),
+            (true, false) => (&self.verified, Tls::Verify),
+            (false, _) => (&self.plain, Tls::None),
+        };
+        cell.get_or_init(|| build_client(kind))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Tls {
+    None,
+    Verify,
+    AcceptAny,
+}
+
+fn build_client(tls: Tls) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = match tls {
+        // No roots: this client never speaks TLS.
+        Tls::None => builder.tls_certs_only(Vec::<reqwest::Certificate>::new()),
+        Tls::Verify => builder,
+        Tls::AcceptAny => builder.tls_danger_accept_invalid_certs(true),
+    };
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))
 }
 
 /// Runs one attempt of the probe (a ProbeSpec whose kind is validated: exactly one kind).

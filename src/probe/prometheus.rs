@@ -13,7 +13,10 @@ use crate::experiment::model::PrometheusProbe;
 const BODY_CAP: usize = 8 * 1024 * 1024;
 
 pub async fn sample(p: &PrometheusProbe, ctx: &ProbeContext) -> Sample {
-    let request = match build(&ctx.http, p) {
+    let request = match ctx
+        .client(&p.url, false)
+        .and_then(|client| build(client, p))
+    {
         Ok(r) => r,
         Err(detail) => return Sample::fail(Duration::ZERO, detail),
     };

@@ -1,7 +1,10 @@
 //! The run lifecycle of spec section 4: targets, before, inject, during, revert, after,
 //! verdict. It talks to a [`Platform`] only and never names one.
 
+mod deadman;
 pub mod recover;
+pub mod session;
+mod signals;
 mod steady;
 
 use std::sync::Arc;
@@ -26,6 +29,9 @@ use crate::report::*;
 pub struct RunOptions {
     /// Overrides `target.select.seed`.
     pub seed: Option<u64>,
+    /// The targets, already resolved (and confirmed): the run injects exactly these.
+    /// `None`: the run resolves them itself.
+    pub resolved: Option<session::Resolution>,
     /// Cancelled on SIGINT/SIGTERM: every active fault is reverted and the run ends.
     pub cancel: CancellationToken,
     /// Told when the run enters a phase (progress display); may be a no-op.
@@ -44,6 +50,16 @@ pub struct Records {
 }
 
 impl Records {
+    /// The journal and audit log of this machine's state directory (`--audit-log`
+    /// overrides the audit log's place).
+    pub fn in_state_dir(audit_log: Option<&std::path::Path>) -> Records {
+        let dir = crate::journal::state_dir();
+        let audit = audit_log
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| dir.join("audit.jsonl"));
+        Records::new(Journal::at(&dir), AuditLog::at(&audit))
+    }
+
     pub fn new(journal: Journal, audit: AuditLog) -> Records {
         let run_id = format!(
             "{}-{}",
@@ -239,16 +255,19 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         &format!("resolving targets on {}", ctx.platform.endpoint()),
         None,
     );
-    let candidates = match ctx.platform.discover().await {
-        Ok(c) => c,
-        Err(err) => {
-            return (
-                Verdict::Error,
-                format!("cannot list targets: {err}; nothing was touched"),
-            );
-        }
+    let resolved = match &opts.resolved {
+        Some(r) => r.clone(),
+        None => match session::resolve(ctx.platform, e, opts.seed).await {
+            Ok(r) => r,
+            Err(err) => {
+                return (
+                    Verdict::Error,
+                    format!("cannot list targets: {err}; nothing was touched"),
+                );
+            }
+        },
     };
-    let (targets, seed) = select::select(candidates, &e.target.select, opts.seed);
+    let (targets, seed) = (resolved.targets, resolved.seed);
     result.seed = Some(seed);
     result.targets = targets
         .iter()
@@ -780,6 +799,7 @@ mod tests {
             &probes,
             RunOptions {
                 seed: Some(1),
+                resolved: None,
                 cancel,
                 observer: None,
                 records: None,

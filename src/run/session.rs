@@ -1,0 +1,299 @@
+//! A session: what the runs of one command share, and everything around a run that keeps
+//! it safe: the signal handler, the blast-radius guard, the dead-man's switch. A library
+//! caller of [`Session::execute`] gets all of them, as the command line does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Observer, Records, RunOptions};
+use crate::error::Error;
+use crate::experiment::LoadedExperiment;
+use crate::experiment::model::{Experiment, SelectMode};
+use crate::platform::{Platform, PlatformError, Target, select};
+use crate::probe::ProbeContext;
+use crate::report::RunResult;
+
+/// Asked to confirm a large blast radius with the sentence describing it; true proceeds.
+pub type Confirm = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Makes the observer of each run (e.g. a progress display), if any.
+pub type Observe = Arc<dyn Fn() -> Option<Arc<dyn Observer>> + Send + Sync>;
+
+/// The targets of one run, resolved once: the set the guard showed (and a user
+/// confirmed) is exactly the set that is injected.
+#[derive(Clone, Debug)]
+pub struct Resolution {
+    pub targets: Vec<Target>,
+    pub seed: u64,
+    /// How many eligible targets matched before selection.
+    pub candidates: usize,
+}
+
+/// Lists the eligible targets and selects from them.
+pub async fn resolve(
+    platform: &dyn Platform,
+    e: &Experiment,
+    seed: Option<u64>,
+) -> Result<Resolution, PlatformError> {
+    let candidates = platform.discover().await?;
+    let n = candidates.len();
+    let (targets, seed) = select::select(candidates, &e.target.select, seed);
+    Ok(Resolution {
+        targets,
+        seed,
+        candidates: n,
+    })
+}
+
+/// What the runs of one command share: the signal token, the journal and audit log, the
+/// probe clients, and the dead-man's switch (armed once, at the first reversible fault).
+pub struct Session {
+    pub cancel: CancellationToken,
+    pub records: Records,
+    probes: ProbeContext,
+    tc_image: Option<String>,
+    yes: bool,
+    confirm: Option<Confirm>,
+    observe: Option<Observe>,
+    switch_armed: AtomicBool,
+}
+
+impl Session {
+    /// Must be called inside the runtime: it installs the signal handler. `yes` accepts
+    /// any blast radius; otherwise a large one needs [`Session::with_confirm`].
+    pub fn start(records: Records, tc_image: Option<String>, yes: bool) -> Result<Session, Error> {
+        let cancel = CancellationToken::new();
+        super::signals::on_signals(cancel.clone(), records.clone());
+        Ok(Session {
+            cancel,
+            records,
+            probes: ProbeContext::new().map_err(Error::Platform)?,
+            tc_image,
+            yes,
+            confirm: None,
+            observe: None,
+            switch_armed: AtomicBool::new(false),
+        })
+    }
+
+    /// How a large blast radius is confirmed (a prompt on a terminal).
+    pub fn with_confirm(mut self, confirm: Option<Confirm>) -> Session {
+        self.confirm = confirm;
+        self
+    }
+
+    /// Who watches each run (a progress display).
+    pub fn with_observer(mut self, observe: Option<Observe>) -> Session {
+        self.observe = observe;
+        self
+    }
+
+    /// Runs one experiment: connect, resolve the targets, guard the blast radius, arm
+    /// the switch, run.
+    pub async fn execute(
+        &self,
+        l: &LoadedExperiment,
+        seed: Option<u64>,
+    ) -> Result<RunResult, Error> {
+        let opts = crate::platform::ConnectOptions {
+            tc_image: self.tc_image.clone(),
+        };
+        let platform = crate::platform::connect(&l.experiment.target, &opts)
+            .await
+            .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
+        self.execute_on(l, platform.as_ref(), seed).await
+    }
+
+    /// [`Session::execute`] on a platform already connected.
+    pub async fn execute_on(
+        &self,
+        l: &LoadedExperiment,
+        platform: &dyn Platform,
+        seed: Option<u64>,
+    ) -> Result<RunResult, Error> {
+        let seed = seed
+            .or(l.experiment.target.select.seed)
+            .unwrap_or_else(rand::random);
+        // An unreachable platform is reported by the run itself, with its verdict.
+        let resolved = resolve(platform, &l.experiment, Some(seed)).await.ok();
+        if let Some(r) = &resolved {
+            self.guard(l, r)?;
+        }
+        let reversible = l.experiment.faults.iter().any(|f| f.duration().is_some());
+        if reversible && !self.switch_armed.swap(true, Ordering::SeqCst) {
+            super::deadman::spawn(&self.records);
+        }
+        Ok(super::run(
+            l,
+            platform,
+            &self.probes,
+            RunOptions {
+                seed: Some(seed),
+                resolved,
+                cancel: self.cancel.clone(),
+                observer: self.observe.as_ref().and_then(|o| o()),
+                records: Some(self.records.clone()),
+            },
+        )
+        .await)
+    }
+
+    /// A large blast radius needs a yes: `--yes`, or the confirmation callback.
+    fn guard(&self, l: &LoadedExperiment, r: &Resolution) -> Result<(), Error> {
+        let all = l.experiment.target.select.mode == SelectMode::All;
+        let n = r.targets.len();
+        if self.yes || (n <= TARGET_LIMIT && !(all && n > ALL_LIMIT)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
+        let what = format!(
+            "`{}` would inject faults into {n} targets{}: {}",
+            l.experiment.name,
+            if all { " (mode: all)" } else { "" },
+            names.join(", ")
+        );
+        match &self.confirm {
+            Some(confirm) if confirm(&what) => Ok(()),
+            Some(_) => Err(Error::Usage("not confirmed; nothing was touched".into())),
+            None => Err(Error::Usage(format!(
+                "{what}; a blast radius this large needs confirmation: pass --yes; nothing was touched"
+            ))),
+        }
+    }
+}
+
+/// More targets than this, or `mode: all` on more than [`ALL_LIMIT`], asks first.
+const TARGET_LIMIT: usize = 10;
+const ALL_LIMIT: usize = 3;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::experiment::units::{Duration, Signal};
+
+    /// Lists a different set of containers each time it is asked, as a busy host would.
+    struct Shifting {
+        listings: Mutex<Vec<Vec<&'static str>>>,
+        paused: Mutex<Vec<String>>,
+    }
+
+    fn target(name: &str) -> Target {
+        Target {
+            platform: "fake".into(),
+            id: format!("id-{name}"),
+            name: name.into(),
+            labels: Default::default(),
+        }
+    }
+
+    #[async_trait]
+    impl Platform for Shifting {
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+        fn endpoint(&self) -> String {
+            "fake".into()
+        }
+        async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
+            let mut l = self.listings.lock().unwrap();
+            let names = if l.len() > 1 {
+                l.remove(0)
+            } else {
+                l[0].clone()
+            };
+            Ok(names.into_iter().map(target).collect())
+        }
+        async fn signal(
+            &self,
+            _: &Target,
+            _: Signal,
+            _: Option<Duration>,
+        ) -> Result<(), PlatformError> {
+            Ok(())
+        }
+        async fn freeze(&self, t: &Target, _: std::time::Duration) -> Result<(), PlatformError> {
+            self.paused.lock().unwrap().push(t.name.clone());
+            Ok(())
+        }
+        async fn thaw(&self, _: &Target) -> Result<(), PlatformError> {
+            Ok(())
+        }
+        async fn is_frozen(&self, _: &Target) -> Result<bool, PlatformError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_confirmed_targets_are_the_injected_ones() {
+        let yaml = "version: 1\nname: all-web\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 100ms}\n";
+        let l =
+            crate::experiment::load_experiment_str("t.yaml", yaml, &Default::default(), &|_| None)
+                .unwrap();
+        // The host changes between any two listings: a guard that listed again, or a run
+        // that resolved again, would inject into containers nobody confirmed.
+        let platform = Shifting {
+            listings: Mutex::new(vec![
+                vec!["web-1", "web-2", "web-3", "web-4"],
+                vec!["web-5", "web-6", "web-7", "web-8"],
+            ]),
+            paused: Mutex::new(Vec::new()),
+        };
+        let confirmed = Arc::new(Mutex::new(String::new()));
+        let seen = confirmed.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(
+            crate::journal::Journal::at(dir.path()),
+            crate::journal::audit::AuditLog::at(&dir.path().join("audit.jsonl")),
+        );
+        let session = Session::start(records, None, false)
+            .unwrap()
+            .with_confirm(Some(Arc::new(move |what: &str| {
+                *seen.lock().unwrap() = what.to_string();
+                true
+            })));
+        // No dead-man's switch process for a fake platform.
+        session.switch_armed.store(true, Ordering::SeqCst);
+        let result = session.execute_on(&l, &platform, Some(1)).await.unwrap();
+        assert!(
+            confirmed
+                .lock()
+                .unwrap()
+                .ends_with("web-1, web-2, web-3, web-4"),
+            "{}",
+            confirmed.lock().unwrap()
+        );
+        let injected = platform.paused.lock().unwrap().clone();
+        assert_eq!(injected, ["web-1", "web-2", "web-3", "web-4"]);
+        let reported: Vec<&str> = result.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(reported, ["web-1", "web-2", "web-3", "web-4"]);
+    }
+
+    #[tokio::test]
+    async fn a_large_radius_without_a_yes_touches_nothing() {
+        let yaml = "version: 1\nname: all-web\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 100ms}\n";
+        let l =
+            crate::experiment::load_experiment_str("t.yaml", yaml, &Default::default(), &|_| None)
+                .unwrap();
+        let platform = Shifting {
+            listings: Mutex::new(vec![vec!["web-1", "web-2", "web-3", "web-4"]]),
+            paused: Mutex::new(Vec::new()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(
+            crate::journal::Journal::at(dir.path()),
+            crate::journal::audit::AuditLog::at(&dir.path().join("audit.jsonl")),
+        );
+        let session = Session::start(records, None, false).unwrap();
+        let err = session
+            .execute_on(&l, &platform, Some(1))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("pass --yes"), "{err}");
+        assert!(platform.paused.lock().unwrap().is_empty());
+    }
+}
