@@ -287,7 +287,7 @@ fn reason(r: &RunResult) -> Option<String> {
     r.events
         .iter()
         .rev()
-        .find(|e| e.kind == "verdict")
+        .find(|e| e.kind == crate::report::EventKind::Verdict)
         .map(|e| e.message.clone())
 }
 

@@ -292,7 +292,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
                 s,
                 "<tr><td class=\"mono\">+{}</td><td>{}</td><td>{}</td></tr>",
                 summary::duration(summary::offset(r, e.at)),
-                escape(&e.kind),
+                escape(e.kind.as_str()),
                 escape(&e.message)
             );
         }
@@ -801,7 +801,11 @@ fn timeline(r: &RunResult, id: &str) -> String {
             rows_y - 4.0 + lanes.len() as f64 * (ROW + GAP) + 8.0,
         );
     }
-    for e in r.events.iter().filter(|e| e.kind == "abort") {
+    for e in r
+        .events
+        .iter()
+        .filter(|e| e.kind == super::EventKind::Abort)
+    {
         let x = scale.x(summary::offset(r, e.at));
         let _ = writeln!(
             s,

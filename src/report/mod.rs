@@ -214,8 +214,53 @@ pub struct SamplePoint {
 pub struct Event {
     #[serde(with = "millis_utc")]
     pub at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: EventKind,
     pub message: String,
+}
+
+/// What happened during a run; written as its snake_case name in the JSON report.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    TargetsSelected,
+    FaultInjected,
+    FaultFailed,
+    FaultReverted,
+    TargetVanished,
+    RevertFailed,
+    Abort,
+    NoTargets,
+    Recovered,
+    NotRecovered,
+    Verdict,
+    /// A kind this faultline does not know (a report written by a newer one).
+    #[serde(other)]
+    Other,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::TargetsSelected => "targets_selected",
+            EventKind::FaultInjected => "fault_injected",
+            EventKind::FaultFailed => "fault_failed",
+            EventKind::FaultReverted => "fault_reverted",
+            EventKind::TargetVanished => "target_vanished",
+            EventKind::RevertFailed => "revert_failed",
+            EventKind::Abort => "abort",
+            EventKind::NoTargets => "no_targets",
+            EventKind::Recovered => "recovered",
+            EventKind::NotRecovered => "not_recovered",
+            EventKind::Verdict => "verdict",
+            EventKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// RFC 3339 with milliseconds and `Z`, as in the spec's example.

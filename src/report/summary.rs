@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::EventKind;
 use super::{FaultRecord, FaultStatus, RunResult, Verdict};
 
 /// The verdict as a plain upper-case word, for places without colour or emoji.
@@ -24,7 +25,7 @@ pub fn reason(r: &RunResult) -> Option<&str> {
     r.events
         .iter()
         .rev()
-        .find(|e| e.kind == "verdict")
+        .find(|e| e.kind == EventKind::Verdict)
         .map(|e| e.message.as_str())
 }
 
@@ -234,10 +235,10 @@ pub fn offset(r: &RunResult, t: DateTime<Utc>) -> u64 {
 
 impl Spans {
     pub fn of(r: &RunResult) -> Spans {
-        let events = |kinds: &[&str]| -> Vec<u64> {
+        let events = |kinds: &[EventKind]| -> Vec<u64> {
             r.events
                 .iter()
-                .filter(|e| kinds.contains(&e.kind.as_str()))
+                .filter(|e| kinds.contains(&e.kind))
                 .map(|e| offset(r, e.at))
                 .collect()
         };
@@ -257,7 +258,7 @@ impl Spans {
         let inject_start = injected
             .iter()
             .copied()
-            .chain(events(&["fault_injected", "fault_failed"]))
+            .chain(events(&[EventKind::FaultInjected, EventKind::FaultFailed]))
             .chain(samples.iter().copied())
             .min();
         let changes: Vec<u64> = r
@@ -270,11 +271,15 @@ impl Spans {
             })
             .collect();
         let last_change = changes.iter().copied().max().or_else(|| {
-            events(&["fault_reverted", "target_vanished", "revert_failed"])
-                .into_iter()
-                .max()
+            events(&[
+                EventKind::FaultReverted,
+                EventKind::TargetVanished,
+                EventKind::RevertFailed,
+            ])
+            .into_iter()
+            .max()
         });
-        let verdict_at = events(&["verdict"]).into_iter().max();
+        let verdict_at = events(&[EventKind::Verdict]).into_iter().max();
         let end = [r.duration_ms, verdict_at.unwrap_or(0)]
             .into_iter()
             .chain(r.events.iter().map(|e| offset(r, e.at)))
@@ -285,7 +290,10 @@ impl Spans {
         let finish = verdict_at.unwrap_or(end);
 
         let before = r.phases.before.as_ref().map(|_| {
-            let start = events(&["targets_selected"]).into_iter().min().unwrap_or(0);
+            let start = events(&[EventKind::TargetsSelected])
+                .into_iter()
+                .min()
+                .unwrap_or(0);
             let stop = inject_start.unwrap_or(finish).max(start);
             (start, stop)
         });
@@ -301,7 +309,7 @@ impl Spans {
         });
         let after = r.phases.after.as_ref().map(|_| {
             let start = last_change.or(during.map(|d| d.1)).unwrap_or(0).min(finish);
-            let stop = events(&["recovered", "not_recovered"])
+            let stop = events(&[EventKind::Recovered, EventKind::NotRecovered])
                 .into_iter()
                 .max()
                 .unwrap_or(finish)
@@ -335,9 +343,10 @@ pub(crate) mod fixture {
     }
 
     fn ev(ms: i64, kind: &str, message: &str) -> Event {
+        let kind: EventKind = serde_json::from_value(serde_json::Value::from(kind)).unwrap();
         Event {
             at: t(ms),
-            kind: kind.into(),
+            kind,
             message: message.into(),
         }
     }
@@ -468,7 +477,7 @@ mod tests {
         r.phases.during = None;
         r.phases.after = None;
         r.events
-            .retain(|e| e.kind == "targets_selected" || e.kind == "verdict");
+            .retain(|e| e.kind == EventKind::TargetsSelected || e.kind == EventKind::Verdict);
         let s = Spans::of(&r);
         assert_eq!(s.before, Some((20, 6400)));
         assert_eq!((s.during, s.after, s.recovered), (None, None, None));

@@ -77,7 +77,7 @@ pub fn render(r: &RunResult, color: bool) -> String {
         .events
         .iter()
         .rev()
-        .find(|e| e.kind == "verdict")
+        .find(|e| e.kind == super::EventKind::Verdict)
         .map(|e| format!(": {}", e.message))
         .unwrap_or_default();
     out.push_str(&format!(

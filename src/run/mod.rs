@@ -166,12 +166,12 @@ impl Ctx<'_> {
         }
     }
 
-    async fn event(&self, kind: &str, message: impl Into<String>) {
+    async fn event(&self, kind: EventKind, message: impl Into<String>) {
         let message = self.loaded.secrets.redact(&message.into());
         tracing::info!("{kind}: {message}");
         self.events.lock().await.push(Event {
             at: Utc::now(),
-            kind: kind.into(),
+            kind,
             message,
         });
     }
@@ -234,7 +234,7 @@ pub async fn run(
     if let Some(o) = &ctx.observer {
         o.done();
     }
-    ctx.event("verdict", verdict.1.clone()).await;
+    ctx.event(EventKind::Verdict, verdict.1.clone()).await;
     result.verdict = verdict.0;
     result.exit_code = verdict.0.exit().code();
     result.ended_at = Utc::now();
@@ -288,7 +288,7 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
     }
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     ctx.event(
-        "targets_selected",
+        EventKind::TargetsSelected,
         format!("{} (seed {seed})", names.join(", ")),
     )
     .await;
@@ -475,8 +475,11 @@ async fn run_fault(
             }
             let d = f.duration().map(|d| d.std()).unwrap_or_default();
             if applied && !wait(ctx, d).await {
-                ctx.event("abort", format!("fault {}: reverting early", index + 1))
-                    .await;
+                ctx.event(
+                    EventKind::Abort,
+                    format!("fault {}: reverting early", index + 1),
+                )
+                .await;
             }
             revert_all(ctx, f, pending, &mut out).await;
             if applied {
@@ -544,8 +547,11 @@ async fn inject_all(
         match r {
             Ok(()) => {
                 rec.injected_at = Some(at);
-                ctx.event("fault_injected", format!("{} {}", f.type_name(), t.name))
-                    .await;
+                ctx.event(
+                    EventKind::FaultInjected,
+                    format!("{} {}", f.type_name(), t.name),
+                )
+                .await;
                 match undo {
                     Some((undo, journal_id)) => {
                         rec.status = FaultStatus::Active;
@@ -564,7 +570,7 @@ async fn inject_all(
                     out.error = true;
                 }
                 ctx.event(
-                    "fault_failed",
+                    EventKind::FaultFailed,
                     format!("{} {}: {err}", f.type_name(), t.name),
                 )
                 .await;
@@ -594,7 +600,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 ctx.records.journal_close(&p.journal_id, "reverted");
                 ctx.audit("revert", target, f, "ok");
                 ctx.event(
-                    "fault_reverted",
+                    EventKind::FaultReverted,
                     format!("{} {}", f.type_name(), target.name),
                 )
                 .await;
@@ -609,7 +615,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                     .journal_close(&p.journal_id, "target no longer exists");
                 ctx.audit("revert", target, f, "target no longer exists");
                 ctx.event(
-                    "target_vanished",
+                    EventKind::TargetVanished,
                     format!("{} {name}: the target no longer exists", f.type_name()),
                 )
                 .await;
@@ -618,7 +624,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 rec.error = Some(format!("revert failed: {err}"));
                 ctx.audit("revert", target, f, &format!("failed: {err}"));
                 ctx.event(
-                    "revert_failed",
+                    EventKind::RevertFailed,
                     format!("{} {}: {err}", f.type_name(), target.name),
                 )
                 .await;
@@ -630,7 +636,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 ));
                 ctx.audit("revert", target, f, "not confirmed: timed out");
                 ctx.event(
-                    "revert_failed",
+                    EventKind::RevertFailed,
                     format!("{} {}: timed out", f.type_name(), target.name),
                 )
                 .await;
@@ -677,7 +683,7 @@ async fn repeated_kills(
                 targets = select::select(candidates, sel, Some(seed.wrapping_add(round))).0;
                 if targets.is_empty() {
                     ctx.event(
-                        "no_targets",
+                        EventKind::NoTargets,
                         format!(
                             "fault {}: no target matched in round {}",
                             index + 1,
@@ -690,7 +696,7 @@ async fn repeated_kills(
             Err(err) => {
                 out.error = true;
                 ctx.event(
-                    "fault_failed",
+                    EventKind::FaultFailed,
                     format!("fault {}: cannot list targets: {err}", index + 1),
                 )
                 .await;
@@ -883,7 +889,7 @@ mod tests {
         .await;
         assert_eq!(r.verdict, Verdict::Passed);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
-        assert!(r.events.iter().any(|e| e.kind == "target_vanished"));
+        assert!(r.events.iter().any(|e| e.kind == EventKind::TargetVanished));
     }
 
     #[tokio::test]

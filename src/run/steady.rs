@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Ctx, sample_probe};
 use crate::experiment::model::{Experiment, ProbeSpec};
-use crate::report::{DuringPhase, DuringProbe, Latency, ProbeOutcome, SamplePoint, SteadyPhase};
+use crate::report::{
+    DuringPhase, DuringProbe, EventKind, Latency, ProbeOutcome, SamplePoint, SteadyPhase,
+};
 
 /// Every steady-state probe, concurrently, each with its retries.
 pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
@@ -75,7 +77,7 @@ pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant)
         if passed {
             let ms = now.saturating_duration_since(since).as_millis() as u64;
             ctx.event(
-                "recovered",
+                EventKind::Recovered,
                 format!("steady state holds again after {ms}ms"),
             )
             .await;
@@ -87,7 +89,7 @@ pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant)
         }
         if now >= deadline || ctx.interrupted.is_cancelled() {
             ctx.event(
-                "not_recovered",
+                EventKind::NotRecovered,
                 format!("steady state did not hold within {}", r.timeout),
             )
             .await;
@@ -236,7 +238,7 @@ pub(super) async fn sample_during(
                 );
                 ctx.abort.cancel();
                 drop(guard);
-                ctx.event("abort", msg).await;
+                ctx.event(EventKind::Abort, msg).await;
                 guard = samples.lock().await;
             }
         }
