@@ -25,23 +25,28 @@ fn has_event(r: &serde_json::Value, kind: &str) -> bool {
         .any(|e| e["kind"] == kind)
 }
 
-/// A web probe that must always answer within 200ms, sampled every 100ms.
-fn always_answers(url: &str) -> Probe {
-    Probe::http(url)
-        .timeout("200ms")
-        .named("must always answer")
+/// One web container, and an experiment named `test` that pauses it for `pause` while a
+/// probe sampled every 100ms demands an answer within 200ms each time.
+fn pause_under_a_strict_probe(test: &str, pause: &str) -> Option<(Fleet, String, Experiment)> {
+    let mut fleet = docker_fleet(test)?;
+    let web = fleet.web(&[]);
+    let always = Probe::http(&fleet.url(&web)).timeout("200ms");
+    let exp = fleet
+        .experiment(test)
+        .during("100ms", always.named("must always answer"))
+        .fault(&format!("pause: {{duration: {pause}}}"));
+    Some((fleet, web, exp))
 }
 
 #[test]
 fn pausing_one_of_two_web_containers() {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet("pause") else {
         return;
-    }
-    let mut fleet = Fleet::new("pause");
+    };
     let [web1, web2] = [fleet.web(&[]), fleet.web(&[])];
     let url = fleet.url(&web1);
-    let exp = Experiment::new("pause-one-web")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("pause-one-web")
         .only(&web1)
         .steady(
             Probe::http(&url)
@@ -84,20 +89,10 @@ fn pausing_one_of_two_web_containers() {
 
 #[test]
 fn a_failing_during_bar_fails_the_run_with_exit_1() {
-    if !require_docker() {
+    let Some((_fleet, web, exp)) = pause_under_a_strict_probe("pause-fails-bar", "1s") else {
         return;
-    }
-    let mut fleet = Fleet::new("fail");
-    let web = fleet.web(&[]);
-    let exp = Experiment::new("pause-fails-bar")
-        .on(&fleet)
-        .during("100ms", always_answers(&fleet.url(&web)))
-        .fault("pause: {duration: 1s}");
-    let r = Run::experiment(&exp)
-        .json_report()
-        .output()
-        .expect(1)
-        .report();
+    };
+    let r = Run::experiment(&exp).json_report().expect_report(1);
     assert_eq!(r["verdict"], "failed");
     assert_eq!(r["phases"]["during"]["passed"], false);
     assert!(
@@ -109,18 +104,12 @@ fn a_failing_during_bar_fails_the_run_with_exit_1() {
 
 #[test]
 fn abort_on_failure_reverts_early() {
-    if !require_docker() {
+    let Some((_fleet, web, exp)) = pause_under_a_strict_probe("abort-early", "20s") else {
         return;
-    }
-    let mut fleet = Fleet::new("abort");
-    let web = fleet.web(&[]);
-    let exp = Experiment::new("abort-early")
-        .on(&fleet)
-        .during("100ms", always_answers(&fleet.url(&web)))
-        .abort_on_failure()
-        .fault("pause: {duration: 20s}");
+    };
+    let exp = exp.abort_on_failure();
     let start = Instant::now();
-    let out = Run::experiment(&exp).args(["--report", "json"]).output();
+    let out = Run::experiment(&exp).json_on_stdout().output();
     out.expect(1);
     assert!(
         start.elapsed() < Duration::from_secs(8),
@@ -134,22 +123,17 @@ fn abort_on_failure_reverts_early() {
 
 #[test]
 fn killing_a_container_with_restart_policy_always_reports_recovery() {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet("kill") else {
         return;
-    }
-    let mut fleet = Fleet::new("kill");
+    };
     let web = fleet.web(&["--restart", "always"]);
     let id_before = fleet.id(&web);
-    let exp = Experiment::new("kill-restarts")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("kill-restarts")
         .steady(Probe::running(&fleet, 1).named("one running"))
         .fault("kill: {signal: SIGKILL}")
         .recovery("20s", "100ms");
-    let r = Run::experiment(&exp)
-        .json_report()
-        .output()
-        .expect(0)
-        .report();
+    let r = Run::experiment(&exp).json_report().expect_report(0);
     assert_eq!(r["faults"][0]["type"], "kill");
     assert_eq!(r["faults"][0]["status"], "completed");
     assert_eq!(
@@ -166,27 +150,21 @@ fn killing_a_container_with_restart_policy_always_reports_recovery() {
 
 #[test]
 fn steady_state_failing_before_touches_nothing() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("notsteady") else {
         return;
-    }
-    let mut fleet = Fleet::new("notsteady");
-    let web = fleet.web(&[]);
+    };
     assert!(!docker_ok(&["version", "-f", "{{.Server.Version}}"]).is_empty());
     let start = now_secs();
     let impossible = Probe::command("[sh, -c, \"exit 1\"]")
         .named("impossible")
         .setting("retries", "1")
         .setting("retry_interval", "100ms");
-    let exp = Experiment::new("not-steady")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("not-steady")
         .steady(impossible)
         .fault("pause: {duration: 1s}")
         .fault("kill: {}");
-    let r = Run::experiment(&exp)
-        .args(["--report", "json"])
-        .output()
-        .expect(3)
-        .report();
+    let r = Run::experiment(&exp).json_on_stdout().expect_report(3);
     assert_eq!(r["verdict"], "not_steady");
     assert_eq!(r["phases"]["before"]["probes"][0]["attempts"], 2);
     assert!(r["faults"].as_array().unwrap().is_empty());
@@ -205,35 +183,28 @@ fn a_selector_that_matches_nothing_is_no_targets() {
         return;
     }
     let exp = Experiment::new("no-match")
-        .on_label("fltest.group", "surely-nobody-uses-this")
+        .on_nothing()
         .fault("pause: {duration: 1s}");
-    let r = Run::experiment(&exp)
-        .args(["--report", "json"])
-        .output()
-        .expect(3)
-        .report();
+    let r = Run::experiment(&exp).json_on_stdout().expect_report(3);
     assert_eq!(r["verdict"], "no_targets");
     assert!(r["targets"].as_array().unwrap().is_empty());
 }
 
 #[test]
 fn count_percent_and_seed_select_the_same_containers_each_time() {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet("seed") else {
         return;
-    }
-    let mut fleet = Fleet::new("seed");
+    };
     fleet.webs(5, &[]);
     let chosen = |select: &str, seed: u64| -> Vec<String> {
-        let exp = Experiment::new("seeded")
-            .on(&fleet)
+        let exp = fleet
+            .experiment("seeded")
             .select(select)
             .fault("pause: {duration: 100ms}");
         let seed_arg = seed.to_string();
         let r = Run::experiment(&exp)
             .args(["--seed", &seed_arg, "--report", "json"])
-            .output()
-            .expect(0)
-            .report();
+            .expect_report(0);
         assert_eq!(r["seed"], seed);
         target_names(&r)
     };
@@ -249,14 +220,10 @@ fn count_percent_and_seed_select_the_same_containers_each_time() {
 
 #[test]
 fn plan_and_dry_run_resolve_real_targets_and_touch_nothing() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("dry") else {
         return;
-    }
-    let mut fleet = Fleet::new("dry");
-    let web = fleet.web(&[]);
-    let exp = Experiment::new("dry")
-        .on(&fleet)
-        .fault("pause: {duration: 30s}");
+    };
+    let exp = fleet.experiment("dry").fault("pause: {duration: 30s}");
     let dir = tempfile::tempdir().unwrap();
     let file = exp.write(dir.path());
     for args in [vec!["plan"], vec!["run", "--dry-run"]] {
@@ -284,19 +251,12 @@ fn an_unreachable_daemon_is_exit_4_and_nothing_is_touched() {
 
 #[test]
 fn a_container_removed_mid_fault_is_reported_not_a_crash() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("vanish") else {
         return;
-    }
-    let mut fleet = Fleet::new("vanish");
-    let web = fleet.web(&[]);
-    let exp = Experiment::new("vanish")
-        .on(&fleet)
-        .fault("pause: {duration: 3s}");
+    };
+    let exp = fleet.experiment("vanish").fault("pause: {duration: 3s}");
     let state = StateDir::new();
-    let run = Run::experiment(&exp)
-        .args(["--report", "json"])
-        .state(&state)
-        .spawn();
+    let run = Run::experiment(&exp).json_on_stdout().state(&state).spawn();
     assert!(wait_until(Duration::from_secs(10), || paused(&web)));
     docker_ok(&["rm", "-f", &web]);
     let out = run.wait();
@@ -310,13 +270,12 @@ fn a_container_removed_mid_fault_is_reported_not_a_crash() {
 
 #[test]
 fn a_large_blast_radius_needs_yes() {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet("blast") else {
         return;
-    }
-    let mut fleet = Fleet::new("blast");
+    };
     fleet.webs(4, &[]);
-    let exp = Experiment::new("all-four")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("all-four")
         .select("{mode: all}")
         .fault("pause: {duration: 200ms}");
     let start = now_secs();
@@ -330,29 +289,22 @@ fn a_large_blast_radius_needs_yes() {
     assert!(events.is_empty(), "a container was paused: {events:?}");
     let r = Run::experiment(&exp)
         .args(["--yes", "--report", "json"])
-        .output()
-        .expect(0)
-        .report();
+        .expect_report(0);
     assert_eq!(r["faults"].as_array().unwrap().len(), 4);
 }
 
 #[test]
 fn protected_containers_are_never_selected() {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet("protected") else {
         return;
-    }
-    let mut fleet = Fleet::new("protected");
+    };
     let open = fleet.web(&[]);
     let guarded = fleet.web(&["--label", "faultline.protected=true"]);
-    let exp = Experiment::new("protected")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("protected")
         .select("{mode: all}")
         .fault("pause: {duration: 100ms}");
-    let r = Run::experiment(&exp)
-        .args(["--report", "json"])
-        .output()
-        .expect(0)
-        .report();
+    let r = Run::experiment(&exp).json_on_stdout().expect_report(0);
     let names = target_names(&r);
     assert_eq!(names, vec![open.clone()]);
     assert!(!names.contains(&guarded));
@@ -360,13 +312,12 @@ fn protected_containers_are_never_selected() {
 
 #[test]
 fn the_audit_log_records_every_action_and_no_secret() {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet("audit") else {
         return;
-    }
-    let mut fleet = Fleet::new("audit");
+    };
     fleet.webs(2, &["--restart", "always"]);
-    let exp = Experiment::new("audited")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("audited")
         .select("{mode: all}")
         .fault("pause: {duration: 200ms}")
         .fault("kill: {signal: \"${env:FAULTLINE_TEST_SIGNAL}\", after: 300ms}");
@@ -415,13 +366,11 @@ fn the_audit_log_records_every_action_and_no_secret() {
 
 #[test]
 fn a_third_interrupt_quits_and_recover_finishes_the_job() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("sigint3") else {
         return;
-    }
-    let mut fleet = Fleet::new("sigint3");
-    let web = fleet.web(&[]);
-    let exp = Experiment::new("interrupted")
-        .on(&fleet)
+    };
+    let exp = fleet
+        .experiment("interrupted")
         .fault("pause: {duration: 30s}");
     let state = StateDir::new();
     let run = Run::experiment(&exp)
@@ -485,13 +434,12 @@ fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 
 #[test]
 fn notifications_and_metrics_never_change_the_verdict() {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet("notify") else {
         return;
-    }
-    let mut fleet = Fleet::new("notify");
+    };
     fleet.web(&[]);
-    let exp = Experiment::new("notified")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("notified")
         .fault("pause: {duration: 200ms}");
     let (url, bodies) = receiver();
     let dir = tempfile::tempdir().unwrap();

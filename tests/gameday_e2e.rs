@@ -7,9 +7,22 @@ use std::path::{Path, PathBuf};
 
 use support::*;
 
-/// The one run directory a game day wrote under `out_dir`.
-fn the_run_dir(out_dir: &Path) -> PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(out_dir)
+/// Runs the game day over `files` in `dir` (it fails: exit 1) and returns the one run
+/// directory it wrote.
+fn game_day(dir: &Path, name: &str, files: &[&str], continue_on_failure: bool) -> PathBuf {
+    let file = write(
+        dir,
+        &format!("{name}.yaml"),
+        &scenario(name, files, continue_on_failure),
+    );
+    let out_dir = dir.join(name);
+    Run::new(["gameday"])
+        .arg(&file)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .output()
+        .expect(1);
+    let runs: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -25,16 +38,14 @@ fn json(path: &Path) -> serde_json::Value {
 
 #[test]
 fn a_game_day_of_a_passing_and_a_failing_experiment() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("gameday") else {
         return;
-    }
-    let mut fleet = Fleet::new("gameday");
-    let web = fleet.web(&[]);
+    };
     let url = fleet.url(&web);
     let dir = tempfile::tempdir().unwrap();
     let answers = Probe::http(&url).timeout("200ms");
-    Experiment::new("tolerant")
-        .on(&fleet)
+    fleet
+        .experiment("tolerant")
         .steady(Probe::http(&url).named("web"))
         .during(
             "100ms",
@@ -42,21 +53,17 @@ fn a_game_day_of_a_passing_and_a_failing_experiment() {
         )
         .fault("pause: {duration: 500ms}")
         .write(dir.path());
-    Experiment::new("strict")
-        .on(&fleet)
+    fleet
+        .experiment("strict")
         .during("100ms", answers.named("must always answer"))
         .fault("pause: {duration: 500ms}")
         .write(dir.path());
-    let both = scenario("two-step", &["tolerant.yaml", "strict.yaml"], true);
-    let scenario_file = write(dir.path(), "day.yaml", &both);
-    let out_dir = dir.path().join("reports");
-    Run::new(["gameday"])
-        .arg(&scenario_file)
-        .arg("--out-dir")
-        .arg(&out_dir)
-        .output()
-        .expect(1);
-    let run = the_run_dir(&out_dir);
+    let run = game_day(
+        dir.path(),
+        "two-step",
+        &["tolerant.yaml", "strict.yaml"],
+        true,
+    );
     for f in [
         "01-tolerant.json",
         "01-tolerant.md",
@@ -81,16 +88,12 @@ fn a_game_day_of_a_passing_and_a_failing_experiment() {
     assert_eq!(junit.matches("<testsuite ").count(), 2);
 
     // Without continue_on_failure, the game day stops at the failure.
-    let stop = scenario("stop-early", &["strict.yaml", "tolerant.yaml"], false);
-    let stop_first = write(dir.path(), "stop.yaml", &stop);
-    let out_dir = dir.path().join("stop");
-    Run::new(["gameday"])
-        .arg(&stop_first)
-        .arg("--out-dir")
-        .arg(&out_dir)
-        .output()
-        .expect(1);
-    let run = the_run_dir(&out_dir);
+    let run = game_day(
+        dir.path(),
+        "stop-early",
+        &["strict.yaml", "tolerant.yaml"],
+        false,
+    );
     assert!(run.join("01-strict.json").exists());
     assert!(
         !run.join("02-tolerant.json").exists(),

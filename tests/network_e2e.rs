@@ -47,13 +47,12 @@ fn served_web(fleet: &mut Fleet) -> (String, String) {
 }
 
 fn rate_limit_slows_the_download(strategy: &str) {
-    if !require_docker() {
+    let Some(mut fleet) = docker_fleet(&format!("rate-{strategy}")) else {
         return;
-    }
-    let mut fleet = Fleet::new(&format!("rate-{strategy}"));
+    };
     let (web, url) = served_web(&mut fleet);
     let before = best_download_secs(&url);
-    let exp = Experiment::new("rate-limit").on(&fleet).fault(&format!(
+    let exp = fleet.experiment("rate-limit").fault(&format!(
         "network: {{rate: 1mbit, duration: 8s, strategy: {strategy}, interface: eth0}}"
     ));
     let run = Run::with_tc_image(&exp).json_report().spawn();
@@ -96,6 +95,15 @@ fn rate_limit_with_the_sidecar_strategy() {
     rate_limit_slows_the_download("sidecar");
 }
 
+/// A fleet when this kernel has (`with_netem`) or lacks sch_netem, as the test needs,
+/// and Docker answers; otherwise a recorded skip.
+fn netem_fleet(test: &str, with_netem: bool, why_not: &str) -> Option<Fleet> {
+    if !require_kernel(kernel_has_netem() == with_netem, why_not) {
+        return None;
+    }
+    docker_fleet(test)
+}
+
 fn kernel_has_netem() -> bool {
     std::process::Command::new("unshare")
         .args(["--net", "tc", "qdisc", "add", "dev", "lo", "root"])
@@ -106,27 +114,20 @@ fn kernel_has_netem() -> bool {
 
 #[test]
 fn without_netem_a_delay_is_refused_and_nothing_is_left() {
-    if !require_docker() {
-        return;
-    }
-    if !require_kernel(
-        !kernel_has_netem(),
+    let Some(mut fleet) = netem_fleet(
+        "nonetem",
+        false,
         "this kernel has sch_netem, so the missing-netem refusal cannot be shown here \
          (a_delay_adds_the_configured_latency runs instead)",
-    ) {
+    ) else {
         return;
-    }
-    let mut fleet = Fleet::new("nonetem");
+    };
     let web = fleet.web(&[]);
     for strategy in ["host", "sidecar"] {
-        let exp = Experiment::new("delay").on(&fleet).fault(&format!(
+        let exp = fleet.experiment("delay").fault(&format!(
             "network: {{delay: 100ms, jitter: 10ms, duration: 5s, strategy: {strategy}, engine: netem}}"
         ));
-        let r = Run::with_tc_image(&exp)
-            .args(["--report", "json"])
-            .output()
-            .expect(4)
-            .report();
+        let r = Run::with_tc_image(&exp).json_on_stdout().expect_report(4);
         assert_eq!(r["verdict"], "error");
         let msg = r["events"].as_array().unwrap().last().unwrap()["message"]
             .as_str()
@@ -143,24 +144,18 @@ fn without_netem_a_delay_is_refused_and_nothing_is_left() {
 
 #[test]
 fn a_foreign_root_qdisc_is_refused_and_left_alone() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("foreign") else {
         return;
-    }
-    let mut fleet = Fleet::new("foreign");
-    let web = fleet.web(&[]);
+    };
     let htb = [
         "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb",
     ];
     assert!(netns_command(&web, &htb).status().unwrap().success());
     for strategy in ["host", "sidecar"] {
-        let exp = Experiment::new("foreign").on(&fleet).fault(&format!(
+        let exp = fleet.experiment("foreign").fault(&format!(
             "network: {{rate: 1mbit, duration: 2s, strategy: {strategy}}}"
         ));
-        let r = Run::with_tc_image(&exp)
-            .args(["--report", "json"])
-            .output()
-            .expect(4)
-            .report();
+        let r = Run::with_tc_image(&exp).json_on_stdout().expect_report(4);
         let err = r["faults"][0]["error"].as_str().unwrap();
         assert!(
             err.contains("faultline did not create") && err.contains("htb"),
@@ -191,23 +186,20 @@ fn connect_p50(addr: &str, n: usize) -> f64 {
 
 #[test]
 fn a_delay_adds_the_configured_latency() {
-    if !require_docker() {
-        return;
-    }
-    if !require_kernel(
-        kernel_has_netem(),
+    let Some(mut fleet) = netem_fleet(
+        "delay",
+        true,
         "no sch_netem in this kernel (a scratch network namespace refuses a netem qdisc), \
          so a netem delay cannot be measured here \
          (without_netem_a_delay_is_refused_and_nothing_is_left runs instead)",
-    ) {
+    ) else {
         return;
-    }
-    let mut fleet = Fleet::new("delay");
+    };
     let web = fleet.web(&[]);
     let addr = fleet.host_port(&web);
     let base = connect_p50(&addr, 20);
-    let exp = Experiment::new("delay")
-        .on(&fleet)
+    let exp = fleet
+        .experiment("delay")
         .fault("network: {delay: 100ms, duration: 6s}");
     let run = Run::experiment(&exp).spawn();
     assert!(wait_until(Duration::from_secs(10), || qdiscs(&web).contains("fa17:")));

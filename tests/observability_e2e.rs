@@ -280,13 +280,8 @@ async fn probe_passes_fails_and_explains_against_a_real_prometheus() {
     let by = |name: &str| got.iter().find(|(n, _)| n == name).unwrap().1.clone();
 
     let s = by("within");
-    assert!(s.ok, "{s:?}");
-    assert_eq!(s.value, Some(1.0));
-    assert!(
-        s.detail.starts_with("value 1 within 1..1 in "),
-        "{}",
-        s.detail
-    );
+    assert!(s.ok && s.value == Some(1.0), "{s:?}");
+    assert!(s.detail.starts_with("value 1 within 1..1 in "), "{s:?}");
     let s = by("scalar");
     assert!(s.ok, "{s:?}");
     assert_eq!(s.value, Some(42.0));
@@ -699,12 +694,10 @@ async fn a_run_through_the_binary_reports_the_prometheus_value() {
     let Some(bin) = need("prometheus", "prometheus") else {
         return;
     };
-    if !support::require_docker() {
+    let Some((fleet, web)) = support::one_web("obs") else {
         return;
-    }
+    };
     let prom = prometheus(&bin, &[], None).await;
-    let mut fleet = support::Fleet::new("obs");
-    let web = fleet.web(&[]);
     let up = Probe::prometheus(&prom.base, "up{job=\"prometheus\"}")
         .with("min", "1")
         .with("max", "1")

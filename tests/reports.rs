@@ -21,6 +21,11 @@ fn event(ms: i64, kind: &str, message: &str) -> Value {
     json!({"at": at(ms), "kind": kind, "message": message})
 }
 
+/// The last event of every run.
+fn verdict(ms: i64, message: &str) -> Value {
+    event(ms, "verdict", message)
+}
+
 /// Samples every 250ms from 120ms; those in `failing` fail at the probe's timeout.
 fn timeline(n: u64, failing: std::ops::Range<u64>) -> Value {
     let points: Vec<Value> = (0..n)
@@ -75,18 +80,24 @@ fn passed_pause() -> Value {
             event(5130, "fault_reverted", "pause web-1"),
             event(5131, "fault_reverted", "pause web-2"),
             event(5168, "recovered", "steady state holds again after 37ms"),
-            event(5300, "verdict", "the hypothesis held")
+            verdict(5300, "the hypothesis held")
         ]
     })
 }
 
+/// [`passed_pause`] renamed to experiment `name` on one target, with another verdict.
+fn variant(name: &str, verdict: &str, exit_code: u8, (id, target): (&str, &str)) -> Value {
+    let mut r = passed_pause();
+    r["experiment"] = json!({"name": name, "file": format!("experiments/{name}.yaml")});
+    r["verdict"] = json!(verdict);
+    r["exit_code"] = json!(exit_code);
+    r["targets"] = json!([{"platform": "docker", "id": id, "name": target}]);
+    r
+}
+
 /// The during probe falls below its bar and steady state does not come back.
 fn failed_latency() -> Value {
-    let mut r = passed_pause();
-    r["experiment"] = json!({"name": "api-latency", "file": "experiments/api-latency.yaml"});
-    r["verdict"] = json!("failed");
-    r["exit_code"] = json!(1);
-    r["targets"] = json!([{"platform": "docker", "id": "77aa", "name": "api-1"}]);
+    let mut r = variant("api-latency", "failed", 1, ("77aa", "api-1"));
     r["faults"] = json!([{"type": "network", "target": "api-1", "injected_at": at(100),
         "reverted_at": at(3100), "status": "reverted", "error": null,
         "description": "delay 400ms"}]);
@@ -105,9 +116,8 @@ fn failed_latency() -> Value {
         event(100, "fault_injected", "network api-1"),
         event(3100, "fault_reverted", "network api-1"),
         event(8100, "not_recovered", "steady state did not hold within 5s"),
-        event(
+        verdict(
             8110,
-            "verdict",
             "a during probe fell below its bar and steady state did not recover in time"
         )
     ]);
@@ -118,11 +128,7 @@ fn failed_latency() -> Value {
 
 /// A fault could not be injected: verdict error, no after phase.
 fn error_run() -> Value {
-    let mut r = passed_pause();
-    r["experiment"] = json!({"name": "db-kill", "file": "experiments/db-kill.yaml"});
-    r["verdict"] = json!("error");
-    r["exit_code"] = json!(4);
-    r["targets"] = json!([{"platform": "docker", "id": "99bb", "name": "db-1"}]);
+    let mut r = variant("db-kill", "error", 4, ("99bb", "db-1"));
     r["faults"] = json!([{"type": "kill", "target": "db-1", "injected_at": null,
         "reverted_at": null, "status": "failed",
         "error": "container db-1 is not running", "description": "kill with SIGKILL"}]);
@@ -135,9 +141,8 @@ fn error_run() -> Value {
             "fault_failed",
             "kill db-1: container db-1 is not running"
         ),
-        event(
+        verdict(
             70,
-            "verdict",
             "a fault could not be injected (kill on db-1: container db-1 is not running); every fault was reverted"
         )
     ]);
@@ -149,6 +154,15 @@ fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
     p
+}
+
+/// A passing pause, a failing network fault and a run whose fault was not injected.
+fn three_reports(dir: &Path) -> [PathBuf; 3] {
+    [
+        write(dir, "a.json", &passed_pause()),
+        write(dir, "b.json", &failed_latency()),
+        write(dir, "c.json", &error_run()),
+    ]
 }
 
 fn render(files: &[&Path], format: &str) -> String {
@@ -415,14 +429,9 @@ fn xmllint_validate(path: &Path) -> bool {
 #[test]
 fn junit_of_a_game_day_validates_against_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.json", &passed_pause());
-    let b = write(dir.path(), "b.json", &failed_latency());
-    let c = write(dir.path(), "c.json", &error_run());
+    let [a, b, c] = three_reports(dir.path());
     let xml_path = dir.path().join("out/junit.xml");
-    let out = Run::report(&[&a, &b, &c], "junit")
-        .arg("--out")
-        .arg(&xml_path)
-        .output();
+    let out = Run::report(&[&a, &b, &c], "junit").out(&xml_path).output();
     assert_eq!(out.expect(0).stdout, "");
     let xml = std::fs::read_to_string(&xml_path).unwrap();
     let root = check_junit(&xml);
@@ -507,9 +516,8 @@ fn junit_of_a_run_that_was_not_steady() {
          "duration_ms": 1, "detail": "connection refused"}]}, "during": null, "after": null});
     r["events"] = json!([
         event(10, "targets_selected", "web-1"),
-        event(
+        verdict(
             3000,
-            "verdict",
             "steady state did not hold before injection; nothing was injected"
         )
     ]);
@@ -535,12 +543,12 @@ fn run_writes_junit_markdown_and_html_reports() {
     if !require_docker() {
         return;
     }
-    let exp = Experiment::new("nothing-matches")
-        .on_label("faultline.test.reports", "no-such-container")
-        .fault("pause: {duration: 1s}");
     let dir = tempfile::tempdir().unwrap();
     let path = |ext: &str| dir.path().join(format!("r.{ext}"));
     let (xml, md, html, json) = (path("xml"), path("md"), path("html"), path("json"));
+    let exp = Experiment::new("nothing-matches")
+        .on_nothing()
+        .fault("pause: {duration: 1s}");
     let mut run = Run::experiment(&exp).state(&StateDir::new());
     for (format, file) in [
         ("junit", &xml),
@@ -599,9 +607,7 @@ fn markdown_has_the_probe_and_fault_tables() {
 #[test]
 fn markdown_of_several_reports_is_a_summary_then_each_report() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.json", &passed_pause());
-    let b = write(dir.path(), "b.json", &failed_latency());
-    let c = write(dir.path(), "c.json", &error_run());
+    let [a, b, c] = three_reports(dir.path());
     let md = render(&[&a, &b, &c], "markdown");
     assert!(md.starts_with("### faultline: 3 experiments\n\n| experiment | verdict | exit | duration | recovery | reason |\n"), "{md}");
     assert_contains(
@@ -638,11 +644,7 @@ fn html_draws_the_timeline_and_loads_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let b = write(dir.path(), "b.json", &failed_latency());
     let out = dir.path().join("report.html");
-    Run::report(&[&b], "html")
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect(0);
+    Run::report(&[&b], "html").out(&out).output().expect(0);
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<svg id=\"timeline\""), "{html}");
@@ -688,9 +690,7 @@ fn html_draws_the_timeline_and_loads_nothing() {
 #[test]
 fn html_of_several_reports_is_one_page() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.json", &passed_pause());
-    let b = write(dir.path(), "b.json", &failed_latency());
-    let c = write(dir.path(), "c.json", &error_run());
+    let [a, b, c] = three_reports(dir.path());
     let html = render(&[&a, &b, &c], "html");
     assert_eq!(html.matches("<!DOCTYPE html>").count(), 1);
     assert_eq!(html.matches("<section class=\"experiment\"").count(), 3);

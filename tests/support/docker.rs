@@ -61,6 +61,18 @@ pub fn require_docker() -> bool {
     ok
 }
 
+/// A fleet for `test` when the Docker engine answers, else a recorded skip.
+pub fn docker_fleet(test: &str) -> Option<Fleet> {
+    require_docker().then(|| Fleet::new(test))
+}
+
+/// A fleet of one web container when the Docker engine answers, else a recorded skip.
+pub fn one_web(test: &str) -> Option<(Fleet, String)> {
+    let mut fleet = docker_fleet(test)?;
+    let web = fleet.web(&[]);
+    Some((fleet, web))
+}
+
 /// Containers of one test, removed on drop (also when the test panics).
 pub struct Fleet {
     pub group: String,
@@ -129,6 +141,11 @@ impl Fleet {
 
     pub fn label(&self) -> String {
         self.group.clone()
+    }
+
+    /// An experiment on this fleet's containers.
+    pub fn experiment(&self, name: &str) -> super::Experiment {
+        super::Experiment::new(name).on(self)
     }
 }
 

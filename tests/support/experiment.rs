@@ -158,6 +158,11 @@ impl Experiment {
         self.docker(&format!("labels: {{{key}: {value}}}"))
     }
 
+    /// Targets a label no container carries: the run ends with `no_targets`.
+    pub fn on_nothing(self) -> Experiment {
+        self.on_label("fltest.group", "surely-nobody-uses-this")
+    }
+
     /// A field of the `docker:` selector, e.g. `host: "unix:///x.sock"`.
     pub fn docker(mut self, field: &str) -> Experiment {
         self.docker.push(field.to_string());

@@ -6,7 +6,9 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -108,9 +110,25 @@ impl Run {
         self
     }
 
+    /// `--report json`: the report on stdout.
+    pub fn json_on_stdout(self) -> Run {
+        self.args(["--report", "json"])
+    }
+
+    /// `--out PATH`.
+    pub fn out(self, path: &Path) -> Run {
+        self.arg("--out").arg(path)
+    }
+
     /// Runs to the end.
     pub fn output(self) -> Outcome {
         self.spawn().wait()
+    }
+
+    /// Runs to the end, asserts the exit code and returns the checked JSON report.
+    #[track_caller]
+    pub fn expect_report(self, code: i32) -> Value {
+        self.output().expect(code).report()
     }
 
     /// Starts in the background; stdout and stderr are collected as they come.
@@ -122,11 +140,15 @@ impl Run {
             .spawn()
             .expect("the faultline binary starts");
         let drain = |mut r: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                String::from_utf8_lossy(&buf).into_owned()
-            })
+            let buf = Arc::new(Mutex::new(Vec::new()));
+            let sink = buf.clone();
+            let reader = std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = r.read(&mut chunk) {
+                    sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            });
+            Drained { buf, reader }
         };
         let stdout = drain(Box::new(child.stdout.take().unwrap()));
         let stderr = drain(Box::new(child.stderr.take().unwrap()));
@@ -143,10 +165,28 @@ impl Run {
 /// A faultline process running in the background.
 pub struct Running {
     child: Child,
-    stdout: JoinHandle<String>,
-    stderr: JoinHandle<String>,
+    stdout: Drained,
+    stderr: Drained,
     report: Option<PathBuf>,
     _dir: TempDir,
+}
+
+/// One output stream, read as it comes by a thread of its own.
+struct Drained {
+    buf: Arc<Mutex<Vec<u8>>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drained {
+    /// What was written; waits at most 5s for the end of the stream after the process
+    /// exited (a helper that inherited the pipe must not hang the test).
+    fn text(self) -> String {
+        let end = Instant::now() + Duration::from_secs(5);
+        while !self.reader.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
 }
 
 impl Running {
@@ -167,8 +207,8 @@ impl Running {
         let status = self.child.wait().unwrap();
         Outcome {
             code: status.code(),
-            stdout: self.stdout.join().unwrap(),
-            stderr: self.stderr.join().unwrap(),
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
             report: self
                 .report
                 .map(|p| std::fs::read_to_string(&p).unwrap_or_default()),
@@ -201,21 +241,13 @@ impl Outcome {
 
     #[track_caller]
     pub fn stdout_has(&self, text: &str) -> &Outcome {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks `{text}`:\n{}",
-            self.stdout
-        );
+        super::assert_contains(&self.stdout, &[text]);
         self
     }
 
     #[track_caller]
     pub fn stderr_has(&self, text: &str) -> &Outcome {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks `{text}`:\n{}",
-            self.stderr
-        );
+        super::assert_contains(&self.stderr, &[text]);
         self
     }
 

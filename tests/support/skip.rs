@@ -69,6 +69,7 @@ fn test_name() -> String {
 pub fn skip(kind: Skip, reason: &str) {
     let test = test_name();
     let reason = reason.replace(['\t', '\n'], " ");
+    record(kind, &test, &reason);
     if kind == Skip::Missing && require_all() {
         panic!(
             "{test}: {reason} (a skip is a failure under CI=true or FAULTLINE_REQUIRE_ALL=1; \
@@ -76,8 +77,12 @@ pub fn skip(kind: Skip, reason: &str) {
         );
     }
     eprintln!("SKIPPED ({}): {test}: {reason}", kind.tag());
+}
+
+/// Appends `kind<TAB>test<TAB>reason` to the binary's file in [`skip_dir`].
+fn record(kind: Skip, test: &str, reason: &str) {
     let dir = skip_dir();
-    let binary = test.split("::").next().unwrap_or("tests").to_string();
+    let binary = test.split("::").next().unwrap_or("tests");
     let line = format!("{}\t{test}\t{reason}\n", kind.tag());
     let written = std::fs::create_dir_all(&dir).and_then(|()| {
         std::fs::OpenOptions::new()
