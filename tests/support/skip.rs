@@ -12,7 +12,7 @@
 //! - [`Skip::TurnedOff`]: the user switched the test off with an environment variable.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
@@ -22,7 +22,7 @@ pub enum Skip {
 }
 
 impl Skip {
-    fn tag(self) -> &'static str {
+    pub fn tag(self) -> &'static str {
         match self {
             Skip::Missing => "missing dependency",
             Skip::NotApplicable => "not applicable on this kernel",
@@ -34,13 +34,18 @@ impl Skip {
 /// Whether every test must run: `CI=true` (or `1`) or `FAULTLINE_REQUIRE_ALL=1`;
 /// `FAULTLINE_REQUIRE_ALL=0` turns it off even under CI.
 pub fn require_all() -> bool {
-    let set = |k: &str| std::env::var(k).map(|v| v.trim().to_ascii_lowercase());
+    require_all_from(|k| std::env::var(k).ok())
+}
+
+/// [`require_all`] over any environment.
+pub fn require_all_from(env: impl Fn(&str) -> Option<String>) -> bool {
+    let set = |k: &str| env(k).map(|v| v.trim().to_ascii_lowercase());
     match set("FAULTLINE_REQUIRE_ALL").as_deref() {
-        Ok("1" | "true" | "yes") => return true,
-        Ok("0" | "false" | "no") => return false,
+        Some("1" | "true" | "yes") => return true,
+        Some("0" | "false" | "no") => return false,
         _ => {}
     }
-    matches!(set("CI").as_deref(), Ok("1" | "true" | "yes"))
+    matches!(set("CI").as_deref(), Some("1" | "true" | "yes"))
 }
 
 /// The directory `scripts/test.sh` reads skips from.
@@ -67,10 +72,15 @@ fn test_name() -> String {
 /// Records that the current test did not run (fully) and why. A missing dependency
 /// panics under `CI=true` / `FAULTLINE_REQUIRE_ALL=1`; the other kinds never do.
 pub fn skip(kind: Skip, reason: &str) {
-    let test = test_name();
+    skip_into(&skip_dir(), require_all(), &test_name(), kind, reason);
+}
+
+/// [`skip`] for `test`, recorded in `dir`, failing on a missing dependency when
+/// `require_all`.
+pub fn skip_into(dir: &Path, require_all: bool, test: &str, kind: Skip, reason: &str) {
     let reason = reason.replace(['\t', '\n'], " ");
-    record(kind, &test, &reason);
-    if kind == Skip::Missing && require_all() {
+    record(dir, kind, test, &reason);
+    if kind == Skip::Missing && require_all {
         panic!(
             "{test}: {reason} (a skip is a failure under CI=true or FAULTLINE_REQUIRE_ALL=1; \
              run scripts/install-test-deps.sh)"
@@ -79,12 +89,11 @@ pub fn skip(kind: Skip, reason: &str) {
     eprintln!("SKIPPED ({}): {test}: {reason}", kind.tag());
 }
 
-/// Appends `kind<TAB>test<TAB>reason` to the binary's file in [`skip_dir`].
-fn record(kind: Skip, test: &str, reason: &str) {
-    let dir = skip_dir();
+/// Appends `kind<TAB>test<TAB>reason` to the binary's file in `dir`.
+fn record(dir: &Path, kind: Skip, test: &str, reason: &str) {
     let binary = test.split("::").next().unwrap_or("tests");
     let line = format!("{}\t{test}\t{reason}\n", kind.tag());
-    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
