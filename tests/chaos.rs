@@ -9,25 +9,86 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rand::Rng;
 use support::*;
 
-struct Scenario {
-    name: &'static str,
-    /// The faults block, for containers labelled `fltest.group=GROUP`.
-    faults: &'static str,
+/// One fault kind under attack: its faults, its targets, and what "left behind" means.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scenario {
+    Pause,
+    RepeatedKill,
+    NetworkHost,
+    NetworkNfqueue,
+    NetworkSidecar,
+    CpuHost,
+    CpuExec,
+}
+
+use Scenario::*;
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Pause => "pause",
+            RepeatedKill => "repeated kill",
+            NetworkHost => "network (host)",
+            NetworkNfqueue => "network (nfqueue)",
+            NetworkSidecar => "network (sidecar)",
+            CpuHost => "cpu_stress (host)",
+            CpuExec => "cpu_stress (exec)",
+        }
+    }
+
+    /// The entries of `faults:`, for containers labelled `fltest.group=GROUP`.
+    fn faults(self) -> &'static [&'static str] {
+        match self {
+            Pause => &["pause: {duration: 4s}"],
+            RepeatedKill => &[
+                "kill: {every: 300ms, duration: 3s}",
+                "pause: {duration: 3s, after: 100ms}",
+            ],
+            NetworkHost => &["network: {rate: 1mbit, duration: 4s, strategy: host}"],
+            NetworkNfqueue => &["network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}"],
+            NetworkSidecar => &[
+                "network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:1\"}",
+            ],
+            CpuHost => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: host}"],
+            CpuExec => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}"],
+        }
+    }
+
     /// Extra `docker run` flags for the targets.
-    container_flags: &'static [&'static str],
-    /// How long after start a signal may land (the fault window).
-    window: Duration,
+    fn container_flags(self) -> &'static [&'static str] {
+        match self {
+            RepeatedKill => &["--restart", "always"],
+            _ => &[],
+        }
+    }
+
+    /// How long after the first injection a signal may land (the fault window).
+    fn window(self) -> Duration {
+        Duration::from_millis(2500)
+    }
+
     /// Names what is left behind on these containers (empty: nothing).
-    leftovers: fn(&Fleet) -> Vec<String>,
+    fn leftovers(self, fleet: &Fleet) -> Vec<String> {
+        match self {
+            Pause | RepeatedKill => paused_containers(fleet),
+            NetworkHost | NetworkSidecar => network_leftovers(fleet),
+            NetworkNfqueue => nfqueue_leftovers(fleet),
+            CpuHost | CpuExec => stressors(fleet),
+        }
+    }
+
     /// For faults that end by themselves: how long after the start they are surely over.
-    self_healing: Option<Duration>,
+    fn self_healing(self) -> Option<Duration> {
+        match self {
+            CpuHost | CpuExec => Some(Duration::from_secs(16)),
+            _ => None,
+        }
+    }
 }
 
 fn paused_containers(fleet: &Fleet) -> Vec<String> {
@@ -38,24 +99,6 @@ fn paused_containers(fleet: &Fleet) -> Vec<String> {
         .map(|n| format!("{n} is paused"))
         .collect()
 }
-
-const PAUSE: Scenario = Scenario {
-    name: "pause",
-    faults: "  - pause: {duration: 4s}\n",
-    container_flags: &[],
-    window: Duration::from_millis(2500),
-    leftovers: paused_containers,
-    self_healing: None,
-};
-
-const REPEATED_KILL: Scenario = Scenario {
-    name: "repeated kill",
-    faults: "  - kill: {every: 300ms, duration: 3s}\n  - pause: {duration: 3s, after: 100ms}\n",
-    container_flags: &["--restart", "always"],
-    window: Duration::from_millis(2500),
-    leftovers: paused_containers,
-    self_healing: None,
-};
 
 fn network_leftovers(fleet: &Fleet) -> Vec<String> {
     let mut left = Vec::new();
@@ -70,68 +113,25 @@ fn network_leftovers(fleet: &Fleet) -> Vec<String> {
     left
 }
 
-const NETWORK_HOST: Scenario = Scenario {
-    name: "network (host)",
-    faults: "  - network: {rate: 1mbit, duration: 4s, strategy: host}\n",
-    container_flags: &[],
-    window: Duration::from_millis(2500),
-    leftovers: network_leftovers,
-    self_healing: None,
-};
-
 fn nfqueue_leftovers(fleet: &Fleet) -> Vec<String> {
     let mut left = network_leftovers(fleet);
     for n in &fleet.names {
-        let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", n]);
-        let out = Command::new("nsenter")
-            .args(["-t", &pid, "-n", "iptables", "-S", "OUTPUT"])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout).contains("NFQUEUE") {
+        if nfqueue_rules(n).contains("NFQUEUE") {
             left.push(format!("{n} still has faultline's NFQUEUE rule"));
         }
     }
     left
 }
 
-const NETWORK_NFQUEUE: Scenario = Scenario {
-    name: "network (nfqueue)",
-    faults: "  - network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}\n",
-    container_flags: &[],
-    window: Duration::from_millis(2500),
-    leftovers: nfqueue_leftovers,
-    self_healing: None,
-};
-
-const NETWORK_SIDECAR: Scenario = Scenario {
-    name: "network (sidecar)",
-    faults: "  - network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:1\"}\n",
-    container_flags: &[],
-    window: Duration::from_millis(2500),
-    leftovers: network_leftovers,
-    self_healing: None,
-};
-
 fn stressors(fleet: &Fleet) -> Vec<String> {
     let mut left = Vec::new();
     // Host stressors of this test: a marker in the command line, and a cgroup of one of
     // this test's containers (other tests run their own at the same time).
     let ids: Vec<String> = fleet.names.iter().map(|n| fleet.id(n)).collect();
-    let host = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("faultline-stress-"))
-        })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("cgroup"))
+    let host = host_processes(STRESS_MARKER)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(p.join("cgroup"))
                 .is_ok_and(|c| ids.iter().any(|id| c.contains(id)))
         })
         .count();
@@ -139,40 +139,13 @@ fn stressors(fleet: &Fleet) -> Vec<String> {
         left.push(format!("{host} host stressor(s)"));
     }
     for n in &fleet.names {
-        let out = docker(&[
-            "exec",
-            n,
-            "sh",
-            "-c",
-            "cat /proc/[0-9]*/cmdline 2>/dev/null",
-        ]);
-        let inside = String::from_utf8_lossy(&out.stdout)
-            .matches("faultline-stress-")
-            .count();
+        let inside = stressors_inside(n);
         if inside > 0 {
             left.push(format!("{inside} stressor process(es) in {n}"));
         }
     }
     left
 }
-
-const CPU_HOST: Scenario = Scenario {
-    name: "cpu_stress (host)",
-    faults: "  - cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: host}\n",
-    container_flags: &[],
-    window: Duration::from_millis(2500),
-    leftovers: stressors,
-    self_healing: Some(Duration::from_secs(16)),
-};
-
-const CPU_EXEC: Scenario = Scenario {
-    name: "cpu_stress (exec)",
-    faults: "  - cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}\n",
-    container_flags: &[],
-    window: Duration::from_millis(2500),
-    leftovers: stressors,
-    self_healing: Some(Duration::from_secs(16)),
-};
 
 fn trials() -> usize {
     std::env::var("FAULTLINE_CHAOS_TRIALS")
@@ -193,35 +166,8 @@ enum Kill {
     HardDeadline,
 }
 
-fn start(file: &Path, state: &Path, audit: &Path, switch: bool) -> Child {
-    let mut cmd: Command = faultline();
-    cmd.arg("run")
-        .arg(file)
-        .arg("--audit-log")
-        .arg(audit)
-        .env("FAULTLINE_STATE_DIR", state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if !switch {
-        cmd.env("FAULTLINE_NO_DEAD_MANS_SWITCH", "1");
-    }
-    cmd.spawn().unwrap()
-}
-
-fn open_entries(state: &Path) -> usize {
-    let out = faultline()
-        .args(["recover", "--dry-run"])
-        .env("FAULTLINE_STATE_DIR", state)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("would revert"))
-        .count()
-}
-
-fn chaos(s: &Scenario, how: Kill) {
-    if !docker_available() {
+fn chaos(s: Scenario, how: Kill) {
+    if !require_docker() {
         return;
     }
     let mut rng = rand::rng();
@@ -234,93 +180,77 @@ fn chaos(s: &Scenario, how: Kill) {
     };
     for trial in 0..n {
         let slug: String = s
-            .name
+            .name()
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
         let mut fleet = Fleet::new(&format!("chaos-{slug}"));
-        fleet.web(s.container_flags);
-        fleet.web(s.container_flags);
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
+        fleet.webs(2, s.container_flags());
+        let exp = s
+            .faults()
+            .iter()
+            .fold(Experiment::new("chaos").on(&fleet), |e, f| e.fault(f))
+            .select("{mode: all}");
+        let (state, dir) = (StateDir::new(), tempfile::tempdir().unwrap());
         let audit = dir.path().join("audit.jsonl");
-        let file = write(
-            dir.path(),
-            "e.yaml",
-            &format!(
-                "version: 1\nname: chaos\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\n  select: {{mode: all}}\nfaults:\n{}",
-                fleet.label(),
-                s.faults
-            ),
-        );
-        let mut child = start(&file, &state, &audit, how == Kill::HardDeadMansSwitch);
+        let mut run = Run::experiment(&exp)
+            .arg("--audit-log")
+            .arg(&audit)
+            .state(&state);
+        if how != Kill::HardDeadMansSwitch {
+            run = run.no_dead_mans_switch();
+        }
+        let child = run.spawn();
         // Wait for the first injection, then strike at a random moment of the window.
         assert!(wait_until(Duration::from_secs(10), || std::fs::metadata(
             &audit
         )
         .is_ok_and(|m| m.len() > 0)));
-        let at = rng.random_range(0..s.window.as_millis() as u64);
+        let at = rng.random_range(0..s.window().as_millis() as u64);
         std::thread::sleep(Duration::from_millis(at));
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let signal = if how == Kill::Interrupt {
+        child.signal(if how == Kill::Interrupt {
             nix::sys::signal::Signal::SIGINT
         } else {
             nix::sys::signal::Signal::SIGKILL
-        };
-        let _ = nix::sys::signal::kill(pid, signal);
-        let status = child.wait().unwrap();
+        });
+        let out = child.wait();
         match how {
             Kill::Interrupt => {
-                let code = status.code();
+                let code = out.code;
                 // A signal after the faults ended finishes the run normally.
                 assert!(
                     matches!(code, Some(130) | Some(0)),
                     "trial {trial}: exit {code:?}: {}",
-                    std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default()
+                    out.stderr
                 );
             }
             Kill::HardThenRecover => {
-                let out = faultline()
-                    .arg("recover")
-                    .env("FAULTLINE_STATE_DIR", &state)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "recover failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                state.recover();
             }
             Kill::HardDeadline => {
-                let heal = s.self_healing.expect("only for self-healing faults");
+                let heal = s.self_healing().expect("only for self-healing faults");
                 std::thread::sleep(heal.saturating_sub(Duration::from_millis(at)));
-                let left = (s.leftovers)(&fleet);
+                let left = s.leftovers(&fleet);
                 assert!(
                     left.is_empty(),
                     "trial {trial}: after the deadline: {left:?}"
                 );
                 // The journal still says what was injected; recover closes it.
-                let out = faultline()
-                    .arg("recover")
-                    .env("FAULTLINE_STATE_DIR", &state)
-                    .output()
-                    .unwrap();
-                assert!(out.status.success());
+                state.recover();
             }
             Kill::HardDeadMansSwitch => {
-                let healed = wait_until(Duration::from_secs(15), || open_entries(&state) == 0);
+                let healed = wait_until(Duration::from_secs(15), || state.open_entries() == 0);
                 assert!(
                     healed,
                     "trial {trial}: the dead-man's switch did not close the journal"
                 );
             }
         }
-        let mut left = (s.leftovers)(&fleet);
-        if open_entries(&state) > 0 {
+        let mut left = s.leftovers(&fleet);
+        if state.open_entries() > 0 {
             left.push("open journal entries".into());
         }
-        if how != Kill::Interrupt || status.code() == Some(130) {
+        if how != Kill::Interrupt || out.code == Some(130) {
             let audit_text = std::fs::read_to_string(&audit).unwrap_or_default();
             assert!(
                 audit_text.contains("\"action\":\"inject\""),
@@ -340,7 +270,7 @@ fn chaos(s: &Scenario, how: Kill) {
     };
     let line = format!(
         "chaos: {} / {case}: {n} trials, {} left behind",
-        s.name,
+        s.name(),
         left_total.len()
     );
     eprintln!("{line}");
@@ -357,94 +287,94 @@ fn chaos(s: &Scenario, how: Kill) {
 
 #[test]
 fn pause_sigkill_then_recover() {
-    chaos(&PAUSE, Kill::HardThenRecover);
+    chaos(Pause, Kill::HardThenRecover);
 }
 
 #[test]
 fn pause_sigkill_dead_mans_switch() {
-    chaos(&PAUSE, Kill::HardDeadMansSwitch);
+    chaos(Pause, Kill::HardDeadMansSwitch);
 }
 
 #[test]
 fn pause_sigint() {
-    chaos(&PAUSE, Kill::Interrupt);
+    chaos(Pause, Kill::Interrupt);
 }
 
 #[test]
 fn repeated_kill_sigkill_then_recover() {
-    chaos(&REPEATED_KILL, Kill::HardThenRecover);
+    chaos(RepeatedKill, Kill::HardThenRecover);
 }
 
 #[test]
 fn repeated_kill_sigint() {
-    chaos(&REPEATED_KILL, Kill::Interrupt);
+    chaos(RepeatedKill, Kill::Interrupt);
 }
 
 #[test]
 fn network_host_sigkill_then_recover() {
-    chaos(&NETWORK_HOST, Kill::HardThenRecover);
+    chaos(NetworkHost, Kill::HardThenRecover);
 }
 
 #[test]
 fn network_host_sigint() {
-    chaos(&NETWORK_HOST, Kill::Interrupt);
+    chaos(NetworkHost, Kill::Interrupt);
 }
 
 #[test]
 fn network_sidecar_sigkill_then_recover() {
-    chaos(&NETWORK_SIDECAR, Kill::HardThenRecover);
+    chaos(NetworkSidecar, Kill::HardThenRecover);
 }
 
 #[test]
 fn network_sidecar_sigint() {
-    chaos(&NETWORK_SIDECAR, Kill::Interrupt);
+    chaos(NetworkSidecar, Kill::Interrupt);
 }
 
 #[test]
 fn cpu_host_sigkill_then_recover() {
-    chaos(&CPU_HOST, Kill::HardThenRecover);
+    chaos(CpuHost, Kill::HardThenRecover);
 }
 
 #[test]
 fn cpu_host_sigint() {
-    chaos(&CPU_HOST, Kill::Interrupt);
+    chaos(CpuHost, Kill::Interrupt);
 }
 
 #[test]
 fn cpu_exec_sigkill_then_recover() {
-    chaos(&CPU_EXEC, Kill::HardThenRecover);
+    chaos(CpuExec, Kill::HardThenRecover);
 }
 
 #[test]
 fn cpu_exec_sigint() {
-    chaos(&CPU_EXEC, Kill::Interrupt);
+    chaos(CpuExec, Kill::Interrupt);
 }
 
 /// Fewer trials: each waits out the stressor's deadline.
 #[test]
 fn cpu_exec_sigkill_own_deadline() {
-    chaos(&CPU_EXEC, Kill::HardDeadline);
+    chaos(CpuExec, Kill::HardDeadline);
 }
 
 #[test]
 fn cpu_host_sigkill_own_deadline() {
-    chaos(&CPU_HOST, Kill::HardDeadline);
+    chaos(CpuHost, Kill::HardDeadline);
 }
 
 #[test]
 fn network_nfqueue_sigkill_then_recover() {
-    chaos(&NETWORK_NFQUEUE, Kill::HardThenRecover);
+    chaos(NetworkNfqueue, Kill::HardThenRecover);
 }
 
 #[test]
 fn network_nfqueue_sigint() {
-    chaos(&NETWORK_NFQUEUE, Kill::Interrupt);
+    chaos(NetworkNfqueue, Kill::Interrupt);
 }
 
 #[test]
 fn the_harness_detects_a_leftover() {
     // Guards the harness itself: a container paused behind faultline's back is seen.
-    if !docker_available() {
+    if !require_docker() {
         return;
     }
     let mut fleet = Fleet::new("chaos-self");

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::*;
@@ -36,39 +35,10 @@ fn cpu_ns(id: &str) -> u64 {
     panic!("no CPU accounting found for container {id}");
 }
 
-fn stressors_left(id: &str, name: &str) -> usize {
-    let host = pgrep_marker();
-    // The checking shell's own command line names no marker.
-    let inside = docker(&[
-        "exec",
-        name,
-        "sh",
-        "-c",
-        "cat /proc/[0-9]*/cmdline 2>/dev/null",
-    ]);
-    assert!(inside.status.success(), "cannot list the processes in {id}");
-    let inside = String::from_utf8_lossy(&inside.stdout)
-        .matches("faultline-stress-")
-        .count();
-    host + inside
-}
-
-/// Host processes that carry a stressor marker.
-fn pgrep_marker() -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("faultline-stress-"))
-        })
-        .count()
+/// Stressors anywhere on the host (this test runs one measurement at a time) or inside
+/// the container.
+fn stressors_left(name: &str) -> usize {
+    host_processes(STRESS_MARKER).len() + stressors_inside(name)
 }
 
 /// Runs a cpu_stress fault and returns the container's CPU use in percent of one core,
@@ -78,44 +48,28 @@ fn measured_share(strategy: &str, workers: u32, load: u32, limit: Option<&str>) 
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut fleet = Fleet::new(&format!("cpu-{strategy}-{load}"));
-    let flags: Vec<&str> = match limit {
-        Some(l) => vec!["--cpus", l],
-        None => vec![],
+    let web = match limit {
+        Some(l) => fleet.web(&["--cpus", l]),
+        None => fleet.web(&[]),
     };
-    let web = fleet.web(&flags);
     let id = fleet.id(&web);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "cpu.yaml",
-        &format!(
-            "version: 1\nname: cpu\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\nfaults:\n  - cpu_stress: {{workers: {workers}, load: {load}, duration: 6s, strategy: {strategy}}}\n",
-            fleet.label()
-        ),
-    );
-    let mut child = faultline()
-        .arg("run")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let exp = Experiment::new("cpu").on(&fleet).fault(&format!(
+        "cpu_stress: {{workers: {workers}, load: {load}, duration: 6s, strategy: {strategy}}}"
+    ));
+    let run = Run::experiment(&exp).spawn();
     std::thread::sleep(Duration::from_millis(1500));
     let a = cpu_ns(&id);
     let t = std::time::Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     let b = cpu_ns(&id);
     let share = (b - a) as f64 / t.elapsed().as_nanos() as f64 * 100.0;
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    assert_eq!(
-        stressors_left(&id, &web),
-        0,
-        "a stressor survived the revert"
-    );
+    run.wait().expect(0);
+    assert_eq!(stressors_left(&web), 0, "a stressor survived the revert");
     share
 }
 
 fn half_a_core(strategy: &str) {
-    if !docker_available() {
+    if !require_docker() {
         return;
     }
     let share = measured_share(strategy, 1, 50, None);
@@ -126,7 +80,7 @@ fn half_a_core(strategy: &str) {
 }
 
 fn capped_by_the_limit(strategy: &str) {
-    if !docker_available() {
+    if !require_docker() {
         return;
     }
     let share = measured_share(strategy, 2, 100, Some("0.5"));

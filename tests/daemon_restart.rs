@@ -58,66 +58,36 @@ fn restart_dockerd() -> bool {
 
 #[test]
 fn a_daemon_restart_mid_fault_ends_clearly_and_recover_leaves_nothing() {
-    if !docker_available() {
-        return;
-    }
     if std::env::var_os("FAULTLINE_E2E_NO_DAEMON_RESTART").is_some() {
-        eprintln!(
-            "SKIPPED: FAULTLINE_E2E_NO_DAEMON_RESTART is set; the daemon-restart test did not run"
+        skip(
+            Skip::TurnedOff,
+            "FAULTLINE_E2E_NO_DAEMON_RESTART is set; the daemon-restart test did not run",
         );
         return;
     }
-    let mut fleet = Fleet::new("restart");
+    let Some(mut fleet) = docker_fleet("restart") else {
+        return;
+    };
     let web = fleet.web(&["--restart", "always"]);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let file = write(
-        dir.path(),
-        "r.yaml",
-        &format!(
-            "version: 1\nname: daemon-restart\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\nfaults:\n  - pause: {{duration: 4s}}\n",
-            fleet.label()
-        ),
-    );
-    let child = faultline()
-        .arg("run")
-        .arg(&file)
-        .args(["--report", "json"])
-        .env("FAULTLINE_STATE_DIR", &state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let exp = fleet
+        .experiment("daemon-restart")
+        .fault("pause: {duration: 4s}");
+    let state = StateDir::new();
+    let run = Run::experiment(&exp).json_on_stdout().state(&state).spawn();
     assert!(wait_until(Duration::from_secs(10), || paused(&web)));
     assert!(restart_dockerd(), "the Docker daemon did not come back");
-    let out = child.wait_with_output().unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("no JSON report: {}", String::from_utf8_lossy(&out.stderr)));
-    assert_spec_report(&r);
+    let out = run.wait();
+    let r = out.report();
     let verdict = r["verdict"].as_str().unwrap();
     assert!(
         ["passed", "revert_incomplete", "error"].contains(&verdict),
         "unclear verdict {verdict}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        out.stderr
     );
-    let out = faultline()
-        .arg("recover")
-        .env("FAULTLINE_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    state.recover();
     assert!(
         wait_until(Duration::from_secs(20), || !paused(&web)),
         "left paused"
     );
-    let out = faultline()
-        .args(["recover", "--dry-run"])
-        .env("FAULTLINE_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Nothing to recover"));
+    assert!(state.is_clean());
 }

@@ -3,57 +3,67 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
+
 use support::*;
 
-#[test]
-fn a_game_day_of_a_passing_and_a_failing_experiment() {
-    if !docker_available() {
-        return;
-    }
-    let mut fleet = Fleet::new("gameday");
-    let web = fleet.web(&[]);
-    let url = fleet.url(&web);
-    let dir = tempfile::tempdir().unwrap();
-    let group = fleet.label();
-    write(
-        dir.path(),
-        "passes.yaml",
-        &format!(
-            "version: 1\nname: tolerant\ntarget:\n  docker: {{labels: {{fltest.group: {group}}}}}\nsteady_state:\n  - name: web\n    http: {{url: \"{url}\"}}\nduring:\n  interval: 100ms\n  probes:\n    - name: anything goes\n      min_success: 0.0\n      http: {{url: \"{url}\", timeout: 200ms}}\nfaults:\n  - pause: {{duration: 500ms}}\n"
-        ),
+/// Runs the game day over `files` in `dir` (it fails: exit 1) and returns the one run
+/// directory it wrote.
+fn game_day(dir: &Path, name: &str, files: &[&str], continue_on_failure: bool) -> PathBuf {
+    let file = write(
+        dir,
+        &format!("{name}.yaml"),
+        &scenario(name, files, continue_on_failure),
     );
-    write(
-        dir.path(),
-        "fails.yaml",
-        &format!(
-            "version: 1\nname: strict\ntarget:\n  docker: {{labels: {{fltest.group: {group}}}}}\nduring:\n  interval: 100ms\n  probes:\n    - name: must always answer\n      http: {{url: \"{url}\", timeout: 200ms}}\nfaults:\n  - pause: {{duration: 500ms}}\n"
-        ),
-    );
-    let scenario = write(
-        dir.path(),
-        "day.yaml",
-        "version: 1\nkind: scenario\nname: two-step\nexperiments:\n  - file: passes.yaml\n  - file: fails.yaml\ncontinue_on_failure: true\n",
-    );
-    let out_dir = dir.path().join("reports");
-    let out = faultline()
-        .arg("gameday")
-        .arg(&scenario)
+    let out_dir = dir.join(name);
+    Run::new(["gameday"])
+        .arg(&file)
         .arg("--out-dir")
         .arg(&out_dir)
         .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect(1);
     let runs: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(runs.len(), 1, "one directory per game day");
-    let run = &runs[0];
+    runs[0].clone()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let r = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_spec_report(&r);
+    r
+}
+
+#[test]
+fn a_game_day_of_a_passing_and_a_failing_experiment() {
+    let Some((fleet, web)) = one_web("gameday") else {
+        return;
+    };
+    let url = fleet.url(&web);
+    let dir = tempfile::tempdir().unwrap();
+    let answers = Probe::http(&url).timeout("200ms");
+    fleet
+        .experiment("tolerant")
+        .steady(Probe::http(&url).named("web"))
+        .during(
+            "100ms",
+            answers.clone().min_success(0.0).named("anything goes"),
+        )
+        .fault("pause: {duration: 500ms}")
+        .write(dir.path());
+    fleet
+        .experiment("strict")
+        .during("100ms", answers.named("must always answer"))
+        .fault("pause: {duration: 500ms}")
+        .write(dir.path());
+    let run = game_day(
+        dir.path(),
+        "two-step",
+        &["tolerant.yaml", "strict.yaml"],
+        true,
+    );
     for f in [
         "01-tolerant.json",
         "01-tolerant.md",
@@ -67,16 +77,8 @@ fn a_game_day_of_a_passing_and_a_failing_experiment() {
     ] {
         assert!(run.join(f).exists(), "{f} missing");
     }
-    let first: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("01-tolerant.json")).unwrap())
-            .unwrap();
-    let second: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("02-strict.json")).unwrap())
-            .unwrap();
-    assert_spec_report(&first);
-    assert_spec_report(&second);
-    assert_eq!(first["verdict"], "passed");
-    assert_eq!(second["verdict"], "failed");
+    assert_eq!(json(&run.join("01-tolerant.json"))["verdict"], "passed");
+    assert_eq!(json(&run.join("02-strict.json"))["verdict"], "failed");
     let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
     assert!(
         summary.contains("tolerant") && summary.contains("strict"),
@@ -86,26 +88,12 @@ fn a_game_day_of_a_passing_and_a_failing_experiment() {
     assert_eq!(junit.matches("<testsuite ").count(), 2);
 
     // Without continue_on_failure, the game day stops at the failure.
-    let stop_first = write(
+    let run = game_day(
         dir.path(),
-        "stop.yaml",
-        "version: 1\nkind: scenario\nname: stop-early\nexperiments:\n  - file: fails.yaml\n  - file: passes.yaml\n",
+        "stop-early",
+        &["strict.yaml", "tolerant.yaml"],
+        false,
     );
-    let out_dir = dir.path().join("stop");
-    let out = faultline()
-        .arg("gameday")
-        .arg(&stop_first)
-        .arg("--out-dir")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let run = std::fs::read_dir(&out_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     assert!(run.join("01-strict.json").exists());
     assert!(
         !run.join("02-tolerant.json").exists(),

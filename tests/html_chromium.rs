@@ -6,13 +6,13 @@
 //! nothing leaves the machine even though the browser tries to reach its own services.
 //! `FAULTLINE_UPDATE_DOCS=1` copies the screenshot to `docs/report-example.png`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::{Run, Skip, root, skip};
 
 /// `$CHROMIUM`, else `chromium` or `chromium-browser` on PATH.
 fn chromium() -> Option<PathBuf> {
@@ -28,9 +28,10 @@ fn chromium() -> Option<PathBuf> {
 fn browser_or_skip() -> Option<PathBuf> {
     let b = chromium();
     if b.is_none() {
-        eprintln!(
-            "SKIPPED: headless Chromium is not installed (Debian package `chromium`); \
-             the HTML report was not rendered in a browser"
+        skip(
+            Skip::Missing,
+            "headless Chromium is not installed (Debian package `chromium`); \
+             the HTML report was not rendered in a browser",
         );
     }
     b
@@ -150,14 +151,10 @@ fn the_html_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let example = root().join("docs/report-example.json");
     let page = dir.path().join("report.html");
-    assert_cmd::Command::cargo_bin("faultline")
-        .unwrap()
-        .arg("report")
-        .arg(&example)
-        .args(["--format", "html", "--out"])
-        .arg(&page)
-        .assert()
-        .success();
+    Run::report(&[&example], "html")
+        .out(&page)
+        .output()
+        .expect(0);
 
     let png = dir.path().join("report.png");
     headless(

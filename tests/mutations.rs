@@ -1,13 +1,14 @@
 //! Property test: mutated example files never make the loader panic, and the binary
 //! always answers 0 or 2.
 
-use std::path::Path;
+mod support;
 
 use faultline::experiment::{VarOverrides, load_experiment_str};
 use proptest::prelude::*;
+use support::{Run, root};
 
 fn examples() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let dir = root().join("experiments");
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
@@ -123,18 +124,13 @@ fn binary_exits_0_or_2_on_mutants() {
         paths.push(p);
     }
     for chunk in paths.chunks(50) {
-        let out = assert_cmd::Command::cargo_bin("faultline")
-            .unwrap()
-            .arg("validate")
-            .args(chunk)
-            .output()
-            .unwrap();
-        let code = out.status.code();
+        let out = Run::new(["validate"]).args(chunk).output();
+        let code = out.code;
         assert!(
             matches!(code, Some(0) | Some(2)),
             "exit {code:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            out.stderr
         );
-        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+        assert!(!out.stderr.contains("panicked"));
     }
 }

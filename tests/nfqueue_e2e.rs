@@ -4,42 +4,22 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
 
-fn container_addr(name: &str) -> std::net::SocketAddr {
-    let ip = docker_ok(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        name,
-    ]);
-    format!("{ip}:80").parse().unwrap()
-}
-
 /// Connect times in milliseconds, `n` of them, 8 at a time.
 fn connects(addr: std::net::SocketAddr, n: usize) -> Vec<f64> {
     let per = n.div_ceil(8);
+    let connect_ms = move || {
+        let t = Instant::now();
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Ok(_) => t.elapsed().as_secs_f64() * 1000.0,
+            Err(_) => 5000.0,
+        }
+    };
     let handles: Vec<_> = (0..8)
-        .map(|_| {
-            std::thread::spawn(move || {
-                (0..per)
-                    .map(|_| {
-                        let t = Instant::now();
-                        let ok =
-                            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                                .is_ok();
-                        if ok {
-                            t.elapsed().as_secs_f64() * 1000.0
-                        } else {
-                            5000.0
-                        }
-                    })
-                    .collect::<Vec<f64>>()
-            })
-        })
+        .map(|_| std::thread::spawn(move || (0..per).map(|_| connect_ms()).collect::<Vec<f64>>()))
         .collect();
     let mut all: Vec<f64> = handles
         .into_iter()
@@ -59,103 +39,65 @@ fn spread(v: &[f64]) -> f64 {
     v[v.len() * 9 / 10] - v[v.len() / 10]
 }
 
-fn rules(name: &str) -> String {
-    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
-    let out = std::process::Command::new("nsenter")
-        .args(["-t", &pid, "-n", "iptables", "-S", "OUTPUT"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn has_rule(name: &str) -> bool {
+    nfqueue_rules(name).contains("NFQUEUE")
 }
 
 /// Delayers running in the container's network namespace (other tests run their own).
 fn delayers(name: &str) -> usize {
-    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
+    let pid = inspect(name, "{{.State.Pid}}");
     let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("\0delayer\0"))
-        })
-        .filter(|e| std::fs::read_link(e.path().join("ns/net")).is_ok_and(|n| n == netns))
+    host_processes("\0delayer\0")
+        .into_iter()
+        .filter(|p| std::fs::read_link(p.join("ns/net")).is_ok_and(|n| n == netns))
         .count()
 }
 
-fn usable() -> bool {
-    if !docker_available() {
-        return false;
-    }
-    let ok = std::process::Command::new("iptables")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: iptables is not installed; the nfqueue engine cannot run here");
-    }
-    ok
-}
-
+/// One web container under an nfqueue network fault.
 struct Setup {
-    _fleet: Fleet,
+    fleet: Fleet,
     web: String,
     addr: std::net::SocketAddr,
-    dir: tempfile::TempDir,
-    group: String,
 }
 
-fn setup(test: &str) -> Setup {
+/// Docker and iptables, or a recorded skip.
+fn setup(test: &str) -> Option<Setup> {
+    if !require_docker()
+        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
+    {
+        return None;
+    }
     let mut fleet = Fleet::new(test);
     let web = fleet.web(&[]);
     let addr = container_addr(&web);
-    let group = fleet.label();
-    Setup {
-        _fleet: fleet,
-        web,
-        addr,
-        dir: tempfile::tempdir().unwrap(),
-        group,
+    Some(Setup { fleet, web, addr })
+}
+
+impl Setup {
+    fn experiment(&self, params: &str, duration: &str) -> Experiment {
+        Experiment::new("nfq").on(&self.fleet).fault(&format!(
+            "network: {{{params}, engine: nfqueue, duration: {duration}}}"
+        ))
     }
-}
 
-fn experiment(s: &Setup, params: &str, duration: &str) -> std::path::PathBuf {
-    write(
-        s.dir.path(),
-        "nfq.yaml",
-        &format!(
-            "version: 1\nname: nfq\ntarget:\n  docker: {{labels: {{fltest.group: {}}}}}\nfaults:\n  - network: {{{params}, engine: nfqueue, duration: {duration}}}\n",
-            s.group
-        ),
-    )
-}
-
-/// Waits until the delayer's rule is in place.
-fn wait_for_rule(s: &Setup) {
-    assert!(
-        wait_until(Duration::from_secs(10), || rules(&s.web)
-            .contains("NFQUEUE")),
-        "no NFQUEUE rule appeared"
-    );
+    /// Starts the run and waits until the delayer's rule is in place.
+    fn start(&self, run: Run) -> Running {
+        let running = run.spawn();
+        assert!(
+            wait_until(Duration::from_secs(10), || has_rule(&self.web)),
+            "no NFQUEUE rule appeared"
+        );
+        running
+    }
 }
 
 #[test]
 fn a_delay_raises_connect_time_by_the_delay() {
-    if !usable() {
-        return;
-    }
-    let s = setup("nfq-delay");
+    let Some(s) = setup("nfq-delay") else { return };
     let before = p50(&connects(s.addr, 40));
-    let file = experiment(&s, "delay: 100ms", "8s");
-    let mut child = faultline()
-        .arg("run")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_rule(&s);
+    let run = s.start(Run::experiment(&s.experiment("delay: 100ms", "8s")));
     let during = connects(s.addr, 40);
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    run.wait().expect(0);
     let added = p50(&during) - before;
     assert!(
         (80.0..=120.0).contains(&added),
@@ -163,29 +105,18 @@ fn a_delay_raises_connect_time_by_the_delay() {
     );
     let after = p50(&connects(s.addr, 40));
     assert!(after < before + 10.0, "after revert p50 is {after:.1}ms");
-    assert!(
-        !rules(&s.web).contains("NFQUEUE"),
-        "the rule is still there"
-    );
+    assert!(!has_rule(&s.web), "the rule is still there");
     assert_eq!(delayers(&s.web), 0, "a delayer is still running");
 }
 
 #[test]
 fn jitter_widens_the_spread() {
-    if !usable() {
-        return;
-    }
-    let s = setup("nfq-jitter");
-    let file = experiment(&s, "delay: 50ms, jitter: 20ms", "8s");
-    let mut child = faultline()
-        .arg("run")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_rule(&s);
+    let Some(s) = setup("nfq-jitter") else { return };
+    let run = s.start(Run::experiment(
+        &s.experiment("delay: 50ms, jitter: 20ms", "8s"),
+    ));
     let during = connects(s.addr, 80);
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    run.wait().expect(0);
     let median = p50(&during);
     // Uniform in [30, 70]ms: the middle 80% spans about 32ms.
     assert!(
@@ -201,60 +132,36 @@ fn jitter_widens_the_spread() {
 
 #[test]
 fn loss_drops_about_that_share_of_packets() {
-    if !usable() {
-        return;
-    }
-    let s = setup("nfq-loss");
-    let file = experiment(&s, "loss: 30", "20s");
-    let mut child = faultline()
-        .arg("run")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_rule(&s);
+    let Some(s) = setup("nfq-loss") else { return };
+    let run = s.start(Run::experiment(&s.experiment("loss: 30", "20s")));
     // A dropped SYN-ACK costs the client a SYN retransmission (1s): the share of slow
     // connects estimates the drop rate. With n = 120 the standard error is 4.2 points;
     // ±13 points is three of them.
     let during = connects(s.addr, 120);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    run.interrupt();
+    run.wait().expect(130);
     let slow = during.iter().filter(|t| **t > 500.0).count() as f64 / during.len() as f64;
     assert!(
         (0.17..=0.43).contains(&slow),
         "{:.0}% of connects were slowed by a drop, expected 30%",
         slow * 100.0
     );
-    assert!(!rules(&s.web).contains("NFQUEUE"), "SIGINT left the rule");
+    assert!(!has_rule(&s.web), "SIGINT left the rule");
     assert_eq!(delayers(&s.web), 0);
 }
 
 #[test]
 fn sigkill_fails_open_and_recover_removes_the_rule() {
-    if !usable() {
-        return;
-    }
-    let s = setup("nfq-kill");
-    let state = s.dir.path().join("state");
-    let file = experiment(&s, "delay: 200ms", "30s");
-    let mut child = faultline()
-        .arg("run")
-        .arg(&file)
-        .env("FAULTLINE_STATE_DIR", &state)
-        .env("FAULTLINE_NO_DEAD_MANS_SWITCH", "1")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_rule(&s);
+    let Some(s) = setup("nfq-kill") else { return };
+    let state = StateDir::new();
+    let exp = s.experiment("delay: 200ms", "30s");
+    let run = s.start(Run::experiment(&exp).state(&state).no_dead_mans_switch());
     assert!(
         p50(&connects(s.addr, 16)) > 150.0,
         "the delay was not in effect"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    run.wait();
     // The delayer dies with faultline; --queue-bypass lets traffic through at once.
     assert!(wait_until(Duration::from_secs(2), || delayers(&s.web) == 0));
     let after_kill = connects(s.addr, 16);
@@ -267,37 +174,17 @@ fn sigkill_fails_open_and_recover_removes_the_rule() {
         after_kill.iter().all(|t| *t < 5000.0),
         "a connection was black-holed"
     );
-    assert!(
-        rules(&s.web).contains("NFQUEUE"),
-        "the rule is left for recover"
-    );
-    let out = faultline()
-        .arg("recover")
-        .env("FAULTLINE_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(!rules(&s.web).contains("NFQUEUE"), "recover left the rule");
+    assert!(has_rule(&s.web), "the rule is left for recover");
+    state.recover();
+    assert!(!has_rule(&s.web), "recover left the rule");
 }
 
 #[test]
 fn nfqueue_delay_combines_with_a_tbf_rate() {
-    if !usable() {
-        return;
-    }
-    let s = setup("nfq-rate");
-    let file = experiment(&s, "delay: 50ms, rate: 1mbit", "5s");
-    let mut child = faultline()
-        .arg("run")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_rule(&s);
+    let Some(s) = setup("nfq-rate") else { return };
+    let run = s.start(Run::experiment(
+        &s.experiment("delay: 50ms, rate: 1mbit", "5s"),
+    ));
     assert!(
         qdiscs(&s.web).contains("tbf fa17: root"),
         "no tbf: {}",
@@ -305,8 +192,8 @@ fn nfqueue_delay_combines_with_a_tbf_rate() {
     );
     let during = p50(&connects(s.addr, 16));
     assert!(during > 40.0, "the delay is not applied: p50 {during:.1}ms");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    assert!(!rules(&s.web).contains("NFQUEUE"));
+    run.wait().expect(0);
+    assert!(!has_rule(&s.web));
     assert!(!qdiscs(&s.web).contains("fa17:"));
     assert_eq!(delayers(&s.web), 0);
 }

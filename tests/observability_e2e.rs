@@ -1,6 +1,7 @@
 //! End to end against real servers: Debian's `prometheus` and `prometheus-pushgateway`,
 //! started on free loopback ports with configs written here, and a notification receiver
-//! served by the test. Tests print `SKIPPED: ...` and pass when a binary is missing.
+//! served by the test. A missing binary is a recorded skip (`scripts/test.sh` lists it; under
+//! `CI=true` it fails the test).
 
 mod support;
 
@@ -17,23 +18,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use support::{Experiment, Probe, Run};
+
 const TOKEN: &str = "obs-bearer-7f3e9a";
 
-fn installed(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 fn need(name: &str, package: &str) -> Option<PathBuf> {
-    let found = installed(name);
-    if found.is_none() {
-        eprintln!(
-            "SKIPPED: `{name}` is not installed (apt-get install {package}); this end-to-end test did not run"
-        );
-    }
-    found
+    support::require_program(name, package, "this end-to-end test did not run")
 }
 
 fn free_port() -> u16 {
@@ -223,18 +213,15 @@ async fn wait_for(base: &str, q: &str, timeout: Duration) -> Option<Vec<(Value, 
 /// An experiment whose steady state is the given prometheus probes (name, body), loaded
 /// the way `faultline run` loads it, with `${env:PROM_TOKEN}` set to [`TOKEN`].
 fn experiment(url: &str, probes: &[(&str, &str)]) -> LoadedExperiment {
-    let mut yaml = format!(
-        "version: 1
-name: obs-probe
-vars: {{prom: \"{url}\"}}
-target: {{docker: {{labels: {{app: none}}}}}}
-faults: [{{pause: {{duration: 1s}}}}]
-steady_state:
-"
-    );
-    for (name, body) in probes {
-        yaml.push_str(&format!("  - name: {name}\n    prometheus: {body}\n"));
-    }
+    let yaml = probes
+        .iter()
+        .fold(
+            Experiment::new("obs-probe").vars(&format!("{{prom: \"{url}\"}}")),
+            |e, (name, body)| e.steady(Probe::flow("prometheus", body).named(name)),
+        )
+        .on_label("app", "none")
+        .fault("pause: {duration: 1s}")
+        .yaml();
     let env = |k: &str| (k == "PROM_TOKEN").then(|| TOKEN.to_string());
     load_experiment_str("obs.yaml", &yaml, &VarOverrides::default(), &env)
         .unwrap_or_else(|d| panic!("{d:?}\n{yaml}"))
@@ -293,13 +280,8 @@ async fn probe_passes_fails_and_explains_against_a_real_prometheus() {
     let by = |name: &str| got.iter().find(|(n, _)| n == name).unwrap().1.clone();
 
     let s = by("within");
-    assert!(s.ok, "{s:?}");
-    assert_eq!(s.value, Some(1.0));
-    assert!(
-        s.detail.starts_with("value 1 within 1..1 in "),
-        "{}",
-        s.detail
-    );
+    assert!(s.ok && s.value == Some(1.0), "{s:?}");
+    assert!(s.detail.starts_with("value 1 within 1..1 in "), "{s:?}");
     let s = by("scalar");
     assert!(s.ok, "{s:?}");
     assert_eq!(s.value, Some(42.0));
@@ -712,69 +694,34 @@ async fn a_run_through_the_binary_reports_the_prometheus_value() {
     let Some(bin) = need("prometheus", "prometheus") else {
         return;
     };
-    if !support::docker_available() {
+    let Some((fleet, web)) = support::one_web("obs") else {
         return;
-    }
+    };
     let prom = prometheus(&bin, &[], None).await;
-    let mut fleet = support::Fleet::new("obs");
-    let web = fleet.web(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = support::write(
-        dir.path(),
-        "obs.yaml",
-        &format!(
-            "version: 1
-name: obs-prometheus-steady
-target:
-  docker: {{labels: {{fltest.group: {group}}}, name: {web}}}
-steady_state:
-  - name: prometheus is up
-    prometheus:
-      url: {url}
-      query: 'up{{job=\"prometheus\"}}'
-      min: 1
-      max: 1
-      headers: {{Authorization: \"Bearer ${{env:FLTEST_PROM_TOKEN}}\"}}
-during:
-  interval: 200ms
-  probes:
-    - name: scrape count grows
-      prometheus: {{url: {url}, query: 'count(up)', min: 1}}
-faults:
-  - pause: {{duration: 1s}}
-recovery: {{timeout: 10s, interval: 200ms}}
-",
-            group = fleet.label(),
-            url = prom.base,
-        ),
-    );
-    let json_path = dir.path().join("report.json");
-    let out = tokio::task::spawn_blocking({
-        let (file, json_path) = (file.clone(), json_path.clone());
-        move || {
-            support::faultline()
-                .arg("run")
-                .arg(&file)
-                .arg("--report")
-                .arg(format!("json:{}", json_path.display()))
-                .env("FLTEST_PROM_TOKEN", TOKEN)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&json_path).unwrap();
-    assert!(!text.contains(TOKEN));
-    let r: Value = serde_json::from_str(&text).unwrap();
-    support::assert_spec_report(&r);
+    let up = Probe::prometheus(&prom.base, "up{job=\"prometheus\"}")
+        .with("min", "1")
+        .with("max", "1")
+        .with(
+            "headers",
+            "{Authorization: \"Bearer ${env:FLTEST_PROM_TOKEN}\"}",
+        );
+    let scrapes = Probe::prometheus(&prom.base, "count(up)").with("min", "1");
+    let exp = Experiment::new("obs-prometheus-steady")
+        .on(&fleet)
+        .only(&web)
+        .steady(up.named("prometheus is up"))
+        .during("200ms", scrapes.named("scrape count grows"))
+        .fault("pause: {duration: 1s}")
+        .recovery("10s", "200ms");
+    let run = Run::experiment(&exp)
+        .json_report()
+        .env("FLTEST_PROM_TOKEN", TOKEN);
+    let out = tokio::task::spawn_blocking(move || run.output())
+        .await
+        .unwrap();
+    out.expect(0);
+    assert!(!out.report_text().contains(TOKEN));
+    let r = out.report();
     let before = &r["phases"]["before"]["probes"][0];
     assert_eq!(before["kind"], "prometheus");
     assert_eq!(before["value"], 1.0);

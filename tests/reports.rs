@@ -2,15 +2,13 @@
 //! on hand-built JSON reports: a passing pause, a failing network fault, and a run whose
 //! fault could not be injected.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
-
-fn faultline() -> Command {
-    Command::cargo_bin("faultline").unwrap()
-}
+use support::{Experiment, Run, Skip, StateDir, assert_contains, require_docker, skip};
 
 fn at(ms: i64) -> String {
     let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").unwrap();
@@ -21,6 +19,11 @@ fn at(ms: i64) -> String {
 
 fn event(ms: i64, kind: &str, message: &str) -> Value {
     json!({"at": at(ms), "kind": kind, "message": message})
+}
+
+/// The last event of every run.
+fn verdict(ms: i64, message: &str) -> Value {
+    event(ms, "verdict", message)
 }
 
 /// Samples every 250ms from 120ms; those in `failing` fail at the probe's timeout.
@@ -77,18 +80,24 @@ fn passed_pause() -> Value {
             event(5130, "fault_reverted", "pause web-1"),
             event(5131, "fault_reverted", "pause web-2"),
             event(5168, "recovered", "steady state holds again after 37ms"),
-            event(5300, "verdict", "the hypothesis held")
+            verdict(5300, "the hypothesis held")
         ]
     })
 }
 
+/// [`passed_pause`] renamed to experiment `name` on one target, with another verdict.
+fn variant(name: &str, verdict: &str, exit_code: u8, (id, target): (&str, &str)) -> Value {
+    let mut r = passed_pause();
+    r["experiment"] = json!({"name": name, "file": format!("experiments/{name}.yaml")});
+    r["verdict"] = json!(verdict);
+    r["exit_code"] = json!(exit_code);
+    r["targets"] = json!([{"platform": "docker", "id": id, "name": target}]);
+    r
+}
+
 /// The during probe falls below its bar and steady state does not come back.
 fn failed_latency() -> Value {
-    let mut r = passed_pause();
-    r["experiment"] = json!({"name": "api-latency", "file": "experiments/api-latency.yaml"});
-    r["verdict"] = json!("failed");
-    r["exit_code"] = json!(1);
-    r["targets"] = json!([{"platform": "docker", "id": "77aa", "name": "api-1"}]);
+    let mut r = variant("api-latency", "failed", 1, ("77aa", "api-1"));
     r["faults"] = json!([{"type": "network", "target": "api-1", "injected_at": at(100),
         "reverted_at": at(3100), "status": "reverted", "error": null,
         "description": "delay 400ms"}]);
@@ -107,9 +116,8 @@ fn failed_latency() -> Value {
         event(100, "fault_injected", "network api-1"),
         event(3100, "fault_reverted", "network api-1"),
         event(8100, "not_recovered", "steady state did not hold within 5s"),
-        event(
+        verdict(
             8110,
-            "verdict",
             "a during probe fell below its bar and steady state did not recover in time"
         )
     ]);
@@ -120,11 +128,7 @@ fn failed_latency() -> Value {
 
 /// A fault could not be injected: verdict error, no after phase.
 fn error_run() -> Value {
-    let mut r = passed_pause();
-    r["experiment"] = json!({"name": "db-kill", "file": "experiments/db-kill.yaml"});
-    r["verdict"] = json!("error");
-    r["exit_code"] = json!(4);
-    r["targets"] = json!([{"platform": "docker", "id": "99bb", "name": "db-1"}]);
+    let mut r = variant("db-kill", "error", 4, ("99bb", "db-1"));
     r["faults"] = json!([{"type": "kill", "target": "db-1", "injected_at": null,
         "reverted_at": null, "status": "failed",
         "error": "container db-1 is not running", "description": "kill with SIGKILL"}]);
@@ -137,9 +141,8 @@ fn error_run() -> Value {
             "fault_failed",
             "kill db-1: container db-1 is not running"
         ),
-        event(
+        verdict(
             70,
-            "verdict",
             "a fault could not be injected (kill on db-1: container db-1 is not running); every fault was reverted"
         )
     ]);
@@ -153,19 +156,17 @@ fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
     p
 }
 
+/// A passing pause, a failing network fault and a run whose fault was not injected.
+fn three_reports(dir: &Path) -> [PathBuf; 3] {
+    [
+        write(dir, "a.json", &passed_pause()),
+        write(dir, "b.json", &failed_latency()),
+        write(dir, "c.json", &error_run()),
+    ]
+}
+
 fn render(files: &[&Path], format: &str) -> String {
-    let out = faultline()
-        .arg("report")
-        .args(files)
-        .args(["--format", format])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "faultline report --format {format} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    Run::report(files, format).output().expect(0).stdout.clone()
 }
 
 // ---- A small XML reader, enough to check the JUnit structure independently of any library.
@@ -408,9 +409,10 @@ fn xmllint_validate(path: &Path) -> bool {
     {
         Ok(o) => o,
         Err(_) => {
-            eprintln!(
-                "SKIPPED: xmllint (Debian package libxml2-utils) is not installed; \
-                 JUnit output checked structurally only, not against the XSD"
+            skip(
+                Skip::Missing,
+                "xmllint (Debian package `libxml2-utils`) is not installed; \
+                 JUnit output checked structurally only, not against the XSD",
             );
             return false;
         }
@@ -427,18 +429,10 @@ fn xmllint_validate(path: &Path) -> bool {
 #[test]
 fn junit_of_a_game_day_validates_against_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.json", &passed_pause());
-    let b = write(dir.path(), "b.json", &failed_latency());
-    let c = write(dir.path(), "c.json", &error_run());
+    let [a, b, c] = three_reports(dir.path());
     let xml_path = dir.path().join("out/junit.xml");
-    faultline()
-        .arg("report")
-        .args([&a, &b, &c])
-        .args(["--format", "junit", "--out"])
-        .arg(&xml_path)
-        .assert()
-        .success()
-        .stdout("");
+    let out = Run::report(&[&a, &b, &c], "junit").out(&xml_path).output();
+    assert_eq!(out.expect(0).stdout, "");
     let xml = std::fs::read_to_string(&xml_path).unwrap();
     let root = check_junit(&xml);
     xmllint_validate(&xml_path);
@@ -522,9 +516,8 @@ fn junit_of_a_run_that_was_not_steady() {
          "duration_ms": 1, "detail": "connection refused"}]}, "during": null, "after": null});
     r["events"] = json!([
         event(10, "targets_selected", "web-1"),
-        event(
+        verdict(
             3000,
-            "verdict",
             "steady state did not hold before injection; nothing was injected"
         )
     ]);
@@ -544,56 +537,30 @@ fn junit_of_a_run_that_was_not_steady() {
     xmllint_validate(&path);
 }
 
-fn docker_answers() -> bool {
-    let ok = StdCommand::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: the Docker engine does not answer; `run --report` not exercised");
-    }
-    ok
-}
-
 #[test]
 fn run_writes_junit_markdown_and_html_reports() {
     // No container carries this label: the run stops with `no_targets` and touches nothing.
-    if !docker_answers() {
+    if !require_docker() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("none.yaml");
-    std::fs::write(
-        &file,
-        "version: 1
-name: nothing-matches
-target:
-  docker: {labels: {faultline.test.reports: no-such-container}}
-faults:
-  - pause: {duration: 1s}
-",
-    )
-    .unwrap();
-    let (xml, md, html, json) = (
-        dir.path().join("r.xml"),
-        dir.path().join("r.md"),
-        dir.path().join("r.html"),
-        dir.path().join("r.json"),
-    );
-    faultline()
-        .arg("run")
-        .arg(&file)
-        .arg("--report")
-        .arg(format!("junit:{}", xml.display()))
-        .arg("--report")
-        .arg(format!("markdown:{}", md.display()))
-        .arg("--report")
-        .arg(format!("html:{}", html.display()))
-        .arg("--report")
-        .arg(format!("json:{}", json.display()))
-        .env("FAULTLINE_STATE_DIR", dir.path().join("state"))
-        .assert()
-        .code(3);
+    let path = |ext: &str| dir.path().join(format!("r.{ext}"));
+    let (xml, md, html, json) = (path("xml"), path("md"), path("html"), path("json"));
+    let exp = Experiment::new("nothing-matches")
+        .on_nothing()
+        .fault("pause: {duration: 1s}");
+    let mut run = Run::experiment(&exp).state(&StateDir::new());
+    for (format, file) in [
+        ("junit", &xml),
+        ("markdown", &md),
+        ("html", &html),
+        ("json", &json),
+    ] {
+        run = run
+            .arg("--report")
+            .arg(format!("{format}:{}", file.display()));
+    }
+    run.output().expect(3);
     let root = check_junit(&std::fs::read_to_string(&xml).unwrap());
     xmllint_validate(&xml);
     let verdict = &case(&root, "nothing-matches", "verdict").children[0];
@@ -620,17 +587,16 @@ fn markdown_has_the_probe_and_fault_tables() {
     let b = write(dir.path(), "b.json", &failed_latency());
     let md = render(&[&b], "markdown");
     assert!(md.starts_with("### faultline: api-latency\n\n**FAILED** (exit 1) in 8.11s: a during probe fell below its bar"), "{md}");
-    assert!(
-        md.contains("Recovery time: **did not recover in time**."),
-        "{md}"
+    assert_contains(
+        &md,
+        &[
+            "Recovery time: **did not recover in time**.",
+            "| phase | probe | result | detail |\n|---|---|---|---|\n",
+            "| during | api is fast | **FAIL** | 3/12 ok (25%, need 90%); latency p50 500ms, p95 500ms, max 500ms |",
+            "| after | web answers | **FAIL** | timed out after 2s \\<http://127.0.0.1:8080/?a=1&b=2\\> |",
+            "| fault | target | status | active | error |\n|---|---|---|---|---|\n| delay 400ms | api-1 | reverted | 3.00s |  |",
+        ],
     );
-    assert!(
-        md.contains("| phase | probe | result | detail |\n|---|---|---|---|\n"),
-        "{md}"
-    );
-    assert!(md.contains("| during | api is fast | **FAIL** | 3/12 ok (25%, need 90%); latency p50 500ms, p95 500ms, max 500ms |"), "{md}");
-    assert!(md.contains("| after | web answers | **FAIL** | timed out after 2s \\<http://127.0.0.1:8080/?a=1&b=2\\> |"), "{md}");
-    assert!(md.contains("| fault | target | status | active | error |\n|---|---|---|---|---|\n| delay 400ms | api-1 | reverted | 3.00s |  |"), "{md}");
     for line in md.lines().filter(|l| l.starts_with("| ")) {
         assert!(line.ends_with(" |"), "every row is closed: {line}");
     }
@@ -641,32 +607,21 @@ fn markdown_has_the_probe_and_fault_tables() {
 #[test]
 fn markdown_of_several_reports_is_a_summary_then_each_report() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.json", &passed_pause());
-    let b = write(dir.path(), "b.json", &failed_latency());
-    let c = write(dir.path(), "c.json", &error_run());
+    let [a, b, c] = three_reports(dir.path());
     let md = render(&[&a, &b, &c], "markdown");
     assert!(md.starts_with("### faultline: 3 experiments\n\n| experiment | verdict | exit | duration | recovery | reason |\n"), "{md}");
-    assert!(
-        md.contains("| web-survives-pause | PASSED | 0 | 5.30s | 37ms | the hypothesis held |"),
-        "{md}"
-    );
-    assert!(
-        md.contains("| db-kill | **ERROR** | 4 | 70ms | - |"),
-        "{md}"
-    );
-    assert!(
-        md.contains("Totals: 3 experiments: 1 passed, 1 failed, 1 error; highest exit code 4.\n"),
-        "{md}"
+    assert_contains(
+        &md,
+        &[
+            "| web-survives-pause | PASSED | 0 | 5.30s | 37ms | the hypothesis held |",
+            "| db-kill | **ERROR** | 4 | 70ms | - |",
+            "Totals: 3 experiments: 1 passed, 1 failed, 1 error; highest exit code 4.\n",
+            "| kill with SIGKILL | db-1 | **failed** | never | container db-1 is not running |",
+        ],
     );
     let a_at = md.find("### faultline: web-survives-pause").unwrap();
     let c_at = md.find("### faultline: db-kill").unwrap();
     assert!(md.find("Totals:").unwrap() < a_at && a_at < c_at);
-    assert!(
-        md.contains(
-            "| kill with SIGKILL | db-1 | **failed** | never | container db-1 is not running |"
-        ),
-        "{md}"
-    );
 }
 
 /// Every `src=`/`href=` and CSS `url(` on the page, to prove nothing is fetched.
@@ -689,13 +644,7 @@ fn html_draws_the_timeline_and_loads_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let b = write(dir.path(), "b.json", &failed_latency());
     let out = dir.path().join("report.html");
-    faultline()
-        .arg("report")
-        .arg(&b)
-        .args(["--format", "html", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    Run::report(&[&b], "html").out(&out).output().expect(0);
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<svg id=\"timeline\""), "{html}");
@@ -741,9 +690,7 @@ fn html_draws_the_timeline_and_loads_nothing() {
 #[test]
 fn html_of_several_reports_is_one_page() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.json", &passed_pause());
-    let b = write(dir.path(), "b.json", &failed_latency());
-    let c = write(dir.path(), "c.json", &error_run());
+    let [a, b, c] = three_reports(dir.path());
     let html = render(&[&a, &b, &c], "html");
     assert_eq!(html.matches("<!DOCTYPE html>").count(), 1);
     assert_eq!(html.matches("<section class=\"experiment\"").count(), 3);
@@ -763,59 +710,33 @@ fn a_bad_json_report_is_invalid_input() {
     let good = write(dir.path(), "good.json", &passed_pause());
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"format_version\": 1, \"tool\": ").unwrap();
-    let out = faultline()
-        .arg("report")
-        .args([&good, &bad])
-        .args(["--format", "junit"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = Run::report(&[&good, &bad], "junit").output();
+    out.expect(2)
+        .stderr_has("bad.json: not a faultline JSON report")
+        .stderr_has("line 1");
     assert!(out.stdout.is_empty());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bad.json: not a faultline JSON report"),
-        "{err}"
-    );
-    assert!(err.contains("line 1"), "{err}");
 
     let mut wrong = passed_pause();
     wrong["phases"]["during"]["probes"][0]["samples"] = json!("many");
     let wrong = write(dir.path(), "wrong.json", &wrong);
-    let out = faultline()
-        .arg("report")
-        .arg(&wrong)
-        .args(["--format", "html"])
+    Run::report(&[&wrong], "html")
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("wrong.json: not a faultline JSON report"),
-        "{err}"
-    );
-    assert!(err.contains("phases.during.probes[0].samples"), "{err}");
+        .expect(2)
+        .stderr_has("wrong.json: not a faultline JSON report")
+        .stderr_has("phases.during.probes[0].samples");
 
-    let out = faultline()
-        .arg("report")
-        .arg(dir.path().join("missing.json"))
-        .args(["--format", "markdown"])
+    Run::report(&[dir.path().join("missing.json")], "markdown")
         .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+        .expect(2)
+        .stderr_has("cannot read");
 
     let mut newer = passed_pause();
     newer["format_version"] = json!(2);
     let newer = write(dir.path(), "newer.json", &newer);
-    faultline()
-        .arg("report")
-        .arg(&newer)
-        .args(["--format", "markdown"])
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains(
-            "format_version 2 is not supported",
-        ));
+    Run::report(&[&newer], "markdown")
+        .output()
+        .expect(2)
+        .stderr_has("format_version 2 is not supported");
 }
 
 #[test]

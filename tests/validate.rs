@@ -1,15 +1,15 @@
 //! `faultline validate`, `plan`, `schema` and the rest of the format's command line,
 //! driven through the real binary.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-use predicates::prelude::*;
+use support::{Experiment, Probe, Run, write};
 
-fn faultline() -> Command {
-    let mut cmd = Command::cargo_bin("faultline").unwrap();
-    cmd.env_remove("FAULTLINE_TEST_SECRET");
-    cmd
+/// `faultline ARGS` without the secret the tests set themselves.
+fn faultline<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> Run {
+    Run::new(args).env_remove("FAULTLINE_TEST_SECRET")
 }
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
@@ -40,9 +40,9 @@ fn every_invalid_fixture_reports_its_problems_with_line_and_column() {
             "{} has no expectations",
             file.display()
         );
-        let out = faultline().arg("validate").arg(&file).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{}", file.display());
-        let stderr = String::from_utf8(out.stderr).unwrap();
+        let out = faultline(["validate"]).arg(&file).output();
+        assert_eq!(out.code, Some(2), "{}", file.display());
+        let stderr = out.stderr;
         let reported: Vec<&str> = stderr
             .lines()
             .filter(|l| l.starts_with(&*file.to_string_lossy()))
@@ -68,12 +68,11 @@ fn every_example_validates_cleanly() {
     files.extend(yaml_files("scenarios"));
     assert!(files.len() >= 5);
     for file in files {
-        faultline()
-            .arg("validate")
+        faultline(["validate"])
             .arg(&file)
-            .assert()
-            .code(0)
-            .stdout(predicate::str::contains("valid"));
+            .output()
+            .expect(0)
+            .stdout_has("valid");
     }
 }
 
@@ -103,18 +102,17 @@ fn committed_schema_is_up_to_date() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/faultline.schema.json"),
     )
     .unwrap();
-    let out = faultline().arg("schema").output().unwrap();
-    assert!(out.status.success());
+    let out = faultline(["schema"]).output();
     assert!(
-        String::from_utf8(out.stdout).unwrap() == committed,
+        out.expect(0).stdout == committed,
         "schema/faultline.schema.json is stale: run `cargo run -- schema > schema/faultline.schema.json`"
     );
 }
 
 #[test]
 fn schema_describes_experiments_and_scenarios() {
-    let out = faultline().arg("schema").output().unwrap();
-    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = faultline(["schema"]).output();
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let text = schema.to_string();
     for word in [
         "Experiment",
@@ -131,125 +129,93 @@ fn schema_describes_experiments_and_scenarios() {
 #[test]
 fn several_files_exit_2_if_any_is_invalid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    faultline()
-        .arg("validate")
+    faultline(["validate"])
         .arg(root.join("experiments/web-pause.yaml"))
         .arg(root.join("tests/fixtures/invalid/invalid-name.yaml"))
-        .assert()
-        .code(2)
-        .stdout(predicate::str::contains("web-pause.yaml: valid"))
-        .stderr(predicate::str::contains("invalid-name.yaml:3:1"));
+        .output()
+        .expect(2)
+        .stdout_has("web-pause.yaml: valid")
+        .stderr_has("invalid-name.yaml:3:1");
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+/// An experiment on `app: web` whose steady state is one probe.
+fn with_probe(name: &str, vars: Option<&str>, probe: Probe) -> Experiment {
+    let exp = Experiment::new(name);
+    let exp = match vars {
+        Some(v) => exp.vars(v),
+        None => exp,
+    };
+    exp.on_label("app", "web")
+        .steady(probe.named("web"))
+        .fault("pause: {duration: 1s}")
 }
-
-const WITH_VARS: &str = "version: 1
-name: with-vars
-vars: {port: 8080}
-target: {docker: {labels: {app: web}}}
-steady_state:
-  - name: web
-    http: {url: \"http://${host}:${port}/\", timeout: \"${timeout}\"}
-faults:
-  - pause: {duration: 1s}
-";
 
 #[test]
 fn vars_come_from_var_flags_and_var_files() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "e.yaml", WITH_VARS);
-    faultline()
-        .args(["validate"])
+    let probe = Probe::http("http://${host}:${port}/").timeout("\"${timeout}\"");
+    let file = with_probe("with-vars", Some("{port: 8080}"), probe).write(dir.path());
+    faultline(["validate"])
         .arg(&file)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("undefined variable `${host}`"));
+        .output()
+        .expect(2)
+        .stderr_has("undefined variable `${host}`");
     let vars = write(dir.path(), "vars.yaml", "host: 127.0.0.1\ntimeout: 2s\n");
-    faultline()
-        .arg("validate")
+    faultline(["validate"])
         .arg(&file)
         .arg("--var-file")
         .arg(&vars)
-        .assert()
-        .code(0);
-    faultline()
-        .arg("plan")
+        .output()
+        .expect(0);
+    let overrides = ["host=example.internal", "timeout=1s", "port=9090"];
+    faultline(["plan"])
         .arg(&file)
-        .args([
-            "--var",
-            "host=example.internal",
-            "--var",
-            "timeout=1s",
-            "--var",
-            "port=9090",
-        ])
-        .assert()
-        .code(0)
-        .stdout(predicate::str::contains("http://example.internal:9090/"));
-    faultline()
-        .arg("validate")
+        .args(overrides.iter().flat_map(|v| ["--var", v]))
+        .output()
+        .expect(0)
+        .stdout_has("http://example.internal:9090/");
+    faultline(["validate"])
         .arg(&file)
         .args(["--var", "oops"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("NAME=VALUE"));
+        .output()
+        .expect(2)
+        .stderr_has("NAME=VALUE");
 }
 
 #[test]
 fn environment_values_are_secrets_and_never_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "e.yaml",
-        "version: 1
-name: secret
-target: {docker: {labels: {app: web}}}
-steady_state:
-  - name: web
-    http:
-      url: \"http://127.0.0.1/?token=${env:FAULTLINE_TEST_SECRET}\"
-      method: \"${env:FAULTLINE_TEST_SECRET}\"
-faults:
-  - pause: {duration: 1s}
-",
-    );
-    let out = faultline()
-        .arg("validate")
+    let probe = Probe::http("http://127.0.0.1/?token=${env:FAULTLINE_TEST_SECRET}")
+        .with("method", "\"${env:FAULTLINE_TEST_SECRET}\"");
+    let file = with_probe("secret", None, probe).write(dir.path());
+    let out = faultline(["validate"])
         .arg(&file)
         .env("FAULTLINE_TEST_SECRET", "hunter2-Secret")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("invalid HTTP method `***`"), "{stderr}");
-    assert!(!stderr.contains("hunter2"), "secret leaked: {stderr}");
-    let out = faultline()
-        .arg("plan")
+        .output();
+    out.expect(2).stderr_has("invalid HTTP method `***`");
+    assert!(
+        !out.stderr.contains("hunter2"),
+        "secret leaked: {}",
+        out.stderr
+    );
+    let out = faultline(["plan"])
         .arg(&file)
         .env("FAULTLINE_TEST_SECRET", "HUNTERSECRET")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("token=***"), "{stdout}");
-    assert!(!stdout.contains("HUNTERSECRET"));
+        .output();
+    out.stdout_has("token=***");
+    assert!(!out.stdout.contains("HUNTERSECRET"));
 }
 
 #[test]
 fn validate_json_lists_problems_for_tools() {
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/percent-range.yaml");
-    let out = faultline()
-        .arg("validate")
+    let out = faultline(["validate"])
         .arg(&file)
         .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let problems: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .output();
+    out.expect(2);
+    let problems: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(problems[0]["line"], 6);
     assert_eq!(problems[0]["column"], 27);
     assert_eq!(problems[0]["path"], "target.select.value");
@@ -258,13 +224,13 @@ fn validate_json_lists_problems_for_tools() {
 #[test]
 fn plan_prints_the_timeline() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/web-pause.yaml");
-    faultline()
-        .arg("plan")
+    faultline(["plan"])
         .arg(&file)
-        .assert()
-        .code(0)
-        .stdout(predicate::str::contains("t+0s").and(predicate::str::contains("pause for 5s")))
-        .stdout(predicate::str::contains("revert pause"));
+        .output()
+        .expect(0)
+        .stdout_has("t+0s")
+        .stdout_has("pause for 5s")
+        .stdout_has("revert pause");
 }
 
 #[test]
@@ -280,51 +246,45 @@ fn scenario_checks_its_experiments() {
         "s.yaml",
         "version: 1\nkind: scenario\nname: s\nexperiments:\n  - file: bad.yaml\n  - file: missing.yaml\nschedule: \"61 * * * *\"\nwindow: {hours: \"9-5\", timezone: Europe/Berln}\n",
     );
-    faultline()
-        .arg("validate")
-        .arg(&scenario)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
+    let out = faultline(["validate"]).arg(&scenario).output();
+    out.expect(2);
+    support::assert_contains(
+        &out.stderr,
+        &[
             "s.yaml:5:5: experiment `bad.yaml` is not valid",
-        ))
-        .stderr(predicate::str::contains("bad.yaml:5:23"))
-        .stderr(predicate::str::contains(
+            "bad.yaml:5:23",
             "missing.yaml: cannot read the file",
-        ))
-        .stderr(predicate::str::contains("invalid cron expression"))
-        .stderr(predicate::str::contains("did you mean `Europe/Berlin`?"))
-        .stderr(predicate::str::contains("invalid hours `9-5`"));
+            "invalid cron expression",
+            "did you mean `Europe/Berlin`?",
+            "invalid hours `9-5`",
+        ],
+    );
 }
 
 #[test]
 fn help_version_and_completions() {
-    faultline()
-        .arg("--version")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("faultline 0.1.0"));
+    faultline(["--version"])
+        .output()
+        .expect(0)
+        .stdout_has("faultline 0.1.0");
     for sub in [
         "run", "validate", "plan", "recover", "doctor", "schema", "gameday", "rbac", "demo",
     ] {
-        faultline().args([sub, "--help"]).assert().success();
+        faultline([sub, "--help"]).output().expect(0);
     }
-    faultline()
-        .args(["completions", "bash"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("faultline"));
-    faultline()
-        .args(["run", "x.yaml", "--report", "pdf"])
-        .assert()
-        .code(2);
+    faultline(["completions", "bash"])
+        .output()
+        .expect(0)
+        .stdout_has("faultline");
+    faultline(["run", "x.yaml", "--report", "pdf"])
+        .output()
+        .expect(2);
 }
 
 #[test]
 fn a_missing_file_is_invalid_input() {
-    faultline()
-        .args(["validate", "/nonexistent/e.yaml"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("cannot read the file"));
+    faultline(["validate", "/nonexistent/e.yaml"])
+        .output()
+        .expect(2)
+        .stderr_has("cannot read the file");
 }

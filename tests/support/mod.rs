@@ -1,181 +1,27 @@
-//! Test harness for end-to-end tests against the real Docker engine: locally built images,
-//! labelled containers that are removed even when a test fails, and docker CLI helpers.
+//! Shared test harness. Every end-to-end test reads like the scenario it checks:
+//!
+//! - [`experiment`]: one experiment builder (`Experiment::new(..).on(&fleet).fault(..)`);
+//! - [`run`]: one way to run the binary and read its exit code, output and JSON report;
+//! - [`docker`]: labelled containers removed on drop, and independent observations
+//!   (docker CLI, `tc`, `iptables`, `/proc`);
+//! - [`skip`]: a test that cannot run here records why, and fails under `CI=true`.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports, unreachable_pub)]
+
+pub mod docker;
+pub mod experiment;
+pub mod run;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-pub const IMAGE: &str = "faultline-test/busybox:1";
-/// Every container a test creates carries this label, so CI can find leftovers.
-pub const TEST_LABEL: &str = "faultline.test";
+pub use docker::*;
+pub use experiment::*;
+pub use run::*;
+pub use skip::*;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs")
-}
-
-pub fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Whether the engine answers; end-to-end tests say loudly when they cannot run.
-pub fn docker_available() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    let ok = *OK.get_or_init(|| {
-        let ok = Command::new("docker")
-            .args(["info"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            let out = Command::new("bash")
-                .arg(root().join("scripts/test-images.sh"))
-                .output()
-                .expect("bash runs");
-            assert!(
-                out.status.success(),
-                "building test images failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        ok
-    });
-    if !ok {
-        eprintln!(
-            "SKIPPED: the Docker engine does not answer (`docker info` failed); end-to-end test not run"
-        );
-    }
-    ok
-}
-
-/// Containers of one test, removed on drop (also when the test panics).
-pub struct Fleet {
-    pub group: String,
-    pub names: Vec<String>,
-}
-
-impl Fleet {
-    pub fn new(test: &str) -> Fleet {
-        let group = format!("{test}-{}-{}", std::process::id(), rand_suffix());
-        Fleet {
-            group,
-            names: Vec::new(),
-        }
-    }
-
-    /// Starts a busybox httpd container published on a loopback port; returns its name.
-    pub fn web(&mut self, extra: &[&str]) -> String {
-        let name = format!("fl-{}-{}", self.group, self.names.len() + 1);
-        let label = format!("fltest.group={}", self.group);
-        let test_label = format!("{TEST_LABEL}=true");
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            &label,
-            "--label",
-            &test_label,
-            "-p",
-            "127.0.0.1::80",
-        ];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]);
-        docker_ok(&args);
-        self.names.push(name.clone());
-        wait_until(Duration::from_secs(10), || http_ok(&self.url(&name)));
-        name
-    }
-
-    pub fn url(&self, name: &str) -> String {
-        let port = docker_ok(&["port", name, "80/tcp"]);
-        let port = port
-            .lines()
-            .next()
-            .unwrap_or("")
-            .rsplit(':')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        format!("http://127.0.0.1:{port}/")
-    }
-
-    pub fn id(&self, name: &str) -> String {
-        docker_ok(&["inspect", "-f", "{{.Id}}", name])
-    }
-
-    pub fn label(&self) -> String {
-        self.group.clone()
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let filter = format!("label=fltest.group={}", self.group);
-        let ids = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = docker(&["unpause", id]);
-            let _ = docker(&["rm", "-f", id]);
-        }
-    }
-}
-
-fn rand_suffix() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    (h.finish() % 100_000) as u32
-}
-
-pub fn http_ok(url: &str) -> bool {
-    let hostport = url.trim_start_matches("http://").trim_end_matches('/');
-    let Ok(addr) = hostport.parse::<std::net::SocketAddr>() else {
-        return false;
-    };
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 12];
-    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
-}
-
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-pub fn paused(name: &str) -> bool {
-    docker_ok(&["inspect", "-f", "{{.State.Paused}}", name]) == "true"
-}
-
-pub fn running(name: &str) -> bool {
-    docker_ok(&["inspect", "-f", "{{.State.Running}}", name]) == "true"
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -184,12 +30,12 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-pub fn faultline() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    c.env("FAULTLINE_LOG", "faultline=warn");
-    // Tests keep their journal and audit log out of the user's state directory.
-    c.env("FAULTLINE_STATE_DIR", root().join("target/test-state"));
-    c
+/// Asserts that `text` contains every piece, showing the text when one is missing.
+#[track_caller]
+pub fn assert_contains(text: &str, pieces: &[&str]) {
+    for piece in pieces {
+        assert!(text.contains(piece), "`{piece}` is missing from:\n{text}");
+    }
 }
 
 /// Checks a JSON report against spec section 6: every field, its type, the enumerations,
@@ -287,29 +133,4 @@ pub fn assert_spec_report(r: &serde_json::Value) {
         ts(&e["at"]);
         assert!(e["kind"].is_string() && e["message"].is_string());
     }
-}
-
-/// The qdiscs on the container's eth0, read from the host.
-pub fn qdiscs(name: &str) -> String {
-    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
-    let out = Command::new("nsenter")
-        .args(["-t", &pid, "-n", "tc", "qdisc", "show", "dev", "eth0"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Helpers faultline started for this container.
-pub fn helpers(name: &str) -> usize {
-    let id = docker_ok(&["inspect", "-f", "{{.Id}}", name]);
-    docker_ok(&[
-        "ps",
-        "-aq",
-        "--filter",
-        "label=faultline.helper",
-        "--filter",
-        &format!("label=faultline.target={id}"),
-    ])
-    .lines()
-    .count()
 }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs on Debian everything faultline's tests need besides cargo, starts the Docker
+# engine if it does not answer, and builds the local test images (scripts/test-images.sh).
+# Idempotent, and silent when everything is already there. Needs root (or sudo) only when
+# something is missing. `.ci/run` calls it too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        echo "install-test-deps: need root to run: $*" >&2
+        exit 1
+    fi
+}
+
+need_apt_update=1
+apt_install() {
+    echo "install-test-deps: installing $*"
+    if [ "$need_apt_update" = 1 ]; then
+        as_root apt-get update -qq
+        need_apt_update=0
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# What the tests drive, by the command that proves it is there:
+# - the Docker engine (end-to-end tests against real containers);
+# - busybox-static, which feeds the locally built test images (no registry is reachable);
+# - tc, iptables, nsenter and unshare for the network faults and their checks;
+# - curl to measure downloads; xmllint to check JUnit against its schema;
+# - systemd-analyze to check the example timer's OnCalendar;
+# - Chromium to render the HTML report; Prometheus, promtool and the Pushgateway for the
+#   observability tests.
+need=()
+command -v dockerd >/dev/null || command -v docker >/dev/null || need+=(docker.io)
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
+command -v tc >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
+{ command -v nsenter >/dev/null && command -v unshare >/dev/null; } || need+=(util-linux)
+command -v curl >/dev/null || need+=(curl)
+command -v xmllint >/dev/null || need+=(libxml2-utils)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || need+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+if [ "${#need[@]}" -gt 0 ]; then
+    apt_install "${need[@]}"
+fi
+
+# The engine must answer: start it when it does not (no systemd in most CI containers).
+if ! docker info >/dev/null 2>&1; then
+    echo "install-test-deps: starting the Docker engine (log: /tmp/faultline-dockerd.log)"
+    if command -v systemctl >/dev/null && systemctl start docker 2>/dev/null; then
+        :
+    else
+        (as_root dockerd >/tmp/faultline-dockerd.log 2>&1 &)
+    fi
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    if ! docker info >/dev/null 2>&1; then
+        echo "install-test-deps: the Docker engine does not answer; see /tmp/faultline-dockerd.log" >&2
+        exit 1
+    fi
+fi
+
+# The test images, built locally; quiet when they exist.
+if ! out=$(bash scripts/test-images.sh 2>&1); then
+    echo "$out" >&2
+    exit 1
+fi
+case "$out" in
+    *"nothing to do"*) ;;
+    *) echo "$out" ;;
+esac

@@ -1,0 +1,318 @@
+//! The real Docker engine: locally built images, labelled containers removed even when a
+//! test fails, and what a user would observe with the docker CLI, `tc`, `iptables` and
+//! `/proc`, independently of faultline's own report.
+
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::skip::{Skip, skip};
+
+pub const IMAGE: &str = "faultline-test/busybox:1";
+pub const TC_IMAGE: &str = "faultline-test/tc:1";
+/// Every container a test creates carries this label, so CI can find leftovers.
+pub const TEST_LABEL: &str = "faultline.test";
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether the engine answers (the test images are built on first use); when it does not,
+/// the skip is recorded, and under `CI=true` the test fails.
+pub fn require_docker() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    let ok = *OK.get_or_init(|| {
+        let ok = Command::new("docker")
+            .args(["info"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            let out = Command::new("bash")
+                .arg(super::root().join("scripts/test-images.sh"))
+                .output()
+                .expect("bash runs");
+            assert!(
+                out.status.success(),
+                "building test images failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        ok
+    });
+    if !ok {
+        skip(
+            Skip::Missing,
+            "the Docker engine does not answer (`docker info` failed); end-to-end test not run",
+        );
+    }
+    ok
+}
+
+/// A fleet for `test` when the Docker engine answers, else a recorded skip.
+pub fn docker_fleet(test: &str) -> Option<Fleet> {
+    require_docker().then(|| Fleet::new(test))
+}
+
+/// A fleet of one web container when the Docker engine answers, else a recorded skip.
+pub fn one_web(test: &str) -> Option<(Fleet, String)> {
+    let mut fleet = docker_fleet(test)?;
+    let web = fleet.web(&[]);
+    Some((fleet, web))
+}
+
+/// Containers of one test, removed on drop (also when the test panics).
+pub struct Fleet {
+    pub group: String,
+    pub names: Vec<String>,
+}
+
+impl Fleet {
+    pub fn new(test: &str) -> Fleet {
+        let group = format!("{test}-{}-{}", std::process::id(), rand_suffix());
+        Fleet {
+            group,
+            names: Vec::new(),
+        }
+    }
+
+    /// Starts a busybox httpd container published on a loopback port; returns its name.
+    pub fn web(&mut self, extra: &[&str]) -> String {
+        let name = format!("fl-{}-{}", self.group, self.names.len() + 1);
+        let label = format!("fltest.group={}", self.group);
+        let test_label = format!("{TEST_LABEL}=true");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            &label,
+            "--label",
+            &test_label,
+            "-p",
+            "127.0.0.1::80",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"]);
+        docker_ok(&args);
+        self.names.push(name.clone());
+        wait_until(Duration::from_secs(10), || http_ok(&self.url(&name)));
+        name
+    }
+
+    /// `n` web containers started with the same flags.
+    pub fn webs(&mut self, n: usize, extra: &[&str]) -> Vec<String> {
+        (0..n).map(|_| self.web(extra)).collect()
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/", self.host_port(name))
+    }
+
+    /// `127.0.0.1:PORT` the container's port 80 is published on.
+    pub fn host_port(&self, name: &str) -> String {
+        let port = docker_ok(&["port", name, "80/tcp"]);
+        let port = port
+            .lines()
+            .next()
+            .unwrap_or("")
+            .rsplit(':')
+            .next()
+            .unwrap_or("");
+        format!("127.0.0.1:{port}")
+    }
+
+    pub fn id(&self, name: &str) -> String {
+        inspect(name, "{{.Id}}")
+    }
+
+    pub fn label(&self) -> String {
+        self.group.clone()
+    }
+
+    /// An experiment on this fleet's containers.
+    pub fn experiment(&self, name: &str) -> super::Experiment {
+        super::Experiment::new(name).on(self)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let filter = format!("label=fltest.group={}", self.group);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = docker(&["unpause", id]);
+            let _ = docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    (h.finish() % 100_000) as u32
+}
+
+pub fn http_ok(url: &str) -> bool {
+    let hostport = url.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(addr) = hostport.parse::<std::net::SocketAddr>() else {
+        return false;
+    };
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// `docker inspect -f FORMAT name`.
+pub fn inspect(name: &str, format: &str) -> String {
+    docker_ok(&["inspect", "-f", format, name])
+}
+
+pub fn paused(name: &str) -> bool {
+    inspect(name, "{{.State.Paused}}") == "true"
+}
+
+pub fn running(name: &str) -> bool {
+    inspect(name, "{{.State.Running}}") == "true"
+}
+
+/// The container's address on its Docker network, port 80.
+pub fn container_addr(name: &str) -> std::net::SocketAddr {
+    let ip = inspect(
+        name,
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+    );
+    format!("{ip}:80").parse().unwrap()
+}
+
+/// Runs `argv` on the host inside the container's network namespace; returns stdout.
+pub fn in_netns(name: &str, argv: &[&str]) -> String {
+    let out = netns_command(name, argv).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `nsenter -t PID -n ARGV` for the container, to run or to check its status.
+pub fn netns_command(name: &str, argv: &[&str]) -> Command {
+    let pid = inspect(name, "{{.State.Pid}}");
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["-t", &pid, "-n"]).args(argv);
+    cmd
+}
+
+/// The qdiscs on the container's eth0, read from the host.
+pub fn qdiscs(name: &str) -> String {
+    in_netns(name, &["tc", "qdisc", "show", "dev", "eth0"])
+}
+
+/// The container's iptables OUTPUT chain, read from the host.
+pub fn nfqueue_rules(name: &str) -> String {
+    in_netns(name, &["iptables", "-S", "OUTPUT"])
+}
+
+/// Helpers faultline started for this container.
+pub fn helpers(name: &str) -> usize {
+    let id = inspect(name, "{{.Id}}");
+    docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=faultline.helper",
+        "--filter",
+        &format!("label=faultline.target={id}"),
+    ])
+    .lines()
+    .count()
+}
+
+/// Host processes whose command line contains `marker`, with their /proc entries.
+pub fn host_processes(marker: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read(p.join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+/// Marker every CPU stressor carries in its command line.
+pub const STRESS_MARKER: &str = "faultline-stress-";
+
+/// Stressor processes inside the container, from its own /proc.
+pub fn stressors_inside(name: &str) -> usize {
+    // The checking shell's own command line names no marker.
+    let inside = docker(&[
+        "exec",
+        name,
+        "sh",
+        "-c",
+        "cat /proc/[0-9]*/cmdline 2>/dev/null",
+    ]);
+    assert!(
+        inside.status.success(),
+        "cannot list the processes in {name}"
+    );
+    String::from_utf8_lossy(&inside.stdout)
+        .matches(STRESS_MARKER)
+        .count()
+}
+
+/// Now, as `docker events --since/--until` takes it.
+pub fn now_secs() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .to_string()
+}
+
+/// The actions `docker events` saw between `since` and now, under `filters`.
+pub fn docker_events(since: &str, filters: &[String]) -> Vec<String> {
+    let until = now_secs();
+    let mut args = vec!["events", "--since", since, "--until", &until];
+    for f in filters {
+        args.extend(["--filter", f.as_str()]);
+    }
+    args.extend(["--format", "{{.Action}}"]);
+    docker_ok(&args).lines().map(str::to_string).collect()
+}
