@@ -187,7 +187,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
     fact("exit code", r.exit_code.to_string());
     fact("duration", summary::duration(r.duration_ms));
     match (summary::recovery_ms(r), &r.phases.after) {
-        (Some(ms), _) => fact("recovered after", summary::duration(ms)),
+        (Some(_), _) => fact("recovery", summary::recovery_text(r).unwrap_or_default()),
         (None, Some(_)) => fact("recovery", "not in time".into()),
         (None, None) => {}
     }

@@ -136,10 +136,34 @@ pub struct Phases {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SteadyPhase {
     pub passed: bool,
-    /// After only: time from the last revert to the first full pass.
+    /// After only: time from the end of the faults to the first full pass.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub recovered_after_ms: Option<u64>,
+    /// After only: the moment recovery is measured from: `last_revert`, or
+    /// `last_injection` when every fault is one-shot (a kill).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub measured_from: Option<RecoveryStart>,
     pub probes: Vec<ProbeOutcome>,
+}
+
+/// What recovery time is measured from.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryStart {
+    /// The last revert of a reversible fault.
+    LastRevert,
+    /// The last one-shot injection (a kill), when no fault was reversible.
+    LastInjection,
+}
+
+impl RecoveryStart {
+    /// How a report says it: "after the last revert".
+    pub fn words(self) -> &'static str {
+        match self {
+            RecoveryStart::LastRevert => "after the last revert",
+            RecoveryStart::LastInjection => "after the kill",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

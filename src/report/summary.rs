@@ -33,6 +33,16 @@ pub fn recovery_ms(r: &RunResult) -> Option<u64> {
     r.phases.after.as_ref().and_then(|a| a.recovered_after_ms)
 }
 
+/// "recovered 420ms after the kill", with what it was measured from.
+pub fn recovery_text(r: &RunResult) -> Option<String> {
+    let after = r.phases.after.as_ref()?;
+    let ms = after.recovered_after_ms?;
+    let from = after
+        .measured_from
+        .map_or("after the faults ended", super::RecoveryStart::words);
+    Some(format!("recovered {} {from}", duration(ms)))
+}
+
 /// `37ms`, `4.21s`, `2m 03s`, `1h 02m`.
 pub fn duration(ms: u64) -> String {
     if ms < 1_000 {
@@ -394,6 +404,7 @@ pub(crate) mod fixture {
                 before: Some(SteadyPhase {
                     passed: true,
                     recovered_after_ms: None,
+                    measured_from: None,
                     probes: vec![ProbeOutcome {
                         name: "web answers".into(),
                         kind: "http".into(),
@@ -425,6 +436,7 @@ pub(crate) mod fixture {
                 after: Some(SteadyPhase {
                     passed: true,
                     recovered_after_ms: Some(37),
+                    measured_from: None,
                     probes: vec![ProbeOutcome {
                         name: "web answers".into(),
                         kind: "http".into(),

@@ -66,12 +66,8 @@ pub fn render(r: &RunResult, color: bool) -> String {
     if faults.row_count() > 0 {
         out.push_str(&format!("{faults}\n"));
     }
-    let recovery = r
-        .phases
-        .after
-        .as_ref()
-        .and_then(|a| a.recovered_after_ms)
-        .map(|ms| format!(", recovered after {ms}ms"))
+    let recovery = super::summary::recovery_text(r)
+        .map(|t| format!(", {t}"))
         .unwrap_or_default();
     let reason = r
         .events
