@@ -461,6 +461,8 @@ pub struct KillFault {
     #[serde(default)]
     pub signal: Signal,
     /// Kubernetes: the pod's termination grace period (default 0s, a force delete).
+    /// Docker: how long the container has to end after the signal before it counts as
+    /// having survived it (default 5s).
     #[serde(default)]
     pub grace_period: Option<Duration>,
     /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
@@ -468,6 +470,20 @@ pub struct KillFault {
     pub every: Option<Duration>,
     #[serde(default)]
     pub duration: Option<Duration>,
+    /// Whether the target is expected to end (`exit`, the default: a target that keeps
+    /// running is an error of the run) or to survive the signal (`survive`), or either.
+    #[serde(default)]
+    pub expect: KillExpect,
+}
+
+/// What a kill is expected to do to its target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KillExpect {
+    #[default]
+    Exit,
+    Survive,
+    Either,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

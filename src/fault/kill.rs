@@ -5,10 +5,16 @@
 use async_trait::async_trait;
 
 use super::FaultKind;
-use crate::experiment::model::{FaultProblems, FaultSpec, KillFault, Target as TargetSpec};
+use super::Settled;
+use crate::experiment::model::{
+    FaultProblems, FaultSpec, KillExpect, KillFault, Target as TargetSpec,
+};
 use crate::experiment::units::Duration;
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target};
+
+/// How long a Docker container has to end after the signal, by default.
+const DEFAULT_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl FaultSpec for KillFault {
     fn name(&self) -> &'static str {
@@ -52,10 +58,10 @@ impl FaultSpec for KillFault {
             ),
             (None, None) => {}
         }
-        if self.grace_period.is_some() && target.docker.is_some() {
+        if self.expect != KillExpect::Exit && target.kubernetes.is_some() {
             p.err_at(
-                "grace_period",
-                "`grace_period` applies to Kubernetes pods; for Docker choose the `signal` (e.g. SIGTERM)",
+                "expect",
+                "a kill on Kubernetes deletes the pod, which always ends it: `expect` applies to Docker",
             );
         }
     }
@@ -80,6 +86,42 @@ impl FaultKind for KillFault {
         platform
             .signal(target, self.signal, self.grace_period)
             .await
+    }
+
+    /// Waits up to the grace period for the target to end (or be restarted: its process
+    /// then started after the kill). One still running with the same start time
+    /// survived the signal, e.g. a PID 1 without a handler for SIGTERM.
+    async fn settle(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        injected_at: chrono::DateTime<chrono::Utc>,
+    ) -> Settled {
+        let grace = self.grace_period.map_or(DEFAULT_EXIT_WAIT, |g| g.std());
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            match platform.running_since(target).await {
+                // Gone, stopped, or a new process (restarted by its policy): it ended.
+                Err(PlatformError::Gone(_)) | Ok(None) => return Settled::Done,
+                Ok(Some(since)) if since > injected_at => return Settled::Done,
+                // The platform cannot tell (a pod delete): nothing to check.
+                Err(PlatformError::Refused(_)) => return Settled::Done,
+                Ok(Some(_)) | Err(PlatformError::Unavailable(_)) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Settled::Survived {
+            note: format!(
+                "`{}` still runs {} after {} (a process that ignores the signal, e.g. a PID 1 without a handler for it)",
+                target.name,
+                crate::experiment::units::Duration::from_millis(grace.as_millis() as u64),
+                self.signal
+            ),
+            expected: self.expect != KillExpect::Exit,
+        }
     }
 
     fn rbac(&self) -> &'static [Permission] {

@@ -52,8 +52,30 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         undo: Option<&Undo>,
     ) -> Result<(), PlatformError>;
 
+    /// For a one-shot fault, once it is applied: whether it took effect. A kill whose
+    /// target keeps running says so here.
+    async fn settle(
+        &self,
+        _platform: &dyn Platform,
+        _target: &Target,
+        _injected_at: chrono::DateTime<chrono::Utc>,
+    ) -> Settled {
+        Settled::Done
+    }
+
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
     fn rbac(&self) -> &'static [Permission];
+}
+
+/// What a one-shot fault did once applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    Done,
+    /// The target kept running; `expected` when the experiment said it would.
+    Survived {
+        note: String,
+        expected: bool,
+    },
 }
 
 /// The fault's behaviour; the one place that lists every kind.

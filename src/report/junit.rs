@@ -142,7 +142,7 @@ fn suite(r: &RunResult) -> TestSuite {
     for f in &r.faults {
         let error = f.error.as_deref().unwrap_or("");
         let (status, out) = match f.status {
-            FaultStatus::Reverted | FaultStatus::Completed => {
+            FaultStatus::Reverted | FaultStatus::Completed | FaultStatus::Survived => {
                 // e.g. a target removed by someone else mid-fault: worth a note, not a failure.
                 let out = (!error.is_empty()).then(|| error.to_string());
                 (TestCaseStatus::success(), out)

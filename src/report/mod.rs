@@ -107,6 +107,8 @@ pub enum FaultStatus {
     Completed,
     Failed,
     Active,
+    /// A one-shot fault landed but the target kept running (a signal it ignores).
+    Survived,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -252,6 +254,7 @@ pub enum EventKind {
     FaultReverted,
     TargetVanished,
     RevertFailed,
+    TargetSurvived,
     Abort,
     NoTargets,
     Recovered,
@@ -271,6 +274,7 @@ impl EventKind {
             EventKind::FaultReverted => "fault_reverted",
             EventKind::TargetVanished => "target_vanished",
             EventKind::RevertFailed => "revert_failed",
+            EventKind::TargetSurvived => "target_survived",
             EventKind::Abort => "abort",
             EventKind::NoTargets => "no_targets",
             EventKind::Recovered => "recovered",

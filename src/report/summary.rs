@@ -68,7 +68,7 @@ pub fn active_ms(f: &FaultRecord) -> Option<u64> {
 pub fn active_text(f: &FaultRecord) -> String {
     match (f.injected_at, active_ms(f), f.status) {
         (_, Some(ms), _) => duration(ms),
-        (Some(_), None, FaultStatus::Completed) => "one-shot".into(),
+        (Some(_), None, FaultStatus::Completed | FaultStatus::Survived) => "one-shot".into(),
         (Some(_), None, _) => "still active".into(),
         (None, _, _) => "never".into(),
     }
@@ -80,6 +80,7 @@ pub fn fault_status_word(s: FaultStatus) -> &'static str {
         FaultStatus::Completed => "completed",
         FaultStatus::Failed => "failed",
         FaultStatus::Active => "active",
+        FaultStatus::Survived => "survived",
     }
 }
 

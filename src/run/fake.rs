@@ -19,6 +19,8 @@ pub(crate) struct Fake {
     pub(crate) fail_pause: bool,
     pub(crate) fail_unpause: bool,
     pub(crate) vanish_on_unpause: bool,
+    /// Targets keep running through a kill (a PID 1 that ignores the signal).
+    pub(crate) survives_kills: bool,
 }
 
 pub(crate) fn target(name: &str) -> Target {
@@ -78,6 +80,16 @@ impl Platform for Fake {
         self.log.lock().unwrap().push(format!("unpause {}", t.name));
         Ok(())
     }
+    async fn running_since(
+        &self,
+        _t: &Target,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError> {
+        // Started long before any kill, or not running at all.
+        Ok(self
+            .survives_kills
+            .then(|| chrono::DateTime::<chrono::Utc>::UNIX_EPOCH))
+    }
+
     async fn is_frozen(&self, t: &Target) -> Result<bool, PlatformError> {
         Ok(self.paused.lock().unwrap().contains(&t.name))
     }

@@ -188,6 +188,8 @@ struct FaultOutcome {
     first_injection: Option<Instant>,
     /// An injection failed for a reason other than the target vanishing.
     error: bool,
+    /// When the last one-shot injection was applied (before its settling).
+    last_injection: Option<Instant>,
     /// Whether it was a fault with a revert (not a one-shot kill).
     reversible: bool,
     /// Every target a round touched (repeated kills select anew each round).
@@ -510,7 +512,7 @@ async fn run_fault(
         }
         Fault::Kill(_) => {
             inject_all(ctx, f, targets, &mut out).await;
-            out.last_change = Some(Instant::now());
+            out.last_change = out.last_injection.or_else(|| Some(Instant::now()));
         }
         _ => {
             let pending = inject_all(ctx, f, targets, &mut out).await;
@@ -563,7 +565,7 @@ async fn inject_all(
         let at = Utc::now();
         let undo = match fault::prepare(ctx.platform, f, t).await {
             Ok(u) => u,
-            Err(e) => return (t, at, Err(e), None),
+            Err(e) => return (t, at, Instant::now(), Err(e), None, fault::Settled::Done),
         };
         let journal_id = match &undo {
             Some(u) => match ctx.records.journal_open(ctx, f, u) {
@@ -571,7 +573,7 @@ async fn inject_all(
                 Err(e) => {
                     fault::release(ctx.platform, u).await;
                     let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
-                    return (t, at, Err(err), None);
+                    return (t, at, Instant::now(), Err(err), None, fault::Settled::Done);
                 }
             },
             None => None,
@@ -590,23 +592,30 @@ async fn inject_all(
             Err(e) => format!("failed: {e}"),
         };
         ctx.audit("inject", t, f, &result);
-        (t, at, r, undo.zip(journal_id))
+        let applied = Instant::now();
+        // A one-shot fault: did it take effect (a target may survive a signal)?
+        let settled = match (&r, &undo) {
+            (Ok(()), None) => fault::kind(f).settle(ctx.platform, t, at).await,
+            _ => fault::Settled::Done,
+        };
+        (t, at, applied, r, undo.zip(journal_id), settled)
     }))
     .await;
     out.first_injection.get_or_insert_with(Instant::now);
     let mut pending = Vec::new();
-    for (t, at, r, undo) in results {
+    for (t, at, applied, r, undo, settled) in results {
         let mut rec = record(f, t);
         match r {
             Ok(()) => {
                 rec.injected_at = Some(at);
+                out.last_injection = out.last_injection.max(Some(applied));
                 ctx.event(
                     EventKind::FaultInjected,
                     format!("{} {}", f.type_name(), t.name),
                 )
                 .await;
-                match undo {
-                    Some((undo, journal_id)) => {
+                match (undo, settled) {
+                    (Some((undo, journal_id)), _) => {
                         rec.status = FaultStatus::Active;
                         pending.push(Pending {
                             record: out.records.len(),
@@ -614,7 +623,20 @@ async fn inject_all(
                             journal_id,
                         });
                     }
-                    None => rec.status = FaultStatus::Completed,
+                    (None, fault::Settled::Done) => rec.status = FaultStatus::Completed,
+                    (None, fault::Settled::Survived { note, expected }) => {
+                        rec.status = FaultStatus::Survived;
+                        if expected {
+                            ctx.event(EventKind::TargetSurvived, format!("{note}, as expected"))
+                                .await;
+                        } else {
+                            out.error = true;
+                            ctx.event(EventKind::TargetSurvived, note.clone()).await;
+                            rec.error = Some(format!(
+                                "{note}; set `expect: survive` if that is what the experiment expects"
+                            ));
+                        }
+                    }
                 }
             }
             Err(err) => {
@@ -717,7 +739,7 @@ async fn repeated_kills(
     let mut targets = first.to_vec();
     loop {
         inject_all(ctx, f, &targets, out).await;
-        out.last_change = Some(Instant::now());
+        out.last_change = out.last_injection.or_else(|| Some(Instant::now()));
         round += 1;
         let next = every * round as u32;
         if next >= total
@@ -884,6 +906,40 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn a_target_that_survives_its_kill_is_reported_so() {
+        let p = Fake {
+            survives_kills: true,
+            ..Default::default()
+        };
+        let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 300ms}\n");
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Error, "{:?}", r.events);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Survived));
+        let why = r.faults[0].error.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("still runs") && why.contains("SIGTERM"),
+            "{why}"
+        );
+        assert!(r.events.iter().any(|e| e.kind == EventKind::TargetSurvived));
+
+        // The experiment can say that is the point (a graceful process ignoring it).
+        let e = with_probes(
+            "",
+            "  - kill: {signal: SIGTERM, grace_period: 300ms, expect: survive}\n",
+        );
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Survived));
+
+        // A target that does end is a completed kill, without waiting for the grace.
+        let started = Instant::now();
+        let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 5s}\n");
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Completed));
+        assert!(started.elapsed() < StdDuration::from_secs(2));
     }
 
     #[tokio::test]
