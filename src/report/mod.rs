@@ -153,6 +153,10 @@ pub struct ProbeOutcome {
     /// The measured value of the last attempt, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Time to the first byte of the last attempt's response (http); `detail` gives the
+    /// time to its last byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -170,7 +174,11 @@ pub struct DuringProbe {
     pub success_ratio: f64,
     pub min_success: f64,
     pub passed: bool,
+    /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: Latency,
+    /// Time to the first byte of the response (http), when the probe measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<Latency>,
     /// Every sample, for timelines: offset from the run's start, result, latency.
     #[serde(default)]
     pub timeline: Vec<SamplePoint>,
@@ -204,10 +212,14 @@ impl Latency {
 pub struct SamplePoint {
     pub at_ms: u64,
     pub ok: bool,
+    /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: u64,
     /// The measured value, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Time to the first byte of the response (http).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

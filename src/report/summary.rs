@@ -137,7 +137,7 @@ pub fn during_detail(p: &super::DuringProbe) -> String {
     if p.samples == 0 {
         return format!("no samples (need {:.0}%)", p.min_success * 100.0);
     }
-    format!(
+    let mut text = format!(
         "{}/{} ok ({:.0}%, need {:.0}%); latency p50 {}ms, p95 {}ms, max {}ms",
         p.successes,
         p.samples,
@@ -146,7 +146,14 @@ pub fn during_detail(p: &super::DuringProbe) -> String {
         p.latency_ms.p50,
         p.latency_ms.p95,
         p.latency_ms.max
-    )
+    );
+    if let Some(t) = &p.ttfb_ms {
+        text.push_str(&format!(
+            "; first byte p50 {}ms, p95 {}ms, max {}ms",
+            t.p50, t.p95, t.max
+        ));
+    }
+    text
 }
 
 /// Counts over several runs, e.g. a game day.
@@ -351,6 +358,7 @@ pub(crate) mod fixture {
                     ok,
                     latency_ms: if ok { 2 + i % 3 } else { 500 },
                     value: None,
+                    ttfb_ms: None,
                 }
             })
             .collect();
@@ -393,6 +401,7 @@ pub(crate) mod fixture {
                         duration_ms: 3,
                         detail: "200 OK in 3ms".into(),
                         value: None,
+                        ttfb_ms: None,
                     }],
                 }),
                 during: Some(DuringPhase {
@@ -410,6 +419,7 @@ pub(crate) mod fixture {
                             p95: 500,
                             max: 500,
                         },
+                        ttfb_ms: None,
                         timeline,
                     }],
                 }),
@@ -424,6 +434,7 @@ pub(crate) mod fixture {
                         duration_ms: 2,
                         detail: "200 OK in 2ms".into(),
                         value: None,
+                        ttfb_ms: None,
                     }],
                 }),
             },
@@ -483,6 +494,27 @@ mod tests {
         r.phases.before = None;
         let phases: Vec<&str> = probe_rows(&r).iter().map(|p| p.phase).collect();
         assert_eq!(phases, ["during", "after"]);
+    }
+
+    #[test]
+    fn during_detail_shows_time_to_first_byte_apart() {
+        let mut r = fixture::passed();
+        let p = &mut r.phases.during.as_mut().unwrap().probes[0];
+        assert!(!during_detail(p).contains("first byte"));
+        p.ttfb_ms = Some(crate::report::Latency {
+            p50: 1,
+            p95: 2,
+            max: 3,
+        });
+        assert!(
+            during_detail(p).ends_with(
+                "latency p50 4ms, p95 500ms, max 500ms; first byte p50 1ms, p95 2ms, max 3ms"
+            ),
+            "{}",
+            during_detail(p)
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["phases"]["during"]["probes"][0]["ttfb_ms"]["max"], 3);
     }
 
     #[test]
