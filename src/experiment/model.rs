@@ -108,6 +108,10 @@ pub struct DockerTarget {
     /// Exact container name, or /regex/.
     #[serde(default)]
     pub name: Option<NameMatch>,
+    /// Select among every container on the host. Required when neither `labels` nor
+    /// `name` is given, so that an empty selector is never an accident.
+    #[serde(default)]
+    pub all_containers: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

@@ -190,6 +190,17 @@ fn target(c: &mut Checker, t: &Target) {
             if d.labels.keys().any(String::is_empty) {
                 c.err_at("labels", "a label key is empty");
             }
+            let narrowed = !d.labels.is_empty() || d.name.is_some();
+            if !narrowed && !d.all_containers {
+                c.err(
+                    "target.docker selects every container on the host: add `labels:` or `name:` to pick the containers, or `all_containers: true` if every container is really meant",
+                );
+            } else if narrowed && d.all_containers {
+                c.err_at(
+                    "all_containers",
+                    "`all_containers: true` contradicts `labels`/`name`: remove `all_containers`, or the `labels` and `name`",
+                );
+            }
         });
     }
     if let Some(k) = &t.kubernetes {

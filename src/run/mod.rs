@@ -767,7 +767,7 @@ mod tests {
 
     fn experiment(faults: &str) -> LoadedExperiment {
         let yaml = format!(
-            "version: 1\nname: t\ntarget:\n  docker: {{}}\n  select: {{mode: all}}\nfaults:\n{faults}"
+            "version: 1\nname: t\ntarget:\n  docker: {{all_containers: true}}\n  select: {{mode: all}}\nfaults:\n{faults}"
         );
         load_experiment_str("t.yaml", &yaml, &VarOverrides::default(), &|_| None).unwrap()
     }
@@ -887,7 +887,7 @@ mod tests {
     #[tokio::test]
     async fn a_fault_shorter_than_the_interval_is_still_sampled() {
         let p = Fake::default();
-        let yaml = "version: 1\nname: t\ntarget:\n  docker: {}\n  select: {mode: all}\nduring:\n  interval: 1s\n  probes:\n    - name: ok\n      command: {run: [\"true\"]}\nfaults:\n  - pause: {duration: 100ms}\n";
+        let yaml = "version: 1\nname: t\ntarget:\n  docker: {all_containers: true}\n  select: {mode: all}\nduring:\n  interval: 1s\n  probes:\n    - name: ok\n      command: {run: [\"true\"]}\nfaults:\n  - pause: {duration: 100ms}\n";
         let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None).unwrap();
         let r = go(&e, &p, CancellationToken::new()).await;
         let during = r.phases.during.as_ref().unwrap();
