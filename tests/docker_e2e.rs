@@ -423,7 +423,7 @@ fn an_unreachable_daemon_is_exit_4_and_nothing_is_touched() {
     let file = write(
         dir.path(),
         "u.yaml",
-        "version: 1\nname: unreachable\ntarget:\n  docker: {host: \"unix:///nonexistent/docker.sock\"}\nfaults:\n  - pause: {duration: 1s}\n",
+        "version: 1\nname: unreachable\ntarget:\n  docker: {host: \"unix:///nonexistent/docker.sock\", labels: {app: web}}\nfaults:\n  - pause: {duration: 1s}\n",
     );
     let out = faultline().arg("run").arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(4));

@@ -187,8 +187,10 @@ fn vars_come_from_var_flags_and_var_files() {
             "--var",
             "port=9090",
         ])
+        // No Docker here: the plan still shows its steps, and exits 4 as a run would.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .assert()
-        .code(0)
+        .code(4)
         .stdout(predicate::str::contains("http://example.internal:9090/"));
     faultline()
         .arg("validate")
@@ -261,8 +263,10 @@ fn plan_prints_the_timeline() {
     faultline()
         .arg("plan")
         .arg(&file)
+        // No Docker here: the plan still shows its steps, and exits 4 as a run would.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .assert()
-        .code(0)
+        .code(4)
         .stdout(predicate::str::contains("t+0s").and(predicate::str::contains("pause for 5s")))
         .stdout(predicate::str::contains("revert pause"));
 }

@@ -118,7 +118,9 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                 let platform = platform_for(l, a.tc_image.as_deref())
                     .await
                     .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
-                print_stdout(&dry_run(l, platform.as_ref(), a.seed).await?);
+                let (plan, code) = dry_run(l, platform.as_ref(), a.seed).await?;
+                print_stdout(&plan);
+                exit = exit.max(code);
                 continue;
             }
             observers
@@ -252,27 +254,35 @@ async fn blast_radius_guard(
 }
 
 /// What a run would do to which target, with the real targets resolved; touches nothing.
+/// The exit code is the one the run would start with: 3 when too few targets match.
 pub async fn dry_run(
     l: &LoadedExperiment,
     platform: &dyn Platform,
     seed: Option<u64>,
-) -> Result<String, Error> {
+) -> Result<(String, Exit), Error> {
     let candidates = platform
         .discover()
         .await
         .map_err(|e| Error::Platform(e.to_string()))?;
     let n = candidates.len();
-    let (chosen, seed) = select::select(candidates, &l.experiment.target.select, seed);
+    let (chosen, seed, counts) =
+        select::select_counted(candidates, &l.experiment.target.select, seed);
     let mut out = super::validate::render_plan(l, Some(seed));
-    let targets = if chosen.is_empty() {
+    let what = crate::plan::describe_target(&l.experiment.target);
+    let mut exit = Exit::Passed;
+    let targets = if let Some(why) = select::too_few(&counts, &what) {
+        exit = Exit::NotRun;
         format!(
-            "No target matches on {} ({} candidates): the run would stop with `no_targets` (exit 3).\n",
+            "On {} ({n} candidates): {why}: the run would stop with `no_targets` (exit 3).\n",
             platform.endpoint(),
-            n
         )
     } else {
+        let short = counts
+            .shortfall()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
         let mut s = format!(
-            "Resolved on {} with seed {seed}: {} of {n} matching target(s):\n",
+            "Resolved on {} with seed {seed}: {} of {n} matching target(s){short}:\n",
             platform.endpoint(),
             chosen.len()
         );
@@ -287,7 +297,7 @@ pub async fn dry_run(
         s
     };
     out = out.replace(super::validate::UNRESOLVED, &targets);
-    Ok(l.secrets.redact(&out))
+    Ok((l.secrets.redact(&out), exit))
 }
 
 fn write_reports(result: &RunResult, specs: &[ReportSpec], several: bool) -> Result<(), Error> {

@@ -146,6 +146,10 @@ pub struct Select {
     /// Same seed and same candidates give the same choice.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The fewest targets the run accepts: when fewer are selected (e.g. `count: 5` with 3
+    /// matches), the run stops with `no_targets` (exit 3) and touches nothing.
+    #[serde(default)]
+    pub min: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

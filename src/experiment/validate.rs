@@ -286,6 +286,23 @@ fn select(c: &mut Checker, s: &Select) {
         ),
         _ => {}
     }
+    if let Some(min) = s.min {
+        match (s.mode, s.value) {
+            _ if min == 0 => c.err_at(
+                "min",
+                "`min: 0` would accept a run without targets: use 1 or more, or remove `min`",
+            ),
+            (SelectMode::One, _) if min > 1 => c.err_at(
+                "min",
+                format!("mode `one` selects a single target, so `min: {min}` can never be met: use mode `count` or `all`"),
+            ),
+            (SelectMode::Count, Some(v)) if min > v => c.err_at(
+                "min",
+                format!("`min: {min}` is more than `value: {v}`, so it can never be met: lower `min` or raise `value`"),
+            ),
+            _ => {}
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]

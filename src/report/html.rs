@@ -92,6 +92,7 @@ fn empty_tool() -> RunResult {
         ended_at: chrono::DateTime::UNIX_EPOCH,
         duration_ms: 0,
         seed: None,
+        selection: None,
         targets: vec![],
         faults: vec![],
         phases: Default::default(),
@@ -199,7 +200,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
             } else {
                 "targets"
             },
-            names.join(", "),
+            format!("{}{}", names.join(", "), summary::shortfall(r)),
         );
     }
     fact(

@@ -29,6 +29,9 @@ pub struct RunResult {
     /// The seed selection used, so a run can be repeated with `--seed`.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// How `target.select` chose the targets: requested, matched and selected counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
     pub targets: Vec<TargetRef>,
     pub faults: Vec<FaultRecord>,
     pub phases: Phases,
@@ -90,6 +93,31 @@ impl Verdict {
             Verdict::Interrupted => "interrupted",
             Verdict::RevertIncomplete => "revert_incomplete",
         }
+    }
+}
+
+/// How the targets were chosen, and how many there were.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Selection {
+    /// `one`, `all`, `count` or `percent`.
+    pub mode: String,
+    /// How many targets the mode asked for: 1 for `one`, every match for `all`, `value`
+    /// for `count`, `value`% of the matches (rounded up) for `percent`.
+    pub requested: u64,
+    /// How many targets matched the platform block.
+    pub matched: u64,
+    /// How many were taken: `requested`, or every match when fewer matched.
+    pub selected: u64,
+    /// `target.select.min`: the run stops with `no_targets` (exit 3) when fewer are selected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
+}
+
+impl Selection {
+    /// `3 of 5 requested` when fewer were selected than requested.
+    pub fn shortfall(&self) -> Option<String> {
+        (self.selected < self.requested)
+            .then(|| format!("{} of {} requested", self.selected, self.requested))
     }
 }
 

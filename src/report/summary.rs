@@ -28,6 +28,15 @@ pub fn reason(r: &RunResult) -> Option<&str> {
         .map(|e| e.message.as_str())
 }
 
+/// ` (3 of 5 requested)` when the selection took fewer targets than it asked for.
+pub fn shortfall(r: &RunResult) -> String {
+    r.selection
+        .as_ref()
+        .and_then(|s| s.shortfall())
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default()
+}
+
 pub fn recovery_ms(r: &RunResult) -> Option<u64> {
     r.phases.after.as_ref().and_then(|a| a.recovered_after_ms)
 }
@@ -375,6 +384,7 @@ pub(crate) mod fixture {
             ended_at: t(6400),
             duration_ms: 6400,
             seed: Some(7),
+            selection: None,
             targets: vec![TargetRef {
                 platform: "docker".into(),
                 id: "3f2a9c0d11e4b5a6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0".into(),
@@ -494,6 +504,34 @@ mod tests {
         r.phases.before = None;
         let phases: Vec<&str> = probe_rows(&r).iter().map(|p| p.phase).collect();
         assert_eq!(phases, ["during", "after"]);
+    }
+
+    /// Regression: `count: 5` with 3 matches silently took 3; every report says so now.
+    #[test]
+    fn every_report_says_when_fewer_targets_than_requested() {
+        let mut r = fixture::passed();
+        assert_eq!(shortfall(&r), "");
+        r.selection = Some(crate::report::Selection {
+            mode: "count".into(),
+            requested: 5,
+            matched: 1,
+            selected: 1,
+            min: None,
+        });
+        let table = crate::report::table::render(&r, false);
+        assert!(
+            table.contains("Targets: web-1 (1 of 5 requested)\n"),
+            "{table}"
+        );
+        let md = crate::report::markdown::render(&r);
+        assert!(md.contains("targets: web-1 (1 of 5 requested)"), "{md}");
+        let html = crate::report::html::render(&r);
+        assert!(html.contains("web-1 (1 of 5 requested)"), "{html}");
+        let junit = crate::report::junit::render(&[r.clone()]);
+        assert!(junit.contains("web-1 (1 of 5 requested)"), "{junit}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["selection"]["requested"], 5);
+        assert_eq!(json["selection"]["selected"], 1);
     }
 
     #[test]

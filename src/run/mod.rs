@@ -209,6 +209,7 @@ pub async fn run(
         ended_at: started_at,
         duration_ms: 0,
         seed: None,
+        selection: None,
         targets: Vec::new(),
         faults: Vec::new(),
         phases: Phases::default(),
@@ -248,8 +249,10 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             );
         }
     };
-    let (targets, seed) = select::select(candidates, &e.target.select, opts.seed);
+    let (targets, seed, counts) = select::select_counted(candidates, &e.target.select, opts.seed);
     result.seed = Some(seed);
+    let too_few = select::too_few(&counts, &crate::plan::describe_target(&e.target));
+    result.selection = Some(counts);
     result.targets = targets
         .iter()
         .map(|t| TargetRef {
@@ -258,14 +261,8 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             name: t.name.clone(),
         })
         .collect();
-    if targets.is_empty() {
-        return (
-            Verdict::NoTargets,
-            format!(
-                "no target matched {}; nothing was touched",
-                crate::plan::describe_target(&e.target)
-            ),
-        );
+    if let Some(why) = too_few {
+        return (Verdict::NoTargets, format!("{why}; nothing was touched"));
     }
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     ctx.event(
