@@ -117,6 +117,9 @@ pub struct ValidateArgs {
     /// Output format of the problems.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Treat warnings as problems (exit 2), e.g. an unset `${env:...}` that `run` would need.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

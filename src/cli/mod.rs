@@ -183,6 +183,7 @@ impl args::VarArgs {
         Ok(VarOverrides {
             files: self.var_file.clone(),
             vars,
+            unset_env_is_warning: false,
         })
     }
 }
