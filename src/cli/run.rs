@@ -95,14 +95,7 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     if !problems.is_empty() {
         return Err(Error::Invalid(problems));
     }
-    let reports = if a.report.is_empty() {
-        vec![ReportSpec {
-            format: ReportFormat::Table,
-            path: None,
-        }]
-    } else {
-        a.report.clone()
-    };
+    let reports = ReportSpec::with_terminal_table(&a.report, std::io::stdout().is_terminal());
     let records = super::recover::records(a.audit_log.as_deref());
     if !a.dry_run {
         super::recover::warn_open_entries(&records.journal);

@@ -459,6 +459,12 @@ fn http(c: &mut Checker, h: &HttpProbe) {
 }
 
 fn check_url(url: &str) -> Result<(), String> {
+    // `localhost:8080/health` parses as scheme `localhost`; `127.0.0.1:80/` not at all.
+    if !url.contains("://") {
+        return Err(format!(
+            "URL `{url}` has no scheme: add http:// or https:// (e.g. `http://{url}`)"
+        ));
+    }
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
             if u.host_str().is_none_or(str::is_empty) {
