@@ -193,13 +193,12 @@ fn resolve_vars(
     {
         for (key, value) in entries {
             let text = match &value.value {
-                Value::Str(s) => s.clone(),
-                Value::Int(i) => i.to_string(),
-                Value::UInt(u) => u.to_string(),
-                Value::Float(f) => f.to_string(),
-                Value::Bool(b) => b.to_string(),
                 Value::Null => String::new(),
-                _ => continue, // reported as a type error by the typed model
+                // A scalar as written: `1.10` stays `1.10`.
+                _ => match value.scalar_text() {
+                    Some(t) => t,
+                    None => continue, // reported as a type error by the typed model
+                },
             };
             match vars::expand(&text, &vars, env, secrets) {
                 Ok(v) => vars.set(key.name.clone(), v),
@@ -241,13 +240,9 @@ pub fn read_var_file(path: &Path) -> Result<Vec<(String, String)>, Vec<Diagnosti
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for (key, value) in entries {
-        let text = match value.value {
-            Value::Str(s) => s,
-            Value::Int(i) => i.to_string(),
-            Value::UInt(u) => u.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => {
+        let text = match value.scalar_text() {
+            Some(t) => t,
+            None => {
                 diags.push(Diagnostic::new(
                     &label,
                     Some(value.pos),

@@ -63,14 +63,44 @@ pub enum DocumentKind {
     Scenario,
 }
 
-/// A var's default: any scalar, used as text.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+/// A var's default: any scalar, used as text (as written: `1.10` stays `1.10`).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum VarValue {
     Str(String),
     Int(i64),
     Float(f64),
     Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for VarValue {
+    /// Asks for a string, so that the experiment deserializer hands over the scalar as
+    /// written; numbers and booleans from other formats are kept as they are.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = VarValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a scalar (text, number or boolean)")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<VarValue, E> {
+                Ok(VarValue::Str(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<VarValue, E> {
+                Ok(VarValue::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<VarValue, E> {
+                Ok(i64::try_from(v).map_or_else(|_| VarValue::Str(v.to_string()), VarValue::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<VarValue, E> {
+                Ok(VarValue::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<VarValue, E> {
+                Ok(VarValue::Bool(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 impl VarValue {
