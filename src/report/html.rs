@@ -744,11 +744,14 @@ fn timeline(r: &RunResult, id: &str) -> String {
             }
             for pt in &p.timeline {
                 let title = format!(
-                    "{} at +{}: {} in {}ms",
+                    "{} at +{}: {} in {}ms{}",
                     p.name,
                     summary::duration(pt.at_ms),
                     if pt.ok { "passed" } else { "failed" },
-                    pt.latency_ms
+                    pt.latency_ms,
+                    pt.ttfb_ms
+                        .map(|t| format!(" (first byte {t}ms)"))
+                        .unwrap_or_default()
                 );
                 s.push_str(&mark(
                     "sample",

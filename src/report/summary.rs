@@ -551,8 +551,23 @@ mod tests {
             "{}",
             during_detail(p)
         );
+        p.timeline[0].ttfb_ms = Some(1);
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["phases"]["during"]["probes"][0]["ttfb_ms"]["max"], 3);
+        assert_eq!(
+            json["phases"]["during"]["probes"][0]["timeline"][0]["ttfb_ms"],
+            1
+        );
+        assert!(
+            json["phases"]["during"]["probes"][0]["timeline"][1]
+                .get("ttfb_ms")
+                .is_none()
+        );
+        let html = crate::report::html::render(&r);
+        assert!(
+            html.contains("ms (first byte 1ms)"),
+            "the sample's hover text"
+        );
     }
 
     #[test]
