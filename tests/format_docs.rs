@@ -142,3 +142,37 @@ fn the_readme_points_at_the_reference_in_the_repository() {
         "README must not link outside the repository"
     );
 }
+
+/// The complete experiment examples of the reference validate. The first is the original
+/// contract's example (plus `select.min`), which must stay valid: it writes `mode: one`
+/// with `value: 1`, which validate used to refuse.
+#[test]
+fn the_experiment_examples_validate() {
+    let sources = vec![("docs/format.md".to_string(), read("docs/format.md"))];
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (source, text) in &sources {
+        for (i, block) in text.split("```yaml\n").skip(1).enumerate() {
+            let yaml = block.split("```").next().unwrap();
+            if !(yaml.contains("version: 1") && yaml.contains("faults:")) {
+                continue;
+            }
+            let file = dir.path().join(format!("example-{checked}.yaml"));
+            std::fs::write(&file, yaml).unwrap();
+            let out = assert_cmd::Command::cargo_bin("faultline")
+                .unwrap()
+                .arg("validate")
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "yaml block {i} of {source} does not validate:\n{}\n{yaml}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no complete experiment example found");
+}

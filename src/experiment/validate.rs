@@ -280,6 +280,8 @@ fn select(c: &mut Checker, s: &Select) {
         (SelectMode::Percent, Some(v)) if !(1..=100).contains(&v) => {
             c.err_at("value", format!("percent {v} is outside 1..100"))
         }
+        // The contract's own example writes `mode: one` with `value: 1`: redundant, not wrong.
+        (SelectMode::One, Some(1)) => {}
         (SelectMode::One | SelectMode::All, Some(_)) => c.err_at(
             "value",
             "`value` is only used with mode `count` or `percent`: remove it, or change the mode",
