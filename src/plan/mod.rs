@@ -217,12 +217,17 @@ pub fn describe_target(t: &Target) -> String {
         (SelectMode::Percent, Some(p)) => format!("pick {p}% (rounded up, at least 1)"),
         (_, None) => "pick ?".to_string(),
     };
+    let min = t
+        .select
+        .min
+        .map(|m| format!(", at least {m}"))
+        .unwrap_or_default();
     let seed = t
         .select
         .seed
         .map(|s| format!(", seed {s}"))
         .unwrap_or_default();
-    format!("{what}; {how}{seed}")
+    format!("{what}; {how}{min}{seed}")
 }
 
 #[cfg(test)]

@@ -53,7 +53,10 @@ fn suite(r: &RunResult) -> TestSuite {
         suite.add_property(Property::new("seed", seed.to_string()));
     }
     if !targets.is_empty() {
-        suite.add_property(Property::new("targets", targets.join(", ")));
+        suite.add_property(Property::new(
+            "targets",
+            format!("{}{}", targets.join(", "), summary::shortfall(r)),
+        ));
     }
     if let Some(ms) = summary::recovery_ms(r) {
         suite.add_property(Property::new("recovered_after_ms", ms.to_string()));

@@ -29,6 +29,9 @@ pub struct RunResult {
     /// The seed selection used, so a run can be repeated with `--seed`.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// How `target.select` chose the targets: requested, matched and selected counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
     pub targets: Vec<TargetRef>,
     pub faults: Vec<FaultRecord>,
     pub phases: Phases,
@@ -90,6 +93,31 @@ impl Verdict {
             Verdict::Interrupted => "interrupted",
             Verdict::RevertIncomplete => "revert_incomplete",
         }
+    }
+}
+
+/// How the targets were chosen, and how many there were.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Selection {
+    /// `one`, `all`, `count` or `percent`.
+    pub mode: String,
+    /// How many targets the mode asked for: 1 for `one`, every match for `all`, `value`
+    /// for `count`, `value`% of the matches (rounded up) for `percent`.
+    pub requested: u64,
+    /// How many targets matched the platform block.
+    pub matched: u64,
+    /// How many were taken: `requested`, or every match when fewer matched.
+    pub selected: u64,
+    /// `target.select.min`: the run stops with `no_targets` (exit 3) when fewer are selected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
+}
+
+impl Selection {
+    /// `3 of 5 requested` when fewer were selected than requested.
+    pub fn shortfall(&self) -> Option<String> {
+        (self.selected < self.requested)
+            .then(|| format!("{} of {} requested", self.selected, self.requested))
     }
 }
 
@@ -179,6 +207,10 @@ pub struct ProbeOutcome {
     /// The measured value of the last attempt, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Time to the first byte of the last attempt's response (http); `detail` gives the
+    /// time to its last byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -196,7 +228,11 @@ pub struct DuringProbe {
     pub success_ratio: f64,
     pub min_success: f64,
     pub passed: bool,
+    /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: Latency,
+    /// Time to the first byte of the response (http), when the probe measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<Latency>,
     /// Every sample, for timelines: offset from the run's start, result, latency.
     #[serde(default)]
     pub timeline: Vec<SamplePoint>,
@@ -230,10 +266,14 @@ impl Latency {
 pub struct SamplePoint {
     pub at_ms: u64,
     pub ok: bool,
+    /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: u64,
     /// The measured value, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Time to the first byte of the response (http).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -29,6 +29,15 @@ pub fn reason(r: &RunResult) -> Option<&str> {
         .map(|e| e.message.as_str())
 }
 
+/// ` (3 of 5 requested)` when the selection took fewer targets than it asked for.
+pub fn shortfall(r: &RunResult) -> String {
+    r.selection
+        .as_ref()
+        .and_then(|s| s.shortfall())
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default()
+}
+
 pub fn recovery_ms(r: &RunResult) -> Option<u64> {
     r.phases.after.as_ref().and_then(|a| a.recovered_after_ms)
 }
@@ -149,7 +158,7 @@ pub fn during_detail(p: &super::DuringProbe) -> String {
     if p.samples == 0 {
         return format!("no samples (need {:.0}%)", p.min_success * 100.0);
     }
-    format!(
+    let mut text = format!(
         "{}/{} ok ({:.0}%, need {:.0}%); latency p50 {}ms, p95 {}ms, max {}ms",
         p.successes,
         p.samples,
@@ -158,7 +167,14 @@ pub fn during_detail(p: &super::DuringProbe) -> String {
         p.latency_ms.p50,
         p.latency_ms.p95,
         p.latency_ms.max
-    )
+    );
+    if let Some(t) = &p.ttfb_ms {
+        text.push_str(&format!(
+            "; first byte p50 {}ms, p95 {}ms, max {}ms",
+            t.p50, t.p95, t.max
+        ));
+    }
+    text
 }
 
 /// Counts over several runs, e.g. a game day.
@@ -371,6 +387,7 @@ pub(crate) mod fixture {
                     ok,
                     latency_ms: if ok { 2 + i % 3 } else { 500 },
                     value: None,
+                    ttfb_ms: None,
                 }
             })
             .collect();
@@ -387,6 +404,7 @@ pub(crate) mod fixture {
             ended_at: t(6400),
             duration_ms: 6400,
             seed: Some(7),
+            selection: None,
             targets: vec![TargetRef {
                 platform: "docker".into(),
                 id: "3f2a9c0d11e4b5a6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0".into(),
@@ -414,6 +432,7 @@ pub(crate) mod fixture {
                         duration_ms: 3,
                         detail: "200 OK in 3ms".into(),
                         value: None,
+                        ttfb_ms: None,
                     }],
                 }),
                 during: Some(DuringPhase {
@@ -431,6 +450,7 @@ pub(crate) mod fixture {
                             p95: 500,
                             max: 500,
                         },
+                        ttfb_ms: None,
                         timeline,
                     }],
                 }),
@@ -446,6 +466,7 @@ pub(crate) mod fixture {
                         duration_ms: 2,
                         detail: "200 OK in 2ms".into(),
                         value: None,
+                        ttfb_ms: None,
                     }],
                 }),
             },
@@ -505,6 +526,70 @@ mod tests {
         r.phases.before = None;
         let phases: Vec<&str> = probe_rows(&r).iter().map(|p| p.phase).collect();
         assert_eq!(phases, ["during", "after"]);
+    }
+
+    /// Regression: `count: 5` with 3 matches silently took 3; every report says so now.
+    #[test]
+    fn every_report_says_when_fewer_targets_than_requested() {
+        let mut r = fixture::passed();
+        assert_eq!(shortfall(&r), "");
+        r.selection = Some(crate::report::Selection {
+            mode: "count".into(),
+            requested: 5,
+            matched: 1,
+            selected: 1,
+            min: None,
+        });
+        let table = crate::report::table::render(&r, false);
+        assert!(
+            table.contains("Targets: web-1 (1 of 5 requested)\n"),
+            "{table}"
+        );
+        let md = crate::report::markdown::render(&r);
+        assert!(md.contains("targets: web-1 (1 of 5 requested)"), "{md}");
+        let html = crate::report::html::render(&r);
+        assert!(html.contains("web-1 (1 of 5 requested)"), "{html}");
+        let junit = crate::report::junit::render(&[r.clone()]);
+        assert!(junit.contains("web-1 (1 of 5 requested)"), "{junit}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["selection"]["requested"], 5);
+        assert_eq!(json["selection"]["selected"], 1);
+    }
+
+    #[test]
+    fn during_detail_shows_time_to_first_byte_apart() {
+        let mut r = fixture::passed();
+        let p = &mut r.phases.during.as_mut().unwrap().probes[0];
+        assert!(!during_detail(p).contains("first byte"));
+        p.ttfb_ms = Some(crate::report::Latency {
+            p50: 1,
+            p95: 2,
+            max: 3,
+        });
+        assert!(
+            during_detail(p).ends_with(
+                "latency p50 4ms, p95 500ms, max 500ms; first byte p50 1ms, p95 2ms, max 3ms"
+            ),
+            "{}",
+            during_detail(p)
+        );
+        p.timeline[0].ttfb_ms = Some(1);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["phases"]["during"]["probes"][0]["ttfb_ms"]["max"], 3);
+        assert_eq!(
+            json["phases"]["during"]["probes"][0]["timeline"][0]["ttfb_ms"],
+            1
+        );
+        assert!(
+            json["phases"]["during"]["probes"][0]["timeline"][1]
+                .get("ttfb_ms")
+                .is_none()
+        );
+        let html = crate::report::html::render(&r);
+        assert!(
+            html.contains("ms (first byte 1ms)"),
+            "the sample's hover text"
+        );
     }
 
     #[test]

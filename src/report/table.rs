@@ -58,7 +58,11 @@ pub fn render(r: &RunResult, color: bool) -> String {
     ));
     if !r.targets.is_empty() {
         let names: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
-        out.push_str(&format!("Targets: {}\n", names.join(", ")));
+        out.push_str(&format!(
+            "Targets: {}{}\n",
+            names.join(", "),
+            summary::shortfall(r)
+        ));
     }
     if probes.row_count() > 0 {
         out.push_str(&format!("{probes}\n"));

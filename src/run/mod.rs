@@ -233,6 +233,7 @@ pub async fn run(
         ended_at: started_at,
         duration_ms: 0,
         seed: None,
+        selection: None,
         targets: Vec::new(),
         faults: Vec::new(),
         phases: Phases::default(),
@@ -275,8 +276,15 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             }
         },
     };
+    let counts = select::summary(
+        &e.target.select,
+        resolved.candidates,
+        resolved.targets.len(),
+    );
     let (targets, seed) = (resolved.targets, resolved.seed);
     result.seed = Some(seed);
+    let too_few = select::too_few(&counts, &crate::plan::describe_target(&e.target));
+    result.selection = Some(counts);
     result.targets = targets
         .iter()
         .map(|t| TargetRef {
@@ -285,14 +293,8 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             name: t.name.clone(),
         })
         .collect();
-    if targets.is_empty() {
-        return (
-            Verdict::NoTargets,
-            format!(
-                "no target matched {}; nothing was touched",
-                crate::plan::describe_target(&e.target)
-            ),
-        );
+    if let Some(why) = too_few {
+        return (Verdict::NoTargets, format!("{why}; nothing was touched"));
     }
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     ctx.event(
@@ -801,7 +803,7 @@ mod tests {
 
     fn experiment(faults: &str) -> LoadedExperiment {
         let yaml = format!(
-            "version: 1\nname: t\ntarget:\n  docker: {{}}\n  select: {{mode: all}}\nfaults:\n{faults}"
+            "version: 1\nname: t\ntarget:\n  docker: {{all_containers: true}}\n  select: {{mode: all}}\nfaults:\n{faults}"
         );
         load_experiment_str("t.yaml", &yaml, &VarOverrides::default(), &|_| None).unwrap()
     }
@@ -1053,7 +1055,7 @@ mod tests {
     #[tokio::test]
     async fn a_fault_shorter_than_the_interval_is_still_sampled() {
         let p = Fake::default();
-        let yaml = "version: 1\nname: t\ntarget:\n  docker: {}\n  select: {mode: all}\nduring:\n  interval: 1s\n  probes:\n    - name: ok\n      command: {run: [\"true\"]}\nfaults:\n  - pause: {duration: 100ms}\n";
+        let yaml = "version: 1\nname: t\ntarget:\n  docker: {all_containers: true}\n  select: {mode: all}\nduring:\n  interval: 1s\n  probes:\n    - name: ok\n      command: {run: [\"true\"]}\nfaults:\n  - pause: {duration: 100ms}\n";
         let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None).unwrap();
         let r = go(&e, &p, CancellationToken::new()).await;
         let during = r.phases.during.as_ref().unwrap();

@@ -31,6 +31,7 @@ pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
                     duration_ms: start.elapsed().as_millis() as u64,
                     detail: s.detail,
                     value: s.value,
+                    ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
                 };
             }
             tokio::select! {
@@ -78,6 +79,7 @@ pub(super) async fn recover(
                 duration_ms: took.as_millis() as u64,
                 detail: s.detail,
                 value: s.value,
+                ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
             })
             .collect();
         let now = Instant::now();
@@ -145,6 +147,7 @@ impl DuringSamples {
                     successes as f64 / samples as f64
                 };
                 let latencies: Vec<u64> = points.iter().map(|s| s.latency_ms).collect();
+                let ttfbs: Vec<u64> = points.iter().filter_map(|s| s.ttfb_ms).collect();
                 DuringProbe {
                     name: p.name.clone(),
                     kind: p.kind().name().into(),
@@ -154,6 +157,7 @@ impl DuringSamples {
                     min_success: p.min_success(),
                     passed: samples > 0 && ratio >= p.min_success(),
                     latency_ms: Latency::of(&latencies),
+                    ttfb_ms: (!ttfbs.is_empty()).then(|| Latency::of(&ttfbs)),
                     timeline: points,
                 }
             })
@@ -276,6 +280,7 @@ pub(super) async fn sample_during(
                 ok: s.ok,
                 latency_ms: s.latency.as_millis() as u64,
                 value: s.value,
+                ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
             });
             if during.abort_on_failure
                 && bar_lost(points, p.min_success(), expected)
