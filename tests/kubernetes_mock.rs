@@ -302,6 +302,98 @@ fn fault(v: Value) -> Fault {
 }
 
 // ---------------------------------------------------------------------------------------
+// The kubelet's expansion of a container's `command` and `args`: `$(VAR)` is the value of
+// a defined variable and stays literal otherwise, `$$` is `$`, `$$(VAR)` is `$(VAR)`. A
+// scanner of its own (after kubernetes/third_party/forked/golang/expansion), not
+// faultline's, so that a mistake in faultline's escaping cannot hide itself.
+
+/// The environment a container's command is expanded with: the service links the kubelet
+/// adds (`enableServiceLinks` is on by default), then the container's own `env`, each
+/// value expanded with the ones before it.
+fn kubelet_env(container: &Value) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+        ("KUBERNETES_SERVICE_PORT", "443"),
+        ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for e in container["env"].as_array().into_iter().flatten() {
+        let value = kubelet_expand(e["value"].as_str().unwrap_or(""), &env);
+        env.insert(e["name"].as_str().unwrap().to_string(), value);
+    }
+    env
+}
+
+fn kubelet_expand(input: &str, env: &BTreeMap<String, String>) -> String {
+    let chars: Vec<char> = input.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '$' || i + 1 == chars.len() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        match chars[i + 1] {
+            '$' => {
+                out.push('$');
+                i += 2;
+            }
+            '(' => match chars[i + 2..].iter().position(|c| *c == ')') {
+                Some(n) => {
+                    let name: String = chars[i + 2..i + 2 + n].iter().collect();
+                    match env.get(&name) {
+                        Some(v) => out.push_str(v),
+                        None => out.push_str(&format!("$({name})")),
+                    }
+                    i += 3 + n;
+                }
+                None => {
+                    out.push_str("$(");
+                    i += 2;
+                }
+            },
+            c => {
+                out.push('$');
+                out.push(c);
+                i += 2;
+            }
+        }
+    }
+    out
+}
+
+/// What the container runs: its `command` and `args`, expanded.
+fn kubelet_command(container: &Value) -> Vec<String> {
+    let env = kubelet_env(container);
+    ["command", "args"]
+        .iter()
+        .flat_map(|k| container[*k].as_array().cloned().unwrap_or_default())
+        .map(|a| kubelet_expand(a.as_str().unwrap(), &env))
+        .collect()
+}
+
+#[test]
+fn the_kubelet_model_expands_as_documented() {
+    let env = kubelet_env(&json!({"env": [{"name": "A", "value": "x"}]}));
+    for (input, want) in [
+        ("$(A)", "x"),
+        ("$(B)", "$(B)"),
+        ("$$(A)", "$(A)"),
+        ("echo $$", "echo $"),
+        ("$((n+1))", "$((n+1))"),
+        ("$(A", "$(A"),
+        ("a$", "a$"),
+        ("$!", "$!"),
+        ("$(KUBERNETES_SERVICE_HOST)", "10.96.0.1"),
+    ] {
+        assert_eq!(kubelet_expand(input, &env), want, "{input}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Discovery
 
 #[tokio::test]
@@ -634,8 +726,11 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     let c = &spec["containers"][0];
     assert_eq!(c["image"], "registry.local/tc:1");
     assert_eq!(c["securityContext"]["privileged"], true);
-    assert_eq!(c["command"][0], "sh");
-    assert!(c["command"][2].as_str().unwrap().contains("cgroup.freeze"));
+    // The script the container runs, after the kubelet's expansion, is faultline's.
+    assert_eq!(
+        kubelet_command(c),
+        ["sh", "-c", faultline::platform::kubernetes::pause::SCRIPT]
+    );
     let env: BTreeMap<String, String> = c["env"]
         .as_array()
         .unwrap()
@@ -650,10 +745,13 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     assert_eq!(env["FAULTLINE_CONTAINER_ID"], "uid-1-api-cid");
     assert_eq!(env["FAULTLINE_LIFETIME"], "80");
     assert_eq!(env["FAULTLINE_NODE"], "node-2");
-    assert_eq!(
-        c["readinessProbe"]["exec"]["command"],
-        json!(["sh", "-c", "[ -e /tmp/faultline-frozen ]"])
-    );
+    let probe: Vec<String> = c["readinessProbe"]["exec"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| kubelet_expand(a.as_str().unwrap(), &kubelet_env(c)))
+        .collect();
+    assert_eq!(probe, ["sh", "-c", "[ -e /tmp/faultline-frozen ]"]);
     assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
 
     // revert: delete the helper (its trap thaws), wait until it is gone, confirm.
@@ -1102,15 +1200,29 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
         .unwrap()
         .to_string();
     assert!(name.starts_with("faultline-net-"), "{name}");
+    // What the container runs is the command after the kubelet's expansion: `$$` must
+    // reach the shell as `$$` (its PID), not `$`.
+    let mut body = patch.body.clone();
+    let container = body["spec"]["ephemeralContainers"][0].take();
     assert_eq!(
-        patch.body,
+        kubelet_command(&container),
+        [
+            "sh",
+            "-c",
+            "trap 'tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0' TERM INT; echo $$ > /tmp/faultline-net.pid || exit 1; sleep 70 & wait $!; tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0"
+        ]
+    );
+    let mut container = container;
+    container.as_object_mut().unwrap().remove("command");
+    body["spec"]["ephemeralContainers"][0] = container;
+    assert_eq!(
+        body,
         json!({
             "metadata": {"uid": "uid-1"},
             "spec": {"ephemeralContainers": [{
                 "name": name,
                 "image": "registry.local/tc:2",
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", "trap 'tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0' TERM INT; echo $$ > /tmp/faultline-net.pid || exit 1; sleep 70 & wait $!; tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0"],
                 "stdin": false,
                 "tty": false,
                 "securityContext": {"runAsUser": 0, "runAsNonRoot": false, "capabilities": {"add": ["NET_ADMIN"]}}
@@ -1656,7 +1768,11 @@ fn execs(seen: &[Seen]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A pod `api-1` whose network helper runs `tc` against a simulated qdisc.
+/// A pod `api-1` whose network helper runs `tc` against a simulated qdisc. The helper's
+/// script runs for real, as the container runtime would run it: the command the kubelet
+/// makes of the patch, in a local `sh`, with the container's `/tmp` in a temporary
+/// directory and `tc` simulated. Its exit is the ephemeral container's terminated state,
+/// and the stop exec runs for real too.
 #[derive(Default)]
 struct NetState {
     helper: Option<String>,
@@ -1665,6 +1781,96 @@ struct NetState {
     ended: bool,
     add_fails: bool,
     pod_gone: bool,
+    /// The helper's exit code once it has ended.
+    exit: Option<i32>,
+    container: Option<Container>,
+}
+
+/// A container's main process, run locally.
+struct Container {
+    child: std::process::Child,
+    tmp: tempfile::TempDir,
+    exit: Option<i32>,
+}
+
+impl Container {
+    /// Starts what the kubelet would run for the container spec `c`.
+    fn start(c: &Value) -> Container {
+        let tmp = tempfile::tempdir().unwrap();
+        let argv: Vec<String> = kubelet_command(c)
+            .iter()
+            .map(|a| Container::localize(a, &tmp))
+            .collect();
+        let child = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Container {
+            child,
+            tmp,
+            exit: None,
+        }
+    }
+
+    /// The container's `/tmp` is a local directory; `tc` changes nothing here.
+    fn localize(arg: &str, tmp: &tempfile::TempDir) -> String {
+        arg.replace("/tmp/", &format!("{}/", tmp.path().display()))
+            .replace("tc qdisc", "true qdisc")
+    }
+
+    /// Runs an exec's argv in the container, for real.
+    fn exec(&self, argv: &[String]) -> std::process::Output {
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| Container::localize(a, &self.tmp))
+            .collect();
+        std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap()
+    }
+
+    /// The exit code once the main process has ended.
+    fn exited(&mut self) -> Option<i32> {
+        if self.exit.is_none() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.exit = Some(st.code().unwrap_or(128));
+            }
+        }
+        self.exit
+    }
+
+    fn pid_file(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("faultline-net.pid")).unwrap_or_default()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NetState {
+    /// A helper an earlier run added: its container runs.
+    fn running(helper: &str) -> NetState {
+        let patch = faultline::platform::kubernetes::network::ephemeral_patch(
+            "uid-1",
+            helper,
+            "registry.local/tc:1",
+            "eth0",
+            Duration::from_secs(70),
+        );
+        NetState {
+            helper: Some(helper.into()),
+            polls: 1,
+            qdisc: true,
+            container: Some(Container::start(&patch["spec"]["ephemeralContainers"][0])),
+            ..Default::default()
+        }
+    }
 }
 
 fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
@@ -1680,6 +1886,7 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 .unwrap()
                 .to_string();
             st.helper = Some(name.clone());
+            st.container = Some(Container::start(&s.body["spec"]["ephemeralContainers"][0]));
             return fake::Answer::Json(
                 200,
                 with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
@@ -1689,10 +1896,19 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
             .helper
             .clone()
             .unwrap_or_else(|| "faultline-net-00000001".into());
+        // The helper's script deletes its qdisc as it ends.
+        if let Some(code) = st.container.as_mut().and_then(Container::exited) {
+            if !st.ended {
+                st.ended = true;
+                st.exit = Some(code);
+                st.qdisc = false;
+            }
+        }
         if s.method == "GET" && s.path == pod_path {
             st.polls += 1;
             let state = if st.ended {
-                json!({"terminated": {"exitCode": 0, "reason": "Completed"}})
+                let code = st.exit.unwrap_or(0);
+                json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}})
             } else if st.polls == 1 && st.helper.is_some() {
                 json!({"waiting": {"reason": "ContainerCreating"}})
             } else {
@@ -1737,9 +1953,20 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 st.qdisc = false;
                 fake::Answer::exec_ok("")
             } else if argv.starts_with("sh -c read pid") {
-                st.qdisc = false;
-                st.ended = true;
-                fake::Answer::exec_ok("")
+                let argv: Vec<String> = s
+                    .pairs()
+                    .into_iter()
+                    .filter(|(k, _)| k == "command")
+                    .map(|(_, v)| v)
+                    .collect();
+                let out = st.container.as_ref().expect("a helper runs").exec(&argv);
+                match out.status.code() {
+                    Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
+                    code => fake::Answer::exec_exit(
+                        code.unwrap_or(128),
+                        &String::from_utf8_lossy(&out.stderr),
+                    ),
+                }
             } else {
                 fake::Answer::Exec {
                     stdout: String::new(),
@@ -1784,10 +2011,7 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
         .into_iter()
         .find(|s| s.method == "PATCH")
         .unwrap();
-    let script = patch.body["spec"]["ephemeralContainers"][0]["command"][2]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let script = kubelet_command(&patch.body["spec"]["ephemeralContainers"][0])[2].clone();
     assert!(script.contains("sleep 70 & wait $!"), "{script}");
 
     fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
@@ -1796,6 +2020,10 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
     {
         let st = state.lock().unwrap();
         assert!(!st.qdisc && st.ended);
+        // The script wrote its own PID, and ended by its TERM trap.
+        let c = st.container.as_ref().unwrap();
+        assert_eq!(c.pid_file().trim(), c.child.id().to_string());
+        assert_eq!(st.exit, Some(0));
     }
 
     let seen = server.seen();
@@ -1996,12 +2224,7 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_reconnects_to_the_recorded_context_and_namespace() {
-    let state = Arc::new(Mutex::new(NetState {
-        helper: Some("faultline-net-0000beef".into()),
-        polls: 1,
-        qdisc: true,
-        ..Default::default()
-    }));
+    let state = Arc::new(Mutex::new(NetState::running("faultline-net-0000beef")));
     let pause_helper_gone = Arc::new(Mutex::new(false));
     let net = net_handler(state.clone());
     let handler: fake::Handler = Arc::new({

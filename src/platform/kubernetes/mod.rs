@@ -19,6 +19,7 @@
 //! helper also `tc`. `cpu_stress` is not available on Kubernetes yet.
 
 pub mod api;
+pub mod expand;
 pub mod network;
 pub mod pause;
 pub mod rbac;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
+use super::expand;
 use crate::fault::network::HANDLE;
 
 /// The script writes its PID here; revert signals exactly that process. (PID 1 may be
@@ -54,7 +55,9 @@ pub fn ephemeral_patch(
                 "name": name,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", script(interface, lifetime)],
+                // Kubernetes expands `$(VAR)` and `$$` in a command: `echo $$` must reach
+                // the shell as written.
+                "command": expand::escape_all(&["sh", "-c", &script(interface, lifetime)]),
                 "stdin": false,
                 "tty": false,
                 // tc needs root with NET_ADMIN, whatever user the pod runs as.
@@ -86,7 +89,12 @@ pub fn stress_patch(
                 "name": marker,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", crate::fault::cpu_stress::exec_script(workers, load, seconds), marker],
+                "command": expand::escape_all(&[
+                    "sh",
+                    "-c",
+                    &crate::fault::cpu_stress::exec_script(workers, load, seconds),
+                    marker,
+                ]),
                 "stdin": false,
                 "tty": false,
             }],
