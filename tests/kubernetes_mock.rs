@@ -1628,7 +1628,15 @@ mod fake {
                     for (channel, data) in [
                         (1u8, stdout.into_bytes()),
                         (2, stderr.into_bytes()),
-                        (3, serde_json::to_vec(&status).unwrap()),
+                        // Null: the stream closes without a status.
+                        (
+                            3,
+                            if status.is_null() {
+                                Vec::new()
+                            } else {
+                                serde_json::to_vec(&status).unwrap()
+                            },
+                        ),
                     ] {
                         if data.is_empty() {
                             continue;
@@ -2105,6 +2113,194 @@ async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
         fault::revert(&p, &undo).await,
         Err(PlatformError::Gone("api-1".into()))
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// cpu_stress: the stressor is PID 1 of its ephemeral container. It runs here for real (the
+// kubelet's command in a local `sh`, at a low load), and so does revert's kill script.
+// When PID 1 of a container ends, the kernel kills everything else in its PID namespace,
+// the exec that killed it included: that exec answers with empty output (exit 137), and
+// the container's state becomes `terminated`.
+
+#[derive(Default)]
+struct StressState {
+    container: Option<Container>,
+    name: Option<String>,
+    /// An exec ends as a closed stream, without a status, instead of with exit 137.
+    exec_closes: bool,
+}
+
+fn stress_handler(state: Arc<Mutex<StressState>>) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        let mut st = state.lock().unwrap();
+        let pod_path = format!("{PODS}/api-1");
+        if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
+            let c = &s.body["spec"]["ephemeralContainers"][0];
+            let name = c["name"].as_str().unwrap().to_string();
+            st.container = Some(Container::start(c));
+            st.name = Some(name.clone());
+            return fake::Answer::Json(
+                200,
+                with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
+            );
+        }
+        let exit = st.container.as_mut().and_then(Container::exited);
+        if s.method == "GET" && s.path == pod_path {
+            let Some(name) = st.name.clone() else {
+                return fake::Answer::Json(200, pod("api-1", "uid-1"));
+            };
+            let state = match exit {
+                Some(code) => json!({"terminated": {"exitCode": code,
+                    "reason": if code == 0 { "Completed" } else { "Error" }}}),
+                None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
+            };
+            return fake::Answer::Json(200, with_ephemeral(pod("api-1", "uid-1"), &name, state));
+        }
+        if s.method == "GET" && s.path == format!("{pod_path}/exec") {
+            let container = s
+                .pairs()
+                .into_iter()
+                .find(|(k, _)| k == "container")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            if exit.is_some() || st.name.as_deref() != Some(container.as_str()) {
+                return fake::Answer::Json(
+                    400,
+                    status(
+                        400,
+                        "BadRequest",
+                        &format!("container {container} is not valid for pod api-1"),
+                        "",
+                        "",
+                    ),
+                );
+            }
+            let argv: Vec<String> = s
+                .pairs()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v)
+                .collect();
+            let c = st.container.as_mut().unwrap();
+            let out = c.exec(&argv);
+            // Give PID 1's end a moment to be seen, as the kernel would act at once.
+            let start = std::time::Instant::now();
+            while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if c.exited().is_some() {
+                return if st.exec_closes {
+                    fake::Answer::Exec {
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        status: Value::Null,
+                    }
+                } else {
+                    fake::Answer::exec_exit(137, "")
+                };
+            }
+            return fake::Answer::Exec {
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                status: json!({"metadata": {}, "status": "Success"}),
+            };
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    })
+}
+
+async fn stress_platform(
+    state: &Arc<Mutex<StressState>>,
+    image: bool,
+) -> (KubernetesPlatform, fake::Server) {
+    let server = fake::start(stress_handler(state.clone())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_tc_image(image.then(|| "registry.local/busybox:1".to_string()))
+        .with_timing(timing());
+    (p, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_stress_revert_is_confirmed_by_the_stressors_terminated_state() {
+    for exec_closes in [false, true] {
+        let state = Arc::new(Mutex::new(StressState {
+            exec_closes,
+            ..Default::default()
+        }));
+        let (p, server) = stress_platform(&state, true).await;
+        let t = target("api-1", "uid-1");
+        let f = fault(json!({"cpu_stress": {"duration": "5s", "workers": 2, "load": 5}}));
+        let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+        let fault::Undo::StopStressor { stressor, .. } = &undo else {
+            panic!("{undo:?}")
+        };
+        fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+        // The stressor burns: its shell and its workers carry the marker.
+        assert!(
+            state
+                .lock()
+                .unwrap()
+                .container
+                .as_mut()
+                .unwrap()
+                .exited()
+                .is_none()
+        );
+        assert!(
+            fault::cpu_stress::host_pids_with_marker(&stressor.marker).len() >= 3,
+            "the shell and 2 workers"
+        );
+
+        assert_eq!(
+            fault::revert(&p, &undo).await,
+            Ok(()),
+            "exec_closes: {exec_closes}"
+        );
+        assert!(
+            state
+                .lock()
+                .unwrap()
+                .container
+                .as_mut()
+                .unwrap()
+                .exited()
+                .is_some()
+        );
+        assert_eq!(
+            fault::cpu_stress::host_pids_with_marker(&stressor.marker),
+            Vec::<i32>::new()
+        );
+        // A second revert (e.g. `recover`) finds it ended and execs nothing.
+        let execs_before = execs(&server.seen()).len();
+        assert_eq!(fault::revert(&p, &undo).await, Ok(()));
+        assert_eq!(execs(&server.seen()).len(), execs_before);
+        assert_granted(&server.seen(), &rbac::for_fault(&f));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_stress_without_an_image_releases_nothing_and_warns_nothing() {
+    let state = Arc::new(Mutex::new(StressState::default()));
+    let (p, server) = stress_platform(&state, false).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"cpu_stress": {"duration": "5s"}}));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let err = fault::inject(&p, &f, &t, Some(&undo)).await.unwrap_err();
+    assert!(err.to_string().contains("--tc-image"), "{err}");
+    // What `release` does after a failed start: the container was never created, so
+    // there is nothing to stop, and no exec into it (the API would answer 400).
+    let fault::Undo::StopStressor { stressor, .. } = &undo else {
+        panic!("{undo:?}")
+    };
+    assert_eq!(
+        p.stress_stop(&t, stressor.access, &stressor.marker).await,
+        Ok(())
+    );
+    assert_eq!(execs(&server.seen()), Vec::<(String, String)>::new());
+    assert_granted(&server.seen(), &rbac::for_fault(&f));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,9 +14,13 @@
 //! - `network`: an ephemeral container `faultline-net-<hex>` in the target pod ([`network`]);
 //!   its journal record ([`NetAccess::Sidecar`]`::helper`) is `POD/CONTAINER`.
 //!
-//! Both helpers' image is `tc_image` (the network fault's own, else `--tc-image` or
-//! `FAULTLINE_TC_IMAGE`): the pause helper needs `sh` and `sleep`, the network
-//! helper also `tc`. `cpu_stress` is not available on Kubernetes yet.
+//! - `cpu_stress`: an ephemeral container named by the stressor's marker, whose PID 1 is
+//!   the stressor; revert kills it and confirms by the container's `terminated` state.
+//!
+//! The helpers' image is `tc_image` (the network fault's own, else `--tc-image` or
+//! `FAULTLINE_TC_IMAGE`): the pause helper and the stressor need `sh` and `sleep`, the
+//! network helper also `tc`. Every command put into a pod spec goes through
+//! [`expand::escape`]: Kubernetes expands `$(VAR)` and `$$` in them.
 
 pub mod api;
 pub mod expand;
@@ -953,6 +957,9 @@ impl Platform for KubernetesPlatform {
         self.wait_net_helper(target, marker, &image).await
     }
 
+    /// Stops the stressor and confirms it by its container's `terminated` state. The
+    /// stressor is PID 1 of its ephemeral container: when the kill script ends it, the
+    /// kernel ends the exec too, so the exec's output proves nothing either way.
     async fn stress_stop(
         &self,
         target: &Target,
@@ -964,20 +971,80 @@ impl Platform for KubernetesPlatform {
             "-c".to_string(),
             crate::fault::cpu_stress::exec_kill_script(marker),
         ];
-        match self
-            .exec_in(Some(&target.id), &target.name, marker, &argv)
-            .await
-        {
-            Ok(out) if out.stdout.trim() == "remaining=0" => Ok(()),
-            Ok(out) => Err(PlatformError::Refused(format!(
-                "stressor processes still run in `{}`: {}",
-                target.name,
-                out.stdout.trim()
-            ))),
-            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
-            // The stressor's container has ended: nothing burns any more.
-            Err(ExecError::HelperEnded { .. }) => Ok(()),
-            Err(ExecError::Platform(e)) => Err(e),
+        let deadline = tokio::time::Instant::now() + self.timing.stop;
+        let mut told = false;
+        loop {
+            let pod = self.target_pod(target).await?;
+            let in_spec = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.ephemeral_containers.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.name == marker));
+            let status = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.ephemeral_container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == marker));
+            if !in_spec && status.is_none() {
+                // Never added (its start failed before): nothing burns.
+                return Ok(());
+            }
+            match container_state(status) {
+                ContainerState::Ended { code, reason, .. } => {
+                    tracing::debug!(
+                        "the stressor `{marker}` of pod `{}` has ended ({reason}, exit {code})",
+                        target.name
+                    );
+                    return Ok(());
+                }
+                ContainerState::Broken { reason, .. } => {
+                    tracing::info!(
+                        "the stressor `{marker}` of pod `{}` never started ({reason}); if the kubelet ever starts it, its own deadline ends it",
+                        target.name
+                    );
+                    return Ok(());
+                }
+                ContainerState::Running if !told => {
+                    told = true;
+                    match self
+                        .exec_in(Some(&target.id), &target.name, marker, &argv)
+                        .await
+                    {
+                        Ok(out) => tracing::debug!(
+                            "kill script in `{marker}`: exit {}, {:?}",
+                            out.code,
+                            out.stdout.trim()
+                        ),
+                        Err(ExecError::PodGone) => {
+                            return Err(PlatformError::Gone(target.name.clone()));
+                        }
+                        Err(ExecError::HelperEnded { .. }) => return Ok(()),
+                        // A refusal (403, 401) will not change by waiting.
+                        Err(ExecError::Platform(e @ PlatformError::Refused(_))) => return Err(e),
+                        // The stream broke as PID 1 ended: the state says how it went.
+                        Err(ExecError::Platform(e)) => {
+                            tracing::debug!("kill script in `{marker}`: {e}")
+                        }
+                    }
+                    continue;
+                }
+                // Still starting: it is told once it runs.
+                ContainerState::Running | ContainerState::Starting { .. } => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let state = if told {
+                    "still runs"
+                } else {
+                    "has not started, and so cannot be stopped,"
+                };
+                return Err(PlatformError::Refused(format!(
+                    "the stressor container `{marker}` of pod `{}` {state} {}s after it was told to stop: check with `kubectl get pod {} -o jsonpath='{{.status.ephemeralContainerStatuses}}'`",
+                    target.name,
+                    self.timing.stop.as_secs(),
+                    target.name
+                )));
+            }
+            tokio::time::sleep(self.timing.poll).await;
         }
     }
 
