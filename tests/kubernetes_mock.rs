@@ -2495,6 +2495,200 @@ async fn recover_reconnects_to_the_recorded_context_and_namespace() {
 }
 
 // ---------------------------------------------------------------------------------------
+// `faultline doctor`: the API server answers, and (given a file) allows every call.
+
+const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+fn version() -> Value {
+    json!({"major": "1", "minor": "24", "gitVersion": "v1.24.17", "gitCommit": "22a9682c",
+        "gitTreeState": "clean", "buildDate": "2023-08-23T23:37:25Z", "goVersion": "go1.20.7",
+        "compiler": "gc", "platform": "linux/amd64"})
+}
+
+/// An API server whose authorizer allows everything but `denied` (`verb resource[/sub]`).
+fn authorizer(denied: &'static [&'static str]) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == "/version" {
+            return fake::Answer::Json(200, version());
+        }
+        if s.method == "POST" && s.path == SSAR {
+            let a = &s.body["spec"]["resourceAttributes"];
+            let mut resource = a["resource"].as_str().unwrap_or("").to_string();
+            if let Some(sub) = a["subresource"].as_str().filter(|s| !s.is_empty()) {
+                resource = format!("{resource}/{sub}");
+            }
+            let asked = format!("{} {resource}", a["verb"].as_str().unwrap_or(""));
+            let allowed = !denied.contains(&asked.as_str());
+            let mut answer = s.body.clone();
+            answer["status"] = if allowed {
+                json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding \"faultline/shop\""})
+            } else {
+                json!({"allowed": false})
+            };
+            return fake::Answer::Json(201, answer);
+        }
+        fake::Answer::Json(404, status(404, "NotFound", "no route", "", ""))
+    })
+}
+
+fn doctor_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("latency.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: latency\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nsteady_state:\n  - name: available\n    kubernetes: {namespace: shop, deployment: api, available: \">= 1\"}\nfaults:\n  - network: {delay: 100ms, duration: 10s}\n",
+    )
+    .unwrap();
+    file
+}
+
+async fn doctor(args: &[&str], envs: Vec<(&'static str, std::path::PathBuf)>) -> (i32, String) {
+    let mut argv = vec!["doctor".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let out = faultline(argv, envs).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_file_asks_the_api_server_for_each_permission_and_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = doctor_file(dir.path());
+    let file_arg = file.display().to_string();
+
+    // Everything granted: exit 0, and nothing of Docker is checked for a Kubernetes file.
+    let server = fake::start(authorizer(&[])).await;
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &server.url))],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("[ok  ] Kubernetes (context `fake`): API server v1.24.17 answers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ok  ] Kubernetes permissions in namespace `shop`: all 6 allowed"),
+        "{out}"
+    );
+    assert!(!out.contains("Docker"), "{out}");
+    // One review per permission `faultline rbac` grants, each in the experiment's namespace.
+    let mut asked: Vec<String> = server
+        .seen()
+        .iter()
+        .filter(|s| s.path == SSAR)
+        .map(|s| {
+            let a = &s.body["spec"]["resourceAttributes"];
+            assert_eq!(a["namespace"], "shop");
+            assert_eq!(s.body["kind"], "SelfSubjectAccessReview");
+            format!(
+                "{} {} {}{}",
+                a["group"].as_str().unwrap(),
+                a["verb"].as_str().unwrap(),
+                a["resource"].as_str().unwrap(),
+                a["subresource"]
+                    .as_str()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            " create pods/exec",
+            " get pods",
+            " get pods/exec",
+            " list pods",
+            " patch pods/ephemeralcontainers",
+            "apps get deployments",
+        ]
+    );
+
+    // One verb denied: named, with what needs it, and the exit is 1.
+    let server = fake::start(authorizer(&["patch pods/ephemeralcontainers"])).await;
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &server.url))],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[FAIL] Kubernetes permissions in namespace `shop`: 1 of 6 not allowed (context `fake`): `patch` `pods/ephemeralcontainers` (for network)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("`faultline rbac {file_arg}`")),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_for_an_api_server_that_does_not_listen_or_rejects_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = doctor_file(dir.path());
+    let file_arg = file.display().to_string();
+
+    // Nothing listens on the kubeconfig's server.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    // Without a file: the current context's API server is reached, not only its kubeconfig read.
+    let (code, out) = doctor(&[], vec![("KUBECONFIG", kubeconfig(dir.path(), &closed))]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[FAIL] Kubernetes (context `fake`)"), "{out}");
+
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &closed))],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "[FAIL] Kubernetes (context `fake`): cannot reach the Kubernetes API (context `fake`)"
+        ),
+        "{out}"
+    );
+
+    // The token is not accepted: 401 on everything, /version included.
+    let server = fake::start(Arc::new(|_: &Seen| {
+        fake::Answer::Json(401, status(401, "Unauthorized", "Unauthorized", "", ""))
+    }))
+    .await;
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &server.url))],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[FAIL] Kubernetes (context `fake`): the Kubernetes API (context `fake`) rejected faultline's credentials: Unauthorized"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_when_docker_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fake::start(authorizer(&[])).await;
+    let (code, out) = doctor(
+        &[],
+        vec![
+            ("KUBECONFIG", kubeconfig(dir.path(), &server.url)),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock".into()),
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[FAIL] Docker:"), "{out}");
+    assert!(out.contains("[ok  ] Kubernetes (context `fake`)"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
 // Examples, `faultline rbac`, deploy/
 
 fn root() -> std::path::PathBuf {
