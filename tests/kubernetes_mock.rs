@@ -598,6 +598,85 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
     );
 }
 
+/// Recovery after a kill is timed from when the killed pods are gone, not from the DELETE.
+#[tokio::test]
+async fn wait_gone_returns_once_every_killed_pod_has_left_the_api() {
+    let (p, mut h) = mocked(spec());
+    let killed = vec![target("api-1", "uid-1"), target("db-0", "uid-db0")];
+    let task = tokio::spawn({
+        let (p, killed) = (p.clone(), killed.clone());
+        async move { p.wait_gone(&killed, Duration::from_secs(2)).await }
+    });
+    let mut seen = Vec::new();
+    // Deleted with a grace period: Terminating for a while, then gone.
+    let mut terminating = pod("api-1", "uid-1");
+    terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:05Z");
+    terminating["metadata"]["deletionGracePeriodSeconds"] = json!(5);
+    for _ in 0..2 {
+        seen.push(
+            answer(
+                &mut h,
+                "GET",
+                &format!("{PODS}/api-1"),
+                200,
+                terminating.clone(),
+            )
+            .await,
+        );
+    }
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            404,
+            not_found("api-1"),
+        )
+        .await,
+    );
+    // A StatefulSet's pod: its name is back at once, under another UID.
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/db-0"),
+            200,
+            pod("db-0", "uid-db0-new"),
+        )
+        .await,
+    );
+    let waited = task.await.unwrap().unwrap();
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert_granted(&seen, &[rbac::GET_PODS]);
+
+    // A pod that never goes: the wait ends with its name.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn({
+        let p = p.clone();
+        async move {
+            p.wait_gone(&[target("api-1", "uid-1")], Duration::from_millis(50))
+                .await
+        }
+    });
+    let reply = async {
+        loop {
+            let (seen, reply) = next(&mut h).await;
+            assert_eq!(seen.line(), format!("GET {PODS}/api-1"));
+            reply.send_response(respond(200, &terminating));
+        }
+    };
+    let err = tokio::select! {
+        r = task => r.unwrap().unwrap_err(),
+        _ = reply => unreachable!(),
+    };
+    assert_eq!(
+        err,
+        PlatformError::Unavailable(
+            "pod `api-1` is still terminating 50ms after it was deleted".into()
+        )
+    );
+}
+
 #[tokio::test]
 async fn kill_forbidden_says_which_verb_to_grant() {
     let (p, mut h) = mocked(spec());
@@ -1439,6 +1518,18 @@ async fn probe_counts_ready_pods_and_available_replicas() {
             deployment,
         )
         .await;
+        let s3 = answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}?labelSelector=app%3Dapi"),
+            200,
+            pod_list(vec![
+                pod("api-1", "uid-1"),
+                pod("api-2", "uid-2"),
+                pod("api-4", "uid-4"),
+            ]),
+        )
+        .await;
         answer(
             &mut h,
             "GET",
@@ -1455,13 +1546,13 @@ async fn probe_counts_ready_pods_and_available_replicas() {
         .await;
         answer(&mut h, "GET", "/apis/apps/v1/namespaces/shop/deployments/api", 403,
             status(403, "Forbidden", "deployments.apps \"api\" is forbidden: User \"system:serviceaccount:chaos:faultline\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"shop\"", "deployments", "api")).await;
-        (s1, s2)
+        (s1, s2, s3)
     });
     use faultline::probe::kubernetes::sample_with;
     let ready = probe(json!({"namespace": "shop", "selector": "app=api", "ready": ">= 2"}));
     let s = sample_with(&client, Some("test"), &ready).await;
     assert!(s.ok, "{s:?}");
-    assert_eq!(s.detail, "2 ready (want >= 2)");
+    assert_eq!(s.detail, "2 ready (want >= 2; 1 not ready, 1 terminating)");
     let available = probe(json!({"namespace": "shop", "deployment": "api", "available": ">= 2"}));
     let s = sample_with(&client, Some("test"), &available).await;
     assert!(!s.ok);
@@ -1475,9 +1566,91 @@ async fn probe_counts_ready_pods_and_available_replicas() {
         s.detail,
         "forbidden: cannot `get` `deployments.apps` in namespace `shop` as `system:serviceaccount:chaos:faultline` — grant it (see `faultline rbac FILE`)"
     );
-    let (s1, s2) = server.await.unwrap();
+    let (s1, s2, s3) = server.await.unwrap();
     assert_granted(&[s1], &rbac::for_probe(&ready));
-    assert_granted(&[s2], &rbac::for_probe(&available));
+    assert_granted(&[s2, s3], &rbac::for_probe(&available));
+}
+
+fn deployment(generation: i64, observed: i64, available: i32) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "shop", "uid": "d-uid", "generation": generation},
+        "spec": {"replicas": 3,
+                 "selector": {"matchLabels": {"app": "api"},
+                              "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["canary"]}]},
+                 "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "api"}]}}},
+        "status": {"observedGeneration": observed, "replicas": 3, "readyReplicas": available,
+                   "availableReplicas": available, "updatedReplicas": 3}
+    })
+}
+
+/// Right after a kill the Deployment's status still counts the killed pod, which is
+/// Terminating (or already gone) while its replacement starts: what a real cluster showed
+/// as "recovered after 20 ms".
+#[tokio::test]
+async fn probe_available_is_not_fooled_by_a_lagging_deployment_status() {
+    let (svc, mut h) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "default");
+    let dep = "/apis/apps/v1/namespaces/shop/deployments/api";
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        // The status still says 3 available; one pod is Terminating, its replacement
+        // is not Ready yet.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(4, 4, 3)).await);
+        let mut terminating = pod("api-3", "uid-3");
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:00Z");
+        let mut replacement = pod("api-5", "uid-5");
+        replacement["status"]["conditions"][1]["status"] = json!("False");
+        replacement["status"]["phase"] = json!("Pending");
+        let list = pod_list(vec![
+            pod("api-1", "uid-1"),
+            pod("api-2", "uid-2"),
+            terminating,
+            replacement.clone(),
+        ]);
+        let q = format!("{PODS}?labelSelector=app%3Dapi%2Ctier+notin+%28canary%29");
+        seen.push(answer(&mut h, "GET", &q, 200, list).await);
+        // A force-deleted pod is gone at once: the status lags the same way.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(4, 4, 3)).await);
+        let list = pod_list(vec![
+            pod("api-1", "uid-1"),
+            pod("api-2", "uid-2"),
+            replacement,
+        ]);
+        seen.push(answer(&mut h, "GET", &q, 200, list).await);
+        // A spec change the controller has not observed yet: the status is not for it.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(5, 4, 3)).await);
+        // Recovered: the replacement is Ready.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(5, 5, 3)).await);
+        let list = pod_list(vec![
+            pod("api-1", "uid-1"),
+            pod("api-2", "uid-2"),
+            pod("api-5", "uid-5"),
+        ]);
+        seen.push(answer(&mut h, "GET", &q, 200, list).await);
+        seen
+    });
+    use faultline::probe::kubernetes::sample_with;
+    let available = probe(json!({"namespace": "shop", "deployment": "api", "available": ">= 3"}));
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(!s.ok, "{s:?}");
+    assert_eq!(
+        s.detail,
+        "2 available (want >= 3; 1 not ready, 1 terminating)"
+    );
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(!s.ok, "{s:?}");
+    assert_eq!(s.detail, "2 available (want >= 3; 1 not ready)");
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(!s.ok, "{s:?}");
+    assert_eq!(
+        s.detail,
+        "deployment `api`'s status is for generation 4, its spec is at 5: the change is not rolled out yet"
+    );
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(s.ok, "{s:?}");
+    assert_eq!(s.detail, "3 available (want >= 3)");
+    assert_granted(&server.await.unwrap(), &rbac::for_probe(&available));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2804,6 +2977,7 @@ fn rbac_grants_exactly_what_each_example_needs() {
                 "data  pods/ephemeralcontainers: patch",
                 "data  pods/exec: create,get",
                 "data apps deployments: get",
+                "shop  pods: list",
                 "shop apps deployments: get",
             ],
         ),

@@ -243,6 +243,36 @@ impl KubernetesPlatform {
         &self.spec.namespace
     }
 
+    /// Waits until each killed pod is gone from the API: a 404, or its name held by another
+    /// pod (a StatefulSet's replacement). Recovery after a kill is timed from here, not
+    /// from the DELETE: a pod deleted with a grace period stays Terminating, its
+    /// containers stopping, for up to that period. With grace 0 (force) the object goes at
+    /// once, before its containers have stopped on the node, so this returns at once.
+    /// Returns how long it waited.
+    pub async fn wait_gone(
+        &self,
+        killed: &[Target],
+        timeout: StdDuration,
+    ) -> Result<StdDuration, PlatformError> {
+        let start = tokio::time::Instant::now();
+        for target in killed {
+            loop {
+                match self.target_pod(target).await {
+                    Err(PlatformError::Gone(_)) => break,
+                    Err(e) => return Err(e),
+                    Ok(_) if start.elapsed() >= timeout => {
+                        return Err(PlatformError::Unavailable(format!(
+                            "pod `{}` is still terminating {timeout:?} after it was deleted",
+                            target.name,
+                        )));
+                    }
+                    Ok(_) => tokio::time::sleep(self.timing.poll).await,
+                }
+            }
+        }
+        Ok(start.elapsed())
+    }
+
     fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), self.ns())
     }
@@ -711,8 +741,10 @@ impl Platform for KubernetesPlatform {
             .collect())
     }
 
-    /// Deletes the pod; its controller decides whether it comes back. The signal is the
-    /// kubelet's (the image's stop signal, then SIGKILL after the grace period).
+    /// Deletes the pod; its controller decides whether it comes back. Without a grace
+    /// period it is a force delete (grace 0): the pod object is removed at once and the
+    /// kubelet kills the containers afterwards. With one, the kubelet sends the image's
+    /// stop signal, then SIGKILL when the period ends. `signal` cannot be chosen here.
     async fn kill(
         &self,
         target: &Target,

@@ -122,10 +122,11 @@ pub fn for_fault(fault: &Fault) -> Vec<Permission> {
     }
 }
 
-/// What one `kubernetes` probe needs, in the probe's namespace.
+/// What one `kubernetes` probe needs, in the probe's namespace: `available` reads the
+/// deployment, then lists its pods (its status lags behind them).
 pub fn for_probe(probe: &KubernetesProbe) -> Vec<Permission> {
     if probe.deployment.is_some() {
-        vec![GET_DEPLOYMENTS]
+        vec![GET_DEPLOYMENTS, LIST_PODS]
     } else {
         vec![LIST_PODS]
     }
