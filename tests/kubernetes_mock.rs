@@ -3011,6 +3011,34 @@ fn rbac_grants_exactly_what_each_example_needs() {
     }
 }
 
+/// On Kubernetes a kill deletes the pod: the plan says so, and what the grace period means.
+#[test]
+fn the_plan_calls_a_kubernetes_kill_a_pod_delete() {
+    let plan = |file: &str| {
+        let out = assert_cmd::Command::cargo_bin("faultline")
+            .unwrap()
+            .current_dir(root())
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .args(["plan", file])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let forced = plan("experiments/k8s-pod-kill.yaml");
+    assert!(
+        forced.contains("fault 1: delete pod (grace 0 s, force), every 10s for 1m"),
+        "{forced}"
+    );
+    let graceful = plan("experiments/k8s-graceful-kill.yaml");
+    assert!(
+        graceful.contains(
+            "fault 1: delete pod (grace 30s: the image's stop signal, SIGKILL after 30s)"
+        ),
+        "{graceful}"
+    );
+    assert!(!format!("{forced}{graceful}").contains("kill with"));
+}
+
 #[test]
 fn rbac_binds_the_given_service_account_and_refuses_docker_files() {
     let out = assert_cmd::Command::cargo_bin("faultline")

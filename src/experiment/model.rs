@@ -417,6 +417,26 @@ impl Fault {
         }
     }
 
+    /// [`Fault::describe`] for the platform of `target`: on Kubernetes a kill deletes the
+    /// pod, a force delete (grace 0 s) unless a grace period is given.
+    pub fn describe_for(&self, target: &Target) -> String {
+        match self {
+            Fault::Kill(k) if target.kubernetes.is_some() => {
+                let mut s = match k.grace_period {
+                    Some(g) if !g.std().is_zero() => format!(
+                        "delete pod (grace {g}: the image's stop signal, SIGKILL after {g})"
+                    ),
+                    _ => "delete pod (grace 0 s, force)".to_string(),
+                };
+                if let (Some(every), Some(d)) = (k.every, k.duration) {
+                    s.push_str(&format!(", every {every} for {d}"));
+                }
+                s
+            }
+            _ => self.describe(),
+        }
+    }
+
     /// A human summary of the parameters, for plans and tables.
     pub fn describe(&self) -> String {
         match self {
