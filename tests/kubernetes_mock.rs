@@ -2454,6 +2454,49 @@ async fn cpu_stress_revert_is_confirmed_by_the_stressors_terminated_state() {
     }
 }
 
+#[tokio::test]
+async fn cpu_stress_names_the_stressor_when_its_image_cannot_be_pulled() {
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn({
+        let p = p.clone();
+        async move {
+            p.stress_start(
+                &target("api-1", "uid-1"),
+                fault::cpu_stress::CpuAccess::Exec,
+                1,
+                50,
+                Duration::from_secs(10),
+                "faultline-stress-00000000000000ab",
+            )
+            .await
+        }
+    });
+    let (patch, reply) = next(&mut h).await;
+    assert_eq!(
+        patch.line(),
+        format!("PATCH {PODS}/api-1/ephemeralcontainers")
+    );
+    let name = "faultline-stress-00000000000000ab";
+    reply.send_response(respond(
+        200,
+        &with_ephemeral(pod("api-1", "uid-1"), name, json!({})),
+    ));
+    let pulling = with_ephemeral(
+        pod("api-1", "uid-1"),
+        name,
+        json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
+    );
+    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, pulling).await;
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "the stressor cannot start in pod `api-1`: ErrImagePull: pull access denied"
+        ),
+        "{err}"
+    );
+    assert!(err.ends_with("it needs `sh`)"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_stress_without_an_image_releases_nothing_and_warns_nothing() {
     let state = Arc::new(Mutex::new(StressState::default()));

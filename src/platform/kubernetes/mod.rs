@@ -492,12 +492,15 @@ impl KubernetesPlatform {
         }
     }
 
-    /// Waits until the network helper runs.
-    async fn wait_net_helper(
+    /// Waits until an ephemeral container runs: `what` names it in messages (`network
+    /// helper`, `stressor`), `needs` what its image must have.
+    async fn wait_ephemeral(
         &self,
         target: &Target,
         name: &str,
         image: &str,
+        what: &str,
+        needs: &str,
     ) -> Result<(), PlatformError> {
         let deadline = tokio::time::Instant::now() + self.timing.start;
         loop {
@@ -511,7 +514,7 @@ impl KubernetesPlatform {
                 ContainerState::Running => return Ok(()),
                 ContainerState::Broken { reason, message } => {
                     return Err(PlatformError::Refused(format!(
-                        "the network helper cannot start in pod `{}`: {reason}: {message} (image `{image}`: the node must be able to pull it, and it needs `tc` and `sh`)",
+                        "the {what} cannot start in pod `{}`: {reason}: {message} (image `{image}`: the node must be able to pull it, and it needs {needs})",
                         target.name
                     )));
                 }
@@ -521,7 +524,7 @@ impl KubernetesPlatform {
                     message,
                 } => {
                     return Err(PlatformError::Refused(format!(
-                        "the network helper in pod `{}` ended at once ({reason}, exit {code}){}: image `{image}` needs `sh`, `tc` and a writable /tmp",
+                        "the {what} in pod `{}` ended at once ({reason}, exit {code}){}: image `{image}` needs {needs}",
                         target.name,
                         if message.is_empty() {
                             String::new()
@@ -535,7 +538,7 @@ impl KubernetesPlatform {
             if tokio::time::Instant::now() >= deadline {
                 let state = waiting.map(|r| format!(" (it is {r})")).unwrap_or_default();
                 return Err(PlatformError::Refused(format!(
-                    "the network helper in pod `{}` did not start within {}s{state}",
+                    "the {what} in pod `{}` did not start within {}s{state}",
                     target.name,
                     self.timing.start.as_secs()
                 )));
@@ -896,7 +899,14 @@ impl Platform for KubernetesPlatform {
                 });
             }
         }
-        self.wait_net_helper(target, &name, &image).await?;
+        self.wait_ephemeral(
+            target,
+            &name,
+            &image,
+            "network helper",
+            "`tc`, `sh` and a writable /tmp",
+        )
+        .await?;
         Ok(NetAccess::Sidecar {
             helper: network::helper_ref(&target.name, &name),
             image,
@@ -986,7 +996,8 @@ impl Platform for KubernetesPlatform {
                     .into_platform(&target.name)
             });
         }
-        self.wait_net_helper(target, marker, &image).await
+        self.wait_ephemeral(target, marker, &image, "stressor", "`sh`")
+            .await
     }
 
     /// Stops the stressor and confirms it by its container's `terminated` state. The
