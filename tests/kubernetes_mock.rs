@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::os::unix::process::CommandExt;
+
 use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -1982,9 +1984,11 @@ impl Container {
             .iter()
             .map(|a| Container::localize(a, &tmp))
             .collect();
+        // Its own process group: everything it starts goes with it at the end.
         let child = std::process::Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(std::process::Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap();
         Container {
@@ -2028,8 +2032,10 @@ impl Container {
 }
 
 impl Drop for Container {
+    /// The container is removed: its processes (a backgrounded `sleep` too) end.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
