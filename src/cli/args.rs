@@ -40,8 +40,9 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Render saved JSON reports again as JUnit, Markdown or HTML.
     Report(ReportArgs),
-    /// Check Docker/Kubernetes access, kernel netem support and privileges.
-    Doctor,
+    /// Check Docker/Kubernetes access, kernel netem support and privileges; given an
+    /// experiment, check what it needs (Kubernetes: each permission, asked of the API server).
+    Doctor(DoctorArgs),
     /// Print the JSON Schema of the experiment and scenario format.
     Schema,
     /// Run a scenario: a suite of experiments, optionally on a schedule.
@@ -178,6 +179,15 @@ pub struct RbacArgs {
     /// NAMESPACE/NAME.
     #[arg(long, value_name = "[NAMESPACE/]NAME", default_value = "faultline")]
     pub service_account: String,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// An experiment or scenario: check only what it needs, and ask the Kubernetes API
+    /// server whether each call it makes is allowed.
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
 }

@@ -99,7 +99,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Recover(a) => recover::run(&a),
         Command::Report(a) => report::run(&a),
-        Command::Doctor => doctor::run(),
+        Command::Doctor(a) => doctor::run(&a),
         Command::Gameday(a) => gameday::run(&a),
         Command::Rbac(a) => rbac::run(&a),
         Command::Demo { keep } => run::demo(keep),

@@ -436,6 +436,10 @@ pub trait FaultSpec {
     fn duration(&self) -> Option<Duration>;
     /// A human summary of the parameters, for plans, tables and the journal.
     fn describe(&self) -> String;
+    /// The same, in the words of the experiment's platform.
+    fn describe_on(&self, _target: &Target) -> String {
+        self.describe()
+    }
     /// Checks beyond the types, against the experiment's target.
     fn validate(&self, target: &Target, problems: &mut FaultProblems);
 }
@@ -483,6 +487,12 @@ impl Fault {
     /// How long the fault stays active; `None` for a one-shot kill.
     pub fn duration(&self) -> Option<Duration> {
         self.spec().duration()
+    }
+
+    /// The summary as it applies to the experiment's platform (a Kubernetes kill is a
+    /// pod delete).
+    pub fn describe_for(&self, target: &Target) -> String {
+        self.spec().describe_on(target)
     }
 
     /// A human summary of the parameters, for plans and tables.

@@ -40,6 +40,23 @@ impl FaultSpec for KillFault {
         s
     }
 
+    /// On Kubernetes a kill deletes the pod; say so, and what the grace period means.
+    fn describe_on(&self, target: &TargetSpec) -> String {
+        if target.kubernetes.is_none() {
+            return self.describe();
+        }
+        let mut s = match self.grace_period {
+            Some(g) if !g.std().is_zero() => {
+                format!("delete pod (grace {g}: the image's stop signal, SIGKILL after {g})")
+            }
+            _ => "delete pod (grace 0 s, force)".to_string(),
+        };
+        if let (Some(every), Some(d)) = (self.every, self.duration) {
+            s.push_str(&format!(", every {every} for {d}"));
+        }
+        s
+    }
+
     fn validate(&self, target: &TargetSpec, p: &mut FaultProblems) {
         match (self.every, self.duration) {
             (Some(every), Some(d)) => {
@@ -98,14 +115,31 @@ impl FaultKind for KillFault {
         injected_at: chrono::DateTime<chrono::Utc>,
     ) -> Settled {
         let grace = self.grace_period.map_or(DEFAULT_EXIT_WAIT, |g| g.std());
+        // A deleted pod: recovery starts once it has left the API (while it terminates,
+        // its Deployment's status still counts it).
+        match platform
+            .until_gone(target, grace + super::REVERT_TIMEOUT)
+            .await
+        {
+            Ok(true) => {
+                return Settled::Done {
+                    gone_at: Some(tokio::time::Instant::now()),
+                };
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!("cannot tell when `{}` was gone: {e}", target.name);
+                return Settled::Done { gone_at: None };
+            }
+        }
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             match platform.running_since(target).await {
                 // Gone, stopped, or a new process (restarted by its policy): it ended.
-                Err(PlatformError::Gone(_)) | Ok(None) => return Settled::Done,
-                Ok(Some(since)) if since > injected_at => return Settled::Done,
-                // The platform cannot tell (a pod delete): nothing to check.
-                Err(PlatformError::Refused(_)) => return Settled::Done,
+                Err(PlatformError::Gone(_)) | Ok(None) => return Settled::Done { gone_at: None },
+                Ok(Some(since)) if since > injected_at => return Settled::Done { gone_at: None },
+                // The platform cannot tell: nothing to check.
+                Err(PlatformError::Refused(_)) => return Settled::Done { gone_at: None },
                 Ok(Some(_)) | Err(PlatformError::Unavailable(_)) => {}
             }
             if tokio::time::Instant::now() >= deadline {
@@ -125,6 +159,6 @@ impl FaultKind for KillFault {
     }
 
     fn rbac(&self) -> &'static [Permission] {
-        &[rbac::DELETE_PODS]
+        &[rbac::DELETE_PODS, rbac::GET_PODS]
     }
 }

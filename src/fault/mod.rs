@@ -60,7 +60,7 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         _target: &Target,
         _injected_at: chrono::DateTime<chrono::Utc>,
     ) -> Settled {
-        Settled::Done
+        Settled::Done { gone_at: None }
     }
 
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
@@ -70,12 +70,13 @@ pub trait FaultKind: FaultSpec + Send + Sync {
 /// What a one-shot fault did once applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Settled {
-    Done,
-    /// The target kept running; `expected` when the experiment said it would.
-    Survived {
-        note: String,
-        expected: bool,
+    /// It took effect; `gone_at` when the platform confirmed the target gone (a deleted
+    /// pod left the API): recovery is timed from then.
+    Done {
+        gone_at: Option<tokio::time::Instant>,
     },
+    /// The target kept running; `expected` when the experiment said it would.
+    Survived { note: String, expected: bool },
 }
 
 /// The fault's behaviour; the one place that lists every kind.

@@ -56,7 +56,7 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
         timed.push(Step {
             phase: Phase::Inject,
             at: Some(f.after()),
-            action: format!("fault {}: {}", i + 1, f.describe()),
+            action: format!("fault {}: {}", i + 1, f.describe_for(&e.target)),
         });
         if let Fault::Kill(k) = f {
             if let (Some(every), Some(d)) = (k.every, k.duration) {

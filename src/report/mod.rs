@@ -184,6 +184,8 @@ pub enum RecoveryStart {
     LastRevert,
     /// The last one-shot injection (a kill), when no fault was reversible.
     LastInjection,
+    /// The moment the killed targets were gone from the platform (deleted pods).
+    TargetsGone,
 }
 
 impl RecoveryStart {
@@ -192,6 +194,7 @@ impl RecoveryStart {
         match self {
             RecoveryStart::LastRevert => "after the last revert",
             RecoveryStart::LastInjection => "after the kill",
+            RecoveryStart::TargetsGone => "after the killed pods were gone",
         }
     }
 }

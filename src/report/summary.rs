@@ -185,8 +185,10 @@ pub struct Totals {
     pub failed: usize,
     /// `not_steady` and `no_targets`.
     pub not_run: usize,
-    /// `error`, `interrupted` and `revert_incomplete`.
+    /// `error` and `interrupted`.
     pub errors: usize,
+    /// `revert_incomplete`: a fault may still be active; kept apart from errors.
+    pub revert_incomplete: usize,
     pub highest_exit: u8,
 }
 
@@ -201,7 +203,8 @@ impl Totals {
                 Verdict::Passed => t.passed += 1,
                 Verdict::Failed => t.failed += 1,
                 Verdict::NotSteady | Verdict::NoTargets => t.not_run += 1,
-                Verdict::Error | Verdict::Interrupted | Verdict::RevertIncomplete => t.errors += 1,
+                Verdict::Error | Verdict::Interrupted => t.errors += 1,
+                Verdict::RevertIncomplete => t.revert_incomplete += 1,
             }
             t.highest_exit = t.highest_exit.max(r.exit_code);
         }
@@ -222,6 +225,12 @@ impl Totals {
                 "{} error{}",
                 self.errors,
                 if self.errors == 1 { "" } else { "s" }
+            ));
+        }
+        if self.revert_incomplete > 0 {
+            parts.push(format!(
+                "{} revert incomplete (run `faultline recover`)",
+                self.revert_incomplete
             ));
         }
         format!(
@@ -602,6 +611,22 @@ mod tests {
         assert_eq!(
             t.sentence(),
             "2 experiments: 1 passed, 1 failed; highest exit code 1"
+        );
+    }
+
+    #[test]
+    fn a_revert_incomplete_is_not_counted_as_an_error() {
+        let mut error = fixture::passed();
+        error.verdict = Verdict::Error;
+        error.exit_code = 4;
+        let mut incomplete = fixture::passed();
+        incomplete.verdict = Verdict::RevertIncomplete;
+        incomplete.exit_code = 5;
+        let t = Totals::of(&[fixture::passed(), error, incomplete]);
+        assert_eq!((t.errors, t.revert_incomplete), (1, 1));
+        assert_eq!(
+            t.sentence(),
+            "3 experiments: 1 passed, 1 error, 1 revert incomplete (run `faultline recover`); highest exit code 5"
         );
     }
 }

@@ -21,6 +21,9 @@ pub(crate) struct Fake {
     pub(crate) vanish_on_unpause: bool,
     /// Targets keep running through a kill (a PID 1 that ignores the signal).
     pub(crate) survives_kills: bool,
+    /// A killed target leaves the platform this long after the kill (a deleted pod
+    /// terminating); `None`: a kill is over when it returns.
+    pub(crate) gone_after: Option<StdDuration>,
 }
 
 pub(crate) fn target(name: &str) -> Target {
@@ -80,6 +83,16 @@ impl Platform for Fake {
         self.log.lock().unwrap().push(format!("unpause {}", t.name));
         Ok(())
     }
+    async fn until_gone(&self, _t: &Target, _timeout: StdDuration) -> Result<bool, PlatformError> {
+        match self.gone_after {
+            Some(d) => {
+                tokio::time::sleep(d).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn running_since(
         &self,
         _t: &Target,

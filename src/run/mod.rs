@@ -100,7 +100,10 @@ impl Recorder {
             run: r.run_id.clone(),
             pid: std::process::id(),
             experiment: ctx.loaded.experiment.name.clone(),
-            fault: ctx.loaded.secrets.redact(&f.describe()),
+            fault: ctx
+                .loaded
+                .secrets
+                .redact(&f.describe_for(&ctx.loaded.experiment.target)),
             platform: ctx.platform.reference(),
             undo: undo.clone(),
         })?;
@@ -149,7 +152,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn audit(&self, action: &str, t: &Target, f: &Fault, result: &str) {
         if let Some(r) = &self.records.records {
-            let params = self.loaded.secrets.redact(&f.describe());
+            let params = self
+                .loaded
+                .secrets
+                .redact(&f.describe_for(&self.loaded.experiment.target));
             let result = self.loaded.secrets.redact(result);
             r.audit.record(
                 action,
@@ -190,6 +196,8 @@ struct FaultOutcome {
     error: bool,
     /// When the last one-shot injection was applied (before its settling).
     last_injection: Option<Instant>,
+    /// Recovery of a one-shot fault is timed from when its targets were confirmed gone.
+    gone_confirmed: bool,
     /// Whether it was a fault with a revert (not a one-shot kill).
     reversible: bool,
     /// Every target a round touched (repeated kills select anew each round).
@@ -468,6 +476,8 @@ fn ended(outcomes: &[FaultOutcome]) -> Ended {
         at,
         from: if reversible {
             RecoveryStart::LastRevert
+        } else if outcomes.iter().any(|o| o.gone_confirmed) {
+            RecoveryStart::TargetsGone
         } else {
             RecoveryStart::LastInjection
         },
@@ -482,7 +492,7 @@ async fn wait(ctx: &Ctx<'_>, d: StdDuration) -> bool {
     }
 }
 
-fn record(f: &Fault, t: &Target) -> FaultRecord {
+fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
     FaultRecord {
         kind: f.type_name().into(),
         target: t.name.clone(),
@@ -490,7 +500,7 @@ fn record(f: &Fault, t: &Target) -> FaultRecord {
         reverted_at: None,
         status: FaultStatus::Failed,
         error: None,
-        description: f.describe(),
+        description: f.describe_for(&ctx.loaded.experiment.target),
     }
 }
 
@@ -567,7 +577,16 @@ async fn inject_all(
         let at = Utc::now();
         let undo = match fault::prepare(ctx.platform, f, t).await {
             Ok(u) => u,
-            Err(e) => return (t, at, Instant::now(), Err(e), None, fault::Settled::Done),
+            Err(e) => {
+                return (
+                    t,
+                    at,
+                    Instant::now(),
+                    Err(e),
+                    None,
+                    fault::Settled::Done { gone_at: None },
+                );
+            }
         };
         let journal_id = match &undo {
             Some(u) => match ctx.records.journal_open(ctx, f, u) {
@@ -575,7 +594,14 @@ async fn inject_all(
                 Err(e) => {
                     fault::release(ctx.platform, u).await;
                     let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
-                    return (t, at, Instant::now(), Err(err), None, fault::Settled::Done);
+                    return (
+                        t,
+                        at,
+                        Instant::now(),
+                        Err(err),
+                        None,
+                        fault::Settled::Done { gone_at: None },
+                    );
                 }
             },
             None => None,
@@ -598,7 +624,7 @@ async fn inject_all(
         // A one-shot fault: did it take effect (a target may survive a signal)?
         let settled = match (&r, &undo) {
             (Ok(()), None) => fault::kind(f).settle(ctx.platform, t, at).await,
-            _ => fault::Settled::Done,
+            _ => fault::Settled::Done { gone_at: None },
         };
         (t, at, applied, r, undo.zip(journal_id), settled)
     }))
@@ -606,10 +632,19 @@ async fn inject_all(
     out.first_injection.get_or_insert_with(Instant::now);
     let mut pending = Vec::new();
     for (t, at, applied, r, undo, settled) in results {
-        let mut rec = record(f, t);
+        let mut rec = record(ctx, f, t);
         match r {
             Ok(()) => {
                 rec.injected_at = Some(at);
+                let applied = match &settled {
+                    fault::Settled::Done {
+                        gone_at: Some(gone),
+                    } => {
+                        out.gone_confirmed = true;
+                        *gone
+                    }
+                    _ => applied,
+                };
                 out.last_injection = out.last_injection.max(Some(applied));
                 ctx.event(
                     EventKind::FaultInjected,
@@ -625,7 +660,7 @@ async fn inject_all(
                             journal_id,
                         });
                     }
-                    (None, fault::Settled::Done) => rec.status = FaultStatus::Completed,
+                    (None, fault::Settled::Done { .. }) => rec.status = FaultStatus::Completed,
                     (None, fault::Settled::Survived { note, expected }) => {
                         rec.status = FaultStatus::Survived;
                         if expected {
@@ -854,6 +889,27 @@ mod tests {
         );
         assert_eq!(after.measured_from, Some(RecoveryStart::LastInjection));
         assert!(r.phases.during.as_ref().unwrap().probes[0].samples >= 10);
+    }
+
+    #[tokio::test]
+    async fn recovery_after_a_pod_delete_is_timed_from_when_the_pod_is_gone() {
+        // A deleted pod terminates for a while, and its Deployment's status still counts
+        // it: recovery is measured from when it has left the platform.
+        let p = Fake {
+            gone_after: Some(StdDuration::from_millis(800)),
+            ..Default::default()
+        };
+        let e = with_probes(
+            &format!("steady_state:\n  - name: up\n    {PASSES}\n"),
+            "  - kill: {}\n",
+        );
+        let started = Instant::now();
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        let after = r.phases.after.as_ref().unwrap();
+        assert_eq!(after.measured_from, Some(RecoveryStart::TargetsGone));
+        assert!(after.recovered_after_ms.unwrap() < 500, "{after:?}");
+        assert!(started.elapsed() >= StdDuration::from_millis(800));
     }
 
     #[tokio::test]
