@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::args::RbacArgs;
 use super::print_stdout;
 use crate::error::{Error, Exit};
-use crate::experiment::model::{Experiment, Fault};
+use crate::experiment::model::Experiment;
 use crate::experiment::{self, Loaded};
 use crate::platform::kubernetes::rbac::{self, Needs, Scope};
 
@@ -100,27 +100,15 @@ pub(super) fn render(
         "# It binds the service account `{}/{}`; apply it with `kubectl apply -f -`.",
         account.namespace, account.name
     );
-    let faults: BTreeSet<&str> = experiments
+    // What each fault asks of the namespace's Pod Security level, said once per fault.
+    let notes: BTreeSet<&str> = experiments
         .iter()
         .filter(|e| e.target.kubernetes.is_some())
-        .flat_map(|e| e.faults.iter().map(Fault::type_name))
+        .flat_map(|e| e.faults.iter())
+        .filter_map(|f| crate::fault::kind(f).kubernetes_note())
         .collect();
-    if faults.contains("pause") {
-        out.push_str(
-            "# pause creates a privileged helper pod (hostPID, hostPath /sys/fs/cgroup) on the\n\
-             # target's node: the namespace's Pod Security level must be `privileged`.\n",
-        );
-    }
-    if faults.contains("network") {
-        out.push_str(
-            "# network adds an ephemeral container running as root with NET_ADMIN to the target\n\
-             # pod: the namespace's Pod Security level must be `privileged`.\n",
-        );
-    }
-    if faults.contains("cpu_stress") {
-        out.push_str(
-            "# cpu_stress is not available on Kubernetes in this build: no rules for it.\n",
-        );
+    for note in notes {
+        out.push_str(note);
     }
     for (scope, perms) in needs {
         role_and_binding(&mut out, &role, scope, perms, account);

@@ -231,6 +231,13 @@ impl FaultKind for CpuStressFault {
             .await
     }
 
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        Some(
+            "# cpu_stress adds an ephemeral container running the stressor (no privilege) to the\n\
+             # target pod: it counts against the pod's cgroup.\n",
+        )
+    }
+
     /// An ephemeral container running the stressor; revert execs into it.
     fn rbac(&self) -> &'static [Permission] {
         &[

@@ -65,6 +65,12 @@ pub trait FaultKind: FaultSpec + Send + Sync {
 
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
     fn rbac(&self) -> &'static [Permission];
+
+    /// What it asks of the target namespace beyond RBAC (its Pod Security level), as
+    /// comment lines for `faultline rbac`.
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// What a one-shot fault did once applied.

@@ -396,6 +396,13 @@ impl FaultKind for NetworkFault {
         inject(platform, self, target, qdisc).await
     }
 
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        Some(
+            "# network adds an ephemeral container running as root with NET_ADMIN to the target\n\
+             # pod: the namespace's Pod Security level must be `privileged`.\n",
+        )
+    }
+
     fn rbac(&self) -> &'static [Permission] {
         &[
             rbac::GET_PODS,

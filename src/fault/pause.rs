@@ -62,6 +62,13 @@ impl FaultKind for PauseFault {
             .await
     }
 
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        Some(
+            "# pause creates a privileged helper pod (hostPID, hostPath /sys/fs/cgroup) on the\n\
+             # target's node: the namespace's Pod Security level must be `privileged`.\n",
+        )
+    }
+
     fn rbac(&self) -> &'static [Permission] {
         &[rbac::GET_PODS, rbac::CREATE_PODS, rbac::DELETE_PODS]
     }
