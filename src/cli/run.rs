@@ -8,7 +8,7 @@ use super::args::{ReportFormat, ReportSpec, RunArgs};
 use super::print_stdout;
 use crate::error::{Error, Exit};
 use crate::experiment::{self, LoadedExperiment};
-use crate::platform::{Platform, PlatformError, select};
+use crate::platform::{Platform, PlatformError};
 use crate::report::{self, RunResult};
 use crate::run::Records;
 use crate::run::session::{Confirm, Observe, Resolution, Session, resolve};
@@ -127,11 +127,11 @@ pub(super) async fn dry_run(
     } = resolve(platform, &l.experiment, seed)
         .await
         .map_err(|e| Error::Platform(e.to_string()))?;
-    let counts = select::summary(&l.experiment.target.select, n, chosen.len());
+    let counts = report::Selection::of(&l.experiment.target.select, n, chosen.len());
     let mut out = super::validate::render_plan(l, Some(seed));
     let what = crate::plan::describe_target(&l.experiment.target);
     let mut exit = Exit::Passed;
-    let targets = if let Some(why) = select::too_few(&counts, &what) {
+    let targets = if let Some(why) = counts.too_few(&what) {
         exit = Exit::NotRun;
         format!(
             "On {} ({n} candidates): {why}: the run would stop with `no_targets` (exit 3).\n",

@@ -114,6 +114,52 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The counts of a selection: requested, matched, selected, min.
+    pub fn of(
+        select: &crate::experiment::model::Select,
+        matched: usize,
+        selected: usize,
+    ) -> Selection {
+        use crate::experiment::model::SelectMode;
+        let requested = match select.mode {
+            SelectMode::One => 1,
+            SelectMode::All => matched as u64,
+            SelectMode::Count => select.value.unwrap_or(1),
+            SelectMode::Percent => {
+                let p = select.value.unwrap_or(100) as usize;
+                matched.saturating_mul(p).div_ceil(100).max(1) as u64
+            }
+        };
+        Selection {
+            mode: match select.mode {
+                SelectMode::One => "one",
+                SelectMode::All => "all",
+                SelectMode::Count => "count",
+                SelectMode::Percent => "percent",
+            }
+            .into(),
+            requested,
+            matched: matched as u64,
+            selected: selected as u64,
+            min: select.min,
+        }
+    }
+
+    /// Why a selection is too small to run: nothing matched, or fewer than `select.min`.
+    /// `what` describes the target block (see [`crate::plan::describe_target`]).
+    pub fn too_few(&self, what: &str) -> Option<String> {
+        if self.selected == 0 {
+            return Some(format!("no target matched {what}"));
+        }
+        match self.min {
+            Some(min) if self.selected < min => Some(format!(
+                "only {} of {} requested targets matched {what}, fewer than select.min {min}",
+                self.selected, self.requested
+            )),
+            _ => None,
+        }
+    }
+
     /// `3 of 5 requested` when fewer were selected than requested.
     pub fn shortfall(&self) -> Option<String> {
         (self.selected < self.requested)
@@ -404,5 +450,76 @@ mod tests {
             serde_json::to_string(&Verdict::NoTargets).unwrap(),
             "\"no_targets\""
         );
+    }
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::Selection;
+    use crate::experiment::model::{Select, SelectMode};
+    use crate::platform::{Target, select::select};
+
+    fn targets(n: usize) -> Vec<Target> {
+        (0..n)
+            .map(|i| Target {
+                platform: "docker".into(),
+                id: format!("id{i}"),
+                name: format!("web-{i:02}"),
+                labels: Default::default(),
+            })
+            .collect()
+    }
+
+    fn sel(mode: SelectMode, value: Option<u64>) -> Select {
+        Select {
+            mode,
+            value,
+            ..Default::default()
+        }
+    }
+
+    fn select_counted(
+        c: Vec<Target>,
+        s: &Select,
+        seed: Option<u64>,
+    ) -> (Vec<Target>, u64, Selection) {
+        let matched = c.len();
+        let (chosen, seed) = select(c, s, seed);
+        let counts = Selection::of(s, matched, chosen.len());
+        (chosen, seed, counts)
+    }
+
+    /// Regression: `count: 5` with 3 matches silently took 3.
+    #[test]
+    fn a_short_selection_says_so_and_min_refuses_it() {
+        let mut s = sel(SelectMode::Count, Some(5));
+        let (chosen, _, counts) = select_counted(targets(3), &s, Some(1));
+        assert_eq!(chosen.len(), 3);
+        assert_eq!(
+            (counts.requested, counts.matched, counts.selected),
+            (5, 3, 3)
+        );
+        assert_eq!(counts.shortfall().as_deref(), Some("3 of 5 requested"));
+        assert_eq!(counts.too_few("x"), None, "without min, 3 of 5 still runs");
+        s.min = Some(4);
+        let (_, _, counts) = select_counted(targets(3), &s, Some(1));
+        assert_eq!(
+            counts.too_few("x").as_deref(),
+            Some("only 3 of 5 requested targets matched x, fewer than select.min 4")
+        );
+        s.min = Some(3);
+        assert_eq!(select_counted(targets(3), &s, Some(1)).2.too_few("x"), None);
+        // min with the other modes counts the selected targets too.
+        let mut all = sel(SelectMode::All, None);
+        all.min = Some(3);
+        assert!(
+            select_counted(targets(2), &all, None)
+                .2
+                .too_few("x")
+                .is_some()
+        );
+        assert_eq!(select_counted(targets(4), &all, None).2.shortfall(), None);
+        let (_, _, none) = select_counted(targets(0), &all, None);
+        assert_eq!(none.too_few("x").as_deref(), Some("no target matched x"));
     }
 }

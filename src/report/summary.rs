@@ -185,8 +185,10 @@ pub struct Totals {
     pub failed: usize,
     /// `not_steady` and `no_targets`.
     pub not_run: usize,
-    /// `error` and `interrupted`.
+    /// `error`.
     pub errors: usize,
+    /// `interrupted` (a signal; every fault was reverted): kept apart from errors.
+    pub interrupted: usize,
     /// `revert_incomplete`: a fault may still be active; kept apart from errors.
     pub revert_incomplete: usize,
     pub highest_exit: u8,
@@ -203,7 +205,8 @@ impl Totals {
                 Verdict::Passed => t.passed += 1,
                 Verdict::Failed => t.failed += 1,
                 Verdict::NotSteady | Verdict::NoTargets => t.not_run += 1,
-                Verdict::Error | Verdict::Interrupted => t.errors += 1,
+                Verdict::Error => t.errors += 1,
+                Verdict::Interrupted => t.interrupted += 1,
                 Verdict::RevertIncomplete => t.revert_incomplete += 1,
             }
             t.highest_exit = t.highest_exit.max(r.exit_code);
@@ -226,6 +229,9 @@ impl Totals {
                 self.errors,
                 if self.errors == 1 { "" } else { "s" }
             ));
+        }
+        if self.interrupted > 0 {
+            parts.push(format!("{} interrupted", self.interrupted));
         }
         if self.revert_incomplete > 0 {
             parts.push(format!(
@@ -615,18 +621,21 @@ mod tests {
     }
 
     #[test]
-    fn a_revert_incomplete_is_not_counted_as_an_error() {
+    fn interrupted_and_revert_incomplete_are_not_counted_as_errors() {
         let mut error = fixture::passed();
         error.verdict = Verdict::Error;
         error.exit_code = 4;
         let mut incomplete = fixture::passed();
         incomplete.verdict = Verdict::RevertIncomplete;
         incomplete.exit_code = 5;
-        let t = Totals::of(&[fixture::passed(), error, incomplete]);
-        assert_eq!((t.errors, t.revert_incomplete), (1, 1));
+        let mut interrupted = fixture::passed();
+        interrupted.verdict = Verdict::Interrupted;
+        interrupted.exit_code = 130;
+        let t = Totals::of(&[fixture::passed(), error, incomplete, interrupted]);
+        assert_eq!((t.errors, t.interrupted, t.revert_incomplete), (1, 1, 1));
         assert_eq!(
             t.sentence(),
-            "3 experiments: 1 passed, 1 error, 1 revert incomplete (run `faultline recover`); highest exit code 5"
+            "4 experiments: 1 passed, 1 error, 1 interrupted, 1 revert incomplete (run `faultline recover`); highest exit code 130"
         );
     }
 }

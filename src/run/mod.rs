@@ -284,14 +284,14 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             }
         },
     };
-    let counts = select::summary(
+    let counts = Selection::of(
         &e.target.select,
         resolved.candidates,
         resolved.targets.len(),
     );
     let (targets, seed) = (resolved.targets, resolved.seed);
     result.seed = Some(seed);
-    let too_few = select::too_few(&counts, &crate::plan::describe_target(&e.target));
+    let too_few = counts.too_few(&crate::plan::describe_target(&e.target));
     result.selection = Some(counts);
     result.targets = targets
         .iter()
