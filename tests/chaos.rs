@@ -24,6 +24,8 @@ enum Scenario {
     NetworkSidecar,
     CpuHost,
     CpuExec,
+    MemoryHost,
+    MemoryExec,
 }
 
 use Scenario::*;
@@ -38,6 +40,8 @@ impl Scenario {
             NetworkSidecar => "network (sidecar)",
             CpuHost => "cpu_stress (host)",
             CpuExec => "cpu_stress (exec)",
+            MemoryHost => "memory_stress (host)",
+            MemoryExec => "memory_stress (exec)",
         }
     }
 
@@ -56,6 +60,8 @@ impl Scenario {
             ],
             CpuHost => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: host}"],
             CpuExec => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}"],
+            MemoryHost => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: host}"],
+            MemoryExec => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: exec}"],
         }
     }
 
@@ -79,13 +85,14 @@ impl Scenario {
             NetworkHost | NetworkSidecar => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
+            MemoryHost | MemoryExec => memory_allocators(fleet),
         }
     }
 
     /// For faults that end by themselves: how long after the start they are surely over.
     fn self_healing(self) -> Option<Duration> {
         match self {
-            CpuHost | CpuExec => Some(Duration::from_secs(16)),
+            CpuHost | CpuExec | MemoryHost | MemoryExec => Some(Duration::from_secs(16)),
             _ => None,
         }
     }
@@ -142,6 +149,39 @@ fn stressors(fleet: &Fleet) -> Vec<String> {
         let inside = stressors_inside(n);
         if inside > 0 {
             left.push(format!("{inside} stressor process(es) in {n}"));
+        }
+    }
+    left
+}
+
+/// Memory allocators of this test: faultline's own (marked, in one of this test's
+/// containers' cgroups) and, for the exec strategy, `dd` holding its buffer inside.
+fn memory_allocators(fleet: &Fleet) -> Vec<String> {
+    const MARKER: &str = "faultline-memory-";
+    let mut left = Vec::new();
+    let ids: Vec<String> = fleet.names.iter().map(|n| fleet.id(n)).collect();
+    let host = host_processes(MARKER)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(p.join("cgroup"))
+                .is_ok_and(|c| ids.iter().any(|id| c.contains(id)))
+        })
+        .count();
+    if host > 0 {
+        left.push(format!("{host} host memory allocator(s)"));
+    }
+    for n in &fleet.names {
+        let inside = docker(&[
+            "exec",
+            n,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/cmdline 2>/dev/null",
+        ]);
+        let text = String::from_utf8_lossy(&inside.stdout).replace('\0', " ");
+        let n_left = text.matches(MARKER).count() + text.matches("dd if=/dev/zero").count();
+        if n_left > 0 {
+            left.push(format!("{n_left} memory allocator process(es) in {n}"));
         }
     }
     left
@@ -359,6 +399,36 @@ fn cpu_exec_sigkill_own_deadline() {
 #[test]
 fn cpu_host_sigkill_own_deadline() {
     chaos(CpuHost, Kill::HardDeadline);
+}
+
+#[test]
+fn memory_host_sigkill_then_recover() {
+    chaos(MemoryHost, Kill::HardThenRecover);
+}
+
+#[test]
+fn memory_host_sigint() {
+    chaos(MemoryHost, Kill::Interrupt);
+}
+
+#[test]
+fn memory_host_sigkill_own_deadline() {
+    chaos(MemoryHost, Kill::HardDeadline);
+}
+
+#[test]
+fn memory_exec_sigkill_then_recover() {
+    chaos(MemoryExec, Kill::HardThenRecover);
+}
+
+#[test]
+fn memory_exec_sigint() {
+    chaos(MemoryExec, Kill::Interrupt);
+}
+
+#[test]
+fn memory_exec_sigkill_own_deadline() {
+    chaos(MemoryExec, Kill::HardDeadline);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::units::{CountExpr, Duration, NameMatch, Percent, Rate, Signal, StatusSpec};
+use super::units::{ByteSize, CountExpr, Duration, NameMatch, Percent, Rate, Signal, StatusSpec};
 
 fn one() -> u32 {
     1
@@ -386,6 +386,7 @@ pub enum Fault {
     Pause(PauseFault),
     Network(NetworkFault),
     CpuStress(CpuStressFault),
+    MemoryStress(MemoryStressFault),
 }
 
 /// What a fault says about itself without touching anything. Each fault implements it in
@@ -431,6 +432,7 @@ impl Fault {
             Fault::Pause(f) => f,
             Fault::Network(f) => f,
             Fault::CpuStress(f) => f,
+            Fault::MemoryStress(f) => f,
         }
     }
 
@@ -547,6 +549,30 @@ pub enum CpuStrategy {
     Auto,
     Host,
     Exec,
+}
+
+/// Memory allocated and touched inside the target's memory cgroup, held for `duration`.
+/// Exactly one of `size` and `percent`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryStressFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// How much memory: `256MiB`, `1GiB`.
+    #[serde(default)]
+    pub size: Option<ByteSize>,
+    /// How much memory, in percent of the container's memory limit (refused without one).
+    #[serde(default)]
+    pub percent: Option<Percent>,
+    /// The memory is allocated evenly over this time, then held. Default: 5s, or the
+    /// duration when it is shorter.
+    #[serde(default)]
+    pub ramp: Option<Duration>,
+    /// `host` moves faultline's own allocator into the target's cgroups; `exec` allocates
+    /// with `dd` inside the target; `auto` picks host when it can.
+    #[serde(default)]
+    pub strategy: CpuStrategy,
 }
 
 /// A game-day suite (spec section 7).

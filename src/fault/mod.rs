@@ -13,6 +13,7 @@
 
 pub mod cpu_stress;
 pub mod kill;
+pub mod memory_stress;
 pub mod network;
 pub mod nfqueue;
 pub mod pause;
@@ -24,6 +25,7 @@ use crate::experiment::model::Fault;
 pub use crate::experiment::model::FaultSpec;
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
+pub use crate::report::FaultEffects;
 
 /// What a fault does to a platform. Implemented in the fault's own file.
 #[async_trait]
@@ -54,6 +56,12 @@ pub trait FaultKind: FaultSpec + Send + Sync {
 
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
     fn rbac(&self) -> &'static [Permission];
+
+    /// What the fault caused in the target while it was active (the OOM killer acting),
+    /// read just before it is reverted; `None` when there is nothing to say.
+    async fn effects(&self, _platform: &dyn Platform, _undo: &Undo) -> Option<FaultEffects> {
+        None
+    }
 }
 
 /// The fault's behaviour; the one place that lists every kind.
@@ -63,6 +71,7 @@ pub fn kind(fault: &Fault) -> &dyn FaultKind {
         Fault::Pause(f) => f,
         Fault::Network(f) => f,
         Fault::CpuStress(f) => f,
+        Fault::MemoryStress(f) => f,
     }
 }
 
@@ -110,6 +119,10 @@ pub enum UndoRecord {
         target: Target,
         stressor: cpu_stress::StressorRecord,
     },
+    FreeMemory {
+        target: Target,
+        memory: memory_stress::MemoryRecord,
+    },
 }
 
 impl Undo {
@@ -124,7 +137,8 @@ impl Undo {
         match &self.record {
             UndoRecord::Unpause { target }
             | UndoRecord::RemoveQdisc { target, .. }
-            | UndoRecord::StopStressor { target, .. } => target,
+            | UndoRecord::StopStressor { target, .. }
+            | UndoRecord::FreeMemory { target, .. } => target,
         }
     }
 }
@@ -170,6 +184,9 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
         UndoRecord::StopStressor { target, stressor } => {
             cpu_stress::revert(platform, target, stressor).await
         }
+        UndoRecord::FreeMemory { target, memory } => {
+            memory_stress::revert(platform, target, memory).await
+        }
         UndoRecord::Unpause { .. } => Ok(()),
     };
     if let Err(e) = released {
@@ -212,6 +229,9 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
         UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
         UndoRecord::StopStressor { target, stressor } => {
             cpu_stress::revert(platform, target, stressor).await
+        }
+        UndoRecord::FreeMemory { target, memory } => {
+            memory_stress::revert(platform, target, memory).await
         }
     }
 }

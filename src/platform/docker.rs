@@ -641,6 +641,24 @@ impl Platform for DockerPlatform {
         }
     }
 
+    async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        self.exec_in(&target.id, argv).await.map_err(|e| match e {
+            PlatformError::Gone(_) => PlatformError::Gone(target.name.clone()),
+            other => other,
+        })
+    }
+
+    async fn cgroups(&self, target: &Target) -> Result<Vec<std::path::PathBuf>, PlatformError> {
+        self.host_reach(target)
+            .await
+            .map_err(PlatformError::Refused)?;
+        let pid = self
+            .visible_pid(target)
+            .await?
+            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        host::cgroup_dirs(pid).map_err(PlatformError::Refused)
+    }
+
     async fn start_process(
         &self,
         target: &Target,

@@ -332,6 +332,44 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Resu
     }
 }
 
+/// The records of this host's kernel log (`/dev/kmsg`, readable by root) with a sequence
+/// number above `after` (all of them with `None`): `(sequence, message)`.
+pub fn kernel_log(after: Option<u64>) -> std::io::Result<Vec<(u64, String)>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open("/dev/kmsg")?;
+    let mut records = Vec::new();
+    // One record per read; a record is at most 8 KiB.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                // `prio,seq,usec,flags[,...];message\n` then continuation lines.
+                let Some((head, message)) = text.split_once(';') else {
+                    continue;
+                };
+                let Some(seq) = head.split(',').nth(1).and_then(|s| s.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if after.is_none_or(|a| seq > a) {
+                    let message = message.lines().next().unwrap_or("").to_string();
+                    records.push((seq, message));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // Records were overwritten while reading: the next read goes on.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(records)
+}
+
 /// Whether this kernel accepts a netem qdisc, tried in a throwaway network namespace.
 pub async fn has_netem() -> Option<bool> {
     let out = tokio::process::Command::new("unshare")

@@ -199,6 +199,27 @@ pub trait Platform: Send + Sync {
         )))
     }
 
+    /// Runs `argv` inside the target (Docker: exec) and waits for it.
+    async fn exec(&self, _target: &Target, _argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "running a command inside a target is not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// The target's cgroup directories as seen from this host (every hierarchy, v1 and
+    /// v2), when [`Platform::host_reach`] holds.
+    async fn cgroups(&self, target: &Target) -> Result<Vec<std::path::PathBuf>, PlatformError> {
+        Err(PlatformError::Refused(
+            self.host_reach(target).await.err().unwrap_or_else(|| {
+                format!(
+                    "the cgroups of {} targets are not read from here",
+                    self.kind()
+                )
+            }),
+        ))
+    }
+
     /// Whether the targets' kernel has netem; `None` when it cannot be told from here
     /// (a remote daemon): the add itself then says so.
     async fn netem_supported(&self) -> Option<bool> {

@@ -442,6 +442,7 @@ fn record(f: &Fault, t: &Target) -> FaultRecord {
         status: FaultStatus::Failed,
         error: None,
         description: f.describe(),
+        effects: None,
     }
 }
 
@@ -586,12 +587,22 @@ async fn inject_all(
 /// the others; the journal entry is closed only when the revert is confirmed.
 async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut FaultOutcome) {
     let results = join_all(pending.into_iter().map(|p| async move {
+        // What the fault caused is read before its revert removes the evidence.
+        let effects = fault::kind(f).effects(ctx.platform, &p.undo).await;
         let r = fault::revert_until(ctx.platform, &p.undo, fault::REVERT_TIMEOUT).await;
-        (p, r)
+        (p, effects, r)
     }))
     .await;
-    for (p, r) in results {
+    for (p, effects, r) in results {
         let target = p.undo.target();
+        if let Some(fx) = effects {
+            ctx.event(
+                EventKind::FaultEffect,
+                format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
+            )
+            .await;
+            out.records[p.record].effects = Some(fx);
+        }
         let rec = &mut out.records[p.record];
         match r {
             Some(Ok(())) => {
