@@ -26,6 +26,8 @@ enum Scenario {
     CpuExec,
     MemoryHost,
     MemoryExec,
+    DiskHost,
+    DiskExec,
 }
 
 use Scenario::*;
@@ -42,6 +44,8 @@ impl Scenario {
             CpuExec => "cpu_stress (exec)",
             MemoryHost => "memory_stress (host)",
             MemoryExec => "memory_stress (exec)",
+            DiskHost => "disk_fill (host)",
+            DiskExec => "disk_fill (exec)",
         }
     }
 
@@ -62,6 +66,8 @@ impl Scenario {
             CpuExec => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}"],
             MemoryHost => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: host}"],
             MemoryExec => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: exec}"],
+            DiskHost => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: host}"],
+            DiskExec => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: exec}"],
         }
     }
 
@@ -69,6 +75,7 @@ impl Scenario {
     fn container_flags(self) -> &'static [&'static str] {
         match self {
             RepeatedKill => &["--restart", "always"],
+            DiskHost | DiskExec => &["--tmpfs", "/fill:size=64m"],
             _ => &[],
         }
     }
@@ -86,6 +93,7 @@ impl Scenario {
             NetworkNfqueue => nfqueue_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
             MemoryHost | MemoryExec => memory_allocators(fleet),
+            DiskHost | DiskExec => fill_files(fleet),
         }
     }
 
@@ -185,6 +193,22 @@ fn memory_allocators(fleet: &Fleet) -> Vec<String> {
         }
     }
     left
+}
+
+/// faultline's fill files left in the containers' /fill.
+fn fill_files(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .names
+        .iter()
+        .filter_map(|n| {
+            let ls = docker_ok(&["exec", n, "sh", "-c", "ls -a /fill"]);
+            let left = ls
+                .lines()
+                .filter(|l| l.starts_with(".faultline-fill-"))
+                .count();
+            (left > 0).then(|| format!("{left} fill file(s) in {n}:/fill"))
+        })
+        .collect()
 }
 
 fn trials() -> usize {
@@ -429,6 +453,26 @@ fn memory_exec_sigint() {
 #[test]
 fn memory_exec_sigkill_own_deadline() {
     chaos(MemoryExec, Kill::HardDeadline);
+}
+
+#[test]
+fn disk_host_sigkill_then_recover() {
+    chaos(DiskHost, Kill::HardThenRecover);
+}
+
+#[test]
+fn disk_host_sigint() {
+    chaos(DiskHost, Kill::Interrupt);
+}
+
+#[test]
+fn disk_exec_sigkill_then_recover() {
+    chaos(DiskExec, Kill::HardThenRecover);
+}
+
+#[test]
+fn disk_exec_sigint() {
+    chaos(DiskExec, Kill::Interrupt);
 }
 
 #[test]

@@ -272,3 +272,166 @@ fn memory_validation_says_what_to_write() {
         &["`ramp` (10s) is longer than `duration` (5s)"],
     );
 }
+
+/// `df` inside the container: (used, size) of the filesystem at `path`, in bytes.
+fn df(name: &str, path: &str) -> (f64, f64) {
+    // Through `sh`: the test image's tools are busybox applets the shell resolves.
+    let out = docker_ok(&["exec", name, "sh", "-c", &format!("df -P -k {path}")]);
+    let f: Vec<f64> = out
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no df line in {out}"))
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|v| v.parse::<f64>().unwrap() * 1024.0)
+        .collect();
+    (f[1], f[0])
+}
+
+/// faultline's fill files left in the container's directory.
+fn fill_files(name: &str, dir: &str) -> usize {
+    docker_ok(&["exec", name, "sh", "-c", &format!("ls -a {dir}")])
+        .lines()
+        .filter(|l| l.starts_with(".faultline-fill-"))
+        .count()
+}
+
+/// A web container with a 64 MiB filesystem of its own at /fill.
+fn disk_container(test: &str) -> (Fleet, String) {
+    let mut fleet = Fleet::new(test);
+    let web = fleet.web(&["--tmpfs", "/fill:size=64m"]);
+    (fleet, web)
+}
+
+/// Runs a disk_fill fault and returns (used before, used during, used after) as `df` in
+/// the container saw them.
+fn fill(strategy: &str, amount: &str) -> (f64, f64, f64, f64) {
+    let (fleet, web) = disk_container(&format!("disk-{strategy}"));
+    let (before, size) = df(&web, "/fill");
+    let exp = Experiment::new("disk").on(&fleet).fault(&format!(
+        "disk_fill: {{{amount}, path: /fill, duration: 4s, strategy: {strategy}}}"
+    ));
+    let run = Run::experiment(&exp).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(5), || fill_files(&web, "/fill") == 1),
+        "no fill file appeared"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let (during, _) = df(&web, "/fill");
+    let out = run.wait();
+    out.expect(0);
+    assert_eq!(out.report()["faults"][0]["status"], "reverted");
+    let (after, _) = df(&web, "/fill");
+    assert_eq!(fill_files(&web, "/fill"), 0, "the file is still there");
+    (before, during, after, size)
+}
+
+#[track_caller]
+fn assert_close(what: &str, got: f64, want: f64, tolerance: f64) {
+    assert!(
+        (got - want).abs() <= tolerance,
+        "{what}: {:.2} MiB, want {:.2} MiB ±{:.2} MiB",
+        got / MIB,
+        want / MIB,
+        tolerance / MIB
+    );
+}
+
+#[test]
+fn disk_fill_size_shows_in_df_and_is_removed() {
+    if !require_docker() {
+        return;
+    }
+    for strategy in ["host", "exec"] {
+        let (before, during, after, _) = fill(strategy, "size: 32MiB");
+        assert_close(
+            &format!("{strategy}: df's rise"),
+            during - before,
+            32.0 * MIB,
+            32.0 * MIB * 0.05,
+        );
+        assert_close(
+            &format!("{strategy}: after revert"),
+            after,
+            before,
+            0.05 * MIB,
+        );
+    }
+}
+
+#[test]
+fn disk_fill_percent_fills_the_filesystem_to_that_use() {
+    if !require_docker() {
+        return;
+    }
+    let (before, during, after, size) = fill("host", "percent: 90");
+    let use_pct = during / size * 100.0;
+    assert!(
+        (85.0..=95.0).contains(&use_pct),
+        "df shows {use_pct:.1}% used, want 90% ±5"
+    );
+    assert_close("after revert", after, before, 0.05 * MIB);
+}
+
+#[test]
+fn disk_fill_refuses_more_than_the_filesystem_has() {
+    if !require_docker() {
+        return;
+    }
+    let (fleet, web) = disk_container("disk-full");
+    let exp = Experiment::new("disk-full")
+        .on(&fleet)
+        .fault("disk_fill: {size: 100MiB, path: /fill, duration: 2s}");
+    let out = Run::experiment(&exp).json_report().output();
+    out.expect(4);
+    let report = out.report();
+    let error = report["faults"][0]["error"].as_str().unwrap();
+    assert_contains(error, &["`size` 100MiB is more than the", "free", "/fill"]);
+    assert_eq!(fill_files(&web, "/fill"), 0, "nothing was written");
+}
+
+#[test]
+fn disk_fill_is_removed_by_recover_after_a_sigkill() {
+    if !require_docker() {
+        return;
+    }
+    let (fleet, web) = disk_container("disk-recover");
+    let (before, _) = df(&web, "/fill");
+    let exp = Experiment::new("disk-recover")
+        .on(&fleet)
+        .fault("disk_fill: {size: 16MiB, path: /fill, duration: 60s}");
+    let state = StateDir::new();
+    let run = Run::experiment(&exp)
+        .state(&state)
+        .no_dead_mans_switch()
+        .spawn();
+    assert!(wait_until(Duration::from_secs(10), || {
+        df(&web, "/fill").0 - before >= 15.0 * MIB
+    }));
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    run.wait();
+    assert_eq!(fill_files(&web, "/fill"), 1, "SIGKILL left the file");
+    assert_eq!(state.open_entries(), 1);
+    state.recover();
+    assert_eq!(fill_files(&web, "/fill"), 0, "recover removed the file");
+    assert_close("after recover", df(&web, "/fill").0, before, 0.05 * MIB);
+    assert!(state.is_clean());
+}
+
+#[test]
+fn disk_fill_validation_says_what_to_write() {
+    invalid(
+        "disk_fill: {size: 1GiB, path: tmp, duration: 5s}",
+        &["`path` must be absolute", "/tmp"],
+    );
+    invalid(
+        "disk_fill: {percent: 101, duration: 5s}",
+        &["percentage 101 is outside 0..100"],
+    );
+    invalid(
+        "disk_fill: {size: 10, duration: 5s}",
+        &["size `10` has no unit"],
+    );
+    invalid("disk_fill: {duration: 5s}", &["disk_fill needs how much"]);
+}

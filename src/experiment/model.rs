@@ -387,6 +387,7 @@ pub enum Fault {
     Network(NetworkFault),
     CpuStress(CpuStressFault),
     MemoryStress(MemoryStressFault),
+    DiskFill(DiskFillFault),
 }
 
 /// What a fault says about itself without touching anything. Each fault implements it in
@@ -433,6 +434,7 @@ impl Fault {
             Fault::Network(f) => f,
             Fault::CpuStress(f) => f,
             Fault::MemoryStress(f) => f,
+            Fault::DiskFill(f) => f,
         }
     }
 
@@ -571,6 +573,33 @@ pub struct MemoryStressFault {
     pub ramp: Option<Duration>,
     /// `host` moves faultline's own allocator into the target's cgroups; `exec` allocates
     /// with `dd` inside the target; `auto` picks host when it can.
+    #[serde(default)]
+    pub strategy: CpuStrategy,
+}
+
+fn tmp() -> String {
+    "/tmp".into()
+}
+
+/// A file written into the target's filesystem at `path`, removed at revert. Exactly one
+/// of `size` and `percent`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskFillFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// How much to write: `1GiB`, `500MB`.
+    #[serde(default)]
+    pub size: Option<ByteSize>,
+    /// Fill the filesystem until it is this percent full, as `df` counts it.
+    #[serde(default)]
+    pub percent: Option<Percent>,
+    /// An absolute directory inside the target; the file is written on its filesystem.
+    #[serde(default = "tmp")]
+    pub path: String,
+    /// `host` writes through the container's root from this host; `exec` runs `dd` inside
+    /// the target; `auto` picks host when it can.
     #[serde(default)]
     pub strategy: CpuStrategy,
 }

@@ -12,6 +12,7 @@
 //! reversible, its record in [`UndoRecord`] and its arm in [`revert`] / [`release`].
 
 pub mod cpu_stress;
+pub mod disk_fill;
 pub mod kill;
 pub mod memory_stress;
 pub mod network;
@@ -72,6 +73,7 @@ pub fn kind(fault: &Fault) -> &dyn FaultKind {
         Fault::Network(f) => f,
         Fault::CpuStress(f) => f,
         Fault::MemoryStress(f) => f,
+        Fault::DiskFill(f) => f,
     }
 }
 
@@ -123,6 +125,10 @@ pub enum UndoRecord {
         target: Target,
         memory: memory_stress::MemoryRecord,
     },
+    RemoveFile {
+        target: Target,
+        fill: disk_fill::FillRecord,
+    },
 }
 
 impl Undo {
@@ -138,7 +144,8 @@ impl Undo {
             UndoRecord::Unpause { target }
             | UndoRecord::RemoveQdisc { target, .. }
             | UndoRecord::StopStressor { target, .. }
-            | UndoRecord::FreeMemory { target, .. } => target,
+            | UndoRecord::FreeMemory { target, .. }
+            | UndoRecord::RemoveFile { target, .. } => target,
         }
     }
 }
@@ -187,6 +194,8 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
         UndoRecord::FreeMemory { target, memory } => {
             memory_stress::revert(platform, target, memory).await
         }
+        // A file partly written is removed.
+        UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
         UndoRecord::Unpause { .. } => Ok(()),
     };
     if let Err(e) = released {
@@ -233,6 +242,7 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
         UndoRecord::FreeMemory { target, memory } => {
             memory_stress::revert(platform, target, memory).await
         }
+        UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
     }
 }
 

@@ -659,6 +659,17 @@ impl Platform for DockerPlatform {
         host::cgroup_dirs(pid).map_err(PlatformError::Refused)
     }
 
+    async fn host_root(&self, target: &Target) -> Result<std::path::PathBuf, PlatformError> {
+        self.host_reach(target)
+            .await
+            .map_err(PlatformError::Refused)?;
+        let pid = self
+            .visible_pid(target)
+            .await?
+            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        Ok(std::path::PathBuf::from(format!("/proc/{pid}/root")))
+    }
+
     async fn start_process(
         &self,
         target: &Target,

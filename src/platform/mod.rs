@@ -220,6 +220,19 @@ pub trait Platform: Send + Sync {
         ))
     }
 
+    /// The target's root directory as seen from this host (`/proc/PID/root`), when
+    /// [`Platform::host_reach`] holds: its files through its own mounts.
+    async fn host_root(&self, target: &Target) -> Result<std::path::PathBuf, PlatformError> {
+        Err(PlatformError::Refused(
+            self.host_reach(target).await.err().unwrap_or_else(|| {
+                format!(
+                    "the files of {} targets are not reached from here",
+                    self.kind()
+                )
+            }),
+        ))
+    }
+
     /// Whether the targets' kernel has netem; `None` when it cannot be told from here
     /// (a remote daemon): the add itself then says so.
     async fn netem_supported(&self) -> Option<bool> {
