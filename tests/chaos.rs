@@ -28,6 +28,7 @@ enum Scenario {
     MemoryExec,
     DiskHost,
     DiskExec,
+    Stop,
 }
 
 use Scenario::*;
@@ -46,6 +47,7 @@ impl Scenario {
             MemoryExec => "memory_stress (exec)",
             DiskHost => "disk_fill (host)",
             DiskExec => "disk_fill (exec)",
+            Stop => "stop",
         }
     }
 
@@ -68,6 +70,7 @@ impl Scenario {
             MemoryExec => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: exec}"],
             DiskHost => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: host}"],
             DiskExec => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: exec}"],
+            Stop => &["stop: {duration: 4s, timeout: 1s}"],
         }
     }
 
@@ -94,6 +97,7 @@ impl Scenario {
             CpuHost | CpuExec => stressors(fleet),
             MemoryHost | MemoryExec => memory_allocators(fleet),
             DiskHost | DiskExec => fill_files(fleet),
+            Stop => stopped_containers(fleet),
         }
     }
 
@@ -193,6 +197,15 @@ fn memory_allocators(fleet: &Fleet) -> Vec<String> {
         }
     }
     left
+}
+
+fn stopped_containers(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .names
+        .iter()
+        .filter(|n| !running(n))
+        .map(|n| format!("{n} is stopped"))
+        .collect()
 }
 
 /// faultline's fill files left in the containers' /fill.
@@ -473,6 +486,16 @@ fn disk_exec_sigkill_then_recover() {
 #[test]
 fn disk_exec_sigint() {
     chaos(DiskExec, Kill::Interrupt);
+}
+
+#[test]
+fn stop_sigkill_then_recover() {
+    chaos(Stop, Kill::HardThenRecover);
+}
+
+#[test]
+fn stop_sigint() {
+    chaos(Stop, Kill::Interrupt);
 }
 
 #[test]

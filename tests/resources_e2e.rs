@@ -435,3 +435,119 @@ fn disk_fill_validation_says_what_to_write() {
     );
     invalid("disk_fill: {duration: 5s}", &["disk_fill needs how much"]);
 }
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A web container published on a fixed loopback port too (Docker picks the ephemeral
+/// port anew at each start), and that port's URL.
+fn stable_web(test: &str) -> (Fleet, String, String) {
+    let mut fleet = Fleet::new(test);
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let web = fleet.web(&["-p", &publish]);
+    (fleet, web, format!("http://127.0.0.1:{port}/"))
+}
+
+/// A Docker timestamp (RFC 3339 with nanoseconds) as seconds since the epoch.
+fn docker_time(name: &str, field: &str) -> f64 {
+    let text = inspect(name, &format!("{{{{.State.{field}}}}}"));
+    let t = chrono::DateTime::parse_from_rfc3339(&text)
+        .unwrap_or_else(|e| panic!("{field} `{text}`: {e}"));
+    t.timestamp_micros() as f64 / 1e6
+}
+
+#[test]
+fn stop_keeps_the_container_stopped_for_the_duration_then_starts_it() {
+    if !require_docker() {
+        return;
+    }
+    let (fleet, web, url) = stable_web("stop");
+    let exp = Experiment::new("stop")
+        .on(&fleet)
+        .steady(Probe::http(&url))
+        .fault("stop: {duration: 8s, timeout: 1s}");
+    let run = Run::experiment(&exp).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || !running(&web)),
+        "the container was never stopped"
+    );
+    assert!(
+        !http_ok(&url),
+        "the HTTP probe passed while the container was stopped"
+    );
+    let out = run.wait();
+    out.expect(0);
+    let report = out.report();
+    assert_eq!(report["faults"][0]["status"], "reverted");
+    assert!(running(&web), "the container is not running after revert");
+    assert!(
+        wait_until(Duration::from_secs(5), || http_ok(&url)),
+        "the HTTP probe fails after the start"
+    );
+    // The daemon's own record: when it stopped, and when it started again. Docker's own
+    // stop and start add about 0.5s here (network teardown and setup), which 8s ±10%
+    // leaves room for.
+    let stopped_for = docker_time(&web, "StartedAt") - docker_time(&web, "FinishedAt");
+    assert!(
+        (7.2..=8.8).contains(&stopped_for),
+        "stopped for {stopped_for:.2}s, want 8s ±10%"
+    );
+}
+
+#[test]
+fn restart_stops_and_starts_the_container_once() {
+    if !require_docker() {
+        return;
+    }
+    let (fleet, web, url) = stable_web("restart");
+    let started = docker_time(&web, "StartedAt");
+    let exp = Experiment::new("restart")
+        .on(&fleet)
+        .steady(Probe::http(&url))
+        .fault("restart: {timeout: 1s}");
+    let out = Run::experiment(&exp).json_report().output();
+    out.expect(0);
+    assert_eq!(out.report()["faults"][0]["status"], "completed");
+    assert!(running(&web));
+    assert!(
+        docker_time(&web, "StartedAt") > started,
+        "not started again"
+    );
+    assert!(
+        docker_time(&web, "FinishedAt") > started,
+        "not stopped in between"
+    );
+    assert!(http_ok(&url));
+}
+
+#[test]
+fn a_stopped_container_is_started_by_recover_after_a_sigkill() {
+    if !require_docker() {
+        return;
+    }
+    let (fleet, web, url) = stable_web("stop-recover");
+    let exp = Experiment::new("stop-recover")
+        .on(&fleet)
+        .fault("stop: {duration: 60s, timeout: 1s}");
+    let state = StateDir::new();
+    let run = Run::experiment(&exp)
+        .state(&state)
+        .no_dead_mans_switch()
+        .spawn();
+    assert!(wait_until(Duration::from_secs(10), || !running(&web)));
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    run.wait();
+    assert!(!running(&web), "SIGKILL left it stopped");
+    state.recover();
+    assert!(running(&web), "recover started it");
+    assert!(wait_until(Duration::from_secs(5), || http_ok(&url)));
+    assert!(state.is_clean());
+}

@@ -388,6 +388,8 @@ pub enum Fault {
     CpuStress(CpuStressFault),
     MemoryStress(MemoryStressFault),
     DiskFill(DiskFillFault),
+    Stop(StopFault),
+    Restart(RestartFault),
 }
 
 /// What a fault says about itself without touching anything. Each fault implements it in
@@ -435,6 +437,8 @@ impl Fault {
             Fault::CpuStress(f) => f,
             Fault::MemoryStress(f) => f,
             Fault::DiskFill(f) => f,
+            Fault::Stop(f) => f,
+            Fault::Restart(f) => f,
         }
     }
 
@@ -602,6 +606,30 @@ pub struct DiskFillFault {
     /// the target; `auto` picks host when it can.
     #[serde(default)]
     pub strategy: CpuStrategy,
+}
+
+/// Stops the container, waits `duration`, starts it again (Docker).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long it stays stopped.
+    pub duration: Duration,
+    /// How long the stop waits after SIGTERM before SIGKILL.
+    #[serde(default = "secs::<10>")]
+    pub timeout: Duration,
+}
+
+/// Restarts the container in one operation (Docker); a one-shot fault.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long the stop waits after SIGTERM before SIGKILL.
+    #[serde(default = "secs::<10>")]
+    pub timeout: Duration,
 }
 
 /// A game-day suite (spec section 7).

@@ -18,6 +18,7 @@ pub mod memory_stress;
 pub mod network;
 pub mod nfqueue;
 pub mod pause;
+pub mod stop;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,8 @@ pub fn kind(fault: &Fault) -> &dyn FaultKind {
         Fault::CpuStress(f) => f,
         Fault::MemoryStress(f) => f,
         Fault::DiskFill(f) => f,
+        Fault::Stop(f) => f,
+        Fault::Restart(f) => f,
     }
 }
 
@@ -129,6 +132,9 @@ pub enum UndoRecord {
         target: Target,
         fill: disk_fill::FillRecord,
     },
+    StartTarget {
+        target: Target,
+    },
 }
 
 impl Undo {
@@ -145,7 +151,8 @@ impl Undo {
             | UndoRecord::RemoveQdisc { target, .. }
             | UndoRecord::StopStressor { target, .. }
             | UndoRecord::FreeMemory { target, .. }
-            | UndoRecord::RemoveFile { target, .. } => target,
+            | UndoRecord::RemoveFile { target, .. }
+            | UndoRecord::StartTarget { target } => target,
         }
     }
 }
@@ -196,6 +203,8 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
         }
         // A file partly written is removed.
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        // Nothing was stopped, or a stop half-done: the container is started again.
+        UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
         UndoRecord::Unpause { .. } => Ok(()),
     };
     if let Err(e) = released {
@@ -243,6 +252,7 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
             memory_stress::revert(platform, target, memory).await
         }
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
     }
 }
 

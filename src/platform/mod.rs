@@ -129,6 +129,39 @@ pub trait Platform: Send + Sync {
     /// Whether the target is frozen now.
     async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError>;
 
+    /// Stops the target the way its platform does (Docker: SIGTERM, SIGKILL after
+    /// `timeout`) and returns when it is stopped.
+    async fn stop_target(
+        &self,
+        _target: &Target,
+        _timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Starts a stopped target again.
+    async fn start_target(&self, _target: &Target) -> Result<(), PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Stops and starts the target in one operation.
+    async fn restart_target(
+        &self,
+        _target: &Target,
+        _timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Whether the target is running now.
+    async fn is_running(&self, _target: &Target) -> Result<bool, PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Why [`Platform::stop_target`] and its kin are not available here.
+    fn no_stop_start(&self) -> PlatformError {
+        PlatformError::Refused(format!(
+            "stopping and starting a target is not available on {}",
+            self.kind()
+        ))
+    }
+
     /// Whether faultline can reach the target's namespaces and cgroups from where it
     /// runs (a local daemon, root, the target's processes visible); the reason if not.
     async fn host_reach(&self, _target: &Target) -> Result<(), String> {
