@@ -551,3 +551,80 @@ fn a_stopped_container_is_started_by_recover_after_a_sigkill() {
     assert!(wait_until(Duration::from_secs(5), || http_ok(&url)));
     assert!(state.is_clean());
 }
+
+/// The command lines of the container's processes, as the daemon lists them.
+fn commands(name: &str) -> Vec<String> {
+    docker_ok(&["top", name, "-o", "pid,args"])
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.trim().split_once(char::is_whitespace))
+        .map(|(_, args)| args.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn kill_process_signals_only_the_matching_process() {
+    if !require_docker() {
+        return;
+    }
+    let mut fleet = Fleet::new("kill-process");
+    let web = fleet.web(&[]);
+    docker_ok(&["exec", "-d", &web, "sh", "-c", "exec sleep 1001"]);
+    docker_ok(&["exec", "-d", &web, "sh", "-c", "exec sleep 1002"]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        let c = commands(&web);
+        c.iter().any(|l| l == "sleep 1001") && c.iter().any(|l| l == "sleep 1002")
+    }));
+    let exp = Experiment::new("kill-process")
+        .on(&fleet)
+        .fault("kill: {process: \"^sleep 1001$\", signal: SIGKILL}");
+    let out = Run::experiment(&exp).json_report().output();
+    out.expect(0);
+    let report = out.report();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            !commands(&web).iter().any(|l| l == "sleep 1001")
+        }),
+        "the matching process is still there"
+    );
+    let left = commands(&web);
+    assert!(
+        left.iter().any(|l| l == "sleep 1002"),
+        "the other one died: {left:?}"
+    );
+    assert!(
+        left.iter().any(|l| l.starts_with("httpd")),
+        "the server died: {left:?}"
+    );
+    assert!(running(&web));
+    let signalled = report["faults"][0]["effects"]["signalled"]
+        .as_array()
+        .expect("the report lists what it signalled");
+    assert_eq!(signalled.len(), 1, "{signalled:?}");
+    assert_eq!(signalled[0]["command"], "sleep 1001");
+}
+
+#[test]
+fn kill_process_refuses_when_nothing_matches() {
+    if !require_docker() {
+        return;
+    }
+    let (fleet, web) = one_web("kill-nomatch").unwrap();
+    let exp = Experiment::new("kill-nomatch")
+        .on(&fleet)
+        .fault("kill: {process: java}");
+    let out = Run::experiment(&exp).json_report().output();
+    out.expect(4);
+    let report = out.report();
+    let error = report["faults"][0]["error"].as_str().unwrap();
+    assert_contains(error, &["no process in", "/java/", "httpd"]);
+    assert!(running(&web));
+}
+
+#[test]
+fn kill_process_validation() {
+    invalid(
+        "kill: {process: \"(\"}",
+        &["`process` is not a valid regular expression"],
+    );
+}

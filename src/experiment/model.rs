@@ -471,6 +471,10 @@ pub struct KillFault {
     /// Kubernetes: the pod's termination grace period (default 0s, a force delete).
     #[serde(default)]
     pub grace_period: Option<Duration>,
+    /// Signal only the processes inside the target whose command line matches this
+    /// regular expression (Docker), instead of the target itself.
+    #[serde(default)]
+    pub process: Option<String>,
     /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
     #[serde(default)]
     pub every: Option<Duration>,

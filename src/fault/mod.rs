@@ -56,6 +56,18 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         undo: Option<&Undo>,
     ) -> Result<(), PlatformError>;
 
+    /// Applies the fault like [`FaultKind::inject`] and says what it did that the report
+    /// should name (the processes a `kill` signalled). Faults with nothing to add keep
+    /// this default.
+    async fn inject_reporting(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<Option<FaultEffects>, PlatformError> {
+        self.inject(platform, target, undo).await.map(|()| None)
+    }
+
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
     fn rbac(&self) -> &'static [Permission];
 
@@ -188,6 +200,16 @@ pub async fn inject(
     undo: Option<&Undo>,
 ) -> Result<(), PlatformError> {
     kind(fault).inject(platform, target, undo).await
+}
+
+/// Like [`inject`], with what the fault says it did ([`FaultKind::inject_reporting`]).
+pub async fn inject_reporting(
+    platform: &dyn Platform,
+    fault: &Fault,
+    target: &Target,
+    undo: Option<&Undo>,
+) -> Result<Option<FaultEffects>, PlatformError> {
+    kind(fault).inject_reporting(platform, target, undo).await
 }
 
 /// Gives back what [`prepare`] set up when the fault was not applied after all.

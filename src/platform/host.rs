@@ -164,6 +164,34 @@ pub fn cgroup_dirs(pid: i64) -> Result<Vec<std::path::PathBuf>, String> {
     Ok(dirs)
 }
 
+/// The processes in the cgroup directories `dirs` (every one listed once): host PID and
+/// command line, its arguments joined by spaces. Kernel threads and processes gone
+/// meanwhile are left out.
+pub fn processes_in(dirs: &[std::path::PathBuf]) -> Vec<(i32, String)> {
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .filter_map(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (!args.is_empty()).then(|| (pid, args.join(" ")))
+        })
+        .collect()
+}
+
 /// Starts faultline's own binary with `args` attached to the process `pid`: inside its
 /// network namespace (`netns`) and/or moved into every cgroup it is in (`cgroups`; the
 /// child is started stopped, moved, then continued, so nothing it does counts elsewhere).

@@ -524,7 +524,7 @@ async fn inject_all(
             },
             None => None,
         };
-        let r = fault::inject(ctx.platform, f, t, undo.as_ref()).await;
+        let r = fault::inject_reporting(ctx.platform, f, t, undo.as_ref()).await;
         if let Err(e) = &r {
             if let Some(u) = &undo {
                 fault::release(ctx.platform, u).await;
@@ -534,7 +534,7 @@ async fn inject_all(
             }
         }
         let result = match &r {
-            Ok(()) => "ok".to_string(),
+            Ok(_) => "ok".to_string(),
             Err(e) => format!("failed: {e}"),
         };
         ctx.audit("inject", t, f, &result);
@@ -546,13 +546,21 @@ async fn inject_all(
     for (t, at, r, undo) in results {
         let mut rec = record(f, t);
         match r {
-            Ok(()) => {
+            Ok(effects) => {
                 rec.injected_at = Some(at);
                 ctx.event(
                     EventKind::FaultInjected,
                     format!("{} {}", f.type_name(), t.name),
                 )
                 .await;
+                if let Some(fx) = effects {
+                    ctx.event(
+                        EventKind::FaultEffect,
+                        format!("{} {}: {}", f.type_name(), t.name, fx.summary()),
+                    )
+                    .await;
+                    rec.effects = Some(fx);
+                }
                 match undo {
                     Some((undo, journal_id)) => {
                         rec.status = FaultStatus::Active;
