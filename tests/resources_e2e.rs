@@ -468,6 +468,8 @@ fn stop_keeps_the_container_stopped_for_the_duration_then_starts_it() {
     if !require_docker() {
         return;
     }
+    // Not beside the memory measurements: Docker's own stop and start slow down under load.
+    let _serial = serial();
     let (fleet, web, url) = stable_web("stop");
     let exp = Experiment::new("stop")
         .on(&fleet)
