@@ -61,6 +61,9 @@ pub struct Notification {
     pub duration_ms: Option<u64>,
     pub recovered_after_ms: Option<u64>,
     pub targets: Vec<String>,
+    /// How the targets were chosen (as in the JSON report), when a run selected them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<crate::report::Selection>,
     /// Path of the report written for this run or game day, if any.
     pub report: Option<String>,
     /// Why the run ended as it did (the run's `verdict` event).
@@ -91,6 +94,7 @@ impl Notification {
             duration_ms: None,
             recovered_after_ms: None,
             targets: Vec::new(),
+            selection: None,
             report: None,
             reason: None,
             file: None,
@@ -121,6 +125,7 @@ impl Notification {
         n.duration_ms = Some(r.duration_ms);
         n.recovered_after_ms = r.phases.after.as_ref().and_then(|a| a.recovered_after_ms);
         n.targets = r.targets.iter().map(|t| t.name.clone()).collect();
+        n.selection = r.selection.clone();
         n.reason = reason(r);
         n.secrets = secrets.clone();
         n
@@ -251,6 +256,9 @@ impl Notification {
         }
         if !self.targets.is_empty() && self.event != EventKind::RunStarted {
             t.push_str(&format!("; targets: {}", self.targets.join(", ")));
+            if let Some(short) = self.selection.as_ref().and_then(|s| s.shortfall()) {
+                t.push_str(&format!(" ({short})"));
+            }
         }
         if let Some(r) = &self.report {
             t.push_str(&format!("; report: {r}"));
@@ -416,6 +424,22 @@ mod tests {
         let mut s = Secrets::default();
         values.iter().for_each(|v| s.add(v));
         s
+    }
+
+    #[test]
+    fn a_short_selection_is_in_the_notification() {
+        let mut r = fixture::passed();
+        r.selection = Some(crate::report::Selection {
+            mode: "count".into(),
+            requested: 5,
+            matched: 1,
+            selected: 1,
+            min: None,
+        });
+        let p = Notification::run_finished(&r, &Secrets::default()).payload();
+        assert_eq!(p["selection"]["requested"], 5);
+        let text = p["text"].as_str().unwrap();
+        assert!(text.contains("targets: web-1 (1 of 5 requested)"), "{text}");
     }
 
     #[test]

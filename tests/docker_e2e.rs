@@ -240,7 +240,7 @@ fn plan_and_dry_run_resolve_real_targets_and_touch_nothing() {
 #[test]
 fn an_unreachable_daemon_is_exit_4_and_nothing_is_touched() {
     let exp = Experiment::new("unreachable")
-        .docker("host: \"unix:///nonexistent/docker.sock\"")
+        .docker("host: \"unix:///nonexistent/docker.sock\", labels: {app: web}")
         .fault("pause: {duration: 1s}");
     Run::experiment(&exp)
         .output()

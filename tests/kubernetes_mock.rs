@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::os::unix::process::CommandExt;
+
 use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -302,6 +304,98 @@ fn fault(v: Value) -> Fault {
 }
 
 // ---------------------------------------------------------------------------------------
+// The kubelet's expansion of a container's `command` and `args`: `$(VAR)` is the value of
+// a defined variable and stays literal otherwise, `$$` is `$`, `$$(VAR)` is `$(VAR)`. A
+// scanner of its own (after kubernetes/third_party/forked/golang/expansion), not
+// faultline's, so that a mistake in faultline's escaping cannot hide itself.
+
+/// The environment a container's command is expanded with: the service links the kubelet
+/// adds (`enableServiceLinks` is on by default), then the container's own `env`, each
+/// value expanded with the ones before it.
+fn kubelet_env(container: &Value) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+        ("KUBERNETES_SERVICE_PORT", "443"),
+        ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for e in container["env"].as_array().into_iter().flatten() {
+        let value = kubelet_expand(e["value"].as_str().unwrap_or(""), &env);
+        env.insert(e["name"].as_str().unwrap().to_string(), value);
+    }
+    env
+}
+
+fn kubelet_expand(input: &str, env: &BTreeMap<String, String>) -> String {
+    let chars: Vec<char> = input.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '$' || i + 1 == chars.len() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        match chars[i + 1] {
+            '$' => {
+                out.push('$');
+                i += 2;
+            }
+            '(' => match chars[i + 2..].iter().position(|c| *c == ')') {
+                Some(n) => {
+                    let name: String = chars[i + 2..i + 2 + n].iter().collect();
+                    match env.get(&name) {
+                        Some(v) => out.push_str(v),
+                        None => out.push_str(&format!("$({name})")),
+                    }
+                    i += 3 + n;
+                }
+                None => {
+                    out.push_str("$(");
+                    i += 2;
+                }
+            },
+            c => {
+                out.push('$');
+                out.push(c);
+                i += 2;
+            }
+        }
+    }
+    out
+}
+
+/// What the container runs: its `command` and `args`, expanded.
+fn kubelet_command(container: &Value) -> Vec<String> {
+    let env = kubelet_env(container);
+    ["command", "args"]
+        .iter()
+        .flat_map(|k| container[*k].as_array().cloned().unwrap_or_default())
+        .map(|a| kubelet_expand(a.as_str().unwrap(), &env))
+        .collect()
+}
+
+#[test]
+fn the_kubelet_model_expands_as_documented() {
+    let env = kubelet_env(&json!({"env": [{"name": "A", "value": "x"}]}));
+    for (input, want) in [
+        ("$(A)", "x"),
+        ("$(B)", "$(B)"),
+        ("$$(A)", "$(A)"),
+        ("echo $$", "echo $"),
+        ("$((n+1))", "$((n+1))"),
+        ("$(A", "$(A"),
+        ("a$", "a$"),
+        ("$!", "$!"),
+        ("$(KUBERNETES_SERVICE_HOST)", "10.96.0.1"),
+    ] {
+        assert_eq!(kubelet_expand(input, &env), want, "{input}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Discovery
 
 #[tokio::test]
@@ -510,6 +604,85 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
     );
 }
 
+/// Recovery after a kill is timed from when the killed pods are gone, not from the DELETE.
+#[tokio::test]
+async fn wait_gone_returns_once_every_killed_pod_has_left_the_api() {
+    let (p, mut h) = mocked(spec());
+    let killed = vec![target("api-1", "uid-1"), target("db-0", "uid-db0")];
+    let task = tokio::spawn({
+        let (p, killed) = (p.clone(), killed.clone());
+        async move { p.wait_gone(&killed, Duration::from_secs(2)).await }
+    });
+    let mut seen = Vec::new();
+    // Deleted with a grace period: Terminating for a while, then gone.
+    let mut terminating = pod("api-1", "uid-1");
+    terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:05Z");
+    terminating["metadata"]["deletionGracePeriodSeconds"] = json!(5);
+    for _ in 0..2 {
+        seen.push(
+            answer(
+                &mut h,
+                "GET",
+                &format!("{PODS}/api-1"),
+                200,
+                terminating.clone(),
+            )
+            .await,
+        );
+    }
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            404,
+            not_found("api-1"),
+        )
+        .await,
+    );
+    // A StatefulSet's pod: its name is back at once, under another UID.
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/db-0"),
+            200,
+            pod("db-0", "uid-db0-new"),
+        )
+        .await,
+    );
+    let waited = task.await.unwrap().unwrap();
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert_granted(&seen, &[rbac::GET_PODS]);
+
+    // A pod that never goes: the wait ends with its name.
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn({
+        let p = p.clone();
+        async move {
+            p.wait_gone(&[target("api-1", "uid-1")], Duration::from_millis(50))
+                .await
+        }
+    });
+    let reply = async {
+        loop {
+            let (seen, reply) = next(&mut h).await;
+            assert_eq!(seen.line(), format!("GET {PODS}/api-1"));
+            reply.send_response(respond(200, &terminating));
+        }
+    };
+    let err = tokio::select! {
+        r = task => r.unwrap().unwrap_err(),
+        _ = reply => unreachable!(),
+    };
+    assert_eq!(
+        err,
+        PlatformError::Unavailable(
+            "pod `api-1` is still terminating 50ms after it was deleted".into()
+        )
+    );
+}
+
 #[tokio::test]
 async fn kill_forbidden_says_which_verb_to_grant() {
     let (p, mut h) = mocked(spec());
@@ -640,8 +813,11 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     let c = &spec["containers"][0];
     assert_eq!(c["image"], "registry.local/tc:1");
     assert_eq!(c["securityContext"]["privileged"], true);
-    assert_eq!(c["command"][0], "sh");
-    assert!(c["command"][2].as_str().unwrap().contains("cgroup.freeze"));
+    // The script the container runs, after the kubelet's expansion, is faultline's.
+    assert_eq!(
+        kubelet_command(c),
+        ["sh", "-c", faultline::platform::kubernetes::pause::SCRIPT]
+    );
     let env: BTreeMap<String, String> = c["env"]
         .as_array()
         .unwrap()
@@ -656,10 +832,13 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     assert_eq!(env["FAULTLINE_CONTAINER_ID"], "uid-1-api-cid");
     assert_eq!(env["FAULTLINE_LIFETIME"], "80");
     assert_eq!(env["FAULTLINE_NODE"], "node-2");
-    assert_eq!(
-        c["readinessProbe"]["exec"]["command"],
-        json!(["sh", "-c", "[ -e /tmp/faultline-frozen ]"])
-    );
+    let probe: Vec<String> = c["readinessProbe"]["exec"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| kubelet_expand(a.as_str().unwrap(), &kubelet_env(c)))
+        .collect();
+    assert_eq!(probe, ["sh", "-c", "[ -e /tmp/faultline-frozen ]"]);
     assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
 
     // revert: delete the helper (its trap thaws), wait until it is gone, confirm.
@@ -1115,15 +1294,29 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
         .unwrap()
         .to_string();
     assert!(name.starts_with("faultline-net-"), "{name}");
+    // What the container runs is the command after the kubelet's expansion: `$$` must
+    // reach the shell as `$$` (its PID), not `$`.
+    let mut body = patch.body.clone();
+    let container = body["spec"]["ephemeralContainers"][0].take();
     assert_eq!(
-        patch.body,
+        kubelet_command(&container),
+        [
+            "sh",
+            "-c",
+            "trap 'tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0' TERM INT; echo $$ > /tmp/faultline-net.pid || exit 1; sleep 70 & wait $!; tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0"
+        ]
+    );
+    let mut container = container;
+    container.as_object_mut().unwrap().remove("command");
+    body["spec"]["ephemeralContainers"][0] = container;
+    assert_eq!(
+        body,
         json!({
             "metadata": {"uid": "uid-1"},
             "spec": {"ephemeralContainers": [{
                 "name": name,
                 "image": "registry.local/tc:2",
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", "trap 'tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0' TERM INT; echo $$ > /tmp/faultline-net.pid || exit 1; sleep 70 & wait $!; tc qdisc del dev eth0 root handle fa17: 2>/dev/null; exit 0"],
                 "stdin": false,
                 "tty": false,
                 "securityContext": {"runAsUser": 0, "runAsNonRoot": false, "capabilities": {"add": ["NET_ADMIN"]}}
@@ -1334,6 +1527,18 @@ async fn probe_counts_ready_pods_and_available_replicas() {
             deployment,
         )
         .await;
+        let s3 = answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}?labelSelector=app%3Dapi"),
+            200,
+            pod_list(vec![
+                pod("api-1", "uid-1"),
+                pod("api-2", "uid-2"),
+                pod("api-4", "uid-4"),
+            ]),
+        )
+        .await;
         answer(
             &mut h,
             "GET",
@@ -1350,13 +1555,13 @@ async fn probe_counts_ready_pods_and_available_replicas() {
         .await;
         answer(&mut h, "GET", "/apis/apps/v1/namespaces/shop/deployments/api", 403,
             status(403, "Forbidden", "deployments.apps \"api\" is forbidden: User \"system:serviceaccount:chaos:faultline\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"shop\"", "deployments", "api")).await;
-        (s1, s2)
+        (s1, s2, s3)
     });
     use faultline::probe::kubernetes::sample_with;
     let ready = probe(json!({"namespace": "shop", "selector": "app=api", "ready": ">= 2"}));
     let s = sample_with(&client, Some("test"), &ready).await;
     assert!(s.ok, "{s:?}");
-    assert_eq!(s.detail, "2 ready (want >= 2)");
+    assert_eq!(s.detail, "2 ready (want >= 2; 1 not ready, 1 terminating)");
     let available = probe(json!({"namespace": "shop", "deployment": "api", "available": ">= 2"}));
     let s = sample_with(&client, Some("test"), &available).await;
     assert!(!s.ok);
@@ -1370,9 +1575,91 @@ async fn probe_counts_ready_pods_and_available_replicas() {
         s.detail,
         "forbidden: cannot `get` `deployments.apps` in namespace `shop` as `system:serviceaccount:chaos:faultline` — grant it (see `faultline rbac FILE`)"
     );
-    let (s1, s2) = server.await.unwrap();
+    let (s1, s2, s3) = server.await.unwrap();
     assert_granted(&[s1], &rbac::for_probe(&ready));
-    assert_granted(&[s2], &rbac::for_probe(&available));
+    assert_granted(&[s2, s3], &rbac::for_probe(&available));
+}
+
+fn deployment(generation: i64, observed: i64, available: i32) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "shop", "uid": "d-uid", "generation": generation},
+        "spec": {"replicas": 3,
+                 "selector": {"matchLabels": {"app": "api"},
+                              "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["canary"]}]},
+                 "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "api"}]}}},
+        "status": {"observedGeneration": observed, "replicas": 3, "readyReplicas": available,
+                   "availableReplicas": available, "updatedReplicas": 3}
+    })
+}
+
+/// Right after a kill the Deployment's status still counts the killed pod, which is
+/// Terminating (or already gone) while its replacement starts: what a real cluster showed
+/// as "recovered after 20 ms".
+#[tokio::test]
+async fn probe_available_is_not_fooled_by_a_lagging_deployment_status() {
+    let (svc, mut h) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "default");
+    let dep = "/apis/apps/v1/namespaces/shop/deployments/api";
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        // The status still says 3 available; one pod is Terminating, its replacement
+        // is not Ready yet.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(4, 4, 3)).await);
+        let mut terminating = pod("api-3", "uid-3");
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:00Z");
+        let mut replacement = pod("api-5", "uid-5");
+        replacement["status"]["conditions"][1]["status"] = json!("False");
+        replacement["status"]["phase"] = json!("Pending");
+        let list = pod_list(vec![
+            pod("api-1", "uid-1"),
+            pod("api-2", "uid-2"),
+            terminating,
+            replacement.clone(),
+        ]);
+        let q = format!("{PODS}?labelSelector=app%3Dapi%2Ctier+notin+%28canary%29");
+        seen.push(answer(&mut h, "GET", &q, 200, list).await);
+        // A force-deleted pod is gone at once: the status lags the same way.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(4, 4, 3)).await);
+        let list = pod_list(vec![
+            pod("api-1", "uid-1"),
+            pod("api-2", "uid-2"),
+            replacement,
+        ]);
+        seen.push(answer(&mut h, "GET", &q, 200, list).await);
+        // A spec change the controller has not observed yet: the status is not for it.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(5, 4, 3)).await);
+        // Recovered: the replacement is Ready.
+        seen.push(answer(&mut h, "GET", dep, 200, deployment(5, 5, 3)).await);
+        let list = pod_list(vec![
+            pod("api-1", "uid-1"),
+            pod("api-2", "uid-2"),
+            pod("api-5", "uid-5"),
+        ]);
+        seen.push(answer(&mut h, "GET", &q, 200, list).await);
+        seen
+    });
+    use faultline::probe::kubernetes::sample_with;
+    let available = probe(json!({"namespace": "shop", "deployment": "api", "available": ">= 3"}));
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(!s.ok, "{s:?}");
+    assert_eq!(
+        s.detail,
+        "2 available (want >= 3; 1 not ready, 1 terminating)"
+    );
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(!s.ok, "{s:?}");
+    assert_eq!(s.detail, "2 available (want >= 3; 1 not ready)");
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(!s.ok, "{s:?}");
+    assert_eq!(
+        s.detail,
+        "deployment `api`'s status is for generation 4, its spec is at 5: the change is not rolled out yet"
+    );
+    let s = sample_with(&client, Some("test"), &available).await;
+    assert!(s.ok, "{s:?}");
+    assert_eq!(s.detail, "3 available (want >= 3)");
+    assert_granted(&server.await.unwrap(), &rbac::for_probe(&available));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1523,7 +1810,15 @@ mod fake {
                     for (channel, data) in [
                         (1u8, stdout.into_bytes()),
                         (2, stderr.into_bytes()),
-                        (3, serde_json::to_vec(&status).unwrap()),
+                        // Null: the stream closes without a status.
+                        (
+                            3,
+                            if status.is_null() {
+                                Vec::new()
+                            } else {
+                                serde_json::to_vec(&status).unwrap()
+                            },
+                        ),
                     ] {
                         if data.is_empty() {
                             continue;
@@ -1663,7 +1958,11 @@ fn execs(seen: &[Seen]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A pod `api-1` whose network helper runs `tc` against a simulated qdisc.
+/// A pod `api-1` whose network helper runs `tc` against a simulated qdisc. The helper's
+/// script runs for real, as the container runtime would run it: the command the kubelet
+/// makes of the patch, in a local `sh`, with the container's `/tmp` in a temporary
+/// directory and `tc` simulated. Its exit is the ephemeral container's terminated state,
+/// and the stop exec runs for real too.
 #[derive(Default)]
 struct NetState {
     helper: Option<String>,
@@ -1672,6 +1971,100 @@ struct NetState {
     ended: bool,
     add_fails: bool,
     pod_gone: bool,
+    /// The helper's exit code once it has ended.
+    exit: Option<i32>,
+    container: Option<Container>,
+}
+
+/// A container's main process, run locally.
+struct Container {
+    child: std::process::Child,
+    tmp: tempfile::TempDir,
+    exit: Option<i32>,
+}
+
+impl Container {
+    /// Starts what the kubelet would run for the container spec `c`.
+    fn start(c: &Value) -> Container {
+        let tmp = tempfile::tempdir().unwrap();
+        let argv: Vec<String> = kubelet_command(c)
+            .iter()
+            .map(|a| Container::localize(a, &tmp))
+            .collect();
+        // Its own process group: everything it starts goes with it at the end.
+        let child = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Container {
+            child,
+            tmp,
+            exit: None,
+        }
+    }
+
+    /// The container's `/tmp` is a local directory; `tc` changes nothing here.
+    fn localize(arg: &str, tmp: &tempfile::TempDir) -> String {
+        arg.replace("/tmp/", &format!("{}/", tmp.path().display()))
+            .replace("tc qdisc", "true qdisc")
+    }
+
+    /// Runs an exec's argv in the container, for real.
+    fn exec(&self, argv: &[String]) -> std::process::Output {
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| Container::localize(a, &self.tmp))
+            .collect();
+        std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap()
+    }
+
+    /// The exit code once the main process has ended.
+    fn exited(&mut self) -> Option<i32> {
+        if self.exit.is_none() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.exit = Some(st.code().unwrap_or(128));
+            }
+        }
+        self.exit
+    }
+
+    fn pid_file(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("faultline-net.pid")).unwrap_or_default()
+    }
+}
+
+impl Drop for Container {
+    /// The container is removed: its processes (a backgrounded `sleep` too) end.
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl NetState {
+    /// A helper an earlier run added: its container runs.
+    fn running(helper: &str) -> NetState {
+        let patch = faultline::platform::kubernetes::network::ephemeral_patch(
+            "uid-1",
+            helper,
+            "registry.local/tc:1",
+            "eth0",
+            Duration::from_secs(70),
+        );
+        NetState {
+            helper: Some(helper.into()),
+            polls: 1,
+            qdisc: true,
+            container: Some(Container::start(&patch["spec"]["ephemeralContainers"][0])),
+            ..Default::default()
+        }
+    }
 }
 
 fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
@@ -1687,6 +2080,7 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 .unwrap()
                 .to_string();
             st.helper = Some(name.clone());
+            st.container = Some(Container::start(&s.body["spec"]["ephemeralContainers"][0]));
             return fake::Answer::Json(
                 200,
                 with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
@@ -1696,10 +2090,19 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
             .helper
             .clone()
             .unwrap_or_else(|| "faultline-net-00000001".into());
+        // The helper's script deletes its qdisc as it ends.
+        if let Some(code) = st.container.as_mut().and_then(Container::exited) {
+            if !st.ended {
+                st.ended = true;
+                st.exit = Some(code);
+                st.qdisc = false;
+            }
+        }
         if s.method == "GET" && s.path == pod_path {
             st.polls += 1;
             let state = if st.ended {
-                json!({"terminated": {"exitCode": 0, "reason": "Completed"}})
+                let code = st.exit.unwrap_or(0);
+                json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}})
             } else if st.polls == 1 && st.helper.is_some() {
                 json!({"waiting": {"reason": "ContainerCreating"}})
             } else {
@@ -1744,9 +2147,20 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 st.qdisc = false;
                 fake::Answer::exec_ok("")
             } else if argv.starts_with("sh -c read pid") {
-                st.qdisc = false;
-                st.ended = true;
-                fake::Answer::exec_ok("")
+                let argv: Vec<String> = s
+                    .pairs()
+                    .into_iter()
+                    .filter(|(k, _)| k == "command")
+                    .map(|(_, v)| v)
+                    .collect();
+                let out = st.container.as_ref().expect("a helper runs").exec(&argv);
+                match out.status.code() {
+                    Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
+                    code => fake::Answer::exec_exit(
+                        code.unwrap_or(128),
+                        &String::from_utf8_lossy(&out.stderr),
+                    ),
+                }
             } else {
                 fake::Answer::Exec {
                     stdout: String::new(),
@@ -1791,10 +2205,7 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
         .into_iter()
         .find(|s| s.method == "PATCH")
         .unwrap();
-    let script = patch.body["spec"]["ephemeralContainers"][0]["command"][2]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let script = kubelet_command(&patch.body["spec"]["ephemeralContainers"][0])[2].clone();
     assert!(script.contains("sleep 70 & wait $!"), "{script}");
 
     fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
@@ -1803,6 +2214,10 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
     {
         let st = state.lock().unwrap();
         assert!(!st.qdisc && st.ended);
+        // The script wrote its own PID, and ended by its TERM trap.
+        let c = st.container.as_ref().unwrap();
+        assert_eq!(c.pid_file().trim(), c.child.id().to_string());
+        assert_eq!(st.exit, Some(0));
     }
 
     let seen = server.seen();
@@ -1884,6 +2299,240 @@ async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
         fault::revert(&p, &undo).await,
         Err(PlatformError::Gone("api-1".into()))
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// cpu_stress: the stressor is PID 1 of its ephemeral container. It runs here for real (the
+// kubelet's command in a local `sh`, at a low load), and so does revert's kill script.
+// When PID 1 of a container ends, the kernel kills everything else in its PID namespace,
+// the exec that killed it included: that exec answers with empty output (exit 137), and
+// the container's state becomes `terminated`.
+
+#[derive(Default)]
+struct StressState {
+    container: Option<Container>,
+    name: Option<String>,
+    /// An exec ends as a closed stream, without a status, instead of with exit 137.
+    exec_closes: bool,
+}
+
+fn stress_handler(state: Arc<Mutex<StressState>>) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        let mut st = state.lock().unwrap();
+        let pod_path = format!("{PODS}/api-1");
+        if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
+            let c = &s.body["spec"]["ephemeralContainers"][0];
+            let name = c["name"].as_str().unwrap().to_string();
+            st.container = Some(Container::start(c));
+            st.name = Some(name.clone());
+            return fake::Answer::Json(
+                200,
+                with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
+            );
+        }
+        let exit = st.container.as_mut().and_then(Container::exited);
+        if s.method == "GET" && s.path == pod_path {
+            let Some(name) = st.name.clone() else {
+                return fake::Answer::Json(200, pod("api-1", "uid-1"));
+            };
+            let state = match exit {
+                Some(code) => json!({"terminated": {"exitCode": code,
+                    "reason": if code == 0 { "Completed" } else { "Error" }}}),
+                None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
+            };
+            return fake::Answer::Json(200, with_ephemeral(pod("api-1", "uid-1"), &name, state));
+        }
+        if s.method == "GET" && s.path == format!("{pod_path}/exec") {
+            let container = s
+                .pairs()
+                .into_iter()
+                .find(|(k, _)| k == "container")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            if exit.is_some() || st.name.as_deref() != Some(container.as_str()) {
+                return fake::Answer::Json(
+                    400,
+                    status(
+                        400,
+                        "BadRequest",
+                        &format!("container {container} is not valid for pod api-1"),
+                        "",
+                        "",
+                    ),
+                );
+            }
+            let argv: Vec<String> = s
+                .pairs()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v)
+                .collect();
+            let c = st.container.as_mut().unwrap();
+            let out = c.exec(&argv);
+            // Give PID 1's end a moment to be seen, as the kernel would act at once.
+            let start = std::time::Instant::now();
+            while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if c.exited().is_some() {
+                return if st.exec_closes {
+                    fake::Answer::Exec {
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        status: Value::Null,
+                    }
+                } else {
+                    fake::Answer::exec_exit(137, "")
+                };
+            }
+            return fake::Answer::Exec {
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                status: json!({"metadata": {}, "status": "Success"}),
+            };
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    })
+}
+
+async fn stress_platform(
+    state: &Arc<Mutex<StressState>>,
+    image: bool,
+) -> (KubernetesPlatform, fake::Server) {
+    let server = fake::start(stress_handler(state.clone())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_tc_image(image.then(|| "registry.local/busybox:1".to_string()))
+        .with_timing(timing());
+    (p, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_stress_revert_is_confirmed_by_the_stressors_terminated_state() {
+    for exec_closes in [false, true] {
+        let state = Arc::new(Mutex::new(StressState {
+            exec_closes,
+            ..Default::default()
+        }));
+        let (p, server) = stress_platform(&state, true).await;
+        let t = target("api-1", "uid-1");
+        let f = fault(json!({"cpu_stress": {"duration": "5s", "workers": 2, "load": 5}}));
+        let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+        let fault::UndoRecord::StopStressor { stressor, .. } = &undo.record else {
+            panic!("{undo:?}")
+        };
+        fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+        // The stressor burns: its shell and its workers carry the marker.
+        assert!(
+            state
+                .lock()
+                .unwrap()
+                .container
+                .as_mut()
+                .unwrap()
+                .exited()
+                .is_none()
+        );
+        assert!(
+            faultline::platform::host::pids_with_marker(&stressor.marker).len() >= 3,
+            "the shell and 2 workers"
+        );
+
+        assert_eq!(
+            fault::revert(&p, &undo).await,
+            Ok(()),
+            "exec_closes: {exec_closes}"
+        );
+        assert!(
+            state
+                .lock()
+                .unwrap()
+                .container
+                .as_mut()
+                .unwrap()
+                .exited()
+                .is_some()
+        );
+        assert_eq!(
+            faultline::platform::host::pids_with_marker(&stressor.marker),
+            Vec::<i32>::new()
+        );
+        // A second revert (e.g. `recover`) finds it ended and execs nothing.
+        let execs_before = execs(&server.seen()).len();
+        assert_eq!(fault::revert(&p, &undo).await, Ok(()));
+        assert_eq!(execs(&server.seen()).len(), execs_before);
+        assert_granted(&server.seen(), &faultline::fault::rbac_rules(&f));
+    }
+}
+
+#[tokio::test]
+async fn cpu_stress_names_the_stressor_when_its_image_cannot_be_pulled() {
+    let (p, mut h) = mocked(spec());
+    let task = tokio::spawn({
+        let p = p.clone();
+        async move {
+            let marker = "faultline-stress-00000000000000ab";
+            let argv: Vec<String> = vec![
+                "sh".into(),
+                "-c".into(),
+                fault::cpu_stress::exec_script(1, 50, 10),
+                marker.into(),
+            ];
+            p.start_process(
+                &target("api-1", "uid-1"),
+                faultline::platform::Placement::InTarget,
+                &argv,
+                marker,
+                Duration::from_secs(10),
+            )
+            .await
+        }
+    });
+    let (patch, reply) = next(&mut h).await;
+    assert_eq!(
+        patch.line(),
+        format!("PATCH {PODS}/api-1/ephemeralcontainers")
+    );
+    let name = "faultline-stress-00000000000000ab";
+    reply.send_response(respond(
+        200,
+        &with_ephemeral(pod("api-1", "uid-1"), name, json!({})),
+    ));
+    let pulling = with_ephemeral(
+        pod("api-1", "uid-1"),
+        name,
+        json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
+    );
+    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, pulling).await;
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "the stressor cannot start in pod `api-1`: ErrImagePull: pull access denied"
+        ),
+        "{err}"
+    );
+    assert!(err.ends_with("it needs `sh`)"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_stress_without_an_image_releases_nothing_and_warns_nothing() {
+    let state = Arc::new(Mutex::new(StressState::default()));
+    let (p, server) = stress_platform(&state, false).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"cpu_stress": {"duration": "5s"}}));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let err = fault::inject(&p, &f, &t, Some(&undo)).await.unwrap_err();
+    assert!(err.to_string().contains("--tc-image"), "{err}");
+    // What `release` does after a failed start: the container was never created, so
+    // there is nothing to stop, and no exec into it (the API would answer 400).
+    let fault::UndoRecord::StopStressor { stressor, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    assert_eq!(fault::cpu_stress::revert(&p, &t, stressor).await, Ok(()));
+    assert_eq!(execs(&server.seen()), Vec::<(String, String)>::new());
+    assert_granted(&server.seen(), &faultline::fault::rbac_rules(&f));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2003,12 +2652,7 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_reconnects_to_the_recorded_context_and_namespace() {
-    let state = Arc::new(Mutex::new(NetState {
-        helper: Some("faultline-net-0000beef".into()),
-        polls: 1,
-        qdisc: true,
-        ..Default::default()
-    }));
+    let state = Arc::new(Mutex::new(NetState::running("faultline-net-0000beef")));
     let pause_helper_gone = Arc::new(Mutex::new(false));
     let net = net_handler(state.clone());
     let handler: fake::Handler = Arc::new({
@@ -2080,6 +2724,200 @@ async fn recover_reconnects_to_the_recorded_context_and_namespace() {
         seen.iter()
             .any(|s| s.method == "DELETE" && s.path == HELPER)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// `faultline doctor`: the API server answers, and (given a file) allows every call.
+
+const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+fn version() -> Value {
+    json!({"major": "1", "minor": "24", "gitVersion": "v1.24.17", "gitCommit": "22a9682c",
+        "gitTreeState": "clean", "buildDate": "2023-08-23T23:37:25Z", "goVersion": "go1.20.7",
+        "compiler": "gc", "platform": "linux/amd64"})
+}
+
+/// An API server whose authorizer allows everything but `denied` (`verb resource[/sub]`).
+fn authorizer(denied: &'static [&'static str]) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == "/version" {
+            return fake::Answer::Json(200, version());
+        }
+        if s.method == "POST" && s.path == SSAR {
+            let a = &s.body["spec"]["resourceAttributes"];
+            let mut resource = a["resource"].as_str().unwrap_or("").to_string();
+            if let Some(sub) = a["subresource"].as_str().filter(|s| !s.is_empty()) {
+                resource = format!("{resource}/{sub}");
+            }
+            let asked = format!("{} {resource}", a["verb"].as_str().unwrap_or(""));
+            let allowed = !denied.contains(&asked.as_str());
+            let mut answer = s.body.clone();
+            answer["status"] = if allowed {
+                json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding \"faultline/shop\""})
+            } else {
+                json!({"allowed": false})
+            };
+            return fake::Answer::Json(201, answer);
+        }
+        fake::Answer::Json(404, status(404, "NotFound", "no route", "", ""))
+    })
+}
+
+fn doctor_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("latency.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: latency\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nsteady_state:\n  - name: available\n    kubernetes: {namespace: shop, deployment: api, available: \">= 1\"}\nfaults:\n  - network: {delay: 100ms, duration: 10s}\n",
+    )
+    .unwrap();
+    file
+}
+
+async fn doctor(args: &[&str], envs: Vec<(&'static str, std::path::PathBuf)>) -> (i32, String) {
+    let mut argv = vec!["doctor".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let out = faultline(argv, envs).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_file_asks_the_api_server_for_each_permission_and_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = doctor_file(dir.path());
+    let file_arg = file.display().to_string();
+
+    // Everything granted: exit 0, and nothing of Docker is checked for a Kubernetes file.
+    let server = fake::start(authorizer(&[])).await;
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &server.url))],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("[ok  ] Kubernetes (context `fake`): API server v1.24.17 answers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ok  ] Kubernetes permissions in namespace `shop`: all 6 allowed"),
+        "{out}"
+    );
+    assert!(!out.contains("Docker"), "{out}");
+    // One review per permission `faultline rbac` grants, each in the experiment's namespace.
+    let mut asked: Vec<String> = server
+        .seen()
+        .iter()
+        .filter(|s| s.path == SSAR)
+        .map(|s| {
+            let a = &s.body["spec"]["resourceAttributes"];
+            assert_eq!(a["namespace"], "shop");
+            assert_eq!(s.body["kind"], "SelfSubjectAccessReview");
+            format!(
+                "{} {} {}{}",
+                a["group"].as_str().unwrap(),
+                a["verb"].as_str().unwrap(),
+                a["resource"].as_str().unwrap(),
+                a["subresource"]
+                    .as_str()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            " create pods/exec",
+            " get pods",
+            " get pods/exec",
+            " list pods",
+            " patch pods/ephemeralcontainers",
+            "apps get deployments",
+        ]
+    );
+
+    // One verb denied: named, with what needs it, and the exit is 1.
+    let server = fake::start(authorizer(&["patch pods/ephemeralcontainers"])).await;
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &server.url))],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[FAIL] Kubernetes permissions in namespace `shop`: 1 of 6 not allowed (context `fake`): `patch` `pods/ephemeralcontainers` (for network)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("`faultline rbac {file_arg}`")),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_for_an_api_server_that_does_not_listen_or_rejects_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = doctor_file(dir.path());
+    let file_arg = file.display().to_string();
+
+    // Nothing listens on the kubeconfig's server.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    // Without a file: the current context's API server is reached, not only its kubeconfig read.
+    let (code, out) = doctor(&[], vec![("KUBECONFIG", kubeconfig(dir.path(), &closed))]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[FAIL] Kubernetes (context `fake`)"), "{out}");
+
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &closed))],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "[FAIL] Kubernetes (context `fake`): cannot reach the Kubernetes API (context `fake`)"
+        ),
+        "{out}"
+    );
+
+    // The token is not accepted: 401 on everything, /version included.
+    let server = fake::start(Arc::new(|_: &Seen| {
+        fake::Answer::Json(401, status(401, "Unauthorized", "Unauthorized", "", ""))
+    }))
+    .await;
+    let (code, out) = doctor(
+        &[&file_arg],
+        vec![("KUBECONFIG", kubeconfig(dir.path(), &server.url))],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[FAIL] Kubernetes (context `fake`): the Kubernetes API (context `fake`) rejected faultline's credentials: Unauthorized"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_when_docker_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fake::start(authorizer(&[])).await;
+    let (code, out) = doctor(
+        &[],
+        vec![
+            ("KUBECONFIG", kubeconfig(dir.path(), &server.url)),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock".into()),
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[FAIL] Docker:"), "{out}");
+    assert!(out.contains("[ok  ] Kubernetes (context `fake`)"), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2173,11 +3011,11 @@ fn rbac_grants_exactly_what_each_example_needs() {
     let cases: &[(&str, &[&str])] = &[
         (
             "experiments/k8s-pod-kill.yaml",
-            &["shop  pods: delete,list", "shop apps deployments: get"],
+            &["shop  pods: delete,get,list", "shop apps deployments: get"],
         ),
         (
             "experiments/k8s-graceful-kill.yaml",
-            &["shop  pods: delete,list"],
+            &["shop  pods: delete,get,list"],
         ),
         (
             "experiments/k8s-pause.yaml",
@@ -2198,6 +3036,7 @@ fn rbac_grants_exactly_what_each_example_needs() {
                 "data  pods/ephemeralcontainers: patch",
                 "data  pods/exec: create,get",
                 "data apps deployments: get",
+                "shop  pods: list",
                 "shop apps deployments: get",
             ],
         ),
@@ -2229,6 +3068,34 @@ fn rbac_grants_exactly_what_each_example_needs() {
             "{file}: a Role and a RoleBinding per namespace"
         );
     }
+}
+
+/// On Kubernetes a kill deletes the pod: the plan says so, and what the grace period means.
+#[test]
+fn the_plan_calls_a_kubernetes_kill_a_pod_delete() {
+    let plan = |file: &str| {
+        let out = assert_cmd::Command::cargo_bin("faultline")
+            .unwrap()
+            .current_dir(root())
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .args(["plan", file])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let forced = plan("experiments/k8s-pod-kill.yaml");
+    assert!(
+        forced.contains("fault 1: delete pod (grace 0 s, force), every 10s for 1m"),
+        "{forced}"
+    );
+    let graceful = plan("experiments/k8s-graceful-kill.yaml");
+    assert!(
+        graceful.contains(
+            "fault 1: delete pod (grace 30s: the image's stop signal, SIGKILL after 30s)"
+        ),
+        "{graceful}"
+    );
+    assert!(!format!("{forced}{graceful}").contains("kill with"));
 }
 
 #[test]

@@ -171,8 +171,10 @@ fn vars_come_from_var_flags_and_var_files() {
     faultline(["plan"])
         .arg(&file)
         .args(overrides.iter().flat_map(|v| ["--var", v]))
+        // No Docker here: the plan still shows its steps, and exits 4 as a run would.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()
-        .expect(0)
+        .expect(4)
         .stdout_has("http://example.internal:9090/");
     faultline(["validate"])
         .arg(&file)
@@ -226,8 +228,10 @@ fn plan_prints_the_timeline() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/web-pause.yaml");
     faultline(["plan"])
         .arg(&file)
+        // No Docker here: the plan still shows its steps, and exits 4 as a run would.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()
-        .expect(0)
+        .expect(4)
         .stdout_has("t+0s")
         .stdout_has("pause for 5s")
         .stdout_has("revert pause");

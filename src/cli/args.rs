@@ -40,8 +40,9 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Render saved JSON reports again as JUnit, Markdown or HTML.
     Report(ReportArgs),
-    /// Check Docker/Kubernetes access, kernel netem support and privileges.
-    Doctor,
+    /// Check Docker/Kubernetes access, kernel netem support and privileges; given an
+    /// experiment, check what it needs (Kubernetes: each permission, asked of the API server).
+    Doctor(DoctorArgs),
     /// Print the JSON Schema of the experiment and scenario format.
     Schema,
     /// Run a scenario: a suite of experiments, optionally on a schedule.
@@ -120,6 +121,9 @@ pub struct ValidateArgs {
     /// Output format of the problems.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Treat warnings as problems (exit 2), e.g. an unset `${env:...}` that `run` would need.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -183,6 +187,15 @@ pub struct RbacArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// An experiment or scenario: check only what it needs, and ask the Kubernetes API
+    /// server whether each call it makes is allowed.
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct GamedayArgs {
     pub scenario: PathBuf,
     /// Where each experiment's reports and the summary go.
@@ -220,6 +233,21 @@ pub enum ReportFormat {
 pub struct ReportSpec {
     pub format: ReportFormat,
     pub path: Option<PathBuf>,
+}
+
+impl ReportSpec {
+    /// The reports a run writes: the requested ones, plus the table on stdout when no
+    /// report goes to stdout and stdout is a terminal (or when none was requested).
+    pub fn with_terminal_table(requested: &[ReportSpec], stdout_tty: bool) -> Vec<ReportSpec> {
+        let mut out = requested.to_vec();
+        if !requested.iter().any(|r| r.path.is_none()) && (requested.is_empty() || stdout_tty) {
+            out.push(ReportSpec {
+                format: ReportFormat::Table,
+                path: None,
+            });
+        }
+        out
+    }
 }
 
 impl FromStr for ReportSpec {
@@ -309,6 +337,30 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Regression: `--report json:PATH` hid the table on a terminal.
+    #[test]
+    fn the_table_stays_on_a_terminal_when_reports_go_to_files() {
+        let specs = |args: &[&str]| -> Vec<ReportSpec> {
+            args.iter().map(|a| a.parse().unwrap()).collect()
+        };
+        let table = "table".parse::<ReportSpec>().unwrap();
+        let to_file = specs(&["json:r.json", "html:r.html"]);
+        let shown = ReportSpec::with_terminal_table(&to_file, true);
+        assert_eq!(shown.len(), 3);
+        assert_eq!(shown.last(), Some(&table));
+        // Piped: stdout carries nothing the user did not ask for.
+        assert_eq!(ReportSpec::with_terminal_table(&to_file, false), to_file);
+        // A report on stdout replaces the table.
+        let json = specs(&["json"]);
+        assert_eq!(ReportSpec::with_terminal_table(&json, true), json);
+        // Nothing requested: the table, terminal or not.
+        assert_eq!(
+            ReportSpec::with_terminal_table(&[], false),
+            vec![table.clone()]
+        );
+        assert_eq!(ReportSpec::with_terminal_table(&[], true), vec![table]);
     }
 
     #[test]

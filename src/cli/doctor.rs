@@ -1,19 +1,60 @@
-//! `faultline doctor`: what works on this host, what does not, and how to fix it.
+//! `faultline doctor [FILE]`: what works on this host, what does not, and how to fix it.
+//! Given an experiment (or scenario), only what it needs is checked, and on Kubernetes the
+//! API server is asked (SelfSubjectAccessReview) whether each call it makes is allowed.
+//! Exits 1 when a check fails.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::args::DoctorArgs;
 use crate::error::{Error, Exit};
+use crate::experiment::model::{Experiment, ProbeKind};
+use crate::experiment::{self, Loaded};
+use crate::platform::kubernetes::api::{Failure, classify, shown_cluster};
+use crate::platform::kubernetes::rbac::{self, Needs, Permission};
+
+/// Bound on each Kubernetes API call of a check.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    Ok,
+    /// Works, with a limitation worth knowing.
+    Warn,
+    Fail,
+}
 
 struct Check {
-    name: &'static str,
-    ok: bool,
+    name: String,
+    level: Level,
     detail: String,
     /// What a failure disables, and how to fix it.
-    fix: &'static str,
+    fix: String,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, r: Result<String, String>, fix: impl Into<String>) -> Check {
+        let (level, detail) = match r {
+            Ok(d) => (Level::Ok, d),
+            Err(d) => (Level::Fail, d),
+        };
+        Check {
+            name: name.into(),
+            level,
+            detail,
+            fix: fix.into(),
+        }
+    }
 }
 
 fn line(c: &Check) -> String {
-    let mark = if c.ok { "ok  " } else { "FAIL" };
+    let mark = match c.level {
+        Level::Ok => "ok  ",
+        Level::Warn => "warn",
+        Level::Fail => "FAIL",
+    };
     let mut s = format!("[{mark}] {}: {}", c.name, c.detail);
-    if !c.ok && !c.fix.is_empty() {
+    if c.level != Level::Ok && !c.fix.is_empty() {
         s.push_str(&format!("\n       {}", c.fix));
     }
     s
@@ -39,9 +80,84 @@ fn cgroup_version() -> String {
     }
 }
 
-pub fn run() -> Result<Exit, Error> {
+/// What an experiment file needs checked.
+struct Wanted {
+    docker: bool,
+    kubernetes: Needs,
+}
+
+fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
+    let overrides = a.vars.overrides()?;
+    let loaded = experiment::load(file, &overrides).map_err(Error::Invalid)?;
+    let experiments: Vec<&Experiment> = match &loaded {
+        Loaded::Experiment(e) => vec![&e.experiment],
+        Loaded::Scenario(s) => s.experiments.iter().map(|e| &e.experiment).collect(),
+    };
+    let mut w = Wanted {
+        docker: false,
+        kubernetes: Needs::new(),
+    };
+    for e in experiments {
+        let during = e.during.iter().flat_map(|d| d.probes.iter());
+        let docker_probe = e
+            .steady_state
+            .iter()
+            .chain(during)
+            .flat_map(|p| p.kinds())
+            .any(|k| matches!(k, ProbeKind::Docker(_)));
+        w.docker |= e.target.docker.is_some() || docker_probe;
+        for (scope, perms) in crate::fault::kubernetes_needs(e) {
+            let into = w.kubernetes.entry(scope).or_default();
+            for (perm, why) in perms {
+                into.entry(perm).or_default().extend(why);
+            }
+        }
+    }
+    Ok(w)
+}
+
+pub fn run(a: &DoctorArgs) -> Result<Exit, Error> {
+    let wanted = a.file.as_deref().map(|f| wanted(a, f)).transpose()?;
     let rt = super::run::runtime();
     let mut checks = Vec::new();
+    if wanted.as_ref().is_none_or(|w| w.docker) {
+        host_checks(&rt, &mut checks);
+    }
+    match &wanted {
+        None => rt.block_on(kubernetes_default(&mut checks)),
+        Some(w) if !w.kubernetes.is_empty() => {
+            let file = a.file.as_deref().unwrap_or(std::path::Path::new("FILE"));
+            rt.block_on(kubernetes_needs(&w.kubernetes, file, &mut checks))
+        }
+        Some(_) => {}
+    }
+    let mut out = match &a.file {
+        Some(f) => format!("faultline doctor {}\n", f.display()),
+        None => String::from("faultline doctor\n"),
+    };
+    for c in &checks {
+        out.push_str(&line(c));
+        out.push('\n');
+    }
+    let failed = checks.iter().filter(|c| c.level == Level::Fail).count();
+    out.push_str(&if failed == 0 {
+        match &a.file {
+            Some(_) => "Everything this experiment needs works here.\n".to_string(),
+            None => "Everything faultline needs works here.\n".to_string(),
+        }
+    } else {
+        format!("{failed} check(s) failed; the faults they disable are named above.\n")
+    });
+    super::print_stdout(&out);
+    Ok(if failed == 0 {
+        Exit::Passed
+    } else {
+        Exit::Failed
+    })
+}
+
+/// Docker, and what the host's kernel offers the Docker faults.
+fn host_checks(rt: &tokio::runtime::Runtime, checks: &mut Vec<Check>) {
     let docker = rt.block_on(async {
         match crate::platform::docker::connect(None).await {
             Ok(d) => match d.version().await {
@@ -56,45 +172,29 @@ pub fn run() -> Result<Exit, Error> {
             Err(e) => Err(e),
         }
     });
-    checks.push(Check {
-        name: "Docker",
-        ok: docker.is_ok(),
-        detail: docker.clone().unwrap_or_else(|e| e),
-        fix: "Docker targets and the docker probe are unavailable: start the daemon, or set DOCKER_HOST",
-    });
+    checks.push(Check::new(
+        "Docker",
+        docker,
+        "Docker targets and the docker probe are unavailable: start the daemon, or set DOCKER_HOST",
+    ));
     let root = nix::unistd::geteuid().is_root();
     let proc_ok = std::path::Path::new("/proc/self/ns/net").exists();
-    checks.push(Check {
-        name: "namespaces",
-        ok: root && proc_ok,
-        detail: format!(
-            "{}; /proc {}",
-            if root { "running as root" } else { "not root" },
-            if proc_ok { "visible" } else { "not visible" }
-        ),
-        fix: "the `host` strategies (network, and kill that honours restart policies) are unavailable: run as root on the Docker host, or use `strategy: sidecar`",
-    });
+    let detail = format!(
+        "{}; /proc {}",
+        if root { "running as root" } else { "not root" },
+        if proc_ok { "visible" } else { "not visible" }
+    );
+    checks.push(Check::new(
+        "namespaces",
+        if root && proc_ok { Ok(detail) } else { Err(detail) },
+        "the `host` strategies (network, and kill that honours restart policies) are unavailable: run as root on the Docker host, or use `strategy: sidecar`",
+    ));
     let tbf = tc_in_scratch_netns(&["tbf", "rate", "1mbit", "burst", "5000", "latency", "400ms"]);
-    checks.push(Check {
-        name: "tbf (rate)",
-        ok: tbf.is_ok(),
-        detail: tbf
-            .clone()
-            .err()
-            .unwrap_or_else(|| "the kernel accepts a tbf qdisc".into()),
-        fix: "`network` faults with `rate` are unavailable: install iproute2 and load `sch_tbf`",
-    });
-    let netem = tc_in_scratch_netns(&["netem", "delay", "1ms"]);
-    checks.push(Check {
-        name: "netem (delay, jitter, loss)",
-        ok: netem.is_ok(),
-        detail: match &netem {
-            Ok(()) => "the kernel accepts a netem qdisc".into(),
-            Err(e) if e.contains("unknown") => "this kernel has no `sch_netem` module".into(),
-            Err(e) => e.clone(),
-        },
-        fix: "`network` faults with delay, jitter or loss are unavailable: `modprobe sch_netem` (Debian/Ubuntu: linux-modules-extra-$(uname -r))",
-    });
+    checks.push(Check::new(
+        "tbf (rate)",
+        tbf.map(|()| "the kernel accepts a tbf qdisc".to_string()),
+        "`network` faults with `rate` are unavailable: install iproute2 and load `sch_tbf`",
+    ));
     let iptables = std::process::Command::new("iptables").arg("-V").output();
     let queue_module = std::path::Path::new("/proc/net/netfilter/nfnetlink_queue").exists()
         || std::process::Command::new("modprobe")
@@ -102,57 +202,164 @@ pub fn run() -> Result<Exit, Error> {
             .status()
             .is_ok_and(|s| s.success());
     let nfq_ok = iptables.as_ref().is_ok_and(|o| o.status.success()) && queue_module;
-    checks.push(Check {
-        name: "nfqueue engine (delay, jitter, loss without netem)",
-        ok: nfq_ok,
-        detail: match (&iptables, queue_module) {
-            (Ok(o), true) if o.status.success() => format!(
+    let netem = tc_in_scratch_netns(&["netem", "delay", "1ms"]);
+    let mut netem_check = Check::new(
+        "netem (delay, jitter, loss)",
+        match &netem {
+            Ok(()) => Ok("the kernel accepts a netem qdisc".into()),
+            Err(e) if e.contains("unknown") => Err("this kernel has no `sch_netem` module".into()),
+            Err(e) => Err(e.clone()),
+        },
+        "`network` faults with delay, jitter or loss are unavailable: `modprobe sch_netem` (Debian/Ubuntu: linux-modules-extra-$(uname -r))",
+    );
+    if netem_check.level == Level::Fail && nfq_ok {
+        // `engine: auto` falls back to the nfqueue engine.
+        netem_check.level = Level::Warn;
+        netem_check.fix = "delay, jitter and loss run on the nfqueue engine instead (`engine: auto`); `modprobe sch_netem` for netem".into();
+    }
+    checks.push(netem_check);
+    checks.push(Check::new(
+        "nfqueue engine (delay, jitter, loss without netem)",
+        match (&iptables, queue_module) {
+            (Ok(o), true) if o.status.success() => Ok(format!(
                 "{} and nfnetlink_queue are available",
                 String::from_utf8_lossy(&o.stdout).trim()
-            ),
-            (Ok(o), false) if o.status.success() => "nfnetlink_queue is not available".into(),
-            _ => "iptables is not installed".into(),
+            )),
+            (Ok(o), false) if o.status.success() => Err("nfnetlink_queue is not available".into()),
+            _ => Err("iptables is not installed".into()),
         },
-        fix: "without netem too, delay/jitter/loss are unavailable: install iptables and load nfnetlink_queue and xt_NFQUEUE",
-    });
-    // Reads the kubeconfig only; the cluster itself is reached when an experiment runs.
-    let kube = match kube::config::Kubeconfig::read() {
-        Ok(k) => Ok(format!(
-            "kubeconfig found, current context `{}`",
-            k.current_context.unwrap_or_else(|| "(none)".into())
-        )),
-        Err(_) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
-            Ok("running in a cluster (in-cluster config)".into())
-        }
-        Err(e) => Err(format!("no kubeconfig ({e}) and not in a cluster")),
-    };
-    checks.push(Check {
-        name: "Kubernetes",
-        ok: kube.is_ok(),
-        detail: kube.unwrap_or_else(|e| e),
-        fix: "Kubernetes targets are unavailable: set KUBECONFIG or run in a cluster; `faultline rbac FILE` prints the Role an experiment needs",
-    });
-    checks.push(Check {
-        name: "cgroups",
-        ok: true,
-        detail: cgroup_version(),
-        fix: "",
-    });
-    let mut out = String::from("faultline doctor\n");
-    for c in &checks {
-        out.push_str(&line(c));
-        out.push('\n');
+        "without netem too, delay/jitter/loss are unavailable: install iptables and load nfnetlink_queue and xt_NFQUEUE",
+    ));
+    checks.push(Check::new("cgroups", Ok(cgroup_version()), ""));
+}
+
+/// Without a file: the current context (or in-cluster), and whether its API server answers.
+/// Not having Kubernetes configured at all is no failure.
+async fn kubernetes_default(checks: &mut Vec<Check>) {
+    let configured = kube::config::Kubeconfig::read().is_ok()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if !configured {
+        checks.push(Check {
+            name: "Kubernetes".into(),
+            level: Level::Warn,
+            detail: "no kubeconfig and not in a cluster".into(),
+            fix: "Kubernetes targets are unavailable: set KUBECONFIG or run in a cluster; `faultline rbac FILE` prints the Role an experiment needs".into(),
+        });
+        return;
     }
-    let failed = checks.iter().filter(|c| !c.ok).count();
-    out.push_str(&if failed == 0 {
-        "Everything faultline needs works here.\n".to_string()
-    } else {
-        format!("{failed} check(s) failed; the faults they disable are named above.\n")
-    });
-    super::print_stdout(&out);
-    Ok(if docker.is_ok() {
-        Exit::Passed
-    } else {
-        Exit::Error
-    })
+    checks.push(reachable(None).await.0);
+}
+
+/// The API server of `context` (`None`: the current one, or in-cluster) answers `/version`
+/// with faultline's credentials. Returns the client when it does.
+async fn reachable(context: Option<&str>) -> (Check, Option<Connected>) {
+    let fix = "Kubernetes targets in this cluster are unavailable: check the kubeconfig's server and credentials (`kubectl version`)";
+    let (client, used) = match crate::platform::kubernetes::client_for(context).await {
+        Ok(c) => c,
+        Err(e) => return (Check::new("Kubernetes", Err(e), fix), None),
+    };
+    let cluster = shown_cluster(used.as_deref());
+    let name = match &used {
+        Some(c) => format!("Kubernetes (context `{c}`)"),
+        None => "Kubernetes (in-cluster)".into(),
+    };
+    let version = tokio::time::timeout(API_TIMEOUT, client.apiserver_version()).await;
+    match version {
+        Err(_) => (
+            Check::new(
+                name,
+                Err(format!(
+                    "the Kubernetes API ({cluster}) did not answer within {}s",
+                    API_TIMEOUT.as_secs()
+                )),
+                fix,
+            ),
+            None,
+        ),
+        Ok(Err(e)) => {
+            let why = match classify(&e, rbac::LIST_PODS, "", &cluster) {
+                Failure::NotFound => format!("the Kubernetes API ({cluster}) has no /version"),
+                Failure::Refused(m) | Failure::Unavailable(m) => m,
+            };
+            (Check::new(name, Err(why), fix), None)
+        }
+        Ok(Ok(v)) => (
+            Check::new(
+                name,
+                Ok(format!("API server {} answers", v.git_version)),
+                fix,
+            ),
+            Some(Connected { client, used }),
+        ),
+    }
+}
+
+/// A client, and the context it uses (`None`: in-cluster).
+#[derive(Clone)]
+struct Connected {
+    client: kube::Client,
+    used: Option<String>,
+}
+
+/// With a file: each cluster it uses answers, and each permission it needs is allowed.
+async fn kubernetes_needs(needs: &Needs, file: &std::path::Path, checks: &mut Vec<Check>) {
+    let mut clients: BTreeMap<Option<String>, Option<Connected>> = BTreeMap::new();
+    for (scope, perms) in needs {
+        if !clients.contains_key(&scope.context) {
+            let (check, client) = reachable(scope.context.as_deref()).await;
+            checks.push(check);
+            clients.insert(scope.context.clone(), client);
+        }
+        let Some(Connected { client, used }) = clients.get(&scope.context).cloned().flatten()
+        else {
+            continue;
+        };
+        let wanted: Vec<Permission> = perms.keys().copied().collect();
+        let name = format!("Kubernetes permissions in namespace `{}`", scope.namespace);
+        let fix = format!(
+            "grant them: `faultline rbac {}` prints the Role and RoleBinding",
+            file.display()
+        );
+        let reviewed = tokio::time::timeout(
+            API_TIMEOUT,
+            rbac::review(&client, &scope.namespace, &wanted),
+        )
+        .await;
+        let cluster = shown_cluster(used.as_deref());
+        let result = match reviewed {
+            Err(_) => Err(format!(
+                "the Kubernetes API ({cluster}) did not answer within {}s",
+                API_TIMEOUT.as_secs()
+            )),
+            Ok(Err(e)) => Err(classify(&e, rbac::CREATE_SSAR, &scope.namespace, &cluster)
+                .message("selfsubjectaccessreviews")),
+            Ok(Ok(reviews)) => {
+                let missing: Vec<String> = reviews
+                    .iter()
+                    .filter(|r| !r.allowed)
+                    .map(|r| {
+                        let p = r.permission;
+                        let resource = if p.group.is_empty() {
+                            p.resource.to_string()
+                        } else {
+                            format!("{}.{}", p.resource, p.group)
+                        };
+                        let why: Vec<&str> = perms[&p].iter().map(String::as_str).collect();
+                        format!("`{}` `{resource}` (for {})", p.verb, why.join(", "))
+                    })
+                    .collect();
+                if missing.is_empty() {
+                    Ok(format!("all {} allowed ({cluster})", wanted.len()))
+                } else {
+                    Err(format!(
+                        "{} of {} not allowed ({cluster}): {}",
+                        missing.len(),
+                        wanted.len(),
+                        missing.join("; ")
+                    ))
+                }
+            }
+        };
+        checks.push(Check::new(name, result, fix));
+    }
 }

@@ -61,18 +61,31 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             let overrides = a.vars.overrides()?;
             let loaded =
                 experiment::load_experiment(&a.file, &overrides).map_err(Error::Invalid)?;
-            let out = run::runtime().block_on(async {
-                match run::platform_for(&loaded, None).await {
-                    Ok(p) => run::dry_run(&loaded, p.as_ref(), a.seed).await,
-                    // A plan still helps without a reachable platform: say why and show the steps.
-                    Err(e) => Ok(validate::render_plan(&loaded, a.seed).replace(
+            // The exit code is the one the run would start with: 3 when too few targets
+            // match, 4 when the platform cannot be reached.
+            let (out, exit) = run::runtime().block_on(async {
+                let unresolved = |e: &dyn std::fmt::Display| {
+                    // A plan still helps without a reachable platform: say why, show the steps.
+                    validate::render_plan(&loaded, a.seed).replace(
                         validate::UNRESOLVED,
                         &format!("  targets not resolved: {e}\n"),
-                    )),
+                    )
+                };
+                match run::platform_for(&loaded, None).await {
+                    Ok(p) => match run::dry_run(&loaded, p.as_ref(), a.seed).await {
+                        Ok(r) => r,
+                        Err(e) => (unresolved(&e), Exit::Error),
+                    },
+                    Err(e) => (unresolved(&e), Exit::Error),
                 }
-            })?;
+            });
             print_stdout(&out);
-            Ok(Exit::Passed)
+            if exit == Exit::Error {
+                eprintln!(
+                    "faultline: the platform could not be reached; a run would fail (exit 4)"
+                );
+            }
+            Ok(exit)
         }
         Command::Run(a) => run::run(&a),
         Command::Schema => {
@@ -86,7 +99,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Recover(a) => recover::run(&a),
         Command::Report(a) => report::run(&a),
-        Command::Doctor => doctor::run(),
+        Command::Doctor(a) => doctor::run(&a),
         Command::Gameday(a) => gameday::run(&a),
         Command::Rbac(a) => rbac::run(&a),
         Command::Demo { keep } => run::demo(keep),
@@ -175,6 +188,7 @@ impl args::VarArgs {
         Ok(VarOverrides {
             files: self.var_file.clone(),
             vars,
+            unset_env_is_warning: false,
         })
     }
 }

@@ -8,7 +8,7 @@ use super::args::{ReportFormat, ReportSpec, RunArgs};
 use super::print_stdout;
 use crate::error::{Error, Exit};
 use crate::experiment::{self, LoadedExperiment};
-use crate::platform::{Platform, PlatformError};
+use crate::platform::{Platform, PlatformError, select};
 use crate::report::{self, RunResult};
 use crate::run::Records;
 use crate::run::session::{Confirm, Observe, Resolution, Session, resolve};
@@ -45,14 +45,7 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
     if !problems.is_empty() {
         return Err(Error::Invalid(problems));
     }
-    let reports = if a.report.is_empty() {
-        vec![ReportSpec {
-            format: ReportFormat::Table,
-            path: None,
-        }]
-    } else {
-        a.report.clone()
-    };
+    let reports = ReportSpec::with_terminal_table(&a.report, std::io::stdout().is_terminal());
     let records = Records::in_state_dir(a.audit_log.as_deref());
     if !a.dry_run {
         super::recover::warn_open_entries(&records.journal);
@@ -68,7 +61,9 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
                 let platform = platform_for(l, a.tc_image.as_deref())
                     .await
                     .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
-                print_stdout(&dry_run(l, platform.as_ref(), a.seed).await?);
+                let (plan, code) = dry_run(l, platform.as_ref(), a.seed).await?;
+                print_stdout(&plan);
+                exit = exit.max(code);
                 continue;
             }
             observers
@@ -119,11 +114,12 @@ fn ask(what: &str) -> bool {
 }
 
 /// What a run would do to which target, with the real targets resolved; touches nothing.
+/// The exit code is the one the run would start with: 3 when too few targets match.
 pub async fn dry_run(
     l: &LoadedExperiment,
     platform: &dyn Platform,
     seed: Option<u64>,
-) -> Result<String, Error> {
+) -> Result<(String, Exit), Error> {
     let Resolution {
         targets: chosen,
         seed,
@@ -131,16 +127,23 @@ pub async fn dry_run(
     } = resolve(platform, &l.experiment, seed)
         .await
         .map_err(|e| Error::Platform(e.to_string()))?;
+    let counts = select::summary(&l.experiment.target.select, n, chosen.len());
     let mut out = super::validate::render_plan(l, Some(seed));
-    let targets = if chosen.is_empty() {
+    let what = crate::plan::describe_target(&l.experiment.target);
+    let mut exit = Exit::Passed;
+    let targets = if let Some(why) = select::too_few(&counts, &what) {
+        exit = Exit::NotRun;
         format!(
-            "No target matches on {} ({} candidates): the run would stop with `no_targets` (exit 3).\n",
+            "On {} ({n} candidates): {why}: the run would stop with `no_targets` (exit 3).\n",
             platform.endpoint(),
-            n
         )
     } else {
+        let short = counts
+            .shortfall()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
         let mut s = format!(
-            "Resolved on {} with seed {seed}: {} of {n} matching target(s):\n",
+            "Resolved on {} with seed {seed}: {} of {n} matching target(s){short}:\n",
             platform.endpoint(),
             chosen.len()
         );
@@ -155,7 +158,7 @@ pub async fn dry_run(
         s
     };
     out = out.replace(super::validate::UNRESOLVED, &targets);
-    Ok(l.secrets.redact(&out))
+    Ok((l.secrets.redact(&out), exit))
 }
 
 fn write_reports(result: &RunResult, specs: &[ReportSpec], several: bool) -> Result<(), Error> {

@@ -26,6 +26,53 @@ pub struct VarOverrides {
     pub files: Vec<PathBuf>,
     /// `--var K=V`, in order; later ones win.
     pub vars: Vec<(String, String)>,
+    /// An unset `${env:NAME}` is a warning, not an error (`validate` without `--strict`,
+    /// so that a lint step needs no secrets). The value stands in as a placeholder; the
+    /// checks of the values that use it are skipped.
+    pub unset_env_is_warning: bool,
+}
+
+/// Stands for an unset environment variable when that is only a warning.
+const UNSET_ENV_MARK: &str = "faultline-unset-env-";
+
+/// The names of the unset environment variables whose placeholders `text` contains.
+fn unset_env_names(text: &str) -> Vec<String> {
+    text.match_indices(UNSET_ENV_MARK)
+        .map(|(i, m)| {
+            text[i + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+/// Every string scalar that contains a placeholder: its path, position and env names.
+fn placeholders(
+    node: &Node,
+    path: &mut Vec<PathSeg>,
+    out: &mut Vec<(Vec<PathSeg>, node::Pos, Vec<String>)>,
+) {
+    match &node.value {
+        Value::Str(s) if s.contains(UNSET_ENV_MARK) => {
+            out.push((path.clone(), node.pos, unset_env_names(s)));
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(PathSeg::Index(i));
+                placeholders(item, path, out);
+                path.pop();
+            }
+        }
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                path.push(PathSeg::Key(k.name.clone()));
+                placeholders(v, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A loaded, validated experiment and what it needs to be reported safely.
@@ -34,6 +81,8 @@ pub struct LoadedExperiment {
     pub file: PathBuf,
     pub experiment: Experiment,
     pub secrets: Secrets,
+    /// Problems that do not stop this command (unset `${env:...}` under `validate`).
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Clone, Debug)]
@@ -145,13 +194,12 @@ fn resolve_vars(
     {
         for (key, value) in entries {
             let text = match &value.value {
-                Value::Str(s) => s.clone(),
-                Value::Int(i) => i.to_string(),
-                Value::UInt(u) => u.to_string(),
-                Value::Float(f) => f.to_string(),
-                Value::Bool(b) => b.to_string(),
                 Value::Null => String::new(),
-                _ => continue, // reported as a type error by the typed model
+                // A scalar as written: `1.10` stays `1.10`.
+                _ => match value.scalar_text() {
+                    Some(t) => t,
+                    None => continue, // reported as a type error by the typed model
+                },
             };
             match vars::expand(&text, &vars, env, secrets) {
                 Ok(v) => vars.set(key.name.clone(), v),
@@ -193,13 +241,9 @@ pub fn read_var_file(path: &Path) -> Result<Vec<(String, String)>, Vec<Diagnosti
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for (key, value) in entries {
-        let text = match value.value {
-            Value::Str(s) => s,
-            Value::Int(i) => i.to_string(),
-            Value::UInt(u) => u.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => {
+        let text = match value.scalar_text() {
+            Some(t) => t,
+            None => {
                 diags.push(Diagnostic::new(
                     &label,
                     Some(value.pos),
@@ -235,6 +279,14 @@ fn load_experiment_tree(
 ) -> Result<LoadedExperiment, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut secrets = Secrets::default();
+    let lenient = |name: &str| {
+        env(name).or_else(|| {
+            overrides
+                .unset_env_is_warning
+                .then(|| format!("{UNSET_ENV_MARK}{name}"))
+        })
+    };
+    let env: &dyn Fn(&str) -> Option<String> = &lenient;
     let vars = resolve_vars(
         label,
         &tree,
@@ -250,7 +302,29 @@ fn load_experiment_tree(
         tainted.extend(tree.path_at(p.pos));
         diags.push(Diagnostic::new(label, Some(p.pos), p.message));
     }
+    // Values that stand on an unset environment variable: a warning each, and their own
+    // checks are skipped (the placeholder is not the value a run would see).
+    let mut warnings = Vec::new();
+    let mut unset = Vec::new();
+    placeholders(&tree, &mut Vec::new(), &mut unset);
+    for (at, pos, names) in &unset {
+        for name in names {
+            warnings.push(Diagnostic::new(
+                label,
+                Some(*pos),
+                format!(
+                    "warning: environment variable `{name}` is not set: `faultline run` will need it (export it, or give a default with `${{env:{name}:-value}}`)"
+                ),
+            ));
+        }
+        tainted.push(at.clone());
+    }
     let mut typed = deserialize::<Experiment>(label, &tree, &mut diags);
+    diags.retain(|d| {
+        !unset
+            .iter()
+            .any(|(_, pos, _)| d.line == Some(pos.line) && d.column == Some(pos.column))
+    });
     // A value whose variable could not be substituted would fail its own check too.
     typed.removed.extend(tainted);
     if let Some(experiment) = &typed.value {
@@ -265,6 +339,7 @@ fn load_experiment_tree(
             .value
             .expect("no diagnostics means the model was built"),
         secrets,
+        warnings: sorted(warnings),
     })
 }
 

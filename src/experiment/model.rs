@@ -63,14 +63,44 @@ pub enum DocumentKind {
     Scenario,
 }
 
-/// A var's default: any scalar, used as text.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+/// A var's default: any scalar, used as text (as written: `1.10` stays `1.10`).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum VarValue {
     Str(String),
     Int(i64),
     Float(f64),
     Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for VarValue {
+    /// Asks for a string, so that the experiment deserializer hands over the scalar as
+    /// written; numbers and booleans from other formats are kept as they are.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = VarValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a scalar (text, number or boolean)")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<VarValue, E> {
+                Ok(VarValue::Str(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<VarValue, E> {
+                Ok(VarValue::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<VarValue, E> {
+                Ok(i64::try_from(v).map_or_else(|_| VarValue::Str(v.to_string()), VarValue::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<VarValue, E> {
+                Ok(VarValue::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<VarValue, E> {
+                Ok(VarValue::Bool(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 impl VarValue {
@@ -108,6 +138,10 @@ pub struct DockerTarget {
     /// Exact container name, or /regex/.
     #[serde(default)]
     pub name: Option<NameMatch>,
+    /// Select among every container on the host. Required when neither `labels` nor
+    /// `name` is given, so that an empty selector is never an accident.
+    #[serde(default)]
+    pub all_containers: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -142,6 +176,10 @@ pub struct Select {
     /// Same seed and same candidates give the same choice.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The fewest targets the run accepts: when fewer are selected (e.g. `count: 5` with 3
+    /// matches), the run stops with `no_targets` (exit 3) and touches nothing.
+    #[serde(default)]
+    pub min: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -402,6 +440,10 @@ pub trait FaultSpec {
     fn duration(&self) -> Option<Duration>;
     /// A human summary of the parameters, for plans, tables and the journal.
     fn describe(&self) -> String;
+    /// The same, in the words of the experiment's platform.
+    fn describe_on(&self, _target: &Target) -> String {
+        self.describe()
+    }
     /// Checks beyond the types, against the experiment's target.
     fn validate(&self, target: &Target, problems: &mut FaultProblems);
 }
@@ -455,6 +497,12 @@ impl Fault {
         self.spec().duration()
     }
 
+    /// The summary as it applies to the experiment's platform (a Kubernetes kill is a
+    /// pod delete).
+    pub fn describe_for(&self, target: &Target) -> String {
+        self.spec().describe_on(target)
+    }
+
     /// A human summary of the parameters, for plans and tables.
     pub fn describe(&self) -> String {
         self.spec().describe()
@@ -469,6 +517,8 @@ pub struct KillFault {
     #[serde(default)]
     pub signal: Signal,
     /// Kubernetes: the pod's termination grace period (default 0s, a force delete).
+    /// Docker: how long the container has to end after the signal before it counts as
+    /// having survived it (default 5s).
     #[serde(default)]
     pub grace_period: Option<Duration>,
     /// Signal only the processes inside the target whose command line matches this
@@ -480,6 +530,20 @@ pub struct KillFault {
     pub every: Option<Duration>,
     #[serde(default)]
     pub duration: Option<Duration>,
+    /// Whether the target is expected to end (`exit`, the default: a target that keeps
+    /// running is an error of the run) or to survive the signal (`survive`), or either.
+    #[serde(default)]
+    pub expect: KillExpect,
+}
+
+/// What a kill is expected to do to its target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KillExpect {
+    #[default]
+    Exit,
+    Survive,
+    Either,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

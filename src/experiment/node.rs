@@ -46,13 +46,19 @@ pub struct Node {
     /// The scalar came out of `${...}` substitution: a string that may stand for a number
     /// or a boolean, as the same text written plainly in YAML would.
     pub substituted: bool,
+    /// The source text of a plain scalar that YAML read as a number or a boolean
+    /// (`1.10`, `0x1F`, `true`): a field that expects a string takes this text.
+    pub raw: Option<String>,
 }
 
 impl Node {
-    /// Parses YAML text. The error carries the location serde-saphyr found.
+    /// Parses YAML text with the YAML 1.2 core schema: only `true` and `false` are
+    /// booleans (`no`, `on`, `yes` are strings). The error carries the location
+    /// serde-saphyr found.
     pub fn parse(text: &str) -> Result<Node, (String, Option<Pos>)> {
-        match serde_saphyr::from_str::<Spanned<RawValue>>(text) {
-            Ok(spanned) => Ok(Node::from_spanned(spanned)),
+        let options = serde_saphyr::options! { strict_booleans: true };
+        match serde_saphyr::from_str_with_options::<Spanned<RawValue>>(text, options) {
+            Ok(spanned) => Ok(Node::from_spanned(spanned, text)),
             Err(e) => {
                 let pos = e.location().map(|l| Pos {
                     line: l.line() as u32,
@@ -63,10 +69,16 @@ impl Node {
         }
     }
 
-    fn from_spanned(s: Spanned<RawValue>) -> Node {
+    fn from_spanned(s: Spanned<RawValue>, text: &str) -> Node {
         let pos = Pos {
             line: s.referenced.line() as u32,
             column: s.referenced.column() as u32,
+        };
+        let raw = match s.value {
+            RawValue::Bool(_) | RawValue::Int(_) | RawValue::UInt(_) | RawValue::Float(_) => {
+                source_text(&s.defined, text)
+            }
+            _ => None,
         };
         let value = match s.value {
             RawValue::Null => Value::Null,
@@ -75,19 +87,29 @@ impl Node {
             RawValue::UInt(u) => Value::UInt(u),
             RawValue::Float(f) => Value::Float(f),
             RawValue::Str(s) => Value::Str(s),
-            RawValue::Seq(items) => Value::Seq(items.into_iter().map(Node::from_spanned).collect()),
+            RawValue::Seq(items) => Value::Seq(
+                items
+                    .into_iter()
+                    .map(|i| Node::from_spanned(i, text))
+                    .collect(),
+            ),
             RawValue::Map(entries) => Value::Map(
                 entries
                     .into_iter()
                     .map(|(k, v)| {
+                        let name = match k.value {
+                            RawKey(name, true) => name,
+                            // A number or boolean as a key: keep what was written.
+                            RawKey(name, false) => source_text(&k.defined, text).unwrap_or(name),
+                        };
                         let key = Key {
-                            name: k.value.0,
+                            name,
                             pos: Pos {
                                 line: k.referenced.line() as u32,
                                 column: k.referenced.column() as u32,
                             },
                         };
-                        (key, Node::from_spanned(v))
+                        (key, Node::from_spanned(v, text))
                     })
                     .collect(),
             ),
@@ -96,6 +118,25 @@ impl Node {
             value,
             pos,
             substituted: false,
+            raw,
+        }
+    }
+
+    /// A scalar as text: a string as it is, a number or boolean as it was written
+    /// (`1.10` stays `1.10`). None for null, lists and mappings.
+    pub fn scalar_text(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Bool(_) | Value::Int(_) | Value::UInt(_) | Value::Float(_)
+                if self.raw.is_some() =>
+            {
+                self.raw.clone()
+            }
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::UInt(u) => Some(u.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Null | Value::Seq(_) | Value::Map(_) => None,
         }
     }
 
@@ -248,6 +289,15 @@ pub fn path_string(path: &[PathSeg]) -> String {
     s.trim_start_matches('.').to_string()
 }
 
+/// The source text a location spans, if serde-saphyr recorded its bytes.
+fn source_text(at: &serde_saphyr::Location, text: &str) -> Option<String> {
+    let span = at.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let len = usize::try_from(span.byte_len()?).ok()?;
+    let s = text.get(start..start.checked_add(len)?)?.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
 /// serde-saphyr's messages already say where; we print the location ourselves.
 fn syntax_message(msg: &str) -> String {
     let mut first = msg.lines().next().unwrap_or(msg).trim();
@@ -331,7 +381,8 @@ impl<'de> Deserialize<'de> for RawValue {
 }
 
 /// A mapping key; YAML allows non-string scalars as keys (`200: ok`), we keep their text.
-struct RawKey(String);
+/// The flag says whether YAML read it as a string.
+struct RawKey(String, bool);
 
 impl<'de> Deserialize<'de> for RawKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -342,22 +393,22 @@ impl<'de> Deserialize<'de> for RawKey {
                 f.write_str("a scalar mapping key")
             }
             fn visit_str<E>(self, v: &str) -> Result<RawKey, E> {
-                Ok(RawKey(v.to_string()))
+                Ok(RawKey(v.to_string(), true))
             }
             fn visit_bool<E>(self, v: bool) -> Result<RawKey, E> {
-                Ok(RawKey(v.to_string()))
+                Ok(RawKey(v.to_string(), false))
             }
             fn visit_i64<E>(self, v: i64) -> Result<RawKey, E> {
-                Ok(RawKey(v.to_string()))
+                Ok(RawKey(v.to_string(), false))
             }
             fn visit_u64<E>(self, v: u64) -> Result<RawKey, E> {
-                Ok(RawKey(v.to_string()))
+                Ok(RawKey(v.to_string(), false))
             }
             fn visit_f64<E>(self, v: f64) -> Result<RawKey, E> {
-                Ok(RawKey(v.to_string()))
+                Ok(RawKey(v.to_string(), false))
             }
             fn visit_unit<E>(self) -> Result<RawKey, E> {
-                Ok(RawKey("null".into()))
+                Ok(RawKey("null".into(), false))
             }
         }
         d.deserialize_any(V)
@@ -506,16 +557,38 @@ impl<'de, 'a> Deserializer<'de> for NodeDeserializer<'a> {
         result.map_err(|e| e.at(pos))
     }
 
+    /// A field that expects a string takes any scalar as the text it was written as:
+    /// `name: no`, `env: on`, `version: 1.10` are "no", "on", "1.10".
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let pos = self.node.pos;
         match &self.node.value {
             Value::Str(s) => visitor.visit_str(s).map_err(|e: DeError| e.at(pos)),
+            Value::Bool(_) | Value::Int(_) | Value::UInt(_) | Value::Float(_) => {
+                let text = self.node.scalar_text().unwrap_or_default();
+                visitor.visit_str(&text).map_err(|e: DeError| e.at(pos))
+            }
             _ => self.deserialize_any(visitor),
         }
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_str(visitor)
+    }
+
+    /// Only `true` and `false` are booleans (YAML 1.2); YAML 1.1 spellings get a hint.
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        if let Value::Str(s) = &self.node.value {
+            const YAML11: &[&str] = &["yes", "no", "on", "off", "y", "n"];
+            if !self.node.substituted && YAML11.iter().any(|w| w.eq_ignore_ascii_case(s)) {
+                return Err(DeError {
+                    message: format!(
+                        "`{s}` is text, not a boolean (YAML 1.2): write `true` or `false`"
+                    ),
+                    pos: Some(self.node.pos),
+                });
+            }
+        }
+        self.deserialize_any(visitor)
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -628,7 +701,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDeserializer<'a> {
     }
 
     forward_to_any! {
-        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
         deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_f32
         deserialize_f64 deserialize_char deserialize_bytes deserialize_byte_buf
         deserialize_unit deserialize_seq deserialize_map deserialize_identifier

@@ -110,7 +110,9 @@ impl FromStr for Duration {
             total += number * scale;
         }
         if !total.is_finite() || total > 365.0 * 24.0 * 3600.0 {
-            return Err(format!("duration `{s}` is too long"));
+            return Err(format!(
+                "duration `{s}` is too long: the limit is 365 days (8760h)"
+            ));
         }
         Ok(Duration(std::time::Duration::from_secs_f64(total)))
     }

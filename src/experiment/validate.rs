@@ -190,6 +190,17 @@ fn target(c: &mut Checker, t: &Target) {
             if d.labels.keys().any(String::is_empty) {
                 c.err_at("labels", "a label key is empty");
             }
+            let narrowed = !d.labels.is_empty() || d.name.is_some();
+            if !narrowed && !d.all_containers {
+                c.err(
+                    "target.docker selects every container on the host: add `labels:` or `name:` to pick the containers, or `all_containers: true` if every container is really meant",
+                );
+            } else if narrowed && d.all_containers {
+                c.err_at(
+                    "all_containers",
+                    "`all_containers: true` contradicts `labels`/`name`: remove `all_containers`, or the `labels` and `name`",
+                );
+            }
         });
     }
     if let Some(k) = &t.kubernetes {
@@ -269,11 +280,30 @@ fn select(c: &mut Checker, s: &Select) {
         (SelectMode::Percent, Some(v)) if !(1..=100).contains(&v) => {
             c.err_at("value", format!("percent {v} is outside 1..100"))
         }
+        // The contract's own example writes `mode: one` with `value: 1`: redundant, not wrong.
+        (SelectMode::One, Some(1)) => {}
         (SelectMode::One | SelectMode::All, Some(_)) => c.err_at(
             "value",
             "`value` is only used with mode `count` or `percent`: remove it, or change the mode",
         ),
         _ => {}
+    }
+    if let Some(min) = s.min {
+        match (s.mode, s.value) {
+            _ if min == 0 => c.err_at(
+                "min",
+                "`min: 0` would accept a run without targets: use 1 or more, or remove `min`",
+            ),
+            (SelectMode::One, _) if min > 1 => c.err_at(
+                "min",
+                format!("mode `one` selects a single target, so `min: {min}` can never be met: use mode `count` or `all`"),
+            ),
+            (SelectMode::Count, Some(v)) if min > v => c.err_at(
+                "min",
+                format!("`min: {min}` is more than `value: {v}`, so it can never be met: lower `min` or raise `value`"),
+            ),
+            _ => {}
+        }
     }
 }
 
@@ -431,6 +461,12 @@ fn http(c: &mut Checker, h: &HttpProbe) {
 }
 
 fn check_url(url: &str) -> Result<(), String> {
+    // `localhost:8080/health` parses as scheme `localhost`; `127.0.0.1:80/` not at all.
+    if !url.contains("://") {
+        return Err(format!(
+            "URL `{url}` has no scheme: add http:// or https:// (e.g. `http://{url}`)"
+        ));
+    }
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
             if u.host_str().is_none_or(str::is_empty) {

@@ -9,12 +9,17 @@
 
 use async_trait::async_trait;
 
-use super::{FaultEffects, FaultKind};
-use crate::experiment::model::{FaultProblems, FaultSpec, KillFault, Target as TargetSpec};
+use super::{FaultEffects, FaultKind, Settled};
+use crate::experiment::model::{
+    FaultProblems, FaultSpec, KillExpect, KillFault, Target as TargetSpec,
+};
 use crate::experiment::units::{Duration, Signal};
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target, host};
 use crate::report::ProcessRef;
+
+/// How long a Docker container has to end after the signal, by default.
+const DEFAULT_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl FaultSpec for KillFault {
     fn name(&self) -> &'static str {
@@ -37,6 +42,23 @@ impl FaultSpec for KillFault {
         if let Some(g) = self.grace_period {
             s.push_str(&format!(", grace period {g}"));
         }
+        if let (Some(every), Some(d)) = (self.every, self.duration) {
+            s.push_str(&format!(", every {every} for {d}"));
+        }
+        s
+    }
+
+    /// On Kubernetes a kill deletes the pod; say so, and what the grace period means.
+    fn describe_on(&self, target: &TargetSpec) -> String {
+        if target.kubernetes.is_none() {
+            return self.describe();
+        }
+        let mut s = match self.grace_period {
+            Some(g) if !g.std().is_zero() => {
+                format!("delete pod (grace {g}: the image's stop signal, SIGKILL after {g})")
+            }
+            _ => "delete pod (grace 0 s, force)".to_string(),
+        };
         if let (Some(every), Some(d)) = (self.every, self.duration) {
             s.push_str(&format!(", every {every} for {d}"));
         }
@@ -73,10 +95,10 @@ impl FaultSpec for KillFault {
                 "`process` is not available on Kubernetes in this build: remove it to delete the pod",
             );
         }
-        if self.grace_period.is_some() && target.docker.is_some() {
+        if self.expect != KillExpect::Exit && target.kubernetes.is_some() {
             p.err_at(
-                "grace_period",
-                "`grace_period` applies to Kubernetes pods; for Docker choose the `signal` (e.g. SIGTERM)",
+                "expect",
+                "a kill on Kubernetes deletes the pod, which always ends it: `expect` applies to Docker",
             );
         }
     }
@@ -136,8 +158,66 @@ impl FaultKind for KillFault {
         }))
     }
 
+    /// Waits up to the grace period for the target to end (or be restarted: its process
+    /// then started after the kill). One still running with the same start time
+    /// survived the signal, e.g. a PID 1 without a handler for SIGTERM.
+    async fn settle(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        injected_at: chrono::DateTime<chrono::Utc>,
+    ) -> Settled {
+        // A process kill ends processes inside the target, not the target: what it
+        // signalled is in the report; the target keeps running by design.
+        if self.process.is_some() {
+            return Settled::Done { gone_at: None };
+        }
+        let grace = self.grace_period.map_or(DEFAULT_EXIT_WAIT, |g| g.std());
+        // A deleted pod: recovery starts once it has left the API (while it terminates,
+        // its Deployment's status still counts it).
+        match platform
+            .until_gone(target, grace + super::REVERT_TIMEOUT)
+            .await
+        {
+            Ok(true) => {
+                return Settled::Done {
+                    gone_at: Some(tokio::time::Instant::now()),
+                };
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!("cannot tell when `{}` was gone: {e}", target.name);
+                return Settled::Done { gone_at: None };
+            }
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            match platform.running_since(target).await {
+                // Gone, stopped, or a new process (restarted by its policy): it ended.
+                Err(PlatformError::Gone(_)) | Ok(None) => return Settled::Done { gone_at: None },
+                Ok(Some(since)) if since > injected_at => return Settled::Done { gone_at: None },
+                // The platform cannot tell: nothing to check.
+                Err(PlatformError::Refused(_)) => return Settled::Done { gone_at: None },
+                Ok(Some(_)) | Err(PlatformError::Unavailable(_)) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Settled::Survived {
+            note: format!(
+                "`{}` still runs {} after {} (a process that ignores the signal, e.g. a PID 1 without a handler for it)",
+                target.name,
+                crate::experiment::units::Duration::from_millis(grace.as_millis() as u64),
+                self.signal
+            ),
+            expected: self.expect != KillExpect::Exit,
+        }
+    }
+
     fn rbac(&self) -> &'static [Permission] {
-        &[rbac::DELETE_PODS]
+        &[rbac::DELETE_PODS, rbac::GET_PODS]
     }
 }
 

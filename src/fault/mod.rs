@@ -68,6 +68,17 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         self.inject(platform, target, undo).await.map(|()| None)
     }
 
+    /// For a one-shot fault, once it is applied: whether it took effect. A kill whose
+    /// target keeps running says so here.
+    async fn settle(
+        &self,
+        _platform: &dyn Platform,
+        _target: &Target,
+        _injected_at: chrono::DateTime<chrono::Utc>,
+    ) -> Settled {
+        Settled::Done { gone_at: None }
+    }
+
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
     fn rbac(&self) -> &'static [Permission];
 
@@ -76,6 +87,18 @@ pub trait FaultKind: FaultSpec + Send + Sync {
     async fn effects(&self, _platform: &dyn Platform, _undo: &Undo) -> Option<FaultEffects> {
         None
     }
+}
+
+/// What a one-shot fault did once applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// It took effect; `gone_at` when the platform confirmed the target gone (a deleted
+    /// pod left the API): recovery is timed from then.
+    Done {
+        gone_at: Option<tokio::time::Instant>,
+    },
+    /// The target kept running; `expected` when the experiment said it would.
+    Survived { note: String, expected: bool },
 }
 
 /// The fault's behaviour; the one place that lists every kind.

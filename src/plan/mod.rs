@@ -56,7 +56,7 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
         timed.push(Step {
             phase: Phase::Inject,
             at: Some(f.after()),
-            action: format!("fault {}: {}", i + 1, f.describe()),
+            action: format!("fault {}: {}", i + 1, f.describe_for(&e.target)),
         });
         if let Fault::Kill(k) = f {
             if let (Some(every), Some(d)) = (k.every, k.duration) {
@@ -217,12 +217,17 @@ pub fn describe_target(t: &Target) -> String {
         (SelectMode::Percent, Some(p)) => format!("pick {p}% (rounded up, at least 1)"),
         (_, None) => "pick ?".to_string(),
     };
+    let min = t
+        .select
+        .min
+        .map(|m| format!(", at least {m}"))
+        .unwrap_or_default();
     let seed = t
         .select
         .seed
         .map(|s| format!(", seed {s}"))
         .unwrap_or_default();
-    format!("{what}; {how}{seed}")
+    format!("{what}; {how}{min}{seed}")
 }
 
 #[cfg(test)]

@@ -636,6 +636,27 @@ impl Platform for DockerPlatform {
         Ok(info.state.and_then(|s| s.running).unwrap_or(false))
     }
 
+    async fn running_since(
+        &self,
+        target: &Target,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError> {
+        let info = self
+            .call(
+                target,
+                self.docker
+                    .inspect_container(&target.id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let state = info.state.unwrap_or_default();
+        if state.running != Some(true) {
+            return Ok(None);
+        }
+        Ok(state
+            .started_at
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)))
+    }
+
     async fn host_reach(&self, target: &Target) -> Result<(), String> {
         if !self.is_local() {
             return Err(format!(

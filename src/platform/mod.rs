@@ -162,6 +162,31 @@ pub trait Platform: Send + Sync {
         ))
     }
 
+    /// Waits until a target that was told to go (a deleted pod) is gone from the
+    /// platform, up to `timeout`. `Ok(true)` once it is gone; `Ok(false)` where a stop
+    /// is over when the call returns (a signal), so there is nothing to wait for.
+    async fn until_gone(
+        &self,
+        _target: &Target,
+        _timeout: std::time::Duration,
+    ) -> Result<bool, PlatformError> {
+        Ok(false)
+    }
+
+    /// When the target's current process started, if it runs now (`None`: it does not
+    /// run). A kill that left the start time as it was did not end the target. `Refused`
+    /// where the platform cannot tell (a pod delete is not a signal).
+    async fn running_since(
+        &self,
+        target: &Target,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "{} cannot tell whether `{}` still runs",
+            self.kind(),
+            target.name
+        )))
+    }
+
     /// Whether faultline can reach the target's namespaces and cgroups from where it
     /// runs (a local daemon, root, the target's processes visible); the reason if not.
     async fn host_reach(&self, _target: &Target) -> Result<(), String> {

@@ -25,27 +25,40 @@ pub async fn sample(p: &HttpProbe, ctx: &ProbeContext) -> Sample {
         Err(detail) => return Sample::fail(std::time::Duration::ZERO, detail),
     };
     let start = Instant::now();
-    // The outer timeout bounds the body read too; reqwest's own one covers the request.
+    let mut ttfb = None;
+    // Latency is the time to the whole response: the body is always read to its end (only
+    // the first BODY_CAP bytes are kept, for `body_contains`). The outer timeout bounds the
+    // body read too; reqwest's own one covers the request.
     let outcome = tokio::time::timeout(p.timeout.std(), async {
         let response = request.send().await?;
+        ttfb = Some(start.elapsed());
         let status = response.status();
-        let body = match &p.body_contains {
-            Some(_) => Some(read_capped(response).await?),
-            None => None,
-        };
+        let body = read_to_end(response, p.body_contains.is_some()).await?;
         Ok::<_, reqwest::Error>((status, body))
     })
     .await;
     let latency = start.elapsed();
     let (status, body) = match outcome {
-        Err(_) => return Sample::fail(latency, format!("timed out after {}", p.timeout)),
-        Ok(Err(e)) if e.is_timeout() => {
-            return Sample::fail(latency, format!("timed out after {}", p.timeout));
+        Err(_) => {
+            return Sample::fail(latency, format!("timed out after {}", p.timeout)).with_ttfb(ttfb);
         }
-        Ok(Err(e)) => return Sample::fail(latency, describe(e)),
+        Ok(Err(e)) if e.is_timeout() => {
+            return Sample::fail(latency, format!("timed out after {}", p.timeout)).with_ttfb(ttfb);
+        }
+        Ok(Err(e)) => return Sample::fail(latency, describe(e)).with_ttfb(ttfb),
         Ok(Ok(r)) => r,
     };
+    sample_of(p, status, body, latency, ttfb).with_ttfb(ttfb)
+}
 
+/// Judges a complete response.
+fn sample_of(
+    p: &HttpProbe,
+    status: reqwest::StatusCode,
+    body: Vec<u8>,
+    latency: std::time::Duration,
+    ttfb: Option<std::time::Duration>,
+) -> Sample {
     let code = status.as_u16();
     let accepted = p.status.as_deref().unwrap_or(&[DEFAULT_STATUS]);
     if !accepted.iter().any(|s| s.matches(code)) {
@@ -55,8 +68,8 @@ pub async fn sample(p: &HttpProbe, ctx: &ProbeContext) -> Sample {
             format!("status {code} not in [{}]", list.join(", ")),
         );
     }
-    if let (Some(needle), Some(body)) = (&p.body_contains, &body) {
-        if !String::from_utf8_lossy(body).contains(needle.as_str()) {
+    if let Some(needle) = &p.body_contains {
+        if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
             return Sample::fail(latency, format!("body does not contain `{needle}`"));
         }
     }
@@ -64,7 +77,11 @@ pub async fn sample(p: &HttpProbe, ctx: &ProbeContext) -> Sample {
         if latency > max.std() {
             return Sample::fail(
                 latency,
-                format!("took {}, over max_latency {max}", fmt_latency(latency)),
+                format!(
+                    "took {}{}, over max_latency {max}",
+                    fmt_latency(latency),
+                    first_byte(ttfb)
+                ),
             );
         }
     }
@@ -72,8 +89,21 @@ pub async fn sample(p: &HttpProbe, ctx: &ProbeContext) -> Sample {
     let text = format!("{code} {reason}");
     Sample::pass(
         latency,
-        format!("{} in {}", text.trim_end(), fmt_latency(latency)),
+        format!(
+            "{} in {}{}",
+            text.trim_end(),
+            fmt_latency(latency),
+            first_byte(ttfb)
+        ),
     )
+}
+
+/// ` (first byte 2ms)`: when the response head arrived (the latency is to the last byte).
+fn first_byte(ttfb: Option<std::time::Duration>) -> String {
+    match ttfb {
+        Some(t) => format!(" (first byte {})", fmt_latency(t)),
+        None => String::new(),
+    }
 }
 
 fn build(client: &reqwest::Client, p: &HttpProbe) -> Result<reqwest::RequestBuilder, String> {
@@ -95,13 +125,16 @@ fn build(client: &reqwest::Client, p: &HttpProbe) -> Result<reqwest::RequestBuil
     Ok(request)
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+/// Reads the body to its end; keeps its first BODY_CAP bytes when `keep` is set.
+async fn read_to_end(
+    mut response: reqwest::Response,
+    keep: bool,
+) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        let room = BODY_CAP - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == BODY_CAP {
-            break;
+        if keep {
+            let room = BODY_CAP - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
     }
     Ok(body)
@@ -298,10 +331,86 @@ mod tests {
         assert!(s.latency >= Duration::from_millis(300), "{s:?}");
         assert!(s.detail.starts_with("took "), "{}", s.detail);
         assert!(
-            s.detail.ends_with("ms, over max_latency 100ms"),
+            s.detail.ends_with("ms), over max_latency 100ms"),
             "{}",
             s.detail
         );
+    }
+
+    /// Sends the head at once, then the body in `chunks` pieces `gap` apart.
+    async fn trickling_server(chunks: usize, gap: Duration) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let chunk = [b'x'; 1024];
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        chunks * chunk.len()
+                    );
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let _ = stream.flush().await;
+                    for _ in 0..chunks {
+                        tokio::time::sleep(gap).await;
+                        if stream.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Regression: latency stopped at the response head, so a slow download "passed".
+    #[tokio::test]
+    async fn latency_is_the_whole_response_and_ttfb_is_kept_apart() {
+        let ctx = ProbeContext::new().unwrap();
+        // The head at once, then 10 KiB over ~1 s.
+        let addr = trickling_server(10, Duration::from_millis(100)).await;
+        let p = probe(
+            addr,
+            serde_json::json!({"max_latency": "300ms", "timeout": "5s"}),
+        );
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok, "a 1 s download must fail max_latency 300ms: {s:?}");
+        assert!(s.latency >= Duration::from_millis(1000), "{s:?}");
+        let ttfb = s
+            .ttfb
+            .expect("the http probe reports its time to first byte");
+        assert!(ttfb < Duration::from_millis(300), "{s:?}");
+        assert!(s.detail.starts_with("took "), "{}", s.detail);
+        assert!(
+            s.detail.ends_with(", over max_latency 300ms"),
+            "{}",
+            s.detail
+        );
+        assert!(s.detail.contains("(first byte "), "{}", s.detail);
+
+        // Without max_latency the sample passes and still measures the whole body.
+        let p = probe(addr, serde_json::json!({"timeout": "5s"}));
+        let s = sample(&p, &ctx).await;
+        assert!(s.ok, "{s:?}");
+        assert!(s.latency >= Duration::from_millis(1000), "{s:?}");
+        assert!(s.ttfb.unwrap() < Duration::from_millis(300), "{s:?}");
+
+        // A timeout shorter than the download fails the sample.
+        let p = probe(addr, serde_json::json!({"timeout": "400ms"}));
+        let s = sample(&p, &ctx).await;
+        assert!(!s.ok, "{s:?}");
+        assert_eq!(s.detail, "timed out after 400ms");
     }
 
     #[tokio::test]

@@ -26,6 +26,10 @@ pub struct Sample {
     /// The measured value, for probes that measure one (prometheus).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Time to the first byte of the response (the response head), for probes that
+    /// read a response after it (http); `latency` is the time to its last byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttfb: Option<Duration>,
 }
 
 impl Sample {
@@ -35,7 +39,14 @@ impl Sample {
             latency,
             detail: detail.into(),
             value: None,
+            ttfb: None,
         }
+    }
+
+    /// The same sample with its time to first byte.
+    pub fn with_ttfb(mut self, ttfb: Option<Duration>) -> Sample {
+        self.ttfb = ttfb;
+        self
     }
 
     pub fn fail(latency: Duration, detail: impl Into<String>) -> Sample {
@@ -44,6 +55,7 @@ impl Sample {
             latency,
             detail: detail.into(),
             value: None,
+            ttfb: None,
         }
     }
 }

@@ -92,6 +92,7 @@ fn empty_tool() -> RunResult {
         ended_at: chrono::DateTime::UNIX_EPOCH,
         duration_ms: 0,
         seed: None,
+        selection: None,
         targets: vec![],
         faults: vec![],
         phases: Default::default(),
@@ -187,7 +188,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
     fact("exit code", r.exit_code.to_string());
     fact("duration", summary::duration(r.duration_ms));
     match (summary::recovery_ms(r), &r.phases.after) {
-        (Some(ms), _) => fact("recovered after", summary::duration(ms)),
+        (Some(_), _) => fact("recovery", summary::recovery_text(r).unwrap_or_default()),
         (None, Some(_)) => fact("recovery", "not in time".into()),
         (None, None) => {}
     }
@@ -199,7 +200,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
             } else {
                 "targets"
             },
-            names.join(", "),
+            format!("{}{}", names.join(", "), summary::shortfall(r)),
         );
     }
     fact(
@@ -743,11 +744,14 @@ fn timeline(r: &RunResult, id: &str) -> String {
             }
             for pt in &p.timeline {
                 let title = format!(
-                    "{} at +{}: {} in {}ms",
+                    "{} at +{}: {} in {}ms{}",
                     p.name,
                     summary::duration(pt.at_ms),
                     if pt.ok { "passed" } else { "failed" },
-                    pt.latency_ms
+                    pt.latency_ms,
+                    pt.ttfb_ms
+                        .map(|t| format!(" (first byte {t}ms)"))
+                        .unwrap_or_default()
                 );
                 s.push_str(&mark(
                     "sample",

@@ -53,7 +53,10 @@ fn suite(r: &RunResult) -> TestSuite {
         suite.add_property(Property::new("seed", seed.to_string()));
     }
     if !targets.is_empty() {
-        suite.add_property(Property::new("targets", targets.join(", ")));
+        suite.add_property(Property::new(
+            "targets",
+            format!("{}{}", targets.join(", "), summary::shortfall(r)),
+        ));
     }
     if let Some(ms) = summary::recovery_ms(r) {
         suite.add_property(Property::new("recovered_after_ms", ms.to_string()));
@@ -142,7 +145,7 @@ fn suite(r: &RunResult) -> TestSuite {
     for f in &r.faults {
         let error = f.error.as_deref().unwrap_or("");
         let (status, out) = match f.status {
-            FaultStatus::Reverted | FaultStatus::Completed => {
+            FaultStatus::Reverted | FaultStatus::Completed | FaultStatus::Survived => {
                 // e.g. a target removed by someone else mid-fault: worth a note, not a failure.
                 let out = (!error.is_empty()).then(|| error.to_string());
                 (TestCaseStatus::success(), out)

@@ -53,7 +53,11 @@ pub fn render(r: &RunResult) -> String {
     let targets: Vec<String> = r.targets.iter().map(|t| escape(&t.name)).collect();
     let mut facts = vec![format!("File: {}", escape(&r.experiment.file))];
     if !targets.is_empty() {
-        facts.push(format!("targets: {}", targets.join(", ")));
+        facts.push(format!(
+            "targets: {}{}",
+            targets.join(", "),
+            summary::shortfall(r)
+        ));
     }
     if let Some(seed) = r.seed {
         facts.push(format!("seed: {seed}"));

@@ -29,6 +29,9 @@ pub struct RunResult {
     /// The seed selection used, so a run can be repeated with `--seed`.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// How `target.select` chose the targets: requested, matched and selected counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
     pub targets: Vec<TargetRef>,
     pub faults: Vec<FaultRecord>,
     pub phases: Phases,
@@ -93,6 +96,31 @@ impl Verdict {
     }
 }
 
+/// How the targets were chosen, and how many there were.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Selection {
+    /// `one`, `all`, `count` or `percent`.
+    pub mode: String,
+    /// How many targets the mode asked for: 1 for `one`, every match for `all`, `value`
+    /// for `count`, `value`% of the matches (rounded up) for `percent`.
+    pub requested: u64,
+    /// How many targets matched the platform block.
+    pub matched: u64,
+    /// How many were taken: `requested`, or every match when fewer matched.
+    pub selected: u64,
+    /// `target.select.min`: the run stops with `no_targets` (exit 3) when fewer are selected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
+}
+
+impl Selection {
+    /// `3 of 5 requested` when fewer were selected than requested.
+    pub fn shortfall(&self) -> Option<String> {
+        (self.selected < self.requested)
+            .then(|| format!("{} of {} requested", self.selected, self.requested))
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TargetRef {
     pub platform: String,
@@ -107,6 +135,8 @@ pub enum FaultStatus {
     Completed,
     Failed,
     Active,
+    /// A one-shot fault landed but the target kept running (a signal it ignores).
+    Survived,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -190,10 +220,37 @@ pub struct Phases {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SteadyPhase {
     pub passed: bool,
-    /// After only: time from the last revert to the first full pass.
+    /// After only: time from the end of the faults to the first full pass.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub recovered_after_ms: Option<u64>,
+    /// After only: the moment recovery is measured from: `last_revert`, or
+    /// `last_injection` when every fault is one-shot (a kill).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub measured_from: Option<RecoveryStart>,
     pub probes: Vec<ProbeOutcome>,
+}
+
+/// What recovery time is measured from.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryStart {
+    /// The last revert of a reversible fault.
+    LastRevert,
+    /// The last one-shot injection (a kill), when no fault was reversible.
+    LastInjection,
+    /// The moment the killed targets were gone from the platform (deleted pods).
+    TargetsGone,
+}
+
+impl RecoveryStart {
+    /// How a report says it: "after the last revert".
+    pub fn words(self) -> &'static str {
+        match self {
+            RecoveryStart::LastRevert => "after the last revert",
+            RecoveryStart::LastInjection => "after the kill",
+            RecoveryStart::TargetsGone => "after the killed pods were gone",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -207,6 +264,10 @@ pub struct ProbeOutcome {
     /// The measured value of the last attempt, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Time to the first byte of the last attempt's response (http); `detail` gives the
+    /// time to its last byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -224,7 +285,11 @@ pub struct DuringProbe {
     pub success_ratio: f64,
     pub min_success: f64,
     pub passed: bool,
+    /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: Latency,
+    /// Time to the first byte of the response (http), when the probe measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<Latency>,
     /// Every sample, for timelines: offset from the run's start, result, latency.
     #[serde(default)]
     pub timeline: Vec<SamplePoint>,
@@ -258,10 +323,14 @@ impl Latency {
 pub struct SamplePoint {
     pub at_ms: u64,
     pub ok: bool,
+    /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: u64,
     /// The measured value, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Time to the first byte of the response (http).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -282,6 +351,7 @@ pub enum EventKind {
     FaultReverted,
     TargetVanished,
     RevertFailed,
+    TargetSurvived,
     Abort,
     NoTargets,
     Recovered,
@@ -303,6 +373,7 @@ impl EventKind {
             EventKind::FaultReverted => "fault_reverted",
             EventKind::TargetVanished => "target_vanished",
             EventKind::RevertFailed => "revert_failed",
+            EventKind::TargetSurvived => "target_survived",
             EventKind::Abort => "abort",
             EventKind::NoTargets => "no_targets",
             EventKind::Recovered => "recovered",

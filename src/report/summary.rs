@@ -29,8 +29,27 @@ pub fn reason(r: &RunResult) -> Option<&str> {
         .map(|e| e.message.as_str())
 }
 
+/// ` (3 of 5 requested)` when the selection took fewer targets than it asked for.
+pub fn shortfall(r: &RunResult) -> String {
+    r.selection
+        .as_ref()
+        .and_then(|s| s.shortfall())
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default()
+}
+
 pub fn recovery_ms(r: &RunResult) -> Option<u64> {
     r.phases.after.as_ref().and_then(|a| a.recovered_after_ms)
+}
+
+/// "recovered 420ms after the kill", with what it was measured from.
+pub fn recovery_text(r: &RunResult) -> Option<String> {
+    let after = r.phases.after.as_ref()?;
+    let ms = after.recovered_after_ms?;
+    let from = after
+        .measured_from
+        .map_or("after the faults ended", super::RecoveryStart::words);
+    Some(format!("recovered {} {from}", duration(ms)))
 }
 
 /// `37ms`, `4.21s`, `2m 03s`, `1h 02m`.
@@ -58,7 +77,7 @@ pub fn active_ms(f: &FaultRecord) -> Option<u64> {
 pub fn active_text(f: &FaultRecord) -> String {
     match (f.injected_at, active_ms(f), f.status) {
         (_, Some(ms), _) => duration(ms),
-        (Some(_), None, FaultStatus::Completed) => "one-shot".into(),
+        (Some(_), None, FaultStatus::Completed | FaultStatus::Survived) => "one-shot".into(),
         (Some(_), None, _) => "still active".into(),
         (None, _, _) => "never".into(),
     }
@@ -70,6 +89,7 @@ pub fn fault_status_word(s: FaultStatus) -> &'static str {
         FaultStatus::Completed => "completed",
         FaultStatus::Failed => "failed",
         FaultStatus::Active => "active",
+        FaultStatus::Survived => "survived",
     }
 }
 
@@ -138,7 +158,7 @@ pub fn during_detail(p: &super::DuringProbe) -> String {
     if p.samples == 0 {
         return format!("no samples (need {:.0}%)", p.min_success * 100.0);
     }
-    format!(
+    let mut text = format!(
         "{}/{} ok ({:.0}%, need {:.0}%); latency p50 {}ms, p95 {}ms, max {}ms",
         p.successes,
         p.samples,
@@ -147,7 +167,14 @@ pub fn during_detail(p: &super::DuringProbe) -> String {
         p.latency_ms.p50,
         p.latency_ms.p95,
         p.latency_ms.max
-    )
+    );
+    if let Some(t) = &p.ttfb_ms {
+        text.push_str(&format!(
+            "; first byte p50 {}ms, p95 {}ms, max {}ms",
+            t.p50, t.p95, t.max
+        ));
+    }
+    text
 }
 
 /// Counts over several runs, e.g. a game day.
@@ -158,8 +185,10 @@ pub struct Totals {
     pub failed: usize,
     /// `not_steady` and `no_targets`.
     pub not_run: usize,
-    /// `error`, `interrupted` and `revert_incomplete`.
+    /// `error` and `interrupted`.
     pub errors: usize,
+    /// `revert_incomplete`: a fault may still be active; kept apart from errors.
+    pub revert_incomplete: usize,
     pub highest_exit: u8,
 }
 
@@ -174,7 +203,8 @@ impl Totals {
                 Verdict::Passed => t.passed += 1,
                 Verdict::Failed => t.failed += 1,
                 Verdict::NotSteady | Verdict::NoTargets => t.not_run += 1,
-                Verdict::Error | Verdict::Interrupted | Verdict::RevertIncomplete => t.errors += 1,
+                Verdict::Error | Verdict::Interrupted => t.errors += 1,
+                Verdict::RevertIncomplete => t.revert_incomplete += 1,
             }
             t.highest_exit = t.highest_exit.max(r.exit_code);
         }
@@ -195,6 +225,12 @@ impl Totals {
                 "{} error{}",
                 self.errors,
                 if self.errors == 1 { "" } else { "s" }
+            ));
+        }
+        if self.revert_incomplete > 0 {
+            parts.push(format!(
+                "{} revert incomplete (run `faultline recover`)",
+                self.revert_incomplete
             ));
         }
         format!(
@@ -360,6 +396,7 @@ pub(crate) mod fixture {
                     ok,
                     latency_ms: if ok { 2 + i % 3 } else { 500 },
                     value: None,
+                    ttfb_ms: None,
                 }
             })
             .collect();
@@ -376,6 +413,7 @@ pub(crate) mod fixture {
             ended_at: t(6400),
             duration_ms: 6400,
             seed: Some(7),
+            selection: None,
             targets: vec![TargetRef {
                 platform: "docker".into(),
                 id: "3f2a9c0d11e4b5a6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0".into(),
@@ -395,6 +433,7 @@ pub(crate) mod fixture {
                 before: Some(SteadyPhase {
                     passed: true,
                     recovered_after_ms: None,
+                    measured_from: None,
                     probes: vec![ProbeOutcome {
                         name: "web answers".into(),
                         kind: "http".into(),
@@ -403,6 +442,7 @@ pub(crate) mod fixture {
                         duration_ms: 3,
                         detail: "200 OK in 3ms".into(),
                         value: None,
+                        ttfb_ms: None,
                     }],
                 }),
                 during: Some(DuringPhase {
@@ -420,12 +460,14 @@ pub(crate) mod fixture {
                             p95: 500,
                             max: 500,
                         },
+                        ttfb_ms: None,
                         timeline,
                     }],
                 }),
                 after: Some(SteadyPhase {
                     passed: true,
                     recovered_after_ms: Some(37),
+                    measured_from: None,
                     probes: vec![ProbeOutcome {
                         name: "web answers".into(),
                         kind: "http".into(),
@@ -434,6 +476,7 @@ pub(crate) mod fixture {
                         duration_ms: 2,
                         detail: "200 OK in 2ms".into(),
                         value: None,
+                        ttfb_ms: None,
                     }],
                 }),
             },
@@ -495,6 +538,70 @@ mod tests {
         assert_eq!(phases, ["during", "after"]);
     }
 
+    /// Regression: `count: 5` with 3 matches silently took 3; every report says so now.
+    #[test]
+    fn every_report_says_when_fewer_targets_than_requested() {
+        let mut r = fixture::passed();
+        assert_eq!(shortfall(&r), "");
+        r.selection = Some(crate::report::Selection {
+            mode: "count".into(),
+            requested: 5,
+            matched: 1,
+            selected: 1,
+            min: None,
+        });
+        let table = crate::report::table::render(&r, false);
+        assert!(
+            table.contains("Targets: web-1 (1 of 5 requested)\n"),
+            "{table}"
+        );
+        let md = crate::report::markdown::render(&r);
+        assert!(md.contains("targets: web-1 (1 of 5 requested)"), "{md}");
+        let html = crate::report::html::render(&r);
+        assert!(html.contains("web-1 (1 of 5 requested)"), "{html}");
+        let junit = crate::report::junit::render(&[r.clone()]);
+        assert!(junit.contains("web-1 (1 of 5 requested)"), "{junit}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["selection"]["requested"], 5);
+        assert_eq!(json["selection"]["selected"], 1);
+    }
+
+    #[test]
+    fn during_detail_shows_time_to_first_byte_apart() {
+        let mut r = fixture::passed();
+        let p = &mut r.phases.during.as_mut().unwrap().probes[0];
+        assert!(!during_detail(p).contains("first byte"));
+        p.ttfb_ms = Some(crate::report::Latency {
+            p50: 1,
+            p95: 2,
+            max: 3,
+        });
+        assert!(
+            during_detail(p).ends_with(
+                "latency p50 4ms, p95 500ms, max 500ms; first byte p50 1ms, p95 2ms, max 3ms"
+            ),
+            "{}",
+            during_detail(p)
+        );
+        p.timeline[0].ttfb_ms = Some(1);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["phases"]["during"]["probes"][0]["ttfb_ms"]["max"], 3);
+        assert_eq!(
+            json["phases"]["during"]["probes"][0]["timeline"][0]["ttfb_ms"],
+            1
+        );
+        assert!(
+            json["phases"]["during"]["probes"][0]["timeline"][1]
+                .get("ttfb_ms")
+                .is_none()
+        );
+        let html = crate::report::html::render(&r);
+        assert!(
+            html.contains("ms (first byte 1ms)"),
+            "the sample's hover text"
+        );
+    }
+
     #[test]
     fn totals() {
         let mut failed = fixture::passed();
@@ -505,6 +612,22 @@ mod tests {
         assert_eq!(
             t.sentence(),
             "2 experiments: 1 passed, 1 failed; highest exit code 1"
+        );
+    }
+
+    #[test]
+    fn a_revert_incomplete_is_not_counted_as_an_error() {
+        let mut error = fixture::passed();
+        error.verdict = Verdict::Error;
+        error.exit_code = 4;
+        let mut incomplete = fixture::passed();
+        incomplete.verdict = Verdict::RevertIncomplete;
+        incomplete.exit_code = 5;
+        let t = Totals::of(&[fixture::passed(), error, incomplete]);
+        assert_eq!((t.errors, t.revert_incomplete), (1, 1));
+        assert_eq!(
+            t.sentence(),
+            "3 experiments: 1 passed, 1 error, 1 revert incomplete (run `faultline recover`); highest exit code 5"
         );
     }
 }

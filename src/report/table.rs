@@ -58,7 +58,11 @@ pub fn render(r: &RunResult, color: bool) -> String {
     ));
     if !r.targets.is_empty() {
         let names: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
-        out.push_str(&format!("Targets: {}\n", names.join(", ")));
+        out.push_str(&format!(
+            "Targets: {}{}\n",
+            names.join(", "),
+            summary::shortfall(r)
+        ));
     }
     if probes.row_count() > 0 {
         out.push_str(&format!("{probes}\n"));
@@ -66,12 +70,8 @@ pub fn render(r: &RunResult, color: bool) -> String {
     if faults.row_count() > 0 {
         out.push_str(&format!("{faults}\n"));
     }
-    let recovery = r
-        .phases
-        .after
-        .as_ref()
-        .and_then(|a| a.recovered_after_ms)
-        .map(|ms| format!(", recovered after {ms}ms"))
+    let recovery = super::summary::recovery_text(r)
+        .map(|t| format!(", {t}"))
         .unwrap_or_default();
     let reason = r
         .events

@@ -2,6 +2,8 @@
 //! verdict. It talks to a [`Platform`] only and never names one.
 
 mod deadman;
+#[cfg(test)]
+mod fake;
 pub mod recover;
 pub mod session;
 mod signals;
@@ -98,7 +100,10 @@ impl Recorder {
             run: r.run_id.clone(),
             pid: std::process::id(),
             experiment: ctx.loaded.experiment.name.clone(),
-            fault: ctx.loaded.secrets.redact(&f.describe()),
+            fault: ctx
+                .loaded
+                .secrets
+                .redact(&f.describe_for(&ctx.loaded.experiment.target)),
             platform: ctx.platform.reference(),
             undo: undo.clone(),
         })?;
@@ -147,7 +152,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn audit(&self, action: &str, t: &Target, f: &Fault, result: &str) {
         if let Some(r) = &self.records.records {
-            let params = self.loaded.secrets.redact(&f.describe());
+            let params = self
+                .loaded
+                .secrets
+                .redact(&f.describe_for(&self.loaded.experiment.target));
             let result = self.loaded.secrets.redact(result);
             r.audit.record(
                 action,
@@ -186,6 +194,14 @@ struct FaultOutcome {
     first_injection: Option<Instant>,
     /// An injection failed for a reason other than the target vanishing.
     error: bool,
+    /// When the last one-shot injection was applied (before its settling).
+    last_injection: Option<Instant>,
+    /// Recovery of a one-shot fault is timed from when its targets were confirmed gone.
+    gone_confirmed: bool,
+    /// Whether it was a fault with a revert (not a one-shot kill).
+    reversible: bool,
+    /// Every target a round touched (repeated kills select anew each round).
+    touched: Vec<Target>,
 }
 
 pub async fn run(
@@ -225,6 +241,7 @@ pub async fn run(
         ended_at: started_at,
         duration_ms: 0,
         seed: None,
+        selection: None,
         targets: Vec::new(),
         faults: Vec::new(),
         phases: Phases::default(),
@@ -267,8 +284,15 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             }
         },
     };
+    let counts = select::summary(
+        &e.target.select,
+        resolved.candidates,
+        resolved.targets.len(),
+    );
     let (targets, seed) = (resolved.targets, resolved.seed);
     result.seed = Some(seed);
+    let too_few = select::too_few(&counts, &crate::plan::describe_target(&e.target));
+    result.selection = Some(counts);
     result.targets = targets
         .iter()
         .map(|t| TargetRef {
@@ -277,14 +301,8 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             name: t.name.clone(),
         })
         .collect();
-    if targets.is_empty() {
-        return (
-            Verdict::NoTargets,
-            format!(
-                "no target matched {}; nothing was touched",
-                crate::plan::describe_target(&e.target)
-            ),
-        );
+    if let Some(why) = too_few {
+        return (Verdict::NoTargets, format!("{why}; nothing was touched"));
     }
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     ctx.event(
@@ -330,22 +348,46 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
             .enumerate()
             .map(|(i, f)| run_fault(ctx, i, f, &targets, seed)),
     );
-    let (outcomes, ()) = tokio::join!(
-        async {
-            let o = fault_runs.await;
-            faults_done.cancel();
-            o
-        },
+    // Recovery is polled from the moment the faults end, while a one-shot fault's during
+    // window may still be sampled: a container restarted 0.4 s after a kill has
+    // recovered in 0.4 s, whatever the during window.
+    let faults_then_recovery = async {
+        let outcomes = fault_runs.await;
+        faults_done.cancel();
+        let ended = ended(&outcomes);
+        let after = match ended {
+            Ended::Cleanly { at, from } if !e.steady_state.is_empty() => {
+                let timeout = e.recovery.clone().unwrap_or_default().timeout.std();
+                ctx.phase(
+                    "after",
+                    "waiting for steady state to recover",
+                    Some(timeout),
+                );
+                Some(steady::recover(ctx, &e.steady_state, at, from).await)
+            }
+            _ => None,
+        };
+        (outcomes, after)
+    };
+    let ((outcomes, after), ()) = tokio::join!(
+        faults_then_recovery,
         steady::sample_during(ctx, &samples, &faults_done)
     );
-    let mut last_change = None;
     let mut injection_error = false;
     for o in outcomes {
         result.faults.extend(o.records);
-        last_change = last_change.max(o.last_change);
         injection_error |= o.error;
+        for t in o.touched {
+            if !result.targets.iter().any(|r| r.id == t.id) {
+                result.targets.push(TargetRef {
+                    platform: t.platform,
+                    id: t.id,
+                    name: t.name,
+                });
+            }
+        }
     }
-    if e.during.is_some() {
+    if steady::sampled(e) {
         result.phases.during = Some(samples.into_inner().finish());
     }
 
@@ -390,27 +432,8 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
     }
 
     let during_ok = result.phases.during.as_ref().is_none_or(|d| d.passed);
-    let after_ok = if e.steady_state.is_empty() {
-        true
-    } else {
-        let since = last_change.unwrap_or_else(Instant::now);
-        let timeout = e.recovery.clone().unwrap_or_default().timeout.std();
-        ctx.phase(
-            "after",
-            "waiting for steady state to recover",
-            Some(timeout),
-        );
-        let after = steady::recover(ctx, &e.steady_state, since).await;
-        let ok = after.passed;
-        result.phases.after = Some(after);
-        if opts.cancel.is_cancelled() {
-            return (
-                Verdict::Interrupted,
-                "interrupted while checking recovery; every fault was reverted".into(),
-            );
-        }
-        ok
-    };
+    let after_ok = after.as_ref().is_none_or(|a| a.passed);
+    result.phases.after = after;
     match (during_ok, after_ok) {
         (true, true) => (Verdict::Passed, "the hypothesis held".into()),
         (false, true) => (Verdict::Failed, "a during probe fell below its bar".into()),
@@ -425,6 +448,42 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
     }
 }
 
+/// How the faults ended, which says whether recovery is worth checking and from when.
+enum Ended {
+    Cleanly {
+        at: Instant,
+        from: RecoveryStart,
+    },
+    /// A revert is unconfirmed, an injection failed, or the run was interrupted: the
+    /// verdict is decided without the after phase.
+    Otherwise,
+}
+
+fn ended(outcomes: &[FaultOutcome]) -> Ended {
+    let trouble = outcomes
+        .iter()
+        .any(|o| o.error || o.records.iter().any(|r| r.status == FaultStatus::Active));
+    if trouble {
+        return Ended::Otherwise;
+    }
+    let reversible = outcomes.iter().any(|o| o.reversible);
+    let at = outcomes
+        .iter()
+        .filter_map(|o| o.last_change)
+        .max()
+        .unwrap_or_else(Instant::now);
+    Ended::Cleanly {
+        at,
+        from: if reversible {
+            RecoveryStart::LastRevert
+        } else if outcomes.iter().any(|o| o.gone_confirmed) {
+            RecoveryStart::TargetsGone
+        } else {
+            RecoveryStart::LastInjection
+        },
+    }
+}
+
 /// Sleeps, or returns false early when the run is aborted.
 async fn wait(ctx: &Ctx<'_>, d: StdDuration) -> bool {
     tokio::select! {
@@ -433,7 +492,7 @@ async fn wait(ctx: &Ctx<'_>, d: StdDuration) -> bool {
     }
 }
 
-fn record(f: &Fault, t: &Target) -> FaultRecord {
+fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
     FaultRecord {
         kind: f.type_name().into(),
         target: t.name.clone(),
@@ -441,7 +500,7 @@ fn record(f: &Fault, t: &Target) -> FaultRecord {
         reverted_at: None,
         status: FaultStatus::Failed,
         error: None,
-        description: f.describe(),
+        description: f.describe_for(&ctx.loaded.experiment.target),
         effects: None,
     }
 }
@@ -453,7 +512,10 @@ async fn run_fault(
     targets: &[Target],
     seed: u64,
 ) -> FaultOutcome {
-    let mut out = FaultOutcome::default();
+    let mut out = FaultOutcome {
+        reversible: f.duration().is_some() && !matches!(f, Fault::Kill(_)),
+        ..Default::default()
+    };
     if !wait(ctx, f.after().std()).await {
         return out;
     }
@@ -463,7 +525,7 @@ async fn run_fault(
         }
         Fault::Kill(_) => {
             inject_all(ctx, f, targets, &mut out).await;
-            out.last_change = Some(Instant::now());
+            out.last_change = out.last_injection.or_else(|| Some(Instant::now()));
         }
         _ => {
             let pending = inject_all(ctx, f, targets, &mut out).await;
@@ -507,11 +569,25 @@ async fn inject_all(
     targets: &[Target],
     out: &mut FaultOutcome,
 ) -> Vec<Pending> {
+    for t in targets {
+        if !out.touched.contains(t) {
+            out.touched.push(t.clone());
+        }
+    }
     let results = join_all(targets.iter().map(|t| async move {
         let at = Utc::now();
         let undo = match fault::prepare(ctx.platform, f, t).await {
             Ok(u) => u,
-            Err(e) => return (t, at, Err(e), None),
+            Err(e) => {
+                return (
+                    t,
+                    at,
+                    Instant::now(),
+                    Err(e),
+                    None,
+                    fault::Settled::Done { gone_at: None },
+                );
+            }
         };
         let journal_id = match &undo {
             Some(u) => match ctx.records.journal_open(ctx, f, u) {
@@ -519,7 +595,14 @@ async fn inject_all(
                 Err(e) => {
                     fault::release(ctx.platform, u).await;
                     let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
-                    return (t, at, Err(err), None);
+                    return (
+                        t,
+                        at,
+                        Instant::now(),
+                        Err(err),
+                        None,
+                        fault::Settled::Done { gone_at: None },
+                    );
                 }
             },
             None => None,
@@ -538,16 +621,32 @@ async fn inject_all(
             Err(e) => format!("failed: {e}"),
         };
         ctx.audit("inject", t, f, &result);
-        (t, at, r, undo.zip(journal_id))
+        let applied = Instant::now();
+        // A one-shot fault: did it take effect (a target may survive a signal)?
+        let settled = match (&r, &undo) {
+            (Ok(_), None) => fault::kind(f).settle(ctx.platform, t, at).await,
+            _ => fault::Settled::Done { gone_at: None },
+        };
+        (t, at, applied, r, undo.zip(journal_id), settled)
     }))
     .await;
     out.first_injection.get_or_insert_with(Instant::now);
     let mut pending = Vec::new();
-    for (t, at, r, undo) in results {
-        let mut rec = record(f, t);
+    for (t, at, applied, r, undo, settled) in results {
+        let mut rec = record(ctx, f, t);
         match r {
             Ok(effects) => {
                 rec.injected_at = Some(at);
+                let applied = match &settled {
+                    fault::Settled::Done {
+                        gone_at: Some(gone),
+                    } => {
+                        out.gone_confirmed = true;
+                        *gone
+                    }
+                    _ => applied,
+                };
+                out.last_injection = out.last_injection.max(Some(applied));
                 ctx.event(
                     EventKind::FaultInjected,
                     format!("{} {}", f.type_name(), t.name),
@@ -561,8 +660,8 @@ async fn inject_all(
                     .await;
                     rec.effects = Some(fx);
                 }
-                match undo {
-                    Some((undo, journal_id)) => {
+                match (undo, settled) {
+                    (Some((undo, journal_id)), _) => {
                         rec.status = FaultStatus::Active;
                         pending.push(Pending {
                             record: out.records.len(),
@@ -570,7 +669,20 @@ async fn inject_all(
                             journal_id,
                         });
                     }
-                    None => rec.status = FaultStatus::Completed,
+                    (None, fault::Settled::Done { .. }) => rec.status = FaultStatus::Completed,
+                    (None, fault::Settled::Survived { note, expected }) => {
+                        rec.status = FaultStatus::Survived;
+                        if expected {
+                            ctx.event(EventKind::TargetSurvived, format!("{note}, as expected"))
+                                .await;
+                        } else {
+                            out.error = true;
+                            ctx.event(EventKind::TargetSurvived, note.clone()).await;
+                            rec.error = Some(format!(
+                                "{note}; set `expect: survive` if that is what the experiment expects"
+                            ));
+                        }
+                    }
                 }
             }
             Err(err) => {
@@ -683,7 +795,7 @@ async fn repeated_kills(
     let mut targets = first.to_vec();
     loop {
         inject_all(ctx, f, &targets, out).await;
-        out.last_change = Some(Instant::now());
+        out.last_change = out.last_injection.or_else(|| Some(Instant::now()));
         round += 1;
         let next = every * round as u32;
         if next >= total
@@ -737,81 +849,15 @@ async fn sample_probe(ctx: &Ctx<'_>, p: &crate::experiment::ProbeSpec) -> probe:
 mod tests {
     use std::sync::Mutex as StdMutex;
 
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::experiment::units::{Duration, Signal};
+
     use crate::experiment::{VarOverrides, load_experiment_str};
 
-    /// A platform whose targets live in memory; failures are switched on per operation.
-    #[derive(Default)]
-    struct Fake {
-        paused: StdMutex<Vec<String>>,
-        log: StdMutex<Vec<String>>,
-        fail_pause: bool,
-        fail_unpause: bool,
-        vanish_on_unpause: bool,
-    }
-
-    fn target(name: &str) -> Target {
-        Target {
-            platform: "fake".into(),
-            id: format!("id-{name}"),
-            name: name.into(),
-            labels: Default::default(),
-        }
-    }
-
-    #[async_trait]
-    impl Platform for Fake {
-        fn kind(&self) -> &'static str {
-            "fake"
-        }
-        fn endpoint(&self) -> String {
-            "memory".into()
-        }
-        async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
-            Ok(vec![target("a"), target("b")])
-        }
-        async fn signal(
-            &self,
-            t: &Target,
-            s: Signal,
-            _: Option<Duration>,
-        ) -> Result<(), PlatformError> {
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("kill {} {s}", t.name));
-            Ok(())
-        }
-        async fn freeze(&self, t: &Target, _lifetime: StdDuration) -> Result<(), PlatformError> {
-            if self.fail_pause {
-                return Err(PlatformError::Unavailable("daemon went away".into()));
-            }
-            self.paused.lock().unwrap().push(t.name.clone());
-            self.log.lock().unwrap().push(format!("pause {}", t.name));
-            Ok(())
-        }
-        async fn thaw(&self, t: &Target) -> Result<(), PlatformError> {
-            if self.vanish_on_unpause {
-                return Err(PlatformError::Gone(t.name.clone()));
-            }
-            if self.fail_unpause {
-                return Err(PlatformError::Unavailable("daemon went away".into()));
-            }
-            self.paused.lock().unwrap().retain(|n| n != &t.name);
-            self.log.lock().unwrap().push(format!("unpause {}", t.name));
-            Ok(())
-        }
-        async fn is_frozen(&self, t: &Target) -> Result<bool, PlatformError> {
-            Ok(self.paused.lock().unwrap().contains(&t.name))
-        }
-    }
+    use super::fake::Fake;
 
     fn experiment(faults: &str) -> LoadedExperiment {
         let yaml = format!(
-            "version: 1\nname: t\ntarget:\n  docker: {{}}\n  select: {{mode: all}}\nfaults:\n{faults}"
+            "version: 1\nname: t\ntarget:\n  docker: {{all_containers: true}}\n  select: {{mode: all}}\nfaults:\n{faults}"
         );
         load_experiment_str("t.yaml", &yaml, &VarOverrides::default(), &|_| None).unwrap()
     }
@@ -831,6 +877,158 @@ mod tests {
             },
         )
         .await
+    }
+
+    fn with_probes(rest: &str, faults: &str) -> LoadedExperiment {
+        let yaml = format!(
+            "version: 1\nname: t\ntarget:\n  docker: {{labels: {{app: web}}}}\n  select: {{mode: all}}\n{rest}faults:\n{faults}"
+        );
+        load_experiment_str("t.yaml", &yaml, &VarOverrides::default(), &|_| None).unwrap()
+    }
+
+    const PASSES: &str = "command: {run: [\"true\"]}";
+
+    #[tokio::test]
+    async fn recovery_after_a_kill_is_timed_from_the_kill() {
+        // The during window runs 2 s after the kill; the target is back at once. The
+        // recovery time is the time to steady state from the kill, not the window.
+        let e = with_probes(
+            &format!(
+                "steady_state:\n  - name: up\n    {PASSES}\nduring:\n  interval: 100ms\n  duration: 2s\n  probes:\n    - name: up\n      {PASSES}\n"
+            ),
+            "  - kill: {}\n",
+        );
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        let after = r.phases.after.as_ref().unwrap();
+        assert!(
+            after.recovered_after_ms.unwrap() < 1000,
+            "recovered after {:?}",
+            after.recovered_after_ms
+        );
+        assert_eq!(after.measured_from, Some(RecoveryStart::LastInjection));
+        assert!(r.phases.during.as_ref().unwrap().probes[0].samples >= 10);
+    }
+
+    #[tokio::test]
+    async fn recovery_after_a_pod_delete_is_timed_from_when_the_pod_is_gone() {
+        // A deleted pod terminates for a while, and its Deployment's status still counts
+        // it: recovery is measured from when it has left the platform.
+        let p = Fake {
+            gone_after: Some(StdDuration::from_millis(800)),
+            ..Default::default()
+        };
+        let e = with_probes(
+            &format!("steady_state:\n  - name: up\n    {PASSES}\n"),
+            "  - kill: {}\n",
+        );
+        let started = Instant::now();
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        let after = r.phases.after.as_ref().unwrap();
+        assert_eq!(after.measured_from, Some(RecoveryStart::TargetsGone));
+        assert!(after.recovered_after_ms.unwrap() < 500, "{after:?}");
+        assert!(started.elapsed() >= StdDuration::from_millis(800));
+    }
+
+    #[tokio::test]
+    async fn one_shot_faults_without_a_window_have_no_during_phase() {
+        // The format: during.duration defaults to 0s for one-shot faults, no during phase.
+        let e = with_probes(
+            &format!("during:\n  probes:\n    - name: up\n      {PASSES}\n"),
+            "  - kill: {}\n",
+        );
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert!(r.phases.during.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_early_failure_does_not_abort_a_bar_that_can_still_be_met() {
+        // 1 failure in the first 2 samples is below 90 %, but 20 samples over the window
+        // allow 2 failures: the run goes on, and passes.
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("failed-once");
+        let probe = format!(
+            "command: {{shell: \"test -e {f} || {{ touch {f}; exit 1; }}\"}}",
+            f = flag.display()
+        );
+        let e = with_probes(
+            &format!(
+                "during:\n  interval: 100ms\n  abort_on_failure: true\n  probes:\n    - name: flaky\n      min_success: 0.9\n      {probe}\n"
+            ),
+            "  - pause: {duration: 2s}\n",
+        );
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert!(
+            !r.events.iter().any(|e| e.kind == EventKind::Abort),
+            "{:?}",
+            r.events
+        );
+        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+    }
+
+    #[tokio::test]
+    async fn a_bar_that_can_no_longer_be_met_aborts_early() {
+        let e = with_probes(
+            "during:\n  interval: 100ms\n  abort_on_failure: true\n  probes:\n    - name: down\n      min_success: 0.9\n      command: {run: [\"false\"]}\n",
+            "  - pause: {duration: 5s}\n",
+        );
+        let started = Instant::now();
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert!(r.events.iter().any(|e| e.kind == EventKind::Abort));
+        assert_eq!(r.verdict, Verdict::Failed);
+        assert!(
+            started.elapsed() < StdDuration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_target_that_survives_its_kill_is_reported_so() {
+        let p = Fake {
+            survives_kills: true,
+            ..Default::default()
+        };
+        let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 300ms}\n");
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Error, "{:?}", r.events);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Survived));
+        let why = r.faults[0].error.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("still runs") && why.contains("SIGTERM"),
+            "{why}"
+        );
+        assert!(r.events.iter().any(|e| e.kind == EventKind::TargetSurvived));
+
+        // The experiment can say that is the point (a graceful process ignoring it).
+        let e = with_probes(
+            "",
+            "  - kill: {signal: SIGTERM, grace_period: 300ms, expect: survive}\n",
+        );
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Survived));
+
+        // A target that does end is a completed kill, without waiting for the grace.
+        let started = Instant::now();
+        let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 5s}\n");
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert!(r.faults.iter().all(|f| f.status == FaultStatus::Completed));
+        assert!(started.elapsed() < StdDuration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn every_target_of_every_round_is_listed() {
+        let p = Fake {
+            listings: StdMutex::new(vec![vec!["api-1"], vec!["api-2"], vec!["api-3"]]),
+            ..Default::default()
+        };
+        let e = with_probes("", "  - kill: {every: 100ms, duration: 250ms}\n");
+        let r = go(&e, &p, CancellationToken::new()).await;
+        let names: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["api-1", "api-2", "api-3"]);
     }
 
     #[tokio::test]
@@ -932,7 +1130,7 @@ mod tests {
     #[tokio::test]
     async fn a_fault_shorter_than_the_interval_is_still_sampled() {
         let p = Fake::default();
-        let yaml = "version: 1\nname: t\ntarget:\n  docker: {}\n  select: {mode: all}\nduring:\n  interval: 1s\n  probes:\n    - name: ok\n      command: {run: [\"true\"]}\nfaults:\n  - pause: {duration: 100ms}\n";
+        let yaml = "version: 1\nname: t\ntarget:\n  docker: {all_containers: true}\n  select: {mode: all}\nduring:\n  interval: 1s\n  probes:\n    - name: ok\n      command: {run: [\"true\"]}\nfaults:\n  - pause: {duration: 100ms}\n";
         let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None).unwrap();
         let r = go(&e, &p, CancellationToken::new()).await;
         let during = r.phases.during.as_ref().unwrap();

@@ -171,129 +171,81 @@ const ALL_LIMIT: usize = 3;
 mod tests {
     use std::sync::Mutex;
 
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::experiment::units::{Duration, Signal};
+    use crate::run::fake::Fake;
 
-    /// Lists a different set of containers each time it is asked, as a busy host would.
-    struct Shifting {
-        listings: Mutex<Vec<Vec<&'static str>>>,
-        paused: Mutex<Vec<String>>,
-    }
+    const ALL_WEB: &str = "version: 1\nname: all-web\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 100ms}\n";
 
-    fn target(name: &str) -> Target {
-        Target {
-            platform: "fake".into(),
-            id: format!("id-{name}"),
-            name: name.into(),
-            labels: Default::default(),
-        }
-    }
-
-    #[async_trait]
-    impl Platform for Shifting {
-        fn kind(&self) -> &'static str {
-            "fake"
-        }
-        fn endpoint(&self) -> String {
-            "fake".into()
-        }
-        async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
-            let mut l = self.listings.lock().unwrap();
-            let names = if l.len() > 1 {
-                l.remove(0)
-            } else {
-                l[0].clone()
-            };
-            Ok(names.into_iter().map(target).collect())
-        }
-        async fn signal(
-            &self,
-            _: &Target,
-            _: Signal,
-            _: Option<Duration>,
-        ) -> Result<(), PlatformError> {
-            Ok(())
-        }
-        async fn freeze(&self, t: &Target, _: std::time::Duration) -> Result<(), PlatformError> {
-            self.paused.lock().unwrap().push(t.name.clone());
-            Ok(())
-        }
-        async fn thaw(&self, _: &Target) -> Result<(), PlatformError> {
-            Ok(())
-        }
-        async fn is_frozen(&self, _: &Target) -> Result<bool, PlatformError> {
-            Ok(false)
-        }
-    }
-
-    #[tokio::test]
-    async fn the_confirmed_targets_are_the_injected_ones() {
-        let yaml = "version: 1\nname: all-web\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 100ms}\n";
-        let l =
-            crate::experiment::load_experiment_str("t.yaml", yaml, &Default::default(), &|_| None)
-                .unwrap();
-        // The host changes between any two listings: a guard that listed again, or a run
-        // that resolved again, would inject into containers nobody confirmed.
-        let platform = Shifting {
-            listings: Mutex::new(vec![
-                vec!["web-1", "web-2", "web-3", "web-4"],
-                vec!["web-5", "web-6", "web-7", "web-8"],
-            ]),
-            paused: Mutex::new(Vec::new()),
-        };
-        let confirmed = Arc::new(Mutex::new(String::new()));
-        let seen = confirmed.clone();
-        let dir = tempfile::tempdir().unwrap();
+    fn session(dir: &tempfile::TempDir, confirm: Option<Confirm>) -> Session {
         let records = Records::new(
             crate::journal::Journal::at(dir.path()),
             crate::journal::audit::AuditLog::at(&dir.path().join("audit.jsonl")),
         );
-        let session = Session::start(records, None, false)
+        let s = Session::start(records, None, false)
             .unwrap()
-            .with_confirm(Some(Arc::new(move |what: &str| {
+            .with_confirm(confirm);
+        // No dead-man's switch process for a fake platform.
+        s.switch_armed.store(true, Ordering::SeqCst);
+        s
+    }
+
+    fn loaded() -> LoadedExperiment {
+        crate::experiment::load_experiment_str("t.yaml", ALL_WEB, &Default::default(), &|_| None)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_confirmed_targets_are_the_injected_ones() {
+        // The host changes between any two listings: a guard that listed again, or a run
+        // that resolved again, would inject into containers nobody confirmed.
+        let platform = Fake {
+            listings: Mutex::new(vec![
+                vec!["web-1", "web-2", "web-3", "web-4"],
+                vec!["web-5", "web-6", "web-7", "web-8"],
+            ]),
+            ..Default::default()
+        };
+        let confirmed = Arc::new(Mutex::new(String::new()));
+        let seen = confirmed.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let session = session(
+            &dir,
+            Some(Arc::new(move |what: &str| {
                 *seen.lock().unwrap() = what.to_string();
                 true
-            })));
-        // No dead-man's switch process for a fake platform.
-        session.switch_armed.store(true, Ordering::SeqCst);
-        let result = session.execute_on(&l, &platform, Some(1)).await.unwrap();
-        assert!(
-            confirmed
-                .lock()
-                .unwrap()
-                .ends_with("web-1, web-2, web-3, web-4"),
-            "{}",
-            confirmed.lock().unwrap()
+            })),
         );
-        let injected = platform.paused.lock().unwrap().clone();
-        assert_eq!(injected, ["web-1", "web-2", "web-3", "web-4"]);
+        let result = session
+            .execute_on(&loaded(), &platform, Some(1))
+            .await
+            .unwrap();
+        let confirmed = confirmed.lock().unwrap().clone();
+        assert!(
+            confirmed.ends_with("web-1, web-2, web-3, web-4"),
+            "{confirmed}"
+        );
+        let log = platform.log.lock().unwrap().clone();
+        let paused: Vec<&String> = log.iter().filter(|l| l.starts_with("pause")).collect();
+        assert_eq!(
+            paused,
+            ["pause web-1", "pause web-2", "pause web-3", "pause web-4"]
+        );
         let reported: Vec<&str> = result.targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(reported, ["web-1", "web-2", "web-3", "web-4"]);
     }
 
     #[tokio::test]
     async fn a_large_radius_without_a_yes_touches_nothing() {
-        let yaml = "version: 1\nname: all-web\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 100ms}\n";
-        let l =
-            crate::experiment::load_experiment_str("t.yaml", yaml, &Default::default(), &|_| None)
-                .unwrap();
-        let platform = Shifting {
+        let platform = Fake {
             listings: Mutex::new(vec![vec!["web-1", "web-2", "web-3", "web-4"]]),
-            paused: Mutex::new(Vec::new()),
+            ..Default::default()
         };
         let dir = tempfile::tempdir().unwrap();
-        let records = Records::new(
-            crate::journal::Journal::at(dir.path()),
-            crate::journal::audit::AuditLog::at(&dir.path().join("audit.jsonl")),
-        );
-        let session = Session::start(records, None, false).unwrap();
-        let err = session
-            .execute_on(&l, &platform, Some(1))
+        let err = session(&dir, None)
+            .execute_on(&loaded(), &platform, Some(1))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("pass --yes"), "{err}");
-        assert!(platform.paused.lock().unwrap().is_empty());
+        assert!(platform.log.lock().unwrap().is_empty());
     }
 }

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Ctx, sample_probe};
 use crate::experiment::model::{Experiment, ProbeSpec};
 use crate::report::{
-    DuringPhase, DuringProbe, EventKind, Latency, ProbeOutcome, SamplePoint, SteadyPhase,
+    DuringPhase, DuringProbe, EventKind, Latency, ProbeOutcome, RecoveryStart, SamplePoint,
+    SteadyPhase,
 };
 
 /// Every steady-state probe, concurrently, each with its retries.
@@ -30,6 +31,7 @@ pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
                     duration_ms: start.elapsed().as_millis() as u64,
                     detail: s.detail,
                     value: s.value,
+                    ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
                 };
             }
             tokio::select! {
@@ -42,13 +44,19 @@ pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
     SteadyPhase {
         passed: outcomes.iter().all(|o| o.passed),
         recovered_after_ms: None,
+        measured_from: None,
         probes: outcomes,
     }
 }
 
 /// Polls steady state every `recovery.interval` until every probe passes at once or the
 /// timeout passes. Recovery time is measured from `since` (the last revert).
-pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant) -> SteadyPhase {
+pub(super) async fn recover(
+    ctx: &Ctx<'_>,
+    probes: &[ProbeSpec],
+    since: Instant,
+    from: RecoveryStart,
+) -> SteadyPhase {
     let r = ctx.loaded.experiment.recovery.clone().unwrap_or_default();
     let deadline = Instant::now() + r.timeout.std();
     let mut polls = 0u32;
@@ -71,6 +79,7 @@ pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant)
                 duration_ms: took.as_millis() as u64,
                 detail: s.detail,
                 value: s.value,
+                ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
             })
             .collect();
         let now = Instant::now();
@@ -84,6 +93,7 @@ pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant)
             return SteadyPhase {
                 passed: true,
                 recovered_after_ms: Some(ms),
+                measured_from: Some(from),
                 probes: probes_out,
             };
         }
@@ -96,6 +106,7 @@ pub(super) async fn recover(ctx: &Ctx<'_>, probes: &[ProbeSpec], since: Instant)
             return SteadyPhase {
                 passed: false,
                 recovered_after_ms: None,
+                measured_from: Some(from),
                 probes: probes_out,
             };
         }
@@ -123,13 +134,6 @@ impl DuringSamples {
         }
     }
 
-    fn ratio(points: &[SamplePoint]) -> f64 {
-        if points.is_empty() {
-            return 1.0;
-        }
-        points.iter().filter(|p| p.ok).count() as f64 / points.len() as f64
-    }
-
     pub(super) fn finish(self) -> DuringPhase {
         let probes: Vec<DuringProbe> = self
             .probes
@@ -143,6 +147,7 @@ impl DuringSamples {
                     successes as f64 / samples as f64
                 };
                 let latencies: Vec<u64> = points.iter().map(|s| s.latency_ms).collect();
+                let ttfbs: Vec<u64> = points.iter().filter_map(|s| s.ttfb_ms).collect();
                 DuringProbe {
                     name: p.name.clone(),
                     kind: p.kind().name().into(),
@@ -152,6 +157,7 @@ impl DuringSamples {
                     min_success: p.min_success(),
                     passed: samples > 0 && ratio >= p.min_success(),
                     latency_ms: Latency::of(&latencies),
+                    ttfb_ms: (!ttfbs.is_empty()).then(|| Latency::of(&ttfbs)),
                     timeline: points,
                 }
             })
@@ -163,6 +169,55 @@ impl DuringSamples {
     }
 }
 
+/// How many samples the during window should give: its length over the interval. The
+/// window is the span from the first fault's start to the last one's end (for one-shot
+/// faults, `during.duration`).
+fn expected_samples(e: &Experiment, interval: std::time::Duration) -> usize {
+    let start = e
+        .faults
+        .iter()
+        .map(|f| f.after().std())
+        .min()
+        .unwrap_or_default();
+    let end = e
+        .faults
+        .iter()
+        .filter_map(|f| f.duration().map(|d| f.after().std() + d.std()))
+        .max();
+    let window = match end {
+        Some(end) => end.saturating_sub(start),
+        None => e
+            .during
+            .as_ref()
+            .and_then(|d| d.duration)
+            .map(|d| d.std())
+            .unwrap_or_default(),
+    };
+    let per = interval.as_secs_f64().max(0.001);
+    (window.as_secs_f64() / per).floor() as usize + 1
+}
+
+/// `abort_on_failure`: whether the probe can no longer reach `min_success` over the
+/// window, i.e. it has failed more samples than the window allows. An early failure
+/// or two does not abort a run whose bar can still be met.
+fn bar_lost(points: &[SamplePoint], min_success: f64, expected: usize) -> bool {
+    let failures = points.iter().filter(|p| !p.ok).count();
+    let total = expected.max(points.len());
+    let allowed = ((1.0 - min_success) * total as f64 + 1e-9).floor() as usize;
+    failures > allowed
+}
+
+/// Whether the run has a during phase: during probes, and a window to sample them in
+/// (a fault that lasts, or `during.duration` after one-shot faults; its default 0s
+/// means none, as the format says).
+pub(super) fn sampled(e: &Experiment) -> bool {
+    let Some(d) = &e.during else { return false };
+    if d.probes.is_empty() {
+        return false;
+    }
+    e.faults.iter().any(|f| f.duration().is_some()) || d.duration.is_some_and(|w| w.as_millis() > 0)
+}
+
 /// Samples the during probes every interval while any fault is active (or, when every
 /// fault is one-shot, for `during.duration` after the first injection), until `done`. The
 /// first sample of a fault is taken as soon as it is applied.
@@ -172,12 +227,12 @@ pub(super) async fn sample_during(
     done: &CancellationToken,
 ) {
     let e = &ctx.loaded.experiment;
-    let Some(during) = &e.during else { return };
-    if during.probes.is_empty() {
+    let Some(during) = e.during.as_ref().filter(|_| sampled(e)) else {
         return;
-    }
+    };
     let one_shot_only = e.faults.iter().all(|f| f.duration().is_none());
     let interval = during.interval.std();
+    let expected = expected_samples(e, interval);
     let mut window_end: Option<Instant> = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -225,9 +280,10 @@ pub(super) async fn sample_during(
                 ok: s.ok,
                 latency_ms: s.latency.as_millis() as u64,
                 value: s.value,
+                ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
             });
             if during.abort_on_failure
-                && DuringSamples::ratio(points) < p.min_success()
+                && bar_lost(points, p.min_success(), expected)
                 && !ctx.abort.is_cancelled()
             {
                 let msg = format!(

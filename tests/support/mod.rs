@@ -134,3 +134,19 @@ pub fn assert_spec_report(r: &serde_json::Value) {
         assert!(e["kind"].is_string() && e["message"].is_string());
     }
 }
+
+/// The bare `faultline` command with the test environment of [`Run`], for the few tests
+/// that drive the binary in ways `Run` does not (a pseudo-terminal, raw stdin).
+pub fn faultline() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+    cmd.env("FAULTLINE_LOG", "faultline=warn")
+        .env("FAULTLINE_STATE_DIR", root().join("target/test-state"))
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Whether Docker answers (and the test images exist); a test that needs it records a
+/// skip otherwise, which fails under `CI=true`.
+pub fn docker_available() -> bool {
+    require_docker()
+}

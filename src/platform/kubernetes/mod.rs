@@ -14,11 +14,16 @@
 //! - `network`: an ephemeral container `faultline-net-<hex>` in the target pod ([`network`]);
 //!   its journal record ([`NetAccess::Sidecar`]`::helper`) is `POD/CONTAINER`.
 //!
-//! Both helpers' image is `tc_image` (the network fault's own, else `--tc-image` or
-//! `FAULTLINE_TC_IMAGE`): the pause helper needs `sh` and `sleep`, the network
-//! helper also `tc`. `cpu_stress` is not available on Kubernetes yet.
+//! - `cpu_stress`: an ephemeral container named by the stressor's marker, whose PID 1 is
+//!   the stressor; revert kills it and confirms by the container's `terminated` state.
+//!
+//! The helpers' image is `tc_image` (the network fault's own, else `--tc-image` or
+//! `FAULTLINE_TC_IMAGE`): the pause helper and the stressor need `sh` and `sleep`, the
+//! network helper also `tc`. Every command put into a pod spec goes through
+//! [`expand::escape`]: Kubernetes expands `$(VAR)` and `$$` in them.
 
 pub mod api;
+pub mod expand;
 pub mod network;
 pub mod pause;
 pub mod rbac;
@@ -241,6 +246,36 @@ impl KubernetesPlatform {
         &self.spec.namespace
     }
 
+    /// Waits until each killed pod is gone from the API: a 404, or its name held by another
+    /// pod (a StatefulSet's replacement). Recovery after a kill is timed from here, not
+    /// from the DELETE: a pod deleted with a grace period stays Terminating, its
+    /// containers stopping, for up to that period. With grace 0 (force) the object goes at
+    /// once, before its containers have stopped on the node, so this returns at once.
+    /// Returns how long it waited.
+    pub async fn wait_gone(
+        &self,
+        killed: &[Target],
+        timeout: StdDuration,
+    ) -> Result<StdDuration, PlatformError> {
+        let start = tokio::time::Instant::now();
+        for target in killed {
+            loop {
+                match self.target_pod(target).await {
+                    Err(PlatformError::Gone(_)) => break,
+                    Err(e) => return Err(e),
+                    Ok(_) if start.elapsed() >= timeout => {
+                        return Err(PlatformError::Unavailable(format!(
+                            "pod `{}` is still terminating {timeout:?} after it was deleted",
+                            target.name,
+                        )));
+                    }
+                    Ok(_) => tokio::time::sleep(self.timing.poll).await,
+                }
+            }
+        }
+        Ok(start.elapsed())
+    }
+
     fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), self.ns())
     }
@@ -460,12 +495,15 @@ impl KubernetesPlatform {
         }
     }
 
-    /// Waits until the network helper runs.
-    async fn wait_net_helper(
+    /// Waits until an ephemeral container runs: `what` names it in messages (`network
+    /// helper`, `stressor`), `needs` what its image must have.
+    async fn wait_ephemeral(
         &self,
         target: &Target,
         name: &str,
         image: &str,
+        what: &str,
+        needs: &str,
     ) -> Result<(), PlatformError> {
         let deadline = tokio::time::Instant::now() + self.timing.start;
         loop {
@@ -479,7 +517,7 @@ impl KubernetesPlatform {
                 ContainerState::Running => return Ok(()),
                 ContainerState::Broken { reason, message } => {
                     return Err(PlatformError::Refused(format!(
-                        "the network helper cannot start in pod `{}`: {reason}: {message} (image `{image}`: the node must be able to pull it, and it needs `tc` and `sh`)",
+                        "the {what} cannot start in pod `{}`: {reason}: {message} (image `{image}`: the node must be able to pull it, and it needs {needs})",
                         target.name
                     )));
                 }
@@ -489,7 +527,7 @@ impl KubernetesPlatform {
                     message,
                 } => {
                     return Err(PlatformError::Refused(format!(
-                        "the network helper in pod `{}` ended at once ({reason}, exit {code}){}: image `{image}` needs `sh`, `tc` and a writable /tmp",
+                        "the {what} in pod `{}` ended at once ({reason}, exit {code}){}: image `{image}` needs {needs}",
                         target.name,
                         if message.is_empty() {
                             String::new()
@@ -503,7 +541,7 @@ impl KubernetesPlatform {
             if tokio::time::Instant::now() >= deadline {
                 let state = waiting.map(|r| format!(" (it is {r})")).unwrap_or_default();
                 return Err(PlatformError::Refused(format!(
-                    "the network helper in pod `{}` did not start within {}s{state}",
+                    "the {what} in pod `{}` did not start within {}s{state}",
                     target.name,
                     self.timing.start.as_secs()
                 )));
@@ -709,8 +747,10 @@ impl Platform for KubernetesPlatform {
             .collect())
     }
 
-    /// Deletes the pod; its controller decides whether it comes back. The signal is the
-    /// kubelet's (the image's stop signal, then SIGKILL after the grace period).
+    /// Deletes the pod; its controller decides whether it comes back. Without a grace
+    /// period it is a force delete (grace 0): the pod object is removed at once and the
+    /// kubelet kills the containers afterwards. With one, the kubelet sends the image's
+    /// stop signal, then SIGKILL when the period ends. `signal` cannot be chosen here.
     async fn signal(
         &self,
         target: &Target,
@@ -800,6 +840,16 @@ impl Platform for KubernetesPlatform {
         Ok(())
     }
 
+    async fn until_gone(
+        &self,
+        target: &Target,
+        timeout: StdDuration,
+    ) -> Result<bool, PlatformError> {
+        self.wait_gone(std::slice::from_ref(target), timeout)
+            .await
+            .map(|_| true)
+    }
+
     async fn thaw(&self, target: &Target) -> Result<(), PlatformError> {
         self.remove_helper(&pause::helper_name(&target.id)).await
     }
@@ -862,7 +912,14 @@ impl Platform for KubernetesPlatform {
                 });
             }
         }
-        self.wait_net_helper(target, &name, &image).await?;
+        self.wait_ephemeral(
+            target,
+            &name,
+            &image,
+            "network helper",
+            "`tc`, `sh` and a writable /tmp",
+        )
+        .await?;
         Ok(NetAccess::Sidecar {
             helper: network::helper_ref(&target.name, &name),
             image,
@@ -934,9 +991,13 @@ impl Platform for KubernetesPlatform {
                     .into_platform(&target.name)
             });
         }
-        self.wait_net_helper(target, marker, &image).await
+        self.wait_ephemeral(target, marker, &image, "stressor", "`sh`")
+            .await
     }
 
+    /// Stops an in-target process (a stressor) and confirms it by its container's `terminated` state. The
+    /// stressor is PID 1 of its ephemeral container: when the kill script ends it, the
+    /// kernel ends the exec too, so the exec's output proves nothing either way.
     async fn stop_process(
         &self,
         target: &Target,
@@ -952,20 +1013,80 @@ impl Platform for KubernetesPlatform {
             "-c".to_string(),
             crate::platform::host::kill_by_marker_script(marker),
         ];
-        match self
-            .exec_in(Some(&target.id), &target.name, marker, &argv)
-            .await
-        {
-            Ok(out) if out.stdout.trim() == "remaining=0" => Ok(()),
-            Ok(out) => Err(PlatformError::Refused(format!(
-                "stressor processes still run in `{}`: {}",
-                target.name,
-                out.stdout.trim()
-            ))),
-            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
-            // The stressor's container has ended: nothing burns any more.
-            Err(ExecError::HelperEnded { .. }) => Ok(()),
-            Err(ExecError::Platform(e)) => Err(e),
+        let deadline = tokio::time::Instant::now() + self.timing.stop;
+        let mut told = false;
+        loop {
+            let pod = self.target_pod(target).await?;
+            let in_spec = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.ephemeral_containers.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.name == marker));
+            let status = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.ephemeral_container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == marker));
+            if !in_spec && status.is_none() {
+                // Never added (its start failed before): nothing burns.
+                return Ok(());
+            }
+            match container_state(status) {
+                ContainerState::Ended { code, reason, .. } => {
+                    tracing::debug!(
+                        "the stressor `{marker}` of pod `{}` has ended ({reason}, exit {code})",
+                        target.name
+                    );
+                    return Ok(());
+                }
+                ContainerState::Broken { reason, .. } => {
+                    tracing::info!(
+                        "the stressor `{marker}` of pod `{}` never started ({reason}); if the kubelet ever starts it, its own deadline ends it",
+                        target.name
+                    );
+                    return Ok(());
+                }
+                ContainerState::Running if !told => {
+                    told = true;
+                    match self
+                        .exec_in(Some(&target.id), &target.name, marker, &argv)
+                        .await
+                    {
+                        Ok(out) => tracing::debug!(
+                            "kill script in `{marker}`: exit {}, {:?}",
+                            out.code,
+                            out.stdout.trim()
+                        ),
+                        Err(ExecError::PodGone) => {
+                            return Err(PlatformError::Gone(target.name.clone()));
+                        }
+                        Err(ExecError::HelperEnded { .. }) => return Ok(()),
+                        // A refusal (403, 401) will not change by waiting.
+                        Err(ExecError::Platform(e @ PlatformError::Refused(_))) => return Err(e),
+                        // The stream broke as PID 1 ended: the state says how it went.
+                        Err(ExecError::Platform(e)) => {
+                            tracing::debug!("kill script in `{marker}`: {e}")
+                        }
+                    }
+                    continue;
+                }
+                // Still starting: it is told once it runs.
+                ContainerState::Running | ContainerState::Starting { .. } => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let state = if told {
+                    "still runs"
+                } else {
+                    "has not started, and so cannot be stopped,"
+                };
+                return Err(PlatformError::Refused(format!(
+                    "the stressor container `{marker}` of pod `{}` {state} {}s after it was told to stop: check with `kubectl get pod {} -o jsonpath='{{.status.ephemeralContainerStatuses}}'`",
+                    target.name,
+                    self.timing.stop.as_secs(),
+                    target.name
+                )));
+            }
+            tokio::time::sleep(self.timing.poll).await;
         }
     }
 

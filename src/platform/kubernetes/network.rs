@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
+use super::expand;
+
 /// The script writes its PID here; revert signals exactly that process. (PID 1 may be
 /// the pod's pause process when the pod shares its process namespace.)
 pub const PID_FILE: &str = "/tmp/faultline-net.pid";
@@ -52,7 +54,9 @@ pub fn ephemeral_patch(
                 "name": name,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", script(on_exit, lifetime)],
+                // Kubernetes expands `$(VAR)` and `$$` in a command: `echo $$` must reach
+                // the shell as written.
+                "command": expand::escape_all(&["sh", "-c", &script(on_exit, lifetime)]),
                 "stdin": false,
                 "tty": false,
                 // tc needs root with NET_ADMIN, whatever user the pod runs as.
@@ -82,7 +86,8 @@ pub fn stress_patch(
                 "name": marker,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": command,
+                // Kubernetes expands `$(VAR)` and `$$` in a command: escape it all.
+                "command": expand::escape_all(command),
                 "stdin": false,
                 "tty": false,
             }],

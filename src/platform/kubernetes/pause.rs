@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::HELPER_LABEL;
+use super::{HELPER_LABEL, expand};
 
 /// The helper's name: fixed by the target's UID, so that a later process finds it.
 pub fn helper_name(target_uid: &str) -> String {
@@ -145,7 +145,8 @@ pub fn helper_pod(h: &Helper<'_>) -> Pod {
                 "name": "freezer",
                 "image": h.image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", SCRIPT],
+                // Kubernetes expands `$(VAR)` and `$$` in commands: the script goes as written.
+                "command": expand::escape_all(&["sh", "-c", SCRIPT]),
                 "env": [
                     {"name": "FAULTLINE_CONTAINER_ID", "value": h.container_id},
                     {"name": "FAULTLINE_LIFETIME", "value": lifetime.to_string()},
@@ -153,7 +154,7 @@ pub fn helper_pod(h: &Helper<'_>) -> Pod {
                 ],
                 "securityContext": {"privileged": true, "runAsUser": 0},
                 "readinessProbe": {
-                    "exec": {"command": ["sh", "-c", format!("[ -e {FROZEN_MARK} ]")]},
+                    "exec": {"command": expand::escape_all(&["sh", "-c", &format!("[ -e {FROZEN_MARK} ]")])},
                     "periodSeconds": 1,
                     "failureThreshold": 1,
                 },

@@ -43,15 +43,79 @@ pub const GET_DEPLOYMENTS: Permission = Permission {
     verb: "get",
 };
 
+/// Asking the API server what the credentials in use may do (`faultline doctor FILE`).
+/// Every authenticated user has it (the `system:basic-user` ClusterRole), so `faultline
+/// rbac` does not grant it.
+pub const CREATE_SSAR: Permission = Permission {
+    group: "authorization.k8s.io",
+    resource: "selfsubjectaccessreviews",
+    verb: "create",
+};
+
+/// What the API server answered for one permission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Review {
+    pub permission: Permission,
+    pub allowed: bool,
+    /// The authorizer's reason, when it gave one.
+    pub reason: String,
+}
+
+/// Asks the API server, with one SelfSubjectAccessReview per permission, whether the
+/// credentials `client` uses may make each call in `namespace`.
+pub async fn review(
+    client: &kube::Client,
+    namespace: &str,
+    perms: &[Permission],
+) -> Result<Vec<Review>, kube::Error> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let api: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client.clone());
+    let mut out = Vec::new();
+    for p in perms {
+        let (resource, subresource) = match p.resource.split_once('/') {
+            Some((r, sub)) => (r, Some(sub.to_string())),
+            None => (p.resource, None),
+        };
+        let ssar = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_string()),
+                    group: Some(p.group.to_string()),
+                    resource: Some(resource.to_string()),
+                    subresource,
+                    verb: Some(p.verb.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = api.create(&kube::api::PostParams::default(), &ssar).await?;
+        let status = answer.status.unwrap_or_default();
+        out.push(Review {
+            permission: *p,
+            allowed: status.allowed,
+            reason: status
+                .reason
+                .or(status.evaluation_error)
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
 /// What resolving the targets needs (also every round of a repeated kill).
 pub fn for_targets() -> Vec<Permission> {
     vec![LIST_PODS]
 }
 
-/// What one `kubernetes` probe needs, in the probe's namespace.
+/// What one `kubernetes` probe needs, in the probe's namespace: `available` reads the
+/// deployment, then lists its pods (its status lags behind them).
 pub fn for_probe(probe: &KubernetesProbe) -> Vec<Permission> {
     if probe.deployment.is_some() {
-        vec![GET_DEPLOYMENTS]
+        vec![GET_DEPLOYMENTS, LIST_PODS]
     } else {
         vec![LIST_PODS]
     }

@@ -1,0 +1,109 @@
+//! An in-memory platform for the lifecycle and session tests: targets are names,
+//! every operation is logged, failures are switched on per operation.
+
+use std::sync::Mutex as StdMutex;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+
+use crate::experiment::units::{Duration, Signal};
+use crate::platform::{Platform, PlatformError, Target};
+
+/// A platform whose targets live in memory; failures are switched on per operation.
+#[derive(Default)]
+pub(crate) struct Fake {
+    /// What successive listings return (the last one repeats); empty: `a` and `b`.
+    pub(crate) listings: StdMutex<Vec<Vec<&'static str>>>,
+    pub(crate) paused: StdMutex<Vec<String>>,
+    pub(crate) log: StdMutex<Vec<String>>,
+    pub(crate) fail_pause: bool,
+    pub(crate) fail_unpause: bool,
+    pub(crate) vanish_on_unpause: bool,
+    /// Targets keep running through a kill (a PID 1 that ignores the signal).
+    pub(crate) survives_kills: bool,
+    /// A killed target leaves the platform this long after the kill (a deleted pod
+    /// terminating); `None`: a kill is over when it returns.
+    pub(crate) gone_after: Option<StdDuration>,
+}
+
+pub(crate) fn target(name: &str) -> Target {
+    Target {
+        platform: "fake".into(),
+        id: format!("id-{name}"),
+        name: name.into(),
+        labels: Default::default(),
+    }
+}
+
+#[async_trait]
+impl Platform for Fake {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    fn endpoint(&self) -> String {
+        "memory".into()
+    }
+    async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
+        let mut listings = self.listings.lock().unwrap();
+        let names = match listings.len() {
+            0 => vec!["a", "b"],
+            1 => listings[0].clone(),
+            _ => listings.remove(0),
+        };
+        Ok(names.into_iter().map(target).collect())
+    }
+    async fn signal(
+        &self,
+        t: &Target,
+        s: Signal,
+        _: Option<Duration>,
+    ) -> Result<(), PlatformError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("kill {} {s}", t.name));
+        Ok(())
+    }
+    async fn freeze(&self, t: &Target, _lifetime: StdDuration) -> Result<(), PlatformError> {
+        if self.fail_pause {
+            return Err(PlatformError::Unavailable("daemon went away".into()));
+        }
+        self.paused.lock().unwrap().push(t.name.clone());
+        self.log.lock().unwrap().push(format!("pause {}", t.name));
+        Ok(())
+    }
+    async fn thaw(&self, t: &Target) -> Result<(), PlatformError> {
+        if self.vanish_on_unpause {
+            return Err(PlatformError::Gone(t.name.clone()));
+        }
+        if self.fail_unpause {
+            return Err(PlatformError::Unavailable("daemon went away".into()));
+        }
+        self.paused.lock().unwrap().retain(|n| n != &t.name);
+        self.log.lock().unwrap().push(format!("unpause {}", t.name));
+        Ok(())
+    }
+    async fn until_gone(&self, _t: &Target, _timeout: StdDuration) -> Result<bool, PlatformError> {
+        match self.gone_after {
+            Some(d) => {
+                tokio::time::sleep(d).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn running_since(
+        &self,
+        _t: &Target,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError> {
+        // Started long before any kill, or not running at all.
+        Ok(self
+            .survives_kills
+            .then(|| chrono::DateTime::<chrono::Utc>::UNIX_EPOCH))
+    }
+
+    async fn is_frozen(&self, t: &Target) -> Result<bool, PlatformError> {
+        Ok(self.paused.lock().unwrap().contains(&t.name))
+    }
+}
