@@ -474,7 +474,7 @@ fn stop_keeps_the_container_stopped_for_the_duration_then_starts_it() {
     let exp = Experiment::new("stop")
         .on(&fleet)
         .steady(Probe::http(&url))
-        .fault("stop: {duration: 8s, timeout: 1s}");
+        .fault("stop: {duration: 10s, timeout: 1s}");
     let run = Run::experiment(&exp).json_report().spawn();
     assert!(
         wait_until(Duration::from_secs(10), || !running(&web)),
@@ -494,12 +494,13 @@ fn stop_keeps_the_container_stopped_for_the_duration_then_starts_it() {
         "the HTTP probe fails after the start"
     );
     // The daemon's own record: when it stopped, and when it started again. Docker's own
-    // stop and start add about 0.5s here (network teardown and setup), which 8s ±10%
+    // stop and start add 0.45s here when the machine is idle and up to 0.85s under load
+    // (network teardown and setup, measured with the docker CLI too), which 10s ±10%
     // leaves room for.
     let stopped_for = docker_time(&web, "StartedAt") - docker_time(&web, "FinishedAt");
     assert!(
-        (7.2..=8.8).contains(&stopped_for),
-        "stopped for {stopped_for:.2}s, want 8s ±10%"
+        (9.0..=11.0).contains(&stopped_for),
+        "stopped for {stopped_for:.2}s, want 10s ±10%"
     );
 }
 
