@@ -122,6 +122,13 @@ pub fn render(
             "# cpu_stress is not available on Kubernetes in this build: no rules for it.\n",
         );
     }
+    for docker_only in ["memory_stress", "disk_fill", "stop", "restart"] {
+        if faults.contains(docker_only) {
+            out.push_str(&format!(
+                "# {docker_only} is not available on Kubernetes in this build: no rules for it.\n"
+            ));
+        }
+    }
     for (scope, perms) in needs {
         role_and_binding(&mut out, &role, scope, perms, account);
     }
