@@ -3,7 +3,7 @@
 
 /// An error and its sources joined with ": ", skipping a source whose text the
 /// previous message already contains.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = strip_os_error(&err.to_string());
     let mut source = err.source();
     while let Some(e) = source {
@@ -18,7 +18,7 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// `No such file or directory (os error 2)` → `No such file or directory`.
-pub fn strip_os_error(text: &str) -> String {
+pub(crate) fn strip_os_error(text: &str) -> String {
     match text.rfind(" (os error ") {
         Some(i) if text.ends_with(')') => text[..i].to_string(),
         _ => text.to_string(),
@@ -26,7 +26,9 @@ pub fn strip_os_error(text: &str) -> String {
 }
 
 /// The first `std::io::Error` in an error's source chain, innermost if nested.
-pub fn find_io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+pub(crate) fn find_io_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a std::io::Error> {
     let mut cur = Some(err);
     while let Some(e) = cur {
         if let Some(mut io) = e.downcast_ref::<std::io::Error>() {
@@ -46,7 +48,7 @@ pub fn find_io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&
 }
 
 /// A short description of a failed connection attempt.
-pub fn describe_io(err: &std::io::Error) -> String {
+pub(crate) fn describe_io(err: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     if let Some(tls) = err
         .get_ref()

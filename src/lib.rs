@@ -3,9 +3,9 @@
 //! Data flows one way: file → [`experiment`] → [`plan`] → run → result → reports.
 //! The binary in `main.rs` only calls [`cli::main`].
 
-pub mod causes;
+pub(crate) mod causes;
 pub mod cli;
-pub mod demo;
+pub(crate) mod demo;
 pub mod error;
 pub mod experiment;
 pub mod fault;
@@ -16,7 +16,7 @@ pub mod platform;
 pub mod probe;
 pub mod report;
 pub mod run;
-pub mod schedule;
-pub mod schema;
+pub(crate) mod schedule;
+pub(crate) mod schema;
 
 pub use error::{Error, Exit};

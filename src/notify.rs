@@ -225,7 +225,7 @@ impl Notification {
         if self.event == EventKind::RunFinished {
             match (self.verdict, &self.reason, self.recovered_after_ms) {
                 (Some(Verdict::Passed), _, Some(ms)) => {
-                    t.push_str(&format!(", recovered after {}", duration(ms)))
+                    t.push_str(&format!(", recovered after {}", duration(ms)));
                 }
                 (Some(Verdict::Passed), _, None) => {}
                 (_, Some(reason), _) => t.push_str(&format!(": {reason}")),
@@ -256,7 +256,11 @@ impl Notification {
         }
         if !self.targets.is_empty() && self.event != EventKind::RunStarted {
             t.push_str(&format!("; targets: {}", self.targets.join(", ")));
-            if let Some(short) = self.selection.as_ref().and_then(|s| s.shortfall()) {
+            if let Some(short) = self
+                .selection
+                .as_ref()
+                .and_then(super::report::Selection::shortfall)
+            {
                 t.push_str(&format!(" ({short})"));
             }
         }

@@ -4,7 +4,7 @@ use crate::experiment::model::Document;
 
 /// The schema as pretty JSON, ending with a newline, exactly as committed in
 /// `schema/faultline.schema.json`.
-pub fn json() -> String {
+pub(crate) fn json() -> String {
     let mut schema = schemars::schema_for!(Document);
     schema.insert(
         "title".into(),

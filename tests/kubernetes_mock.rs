@@ -538,7 +538,7 @@ async fn kill_force_deletes_by_default_with_the_uid_as_precondition() {
     assert_eq!(seen.content_type, "application/json");
     assert_eq!(task.await.unwrap(), Ok(()));
     let kill = fault(json!({"kill": {}}));
-    assert_granted(&[seen], &faultline::fault::rbac_rules(&kill));
+    assert_granted(&[seen], &fault::rbac_rules(&kill));
 }
 
 #[tokio::test]
@@ -886,7 +886,7 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
         .await,
     );
     assert_eq!(task.await.unwrap(), Ok(()));
-    assert_granted(&seen, &faultline::fault::rbac_rules(&pause));
+    assert_granted(&seen, &fault::rbac_rules(&pause));
 }
 
 /// Runs `pause_for` up to the helper's creation and returns the created helper.
@@ -1346,7 +1346,7 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
     );
     assert_granted(
         &seen,
-        &faultline::fault::rbac_rules(&fault(
+        &fault::rbac_rules(&fault(
             json!({"network": {"delay": "10ms", "duration": "5s"}}),
         )),
     );
@@ -1671,7 +1671,7 @@ mod fake {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
 
-    pub enum Answer {
+    pub(crate) enum Answer {
         Json(u16, Value),
         Exec {
             stdout: String,
@@ -1681,7 +1681,7 @@ mod fake {
     }
 
     impl Answer {
-        pub fn exec_ok(stdout: &str) -> Answer {
+        pub(crate) fn exec_ok(stdout: &str) -> Answer {
             Answer::Exec {
                 stdout: stdout.into(),
                 stderr: String::new(),
@@ -1689,7 +1689,7 @@ mod fake {
             }
         }
 
-        pub fn exec_exit(code: i32, stderr: &str) -> Answer {
+        pub(crate) fn exec_exit(code: i32, stderr: &str) -> Answer {
             Answer::Exec {
                 stdout: String::new(),
                 stderr: stderr.into(),
@@ -1703,20 +1703,20 @@ mod fake {
         }
     }
 
-    pub type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
+    pub(crate) type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
 
-    pub struct Server {
+    pub(crate) struct Server {
         pub url: String,
         pub seen: Arc<Mutex<Vec<Seen>>>,
     }
 
     impl Server {
-        pub fn seen(&self) -> Vec<Seen> {
+        pub(crate) fn seen(&self) -> Vec<Seen> {
             self.seen.lock().unwrap().clone()
         }
     }
 
-    pub async fn start(handler: Handler) -> Server {
+    pub(crate) async fn start(handler: Handler) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -1857,7 +1857,7 @@ mod fake {
         out
     }
 
-    pub fn sha1(data: &[u8]) -> [u8; 20] {
+    pub(crate) fn sha1(data: &[u8]) -> [u8; 20] {
         let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
         let mut msg = data.to_vec();
         msg.push(0x80);
@@ -1904,13 +1904,13 @@ mod fake {
         out
     }
 
-    pub fn base64(data: &[u8]) -> String {
+    pub(crate) fn base64(data: &[u8]) -> String {
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for c in data.chunks(3) {
-            let n = (c[0] as u32) << 16
-                | (*c.get(1).unwrap_or(&0) as u32) << 8
-                | *c.get(2).unwrap_or(&0) as u32;
+            let n = u32::from(c[0]) << 16
+                | u32::from(*c.get(1).unwrap_or(&0)) << 8
+                | u32::from(*c.get(2).unwrap_or(&0));
             for i in 0..4 {
                 if i <= c.len() {
                     out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -2243,7 +2243,7 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
             && pairs.contains(&("stderr".into(), "true".into()))
     );
     assert!(!pairs.iter().any(|(k, v)| k == "stdin" && v == "true"));
-    assert_granted(&seen, &faultline::fault::rbac_rules(&f));
+    assert_granted(&seen, &fault::rbac_rules(&f));
 
     // After the helper ended, its qdisc went with it: the revert of a later `recover`
     // closes the entry instead of failing forever.
@@ -2463,7 +2463,7 @@ async fn cpu_stress_revert_is_confirmed_by_the_stressors_terminated_state() {
         let execs_before = execs(&server.seen()).len();
         assert_eq!(fault::revert(&p, &undo).await, Ok(()));
         assert_eq!(execs(&server.seen()).len(), execs_before);
-        assert_granted(&server.seen(), &faultline::fault::rbac_rules(&f));
+        assert_granted(&server.seen(), &fault::rbac_rules(&f));
     }
 }
 
@@ -2532,7 +2532,7 @@ async fn cpu_stress_without_an_image_releases_nothing_and_warns_nothing() {
     };
     assert_eq!(fault::cpu_stress::revert(&p, &t, stressor).await, Ok(()));
     assert_eq!(execs(&server.seen()), Vec::<(String, String)>::new());
-    assert_granted(&server.seen(), &faultline::fault::rbac_rules(&f));
+    assert_granted(&server.seen(), &fault::rbac_rules(&f));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2646,7 +2646,7 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
     );
     let kill = fault(json!({"kill": {}}));
     let mut allowed = rbac::for_targets();
-    allowed.extend(faultline::fault::rbac_rules(&kill));
+    allowed.extend(fault::rbac_rules(&kill));
     assert_granted(&seen, &allowed);
 }
 

@@ -103,7 +103,7 @@ fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
             .steady_state
             .iter()
             .chain(during)
-            .flat_map(|p| p.kinds())
+            .flat_map(experiment::model::ProbeSpec::kinds)
             .any(|k| matches!(k, ProbeKind::Docker(_)));
         w.docker |= e.target.docker.is_some() || docker_probe;
         for (scope, perms) in crate::fault::kubernetes_needs(e) {
@@ -116,7 +116,7 @@ fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
     Ok(w)
 }
 
-pub fn run(a: &DoctorArgs) -> Result<Exit, Error> {
+pub(super) fn run(a: &DoctorArgs) -> Result<Exit, Error> {
     let wanted = a.file.as_deref().map(|f| wanted(a, f)).transpose()?;
     let rt = super::run::runtime();
     let mut checks = Vec::new();
@@ -127,7 +127,7 @@ pub fn run(a: &DoctorArgs) -> Result<Exit, Error> {
         None => rt.block_on(kubernetes_default(&mut checks)),
         Some(w) if !w.kubernetes.is_empty() => {
             let file = a.file.as_deref().unwrap_or(std::path::Path::new("FILE"));
-            rt.block_on(kubernetes_needs(&w.kubernetes, file, &mut checks))
+            rt.block_on(kubernetes_needs(&w.kubernetes, file, &mut checks));
         }
         Some(_) => {}
     }

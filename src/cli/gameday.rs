@@ -15,7 +15,7 @@ use crate::report::{self, RunResult};
 use crate::run::session::Session;
 use crate::schedule::{self, Schedule, SystemClock, Tick};
 
-pub fn run(a: &GamedayArgs) -> Result<Exit, Error> {
+pub(super) fn run(a: &GamedayArgs) -> Result<Exit, Error> {
     let overrides = a.vars.overrides()?;
     let loaded = match experiment::load(&a.scenario, &overrides).map_err(Error::Invalid)? {
         Loaded::Scenario(s) => s,
@@ -97,7 +97,7 @@ pub fn run(a: &GamedayArgs) -> Result<Exit, Error> {
                     schedule::describe(*t, sched.window.tz)
                 ),
                 Tick::NothingAhead => {
-                    eprintln!("faultline gameday: no further run falls inside the window")
+                    eprintln!("faultline gameday: no further run falls inside the window");
                 }
             },
         )
@@ -129,7 +129,7 @@ async fn run_once(
     observers
         .started(&Notification::gameday_started(name, s.experiments.len()))
         .await;
-    let mut secrets = crate::experiment::Secrets::default();
+    let mut secrets = experiment::Secrets::default();
     let mut results: Vec<RunResult> = Vec::new();
     let mut exit = Exit::Passed;
     for (i, l) in s.experiments.iter().enumerate() {

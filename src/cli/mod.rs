@@ -130,8 +130,8 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
     }
 }
 
-fn exit_of(code: std::process::ExitCode) -> Exit {
-    if code == std::process::ExitCode::SUCCESS {
+fn exit_of(code: ExitCode) -> Exit {
+    if code == ExitCode::SUCCESS {
         Exit::Passed
     } else {
         Exit::Error

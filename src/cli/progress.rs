@@ -7,14 +7,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::run::Observer;
 
-pub struct Progress {
+pub(super) struct Progress {
     bar: ProgressBar,
     phase: Mutex<(String, Option<Instant>)>,
 }
 
 impl Progress {
     /// A spinner on stderr, or `None` when stderr is not a terminal.
-    pub fn on_terminal() -> Option<std::sync::Arc<Progress>> {
+    pub(super) fn on_terminal() -> Option<std::sync::Arc<Progress>> {
         use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {
             return None;

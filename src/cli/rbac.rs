@@ -12,7 +12,7 @@ use crate::experiment::model::{Experiment, Fault};
 use crate::experiment::{self, Loaded};
 use crate::platform::kubernetes::rbac::{self, Needs, Scope};
 
-pub fn run(a: &RbacArgs) -> Result<Exit, Error> {
+pub(super) fn run(a: &RbacArgs) -> Result<Exit, Error> {
     let overrides = a.vars.overrides()?;
     let loaded = experiment::load(&a.file, &overrides).map_err(Error::Invalid)?;
     let (name, experiments): (String, Vec<&Experiment>) = match &loaded {
@@ -49,14 +49,14 @@ pub fn run(a: &RbacArgs) -> Result<Exit, Error> {
 
 /// The subject of the RoleBindings.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceAccount {
+pub(super) struct ServiceAccount {
     pub namespace: String,
     pub name: String,
 }
 
 impl ServiceAccount {
     /// `NAME` (in `default_ns`) or `NAMESPACE/NAME`.
-    pub fn parse(text: &str, default_ns: &str) -> Result<ServiceAccount, String> {
+    pub(super) fn parse(text: &str, default_ns: &str) -> Result<ServiceAccount, String> {
         let (ns, name) = match text.split_once('/') {
             Some((ns, name)) => (ns, name),
             None => (default_ns, text),
@@ -82,7 +82,7 @@ impl ServiceAccount {
 }
 
 /// The Role and RoleBinding of every scope, as one YAML stream.
-pub fn render(
+pub(super) fn render(
     name: &str,
     file: &str,
     experiments: &[&Experiment],

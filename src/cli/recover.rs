@@ -9,7 +9,7 @@ use crate::run::Records;
 use crate::run::recover::{Outcome, recover};
 
 /// Warns when an earlier run left faults recorded as active.
-pub fn warn_open_entries(journal: &Journal) {
+pub(super) fn warn_open_entries(journal: &Journal) {
     match journal.open_entries() {
         Ok(open) => {
             let stale: Vec<_> = open.iter().filter(|e| !process_alive(e.pid)).collect();
@@ -25,7 +25,7 @@ pub fn warn_open_entries(journal: &Journal) {
     }
 }
 
-pub fn run(a: &RecoverArgs) -> Result<Exit, Error> {
+pub(super) fn run(a: &RecoverArgs) -> Result<Exit, Error> {
     let records = Records::in_state_dir(a.audit_log.as_deref());
     if let Some(pid) = a.after_pid {
         while process_alive(pid) {

@@ -9,7 +9,7 @@ use crate::error::{Error, Exit};
 use crate::report::{self, RunResult};
 
 /// Reads one JSON report; any problem is invalid input (exit 2) naming the file.
-pub fn load(path: &Path) -> Result<RunResult, Error> {
+pub(super) fn load(path: &Path) -> Result<RunResult, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
     let de = &mut serde_json::Deserializer::from_str(&text);
@@ -37,7 +37,7 @@ pub fn load(path: &Path) -> Result<RunResult, Error> {
 }
 
 /// The document for `results` in `format`.
-pub fn render(results: &[RunResult], format: ReportFormat) -> Result<String, Error> {
+pub(super) fn render(results: &[RunResult], format: ReportFormat) -> Result<String, Error> {
     Ok(match (format, results) {
         (ReportFormat::Junit, rs) => report::junit::render(rs),
         (ReportFormat::Html, rs) => report::html::render_many(rs),
@@ -65,7 +65,7 @@ pub fn render(results: &[RunResult], format: ReportFormat) -> Result<String, Err
     })
 }
 
-pub fn run(a: &ReportArgs) -> Result<Exit, Error> {
+pub(super) fn run(a: &ReportArgs) -> Result<Exit, Error> {
     let results = a
         .files
         .iter()

@@ -15,7 +15,7 @@ use crate::run::session::{Confirm, Observe, Resolution, Session, resolve};
 use std::sync::Arc;
 
 /// Connects to the platform the experiment's target block names.
-pub async fn platform_for(
+pub(super) async fn platform_for(
     loaded: &LoadedExperiment,
     tc_image: Option<&str>,
 ) -> Result<Box<dyn Platform>, PlatformError> {
@@ -25,14 +25,14 @@ pub async fn platform_for(
     crate::platform::connect(&loaded.experiment.target, &opts).await
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime starts")
 }
 
-pub fn run(a: &RunArgs) -> Result<Exit, Error> {
+pub(super) fn run(a: &RunArgs) -> Result<Exit, Error> {
     let overrides = a.vars.overrides()?;
     let mut loaded = Vec::new();
     let mut problems = Vec::new();
@@ -90,7 +90,7 @@ pub fn run(a: &RunArgs) -> Result<Exit, Error> {
 
 /// A session for the command line: on a terminal a large blast radius is asked about,
 /// and each run draws its progress.
-pub fn start_session(
+pub(super) fn start_session(
     records: Records,
     tc_image: Option<String>,
     yes: bool,
@@ -115,7 +115,7 @@ fn ask(what: &str) -> bool {
 
 /// What a run would do to which target, with the real targets resolved; touches nothing.
 /// The exit code is the one the run would start with: 3 when too few targets match.
-pub async fn dry_run(
+pub(super) async fn dry_run(
     l: &LoadedExperiment,
     platform: &dyn Platform,
     seed: Option<u64>,
@@ -207,7 +207,7 @@ fn per_experiment(path: &Path, name: &str) -> std::path::PathBuf {
 
 /// `faultline demo`: builds the demo service locally, runs the bundled experiment against
 /// it, prints the report, and tears the service down unless `keep`.
-pub fn demo(keep: bool) -> Result<Exit, Error> {
+pub(super) fn demo(keep: bool) -> Result<Exit, Error> {
     let rt = runtime();
     rt.block_on(async {
         let docker = crate::platform::docker::connect(None)
@@ -253,7 +253,7 @@ pub fn demo(keep: bool) -> Result<Exit, Error> {
 }
 
 /// The run's results beyond its reports: metrics (file, Pushgateway) and notifications.
-pub struct Observers {
+pub(super) struct Observers {
     client: reqwest::Client,
     notifier: crate::notify::Notifier,
     metrics_file: Option<std::path::PathBuf>,
@@ -261,7 +261,7 @@ pub struct Observers {
 }
 
 impl Observers {
-    pub fn new(a: &super::args::ObserveArgs) -> Result<Observers, Error> {
+    pub(super) fn new(a: &super::args::ObserveArgs) -> Result<Observers, Error> {
         let client = crate::notify::client().map_err(Error::Platform)?;
         let notifier =
             crate::notify::Notifier::new(&a.notify, client.clone()).map_err(Error::Usage)?;
@@ -273,18 +273,17 @@ impl Observers {
         })
     }
 
-    pub async fn started(&self, n: &crate::notify::Notification) {
+    pub(super) async fn started(&self, n: &crate::notify::Notification) {
         self.notifier.send(n).await;
     }
 
     /// After each run: the notification and the push (a failed push only warns).
-    pub async fn finished(&self, result: &RunResult, n: &crate::notify::Notification) {
+    pub(super) async fn finished(&self, result: &RunResult, n: &crate::notify::Notification) {
         self.notifier.send(n).await;
         if let Some(url) = &self.pushgateway {
-            let text = crate::report::metrics::render(std::slice::from_ref(result));
+            let text = report::metrics::render(std::slice::from_ref(result));
             if let Err(e) =
-                crate::report::metrics::push(&self.client, url, &result.experiment.name, &text)
-                    .await
+                report::metrics::push(&self.client, url, &result.experiment.name, &text).await
             {
                 tracing::warn!("cannot push metrics: {e}");
             }
@@ -292,9 +291,9 @@ impl Observers {
     }
 
     /// After all runs: the textfile with every run's metrics.
-    pub fn write_metrics(&self, results: &[RunResult]) -> Result<(), Error> {
+    pub(super) fn write_metrics(&self, results: &[RunResult]) -> Result<(), Error> {
         if let Some(path) = &self.metrics_file {
-            crate::report::metrics::write_textfile(path, &crate::report::metrics::render(results))?;
+            report::metrics::write_textfile(path, &report::metrics::render(results))?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ fn as_error(d: &experiment::Diagnostic) -> experiment::Diagnostic {
     d
 }
 
-pub fn run(a: &ValidateArgs) -> Result<Exit, Error> {
+pub(super) fn run(a: &ValidateArgs) -> Result<Exit, Error> {
     let mut overrides = a.vars.overrides()?;
     // A lint step needs no secrets: an unset `${env:...}` is a warning unless --strict.
     overrides.unset_env_is_warning = true;
@@ -89,10 +89,10 @@ pub fn run(a: &ValidateArgs) -> Result<Exit, Error> {
 }
 
 /// Stands where the resolved targets go; `plan` and `--dry-run` replace it.
-pub const UNRESOLVED: &str = "  (targets not resolved)\n";
+pub(super) const UNRESOLVED: &str = "  (targets not resolved)\n";
 
 /// The plan as text: the target and the timeline. Secrets are redacted.
-pub fn render_plan(loaded: &LoadedExperiment, seed: Option<u64>) -> String {
+pub(super) fn render_plan(loaded: &LoadedExperiment, seed: Option<u64>) -> String {
     let e = &loaded.experiment;
     let mut out = String::new();
     let _ = writeln!(out, "Plan for `{}` ({})", e.name, loaded.file.display());

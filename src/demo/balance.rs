@@ -7,7 +7,7 @@
 //! skipped.
 
 use std::io;
-use std::net::SocketAddr;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,20 +24,10 @@ const MAX_BODY: usize = 1024 * 1024;
 /// Largest response relayed.
 const MAX_RESPONSE: u64 = 16 * 1024 * 1024;
 
-/// Listens on `listen` and spreads requests round-robin over `backends` (`host:port`,
+/// Listens on `listener` and spreads requests round-robin over `backends` (`host:port`,
 /// resolved on every attempt). Each attempt gets `try_timeout`; on a timeout or error
 /// the next backend is tried, each at most once per request; when all fail the client
 /// gets `502`.
-pub async fn balance(
-    listen: SocketAddr,
-    backends: Vec<String>,
-    try_timeout: Duration,
-) -> io::Result<()> {
-    let listener = TcpListener::bind(listen).await?;
-    balance_on(listener, backends, try_timeout).await
-}
-
-/// [`balance`] on a listener that is already bound.
 pub(crate) async fn balance_on(
     listener: TcpListener,
     backends: Vec<String>,

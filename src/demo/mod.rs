@@ -9,9 +9,6 @@ mod balance;
 mod http;
 mod serve;
 
-pub use balance::balance;
-pub use serve::serve;
-
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -28,13 +25,13 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 /// The demo image; rebuilt when the binary it was built from changes.
-pub const IMAGE: &str = concat!("faultline-demo:", env!("CARGO_PKG_VERSION"));
+pub(crate) const IMAGE: &str = concat!("faultline-demo:", env!("CARGO_PKG_VERSION"));
 /// Every container and network of the demo carries `faultline.demo=true`.
-pub const LABEL: &str = "faultline.demo";
+pub(crate) const LABEL: &str = "faultline.demo";
 /// Label of the web replicas: the experiment's target.
-pub const WEB_APP: &str = "faultline-demo-web";
-pub const NETWORK: &str = "faultline-demo";
-pub const BALANCER: &str = "faultline-demo-lb";
+pub(crate) const WEB_APP: &str = "faultline-demo-web";
+pub(crate) const NETWORK: &str = "faultline-demo";
+pub(crate) const BALANCER: &str = "faultline-demo-lb";
 const REPLICAS: usize = 3;
 /// The port every demo process listens on inside its container.
 const PORT: u16 = 8080;
@@ -70,7 +67,7 @@ pub struct BalanceArgs {
 }
 
 /// Runs the demo web server until it fails or receives SIGINT/SIGTERM.
-pub fn serve_main(args: ServeArgs) -> ExitCode {
+pub(crate) fn serve_main(args: ServeArgs) -> ExitCode {
     run_until_signal("demo-serve", async move {
         let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port));
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -80,7 +77,7 @@ pub fn serve_main(args: ServeArgs) -> ExitCode {
 }
 
 /// Runs the demo balancer until it fails or receives SIGINT/SIGTERM.
-pub fn balance_main(args: BalanceArgs) -> ExitCode {
+pub(crate) fn balance_main(args: BalanceArgs) -> ExitCode {
     run_until_signal("demo-balance", async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         eprintln!(
@@ -96,10 +93,7 @@ pub fn balance_main(args: BalanceArgs) -> ExitCode {
 
 /// As PID 1 in a container a process gets no default SIGTERM action, so it is handled
 /// here; otherwise `docker stop` would wait for its timeout.
-fn run_until_signal(
-    what: &str,
-    task: impl std::future::Future<Output = std::io::Result<()>>,
-) -> ExitCode {
+fn run_until_signal(what: &str, task: impl Future<Output = std::io::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -130,7 +124,7 @@ fn run_until_signal(
 }
 
 /// A running demo service. Call [`Environment::teardown`] to remove it.
-pub struct Environment {
+pub(crate) struct Environment {
     docker: Docker,
     port: u16,
     containers: Vec<String>,
@@ -149,7 +143,7 @@ impl Environment {
     /// Builds the image if needed (from `binary`, the faultline executable), removes what
     /// an interrupted demo left behind, starts the network, three replicas and the
     /// balancer, and waits until the balancer answers on 127.0.0.1.
-    pub async fn start(docker: &Docker, binary: &Path) -> Result<Environment, String> {
+    pub(crate) async fn start(docker: &Docker, binary: &Path) -> Result<Environment, String> {
         cleanup_leftovers(docker).await?;
         ensure_image(docker, binary).await?;
         let mut env = Environment {
@@ -285,23 +279,23 @@ impl Environment {
     }
 
     /// The balancer's address on this machine, e.g. `http://127.0.0.1:34567/`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
     /// The names of the demo's containers: the replicas, then the balancer.
-    pub fn containers(&self) -> &[String] {
+    pub(crate) fn containers(&self) -> &[String] {
         &self.containers
     }
 
     /// The bundled experiment, pointed at this demo's balancer.
-    pub fn experiment_yaml(&self) -> String {
+    pub(crate) fn experiment_yaml(&self) -> String {
         experiment_for(&self.url())
     }
 
     /// Removes the containers (unpausing any that are paused) and the network; keeps
     /// the image for next time.
-    pub async fn teardown(self) -> Result<(), String> {
+    pub(crate) async fn teardown(self) -> Result<(), String> {
         let removals = self
             .containers
             .iter()
@@ -327,7 +321,7 @@ impl Environment {
 
 /// Removes every container and network labelled `faultline.demo=true`, e.g. those of a
 /// demo that was interrupted.
-pub async fn cleanup_leftovers(docker: &Docker) -> Result<(), String> {
+pub(crate) async fn cleanup_leftovers(docker: &Docker) -> Result<(), String> {
     let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}=true")])]);
     let containers = docker
         .list_containers(Some(ListContainersOptions {

@@ -1,7 +1,7 @@
 //! `faultline demo-serve`: one web replica of the demo, a minimal HTTP/1.1 server.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +13,14 @@ use super::http;
 /// How long a client may take to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[cfg(test)]
 /// Serves on `0.0.0.0:port`: every GET is answered `200` with `hello from <name>\n`.
-pub async fn serve(port: u16, name: String) -> io::Result<()> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await?;
+pub(crate) async fn serve(port: u16, name: String) -> io::Result<()> {
+    let listener = TcpListener::bind(std::net::SocketAddr::from((
+        std::net::Ipv4Addr::UNSPECIFIED,
+        port,
+    )))
+    .await?;
     serve_on(listener, name).await
 }
 

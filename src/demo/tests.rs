@@ -60,7 +60,7 @@ async fn serve_answers_get_and_head_and_refuses_other_methods() {
 #[tokio::test]
 async fn serve_binds_its_port_and_handles_concurrent_clients() {
     let port = free_port().unwrap();
-    tokio::spawn(serve(port, "web-p".into()));
+    tokio::spawn(serve::serve(port, "web-p".into()));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + TIMEOUT;
     while http::get(addr, "/", TIMEOUT).await.is_err() {

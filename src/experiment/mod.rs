@@ -241,16 +241,13 @@ pub fn read_var_file(path: &Path) -> Result<Vec<(String, String)>, Vec<Diagnosti
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for (key, value) in entries {
-        let text = match value.scalar_text() {
-            Some(t) => t,
-            None => {
-                diags.push(Diagnostic::new(
-                    &label,
-                    Some(value.pos),
-                    format!("var `{}` must be a scalar value", key.name),
-                ));
-                continue;
-            }
+        let Some(text) = value.scalar_text() else {
+            diags.push(Diagnostic::new(
+                &label,
+                Some(value.pos),
+                format!("var `{}` must be a scalar value", key.name),
+            ));
+            continue;
         };
         if !vars::valid_var_name(&key.name) {
             diags.push(Diagnostic::new(

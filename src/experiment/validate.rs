@@ -120,7 +120,7 @@ pub fn experiment(e: &Experiment) -> Vec<Problem> {
     c.at("target", |c| target(c, &e.target));
     let one_shot_only = !e.faults.is_empty() && e.faults.iter().all(|f| f.duration().is_none());
     c.at("steady_state", |c| {
-        probes(c, &e.steady_state, Phase::SteadyState)
+        probes(c, &e.steady_state, Phase::SteadyState);
     });
     if let Some(d) = &e.during {
         c.at("during", |c| {
@@ -272,13 +272,13 @@ fn select(c: &mut Checker, s: &Select) {
             "mode `count` needs `value`: how many targets to pick",
         ),
         (SelectMode::Count, Some(0)) => {
-            c.err_at("value", "mode `count` needs a value of at least 1")
+            c.err_at("value", "mode `count` needs a value of at least 1");
         }
         (SelectMode::Percent, None) => {
-            c.err_at("value", "mode `percent` needs `value` between 1 and 100")
+            c.err_at("value", "mode `percent` needs `value` between 1 and 100");
         }
         (SelectMode::Percent, Some(v)) if !(1..=100).contains(&v) => {
-            c.err_at("value", format!("percent {v} is outside 1..100"))
+            c.err_at("value", format!("percent {v} is outside 1..100"));
         }
         // The contract's own example writes `mode: one` with `value: 1`: redundant, not wrong.
         (SelectMode::One, Some(1)) => {}
@@ -372,7 +372,7 @@ fn probe(c: &mut Checker, p: &ProbeSpec, phase: Phase) {
         )),
         1 => {}
         _ => {
-            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            let names: Vec<&str> = kinds.iter().map(ProbeKind::name).collect();
             c.err_at(
                 names[1],
                 format!(
@@ -416,7 +416,7 @@ fn probe(c: &mut Checker, p: &ProbeSpec, phase: Phase) {
                 match (pr.min, pr.max) {
                     (None, None) => c.err("a prometheus probe needs `min` and/or `max`"),
                     (Some(lo), Some(hi)) if lo > hi => {
-                        c.err_at("min", format!("min {lo} is greater than max {hi}"))
+                        c.err_at("min", format!("min {lo} is greater than max {hi}"));
                     }
                     _ => {}
                 }
@@ -507,7 +507,7 @@ fn command(c: &mut Checker, cmd: &CommandProbe) {
             "a command probe takes `run` or `shell`, not both: keep `run: [prog, arg]` for argv, or `shell: \"...\"` for sh -c",
         ),
         (Some(run), None) if run.is_empty() || run[0].is_empty() => {
-            c.err_at("run", "`run` is empty: give the program and its arguments, e.g. [curl, -f, http://x/]")
+            c.err_at("run", "`run` is empty: give the program and its arguments, e.g. [curl, -f, http://x/]");
         }
         (None, Some(s)) if s.trim().is_empty() => c.err_at("shell", "`shell` is empty"),
         _ => {}
@@ -553,7 +553,7 @@ fn kubernetes_probe(c: &mut Checker, k: &KubernetesProbe) {
 }
 
 fn fault(c: &mut Checker, f: &Fault, t: &Target) {
-    let mut found = super::model::FaultProblems::default();
+    let mut found = FaultProblems::default();
     f.spec().validate(t, &mut found);
     c.at(f.type_name(), |c| {
         for (key, message) in found.0 {

@@ -172,7 +172,7 @@ impl FaultKind for KillFault {
         if self.process.is_some() {
             return Settled::Done { gone_at: None };
         }
-        let grace = self.grace_period.map_or(DEFAULT_EXIT_WAIT, |g| g.std());
+        let grace = self.grace_period.map_or(DEFAULT_EXIT_WAIT, Duration::std);
         // A deleted pod: recovery starts once it has left the API (while it terminates,
         // its Deployment's status still counts it).
         match platform
@@ -209,7 +209,7 @@ impl FaultKind for KillFault {
             note: format!(
                 "`{}` still runs {} after {} (a process that ignores the signal, e.g. a PID 1 without a handler for it)",
                 target.name,
-                crate::experiment::units::Duration::from_millis(grace.as_millis() as u64),
+                Duration::from_millis(grace.as_millis() as u64),
                 self.signal
             ),
             expected: self.expect != KillExpect::Exit,

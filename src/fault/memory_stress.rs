@@ -272,7 +272,7 @@ impl FaultSpec for MemoryStressFault {
                 "memory_stress needs how much memory: `size: 256MiB`, or `percent: 80` of the container's memory limit",
             ),
             (None, Some(pc)) if pc.0 <= 0.0 => {
-                p.err_at("percent", "`percent` must be above 0")
+                p.err_at("percent", "`percent` must be above 0");
             }
             _ => {}
         }

@@ -336,7 +336,7 @@ faults:
   - pause: {duration: 5s}
 "#,
         );
-        let needs = crate::fault::kubernetes_needs(&e);
+        let needs = kubernetes_needs(&e);
         let shop = &needs[&rbac::Scope {
             context: None,
             namespace: "shop".into(),
@@ -371,7 +371,7 @@ faults:
         let e = experiment(
             "version: 1\nname: x\ntarget: {docker: {labels: {app: web}}}\nfaults: [{pause: {duration: 1s}}]\n",
         );
-        assert!(crate::fault::kubernetes_needs(&e).is_empty());
+        assert!(kubernetes_needs(&e).is_empty());
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub fn add_commands(f: &NetworkFault, engine: Engine) -> Vec<Vec<String>> {
 pub fn show_command(interface: &str) -> Vec<String> {
     ["qdisc", "show", "dev", interface]
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .collect()
 }
 
@@ -148,7 +148,7 @@ pub fn show_command(interface: &str) -> Vec<String> {
 pub fn delete_command(interface: &str) -> Vec<String> {
     ["qdisc", "del", "dev", interface, "root", "handle", HANDLE]
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .collect()
 }
 
@@ -456,8 +456,14 @@ async fn start_nfqueue(
     d: &super::nfqueue::DelayerRecord,
 ) -> Result<(), PlatformError> {
     let shape = super::nfqueue::Shape {
-        delay: f.delay.map(|d| d.std()).unwrap_or_default(),
-        jitter: f.jitter.map(|d| d.std()).unwrap_or_default(),
+        delay: f
+            .delay
+            .map(super::super::experiment::units::Duration::std)
+            .unwrap_or_default(),
+        jitter: f
+            .jitter
+            .map(super::super::experiment::units::Duration::std)
+            .unwrap_or_default(),
         loss: f.loss.map(|l| l.0 / 100.0).unwrap_or(0.0),
     };
     start_delayer(platform, target, access, d, shape, f.duration.std()).await?;

@@ -38,7 +38,7 @@ pub fn rule_spec(queue: u16, marker: &str) -> Vec<String> {
         "--queue-bypass",
     ]
     .iter()
-    .map(|s| s.to_string())
+    .map(ToString::to_string)
     .collect()
 }
 
@@ -57,7 +57,7 @@ pub fn delete_rule(queue: u16, marker: &str) -> Vec<String> {
 pub fn list_rules() -> Vec<String> {
     ["iptables", "-w", "-S", "OUTPUT"]
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .collect()
 }
 

@@ -341,7 +341,7 @@ impl DockerPlatform {
             while let Some(chunk) = output.next().await {
                 match chunk {
                     Ok(bollard::container::LogOutput::StdErr { message }) => {
-                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                        out.stderr.push_str(&String::from_utf8_lossy(&message));
                     }
                     Ok(other) => out
                         .stdout
@@ -384,7 +384,7 @@ impl DockerPlatform {
     async fn call<T>(
         &self,
         target: &Target,
-        fut: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+        fut: impl Future<Output = Result<T, bollard::errors::Error>>,
     ) -> Result<T, PlatformError> {
         match tokio::time::timeout(API_TIMEOUT, fut).await {
             Err(_) => Err(PlatformError::Unavailable(format!(

@@ -38,7 +38,7 @@ pub fn pids_with_marker(marker: &str) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok())
+    dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -391,7 +391,7 @@ pub fn kernel_log(after: Option<u64>) -> std::io::Result<Vec<(u64, String)>> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             // Records were overwritten while reading: the next read goes on.
-            Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
             Err(e) => return Err(e),
         }
     }

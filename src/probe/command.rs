@@ -152,7 +152,9 @@ impl Capture {
                     if n == 0 {
                         break;
                     }
-                    let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut b = buf
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let room = OUTPUT_CAP.saturating_sub(b.len());
                     b.extend_from_slice(&chunk[..n.min(room)]);
                 }
@@ -168,7 +170,12 @@ impl Capture {
                 task.abort();
             }
         }
-        std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(
+            &mut *self
+                .buf
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 

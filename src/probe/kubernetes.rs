@@ -132,7 +132,7 @@ enum Bounded {
 
 async fn bounded<T>(
     perm: rbac::Permission,
-    fut: impl std::future::Future<Output = kube::Result<T>>,
+    fut: impl Future<Output = kube::Result<T>>,
 ) -> Result<T, Bounded> {
     match tokio::time::timeout(API_TIMEOUT, fut).await {
         Err(_) => Err(Bounded::Timeout),

@@ -254,7 +254,7 @@ mod tests {
         (addr, seen)
     }
 
-    fn probe(url: String, extra: serde_json::Value) -> PrometheusProbe {
+    fn probe(url: String, extra: Value) -> PrometheusProbe {
         let mut v = serde_json::json!({"url": url, "query": "up", "timeout": "2s"});
         for (k, val) in extra.as_object().unwrap() {
             v[k] = val.clone();
@@ -272,7 +272,7 @@ mod tests {
             .to_string()
     }
 
-    async fn run(status: &'static str, body: String, extra: serde_json::Value) -> Sample {
+    async fn run(status: &'static str, body: String, extra: Value) -> Sample {
         let ctx = ProbeContext::new().unwrap();
         let (addr, _) = server(status, body).await;
         sample(&probe(format!("http://{addr}"), extra), &ctx).await

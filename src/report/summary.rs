@@ -33,7 +33,7 @@ pub fn reason(r: &RunResult) -> Option<&str> {
 pub fn shortfall(r: &RunResult) -> String {
     r.selection
         .as_ref()
-        .and_then(|s| s.shortfall())
+        .and_then(super::Selection::shortfall)
         .map(|s| format!(" ({s})"))
         .unwrap_or_default()
 }
@@ -374,7 +374,7 @@ pub(crate) mod fixture {
     use super::super::*;
     use chrono::{Duration, TimeZone};
 
-    pub fn t(ms: i64) -> DateTime<Utc> {
+    pub(crate) fn t(ms: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap() + Duration::milliseconds(ms)
     }
 
@@ -387,7 +387,7 @@ pub(crate) mod fixture {
         }
     }
 
-    pub fn passed() -> RunResult {
+    pub(crate) fn passed() -> RunResult {
         let timeline: Vec<SamplePoint> = (0..20)
             .map(|i| {
                 let ok = !(5..14).contains(&i);

@@ -70,7 +70,7 @@ pub fn render(r: &RunResult, color: bool) -> String {
     if faults.row_count() > 0 {
         out.push_str(&format!("{faults}\n"));
     }
-    let recovery = super::summary::recovery_text(r)
+    let recovery = summary::recovery_text(r)
         .map(|t| format!(", {t}"))
         .unwrap_or_default();
     let reason = r

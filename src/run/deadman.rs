@@ -8,7 +8,7 @@ use crate::journal::state_dir;
 /// Starts a detached `faultline recover --run RUN --after-pid PID`: when this process
 /// dies, even by SIGKILL, it reverts whatever this run left open. After a clean run it
 /// finds nothing to do.
-pub fn spawn(records: &Records) {
+pub(super) fn spawn(records: &Records) {
     // Tests of `faultline recover` itself switch it off.
     if std::env::var_os("FAULTLINE_NO_DEAD_MANS_SWITCH").is_some() {
         return;

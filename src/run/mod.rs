@@ -333,7 +333,12 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
     let window = e
         .faults
         .iter()
-        .map(|f| f.after().std() + f.duration().map(|d| d.std()).unwrap_or_default())
+        .map(|f| {
+            f.after().std()
+                + f.duration()
+                    .map(super::experiment::units::Duration::std)
+                    .unwrap_or_default()
+        })
         .max();
     ctx.phase(
         "inject",
@@ -521,7 +526,7 @@ async fn run_fault(
     }
     match f {
         Fault::Kill(k) if k.every.is_some() => {
-            repeated_kills(ctx, index, f, k, targets, seed, &mut out).await
+            repeated_kills(ctx, index, f, k, targets, seed, &mut out).await;
         }
         Fault::Kill(_) => {
             inject_all(ctx, f, targets, &mut out).await;
@@ -536,7 +541,10 @@ async fn run_fault(
                 ctx.active.fetch_add(1, Ordering::SeqCst);
                 ctx.activated.notify_one();
             }
-            let d = f.duration().map(|d| d.std()).unwrap_or_default();
+            let d = f
+                .duration()
+                .map(super::experiment::units::Duration::std)
+                .unwrap_or_default();
             if applied && !wait(ctx, d).await {
                 ctx.event(
                     EventKind::Abort,
@@ -788,7 +796,10 @@ async fn repeated_kills(
     out: &mut FaultOutcome,
 ) {
     let every = k.every.expect("checked by the caller").std();
-    let total = k.duration.map(|d| d.std()).unwrap_or(every);
+    let total = k
+        .duration
+        .map(super::experiment::units::Duration::std)
+        .unwrap_or(every);
     let start = Instant::now();
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let mut round = 0u64;

@@ -144,7 +144,7 @@ impl DuringSamples {
                 let ratio = if samples == 0 {
                     0.0
                 } else {
-                    successes as f64 / samples as f64
+                    f64::from(successes) / f64::from(samples)
                 };
                 let latencies: Vec<u64> = points.iter().map(|s| s.latency_ms).collect();
                 let ttfbs: Vec<u64> = points.iter().filter_map(|s| s.ttfb_ms).collect();
@@ -190,7 +190,7 @@ fn expected_samples(e: &Experiment, interval: std::time::Duration) -> usize {
             .during
             .as_ref()
             .and_then(|d| d.duration)
-            .map(|d| d.std())
+            .map(super::super::experiment::units::Duration::std)
             .unwrap_or_default(),
     };
     let per = interval.as_secs_f64().max(0.001);
@@ -245,7 +245,11 @@ pub(super) async fn sample_during(
         }
         let active = ctx.active.load(Ordering::SeqCst) > 0;
         if one_shot_only {
-            let Some(w) = during.duration.map(|d| d.std()).filter(|d| !d.is_zero()) else {
+            let Some(w) = during
+                .duration
+                .map(super::super::experiment::units::Duration::std)
+                .filter(|d| !d.is_zero())
+            else {
                 if done.is_cancelled() {
                     return;
                 }

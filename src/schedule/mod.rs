@@ -11,11 +11,11 @@ use croner::Cron;
 
 use crate::experiment::model::{Weekday, Window};
 
-pub use crate::experiment::schedule_text::{parse_cron, parse_hours, parse_timezone};
+pub(crate) use crate::experiment::schedule_text::{parse_cron, parse_hours, parse_timezone};
 
 /// When runs may start: days, hours (possibly across midnight), in a time zone.
 #[derive(Clone, Debug)]
-pub struct TimeWindow {
+pub(crate) struct TimeWindow {
     /// Days on which a window opens; empty means every day.
     pub days: Vec<chrono::Weekday>,
     pub hours: Option<(NaiveTime, NaiveTime)>,
@@ -23,7 +23,7 @@ pub struct TimeWindow {
 }
 
 impl TimeWindow {
-    pub fn from_model(w: Option<&Window>) -> Result<TimeWindow, String> {
+    pub(crate) fn from_model(w: Option<&Window>) -> Result<TimeWindow, String> {
         let Some(w) = w else {
             return Ok(TimeWindow {
                 days: Vec::new(),
@@ -49,7 +49,7 @@ impl TimeWindow {
 
     /// Whether `t` falls inside the window. A window that spans midnight belongs to the
     /// day it opens on: `mon 22:00-06:00` runs from Monday 22:00 to Tuesday 06:00.
-    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+    pub(crate) fn contains(&self, t: DateTime<Utc>) -> bool {
         let local = t.with_timezone(&self.tz);
         let time = local.time();
         let today = local.weekday();
@@ -80,7 +80,7 @@ fn weekday(d: Weekday) -> chrono::Weekday {
 
 /// A cron inside a window.
 #[derive(Clone, Debug)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     pub cron: Cron,
     pub window: TimeWindow,
 }
@@ -89,7 +89,7 @@ pub struct Schedule {
 const HORIZON_DAYS: i64 = 400;
 
 impl Schedule {
-    pub fn new(cron: &str, window: Option<&Window>) -> Result<Schedule, String> {
+    pub(crate) fn new(cron: &str, window: Option<&Window>) -> Result<Schedule, String> {
         Ok(Schedule {
             cron: parse_cron(cron)?,
             window: TimeWindow::from_model(window)?,
@@ -97,7 +97,7 @@ impl Schedule {
     }
 
     /// The first fire time strictly after `after` that falls inside the window.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let horizon = after + Duration::days(HORIZON_DAYS);
         let mut from = after.with_timezone(&self.window.tz);
         loop {
@@ -114,7 +114,7 @@ impl Schedule {
     }
 
     /// The next `n` fire times after `after`.
-    pub fn upcoming(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    pub(crate) fn upcoming(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
         let mut out = Vec::with_capacity(n);
         let mut t = after;
         while out.len() < n {
@@ -131,11 +131,11 @@ impl Schedule {
 }
 
 /// The wall clock, injected so the scheduler is tested without waiting.
-pub trait Clock: Send + Sync {
+pub(crate) trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
@@ -145,7 +145,7 @@ impl Clock for SystemClock {
 
 /// What the scheduler did at a fire time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Tick {
+pub(crate) enum Tick {
     Started(DateTime<Utc>),
     /// The previous run was still going: this fire time is skipped, never queued.
     SkippedBusy(DateTime<Utc>),
@@ -156,7 +156,7 @@ pub enum Tick {
 /// Runs `run` at every fire time until `cancel`, never while the previous run is still
 /// going. On cancel it waits for a run in progress (which sees the same token and reverts
 /// its faults) before it returns.
-pub async fn drive<R, F>(
+pub(crate) async fn drive<R, F>(
     schedule: &Schedule,
     clock: &dyn Clock,
     cancel: tokio_util::sync::CancellationToken,
@@ -164,7 +164,7 @@ pub async fn drive<R, F>(
     mut on_tick: impl FnMut(&Tick),
 ) where
     R: FnMut(DateTime<Utc>) -> F,
-    F: std::future::Future<Output = ()> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
 {
     let mut current: Option<tokio::task::JoinHandle<()>> = None;
     let mut after = clock.now();
@@ -194,7 +194,7 @@ pub async fn drive<R, F>(
 }
 
 /// Formats a fire time for people: in the window's zone, with the UTC time.
-pub fn describe(t: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn describe(t: DateTime<Utc>, tz: Tz) -> String {
     let local = tz.from_utc_datetime(&t.naive_utc());
     format!(
         "{} ({})",

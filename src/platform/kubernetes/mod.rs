@@ -292,7 +292,7 @@ impl KubernetesPlatform {
     /// Bounds one call; the outer error is a timeout, the inner the API's answer.
     async fn send<T>(
         &self,
-        fut: impl std::future::Future<Output = kube::Result<T>>,
+        fut: impl Future<Output = kube::Result<T>>,
     ) -> Result<kube::Result<T>, PlatformError> {
         tokio::time::timeout(self.timing.api, fut)
             .await
@@ -310,7 +310,7 @@ impl KubernetesPlatform {
         &self,
         perm: Permission,
         object: &str,
-        fut: impl std::future::Future<Output = kube::Result<T>>,
+        fut: impl Future<Output = kube::Result<T>>,
     ) -> Result<T, PlatformError> {
         self.send(fut)
             .await?
@@ -368,7 +368,7 @@ impl KubernetesPlatform {
                     names.join(", ")
                 )));
             }
-            None => names.first().map(|n| n.to_string()).ok_or_else(|| {
+            None => names.first().map(ToString::to_string).ok_or_else(|| {
                 PlatformError::Refused(format!("pod `{}` has no containers", target.name))
             })?,
         };
@@ -1065,7 +1065,7 @@ impl Platform for KubernetesPlatform {
                         Err(ExecError::Platform(e @ PlatformError::Refused(_))) => return Err(e),
                         // The stream broke as PID 1 ended: the state says how it went.
                         Err(ExecError::Platform(e)) => {
-                            tracing::debug!("kill script in `{marker}`: {e}")
+                            tracing::debug!("kill script in `{marker}`: {e}");
                         }
                     }
                     continue;
@@ -1102,7 +1102,7 @@ impl Platform for KubernetesPlatform {
             .await
         {
             Ok(out) if out.code != 0 => {
-                tracing::debug!("stopping the network helper: {}", out.stderr.trim())
+                tracing::debug!("stopping the network helper: {}", out.stderr.trim());
             }
             Ok(_) => {}
             Err(ExecError::PodGone | ExecError::HelperEnded { .. }) => return Ok(()),
