@@ -24,6 +24,11 @@ enum Scenario {
     NetworkSidecar,
     CpuHost,
     CpuExec,
+    MemoryHost,
+    MemoryExec,
+    DiskHost,
+    DiskExec,
+    Stop,
 }
 
 use Scenario::*;
@@ -38,6 +43,11 @@ impl Scenario {
             NetworkSidecar => "network (sidecar)",
             CpuHost => "cpu_stress (host)",
             CpuExec => "cpu_stress (exec)",
+            MemoryHost => "memory_stress (host)",
+            MemoryExec => "memory_stress (exec)",
+            DiskHost => "disk_fill (host)",
+            DiskExec => "disk_fill (exec)",
+            Stop => "stop",
         }
     }
 
@@ -56,6 +66,11 @@ impl Scenario {
             ],
             CpuHost => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: host}"],
             CpuExec => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}"],
+            MemoryHost => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: host}"],
+            MemoryExec => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: exec}"],
+            DiskHost => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: host}"],
+            DiskExec => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: exec}"],
+            Stop => &["stop: {duration: 4s, timeout: 1s}"],
         }
     }
 
@@ -63,6 +78,7 @@ impl Scenario {
     fn container_flags(self) -> &'static [&'static str] {
         match self {
             RepeatedKill => &["--restart", "always"],
+            DiskHost | DiskExec => &["--tmpfs", "/fill:size=64m"],
             _ => &[],
         }
     }
@@ -79,13 +95,16 @@ impl Scenario {
             NetworkHost | NetworkSidecar => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
+            MemoryHost | MemoryExec => memory_allocators(fleet),
+            DiskHost | DiskExec => fill_files(fleet),
+            Stop => stopped_containers(fleet),
         }
     }
 
     /// For faults that end by themselves: how long after the start they are surely over.
     fn self_healing(self) -> Option<Duration> {
         match self {
-            CpuHost | CpuExec => Some(Duration::from_secs(16)),
+            CpuHost | CpuExec | MemoryHost | MemoryExec => Some(Duration::from_secs(16)),
             _ => None,
         }
     }
@@ -145,6 +164,64 @@ fn stressors(fleet: &Fleet) -> Vec<String> {
         }
     }
     left
+}
+
+/// Memory allocators of this test: faultline's own (marked, in one of this test's
+/// containers' cgroups) and, for the exec strategy, `dd` holding its buffer inside.
+fn memory_allocators(fleet: &Fleet) -> Vec<String> {
+    const MARKER: &str = "faultline-memory-";
+    let mut left = Vec::new();
+    let ids: Vec<String> = fleet.names.iter().map(|n| fleet.id(n)).collect();
+    let host = host_processes(MARKER)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(p.join("cgroup"))
+                .is_ok_and(|c| ids.iter().any(|id| c.contains(id)))
+        })
+        .count();
+    if host > 0 {
+        left.push(format!("{host} host memory allocator(s)"));
+    }
+    for n in &fleet.names {
+        let inside = docker(&[
+            "exec",
+            n,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/cmdline 2>/dev/null",
+        ]);
+        let text = String::from_utf8_lossy(&inside.stdout).replace('\0', " ");
+        let n_left = text.matches(MARKER).count() + text.matches("dd if=/dev/zero").count();
+        if n_left > 0 {
+            left.push(format!("{n_left} memory allocator process(es) in {n}"));
+        }
+    }
+    left
+}
+
+fn stopped_containers(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .names
+        .iter()
+        .filter(|n| !running(n))
+        .map(|n| format!("{n} is stopped"))
+        .collect()
+}
+
+/// faultline's fill files left in the containers' /fill.
+fn fill_files(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .names
+        .iter()
+        .filter_map(|n| {
+            let ls = docker_ok(&["exec", n, "sh", "-c", "ls -a /fill"]);
+            let left = ls
+                .lines()
+                .filter(|l| l.starts_with(".faultline-fill-"))
+                .count();
+            (left > 0).then(|| format!("{left} fill file(s) in {n}:/fill"))
+        })
+        .collect()
 }
 
 fn trials() -> usize {
@@ -359,6 +436,66 @@ fn cpu_exec_sigkill_own_deadline() {
 #[test]
 fn cpu_host_sigkill_own_deadline() {
     chaos(CpuHost, Kill::HardDeadline);
+}
+
+#[test]
+fn memory_host_sigkill_then_recover() {
+    chaos(MemoryHost, Kill::HardThenRecover);
+}
+
+#[test]
+fn memory_host_sigint() {
+    chaos(MemoryHost, Kill::Interrupt);
+}
+
+#[test]
+fn memory_host_sigkill_own_deadline() {
+    chaos(MemoryHost, Kill::HardDeadline);
+}
+
+#[test]
+fn memory_exec_sigkill_then_recover() {
+    chaos(MemoryExec, Kill::HardThenRecover);
+}
+
+#[test]
+fn memory_exec_sigint() {
+    chaos(MemoryExec, Kill::Interrupt);
+}
+
+#[test]
+fn memory_exec_sigkill_own_deadline() {
+    chaos(MemoryExec, Kill::HardDeadline);
+}
+
+#[test]
+fn disk_host_sigkill_then_recover() {
+    chaos(DiskHost, Kill::HardThenRecover);
+}
+
+#[test]
+fn disk_host_sigint() {
+    chaos(DiskHost, Kill::Interrupt);
+}
+
+#[test]
+fn disk_exec_sigkill_then_recover() {
+    chaos(DiskExec, Kill::HardThenRecover);
+}
+
+#[test]
+fn disk_exec_sigint() {
+    chaos(DiskExec, Kill::Interrupt);
+}
+
+#[test]
+fn stop_sigkill_then_recover() {
+    chaos(Stop, Kill::HardThenRecover);
+}
+
+#[test]
+fn stop_sigint() {
+    chaos(Stop, Kill::Interrupt);
 }
 
 #[test]

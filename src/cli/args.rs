@@ -60,6 +60,9 @@ pub enum Command {
     /// A CPU stressor (started by the cpu_stress fault inside a target's cgroups).
     #[command(hide = true)]
     Stress(StressArgs),
+    /// A memory stressor (started by the memory_stress fault inside a target's cgroups).
+    #[command(hide = true)]
+    Memhog(MemhogArgs),
     /// The nfqueue delayer (started by a network fault inside a target's namespace).
     #[command(hide = true)]
     Delayer(DelayerArgs),
@@ -268,6 +271,22 @@ pub struct StressArgs {
     pub workers: u32,
     #[arg(long)]
     pub load: u32,
+    /// Epoch second at which the stressor ends by itself.
+    #[arg(long)]
+    pub until: u64,
+    /// Names this stressor, so that revert finds exactly it.
+    #[arg(long)]
+    pub marker: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MemhogArgs {
+    /// How many bytes to allocate and touch.
+    #[arg(long)]
+    pub bytes: u64,
+    /// Spread the allocation over this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub ramp_ms: u64,
     /// Epoch second at which the stressor ends by itself.
     #[arg(long)]
     pub until: u64,

@@ -108,6 +108,12 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             crate::fault::cpu_stress::burn(a.workers, a.load, a.until);
             Ok(Exit::Passed)
         }
+        Command::Memhog(a) => {
+            crate::platform::host::stop_self_if_asked();
+            let ramp = std::time::Duration::from_millis(a.ramp_ms);
+            crate::fault::memory_stress::hold(a.bytes, ramp, a.until);
+            Ok(Exit::Passed)
+        }
         Command::Delayer(a) => {
             crate::platform::host::stop_self_if_asked();
             let shape = crate::fault::nfqueue::Shape {

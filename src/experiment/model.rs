@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::units::{CountExpr, Duration, NameMatch, Percent, Rate, Signal, StatusSpec};
+use super::units::{ByteSize, CountExpr, Duration, NameMatch, Percent, Rate, Signal, StatusSpec};
 
 fn one() -> u32 {
     1
@@ -424,6 +424,10 @@ pub enum Fault {
     Pause(PauseFault),
     Network(NetworkFault),
     CpuStress(CpuStressFault),
+    MemoryStress(MemoryStressFault),
+    DiskFill(DiskFillFault),
+    Stop(StopFault),
+    Restart(RestartFault),
 }
 
 /// What a fault says about itself without touching anything. Each fault implements it in
@@ -473,6 +477,10 @@ impl Fault {
             Fault::Pause(f) => f,
             Fault::Network(f) => f,
             Fault::CpuStress(f) => f,
+            Fault::MemoryStress(f) => f,
+            Fault::DiskFill(f) => f,
+            Fault::Stop(f) => f,
+            Fault::Restart(f) => f,
         }
     }
 
@@ -513,6 +521,10 @@ pub struct KillFault {
     /// having survived it (default 5s).
     #[serde(default)]
     pub grace_period: Option<Duration>,
+    /// Signal only the processes inside the target whose command line matches this
+    /// regular expression (Docker), instead of the target itself.
+    #[serde(default)]
+    pub process: Option<String>,
     /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
     #[serde(default)]
     pub every: Option<Duration>,
@@ -611,6 +623,81 @@ pub enum CpuStrategy {
     Auto,
     Host,
     Exec,
+}
+
+/// Memory allocated and touched inside the target's memory cgroup, held for `duration`.
+/// Exactly one of `size` and `percent`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryStressFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// How much memory: `256MiB`, `1GiB`.
+    #[serde(default)]
+    pub size: Option<ByteSize>,
+    /// How much memory, in percent of the container's memory limit (refused without one).
+    #[serde(default)]
+    pub percent: Option<Percent>,
+    /// The memory is allocated evenly over this time, then held. Default: 5s, or the
+    /// duration when it is shorter.
+    #[serde(default)]
+    pub ramp: Option<Duration>,
+    /// `host` moves faultline's own allocator into the target's cgroups; `exec` allocates
+    /// with `dd` inside the target; `auto` picks host when it can.
+    #[serde(default)]
+    pub strategy: CpuStrategy,
+}
+
+fn tmp() -> String {
+    "/tmp".into()
+}
+
+/// A file written into the target's filesystem at `path`, removed at revert. Exactly one
+/// of `size` and `percent`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskFillFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// How much to write: `1GiB`, `500MB`.
+    #[serde(default)]
+    pub size: Option<ByteSize>,
+    /// Fill the filesystem until it is this percent full, as `df` counts it.
+    #[serde(default)]
+    pub percent: Option<Percent>,
+    /// An absolute directory inside the target; the file is written on its filesystem.
+    #[serde(default = "tmp")]
+    pub path: String,
+    /// `host` writes through the container's root from this host; `exec` runs `dd` inside
+    /// the target; `auto` picks host when it can.
+    #[serde(default)]
+    pub strategy: CpuStrategy,
+}
+
+/// Stops the container, waits `duration`, starts it again (Docker).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long it stays stopped.
+    pub duration: Duration,
+    /// How long the stop waits after SIGTERM before SIGKILL.
+    #[serde(default = "secs::<10>")]
+    pub timeout: Duration,
+}
+
+/// Restarts the container in one operation (Docker); a one-shot fault.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long the stop waits after SIGTERM before SIGKILL.
+    #[serde(default = "secs::<10>")]
+    pub timeout: Duration,
 }
 
 /// A game-day suite (spec section 7).

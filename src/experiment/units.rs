@@ -270,6 +270,117 @@ impl JsonSchema for Percent {
     }
 }
 
+/// An amount of bytes with a unit: `256MiB`, `1GiB`, `512MB`, `64KiB`, `100B`.
+/// Binary units (KiB, MiB, GiB, TiB) are powers of 1024; decimal ones (KB, MB, GB, TB)
+/// of 1000. A bare number is refused: its unit is ambiguous.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteSize {
+    pub bytes: u64,
+    text: String,
+}
+
+impl ByteSize {
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+const SIZE_HINT: &str = "write a number and a unit: B, KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000), e.g. 256MiB";
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let s = text.trim();
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid size `{text}`: {SIZE_HINT}"))?;
+        let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "b" => 1.0,
+            "kib" | "ki" | "k" => 1024.0,
+            "mib" | "mi" | "m" => 1024.0 * 1024.0,
+            "gib" | "gi" | "g" => 1024.0 * 1024.0 * 1024.0,
+            "tib" | "ti" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            "kb" => 1e3,
+            "mb" => 1e6,
+            "gb" => 1e9,
+            "tb" => 1e12,
+            "" => return Err(bare_size(text)),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in size `{text}`: {SIZE_HINT}"
+                ));
+            }
+        };
+        let bytes = (value * scale).round();
+        if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+            return Err(format!("size `{text}` is out of range: at least 1B"));
+        }
+        Ok(ByteSize {
+            bytes: bytes as u64,
+            text: s.to_string(),
+        })
+    }
+}
+
+fn bare_size(text: &str) -> String {
+    format!("size `{text}` has no unit: {SIZE_HINT}")
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size with a unit, e.g. 256MiB")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Err(E::custom(bare_size(&v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                Err(E::custom(bare_size(&v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
+                Err(E::custom(bare_size(&v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([bB]|[kKmMgGtT]([iI]?[bB]?)?)\\s*$",
+            "description": "A size with a unit: 256MiB, 1GiB (powers of 1024) or 500MB (powers of 1000).",
+            "examples": ["256MiB", "1GiB"]
+        })
+    }
+}
+
 /// A bandwidth in tc's notation: `1mbit`, `500kbit`, `10mbps` (bytes per second).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -737,6 +848,23 @@ mod tests {
         assert!(ms("5d").unwrap_err().contains("unknown unit `d`"));
         assert_eq!("1h30m".parse::<Duration>().unwrap().to_string(), "1h30m");
         assert_eq!("250ms".parse::<Duration>().unwrap().to_string(), "250ms");
+    }
+
+    #[test]
+    fn sizes_need_a_unit() {
+        let b = |s: &str| s.parse::<ByteSize>().map(|z| z.bytes);
+        assert_eq!(b("256MiB"), Ok(256 << 20));
+        assert_eq!(b("1GiB"), Ok(1 << 30));
+        assert_eq!(b("1.5KiB"), Ok(1536));
+        assert_eq!(b("512MB"), Ok(512_000_000));
+        assert_eq!(b("100B"), Ok(100));
+        assert_eq!(b("2G"), Ok(2 << 30));
+        assert!(b("256").unwrap_err().contains("has no unit"));
+        assert!(b("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(b("0MiB").unwrap_err().contains("at least 1B"));
+        let bare: Result<ByteSize, _> = serde_json::from_str("256");
+        assert!(bare.unwrap_err().to_string().contains("has no unit"));
+        assert_eq!("256MiB".parse::<ByteSize>().unwrap().to_string(), "256MiB");
     }
 
     #[test]

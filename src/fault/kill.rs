@@ -1,17 +1,22 @@
 //! `kill`: sends a signal to the container (Docker) or deletes the pod (Kubernetes). A
 //! one-shot fault: there is nothing to revert; the restart policy or controller decides
 //! whether the target comes back.
+//!
+//! With `process` (Docker), only the processes inside the container whose command line
+//! matches are signalled: found through the container's cgroups from this host (their
+//! `cgroup.procs`), or by listing /proc inside it through exec when the host cannot reach
+//! them. Nothing matching is refused; the report lists what was signalled.
 
 use async_trait::async_trait;
 
-use super::FaultKind;
-use super::Settled;
+use super::{FaultEffects, FaultKind, Settled};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, KillExpect, KillFault, Target as TargetSpec,
 };
-use crate::experiment::units::Duration;
+use crate::experiment::units::{Duration, Signal};
 use crate::platform::kubernetes::rbac::{self, Permission};
-use crate::platform::{Platform, PlatformError, Target};
+use crate::platform::{Platform, PlatformError, Target, host};
+use crate::report::ProcessRef;
 
 /// How long a Docker container has to end after the signal, by default.
 const DEFAULT_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -30,7 +35,10 @@ impl FaultSpec for KillFault {
     }
 
     fn describe(&self) -> String {
-        let mut s = format!("kill with {}", self.signal);
+        let mut s = match &self.process {
+            Some(p) => format!("kill processes matching /{p}/ with {}", self.signal),
+            None => format!("kill with {}", self.signal),
+        };
         if let Some(g) = self.grace_period {
             s.push_str(&format!(", grace period {g}"));
         }
@@ -75,6 +83,18 @@ impl FaultSpec for KillFault {
             ),
             (None, None) => {}
         }
+        if let Some(Err(e)) = self.process.as_deref().map(regex::Regex::new) {
+            p.err_at(
+                "process",
+                format!("`process` is not a valid regular expression: {e}"),
+            );
+        }
+        if self.process.is_some() && target.kubernetes.is_some() {
+            p.err_at(
+                "process",
+                "`process` is not available on Kubernetes in this build: remove it to delete the pod",
+            );
+        }
         if self.expect != KillExpect::Exit && target.kubernetes.is_some() {
             p.err_at(
                 "expect",
@@ -98,11 +118,44 @@ impl FaultKind for KillFault {
         &self,
         platform: &dyn Platform,
         target: &Target,
-        _undo: Option<&super::Undo>,
+        undo: Option<&super::Undo>,
     ) -> Result<(), PlatformError> {
-        platform
-            .signal(target, self.signal, self.grace_period)
+        self.inject_reporting(platform, target, undo)
             .await
+            .map(|_| ())
+    }
+
+    async fn inject_reporting(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        _undo: Option<&super::Undo>,
+    ) -> Result<Option<FaultEffects>, PlatformError> {
+        let Some(pattern) = &self.process else {
+            platform
+                .signal(target, self.signal, self.grace_period)
+                .await?;
+            return Ok(None);
+        };
+        let re = regex::Regex::new(pattern)
+            .map_err(|e| PlatformError::Refused(format!("`process`: {e}")))?;
+        let signalled = match platform.cgroups(target).await {
+            Ok(dirs) => {
+                // Only processes whose own cgroup names the container: a hierarchy that
+                // left it in a shared (or the root) cgroup must not widen the match.
+                let own: Vec<(i32, String)> = host::processes_in(&dirs)
+                    .into_iter()
+                    .filter(|(pid, _)| host::process_belongs_to(i64::from(*pid), &target.id))
+                    .collect();
+                signal_on_host(&own, &re, self.signal, target)?
+            }
+            Err(PlatformError::Gone(n)) => return Err(PlatformError::Gone(n)),
+            Err(_) => signal_inside(platform, target, &re, self.signal).await?,
+        };
+        Ok(Some(FaultEffects {
+            signalled,
+            ..Default::default()
+        }))
     }
 
     /// Waits up to the grace period for the target to end (or be restarted: its process
@@ -114,6 +167,11 @@ impl FaultKind for KillFault {
         target: &Target,
         injected_at: chrono::DateTime<chrono::Utc>,
     ) -> Settled {
+        // A process kill ends processes inside the target, not the target: what it
+        // signalled is in the report; the target keeps running by design.
+        if self.process.is_some() {
+            return Settled::Done { gone_at: None };
+        }
         let grace = self.grace_period.map_or(DEFAULT_EXIT_WAIT, Duration::std);
         // A deleted pod: recovery starts once it has left the API (while it terminates,
         // its Deployment's status still counts it).
@@ -160,5 +218,143 @@ impl FaultKind for KillFault {
 
     fn rbac(&self) -> &'static [Permission] {
         &[rbac::DELETE_PODS, rbac::GET_PODS]
+    }
+}
+
+/// The processes whose command line matches, or a refusal naming what there is.
+fn matching(
+    processes: &[(i32, String)],
+    re: &regex::Regex,
+    target: &Target,
+) -> Result<Vec<ProcessRef>, PlatformError> {
+    let found: Vec<ProcessRef> = processes
+        .iter()
+        .filter(|(_, cmd)| re.is_match(cmd))
+        .map(|(pid, cmd)| ProcessRef {
+            pid: i64::from(*pid),
+            command: cmd.clone(),
+        })
+        .collect();
+    if found.is_empty() {
+        let seen: Vec<&str> = processes.iter().map(|(_, c)| c.as_str()).take(10).collect();
+        return Err(PlatformError::Refused(format!(
+            "no process in `{}` has a command line matching /{}/; its processes: {}",
+            target.name,
+            re.as_str(),
+            seen.join(" | ")
+        )));
+    }
+    Ok(found)
+}
+
+fn signal_on_host(
+    processes: &[(i32, String)],
+    re: &regex::Regex,
+    signal: Signal,
+    target: &Target,
+) -> Result<Vec<ProcessRef>, PlatformError> {
+    let sig = nix::sys::signal::Signal::try_from(signal.0)
+        .map_err(|e| PlatformError::Refused(e.to_string()))?;
+    let found = matching(processes, re, target)?;
+    // A process that ended meanwhile was not signalled by faultline.
+    Ok(found
+        .into_iter()
+        .filter(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), sig).is_ok())
+        .collect())
+}
+
+/// Lists the target's processes from its own /proc (its PIDs), leaving out the listing
+/// shell and its children, then signals the matching ones.
+async fn signal_inside(
+    platform: &dyn Platform,
+    target: &Target,
+    re: &regex::Regex,
+    signal: Signal,
+) -> Result<Vec<ProcessRef>, PlatformError> {
+    let list = "echo \"self $$\"; for d in /proc/[0-9]*; do p=${d#/proc/}; \
+                c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); [ -n \"$c\" ] && echo \"$p $c\"; done; true";
+    let out = platform
+        .exec(target, &["sh".into(), "-c".into(), list.into()])
+        .await?;
+    let processes = parse_listing(&out.stdout);
+    let found = matching(&processes, re, target)?;
+    let pids: Vec<String> = found.iter().map(|p| p.pid.to_string()).collect();
+    let kill = format!(
+        "for p in {}; do kill -{} $p 2>/dev/null && echo $p; done; true",
+        pids.join(" "),
+        signal.0
+    );
+    let out = platform
+        .exec(target, &["sh".into(), "-c".into(), kill])
+        .await?;
+    let done: Vec<i64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    Ok(found
+        .into_iter()
+        .filter(|p| done.contains(&p.pid))
+        .collect())
+}
+
+/// `PID COMMAND` lines, without the listing shell (`self PID`) and its own children
+/// (`tr`, whose parent it is: their command lines are the shell's or `tr`).
+pub fn parse_listing(stdout: &str) -> Vec<(i32, String)> {
+    let me: Option<i32> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("self "))
+        .and_then(|p| p.trim().parse().ok());
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let (pid, cmd) = l.split_once(' ')?;
+            let pid: i32 = pid.parse().ok()?;
+            let cmd = cmd.trim().to_string();
+            let own = Some(pid) == me || cmd.starts_with("tr ") || cmd.contains("for d in /proc/");
+            (!own && !cmd.is_empty()).then_some((pid, cmd))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            platform: "docker".into(),
+            id: "x".into(),
+            name: "web".into(),
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_matching_command_lines_and_a_clear_refusal() {
+        let ps = vec![
+            (1, "httpd -f -p 80".to_string()),
+            (7, "sleep 1001".to_string()),
+            (9, "sleep 1002".to_string()),
+        ];
+        let re = regex::Regex::new("^sleep 1001$").unwrap();
+        let found = matching(&ps, &re, &target()).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].pid, 7);
+        let none = regex::Regex::new("java").unwrap();
+        let e = matching(&ps, &none, &target()).unwrap_err().to_string();
+        assert!(
+            e.contains("no process in `web`") && e.contains("sleep 1002"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_listing_leaves_out_its_own_shell() {
+        let out = "self 40\n1 httpd -f\n40 sh -c echo \"self $$\"; for d in /proc/[0-9]*; do\n41 tr \\000  \n7 sleep 1001\n";
+        assert_eq!(
+            parse_listing(out),
+            vec![(1, "httpd -f".to_string()), (7, "sleep 1001".to_string())]
+        );
     }
 }

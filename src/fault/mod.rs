@@ -12,10 +12,13 @@
 //! reversible, its record in [`UndoRecord`] and its arm in [`revert`] / [`release`].
 
 pub mod cpu_stress;
+pub mod disk_fill;
 pub mod kill;
+pub mod memory_stress;
 pub mod network;
 pub mod nfqueue;
 pub mod pause;
+pub mod stop;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -24,6 +27,7 @@ use crate::experiment::model::Fault;
 pub use crate::experiment::model::FaultSpec;
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
+pub use crate::report::FaultEffects;
 
 /// What a fault does to a platform. Implemented in the fault's own file.
 #[async_trait]
@@ -52,6 +56,18 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         undo: Option<&Undo>,
     ) -> Result<(), PlatformError>;
 
+    /// Applies the fault like [`FaultKind::inject`] and says what it did that the report
+    /// should name (the processes a `kill` signalled). Faults with nothing to add keep
+    /// this default.
+    async fn inject_reporting(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<Option<FaultEffects>, PlatformError> {
+        self.inject(platform, target, undo).await.map(|()| None)
+    }
+
     /// For a one-shot fault, once it is applied: whether it took effect. A kill whose
     /// target keeps running says so here.
     async fn settle(
@@ -69,6 +85,12 @@ pub trait FaultKind: FaultSpec + Send + Sync {
     /// What it asks of the target namespace beyond RBAC (its Pod Security level), as
     /// comment lines for `faultline rbac`.
     fn kubernetes_note(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What the fault caused in the target while it was active (the OOM killer acting),
+    /// read just before it is reverted; `None` when there is nothing to say.
+    async fn effects(&self, _platform: &dyn Platform, _undo: &Undo) -> Option<FaultEffects> {
         None
     }
 }
@@ -92,6 +114,10 @@ pub fn kind(fault: &Fault) -> &dyn FaultKind {
         Fault::Pause(f) => f,
         Fault::Network(f) => f,
         Fault::CpuStress(f) => f,
+        Fault::MemoryStress(f) => f,
+        Fault::DiskFill(f) => f,
+        Fault::Stop(f) => f,
+        Fault::Restart(f) => f,
     }
 }
 
@@ -139,6 +165,17 @@ pub enum UndoRecord {
         target: Target,
         stressor: cpu_stress::StressorRecord,
     },
+    FreeMemory {
+        target: Target,
+        memory: memory_stress::MemoryRecord,
+    },
+    RemoveFile {
+        target: Target,
+        fill: disk_fill::FillRecord,
+    },
+    StartTarget {
+        target: Target,
+    },
 }
 
 impl Undo {
@@ -153,7 +190,10 @@ impl Undo {
         match &self.record {
             UndoRecord::Unpause { target }
             | UndoRecord::RemoveQdisc { target, .. }
-            | UndoRecord::StopStressor { target, .. } => target,
+            | UndoRecord::StopStressor { target, .. }
+            | UndoRecord::FreeMemory { target, .. }
+            | UndoRecord::RemoveFile { target, .. }
+            | UndoRecord::StartTarget { target } => target,
         }
     }
 }
@@ -191,6 +231,16 @@ pub async fn inject(
     kind(fault).inject(platform, target, undo).await
 }
 
+/// Like [`inject`], with what the fault says it did ([`FaultKind::inject_reporting`]).
+pub async fn inject_reporting(
+    platform: &dyn Platform,
+    fault: &Fault,
+    target: &Target,
+    undo: Option<&Undo>,
+) -> Result<Option<FaultEffects>, PlatformError> {
+    kind(fault).inject_reporting(platform, target, undo).await
+}
+
 /// Gives back what [`prepare`] set up when the fault was not applied after all.
 pub async fn release(platform: &dyn Platform, undo: &Undo) {
     let released = match &undo.record {
@@ -199,6 +249,13 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
         UndoRecord::StopStressor { target, stressor } => {
             cpu_stress::revert(platform, target, stressor).await
         }
+        UndoRecord::FreeMemory { target, memory } => {
+            memory_stress::revert(platform, target, memory).await
+        }
+        // A file partly written is removed.
+        UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        // Nothing was stopped, or a stop half-done: the container is started again.
+        UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
         UndoRecord::Unpause { .. } => Ok(()),
     };
     if let Err(e) = released {
@@ -242,6 +299,11 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
         UndoRecord::StopStressor { target, stressor } => {
             cpu_stress::revert(platform, target, stressor).await
         }
+        UndoRecord::FreeMemory { target, memory } => {
+            memory_stress::revert(platform, target, memory).await
+        }
+        UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
     }
 }
 

@@ -544,6 +544,98 @@ impl Platform for DockerPlatform {
         Ok(info.state.and_then(|s| s.paused).unwrap_or(false))
     }
 
+    async fn stop_target(
+        &self,
+        target: &Target,
+        timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
+        let options = bollard::query_parameters::StopContainerOptions {
+            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
+            signal: None,
+        };
+        // The daemon answers when the container has stopped: up to `timeout` later.
+        let docker = self.docker.clone().with_timeout(API_TIMEOUT + timeout);
+        let stopped = tokio::time::timeout(
+            API_TIMEOUT + timeout,
+            docker.stop_container(&target.id, Some(options)),
+        )
+        .await
+        .map_err(|_| {
+            PlatformError::Unavailable(format!(
+                "Docker at {} did not stop `{}` within {}s",
+                self.host,
+                target.name,
+                (API_TIMEOUT + timeout).as_secs()
+            ))
+        })?;
+        match stopped.map_err(|e| self.error(target, e)) {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(e) => match self.is_running(target).await {
+                Ok(false) => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+
+    async fn start_target(&self, target: &Target) -> Result<(), PlatformError> {
+        let started = self
+            .call(
+                target,
+                self.docker.start_container(
+                    &target.id,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                ),
+            )
+            .await;
+        match started {
+            Ok(()) => Ok(()),
+            Err(PlatformError::Gone(n)) => Err(PlatformError::Gone(n)),
+            // 304: already running.
+            Err(e) => match self.is_running(target).await {
+                Ok(true) => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+
+    async fn restart_target(
+        &self,
+        target: &Target,
+        timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
+        let options = bollard::query_parameters::RestartContainerOptions {
+            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
+            signal: None,
+        };
+        let docker = self.docker.clone().with_timeout(API_TIMEOUT + timeout);
+        tokio::time::timeout(
+            API_TIMEOUT + timeout,
+            docker.restart_container(&target.id, Some(options)),
+        )
+        .await
+        .map_err(|_| {
+            PlatformError::Unavailable(format!(
+                "Docker at {} did not restart `{}` within {}s",
+                self.host,
+                target.name,
+                (API_TIMEOUT + timeout).as_secs()
+            ))
+        })?
+        .map_err(|e| self.error(target, e))
+    }
+
+    async fn is_running(&self, target: &Target) -> Result<bool, PlatformError> {
+        let info = self
+            .call(
+                target,
+                self.docker
+                    .inspect_container(&target.id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+    }
+
     async fn running_since(
         &self,
         target: &Target,
@@ -660,6 +752,35 @@ impl Platform for DockerPlatform {
         } else {
             None
         }
+    }
+
+    async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        self.exec_in(&target.id, argv).await.map_err(|e| match e {
+            PlatformError::Gone(_) => PlatformError::Gone(target.name.clone()),
+            other => other,
+        })
+    }
+
+    async fn cgroups(&self, target: &Target) -> Result<Vec<std::path::PathBuf>, PlatformError> {
+        self.host_reach(target)
+            .await
+            .map_err(PlatformError::Refused)?;
+        let pid = self
+            .visible_pid(target)
+            .await?
+            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        host::cgroup_dirs(pid).map_err(PlatformError::Refused)
+    }
+
+    async fn host_root(&self, target: &Target) -> Result<std::path::PathBuf, PlatformError> {
+        self.host_reach(target)
+            .await
+            .map_err(PlatformError::Refused)?;
+        let pid = self
+            .visible_pid(target)
+            .await?
+            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        Ok(std::path::PathBuf::from(format!("/proc/{pid}/root")))
     }
 
     async fn start_process(

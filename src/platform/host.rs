@@ -164,6 +164,34 @@ pub fn cgroup_dirs(pid: i64) -> Result<Vec<std::path::PathBuf>, String> {
     Ok(dirs)
 }
 
+/// The processes in the cgroup directories `dirs` (every one listed once): host PID and
+/// command line, its arguments joined by spaces. Kernel threads and processes gone
+/// meanwhile are left out.
+pub fn processes_in(dirs: &[std::path::PathBuf]) -> Vec<(i32, String)> {
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .filter_map(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (!args.is_empty()).then(|| (pid, args.join(" ")))
+        })
+        .collect()
+}
+
 /// Starts faultline's own binary with `args` attached to the process `pid`: inside its
 /// network namespace (`netns`) and/or moved into every cgroup it is in (`cgroups`; the
 /// child is started stopped, moved, then continued, so nothing it does counts elsewhere).
@@ -330,6 +358,44 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Resu
         Err(nix::errno::Errno::EINTR) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The records of this host's kernel log (`/dev/kmsg`, readable by root) with a sequence
+/// number above `after` (all of them with `None`): `(sequence, message)`.
+pub fn kernel_log(after: Option<u64>) -> std::io::Result<Vec<(u64, String)>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open("/dev/kmsg")?;
+    let mut records = Vec::new();
+    // One record per read; a record is at most 8 KiB.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                // `prio,seq,usec,flags[,...];message\n` then continuation lines.
+                let Some((head, message)) = text.split_once(';') else {
+                    continue;
+                };
+                let Some(seq) = head.split(',').nth(1).and_then(|s| s.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if after.is_none_or(|a| seq > a) {
+                    let message = message.lines().next().unwrap_or("").to_string();
+                    records.push((seq, message));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // Records were overwritten while reading: the next read goes on.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(records)
 }
 
 /// Whether this kernel accepts a netem qdisc, tried in a throwaway network namespace.

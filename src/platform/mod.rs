@@ -129,6 +129,39 @@ pub trait Platform: Send + Sync {
     /// Whether the target is frozen now.
     async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError>;
 
+    /// Stops the target the way its platform does (Docker: SIGTERM, SIGKILL after
+    /// `timeout`) and returns when it is stopped.
+    async fn stop_target(
+        &self,
+        _target: &Target,
+        _timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Starts a stopped target again.
+    async fn start_target(&self, _target: &Target) -> Result<(), PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Stops and starts the target in one operation.
+    async fn restart_target(
+        &self,
+        _target: &Target,
+        _timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Whether the target is running now.
+    async fn is_running(&self, _target: &Target) -> Result<bool, PlatformError> {
+        Err(self.no_stop_start())
+    }
+    /// Why [`Platform::stop_target`] and its kin are not available here.
+    fn no_stop_start(&self) -> PlatformError {
+        PlatformError::Refused(format!(
+            "stopping and starting a target is not available on {}",
+            self.kind()
+        ))
+    }
+
     /// Waits until a target that was told to go (a deleted pod) is gone from the
     /// platform, up to `timeout`. `Ok(true)` once it is gone; `Ok(false)` where a stop
     /// is over when the call returns (a signal), so there is nothing to wait for.
@@ -222,6 +255,40 @@ pub trait Platform: Send + Sync {
             "processes {placement:?} are not available on {}",
             self.kind()
         )))
+    }
+
+    /// Runs `argv` inside the target (Docker: exec) and waits for it.
+    async fn exec(&self, _target: &Target, _argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "running a command inside a target is not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// The target's cgroup directories as seen from this host (every hierarchy, v1 and
+    /// v2), when [`Platform::host_reach`] holds.
+    async fn cgroups(&self, target: &Target) -> Result<Vec<std::path::PathBuf>, PlatformError> {
+        Err(PlatformError::Refused(
+            self.host_reach(target).await.err().unwrap_or_else(|| {
+                format!(
+                    "the cgroups of {} targets are not read from here",
+                    self.kind()
+                )
+            }),
+        ))
+    }
+
+    /// The target's root directory as seen from this host (`/proc/PID/root`), when
+    /// [`Platform::host_reach`] holds: its files through its own mounts.
+    async fn host_root(&self, target: &Target) -> Result<std::path::PathBuf, PlatformError> {
+        Err(PlatformError::Refused(
+            self.host_reach(target).await.err().unwrap_or_else(|| {
+                format!(
+                    "the files of {} targets are not reached from here",
+                    self.kind()
+                )
+            }),
+        ))
     }
 
     /// Whether the targets' kernel has netem; `None` when it cannot be told from here

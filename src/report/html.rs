@@ -983,6 +983,7 @@ mod tests {
             status: FaultStatus::Completed,
             error: None,
             description: "kill with SIGKILL".into(),
+            effects: None,
         });
         r.phases.after = None;
         let html = render(&r);

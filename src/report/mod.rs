@@ -199,6 +199,60 @@ pub struct FaultRecord {
     /// The fault's parameters in words, e.g. "pause for 5s".
     #[serde(default)]
     pub description: String,
+    /// What the fault caused or did in the target beyond its parameters (the OOM
+    /// killer's victims, the processes a `kill` signalled). Absent when there is nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effects: Option<FaultEffects>,
+}
+
+/// What a fault observed in its target, for the report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FaultEffects {
+    /// How many times the kernel's OOM killer acted in the target's memory cgroup while
+    /// the fault was active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<u64>,
+    /// The processes the OOM killer killed, as the kernel named them (when its log is
+    /// readable from here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oom_killed: Vec<ProcessRef>,
+    /// The processes the fault signalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signalled: Vec<ProcessRef>,
+}
+
+/// One process of a target.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessRef {
+    /// Its PID as seen from where faultline observed it (the host, or the target).
+    pub pid: i64,
+    /// Its command line (or the kernel's short name for it).
+    pub command: String,
+}
+
+impl FaultEffects {
+    /// One sentence for events and tables.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.oom_kills {
+            let mut s = format!("the OOM killer acted {n} time(s) in the target's memory cgroup");
+            if !self.oom_killed.is_empty() {
+                s.push_str(&format!(", killing {}", names(&self.oom_killed)));
+            }
+            parts.push(s);
+        }
+        if !self.signalled.is_empty() {
+            parts.push(format!("signalled {}", names(&self.signalled)));
+        }
+        parts.join("; ")
+    }
+}
+
+fn names(ps: &[ProcessRef]) -> String {
+    ps.iter()
+        .map(|p| format!("`{}` (pid {})", p.command, p.pid))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -349,6 +403,8 @@ pub enum EventKind {
     Recovered,
     NotRecovered,
     Verdict,
+    /// What a fault caused in its target (the OOM killer acting, processes signalled).
+    FaultEffect,
     /// A kind this faultline does not know (a report written by a newer one).
     #[serde(other)]
     Other,
@@ -369,6 +425,7 @@ impl EventKind {
             EventKind::Recovered => "recovered",
             EventKind::NotRecovered => "not_recovered",
             EventKind::Verdict => "verdict",
+            EventKind::FaultEffect => "fault_effect",
             EventKind::Other => "other",
         }
     }

@@ -433,6 +433,7 @@ pub(crate) mod fixture {
                 status: FaultStatus::Reverted,
                 error: None,
                 description: "pause for 5s".into(),
+                effects: None,
             }],
             phases: Phases {
                 before: Some(SteadyPhase {

@@ -506,6 +506,7 @@ fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
         status: FaultStatus::Failed,
         error: None,
         description: f.describe_for(&ctx.loaded.experiment.target),
+        effects: None,
     }
 }
 
@@ -614,7 +615,7 @@ async fn inject_all(
             },
             None => None,
         };
-        let r = fault::inject(ctx.platform, f, t, undo.as_ref()).await;
+        let r = fault::inject_reporting(ctx.platform, f, t, undo.as_ref()).await;
         if let Err(e) = &r {
             if let Some(u) = &undo {
                 fault::release(ctx.platform, u).await;
@@ -624,14 +625,14 @@ async fn inject_all(
             }
         }
         let result = match &r {
-            Ok(()) => "ok".to_string(),
+            Ok(_) => "ok".to_string(),
             Err(e) => format!("failed: {e}"),
         };
         ctx.audit("inject", t, f, &result);
         let applied = Instant::now();
         // A one-shot fault: did it take effect (a target may survive a signal)?
         let settled = match (&r, &undo) {
-            (Ok(()), None) => fault::kind(f).settle(ctx.platform, t, at).await,
+            (Ok(_), None) => fault::kind(f).settle(ctx.platform, t, at).await,
             _ => fault::Settled::Done { gone_at: None },
         };
         (t, at, applied, r, undo.zip(journal_id), settled)
@@ -642,7 +643,7 @@ async fn inject_all(
     for (t, at, applied, r, undo, settled) in results {
         let mut rec = record(ctx, f, t);
         match r {
-            Ok(()) => {
+            Ok(effects) => {
                 rec.injected_at = Some(at);
                 let applied = match &settled {
                     fault::Settled::Done {
@@ -659,6 +660,14 @@ async fn inject_all(
                     format!("{} {}", f.type_name(), t.name),
                 )
                 .await;
+                if let Some(fx) = effects {
+                    ctx.event(
+                        EventKind::FaultEffect,
+                        format!("{} {}: {}", f.type_name(), t.name, fx.summary()),
+                    )
+                    .await;
+                    rec.effects = Some(fx);
+                }
                 match (undo, settled) {
                     (Some((undo, journal_id)), _) => {
                         rec.status = FaultStatus::Active;
@@ -706,12 +715,22 @@ async fn inject_all(
 /// the others; the journal entry is closed only when the revert is confirmed.
 async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut FaultOutcome) {
     let results = join_all(pending.into_iter().map(|p| async move {
+        // What the fault caused is read before its revert removes the evidence.
+        let effects = fault::kind(f).effects(ctx.platform, &p.undo).await;
         let r = fault::revert_until(ctx.platform, &p.undo, fault::REVERT_TIMEOUT).await;
-        (p, r)
+        (p, effects, r)
     }))
     .await;
-    for (p, r) in results {
+    for (p, effects, r) in results {
         let target = p.undo.target();
+        if let Some(fx) = effects {
+            ctx.event(
+                EventKind::FaultEffect,
+                format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
+            )
+            .await;
+            out.records[p.record].effects = Some(fx);
+        }
         let rec = &mut out.records[p.record];
         match r {
             Some(Ok(())) => {

@@ -1,0 +1,454 @@
+//! `disk_fill`: a file written into the target's own filesystem at `path`, removed at
+//! revert. The file's place is journaled before it is written, so `recover` removes it
+//! after a crash.
+//!
+//! - `host`: written from this host through the container's root (`/proc/PID/root`),
+//!   which sees the container's own mounts; no tool is needed in the image. A path with a
+//!   symbolic link in it is refused (a link would be resolved against this host's root).
+//! - `exec`: `df`, `head -c` and `rm` inside the target.
+//!
+//! It never writes more than the filesystem has free: `size` is refused above it, and
+//! `percent` fills until `df`'s Use% reaches it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::cpu_stress::CpuAccess;
+use super::{FaultKind, Undo, UndoRecord};
+use crate::experiment::model::{
+    CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec,
+};
+use crate::platform::kubernetes::rbac::Permission;
+use crate::platform::{Platform, PlatformError, Target};
+
+/// Prefix of the file's name.
+pub const FILE_PREFIX: &str = ".faultline-fill-";
+
+/// What revert needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillRecord {
+    /// The file, as an absolute path inside the target.
+    pub file: String,
+    pub access: CpuAccess,
+    /// How many bytes it holds.
+    pub bytes: u64,
+}
+
+/// A filesystem's size and use in bytes, as `df` counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    pub used: u64,
+    /// Free for an unprivileged writer (`df`'s Available).
+    pub available: u64,
+}
+
+impl Space {
+    /// The bytes that bring `df`'s Use% (used / (used + available)) to `percent`.
+    pub fn to_reach(self, percent: f64) -> Option<u64> {
+        let goal = ((self.used + self.available) as f64 * percent / 100.0) as u64;
+        goal.checked_sub(self.used).filter(|n| *n > 0)
+    }
+
+    pub fn use_percent(self) -> f64 {
+        self.used as f64 * 100.0 / (self.used + self.available).max(1) as f64
+    }
+}
+
+/// The second line of `df -P -k PATH`: size, used and available in KiB.
+pub fn parse_df(stdout: &str) -> Option<Space> {
+    let line = stdout.lines().nth(1)?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let kib = |i: usize| f.get(i)?.parse::<u64>().ok().map(|v| v * 1024);
+    Some(Space {
+        used: kib(2)?,
+        available: kib(3)?,
+    })
+}
+
+fn human(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib >= 1024.0 {
+        format!("{:.1}GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1}MiB")
+    }
+}
+
+/// `path` under `root`, refusing any component that is a symbolic link (it would be
+/// resolved against this host's root, not the container's).
+fn under_root(root: &Path, path: &str, target: &Target) -> Result<PathBuf, PlatformError> {
+    let mut at = root.to_path_buf();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at.push(part);
+        let meta = std::fs::symlink_metadata(&at).map_err(|e| {
+            PlatformError::Refused(format!("`{path}` in `{}` cannot be used: {e}", target.name))
+        })?;
+        if meta.file_type().is_symlink() {
+            return Err(PlatformError::Refused(format!(
+                "`{path}` in `{}` goes through a symbolic link; name the directory it points to",
+                target.name
+            )));
+        }
+    }
+    Ok(at)
+}
+
+fn host_space(dir: &Path) -> Result<Space, PlatformError> {
+    let s = nix::sys::statvfs::statvfs(dir).map_err(|e| {
+        PlatformError::Refused(format!(
+            "cannot read the filesystem of {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let frsize = s.fragment_size() as u64;
+    let total = s.blocks() as u64 * frsize;
+    let free = s.blocks_free() as u64 * frsize;
+    Ok(Space {
+        used: total.saturating_sub(free),
+        available: s.blocks_available() as u64 * frsize,
+    })
+}
+
+/// Writes `bytes` into a new file (never an existing one, never through a link).
+fn write_file(file: &Path, bytes: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(file)?;
+    let block = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()
+}
+
+fn sh(script: String) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script]
+}
+
+/// Single-quotes `s` for a POSIX shell.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+async fn space(
+    platform: &dyn Platform,
+    target: &Target,
+    access: CpuAccess,
+    path: &str,
+) -> Result<Space, PlatformError> {
+    match access {
+        CpuAccess::Host => {
+            let dir = under_root(&platform.host_root(target).await?, path, target)?;
+            if !dir.is_dir() {
+                return Err(PlatformError::Refused(format!(
+                    "`{path}` in `{}` is not a directory",
+                    target.name
+                )));
+            }
+            host_space(&dir)
+        }
+        CpuAccess::Exec => {
+            let p = quote(path);
+            let out = platform
+                .exec(
+                    target,
+                    &sh(format!(
+                        "[ -d {p} ] || {{ echo notdir; exit 0; }}; df -P -k {p}"
+                    )),
+                )
+                .await?;
+            if out.stdout.trim() == "notdir" {
+                return Err(PlatformError::Refused(format!(
+                    "`{path}` in `{}` is not a directory",
+                    target.name
+                )));
+            }
+            parse_df(&out.stdout).ok_or_else(|| {
+                PlatformError::Refused(format!(
+                    "cannot read the free space of `{path}` in `{}` with `df`: {}",
+                    target.name,
+                    out.stderr.trim()
+                ))
+            })
+        }
+    }
+}
+
+impl DiskFillFault {
+    fn amount(&self) -> String {
+        match (&self.size, self.percent) {
+            (Some(s), _) => s.to_string(),
+            (None, Some(p)) => format!("to {p} full"),
+            (None, None) => "?".into(),
+        }
+    }
+}
+
+impl FaultSpec for DiskFillFault {
+    fn name(&self) -> &'static str {
+        "disk_fill"
+    }
+
+    fn after(&self) -> crate::experiment::units::Duration {
+        self.after
+    }
+
+    fn duration(&self) -> Option<crate::experiment::units::Duration> {
+        Some(self.duration)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "disk_fill {} at {} for {}",
+            self.amount(),
+            self.path,
+            self.duration
+        )
+    }
+
+    fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
+        p.positive("duration", self.duration);
+        match (&self.size, self.percent) {
+            (Some(_), Some(_)) => p.err("disk_fill takes `size` or `percent`, not both: remove one"),
+            (None, None) => p.err(
+                "disk_fill needs how much: `size: 1GiB`, or `percent: 90` to fill the filesystem until it is 90% full",
+            ),
+            (None, Some(pc)) if pc.0 <= 0.0 => p.err_at("percent", "`percent` must be above 0"),
+            _ => {}
+        }
+        if !self.path.starts_with('/') {
+            p.err_at(
+                "path",
+                format!(
+                    "`path` must be absolute (a directory inside the target), e.g. /{}",
+                    self.path.trim_start_matches("./")
+                ),
+            );
+        } else if self.path.split('/').any(|c| c == "..") {
+            p.err_at(
+                "path",
+                "`path` must not contain `..`: name the directory itself",
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl FaultKind for DiskFillFault {
+    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+        if platform.kind() == "kubernetes" {
+            return Err(
+                "disk_fill is not available on Kubernetes in this build (Docker only)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn prepare(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+    ) -> Result<Option<Undo>, PlatformError> {
+        let reach = platform.host_reach(target).await;
+        let access = match (self.strategy, reach) {
+            (CpuStrategy::Exec, _) => CpuAccess::Exec,
+            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
+            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
+            (CpuStrategy::Host, Err(why)) => {
+                return Err(PlatformError::Refused(format!(
+                    "strategy `host` writes through the target's root from this host, which cannot be done here: {why}; use `strategy: exec`"
+                )));
+            }
+        };
+        let free = space(platform, target, access, &self.path).await?;
+        let bytes = match (&self.size, self.percent) {
+            (Some(size), _) => {
+                if size.bytes > free.available {
+                    return Err(PlatformError::Refused(format!(
+                        "`size` {size} is more than the {} the filesystem at `{}` in `{}` has free: ask for less, or use `percent`",
+                        human(free.available),
+                        self.path,
+                        target.name
+                    )));
+                }
+                size.bytes
+            }
+            (None, Some(pc)) => free.to_reach(pc.0).ok_or_else(|| {
+                PlatformError::Refused(format!(
+                    "the filesystem at `{}` in `{}` is already {:.0}% full, at or above the {pc} asked",
+                    self.path,
+                    target.name,
+                    free.use_percent()
+                ))
+            })?,
+            (None, None) => return Err(super::mismatched(self)),
+        };
+        let file = format!(
+            "{}/{FILE_PREFIX}{:016x}",
+            self.path.trim_end_matches('/'),
+            rand::random::<u64>()
+        );
+        Ok(Some(Undo::new(UndoRecord::RemoveFile {
+            target: target.clone(),
+            fill: FillRecord {
+                file,
+                access,
+                bytes,
+            },
+        })))
+    }
+
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<(), PlatformError> {
+        let Some(UndoRecord::RemoveFile { fill, .. }) = undo.map(|u| &u.record) else {
+            return Err(super::mismatched(self));
+        };
+        match fill.access {
+            CpuAccess::Host => {
+                let dir = under_root(&platform.host_root(target).await?, &self.path, target)?;
+                let name = fill.file.rsplit('/').next().unwrap_or_default().to_string();
+                let (file, bytes) = (dir.join(name), fill.bytes);
+                tokio::task::spawn_blocking(move || write_file(&file, bytes))
+                    .await
+                    .map_err(|e| PlatformError::Refused(e.to_string()))?
+                    .map_err(|e| {
+                        PlatformError::Refused(format!(
+                            "cannot write {} into `{}` of `{}`: {e}",
+                            human(bytes),
+                            self.path,
+                            target.name
+                        ))
+                    })
+            }
+            CpuAccess::Exec => {
+                let out = platform
+                    .exec(
+                        target,
+                        &sh(format!(
+                            "head -c {} /dev/zero > {} && sync",
+                            fill.bytes,
+                            quote(&fill.file)
+                        )),
+                    )
+                    .await?;
+                if out.code == 0 {
+                    Ok(())
+                } else {
+                    Err(PlatformError::Refused(format!(
+                        "cannot write {} into `{}` of `{}`: {}",
+                        human(fill.bytes),
+                        self.path,
+                        target.name,
+                        out.stderr.trim()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        Some("# disk_fill is not available on Kubernetes in this build: no rules for it.\n")
+    }
+
+    /// Refused at preflight on Kubernetes: no rules.
+    fn rbac(&self) -> &'static [Permission] {
+        &[]
+    }
+}
+
+/// Removes the file and confirms it is gone (a file already gone is fine).
+pub async fn revert(
+    platform: &dyn Platform,
+    target: &Target,
+    fill: &FillRecord,
+) -> Result<(), PlatformError> {
+    match fill.access {
+        CpuAccess::Host => {
+            let (dir, name) = fill.file.rsplit_once('/').unwrap_or(("", &fill.file));
+            let dir = under_root(&platform.host_root(target).await?, dir, target)?;
+            match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(PlatformError::Refused(format!(
+                    "cannot remove {} from `{}`: {e}",
+                    fill.file, target.name
+                ))),
+            }
+        }
+        CpuAccess::Exec => {
+            let f = quote(&fill.file);
+            let out = platform
+                .exec(
+                    target,
+                    &sh(format!("rm -f {f}; [ -e {f} ] && echo left || echo gone")),
+                )
+                .await?;
+            match out.stdout.trim() {
+                "gone" => Ok(()),
+                _ if out.stderr.contains("is not running") => {
+                    Err(PlatformError::Gone(target.name.clone()))
+                }
+                _ => Err(PlatformError::Refused(format!(
+                    "cannot remove {} from `{}`: {}",
+                    fill.file,
+                    target.name,
+                    out.stderr.trim()
+                ))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn df_lines_and_the_bytes_to_reach_a_percentage() {
+        let df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n\
+                  tmpfs 65536 16384 49152 25% /fill\n";
+        let s = parse_df(df).unwrap();
+        assert_eq!(s.used, 16 << 20);
+        assert_eq!(s.available, 48 << 20);
+        assert_eq!(s.use_percent(), 25.0);
+        let n = s.to_reach(90.0).unwrap();
+        assert_eq!(n, (64u64 << 20) * 9 / 10 - (16 << 20));
+        assert_eq!(s.to_reach(20.0), None, "already above");
+        assert_eq!(parse_df("garbage"), None);
+    }
+
+    #[test]
+    fn paths_are_quoted_for_the_shell() {
+        assert_eq!(quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(quote("/x'y"), "'/x'\\''y'");
+    }
+
+    #[test]
+    fn a_symbolic_link_on_the_way_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.path().join("tmp")).unwrap();
+        let t = Target {
+            platform: "docker".into(),
+            id: "x".into(),
+            name: "web".into(),
+            labels: Default::default(),
+        };
+        assert!(under_root(root.path(), "/real", &t).is_ok());
+        let e = under_root(root.path(), "/tmp", &t).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+    }
+}

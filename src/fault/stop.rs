@@ -1,0 +1,210 @@
+//! `stop`: stops the container (SIGTERM, then SIGKILL after `timeout`), keeps it stopped
+//! for `duration`, and starts it again at revert (and `recover`). `restart`: stops and
+//! starts it in one operation, a one-shot fault. Docker only for now.
+
+use async_trait::async_trait;
+
+use super::{FaultKind, Undo, UndoRecord};
+use crate::experiment::model::{
+    FaultProblems, FaultSpec, RestartFault, StopFault, Target as TargetSpec,
+};
+use crate::experiment::units::Duration;
+use crate::platform::kubernetes::rbac::Permission;
+use crate::platform::{Platform, PlatformError, Target};
+
+fn docker_only(name: &str, platform: &dyn Platform) -> Result<(), String> {
+    if platform.kind() == "kubernetes" {
+        return Err(format!(
+            "{name} is not available on Kubernetes in this build (Docker only): use `kill` to have the kubelet restart a pod's container"
+        ));
+    }
+    Ok(())
+}
+
+impl FaultSpec for StopFault {
+    fn name(&self) -> &'static str {
+        "stop"
+    }
+
+    fn after(&self) -> Duration {
+        self.after
+    }
+
+    fn duration(&self) -> Option<Duration> {
+        Some(self.duration)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "stop for {} (SIGKILL after {})",
+            self.duration, self.timeout
+        )
+    }
+
+    fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
+        p.positive("duration", self.duration);
+    }
+}
+
+#[async_trait]
+impl FaultKind for StopFault {
+    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+        docker_only("stop", platform)
+    }
+
+    async fn prepare(
+        &self,
+        _platform: &dyn Platform,
+        target: &Target,
+    ) -> Result<Option<Undo>, PlatformError> {
+        Ok(Some(Undo::new(UndoRecord::StartTarget {
+            target: target.clone(),
+        })))
+    }
+
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        _undo: Option<&Undo>,
+    ) -> Result<(), PlatformError> {
+        platform.stop_target(target, self.timeout.std()).await
+    }
+
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        Some("# stop is not available on Kubernetes in this build: no rules for it.\n")
+    }
+
+    /// Refused at preflight on Kubernetes: no rules.
+    fn rbac(&self) -> &'static [Permission] {
+        &[]
+    }
+}
+
+/// Starts the target again and confirms it runs. A target that was started by someone
+/// else (or its restart policy) already is where revert wants it.
+pub async fn revert(platform: &dyn Platform, target: &Target) -> Result<(), PlatformError> {
+    platform.start_target(target).await?;
+    for _ in 0..20 {
+        if platform.is_running(target).await? {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(PlatformError::Refused(format!(
+        "container `{}` is not running after its start",
+        target.name
+    )))
+}
+
+impl FaultSpec for RestartFault {
+    fn name(&self) -> &'static str {
+        "restart"
+    }
+
+    fn after(&self) -> Duration {
+        self.after
+    }
+
+    fn duration(&self) -> Option<Duration> {
+        None
+    }
+
+    fn describe(&self) -> String {
+        format!("restart (SIGKILL after {})", self.timeout)
+    }
+
+    fn validate(&self, _target: &TargetSpec, _p: &mut FaultProblems) {}
+}
+
+#[async_trait]
+impl FaultKind for RestartFault {
+    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+        docker_only("restart", platform)
+    }
+
+    async fn prepare(
+        &self,
+        _platform: &dyn Platform,
+        _target: &Target,
+    ) -> Result<Option<Undo>, PlatformError> {
+        Ok(None)
+    }
+
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        _undo: Option<&Undo>,
+    ) -> Result<(), PlatformError> {
+        platform.restart_target(target, self.timeout.std()).await
+    }
+
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        Some("# restart is not available on Kubernetes in this build: no rules for it.\n")
+    }
+
+    /// Refused at preflight on Kubernetes: no rules.
+    fn rbac(&self) -> &'static [Permission] {
+        &[]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::units::Signal;
+
+    /// A Kubernetes platform that must never be touched.
+    struct Kube;
+
+    #[async_trait]
+    impl Platform for Kube {
+        fn kind(&self) -> &'static str {
+            "kubernetes"
+        }
+        fn endpoint(&self) -> String {
+            "shop".into()
+        }
+        async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
+            unreachable!()
+        }
+        async fn signal(
+            &self,
+            _: &Target,
+            _: Signal,
+            _: Option<Duration>,
+        ) -> Result<(), PlatformError> {
+            unreachable!()
+        }
+        async fn freeze(&self, _: &Target, _: std::time::Duration) -> Result<(), PlatformError> {
+            unreachable!()
+        }
+        async fn thaw(&self, _: &Target) -> Result<(), PlatformError> {
+            unreachable!()
+        }
+        async fn is_frozen(&self, _: &Target) -> Result<bool, PlatformError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_docker_only_faults_are_refused_on_kubernetes_before_anything() {
+        let faults = [
+            "stop: {duration: 5s}",
+            "restart: {}",
+            "memory_stress: {size: 1GiB, duration: 5s}",
+            "disk_fill: {size: 1GiB, duration: 5s}",
+        ];
+        for yaml in faults {
+            let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+            let f: crate::experiment::model::Fault = serde_json::from_value(v).unwrap();
+            let why = crate::fault::preflight(&f, &Kube).await.unwrap_err();
+            assert!(
+                why.contains("not available on Kubernetes") && why.contains(f.type_name()),
+                "{why}"
+            );
+            assert!(crate::fault::rbac_rules(&f).is_empty());
+        }
+    }
+}
