@@ -563,7 +563,16 @@ async fn inject(
                 if added {
                     let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
                 }
-                return Err(e);
+                // Say why the nfqueue engine ran at all.
+                return Err(match e {
+                    PlatformError::Refused(m) if rec.netem_first => {
+                        PlatformError::Refused(format!(
+                            "the kernel of `{}` has no netem, and the nfqueue engine that replaces it failed: {m}",
+                            target.name
+                        ))
+                    }
+                    other => other,
+                });
             }
         }
     }
