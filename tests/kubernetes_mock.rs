@@ -2562,6 +2562,8 @@ struct NfqState {
     qdisc: Option<String>,
     /// The OUTPUT chain, as `iptables -S OUTPUT` prints its rules.
     rules: Vec<String>,
+    /// The helper image has no `faultline`: the runtime cannot start the delayer.
+    no_faultline: bool,
 }
 
 impl NfqState {
@@ -2633,6 +2635,11 @@ impl NfqState {
         for (name, spec, c) in self.containers.iter_mut() {
             specs.push(spec.clone());
             let state = match c.exited() {
+                // What containerd reports for an executable the image lacks.
+                Some(_) if self.no_faultline && name.starts_with("faultline-delayer-") => {
+                    json!({"terminated": {"exitCode": 128, "reason": "StartError",
+                        "message": "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"faultline\": executable file not found in $PATH: unknown"}})
+                }
                 Some(code) => json!({"terminated": {"exitCode": code,
                     "reason": if code == 0 { "Completed" } else { "Error" }}}),
                 None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
@@ -2716,7 +2723,13 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
             let spec = s.body["spec"]["ephemeralContainers"][0].clone();
             let name = spec["name"].as_str().unwrap().to_string();
             let argv = kubelet_command(&spec);
-            let container = if argv[0] == "faultline" {
+            let container = if argv[0] == "faultline" && st.no_faultline {
+                let mut missing = spec.clone();
+                missing["command"] = json!(["sh", "-c", "exit 128"]);
+                let c = Container::start(&missing);
+                std::thread::sleep(Duration::from_millis(100));
+                c
+            } else if argv[0] == "faultline" {
                 // The delayer: its image's `faultline`, modelled by the stand-in.
                 let mut standin = spec.clone();
                 let mut command = vec![json!("sh"), json!("-c"), json!(DELAYER_STANDIN)];
@@ -2971,6 +2984,39 @@ async fn auto_delay_on_a_node_without_netem_runs_the_delayer_in_an_ephemeral_con
         ]
     );
     assert_granted(&seen, &faultline::fault::rbac_rules(&f));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_faultline_in_the_helper_image_the_fallback_says_what_the_image_needs() {
+    let state = Arc::new(Mutex::new(NfqState {
+        no_faultline: true,
+        ..Default::default()
+    }));
+    let (p, server) = nfq_platform(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let err = fault::inject(&p, &f, &t, Some(&undo))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("the kernel of `api-1` has no netem, and the nfqueue engine that replaces it failed: the nfqueue delayer in pod `api-1` ended at once (StartError, exit 128)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "needs `faultline`, `tc` and `iptables` (the `helper` target of deploy/Dockerfile)"
+        ),
+        "{err}"
+    );
+    // Nothing was left: no rule, no qdisc; revert (what `release` and `recover` do) ends.
+    {
+        let st = state.lock().unwrap();
+        assert!(st.rules.is_empty() && st.qdisc.is_none());
+    }
+    assert_eq!(fault::revert(&p, &undo).await, Ok(()));
+    assert_granted(&server.seen(), &faultline::fault::rbac_rules(&f));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
