@@ -2,13 +2,15 @@
 //!
 //! - `FAULTLINE_E2E_KUBECONFIG`: the kubeconfig of a disposable cluster (required).
 //! - `FAULTLINE_E2E_CONTEXT`: its context (default: the current one).
-//! - `FAULTLINE_E2E_TC_IMAGE`: the helpers' image, with `sh`, `sleep` and `tc`
-//!   (default `nicolaka/netshoot:v0.13`).
+//! - `FAULTLINE_E2E_TC_IMAGE`: the helpers' image, with `sh`, `sleep`, `tc`, `iptables`
+//!   and `faultline`: the `helper` target of deploy/Dockerfile (default
+//!   `faultline-helper:e2e`, built and loaded into the cluster as README says).
 //! - `FAULTLINE_E2E_IMAGE`: the target pods' image, with `sh`, `sleep` and `echo`
 //!   (default `busybox:1.36`).
 //!
 //! It creates the namespace `faultline-e2e-<random>` (Pod Security `privileged`, which the
-//! helpers need) with a three-replica Deployment, runs kill, pause, network and cpu_stress
+//! helpers need) with a three-replica Deployment, runs kill, pause, network (netem or its
+//! fallback, and `delay` through the nfqueue engine, fail-open included) and cpu_stress
 //! through the library, `faultline doctor FILE`, a `faultline run` and a `faultline
 //! recover` through the binary, and deletes the namespace at the end, also when an
 //! assertion fails.
@@ -69,7 +71,7 @@ async fn every_fault_against_a_real_cluster() {
         client: kube::Client::try_from(config).unwrap(),
         ns: format!("faultline-e2e-{:08x}", rand::random::<u32>()),
         tc_image: std::env::var("FAULTLINE_E2E_TC_IMAGE")
-            .unwrap_or_else(|_| "nicolaka/netshoot:v0.13".into()),
+            .unwrap_or_else(|_| "faultline-helper:e2e".into()),
         image: std::env::var("FAULTLINE_E2E_IMAGE").unwrap_or_else(|_| "busybox:1.36".into()),
     };
     let outcome = std::panic::AssertUnwindSafe(scenario(&env))
@@ -117,6 +119,7 @@ async fn scenario(env: &Env) {
 
     pause(env, &p, &targets[0]).await;
     network(env, &p, &targets[1]).await;
+    nfqueue(env, &p, &targets[1], &targets[0]).await;
     cpu(env, &p, &targets[1]).await;
     kill(env, &p, &targets[2]).await;
     cli_doctor(env).await;
@@ -271,19 +274,10 @@ async fn pause(env: &Env, p: &KubernetesPlatform, t: &Target) {
 }
 
 async fn network(env: &Env, p: &KubernetesPlatform, t: &Target) {
-    let mut f = fault(json!({"network": {"delay": "200ms", "duration": "20s"}}));
-    let mut want = "delay 200";
-    let mut undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
-    if let Err(e) = fault::inject(p, &f, t, Some(&undo)).await {
-        // Nodes without sch_netem: the rate limit (tbf) works everywhere.
-        assert!(e.to_string().contains("netem"), "{e}");
-        eprintln!("the nodes have no netem ({e}); testing a rate limit instead");
-        fault::revert(p, &undo).await.unwrap();
-        f = fault(json!({"network": {"rate": "1mbit", "duration": "20s"}}));
-        want = "tbf";
-        undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
-        fault::inject(p, &f, t, Some(&undo)).await.unwrap();
-    }
+    let f = fault(json!({"network": {"delay": "200ms", "duration": "20s"}}));
+    let undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
+    // `engine: auto`: netem, or on nodes without sch_netem the nfqueue engine.
+    fault::inject(p, &f, t, Some(&undo)).await.unwrap();
     let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
         panic!("{undo:?}")
     };
@@ -292,10 +286,19 @@ async fn network(env: &Env, p: &KubernetesPlatform, t: &Target) {
         .map(|s| s.to_string())
         .collect();
     let out = p.netns_exec(t, &qdisc.access, &show).await.unwrap();
-    assert!(
-        out.stdout.contains("fa17:") && out.stdout.contains(want),
-        "{out:?}"
-    );
+    if !(out.stdout.contains("fa17:") && out.stdout.contains("delay 200")) {
+        eprintln!("the nodes have no netem ({out:?}): the nfqueue engine runs");
+        let d = qdisc.delayer.clone().expect("auto keeps a delayer ready");
+        let list: Vec<String> = ["iptables", "-w", "-S", "OUTPUT"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let rules = p.netns_exec(t, &qdisc.access, &list).await.unwrap();
+        assert!(
+            rules.stdout.contains(&d.marker) && rules.stdout.contains("--queue-bypass"),
+            "{rules:?}"
+        );
+    }
     fault::revert(p, &undo).await.unwrap();
     // The helper has ended, and with it everything it held.
     let NetAccess::Sidecar { helper, .. } = &qdisc.access else {
@@ -323,6 +326,131 @@ async fn network(env: &Env, p: &KubernetesPlatform, t: &Target) {
         Err(PlatformError::Gone(t.name.clone())),
         "a second revert finds the helper ended"
     );
+}
+
+/// The average round trip from `from`'s container to `peer`'s pod IP (busybox `ping`),
+/// in milliseconds.
+async fn rtt_ms(env: &Env, from: &str, peer: &Target) -> f64 {
+    use tokio::io::AsyncReadExt;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let ip = pods
+        .get(&peer.name)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .expect("the peer has an IP");
+    let ap = AttachParams::default().container("app").stderr(false);
+    let mut attached = pods
+        .exec(from, ["ping", "-c", "4", "-W", "3", ip.as_str()], &ap)
+        .await
+        .unwrap();
+    let mut out = String::new();
+    attached
+        .stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    // busybox: "round-trip min/avg/max = 0.061/0.074/0.093 ms"
+    let stats = out
+        .lines()
+        .find_map(|l| l.split_once(" = "))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("no round-trip line from ping: {out:?}"));
+    stats.split('/').nth(1).unwrap().parse().unwrap()
+}
+
+/// The state of an ephemeral container of `pod`, waiting up to 20 s for it to terminate
+/// when `terminated` is asked for.
+async fn ephemeral_exit(env: &Env, pod: &str, container: &str) -> Option<i32> {
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let start = Instant::now();
+    loop {
+        let p = pods.get(pod).await.unwrap();
+        let state = p
+            .status
+            .and_then(|s| s.ephemeral_container_statuses)
+            .into_iter()
+            .flatten()
+            .find(|c| c.name == container)
+            .and_then(|c| c.state);
+        if let Some(t) = state.and_then(|s| s.terminated) {
+            return Some(t.exit_code);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `delay` through the nfqueue engine: the delayer in an ephemeral container, its rule in
+/// the pod's namespace; measured by ping from the pod. Then the delayer dies mid-fault
+/// and traffic flows (fail open), and revert still succeeds.
+async fn nfqueue(env: &Env, p: &KubernetesPlatform, t: &Target, peer: &Target) {
+    let before = rtt_ms(env, &t.name, peer).await;
+    assert!(before < 100.0, "baseline round trip {before} ms");
+    let f = fault(json!({"network": {"delay": "200ms", "duration": "30s", "engine": "nfqueue"}}));
+    assert_eq!(fault::preflight(&f, p).await, Ok(()));
+    let list_rules: Vec<String> = ["iptables", "-w", "-S", "OUTPUT"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for die in [false, true] {
+        let undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
+        let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
+            panic!("{undo:?}")
+        };
+        let d = qdisc
+            .delayer
+            .clone()
+            .expect("the nfqueue engine has a delayer");
+        fault::inject(p, &f, t, Some(&undo)).await.unwrap();
+        let rules = p.netns_exec(t, &qdisc.access, &list_rules).await.unwrap();
+        assert!(
+            rules.stdout.contains(&format!(
+                "--comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+                d.marker, d.queue
+            )),
+            "{rules:?}"
+        );
+        let during = rtt_ms(env, &t.name, peer).await;
+        assert!(
+            during >= 180.0,
+            "round trip {during} ms under a 200ms delay"
+        );
+        if die {
+            // The delayer ends (as if evicted): its queue is unbound, its rule stays, and
+            // `--queue-bypass` lets packets through.
+            let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+            let ap = AttachParams::default().container(&d.marker).stderr(false);
+            if let Ok(a) = pods.exec(&t.name, ["sh", "-c", "kill -TERM 1"], &ap).await {
+                let _ = a.join().await;
+            }
+            assert!(ephemeral_exit(env, &t.name, &d.marker).await.is_some());
+            let rules = p.netns_exec(t, &qdisc.access, &list_rules).await.unwrap();
+            assert!(rules.stdout.contains(&d.marker), "{rules:?}");
+            let open = rtt_ms(env, &t.name, peer).await;
+            assert!(
+                open < 100.0,
+                "fail open: round trip {open} ms without the delayer"
+            );
+        }
+        fault::revert(p, &undo).await.unwrap();
+        assert!(
+            ephemeral_exit(env, &t.name, &d.marker).await.is_some(),
+            "the delayer's container has terminated"
+        );
+        let after = rtt_ms(env, &t.name, peer).await;
+        assert!(after < 100.0, "round trip {after} ms after revert");
+        let NetAccess::Sidecar { helper, .. } = &qdisc.access else {
+            panic!()
+        };
+        let helper = helper.split_once('/').unwrap().1;
+        assert_eq!(ephemeral_exit(env, &t.name, helper).await, Some(0));
+    }
 }
 
 /// A stressor in an ephemeral container: running while injected, gone after revert.

@@ -2009,6 +2009,7 @@ impl Container {
     fn localize(arg: &str, tmp: &tempfile::TempDir) -> String {
         arg.replace("/tmp/", &format!("{}/", tmp.path().display()))
             .replace("tc qdisc", "true qdisc")
+            .replace("iptables ", "true ")
     }
 
     /// Runs an exec's argv in the container, for real.
@@ -2224,8 +2225,12 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
     assert_eq!(
         execs(&seen),
         [
+            // A free queue for the delayer, in case the kernel has no netem.
+            "cat /proc/net/netfilter/nfnetlink_queue",
             "tc qdisc show dev eth0",
             "tc qdisc add dev eth0 root handle fa17: netem delay 100ms",
+            // Revert: netem is there, so the delayer never ran: no rule, no container.
+            "tc qdisc show dev eth0",
             "tc qdisc show dev eth0",
             "tc qdisc del dev eth0 root handle fa17:",
             "tc qdisc show dev eth0",
@@ -2482,7 +2487,7 @@ async fn cpu_stress_names_the_stressor_when_its_image_cannot_be_pulled() {
             ];
             p.start_process(
                 &target("api-1", "uid-1"),
-                faultline::platform::Placement::InTarget,
+                faultline::platform::Placement::IN_TARGET,
                 &argv,
                 marker,
                 Duration::from_secs(10),
@@ -2533,6 +2538,541 @@ async fn cpu_stress_without_an_image_releases_nothing_and_warns_nothing() {
     assert_eq!(fault::cpu_stress::revert(&p, &t, stressor).await, Ok(()));
     assert_eq!(execs(&server.seen()), Vec::<(String, String)>::new());
     assert_granted(&server.seen(), &fault::rbac_rules(&f));
+}
+
+// ---------------------------------------------------------------------------------------
+// The nfqueue engine on a node without netem. The network helper's script and the delayer
+// container run here for real (the kubelet's commands in a local `sh`); the kernel is
+// modelled: `tc qdisc add ... netem` answers as a kernel without `sch_netem` does, the
+// iptables OUTPUT chain is a list of rules, /proc/net/netfilter/nfnetlink_queue lists the
+// queue a running delayer has bound, and a packet's fate follows the NFQUEUE target's
+// rules: a bound queue holds it; an unbound one drops it, unless the rule has
+// `--queue-bypass`, which lets it through.
+
+/// A stand-in for `faultline delayer` as PID 1 of its container: its command line carries
+/// the real arguments (the marker too), it holds its queue while it runs, and it ends on
+/// SIGTERM (the real delayer lets its packets go, then exits 0).
+const DELAYER_STANDIN: &str = "trap 'exit 0' TERM; sleep 600 & wait $!";
+
+#[derive(Default)]
+struct NfqState {
+    /// Ephemeral containers in the order they were added: name, spec, local process.
+    containers: Vec<(String, Value, Container)>,
+    /// faultline's root qdisc on eth0, by kind.
+    qdisc: Option<String>,
+    /// The OUTPUT chain, as `iptables -S OUTPUT` prints its rules.
+    rules: Vec<String>,
+    /// The helper image has no `faultline`: the runtime cannot start the delayer.
+    no_faultline: bool,
+}
+
+impl NfqState {
+    fn container(&mut self, name: &str) -> Option<&mut Container> {
+        self.containers
+            .iter_mut()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, c)| c)
+    }
+
+    fn delayer(&mut self) -> Option<&mut Container> {
+        self.containers
+            .iter_mut()
+            .find(|(n, _, _)| n.starts_with("faultline-delayer-"))
+            .map(|(_, _, c)| c)
+    }
+
+    /// Queues bound now: a running delayer's `--queue`.
+    fn bound(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (_, spec, c) in self.containers.iter_mut() {
+            let argv = kubelet_command(spec);
+            if argv.first().map(String::as_str) == Some("faultline") && c.exited().is_none() {
+                let i = argv.iter().position(|a| a == "--queue").unwrap();
+                out.push(argv[i + 1].clone());
+            }
+        }
+        out
+    }
+
+    /// What the kernel does with an outgoing packet.
+    fn packet(&mut self) -> &'static str {
+        let bound = self.bound();
+        for rule in &self.rules {
+            let words: Vec<&str> = rule.split_whitespace().collect();
+            let Some(i) = words.iter().position(|w| *w == "--queue-num") else {
+                continue;
+            };
+            if bound.iter().any(|q| q == words[i + 1]) {
+                return "held by the delayer";
+            }
+            return if words.contains(&"--queue-bypass") {
+                "sent"
+            } else {
+                "dropped"
+            };
+        }
+        "sent"
+    }
+
+    /// The helper's script ran its `on_exit` as it ended: the qdisc and rules went too.
+    fn settle(&mut self) {
+        let helper_ended = self
+            .containers
+            .iter_mut()
+            .find(|(n, _, _)| n.starts_with("faultline-net-"))
+            .is_some_and(|(_, _, c)| c.exited().is_some());
+        if helper_ended {
+            self.qdisc = None;
+            self.rules
+                .retain(|r| !r.contains("--comment faultline-delayer-"));
+        }
+    }
+
+    fn pod(&mut self) -> Value {
+        let mut pod = pod("api-1", "uid-1");
+        let mut specs = Vec::new();
+        let mut statuses = Vec::new();
+        for (name, spec, c) in self.containers.iter_mut() {
+            specs.push(spec.clone());
+            let state = match c.exited() {
+                // What containerd reports for an executable the image lacks.
+                Some(_) if self.no_faultline && name.starts_with("faultline-delayer-") => {
+                    json!({"terminated": {"exitCode": 128, "reason": "StartError",
+                        "message": "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"faultline\": executable file not found in $PATH: unknown"}})
+                }
+                Some(code) => json!({"terminated": {"exitCode": code,
+                    "reason": if code == 0 { "Completed" } else { "Error" }}}),
+                None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
+            };
+            statuses.push(json!({"name": name, "ready": false, "restartCount": 0,
+                "image": spec["image"], "imageID": "", "state": state}));
+        }
+        pod["spec"]["ephemeralContainers"] = json!(specs);
+        pod["status"]["ephemeralContainerStatuses"] = json!(statuses);
+        pod
+    }
+}
+
+/// Runs one exec in the helper: `tc`, `cat` and `iptables` against the modelled kernel,
+/// anything else in the container for real.
+fn nfq_helper_exec(st: &mut NfqState, helper: &str, argv: &[String]) -> fake::Answer {
+    let line = argv.join(" ");
+    if line.starts_with("tc qdisc show") {
+        return fake::Answer::exec_ok(&match &st.qdisc {
+            Some(kind) => format!("qdisc {kind} fa17: root refcnt 2\n"),
+            None => "qdisc noqueue 0: root refcnt 2\n".into(),
+        });
+    }
+    if line.starts_with("tc qdisc add") {
+        if argv.iter().any(|a| a == "netem") {
+            // What tc prints when the kernel has no sch_netem (and cannot load it).
+            return fake::Answer::exec_exit(2, "Error: Specified qdisc kind is unknown.\n");
+        }
+        st.qdisc = Some(argv[7].clone());
+        return fake::Answer::exec_ok("");
+    }
+    if line.starts_with("tc qdisc del") {
+        st.qdisc = None;
+        return fake::Answer::exec_ok("");
+    }
+    if line == "cat /proc/net/netfilter/nfnetlink_queue" {
+        let listing: String = st
+            .bound()
+            .iter()
+            .map(|q| format!("{q:>5}  31337     0 2     0     0     0        0  1\n"))
+            .collect();
+        return fake::Answer::exec_ok(&listing);
+    }
+    if line == "iptables -w -S OUTPUT" {
+        let mut out = "-P OUTPUT ACCEPT\n".to_string();
+        for r in &st.rules {
+            out.push_str(&format!("{r}\n"));
+        }
+        return fake::Answer::exec_ok(&out);
+    }
+    if let Some(spec) = line.strip_prefix("iptables -w -I ") {
+        st.rules.insert(0, format!("-A {spec}"));
+        return fake::Answer::exec_ok("");
+    }
+    if let Some(spec) = line.strip_prefix("iptables -w -D ") {
+        let rule = format!("-A {spec}");
+        return match st.rules.iter().position(|r| *r == rule) {
+            Some(i) => {
+                st.rules.remove(i);
+                fake::Answer::exec_ok("")
+            }
+            None => fake::Answer::exec_exit(
+                1,
+                "iptables: Bad rule (does a matching rule exist in that chain?).\n",
+            ),
+        };
+    }
+    let out = st.container(helper).unwrap().exec(argv);
+    match out.status.code() {
+        Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
+        code => fake::Answer::exec_exit(code.unwrap_or(128), &String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        let mut st = state.lock().unwrap();
+        st.settle();
+        let pod_path = format!("{PODS}/api-1");
+        if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
+            let spec = s.body["spec"]["ephemeralContainers"][0].clone();
+            let name = spec["name"].as_str().unwrap().to_string();
+            let argv = kubelet_command(&spec);
+            let container = if argv[0] == "faultline" && st.no_faultline {
+                let mut missing = spec.clone();
+                missing["command"] = json!(["sh", "-c", "exit 128"]);
+                let c = Container::start(&missing);
+                std::thread::sleep(Duration::from_millis(100));
+                c
+            } else if argv[0] == "faultline" {
+                // The delayer: its image's `faultline`, modelled by the stand-in.
+                let mut standin = spec.clone();
+                let mut command = vec![json!("sh"), json!("-c"), json!(DELAYER_STANDIN)];
+                command.extend(argv.iter().map(|a| json!(a.replace('$', "$$"))));
+                standin["command"] = json!(command);
+                Container::start(&standin)
+            } else {
+                Container::start(&spec)
+            };
+            st.containers.push((name, spec, container));
+            return fake::Answer::Json(200, st.pod());
+        }
+        if s.method == "GET" && s.path == pod_path {
+            return fake::Answer::Json(200, st.pod());
+        }
+        if s.method == "GET" && s.path == format!("{pod_path}/exec") {
+            let pairs = s.pairs();
+            let container = pairs
+                .iter()
+                .find(|(k, _)| k == "container")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let argv: Vec<String> = pairs
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v)
+                .collect();
+            let ended = st.container(&container).map(|c| c.exited().is_some());
+            if ended != Some(false) {
+                return fake::Answer::Json(
+                    400,
+                    status(
+                        400,
+                        "BadRequest",
+                        &format!("container {container} is not valid for pod api-1"),
+                        "",
+                        "",
+                    ),
+                );
+            }
+            if container.starts_with("faultline-net-") {
+                return nfq_helper_exec(&mut st, &container, &argv);
+            }
+            // The delayer's container: the kill script runs there for real; as PID 1
+            // ends, the kernel ends the exec too (exit 137, empty output).
+            let c = st.container(&container).unwrap();
+            let out = c.exec(&argv);
+            let start = std::time::Instant::now();
+            while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if c.exited().is_some() {
+                return fake::Answer::exec_exit(137, "");
+            }
+            return fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout));
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    })
+}
+
+async fn nfq_platform(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake::Server) {
+    let server = fake::start(nfq_handler(state.clone())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_tc_image(Some("registry.local/faultline-helper:1".into()))
+        .with_timing(timing());
+    (p, server)
+}
+
+/// The ephemeral container patches the API server saw, by container name.
+fn patches(seen: &[Seen]) -> Vec<Value> {
+    seen.iter()
+        .filter(|s| s.method == "PATCH")
+        .map(|s| s.body.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_delay_on_a_node_without_netem_runs_the_delayer_in_an_ephemeral_container() {
+    let state = Arc::new(Mutex::new(NfqState::default()));
+    let (p, server) = nfq_platform(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    let d = qdisc
+        .delayer
+        .clone()
+        .expect("a delayer is ready in case netem is missing");
+    assert!(d.marker.starts_with("faultline-delayer-"), "{d:?}");
+    assert_eq!(
+        d.placement,
+        faultline::platform::Placement::InTarget {
+            net_admin: true,
+            image: Some("registry.local/faultline-helper:1".into())
+        }
+    );
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+
+    // The kernel: faultline's rule sends every outgoing packet to the delayer's queue,
+    // with --queue-bypass; no qdisc (a delay alone needs no tc).
+    let rule = format!(
+        "-A OUTPUT -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+        d.marker, d.queue
+    );
+    {
+        let mut st = state.lock().unwrap();
+        assert_eq!(st.rules, vec![rule.clone()]);
+        assert_eq!(st.qdisc, None);
+        assert_eq!(st.packet(), "held by the delayer");
+        assert_eq!(st.bound(), vec![d.queue.to_string()]);
+    }
+
+    // Two ephemeral containers: the network helper, then the delayer.
+    let seen = server.seen();
+    let patches = patches(&seen);
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    let helper = patches[0]["spec"]["ephemeralContainers"][0].clone();
+    let helper_name = helper["name"].as_str().unwrap().to_string();
+    assert!(helper_name.starts_with("faultline-net-"));
+    assert_eq!(helper["image"], "registry.local/faultline-helper:1");
+    // After the kubelet's expansion the helper's script deletes the rule too as it ends:
+    // `$rule` reaches the shell as written.
+    let script = kubelet_command(&helper)[2].clone();
+    let (m1, m2) = d.marker.split_at(d.marker.len() / 2);
+    assert!(
+        script.contains(&format!(
+            "tc qdisc del dev eth0 root handle fa17: 2>/dev/null; m1={m1}; m2={m2}; iptables -w -S OUTPUT 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -D $rule; done; exit 0' TERM INT"
+        )),
+        "{script}"
+    );
+    // Stopping the delayer by its marker must never match the helper's shell (one
+    // process namespace with `shareProcessNamespace`).
+    assert!(!script.contains(&d.marker), "{script}");
+    let mut delayer = patches[1].clone();
+    let container = delayer["spec"]["ephemeralContainers"][0].take();
+    let argv = kubelet_command(&container);
+    let until: u64 = argv[11].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 15..=now + 21).contains(&until),
+        "the delayer's own deadline is the duration plus a margin: {until} vs now {now}"
+    );
+    assert_eq!(
+        argv,
+        [
+            "faultline",
+            "delayer",
+            "--queue",
+            &d.queue.to_string(),
+            "--delay-us",
+            "100000",
+            "--jitter-us",
+            "0",
+            "--loss",
+            "0",
+            "--until",
+            &until.to_string(),
+            "--marker",
+            &d.marker
+        ]
+    );
+    assert_eq!(container["command"], json!(argv), "nothing to escape");
+    let mut container = container;
+    container.as_object_mut().unwrap().remove("command");
+    delayer["spec"]["ephemeralContainers"] = json!([container]);
+    assert_eq!(
+        delayer,
+        json!({
+            "metadata": {"uid": "uid-1"},
+            "spec": {"ephemeralContainers": [{
+                "name": d.marker,
+                "image": "registry.local/faultline-helper:1",
+                "imagePullPolicy": "IfNotPresent",
+                "stdin": false,
+                "tty": false,
+                "securityContext": {"runAsUser": 0, "runAsNonRoot": false, "capabilities": {"add": ["NET_ADMIN"]}}
+            }]}
+        })
+    );
+    let cat = "cat /proc/net/netfilter/nfnetlink_queue".to_string();
+    let add = format!(
+        "iptables -w -I OUTPUT -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+        d.marker, d.queue
+    );
+    let on = |c: &str| (helper_name.clone(), c.to_string());
+    assert_eq!(
+        execs(&seen),
+        vec![
+            on(&cat),
+            on("tc qdisc show dev eth0"),
+            on("tc qdisc add dev eth0 root handle fa17: netem delay 100ms"),
+            on(&cat),
+            on(&add),
+        ]
+    );
+
+    let before = seen.len();
+    fault::revert(&p, &undo).await.unwrap();
+    {
+        let mut st = state.lock().unwrap();
+        assert!(st.rules.is_empty(), "{:?}", st.rules);
+        assert_eq!(st.packet(), "sent");
+        assert_eq!(
+            st.delayer().unwrap().exited(),
+            Some(0),
+            "the delayer ended by its SIGTERM"
+        );
+        assert!(st.container(&helper_name).unwrap().exited().is_some());
+    }
+    assert_eq!(
+        faultline::platform::host::pids_with_marker(&d.marker),
+        Vec::<i32>::new()
+    );
+    let seen = server.seen();
+    let reverted: Vec<(String, String)> = execs(&seen[before..]);
+    let del = add.replace(" -I ", " -D ");
+    assert_eq!(
+        reverted[..5],
+        [
+            on("tc qdisc show dev eth0"),
+            on("iptables -w -S OUTPUT"),
+            on(&del),
+            on("iptables -w -S OUTPUT"),
+            on("iptables -w -S OUTPUT"),
+        ]
+    );
+    assert_eq!(
+        reverted[5].0, d.marker,
+        "the stop runs in the delayer's container: {reverted:?}"
+    );
+    assert!(
+        reverted[5].1.contains("kill -TERM"),
+        "SIGTERM first: {:?}",
+        reverted[5]
+    );
+    assert_eq!(
+        reverted[6..],
+        [
+            on("tc qdisc show dev eth0"),
+            on("tc qdisc show dev eth0"),
+            on("sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\""),
+        ]
+    );
+    assert_granted(&seen, &fault::rbac_rules(&f));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_faultline_in_the_helper_image_the_fallback_says_what_the_image_needs() {
+    let state = Arc::new(Mutex::new(NfqState {
+        no_faultline: true,
+        ..Default::default()
+    }));
+    let (p, server) = nfq_platform(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let err = fault::inject(&p, &f, &t, Some(&undo))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("the kernel of `api-1` has no netem, and the nfqueue engine that replaces it failed: the nfqueue delayer in pod `api-1` ended at once (StartError, exit 128)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "needs `faultline`, `tc` and `iptables` (the `helper` target of deploy/Dockerfile)"
+        ),
+        "{err}"
+    );
+    // Nothing was left: no rule, no qdisc; revert (what `release` and `recover` do) ends.
+    {
+        let st = state.lock().unwrap();
+        assert!(st.rules.is_empty() && st.qdisc.is_none());
+    }
+    assert_eq!(fault::revert(&p, &undo).await, Ok(()));
+    assert_granted(&server.seen(), &fault::rbac_rules(&f));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_delayer_lets_traffic_flow_and_revert_still_succeeds() {
+    let state = Arc::new(Mutex::new(NfqState::default()));
+    let (p, server) = nfq_platform(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(
+        json!({"network": {"delay": "50ms", "jitter": "10ms", "loss": 1, "duration": "10s", "engine": "nfqueue"}}),
+    );
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    let d = qdisc.delayer.clone().unwrap();
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    assert_eq!(state.lock().unwrap().packet(), "held by the delayer");
+
+    // The delayer dies (OOM-killed, evicted): its queue is unbound; the rule stays.
+    {
+        let mut st = state.lock().unwrap();
+        let delayer = st.delayer().unwrap();
+        let group = nix::unistd::Pid::from_raw(delayer.child.id() as i32);
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let start = std::time::Instant::now();
+        while delayer.exited().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(st.bound().is_empty());
+        assert_eq!(
+            st.rules,
+            vec![format!(
+                "-A OUTPUT -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+                d.marker, d.queue
+            )]
+        );
+        // Fail open: with --queue-bypass a packet for an unbound queue goes out.
+        assert_eq!(st.packet(), "sent");
+    }
+
+    // Revert removes the rule, finds the delayer's container terminated, and ends.
+    assert_eq!(fault::revert(&p, &undo).await, Ok(()));
+    {
+        let mut st = state.lock().unwrap();
+        assert!(st.rules.is_empty());
+        let killed = st.delayer().unwrap().exited();
+        assert!(killed.is_some_and(|code| code != 0), "{killed:?}");
+    }
+    let seen = server.seen();
+    assert!(
+        !execs(&seen).iter().any(|(c, _)| *c == d.marker),
+        "nothing is exec'd into a terminated container"
+    );
+    assert_granted(&seen, &fault::rbac_rules(&f));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ impl CpuAccess {
                 netns: false,
                 cgroups: true,
             },
-            CpuAccess::Exec => Placement::InTarget,
+            CpuAccess::Exec => Placement::IN_TARGET,
         }
     }
 }

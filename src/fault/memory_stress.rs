@@ -59,7 +59,7 @@ fn placement(access: CpuAccess) -> Placement {
             netns: false,
             cgroups: true,
         },
-        CpuAccess::Exec => Placement::InTarget,
+        CpuAccess::Exec => Placement::IN_TARGET,
     }
 }
 

@@ -44,6 +44,11 @@ pub struct QdiscRecord {
     pub tc: bool,
     #[serde(default)]
     pub delayer: Option<super::nfqueue::DelayerRecord>,
+    /// `engine: auto` where netem support is unknown until tried (Kubernetes): inject
+    /// adds netem, and on a kernel without it ("Specified qdisc kind is unknown") runs
+    /// the `delayer` instead. Revert removes whichever is there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub netem_first: bool,
 }
 
 fn yes() -> bool {
@@ -267,8 +272,35 @@ impl FaultSpec for NetworkFault {
         )
     }
 
-    fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
+    /// On Kubernetes, says how delay/loss are applied and what the helper image needs.
+    fn describe_on(&self, target: &TargetSpec) -> String {
+        let plain = self.describe();
+        if target.kubernetes.is_none() || !needs_netem(self) {
+            return plain;
+        }
+        let delayer = "`faultline delayer` in an ephemeral container and an iptables rule with --queue-bypass; the helper image needs `faultline`, `tc` and `iptables`";
+        match self.engine {
+            NetworkEngine::Netem => format!("{plain} (netem)"),
+            NetworkEngine::Nfqueue => format!("{plain} (nfqueue engine: {delayer})"),
+            NetworkEngine::Auto => format!(
+                "{plain} (netem; where the node's kernel has none, the nfqueue engine: {delayer})"
+            ),
+        }
+    }
+
+    fn validate(&self, target: &TargetSpec, p: &mut FaultProblems) {
         p.positive("duration", self.duration);
+        if target.kubernetes.is_some()
+            && self.engine == NetworkEngine::Nfqueue
+            && self.strategy == NetworkStrategy::Host
+        {
+            p.err_at(
+                "strategy",
+                format!(
+                    "on Kubernetes the nfqueue engine runs its delayer in an ephemeral container: remove `strategy: host` (or use `sidecar`); it needs {NFQUEUE_IMAGE_NEEDS}"
+                ),
+            );
+        }
         if self.delay.is_none() && self.loss.is_none() && self.rate.is_none() {
             p.err("a network fault needs at least one of `delay`, `loss` or `rate`");
         }
@@ -308,20 +340,30 @@ impl FaultKind for NetworkFault {
             return Ok(());
         }
         let has_netem = platform.netem_supported().await;
+        // Kubernetes runs the delayer in an ephemeral container beside the pod.
+        let beside = platform.in_target_from_helper_image();
         match self.engine {
             NetworkEngine::Netem if has_netem == Some(false) => Err(netem_missing_message()),
             NetworkEngine::Auto
-                if has_netem == Some(false) && self.strategy == NetworkStrategy::Sidecar =>
+                if has_netem == Some(false)
+                    && self.strategy == NetworkStrategy::Sidecar
+                    && !beside =>
             {
                 Err(format!(
                     "{}; the nfqueue engine, which works without it, needs `strategy: host`",
                     netem_missing_message()
                 ))
             }
-            NetworkEngine::Nfqueue if self.strategy == NetworkStrategy::Sidecar => Err(
+            NetworkEngine::Nfqueue if self.strategy == NetworkStrategy::Sidecar && !beside => Err(
                 "the nfqueue engine runs its delayer from the host: use `strategy: host` (or auto)"
                     .into(),
             ),
+            NetworkEngine::Nfqueue if beside && self.strategy == NetworkStrategy::Host => {
+                Err(format!(
+                    "the nfqueue engine on {} runs its delayer in an ephemeral container: use `strategy: sidecar` (or auto), with {NFQUEUE_IMAGE_NEEDS}",
+                    platform.kind()
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -331,27 +373,39 @@ impl FaultKind for NetworkFault {
         platform: &dyn Platform,
         target: &Target,
     ) -> Result<Option<Undo>, PlatformError> {
+        let has_netem = platform.netem_supported().await;
         let engine = match self.engine {
             NetworkEngine::Netem => Engine::Netem,
             NetworkEngine::Nfqueue => Engine::Nfqueue,
-            NetworkEngine::Auto
-                if needs_netem(self) && platform.netem_supported().await == Some(false) =>
-            {
-                Engine::Nfqueue
-            }
+            NetworkEngine::Auto if needs_netem(self) && has_netem == Some(false) => Engine::Nfqueue,
             NetworkEngine::Auto => Engine::Netem,
         };
+        // Where faultline cannot reach the target from the host but a helper image runs
+        // beside it (Kubernetes), the delayer runs there; else from the host.
+        let beside =
+            platform.in_target_from_helper_image() && platform.host_reach(target).await.is_err();
         let nfq = engine == Engine::Nfqueue && needs_netem(self);
-        // The delayer runs from the host, so nfqueue means host access.
-        let strategy = if nfq {
+        // Netem unknown until tried: have the delayer ready in case the kernel lacks it.
+        let netem_first = self.engine == NetworkEngine::Auto
+            && needs_netem(self)
+            && has_netem.is_none()
+            && beside;
+        // The delayer runs from the host, so nfqueue means host access there.
+        let strategy = if nfq && !beside {
             NetworkStrategy::Host
         } else {
             self.strategy
         };
-        let on_exit = format!(
+        let marker = (nfq || netem_first)
+            .then(|| format!("faultline-delayer-{:016x}", rand::random::<u64>()));
+        let mut on_exit = format!(
             "tc {} 2>/dev/null",
             delete_command(&self.interface).join(" ")
         );
+        if let (Some(m), true) = (&marker, beside) {
+            // The helper takes the rule with it too when it ends (faultline died).
+            on_exit.push_str(&format!("; {}", super::nfqueue::delete_rules_script(m)));
+        }
         let access = platform
             .enter_netns(
                 target,
@@ -363,15 +417,26 @@ impl FaultKind for NetworkFault {
                 },
             )
             .await?;
-        let delayer = if nfq {
-            let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
-            let listing = platform.netns_exec(target, &access, &cat).await?;
-            Some(super::nfqueue::DelayerRecord {
-                queue: super::nfqueue::pick_queue(&super::nfqueue::bound_queues(&listing.stdout)),
-                marker: format!("faultline-net-{:016x}", rand::random::<u64>()),
-            })
-        } else {
-            None
+        let delayer = match marker {
+            Some(marker) => {
+                let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
+                let listing = platform.netns_exec(target, &access, &cat).await?;
+                let placement = match (&access, beside) {
+                    (NetAccess::Sidecar { image, .. }, true) => Placement::InTarget {
+                        net_admin: true,
+                        image: Some(image.clone()),
+                    },
+                    _ => host_placement(),
+                };
+                Some(super::nfqueue::DelayerRecord {
+                    queue: super::nfqueue::pick_queue(&super::nfqueue::bound_queues(
+                        &listing.stdout,
+                    )),
+                    marker,
+                    placement,
+                })
+            }
+            None => None,
         };
         Ok(Some(Undo::new(UndoRecord::RemoveQdisc {
             target: target.clone(),
@@ -380,6 +445,7 @@ impl FaultKind for NetworkFault {
                 access,
                 tc: needs_tc(self, engine),
                 delayer,
+                netem_first,
             },
         })))
     }
@@ -413,6 +479,50 @@ impl FaultKind for NetworkFault {
     }
 }
 
+/// What the nfqueue engine needs beside a pod, said by preflight and errors.
+pub const NFQUEUE_IMAGE_NEEDS: &str = "a helper image with `faultline`, `tc` and `iptables` (`tc_image`, --tc-image or FAULTLINE_TC_IMAGE; build the `helper` target of deploy/Dockerfile)";
+
+/// Why adding the qdisc failed.
+enum AddError {
+    NetemMissing,
+    Other(PlatformError),
+}
+
+impl From<PlatformError> for AddError {
+    fn from(e: PlatformError) -> Self {
+        AddError::Other(e)
+    }
+}
+
+/// Checks the root and adds the fault's qdisc(s) for `engine`; a failure part-way removes
+/// what was added.
+async fn add_qdisc(
+    platform: &dyn Platform,
+    f: &NetworkFault,
+    target: &Target,
+    access: &NetAccess,
+    engine: Engine,
+) -> Result<(), AddError> {
+    check_root(platform, target, access, &f.interface).await?;
+    let cmds = add_commands(f, engine);
+    for (i, args) in cmds.iter().enumerate() {
+        let out = tc(platform, target, access, args).await?;
+        if out.code != 0 {
+            if i > 0 {
+                let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+            }
+            if out.stderr.contains(NETEM_MISSING) && needs_netem(f) && engine == Engine::Netem {
+                return Err(AddError::NetemMissing);
+            }
+            return Err(AddError::Other(PlatformError::Refused(tc_error(
+                &args[..3].join(" "),
+                &out,
+            ))));
+        }
+    }
+    Ok(())
+}
+
 /// Adds the fault: its qdisc and, with the nfqueue engine, the delayer and its rule. A
 /// failure part-way removes what was added.
 async fn inject(
@@ -422,34 +532,55 @@ async fn inject(
     rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
     let access = &rec.access;
-    let engine = if rec.delayer.is_some() {
+    let mut engine = if rec.delayer.is_some() && !rec.netem_first {
         Engine::Nfqueue
     } else {
         Engine::Netem
     };
+    let mut added = false;
     if rec.tc {
-        check_root(platform, target, access, &f.interface).await?;
-        let cmds = add_commands(f, engine);
-        for (i, args) in cmds.iter().enumerate() {
-            let out = tc(platform, target, access, args).await?;
-            if out.code != 0 {
-                if i > 0 {
-                    let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+        match add_qdisc(platform, f, target, access, engine).await {
+            Ok(()) => added = true,
+            Err(AddError::NetemMissing) if rec.netem_first && rec.delayer.is_some() => {
+                tracing::info!(
+                    "the kernel of `{}` has no netem: delay, jitter and loss run on the nfqueue engine",
+                    target.name
+                );
+                engine = Engine::Nfqueue;
+                if needs_tc(f, engine) {
+                    match add_qdisc(platform, f, target, access, engine).await {
+                        Ok(()) => added = true,
+                        Err(AddError::Other(e)) => return Err(e),
+                        Err(AddError::NetemMissing) => {
+                            return Err(PlatformError::Refused(netem_missing_message()));
+                        }
+                    }
                 }
-                if out.stderr.contains(NETEM_MISSING) && needs_netem(f) {
-                    return Err(PlatformError::Refused(netem_missing_message()));
-                }
-                return Err(PlatformError::Refused(tc_error(&args[..3].join(" "), &out)));
             }
+            Err(AddError::NetemMissing) => {
+                return Err(PlatformError::Refused(netem_missing_message()));
+            }
+            Err(AddError::Other(e)) => return Err(e),
         }
     }
-    if let Some(d) = &rec.delayer {
-        if let Err(e) = start_nfqueue(platform, f, target, access, d).await {
-            let _ = stop_nfqueue(platform, target, access, d).await;
-            if rec.tc {
-                let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+    if engine == Engine::Nfqueue {
+        if let Some(d) = &rec.delayer {
+            if let Err(e) = start_nfqueue(platform, f, target, access, d).await {
+                let _ = stop_nfqueue(platform, target, access, d).await;
+                if added {
+                    let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+                }
+                // Say why the nfqueue engine ran at all.
+                return Err(match e {
+                    PlatformError::Refused(m) if rec.netem_first => {
+                        PlatformError::Refused(format!(
+                            "the kernel of `{}` has no netem, and the nfqueue engine that replaces it failed: {m}",
+                            target.name
+                        ))
+                    }
+                    other => other,
+                });
             }
-            return Err(e);
         }
     }
     Ok(())
@@ -482,8 +613,16 @@ async fn start_nfqueue(
         )
         .await?;
     if out.code != 0 {
+        let needs = match d.placement {
+            Placement::Host { .. } => {
+                "the nfqueue engine needs iptables on the host and the xt_NFQUEUE module".into()
+            }
+            Placement::InTarget { .. } => format!(
+                "the nfqueue engine needs {NFQUEUE_IMAGE_NEEDS}, and the xt_NFQUEUE module on the node"
+            ),
+        };
         return Err(PlatformError::Refused(format!(
-            "cannot add the NFQUEUE rule: {} (the nfqueue engine needs iptables on the host and the xt_NFQUEUE module)",
+            "cannot add the NFQUEUE rule: {} ({needs})",
             out.stderr.trim()
         )));
     }
@@ -524,19 +663,22 @@ async fn stop_nfqueue(
     }
     // SIGTERM first: the delayer lets the packets it holds go.
     platform
-        .stop_process(target, DELAYER_PLACEMENT, &d.marker, true)
+        .stop_process(target, d.placement.clone(), &d.marker, true)
         .await
 }
 
-/// The delayer runs on the host inside the target's network namespace.
-const DELAYER_PLACEMENT: Placement = Placement::Host {
-    netns: true,
-    cgroups: false,
-};
+/// The delayer runs on the host inside the target's network namespace (Docker).
+pub fn host_placement() -> Placement {
+    Placement::Host {
+        netns: true,
+        cgroups: false,
+    }
+}
 
 /// Starts the nfqueue delayer for the record's queue inside the target's network
 /// namespace, and waits until it has bound its queue; it ends by itself after
-/// `duration` (plus a margin) and when faultline dies.
+/// `duration` (plus a margin) and when faultline dies. From the host it is faultline's
+/// own binary; beside a pod, `faultline delayer` from the helper image.
 async fn start_delayer(
     platform: &dyn Platform,
     target: &Target,
@@ -545,13 +687,49 @@ async fn start_delayer(
     shape: super::nfqueue::Shape,
     duration: std::time::Duration,
 ) -> Result<(), PlatformError> {
-    if *access != NetAccess::Host {
+    let on_host = matches!(d.placement, Placement::Host { .. });
+    if on_host && *access != NetAccess::Host {
         return Err(PlatformError::Refused(
             "the nfqueue delayer runs from the host: use `strategy: host`".into(),
         ));
     }
     let lifetime = duration + super::cpu_stress::DEADLINE_MARGIN;
-    let args = [
+    let mut args = if on_host {
+        Vec::new()
+    } else {
+        vec!["faultline".to_string()]
+    };
+    args.extend(delayer_args(d, shape, host::deadline(lifetime)));
+    platform
+        .start_process(target, d.placement.clone(), &args, &d.marker, lifetime)
+        .await?;
+    // The rule goes in only once the delayer listens, though --queue-bypass would let
+    // packets through meanwhile anyway. Beside a pod its container was seen running; the
+    // kernel's own listing, read in the namespace, says when it has bound.
+    let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
+    let (tries, pause) = if on_host { (100, 30) } else { (100, 50) };
+    for _ in 0..tries {
+        let listing = platform.netns_exec(target, access, &cat).await?;
+        if super::nfqueue::bound_queues(&listing.stdout).contains(&d.queue) {
+            return Ok(());
+        }
+        if on_host && host::pids_with_marker(&d.marker).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+    }
+    Err(PlatformError::Refused(
+        "the nfqueue delayer did not bind its queue (the kernel needs nfnetlink_queue)".into(),
+    ))
+}
+
+/// The arguments of `faultline delayer` for a record and shape, until epoch second `until`.
+pub fn delayer_args(
+    d: &super::nfqueue::DelayerRecord,
+    shape: super::nfqueue::Shape,
+    until: u64,
+) -> Vec<String> {
+    vec![
         "delayer".to_string(),
         "--queue".into(),
         d.queue.to_string(),
@@ -562,29 +740,10 @@ async fn start_delayer(
         "--loss".into(),
         shape.loss.to_string(),
         "--until".into(),
-        host::deadline(lifetime).to_string(),
+        until.to_string(),
         "--marker".into(),
         d.marker.clone(),
-    ];
-    platform
-        .start_process(target, DELAYER_PLACEMENT, &args, &d.marker, lifetime)
-        .await?;
-    // The rule goes in only once the delayer listens, though --queue-bypass would let
-    // packets through meanwhile anyway.
-    let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
-    for _ in 0..100 {
-        let listing = platform.netns_exec(target, access, &cat).await?;
-        if super::nfqueue::bound_queues(&listing.stdout).contains(&d.queue) {
-            return Ok(());
-        }
-        if host::pids_with_marker(&d.marker).is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-    }
-    Err(PlatformError::Refused(
-        "the nfqueue delayer did not bind its queue (the kernel needs nfnetlink_queue)".into(),
-    ))
+    ]
 }
 
 /// Removes what the fault added and confirms it is gone; then the way in (a helper)
@@ -613,13 +772,20 @@ async fn remove(
     target: &Target,
     rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
+    let show = show_command(&rec.interface);
     if let Some(d) = &rec.delayer {
-        stop_nfqueue(platform, target, &rec.access, d).await?;
+        // With netem first, a netem qdisc of faultline's means the delayer never ran.
+        let netem_won = rec.netem_first && {
+            let before = tc(platform, target, &rec.access, &show).await?;
+            parse_root(&before.stdout) == Root::Ours && before.stdout.contains(" netem ")
+        };
+        if !netem_won {
+            stop_nfqueue(platform, target, &rec.access, d).await?;
+        }
     }
     if !rec.tc {
         return Ok(());
     }
-    let show = show_command(&rec.interface);
     let before = tc(platform, target, &rec.access, &show).await?;
     if parse_root(&before.stdout) == Root::Ours {
         let out = tc(
@@ -670,6 +836,77 @@ mod tests {
 
     fn add_commands_netem(f: &NetworkFault) -> Vec<Vec<String>> {
         add_commands(f, Engine::Netem)
+    }
+
+    #[test]
+    fn on_kubernetes_the_plan_says_what_the_nfqueue_engine_needs() {
+        let k8s: TargetSpec = serde_json::from_value(
+            serde_json::json!({"kubernetes": {"namespace": "shop", "selector": "app=api"}}),
+        )
+        .unwrap();
+        let docker: TargetSpec =
+            serde_json::from_value(serde_json::json!({"docker": {"labels": {"app": "web"}}}))
+                .unwrap();
+        let mut f = fault(Some(100), None, None, None);
+        assert_eq!(
+            f.describe_on(&docker),
+            "network delay 100ms on eth0 for 10s"
+        );
+        assert_eq!(
+            f.describe_on(&k8s),
+            "network delay 100ms on eth0 for 10s (netem; where the node's kernel has none, the nfqueue engine: `faultline delayer` in an ephemeral container and an iptables rule with --queue-bypass; the helper image needs `faultline`, `tc` and `iptables`)"
+        );
+        f.engine = NetworkEngine::Nfqueue;
+        assert!(
+            f.describe_on(&k8s)
+                .contains("(nfqueue engine: `faultline delayer`")
+        );
+        let rate_only = fault(None, None, None, Some("1mbit"));
+        assert_eq!(rate_only.describe_on(&k8s), rate_only.describe());
+
+        let mut problems = FaultProblems::default();
+        f.strategy = NetworkStrategy::Host;
+        f.validate(&k8s, &mut problems);
+        assert_eq!(problems.0.len(), 1, "{:?}", problems.0);
+        assert_eq!(problems.0[0].0, Some("strategy"));
+        assert!(problems.0[0].1.contains("`faultline`, `tc` and `iptables`"));
+        let mut problems = FaultProblems::default();
+        f.validate(&docker, &mut problems);
+        assert!(problems.0.is_empty(), "{:?}", problems.0);
+    }
+
+    #[test]
+    fn the_helper_deletes_the_rule_without_naming_the_marker() {
+        let marker = "faultline-delayer-00000000deadbeef";
+        let s = crate::fault::nfqueue::delete_rules_script(marker);
+        assert!(!s.contains(marker) && !s.contains('\''), "{s}");
+        // The real shell, with iptables played by a function over a rule list.
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::write(
+            &rules,
+            format!(
+                "-P OUTPUT ACCEPT\n-A OUTPUT -m comment --comment {marker} -j NFQUEUE --queue-num 41000 --queue-bypass\n-A OUTPUT -m comment --comment other -j ACCEPT\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("log");
+        let program = format!(
+            "iptables() {{ if [ \"$2\" = -S ]; then cat {r}; else echo \"$*\" >> {l}; fi; }}; {s}",
+            r = rules.display(),
+            l = log.display()
+        );
+        let st = std::process::Command::new("sh")
+            .args(["-c", &program])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!(
+                "-w -D OUTPUT -m comment --comment {marker} -j NFQUEUE --queue-num 41000 --queue-bypass\n"
+            )
+        );
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub const QUEUE_RANGE: std::ops::Range<u16> = 40_000..60_000;
 pub struct DelayerRecord {
     pub queue: u16,
     pub marker: String,
+    /// Where the delayer runs: on the host (Docker, the default of older records) or in
+    /// an ephemeral container beside the pod (Kubernetes).
+    #[serde(default = "crate::fault::network::host_placement")]
+    pub placement: crate::platform::Placement,
 }
 
 /// The rule, as iptables arguments after `-I`/`-D`. Identical for add and delete, so the
@@ -52,6 +56,18 @@ pub fn delete_rule(queue: u16, marker: &str) -> Vec<String> {
     let mut v = vec!["iptables".to_string(), "-w".into(), "-D".into()];
     v.extend(rule_spec(queue, marker));
     v
+}
+
+/// Shell commands that delete every OUTPUT rule carrying `marker`, whatever its queue:
+/// the network helper runs them as it ends. No single quotes (they go into a `trap '...'`),
+/// and the marker split in two, so that stopping the delayer by its marker (which scans
+/// every process the container sees: the whole pod with `shareProcessNamespace`) never
+/// takes the helper's shell for it.
+pub fn delete_rules_script(marker: &str) -> String {
+    let (a, b) = marker.split_at(marker.len() / 2);
+    format!(
+        "m1={a}; m2={b}; iptables -w -S OUTPUT 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -D $rule; done"
+    )
 }
 
 pub fn list_rules() -> Vec<String> {

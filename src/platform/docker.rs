@@ -804,7 +804,13 @@ impl Platform for DockerPlatform {
                 self.stressors.lock().expect("not poisoned").push(child);
                 Ok(())
             }
-            Placement::InTarget => self.exec_detached(target, argv).await,
+            Placement::InTarget {
+                net_admin: false, ..
+            } => self.exec_detached(target, argv).await,
+            // An exec runs from the target's own image, without faultline's binary.
+            Placement::InTarget { net_admin: true, .. } => Err(PlatformError::Refused(
+                "a process that changes a container's network runs from the host on Docker: use `strategy: host`".into(),
+            )),
         }
     }
 
@@ -825,7 +831,7 @@ impl Platform for DockerPlatform {
                     target.name
                 )))
             }
-            Placement::InTarget => {
+            Placement::InTarget { .. } => {
                 let argv = vec![
                     "sh".to_string(),
                     "-c".to_string(),

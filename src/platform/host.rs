@@ -60,6 +60,18 @@ pub fn kill_by_marker_script(marker: &str) -> String {
     )
 }
 
+/// [`kill_by_marker_script`], after a SIGTERM to each process carrying `marker` and up to
+/// 3 s for them to end by themselves (a delayer lets the packets it holds go).
+pub fn term_then_kill_by_marker_script(marker: &str) -> String {
+    let (a, b) = marker.split_at(marker.len() / 2);
+    format!(
+        "m1='{a}'; m2='{b}'; for d in /proc/[0-9]*; do c=$(cat \"$d/cmdline\" 2>/dev/null); case \"$c\" in *\"$m1$m2\"*) kill -TERM \"${{d#/proc/}}\" 2>/dev/null;; esac; done; \
+         i=0; while [ $i -lt 30 ]; do n=0; for d in /proc/[0-9]*; do c=$(cat \"$d/cmdline\" 2>/dev/null); case \"$c\" in *\"$m1$m2\"*) n=$((n + 1));; esac; done; \
+         [ $n -eq 0 ] && break; sleep 0.1; i=$((i + 1)); done; {}",
+        kill_by_marker_script(marker)
+    )
+}
+
 /// What [`kill_by_marker_script`] printed: how many processes remain, if it said.
 pub fn remaining(stdout: &str) -> Option<u32> {
     stdout.trim().strip_prefix("remaining=")?.parse().ok()

@@ -70,15 +70,30 @@ pub struct NetnsRequest<'a> {
 }
 
 /// Where a process that carries a fault runs ([`Platform::start_process`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Placement {
     /// faultline's own binary on the platform's host, started stopped, moved into the
     /// target's network namespace and/or cgroups, then let go; it dies with faultline.
     Host { netns: bool, cgroups: bool },
-    /// A shell command inside the target itself (Docker: exec; Kubernetes: an ephemeral
-    /// container sharing the pod's namespaces, from the helper image).
-    InTarget,
+    /// A command inside the target itself (Docker: exec; Kubernetes: an ephemeral
+    /// container sharing the pod's namespaces, from the helper image). `net_admin`: it
+    /// changes the target's network namespace (root with NET_ADMIN; Kubernetes only);
+    /// `image`: the helper image to use instead of the platform's default.
+    InTarget {
+        #[serde(default)]
+        net_admin: bool,
+        #[serde(default)]
+        image: Option<String>,
+    },
+}
+
+impl Placement {
+    /// An unprivileged command in the target, from the platform's helper image.
+    pub const IN_TARGET: Placement = Placement::InTarget {
+        net_admin: false,
+        image: None,
+    };
 }
 
 /// The result of a command run for a fault.
@@ -289,6 +304,14 @@ pub trait Platform: Send + Sync {
                 )
             }),
         ))
+    }
+
+    /// Whether [`Placement::InTarget`] runs from faultline's helper image beside the target
+    /// (Kubernetes: an ephemeral container), so that faultline's own subcommands
+    /// (`faultline delayer`) can run there when the image carries the binary; `false`
+    /// where it runs in the target's own image (Docker: an exec).
+    fn in_target_from_helper_image(&self) -> bool {
+        false
     }
 
     /// Whether the targets' kernel has netem; `None` when it cannot be told from here

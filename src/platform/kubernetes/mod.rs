@@ -16,10 +16,14 @@
 //!
 //! - `cpu_stress`: an ephemeral container named by the stressor's marker, whose PID 1 is
 //!   the stressor; revert kills it and confirms by the container's `terminated` state.
+//! - the nfqueue `delayer`: likewise an ephemeral container named by its marker
+//!   (`faultline-delayer-<hex>`), running `faultline delayer` from the helper image as
+//!   root with NET_ADMIN; revert sends SIGTERM first and confirms by its `terminated` state.
 //!
 //! The helpers' image is `tc_image` (the network fault's own, else `--tc-image` or
 //! `FAULTLINE_TC_IMAGE`): the pause helper and the stressor need `sh` and `sleep`, the
-//! network helper also `tc`. Every command put into a pod spec goes through
+//! network helper also `tc`, the nfqueue engine `iptables` and `faultline` (the `helper`
+//! target of deploy/Dockerfile). Every command put into a pod spec goes through
 //! [`expand::escape`]: Kubernetes expands `$(VAR)` and `$$` in them.
 
 pub mod api;
@@ -650,6 +654,18 @@ impl KubernetesPlatform {
     }
 }
 
+/// How an in-target process is named in messages, and what its image needs.
+fn process_words(argv: &[String]) -> (&'static str, String) {
+    if argv.first().map(String::as_str) == Some("faultline") {
+        (
+            "nfqueue delayer",
+            "`faultline`, `tc` and `iptables` (the `helper` target of deploy/Dockerfile)".into(),
+        )
+    } else {
+        ("stressor", "`sh`".into())
+    }
+}
+
 /// Drains an exec's stdout and stderr and reads its exit status.
 async fn collect(mut attached: AttachedProcess) -> Result<ExecOutput, PlatformError> {
     async fn drain(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
@@ -957,6 +973,10 @@ impl Platform for KubernetesPlatform {
         }
     }
 
+    fn in_target_from_helper_image(&self) -> bool {
+        true
+    }
+
     async fn start_process(
         &self,
         target: &Target,
@@ -965,15 +985,16 @@ impl Platform for KubernetesPlatform {
         marker: &str,
         _lifetime: StdDuration,
     ) -> Result<(), PlatformError> {
-        if placement != Placement::InTarget {
+        let Placement::InTarget { net_admin, image } = placement else {
             return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
-        }
-        let image = self.tc_image.clone().ok_or_else(|| {
-            PlatformError::Refused(
-                "cpu_stress on Kubernetes needs an image with `sh` for its ephemeral container: --tc-image or FAULTLINE_TC_IMAGE".into(),
-            )
+        };
+        let (what, needs) = process_words(argv);
+        let image = image.or_else(|| self.tc_image.clone()).ok_or_else(|| {
+            PlatformError::Refused(format!(
+                "the {what} on Kubernetes runs in an ephemeral container: name an image with {needs} with --tc-image or FAULTLINE_TC_IMAGE"
+            ))
         })?;
-        let patch = network::stress_patch(&target.id, marker, &image, argv);
+        let patch = network::process_patch(&target.id, marker, &image, argv, net_admin);
         let patched = self
             .send(self.pods().patch_ephemeral_containers(
                 &target.name,
@@ -991,28 +1012,36 @@ impl Platform for KubernetesPlatform {
                     .into_platform(&target.name)
             });
         }
-        self.wait_ephemeral(target, marker, &image, "stressor", "`sh`")
+        self.wait_ephemeral(target, marker, &image, what, &needs)
             .await
     }
 
-    /// Stops an in-target process (a stressor) and confirms it by its container's `terminated` state. The
-    /// stressor is PID 1 of its ephemeral container: when the kill script ends it, the
-    /// kernel ends the exec too, so the exec's output proves nothing either way.
+    /// Stops an in-target process (a stressor, a delayer) and confirms it by its
+    /// container's `terminated` state. The process is PID 1 of its ephemeral container:
+    /// when the kill script ends it, the kernel ends the exec too, so the exec's output
+    /// proves nothing either way. `gentle` sends SIGTERM first (a delayer lets the packets
+    /// it holds go).
     async fn stop_process(
         &self,
         target: &Target,
         placement: Placement,
         marker: &str,
-        _gentle: bool,
+        gentle: bool,
     ) -> Result<(), PlatformError> {
-        if placement != Placement::InTarget {
+        if !matches!(placement, Placement::InTarget { .. }) {
             return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
         }
-        let argv = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            crate::platform::host::kill_by_marker_script(marker),
-        ];
+        let what = if marker.starts_with(crate::fault::cpu_stress::MARKER_PREFIX) {
+            "stressor"
+        } else {
+            "process"
+        };
+        let script = if gentle {
+            crate::platform::host::term_then_kill_by_marker_script(marker)
+        } else {
+            crate::platform::host::kill_by_marker_script(marker)
+        };
+        let argv = vec!["sh".to_string(), "-c".to_string(), script];
         let deadline = tokio::time::Instant::now() + self.timing.stop;
         let mut told = false;
         loop {
@@ -1034,14 +1063,14 @@ impl Platform for KubernetesPlatform {
             match container_state(status) {
                 ContainerState::Ended { code, reason, .. } => {
                     tracing::debug!(
-                        "the stressor `{marker}` of pod `{}` has ended ({reason}, exit {code})",
+                        "the {what} `{marker}` of pod `{}` has ended ({reason}, exit {code})",
                         target.name
                     );
                     return Ok(());
                 }
                 ContainerState::Broken { reason, .. } => {
                     tracing::info!(
-                        "the stressor `{marker}` of pod `{}` never started ({reason}); if the kubelet ever starts it, its own deadline ends it",
+                        "the {what} `{marker}` of pod `{}` never started ({reason}); if the kubelet ever starts it, its own deadline ends it",
                         target.name
                     );
                     return Ok(());
@@ -1080,7 +1109,7 @@ impl Platform for KubernetesPlatform {
                     "has not started, and so cannot be stopped,"
                 };
                 return Err(PlatformError::Refused(format!(
-                    "the stressor container `{marker}` of pod `{}` {state} {}s after it was told to stop: check with `kubectl get pod {} -o jsonpath='{{.status.ephemeralContainerStatuses}}'`",
+                    "the {what} container `{marker}` of pod `{}` {state} {}s after it was told to stop: check with `kubectl get pod {} -o jsonpath='{{.status.ephemeralContainerStatuses}}'`",
                     target.name,
                     self.timing.stop.as_secs(),
                     target.name

@@ -79,19 +79,38 @@ pub fn stress_patch(
     image: &str,
     command: &[String],
 ) -> serde_json::Value {
+    process_patch(target_uid, marker, image, command, false)
+}
+
+/// [`stress_patch`], and with `net_admin` the process changes the pod's network namespace
+/// (the nfqueue delayer binds a netfilter queue): root with NET_ADMIN, as the network
+/// helper.
+pub fn process_patch(
+    target_uid: &str,
+    marker: &str,
+    image: &str,
+    command: &[String],
+    net_admin: bool,
+) -> serde_json::Value {
+    let mut container = serde_json::json!({
+        "name": marker,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        // Kubernetes expands `$(VAR)` and `$$` in a command: escape it all.
+        "command": expand::escape_all(command),
+        "stdin": false,
+        "tty": false,
+    });
+    if net_admin {
+        container["securityContext"] = serde_json::json!({
+            "runAsUser": 0,
+            "runAsNonRoot": false,
+            "capabilities": {"add": ["NET_ADMIN"]},
+        });
+    }
     serde_json::json!({
         "metadata": {"uid": target_uid},
-        "spec": {
-            "ephemeralContainers": [{
-                "name": marker,
-                "image": image,
-                "imagePullPolicy": "IfNotPresent",
-                // Kubernetes expands `$(VAR)` and `$$` in a command: escape it all.
-                "command": expand::escape_all(command),
-                "stdin": false,
-                "tty": false,
-            }],
-        },
+        "spec": {"ephemeralContainers": [container]},
     })
 }
 
