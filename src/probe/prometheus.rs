@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{ProbeContext, Sample, describe_io, error_chain, find_io_error, fmt_latency};
+use super::{ProbeContext, RequestFailure, Sample, fmt_latency, request_failure, with_headers};
 use crate::experiment::model::PrometheusProbe;
 
 /// A larger answer cannot be one sample; reading stops there.
@@ -52,15 +51,7 @@ pub async fn sample(p: &PrometheusProbe, ctx: &ProbeContext) -> Sample {
 
 fn build(client: &reqwest::Client, p: &PrometheusProbe) -> Result<reqwest::RequestBuilder, String> {
     let url = query_url(&p.url, &p.query, p.timeout.std())?;
-    let mut request = client.get(url).timeout(p.timeout.std());
-    for (name, value) in &p.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name `{name}`"))?;
-        // The value is not shown: it may be a secret.
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| format!("invalid value for header `{name}`"))?;
-        request = request.header(name, value);
-    }
+    let request = with_headers(client.get(url).timeout(p.timeout.std()), &p.headers)?;
     Ok(request.header(reqwest::header::ACCEPT, "application/json"))
 }
 
@@ -191,24 +182,12 @@ pub(crate) fn num(v: f64) -> String {
 }
 
 fn describe(err: reqwest::Error) -> String {
-    // without_url: the URL may carry a secret.
-    let err = err.without_url();
-    if let Some(io) = find_io_error(&err) {
-        let text = describe_io(io);
-        return if err.is_body() || err.is_decode() {
-            format!("reading the answer from Prometheus failed: {text}")
-        } else {
+    match request_failure(err) {
+        RequestFailure::Body(text) => format!("reading the answer from Prometheus failed: {text}"),
+        RequestFailure::Connect(text) | RequestFailure::Other(text) => {
             format!("cannot reach Prometheus: {text}")
-        };
+        }
     }
-    let mut text = error_chain(&err);
-    if let Some(rest) = text.strip_prefix("error sending request: ") {
-        text = rest.to_string();
-    }
-    if let Some(rest) = text.strip_prefix("client error (Connect): ") {
-        text = rest.to_string();
-    }
-    format!("cannot reach Prometheus: {text}")
 }
 
 #[cfg(test)]

@@ -322,9 +322,7 @@ mod tests {
 
     #[test]
     fn a_failed_during_probe_says_why() {
-        let mut r = fixture::passed();
-        r.verdict = Verdict::Failed;
-        r.exit_code = 1;
+        let mut r = fixture::ended(Verdict::Failed);
         let d = &mut r.phases.during.as_mut().unwrap().probes[0];
         d.min_success = 0.9;
         d.passed = false;
@@ -342,9 +340,7 @@ mod tests {
 
     #[test]
     fn not_steady_fails_the_before_probe_and_nothing_else() {
-        let mut r = fixture::passed();
-        r.verdict = Verdict::NotSteady;
-        r.exit_code = 3;
+        let mut r = fixture::ended(Verdict::NotSteady);
         r.faults.clear();
         r.phases.during = None;
         r.phases.after = None;
@@ -365,9 +361,7 @@ mod tests {
 
     #[test]
     fn errors_add_a_verdict_case_and_fault_errors() {
-        let mut r = fixture::passed();
-        r.verdict = Verdict::RevertIncomplete;
-        r.exit_code = 5;
+        let mut r = fixture::ended(Verdict::RevertIncomplete);
         r.faults[0].status = FaultStatus::Active;
         r.faults[0].reverted_at = None;
         r.faults[0].error = Some("revert not confirmed within 30s".into());
