@@ -247,8 +247,18 @@ mod tests {
             .enumerate()
             .map(|(i, v)| serde_json::json!({"metric": {"i": i.to_string()}, "value": [1.5, v]}))
             .collect();
-        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+        success("vector", Value::from(result))
+    }
+
+    /// A successful query answer of `result_type`.
+    fn success(result_type: &str, result: Value) -> String {
+        serde_json::json!({"status": "success", "data": {"resultType": result_type, "result": result}})
             .to_string()
+    }
+
+    #[track_caller]
+    fn assert_detail_starts_with(s: &Sample, prefix: &str) {
+        assert!(s.detail.starts_with(prefix), "{}", s.detail);
     }
 
     async fn run(status: &'static str, body: String, extra: Value) -> Sample {
@@ -262,21 +272,11 @@ mod tests {
         let s = run("200 OK", vector(&["0.25"]), serde_json::json!({"max": 0.5})).await;
         assert!(s.ok, "{s:?}");
         assert_eq!(s.value, Some(0.25));
-        assert!(
-            s.detail.starts_with("value 0.25 within <= 0.5 in "),
-            "{}",
-            s.detail
-        );
-        let scalar = serde_json::json!({"status": "success",
-            "data": {"resultType": "scalar", "result": [1.5, "3"]}})
-        .to_string();
+        assert_detail_starts_with(&s, "value 0.25 within <= 0.5 in ");
+        let scalar = success("scalar", serde_json::json!([1.5, "3"]));
         let s = run("200 OK", scalar, serde_json::json!({"min": 1, "max": 3})).await;
         assert!(s.ok, "{s:?}");
-        assert!(
-            s.detail.starts_with("value 3 within 1..3 in "),
-            "{}",
-            s.detail
-        );
+        assert_detail_starts_with(&s, "value 3 within 1..3 in ");
     }
 
     #[tokio::test]
@@ -310,17 +310,11 @@ mod tests {
             "query returned 3 samples; aggregate it to one, e.g. sum(...)"
         );
         let s = run("200 OK", vector(&["NaN"]), serde_json::json!({"min": 1})).await;
-        assert!(s.detail.starts_with("query returned NaN"), "{}", s.detail);
+        assert_detail_starts_with(&s, "query returned NaN");
         assert_eq!(s.value, None);
-        let matrix = serde_json::json!({"status": "success",
-            "data": {"resultType": "matrix", "result": []}})
-        .to_string();
+        let matrix = success("matrix", serde_json::json!([]));
         let s = run("200 OK", matrix, serde_json::json!({"min": 1})).await;
-        assert!(
-            s.detail.starts_with("query returned a range vector"),
-            "{}",
-            s.detail
-        );
+        assert_detail_starts_with(&s, "query returned a range vector");
     }
 
     #[tokio::test]
@@ -340,11 +334,7 @@ mod tests {
             serde_json::json!({"min": 1}),
         )
         .await;
-        assert!(
-            s.detail.starts_with("HTTP 404 Not Found from Prometheus; "),
-            "{}",
-            s.detail
-        );
+        assert_detail_starts_with(&s, "HTTP 404 Not Found from Prometheus; ");
         let s = run("200 OK", "<html>".into(), serde_json::json!({"min": 1})).await;
         assert!(
             s.detail
