@@ -470,9 +470,7 @@ mod tests {
 
     #[test]
     fn failing_run_says_why_and_escapes_for_slack() {
-        let mut r = fixture::passed();
-        r.verdict = Verdict::Failed;
-        r.exit_code = 1;
+        let mut r = fixture::ended(Verdict::Failed);
         r.events.last_mut().unwrap().message =
             "during probe `web` kept 40% < 50% with token hunter2x".into();
         let p = Notification::run_finished(&r, &secrets(&["hunter2x"])).payload();
@@ -536,10 +534,8 @@ faults: [{pause: {duration: 1s}}]
         assert!(p["text"].as_str().unwrap().ends_with(": 3 experiment(s)"));
 
         let ok = fixture::passed();
-        let mut bad = fixture::passed();
+        let mut bad = fixture::ended(Verdict::NotSteady);
         bad.experiment.name = "db-kill".into();
-        bad.verdict = Verdict::NotSteady;
-        bad.exit_code = 3;
         let p = Notification::gameday_finished("nightly", &[ok, bad]).payload();
         assert_eq!(p["verdict"], "not_steady");
         assert_eq!(p["exit_code"], 3);

@@ -1,8 +1,12 @@
 //! `docs/format.md` is the reference of the format (issue 18): every property the JSON
 //! Schema knows, and every key of the example JSON report, must be named there.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
+
+use support::Run;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,12 +75,28 @@ fn undocumented<'a>(names: &'a BTreeSet<String>, doc: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The names `walk` finds in the JSON file `rel`.
+fn names_in(rel: &str, walk: fn(&serde_json::Value, &mut BTreeSet<String>)) -> BTreeSet<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let mut names = BTreeSet::new();
+    walk(&json, &mut names);
+    names
+}
+
+/// Asserts that docs/format.md names every one of `names` (`what` they are, for the message).
+#[track_caller]
+fn assert_in_reference(names: &BTreeSet<String>, what: &str) {
+    let missing = undocumented(names, &read("docs/format.md"));
+    assert!(
+        missing.is_empty(),
+        "docs/format.md does not mention these {what}: {missing:?}"
+    );
+}
+
 #[test]
 fn every_schema_property_is_in_the_format_reference() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&read("schema/faultline.schema.json")).unwrap();
-    let mut names = BTreeSet::new();
-    schema_properties(&schema, &mut names);
+    let names = names_in("schema/faultline.schema.json", schema_properties);
     assert!(
         names.len() > 50,
         "the schema walk found too few properties: {names:?}"
@@ -84,20 +104,12 @@ fn every_schema_property_is_in_the_format_reference() {
     for must in ["all_containers", "min", "engine", "strategy", "tc_image"] {
         assert!(names.contains(must), "the schema lacks `{must}`");
     }
-    let doc = read("docs/format.md");
-    let missing = undocumented(&names, &doc);
-    assert!(
-        missing.is_empty(),
-        "docs/format.md does not mention these schema properties: {missing:?}"
-    );
+    assert_in_reference(&names, "schema properties");
 }
 
 #[test]
 fn every_key_of_the_example_report_is_in_the_format_reference() {
-    let report: serde_json::Value =
-        serde_json::from_str(&read("docs/report-example.json")).unwrap();
-    let mut keys = BTreeSet::new();
-    json_keys(&report, &mut keys);
+    let mut keys = names_in("docs/report-example.json", json_keys);
     // The report fields added since the contract, even if the example run lacks them.
     keys.extend(
         [
@@ -113,12 +125,7 @@ fn every_key_of_the_example_report_is_in_the_format_reference() {
         ]
         .map(String::from),
     );
-    let doc = read("docs/format.md");
-    let missing = undocumented(&keys, &doc);
-    assert!(
-        missing.is_empty(),
-        "docs/format.md does not mention these JSON report keys: {missing:?}"
-    );
+    assert_in_reference(&keys, "JSON report keys");
 }
 
 #[test]
@@ -159,17 +166,12 @@ fn the_experiment_examples_validate() {
             }
             let file = dir.path().join(format!("example-{checked}.yaml"));
             std::fs::write(&file, yaml).unwrap();
-            let out = assert_cmd::Command::cargo_bin("faultline")
-                .unwrap()
-                .arg("validate")
-                .arg(&file)
-                .output()
-                .unwrap();
+            let out = Run::new(["validate"]).arg(&file).output();
             assert_eq!(
-                out.status.code(),
+                out.code,
                 Some(0),
                 "yaml block {i} of {source} does not validate:\n{}\n{yaml}",
-                String::from_utf8_lossy(&out.stderr)
+                out.stderr
             );
             checked += 1;
         }

@@ -84,20 +84,11 @@ fn a_slow_body_fails_max_latency_and_the_report_keeps_ttfb_apart() {
             fleet.label()
         ),
     );
-    let out = faultline()
-        .arg("run")
+    // Steady state cannot hold: exit 3.
+    let r = Run::new(["run"])
         .arg(&file)
-        .args(["--report", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "steady state cannot hold: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_spec_report(&r);
+        .json_on_stdout()
+        .expect_report(3);
     assert_eq!(r["verdict"], "not_steady");
     let probe = &r["phases"]["before"]["probes"][0];
     assert_eq!(probe["passed"], false);

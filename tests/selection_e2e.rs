@@ -32,27 +32,14 @@ fn count_5_with_3_matches_says_3_of_5_requested_and_min_4_refuses_to_run() {
         "short.yaml",
         &experiment(&fleet, "{mode: count, value: 5}"),
     );
-    let json = dir.path().join("short.json");
-    let out = faultline()
-        .arg("run")
+    let r = Run::new(["run"])
         .arg(&file)
-        .arg("--report")
-        .arg(format!("json:{}", json.display()))
-        .arg("--report")
-        .arg("table")
+        .json_report()
+        .args(["--report", "table"])
         .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("(3 of 5 requested)"), "{stdout}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_spec_report(&r);
+        .expect(0)
+        .stdout_has("(3 of 5 requested)")
+        .report();
     assert_eq!(r["selection"]["mode"], "count");
     assert_eq!(r["selection"]["requested"], 5);
     assert_eq!(r["selection"]["matched"], 3);
@@ -79,31 +66,13 @@ fn count_5_with_3_matches_says_3_of_5_requested_and_min_4_refuses_to_run() {
         .iter()
         .map(|n| docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", n]))
         .collect();
-    let out = faultline()
-        .arg("run")
+    let r = Run::new(["run"])
         .arg(&file)
-        .args(["--report", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_spec_report(&r);
+        .json_on_stdout()
+        .expect_report(3);
     assert_eq!(r["verdict"], "no_targets");
     assert!(r["faults"].as_array().unwrap().is_empty());
-    let why = r["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "verdict")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let why = event_message(&r, "verdict");
     assert!(
         why.starts_with("only 3 of 5 requested targets matched") && why.contains("select.min 4"),
         "{why}"
@@ -116,47 +85,31 @@ fn count_5_with_3_matches_says_3_of_5_requested_and_min_4_refuses_to_run() {
             started
         );
     }
-    let since = r["started_at"].as_str().unwrap();
-    let until = chrono_like_now();
-    let events = docker_ok(&[
-        "events",
-        "--since",
-        since,
-        "--until",
-        &until,
-        "--filter",
-        &format!("label=fltest.group={}", fleet.label()),
-        "--filter",
-        "event=pause",
-    ]);
-    assert!(events.is_empty(), "{events}");
+    let events = docker_events(
+        r["started_at"].as_str().unwrap(),
+        &[
+            format!("label=fltest.group={}", fleet.label()),
+            "event=pause".to_string(),
+        ],
+    );
+    assert!(events.is_empty(), "{events:?}");
 
     // `plan` agrees with the run: exit 3, and says why.
-    let out = faultline().arg("plan").arg(&file).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}");
-    assert!(stdout.contains("fewer than select.min 4"), "{stdout}");
-    assert!(stdout.contains("exit 3"), "{stdout}");
+    plan(&file)
+        .expect(3)
+        .stdout_has("fewer than select.min 4")
+        .stdout_has("exit 3");
     // ... and so does `run --dry-run`.
-    let out = faultline()
-        .args(["run", "--dry-run"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    Run::new(["run", "--dry-run"]).arg(&file).output().expect(3);
     // A plan that can run says how short it is, and exits 0.
     let file = write(
         dir.path(),
         "short.yaml",
         &experiment(&fleet, "{mode: count, value: 5}"),
     );
-    let out = faultline().arg("plan").arg(&file).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(
-        stdout.contains("3 of 3 matching target(s) (3 of 5 requested)"),
-        "{stdout}"
-    );
+    plan(&file)
+        .expect(0)
+        .stdout_has("3 of 3 matching target(s) (3 of 5 requested)");
 }
 
 /// Regression: `plan` exited 0 when no target matched.
@@ -167,40 +120,30 @@ fn plan_of_a_selector_that_matches_nothing_exits_3() {
         "this test needs the Docker engine (`docker info` failed)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "none.yaml",
-        "version: 1\nname: no-match\ntarget:\n  docker: {labels: {fltest.group: surely-nobody-uses-this}}\nfaults:\n  - pause: {duration: 1s}\n",
-    );
-    let out = faultline().arg("plan").arg(&file).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}");
-    assert!(stdout.contains("no target matched"), "{stdout}");
-    assert!(stdout.contains("`no_targets` (exit 3)"), "{stdout}");
+    let file = Experiment::no_match().write(dir.path());
+    plan(&file)
+        .expect(3)
+        .stdout_has("no target matched")
+        .stdout_has("`no_targets` (exit 3)");
 }
 
 /// Regression: `plan` exited 0 when the platform could not be reached. Needs no Docker.
 #[test]
 fn plan_against_an_unreachable_daemon_exits_4_and_still_shows_the_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "u.yaml",
-        "version: 1\nname: unreachable\ntarget:\n  docker: {host: \"unix:///nonexistent/docker.sock\", labels: {app: web}}\nfaults:\n  - pause: {duration: 1s}\n",
-    );
-    let out = faultline().arg("plan").arg(&file).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stdout}{stderr}");
-    assert!(stdout.contains("targets not resolved"), "{stdout}");
-    assert!(stdout.contains("pause for 1s"), "{stdout}");
-    assert!(stderr.contains("exit 4"), "{stderr}");
+    let file = Experiment::new("unreachable")
+        .docker("host: \"unix:///nonexistent/docker.sock\"")
+        .on_label("app", "web")
+        .fault("pause: {duration: 1s}")
+        .write(dir.path());
+    plan(&file)
+        .expect(4)
+        .stdout_has("targets not resolved")
+        .stdout_has("pause for 1s")
+        .stderr_has("exit 4");
 }
 
-/// `docker events --until` wants a timestamp; now, as Unix seconds.
-fn chrono_like_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{}", now.as_secs() + 1)
+/// `faultline plan FILE`, run to the end.
+fn plan(file: &std::path::Path) -> Outcome {
+    Run::new(["plan"]).arg(file).output()
 }

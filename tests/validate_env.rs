@@ -2,13 +2,16 @@
 //! warning with its line and column (exit 0), a problem under `--strict` (exit 2), and
 //! `run` still refuses to start without it.
 
-use assert_cmd::Command;
+mod support;
 
-fn faultline() -> Command {
-    let mut cmd = Command::cargo_bin("faultline").unwrap();
-    cmd.env_remove("FAULTLINE_TEST_SURELY_UNSET");
-    cmd.env_remove("FAULTLINE_TEST_UNSET_TIMEOUT");
-    cmd
+use support::*;
+
+/// `faultline ARGS FILE` with neither variable of [`EXPERIMENT`] set.
+fn faultline(args: &[&str], file: &std::path::Path) -> Run {
+    Run::new(args)
+        .arg(file)
+        .env_remove("FAULTLINE_TEST_SURELY_UNSET")
+        .env_remove("FAULTLINE_TEST_UNSET_TIMEOUT")
 }
 
 const EXPERIMENT: &str = "version: 1
@@ -38,11 +41,9 @@ fn file(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
 fn an_unset_environment_variable_is_a_warning_for_validate() {
     let dir = tempfile::tempdir().unwrap();
     let f = file(&dir, EXPERIMENT);
-    let out = faultline().arg("validate").arg(&f).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("valid experiment `unset-env`"), "{stdout}");
+    let out = faultline(&["validate"], &f).output();
+    out.expect(0).stdout_has("valid experiment `unset-env`");
+    let stderr = &out.stderr;
     let at = |line: u32, col: u32, name: &str| {
         format!(
             "{}:{line}:{col}: warning: environment variable `{name}` is not set: `faultline run` will need it",
@@ -63,14 +64,11 @@ fn an_unset_environment_variable_is_a_warning_for_validate() {
     assert_eq!(stderr.lines().count(), 2, "{stderr}");
 
     // JSON output lists the warnings for tools, still exit 0.
-    let out = faultline()
-        .arg("validate")
-        .arg(&f)
+    let out = faultline(&["validate"], &f)
         .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .output();
+    out.expect(0);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     assert!(
         list[0]["message"]
@@ -84,59 +82,36 @@ fn an_unset_environment_variable_is_a_warning_for_validate() {
 fn strict_validate_fails_on_an_unset_environment_variable() {
     let dir = tempfile::tempdir().unwrap();
     let f = file(&dir, EXPERIMENT);
-    let out = faultline()
-        .args(["validate", "--strict"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "{}:12:24: environment variable `FAULTLINE_TEST_SURELY_UNSET` is not set",
-            f.display()
-        )),
-        "{stderr}"
-    );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("valid experiment"));
+    let out = faultline(&["validate", "--strict"], &f).output();
+    out.expect(2).stderr_has(&format!(
+        "{}:12:24: environment variable `FAULTLINE_TEST_SURELY_UNSET` is not set",
+        f.display()
+    ));
+    assert!(!out.stdout.contains("valid experiment"));
 }
 
 #[test]
 fn run_still_refuses_without_the_variable_and_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let f = file(&dir, EXPERIMENT);
-    let out = faultline()
-        .arg("run")
-        .arg(&f)
+    faultline(&["run"], &f)
         .env("FAULTLINE_STATE_DIR", dir.path().join("state"))
         .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("environment variable `FAULTLINE_TEST_SURELY_UNSET` is not set: export it"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("nothing was touched"), "{stderr}");
+        .expect(2)
+        .stderr_has("environment variable `FAULTLINE_TEST_SURELY_UNSET` is not set: export it")
+        .stderr_has("nothing was touched");
 }
 
 #[test]
 fn a_set_variable_is_no_warning_and_stays_secret() {
     let dir = tempfile::tempdir().unwrap();
     let f = file(&dir, EXPERIMENT);
-    let out = faultline()
-        .arg("validate")
-        .arg(&f)
+    let out = faultline(&["validate"], &f)
         .env("FAULTLINE_TEST_SURELY_UNSET", "hunter2-token")
         .env("FAULTLINE_TEST_UNSET_TIMEOUT", "2s")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    out.expect(0);
+    let all = format!("{}{}", out.stdout, out.stderr);
     assert!(!all.contains("warning"), "{all}");
     assert!(!all.contains("hunter2"), "{all}");
 }

@@ -47,31 +47,28 @@ faults:
     assert_eq!(http.headers.get("X-Flag").map(String::as_str), Some("off"));
 }
 
-#[test]
-fn only_true_and_false_are_booleans() {
-    let l = load_str(
+/// An experiment whose http probe has `insecure: VALUE` (at line 6, column 48).
+fn with_insecure(value: &str) -> String {
+    format!(
         "version: 1
 name: t
-target: {docker: {labels: {app: web}}}
+target: {{docker: {{labels: {{app: web}}}}}}
 steady_state:
   - name: web
-    http: {url: \"http://127.0.0.1/\", insecure: true}
+    http: {{url: \"http://127.0.0.1/\", insecure: {value}}}
 faults:
-  - pause: {duration: 5s}
-",
-    );
+  - pause: {{duration: 5s}}
+"
+    )
+}
+
+#[test]
+fn only_true_and_false_are_booleans() {
+    let l = load_str(&with_insecure("true"));
     assert!(l.experiment.steady_state[0].http.as_ref().unwrap().insecure);
     let err = load_experiment_str(
         "t.yaml",
-        "version: 1
-name: t
-target: {docker: {labels: {app: web}}}
-steady_state:
-  - name: web
-    http: {url: \"http://127.0.0.1/\", insecure: yes}
-faults:
-  - pause: {duration: 5s}
-",
+        &with_insecure("yes"),
         &VarOverrides::default(),
         &|_| None,
     )

@@ -42,14 +42,7 @@ pub(crate) async fn balance_on(
     let backends: Arc<[String]> = backends.into();
     let next = AtomicUsize::new(0);
     loop {
-        let client = match listener.accept().await {
-            Ok((client, _)) => client,
-            Err(e) => {
-                tracing::debug!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let client = super::accept(&listener).await;
         let first = next.fetch_add(1, Ordering::Relaxed) % backends.len();
         let backends = Arc::clone(&backends);
         tokio::spawn(async move {

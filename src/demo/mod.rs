@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, HostConfig, Network, NetworkCreateRequest, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
     LogsOptions, RemoveContainerOptions, RemoveImageOptions,
@@ -319,9 +321,24 @@ impl Environment {
     }
 }
 
-/// Removes every container and network labelled `faultline.demo=true`, e.g. those of a
-/// demo that was interrupted.
-pub(crate) async fn cleanup_leftovers(docker: &Docker) -> Result<(), String> {
+/// The next connection on `listener`. Per-connection failures (ECONNABORTED, EMFILE) must
+/// not end a server: they are logged and accepting goes on.
+pub(crate) async fn accept(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(e) => {
+                tracing::debug!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Every container (running or not) and network labelled `faultline.demo=true`.
+pub(crate) async fn list_demo_objects(
+    docker: &Docker,
+) -> Result<(Vec<ContainerSummary>, Vec<Network>), DockerError> {
     let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}=true")])]);
     let containers = docker
         .list_containers(Some(ListContainersOptions {
@@ -329,8 +346,21 @@ pub(crate) async fn cleanup_leftovers(docker: &Docker) -> Result<(), String> {
             filters: Some(filters.clone()),
             ..Default::default()
         }))
+        .await?;
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await?;
+    Ok((containers, networks))
+}
+
+/// Removes every container and network labelled `faultline.demo=true`, e.g. those of a
+/// demo that was interrupted.
+pub(crate) async fn cleanup_leftovers(docker: &Docker) -> Result<(), String> {
+    let (containers, networks) = list_demo_objects(docker)
         .await
-        .map_err(|e| format!("cannot list demo containers: {e}"))?;
+        .map_err(|e| format!("cannot list demo containers and networks: {e}"))?;
     let removals = containers
         .iter()
         .filter_map(|c| c.id.as_deref())
@@ -340,12 +370,6 @@ pub(crate) async fn cleanup_leftovers(docker: &Docker) -> Result<(), String> {
         .into_iter()
         .filter_map(Result::err)
         .collect();
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .map_err(|e| format!("cannot list demo networks: {e}"))?;
     for id in networks.iter().filter_map(|n| n.id.as_deref()) {
         if let Err(e) = remove_network(docker, id).await {
             errors.push(e);

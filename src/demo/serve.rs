@@ -28,15 +28,7 @@ pub(crate) async fn serve(port: u16, name: String) -> io::Result<()> {
 pub(crate) async fn serve_on(listener: TcpListener, name: String) -> io::Result<()> {
     let body: Arc<str> = format!("hello from {name}\n").into();
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Per-connection failures (ECONNABORTED, EMFILE) must not end the server.
-                tracing::debug!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = super::accept(&listener).await;
         let body = Arc::clone(&body);
         tokio::spawn(async move {
             if let Err(e) = answer(stream, &body).await {

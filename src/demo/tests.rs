@@ -290,21 +290,7 @@ fn demo_binary_or_skip() -> Option<PathBuf> {
 }
 
 async fn demo_leftovers(docker: &Docker) -> Vec<String> {
-    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}=true")])]);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .unwrap();
+    let (containers, networks) = list_demo_objects(docker).await.unwrap();
     let containers = containers
         .into_iter()
         .flat_map(|c| c.names.unwrap_or_default());

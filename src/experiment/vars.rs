@@ -244,22 +244,18 @@ mod tests {
         let mut vars = Vars::new();
         vars.set("url", "http://x/");
         let mut secrets = Secrets::default();
-        assert_eq!(
-            expand("${url}a", &vars, &env, &mut secrets).unwrap(),
-            "http://x/a"
-        );
-        assert_eq!(
-            expand("Bearer ${env:TOKEN}", &vars, &env, &mut secrets).unwrap(),
-            "Bearer s3cr3t-value"
-        );
-        assert_eq!(
-            expand("${env:NOPE:-fallback}", &vars, &env, &mut secrets).unwrap(),
-            "fallback"
-        );
-        assert_eq!(
-            expand("cost $5 $${x}", &vars, &env, &mut secrets).unwrap(),
-            "cost $5 ${x}"
-        );
+        for (text, expanded) in [
+            ("${url}a", "http://x/a"),
+            ("Bearer ${env:TOKEN}", "Bearer s3cr3t-value"),
+            ("${env:NOPE:-fallback}", "fallback"),
+            ("cost $5 $${x}", "cost $5 ${x}"),
+        ] {
+            assert_eq!(
+                expand(text, &vars, &env, &mut secrets).unwrap(),
+                expanded,
+                "{text}"
+            );
+        }
         assert_eq!(secrets.redact("token=s3cr3t-value"), "token=***");
     }
 

@@ -2,9 +2,7 @@
 
 use std::time::Instant;
 
-use reqwest::header::{HeaderName, HeaderValue};
-
-use super::{ProbeContext, Sample, describe_io, error_chain, find_io_error, fmt_latency};
+use super::{ProbeContext, RequestFailure, Sample, fmt_latency, request_failure, with_headers};
 use crate::experiment::model::HttpProbe;
 use crate::experiment::units::StatusSpec;
 
@@ -110,15 +108,10 @@ fn build(client: &reqwest::Client, p: &HttpProbe) -> Result<reqwest::RequestBuil
     let method = reqwest::Method::from_bytes(p.method.as_bytes())
         .map_err(|_| format!("invalid HTTP method `{}`", p.method))?;
     let url = reqwest::Url::parse(&p.url).map_err(|e| format!("invalid URL: {e}"))?;
-    let mut request = client.request(method, url).timeout(p.timeout.std());
-    for (name, value) in &p.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name `{name}`"))?;
-        // The value is not shown: it may be a secret.
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| format!("invalid value for header `{name}`"))?;
-        request = request.header(name, value);
-    }
+    let mut request = with_headers(
+        client.request(method, url).timeout(p.timeout.std()),
+        &p.headers,
+    )?;
     if let Some(body) = &p.body {
         request = request.body(body.clone());
     }
@@ -141,25 +134,11 @@ async fn read_to_end(
 }
 
 fn describe(err: reqwest::Error) -> String {
-    // without_url: the URL may carry a secret.
-    let err = err.without_url();
-    if let Some(io) = find_io_error(&err) {
-        let text = describe_io(io);
-        return if err.is_body() || err.is_decode() {
-            format!("reading the body failed: {text}")
-        } else {
-            text
-        };
+    match request_failure(err) {
+        RequestFailure::Body(text) => format!("reading the body failed: {text}"),
+        RequestFailure::Connect(text) => format!("cannot connect: {text}"),
+        RequestFailure::Other(text) => text,
     }
-    let mut text = error_chain(&err);
-    // "error sending request: client error (Connect): ..." → keep the useful tail.
-    if let Some(rest) = text.strip_prefix("error sending request: ") {
-        text = rest.to_string();
-    }
-    if let Some(rest) = text.strip_prefix("client error (Connect): ") {
-        text = format!("cannot connect: {rest}");
-    }
-    text
 }
 
 #[cfg(test)]

@@ -158,6 +158,56 @@ pub(crate) fn fmt_latency(d: Duration) -> String {
 
 pub(crate) use crate::causes::{describe_io, error_chain, find_io_error, strip_os_error};
 
+/// Adds a probe's `headers` to its request. A bad header is named; its value is never
+/// shown: it may be a secret.
+pub(crate) fn with_headers(
+    mut request: reqwest::RequestBuilder,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<reqwest::RequestBuilder, String> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name `{name}`"))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("invalid value for header `{name}`"))?;
+        request = request.header(name, value);
+    }
+    Ok(request)
+}
+
+/// Where a request failed, as the http-speaking probes word it.
+#[derive(Debug, PartialEq)]
+pub(crate) enum RequestFailure {
+    /// Reading the response body failed (I/O or decoding).
+    Body(String),
+    /// The connection could not be made.
+    Connect(String),
+    /// Anything else (an I/O error while sending, a TLS or protocol error).
+    Other(String),
+}
+
+/// Why a request failed, without its URL (it may carry a secret) and without reqwest's
+/// "error sending request: client error (Connect): " preamble.
+pub(crate) fn request_failure(err: reqwest::Error) -> RequestFailure {
+    let err = err.without_url();
+    if let Some(io) = find_io_error(&err) {
+        let text = describe_io(io);
+        return if err.is_body() || err.is_decode() {
+            RequestFailure::Body(text)
+        } else {
+            RequestFailure::Other(text)
+        };
+    }
+    let text = error_chain(&err);
+    let text = text
+        .strip_prefix("error sending request: ")
+        .unwrap_or(&text);
+    match text.strip_prefix("client error (Connect): ") {
+        Some(rest) => RequestFailure::Connect(rest.to_string()),
+        None => RequestFailure::Other(text.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

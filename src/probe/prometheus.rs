@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{ProbeContext, Sample, describe_io, error_chain, find_io_error, fmt_latency};
+use super::{ProbeContext, RequestFailure, Sample, fmt_latency, request_failure, with_headers};
 use crate::experiment::model::PrometheusProbe;
 
 /// A larger answer cannot be one sample; reading stops there.
@@ -52,15 +51,7 @@ pub async fn sample(p: &PrometheusProbe, ctx: &ProbeContext) -> Sample {
 
 fn build(client: &reqwest::Client, p: &PrometheusProbe) -> Result<reqwest::RequestBuilder, String> {
     let url = query_url(&p.url, &p.query, p.timeout.std())?;
-    let mut request = client.get(url).timeout(p.timeout.std());
-    for (name, value) in &p.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name `{name}`"))?;
-        // The value is not shown: it may be a secret.
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| format!("invalid value for header `{name}`"))?;
-        request = request.header(name, value);
-    }
+    let request = with_headers(client.get(url).timeout(p.timeout.std()), &p.headers)?;
     Ok(request.header(reqwest::header::ACCEPT, "application/json"))
 }
 
@@ -191,24 +182,12 @@ pub(crate) fn num(v: f64) -> String {
 }
 
 fn describe(err: reqwest::Error) -> String {
-    // without_url: the URL may carry a secret.
-    let err = err.without_url();
-    if let Some(io) = find_io_error(&err) {
-        let text = describe_io(io);
-        return if err.is_body() || err.is_decode() {
-            format!("reading the answer from Prometheus failed: {text}")
-        } else {
+    match request_failure(err) {
+        RequestFailure::Body(text) => format!("reading the answer from Prometheus failed: {text}"),
+        RequestFailure::Connect(text) | RequestFailure::Other(text) => {
             format!("cannot reach Prometheus: {text}")
-        };
+        }
     }
-    let mut text = error_chain(&err);
-    if let Some(rest) = text.strip_prefix("error sending request: ") {
-        text = rest.to_string();
-    }
-    if let Some(rest) = text.strip_prefix("client error (Connect): ") {
-        text = rest.to_string();
-    }
-    format!("cannot reach Prometheus: {text}")
 }
 
 #[cfg(test)]
@@ -268,8 +247,18 @@ mod tests {
             .enumerate()
             .map(|(i, v)| serde_json::json!({"metric": {"i": i.to_string()}, "value": [1.5, v]}))
             .collect();
-        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+        success("vector", Value::from(result))
+    }
+
+    /// A successful query answer of `result_type`.
+    fn success(result_type: &str, result: Value) -> String {
+        serde_json::json!({"status": "success", "data": {"resultType": result_type, "result": result}})
             .to_string()
+    }
+
+    #[track_caller]
+    fn assert_detail_starts_with(s: &Sample, prefix: &str) {
+        assert!(s.detail.starts_with(prefix), "{}", s.detail);
     }
 
     async fn run(status: &'static str, body: String, extra: Value) -> Sample {
@@ -283,21 +272,11 @@ mod tests {
         let s = run("200 OK", vector(&["0.25"]), serde_json::json!({"max": 0.5})).await;
         assert!(s.ok, "{s:?}");
         assert_eq!(s.value, Some(0.25));
-        assert!(
-            s.detail.starts_with("value 0.25 within <= 0.5 in "),
-            "{}",
-            s.detail
-        );
-        let scalar = serde_json::json!({"status": "success",
-            "data": {"resultType": "scalar", "result": [1.5, "3"]}})
-        .to_string();
+        assert_detail_starts_with(&s, "value 0.25 within <= 0.5 in ");
+        let scalar = success("scalar", serde_json::json!([1.5, "3"]));
         let s = run("200 OK", scalar, serde_json::json!({"min": 1, "max": 3})).await;
         assert!(s.ok, "{s:?}");
-        assert!(
-            s.detail.starts_with("value 3 within 1..3 in "),
-            "{}",
-            s.detail
-        );
+        assert_detail_starts_with(&s, "value 3 within 1..3 in ");
     }
 
     #[tokio::test]
@@ -331,17 +310,11 @@ mod tests {
             "query returned 3 samples; aggregate it to one, e.g. sum(...)"
         );
         let s = run("200 OK", vector(&["NaN"]), serde_json::json!({"min": 1})).await;
-        assert!(s.detail.starts_with("query returned NaN"), "{}", s.detail);
+        assert_detail_starts_with(&s, "query returned NaN");
         assert_eq!(s.value, None);
-        let matrix = serde_json::json!({"status": "success",
-            "data": {"resultType": "matrix", "result": []}})
-        .to_string();
+        let matrix = success("matrix", serde_json::json!([]));
         let s = run("200 OK", matrix, serde_json::json!({"min": 1})).await;
-        assert!(
-            s.detail.starts_with("query returned a range vector"),
-            "{}",
-            s.detail
-        );
+        assert_detail_starts_with(&s, "query returned a range vector");
     }
 
     #[tokio::test]
@@ -361,11 +334,7 @@ mod tests {
             serde_json::json!({"min": 1}),
         )
         .await;
-        assert!(
-            s.detail.starts_with("HTTP 404 Not Found from Prometheus; "),
-            "{}",
-            s.detail
-        );
+        assert_detail_starts_with(&s, "HTTP 404 Not Found from Prometheus; ");
         let s = run("200 OK", "<html>".into(), serde_json::json!({"min": 1})).await;
         assert!(
             s.detail

@@ -288,6 +288,11 @@ mod tests {
         xml.matches(needle).count()
     }
 
+    #[track_caller]
+    fn assert_has(xml: &str, piece: &str) {
+        assert!(xml.contains(piece), "`{piece}` is missing from:\n{xml}");
+    }
+
     #[test]
     fn one_suite_with_a_case_per_probe_and_fault() {
         let xml = render(&[fixture::passed()]);
@@ -295,14 +300,11 @@ mod tests {
             xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
             "{xml}"
         );
-        assert!(
-            xml.contains("<testsuites name=\"faultline\" tests=\"4\" failures=\"0\" errors=\"0\""),
-            "{xml}"
+        assert_has(
+            &xml,
+            "<testsuites name=\"faultline\" tests=\"4\" failures=\"0\" errors=\"0\"",
         );
-        assert!(
-            xml.contains("<testsuite name=\"web-survives-pause\" tests=\"4\""),
-            "{xml}"
-        );
+        assert_has(&xml, "<testsuite name=\"web-survives-pause\" tests=\"4\"");
         for name in [
             "before: web answers",
             "during: web mostly answers",
@@ -322,29 +324,25 @@ mod tests {
 
     #[test]
     fn a_failed_during_probe_says_why() {
-        let mut r = fixture::passed();
-        r.verdict = Verdict::Failed;
-        r.exit_code = 1;
+        let mut r = fixture::ended(Verdict::Failed);
         let d = &mut r.phases.during.as_mut().unwrap().probes[0];
         d.min_success = 0.9;
         d.passed = false;
         let xml = render(&[r]);
-        assert!(xml.contains("failures=\"1\""), "{xml}");
-        assert!(
-            xml.contains("<failure message=\"success ratio 0.55 below min_success 0.90 (11 of 20 samples ok)\" type=\"below_min_success\">"),
-            "{xml}"
+        assert_has(&xml, "failures=\"1\"");
+        assert_has(
+            &xml,
+            "<failure message=\"success ratio 0.55 below min_success 0.90 (11 of 20 samples ok)\" type=\"below_min_success\">",
         );
-        assert!(
-            xml.contains("failed samples at (from the run&apos;s start): 1.37s, 1.62s"),
-            "{xml}"
+        assert_has(
+            &xml,
+            "failed samples at (from the run&apos;s start): 1.37s, 1.62s",
         );
     }
 
     #[test]
     fn not_steady_fails_the_before_probe_and_nothing_else() {
-        let mut r = fixture::passed();
-        r.verdict = Verdict::NotSteady;
-        r.exit_code = 3;
+        let mut r = fixture::ended(Verdict::NotSteady);
         r.faults.clear();
         r.phases.during = None;
         r.phases.after = None;
@@ -353,21 +351,16 @@ mod tests {
         b.probes[0].passed = false;
         b.probes[0].detail = "status 503 not in [200]".into();
         let xml = render(&[r]);
-        assert!(
-            xml.contains("tests=\"1\" failures=\"1\" errors=\"0\""),
-            "{xml}"
-        );
-        assert!(
-            xml.contains("<failure message=\"status 503 not in [200]\" type=\"not_steady\">"),
-            "{xml}"
+        assert_has(&xml, "tests=\"1\" failures=\"1\" errors=\"0\"");
+        assert_has(
+            &xml,
+            "<failure message=\"status 503 not in [200]\" type=\"not_steady\">",
         );
     }
 
     #[test]
     fn errors_add_a_verdict_case_and_fault_errors() {
-        let mut r = fixture::passed();
-        r.verdict = Verdict::RevertIncomplete;
-        r.exit_code = 5;
+        let mut r = fixture::ended(Verdict::RevertIncomplete);
         r.faults[0].status = FaultStatus::Active;
         r.faults[0].reverted_at = None;
         r.faults[0].error = Some("revert not confirmed within 30s".into());
@@ -375,11 +368,14 @@ mod tests {
         r.events.last_mut().unwrap().message =
             "revert not confirmed for pause on web-1 & <web-2>".into();
         let xml = render(&[r]);
-        assert!(xml.contains("name=\"fault: pause web-1 (2)\""), "{xml}");
-        assert!(xml.contains("<testcase name=\"verdict\""), "{xml}");
-        assert!(xml.contains("message=\"revert not confirmed for pause on web-1 &amp; &lt;web-2&gt;\" type=\"revert_incomplete\""), "{xml}");
+        assert_has(&xml, "name=\"fault: pause web-1 (2)\"");
+        assert_has(&xml, "<testcase name=\"verdict\"");
+        assert_has(
+            &xml,
+            "message=\"revert not confirmed for pause on web-1 &amp; &lt;web-2&gt;\" type=\"revert_incomplete\"",
+        );
         assert_eq!(count(&xml, "<error "), 3, "{xml}");
-        assert!(xml.contains("errors=\"3\""), "{xml}");
+        assert_has(&xml, "errors=\"3\"");
     }
 
     #[test]
@@ -388,9 +384,6 @@ mod tests {
         b.experiment.name = "api-latency".into();
         let xml = render(&[fixture::passed(), b]);
         assert_eq!(count(&xml, "<testsuite "), 2);
-        assert!(
-            xml.contains("<testsuites name=\"faultline\" tests=\"8\""),
-            "{xml}"
-        );
+        assert_has(&xml, "<testsuites name=\"faultline\" tests=\"8\"");
     }
 }

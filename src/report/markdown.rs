@@ -164,10 +164,8 @@ mod tests {
 
     #[test]
     fn summary_has_a_row_per_experiment_and_totals() {
-        let mut failed = fixture::passed();
+        let mut failed = fixture::ended(Verdict::Failed);
         failed.experiment.name = "api-latency".into();
-        failed.verdict = Verdict::Failed;
-        failed.exit_code = 1;
         failed.phases.after.as_mut().unwrap().recovered_after_ms = None;
         failed.events.last_mut().unwrap().message = "steady state did not recover in time".into();
         let md = render_summary(&[fixture::passed(), failed]);

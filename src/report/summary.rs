@@ -393,6 +393,33 @@ pub(crate) mod fixture {
         }
     }
 
+    /// A steady-state phase whose one http probe `web answers` passed in `ms`.
+    fn web_answers(ms: u64, recovered_after_ms: Option<u64>) -> SteadyPhase {
+        SteadyPhase {
+            passed: true,
+            recovered_after_ms,
+            measured_from: None,
+            probes: vec![ProbeOutcome {
+                name: "web answers".into(),
+                kind: "http".into(),
+                passed: true,
+                attempts: 1,
+                duration_ms: ms,
+                detail: format!("200 OK in {ms}ms"),
+                value: None,
+                ttfb_ms: None,
+            }],
+        }
+    }
+
+    /// The realistic run, ended with `verdict` and its exit code.
+    pub(crate) fn ended(verdict: Verdict) -> RunResult {
+        let mut r = passed();
+        r.verdict = verdict;
+        r.exit_code = verdict.exit().code();
+        r
+    }
+
     pub(crate) fn passed() -> RunResult {
         let timeline: Vec<SamplePoint> = (0..20)
             .map(|i| {
@@ -436,21 +463,7 @@ pub(crate) mod fixture {
                 effects: None,
             }],
             phases: Phases {
-                before: Some(SteadyPhase {
-                    passed: true,
-                    recovered_after_ms: None,
-                    measured_from: None,
-                    probes: vec![ProbeOutcome {
-                        name: "web answers".into(),
-                        kind: "http".into(),
-                        passed: true,
-                        attempts: 1,
-                        duration_ms: 3,
-                        detail: "200 OK in 3ms".into(),
-                        value: None,
-                        ttfb_ms: None,
-                    }],
-                }),
+                before: Some(web_answers(3, None)),
                 during: Some(DuringPhase {
                     passed: true,
                     probes: vec![DuringProbe {
@@ -470,21 +483,7 @@ pub(crate) mod fixture {
                         timeline,
                     }],
                 }),
-                after: Some(SteadyPhase {
-                    passed: true,
-                    recovered_after_ms: Some(37),
-                    measured_from: None,
-                    probes: vec![ProbeOutcome {
-                        name: "web answers".into(),
-                        kind: "http".into(),
-                        passed: true,
-                        attempts: 1,
-                        duration_ms: 2,
-                        detail: "200 OK in 2ms".into(),
-                        value: None,
-                        ttfb_ms: None,
-                    }],
-                }),
+                after: Some(web_answers(2, Some(37))),
             },
             events: vec![
                 ev(20, "targets_selected", "web-1 (seed 7)"),
@@ -610,9 +609,7 @@ mod tests {
 
     #[test]
     fn totals() {
-        let mut failed = fixture::passed();
-        failed.verdict = Verdict::Failed;
-        failed.exit_code = 1;
+        let failed = fixture::ended(Verdict::Failed);
         let t = Totals::of(&[fixture::passed(), failed]);
         assert_eq!((t.passed, t.failed, t.highest_exit), (1, 1, 1));
         assert_eq!(
@@ -623,15 +620,9 @@ mod tests {
 
     #[test]
     fn interrupted_and_revert_incomplete_are_not_counted_as_errors() {
-        let mut error = fixture::passed();
-        error.verdict = Verdict::Error;
-        error.exit_code = 4;
-        let mut incomplete = fixture::passed();
-        incomplete.verdict = Verdict::RevertIncomplete;
-        incomplete.exit_code = 5;
-        let mut interrupted = fixture::passed();
-        interrupted.verdict = Verdict::Interrupted;
-        interrupted.exit_code = 130;
+        let error = fixture::ended(Verdict::Error);
+        let incomplete = fixture::ended(Verdict::RevertIncomplete);
+        let interrupted = fixture::ended(Verdict::Interrupted);
         let t = Totals::of(&[fixture::passed(), error, incomplete, interrupted]);
         assert_eq!((t.errors, t.interrupted, t.revert_incomplete), (1, 1, 1));
         assert_eq!(

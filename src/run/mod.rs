@@ -890,6 +890,22 @@ mod tests {
         .await
     }
 
+    /// Runs `faults` on every container `p` knows, to the end.
+    async fn run_faults(faults: &str, p: &Fake) -> RunResult {
+        go(&experiment(faults), p, CancellationToken::new()).await
+    }
+
+    /// Asserts the verdict and the exit code, showing the events when they differ.
+    #[track_caller]
+    fn assert_ended(r: &RunResult, verdict: Verdict, exit_code: u8) {
+        assert_eq!(
+            (r.verdict, r.exit_code),
+            (verdict, exit_code),
+            "{:?}",
+            r.events
+        );
+    }
+
     fn with_probes(rest: &str, faults: &str) -> LoadedExperiment {
         let yaml = format!(
             "version: 1\nname: t\ntarget:\n  docker: {{labels: {{app: web}}}}\n  select: {{mode: all}}\n{rest}faults:\n{faults}"
@@ -910,7 +926,7 @@ mod tests {
             "  - kill: {}\n",
         );
         let r = go(&e, &Fake::default(), CancellationToken::new()).await;
-        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert_ended(&r, Verdict::Passed, 0);
         let after = r.phases.after.as_ref().unwrap();
         assert!(
             after.recovered_after_ms.unwrap() < 1000,
@@ -935,7 +951,7 @@ mod tests {
         );
         let started = Instant::now();
         let r = go(&e, &p, CancellationToken::new()).await;
-        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert_ended(&r, Verdict::Passed, 0);
         let after = r.phases.after.as_ref().unwrap();
         assert_eq!(after.measured_from, Some(RecoveryStart::TargetsGone));
         assert!(after.recovered_after_ms.unwrap() < 500, "{after:?}");
@@ -950,7 +966,7 @@ mod tests {
             "  - kill: {}\n",
         );
         let r = go(&e, &Fake::default(), CancellationToken::new()).await;
-        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert_ended(&r, Verdict::Passed, 0);
         assert!(r.phases.during.is_none());
     }
 
@@ -976,7 +992,7 @@ mod tests {
             "{:?}",
             r.events
         );
-        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert_ended(&r, Verdict::Passed, 0);
     }
 
     #[tokio::test]
@@ -988,7 +1004,7 @@ mod tests {
         let started = Instant::now();
         let r = go(&e, &Fake::default(), CancellationToken::new()).await;
         assert!(r.events.iter().any(|e| e.kind == EventKind::Abort));
-        assert_eq!(r.verdict, Verdict::Failed);
+        assert_ended(&r, Verdict::Failed, 1);
         assert!(
             started.elapsed() < StdDuration::from_secs(3),
             "{:?}",
@@ -1004,7 +1020,7 @@ mod tests {
         };
         let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 300ms}\n");
         let r = go(&e, &p, CancellationToken::new()).await;
-        assert_eq!(r.verdict, Verdict::Error, "{:?}", r.events);
+        assert_ended(&r, Verdict::Error, 4);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Survived));
         let why = r.faults[0].error.as_deref().unwrap_or_default();
         assert!(
@@ -1019,7 +1035,7 @@ mod tests {
             "  - kill: {signal: SIGTERM, grace_period: 300ms, expect: survive}\n",
         );
         let r = go(&e, &p, CancellationToken::new()).await;
-        assert_eq!(r.verdict, Verdict::Passed, "{:?}", r.events);
+        assert_ended(&r, Verdict::Passed, 0);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Survived));
 
         // A target that does end is a completed kill, without waiting for the grace.
@@ -1045,14 +1061,8 @@ mod tests {
     #[tokio::test]
     async fn pause_then_revert_on_every_target() {
         let p = Fake::default();
-        let r = go(
-            &experiment("  - pause: {duration: 50ms}\n"),
-            &p,
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(r.verdict, Verdict::Passed);
-        assert_eq!(r.exit_code, 0);
+        let r = run_faults("  - pause: {duration: 50ms}\n", &p).await;
+        assert_ended(&r, Verdict::Passed, 0);
         assert_eq!(r.faults.len(), 2);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
         assert!(p.paused.lock().unwrap().is_empty());
@@ -1065,14 +1075,8 @@ mod tests {
             fail_unpause: true,
             ..Fake::default()
         };
-        let r = go(
-            &experiment("  - pause: {duration: 10ms}\n"),
-            &p,
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(r.verdict, Verdict::RevertIncomplete);
-        assert_eq!(r.exit_code, 5);
+        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        assert_ended(&r, Verdict::RevertIncomplete, 5);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Active));
         let last = r.events.last().unwrap();
         assert!(
@@ -1088,14 +1092,8 @@ mod tests {
             fail_pause: true,
             ..Fake::default()
         };
-        let r = go(
-            &experiment("  - pause: {duration: 10ms}\n"),
-            &p,
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(r.verdict, Verdict::Error);
-        assert_eq!(r.exit_code, 4);
+        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        assert_ended(&r, Verdict::Error, 4);
         assert!(
             r.faults
                 .iter()
@@ -1109,13 +1107,8 @@ mod tests {
             vanish_on_unpause: true,
             ..Fake::default()
         };
-        let r = go(
-            &experiment("  - pause: {duration: 10ms}\n"),
-            &p,
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(r.verdict, Verdict::Passed);
+        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        assert_ended(&r, Verdict::Passed, 0);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
         assert!(r.events.iter().any(|e| e.kind == EventKind::TargetVanished));
     }
@@ -1132,8 +1125,7 @@ mod tests {
         let start = Instant::now();
         let r = go(&experiment("  - pause: {duration: 30s}\n"), &p, cancel).await;
         assert!(start.elapsed() < StdDuration::from_secs(5));
-        assert_eq!(r.verdict, Verdict::Interrupted);
-        assert_eq!(r.exit_code, 130);
+        assert_ended(&r, Verdict::Interrupted, 130);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
         assert!(p.paused.lock().unwrap().is_empty());
     }
@@ -1149,7 +1141,7 @@ mod tests {
             during.probes[0].samples >= 1,
             "the first sample is taken when the fault is applied, not a full interval later"
         );
-        assert_eq!(r.verdict, Verdict::Passed);
+        assert_ended(&r, Verdict::Passed, 0);
     }
 
     #[tokio::test]
@@ -1157,7 +1149,7 @@ mod tests {
         let p = Fake::default();
         let e = experiment("  - kill: {after: 150ms}\n  - pause: {duration: 50ms}\n");
         let r = go(&e, &p, CancellationToken::new()).await;
-        assert_eq!(r.verdict, Verdict::Passed);
+        assert_ended(&r, Verdict::Passed, 0);
         let log = p.log.lock().unwrap().clone();
         let first_kill = log.iter().position(|l| l.starts_with("kill")).unwrap();
         let first_unpause = log.iter().position(|l| l.starts_with("unpause")).unwrap();
@@ -1179,7 +1171,7 @@ mod tests {
         let p = Fake::default();
         let e = experiment("  - kill: {every: 50ms, duration: 160ms}\n");
         let r = go(&e, &p, CancellationToken::new()).await;
-        assert_eq!(r.verdict, Verdict::Passed);
+        assert_ended(&r, Verdict::Passed, 0);
         let kills = p
             .log
             .lock()

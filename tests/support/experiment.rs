@@ -144,6 +144,13 @@ impl Experiment {
         }
     }
 
+    /// `no-match`: one pause on a label no container carries (exit 3, `no_targets`).
+    pub fn no_match() -> Experiment {
+        Experiment::new("no-match")
+            .on_nothing()
+            .fault("pause: {duration: 1s}")
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

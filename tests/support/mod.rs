@@ -30,6 +30,20 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// The message of the report's first event of `kind` (e.g. `verdict`).
+#[track_caller]
+pub fn event_message(r: &serde_json::Value, kind: &str) -> String {
+    r["events"]
+        .as_array()
+        .expect("the report has events")
+        .iter()
+        .find(|e| e["kind"] == kind)
+        .unwrap_or_else(|| panic!("no `{kind}` event in {r}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Asserts that `text` contains every piece, showing the text when one is missing.
 #[track_caller]
 pub fn assert_contains(text: &str, pieces: &[&str]) {
