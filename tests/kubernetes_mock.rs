@@ -2675,6 +2675,16 @@ fn nfq_helper_exec(st: &mut NfqState, helper: &str, argv: &[String]) -> fake::An
         st.qdisc = None;
         return fake::Answer::exec_ok("");
     }
+    // The pod's network namespace has lo and eth0.
+    if let Some(dev) = line.strip_prefix("ip link show dev ") {
+        return if ["lo", "eth0"].contains(&dev) {
+            fake::Answer::exec_ok(&format!(
+                "2: {dev}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500\n"
+            ))
+        } else {
+            fake::Answer::exec_exit(1, &format!("Device \"{dev}\" does not exist.\n"))
+        };
+    }
     if line == "cat /proc/net/netfilter/nfnetlink_queue" {
         let listing: String = st
             .bound()
@@ -2838,7 +2848,7 @@ async fn auto_delay_on_a_node_without_netem_runs_the_delayer_in_an_ephemeral_con
     // The kernel: faultline's rule sends every outgoing packet to the delayer's queue,
     // with --queue-bypass; no qdisc (a delay alone needs no tc).
     let rule = format!(
-        "-A OUTPUT -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+        "-A OUTPUT -o eth0 -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
         d.marker, d.queue
     );
     {
@@ -2921,7 +2931,7 @@ async fn auto_delay_on_a_node_without_netem_runs_the_delayer_in_an_ephemeral_con
     );
     let cat = "cat /proc/net/netfilter/nfnetlink_queue".to_string();
     let add = format!(
-        "iptables -w -I OUTPUT -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+        "iptables -w -I OUTPUT -o eth0 -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
         d.marker, d.queue
     );
     let on = |c: &str| (helper_name.clone(), c.to_string());
@@ -2931,6 +2941,7 @@ async fn auto_delay_on_a_node_without_netem_runs_the_delayer_in_an_ephemeral_con
             on(&cat),
             on("tc qdisc show dev eth0"),
             on("tc qdisc add dev eth0 root handle fa17: netem delay 100ms"),
+            on("ip link show dev eth0"),
             on(&cat),
             on(&add),
         ]
@@ -3051,7 +3062,7 @@ async fn a_dead_delayer_lets_traffic_flow_and_revert_still_succeeds() {
         assert_eq!(
             st.rules,
             vec![format!(
-                "-A OUTPUT -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+                "-A OUTPUT -o eth0 -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
                 d.marker, d.queue
             )]
         );

@@ -197,3 +197,61 @@ fn nfqueue_delay_combines_with_a_tbf_rate() {
     assert!(!qdiscs(&s.web).contains("fa17:"));
     assert_eq!(delayers(&s.web), 0);
 }
+
+/// Connect times to the container's own loopback, measured inside its network namespace.
+fn loopback_connects(name: &str, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let out = netns_command(
+                name,
+                &[
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{time_connect}",
+                    "http://127.0.0.1:80/",
+                ],
+            )
+            .output()
+            .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(f64::MAX)
+                * 1000.0
+        })
+        .collect()
+}
+
+/// Regression: the rule had no `-o`, so a fault delayed every interface, loopback too.
+#[test]
+fn the_delay_holds_only_the_faults_interface() {
+    let Some(s) = setup("nfq-iface") else { return };
+    if require_program("curl", "curl", "loopback latency cannot be measured").is_none() {
+        return;
+    }
+    let run = s.start(Run::experiment(&s.experiment("delay: 200ms", "8s")));
+    let rules = nfqueue_rules(&s.web);
+    assert!(rules.contains("-o eth0"), "{rules}");
+    let outside = p50(&connects(s.addr, 10));
+    let inside = p50(&loopback_connects(&s.web, 10));
+    run.wait().expect(0);
+    assert!(outside > 150.0, "eth0 was not delayed: p50 {outside:.1}ms");
+    assert!(inside < 50.0, "loopback was delayed: p50 {inside:.1}ms");
+}
+
+/// An interface the target does not have is refused, not a fault that does nothing.
+#[test]
+fn a_missing_interface_is_refused() {
+    let Some(s) = setup("nfq-noiface") else {
+        return;
+    };
+    Run::experiment(&s.experiment("delay: 100ms, interface: eth7", "3s"))
+        .output()
+        .expect(4)
+        .stdout_has("has no network interface `eth7`");
+    assert!(!has_rule(&s.web), "a rule was left");
+    assert_eq!(delayers(&s.web), 0, "a delayer was left");
+}

@@ -434,6 +434,7 @@ impl FaultKind for NetworkFault {
                     )),
                     marker,
                     placement,
+                    interface: Some(self.interface.clone()),
                 })
             }
             None => None,
@@ -604,13 +605,20 @@ async fn start_nfqueue(
             .unwrap_or_default(),
         loss: f.loss.map(|l| l.0 / 100.0).unwrap_or(0.0),
     };
+    // The rule matches packets leaving through the fault's interface only: one the
+    // target does not have would match nothing, and the fault would pass while doing
+    // nothing. (`rate` is refused the same way, by tc.)
+    let link = ["ip", "link", "show", "dev", &f.interface].map(String::from);
+    let shown = platform.netns_exec(target, access, &link).await?;
+    if shown.code != 0 {
+        return Err(PlatformError::Refused(format!(
+            "`{}` has no network interface `{}`: name one it has (`ip link` in the container), e.g. eth0",
+            target.name, f.interface
+        )));
+    }
     start_delayer(platform, target, access, d, shape, f.duration.std()).await?;
     let out = platform
-        .netns_exec(
-            target,
-            access,
-            &super::nfqueue::add_rule(d.queue, &d.marker),
-        )
+        .netns_exec(target, access, &super::nfqueue::add_rule(d))
         .await?;
     if out.code != 0 {
         let needs = match d.placement {
@@ -645,11 +653,7 @@ async fn stop_nfqueue(
             break;
         }
         platform
-            .netns_exec(
-                target,
-                access,
-                &super::nfqueue::delete_rule(d.queue, &d.marker),
-            )
+            .netns_exec(target, access, &super::nfqueue::delete_rule(d))
             .await?;
     }
     let rules = platform

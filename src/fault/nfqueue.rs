@@ -24,37 +24,47 @@ pub struct DelayerRecord {
     /// an ephemeral container beside the pod (Kubernetes).
     #[serde(default = "crate::fault::network::host_placement")]
     pub placement: crate::platform::Placement,
+    /// The interface the rule matches (`-o`): only packets leaving through it are
+    /// queued, so loopback traffic inside the target is never delayed. `None` in
+    /// records written before the rule named one (their rule has no `-o`).
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 /// The rule, as iptables arguments after `-I`/`-D`. Identical for add and delete, so the
 /// delete removes exactly the rule faultline added.
-pub fn rule_spec(queue: u16, marker: &str) -> Vec<String> {
-    [
-        "OUTPUT",
-        "-m",
-        "comment",
-        "--comment",
-        marker,
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        &queue.to_string(),
-        "--queue-bypass",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect()
-}
-
-pub fn add_rule(queue: u16, marker: &str) -> Vec<String> {
-    let mut v = vec!["iptables".to_string(), "-w".into(), "-I".into()];
-    v.extend(rule_spec(queue, marker));
+pub fn rule_spec(d: &DelayerRecord) -> Vec<String> {
+    let mut v = vec!["OUTPUT".to_string()];
+    if let Some(iface) = &d.interface {
+        v.extend(["-o".to_string(), iface.clone()]);
+    }
+    v.extend(
+        [
+            "-m",
+            "comment",
+            "--comment",
+            &d.marker,
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            &d.queue.to_string(),
+            "--queue-bypass",
+        ]
+        .iter()
+        .map(ToString::to_string),
+    );
     v
 }
 
-pub fn delete_rule(queue: u16, marker: &str) -> Vec<String> {
+pub fn add_rule(d: &DelayerRecord) -> Vec<String> {
+    let mut v = vec!["iptables".to_string(), "-w".into(), "-I".into()];
+    v.extend(rule_spec(d));
+    v
+}
+
+pub fn delete_rule(d: &DelayerRecord) -> Vec<String> {
     let mut v = vec!["iptables".to_string(), "-w".into(), "-D".into()];
-    v.extend(rule_spec(queue, marker));
+    v.extend(rule_spec(d));
     v
 }
 
@@ -241,14 +251,26 @@ mod tests {
 
     #[test]
     fn add_and_delete_name_the_same_rule() {
-        let add = add_rule(40123, "faultline-net-abc");
-        let del = delete_rule(40123, "faultline-net-abc");
+        let mut d = DelayerRecord {
+            queue: 40123,
+            marker: "faultline-net-abc".into(),
+            placement: crate::fault::network::host_placement(),
+            interface: Some("eth1".into()),
+        };
+        let (add, del) = (add_rule(&d), delete_rule(&d));
+        // Regression: the rule had no `-o`, so a fault on eth1 delayed eth0 and loopback.
         assert_eq!(
             add.join(" "),
-            "iptables -w -I OUTPUT -m comment --comment faultline-net-abc -j NFQUEUE --queue-num 40123 --queue-bypass"
+            "iptables -w -I OUTPUT -o eth1 -m comment --comment faultline-net-abc -j NFQUEUE --queue-num 40123 --queue-bypass"
         );
         assert_eq!(add[3..], del[3..]);
         assert_eq!(del[2], "-D");
+        // A record journaled before the rule named its interface deletes the rule it added.
+        d.interface = None;
+        assert_eq!(
+            delete_rule(&d).join(" "),
+            "iptables -w -D OUTPUT -m comment --comment faultline-net-abc -j NFQUEUE --queue-num 40123 --queue-bypass"
+        );
     }
 
     #[test]
