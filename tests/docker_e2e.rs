@@ -320,7 +320,9 @@ fn the_audit_log_records_every_action_and_no_secret() {
         .experiment("audited")
         .select("{mode: all}")
         .fault("pause: {duration: 200ms}")
-        .fault("kill: {signal: \"${env:FAULTLINE_TEST_SIGNAL}\", after: 300ms}");
+        // busybox httpd as PID 1 has no handler for SIGTERM: the containers survive it,
+        // which the kill now reports (status `survived`) instead of passing as completed.
+        .fault("kill: {signal: \"${env:FAULTLINE_TEST_SIGNAL}\", after: 300ms, grace_period: 1s, expect: survive}");
     let (state, dir) = (StateDir::new(), tempfile::tempdir().unwrap());
     let audit = dir.path().join("audit.jsonl");
     Run::experiment(&exp)
