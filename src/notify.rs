@@ -439,6 +439,7 @@ mod tests {
             matched: 1,
             selected: 1,
             min: None,
+            skipped: Vec::new(),
         });
         let p = Notification::run_finished(&r, &Secrets::default()).payload();
         assert_eq!(p["selection"]["requested"], 5);

@@ -124,10 +124,12 @@ pub(super) async fn dry_run(
         targets: chosen,
         seed,
         candidates: n,
+        passed_over,
     } = resolve(platform, &l.experiment, seed)
         .await
         .map_err(|e| Error::Platform(e.to_string()))?;
-    let counts = report::Selection::of(&l.experiment.target.select, n, chosen.len());
+    let counts = report::Selection::of(&l.experiment.target.select, n, chosen.len())
+        .passing_over(passed_over);
     let mut out = super::validate::render_plan(l, Some(seed));
     let what = crate::plan::describe_target(&l.experiment.target);
     let mut exit = Exit::Passed;

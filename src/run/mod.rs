@@ -288,7 +288,8 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         &e.target.select,
         resolved.candidates,
         resolved.targets.len(),
-    );
+    )
+    .passing_over(resolved.passed_over);
     let (targets, seed) = (resolved.targets, resolved.seed);
     result.seed = Some(seed);
     let too_few = counts.too_few(&crate::plan::describe_target(&e.target));
