@@ -357,6 +357,8 @@ impl DockerPlatform {
                 nix::sys::signal::Signal::SIGKILL
             };
             for pid in pids {
+                // A helper inside a paused target ends on its own schedule.
+                host::unfreeze_helper(pid);
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
             }
             self.reap_stressors();
@@ -857,6 +859,20 @@ impl Platform for DockerPlatform {
                 }
                 Err(PlatformError::Refused(format!(
                     "a process of faultline ({marker}) for `{}` is still running after SIGKILL",
+                    target.name
+                )))
+            }
+            // `docker exec` cannot run in a paused container, and the pause may outlast
+            // this process's fault: from this host the process is ended all the same.
+            Placement::InTarget { .. }
+                if self.is_frozen(target).await.unwrap_or(false)
+                    && self.host_reach(target).await.is_ok() =>
+            {
+                if self.stop_host_processes(marker, gentle).await {
+                    return Ok(());
+                }
+                Err(PlatformError::Refused(format!(
+                    "a process of faultline ({marker}) in the paused `{}` is still running after SIGKILL",
                     target.name
                 )))
             }
