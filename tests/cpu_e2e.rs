@@ -64,13 +64,41 @@ fn measured_share(strategy: &str, workers: u32, load: u32, limit: Option<&str>) 
     let run = Run::experiment(&exp).spawn();
     std::thread::sleep(Duration::from_millis(1500));
     let a = cpu_ns(&id);
+    let host_a = host_cpu();
     let t = std::time::Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     let b = cpu_ns(&id);
+    let host_b = host_cpu();
     let share = (b - a) as f64 / t.elapsed().as_nanos() as f64 * 100.0;
     run.wait().expect(0);
     assert_eq!(stressors_left(&web), 0, "a stressor survived the revert");
+    // Said with a failure: a machine with no idle CPU cannot give the stressor its share.
+    let (busy, total) = (host_b.0 - host_a.0, host_b.1 - host_a.1);
+    eprintln!(
+        "{strategy}: {share:.1}% of a core; the host was {:.0}% busy over the window (load {})",
+        busy as f64 / total.max(1) as f64 * 100.0,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     share
+}
+
+/// The host's busy and total CPU time in ticks, from /proc/stat.
+fn host_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .expect("the cpu line")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    // idle and iowait
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
 }
 
 fn half_a_core(strategy: &str) {
