@@ -430,6 +430,33 @@ pub enum Fault {
     Restart(RestartFault),
 }
 
+/// The `name`, `after` and `duration` items of a [`FaultSpec`] whose parameters have
+/// `after` and `duration` fields: `fault_timing!("pause");` inside the impl, or
+/// `fault_timing!("restart", one_shot);` for a fault that has no duration.
+macro_rules! fault_timing {
+    ($name:literal) => {
+        $crate::experiment::model::fault_timing!(@common $name);
+        fn duration(&self) -> Option<$crate::experiment::units::Duration> {
+            Some(self.duration)
+        }
+    };
+    ($name:literal, one_shot) => {
+        $crate::experiment::model::fault_timing!(@common $name);
+        fn duration(&self) -> Option<$crate::experiment::units::Duration> {
+            None
+        }
+    };
+    (@common $name:literal) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+        fn after(&self) -> $crate::experiment::units::Duration {
+            self.after
+        }
+    };
+}
+pub(crate) use fault_timing;
+
 /// What a fault says about itself without touching anything. Each fault implements it in
 /// its own file under `fault/`, beside its inject and revert.
 pub trait FaultSpec {

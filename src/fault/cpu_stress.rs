@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, CpuStressFault, FaultProblems, FaultSpec, Target as TargetSpec,
+    CpuStrategy, CpuStressFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Placement, Platform, PlatformError, Target, host};
@@ -170,17 +170,7 @@ pub fn exec_script(workers: u32, load: u32, seconds: u64) -> String {
 }
 
 impl FaultSpec for CpuStressFault {
-    fn name(&self) -> &'static str {
-        "cpu_stress"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("cpu_stress");
 
     fn describe(&self) -> String {
         format!(

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::cpu_stress::CpuAccess;
 use super::{FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec,
+    CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
@@ -194,17 +194,7 @@ impl DiskFillFault {
 }
 
 impl FaultSpec for DiskFillFault {
-    fn name(&self) -> &'static str {
-        "disk_fill"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("disk_fill");
 
     fn describe(&self) -> String {
         format!(

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::cpu_stress::{CpuAccess, DEADLINE_MARGIN};
 use super::{FaultEffects, FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec,
+    CpuStrategy, FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Placement, Platform, PlatformError, Target, host};
@@ -241,17 +241,7 @@ impl MemoryStressFault {
 }
 
 impl FaultSpec for MemoryStressFault {
-    fn name(&self) -> &'static str {
-        "memory_stress"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("memory_stress");
 
     fn describe(&self) -> String {
         format!(

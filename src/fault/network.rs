@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, NetworkEngine, NetworkFault, NetworkStrategy, Target as TargetSpec,
+    fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host};
@@ -238,17 +239,7 @@ async fn check_root(
 }
 
 impl FaultSpec for NetworkFault {
-    fn name(&self) -> &'static str {
-        "network"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("network");
 
     fn describe(&self) -> String {
         let mut parts = Vec::new();

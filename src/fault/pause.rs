@@ -3,23 +3,14 @@
 use async_trait::async_trait;
 
 use super::{FaultKind, Undo, UndoRecord};
-use crate::experiment::model::{FaultProblems, FaultSpec, PauseFault, Target as TargetSpec};
-use crate::experiment::units::Duration;
+use crate::experiment::model::{
+    FaultProblems, FaultSpec, PauseFault, Target as TargetSpec, fault_timing,
+};
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target};
 
 impl FaultSpec for PauseFault {
-    fn name(&self) -> &'static str {
-        "pause"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("pause");
 
     fn describe(&self) -> String {
         format!("pause for {}", self.duration)

@@ -6,9 +6,8 @@ use async_trait::async_trait;
 
 use super::{FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
-    FaultProblems, FaultSpec, RestartFault, StopFault, Target as TargetSpec,
+    FaultProblems, FaultSpec, RestartFault, StopFault, Target as TargetSpec, fault_timing,
 };
-use crate::experiment::units::Duration;
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
 
@@ -22,17 +21,7 @@ fn docker_only(name: &str, platform: &dyn Platform) -> Result<(), String> {
 }
 
 impl FaultSpec for StopFault {
-    fn name(&self) -> &'static str {
-        "stop"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("stop");
 
     fn describe(&self) -> String {
         format!(
@@ -98,17 +87,7 @@ pub async fn revert(platform: &dyn Platform, target: &Target) -> Result<(), Plat
 }
 
 impl FaultSpec for RestartFault {
-    fn name(&self) -> &'static str {
-        "restart"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        None
-    }
+    fault_timing!("restart", one_shot);
 
     fn describe(&self) -> String {
         format!("restart (SIGKILL after {})", self.timeout)
@@ -173,7 +152,7 @@ mod tests {
             &self,
             _: &Target,
             _: Signal,
-            _: Option<Duration>,
+            _: Option<crate::experiment::units::Duration>,
         ) -> Result<(), PlatformError> {
             unreachable!()
         }
