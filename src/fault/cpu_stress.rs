@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     CpuStrategy, CpuStressFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
@@ -201,11 +201,7 @@ impl FaultSpec for CpuStressFault {
 
 #[async_trait]
 impl FaultKind for CpuStressFault {
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let reach = platform.host_reach(target).await;
         let access = match (self.strategy, reach) {
             (CpuStrategy::Exec, _) => CpuAccess::Exec,
@@ -231,7 +227,7 @@ impl FaultKind for CpuStressFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::StopStressor { stressor, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

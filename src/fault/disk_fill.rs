@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::cpu_stress::CpuAccess;
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
@@ -243,11 +243,7 @@ impl FaultKind for DiskFillFault {
         Ok(())
     }
 
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let reach = platform.host_reach(target).await;
         let access = match (self.strategy, reach) {
             (CpuStrategy::Exec, _) => CpuAccess::Exec,
@@ -302,7 +298,7 @@ impl FaultKind for DiskFillFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::RemoveFile { fill, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::cpu_stress::{CpuAccess, DEADLINE_MARGIN};
-use super::{FaultEffects, FaultKind, Undo, UndoRecord};
+use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     CpuStrategy, FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
 };
@@ -289,11 +289,7 @@ impl FaultKind for MemoryStressFault {
         Ok(())
     }
 
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let reach = platform.host_reach(target).await;
         let access = match (self.strategy, reach) {
             (CpuStrategy::Exec, _) => CpuAccess::Exec,
@@ -342,7 +338,7 @@ impl FaultKind for MemoryStressFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::FreeMemory { memory, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

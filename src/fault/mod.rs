@@ -29,6 +29,11 @@ use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
 pub use crate::report::FaultEffects;
 
+/// What [`FaultKind::prepare`] answers: the undo record of a reversible fault.
+pub type Prepared = Result<Option<Undo>, PlatformError>;
+/// What [`FaultKind::inject`] answers.
+pub type Injected = Result<(), PlatformError>;
+
 /// What a fault does to a platform. Implemented in the fault's own file.
 #[async_trait]
 pub trait FaultKind: FaultSpec + Send + Sync {
@@ -42,11 +47,7 @@ pub trait FaultKind: FaultSpec + Send + Sync {
     /// Gets ready to inject into one target: the undo record of a reversible fault (and
     /// any helper it needs), known before the fault is applied so that it is journaled
     /// first. `None` for a one-shot fault.
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError>;
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared;
 
     /// Applies the fault to one target.
     async fn inject(
@@ -54,7 +55,7 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError>;
+    ) -> Injected;
 
     /// Applies the fault like [`FaultKind::inject`] and says what it did that the report
     /// should name (the processes a `kill` signalled). Faults with nothing to add keep

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, NetworkEngine, NetworkFault, NetworkStrategy, Target as TargetSpec,
     fault_timing,
@@ -359,11 +359,7 @@ impl FaultKind for NetworkFault {
         }
     }
 
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let has_netem = platform.netem_supported().await;
         let engine = match self.engine {
             NetworkEngine::Netem => Engine::Netem,
@@ -447,7 +443,7 @@ impl FaultKind for NetworkFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

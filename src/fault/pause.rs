@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, PauseFault, Target as TargetSpec, fault_timing,
 };
@@ -23,11 +23,7 @@ impl FaultSpec for PauseFault {
 
 #[async_trait]
 impl FaultKind for PauseFault {
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _platform: &dyn Platform, target: &Target) -> Prepared {
         Ok(Some(Undo::new(UndoRecord::Unpause {
             target: target.clone(),
         })))
@@ -40,7 +36,7 @@ impl FaultKind for PauseFault {
         platform: &dyn Platform,
         target: &Target,
         _undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         if platform.is_frozen(target).await? {
             // Someone else froze it; unpausing it at revert would undo their action.
             return Err(PlatformError::Refused(format!(

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, RestartFault, StopFault, Target as TargetSpec, fault_timing,
 };
@@ -41,11 +41,7 @@ impl FaultKind for StopFault {
         docker_only("stop", platform)
     }
 
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _platform: &dyn Platform, target: &Target) -> Prepared {
         Ok(Some(Undo::new(UndoRecord::StartTarget {
             target: target.clone(),
         })))
@@ -56,7 +52,7 @@ impl FaultKind for StopFault {
         platform: &dyn Platform,
         target: &Target,
         _undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         platform.stop_target(target, self.timeout.std()).await
     }
 
@@ -102,11 +98,7 @@ impl FaultKind for RestartFault {
         docker_only("restart", platform)
     }
 
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        _target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _platform: &dyn Platform, _target: &Target) -> Prepared {
         Ok(None)
     }
 
@@ -115,7 +107,7 @@ impl FaultKind for RestartFault {
         platform: &dyn Platform,
         target: &Target,
         _undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         platform.restart_target(target, self.timeout.std()).await
     }
 
