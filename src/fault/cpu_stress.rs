@@ -43,6 +43,24 @@ pub enum CpuAccess {
 }
 
 impl CpuAccess {
+    /// The access `strategy` asks for on `target`: `host` where this machine reaches the
+    /// target's cgroups and root, else (`auto`) `exec`. An explicit `host` that cannot be
+    /// had is refused, saying what it `does` and why not.
+    pub async fn chosen(
+        strategy: CpuStrategy,
+        platform: &dyn Platform,
+        target: &Target,
+        does: &str,
+    ) -> Result<CpuAccess, PlatformError> {
+        match (strategy, platform.host_reach(target).await) {
+            (CpuStrategy::Exec, _) | (CpuStrategy::Auto, Err(_)) => Ok(CpuAccess::Exec),
+            (CpuStrategy::Host | CpuStrategy::Auto, Ok(())) => Ok(CpuAccess::Host),
+            (CpuStrategy::Host, Err(why)) => Err(PlatformError::Refused(format!(
+                "strategy `host` {does}, which cannot be done here: {why}; use `strategy: exec`"
+            ))),
+        }
+    }
+
     fn placement(self) -> Placement {
         match self {
             CpuAccess::Host => Placement::Host {
@@ -202,17 +220,13 @@ impl FaultSpec for CpuStressFault {
 #[async_trait]
 impl FaultKind for CpuStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let reach = platform.host_reach(target).await;
-        let access = match (self.strategy, reach) {
-            (CpuStrategy::Exec, _) => CpuAccess::Exec,
-            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
-            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
-            (CpuStrategy::Host, Err(why)) => {
-                return Err(PlatformError::Refused(format!(
-                    "strategy `host` moves a stressor into the target's cgroups, which cannot be done here: {why}; use `strategy: exec`"
-                )));
-            }
-        };
+        let access = CpuAccess::chosen(
+            self.strategy,
+            platform,
+            target,
+            "moves a stressor into the target's cgroups",
+        )
+        .await?;
         Ok(Some(Undo::new(UndoRecord::StopStressor {
             target: target.clone(),
             stressor: StressorRecord {

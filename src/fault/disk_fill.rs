@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::cpu_stress::CpuAccess;
 use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
+    DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
@@ -244,17 +244,13 @@ impl FaultKind for DiskFillFault {
     }
 
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let reach = platform.host_reach(target).await;
-        let access = match (self.strategy, reach) {
-            (CpuStrategy::Exec, _) => CpuAccess::Exec,
-            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
-            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
-            (CpuStrategy::Host, Err(why)) => {
-                return Err(PlatformError::Refused(format!(
-                    "strategy `host` writes through the target's root from this host, which cannot be done here: {why}; use `strategy: exec`"
-                )));
-            }
-        };
+        let access = CpuAccess::chosen(
+            self.strategy,
+            platform,
+            target,
+            "writes through the target's root from this host",
+        )
+        .await?;
         let free = space(platform, target, access, &self.path).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::cpu_stress::{CpuAccess, DEADLINE_MARGIN};
 use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
+    FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Placement, Platform, PlatformError, Target, host};
@@ -290,17 +290,13 @@ impl FaultKind for MemoryStressFault {
     }
 
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let reach = platform.host_reach(target).await;
-        let access = match (self.strategy, reach) {
-            (CpuStrategy::Exec, _) => CpuAccess::Exec,
-            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
-            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
-            (CpuStrategy::Host, Err(why)) => {
-                return Err(PlatformError::Refused(format!(
-                    "strategy `host` moves an allocator into the target's memory cgroup, which cannot be done here: {why}; use `strategy: exec`"
-                )));
-            }
-        };
+        let access = CpuAccess::chosen(
+            self.strategy,
+            platform,
+            target,
+            "moves an allocator into the target's memory cgroup",
+        )
+        .await?;
         let memory = cgroup_memory(platform, target, access).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => size.bytes,
