@@ -157,6 +157,8 @@ pub struct DockerPlatform {
     tc_image: Option<String>,
     /// Host stressors started by this process, reaped when they are stopped.
     stressors: std::sync::Mutex<Vec<std::process::Child>>,
+    /// What the last `discover` passed over, from the same listing.
+    passed_over: std::sync::Mutex<Option<Vec<PassedOver>>>,
 }
 
 impl DockerPlatform {
@@ -170,6 +172,7 @@ impl DockerPlatform {
             spec: spec.clone(),
             tc_image: None,
             stressors: std::sync::Mutex::new(Vec::new()),
+            passed_over: std::sync::Mutex::new(None),
         })
     }
 
@@ -484,14 +487,12 @@ impl Platform for DockerPlatform {
         self.host.clone()
     }
 
+    /// One listing gives the running containers and those passed over.
     async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
-        let found = self.matching(&["running"]).await?;
-        Ok(found.into_iter().map(|(t, _)| t).collect())
-    }
-
-    async fn passed_over(&self) -> Result<Vec<PassedOver>, PlatformError> {
-        let found = self.matching(&["paused", "restarting"]).await?;
-        Ok(found
+        let found = self.matching(&["running", "paused", "restarting"]).await?;
+        let (running, other): (Vec<_>, Vec<_>) =
+            found.into_iter().partition(|(_, state)| state == "running");
+        let passed_over = other
             .into_iter()
             .map(|(t, state)| PassedOver {
                 name: t.name,
@@ -500,7 +501,25 @@ impl Platform for DockerPlatform {
                     _ => format!("{state}, not running"),
                 },
             })
-            .collect())
+            .collect();
+        *self.passed_over.lock().expect("not poisoned") = Some(passed_over);
+        Ok(running.into_iter().map(|(t, _)| t).collect())
+    }
+
+    async fn passed_over(&self) -> Result<Vec<PassedOver>, PlatformError> {
+        let last = self.passed_over.lock().expect("not poisoned").clone();
+        match last {
+            Some(list) => Ok(list),
+            None => {
+                self.discover().await?;
+                Ok(self
+                    .passed_over
+                    .lock()
+                    .expect("not poisoned")
+                    .clone()
+                    .unwrap_or_default())
+            }
+        }
     }
 
     async fn signal(
