@@ -549,26 +549,8 @@ mod tests {
 mod selection_tests {
     use super::Selection;
     use crate::experiment::model::{Select, SelectMode};
+    use crate::platform::select::fixtures::{sel, targets};
     use crate::platform::{Target, select::select};
-
-    fn targets(n: usize) -> Vec<Target> {
-        (0..n)
-            .map(|i| Target {
-                platform: "docker".into(),
-                id: format!("id{i}"),
-                name: format!("web-{i:02}"),
-                labels: Default::default(),
-            })
-            .collect()
-    }
-
-    fn sel(mode: SelectMode, value: Option<u64>) -> Select {
-        Select {
-            mode,
-            value,
-            ..Default::default()
-        }
-    }
 
     fn select_counted(
         c: Vec<Target>,
