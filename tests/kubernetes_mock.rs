@@ -1435,7 +1435,7 @@ async fn network_access_errors() {
     // The pod vanishes while the helper starts.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
-    let name = accept_ephemeral(&mut h).await;
+    accept_ephemeral(&mut h).await;
     answer(
         &mut h,
         "GET",
