@@ -496,19 +496,29 @@ impl FaultProblems {
     }
 }
 
-impl Fault {
-    /// The fault's own answers; the one place that lists every kind.
-    pub fn spec(&self) -> &dyn FaultSpec {
-        match self {
-            Fault::Kill(f) => f,
-            Fault::Pause(f) => f,
-            Fault::Network(f) => f,
-            Fault::CpuStress(f) => f,
-            Fault::MemoryStress(f) => f,
-            Fault::DiskFill(f) => f,
-            Fault::Stop(f) => f,
-            Fault::Restart(f) => f,
+/// `$body` for the parameters `$f` of whichever kind `$fault` is: the one place that
+/// lists every kind of fault (used by [`Fault::spec`] and `fault::kind`).
+macro_rules! each_fault {
+    ($fault:expr, $f:ident => $body:expr) => {{
+        use $crate::experiment::model::Fault;
+        match $fault {
+            Fault::Kill($f) => $body,
+            Fault::Pause($f) => $body,
+            Fault::Network($f) => $body,
+            Fault::CpuStress($f) => $body,
+            Fault::MemoryStress($f) => $body,
+            Fault::DiskFill($f) => $body,
+            Fault::Stop($f) => $body,
+            Fault::Restart($f) => $body,
         }
+    }};
+}
+pub(crate) use each_fault;
+
+impl Fault {
+    /// The fault's own answers.
+    pub fn spec(&self) -> &dyn FaultSpec {
+        each_fault!(self, f => f)
     }
 
     pub fn type_name(&self) -> &'static str {

@@ -108,18 +108,9 @@ pub enum Settled {
     Survived { note: String, expected: bool },
 }
 
-/// The fault's behaviour; the one place that lists every kind.
+/// The fault's behaviour.
 pub fn kind(fault: &Fault) -> &dyn FaultKind {
-    match fault {
-        Fault::Kill(f) => f,
-        Fault::Pause(f) => f,
-        Fault::Network(f) => f,
-        Fault::CpuStress(f) => f,
-        Fault::MemoryStress(f) => f,
-        Fault::DiskFill(f) => f,
-        Fault::Stop(f) => f,
-        Fault::Restart(f) => f,
-    }
+    crate::experiment::model::each_fault!(fault, f => f)
 }
 
 /// The Kubernetes permissions a fault needs to inject and revert, in the target's namespace.
@@ -246,18 +237,10 @@ pub async fn inject_reporting(
 pub async fn release(platform: &dyn Platform, undo: &Undo) {
     let released = match &undo.record {
         UndoRecord::RemoveQdisc { qdisc, .. } => network::release(platform, qdisc).await,
-        // A stressor that failed to start fully may still have some of its workers.
-        UndoRecord::StopStressor { target, stressor } => {
-            cpu_stress::revert(platform, target, stressor).await
-        }
-        UndoRecord::FreeMemory { target, memory } => {
-            memory_stress::revert(platform, target, memory).await
-        }
-        // A file partly written is removed.
-        UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
-        // Nothing was stopped, or a stop half-done: the container is started again.
-        UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
         UndoRecord::Unpause { .. } => Ok(()),
+        // The rest undo what was half done like a revert: a stressor that started only
+        // some of its workers, a file partly written, a stop half-done.
+        _ => revert(platform, undo).await,
     };
     if let Err(e) = released {
         tracing::warn!(
