@@ -123,41 +123,6 @@ impl FaultKind for RestartFault {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::experiment::units::Signal;
-
-    /// A Kubernetes platform that must never be touched.
-    struct Kube;
-
-    #[async_trait]
-    impl Platform for Kube {
-        fn kind(&self) -> &'static str {
-            "kubernetes"
-        }
-        fn endpoint(&self) -> String {
-            "shop".into()
-        }
-        async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
-            unreachable!()
-        }
-        async fn signal(
-            &self,
-            _: &Target,
-            _: Signal,
-            _: Option<crate::experiment::units::Duration>,
-        ) -> Result<(), PlatformError> {
-            unreachable!()
-        }
-        async fn freeze(&self, _: &Target, _: std::time::Duration) -> Result<(), PlatformError> {
-            unreachable!()
-        }
-        async fn thaw(&self, _: &Target) -> Result<(), PlatformError> {
-            unreachable!()
-        }
-        async fn is_frozen(&self, _: &Target) -> Result<bool, PlatformError> {
-            unreachable!()
-        }
-    }
 
     #[tokio::test]
     async fn the_docker_only_faults_are_refused_on_kubernetes_before_anything() {
@@ -170,7 +135,12 @@ mod tests {
         for yaml in faults {
             let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
             let f: crate::experiment::model::Fault = serde_json::from_value(v).unwrap();
-            let why = crate::fault::preflight(&f, &Kube).await.unwrap_err();
+            let kube = crate::run::fake::Fake {
+                kind: Some("kubernetes"),
+                ..Default::default()
+            };
+            let why = crate::fault::preflight(&f, &kube).await.unwrap_err();
+            assert!(kube.log.lock().unwrap().is_empty(), "nothing was touched");
             assert!(
                 why.contains("not available on Kubernetes") && why.contains(f.type_name()),
                 "{why}"

@@ -3,7 +3,7 @@
 
 mod deadman;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 pub mod recover;
 pub mod session;
 mod signals;
