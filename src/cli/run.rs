@@ -46,19 +46,19 @@ pub(super) fn run(a: &RunArgs) -> Result<Exit, Error> {
         return Err(Error::Invalid(problems));
     }
     let reports = ReportSpec::with_terminal_table(&a.report, std::io::stdout().is_terminal());
-    let records = Records::in_state_dir(a.audit_log.as_deref());
+    let records = Records::in_state_dir(a.session.audit_log.as_deref());
     if !a.dry_run {
         super::recover::warn_open_entries(&records.journal);
     }
     let rt = runtime();
     rt.block_on(async {
-        let session = start_session(records, a.tc_image.clone(), a.yes)?;
-        let observers = Observers::new(&a.observe)?;
+        let session = start_session(records, a.session.tc_image.clone(), a.session.yes)?;
+        let observers = Observers::new(&a.session.observe)?;
         let mut results = Vec::new();
         let mut exit = Exit::Passed;
         for l in &loaded {
             if a.dry_run {
-                let platform = platform_for(l, a.tc_image.as_deref())
+                let platform = platform_for(l, a.session.tc_image.as_deref())
                     .await
                     .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
                 let (plan, code) = dry_run(l, platform.as_ref(), a.seed).await?;
