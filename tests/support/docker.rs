@@ -284,8 +284,9 @@ pub fn stressors_inside(name: &str) -> usize {
         .unwrap_or_else(|| panic!("cannot list the processes in {name}"))
 }
 
-/// Processes inside the container whose command line carries `marker`, from its own
-/// /proc; `None` when the container cannot run a command (stopped, gone).
+/// Processes inside the container whose command line (arguments joined by spaces)
+/// carries `marker`, from its own /proc; `None` when the container cannot run a command
+/// (stopped, gone).
 pub fn marked_inside(name: &str, marker: &str) -> Option<usize> {
     // The checking shell's own command line names no marker.
     let inside = docker(&[
@@ -297,6 +298,7 @@ pub fn marked_inside(name: &str, marker: &str) -> Option<usize> {
     ]);
     inside.status.success().then(|| {
         String::from_utf8_lossy(&inside.stdout)
+            .replace('\0', " ")
             .matches(marker)
             .count()
     })
