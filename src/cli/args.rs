@@ -314,7 +314,7 @@ pub struct DelayerArgs {
 }
 
 /// Where a run's results go besides its reports.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ObserveArgs {
     /// Write the run's metrics in the Prometheus text format (node_exporter textfile).
     #[arg(long, value_name = "PATH")]
