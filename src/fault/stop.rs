@@ -135,7 +135,7 @@ mod tests {
         for yaml in faults {
             let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
             let f: crate::experiment::model::Fault = serde_json::from_value(v).unwrap();
-            let kube = crate::run::fake::Fake {
+            let kube = crate::platform::fake::Fake {
                 kind: Some("kubernetes"),
                 ..Default::default()
             };

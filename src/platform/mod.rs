@@ -2,6 +2,8 @@
 //! only; Docker and Kubernetes differences live in their own folders.
 
 pub mod docker;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod host;
 pub mod kubernetes;
 pub mod select;

@@ -2,8 +2,6 @@
 //! verdict. It talks to a [`Platform`] only and never names one.
 
 mod deadman;
-#[cfg(test)]
-pub(crate) mod fake;
 pub mod recover;
 pub mod session;
 mod signals;
@@ -870,7 +868,7 @@ mod tests {
 
     use crate::experiment::{VarOverrides, load_experiment_str};
 
-    use super::fake::Fake;
+    use crate::platform::fake::Fake;
 
     fn experiment(faults: &str) -> LoadedExperiment {
         let yaml = format!(

@@ -177,7 +177,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::run::fake::Fake;
+    use crate::platform::fake::Fake;
 
     const ALL_WEB: &str = "version: 1\nname: all-web\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 100ms}\n";
 

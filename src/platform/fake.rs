@@ -6,8 +6,8 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 
+use super::{Platform, PlatformError, Target};
 use crate::experiment::units::{Duration, Signal};
-use crate::platform::{Platform, PlatformError, Target};
 
 /// A platform whose targets live in memory; failures are switched on per operation.
 #[derive(Default)]
