@@ -71,7 +71,7 @@ pub fn parse_df(stdout: &str) -> Option<Space> {
     })
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     let mib = bytes as f64 / (1024.0 * 1024.0);
     if mib >= 1024.0 {
         format!("{:.1}GiB", mib / 1024.0)
@@ -123,16 +123,16 @@ fn write_file(dir: &OwnedFd, name: &str, bytes: u64) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn sh(script: String) -> Vec<String> {
+pub(crate) fn sh(script: String) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script]
 }
 
 /// Single-quotes `s` for a POSIX shell.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-async fn space(
+pub(crate) async fn space(
     platform: &dyn Platform,
     target: &Target,
     access: CpuAccess,

@@ -13,6 +13,7 @@
 
 pub mod cpu_stress;
 pub mod disk_fill;
+pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;
 pub mod network;
@@ -116,6 +117,7 @@ pub fn kind(fault: &Fault) -> &dyn FaultKind {
         Fault::CpuStress(f) => f,
         Fault::MemoryStress(f) => f,
         Fault::DiskFill(f) => f,
+        Fault::IoStress(f) => f,
         Fault::Stop(f) => f,
         Fault::Restart(f) => f,
     }
@@ -173,6 +175,10 @@ pub enum UndoRecord {
         target: Target,
         fill: disk_fill::FillRecord,
     },
+    RemoveIoFiles {
+        target: Target,
+        io: io_stress::IoRecord,
+    },
     StartTarget {
         target: Target,
     },
@@ -193,6 +199,7 @@ impl Undo {
             | UndoRecord::StopStressor { target, .. }
             | UndoRecord::FreeMemory { target, .. }
             | UndoRecord::RemoveFile { target, .. }
+            | UndoRecord::RemoveIoFiles { target, .. }
             | UndoRecord::StartTarget { target } => target,
         }
     }
@@ -254,6 +261,8 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
         }
         // A file partly written is removed.
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        // Workers that started, and any file they made.
+        UndoRecord::RemoveIoFiles { target, io } => io_stress::revert(platform, target, io).await,
         // Nothing was stopped, or a stop half-done: the container is started again.
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
         UndoRecord::Unpause { .. } => Ok(()),
@@ -303,6 +312,7 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
             memory_stress::revert(platform, target, memory).await
         }
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        UndoRecord::RemoveIoFiles { target, io } => io_stress::revert(platform, target, io).await,
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
     }
 }

@@ -53,7 +53,7 @@ pub fn open_dir_in_root(
 }
 
 /// Creates the new file `name` in the directory `dir` (never an existing file, never
-/// through a link), for writing; `direct` asks for O_DIRECT (the writes reach the block
+/// through a link), for reading and writing; `direct` asks for O_DIRECT (the writes reach the block
 /// device without the page cache).
 pub fn create_in(
     dir: &std::os::fd::OwnedFd,
@@ -62,7 +62,7 @@ pub fn create_in(
 ) -> std::io::Result<std::fs::File> {
     use nix::fcntl::{OFlag, openat};
     let mut flags =
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     if direct {
         flags |= OFlag::O_DIRECT;
     }

@@ -219,6 +219,14 @@ pub struct FaultEffects {
     /// The processes the fault signalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signalled: Vec<ProcessRef>,
+    /// Bytes the target's blkio/io cgroup read from block devices while the fault was
+    /// active, by the cgroup's own counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_read_bytes: Option<u64>,
+    /// Bytes the target's blkio/io cgroup wrote to block devices while the fault was
+    /// active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_written_bytes: Option<u64>,
 }
 
 /// One process of a target.
@@ -243,6 +251,14 @@ impl FaultEffects {
         }
         if !self.signalled.is_empty() {
             parts.push(format!("signalled {}", names(&self.signalled)));
+        }
+        if let (Some(r), Some(w)) = (self.io_read_bytes, self.io_written_bytes) {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            parts.push(format!(
+                "the target's cgroup read {:.1} MiB and wrote {:.1} MiB to block devices",
+                mib(r),
+                mib(w)
+            ));
         }
         parts.join("; ")
     }
