@@ -709,6 +709,259 @@ async fn kill_forbidden_says_which_verb_to_grant() {
 }
 
 // ---------------------------------------------------------------------------------------
+// kill one container of a pod
+
+const KILL_HELPER: &str = "/api/v1/namespaces/shop/pods/faultline-kill-uid-1-envoy";
+
+/// The kill helper's status as the kubelet reports it: running, or ended with `code` and
+/// its termination message.
+fn kill_helper_state(mut helper: Value, ended: Option<(i32, &str)>) -> Value {
+    let (phase, state) = match ended {
+        None => (
+            "Running",
+            json!({"running": {"startedAt": "2026-11-30T12:00:01Z"}}),
+        ),
+        Some((code, message)) => (
+            if code == 0 { "Succeeded" } else { "Failed" },
+            json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
+                "message": message, "startedAt": "2026-11-30T12:00:01Z", "finishedAt": "2026-11-30T12:00:02Z"}}),
+        ),
+    };
+    helper["status"] = json!({
+        "phase": phase,
+        "containerStatuses": [{"name": "signaller", "ready": false, "restartCount": 0,
+            "image": "registry.local/tc:1", "imageID": "", "state": state}]
+    });
+    helper
+}
+
+/// The target pod with its `envoy` container restarted `n` times.
+fn envoy_restarted(n: i32) -> Value {
+    let mut p = pod("api-1", "uid-1");
+    p["status"]["containerStatuses"][1]["restartCount"] = json!(n);
+    p
+}
+
+#[tokio::test]
+async fn kill_of_one_container_signals_it_from_a_helper_on_its_node_and_reports_the_restart() {
+    let (p, mut h) = mocked(spec());
+    let t = target("api-1", "uid-1");
+    let kill = fault(json!({"kill": {"container": "envoy"}}));
+    let mut seen = Vec::new();
+    let task = tokio::spawn({
+        let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
+        async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
+    });
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            200,
+            envoy_restarted(2),
+        )
+        .await,
+    );
+    let (created, reply) = next(&mut h).await;
+    assert_eq!(created.line(), format!("POST {PODS}"));
+    let helper = created.body.clone();
+    reply.send_response(respond(201, &helper));
+    seen.push(created);
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            KILL_HELPER,
+            200,
+            kill_helper_state(helper.clone(), None),
+        )
+        .await,
+    );
+    let said = "signalled 1 process(es) of /host/cgroup/kubepods/pod1/uid-1-envoy-cid";
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            KILL_HELPER,
+            200,
+            kill_helper_state(helper.clone(), Some((0, said))),
+        )
+        .await,
+    );
+    // The helper is removed once it has ended.
+    seen.push(
+        answer(
+            &mut h,
+            "DELETE",
+            &format!("{KILL_HELPER}?gracePeriodSeconds=15"),
+            200,
+            helper.clone(),
+        )
+        .await,
+    );
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            KILL_HELPER,
+            404,
+            not_found("faultline-kill-uid-1-envoy"),
+        )
+        .await,
+    );
+    // The kubelet has not restarted it yet, then has.
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            200,
+            envoy_restarted(2),
+        )
+        .await,
+    );
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            200,
+            envoy_restarted(3),
+        )
+        .await,
+    );
+    let effects = task.await.unwrap().unwrap().expect("effects");
+    let restarts = effects
+        .container_restarts
+        .clone()
+        .expect("container_restarts");
+    assert_eq!(
+        (restarts.container.as_str(), restarts.before, restarts.after),
+        ("envoy", 2, 3)
+    );
+    assert_eq!(
+        effects.summary(),
+        "container `envoy` was restarted (restart count 2 -> 3)"
+    );
+
+    // The helper: on the target's node, in the node's PID namespace, privileged, the
+    // container's ID and the signal's number; owned by the target pod.
+    assert_eq!(helper["metadata"]["name"], "faultline-kill-uid-1-envoy");
+    assert_eq!(helper["metadata"]["labels"]["faultline.helper"], "kill");
+    assert_eq!(
+        helper["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Pod", "name": "api-1", "uid": "uid-1"}])
+    );
+    let spec = &helper["spec"];
+    assert_eq!(spec["nodeName"], "node-2");
+    assert_eq!(spec["hostPID"], true);
+    assert_eq!(spec["restartPolicy"], "Never");
+    let c = &spec["containers"][0];
+    assert_eq!(c["image"], "registry.local/tc:1");
+    assert_eq!(c["securityContext"]["privileged"], true);
+    // The script the container runs, after the kubelet's expansion of `$(...)` and `$$`,
+    // is faultline's.
+    assert_eq!(
+        kubelet_command(c),
+        ["sh", "-c", faultline::platform::kubernetes::signal::SCRIPT]
+    );
+    let env = kubelet_env(c);
+    assert_eq!(env["FAULTLINE_CONTAINER_ID"], "uid-1-envoy-cid");
+    assert_eq!(env["FAULTLINE_SIGNAL"], "9");
+    assert_eq!(env["FAULTLINE_NODE"], "node-2");
+    assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
+    assert_granted(&seen, &fault::rbac_rules(&kill));
+    // Exactly the extra rules: a helper pod's create, get and delete; no pod delete of
+    // the target beyond that.
+    let rules: Vec<(&str, &str)> = fault::rbac_rules(&kill)
+        .iter()
+        .map(|p| (p.resource, p.verb))
+        .collect();
+    assert_eq!(
+        rules,
+        [("pods", "get"), ("pods", "create"), ("pods", "delete")]
+    );
+}
+
+#[tokio::test]
+async fn kill_of_one_container_says_why_it_could_not() {
+    // A container the pod does not have: refused before any helper, naming those it has.
+    let (p, mut h) = mocked(spec());
+    let t = target("api-1", "uid-1");
+    let kill = fault(json!({"kill": {"container": "sidecar"}}));
+    let task = tokio::spawn({
+        let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
+        async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
+    });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "pod `api-1` has no container `sidecar` (it has: api, envoy)".into()
+        ))
+    );
+
+    // The helper finds no cgroup: its message, and the helper is removed.
+    let kill = fault(json!({"kill": {"container": "envoy", "signal": "SIGTERM"}}));
+    let task = tokio::spawn({
+        let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
+        async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
+    });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    let (created, reply) = next(&mut h).await;
+    let helper = created.body.clone();
+    assert_eq!(
+        kubelet_env(&helper["spec"]["containers"][0])["FAULTLINE_SIGNAL"],
+        "15"
+    );
+    reply.send_response(respond(201, &helper));
+    let why = "container uid-1-envoy-cid has no cgroup on node node-2";
+    answer(
+        &mut h,
+        "GET",
+        KILL_HELPER,
+        200,
+        kill_helper_state(helper.clone(), Some((1, why))),
+    )
+    .await;
+    answer(
+        &mut h,
+        "DELETE",
+        &format!("{KILL_HELPER}?gracePeriodSeconds=15"),
+        200,
+        helper.clone(),
+    )
+    .await;
+    answer(
+        &mut h,
+        "GET",
+        KILL_HELPER,
+        404,
+        not_found("faultline-kill-uid-1-envoy"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(format!(
+            "cannot signal container `envoy` of pod `api-1`: {why}"
+        )))
+    );
+}
+
 // pause
 
 fn helper_state(mut helper: Value, ready: bool, state: Value) -> Value {

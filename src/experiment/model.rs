@@ -527,6 +527,10 @@ pub struct KillFault {
     /// regular expression (Docker), instead of the target itself.
     #[serde(default)]
     pub process: Option<String>,
+    /// Kill only this container of the pod (Kubernetes): every process of it is signalled
+    /// from a helper pod on its node, and the kubelet restarts it.
+    #[serde(default)]
+    pub container: Option<String>,
     /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
     #[serde(default)]
     pub every: Option<Duration>,

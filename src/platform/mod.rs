@@ -177,6 +177,32 @@ pub trait Platform: Send + Sync {
         ))
     }
 
+    /// Signals every process of the container `container` of the target (one container
+    /// of a pod; Kubernetes: from a helper pod on its node) and returns that container's
+    /// restart count from just before the signal.
+    async fn signal_container(
+        &self,
+        _target: &Target,
+        _container: &str,
+        _signal: Signal,
+    ) -> Result<i32, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "signalling one container of a target is not available on {}",
+            self.kind()
+        )))
+    }
+    /// How many times the container `container` of the target has been restarted.
+    async fn restart_count(
+        &self,
+        _target: &Target,
+        _container: &str,
+    ) -> Result<i32, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "restart counts of containers are not available on {}",
+            self.kind()
+        )))
+    }
+
     /// Waits until a target that was told to go (a deleted pod) is gone from the
     /// platform, up to `timeout`. `Ok(true)` once it is gone; `Ok(false)` where a stop
     /// is over when the call returns (a signal), so there is nothing to wait for.

@@ -227,6 +227,18 @@ pub struct FaultEffects {
     /// active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_written_bytes: Option<u64>,
+    /// The restart count of the container a `kill` with `container` signalled, before the
+    /// signal and once the kubelet restarted it (or when faultline stopped waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_restarts: Option<ContainerRestarts>,
+}
+
+/// One container's restart count around a kill.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRestarts {
+    pub container: String,
+    pub before: i32,
+    pub after: i32,
 }
 
 /// One process of a target.
@@ -251,6 +263,19 @@ impl FaultEffects {
         }
         if !self.signalled.is_empty() {
             parts.push(format!("signalled {}", names(&self.signalled)));
+        }
+        if let Some(c) = &self.container_restarts {
+            parts.push(if c.after > c.before {
+                format!(
+                    "container `{}` was restarted (restart count {} -> {})",
+                    c.container, c.before, c.after
+                )
+            } else {
+                format!(
+                    "container `{}` was not restarted while faultline waited (restart count {})",
+                    c.container, c.after
+                )
+            });
         }
         if let (Some(r), Some(w)) = (self.io_read_bytes, self.io_written_bytes) {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
