@@ -4016,3 +4016,141 @@ fn netns(
         on_exit: "tc qdisc del dev eth0 root handle fa17: 2>/dev/null".into(),
     }
 }
+
+// Faults that exec into the target container: disk_fill, kill {process}. The exec runs
+// for real here, as the container runtime would run it, with the container's /fill in a
+// temporary directory.
+
+/// A pod `api-1` whose exec runs locally, with `/fill` mapped to `fill`.
+fn exec_handler(fill: std::path::PathBuf) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        let pod_path = format!("{PODS}/api-1");
+        if s.method == "GET" && s.path == pod_path {
+            return fake::Answer::Json(200, pod("api-1", "uid-1"));
+        }
+        if s.method == "GET" && s.path == format!("{pod_path}/exec") {
+            let argv: Vec<String> = s
+                .pairs()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.replace("/fill", fill.to_str().unwrap()))
+                .collect();
+            let out = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .output()
+                .unwrap();
+            return match out.status.code() {
+                Some(0) => fake::Answer::Exec {
+                    stdout: String::from_utf8_lossy(&out.stdout).into(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into(),
+                    status: json!({"metadata": {}, "status": "Success"}),
+                },
+                code => fake::Answer::exec_exit(
+                    code.unwrap_or(128),
+                    &String::from_utf8_lossy(&out.stderr),
+                ),
+            };
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_fill_on_a_pod_writes_and_removes_its_file_through_exec() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"disk_fill": {"size": "3MiB", "path": "/fill", "duration": "10s"}}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveFile { fill: record, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    assert!(
+        record.file.starts_with("/fill/.faultline-fill-"),
+        "{record:?}"
+    );
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let name = record.file.rsplit('/').next().unwrap();
+    let written = std::fs::metadata(fill.path().join(name)).unwrap().len();
+    assert_eq!(written, 3 << 20);
+    fault::revert(&p, &undo).await.unwrap();
+    assert!(!fill.path().join(name).exists(), "removed at revert");
+
+    let seen = server.seen();
+    // Every exec goes to the target container (the pod's first), never a helper.
+    let execs = execs(&seen);
+    assert_eq!(execs.len(), 3, "{execs:?}");
+    assert!(execs.iter().all(|(c, _)| c == "api"), "{execs:?}");
+    assert!(execs[0].1.contains("df -P -k '/fill'"), "{execs:?}");
+    assert!(
+        execs[1].1.contains("head -c 3145728 /dev/zero"),
+        "{execs:?}"
+    );
+    assert!(execs[2].1.contains("rm -f"), "{execs:?}");
+    assert_granted(&seen, &fault::rbac_rules(&f));
+    assert_eq!(
+        fault::rbac_rules(&f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    // Two processes in "the container"; only one matches.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("31.41592")
+        .spawn()
+        .unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("27.18281")
+        .spawn()
+        .unwrap();
+    let f = fault(json!({"kill": {"process": "^sleep 31\\.41592$", "signal": "SIGTERM"}}));
+    let effects = fault::inject_reporting(&p, &f, &t, None)
+        .await
+        .unwrap()
+        .expect("effects");
+    assert_eq!(
+        effects.signalled,
+        vec![faultline::report::ProcessRef {
+            pid: i64::from(victim.id()),
+            command: "sleep 31.41592".into()
+        }]
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(victim.wait().unwrap().signal(), Some(15));
+    assert_eq!(
+        bystander.try_wait().unwrap(),
+        None,
+        "the other process runs on"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let seen = server.seen();
+    assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
+    assert_granted(&seen, &fault::rbac_rules(&f));
+
+    // Nothing matching: refused, naming what there is.
+    let f = fault(json!({"kill": {"process": "^no-such-process-here$"}}));
+    let err = fault::inject_reporting(&p, &f, &t, None).await.unwrap_err();
+    assert!(err.to_string().contains("no-such-process-here"), "{err}");
+}

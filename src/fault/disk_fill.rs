@@ -7,7 +7,8 @@
 //!   resolved by the kernel with the container's root as `/` (openat2, RESOLVE_IN_ROOT),
 //!   so a symbolic link in the container, even one swapped in meanwhile, never leads onto
 //!   this host; the file is created relative to that directory, never through a link.
-//! - `exec`: `df`, `head -c` and `rm` inside the target.
+//! - `exec`: `df`, `head -c` and `rm` inside the target (Docker: exec; Kubernetes: exec
+//!   into the pod's target container, the only way there).
 //!
 //! It never writes more than the filesystem has free: `size` is refused above it, and
 //! `percent` fills until `df`'s Use% reaches it.
@@ -24,7 +25,7 @@ use super::{FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
     CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec,
 };
-use crate::platform::kubernetes::rbac::Permission;
+use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target, host};
 
 /// Prefix of the file's name.
@@ -231,15 +232,6 @@ impl FaultSpec for DiskFillFault {
 
 #[async_trait]
 impl FaultKind for DiskFillFault {
-    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
-        if platform.kind() == "kubernetes" {
-            return Err(
-                "disk_fill is not available on Kubernetes in this build (Docker only)".into(),
-            );
-        }
-        Ok(())
-    }
-
     async fn prepare(
         &self,
         platform: &dyn Platform,
@@ -347,12 +339,15 @@ impl FaultKind for DiskFillFault {
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
-        Some("# disk_fill is not available on Kubernetes in this build: no rules for it.\n")
+        Some(
+            "# disk_fill runs `df`, `head` and `rm` in the target container through exec: its\n\
+             # image needs them (and `sh`).\n",
+        )
     }
 
-    /// Refused at preflight on Kubernetes: no rules.
+    /// The target pod read for its container, and exec into it.
     fn rbac(&self) -> &'static [Permission] {
-        &[]
+        &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
     }
 }
 

@@ -54,6 +54,9 @@ impl FaultSpec for KillFault {
         if target.kubernetes.is_none() {
             return self.describe();
         }
+        if self.process.is_some() {
+            return format!("{}, inside the target container (exec)", self.describe());
+        }
         if let Some(c) = &self.container {
             let mut s = format!(
                 "kill container `{c}` with {} (every process of it, from a helper on its node; the kubelet restarts it)",
@@ -100,10 +103,10 @@ impl FaultSpec for KillFault {
                 format!("`process` is not a valid regular expression: {e}"),
             );
         }
-        if self.process.is_some() && target.kubernetes.is_some() {
+        if self.process.is_some() && self.grace_period.is_some() && target.kubernetes.is_some() {
             p.err_at(
-                "process",
-                "`process` is not available on Kubernetes in this build: remove it to delete the pod",
+                "grace_period",
+                "`grace_period` is the pod's termination grace; a kill with `process` signals processes inside the pod: remove it",
             );
         }
         if self.container.is_some() {
@@ -252,11 +255,14 @@ impl FaultKind for KillFault {
         }
     }
 
-    /// A pod delete; with `container`, a helper pod on the node instead (created, read
+    /// A pod delete; with `process`, exec into the target container (listing /proc and
+    /// signalling there); with `container`, a helper pod on the node instead (created, read
     /// until it ends, deleted) and the target pod read for its restart count.
     fn rbac(&self) -> &'static [Permission] {
         if self.container.is_some() {
             &[rbac::GET_PODS, rbac::CREATE_PODS, rbac::DELETE_PODS]
+        } else if self.process.is_some() {
+            &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
         } else {
             &[rbac::DELETE_PODS, rbac::GET_PODS]
         }

@@ -194,7 +194,7 @@ mod tests {
             "stop: {duration: 5s}",
             "restart: {}",
             "memory_stress: {size: 1GiB, duration: 5s}",
-            "disk_fill: {size: 1GiB, duration: 5s}",
+            "io_stress: {size: 1GiB, duration: 5s}",
         ];
         for yaml in faults {
             let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
