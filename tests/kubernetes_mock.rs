@@ -4154,3 +4154,85 @@ async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() 
     let err = fault::inject_reporting(&p, &f, &t, None).await.unwrap_err();
     assert!(err.to_string().contains("no-such-process-here"), "{err}");
 }
+
+/// memory_stress and io_stress run in the pod's target container itself, started in the
+/// background by an exec and stopped by another: what they do is charged to that
+/// container's cgroups (an ephemeral container would be charged to its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stress_on_a_pod_runs_in_the_target_container_and_stops_at_revert() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"memory_stress": {"size": "8MiB", "ramp": "1s", "duration": "20s"}}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::FreeMemory { memory, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let marker = memory.marker.clone();
+    let running = || !faultline::platform::host::pids_with_marker(&marker).is_empty();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !running() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        running(),
+        "the allocator runs in the container after the exec ended"
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    assert!(!running(), "stopped at revert");
+    let seen = server.seen();
+    let execs = execs(&seen);
+    assert!(execs.iter().all(|(c, _)| c == "api"), "{execs:?}");
+    assert!(
+        execs.iter().any(|(_, cmd)| cmd.ends_with("& echo started")),
+        "{execs:?}"
+    );
+    // No ephemeral container: nothing is patched.
+    assert!(!seen.iter().any(|s| s.method == "PATCH"));
+    assert_granted(&seen, &fault::rbac_rules(&f));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(
+        json!({"io_stress": {"workers": 2, "size": "2MiB", "path": "/fill", "duration": "20s"}}),
+    );
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveIoFiles { io, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    assert_eq!(io.files.len(), 2);
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let present = || {
+        io.files
+            .iter()
+            .filter(|f| fill.path().join(f).exists())
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while present() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        present(),
+        2,
+        "each worker writes its file in the container's /fill"
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    assert_eq!(present(), 0, "removed at revert");
+    assert!(faultline::platform::host::pids_with_marker(&io.marker).is_empty());
+    let seen = server.seen();
+    assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
+    assert!(!seen.iter().any(|s| s.method == "PATCH"));
+    assert_granted(&seen, &fault::rbac_rules(&f));
+}

@@ -806,7 +806,8 @@ impl Platform for DockerPlatform {
             }
             Placement::InTarget {
                 net_admin: false, ..
-            } => self.exec_detached(target, argv).await,
+            }
+            | Placement::InContainer => self.exec_detached(target, argv).await,
             // An exec runs from the target's own image, without faultline's binary.
             Placement::InTarget { net_admin: true, .. } => Err(PlatformError::Refused(
                 "a process that changes a container's network runs from the host on Docker: use `strategy: host`".into(),
@@ -831,7 +832,7 @@ impl Platform for DockerPlatform {
                     target.name
                 )))
             }
-            Placement::InTarget { .. } => {
+            Placement::InTarget { .. } | Placement::InContainer => {
                 let argv = vec![
                     "sh".to_string(),
                     "-c".to_string(),

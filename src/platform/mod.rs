@@ -86,6 +86,11 @@ pub enum Placement {
         #[serde(default)]
         image: Option<String>,
     },
+    /// A command inside the target's own container, from its own image, left running in
+    /// the background: what it does is charged to that container's cgroups and sees its
+    /// filesystem (Docker: a detached exec; Kubernetes: an exec into the pod's target
+    /// container that starts it in the background).
+    InContainer,
 }
 
 impl Placement {

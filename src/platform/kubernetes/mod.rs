@@ -779,6 +779,11 @@ fn container_restarts(
     Ok((status.restart_count, id))
 }
 
+/// Single-quotes `s` for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 async fn collect(mut attached: AttachedProcess) -> Result<ExecOutput, PlatformError> {
     async fn drain(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
@@ -1188,8 +1193,31 @@ impl Platform for KubernetesPlatform {
         marker: &str,
         _lifetime: StdDuration,
     ) -> Result<(), PlatformError> {
-        let Placement::InTarget { net_admin, image } = placement else {
-            return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
+        let (net_admin, image) = match placement {
+            Placement::InTarget { net_admin, image } => (net_admin, image),
+            Placement::InContainer => {
+                // The exec's shell starts the command in the background and ends at once;
+                // the command lives on in the container (no terminal: no hangup).
+                let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+                let start = format!(
+                    "{} >/dev/null 2>&1 </dev/null & echo started",
+                    line.join(" ")
+                );
+                let out = self
+                    .exec(target, &["sh".into(), "-c".into(), start])
+                    .await?;
+                return if out.stdout.trim() == "started" {
+                    Ok(())
+                } else {
+                    Err(PlatformError::Refused(format!(
+                        "cannot start `{}` in pod `{}`: {}",
+                        argv.first().map_or("", String::as_str),
+                        target.name,
+                        out.stderr.trim()
+                    )))
+                };
+            }
+            Placement::Host { .. } => return Err(PlatformError::Refused(NOT_ON_THE_NODE.into())),
         };
         let (what, needs) = process_words(argv);
         let image = image.or_else(|| self.tc_image.clone()).ok_or_else(|| {
@@ -1231,6 +1259,24 @@ impl Platform for KubernetesPlatform {
         marker: &str,
         gentle: bool,
     ) -> Result<(), PlatformError> {
+        if placement == Placement::InContainer {
+            let script = crate::platform::host::kill_by_marker_script(marker);
+            let out = self
+                .exec(target, &["sh".into(), "-c".into(), script])
+                .await?;
+            return match crate::platform::host::remaining(&out.stdout) {
+                Some(0) => Ok(()),
+                Some(n) => Err(PlatformError::Refused(format!(
+                    "{n} process(es) of faultline ({marker}) still run in pod `{}`",
+                    target.name
+                ))),
+                None => Err(PlatformError::Refused(format!(
+                    "cannot check faultline's processes in pod `{}`: {}",
+                    target.name,
+                    out.stderr.trim()
+                ))),
+            };
+        }
         if !matches!(placement, Placement::InTarget { .. }) {
             return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
         }
