@@ -4194,6 +4194,18 @@ async fn memory_stress_on_a_pod_runs_in_the_target_container_and_stops_at_revert
     // No ephemeral container: nothing is patched.
     assert!(!seen.iter().any(|s| s.method == "PATCH"));
     assert_granted(&seen, &fault::rbac_rules(&f));
+    // Exactly these rules: no ephemeral container, no pod created or deleted.
+    assert_eq!(
+        fault::rbac_rules(&f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -4235,4 +4247,16 @@ async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files
     assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
     assert!(!seen.iter().any(|s| s.method == "PATCH"));
     assert_granted(&seen, &fault::rbac_rules(&f));
+    // Exactly these rules: no ephemeral container, no pod created or deleted.
+    assert_eq!(
+        fault::rbac_rules(&f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
 }
