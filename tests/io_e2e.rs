@@ -103,6 +103,12 @@ fn io_stress_write_raises_the_containers_write_counter() {
             written,
             0.10,
         );
+        let events = report["events"].as_array().unwrap();
+        assert!(
+            events.iter().any(|e| e["kind"] == "fault_effect"
+                && e["message"].as_str().unwrap().contains("to block devices")),
+            "{strategy}: no fault_effect event: {events:#?}"
+        );
     }
 }
 
