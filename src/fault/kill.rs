@@ -166,7 +166,11 @@ impl FaultKind for KillFault {
         _undo: Option<&super::Undo>,
     ) -> Result<Option<FaultEffects>, PlatformError> {
         if let Some(container) = &self.container {
-            return container_kill(platform, target, container, self.signal)
+            // A repeated kill waits no longer than its interval.
+            let wait = self
+                .every
+                .map_or(RESTART_WAIT, |e| e.std().min(RESTART_WAIT));
+            return container_kill(platform, target, container, self.signal, wait)
                 .await
                 .map(Some);
         }
@@ -280,16 +284,17 @@ impl FaultKind for KillFault {
 /// How long a container kill waits for the kubelet to restart the container.
 const RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Signals every process of one container of the target and waits (up to
-/// [`RESTART_WAIT`]) until its restart count rises: the report shows both counts.
+/// Signals every process of one container of the target and waits (up to `wait`) until
+/// its restart count rises: the report shows both counts.
 async fn container_kill(
     platform: &dyn Platform,
     target: &Target,
     container: &str,
     signal: Signal,
+    wait: std::time::Duration,
 ) -> Result<FaultEffects, PlatformError> {
     let before = platform.signal_container(target, container, signal).await?;
-    let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+    let deadline = tokio::time::Instant::now() + wait;
     let mut after = before;
     loop {
         match platform.restart_count(target, container).await {
