@@ -732,7 +732,6 @@ fn process_words(argv: &[String]) -> (&'static str, String) {
     }
 }
 
-/// Drains an exec's stdout and stderr and reads its exit status.
 /// The restart count of container `name` of `pod` and its runtime ID; `running` refuses a
 /// container that does not run now (there is nothing to signal).
 fn container_restarts(
@@ -784,6 +783,7 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// Drains an exec's stdout and stderr and reads its exit status.
 async fn collect(mut attached: AttachedProcess) -> Result<ExecOutput, PlatformError> {
     async fn drain(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
