@@ -20,3 +20,6 @@ pub(crate) mod schedule;
 pub(crate) mod schema;
 
 pub use error::{Error, Exit};
+
+#[cfg(test)]
+mod test_support;

@@ -157,12 +157,19 @@ fn nfqueue_leftovers(fleet: &Fleet) -> Vec<String> {
     left
 }
 
-fn stressors(fleet: &Fleet) -> Vec<String> {
+/// faultline's processes carrying `marker` that belong to this test: on the host (a
+/// marker in the command line, and a cgroup of one of this test's containers: other tests
+/// run their own at the same time), and inside the containers, where `also_inside` counts
+/// too (the exec strategy's `dd` holding its buffer).
+fn marked_processes(
+    fleet: &Fleet,
+    marker: &str,
+    also_inside: Option<&str>,
+    what: &str,
+) -> Vec<String> {
     let mut left = Vec::new();
-    // Host stressors of this test: a marker in the command line, and a cgroup of one of
-    // this test's containers (other tests run their own at the same time).
     let ids: Vec<String> = fleet.names.iter().map(|n| fleet.id(n)).collect();
-    let host = host_processes(STRESS_MARKER)
+    let host = host_processes(marker)
         .into_iter()
         .filter(|p| {
             std::fs::read_to_string(p.join("cgroup"))
@@ -170,48 +177,30 @@ fn stressors(fleet: &Fleet) -> Vec<String> {
         })
         .count();
     if host > 0 {
-        left.push(format!("{host} host stressor(s)"));
+        left.push(format!("{host} host {what}(s)"));
     }
     for n in &fleet.names {
-        let inside = stressors_inside(n);
+        let inside = marked_inside(n, marker)
+            .unwrap_or_else(|| panic!("cannot list the processes in {n}"))
+            + also_inside.map_or(0, |a| marked_inside(n, a).unwrap_or(0));
         if inside > 0 {
-            left.push(format!("{inside} stressor process(es) in {n}"));
+            left.push(format!("{inside} {what} process(es) in {n}"));
         }
     }
     left
 }
 
-/// Memory allocators of this test: faultline's own (marked, in one of this test's
-/// containers' cgroups) and, for the exec strategy, `dd` holding its buffer inside.
+fn stressors(fleet: &Fleet) -> Vec<String> {
+    marked_processes(fleet, STRESS_MARKER, None, "stressor")
+}
+
 fn memory_allocators(fleet: &Fleet) -> Vec<String> {
-    const MARKER: &str = "faultline-memory-";
-    let mut left = Vec::new();
-    let ids: Vec<String> = fleet.names.iter().map(|n| fleet.id(n)).collect();
-    let host = host_processes(MARKER)
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(p.join("cgroup"))
-                .is_ok_and(|c| ids.iter().any(|id| c.contains(id)))
-        })
-        .count();
-    if host > 0 {
-        left.push(format!("{host} host memory allocator(s)"));
-    }
-    for n in &fleet.names {
-        let inside = docker(&[
-            "exec",
-            n,
-            "sh",
-            "-c",
-            "cat /proc/[0-9]*/cmdline 2>/dev/null",
-        ]);
-        let text = String::from_utf8_lossy(&inside.stdout).replace('\0', " ");
-        let n_left = text.matches(MARKER).count() + text.matches("dd if=/dev/zero").count();
-        if n_left > 0 {
-            left.push(format!("{n_left} memory allocator process(es) in {n}"));
-        }
-    }
-    left
+    marked_processes(
+        fleet,
+        "faultline-memory-",
+        Some("dd if=/dev/zero"),
+        "memory allocator",
+    )
 }
 
 fn stopped_containers(fleet: &Fleet) -> Vec<String> {
@@ -239,22 +228,10 @@ fn fill_files(fleet: &Fleet) -> Vec<String> {
         .collect()
 }
 
-/// io_stress leftovers: faultline's I/O files in the containers' /io, and its workers
-/// (marked, on the host in one of this test's containers' cgroups, or inside).
+/// io_stress leftovers: its workers (marked, on the host in one of this test's
+/// containers' cgroups, or inside) and faultline's I/O files in the containers' /io.
 fn io_leftovers(fleet: &Fleet) -> Vec<String> {
-    const MARKER: &str = "faultline-io-";
-    let mut left = Vec::new();
-    let ids: Vec<String> = fleet.names.iter().map(|n| fleet.id(n)).collect();
-    let host = host_processes(MARKER)
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(p.join("cgroup"))
-                .is_ok_and(|c| ids.iter().any(|id| c.contains(id)))
-        })
-        .count();
-    if host > 0 {
-        left.push(format!("{host} host I/O stressor(s)"));
-    }
+    let mut left = marked_processes(fleet, "faultline-io-", None, "I/O stressor");
     for n in &fleet.names {
         let files = docker_ok(&["exec", n, "sh", "-c", "ls -a /io"])
             .lines()
@@ -262,18 +239,6 @@ fn io_leftovers(fleet: &Fleet) -> Vec<String> {
             .count();
         if files > 0 {
             left.push(format!("{files} I/O file(s) in {n}:/io"));
-        }
-        let inside = docker(&[
-            "exec",
-            n,
-            "sh",
-            "-c",
-            "cat /proc/[0-9]*/cmdline 2>/dev/null",
-        ]);
-        let text = String::from_utf8_lossy(&inside.stdout).replace('\0', " ");
-        let procs = text.matches(MARKER).count();
-        if procs > 0 {
-            left.push(format!("{procs} I/O process(es) in {n}"));
         }
     }
     left

@@ -1542,10 +1542,7 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
         format!("PATCH {PODS}/api-1/ephemeralcontainers")
     );
     assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
-    let name = patch.body["spec"]["ephemeralContainers"][0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let name = ephemeral_name(&patch.body);
     assert!(name.starts_with("faultline-net-"), "{name}");
     // What the container runs is the command after the kubelet's expansion: `$$` must
     // reach the shell as `$$` (its PID), not `$`.
@@ -1603,6 +1600,26 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
             json!({"network": {"delay": "10ms", "duration": "5s"}}),
         )),
     );
+}
+
+/// Accepts the next request, the patch that adds an ephemeral container to api-1, as the
+/// API server does (answering the pod with it, not yet started); returns its name.
+async fn accept_ephemeral(h: &mut Handle) -> String {
+    let (patch, reply) = next(h).await;
+    let name = ephemeral_name(&patch.body);
+    reply.send_response(respond(
+        200,
+        &with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
+    ));
+    name
+}
+
+/// The name of the ephemeral container a patch adds.
+fn ephemeral_name(patch: &Value) -> String {
+    patch["spec"]["ephemeralContainers"][0]["name"]
+        .as_str()
+        .expect("the patch names its ephemeral container")
+        .to_string()
 }
 
 #[tokio::test]
@@ -1671,15 +1688,7 @@ async fn network_access_errors() {
     // The pod vanishes while the helper starts.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
-    let (patch, reply) = next(&mut h).await;
-    let name = patch.body["spec"]["ephemeralContainers"][0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    reply.send_response(respond(
-        200,
-        &with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
-    ));
+    accept_ephemeral(&mut h).await;
     answer(
         &mut h,
         "GET",
@@ -1696,15 +1705,7 @@ async fn network_access_errors() {
     // The image cannot be pulled.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
-    let (patch, reply) = next(&mut h).await;
-    let name = patch.body["spec"]["ephemeralContainers"][0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    reply.send_response(respond(
-        200,
-        &with_ephemeral(pod("api-1", "uid-1"), &name, json!({})),
-    ));
+    let name = accept_ephemeral(&mut h).await;
     let pulling = with_ephemeral(
         pod("api-1", "uid-1"),
         &name,
@@ -2329,10 +2330,7 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
             return fake::Answer::Json(404, not_found("api-1"));
         }
         if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
-            let name = s.body["spec"]["ephemeralContainers"][0]["name"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let name = ephemeral_name(&s.body);
             st.helper = Some(name.clone());
             st.container = Some(Container::start(&s.body["spec"]["ephemeralContainers"][0]));
             return fake::Answer::Json(

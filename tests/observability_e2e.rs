@@ -15,6 +15,7 @@ use faultline::notify::{Notification, Notifier};
 use faultline::probe::{ProbeContext, Sample};
 use faultline::report::{RunResult, metrics};
 use serde_json::{Value, json};
+use support::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -24,14 +25,6 @@ const TOKEN: &str = "obs-bearer-7f3e9a";
 
 fn need(name: &str, package: &str) -> Option<PathBuf> {
     support::require_program(name, package, "this end-to-end test did not run")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn client() -> reqwest::Client {

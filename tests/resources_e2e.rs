@@ -52,17 +52,7 @@ const MEMORY_MARKER: &str = "faultline-memory-";
 
 /// Memory stressors anywhere on this host or inside the container.
 fn allocators_left(name: &str) -> usize {
-    let inside = docker(&[
-        "exec",
-        name,
-        "sh",
-        "-c",
-        "cat /proc/[0-9]*/cmdline 2>/dev/null",
-    ]);
-    host_processes(MEMORY_MARKER).len()
-        + String::from_utf8_lossy(&inside.stdout)
-            .matches(MEMORY_MARKER)
-            .count()
+    host_processes(MEMORY_MARKER).len() + marked_inside(name, MEMORY_MARKER).unwrap_or(0)
 }
 
 /// Runs a memory_stress fault on a container limited to 512 MiB and returns (baseline,
@@ -512,15 +502,6 @@ fn disk_fill_validation_says_what_to_write() {
         &["size `10` has no unit"],
     );
     invalid("disk_fill: {duration: 5s}", &["disk_fill needs how much"]);
-}
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A web container published on a fixed loopback port too (Docker picks the ephemeral

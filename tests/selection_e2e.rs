@@ -147,3 +147,51 @@ fn plan_against_an_unreachable_daemon_exits_4_and_still_shows_the_steps() {
 fn plan(file: &std::path::Path) -> Outcome {
     Run::new(["plan"]).arg(file).output()
 }
+
+#[test]
+fn an_already_paused_container_is_reported_skipped_and_why_not_unmatched() {
+    if !require_docker() {
+        return;
+    }
+    let mut fleet = Fleet::new("paused");
+    let webs = fleet.webs(2, &[]);
+    docker_ok(&["pause", &webs[0]]);
+
+    // Both match; the paused one is skipped and every report says so.
+    let exp = fleet
+        .experiment("one-paused")
+        .select("{mode: all}")
+        .fault("pause: {duration: 300ms}");
+    let skipped = format!("skipped: {} (paused", webs[0]);
+    let r = Run::experiment(&exp)
+        .json_report()
+        .args(["--report", "table"])
+        .output()
+        .expect(0)
+        .stdout_has(&skipped)
+        .report();
+    assert_eq!(r["selection"]["selected"], 1);
+    assert_eq!(r["selection"]["skipped"][0]["name"], webs[0].as_str());
+    assert_eq!(r["targets"][0]["name"], webs[1].as_str());
+    assert!(paused(&webs[0]), "faultline left the user's pause alone");
+
+    // Only the paused one matches: exit 3, saying it was skipped and why, not "no
+    // target matched"; `plan` says the same with the same exit code.
+    let exp = fleet
+        .experiment("only-paused")
+        .only(&webs[0])
+        .fault("pause: {duration: 300ms}");
+    let r = Run::experiment(&exp).json_on_stdout().expect_report(3);
+    let why = event_message(&r, "verdict");
+    assert!(
+        why.starts_with("no eligible target matched") && why.contains(&skipped),
+        "{why}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    Run::new(["plan"])
+        .arg(exp.write(dir.path()))
+        .output()
+        .expect(3)
+        .stdout_has(&skipped);
+    assert!(paused(&webs[0]));
+}

@@ -87,6 +87,23 @@ pub struct VarArgs {
     pub var_file: Vec<PathBuf>,
 }
 
+/// What the commands that inject share: the blast-radius confirmation, the audit log,
+/// the tc image, and who observes the runs.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Confirm a large blast radius without a prompt.
+    #[arg(long)]
+    pub yes: bool,
+    /// Append the audit log here instead of the state directory.
+    #[arg(long, value_name = "PATH", env = "FAULTLINE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Image with `tc` and `sh` for sidecar network faults (when the fault names none).
+    #[arg(long, value_name = "IMAGE", env = "FAULTLINE_TC_IMAGE")]
+    pub tc_image: Option<String>,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[arg(required = true, value_name = "FILE")]
@@ -102,17 +119,8 @@ pub struct RunArgs {
     /// Seed for target selection (overrides `target.select.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Confirm a large blast radius without a prompt.
-    #[arg(long)]
-    pub yes: bool,
-    /// Append the audit log here instead of the state directory.
-    #[arg(long, value_name = "PATH", env = "FAULTLINE_AUDIT_LOG")]
-    pub audit_log: Option<PathBuf>,
-    /// Image with `tc` and `sh` for sidecar network faults (when the fault names none).
-    #[arg(long, value_name = "IMAGE", env = "FAULTLINE_TC_IMAGE")]
-    pub tc_image: Option<String>,
     #[command(flatten)]
-    pub observe: ObserveArgs,
+    pub session: SessionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -209,17 +217,8 @@ pub struct GamedayArgs {
     pub schedule: bool,
     #[command(flatten)]
     pub vars: VarArgs,
-    /// Confirm a large blast radius without a prompt.
-    #[arg(long)]
-    pub yes: bool,
-    /// Append the audit log here instead of the state directory.
-    #[arg(long, value_name = "PATH", env = "FAULTLINE_AUDIT_LOG")]
-    pub audit_log: Option<PathBuf>,
-    /// Image with `tc` and `sh` for sidecar network faults (when the fault names none).
-    #[arg(long, value_name = "IMAGE", env = "FAULTLINE_TC_IMAGE")]
-    pub tc_image: Option<String>,
     #[command(flatten)]
-    pub observe: ObserveArgs,
+    pub session: SessionArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -343,7 +342,7 @@ pub struct DelayerArgs {
 }
 
 /// Where a run's results go besides its reports.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ObserveArgs {
     /// Write the run's metrics in the Prometheus text format (node_exporter textfile).
     #[arg(long, value_name = "PATH")]

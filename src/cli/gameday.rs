@@ -30,12 +30,16 @@ pub(super) fn run(a: &GamedayArgs) -> Result<Exit, Error> {
         .out_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("gameday-reports"));
-    let records = crate::run::Records::in_state_dir(a.audit_log.as_deref());
+    let records = crate::run::Records::in_state_dir(a.session.audit_log.as_deref());
     super::recover::warn_open_entries(&records.journal);
     let rt = runtime();
     rt.block_on(async {
-        let session = Arc::new(start_session(records, a.tc_image.clone(), a.yes)?);
-        let observers = Arc::new(Observers::new(&a.observe)?);
+        let session = Arc::new(start_session(
+            records,
+            a.session.tc_image.clone(),
+            a.session.yes,
+        )?);
+        let observers = Arc::new(Observers::new(&a.session.observe)?);
         if !a.schedule {
             return run_once(&session, &observers, &loaded, &out_dir.join(stamp())).await;
         }

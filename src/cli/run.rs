@@ -46,19 +46,19 @@ pub(super) fn run(a: &RunArgs) -> Result<Exit, Error> {
         return Err(Error::Invalid(problems));
     }
     let reports = ReportSpec::with_terminal_table(&a.report, std::io::stdout().is_terminal());
-    let records = Records::in_state_dir(a.audit_log.as_deref());
+    let records = Records::in_state_dir(a.session.audit_log.as_deref());
     if !a.dry_run {
         super::recover::warn_open_entries(&records.journal);
     }
     let rt = runtime();
     rt.block_on(async {
-        let session = start_session(records, a.tc_image.clone(), a.yes)?;
-        let observers = Observers::new(&a.observe)?;
+        let session = start_session(records, a.session.tc_image.clone(), a.session.yes)?;
+        let observers = Observers::new(&a.session.observe)?;
         let mut results = Vec::new();
         let mut exit = Exit::Passed;
         for l in &loaded {
             if a.dry_run {
-                let platform = platform_for(l, a.tc_image.as_deref())
+                let platform = platform_for(l, a.session.tc_image.as_deref())
                     .await
                     .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
                 let (plan, code) = dry_run(l, platform.as_ref(), a.seed).await?;
@@ -124,10 +124,12 @@ pub(super) async fn dry_run(
         targets: chosen,
         seed,
         candidates: n,
+        passed_over,
     } = resolve(platform, &l.experiment, seed)
         .await
         .map_err(|e| Error::Platform(e.to_string()))?;
-    let counts = report::Selection::of(&l.experiment.target.select, n, chosen.len());
+    let counts = report::Selection::of(&l.experiment.target.select, n, chosen.len())
+        .passing_over(passed_over);
     let mut out = super::validate::render_plan(l, Some(seed));
     let what = crate::plan::describe_target(&l.experiment.target);
     let mut exit = Exit::Passed;
@@ -254,7 +256,9 @@ pub(super) fn demo(keep: bool) -> Result<Exit, Error> {
 
 /// The run's results beyond its reports: metrics (file, Pushgateway) and notifications.
 pub(super) struct Observers {
-    client: reqwest::Client,
+    /// Built only when something is sent: loading the system's certificates would be
+    /// most of a short run's start-up.
+    client: Option<reqwest::Client>,
     notifier: crate::notify::Notifier,
     metrics_file: Option<std::path::PathBuf>,
     pushgateway: Option<String>,
@@ -262,9 +266,17 @@ pub(super) struct Observers {
 
 impl Observers {
     pub(super) fn new(a: &super::args::ObserveArgs) -> Result<Observers, Error> {
-        let client = crate::notify::client().map_err(Error::Platform)?;
-        let notifier =
-            crate::notify::Notifier::new(&a.notify, client.clone()).map_err(Error::Usage)?;
+        let client = if a.notify.is_empty() && a.pushgateway.is_none() {
+            None
+        } else {
+            Some(crate::notify::client().map_err(Error::Platform)?)
+        };
+        let notifier = match &client {
+            Some(c) if !a.notify.is_empty() => {
+                crate::notify::Notifier::new(&a.notify, c.clone()).map_err(Error::Usage)?
+            }
+            _ => crate::notify::Notifier::none(),
+        };
         Ok(Observers {
             client,
             notifier,
@@ -280,10 +292,9 @@ impl Observers {
     /// After each run: the notification and the push (a failed push only warns).
     pub(super) async fn finished(&self, result: &RunResult, n: &crate::notify::Notification) {
         self.notifier.send(n).await;
-        if let Some(url) = &self.pushgateway {
+        if let (Some(url), Some(client)) = (&self.pushgateway, &self.client) {
             let text = report::metrics::render(std::slice::from_ref(result));
-            if let Err(e) =
-                report::metrics::push(&self.client, url, &result.experiment.name, &text).await
+            if let Err(e) = report::metrics::push(client, url, &result.experiment.name, &text).await
             {
                 tracing::warn!("cannot push metrics: {e}");
             }
@@ -296,5 +307,31 @@ impl Observers {
             report::metrics::write_textfile(path, &report::metrics::render(results))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Observers;
+    use crate::cli::args::ObserveArgs;
+
+    /// The benchmark's finding: every run loaded the system's certificates for an HTTP
+    /// client that nothing used.
+    #[test]
+    fn an_http_client_only_when_something_is_sent() {
+        let quiet = Observers::new(&ObserveArgs::default()).unwrap();
+        assert!(quiet.client.is_none() && quiet.notifier.is_empty());
+        let push = Observers::new(&ObserveArgs {
+            pushgateway: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(push.client.is_some() && push.notifier.is_empty());
+        let notify = Observers::new(&ObserveArgs {
+            notify: vec!["http://127.0.0.1:9/hook".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(notify.client.is_some() && !notify.notifier.is_empty());
     }
 }

@@ -239,11 +239,10 @@ fn experiment_is_valid_and_points_at_the_balancer() {
     }
 }
 
-/// Docker, or `None` with the reason printed.
+/// Docker, or `None` with the skip recorded (a failure under `CI=true`).
 async fn docker_or_skip() -> Option<Docker> {
-    let info = std::process::Command::new("docker").arg("info").output();
-    if !info.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipping the Docker demo test: `docker info` failed");
+    use crate::test_support::skip::{Skip, skip};
+    if !crate::test_support::require_docker() {
         return None;
     }
     let connected = match Docker::connect_with_defaults() {
@@ -253,40 +252,40 @@ async fn docker_or_skip() -> Option<Docker> {
     match connected {
         Ok(docker) => Some(docker),
         Err(e) => {
-            eprintln!("skipping the Docker demo test: cannot connect to Docker: {e}");
+            skip(Skip::Missing, &format!("cannot connect to Docker: {e}"));
             None
         }
     }
 }
 
 /// The faultline binary next to this test binary (`target/debug/faultline`), or the one
-/// in `FAULTLINE_DEMO_BINARY`; `None`, with the reason printed, if it cannot run the demo.
-fn demo_binary_or_skip() -> Option<PathBuf> {
+/// in `FAULTLINE_DEMO_BINARY`. It is built with the tests (`cargo test` builds the
+/// binaries of the package), so its absence is a broken build, not a skip.
+fn demo_binary() -> PathBuf {
     let binary = match std::env::var_os("FAULTLINE_DEMO_BINARY") {
         Some(path) => PathBuf::from(path),
         None => {
-            let exe = std::env::current_exe().ok()?;
-            exe.parent()?.parent()?.join("faultline")
+            let exe = std::env::current_exe().expect("the test binary's path");
+            exe.parent()
+                .and_then(|d| d.parent())
+                .expect("target/debug")
+                .join("faultline")
         }
     };
-    if !binary.is_file() {
-        eprintln!(
-            "skipping the Docker demo test: {} does not exist (cargo build first)",
-            binary.display()
-        );
-        return None;
-    }
+    assert!(
+        binary.is_file(),
+        "{} does not exist (cargo build first)",
+        binary.display()
+    );
     let help = std::process::Command::new(&binary)
         .args(["demo-serve", "--help"])
         .output();
-    if !help.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "skipping the Docker demo test: {} has no `demo-serve` subcommand",
-            binary.display()
-        );
-        return None;
-    }
-    Some(binary)
+    assert!(
+        help.is_ok_and(|o| o.status.success()),
+        "{} has no `demo-serve` subcommand",
+        binary.display()
+    );
+    binary
 }
 
 async fn demo_leftovers(docker: &Docker) -> Vec<String> {
@@ -325,9 +324,7 @@ async fn docker_demo_keeps_answering_while_a_replica_is_paused() {
     let Some(docker) = docker_or_skip().await else {
         return;
     };
-    let Some(binary) = demo_binary_or_skip() else {
-        return;
-    };
+    let binary = demo_binary();
     let started = Instant::now();
     let env = Environment::start(&docker, &binary).await.unwrap();
     eprintln!(

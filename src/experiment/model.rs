@@ -431,6 +431,33 @@ pub enum Fault {
     Restart(RestartFault),
 }
 
+/// The `name`, `after` and `duration` items of a [`FaultSpec`] whose parameters have
+/// `after` and `duration` fields: `fault_timing!("pause");` inside the impl, or
+/// `fault_timing!("restart", one_shot);` for a fault that has no duration.
+macro_rules! fault_timing {
+    ($name:literal) => {
+        $crate::experiment::model::fault_timing!(@common $name);
+        fn duration(&self) -> Option<$crate::experiment::units::Duration> {
+            Some(self.duration)
+        }
+    };
+    ($name:literal, one_shot) => {
+        $crate::experiment::model::fault_timing!(@common $name);
+        fn duration(&self) -> Option<$crate::experiment::units::Duration> {
+            None
+        }
+    };
+    (@common $name:literal) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+        fn after(&self) -> $crate::experiment::units::Duration {
+            self.after
+        }
+    };
+}
+pub(crate) use fault_timing;
+
 /// What a fault says about itself without touching anything. Each fault implements it in
 /// its own file under `fault/`, beside its inject and revert.
 pub trait FaultSpec {
@@ -470,20 +497,30 @@ impl FaultProblems {
     }
 }
 
-impl Fault {
-    /// The fault's own answers; the one place that lists every kind.
-    pub fn spec(&self) -> &dyn FaultSpec {
-        match self {
-            Fault::Kill(f) => f,
-            Fault::Pause(f) => f,
-            Fault::Network(f) => f,
-            Fault::CpuStress(f) => f,
-            Fault::MemoryStress(f) => f,
-            Fault::DiskFill(f) => f,
-            Fault::IoStress(f) => f,
-            Fault::Stop(f) => f,
-            Fault::Restart(f) => f,
+/// `$body` for the parameters `$f` of whichever kind `$fault` is: the one place that
+/// lists every kind of fault (used by [`Fault::spec`] and `fault::kind`).
+macro_rules! each_fault {
+    ($fault:expr, $f:ident => $body:expr) => {{
+        use $crate::experiment::model::Fault;
+        match $fault {
+            Fault::Kill($f) => $body,
+            Fault::Pause($f) => $body,
+            Fault::Network($f) => $body,
+            Fault::CpuStress($f) => $body,
+            Fault::MemoryStress($f) => $body,
+            Fault::DiskFill($f) => $body,
+            Fault::IoStress($f) => $body,
+            Fault::Stop($f) => $body,
+            Fault::Restart($f) => $body,
         }
+    }};
+}
+pub(crate) use each_fault;
+
+impl Fault {
+    /// The fault's own answers.
+    pub fn spec(&self) -> &dyn FaultSpec {
+        each_fault!(self, f => f)
     }
 
     pub fn type_name(&self) -> &'static str {

@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::cpu_stress::CpuAccess;
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec,
+    DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target, host};
@@ -182,17 +182,7 @@ impl DiskFillFault {
 }
 
 impl FaultSpec for DiskFillFault {
-    fn name(&self) -> &'static str {
-        "disk_fill"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("disk_fill");
 
     fn describe(&self) -> String {
         format!(
@@ -232,22 +222,14 @@ impl FaultSpec for DiskFillFault {
 
 #[async_trait]
 impl FaultKind for DiskFillFault {
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
-        let reach = platform.host_reach(target).await;
-        let access = match (self.strategy, reach) {
-            (CpuStrategy::Exec, _) => CpuAccess::Exec,
-            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
-            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
-            (CpuStrategy::Host, Err(why)) => {
-                return Err(PlatformError::Refused(format!(
-                    "strategy `host` writes through the target's root from this host, which cannot be done here: {why}; use `strategy: exec`"
-                )));
-            }
-        };
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
+        let access = CpuAccess::chosen(
+            self.strategy,
+            platform,
+            target,
+            "writes through the target's root from this host",
+        )
+        .await?;
         let free = space(platform, target, access, &self.path).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => {
@@ -291,7 +273,7 @@ impl FaultKind for DiskFillFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::RemoveFile { fill, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

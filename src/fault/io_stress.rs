@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use super::cpu_stress::{CpuAccess, DEADLINE_MARGIN};
 use super::disk_fill::{human, quote, sh, space};
-use super::{FaultEffects, FaultKind, Undo, UndoRecord};
+use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, FaultProblems, FaultSpec, IoMode, IoStressFault, Target as TargetSpec,
+    FaultProblems, FaultSpec, IoMode, IoStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Placement, Platform, PlatformError, Target, host};
@@ -343,17 +343,7 @@ fn placement(access: CpuAccess) -> Placement {
 }
 
 impl FaultSpec for IoStressFault {
-    fn name(&self) -> &'static str {
-        "io_stress"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("io_stress");
 
     fn describe(&self) -> String {
         format!(
@@ -393,22 +383,14 @@ impl FaultSpec for IoStressFault {
 
 #[async_trait]
 impl FaultKind for IoStressFault {
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
-        let reach = platform.host_reach(target).await;
-        let access = match (self.strategy, reach) {
-            (CpuStrategy::Exec, _) => CpuAccess::Exec,
-            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
-            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
-            (CpuStrategy::Host, Err(why)) => {
-                return Err(PlatformError::Refused(format!(
-                    "strategy `host` moves an I/O stressor into the target's cgroups, which cannot be done here: {why}; use `strategy: exec`"
-                )));
-            }
-        };
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
+        let access = CpuAccess::chosen(
+            self.strategy,
+            platform,
+            target,
+            "moves an I/O stressor into the target's cgroups",
+        )
+        .await?;
         let free = space(platform, target, access, &self.path).await?;
         if let Some(why) = fs_magic(platform, target, access, &self.path)
             .await?
@@ -453,7 +435,7 @@ impl FaultKind for IoStressFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::RemoveIoFiles { io, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

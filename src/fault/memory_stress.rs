@@ -20,9 +20,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::cpu_stress::{CpuAccess, DEADLINE_MARGIN};
-use super::{FaultEffects, FaultKind, Undo, UndoRecord};
+use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
-    CpuStrategy, FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec,
+    FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Placement, Platform, PlatformError, Target, host};
@@ -242,17 +242,7 @@ impl MemoryStressFault {
 }
 
 impl FaultSpec for MemoryStressFault {
-    fn name(&self) -> &'static str {
-        "memory_stress"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("memory_stress");
 
     fn describe(&self) -> String {
         format!(
@@ -291,22 +281,14 @@ impl FaultSpec for MemoryStressFault {
 
 #[async_trait]
 impl FaultKind for MemoryStressFault {
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
-        let reach = platform.host_reach(target).await;
-        let access = match (self.strategy, reach) {
-            (CpuStrategy::Exec, _) => CpuAccess::Exec,
-            (CpuStrategy::Host, Ok(())) | (CpuStrategy::Auto, Ok(())) => CpuAccess::Host,
-            (CpuStrategy::Auto, Err(_)) => CpuAccess::Exec,
-            (CpuStrategy::Host, Err(why)) => {
-                return Err(PlatformError::Refused(format!(
-                    "strategy `host` moves an allocator into the target's memory cgroup, which cannot be done here: {why}; use `strategy: exec`"
-                )));
-            }
-        };
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
+        let access = CpuAccess::chosen(
+            self.strategy,
+            platform,
+            target,
+            "moves an allocator into the target's memory cgroup",
+        )
+        .await?;
         let memory = cgroup_memory(platform, target, access).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => size.bytes,
@@ -344,7 +326,7 @@ impl FaultKind for MemoryStressFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::FreeMemory { memory, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

@@ -30,6 +30,11 @@ use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
 pub use crate::report::FaultEffects;
 
+/// What [`FaultKind::prepare`] answers: the undo record of a reversible fault.
+pub type Prepared = Result<Option<Undo>, PlatformError>;
+/// What [`FaultKind::inject`] answers.
+pub type Injected = Result<(), PlatformError>;
+
 /// What a fault does to a platform. Implemented in the fault's own file.
 #[async_trait]
 pub trait FaultKind: FaultSpec + Send + Sync {
@@ -43,11 +48,7 @@ pub trait FaultKind: FaultSpec + Send + Sync {
     /// Gets ready to inject into one target: the undo record of a reversible fault (and
     /// any helper it needs), known before the fault is applied so that it is journaled
     /// first. `None` for a one-shot fault.
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError>;
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared;
 
     /// Applies the fault to one target.
     async fn inject(
@@ -55,7 +56,7 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError>;
+    ) -> Injected;
 
     /// Applies the fault like [`FaultKind::inject`] and says what it did that the report
     /// should name (the processes a `kill` signalled). Faults with nothing to add keep
@@ -108,19 +109,9 @@ pub enum Settled {
     Survived { note: String, expected: bool },
 }
 
-/// The fault's behaviour; the one place that lists every kind.
+/// The fault's behaviour.
 pub fn kind(fault: &Fault) -> &dyn FaultKind {
-    match fault {
-        Fault::Kill(f) => f,
-        Fault::Pause(f) => f,
-        Fault::Network(f) => f,
-        Fault::CpuStress(f) => f,
-        Fault::MemoryStress(f) => f,
-        Fault::DiskFill(f) => f,
-        Fault::IoStress(f) => f,
-        Fault::Stop(f) => f,
-        Fault::Restart(f) => f,
-    }
+    crate::experiment::model::each_fault!(fault, f => f)
 }
 
 /// The Kubernetes permissions a fault needs to inject and revert, in the target's namespace.
@@ -252,20 +243,10 @@ pub async fn inject_reporting(
 pub async fn release(platform: &dyn Platform, undo: &Undo) {
     let released = match &undo.record {
         UndoRecord::RemoveQdisc { qdisc, .. } => network::release(platform, qdisc).await,
-        // A stressor that failed to start fully may still have some of its workers.
-        UndoRecord::StopStressor { target, stressor } => {
-            cpu_stress::revert(platform, target, stressor).await
-        }
-        UndoRecord::FreeMemory { target, memory } => {
-            memory_stress::revert(platform, target, memory).await
-        }
-        // A file partly written is removed.
-        UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
-        // Workers that started, and any file they made.
-        UndoRecord::RemoveIoFiles { target, io } => io_stress::revert(platform, target, io).await,
-        // Nothing was stopped, or a stop half-done: the container is started again.
-        UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
         UndoRecord::Unpause { .. } => Ok(()),
+        // The rest undo what was half done like a revert: a stressor that started only
+        // some of its workers, a file partly written, a stop half-done.
+        _ => revert(platform, undo).await,
     };
     if let Err(e) = released {
         tracing::warn!(

@@ -9,9 +9,10 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, NetworkEngine, NetworkFault, NetworkStrategy, Target as TargetSpec,
+    fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host};
@@ -238,17 +239,7 @@ async fn check_root(
 }
 
 impl FaultSpec for NetworkFault {
-    fn name(&self) -> &'static str {
-        "network"
-    }
-
-    fn after(&self) -> crate::experiment::units::Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<crate::experiment::units::Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("network");
 
     fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -368,11 +359,7 @@ impl FaultKind for NetworkFault {
         }
     }
 
-    async fn prepare(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let has_netem = platform.netem_supported().await;
         let engine = match self.engine {
             NetworkEngine::Netem => Engine::Netem,
@@ -456,7 +443,7 @@ impl FaultKind for NetworkFault {
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = undo.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };

@@ -2,24 +2,15 @@
 
 use async_trait::async_trait;
 
-use super::{FaultKind, Undo, UndoRecord};
-use crate::experiment::model::{FaultProblems, FaultSpec, PauseFault, Target as TargetSpec};
-use crate::experiment::units::Duration;
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
+use crate::experiment::model::{
+    FaultProblems, FaultSpec, PauseFault, Target as TargetSpec, fault_timing,
+};
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target};
 
 impl FaultSpec for PauseFault {
-    fn name(&self) -> &'static str {
-        "pause"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("pause");
 
     fn describe(&self) -> String {
         format!("pause for {}", self.duration)
@@ -32,11 +23,7 @@ impl FaultSpec for PauseFault {
 
 #[async_trait]
 impl FaultKind for PauseFault {
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _platform: &dyn Platform, target: &Target) -> Prepared {
         Ok(Some(Undo::new(UndoRecord::Unpause {
             target: target.clone(),
         })))
@@ -49,7 +36,7 @@ impl FaultKind for PauseFault {
         platform: &dyn Platform,
         target: &Target,
         _undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         if platform.is_frozen(target).await? {
             // Someone else froze it; unpausing it at revert would undo their action.
             return Err(PlatformError::Refused(format!(

@@ -4,11 +4,10 @@
 
 use async_trait::async_trait;
 
-use super::{FaultKind, Undo, UndoRecord};
+use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
-    FaultProblems, FaultSpec, RestartFault, StopFault, Target as TargetSpec,
+    FaultProblems, FaultSpec, RestartFault, StopFault, Target as TargetSpec, fault_timing,
 };
-use crate::experiment::units::Duration;
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
 
@@ -22,17 +21,7 @@ fn docker_only(name: &str, platform: &dyn Platform) -> Result<(), String> {
 }
 
 impl FaultSpec for StopFault {
-    fn name(&self) -> &'static str {
-        "stop"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        Some(self.duration)
-    }
+    fault_timing!("stop");
 
     fn describe(&self) -> String {
         format!(
@@ -52,11 +41,7 @@ impl FaultKind for StopFault {
         docker_only("stop", platform)
     }
 
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _platform: &dyn Platform, target: &Target) -> Prepared {
         Ok(Some(Undo::new(UndoRecord::StartTarget {
             target: target.clone(),
         })))
@@ -67,7 +52,7 @@ impl FaultKind for StopFault {
         platform: &dyn Platform,
         target: &Target,
         _undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         platform.stop_target(target, self.timeout.std()).await
     }
 
@@ -98,17 +83,7 @@ pub async fn revert(platform: &dyn Platform, target: &Target) -> Result<(), Plat
 }
 
 impl FaultSpec for RestartFault {
-    fn name(&self) -> &'static str {
-        "restart"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        None
-    }
+    fault_timing!("restart", one_shot);
 
     fn describe(&self) -> String {
         format!("restart (SIGKILL after {})", self.timeout)
@@ -123,11 +98,7 @@ impl FaultKind for RestartFault {
         docker_only("restart", platform)
     }
 
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        _target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _platform: &dyn Platform, _target: &Target) -> Prepared {
         Ok(None)
     }
 
@@ -136,7 +107,7 @@ impl FaultKind for RestartFault {
         platform: &dyn Platform,
         target: &Target,
         _undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
+    ) -> Injected {
         platform.restart_target(target, self.timeout.std()).await
     }
 
@@ -152,41 +123,6 @@ impl FaultKind for RestartFault {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::experiment::units::Signal;
-
-    /// A Kubernetes platform that must never be touched.
-    struct Kube;
-
-    #[async_trait]
-    impl Platform for Kube {
-        fn kind(&self) -> &'static str {
-            "kubernetes"
-        }
-        fn endpoint(&self) -> String {
-            "shop".into()
-        }
-        async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
-            unreachable!()
-        }
-        async fn signal(
-            &self,
-            _: &Target,
-            _: Signal,
-            _: Option<Duration>,
-        ) -> Result<(), PlatformError> {
-            unreachable!()
-        }
-        async fn freeze(&self, _: &Target, _: std::time::Duration) -> Result<(), PlatformError> {
-            unreachable!()
-        }
-        async fn thaw(&self, _: &Target) -> Result<(), PlatformError> {
-            unreachable!()
-        }
-        async fn is_frozen(&self, _: &Target) -> Result<bool, PlatformError> {
-            unreachable!()
-        }
-    }
 
     #[tokio::test]
     async fn the_docker_only_faults_are_refused_on_kubernetes_before_anything() {
@@ -194,7 +130,12 @@ mod tests {
         for yaml in faults {
             let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
             let f: crate::experiment::model::Fault = serde_json::from_value(v).unwrap();
-            let why = crate::fault::preflight(&f, &Kube).await.unwrap_err();
+            let kube = crate::run::fake::Fake {
+                kind: Some("kubernetes"),
+                ..Default::default()
+            };
+            let why = crate::fault::preflight(&f, &kube).await.unwrap_err();
+            assert!(kube.log.lock().unwrap().is_empty(), "nothing was touched");
             assert!(
                 why.contains("not available on Kubernetes") && why.contains(f.type_name()),
                 "{why}"

@@ -11,7 +11,8 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, Docker};
 
 use super::{
-    ExecOutput, NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host,
+    ExecOutput, NetAccess, NetnsRequest, PassedOver, Placement, Platform, PlatformError, Target,
+    host,
 };
 use crate::experiment::model::{DockerTarget, NetworkStrategy};
 use crate::experiment::units::{Duration, Signal};
@@ -156,6 +157,8 @@ pub struct DockerPlatform {
     tc_image: Option<String>,
     /// Host stressors started by this process, reaped when they are stopped.
     stressors: std::sync::Mutex<Vec<std::process::Child>>,
+    /// What the last `discover` passed over, from the same listing.
+    passed_over: std::sync::Mutex<Option<Vec<PassedOver>>>,
 }
 
 impl DockerPlatform {
@@ -169,6 +172,7 @@ impl DockerPlatform {
             spec: spec.clone(),
             tc_image: None,
             stressors: std::sync::Mutex::new(Vec::new()),
+            passed_over: std::sync::Mutex::new(None),
         })
     }
 
@@ -284,6 +288,65 @@ impl DockerPlatform {
     /// Stops this host's processes that carry `marker` (stressors, delayers) and waits
     /// until none is left; `gentle` sends SIGTERM first and SIGKILL only if one lingers.
     /// Returns false if one survives even SIGKILL.
+    /// The containers in one of `states` that match the target block, with their state.
+    async fn matching(&self, states: &[&str]) -> Result<Vec<(Target, String)>, PlatformError> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        filters.insert(
+            "status".into(),
+            states.iter().map(|s| (*s).to_string()).collect(),
+        );
+        if !self.spec.labels.is_empty() {
+            filters.insert(
+                "label".into(),
+                self.spec
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            );
+        }
+        let options = ListContainersOptions {
+            // `all` lets the status filter see paused and restarting containers.
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = tokio::time::timeout(API_TIMEOUT, self.docker.list_containers(Some(options)))
+            .await
+            .map_err(|_| {
+                PlatformError::Unavailable(format!("Docker at {} did not answer", self.host))
+            })?
+            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))?;
+        let own = own_container_id();
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let id = c.id?;
+                let names = c.names.unwrap_or_default();
+                let labels = c.labels.unwrap_or_default();
+                if !eligible(&self.spec, &names, &labels)
+                    || own.as_deref().is_some_and(|o| id.starts_with(o))
+                {
+                    return None;
+                }
+                let name = names
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_else(|| id[..12].to_string());
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                Some((
+                    Target {
+                        platform: "docker".into(),
+                        id,
+                        name,
+                        labels: labels.into_iter().collect(),
+                    },
+                    state,
+                ))
+            })
+            .collect())
+    }
+
     async fn stop_host_processes(&self, marker: &str, gentle: bool) -> bool {
         for round in 0..50 {
             let pids = host::pids_with_marker(marker);
@@ -297,6 +360,8 @@ impl DockerPlatform {
                 nix::sys::signal::Signal::SIGKILL
             };
             for pid in pids {
+                // A helper inside a paused target ends on its own schedule.
+                host::unfreeze_helper(pid);
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
             }
             self.reap_stressors();
@@ -422,54 +487,39 @@ impl Platform for DockerPlatform {
         self.host.clone()
     }
 
+    /// One listing gives the running containers and those passed over.
     async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
-        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
-        filters.insert("status".into(), vec!["running".into()]);
-        if !self.spec.labels.is_empty() {
-            filters.insert(
-                "label".into(),
-                self.spec
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
-            );
-        }
-        let options = ListContainersOptions {
-            all: false,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = tokio::time::timeout(API_TIMEOUT, self.docker.list_containers(Some(options)))
-            .await
-            .map_err(|_| {
-                PlatformError::Unavailable(format!("Docker at {} did not answer", self.host))
-            })?
-            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))?;
-        let own = own_container_id();
-        Ok(list
+        let found = self.matching(&["running", "paused", "restarting"]).await?;
+        let (running, other): (Vec<_>, Vec<_>) =
+            found.into_iter().partition(|(_, state)| state == "running");
+        let passed_over = other
             .into_iter()
-            .filter_map(|c| {
-                let id = c.id?;
-                let names = c.names.unwrap_or_default();
-                let labels = c.labels.unwrap_or_default();
-                if !eligible(&self.spec, &names, &labels)
-                    || own.as_deref().is_some_and(|o| id.starts_with(o))
-                {
-                    return None;
-                }
-                let name = names
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_else(|| id[..12].to_string());
-                Some(Target {
-                    platform: "docker".into(),
-                    id,
-                    name,
-                    labels: labels.into_iter().collect(),
-                })
+            .map(|(t, state)| PassedOver {
+                name: t.name,
+                why: match state.as_str() {
+                    "paused" => "paused (unpause it to make it a target)".into(),
+                    _ => format!("{state}, not running"),
+                },
             })
-            .collect())
+            .collect();
+        *self.passed_over.lock().expect("not poisoned") = Some(passed_over);
+        Ok(running.into_iter().map(|(t, _)| t).collect())
+    }
+
+    async fn passed_over(&self) -> Result<Vec<PassedOver>, PlatformError> {
+        let last = self.passed_over.lock().expect("not poisoned").clone();
+        match last {
+            Some(list) => Ok(list),
+            None => {
+                self.discover().await?;
+                Ok(self
+                    .passed_over
+                    .lock()
+                    .expect("not poisoned")
+                    .clone()
+                    .unwrap_or_default())
+            }
+        }
     }
 
     async fn signal(
@@ -829,6 +879,20 @@ impl Platform for DockerPlatform {
                 }
                 Err(PlatformError::Refused(format!(
                     "a process of faultline ({marker}) for `{}` is still running after SIGKILL",
+                    target.name
+                )))
+            }
+            // `docker exec` cannot run in a paused container, and the pause may outlast
+            // this process's fault: from this host the process is ended all the same.
+            Placement::InTarget { .. } | Placement::InContainer
+                if self.is_frozen(target).await.unwrap_or(false)
+                    && self.host_reach(target).await.is_ok() =>
+            {
+                if self.stop_host_processes(marker, gentle).await {
+                    return Ok(());
+                }
+                Err(PlatformError::Refused(format!(
+                    "a process of faultline ({marker}) in the paused `{}` is still running after SIGKILL",
                     target.name
                 )))
             }

@@ -248,6 +248,36 @@ pub fn cgroup_dirs(pid: i64) -> Result<Vec<std::path::PathBuf>, String> {
     Ok(dirs)
 }
 
+/// Whether the cgroup directory `dir` is frozen: v1 `freezer.state`, v2 `cgroup.events`.
+fn is_frozen_dir(dir: &std::path::Path) -> bool {
+    if let Ok(state) = std::fs::read_to_string(dir.join("freezer.state")) {
+        return state.trim() != "THAWED";
+    }
+    std::fs::read_to_string(dir.join("cgroup.events"))
+        .is_ok_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
+}
+
+/// Moves faultline's own helper `pid` out of every frozen cgroup it is in, into the root
+/// of that hierarchy, so that a signal reaches it: a frozen task cannot die until it is
+/// thawed, and a task moved into a cgroup that is not frozen is thawed (v1 and v2). The
+/// target's own processes are never moved. Returns whether it was moved.
+pub fn unfreeze_helper(pid: i32) -> bool {
+    let Ok(dirs) = cgroup_dirs(i64::from(pid)) else {
+        return false;
+    };
+    let mut moved = false;
+    for dir in dirs.iter().filter(|d| is_frozen_dir(d)) {
+        // The root of the hierarchy: the highest ancestor that is still a cgroup.
+        let root = dir
+            .ancestors()
+            .take_while(|a| a.join("cgroup.procs").exists())
+            .last()
+            .unwrap_or(dir);
+        moved |= std::fs::write(root.join("cgroup.procs"), pid.to_string()).is_ok();
+    }
+    moved
+}
+
 /// The processes in the cgroup directories `dirs` (every one listed once): host PID and
 /// command line, its arguments joined by spaces. Kernel threads and processes gone
 /// meanwhile are left out.

@@ -109,6 +109,13 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// A match of the target block that was not eligible, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    pub name: String,
+    pub why: String,
+}
+
 /// The primitives every fault is composed of. A platform knows nothing of faults: it
 /// discovers targets, signals and freezes them, enters their network namespace, runs
 /// processes attached to them, and says what its host supports.
@@ -128,6 +135,12 @@ pub trait Platform: Send + Sync {
     /// Every eligible target that matches the experiment's target block (never a
     /// protected one nor a helper faultline created).
     async fn discover(&self) -> Result<Vec<Target>, PlatformError>;
+
+    /// What matches the target block but cannot be a target now (a paused container),
+    /// with why: a run reports it as skipped rather than "no target matched".
+    async fn passed_over(&self) -> Result<Vec<PassedOver>, PlatformError> {
+        Ok(Vec::new())
+    }
 
     /// Stops the target the platform's way: a signal to the container's init process
     /// (Docker), a pod delete with a grace period (Kubernetes).

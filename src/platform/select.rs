@@ -42,11 +42,13 @@ pub fn select(
     (chosen, seed)
 }
 
+/// Candidates and selections for the tests of selection and its report.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn targets(n: usize) -> Vec<Target> {
+    /// `n` Docker targets `web-00`, `web-01`, ...
+    pub(crate) fn targets(n: usize) -> Vec<Target> {
         (0..n)
             .map(|i| Target {
                 platform: "docker".into(),
@@ -57,7 +59,7 @@ mod tests {
             .collect()
     }
 
-    fn sel(mode: SelectMode, value: Option<u64>) -> Select {
+    pub(crate) fn sel(mode: SelectMode, value: Option<u64>) -> Select {
         Select {
             mode,
             value,
@@ -65,6 +67,12 @@ mod tests {
             min: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{sel, targets};
+    use super::*;
 
     #[test]
     fn counts_per_mode() {

@@ -120,19 +120,9 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn docker_works() -> bool {
-        std::process::Command::new("docker")
-            .arg("info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
     #[tokio::test]
     async fn counts_nothing_for_an_unused_label() {
-        if !docker_works() {
-            eprintln!("skipped: `docker info` does not work here");
+        if !crate::test_support::require_docker() {
             return;
         }
         let ctx = ProbeContext::new().unwrap();

@@ -111,6 +111,9 @@ pub struct Selection {
     /// `target.select.min`: the run stops with `no_targets` (exit 3) when fewer are selected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<u64>,
+    /// Matches that were not eligible (a paused container), with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<crate::platform::PassedOver>,
 }
 
 impl Selection {
@@ -142,28 +145,60 @@ impl Selection {
             matched: matched as u64,
             selected: selected as u64,
             min: select.min,
+            skipped: Vec::new(),
         }
+    }
+
+    /// The same counts, with the matches that were passed over.
+    pub fn passing_over(mut self, skipped: Vec<crate::platform::PassedOver>) -> Selection {
+        self.skipped = skipped;
+        self
+    }
+
+    /// `; skipped: web-2 (paused ...)`, or nothing.
+    fn skipped_text(&self) -> String {
+        if self.skipped.is_empty() {
+            return String::new();
+        }
+        let each: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.name, s.why))
+            .collect();
+        format!("; skipped: {}", each.join(", "))
     }
 
     /// Why a selection is too small to run: nothing matched, or fewer than `select.min`.
     /// `what` describes the target block (see [`crate::plan::describe_target`]).
     pub fn too_few(&self, what: &str) -> Option<String> {
         if self.selected == 0 {
-            return Some(format!("no target matched {what}"));
+            return Some(if self.skipped.is_empty() {
+                format!("no target matched {what}")
+            } else {
+                format!("no eligible target matched {what}{}", self.skipped_text())
+            });
         }
         match self.min {
             Some(min) if self.selected < min => Some(format!(
-                "only {} of {} requested targets matched {what}, fewer than select.min {min}",
-                self.selected, self.requested
+                "only {} of {} requested targets matched {what}, fewer than select.min {min}{}",
+                self.selected,
+                self.requested,
+                self.skipped_text()
             )),
             _ => None,
         }
     }
 
-    /// `3 of 5 requested` when fewer were selected than requested.
+    /// `3 of 5 requested` when fewer were selected than requested, and the matches that
+    /// were skipped.
     pub fn shortfall(&self) -> Option<String> {
-        (self.selected < self.requested)
-            .then(|| format!("{} of {} requested", self.selected, self.requested))
+        let short = (self.selected < self.requested)
+            .then(|| format!("{} of {} requested", self.selected, self.requested));
+        match (short, self.skipped.is_empty()) {
+            (s, true) => s,
+            (Some(s), false) => Some(format!("{s}{}", self.skipped_text())),
+            (None, false) => Some(self.skipped_text().trim_start_matches("; ").to_string()),
+        }
     }
 }
 
@@ -555,26 +590,8 @@ mod tests {
 mod selection_tests {
     use super::Selection;
     use crate::experiment::model::{Select, SelectMode};
+    use crate::platform::select::fixtures::{sel, targets};
     use crate::platform::{Target, select::select};
-
-    fn targets(n: usize) -> Vec<Target> {
-        (0..n)
-            .map(|i| Target {
-                platform: "docker".into(),
-                id: format!("id{i}"),
-                name: format!("web-{i:02}"),
-                labels: Default::default(),
-            })
-            .collect()
-    }
-
-    fn sel(mode: SelectMode, value: Option<u64>) -> Select {
-        Select {
-            mode,
-            value,
-            ..Default::default()
-        }
-    }
 
     fn select_counted(
         c: Vec<Target>,
@@ -619,5 +636,30 @@ mod selection_tests {
         assert_eq!(select_counted(targets(4), &all, None).2.shortfall(), None);
         let (_, _, none) = select_counted(targets(0), &all, None);
         assert_eq!(none.too_few("x").as_deref(), Some("no target matched x"));
+    }
+
+    /// Regression: an already-paused container was reported as "no target matched".
+    #[test]
+    fn a_skipped_match_is_named_with_why() {
+        let paused = vec![crate::platform::PassedOver {
+            name: "web-2".into(),
+            why: "paused".into(),
+        }];
+        let all = sel(SelectMode::All, None);
+        let (_, _, none) = select_counted(targets(0), &all, None);
+        let none = none.passing_over(paused.clone());
+        assert_eq!(
+            none.too_few("x").as_deref(),
+            Some("no eligible target matched x; skipped: web-2 (paused)")
+        );
+        let (_, _, one) = select_counted(targets(1), &all, None);
+        let one = one.passing_over(paused.clone());
+        assert_eq!(one.too_few("x"), None);
+        assert_eq!(one.shortfall().as_deref(), Some("skipped: web-2 (paused)"));
+        let (_, _, short) = select_counted(targets(1), &sel(SelectMode::Count, Some(2)), Some(1));
+        assert_eq!(
+            short.passing_over(paused).shortfall().as_deref(),
+            Some("1 of 2 requested; skipped: web-2 (paused)")
+        );
     }
 }

@@ -554,6 +554,7 @@ mod tests {
             matched: 1,
             selected: 1,
             min: None,
+            skipped: Vec::new(),
         });
         let table = crate::report::table::render(&r, false);
         assert!(

@@ -24,6 +24,8 @@ pub(crate) struct Fake {
     /// A killed target leaves the platform this long after the kill (a deleted pod
     /// terminating); `None`: a kill is over when it returns.
     pub(crate) gone_after: Option<StdDuration>,
+    /// What `kind` answers (`fake` by default), e.g. `kubernetes` for a platform check.
+    pub(crate) kind: Option<&'static str>,
 }
 
 pub(crate) fn target(name: &str) -> Target {
@@ -38,7 +40,7 @@ pub(crate) fn target(name: &str) -> Target {
 #[async_trait]
 impl Platform for Fake {
     fn kind(&self) -> &'static str {
-        "fake"
+        self.kind.unwrap_or("fake")
     }
     fn endpoint(&self) -> String {
         "memory".into()

@@ -3,7 +3,7 @@
 
 mod deadman;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 pub mod recover;
 pub mod session;
 mod signals;
@@ -288,7 +288,8 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         &e.target.select,
         resolved.candidates,
         resolved.targets.len(),
-    );
+    )
+    .passing_over(resolved.passed_over);
     let (targets, seed) = (resolved.targets, resolved.seed);
     result.seed = Some(seed);
     let too_few = counts.too_few(&crate::plan::describe_target(&e.target));
@@ -632,7 +633,12 @@ async fn inject_all(
         let applied = Instant::now();
         // A one-shot fault: did it take effect (a target may survive a signal)?
         let settled = match (&r, &undo) {
-            (Ok(_), None) => fault::kind(f).settle(ctx.platform, t, at).await,
+            // An interrupt (or an abort) does not wait out the grace period: the signal
+            // was sent, whether the target outlived it is left unsaid.
+            (Ok(_), None) => tokio::select! {
+                s = fault::kind(f).settle(ctx.platform, t, at) => s,
+                () = ctx.abort.cancelled() => fault::Settled::Done { gone_at: None },
+            },
             _ => fault::Settled::Done { gone_at: None },
         };
         (t, at, applied, r, undo.zip(journal_id), settled)
@@ -1009,6 +1015,34 @@ mod tests {
             started.elapsed() < StdDuration::from_secs(3),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    /// Regression (issue 18): the wait for a killed target to end ignored SIGINT.
+    #[tokio::test]
+    async fn an_interrupt_does_not_wait_out_a_kills_grace_period() {
+        let p = Fake {
+            survives_kills: true,
+            ..Default::default()
+        };
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(200)).await;
+            c.cancel();
+        });
+        let started = Instant::now();
+        let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 30s}\n");
+        let r = go(&e, &p, cancel).await;
+        assert!(
+            started.elapsed() < StdDuration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_ended(&r, Verdict::Interrupted, 130);
+        assert!(
+            r.faults.iter().all(|f| f.status != FaultStatus::Survived),
+            "an interrupted wait says nothing of survival"
         );
     }
 

@@ -28,6 +28,8 @@ pub struct Resolution {
     pub seed: u64,
     /// How many eligible targets matched before selection.
     pub candidates: usize,
+    /// Matches that could not be targets (a paused container), with why.
+    pub passed_over: Vec<crate::platform::PassedOver>,
 }
 
 /// Lists the eligible targets and selects from them.
@@ -39,10 +41,13 @@ pub async fn resolve(
     let candidates = platform.discover().await?;
     let n = candidates.len();
     let (targets, seed) = select::select(candidates, &e.target.select, seed);
+    // Only informative: a platform that cannot say leaves it empty.
+    let passed_over = platform.passed_over().await.unwrap_or_default();
     Ok(Resolution {
         targets,
         seed,
         candidates: n,
+        passed_over,
     })
 }
 

@@ -281,6 +281,14 @@ pub const STRESS_MARKER: &str = "faultline-stress-";
 
 /// Stressor processes inside the container, from its own /proc.
 pub fn stressors_inside(name: &str) -> usize {
+    marked_inside(name, STRESS_MARKER)
+        .unwrap_or_else(|| panic!("cannot list the processes in {name}"))
+}
+
+/// Processes inside the container whose command line (arguments joined by spaces)
+/// carries `marker`, from its own /proc; `None` when the container cannot run a command
+/// (stopped, gone).
+pub fn marked_inside(name: &str, marker: &str) -> Option<usize> {
     // The checking shell's own command line names no marker.
     let inside = docker(&[
         "exec",
@@ -289,13 +297,21 @@ pub fn stressors_inside(name: &str) -> usize {
         "-c",
         "cat /proc/[0-9]*/cmdline 2>/dev/null",
     ]);
-    assert!(
-        inside.status.success(),
-        "cannot list the processes in {name}"
-    );
-    String::from_utf8_lossy(&inside.stdout)
-        .matches(STRESS_MARKER)
-        .count()
+    inside.status.success().then(|| {
+        String::from_utf8_lossy(&inside.stdout)
+            .replace('\0', " ")
+            .matches(marker)
+            .count()
+    })
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Now, as `docker events --since/--until` takes it.

@@ -1280,11 +1280,8 @@ impl Platform for KubernetesPlatform {
         if !matches!(placement, Placement::InTarget { .. }) {
             return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
         }
-        let what = if marker.starts_with(crate::fault::cpu_stress::MARKER_PREFIX) {
-            "stressor"
-        } else {
-            "process"
-        };
+        // The marker names the kind (`faultline-stress-…`); the platform need not.
+        let what = "faultline process";
         let script = if gentle {
             crate::platform::host::term_then_kill_by_marker_script(marker)
         } else {

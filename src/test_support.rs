@@ -1,0 +1,27 @@
+//! The skip recorder of `tests/support`, for the library's own tests that need Docker: a
+//! test that cannot run records why (listed by `scripts/test.sh`, a failure under
+//! `CI=true`) instead of passing in silence.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub fn root() -> std::path::PathBuf {
+    env!("CARGO_MANIFEST_DIR").into()
+}
+
+#[path = "../tests/support/skip.rs"]
+pub mod skip;
+
+/// Whether the Docker engine answers; when it does not, the skip is recorded.
+pub fn require_docker() -> bool {
+    let ok = std::process::Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip::skip(
+            skip::Skip::Missing,
+            "the Docker engine does not answer (`docker info` failed)",
+        );
+    }
+    ok
+}
