@@ -28,6 +28,8 @@ enum Scenario {
     MemoryExec,
     DiskHost,
     DiskExec,
+    IoHost,
+    IoExec,
     Stop,
 }
 
@@ -47,6 +49,8 @@ impl Scenario {
             MemoryExec => "memory_stress (exec)",
             DiskHost => "disk_fill (host)",
             DiskExec => "disk_fill (exec)",
+            IoHost => "io_stress (host)",
+            IoExec => "io_stress (exec)",
             Stop => "stop",
         }
     }
@@ -70,6 +74,12 @@ impl Scenario {
             MemoryExec => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: exec}"],
             DiskHost => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: host}"],
             DiskExec => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: exec}"],
+            IoHost => &[
+                "io_stress: {workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s, strategy: host}",
+            ],
+            IoExec => &[
+                "io_stress: {workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s, strategy: exec}",
+            ],
             Stop => &["stop: {duration: 4s, timeout: 1s}"],
         }
     }
@@ -79,6 +89,8 @@ impl Scenario {
         match self {
             RepeatedKill => &["--restart", "always"],
             DiskHost | DiskExec => &["--tmpfs", "/fill:size=64m"],
+            // A volume: io_stress refuses tmpfs and FUSE.
+            IoHost | IoExec => &["--mount", "type=volume,dst=/io"],
             _ => &[],
         }
     }
@@ -97,6 +109,7 @@ impl Scenario {
             CpuHost | CpuExec => stressors(fleet),
             MemoryHost | MemoryExec => memory_allocators(fleet),
             DiskHost | DiskExec => fill_files(fleet),
+            IoHost | IoExec => io_leftovers(fleet),
             Stop => stopped_containers(fleet),
         }
     }
@@ -104,7 +117,9 @@ impl Scenario {
     /// For faults that end by themselves: how long after the start they are surely over.
     fn self_healing(self) -> Option<Duration> {
         match self {
-            CpuHost | CpuExec | MemoryHost | MemoryExec => Some(Duration::from_secs(16)),
+            // The exec loops remove their files at their deadline; a host stressor dies
+            // with faultline and leaves them to recover.
+            CpuHost | CpuExec | MemoryHost | MemoryExec | IoExec => Some(Duration::from_secs(16)),
             _ => None,
         }
     }
@@ -211,6 +226,22 @@ fn fill_files(fleet: &Fleet) -> Vec<String> {
             (left > 0).then(|| format!("{left} fill file(s) in {n}:/fill"))
         })
         .collect()
+}
+
+/// io_stress leftovers: its workers (marked, on the host in one of this test's
+/// containers' cgroups, or inside) and faultline's I/O files in the containers' /io.
+fn io_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = marked_processes(fleet, "faultline-io-", None, "I/O stressor");
+    for n in &fleet.names {
+        let files = docker_ok(&["exec", n, "sh", "-c", "ls -a /io"])
+            .lines()
+            .filter(|l| l.starts_with(".faultline-io-"))
+            .count();
+        if files > 0 {
+            left.push(format!("{files} I/O file(s) in {n}:/io"));
+        }
+    }
+    left
 }
 
 fn trials() -> usize {
@@ -475,6 +506,36 @@ fn disk_exec_sigkill_then_recover() {
 #[test]
 fn disk_exec_sigint() {
     chaos(DiskExec, Kill::Interrupt);
+}
+
+#[test]
+fn io_host_sigkill_then_recover() {
+    chaos(IoHost, Kill::HardThenRecover);
+}
+
+#[test]
+fn io_host_sigkill_dead_mans_switch() {
+    chaos(IoHost, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn io_host_sigint() {
+    chaos(IoHost, Kill::Interrupt);
+}
+
+#[test]
+fn io_exec_sigkill_then_recover() {
+    chaos(IoExec, Kill::HardThenRecover);
+}
+
+#[test]
+fn io_exec_sigint() {
+    chaos(IoExec, Kill::Interrupt);
+}
+
+#[test]
+fn io_exec_sigkill_own_deadline() {
+    chaos(IoExec, Kill::HardDeadline);
 }
 
 #[test]

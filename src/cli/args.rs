@@ -63,6 +63,9 @@ pub enum Command {
     /// A memory stressor (started by the memory_stress fault inside a target's cgroups).
     #[command(hide = true)]
     Memhog(MemhogArgs),
+    /// An I/O stressor (started by the io_stress fault inside a target's cgroups).
+    #[command(hide = true)]
+    Iohog(IohogArgs),
     /// The nfqueue delayer (started by a network fault inside a target's namespace).
     #[command(hide = true)]
     Delayer(DelayerArgs),
@@ -287,6 +290,31 @@ pub struct MemhogArgs {
     #[arg(long, default_value_t = 0)]
     pub ramp_ms: u64,
     /// Epoch second at which the stressor ends by itself.
+    #[arg(long)]
+    pub until: u64,
+    /// Names this stressor, so that revert finds exactly it.
+    #[arg(long)]
+    pub marker: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IohogArgs {
+    /// The target's root as this host sees it (`/proc/PID/root`).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// The directory inside the target, resolved inside `root`.
+    #[arg(long)]
+    pub path: String,
+    /// The workers' files in it, one per worker (repeatable).
+    #[arg(long = "file")]
+    pub files: Vec<String>,
+    /// The bytes of each file (whole MiB).
+    #[arg(long)]
+    pub bytes: u64,
+    /// `write`, `read` or `mixed`.
+    #[arg(long)]
+    pub mode: String,
+    /// Epoch second at which the stressor removes its files and ends by itself.
     #[arg(long)]
     pub until: u64,
     /// Names this stressor, so that revert finds exactly it.

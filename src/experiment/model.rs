@@ -426,6 +426,7 @@ pub enum Fault {
     CpuStress(CpuStressFault),
     MemoryStress(MemoryStressFault),
     DiskFill(DiskFillFault),
+    IoStress(IoStressFault),
     Stop(StopFault),
     Restart(RestartFault),
 }
@@ -508,6 +509,7 @@ macro_rules! each_fault {
             Fault::CpuStress($f) => $body,
             Fault::MemoryStress($f) => $body,
             Fault::DiskFill($f) => $body,
+            Fault::IoStress($f) => $body,
             Fault::Stop($f) => $body,
             Fault::Restart($f) => $body,
         }
@@ -562,6 +564,10 @@ pub struct KillFault {
     /// regular expression (Docker), instead of the target itself.
     #[serde(default)]
     pub process: Option<String>,
+    /// Kill only this container of the pod (Kubernetes): every process of it is signalled
+    /// from a helper pod on its node, and the kubelet restarts it.
+    #[serde(default)]
+    pub container: Option<String>,
     /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
     #[serde(default)]
     pub every: Option<Duration>,
@@ -711,6 +717,50 @@ pub struct DiskFillFault {
     /// the target; `auto` picks host when it can.
     #[serde(default)]
     pub strategy: CpuStrategy,
+}
+
+fn io_size() -> ByteSize {
+    "64MiB".parse().expect("a valid size")
+}
+
+/// Real block I/O inside the target's blkio (v1) / io (v2) cgroup: each worker passes
+/// over a file of its own under `path` again and again, bypassing the page cache, until
+/// the fault ends; the files are removed at revert.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IoStressFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// How many workers, each with a file of its own, 1..64.
+    #[serde(default = "one")]
+    pub workers: u32,
+    /// The size of each worker's file, moved once per pass (rounded up to whole MiB):
+    /// `64MiB` by default.
+    #[serde(default = "io_size")]
+    pub size: ByteSize,
+    /// An absolute directory inside the target, on a filesystem with a block device
+    /// behind it (a volume); default `/tmp`.
+    #[serde(default = "tmp")]
+    pub path: String,
+    /// `write` (default), `read` (the file is written once, then read), or `mixed` (a
+    /// write pass, then a read pass).
+    #[serde(default)]
+    pub mode: IoMode,
+    /// `host` moves faultline's own stressor into the target's cgroups, working through
+    /// the container's root; `exec` runs `dd` inside the target; `auto` picks host when
+    /// it can.
+    #[serde(default)]
+    pub strategy: CpuStrategy,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IoMode {
+    #[default]
+    Write,
+    Read,
+    Mixed,
 }
 
 /// Stops the container, waits `duration`, starts it again (Docker).

@@ -13,6 +13,7 @@
 
 pub mod cpu_stress;
 pub mod disk_fill;
+pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;
 pub mod network;
@@ -165,6 +166,10 @@ pub enum UndoRecord {
         target: Target,
         fill: disk_fill::FillRecord,
     },
+    RemoveIoFiles {
+        target: Target,
+        io: io_stress::IoRecord,
+    },
     StartTarget {
         target: Target,
     },
@@ -185,6 +190,7 @@ impl Undo {
             | UndoRecord::StopStressor { target, .. }
             | UndoRecord::FreeMemory { target, .. }
             | UndoRecord::RemoveFile { target, .. }
+            | UndoRecord::RemoveIoFiles { target, .. }
             | UndoRecord::StartTarget { target } => target,
         }
     }
@@ -287,6 +293,7 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
             memory_stress::revert(platform, target, memory).await
         }
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        UndoRecord::RemoveIoFiles { target, io } => io_stress::revert(platform, target, io).await,
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
     }
 }

@@ -856,7 +856,8 @@ impl Platform for DockerPlatform {
             }
             Placement::InTarget {
                 net_admin: false, ..
-            } => self.exec_detached(target, argv).await,
+            }
+            | Placement::InContainer => self.exec_detached(target, argv).await,
             // An exec runs from the target's own image, without faultline's binary.
             Placement::InTarget { net_admin: true, .. } => Err(PlatformError::Refused(
                 "a process that changes a container's network runs from the host on Docker: use `strategy: host`".into(),
@@ -883,7 +884,7 @@ impl Platform for DockerPlatform {
             }
             // `docker exec` cannot run in a paused container, and the pause may outlast
             // this process's fault: from this host the process is ended all the same.
-            Placement::InTarget { .. }
+            Placement::InTarget { .. } | Placement::InContainer
                 if self.is_frozen(target).await.unwrap_or(false)
                     && self.host_reach(target).await.is_ok() =>
             {
@@ -895,7 +896,7 @@ impl Platform for DockerPlatform {
                     target.name
                 )))
             }
-            Placement::InTarget { .. } => {
+            Placement::InTarget { .. } | Placement::InContainer => {
                 let argv = vec![
                     "sh".to_string(),
                     "-c".to_string(),

@@ -88,6 +88,11 @@ pub enum Placement {
         #[serde(default)]
         image: Option<String>,
     },
+    /// A command inside the target's own container, from its own image, left running in
+    /// the background: what it does is charged to that container's cgroups and sees its
+    /// filesystem (Docker: a detached exec; Kubernetes: an exec into the pod's target
+    /// container that starts it in the background).
+    InContainer,
 }
 
 impl Placement {
@@ -190,6 +195,32 @@ pub trait Platform: Send + Sync {
             "stopping and starting a target is not available on {}",
             self.kind()
         ))
+    }
+
+    /// Signals every process of the container `container` of the target (one container
+    /// of a pod; Kubernetes: from a helper pod on its node) and returns that container's
+    /// restart count from just before the signal.
+    async fn signal_container(
+        &self,
+        _target: &Target,
+        _container: &str,
+        _signal: Signal,
+    ) -> Result<i32, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "signalling one container of a target is not available on {}",
+            self.kind()
+        )))
+    }
+    /// How many times the container `container` of the target has been restarted.
+    async fn restart_count(
+        &self,
+        _target: &Target,
+        _container: &str,
+    ) -> Result<i32, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "restart counts of containers are not available on {}",
+            self.kind()
+        )))
     }
 
     /// Waits until a target that was told to go (a deleted pod) is gone from the

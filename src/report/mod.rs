@@ -254,6 +254,26 @@ pub struct FaultEffects {
     /// The processes the fault signalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signalled: Vec<ProcessRef>,
+    /// Bytes the target's blkio/io cgroup read from block devices while the fault was
+    /// active, by the cgroup's own counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_read_bytes: Option<u64>,
+    /// Bytes the target's blkio/io cgroup wrote to block devices while the fault was
+    /// active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_written_bytes: Option<u64>,
+    /// The restart count of the container a `kill` with `container` signalled, before the
+    /// signal and once the kubelet restarted it (or when faultline stopped waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_restarts: Option<ContainerRestarts>,
+}
+
+/// One container's restart count around a kill.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRestarts {
+    pub container: String,
+    pub before: i32,
+    pub after: i32,
 }
 
 /// One process of a target.
@@ -278,6 +298,27 @@ impl FaultEffects {
         }
         if !self.signalled.is_empty() {
             parts.push(format!("signalled {}", names(&self.signalled)));
+        }
+        if let Some(c) = &self.container_restarts {
+            parts.push(if c.after > c.before {
+                format!(
+                    "container `{}` was restarted (restart count {} -> {})",
+                    c.container, c.before, c.after
+                )
+            } else {
+                format!(
+                    "container `{}` was not restarted while faultline waited (restart count {})",
+                    c.container, c.after
+                )
+            });
+        }
+        if let (Some(r), Some(w)) = (self.io_read_bytes, self.io_written_bytes) {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            parts.push(format!(
+                "the target's cgroup read {:.1} MiB and wrote {:.1} MiB to block devices",
+                mib(r),
+                mib(w)
+            ));
         }
         parts.join("; ")
     }
