@@ -206,6 +206,10 @@ pub struct ProbeSpec {
     /// During only: the success ratio this probe must keep (0.0..1.0, default 1.0).
     #[serde(default)]
     pub min_success: Option<f64>,
+    /// During only: bounds on the latency percentiles of the window's samples, checked
+    /// alongside `min_success`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyBounds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +280,33 @@ impl ProbeSpec {
 
     pub fn min_success(&self) -> f64 {
         self.min_success.unwrap_or(1.0)
+    }
+}
+
+/// Upper bounds on a during probe's latency percentiles over the window (nearest rank,
+/// every sample counted, failed ones with the time they took).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyBounds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<Duration>,
+}
+
+impl LatencyBounds {
+    /// Every bound given, as (`p95`, the percentile as a fraction, the bound).
+    pub fn bounds(&self) -> Vec<(&'static str, f64, Duration)> {
+        [
+            ("p50", 0.50, self.p50),
+            ("p95", 0.95, self.p95),
+            ("p99", 0.99, self.p99),
+        ]
+        .into_iter()
+        .filter_map(|(name, q, d)| d.map(|d| (name, q, d)))
+        .collect()
     }
 }
 
@@ -698,6 +729,43 @@ pub struct RestartFault {
     /// How long the stop waits after SIGTERM before SIGKILL.
     #[serde(default = "secs::<10>")]
     pub timeout: Duration,
+}
+
+/// Any action with a rollback: `run` is executed (on this host, or inside each selected
+/// target), and `rollback` when `duration` ends (without one, when the other faults end),
+/// on abort, on a signal, and by `recover` after a crash. The rollback is journaled before
+/// `run` starts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long before the rollback runs; default: when the other faults have ended.
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    /// The command, an argv list run without a shell.
+    pub run: Vec<String>,
+    /// The command that undoes `run`, an argv list run without a shell.
+    #[serde(default)]
+    pub rollback: Option<Vec<String>>,
+    /// `host`: where faultline runs (once); `target`: inside each selected target (exec).
+    #[serde(default, rename = "where")]
+    pub place: CommandPlace,
+    /// How long `run` and `rollback` may each take; a command still running then is
+    /// killed (on the host) and counts as failed.
+    #[serde(default = "secs::<30>")]
+    pub timeout: Duration,
+}
+
+/// Where a command fault runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandPlace {
+    /// Where faultline runs, once for the whole fault.
+    #[default]
+    Host,
+    /// Inside each selected container or pod (Docker exec; Kubernetes pods/exec).
+    Target,
 }
 
 /// A game-day suite (spec section 7).

@@ -336,6 +336,10 @@ pub struct DuringProbe {
     /// Time to the first byte of the response (http), when the probe measures it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<Latency>,
+    /// The probe's `latency` bounds, each against the window's measured percentile.
+    /// Absent when the probe sets none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_bounds: Vec<LatencyCheck>,
     /// Every sample, for timelines: offset from the run's start, result, latency.
     #[serde(default)]
     pub timeline: Vec<SamplePoint>,
@@ -345,7 +349,36 @@ pub struct DuringProbe {
 pub struct Latency {
     pub p50: u64,
     pub p95: u64,
+    /// Absent in reports written before p99 was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<u64>,
     pub max: u64,
+}
+
+/// One `latency` bound of a during probe against what the window measured.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LatencyCheck {
+    /// `p50`, `p95` or `p99`.
+    pub percentile: String,
+    /// The bound, in milliseconds.
+    pub bound_ms: u64,
+    /// The window's percentile, in milliseconds (nearest rank over every sample).
+    pub measured_ms: u64,
+    /// Whether the measured value is within the bound (`measured_ms <= bound_ms`).
+    pub passed: bool,
+}
+
+impl LatencyCheck {
+    /// `p95 812ms > 300ms` or `p95 120ms <= 300ms`.
+    pub fn words(&self) -> String {
+        format!(
+            "{} {}ms {} {}ms",
+            self.percentile,
+            self.measured_ms,
+            if self.passed { "<=" } else { ">" },
+            self.bound_ms
+        )
+    }
 }
 
 impl Latency {
@@ -360,8 +393,19 @@ impl Latency {
         Latency {
             p50: rank(0.50),
             p95: rank(0.95),
+            p99: Some(rank(0.99)),
             max: *v.last().unwrap(),
         }
+    }
+
+    /// The nearest-rank percentile `q` (0.0..=1.0) of millisecond latencies; 0 for none.
+    pub fn percentile(values: &[u64], q: f64) -> u64 {
+        if values.is_empty() {
+            return 0;
+        }
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
     }
 }
 
@@ -493,6 +537,7 @@ mod tests {
             Latency {
                 p50: 5,
                 p95: 100,
+                p99: Some(100),
                 max: 100
             }
         );

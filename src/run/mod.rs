@@ -439,17 +439,52 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
     let during_ok = result.phases.during.as_ref().is_none_or(|d| d.passed);
     let after_ok = after.as_ref().is_none_or(|a| a.passed);
     result.phases.after = after;
+    let why = result
+        .phases
+        .during
+        .as_ref()
+        .map(during_shortfall)
+        .unwrap_or_default();
     match (during_ok, after_ok) {
         (true, true) => (Verdict::Passed, "the hypothesis held".into()),
-        (false, true) => (Verdict::Failed, "a during probe fell below its bar".into()),
+        (false, true) => (
+            Verdict::Failed,
+            format!("a during probe fell below its bar{why}"),
+        ),
         (true, false) => (
             Verdict::Failed,
             "steady state did not recover in time".into(),
         ),
         (false, false) => (
             Verdict::Failed,
-            "a during probe fell below its bar and steady state did not recover in time".into(),
+            format!(
+                "a during probe fell below its bar{why} and steady state did not recover in time"
+            ),
         ),
+    }
+}
+
+/// ` (`web`: p95 812ms > 300ms)` when a latency bound is what failed; empty when only
+/// success ratios fell short (the reports show those per probe).
+fn during_shortfall(d: &DuringPhase) -> String {
+    let broken: Vec<String> = d
+        .probes
+        .iter()
+        .filter(|p| !p.passed)
+        .filter_map(|p| {
+            let bounds: Vec<String> = p
+                .latency_bounds
+                .iter()
+                .filter(|b| !b.passed)
+                .map(LatencyCheck::words)
+                .collect();
+            (!bounds.is_empty()).then(|| format!("`{}`: {}", p.name, bounds.join(", ")))
+        })
+        .collect();
+    if broken.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", broken.join("; "))
     }
 }
 
@@ -914,6 +949,52 @@ mod tests {
     }
 
     const PASSES: &str = "command: {run: [\"true\"]}";
+
+    /// A during probe that takes ~150 ms per sample, with `latency` bounds, under a 1 s
+    /// pause of every container the fake knows.
+    fn slow_probe_under_pause(bounds: &str) -> LoadedExperiment {
+        with_probes(
+            &format!(
+                "during:\n  interval: 100ms\n  probes:\n    - name: slow\n      latency: {bounds}\n      command: {{run: [sleep, \"0.15\"]}}\n"
+            ),
+            "  - pause: {duration: 1s}\n",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_broken_latency_bound_fails_the_run_with_the_measured_percentile() {
+        let e = slow_probe_under_pause("{p50: 10ms, p95: 50ms, p99: 5s}");
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Failed, 1);
+        let p = &r.phases.during.as_ref().unwrap().probes[0];
+        assert_eq!(p.successes, p.samples, "every sample succeeded: {p:?}");
+        assert_eq!(p.latency_bounds.len(), 3, "{p:?}");
+        let [p50, p95, p99] = [0, 1, 2].map(|i| &p.latency_bounds[i]);
+        assert_eq!((p99.percentile.as_str(), p99.passed), ("p99", true));
+        for (b, name, bound) in [(p50, "p50", 10), (p95, "p95", 50)] {
+            assert_eq!((b.percentile.as_str(), b.bound_ms), (name, bound));
+            assert!(!b.passed && b.measured_ms >= 150, "{b:?}");
+        }
+        assert_eq!(p95.measured_ms, p.latency_ms.p95);
+        let verdict = &r.events.last().unwrap().message;
+        assert!(
+            verdict.contains(&format!(
+                "`slow`: p50 {}ms > 10ms, p95 {}ms > 50ms",
+                p50.measured_ms, p95.measured_ms
+            )),
+            "{verdict}"
+        );
+    }
+
+    #[tokio::test]
+    async fn latency_bounds_the_window_meets_pass() {
+        let e = slow_probe_under_pause("{p95: 5s, p99: 5s}");
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        let p = &r.phases.during.as_ref().unwrap().probes[0];
+        assert!(p.latency_bounds.iter().all(|b| b.passed), "{p:?}");
+        assert_eq!(Some(p.latency_bounds[1].measured_ms), p.latency_ms.p99);
+    }
 
     #[tokio::test]
     async fn recovery_after_a_kill_is_timed_from_the_kill() {
