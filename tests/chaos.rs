@@ -29,6 +29,7 @@ enum Scenario {
     DiskHost,
     DiskExec,
     Stop,
+    Command,
 }
 
 use Scenario::*;
@@ -48,6 +49,7 @@ impl Scenario {
             DiskHost => "disk_fill (host)",
             DiskExec => "disk_fill (exec)",
             Stop => "stop",
+            Command => "command",
         }
     }
 
@@ -71,6 +73,10 @@ impl Scenario {
             DiskHost => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: host}"],
             DiskExec => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: exec}"],
             Stop => &["stop: {duration: 4s, timeout: 1s}"],
+            // Each run and rollback counts itself inside the target.
+            Command => &[
+                "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
+            ],
         }
     }
 
@@ -98,6 +104,7 @@ impl Scenario {
             MemoryHost | MemoryExec => memory_allocators(fleet),
             DiskHost | DiskExec => fill_files(fleet),
             Stop => stopped_containers(fleet),
+            Command => rollbacks_not_once(fleet),
         }
     }
 
@@ -194,6 +201,29 @@ fn memory_allocators(fleet: &Fleet) -> Vec<String> {
         let n_left = text.matches(MARKER).count() + text.matches("dd if=/dev/zero").count();
         if n_left > 0 {
             left.push(format!("{n_left} memory allocator process(es) in {n}"));
+        }
+    }
+    left
+}
+
+/// Every `run` of the command fault rolled back exactly once: as many rollbacks as runs
+/// (0 when the signal came before the injection), never more than one, and no flag left.
+fn rollbacks_not_once(fleet: &Fleet) -> Vec<String> {
+    let count = |n: &str, file: &str| {
+        let out = docker(&["exec", n, "sh", "-c", &format!("cat {file} 2>/dev/null")]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let mut left = Vec::new();
+    for n in &fleet.names {
+        let (runs, rollbacks) = (count(n, "/tmp/runs"), count(n, "/tmp/rollbacks"));
+        if runs > 1 || rollbacks != runs {
+            left.push(format!("{n}: {runs} run(s), {rollbacks} rollback(s)"));
+        }
+        if docker(&["exec", n, "sh", "-c", "[ -e /tmp/flag ]"])
+            .status
+            .success()
+        {
+            left.push(format!("{n} still has the command's flag"));
         }
     }
     left
@@ -518,4 +548,19 @@ fn the_harness_detects_a_leftover() {
     let web = fleet.web(&[]);
     docker_ok(&["pause", &web]);
     assert_eq!(paused_containers(&fleet).len(), 1);
+}
+
+#[test]
+fn command_sigkill_then_recover() {
+    chaos(Command, Kill::HardThenRecover);
+}
+
+#[test]
+fn command_sigkill_dead_mans_switch() {
+    chaos(Command, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn command_sigint() {
+    chaos(Command, Kill::Interrupt);
 }

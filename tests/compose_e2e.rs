@@ -95,3 +95,160 @@ fn a_p95_bound_the_fault_breaks_fails_the_run_and_holds_without_it() {
     assert!(bound["measured_ms"].as_u64().unwrap() <= 300, "{p}");
     assert!(!paused(&elsewhere));
 }
+
+/// Whether `path` exists inside container `name` (asked through `docker exec`).
+fn exists_in(name: &str, path: &str) -> bool {
+    docker(&["exec", name, "sh", "-c", &format!("[ -e {path} ]")])
+        .status
+        .success()
+}
+
+/// The lines of `path` inside container `name` (none when it does not exist).
+fn lines_in(name: &str, path: &str) -> Vec<String> {
+    let out = docker(&["exec", name, "cat", path]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// A command fault inside each target: `run` creates a file, the rollback counts itself
+/// and removes it.
+const FLAG_FAULT: &str = "command: {where: target, duration: DURATION, \
+    run: [sh, -c, \"echo run >> /tmp/runs; touch /tmp/flag; echo flag set\"], \
+    rollback: [sh, -c, \"echo rollback >> /tmp/rollbacks; rm /tmp/flag\"]}";
+
+fn flag_fault(duration: &str) -> String {
+    FLAG_FAULT.replace("DURATION", duration)
+}
+
+/// `where: target` runs inside each selected container: the file is there while the
+/// fault is active and gone after; `where: host` runs once, where faultline runs. Both
+/// commands' status, output and time are in the report.
+#[test]
+fn a_target_command_creates_a_file_and_its_rollback_removes_it() {
+    let Some(mut fleet) = docker_fleet("cmd-flag") else {
+        return;
+    };
+    let webs = fleet.webs(2, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let host_log = dir.path().join("host.log");
+    let exp = fleet
+        .experiment("command-flag")
+        .select("{mode: all}")
+        .fault(&flag_fault("3s"))
+        .fault(&format!(
+            "command: {{run: [sh, -c, \"echo on >> {l}\"], rollback: [sh, -c, \"echo off >> {l}\"]}}",
+            l = host_log.display()
+        ));
+    let run = Run::experiment(&exp).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || webs
+            .iter()
+            .all(|w| exists_in(w, "/tmp/flag"))),
+        "the flag never appeared in every target"
+    );
+    let r = run.wait().expect(0).report();
+    for w in &webs {
+        assert!(!exists_in(w, "/tmp/flag"), "{w} still has the flag");
+        assert_eq!(lines_in(w, "/tmp/runs"), ["run"]);
+        assert_eq!(lines_in(w, "/tmp/rollbacks"), ["rollback"]);
+    }
+    // The host command ran once, and rolled back when the other fault ended.
+    assert_eq!(
+        std::fs::read_to_string(&host_log)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        ["on", "off"]
+    );
+    let faults = r["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 3, "{faults:?}");
+    for f in faults {
+        assert_eq!(f["type"], "command");
+        assert_eq!(f["status"], "reverted", "{f}");
+        assert_eq!(f["effects"]["run"]["exit_code"], 0, "{f}");
+        assert_eq!(f["effects"]["rollback"]["exit_code"], 0, "{f}");
+        assert!(f["effects"]["run"]["duration_ms"].is_u64());
+    }
+    let in_targets: Vec<&serde_json::Value> =
+        faults.iter().filter(|f| f["target"] != "host").collect();
+    assert_eq!(in_targets.len(), 2);
+    assert!(
+        in_targets
+            .iter()
+            .all(|f| f["effects"]["run"]["output"] == "flag set")
+    );
+}
+
+/// SIGKILL of faultline while the fault is active: the dead-man's switch runs the
+/// journaled rollback, exactly once; a `recover` after it finds nothing and runs nothing.
+#[test]
+fn after_sigkill_mid_fault_the_rollback_runs_exactly_once() {
+    let Some(mut fleet) = docker_fleet("cmd-kill") else {
+        return;
+    };
+    let web = fleet.web(&[]);
+    let state = StateDir::new();
+    let exp = fleet
+        .experiment("command-sigkill")
+        .fault(&flag_fault("30s"));
+    let run = Run::experiment(&exp).state(&state).spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || exists_in(&web, "/tmp/flag")),
+        "the flag never appeared"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    let out = run.wait();
+    assert_eq!(out.code, None, "faultline was killed");
+    assert!(
+        wait_until(Duration::from_secs(20), || !exists_in(&web, "/tmp/flag")),
+        "the dead-man's switch did not roll back"
+    );
+    assert!(wait_until(Duration::from_secs(10), || state.open_entries() == 0));
+    state.recover();
+    assert_eq!(lines_in(&web, "/tmp/runs"), ["run"]);
+    assert_eq!(lines_in(&web, "/tmp/rollbacks"), ["rollback"]);
+}
+
+/// A `run` that fails: the run is an error (exit 4), its own rollback runs once (it may
+/// have half-done something) and every other fault is reverted.
+#[test]
+fn a_failing_run_exits_4_with_every_other_fault_reverted() {
+    let Some(mut fleet) = docker_fleet("cmd-fail") else {
+        return;
+    };
+    let web = fleet.web(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let rollbacks = dir.path().join("rollbacks");
+    let exp = fleet
+        .experiment("command-fails")
+        .fault("pause: {duration: 2s}")
+        .fault(&format!(
+            "command: {{after: 500ms, duration: 2s, \
+             run: [sh, -c, \"echo half-done; exit 3\"], \
+             rollback: [sh, -c, \"echo rollback >> {}\"]}}",
+            rollbacks.display()
+        ));
+    let run = Run::experiment(&exp).json_report().spawn();
+    let was_paused = wait_until(Duration::from_secs(10), || paused(&web));
+    let r = run.wait().expect(4).report();
+    assert!(was_paused, "the other fault was never applied");
+    assert!(!paused(&web), "the pause was not reverted");
+    assert_eq!(
+        std::fs::read_to_string(&rollbacks)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        ["rollback"]
+    );
+    let faults = r["faults"].as_array().unwrap();
+    let cmd = faults.iter().find(|f| f["type"] == "command").unwrap();
+    assert_eq!(cmd["status"], "failed");
+    let err = cmd["error"].as_str().unwrap();
+    assert_contains(err, &["`run` exited 3", "half-done"]);
+    let pause = faults.iter().find(|f| f["type"] == "pause").unwrap();
+    assert_eq!(pause["status"], "reverted");
+    assert_contains(&event_message(&r, "verdict"), &["every fault was reverted"]);
+}

@@ -3581,6 +3581,10 @@ fn rbac_grants_exactly_what_each_example_needs() {
             ],
         ),
         (
+            "experiments/k8s-maintenance-mode.yaml",
+            &["shop  pods: get,list", "shop  pods/exec: create,get"],
+        ),
+        (
             "experiments/k8s-cache-degraded.yaml",
             &[
                 "data  pods: get,list",

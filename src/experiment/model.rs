@@ -459,6 +459,7 @@ pub enum Fault {
     DiskFill(DiskFillFault),
     Stop(StopFault),
     Restart(RestartFault),
+    Command(CommandFault),
 }
 
 /// What a fault says about itself without touching anything. Each fault implements it in
@@ -512,6 +513,7 @@ impl Fault {
             Fault::DiskFill(f) => f,
             Fault::Stop(f) => f,
             Fault::Restart(f) => f,
+            Fault::Command(f) => f,
         }
     }
 
@@ -743,7 +745,8 @@ pub struct CommandFault {
     /// How long before the rollback runs; default: when the other faults have ended.
     #[serde(default)]
     pub duration: Option<Duration>,
-    /// The command, an argv list run without a shell.
+    /// The command, an argv list run without a shell (required).
+    #[serde(default)]
     pub run: Vec<String>,
     /// The command that undoes `run`, an argv list run without a shell.
     #[serde(default)]

@@ -763,7 +763,7 @@ fn human_name(name: &'static str) -> &'static str {
         "StopFault" => "a stop fault",
         "RestartFault" => "a restart fault",
         "CommandFault" => "a command fault",
-        "CommandPlace" => "a command fault's `where`",
+        "CommandPlace" => "place (`where`)",
         "ScenarioEntry" => "a scenario experiment",
         "Window" => "window",
         "SelectMode" => "selection mode",

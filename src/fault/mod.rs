@@ -11,6 +11,7 @@
 //! `Fault::spec`), its file here with both traits, its arm in [`kind`], and, when it is
 //! reversible, its record in [`UndoRecord`] and its arm in [`revert`] / [`release`].
 
+pub mod command;
 pub mod cpu_stress;
 pub mod disk_fill;
 pub mod kill;
@@ -79,6 +80,12 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         Settled::Done { gone_at: None }
     }
 
+    /// Whether it runs once for the whole fault rather than once per target (a command
+    /// on faultline's own host); it is then recorded against [`command::host_target`].
+    fn once(&self) -> bool {
+        false
+    }
+
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
     fn rbac(&self) -> &'static [Permission];
 
@@ -118,6 +125,7 @@ pub fn kind(fault: &Fault) -> &dyn FaultKind {
         Fault::DiskFill(f) => f,
         Fault::Stop(f) => f,
         Fault::Restart(f) => f,
+        Fault::Command(f) => f,
     }
 }
 
@@ -176,6 +184,10 @@ pub enum UndoRecord {
     StartTarget {
         target: Target,
     },
+    RunRollback {
+        target: Target,
+        rollback: command::RollbackRecord,
+    },
 }
 
 impl Undo {
@@ -193,7 +205,8 @@ impl Undo {
             | UndoRecord::StopStressor { target, .. }
             | UndoRecord::FreeMemory { target, .. }
             | UndoRecord::RemoveFile { target, .. }
-            | UndoRecord::StartTarget { target } => target,
+            | UndoRecord::StartTarget { target }
+            | UndoRecord::RunRollback { target, .. } => target,
         }
     }
 }
@@ -256,6 +269,10 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
         // Nothing was stopped, or a stop half-done: the container is started again.
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
+        // `run` failed or half-ran: what it may have done is rolled back.
+        UndoRecord::RunRollback { target, rollback } => command::revert(platform, target, rollback)
+            .await
+            .map(|_| ()),
         UndoRecord::Unpause { .. } => Ok(()),
     };
     if let Err(e) = released {
@@ -272,10 +289,10 @@ pub async fn revert_until(
     platform: &dyn Platform,
     undo: &Undo,
     timeout: std::time::Duration,
-) -> Option<Result<(), PlatformError>> {
+) -> Option<Result<Option<FaultEffects>, PlatformError>> {
     let attempts = async {
         loop {
-            match revert(platform, undo).await {
+            match revert_reporting(platform, undo).await {
                 Err(PlatformError::Unavailable(e)) => {
                     tracing::info!(
                         "revert of {} waits for the platform: {e}",
@@ -293,7 +310,19 @@ pub async fn revert_until(
 /// Reverts an injection and confirms the target is back to normal. `Gone` means the
 /// target no longer exists, so nothing of the fault is left on it either.
 pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), PlatformError> {
-    match &undo.record {
+    revert_reporting(platform, undo).await.map(|_| ())
+}
+
+/// Like [`revert`], with what the revert itself did that the report should name (a
+/// command fault's rollback: its status, output and duration).
+pub async fn revert_reporting(
+    platform: &dyn Platform,
+    undo: &Undo,
+) -> Result<Option<FaultEffects>, PlatformError> {
+    let reverted = match &undo.record {
+        UndoRecord::RunRollback { target, rollback } => {
+            return command::revert(platform, target, rollback).await;
+        }
         UndoRecord::Unpause { target } => pause::revert(platform, target).await,
         UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
         UndoRecord::StopStressor { target, stressor } => {
@@ -304,7 +333,8 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
         }
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
-    }
+    };
+    reverted.map(|()| None)
 }
 
 /// The error for an undo record that does not belong to the fault given it.
@@ -370,6 +400,31 @@ faults:
             front[&rbac::LIST_PODS].iter().collect::<Vec<_>>(),
             vec!["probe `r`"]
         );
+    }
+
+    #[test]
+    fn a_command_inside_pods_needs_exec_and_one_on_the_host_needs_nothing() {
+        let e = experiment(
+            "version: 1\nname: x\ntarget: {kubernetes: {namespace: shop, selector: app=api}}\nfaults:\n  - command: {where: target, run: [touch, /f], rollback: [rm, /f], duration: 1s}\n  - command: {run: [\"true\"]}\n",
+        );
+        let needs = kubernetes_needs(&e);
+        let shop = &needs[&rbac::Scope {
+            context: None,
+            namespace: "shop".into(),
+        }];
+        let shop: Vec<(&str, &str)> = shop.keys().map(|p| (p.resource, p.verb)).collect();
+        assert_eq!(
+            shop,
+            vec![
+                ("pods", "get"),
+                ("pods", "list"),
+                ("pods/exec", "create"),
+                ("pods/exec", "get"),
+            ]
+        );
+        let host_only: Fault =
+            serde_json::from_value(serde_json::json!({"command": {"run": ["true"]}})).unwrap();
+        assert!(rbac_rules(&host_only).is_empty());
     }
 
     #[test]

@@ -219,6 +219,38 @@ pub struct FaultEffects {
     /// The processes the fault signalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signalled: Vec<ProcessRef>,
+    /// A command fault's `run`: its exit status, output and duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<CommandRun>,
+    /// A command fault's `rollback`, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<CommandRun>,
+}
+
+/// One command a fault ran.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CommandRun {
+    /// Its exit status; `null` when it did not finish within its timeout (it was killed).
+    pub exit_code: Option<i64>,
+    /// stdout and stderr, trimmed and joined, at most 2000 characters; values from
+    /// `${env:...}` are redacted.
+    pub output: String,
+    pub duration_ms: u64,
+}
+
+impl CommandRun {
+    fn summary(&self, which: &str) -> String {
+        let status = match self.exit_code {
+            Some(c) => format!("exited {c}"),
+            None => "did not finish".into(),
+        };
+        let mut s = format!("{which} {status} in {}ms", self.duration_ms);
+        if !self.output.is_empty() {
+            let first = self.output.lines().next().unwrap_or_default();
+            s.push_str(&format!(" (`{first}`)"));
+        }
+        s
+    }
 }
 
 /// One process of a target.
@@ -244,7 +276,30 @@ impl FaultEffects {
         if !self.signalled.is_empty() {
             parts.push(format!("signalled {}", names(&self.signalled)));
         }
+        if let Some(r) = &self.run {
+            parts.push(r.summary("run"));
+        }
+        if let Some(r) = &self.rollback {
+            parts.push(r.summary("rollback"));
+        }
         parts.join("; ")
+    }
+
+    /// Adds what `other` says to what this says (a fault's injection, then its revert).
+    pub fn merge(&mut self, other: FaultEffects) {
+        self.oom_kills = other.oom_kills.or(self.oom_kills);
+        self.oom_killed.extend(other.oom_killed);
+        self.signalled.extend(other.signalled);
+        self.run = other.run.or(self.run.take());
+        self.rollback = other.rollback.or(self.rollback.take());
+    }
+
+    /// The same with every command output passed through `redact` (secrets).
+    pub fn redacted(mut self, redact: impl Fn(&str) -> String) -> FaultEffects {
+        for r in [&mut self.run, &mut self.rollback].into_iter().flatten() {
+            r.output = redact(&r.output);
+        }
+        self
     }
 }
 

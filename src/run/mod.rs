@@ -141,6 +141,11 @@ struct Ctx<'a> {
     /// Told each time a fault has just been applied: the during probes sample it at once
     /// rather than at their next tick, so a fault shorter than the interval is observed.
     activated: tokio::sync::Notify,
+    /// Faults on a schedule of their own (every fault but a command with a rollback and
+    /// no `duration`) that have not ended yet, and a wake-up each time one ends: such a
+    /// command holds until they all have.
+    timed_left: AtomicUsize,
+    timed_ended: tokio::sync::Notify,
     /// Revert everything now: a signal, or a during probe below its bar.
     abort: CancellationToken,
     /// A signal: stop as soon as every fault is reverted.
@@ -220,6 +225,8 @@ pub async fn run(
         events: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
         activated: tokio::sync::Notify::new(),
+        timed_left: AtomicUsize::new(e.faults.iter().filter(|f| !holds_for_the_others(f)).count()),
+        timed_ended: tokio::sync::Notify::new(),
         abort: opts.cancel.child_token(),
         interrupted: opts.cancel.clone(),
         observer: opts.observer.clone(),
@@ -540,8 +547,32 @@ fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
         reverted_at: None,
         status: FaultStatus::Failed,
         error: None,
-        description: f.describe_for(&ctx.loaded.experiment.target),
+        description: ctx
+            .loaded
+            .secrets
+            .redact(&f.describe_for(&ctx.loaded.experiment.target)),
         effects: None,
+    }
+}
+
+/// A command with a rollback and no `duration`: it holds until every other fault ended.
+fn holds_for_the_others(f: &Fault) -> bool {
+    matches!(f, Fault::Command(c) if c.rollback.is_some() && c.duration.is_none())
+}
+
+/// Waits until every fault on a schedule of its own has ended; false when the run is
+/// aborted first.
+async fn until_the_others_end(ctx: &Ctx<'_>) -> bool {
+    loop {
+        // Registered before the count is read, so an end in between still wakes it.
+        let ended = ctx.timed_ended.notified();
+        if ctx.timed_left.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        tokio::select! {
+            _ = ended => {}
+            _ = ctx.abort.cancelled() => return false,
+        }
     }
 }
 
@@ -552,13 +583,34 @@ async fn run_fault(
     targets: &[Target],
     seed: u64,
 ) -> FaultOutcome {
+    let out = run_fault_on_schedule(ctx, index, f, targets, seed).await;
+    if !holds_for_the_others(f) {
+        ctx.timed_left.fetch_sub(1, Ordering::SeqCst);
+        ctx.timed_ended.notify_waiters();
+    }
+    out
+}
+
+async fn run_fault_on_schedule(
+    ctx: &Ctx<'_>,
+    index: usize,
+    f: &Fault,
+    targets: &[Target],
+    seed: u64,
+) -> FaultOutcome {
     let mut out = FaultOutcome {
-        reversible: f.duration().is_some() && !matches!(f, Fault::Kill(_)),
+        reversible: (f.duration().is_some() && !matches!(f, Fault::Kill(_)))
+            || matches!(f, Fault::Command(c) if c.rollback.is_some()),
         ..Default::default()
     };
     if !wait(ctx, f.after().std()).await {
         return out;
     }
+    // A fault that runs once for the whole experiment (a command on this host) is
+    // recorded against the host, not against a target.
+    let once = fault::kind(f).once();
+    let host = [fault::command::host_target()];
+    let targets = if once { &host[..] } else { targets };
     match f {
         Fault::Kill(k) if k.every.is_some() => {
             repeated_kills(ctx, index, f, k, targets, seed, &mut out).await;
@@ -576,11 +628,13 @@ async fn run_fault(
                 ctx.active.fetch_add(1, Ordering::SeqCst);
                 ctx.activated.notify_one();
             }
-            let d = f
-                .duration()
-                .map(super::experiment::units::Duration::std)
-                .unwrap_or_default();
-            if applied && !wait(ctx, d).await {
+            let held = async {
+                match f.duration() {
+                    Some(d) => wait(ctx, d.std()).await,
+                    None => until_the_others_end(ctx).await,
+                }
+            };
+            if applied && !held.await {
                 ctx.event(
                     EventKind::Abort,
                     format!("fault {}: reverting early", index + 1),
@@ -593,6 +647,9 @@ async fn run_fault(
             }
             out.last_change = Some(Instant::now());
         }
+    }
+    if once {
+        out.touched.clear();
     }
     out
 }
@@ -696,6 +753,7 @@ async fn inject_all(
                 )
                 .await;
                 if let Some(fx) = effects {
+                    let fx = fx.redacted(|s| ctx.loaded.secrets.redact(s));
                     ctx.event(
                         EventKind::FaultEffect,
                         format!("{} {}: {}", f.type_name(), t.name, fx.summary()),
@@ -738,7 +796,7 @@ async fn inject_all(
                     format!("{} {}: {err}", f.type_name(), t.name),
                 )
                 .await;
-                rec.error = Some(err.to_string());
+                rec.error = Some(ctx.loaded.secrets.redact(&err.to_string()));
             }
         }
         out.records.push(rec);
@@ -764,8 +822,17 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
             )
             .await;
-            out.records[p.record].effects = Some(fx);
+            merge_effects(ctx, &mut out.records[p.record], fx);
         }
+        let r = match r {
+            Some(Ok(Some(fx))) => {
+                merge_effects(ctx, &mut out.records[p.record], fx);
+                Some(Ok(()))
+            }
+            Some(Ok(None)) => Some(Ok(())),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        };
         let rec = &mut out.records[p.record];
         match r {
             Some(Ok(())) => {
@@ -795,6 +862,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 .await;
             }
             Some(Err(err)) => {
+                let err = ctx.loaded.secrets.redact(&err.to_string());
                 rec.error = Some(format!("revert failed: {err}"));
                 ctx.audit("revert", target, f, &format!("failed: {err}"));
                 ctx.event(
@@ -816,6 +884,15 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 .await;
             }
         }
+    }
+}
+
+/// Adds what a fault's revert (or a late look) says to its record, secrets redacted.
+fn merge_effects(ctx: &Ctx<'_>, rec: &mut FaultRecord, fx: FaultEffects) {
+    let fx = fx.redacted(|s| ctx.loaded.secrets.redact(s));
+    match &mut rec.effects {
+        Some(have) => have.merge(fx),
+        None => rec.effects = Some(fx),
     }
 }
 
@@ -949,6 +1026,146 @@ mod tests {
     }
 
     const PASSES: &str = "command: {run: [\"true\"]}";
+
+    /// Runs `e` on the fake platform with a journal and audit log in `dir`.
+    async fn go_recorded(e: &LoadedExperiment, p: &Fake, dir: &std::path::Path) -> RunResult {
+        let probes = ProbeContext::new().unwrap();
+        let records = Records::new(Journal::at(dir), AuditLog::at(&dir.join("audit.jsonl")));
+        run(
+            e,
+            p,
+            &probes,
+            RunOptions {
+                seed: Some(1),
+                resolved: None,
+                cancel: CancellationToken::new(),
+                observer: None,
+                records: Some(records),
+            },
+        )
+        .await
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_host_command_runs_once_and_its_rollback_once_when_its_duration_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let e = experiment(&format!(
+            "  - command:\n      run: [sh, -c, \"echo run >> {l}; echo flag off\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 300ms\n",
+            l = log.display()
+        ));
+        let start = Instant::now();
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        assert!(start.elapsed() >= StdDuration::from_millis(300));
+        // Once for the experiment, not once per target (the fake has two).
+        assert_eq!(lines(&log), ["run", "rollback"]);
+        assert_eq!(r.faults.len(), 1, "{:?}", r.faults);
+        let f = &r.faults[0];
+        assert_eq!(
+            (f.target.as_str(), f.status),
+            ("host", FaultStatus::Reverted)
+        );
+        let fx = f.effects.as_ref().unwrap();
+        let run = fx.run.as_ref().unwrap();
+        assert_eq!((run.exit_code, run.output.as_str()), (Some(0), "flag off"));
+        assert_eq!(fx.rollback.as_ref().unwrap().exit_code, Some(0));
+        assert!(
+            r.targets.iter().all(|t| t.name != "host"),
+            "{:?}",
+            r.targets
+        );
+        assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_target_command_execs_in_each_target_and_rolls_back_when_the_others_end() {
+        let p = Fake::default();
+        let e = experiment(
+            "  - command: {run: [touch, /tmp/flag], rollback: [rm, /tmp/flag], where: target}\n  - pause: {duration: 400ms}\n",
+        );
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        let log = p.log.lock().unwrap().clone();
+        let pos = |l: &str| {
+            log.iter()
+                .position(|x| x == l)
+                .unwrap_or_else(|| panic!("{l} not in {log:?}"))
+        };
+        for t in ["a", "b"] {
+            // Without a duration, the rollback waits for the pause to end.
+            assert!(pos(&format!("exec {t} touch /tmp/flag")) < pos(&format!("unpause {t}")));
+            assert!(pos(&format!("unpause {t}")) < pos(&format!("exec {t} rm /tmp/flag")));
+        }
+        assert_eq!(log.iter().filter(|l| l.contains("rm /tmp/flag")).count(), 2);
+        let cmds: Vec<&FaultRecord> = r.faults.iter().filter(|f| f.kind == "command").collect();
+        assert_eq!(cmds.len(), 2);
+        assert!(cmds.iter().all(|f| f.status == FaultStatus::Reverted));
+    }
+
+    #[tokio::test]
+    async fn a_failing_run_is_an_error_with_its_rollback_run_once_and_every_other_fault_reverted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let e = experiment(&format!(
+            "  - pause: {{duration: 500ms}}\n  - command:\n      run: [sh, -c, \"echo half-done; exit 3\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 1s\n",
+            l = log.display()
+        ));
+        let p = Fake::default();
+        let r = go_recorded(&e, &p, dir.path()).await;
+        assert_ended(&r, Verdict::Error, 4);
+        assert_eq!(lines(&log), ["rollback"]);
+        let cmd = r.faults.iter().find(|f| f.kind == "command").unwrap();
+        assert_eq!(cmd.status, FaultStatus::Failed);
+        let err = cmd.error.as_deref().unwrap();
+        assert!(
+            err.contains("`run` exited 3") && err.contains("half-done"),
+            "{err}"
+        );
+        assert!(p.paused.lock().unwrap().is_empty());
+        assert!(
+            r.faults
+                .iter()
+                .filter(|f| f.kind == "pause")
+                .all(|f| f.status == FaultStatus::Reverted)
+        );
+        assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn secrets_in_a_command_never_reach_the_audit_log_or_the_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "version: 1\nname: t\ntarget:\n  docker: {all_containers: true}\nfaults:\n  - command: {run: [echo, \"token=${env:TOKEN}\"], rollback: [echo, \"${env:TOKEN}\"], duration: 100ms}\n";
+        let env = |k: &str| (k == "TOKEN").then(|| "s3cr3t-value".to_string());
+        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &env).unwrap();
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        assert!(audit.contains("token=***"), "{audit}");
+        let report = serde_json::to_string(&r).unwrap();
+        for text in [&audit, &report] {
+            assert!(!text.contains("s3cr3t-value"), "{text}");
+        }
+        assert_eq!(
+            r.faults[0]
+                .effects
+                .as_ref()
+                .unwrap()
+                .run
+                .as_ref()
+                .unwrap()
+                .output,
+            "token=***"
+        );
+    }
 
     /// A during probe that takes ~150 ms per sample, with `latency` bounds, under a 1 s
     /// pause of every container the fake knows.
