@@ -255,7 +255,11 @@ pub async fn inject_reporting(
 }
 
 /// Gives back what [`prepare`] set up when the fault was not applied after all.
-pub async fn release(platform: &dyn Platform, undo: &Undo) {
+///
+/// Returns false when what was prepared may still be in effect and must stay in the
+/// journal for `recover`: a command's rollback that did not succeed (its `run` may have
+/// half-done something). Everything else counts as released, as before.
+pub async fn release(platform: &dyn Platform, undo: &Undo) -> bool {
     let released = match &undo.record {
         UndoRecord::RemoveQdisc { qdisc, .. } => network::release(platform, qdisc).await,
         // A stressor that failed to start fully may still have some of its workers.
@@ -275,11 +279,15 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
             .map(|_| ()),
         UndoRecord::Unpause { .. } => Ok(()),
     };
-    if let Err(e) = released {
-        tracing::warn!(
-            "cannot release what was prepared for {}: {e}",
-            undo.target().name
-        );
+    match released {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                "cannot release what was prepared for {}: {e}",
+                undo.target().name
+            );
+            !matches!(undo.record, UndoRecord::RunRollback { .. })
+        }
     }
 }
 

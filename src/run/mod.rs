@@ -693,7 +693,11 @@ async fn inject_all(
             Some(u) => match ctx.records.journal_open(ctx, f, u) {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    fault::release(ctx.platform, u).await;
+                    // Not journaled, so not applied: a command's rollback has nothing to
+                    // undo, anything else gives back what it prepared.
+                    if !matches!(u.record, fault::UndoRecord::RunRollback { .. }) {
+                        fault::release(ctx.platform, u).await;
+                    }
                     let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
                     return (
                         t,
@@ -707,13 +711,24 @@ async fn inject_all(
             },
             None => None,
         };
-        let r = fault::inject_reporting(ctx.platform, f, t, undo.as_ref()).await;
+        let mut r = fault::inject_reporting(ctx.platform, f, t, undo.as_ref()).await;
+        let mut kept = undo.clone().zip(journal_id);
         if let Err(e) = &r {
-            if let Some(u) = &undo {
-                fault::release(ctx.platform, u).await;
-            }
-            if let Some(id) = &journal_id {
-                ctx.records.journal_close(id, &format!("not injected: {e}"));
+            let released = match &kept {
+                Some((u, _)) => fault::release(ctx.platform, u).await,
+                None => true,
+            };
+            if released {
+                if let Some((_, id)) = kept.take() {
+                    ctx.records
+                        .journal_close(&id, &format!("not injected: {e}"));
+                }
+            } else {
+                // It may still be in effect (a command's rollback failed): the entry stays
+                // open for `recover`, and the fault counts as not reverted.
+                r = Err(PlatformError::Refused(format!(
+                    "{e}; its rollback did not succeed either: run `faultline recover`"
+                )));
             }
         }
         let result = match &r {
@@ -727,7 +742,7 @@ async fn inject_all(
             (Ok(_), None) => fault::kind(f).settle(ctx.platform, t, at).await,
             _ => fault::Settled::Done { gone_at: None },
         };
-        (t, at, applied, r, undo.zip(journal_id), settled)
+        (t, at, applied, r, kept, settled)
     }))
     .await;
     out.first_injection.get_or_insert_with(Instant::now);
@@ -797,6 +812,9 @@ async fn inject_all(
                 )
                 .await;
                 rec.error = Some(ctx.loaded.secrets.redact(&err.to_string()));
+                if undo.is_some() {
+                    rec.status = FaultStatus::Active;
+                }
             }
         }
         out.records.push(rec);
@@ -1138,6 +1156,21 @@ mod tests {
                 .all(|f| f.status == FaultStatus::Reverted)
         );
         assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failing_run_whose_rollback_fails_too_stays_in_the_journal_for_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = experiment(
+            "  - command: {run: [sh, -c, \"exit 3\"], rollback: [sh, -c, \"exit 4\"], duration: 1s}\n",
+        );
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::RevertIncomplete, 5);
+        assert_eq!(r.faults[0].status, FaultStatus::Active);
+        let err = r.faults[0].error.as_deref().unwrap();
+        assert!(err.contains("faultline recover"), "{err}");
+        let open = Journal::at(dir.path()).open_entries().unwrap();
+        assert_eq!(open.len(), 1, "{open:?}");
     }
 
     #[tokio::test]
