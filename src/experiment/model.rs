@@ -460,6 +460,7 @@ pub enum Fault {
     Stop(StopFault),
     Restart(RestartFault),
     Command(CommandFault),
+    HttpCall(HttpCallFault),
 }
 
 /// What a fault says about itself without touching anything. Each fault implements it in
@@ -514,6 +515,7 @@ impl Fault {
             Fault::Stop(f) => f,
             Fault::Restart(f) => f,
             Fault::Command(f) => f,
+            Fault::HttpCall(f) => f,
         }
     }
 
@@ -769,6 +771,59 @@ pub enum CommandPlace {
     Host,
     /// Inside each selected container or pod (Docker exec; Kubernetes pods/exec).
     Target,
+}
+
+/// An admin API call with a rollback request, made where faultline runs (once): the
+/// `command` fault without a shell. The rollback request is journaled before the call.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCallFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long before the rollback request; default: when the other faults have ended.
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    /// `POST` unless said otherwise.
+    #[serde(default = "post")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Statuses that count as success; default 200-299.
+    #[serde(default)]
+    pub status: Option<Vec<StatusSpec>>,
+    /// How long each request (the call, the rollback) may take.
+    #[serde(default = "secs::<10>")]
+    pub timeout: Duration,
+    /// Accept any TLS certificate.
+    #[serde(default)]
+    pub insecure: bool,
+    /// The request that undoes the call.
+    #[serde(default)]
+    pub rollback: Option<HttpRequest>,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+/// One HTTP request of an `http_call` fault's rollback.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequest {
+    /// `POST` unless said otherwise.
+    #[serde(default = "post")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Statuses that count as success; default 200-299.
+    #[serde(default)]
+    pub status: Option<Vec<StatusSpec>>,
 }
 
 /// A game-day suite (spec section 7).

@@ -763,6 +763,8 @@ fn human_name(name: &'static str) -> &'static str {
         "StopFault" => "a stop fault",
         "RestartFault" => "a restart fault",
         "CommandFault" => "a command fault",
+        "HttpCallFault" => "an http_call fault",
+        "HttpRequest" => "an http_call rollback",
         "CommandPlace" => "place (`where`)",
         "ScenarioEntry" => "a scenario experiment",
         "Window" => "window",

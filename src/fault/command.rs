@@ -177,10 +177,11 @@ impl FaultKind for CommandFault {
 }
 
 /// `` `run` exited 3 in 12ms: output `` for errors.
-fn failed(which: &str, ran: &CommandRun) -> String {
-    let status = match ran.exit_code {
-        Some(c) => format!("exited {c}"),
-        None => "did not finish".into(),
+pub(super) fn failed(which: &str, ran: &CommandRun) -> String {
+    let status = match (ran.exit_code, ran.status) {
+        (Some(c), _) => format!("exited {c}"),
+        (None, Some(s)) => format!("answered {s}"),
+        (None, None) => "did not finish".into(),
     };
     let mut s = format!("`{which}` {status} after {}ms", ran.duration_ms);
     if !ran.output.is_empty() {
@@ -228,6 +229,7 @@ async fn execute(
             match tokio::time::timeout(timeout, platform.exec(target, argv)).await {
                 Err(_) => Ok(CommandRun {
                     exit_code: None,
+                    status: None,
                     output: format!("timed out after {}ms", timeout.as_millis()),
                     duration_ms: elapsed(start),
                 }),
@@ -235,6 +237,7 @@ async fn execute(
                     let out = r?;
                     Ok(CommandRun {
                         exit_code: Some(out.code),
+                        status: None,
                         output: trimmed(&out.stdout, &out.stderr),
                         duration_ms: elapsed(start),
                     })
@@ -268,6 +271,7 @@ async fn on_host(argv: &[String], timeout: StdDuration) -> Result<CommandRun, Pl
             }
             Ok(CommandRun {
                 exit_code: None,
+                status: None,
                 output: format!("timed out after {}ms; killed", timeout.as_millis()),
                 duration_ms: start.elapsed().as_millis() as u64,
             })
@@ -277,6 +281,7 @@ async fn on_host(argv: &[String], timeout: StdDuration) -> Result<CommandRun, Pl
         ))),
         Ok(Ok(out)) => Ok(CommandRun {
             exit_code: Some(out.status.code().map_or(-1, i64::from)),
+            status: None,
             output: trimmed(
                 &String::from_utf8_lossy(&out.stdout),
                 &String::from_utf8_lossy(&out.stderr),
@@ -287,7 +292,7 @@ async fn on_host(argv: &[String], timeout: StdDuration) -> Result<CommandRun, Pl
 }
 
 /// stdout and stderr, trimmed, joined, and cut to [`OUTPUT_KEPT`] characters.
-fn trimmed(stdout: &str, stderr: &str) -> String {
+pub(super) fn trimmed(stdout: &str, stderr: &str) -> String {
     let parts: Vec<&str> = [stdout.trim(), stderr.trim()]
         .into_iter()
         .filter(|s| !s.is_empty())

@@ -14,6 +14,7 @@
 pub mod command;
 pub mod cpu_stress;
 pub mod disk_fill;
+pub mod http_call;
 pub mod kill;
 pub mod memory_stress;
 pub mod network;
@@ -126,6 +127,7 @@ pub fn kind(fault: &Fault) -> &dyn FaultKind {
         Fault::Stop(f) => f,
         Fault::Restart(f) => f,
         Fault::Command(f) => f,
+        Fault::HttpCall(f) => f,
     }
 }
 
@@ -188,6 +190,10 @@ pub enum UndoRecord {
         target: Target,
         rollback: command::RollbackRecord,
     },
+    HttpRollback {
+        target: Target,
+        request: http_call::RequestRecord,
+    },
 }
 
 impl Undo {
@@ -206,7 +212,8 @@ impl Undo {
             | UndoRecord::FreeMemory { target, .. }
             | UndoRecord::RemoveFile { target, .. }
             | UndoRecord::StartTarget { target }
-            | UndoRecord::RunRollback { target, .. } => target,
+            | UndoRecord::RunRollback { target, .. }
+            | UndoRecord::HttpRollback { target, .. } => target,
         }
     }
 }
@@ -277,6 +284,8 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) -> bool {
         UndoRecord::RunRollback { target, rollback } => command::revert(platform, target, rollback)
             .await
             .map(|_| ()),
+        // The call failed or half-succeeded: the rollback request is sent.
+        UndoRecord::HttpRollback { request, .. } => http_call::revert(request).await.map(|_| ()),
         UndoRecord::Unpause { .. } => Ok(()),
     };
     match released {
@@ -286,7 +295,10 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) -> bool {
                 "cannot release what was prepared for {}: {e}",
                 undo.target().name
             );
-            !matches!(undo.record, UndoRecord::RunRollback { .. })
+            !matches!(
+                undo.record,
+                UndoRecord::RunRollback { .. } | UndoRecord::HttpRollback { .. }
+            )
         }
     }
 }
@@ -331,6 +343,7 @@ pub async fn revert_reporting(
         UndoRecord::RunRollback { target, rollback } => {
             return command::revert(platform, target, rollback).await;
         }
+        UndoRecord::HttpRollback { request, .. } => return http_call::revert(request).await,
         UndoRecord::Unpause { target } => pause::revert(platform, target).await,
         UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
         UndoRecord::StopStressor { target, stressor } => {

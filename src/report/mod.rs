@@ -227,11 +227,15 @@ pub struct FaultEffects {
     pub rollback: Option<CommandRun>,
 }
 
-/// One command a fault ran.
+/// One command (or HTTP request) a fault ran.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CommandRun {
-    /// Its exit status; `null` when it did not finish within its timeout (it was killed).
+    /// A command's exit status; `null` when it did not finish within its timeout (it was
+    /// killed) and for an HTTP request.
     pub exit_code: Option<i64>,
+    /// An HTTP request's response status (`http_call`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     /// stdout and stderr, trimmed and joined, at most 2000 characters; values from
     /// `${env:...}` are redacted.
     pub output: String,
@@ -240,9 +244,10 @@ pub struct CommandRun {
 
 impl CommandRun {
     fn summary(&self, which: &str) -> String {
-        let status = match self.exit_code {
-            Some(c) => format!("exited {c}"),
-            None => "did not finish".into(),
+        let status = match (self.exit_code, self.status) {
+            (Some(c), _) => format!("exited {c}"),
+            (None, Some(s)) => format!("answered {s}"),
+            (None, None) => "did not finish".into(),
         };
         let mut s = format!("{which} {status} in {}ms", self.duration_ms);
         if !self.output.is_empty() {

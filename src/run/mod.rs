@@ -555,9 +555,14 @@ fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
     }
 }
 
-/// A command with a rollback and no `duration`: it holds until every other fault ended.
+/// A command or http_call with a rollback and no `duration`: it holds until every other
+/// fault has ended.
 fn holds_for_the_others(f: &Fault) -> bool {
-    matches!(f, Fault::Command(c) if c.rollback.is_some() && c.duration.is_none())
+    match f {
+        Fault::Command(c) => c.rollback.is_some() && c.duration.is_none(),
+        Fault::HttpCall(c) => c.rollback.is_some() && c.duration.is_none(),
+        _ => false,
+    }
 }
 
 /// Waits until every fault on a schedule of its own has ended; false when the run is
@@ -600,7 +605,7 @@ async fn run_fault_on_schedule(
 ) -> FaultOutcome {
     let mut out = FaultOutcome {
         reversible: (f.duration().is_some() && !matches!(f, Fault::Kill(_)))
-            || matches!(f, Fault::Command(c) if c.rollback.is_some()),
+            || holds_for_the_others(f),
         ..Default::default()
     };
     if !wait(ctx, f.after().std()).await {
@@ -695,7 +700,11 @@ async fn inject_all(
                 Err(e) => {
                     // Not journaled, so not applied: a command's rollback has nothing to
                     // undo, anything else gives back what it prepared.
-                    if !matches!(u.record, fault::UndoRecord::RunRollback { .. }) {
+                    if !matches!(
+                        u.record,
+                        fault::UndoRecord::RunRollback { .. }
+                            | fault::UndoRecord::HttpRollback { .. }
+                    ) {
                         fault::release(ctx.platform, u).await;
                     }
                     let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
@@ -1171,6 +1180,125 @@ mod tests {
         assert!(err.contains("faultline recover"), "{err}");
         let open = Journal::at(dir.path()).open_entries().unwrap();
         assert_eq!(open.len(), 1, "{open:?}");
+    }
+
+    /// A loopback HTTP server that answers 500 on paths with `fail`, else 200, and logs
+    /// `METHOD PATH AUTHORIZATION BODY` per request.
+    async fn admin_api() -> (String, Arc<StdMutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = s.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                            continue;
+                        };
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() < len {
+                            continue;
+                        }
+                        let first: Vec<&str> = head.lines().next().unwrap().split(' ').collect();
+                        let auth = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .starts_with("authorization:")
+                                    .then(|| l[14..].trim().to_string())
+                            })
+                            .unwrap_or_default();
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{} {} {auth} {body}", first[0], first[1]));
+                        let status = if first[1].contains("fail") {
+                            "500 Oops"
+                        } else {
+                            "200 OK"
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndone"
+                        );
+                        let _ = s.write_all(reply.as_bytes()).await;
+                        return;
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn an_http_call_and_its_rollback_request_are_each_sent_once_with_secrets_redacted() {
+        let (url, seen) = admin_api().await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "version: 1\nname: t\ntarget:\n  docker: {{all_containers: true}}\nfaults:\n  - http_call:\n      url: {url}/flags/v2\n      method: put\n      headers: {{Authorization: \"Bearer ${{env:TOKEN}}\"}}\n      body: \"off\"\n      duration: 200ms\n      rollback: {{method: PUT, url: {url}/flags/v2, body: \"on\", headers: {{Authorization: \"Bearer ${{env:TOKEN}}\"}}}}\n"
+        );
+        let env = |k: &str| (k == "TOKEN").then(|| "s3cr3t-value".to_string());
+        let e = load_experiment_str("t.yaml", &yaml, &VarOverrides::default(), &env).unwrap();
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        assert_eq!(
+            seen.lock().unwrap().clone(),
+            [
+                "PUT /flags/v2 Bearer s3cr3t-value off",
+                "PUT /flags/v2 Bearer s3cr3t-value on"
+            ]
+        );
+        let f = &r.faults[0];
+        assert_eq!(
+            (f.target.as_str(), f.status),
+            ("host", FaultStatus::Reverted)
+        );
+        let fx = f.effects.as_ref().unwrap();
+        assert_eq!(fx.run.as_ref().unwrap().status, Some(200));
+        assert_eq!(fx.rollback.as_ref().unwrap().output, "done");
+        let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        assert!(
+            !audit.contains("s3cr3t-value") && audit.contains("http_call"),
+            "{audit}"
+        );
+        assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_http_call_is_an_error_and_its_rollback_is_sent_once() {
+        let (url, seen) = admin_api().await;
+        let e = experiment(&format!(
+            "  - pause: {{duration: 300ms}}\n  - http_call: {{url: {url}/fail, duration: 1s, rollback: {{url: {url}/undo}}}}\n"
+        ));
+        let p = Fake::default();
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Error, 4);
+        assert_eq!(
+            seen.lock().unwrap().clone(),
+            ["POST /fail  ", "POST /undo  "]
+        );
+        let call = r.faults.iter().find(|f| f.kind == "http_call").unwrap();
+        assert!(
+            call.error.as_deref().unwrap().contains("answered 500"),
+            "{call:?}"
+        );
+        assert!(p.paused.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
