@@ -252,3 +252,74 @@ fn a_failing_run_exits_4_with_every_other_fault_reverted() {
     assert_eq!(pause["status"], "reverted");
     assert_contains(&event_message(&r, "verdict"), &["every fault was reverted"]);
 }
+
+/// A scenario whose one step is a `parallel` group of two experiments on different
+/// containers, pausing one for 3 s and the other for 2 s: the game day takes about the
+/// time of the longer one, the two runs overlap, both containers were paused at the same
+/// moment, and the highest exit code wins.
+#[test]
+fn a_parallel_group_finishes_in_about_the_time_of_the_longer_experiment() {
+    let Some(mut fleet) = docker_fleet("parallel") else {
+        return;
+    };
+    let (a, b) = (fleet.web(&[]), fleet.web(&[]));
+    let dir = tempfile::tempdir().unwrap();
+    fleet
+        .experiment("pause-a")
+        .only(&a)
+        .fault("pause: {duration: 3s}")
+        .write(dir.path());
+    // Fails on purpose (its during probe never answers in 100 ms): exit 1 must win.
+    fleet
+        .experiment("pause-b")
+        .only(&b)
+        .during(
+            "200ms",
+            Probe::http(&fleet.url(&b))
+                .timeout("100ms")
+                .named("b answers"),
+        )
+        .fault("pause: {duration: 2s}")
+        .write(dir.path());
+    let file = write(
+        dir.path(),
+        "together.yaml",
+        "version: 1\nkind: scenario\nname: together\nexperiments:\n  - parallel:\n      - file: pause-a.yaml\n      - file: pause-b.yaml\n",
+    );
+    let out_dir = dir.path().join("out");
+    let start = Instant::now();
+    let run = Run::new(["gameday"])
+        .arg(&file)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .spawn();
+    let both_paused = wait_until(Duration::from_secs(10), || paused(&a) && paused(&b));
+    let out = run.wait();
+    let took = start.elapsed();
+    out.expect(1);
+    assert!(both_paused, "the two containers were never paused at once");
+    // One after the other would take 5 s of pauses alone.
+    assert!(
+        took < Duration::from_millis(4500),
+        "the group took {took:?}"
+    );
+    assert!(took >= Duration::from_secs(3), "the group took {took:?}");
+    let runs: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let report = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(runs[0].join(f)).unwrap()).unwrap()
+    };
+    let (ra, rb) = (report("01-pause-a.json"), report("02-pause-b.json"));
+    assert_eq!(ra["verdict"], "passed");
+    assert_eq!(rb["verdict"], "failed");
+    let at = |r: &serde_json::Value, k: &str| {
+        chrono::DateTime::parse_from_rfc3339(r[k].as_str().unwrap()).unwrap()
+    };
+    // The two runs overlap in time.
+    assert!(at(&ra, "started_at") < at(&rb, "ended_at"));
+    assert!(at(&rb, "started_at") < at(&ra, "ended_at"));
+    assert!(!paused(&a) && !paused(&b));
+}

@@ -846,13 +846,52 @@ pub struct Scenario {
     pub window: Option<Window>,
 }
 
+/// One step of a scenario: an experiment file, or a `parallel` group of them.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioEntry {
     /// Path relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, VarValue>,
+    /// Experiments started together; the step ends when all have ended, and the highest
+    /// exit code among them is the step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<Vec<ParallelEntry>>,
+}
+
+/// An experiment of a `parallel` group.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelEntry {
+    /// Path relative to the scenario file.
     pub file: String,
     #[serde(default)]
     pub vars: BTreeMap<String, VarValue>,
+}
+
+impl ScenarioEntry {
+    /// The experiments of this step, each with its path in the scenario (`[i]`, or
+    /// `[i].parallel[j]`), in order.
+    pub fn files(&self) -> Vec<(Vec<super::node::PathSeg>, &str, &BTreeMap<String, VarValue>)> {
+        use super::node::PathSeg;
+        match (&self.file, &self.parallel) {
+            (Some(f), _) => vec![(Vec::new(), f.as_str(), &self.vars)],
+            (None, Some(group)) => group
+                .iter()
+                .enumerate()
+                .map(|(j, e)| {
+                    (
+                        vec![PathSeg::Key("parallel".into()), PathSeg::Index(j)],
+                        e.file.as_str(),
+                        &e.vars,
+                    )
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

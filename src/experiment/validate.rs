@@ -613,6 +613,34 @@ pub fn scenario(s: &Scenario) -> Vec<Problem> {
     if s.experiments.is_empty() {
         c.err_at("experiments", "a scenario needs at least one experiment");
     }
+    c.at("experiments", |c| {
+        for (i, entry) in s.experiments.iter().enumerate() {
+            c.at(i, |c| match (&entry.file, &entry.parallel) {
+                (Some(_), Some(_)) => c.err_at(
+                    "parallel",
+                    "an entry is either one experiment (`file`) or a `parallel` group, not both: move the file into the group",
+                ),
+                (None, None) => c.err(
+                    "an entry needs `file` (one experiment) or `parallel` (a group started together)",
+                ),
+                (None, Some(group)) => {
+                    if !entry.vars.is_empty() {
+                        c.err_at(
+                            "vars",
+                            "`vars` of a `parallel` group belong to its experiments: give each entry of the group its own `vars`",
+                        );
+                    }
+                    if group.len() < 2 {
+                        c.err_at(
+                            "parallel",
+                            "a `parallel` group needs at least two experiments; a single one is a plain `file` entry",
+                        );
+                    }
+                }
+                (Some(_), None) => {}
+            });
+        }
+    });
     if let Some(cron) = &s.schedule {
         if let Err(m) = super::schedule_text::parse_cron(cron) {
             c.err_at("schedule", m);

@@ -49,6 +49,9 @@ pub struct Records {
     pub audit: AuditLog,
     /// Names this run in journal entries.
     pub run_id: String,
+    /// Numbers the journal entries of every run that shares these records (a game day's
+    /// experiments, some of them at the same time), so that no two have the same id.
+    seq: Arc<AtomicUsize>,
 }
 
 impl Records {
@@ -72,6 +75,7 @@ impl Records {
             journal,
             audit,
             run_id,
+            seq: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -93,6 +97,7 @@ impl Recorder {
         let Some(r) = &self.records else {
             return Ok(n.to_string());
         };
+        let n = r.seq.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}-{n}", r.run_id);
         r.journal.open(&Entry {
             id: id.clone(),
@@ -557,7 +562,7 @@ fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
 
 /// A command or http_call with a rollback and no `duration`: it holds until every other
 /// fault has ended.
-fn holds_for_the_others(f: &Fault) -> bool {
+pub(crate) fn holds_for_the_others(f: &Fault) -> bool {
     match f {
         Fault::Command(c) => c.rollback.is_some() && c.duration.is_none(),
         Fault::HttpCall(c) => c.rollback.is_some() && c.duration.is_none(),
