@@ -542,6 +542,16 @@ impl Fault {
     pub fn describe(&self) -> String {
         self.spec().describe()
     }
+
+    /// A command or http_call with a rollback and no `duration`: it is rolled back when
+    /// every other fault has ended.
+    pub fn holds_for_the_others(&self) -> bool {
+        match self {
+            Fault::Command(c) => c.rollback.is_some() && c.duration.is_none(),
+            Fault::HttpCall(c) => c.rollback.is_some() && c.duration.is_none(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

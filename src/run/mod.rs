@@ -230,7 +230,12 @@ pub async fn run(
         events: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
         activated: tokio::sync::Notify::new(),
-        timed_left: AtomicUsize::new(e.faults.iter().filter(|f| !holds_for_the_others(f)).count()),
+        timed_left: AtomicUsize::new(
+            e.faults
+                .iter()
+                .filter(|f| !f.holds_for_the_others())
+                .count(),
+        ),
         timed_ended: tokio::sync::Notify::new(),
         abort: opts.cancel.child_token(),
         interrupted: opts.cancel.clone(),
@@ -560,16 +565,6 @@ fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
     }
 }
 
-/// A command or http_call with a rollback and no `duration`: it holds until every other
-/// fault has ended.
-pub(crate) fn holds_for_the_others(f: &Fault) -> bool {
-    match f {
-        Fault::Command(c) => c.rollback.is_some() && c.duration.is_none(),
-        Fault::HttpCall(c) => c.rollback.is_some() && c.duration.is_none(),
-        _ => false,
-    }
-}
-
 /// Waits until every fault on a schedule of its own has ended; false when the run is
 /// aborted first.
 async fn until_the_others_end(ctx: &Ctx<'_>) -> bool {
@@ -594,7 +589,7 @@ async fn run_fault(
     seed: u64,
 ) -> FaultOutcome {
     let out = run_fault_on_schedule(ctx, index, f, targets, seed).await;
-    if !holds_for_the_others(f) {
+    if !f.holds_for_the_others() {
         ctx.timed_left.fetch_sub(1, Ordering::SeqCst);
         ctx.timed_ended.notify_waiters();
     }
@@ -610,7 +605,7 @@ async fn run_fault_on_schedule(
 ) -> FaultOutcome {
     let mut out = FaultOutcome {
         reversible: (f.duration().is_some() && !matches!(f, Fault::Kill(_)))
-            || holds_for_the_others(f),
+            || f.holds_for_the_others(),
         ..Default::default()
     };
     if !wait(ctx, f.after().std()).await {

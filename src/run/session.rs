@@ -124,7 +124,7 @@ impl Session {
             .experiment
             .faults
             .iter()
-            .any(|f| f.duration().is_some() || super::holds_for_the_others(f));
+            .any(|f| f.duration().is_some() || f.holds_for_the_others());
         if reversible && !self.switch_armed.swap(true, Ordering::SeqCst) {
             super::deadman::spawn(&self.records);
         }
