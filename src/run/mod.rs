@@ -853,6 +853,11 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
         }
         let r = match r {
             Some(Ok(Some(fx))) => {
+                ctx.event(
+                    EventKind::FaultEffect,
+                    format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
+                )
+                .await;
                 merge_effects(ctx, &mut out.records[p.record], fx);
                 Some(Ok(()))
             }
@@ -1111,6 +1116,21 @@ mod tests {
             r.targets
         );
         assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+        let effects: Vec<&str> = r
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::FaultEffect)
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(effects.len(), 2, "{effects:?}");
+        assert!(
+            effects[0].starts_with("command host: run exited 0 in "),
+            "{effects:?}"
+        );
+        assert!(
+            effects[1].starts_with("command host: rollback exited 0 in "),
+            "{effects:?}"
+        );
     }
 
     #[tokio::test]
