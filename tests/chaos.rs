@@ -31,6 +31,7 @@ enum Scenario {
     IoHost,
     IoExec,
     Stop,
+    Command,
 }
 
 use Scenario::*;
@@ -52,6 +53,7 @@ impl Scenario {
             IoHost => "io_stress (host)",
             IoExec => "io_stress (exec)",
             Stop => "stop",
+            Command => "command",
         }
     }
 
@@ -81,6 +83,10 @@ impl Scenario {
                 "io_stress: {workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s, strategy: exec}",
             ],
             Stop => &["stop: {duration: 4s, timeout: 1s}"],
+            // Each run and rollback counts itself inside the target.
+            Command => &[
+                "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
+            ],
         }
     }
 
@@ -111,6 +117,7 @@ impl Scenario {
             DiskHost | DiskExec => fill_files(fleet),
             IoHost | IoExec => io_leftovers(fleet),
             Stop => stopped_containers(fleet),
+            Command => rollbacks_not_once(fleet),
         }
     }
 
@@ -201,6 +208,29 @@ fn memory_allocators(fleet: &Fleet) -> Vec<String> {
         Some("dd if=/dev/zero"),
         "memory allocator",
     )
+}
+
+/// Every `run` of the command fault rolled back exactly once: as many rollbacks as runs
+/// (0 when the signal came before the injection), never more than one, and no flag left.
+fn rollbacks_not_once(fleet: &Fleet) -> Vec<String> {
+    let count = |n: &str, file: &str| {
+        let out = docker(&["exec", n, "sh", "-c", &format!("cat {file} 2>/dev/null")]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let mut left = Vec::new();
+    for n in &fleet.names {
+        let (runs, rollbacks) = (count(n, "/tmp/runs"), count(n, "/tmp/rollbacks"));
+        if runs > 1 || rollbacks != runs {
+            left.push(format!("{n}: {runs} run(s), {rollbacks} rollback(s)"));
+        }
+        if docker(&["exec", n, "sh", "-c", "[ -e /tmp/flag ]"])
+            .status
+            .success()
+        {
+            left.push(format!("{n} still has the command's flag"));
+        }
+    }
+    left
 }
 
 fn stopped_containers(fleet: &Fleet) -> Vec<String> {
@@ -568,4 +598,19 @@ fn the_harness_detects_a_leftover() {
     let web = fleet.web(&[]);
     docker_ok(&["pause", &web]);
     assert_eq!(paused_containers(&fleet).len(), 1);
+}
+
+#[test]
+fn command_sigkill_then_recover() {
+    chaos(Command, Kill::HardThenRecover);
+}
+
+#[test]
+fn command_sigkill_dead_mans_switch() {
+    chaos(Command, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn command_sigint() {
+    chaos(Command, Kill::Interrupt);
 }

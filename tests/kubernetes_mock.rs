@@ -3832,6 +3832,10 @@ fn rbac_grants_exactly_what_each_example_needs() {
             ],
         ),
         (
+            "experiments/k8s-maintenance-mode.yaml",
+            &["shop  pods: get,list", "shop  pods/exec: create,get"],
+        ),
+        (
             "experiments/k8s-cache-degraded.yaml",
             &[
                 "data  pods: get,list",
@@ -4257,4 +4261,74 @@ async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files
             ("pods/exec", "get")
         ]
     );
+}
+
+/// A command fault `where: target` on Kubernetes: `run` and the rollback go through the
+/// exec websocket into the target container (`container`, else the pod's first), each
+/// request granted by the Role `faultline rbac` generates, and their exit status and output
+/// come back for the report; a non-zero exit is a refusal naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_fault_inside_a_pod_runs_over_the_exec_websocket() {
+    let handler: fake::Handler = Arc::new(|s: &Seen| {
+        if s.method == "GET" && s.path == format!("{PODS}/api-1") {
+            return fake::Answer::Json(200, pod("api-1", "uid-1"));
+        }
+        if s.method == "GET" && s.path == format!("{PODS}/api-1/exec") {
+            let argv: Vec<String> = s
+                .pairs()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v)
+                .collect();
+            return match argv.first().map(String::as_str) {
+                Some("touch") => fake::Answer::exec_ok("flag set\n"),
+                Some("rm") => fake::Answer::exec_ok(""),
+                _ => fake::Answer::exec_exit(3, "no such flag\n"),
+            };
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    });
+    let server = fake::start(handler).await;
+    let envoy = KubernetesTarget {
+        container: Some("envoy".into()),
+        ..spec()
+    };
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), envoy, Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(
+        json!({"command": {"where": "target", "run": ["touch", "/tmp/flag"],
+        "rollback": ["rm", "/tmp/flag"], "duration": "5s"}}),
+    );
+    assert!(fault::preflight(&f, &p).await.is_ok());
+
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fx = fault::inject_reporting(&p, &f, &t, Some(&undo))
+        .await
+        .unwrap()
+        .unwrap();
+    let run = fx.run.unwrap();
+    assert_eq!((run.exit_code, run.output.as_str()), (Some(0), "flag set"));
+    fault::revert(&p, &undo).await.unwrap();
+
+    let failing = fault(json!({"command": {"where": "target", "run": ["false"]}}));
+    let err = fault::inject(&p, &failing, &t, None).await.unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::Refused(m) if m.contains("`run` exited 3") && m.contains("no such flag")),
+        "{err:?}"
+    );
+
+    let seen = server.seen();
+    assert_eq!(
+        execs(&seen),
+        [
+            ("envoy".to_string(), "touch /tmp/flag".to_string()),
+            ("envoy".to_string(), "rm /tmp/flag".to_string()),
+            ("envoy".to_string(), "false".to_string()),
+        ]
+    );
+    assert_granted(&seen, &fault::rbac_rules(&f));
 }

@@ -804,6 +804,10 @@ impl Platform for DockerPlatform {
         }
     }
 
+    fn can_exec(&self) -> bool {
+        true
+    }
+
     async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
         self.exec_in(&target.id, argv).await.map_err(|e| match e {
             PlatformError::Gone(_) => PlatformError::Gone(target.name.clone()),

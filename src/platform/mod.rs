@@ -318,6 +318,11 @@ pub trait Platform: Send + Sync {
         )))
     }
 
+    /// Whether [`Platform::exec`] can run a command inside a target here.
+    fn can_exec(&self) -> bool {
+        false
+    }
+
     /// Runs `argv` inside the target (Docker: exec) and waits for it.
     async fn exec(&self, _target: &Target, _argv: &[String]) -> Result<ExecOutput, PlatformError> {
         Err(PlatformError::Refused(format!(

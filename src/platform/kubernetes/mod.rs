@@ -973,25 +973,6 @@ impl Platform for KubernetesPlatform {
         Ok(())
     }
 
-    /// Runs `argv` in the target container of the pod (`container`, default the first)
-    /// through the exec API: what the fault's commands need must be in its image.
-    async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
-        let pod = self.target_pod(target).await?;
-        let (container, _) = self.container_of(&pod, target)?;
-        match self
-            .exec_in(Some(&target.id), &target.name, &container, argv)
-            .await
-        {
-            Ok(out) => Ok(out),
-            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
-            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
-                "container `{container}` of pod `{}` has ended ({reason}, exit {code})",
-                target.name
-            ))),
-            Err(ExecError::Platform(e)) => Err(e),
-        }
-    }
-
     async fn signal_container(
         &self,
         target: &Target,
@@ -1148,6 +1129,29 @@ impl Platform for KubernetesPlatform {
             helper: network::helper_ref(&target.name, &name),
             image,
         })
+    }
+
+    fn can_exec(&self) -> bool {
+        true
+    }
+
+    /// Runs `argv` in the target container (`container`, default the pod's first) over
+    /// the exec websocket (`pods/exec`).
+    async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        let pod = self.target_pod(target).await?;
+        let (container, _) = self.container_of(&pod, target)?;
+        match self
+            .exec_in(Some(&target.id), &target.name, &container, argv)
+            .await
+        {
+            Ok(out) => Ok(out),
+            Err(ExecError::Platform(e)) => Err(e),
+            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
+            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
+                "container `{container}` of pod `{}` has ended ({reason}, exit {code})",
+                target.name
+            ))),
+        }
     }
 
     async fn netns_exec(
