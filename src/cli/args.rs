@@ -66,6 +66,9 @@ pub enum Command {
     /// The nfqueue delayer (started by a network fault inside a target's namespace).
     #[command(hide = true)]
     Delayer(DelayerArgs),
+    /// Resolves names as a target would (run by a network fault in its namespace).
+    #[command(hide = true)]
+    Resolve(ResolveArgs),
     /// The demo's web replica (runs inside the demo containers).
     #[command(hide = true)]
     DemoServe(crate::demo::ServeArgs),
@@ -293,6 +296,15 @@ pub struct MemhogArgs {
     /// Names this stressor, so that revert finds exactly it.
     #[arg(long)]
     pub marker: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    #[arg(long)]
+    pub nameserver: Vec<std::net::IpAddr>,
+    #[arg(long)]
+    pub search: Vec<String>,
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -125,6 +125,13 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
                 .map_err(|e| Error::Platform(format!("the delayer failed: {e}")))?;
             Ok(Exit::Passed)
         }
+        Command::Resolve(a) => {
+            print!(
+                "{}",
+                crate::fault::resolve::run_resolve(&a.nameserver, &a.search, &a.names)
+            );
+            Ok(Exit::Passed)
+        }
         Command::DemoServe(a) => Ok(exit_of(crate::demo::serve_main(a))),
         Command::DemoBalance(a) => Ok(exit_of(crate::demo::balance_main(a))),
     }

@@ -15,9 +15,11 @@ pub mod cpu_stress;
 pub mod disk_fill;
 pub mod kill;
 pub mod memory_stress;
+pub mod net_scope;
 pub mod network;
 pub mod nfqueue;
 pub mod pause;
+pub mod resolve;
 pub mod stop;
 
 use async_trait::async_trait;

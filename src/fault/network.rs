@@ -9,12 +9,16 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::net_scope::{self, Resolved};
 use super::{FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, NetworkEngine, NetworkFault, NetworkStrategy, Target as TargetSpec,
 };
+use crate::experiment::model::{NetDirection, NetScope, PartitionDirection};
 use crate::platform::kubernetes::rbac::{self, Permission};
-use crate::platform::{NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host};
+use crate::platform::{
+    NetAccess, NetnsRequest, Peer, Placement, Platform, PlatformError, Target, host,
+};
 
 /// The root qdisc handle faultline owns. Documented: a qdisc with this handle is
 /// faultline's; anything else is never touched.
@@ -49,6 +53,24 @@ pub struct QdiscRecord {
     /// the `delayer` instead. Revert removes whichever is there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub netem_first: bool,
+    /// The fault's scopes, resolved to addresses when it was prepared (the netem filters
+    /// are built from them; the delayer's rules are in its record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<Resolved>,
+    /// The peers its scopes named (containers, hosts), with the addresses they had then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Peer>,
+    /// A partition's DROP rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<Box<DropRecord>>,
+}
+
+/// A partition's iptables DROP rules in the target's namespace, each carrying `marker`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropRecord {
+    pub marker: String,
+    /// Full rule specs (chain first), as after `-I`/`-D`.
+    pub rules: Vec<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -91,6 +113,87 @@ fn tbf_params(bits_per_second: u64) -> Vec<String> {
     ]
 }
 
+/// The netem parameters of the fault: `delay D [J]`, `loss P%`.
+fn netem_params(f: &NetworkFault) -> Vec<String> {
+    let mut netem: Vec<String> = vec!["netem".into()];
+    if let Some(d) = f.delay {
+        netem.extend(["delay".into(), ms(d)]);
+        if let Some(j) = f.jitter {
+            netem.push(ms(j));
+        }
+    }
+    if let Some(l) = f.loss {
+        netem.extend(["loss".into(), format!("{}%", l.0)]);
+    }
+    netem
+}
+
+/// The band of faultline's `prio` root that scoped traffic is filtered into; the other
+/// three bands keep the kernel's default priority map, untouched.
+pub const SCOPED_BAND: &str = "fa17:4";
+
+/// The `tc` argument lists that set the fault up, in order. With the nfqueue engine only
+/// the rate goes to tc. With scopes: a `prio` root with four bands, the fault's qdisc(s)
+/// on the fourth, and one `u32` filter per address, protocol and port block sending the
+/// scoped packets there; everything else takes the default bands.
+pub fn add_commands_scoped(
+    f: &NetworkFault,
+    engine: Engine,
+    scopes: &[Resolved],
+) -> Vec<Vec<String>> {
+    if scopes.is_empty() {
+        return add_commands(f, engine);
+    }
+    if !needs_tc(f, engine) {
+        return Vec::new();
+    }
+    let dev = |verb: &str, mut v: Vec<String>| {
+        let mut out: Vec<String> =
+            vec![verb.into(), "add".into(), "dev".into(), f.interface.clone()];
+        out.append(&mut v);
+        out
+    };
+    let mut root: Vec<String> = ["root", "handle", HANDLE, "prio", "bands", "4", "priomap"]
+        .map(String::from)
+        .to_vec();
+    root.extend(
+        "1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1"
+            .split(' ')
+            .map(String::from),
+    );
+    let mut cmds = vec![dev("qdisc", root)];
+    let netem = engine == Engine::Netem && needs_netem(f);
+    if netem {
+        let mut v: Vec<String> = vec![
+            "parent".into(),
+            SCOPED_BAND.into(),
+            "handle".into(),
+            CHILD_HANDLE.into(),
+        ];
+        v.extend(netem_params(f));
+        cmds.push(dev("qdisc", v));
+    }
+    if let Some(rate) = &f.rate {
+        let (parent, handle) = if netem {
+            (format!("{CHILD_HANDLE}1"), "fa19:".to_string())
+        } else {
+            (SCOPED_BAND.to_string(), CHILD_HANDLE.to_string())
+        };
+        let mut v: Vec<String> = vec!["parent".into(), parent, "handle".into(), handle];
+        v.extend(tbf_params(rate.bits_per_second));
+        cmds.push(dev("qdisc", v));
+    }
+    for m in net_scope::u32_matches(scopes) {
+        let mut v: Vec<String> = ["parent", HANDLE, "protocol", "ip", "prio", "1", "u32"]
+            .map(String::from)
+            .to_vec();
+        v.extend(m);
+        v.extend(["flowid".to_string(), SCOPED_BAND.to_string()]);
+        cmds.push(dev("filter", v));
+    }
+    cmds
+}
+
 /// The `tc` argument lists that set the fault up, in order. With the nfqueue engine only
 /// the rate goes to tc.
 pub fn add_commands(f: &NetworkFault, engine: Engine) -> Vec<Vec<String>> {
@@ -112,21 +215,8 @@ pub fn add_commands(f: &NetworkFault, engine: Engine) -> Vec<Vec<String>> {
         args.extend(tbf_params(rate.bits_per_second));
         return vec![dev(args)];
     }
-    let mut netem: Vec<String> = vec![
-        "root".into(),
-        "handle".into(),
-        HANDLE.into(),
-        "netem".into(),
-    ];
-    if let Some(d) = f.delay {
-        netem.extend(["delay".into(), ms(d)]);
-        if let Some(j) = f.jitter {
-            netem.push(ms(j));
-        }
-    }
-    if let Some(l) = f.loss {
-        netem.extend(["loss".into(), format!("{}%", l.0)]);
-    }
+    let mut netem: Vec<String> = vec!["root".into(), "handle".into(), HANDLE.into()];
+    netem.extend(netem_params(f));
     let mut cmds = vec![dev(netem)];
     if let Some(rate) = &f.rate {
         let mut tbf: Vec<String> = vec![
@@ -187,6 +277,37 @@ pub fn parse_root(show: &str) -> Root {
         }
     }
     Root::Default
+}
+
+/// A scope as written, for plans: `172.17.0.0/16, containers web-b, tcp port 8080`.
+pub fn describe_scope(s: &NetScope) -> String {
+    let mut parts = Vec::new();
+    if !s.cidrs.is_empty() {
+        parts.push(s.cidrs.join(", "));
+    }
+    if let Some(c) = &s.containers {
+        let mut sel: Vec<String> = c.names.clone();
+        sel.extend(c.labels.iter().map(|(k, v)| format!("{k}={v}")));
+        parts.push(format!("containers {}", sel.join(", ")));
+    }
+    if !s.hosts.is_empty() {
+        parts.push(format!("hosts {}", s.hosts.join(", ")));
+    }
+    if let Some(p) = s.protocol {
+        parts.push(p.name().to_string());
+    }
+    if !s.ports.is_empty() {
+        let ports: Vec<String> = s
+            .ports
+            .iter()
+            .map(|p| match p {
+                crate::experiment::model::PortSpec::One(n) => n.to_string(),
+                crate::experiment::model::PortSpec::Range(r) => r.clone(),
+            })
+            .collect();
+        parts.push(format!("port {}", ports.join(", ")));
+    }
+    parts.join(", ")
 }
 
 fn tc_error(what: &str, out: &crate::platform::ExecOutput) -> String {
@@ -264,8 +385,36 @@ impl FaultSpec for NetworkFault {
         if let Some(r) = &self.rate {
             parts.push(format!("rate {r}"));
         }
+        if let Some(p) = &self.partition {
+            let dir = match p.direction {
+                PartitionDirection::Both => "both ways",
+                PartitionDirection::To => "from the target to them",
+                PartitionDirection::From => "from them to the target",
+            };
+            parts.push(format!(
+                "partition from {} (dropped {dir})",
+                describe_scope(&p.with)
+            ));
+        }
+        let mut scope = Vec::new();
+        if let Some(t) = &self.to {
+            scope.push(format!("to {}", describe_scope(t)));
+        }
+        if let Some(t) = &self.from {
+            scope.push(format!("from {}", describe_scope(t)));
+        }
+        match self.direction {
+            NetDirection::Egress => {}
+            NetDirection::Ingress => scope.push("ingress".into()),
+            NetDirection::Both => scope.push("both directions".into()),
+        }
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", scope.join(", "))
+        };
         format!(
-            "network {} on {} for {}",
+            "network {}{scope} on {} for {}",
             parts.join(", "),
             self.interface,
             self.duration
@@ -301,8 +450,62 @@ impl FaultSpec for NetworkFault {
                 ),
             );
         }
-        if self.delay.is_none() && self.loss.is_none() && self.rate.is_none() {
-            p.err("a network fault needs at least one of `delay`, `loss` or `rate`");
+        if let Some(part) = &self.partition {
+            net_scope::validate_scope("partition", &part.with, p);
+            if part.with.cidrs.is_empty()
+                && part.with.containers.is_none()
+                && part.with.hosts.is_empty()
+            {
+                p.err_at(
+                    "partition",
+                    "`partition.with` names no peers: give `cidrs`, `containers` or `hosts`",
+                );
+            }
+            let mut others = Vec::new();
+            for (set, key) in [
+                (self.delay.is_some(), "delay"),
+                (self.jitter.is_some(), "jitter"),
+                (self.loss.is_some(), "loss"),
+                (self.rate.is_some(), "rate"),
+                (self.to.is_some(), "to"),
+                (self.from.is_some(), "from"),
+                (self.direction != NetDirection::Egress, "direction"),
+            ] {
+                if set {
+                    others.push(format!("`{key}`"));
+                }
+            }
+            if !others.is_empty() {
+                p.err_at(
+                    "partition",
+                    format!(
+                        "a partition drops everything between the target and its peers: remove {} (or use another network fault for them)",
+                        others.join(", ")
+                    ),
+                );
+            }
+        } else if self.delay.is_none() && self.loss.is_none() && self.rate.is_none() {
+            p.err("a network fault needs at least one of `delay`, `loss`, `rate` or `partition`");
+        }
+        if let Some(t) = &self.to {
+            net_scope::validate_scope("to", t, p);
+        }
+        if let Some(t) = &self.from {
+            net_scope::validate_scope("from", t, p);
+        }
+        if self.direction != NetDirection::Egress {
+            if self.engine == NetworkEngine::Netem {
+                p.err_at(
+                    "direction",
+                    "netem shapes only the packets a target sends: `direction: ingress` or `both` needs `engine: nfqueue` (or auto)",
+                );
+            }
+            if self.rate.is_some() {
+                p.err_at(
+                    "rate",
+                    "`rate` limits only the packets a target sends: remove it, or use `direction: egress`",
+                );
+            }
         }
         if self.jitter.is_some() && self.delay.is_none() {
             p.err_at("jitter", "`jitter` varies a `delay`: add `delay` too");
@@ -374,10 +577,16 @@ impl FaultKind for NetworkFault {
         target: &Target,
     ) -> Result<Option<Undo>, PlatformError> {
         let has_netem = platform.netem_supported().await;
+        // netem shapes only egress: ingress goes to the nfqueue engine.
+        let egress_only = self.direction == NetDirection::Egress;
         let engine = match self.engine {
             NetworkEngine::Netem => Engine::Netem,
             NetworkEngine::Nfqueue => Engine::Nfqueue,
-            NetworkEngine::Auto if needs_netem(self) && has_netem == Some(false) => Engine::Nfqueue,
+            NetworkEngine::Auto
+                if needs_netem(self) && (has_netem == Some(false) || !egress_only) =>
+            {
+                Engine::Nfqueue
+            }
             NetworkEngine::Auto => Engine::Netem,
         };
         // Where faultline cannot reach the target from the host but a helper image runs
@@ -389,7 +598,9 @@ impl FaultKind for NetworkFault {
         let netem_first = self.engine == NetworkEngine::Auto
             && needs_netem(self)
             && has_netem.is_none()
+            && egress_only
             && beside;
+        let partition = self.partition.is_some();
         // The delayer runs from the host, so nfqueue means host access there.
         let strategy = if nfq && !beside {
             NetworkStrategy::Host
@@ -398,13 +609,25 @@ impl FaultKind for NetworkFault {
         };
         let marker = (nfq || netem_first)
             .then(|| format!("faultline-delayer-{:016x}", rand::random::<u64>()));
+        let drop_marker =
+            partition.then(|| format!("faultline-partition-{:016x}", rand::random::<u64>()));
+        let chains: Vec<net_scope::Chain> = match &self.partition {
+            Some(p) => net_scope::partition_chains(p.direction),
+            None => net_scope::chains(self.direction),
+        };
+        let chain_names: Vec<String> = chains.iter().map(|c| c.name().to_string()).collect();
         let mut on_exit = format!(
             "tc {} 2>/dev/null",
             delete_command(&self.interface).join(" ")
         );
-        if let (Some(m), true) = (&marker, beside) {
-            // The helper takes the rule with it too when it ends (faultline died).
-            on_exit.push_str(&format!("; {}", super::nfqueue::delete_rules_script(m)));
+        if beside {
+            // The helper takes the rules with it too when it ends (faultline died).
+            for m in marker.iter().chain(drop_marker.iter()) {
+                on_exit.push_str(&format!(
+                    "; {}",
+                    super::nfqueue::delete_rules_script_in(m, &chain_names)
+                ));
+            }
         }
         let access = platform
             .enter_netns(
@@ -417,6 +640,16 @@ impl FaultKind for NetworkFault {
                 },
             )
             .await?;
+        // Peers and hosts are resolved now, and the addresses journaled with the rules.
+        let (scope, peers) =
+            match net_scope::resolve(platform, target, &access, &net_scope::declared(self)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = platform.leave_netns(&access).await;
+                    return Err(e);
+                }
+            };
+        let matches = net_scope::iptables_matches(&scope, &chains, &self.interface);
         let delayer = match marker {
             Some(marker) => {
                 let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
@@ -428,10 +661,16 @@ impl FaultKind for NetworkFault {
                     },
                     _ => host_placement(),
                 };
+                let queue =
+                    super::nfqueue::pick_queue(&super::nfqueue::bound_queues(&listing.stdout));
+                let target_args = super::nfqueue::queue_target(queue);
+                let target_args: Vec<&str> = target_args.iter().map(String::as_str).collect();
                 Some(super::nfqueue::DelayerRecord {
-                    queue: super::nfqueue::pick_queue(&super::nfqueue::bound_queues(
-                        &listing.stdout,
-                    )),
+                    queue,
+                    rules: matches
+                        .iter()
+                        .map(|m| super::nfqueue::with_comment(m, &marker, &target_args))
+                        .collect(),
                     marker,
                     placement,
                     interface: Some(self.interface.clone()),
@@ -439,6 +678,15 @@ impl FaultKind for NetworkFault {
             }
             None => None,
         };
+        let drops = drop_marker.map(|marker| {
+            Box::new(DropRecord {
+                rules: matches
+                    .iter()
+                    .map(|m| super::nfqueue::with_comment(m, &marker, &["-j", "DROP"]))
+                    .collect(),
+                marker,
+            })
+        });
         Ok(Some(Undo::new(UndoRecord::RemoveQdisc {
             target: target.clone(),
             qdisc: QdiscRecord {
@@ -447,6 +695,9 @@ impl FaultKind for NetworkFault {
                 tc: needs_tc(self, engine),
                 delayer,
                 netem_first,
+                scope,
+                peers,
+                drops,
             },
         })))
     }
@@ -461,6 +712,19 @@ impl FaultKind for NetworkFault {
             return Err(super::mismatched(self));
         };
         inject(platform, self, target, qdisc).await
+    }
+
+    async fn inject_reporting(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<Option<super::FaultEffects>, PlatformError> {
+        self.inject(platform, target, undo).await?;
+        let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = undo.map(|u| &u.record) else {
+            return Ok(None);
+        };
+        Ok(scope_effects(self, qdisc))
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
@@ -478,6 +742,40 @@ impl FaultKind for NetworkFault {
             rbac::EXEC_GET,
         ]
     }
+}
+
+/// What the report says of a scoped fault: the packets it touched, addresses resolved,
+/// and the peers named; `None` for a fault on the whole interface.
+pub fn scope_effects(f: &NetworkFault, rec: &QdiscRecord) -> Option<super::FaultEffects> {
+    if rec.scope.is_empty() {
+        return None;
+    }
+    let dir = match (&f.partition, f.direction) {
+        (Some(p), _) => match p.direction {
+            PartitionDirection::Both => " (both ways)",
+            PartitionDirection::To => " (target to peers)",
+            PartitionDirection::From => " (peers to target)",
+        },
+        (None, NetDirection::Egress) => " (egress)",
+        (None, NetDirection::Ingress) => " (ingress)",
+        (None, NetDirection::Both) => " (egress and ingress)",
+    };
+    Some(super::FaultEffects {
+        scope: rec
+            .scope
+            .iter()
+            .map(|s| format!("{}{dir}", s.describe()))
+            .collect(),
+        peers: rec
+            .peers
+            .iter()
+            .map(|p| crate::report::PeerRef {
+                name: p.name.clone(),
+                addresses: p.addresses.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        ..Default::default()
+    })
 }
 
 /// What the nfqueue engine needs beside a pod, said by preflight and errors.
@@ -503,9 +801,10 @@ async fn add_qdisc(
     target: &Target,
     access: &NetAccess,
     engine: Engine,
+    scope: &[Resolved],
 ) -> Result<(), AddError> {
     check_root(platform, target, access, &f.interface).await?;
-    let cmds = add_commands(f, engine);
+    let cmds = add_commands_scoped(f, engine, scope);
     for (i, args) in cmds.iter().enumerate() {
         let out = tc(platform, target, access, args).await?;
         if out.code != 0 {
@@ -533,6 +832,9 @@ async fn inject(
     rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
     let access = &rec.access;
+    if let Some(d) = &rec.drops {
+        return add_drops(platform, target, access, d).await;
+    }
     let mut engine = if rec.delayer.is_some() && !rec.netem_first {
         Engine::Nfqueue
     } else {
@@ -540,7 +842,7 @@ async fn inject(
     };
     let mut added = false;
     if rec.tc {
-        match add_qdisc(platform, f, target, access, engine).await {
+        match add_qdisc(platform, f, target, access, engine, &rec.scope).await {
             Ok(()) => added = true,
             Err(AddError::NetemMissing) if rec.netem_first && rec.delayer.is_some() => {
                 tracing::info!(
@@ -549,7 +851,7 @@ async fn inject(
                 );
                 engine = Engine::Nfqueue;
                 if needs_tc(f, engine) {
-                    match add_qdisc(platform, f, target, access, engine).await {
+                    match add_qdisc(platform, f, target, access, engine, &rec.scope).await {
                         Ok(()) => added = true,
                         Err(AddError::Other(e)) => return Err(e),
                         Err(AddError::NetemMissing) => {
@@ -617,10 +919,13 @@ async fn start_nfqueue(
         )));
     }
     start_delayer(platform, target, access, d, shape, f.duration.std()).await?;
-    let out = platform
-        .netns_exec(target, access, &super::nfqueue::add_rule(d))
-        .await?;
-    if out.code != 0 {
+    for spec in d.specs() {
+        let out = platform
+            .netns_exec(target, access, &super::nfqueue::iptables("-I", &spec))
+            .await?;
+        if out.code == 0 {
+            continue;
+        }
         let needs = match d.placement {
             Placement::Host { .. } => {
                 "the nfqueue engine needs iptables on the host and the xt_NFQUEUE module".into()
@@ -630,8 +935,81 @@ async fn start_nfqueue(
             ),
         };
         return Err(PlatformError::Refused(format!(
-            "cannot add the NFQUEUE rule: {} ({needs})",
+            "cannot add the NFQUEUE rule `{}`: {} ({needs})",
+            spec.join(" "),
             out.stderr.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Adds a partition's DROP rules; a failure part-way removes those added.
+async fn add_drops(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    d: &DropRecord,
+) -> Result<(), PlatformError> {
+    for spec in &d.rules {
+        let out = platform
+            .netns_exec(target, access, &super::nfqueue::iptables("-I", spec))
+            .await?;
+        if out.code != 0 {
+            let _ = remove_rules(platform, target, access, &d.marker, &d.rules).await;
+            return Err(PlatformError::Refused(format!(
+                "cannot add the partition's rule `{}` in `{}`: {} (a partition needs iptables in the target's namespace)",
+                spec.join(" "),
+                target.name,
+                out.stderr.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether any rule in `chains` carries `marker`.
+async fn marked_rules_left(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    chains: &[String],
+    marker: &str,
+) -> Result<bool, PlatformError> {
+    for c in chains {
+        let rules = platform
+            .netns_exec(target, access, &super::nfqueue::list_rules_in(c))
+            .await?;
+        if rules.stdout.contains(marker) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Deletes the rules (each exactly as added) until none carrying `marker` is left, and
+/// confirms it.
+async fn remove_rules(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    marker: &str,
+    specs: &[Vec<String>],
+) -> Result<(), PlatformError> {
+    let chains = super::nfqueue::chains_of(specs);
+    for _ in 0..5 {
+        if !marked_rules_left(platform, target, access, &chains, marker).await? {
+            break;
+        }
+        for spec in specs {
+            platform
+                .netns_exec(target, access, &super::nfqueue::iptables("-D", spec))
+                .await?;
+        }
+    }
+    if marked_rules_left(platform, target, access, &chains, marker).await? {
+        return Err(PlatformError::Refused(format!(
+            "faultline's iptables rules ({marker}) are still in `{}` after delete",
+            target.name
         )));
     }
     Ok(())
@@ -645,26 +1023,7 @@ async fn stop_nfqueue(
     d: &super::nfqueue::DelayerRecord,
 ) -> Result<(), PlatformError> {
     // Deleting first: with the rule gone no packet waits for the delayer any more.
-    for _ in 0..5 {
-        let rules = platform
-            .netns_exec(target, access, &super::nfqueue::list_rules())
-            .await?;
-        if !rules.stdout.contains(&d.marker) {
-            break;
-        }
-        platform
-            .netns_exec(target, access, &super::nfqueue::delete_rule(d))
-            .await?;
-    }
-    let rules = platform
-        .netns_exec(target, access, &super::nfqueue::list_rules())
-        .await?;
-    if rules.stdout.contains(&d.marker) {
-        return Err(PlatformError::Refused(format!(
-            "faultline's NFQUEUE rule ({}) is still in `{}` after delete",
-            d.marker, target.name
-        )));
-    }
+    remove_rules(platform, target, access, &d.marker, &d.specs()).await?;
     // SIGTERM first: the delayer lets the packets it holds go.
     platform
         .stop_process(target, d.placement.clone(), &d.marker, true)
@@ -777,6 +1136,9 @@ async fn remove(
     rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
     let show = show_command(&rec.interface);
+    if let Some(d) = &rec.drops {
+        remove_rules(platform, target, &rec.access, &d.marker, &d.rules).await?;
+    }
     if let Some(d) = &rec.delayer {
         // With netem first, a netem qdisc of faultline's means the delayer never ran.
         let netem_won = rec.netem_first && {
@@ -835,6 +1197,10 @@ mod tests {
             engine: Default::default(),
             strategy: Default::default(),
             tc_image: None,
+            to: None,
+            from: None,
+            direction: Default::default(),
+            partition: None,
         }
     }
 
@@ -910,6 +1276,110 @@ mod tests {
             format!(
                 "-w -D OUTPUT -m comment --comment {marker} -j NFQUEUE --queue-num 41000 --queue-bypass\n"
             )
+        );
+    }
+
+    fn scope_to_b_8080() -> Vec<Resolved> {
+        vec![Resolved {
+            side: net_scope::Side::To,
+            nets: vec!["172.18.0.3/32".into()],
+            ports: vec![(8080, 8080)],
+            protocol: Some(crate::experiment::model::NetProtocol::Tcp),
+        }]
+    }
+
+    #[test]
+    fn scoped_netem_sits_on_a_fourth_prio_band_behind_u32_filters() {
+        let f = fault(Some(200), Some(20), Some(1.0), None);
+        assert_eq!(
+            join(add_commands_scoped(&f, Engine::Netem, &scope_to_b_8080())),
+            vec![
+                "qdisc add dev eth0 root handle fa17: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1",
+                "qdisc add dev eth0 parent fa17:4 handle fa18: netem delay 200ms 20ms loss 1%",
+                "filter add dev eth0 parent fa17: protocol ip prio 1 u32 match ip dst 172.18.0.3/32 match ip protocol 6 0xff match ip dport 8080 0xffff flowid fa17:4",
+            ]
+        );
+        // With a rate the tbf hangs under netem; revert deletes the root, and with it all.
+        let f = fault(Some(50), None, None, Some("1mbit"));
+        let cmds = join(add_commands_scoped(&f, Engine::Netem, &scope_to_b_8080()));
+        assert_eq!(
+            cmds[2],
+            "qdisc add dev eth0 parent fa18:1 handle fa19: tbf rate 1000000bit burst 5000 latency 400ms"
+        );
+        assert_eq!(
+            delete_command("eth0").join(" "),
+            "qdisc del dev eth0 root handle fa17:"
+        );
+        assert_eq!(
+            parse_root(
+                "qdisc prio fa17: root refcnt 2 bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1\n"
+            ),
+            Root::Ours
+        );
+    }
+
+    #[test]
+    fn scoped_nfqueue_sends_only_a_scoped_rate_to_tc() {
+        // The delayer's rules carry the scope: tc has nothing to do without a rate.
+        let f = fault(Some(200), None, None, None);
+        assert!(add_commands_scoped(&f, Engine::Nfqueue, &scope_to_b_8080()).is_empty());
+        let f = fault(Some(200), None, None, Some("1mbit"));
+        assert_eq!(
+            join(add_commands_scoped(&f, Engine::Nfqueue, &scope_to_b_8080()))[1],
+            "qdisc add dev eth0 parent fa17:4 handle fa18: tbf rate 1000000bit burst 5000 latency 400ms"
+        );
+        // No scope: exactly today's commands.
+        assert_eq!(
+            add_commands_scoped(&f, Engine::Nfqueue, &[]),
+            add_commands(&f, Engine::Nfqueue)
+        );
+    }
+
+    #[test]
+    fn records_written_before_scopes_still_read_and_delete_their_one_rule() {
+        let old = serde_json::json!({
+            "interface": "eth0",
+            "access": {"via": "host"},
+            "tc": false,
+            "delayer": {"queue": 41000, "marker": "faultline-delayer-1", "interface": "eth0"}
+        });
+        let rec: QdiscRecord = serde_json::from_value(old).unwrap();
+        assert!(rec.scope.is_empty() && rec.peers.is_empty() && rec.drops.is_none());
+        let d = rec.delayer.unwrap();
+        assert_eq!(
+            d.specs().iter().map(|s| s.join(" ")).collect::<Vec<_>>(),
+            vec![
+                "OUTPUT -o eth0 -m comment --comment faultline-delayer-1 -j NFQUEUE --queue-num 41000 --queue-bypass"
+            ]
+        );
+        assert_eq!(d.chains(), vec!["OUTPUT"]);
+    }
+
+    #[test]
+    fn a_partition_is_validated_alone() {
+        let docker: TargetSpec =
+            serde_json::from_value(serde_json::json!({"docker": {"labels": {"app": "web"}}}))
+                .unwrap();
+        let f: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s",
+            "partition": {"with": {"containers": {"labels": {"tier": "db"}}}, "direction": "to"}
+        }))
+        .unwrap();
+        let mut problems = FaultProblems::default();
+        f.validate(&docker, &mut problems);
+        assert!(problems.0.is_empty(), "{:?}", problems.0);
+        assert_eq!(
+            f.describe(),
+            "network partition from containers tier=db (dropped from the target to them) on eth0 for 10s"
+        );
+        let scoped: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "delay": "200ms", "direction": "ingress",
+            "to": {"containers": {"names": ["b"]}, "ports": [8080, "9000-9010"], "protocol": "tcp"}
+        }))
+        .unwrap();
+        assert_eq!(
+            scoped.describe(),
+            "network delay 200ms (to containers b, tcp, port 8080, 9000-9010, ingress) on eth0 for 10s"
         );
     }
 

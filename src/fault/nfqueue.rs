@@ -29,6 +29,66 @@ pub struct DelayerRecord {
     /// records written before the rule named one (their rule has no `-o`).
     #[serde(default)]
     pub interface: Option<String>,
+    /// Every rule faultline added, in full (chain first, as after `-I`/`-D`): one per
+    /// chain, address, protocol of a scoped fault. Empty in records written before
+    /// scopes: their one rule is [`rule_spec`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Vec<String>>,
+}
+
+impl DelayerRecord {
+    /// The rules of this record, as added and deleted.
+    pub fn specs(&self) -> Vec<Vec<String>> {
+        if self.rules.is_empty() {
+            vec![rule_spec(self)]
+        } else {
+            self.rules.clone()
+        }
+    }
+
+    /// The chains its rules are in (OUTPUT first), for listings.
+    pub fn chains(&self) -> Vec<String> {
+        chains_of(&self.specs())
+    }
+}
+
+/// The distinct chains of rule specs, in order of first use.
+pub fn chains_of(specs: &[Vec<String>]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for s in specs {
+        if let Some(c) = s.first() {
+            if !v.contains(c) {
+                v.push(c.clone());
+            }
+        }
+    }
+    v
+}
+
+/// A full rule: the scope's matches, the comment naming the injection, and the target.
+pub fn with_comment(matches: &[String], marker: &str, target: &[&str]) -> Vec<String> {
+    let mut v = matches.to_vec();
+    v.extend(["-m", "comment", "--comment", marker].map(String::from));
+    v.extend(target.iter().map(ToString::to_string));
+    v
+}
+
+/// The NFQUEUE target of a delayer on `queue`.
+pub fn queue_target(queue: u16) -> Vec<String> {
+    vec![
+        "-j".into(),
+        "NFQUEUE".into(),
+        "--queue-num".into(),
+        queue.to_string(),
+        "--queue-bypass".into(),
+    ]
+}
+
+/// `iptables -w -I SPEC` / `-D SPEC`.
+pub fn iptables(op: &str, spec: &[String]) -> Vec<String> {
+    let mut v = vec!["iptables".to_string(), "-w".into(), op.into()];
+    v.extend(spec.iter().cloned());
+    v
 }
 
 /// The rule, as iptables arguments after `-I`/`-D`. Identical for add and delete, so the
@@ -57,15 +117,11 @@ pub fn rule_spec(d: &DelayerRecord) -> Vec<String> {
 }
 
 pub fn add_rule(d: &DelayerRecord) -> Vec<String> {
-    let mut v = vec!["iptables".to_string(), "-w".into(), "-I".into()];
-    v.extend(rule_spec(d));
-    v
+    iptables("-I", &rule_spec(d))
 }
 
 pub fn delete_rule(d: &DelayerRecord) -> Vec<String> {
-    let mut v = vec!["iptables".to_string(), "-w".into(), "-D".into()];
-    v.extend(rule_spec(d));
-    v
+    iptables("-D", &rule_spec(d))
 }
 
 /// Shell commands that delete every OUTPUT rule carrying `marker`, whatever its queue:
@@ -74,14 +130,28 @@ pub fn delete_rule(d: &DelayerRecord) -> Vec<String> {
 /// every process the container sees: the whole pod with `shareProcessNamespace`) never
 /// takes the helper's shell for it.
 pub fn delete_rules_script(marker: &str) -> String {
+    delete_rules_script_in(marker, &["OUTPUT".to_string()])
+}
+
+/// [`delete_rules_script`] over several chains (a scoped fault's INPUT rules too).
+pub fn delete_rules_script_in(marker: &str, chains: &[String]) -> String {
     let (a, b) = marker.split_at(marker.len() / 2);
-    format!(
-        "m1={a}; m2={b}; iptables -w -S OUTPUT 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -D $rule; done"
-    )
+    let mut s = format!("m1={a}; m2={b}");
+    for c in chains {
+        s.push_str(&format!(
+            "; iptables -w -S {c} 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -D $rule; done"
+        ));
+    }
+    s
 }
 
 pub fn list_rules() -> Vec<String> {
-    ["iptables", "-w", "-S", "OUTPUT"]
+    list_rules_in("OUTPUT")
+}
+
+/// `iptables -w -S CHAIN`.
+pub fn list_rules_in(chain: &str) -> Vec<String> {
+    ["iptables", "-w", "-S", chain]
         .iter()
         .map(ToString::to_string)
         .collect()
@@ -256,6 +326,7 @@ mod tests {
             marker: "faultline-net-abc".into(),
             placement: crate::fault::network::host_placement(),
             interface: Some("eth1".into()),
+            rules: Vec::new(),
         };
         let (add, del) = (add_rule(&d), delete_rule(&d));
         // Regression: the rule had no `-o`, so a fault on eth1 delayed eth0 and loopback.

@@ -219,6 +219,20 @@ pub struct FaultEffects {
     /// The processes the fault signalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signalled: Vec<ProcessRef>,
+    /// The packets a scoped network fault or partition touched, with every peer and
+    /// host resolved to its addresses (`to 172.18.0.3/32 tcp port 8080`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
+    /// The peers (containers, hosts) those scopes named, with the addresses they had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerRef>,
+}
+
+/// A peer of a scoped network fault and the addresses it resolved to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerRef {
+    pub name: String,
+    pub addresses: Vec<String>,
 }
 
 /// One process of a target.
@@ -243,6 +257,17 @@ impl FaultEffects {
         }
         if !self.signalled.is_empty() {
             parts.push(format!("signalled {}", names(&self.signalled)));
+        }
+        if !self.scope.is_empty() {
+            parts.push(format!("only packets {}", self.scope.join("; ")));
+        }
+        if !self.peers.is_empty() {
+            let peers: Vec<String> = self
+                .peers
+                .iter()
+                .map(|p| format!("{} ({})", p.name, p.addresses.join(", ")))
+                .collect();
+            parts.push(format!("peers {}", peers.join(", ")));
         }
         parts.join("; ")
     }
