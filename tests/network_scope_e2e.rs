@@ -431,3 +431,84 @@ fn sigkill_leaves_the_partition_to_recover_which_removes_exactly_it() {
         "recover removed a rule faultline did not add"
     );
 }
+
+#[test]
+fn plan_shows_the_peers_resolved_now_and_touches_nothing() {
+    let Some((fleet, a, b, c)) = trio("scope-plan") else {
+        return;
+    };
+    let exp = fleet.experiment("plan").only(&a).fault(&format!(
+        "network: {{delay: 200ms, duration: 5s, to: {{containers: {{names: [{b}]}}, hosts: [{c}]}}}}"
+    ));
+    let run = Run::new(["plan"]);
+    let file = exp.write(run.dir());
+    run.arg(file)
+        .output()
+        .expect(0)
+        .stdout_has(&format!("`to.containers` resolve now to {b} ({})", ip(&b)))
+        .stdout_has(&format!(
+            "`to.hosts` in `{a}` resolve now to {c} ({})",
+            ip(&c)
+        ))
+        .stdout_has("Nothing was touched");
+    assert_eq!(faultline_rules(&a), "");
+}
+
+fn kernel_has_prio() -> bool {
+    std::process::Command::new("unshare")
+        .args(["--net", "tc", "qdisc", "add", "dev", "lo", "root", "prio"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn without_sch_prio_a_scoped_rate_is_refused_and_nothing_is_left() {
+    if !require_kernel(
+        !kernel_has_prio(),
+        "this kernel has sch_prio, so the refusal cannot be shown here \
+         (a_scoped_rate_builds_prio_bands_and_u32_filters runs instead)",
+    ) {
+        return;
+    }
+    let Some((fleet, a, b, _c)) = trio("scope-noprio") else {
+        return;
+    };
+    let exp = fleet.experiment("noprio").only(&a).fault(&format!(
+        "network: {{rate: 1mbit, duration: 3s, to: {{containers: {{names: [{b}]}}}}}}"
+    ));
+    Run::experiment(&exp)
+        .output()
+        .expect(4)
+        .stdout_has("has no prio qdisc (module `sch_prio`)");
+    assert!(!qdiscs(&a).contains("fa17:"), "{}", qdiscs(&a));
+    assert_eq!(faultline_rules(&a), "");
+}
+
+#[test]
+fn a_scoped_rate_builds_prio_bands_and_u32_filters() {
+    if !require_kernel(
+        kernel_has_prio(),
+        "no sch_prio in this kernel, so scoped tc cannot be shown here \
+         (without_sch_prio_a_scoped_rate_is_refused_and_nothing_is_left runs instead)",
+    ) {
+        return;
+    }
+    let Some((fleet, a, b, _c)) = trio("scope-prio") else {
+        return;
+    };
+    let exp = fleet.experiment("prio").only(&a).fault(&format!(
+        "network: {{rate: 1mbit, duration: 6s, to: {{containers: {{names: [{b}]}}, ports: [80], protocol: tcp}}}}"
+    ));
+    let running = Run::experiment(&exp).spawn();
+    assert!(wait_until(Duration::from_secs(10), || qdiscs(&a)
+        .contains("prio fa17: root")));
+    let filters = in_netns(&a, &["tc", "filter", "show", "dev", "eth0"]);
+    assert!(filters.contains("flowid fa17:4"), "{filters}");
+    assert!(
+        qdiscs(&a).contains("tbf fa18: parent fa17:4"),
+        "{}",
+        qdiscs(&a)
+    );
+    running.wait().expect(0);
+    assert!(!qdiscs(&a).contains("fa17:"));
+}

@@ -81,6 +81,12 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         Settled::Done { gone_at: None }
     }
 
+    /// What `plan` says beyond the description, resolved now on the chosen targets
+    /// without touching them (a scoped network fault's peers and their addresses).
+    async fn plan_notes(&self, _platform: &dyn Platform, _targets: &[Target]) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
     fn rbac(&self) -> &'static [Permission];
 

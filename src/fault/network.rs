@@ -714,6 +714,50 @@ impl FaultKind for NetworkFault {
         inject(platform, self, target, qdisc).await
     }
 
+    async fn plan_notes(&self, platform: &dyn Platform, targets: &[Target]) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (side, scope) in net_scope::declared(self) {
+            let key = match (&self.partition, side) {
+                (Some(_), _) => "partition.with",
+                (None, net_scope::Side::To) => "to",
+                (None, net_scope::Side::From) => "from",
+            };
+            if let Some(sel) = &scope.containers {
+                match platform.peers(sel).await {
+                    Ok(peers) if peers.is_empty() => notes.push(format!(
+                        "`{key}.containers` match no running container now: the run would stop"
+                    )),
+                    Ok(peers) => notes.push(format!(
+                        "`{key}.containers` resolve now to {}",
+                        describe_peers(&peers)
+                    )),
+                    Err(e) => notes.push(format!("`{key}.containers` cannot be resolved: {e}")),
+                }
+            }
+            if !scope.hosts.is_empty() {
+                for t in targets {
+                    let said = if platform.host_reach(t).await.is_ok() {
+                        match super::resolve::resolve_in_target(
+                            platform,
+                            t,
+                            &NetAccess::Host,
+                            &scope.hosts,
+                        )
+                        .await
+                        {
+                            Ok(peers) => format!("resolve now to {}", describe_peers(&peers)),
+                            Err(e) => format!("cannot be resolved: {e}"),
+                        }
+                    } else {
+                        "are resolved when the fault is injected".to_string()
+                    };
+                    notes.push(format!("`{key}.hosts` in `{}` {said}", t.name));
+                }
+            }
+        }
+        notes
+    }
+
     async fn inject_reporting(
         &self,
         platform: &dyn Platform,
@@ -742,6 +786,18 @@ impl FaultKind for NetworkFault {
             rbac::EXEC_GET,
         ]
     }
+}
+
+/// `web-b (172.18.0.3), web-c (172.18.0.4)`.
+fn describe_peers(peers: &[Peer]) -> String {
+    peers
+        .iter()
+        .map(|p| {
+            let a: Vec<String> = p.addresses.iter().map(ToString::to_string).collect();
+            format!("{} ({})", p.name, a.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What the report says of a scoped fault: the packets it touched, addresses resolved,
@@ -781,9 +837,18 @@ pub fn scope_effects(f: &NetworkFault, rec: &QdiscRecord) -> Option<super::Fault
 /// What the nfqueue engine needs beside a pod, said by preflight and errors.
 pub const NFQUEUE_IMAGE_NEEDS: &str = "a helper image with `faultline`, `tc` and `iptables` (`tc_image`, --tc-image or FAULTLINE_TC_IMAGE; build the `helper` target of deploy/Dockerfile)";
 
+fn prio_missing_message(target: &Target) -> String {
+    format!(
+        "the kernel of `{}` has no prio qdisc (module `sch_prio`): a scoped fault on tc (netem, or a `rate`) needs it; load it with `modprobe sch_prio`, or leave the scope out (a scoped delay, jitter or loss works on `engine: nfqueue`)",
+        target.name
+    )
+}
+
 /// Why adding the qdisc failed.
 enum AddError {
     NetemMissing,
+    /// A scope needs the prio qdisc, and the kernel has none.
+    PrioMissing,
     Other(PlatformError),
 }
 
@@ -810,6 +875,9 @@ async fn add_qdisc(
         if out.code != 0 {
             if i > 0 {
                 let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+            }
+            if out.stderr.contains(NETEM_MISSING) && !scope.is_empty() && i == 0 {
+                return Err(AddError::PrioMissing);
             }
             if out.stderr.contains(NETEM_MISSING) && needs_netem(f) && engine == Engine::Netem {
                 return Err(AddError::NetemMissing);
@@ -844,7 +912,9 @@ async fn inject(
     if rec.tc {
         match add_qdisc(platform, f, target, access, engine, &rec.scope).await {
             Ok(()) => added = true,
-            Err(AddError::NetemMissing) if rec.netem_first && rec.delayer.is_some() => {
+            Err(AddError::NetemMissing | AddError::PrioMissing)
+                if rec.netem_first && rec.delayer.is_some() =>
+            {
                 tracing::info!(
                     "the kernel of `{}` has no netem: delay, jitter and loss run on the nfqueue engine",
                     target.name
@@ -857,11 +927,17 @@ async fn inject(
                         Err(AddError::NetemMissing) => {
                             return Err(PlatformError::Refused(netem_missing_message()));
                         }
+                        Err(AddError::PrioMissing) => {
+                            return Err(PlatformError::Refused(prio_missing_message(target)));
+                        }
                     }
                 }
             }
             Err(AddError::NetemMissing) => {
                 return Err(PlatformError::Refused(netem_missing_message()));
+            }
+            Err(AddError::PrioMissing) => {
+                return Err(PlatformError::Refused(prio_missing_message(target)));
             }
             Err(AddError::Other(e)) => return Err(e),
         }
