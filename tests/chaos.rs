@@ -23,6 +23,7 @@ enum Scenario {
     NetworkNfqueue,
     NetworkSidecar,
     NetworkScoped,
+    NetworkImpair,
     Partition,
     CpuHost,
     CpuExec,
@@ -44,6 +45,7 @@ impl Scenario {
             NetworkNfqueue => "network (nfqueue)",
             NetworkSidecar => "network (sidecar)",
             NetworkScoped => "network (scoped, both directions)",
+            NetworkImpair => "network corrupt/duplicate/reorder (nfqueue)",
             Partition => "network partition",
             CpuHost => "cpu_stress (host)",
             CpuExec => "cpu_stress (exec)",
@@ -70,6 +72,9 @@ impl Scenario {
             ],
             NetworkScoped => &[
                 "network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue, direction: both, to: {cidrs: [\"172.16.0.0/12\"], ports: [\"1-65535\"], protocol: tcp}}",
+            ],
+            NetworkImpair => &[
+                "network: {delay: 20ms, corrupt: 1, duplicate: 5, reorder: {percent: 20}, duration: 4s, engine: nfqueue}",
             ],
             Partition => &[
                 "network: {duration: 4s, partition: {with: {cidrs: [\"192.0.2.0/24\", \"198.51.100.7\"]}}}",
@@ -104,7 +109,7 @@ impl Scenario {
             Pause | RepeatedKill => paused_containers(fleet),
             NetworkHost | NetworkSidecar => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
-            NetworkScoped | Partition => scoped_leftovers(fleet),
+            NetworkScoped | NetworkImpair | Partition => scoped_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
             MemoryHost | MemoryExec => memory_allocators(fleet),
             DiskHost | DiskExec => fill_files(fleet),
@@ -454,6 +459,16 @@ fn network_scoped_sigkill_then_recover() {
 #[test]
 fn network_scoped_sigint() {
     chaos(NetworkScoped, Kill::Interrupt);
+}
+
+#[test]
+fn network_impair_sigkill_then_recover() {
+    chaos(NetworkImpair, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_impair_sigint() {
+    chaos(NetworkImpair, Kill::Interrupt);
 }
 
 #[test]

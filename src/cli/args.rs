@@ -318,6 +318,18 @@ pub struct DelayerArgs {
     /// Probability of dropping a packet, 0.0..=1.0.
     #[arg(long, default_value_t = 0.0)]
     pub loss: f64,
+    /// Probability of flipping one bit of a packet, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub corrupt: f64,
+    /// Probability of sending a packet twice, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Probability that a packet skips the delay, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    /// With `reorder`: only every Nth packet may skip the delay.
+    #[arg(long, default_value_t = 0)]
+    pub reorder_gap: u32,
     /// Epoch second at which the delayer ends by itself.
     #[arg(long)]
     pub until: u64,

@@ -120,6 +120,10 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
                 delay: std::time::Duration::from_micros(a.delay_us),
                 jitter: std::time::Duration::from_micros(a.jitter_us),
                 loss: a.loss.clamp(0.0, 1.0),
+                corrupt: a.corrupt.clamp(0.0, 1.0),
+                duplicate: a.duplicate.clamp(0.0, 1.0),
+                reorder: a.reorder.clamp(0.0, 1.0),
+                gap: a.reorder_gap,
             };
             crate::fault::nfqueue::run_delayer(a.queue, shape, a.until)
                 .map_err(|e| Error::Platform(format!("the delayer failed: {e}")))?;

@@ -570,6 +570,15 @@ pub struct NetworkFault {
     /// Bandwidth limit, e.g. 1mbit (always applied with tbf).
     #[serde(default)]
     pub rate: Option<Rate>,
+    /// Percent of packets with one bit flipped (the receiver's checksum drops them).
+    #[serde(default)]
+    pub corrupt: Option<Percent>,
+    /// Percent of packets sent twice.
+    #[serde(default)]
+    pub duplicate: Option<Percent>,
+    /// Packets sent at once, ahead of the delayed ones (needs `delay`), as netem does.
+    #[serde(default)]
+    pub reorder: Option<Box<Reorder>>,
     #[serde(default = "eth0")]
     pub interface: String,
     /// How delay, jitter and loss are applied.
@@ -594,6 +603,16 @@ pub struct NetworkFault {
     /// Drops every packet between the target and a set of peers, in the chosen directions.
     #[serde(default)]
     pub partition: Option<Box<Partition>>,
+}
+
+/// `reorder`: `percent` of the packets (or, with `gap: N`, every Nth packet, taken with
+/// that probability) skip the delay and overtake the delayed ones.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reorder {
+    pub percent: Percent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<u32>,
 }
 
 /// Which traffic of the target a network fault affects. Every field narrows it: a packet

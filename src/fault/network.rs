@@ -91,7 +91,12 @@ pub fn needs_tc(f: &NetworkFault, engine: Engine) -> bool {
 
 /// Whether the fault needs netem (anything but a pure rate limit).
 pub fn needs_netem(f: &NetworkFault) -> bool {
-    f.delay.is_some() || f.jitter.is_some() || f.loss.is_some()
+    f.delay.is_some()
+        || f.jitter.is_some()
+        || f.loss.is_some()
+        || f.corrupt.is_some()
+        || f.duplicate.is_some()
+        || f.reorder.is_some()
 }
 
 fn ms(d: crate::experiment::units::Duration) -> String {
@@ -124,6 +129,18 @@ fn netem_params(f: &NetworkFault) -> Vec<String> {
     }
     if let Some(l) = f.loss {
         netem.extend(["loss".into(), format!("{}%", l.0)]);
+    }
+    if let Some(c) = f.corrupt {
+        netem.extend(["corrupt".into(), format!("{}%", c.0)]);
+    }
+    if let Some(d) = f.duplicate {
+        netem.extend(["duplicate".into(), format!("{}%", d.0)]);
+    }
+    if let Some(r) = &f.reorder {
+        netem.extend(["reorder".into(), format!("{}%", r.percent.0)]);
+        if let Some(g) = r.gap {
+            netem.extend(["gap".into(), g.to_string()]);
+        }
     }
     netem
 }
@@ -382,6 +399,18 @@ impl FaultSpec for NetworkFault {
         if let Some(l) = self.loss {
             parts.push(format!("loss {l}"));
         }
+        if let Some(c) = self.corrupt {
+            parts.push(format!("corrupt {c}"));
+        }
+        if let Some(d) = self.duplicate {
+            parts.push(format!("duplicate {d}"));
+        }
+        if let Some(r) = &self.reorder {
+            match r.gap {
+                Some(g) => parts.push(format!("reorder {} (gap {g})", r.percent)),
+                None => parts.push(format!("reorder {}", r.percent)),
+            }
+        }
         if let Some(r) = &self.rate {
             parts.push(format!("rate {r}"));
         }
@@ -467,6 +496,9 @@ impl FaultSpec for NetworkFault {
                 (self.jitter.is_some(), "jitter"),
                 (self.loss.is_some(), "loss"),
                 (self.rate.is_some(), "rate"),
+                (self.corrupt.is_some(), "corrupt"),
+                (self.duplicate.is_some(), "duplicate"),
+                (self.reorder.is_some(), "reorder"),
                 (self.to.is_some(), "to"),
                 (self.from.is_some(), "from"),
                 (self.direction != NetDirection::Egress, "direction"),
@@ -484,8 +516,34 @@ impl FaultSpec for NetworkFault {
                     ),
                 );
             }
-        } else if self.delay.is_none() && self.loss.is_none() && self.rate.is_none() {
+        } else if !needs_netem(self) && self.rate.is_none() {
             p.err("a network fault needs at least one of `delay`, `loss`, `rate` or `partition`");
+        }
+        if let Some(r) = &self.reorder {
+            if self.delay.is_none() {
+                p.err_at(
+                    "reorder",
+                    "`reorder` sends some packets ahead of delayed ones: add a `delay`",
+                );
+            }
+            if r.gap == Some(0) {
+                p.err_at("reorder", "`reorder.gap` must be at least 1");
+            }
+        }
+        if self.direction != NetDirection::Egress && self.engine != NetworkEngine::Netem {
+            // The delayer rewrites and copies packets it sends; an incoming packet's
+            // checksum is already verified, and a copy cannot be re-injected inward.
+            for (set, key) in [
+                (self.corrupt.is_some(), "corrupt"),
+                (self.duplicate.is_some(), "duplicate"),
+            ] {
+                if set {
+                    p.err_at(
+                        key,
+                        format!("`{key}` acts on the packets a target sends: use `direction: egress` (put the fault on the peer to reach this target's incoming packets)"),
+                    );
+                }
+            }
         }
         if let Some(t) = &self.to {
             net_scope::validate_scope("to", t, p);
@@ -982,6 +1040,14 @@ async fn start_nfqueue(
             .map(super::super::experiment::units::Duration::std)
             .unwrap_or_default(),
         loss: f.loss.map(|l| l.0 / 100.0).unwrap_or(0.0),
+        corrupt: f.corrupt.map(|l| l.0 / 100.0).unwrap_or(0.0),
+        duplicate: f.duplicate.map(|l| l.0 / 100.0).unwrap_or(0.0),
+        reorder: f
+            .reorder
+            .as_ref()
+            .map(|r| r.percent.0 / 100.0)
+            .unwrap_or(0.0),
+        gap: f.reorder.as_ref().and_then(|r| r.gap).unwrap_or(0),
     };
     // The rule matches packets leaving through the fault's interface only: one the
     // target does not have would match nothing, and the fault would pass while doing
@@ -1168,7 +1234,7 @@ pub fn delayer_args(
     shape: super::nfqueue::Shape,
     until: u64,
 ) -> Vec<String> {
-    vec![
+    let mut v = vec![
         "delayer".to_string(),
         "--queue".into(),
         d.queue.to_string(),
@@ -1178,11 +1244,27 @@ pub fn delayer_args(
         shape.jitter.as_micros().to_string(),
         "--loss".into(),
         shape.loss.to_string(),
+    ];
+    // Only what is asked for, so that the command of a plain delay stays as it was.
+    for (flag, value) in [
+        ("--corrupt", shape.corrupt),
+        ("--duplicate", shape.duplicate),
+        ("--reorder", shape.reorder),
+    ] {
+        if value > 0.0 {
+            v.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    if shape.gap > 0 {
+        v.extend(["--reorder-gap".to_string(), shape.gap.to_string()]);
+    }
+    v.extend([
         "--until".into(),
         until.to_string(),
         "--marker".into(),
         d.marker.clone(),
-    ]
+    ]);
+    v
 }
 
 /// Removes what the fault added and confirms it is gone; then the way in (a helper)
@@ -1269,6 +1351,9 @@ mod tests {
             jitter: jitter.map(Duration::from_millis),
             loss: loss.map(Percent),
             rate: rate.map(|r| r.parse().unwrap()),
+            corrupt: None,
+            duplicate: None,
+            reorder: None,
             interface: "eth0".into(),
             engine: Default::default(),
             strategy: Default::default(),
@@ -1362,6 +1447,58 @@ mod tests {
             ports: vec![(8080, 8080)],
             protocol: Some(crate::experiment::model::NetProtocol::Tcp),
         }]
+    }
+
+    #[test]
+    fn corrupt_duplicate_and_reorder_are_netem_arguments_and_delayer_flags() {
+        let f: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "delay": "100ms", "corrupt": 1, "duplicate": "2%",
+            "reorder": {"percent": 25, "gap": 5}
+        }))
+        .unwrap();
+        assert!(needs_netem(&f));
+        assert_eq!(
+            join(add_commands(&f, Engine::Netem)),
+            vec![
+                "qdisc add dev eth0 root handle fa17: netem delay 100ms corrupt 1% duplicate 2% reorder 25% gap 5"
+            ]
+        );
+        assert_eq!(
+            f.describe(),
+            "network delay 100ms, corrupt 1%, duplicate 2%, reorder 25% (gap 5) on eth0 for 10s"
+        );
+        let d = crate::fault::nfqueue::DelayerRecord {
+            queue: 40001,
+            marker: "m".into(),
+            placement: host_placement(),
+            interface: Some("eth0".into()),
+            rules: Vec::new(),
+        };
+        let shape = crate::fault::nfqueue::Shape {
+            delay: std::time::Duration::from_millis(100),
+            jitter: std::time::Duration::ZERO,
+            loss: 0.0,
+            corrupt: 0.01,
+            duplicate: 0.02,
+            reorder: 0.25,
+            gap: 5,
+        };
+        assert_eq!(
+            delayer_args(&d, shape, 99).join(" "),
+            "delayer --queue 40001 --delay-us 100000 --jitter-us 0 --loss 0 --corrupt 0.01 --duplicate 0.02 --reorder 0.25 --reorder-gap 5 --until 99 --marker m"
+        );
+        // A plain delay's command is the one it always was.
+        let plain = crate::fault::nfqueue::Shape {
+            corrupt: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            gap: 0,
+            ..shape
+        };
+        assert_eq!(
+            delayer_args(&d, plain, 99).join(" "),
+            "delayer --queue 40001 --delay-us 100000 --jitter-us 0 --loss 0 --until 99 --marker m"
+        );
     }
 
     #[test]
