@@ -24,6 +24,7 @@ enum Scenario {
     NetworkSidecar,
     NetworkScoped,
     NetworkImpair,
+    Dns,
     Partition,
     CpuHost,
     CpuExec,
@@ -46,6 +47,7 @@ impl Scenario {
             NetworkSidecar => "network (sidecar)",
             NetworkScoped => "network (scoped, both directions)",
             NetworkImpair => "network corrupt/duplicate/reorder (nfqueue)",
+            Dns => "network dns",
             Partition => "network partition",
             CpuHost => "cpu_stress (host)",
             CpuExec => "cpu_stress (exec)",
@@ -76,6 +78,7 @@ impl Scenario {
             NetworkImpair => &[
                 "network: {delay: 20ms, corrupt: 1, duplicate: 5, reorder: {percent: 20}, duration: 4s, engine: nfqueue}",
             ],
+            Dns => &["network: {duration: 4s, dns: {names: [\"*.test\"], mode: timeout}}"],
             Partition => &[
                 "network: {duration: 4s, partition: {with: {cidrs: [\"192.0.2.0/24\", \"198.51.100.7\"]}}}",
             ],
@@ -109,7 +112,7 @@ impl Scenario {
             Pause | RepeatedKill => paused_containers(fleet),
             NetworkHost | NetworkSidecar => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
-            NetworkScoped | NetworkImpair | Partition => scoped_leftovers(fleet),
+            NetworkScoped | NetworkImpair | Dns | Partition => scoped_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
             MemoryHost | MemoryExec => memory_allocators(fleet),
             DiskHost | DiskExec => fill_files(fleet),
@@ -469,6 +472,16 @@ fn network_impair_sigkill_then_recover() {
 #[test]
 fn network_impair_sigint() {
     chaos(NetworkImpair, Kill::Interrupt);
+}
+
+#[test]
+fn dns_sigkill_then_recover() {
+    chaos(Dns, Kill::HardThenRecover);
+}
+
+#[test]
+fn dns_sigint() {
+    chaos(Dns, Kill::Interrupt);
 }
 
 #[test]

@@ -330,6 +330,15 @@ pub struct DelayerArgs {
     /// With `reorder`: only every Nth packet may skip the delay.
     #[arg(long, default_value_t = 0)]
     pub reorder_gap: u32,
+    /// DNS names (globs) whose answers fail.
+    #[arg(long)]
+    pub dns_name: Vec<String>,
+    /// How they fail: nxdomain, servfail or timeout.
+    #[arg(long)]
+    pub dns_mode: Option<String>,
+    /// Share of matching answers that fail, 0.0..=1.0.
+    #[arg(long, default_value_t = 1.0)]
+    pub dns_percent: f64,
     /// Epoch second at which the delayer ends by itself.
     #[arg(long)]
     pub until: u64,

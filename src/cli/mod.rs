@@ -125,7 +125,16 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
                 reorder: a.reorder.clamp(0.0, 1.0),
                 gap: a.reorder_gap,
             };
-            crate::fault::nfqueue::run_delayer(a.queue, shape, a.until)
+            let dns = match a.dns_mode.as_deref() {
+                None => None,
+                Some(m) => Some(crate::fault::dns::DnsRewrite {
+                    names: a.dns_name.clone(),
+                    mode: serde_json::from_value(serde_json::Value::String(m.to_string()))
+                        .map_err(|_| Error::Platform(format!("unknown --dns-mode `{m}`")))?,
+                    percent: a.dns_percent.clamp(0.0, 1.0),
+                }),
+            };
+            crate::fault::nfqueue::run_delayer(a.queue, shape, a.until, dns)
                 .map_err(|e| Error::Platform(format!("the delayer failed: {e}")))?;
             Ok(Exit::Passed)
         }

@@ -603,6 +603,46 @@ pub struct NetworkFault {
     /// Drops every packet between the target and a set of peers, in the chosen directions.
     #[serde(default)]
     pub partition: Option<Box<Partition>>,
+    /// Makes the answers the target gets for some DNS names fail.
+    #[serde(default)]
+    pub dns: Option<Box<DnsFault>>,
+}
+
+/// `dns`: answers for matching names fail in the chosen way; other names resolve.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsFault {
+    /// Names the fault applies to; `*` matches any run of characters (`*.example.com`).
+    pub names: Vec<String>,
+    pub mode: DnsMode,
+    /// Share of matching answers that fail (default 100).
+    #[serde(default = "all_percent")]
+    pub percent: Percent,
+}
+
+fn all_percent() -> Percent {
+    Percent(100.0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsMode {
+    /// The answer says the name does not exist (rcode 3).
+    Nxdomain,
+    /// The answer says the server failed (rcode 2).
+    Servfail,
+    /// No answer arrives: the resolver times out.
+    Timeout,
+}
+
+impl DnsMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DnsMode::Nxdomain => "nxdomain",
+            DnsMode::Servfail => "servfail",
+            DnsMode::Timeout => "timeout",
+        }
+    }
 }
 
 /// `reorder`: `percent` of the packets (or, with `gap: N`, every Nth packet, taken with

@@ -13,6 +13,7 @@
 
 pub mod cpu_stress;
 pub mod disk_fill;
+pub mod dns;
 pub mod kill;
 pub mod memory_stress;
 pub mod net_scope;

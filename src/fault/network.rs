@@ -97,6 +97,7 @@ pub fn needs_netem(f: &NetworkFault) -> bool {
         || f.corrupt.is_some()
         || f.duplicate.is_some()
         || f.reorder.is_some()
+        || f.dns.is_some()
 }
 
 fn ms(d: crate::experiment::units::Duration) -> String {
@@ -414,6 +415,14 @@ impl FaultSpec for NetworkFault {
         if let Some(r) = &self.rate {
             parts.push(format!("rate {r}"));
         }
+        if let Some(d) = &self.dns {
+            parts.push(format!(
+                "dns {} for {} ({})",
+                d.mode.name(),
+                d.names.join(", "),
+                d.percent
+            ));
+        }
         if let Some(p) = &self.partition {
             let dir = match p.direction {
                 PartitionDirection::Both => "both ways",
@@ -518,6 +527,47 @@ impl FaultSpec for NetworkFault {
             }
         } else if !needs_netem(self) && self.rate.is_none() {
             p.err("a network fault needs at least one of `delay`, `loss`, `rate` or `partition`");
+        }
+        if let Some(d) = &self.dns {
+            if d.names.is_empty() {
+                p.err_at(
+                    "dns",
+                    "`dns.names` is empty: name the DNS names (globs) to fail",
+                );
+            }
+            if self.engine == NetworkEngine::Netem {
+                p.err_at(
+                    "dns",
+                    "`dns` runs on the nfqueue engine (it reads the answers): remove `engine: netem`",
+                );
+            }
+            let mut others = Vec::new();
+            for (set, key) in [
+                (self.delay.is_some(), "delay"),
+                (self.jitter.is_some(), "jitter"),
+                (self.loss.is_some(), "loss"),
+                (self.rate.is_some(), "rate"),
+                (self.corrupt.is_some(), "corrupt"),
+                (self.duplicate.is_some(), "duplicate"),
+                (self.reorder.is_some(), "reorder"),
+                (self.partition.is_some(), "partition"),
+                (self.to.is_some(), "to"),
+                (self.from.is_some(), "from"),
+                (self.direction != NetDirection::Egress, "direction"),
+            ] {
+                if set {
+                    others.push(format!("`{key}`"));
+                }
+            }
+            if !others.is_empty() {
+                p.err_at(
+                    "dns",
+                    format!(
+                        "a `dns` fault acts on the answers of every name server the target asks: remove {} (or use another network fault for them)",
+                        others.join(", ")
+                    ),
+                );
+            }
         }
         if let Some(r) = &self.reorder {
             if self.delay.is_none() {
@@ -638,6 +688,8 @@ impl FaultKind for NetworkFault {
         // netem shapes only egress: ingress goes to the nfqueue engine.
         let egress_only = self.direction == NetDirection::Egress;
         let engine = match self.engine {
+            // Only the delayer reads DNS answers.
+            _ if self.dns.is_some() => Engine::Nfqueue,
             NetworkEngine::Netem => Engine::Netem,
             NetworkEngine::Nfqueue => Engine::Nfqueue,
             NetworkEngine::Auto
@@ -657,6 +709,7 @@ impl FaultKind for NetworkFault {
             && needs_netem(self)
             && has_netem.is_none()
             && egress_only
+            && self.dns.is_none()
             && beside;
         let partition = self.partition.is_some();
         // The delayer runs from the host, so nfqueue means host access there.
@@ -669,9 +722,10 @@ impl FaultKind for NetworkFault {
             .then(|| format!("faultline-delayer-{:016x}", rand::random::<u64>()));
         let drop_marker =
             partition.then(|| format!("faultline-partition-{:016x}", rand::random::<u64>()));
-        let chains: Vec<net_scope::Chain> = match &self.partition {
-            Some(p) => net_scope::partition_chains(p.direction),
-            None => net_scope::chains(self.direction),
+        let chains: Vec<net_scope::Chain> = match (&self.partition, &self.dns) {
+            (Some(p), _) => net_scope::partition_chains(p.direction),
+            (None, Some(_)) => vec![net_scope::Chain::Input],
+            (None, None) => net_scope::chains(self.direction),
         };
         let chain_names: Vec<String> = chains.iter().map(|c| c.name().to_string()).collect();
         let mut on_exit = format!(
@@ -707,7 +761,11 @@ impl FaultKind for NetworkFault {
                     return Err(e);
                 }
             };
-        let matches = net_scope::iptables_matches(&scope, &chains, &self.interface);
+        let matches = if self.dns.is_some() {
+            vec![super::dns::answer_matches()]
+        } else {
+            net_scope::iptables_matches(&scope, &chains, &self.interface)
+        };
         let delayer = match marker {
             Some(marker) => {
                 let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
@@ -1060,7 +1118,19 @@ async fn start_nfqueue(
             target.name, f.interface
         )));
     }
-    start_delayer(platform, target, access, d, shape, f.duration.std()).await?;
+    let mut extra = Vec::new();
+    if let Some(dns) = &f.dns {
+        for n in &dns.names {
+            extra.extend(["--dns-name".to_string(), n.to_ascii_lowercase()]);
+        }
+        extra.extend([
+            "--dns-mode".to_string(),
+            dns.mode.name().to_string(),
+            "--dns-percent".to_string(),
+            (dns.percent.0 / 100.0).to_string(),
+        ]);
+    }
+    start_delayer(platform, target, access, d, shape, f.duration.std(), extra).await?;
     for spec in d.specs() {
         let out = platform
             .netns_exec(target, access, &super::nfqueue::iptables("-I", &spec))
@@ -1191,6 +1261,7 @@ async fn start_delayer(
     d: &super::nfqueue::DelayerRecord,
     shape: super::nfqueue::Shape,
     duration: std::time::Duration,
+    extra: Vec<String>,
 ) -> Result<(), PlatformError> {
     let on_host = matches!(d.placement, Placement::Host { .. });
     if on_host && *access != NetAccess::Host {
@@ -1205,6 +1276,7 @@ async fn start_delayer(
         vec!["faultline".to_string()]
     };
     args.extend(delayer_args(d, shape, host::deadline(lifetime)));
+    args.extend(extra);
     platform
         .start_process(target, d.placement.clone(), &args, &d.marker, lifetime)
         .await?;
@@ -1362,6 +1434,7 @@ mod tests {
             from: None,
             direction: Default::default(),
             partition: None,
+            dns: None,
         }
     }
 

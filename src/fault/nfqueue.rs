@@ -300,7 +300,12 @@ static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 /// Runs the delayer on `queue` until the epoch second `until` or SIGTERM, then lets every
 /// held packet go. The body of the hidden `faultline delayer` command, started inside the
 /// target's network namespace.
-pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> {
+pub fn run_delayer(
+    queue: u16,
+    shape: Shape,
+    until: u64,
+    dns: Option<super::dns::DnsRewrite>,
+) -> std::io::Result<()> {
     crate::platform::host::flag_on_sigterm(&STOP)?;
     // nfq does not expose its netlink socket: find it as the descriptor `open` adds, so
     // that the loop can sleep in poll(2) until a packet arrives or one is due.
@@ -311,7 +316,7 @@ pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> 
         .find(|fd| !before.contains(fd));
     q.bind(queue)?;
     // Only the metadata, unless packets are rewritten or copied.
-    let whole = shape.corrupt > 0.0 || shape.duplicate > 0.0;
+    let whole = shape.corrupt > 0.0 || shape.duplicate > 0.0 || dns.is_some();
     q.set_copy_range(queue, if whole { u16::MAX } else { 0 })?;
     q.set_fail_open(queue, true)?;
     q.set_nonblocking(true);
@@ -346,6 +351,19 @@ pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> 
                 Ok(mut msg) => {
                     // faultline's own copy of a packet already let through.
                     if copier.is_some() && msg.get_nfmark() == COPY_MARK {
+                        release(&mut q, msg, None)?;
+                        continue;
+                    }
+                    if let Some(rw) = &dns {
+                        match super::dns::act(msg.get_payload(), rw, rand::random::<f64>()) {
+                            super::dns::Action::Pass => {}
+                            super::dns::Action::Drop => {
+                                msg.set_verdict(nfq::Verdict::Drop);
+                                q.verdict(msg)?;
+                                continue;
+                            }
+                            super::dns::Action::Rewrite(p) => msg.set_payload(p),
+                        }
                         release(&mut q, msg, None)?;
                         continue;
                     }
