@@ -676,6 +676,20 @@ pub struct NetScope {
     /// DNS names, resolved when the fault is injected by the target's own resolver.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Kubernetes pods by label selector, resolved to their pod IPs through the API when
+    /// the fault is injected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodPeers>,
+}
+
+/// Peer pods: a label selector, in the target's namespace unless `namespace` says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodPeers {
+    /// A label selector, e.g. `app=db`.
+    pub selector: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Peers selected by name and/or labels (every label must match).

@@ -382,6 +382,32 @@ faults:
     }
 
     #[test]
+    fn peer_pods_in_another_namespace_are_listed_there() {
+        let e = experiment(
+            r#"
+version: 1
+name: x
+target: {kubernetes: {namespace: shop, selector: app=api}}
+faults:
+  - network: {delay: 100ms, duration: 5s, to: {pods: {selector: app=db, namespace: data}}}
+"#,
+        );
+        let needs = kubernetes_needs(&e);
+        let data = &needs[&rbac::Scope {
+            context: None,
+            namespace: "data".into(),
+        }];
+        assert_eq!(
+            data.keys().copied().collect::<Vec<_>>(),
+            vec![rbac::LIST_PODS]
+        );
+        assert_eq!(
+            data[&rbac::LIST_PODS].iter().collect::<Vec<_>>(),
+            vec!["network peers"]
+        );
+    }
+
+    #[test]
     fn docker_experiments_need_nothing() {
         let e = experiment(
             "version: 1\nname: x\ntarget: {docker: {labels: {app: web}}}\nfaults: [{pause: {duration: 1s}}]\n",

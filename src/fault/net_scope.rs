@@ -147,6 +147,14 @@ pub fn validate_scope(key: &'static str, s: &NetScope, p: &mut FaultProblems) {
             p.err_at(key, format!("`{key}.hosts`: `{h}` is not a DNS name"));
         }
     }
+    if let Some(pods) = &s.pods {
+        if pods.selector.trim().is_empty() {
+            p.err_at(
+                key,
+                format!("`{key}.pods.selector` is empty: give a label selector, e.g. app=db"),
+            );
+        }
+    }
     if *s == NetScope::default() {
         p.err_at(
             key,
@@ -157,7 +165,7 @@ pub fn validate_scope(key: &'static str, s: &NetScope, p: &mut FaultProblems) {
 
 /// Whether a scope names addresses (so that resolving to none must be refused).
 fn names_addresses(s: &NetScope) -> bool {
-    !s.cidrs.is_empty() || s.containers.is_some() || !s.hosts.is_empty()
+    !s.cidrs.is_empty() || s.containers.is_some() || s.pods.is_some() || !s.hosts.is_empty()
 }
 
 /// The fault's scopes, resolved now: the peers by `containers` through the platform, the
@@ -189,6 +197,21 @@ pub async fn resolve(
                 return Err(PlatformError::Refused(
                     "the network fault's `containers` match no running container".into(),
                 ));
+            }
+            for peer in found {
+                for a in peer.addresses.iter().filter(|a| a.is_ipv4()) {
+                    nets.push(format!("{a}/32"));
+                }
+                peers.push(peer);
+            }
+        }
+        if let Some(sel) = &s.pods {
+            let found = platform.peer_pods(sel).await?;
+            if found.is_empty() {
+                return Err(PlatformError::Refused(format!(
+                    "the network fault's `pods` (`{}`) match no pod with an address",
+                    sel.selector
+                )));
             }
             for peer in found {
                 for a in peer.addresses.iter().filter(|a| a.is_ipv4()) {

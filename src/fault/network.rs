@@ -308,6 +308,12 @@ pub fn describe_scope(s: &NetScope) -> String {
         sel.extend(c.labels.iter().map(|(k, v)| format!("{k}={v}")));
         parts.push(format!("containers {}", sel.join(", ")));
     }
+    if let Some(p) = &s.pods {
+        match &p.namespace {
+            Some(ns) => parts.push(format!("pods {} in {ns}", p.selector)),
+            None => parts.push(format!("pods {}", p.selector)),
+        }
+    }
     if !s.hosts.is_empty() {
         parts.push(format!("hosts {}", s.hosts.join(", ")));
     }
@@ -492,11 +498,12 @@ impl FaultSpec for NetworkFault {
             net_scope::validate_scope("partition", &part.with, p);
             if part.with.cidrs.is_empty()
                 && part.with.containers.is_none()
+                && part.with.pods.is_none()
                 && part.with.hosts.is_empty()
             {
                 p.err_at(
                     "partition",
-                    "`partition.with` names no peers: give `cidrs`, `containers` or `hosts`",
+                    "`partition.with` names no peers: give `cidrs`, `containers`, `pods` or `hosts`",
                 );
             }
             let mut others = Vec::new();
@@ -895,6 +902,19 @@ impl FaultKind for NetworkFault {
     }
 
     fn rbac(&self) -> &'static [Permission] {
+        // Peer pods are resolved to their IPs through the API: listing pods.
+        if net_scope::declared(self)
+            .iter()
+            .any(|(_, s)| s.pods.is_some())
+        {
+            return &[
+                rbac::GET_PODS,
+                rbac::LIST_PODS,
+                rbac::PATCH_EPHEMERAL,
+                rbac::EXEC_CREATE,
+                rbac::EXEC_GET,
+            ];
+        }
         &[
             rbac::GET_PODS,
             rbac::PATCH_EPHEMERAL,

@@ -334,6 +334,17 @@ pub trait Platform: Send + Sync {
         )))
     }
 
+    /// The pods `peers` selects, with their pod IPs now (Kubernetes).
+    async fn peer_pods(
+        &self,
+        _peers: &crate::experiment::model::PodPeers,
+    ) -> Result<Vec<Peer>, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "network scopes by `pods` are for Kubernetes targets, not {}: use `containers` or `cidrs`",
+            self.kind()
+        )))
+    }
+
     /// Whether the targets' kernel has netem; `None` when it cannot be told from here
     /// (a remote daemon): the add itself then says so.
     async fn netem_supported(&self) -> Option<bool> {
