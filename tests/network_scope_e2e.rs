@@ -133,7 +133,7 @@ fn a_delay_to_one_container_slows_only_that_peer() {
         return;
     };
     let (to_b, to_c) = (url(&b, 80), url(&c, 80));
-    let (base_b, base_c) = (median(&a, &to_b, 9), median(&a, &to_c, 9));
+    let (base_b, base_c) = (median(&a, &to_b, 15), median(&a, &to_c, 15));
     let running = start_on(
         &fleet,
         &a,
@@ -147,7 +147,7 @@ fn a_delay_to_one_container_slows_only_that_peer() {
         rules.contains(&format!("-d {}/32", ip(&b))),
         "the rule does not name B's address: {rules}"
     );
-    let (during_b, during_c) = (median(&a, &to_b, 9), median(&a, &to_c, 9));
+    let (during_b, during_c) = (median(&a, &to_b, 15), median(&a, &to_c, 15));
     let out = running.wait();
     out.expect(0);
     assert_added("A→B connect", base_b.connect, during_b.connect, 200.0);
@@ -178,8 +178,8 @@ fn a_delay_to_one_port_of_a_host_slows_only_that_port() {
     }
     let (p8080, p8081) = (url(&b, 8080), url(&b, 8081));
     assert!(wait_until(Duration::from_secs(5), || get(&a, &p8081, "1").is_some()));
-    let (base80, base81) = (median(&a, &p8080, 9), median(&a, &p8081, 9));
-    let base_c = median(&a, &url(&c, 80), 9);
+    let (base80, base81) = (median(&a, &p8080, 15), median(&a, &p8081, 15));
+    let base_c = median(&a, &url(&c, 80), 15);
     // B by its name, resolved through Docker's embedded DNS as A would resolve it.
     let running = start_on(
         &fleet,
@@ -194,8 +194,8 @@ fn a_delay_to_one_port_of_a_host_slows_only_that_port() {
         rules.contains(&format!("-d {}/32", ip(&b))) && rules.contains("--dports 8080"),
         "{rules}"
     );
-    let (during80, during81) = (median(&a, &p8080, 9), median(&a, &p8081, 9));
-    let during_c = median(&a, &url(&c, 80), 9);
+    let (during80, during81) = (median(&a, &p8080, 15), median(&a, &p8081, 15));
+    let during_c = median(&a, &url(&c, 80), 15);
     let out = running.wait();
     out.expect(0);
     assert_added("A→B:8080 connect", base80.connect, during80.connect, 200.0);
@@ -223,7 +223,7 @@ fn an_ingress_delay_from_one_address_slows_only_its_answers() {
         return;
     };
     let (to_b, to_c) = (url(&b, 80), url(&c, 80));
-    let (base_b, base_c) = (median(&a, &to_b, 9), median(&a, &to_c, 9));
+    let (base_b, base_c) = (median(&a, &to_b, 15), median(&a, &to_c, 15));
     let running = start_on(
         &fleet,
         &a,
@@ -240,7 +240,7 @@ fn an_ingress_delay_from_one_address_slows_only_its_answers() {
         rules.contains(&format!("-s {}/32 -i eth0", ip(&b))),
         "{rules}"
     );
-    let (during_b, during_c) = (median(&a, &to_b, 9), median(&a, &to_c, 9));
+    let (during_b, during_c) = (median(&a, &to_b, 15), median(&a, &to_c, 15));
     running.wait().expect(0);
     assert_added("A→B connect", base_b.connect, during_b.connect, 200.0);
     assert_added("A→B HTTP request", base_b.request, during_b.request, 200.0);
