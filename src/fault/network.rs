@@ -602,6 +602,31 @@ impl FaultSpec for NetworkFault {
                 }
             }
         }
+        for (side, scope) in net_scope::declared(self) {
+            let key = match (&self.partition, side) {
+                (Some(_), _) => "partition",
+                (None, net_scope::Side::To) => "to",
+                (None, net_scope::Side::From) => "from",
+            };
+            if target.kubernetes.is_some() && scope.containers.is_some() {
+                p.err_at(
+                    key,
+                    format!("`{key}.containers` names Docker containers: on Kubernetes name peer pods with `pods: {{selector: ...}}`"),
+                );
+            }
+            if target.kubernetes.is_some() && !scope.hosts.is_empty() {
+                p.err_at(
+                    key,
+                    format!("`{key}.hosts` are resolved from the host in the target's namespace, which faultline does not reach on Kubernetes: use `pods` or `cidrs`"),
+                );
+            }
+            if target.docker.is_some() && scope.pods.is_some() {
+                p.err_at(
+                    key,
+                    format!("`{key}.pods` names Kubernetes pods: on Docker name peers with `containers: {{names: [...]}}` or `labels`"),
+                );
+            }
+        }
         if let Some(t) = &self.to {
             net_scope::validate_scope("to", t, p);
         }
@@ -1659,6 +1684,43 @@ mod tests {
             ]
         );
         assert_eq!(d.chains(), vec!["OUTPUT"]);
+    }
+
+    #[test]
+    fn peers_are_named_the_platforms_way() {
+        let k8s: TargetSpec = serde_json::from_value(
+            serde_json::json!({"kubernetes": {"namespace": "shop", "selector": "app=api"}}),
+        )
+        .unwrap();
+        let docker: TargetSpec =
+            serde_json::from_value(serde_json::json!({"docker": {"labels": {"app": "web"}}}))
+                .unwrap();
+        let by_container: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "delay": "10ms", "to": {"containers": {"names": ["db"]}, "hosts": ["db"]}
+        }))
+        .unwrap();
+        let mut problems = FaultProblems::default();
+        by_container.validate(&k8s, &mut problems);
+        assert_eq!(problems.0.len(), 2, "{:?}", problems.0);
+        assert!(
+            problems.0[0]
+                .1
+                .contains("on Kubernetes name peer pods with `pods")
+        );
+        let mut problems = FaultProblems::default();
+        by_container.validate(&docker, &mut problems);
+        assert!(problems.0.is_empty(), "{:?}", problems.0);
+        let by_pod: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "partition": {"with": {"pods": {"selector": "app=db"}}}
+        }))
+        .unwrap();
+        let mut problems = FaultProblems::default();
+        by_pod.validate(&docker, &mut problems);
+        assert_eq!(problems.0.len(), 1, "{:?}", problems.0);
+        assert_eq!(problems.0[0].0, Some("partition"));
+        let mut problems = FaultProblems::default();
+        by_pod.validate(&k8s, &mut problems);
+        assert!(problems.0.is_empty(), "{:?}", problems.0);
     }
 
     #[test]
