@@ -156,6 +156,11 @@ pub(super) async fn dry_run(
                 &t.id[..t.id.len().min(12)]
             ));
         }
+        for (i, f) in l.experiment.faults.iter().enumerate() {
+            for note in crate::fault::kind(f).plan_notes(platform, &chosen).await {
+                s.push_str(&format!("  fault {}: {note}\n", i + 1));
+            }
+        }
         s.push_str("Nothing was touched.\n");
         s
     };

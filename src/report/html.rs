@@ -253,7 +253,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
             let _ = writeln!(
                 s,
                 "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(summary::fault_label(f)),
+                escape(&summary::fault_detail(f)),
                 escape(&f.target),
                 if summary::fault_failed(f) { "fail" } else { "" },
                 summary::fault_status_word(f.status),
