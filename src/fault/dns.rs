@@ -45,85 +45,62 @@ pub fn glob_match(glob: &str, name: &str) -> bool {
     true
 }
 
-/// The question name of a DNS message and the offset just past the question, or `None`
-/// when it is not a message with one uncompressed question.
-fn question(dns: &[u8]) -> Option<(String, usize)> {
-    if dns.len() < 12 || u16::from_be_bytes([dns[4], dns[5]]) == 0 {
-        return None;
-    }
-    let mut i = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = usize::from(*dns.get(i)?);
-        if len == 0 {
-            i += 1;
-            break;
-        }
-        if len & 0xc0 != 0 {
-            return None;
-        }
-        labels.push(String::from_utf8_lossy(dns.get(i + 1..i + 1 + len)?).into_owned());
-        i += 1 + len;
-    }
-    dns.get(i..i + 4)?;
-    Some((labels.join("."), i + 4))
-}
-
-/// The IPv4 header checksum.
-fn ip_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for (i, c) in h.chunks(2).enumerate() {
-        if i == 5 {
-            continue;
-        }
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// The fate of one IPv4 packet the rule queued (`uniform` in 0..1 decides `percent`).
+/// The packet is read with etherparse and the DNS message with hickory-proto; a
+/// rewritten answer keeps its header (id, flags) and question, takes the new rcode and
+/// loses its records.
 pub fn act(packet: &[u8], rw: &DnsRewrite, uniform: f64) -> Action {
-    let Some(&v) = packet.first() else {
+    use etherparse::{IpNumber, Ipv4Header, UdpHeader};
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    let Ok((ip, rest)) = Ipv4Header::from_slice(packet) else {
         return Action::Pass;
     };
-    let ihl = usize::from(v & 0x0f) * 4;
-    if v >> 4 != 4 || packet.len() < ihl + 8 + 12 || packet[9] != 17 {
+    if ip.protocol != IpNumber::UDP {
         return Action::Pass;
     }
-    let dns = &packet[ihl + 8..];
-    // Answers only (QR set).
-    if dns[2] & 0x80 == 0 {
-        return Action::Pass;
-    }
-    let Some((name, end)) = question(dns) else {
+    let Ok((udp, payload)) = UdpHeader::from_slice(rest) else {
         return Action::Pass;
     };
-    if !rw.names.iter().any(|g| glob_match(g, &name)) || uniform >= rw.percent {
+    let Ok(message) = Message::from_vec(payload) else {
+        return Action::Pass;
+    };
+    let Some(query) = message.queries().first() else {
+        return Action::Pass;
+    };
+    // Answers only: a query is never touched.
+    if message.message_type() != MessageType::Response {
+        return Action::Pass;
+    }
+    let name = query.name().to_ascii();
+    let name = name.trim_end_matches('.');
+    if !rw.names.iter().any(|g| glob_match(g, name)) || uniform >= rw.percent {
         return Action::Pass;
     }
     let rcode = match rw.mode {
         DnsMode::Timeout => return Action::Drop,
-        DnsMode::Nxdomain => 3,
-        DnsMode::Servfail => 2,
+        DnsMode::Nxdomain => ResponseCode::NXDomain,
+        DnsMode::Servfail => ResponseCode::ServFail,
     };
-    // The header and the question only: no records, the new rcode.
-    let mut out_dns = dns[..end].to_vec();
-    out_dns[3] = (out_dns[3] & 0xf0) | rcode;
-    out_dns[4..6].copy_from_slice(&1u16.to_be_bytes());
-    out_dns[6..12].fill(0);
-    let mut out = packet[..ihl + 8].to_vec();
-    out.extend_from_slice(&out_dns);
-    let total = out.len() as u16;
-    out[2..4].copy_from_slice(&total.to_be_bytes());
-    let sum = ip_checksum(&out[..ihl]);
-    out[10..12].copy_from_slice(&sum.to_be_bytes());
-    let udp_len = (out.len() - ihl) as u16;
-    out[ihl + 4..ihl + 6].copy_from_slice(&udp_len.to_be_bytes());
-    // No UDP checksum (allowed over IPv4): the payload changed.
-    out[ihl + 6..ihl + 8].fill(0);
+    let mut failed = Message::new();
+    failed
+        .set_header(*message.header())
+        .add_query(query.clone())
+        .set_response_code(rcode);
+    let Ok(dns) = failed.to_vec() else {
+        return Action::Pass;
+    };
+    let mut ip = ip.clone();
+    if ip.set_payload_len(UdpHeader::LEN + dns.len()).is_err() {
+        return Action::Pass;
+    }
+    ip.header_checksum = ip.calc_header_checksum();
+    let Ok(udp) = UdpHeader::with_ipv4_checksum(udp.source_port, udp.destination_port, &ip, &dns)
+    else {
+        return Action::Pass;
+    };
+    let mut out = ip.to_bytes().to_vec();
+    out.extend_from_slice(&udp.to_bytes());
+    out.extend_from_slice(&dns);
     Action::Rewrite(out)
 }
 
@@ -138,27 +115,48 @@ pub fn answer_matches() -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// An IPv4/UDP DNS answer for `name` with one A record, as a server sends it.
-    fn answer(name: &str) -> Vec<u8> {
-        let mut dns = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
-        for l in name.split('.') {
-            dns.push(l.len() as u8);
-            dns.extend_from_slice(l.as_bytes());
+    use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
+
+    /// An IPv4/UDP DNS message for `name`: an answer with one A record, as a server sends
+    /// it, or the query.
+    fn packet(name: &str, answer: bool) -> Vec<u8> {
+        let qname = Name::from_ascii(name).unwrap();
+        let mut m = Message::new();
+        m.set_id(0x1234)
+            .set_recursion_desired(true)
+            .add_query(Query::query(qname.clone(), RecordType::A));
+        if answer {
+            m.set_message_type(MessageType::Response)
+                .set_recursion_available(true)
+                .add_answer(Record::from_rdata(qname, 60, RData::A(A::new(10, 0, 0, 5))));
         }
-        dns.extend_from_slice(&[0, 0, 1, 0, 1]);
-        dns.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 5]);
-        let mut p = vec![
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 11, 127, 0, 0, 1,
-        ];
-        p.extend_from_slice(&[0, 53, 0x9c, 0x40, 0, 0, 0xab, 0xcd]);
-        p.extend_from_slice(&dns);
-        let total = p.len() as u16;
-        p[2..4].copy_from_slice(&total.to_be_bytes());
-        let udp = (p.len() - 20) as u16;
-        p[24..26].copy_from_slice(&udp.to_be_bytes());
-        let sum = ip_checksum(&p[..20]);
-        p[10..12].copy_from_slice(&sum.to_be_bytes());
-        p
+        let dns = m.to_vec().unwrap();
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ipv4([127, 0, 0, 11], [127, 0, 0, 1], 64)
+            .udp(53, 40000)
+            .write(&mut out, &dns)
+            .unwrap();
+        out
+    }
+
+    fn answer(name: &str) -> Vec<u8> {
+        packet(name, true)
+    }
+
+    /// The DNS message of a rewritten packet, checked to be a well-formed IPv4/UDP packet.
+    fn dns_of(out: &[u8]) -> Message {
+        let (ip, rest) = etherparse::Ipv4Header::from_slice(out).unwrap();
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        assert_eq!(usize::from(ip.total_len), out.len());
+        let (udp, payload) = etherparse::UdpHeader::from_slice(rest).unwrap();
+        assert_eq!(usize::from(udp.length), rest.len());
+        assert_eq!(
+            udp.checksum,
+            udp.calc_checksum_ipv4(&ip, payload).unwrap(),
+            "a valid UDP checksum"
+        );
+        Message::from_vec(payload).unwrap()
     }
 
     fn rw(mode: DnsMode) -> DnsRewrite {
@@ -185,24 +183,21 @@ mod tests {
         let Action::Rewrite(out) = act(&p, &rw(DnsMode::Nxdomain), 0.5) else {
             panic!("not rewritten");
         };
-        let dns = &out[28..];
-        assert_eq!(dns[3] & 0x0f, 3, "rcode NXDOMAIN");
-        assert_eq!(dns[2], 0x81, "still an answer, flags kept");
-        assert_eq!(&dns[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(out.len(), 28 + 12 + 9 + 4, "header and question only");
-        assert_eq!(u16::from_be_bytes([out[2], out[3]]) as usize, out.len());
-        assert_eq!(
-            u16::from_be_bytes([out[24], out[25]]) as usize,
-            out.len() - 20
+        let m = dns_of(&out);
+        assert_eq!(m.response_code(), ResponseCode::NXDomain);
+        assert_eq!(m.id(), 0x1234, "the resolver matches it to its query");
+        assert_eq!(m.message_type(), MessageType::Response);
+        assert!(
+            m.recursion_desired() && m.recursion_available(),
+            "flags kept"
         );
-        assert_eq!(
-            ip_checksum(&out[..20]),
-            u16::from_be_bytes([out[10], out[11]])
-        );
+        assert_eq!(m.queries().len(), 1);
+        assert_eq!(m.queries()[0].name().to_ascii(), "db.test.");
+        assert!(m.answers().is_empty() && m.additionals().is_empty());
         let Action::Rewrite(sf) = act(&p, &rw(DnsMode::Servfail), 0.0) else {
             panic!()
         };
-        assert_eq!(sf[28 + 3] & 0x0f, 2);
+        assert_eq!(dns_of(&sf).response_code(), ResponseCode::ServFail);
         assert_eq!(act(&p, &rw(DnsMode::Timeout), 0.0), Action::Drop);
     }
 
@@ -220,8 +215,7 @@ mod tests {
         half.percent = 0.5;
         assert_eq!(act(&answer("db.test"), &half, 0.7), Action::Pass);
         // A query (QR clear) is never touched.
-        let mut q = answer("db.test");
-        q[30] = 0x01;
+        let q = packet("db.test", false);
         assert_eq!(act(&q, &rw(DnsMode::Nxdomain), 0.0), Action::Pass);
         assert_eq!(
             act(&[0x45, 0, 0], &rw(DnsMode::Nxdomain), 0.0),
