@@ -40,58 +40,37 @@ pub fn hosts_file_lookup(text: &str, name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-/// A DNS question for the A records of `name`.
-pub fn a_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = Vec::with_capacity(32 + name.len());
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
+/// A DNS question for the A records of `name` (hickory-proto builds it); `None` for a
+/// name that is not a valid DNS name.
+pub fn a_query(id: u16, name: &str) -> Option<Vec<u8>> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let name = Name::from_ascii(name).ok()?;
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_recursion_desired(true)
+        .add_query(Query::query(name, RecordType::A));
+    m.to_vec().ok()
 }
 
-/// Skips a (possibly compressed) name at `i`; returns the offset after it.
-fn skip_name(m: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(i)?;
-        if len & 0xc0 == 0xc0 {
-            return Some(i + 2);
-        }
-        if len == 0 {
-            return Some(i + 1);
-        }
-        i += 1 + usize::from(len);
-    }
-}
-
-/// The A records of an answer to the question with `id`; `None` for a malformed answer
-/// or another question's.
+/// The A records of an answer to the question with `id` (CNAMEs followed by the server
+/// are skipped); `None` for a malformed answer or another question's.
 pub fn parse_a_answer(id: u16, m: &[u8]) -> Option<Vec<Ipv4Addr>> {
-    if m.len() < 12 || m[0..2] != id.to_be_bytes() {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::RData;
+    let msg = Message::from_vec(m).ok()?;
+    if msg.id() != id || msg.message_type() != MessageType::Response {
         return None;
     }
-    let qd = u16::from_be_bytes([m[4], m[5]]);
-    let an = u16::from_be_bytes([m[6], m[7]]);
-    let mut i = 12;
-    for _ in 0..qd {
-        i = skip_name(m, i)? + 4;
-    }
-    let mut out = Vec::new();
-    for _ in 0..an {
-        i = skip_name(m, i)?;
-        let rtype = u16::from_be_bytes([*m.get(i)?, *m.get(i + 1)?]);
-        let rdlen = usize::from(u16::from_be_bytes([*m.get(i + 8)?, *m.get(i + 9)?]));
-        i += 10;
-        if rtype == 1 && rdlen == 4 {
-            let b = m.get(i..i + 4)?;
-            out.push(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-        }
-        i += rdlen;
-    }
-    Some(out)
+    Some(
+        msg.answers()
+            .iter()
+            .filter_map(|r| match r.data() {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// Asks `server` for the A records of `name` (three tries of one second).
@@ -105,7 +84,12 @@ pub fn query(server: IpAddr, name: &str) -> std::io::Result<Vec<Ipv4Addr>> {
     sock.set_read_timeout(Some(Duration::from_secs(1)))?;
     sock.connect(SocketAddr::new(server, 53))?;
     let id: u16 = rand::random();
-    let q = a_query(id, name);
+    let q = a_query(id, name).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{name}` is not a DNS name"),
+        )
+    })?;
     let mut buf = [0u8; 1500];
     for _ in 0..3 {
         sock.send(&q)?;
@@ -258,23 +242,33 @@ mod tests {
 
     #[test]
     fn a_question_and_its_answer() {
-        let q = a_query(0xabcd, "db.example");
+        use hickory_proto::op::{Message, MessageType};
+        use hickory_proto::rr::{Name, RData, Record, rdata::A, rdata::CNAME};
+        let q = a_query(0xabcd, "db.example").unwrap();
+        // The wire form a resolver sends: id, RD, one question for A IN.
         assert_eq!(
             q,
             b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x02db\x07example\x00\x00\x01\x00\x01"
         );
-        // The answer repeats the question, then a CNAME and an A record (names compressed).
-        let mut a = q.clone();
-        a[2] = 0x81;
-        a[3] = 0x80;
-        a[7] = 2;
-        a.extend_from_slice(b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x3c\x00\x02\xc0\x0f");
-        a.extend_from_slice(b"\xc0\x0f\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x07");
+        assert_eq!(a_query(1, "bad..name"), None);
+        // The answer repeats the question, then a CNAME and an A record.
+        let mut answer = Message::from_vec(&q).unwrap();
+        let alias = Name::from_ascii("db-1.example").unwrap();
+        answer
+            .set_message_type(MessageType::Response)
+            .add_answer(Record::from_rdata(
+                Name::from_ascii("db.example").unwrap(),
+                60,
+                RData::CNAME(CNAME(alias.clone())),
+            ))
+            .add_answer(Record::from_rdata(alias, 60, RData::A(A::new(10, 0, 0, 7))));
+        let a = answer.to_vec().unwrap();
         assert_eq!(
             parse_a_answer(0xabcd, &a),
             Some(vec![Ipv4Addr::new(10, 0, 0, 7)])
         );
-        assert_eq!(parse_a_answer(0x1234, &a), None);
-        assert_eq!(parse_a_answer(0xabcd, &a[..20]), None);
+        assert_eq!(parse_a_answer(0x1234, &a), None, "another question's");
+        assert_eq!(parse_a_answer(0xabcd, &a[..20]), None, "truncated");
+        assert_eq!(parse_a_answer(0xabcd, &q), None, "a query, not an answer");
     }
 }
