@@ -156,6 +156,17 @@ pub(super) async fn dry_run(
                 &t.id[..t.id.len().min(12)]
             ));
         }
+        if let Some(why) = platform.endpoint_source() {
+            s.push_str(&format!("Endpoint: {} {why}\n", platform.endpoint()));
+            if let Some(t) = chosen.first() {
+                s.push_str(&match platform.host_reach(t).await {
+                    Ok(()) => "Strategies: `auto` enters the targets from this host (network: host, cpu/memory/disk: host, kill: a signal to the container's init process).\n".to_string(),
+                    Err(why) => format!(
+                        "Strategies: {why}; `auto` picks network: sidecar, cpu/memory/disk: exec, kill: through the API (Docker then ignores the restart policy); `strategy: host` would be refused.\n"
+                    ),
+                });
+            }
+        }
         s.push_str("Nothing was touched.\n");
         s
     };
@@ -212,7 +223,9 @@ fn per_experiment(path: &Path, name: &str) -> std::path::PathBuf {
 pub(super) fn demo(keep: bool) -> Result<Exit, Error> {
     let rt = runtime();
     rt.block_on(async {
-        let docker = crate::platform::docker::connect(None)
+        let endpoint =
+            crate::platform::docker_endpoint::resolve_here(None, None).map_err(Error::Platform)?;
+        let docker = crate::platform::docker::connect(&endpoint)
             .await
             .map_err(Error::Platform)?;
         let binary = std::env::current_exe()?;

@@ -129,9 +129,13 @@ pub struct Target {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DockerTarget {
-    /// Docker endpoint; default: DOCKER_HOST, then the local socket.
+    /// Docker endpoint; overrides DOCKER_HOST, DOCKER_CONTEXT and the docker CLI's
+    /// current context. Default: those, in that order, then the local socket.
     #[serde(default)]
     pub host: Option<String>,
+    /// TLS material for a `tcp://` host (the daemon's certificate is always verified).
+    #[serde(default)]
+    pub tls: Option<DockerTls>,
     /// Every pair must match the container's labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -142,6 +146,21 @@ pub struct DockerTarget {
     /// `name` is given, so that an empty selector is never an accident.
     #[serde(default)]
     pub all_containers: bool,
+}
+
+/// Files of a TLS connection to a Docker daemon, as the docker CLI's `--tlscacert`,
+/// `--tlscert` and `--tlskey` (PEM).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerTls {
+    /// The CA that signed the daemon's certificate.
+    pub ca: String,
+    /// faultline's client certificate (with `key`), when the daemon verifies clients.
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// The client certificate's private key.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

@@ -741,6 +741,7 @@ fn human_name(name: &'static str) -> &'static str {
         "Scenario" => "the scenario",
         "Target" => "target",
         "DockerTarget" => "target.docker",
+        "DockerTls" => "target.docker.tls",
         "KubernetesTarget" => "target.kubernetes",
         "Select" => "target.select",
         "ProbeSpec" => "a probe",

@@ -187,6 +187,25 @@ fn target(c: &mut Checker, t: &Target) {
                     c.err_at("host", m);
                 }
             }
+            if let Some(tls) = &d.tls {
+                match &d.host {
+                    None => c.err_at(
+                        "tls",
+                        "`tls` needs `host`: name the tcp:// endpoint the certificates are for (without `host`, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply)",
+                    ),
+                    Some(h) if !(h.starts_with("tcp://") || h.starts_with("https://")) => c.err_at(
+                        "tls",
+                        format!("`tls` applies to a tcp:// host, not `{h}`"),
+                    ),
+                    Some(_) => {}
+                }
+                if tls.cert.is_some() != tls.key.is_some() {
+                    c.err_at(
+                        "tls",
+                        "`tls` needs `cert` and `key` together (the client certificate and its key), or neither",
+                    );
+                }
+            }
             if d.labels.keys().any(String::is_empty) {
                 c.err_at("labels", "a label key is empty");
             }

@@ -10,6 +10,7 @@ use bollard::query_parameters::{
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 
+use super::docker_endpoint::{Endpoint, TlsFiles};
 use super::{
     ExecOutput, NetAccess, NetnsRequest, PassedOver, Placement, Platform, PlatformError, Target,
     host,
@@ -25,39 +26,53 @@ pub const HELPER_LABEL: &str = "faultline.helper";
 /// Bound on every Docker API call (bollard's default is two minutes).
 pub const API_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 
-/// The endpoint as a user would write it: the experiment's, DOCKER_HOST, or the socket.
-pub fn shown_host(host: Option<&str>) -> String {
-    match host {
-        Some(h) => h.to_string(),
-        None => std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string()),
-    }
-}
-
-/// Connects to `host` (or DOCKER_HOST, or the local socket) and negotiates the API
-/// version, since the engine may be older than bollard's default.
-pub async fn connect(host: Option<&str>) -> Result<Docker, String> {
-    let shown = shown_host(host);
-    let connected = match host {
-        None => Docker::connect_with_defaults().map(|d| d.with_timeout(API_TIMEOUT)),
-        Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
-            Docker::connect_with_unix(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-        }
-        Some(h) if h.starts_with("tcp://") || h.starts_with("http://") => {
-            Docker::connect_with_http(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-        }
-        Some(h) => {
+/// Connects to the resolved endpoint and negotiates the API version, since the engine may
+/// be older than bollard's default. Over TLS the certificate files are read and checked
+/// first, so that a wrong file is named rather than failing the handshake.
+pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
+    let shown = ep.host.as_str();
+    let h = shown;
+    let connected = if let Some(tls) = &ep.tls {
+        if !(h.starts_with("tcp://") || h.starts_with("https://")) {
             return Err(format!(
-                "unsupported Docker host `{h}`: use unix://PATH, tcp://HOST:PORT or http://HOST:PORT"
+                "TLS settings apply to a tcp:// Docker host, not `{h}`: remove target.docker.tls (or DOCKER_TLS_VERIFY), or use tcp://HOST:2376"
             ));
         }
+        check_tls_files(tls)?;
+        // bollard signs with the process-wide provider: ring, as everywhere in faultline.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (cert, key) = match &tls.client {
+            Some((c, k)) => (c.clone(), k.clone()),
+            // No client certificate: paths that do not exist send none.
+            None => (
+                tls.ca.with_extension("no-cert"),
+                tls.ca.with_extension("no-key"),
+            ),
+        };
+        Docker::connect_with_ssl(
+            h,
+            &key,
+            &cert,
+            &tls.ca,
+            API_TIMEOUT.as_secs(),
+            API_DEFAULT_VERSION,
+        )
+    } else if h.starts_with("unix://") || h.starts_with('/') {
+        Docker::connect_with_unix(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
+    } else if h.starts_with("tcp://") || h.starts_with("http://") {
+        Docker::connect_with_http(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
+    } else {
+        return Err(format!(
+            "unsupported Docker host `{h}` ({}): use unix://PATH, or tcp://HOST:PORT (with TLS: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, or target.docker.tls)",
+            ep.why()
+        ));
     };
-    let docker = connected.map_err(|e| describe(&shown, &e))?;
+    let docker = connected.map_err(|e| describe_tls(ep, &e))?;
     // On a unix socket, `/_ping` names the daemon's API version in a header at once; the
     // `/version` that bollard's negotiation asks gathers component versions first (3.4 ms
     // against 0.14 ms on the bench machine, most of the connect step of a ~45 ms run).
     // Any doubt about the ping's answer falls back to the full negotiation.
-    if let Some(path) = unix_socket_path(host) {
+    if let Some(path) = unix_socket_path(h) {
         if let Some(server) = ping_api_version(&path).await {
             let version = if server < *API_DEFAULT_VERSION {
                 server
@@ -65,7 +80,7 @@ pub async fn connect(host: Option<&str>) -> Result<Docker, String> {
                 *API_DEFAULT_VERSION
             };
             return Docker::connect_with_unix(&path, API_TIMEOUT.as_secs(), &version)
-                .map_err(|e| describe(&shown, &e));
+                .map_err(|e| describe(shown, &e));
         }
     }
     match tokio::time::timeout(API_TIMEOUT, docker.negotiate_version()).await {
@@ -73,21 +88,86 @@ pub async fn connect(host: Option<&str>) -> Result<Docker, String> {
             "cannot reach Docker at {shown}: no answer within {}s",
             API_TIMEOUT.as_secs()
         )),
-        Ok(r) => r.map_err(|e| describe(&shown, &e)),
+        Ok(r) => r.map_err(|e| describe_tls(ep, &e)),
     }
 }
 
-/// The socket path when the daemon is reached over a unix socket.
-fn unix_socket_path(host: Option<&str>) -> Option<String> {
-    let h = match host {
-        Some(h) => h.to_string(),
-        None => std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string()),
+/// Reads the CA, client certificate and key, and says which one is missing or not PEM.
+fn check_tls_files(tls: &TlsFiles) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fix = "(target.docker.tls, DOCKER_CERT_PATH, or the context's TLS files)";
+    let certs = |path: &std::path::Path, what: &str| -> Result<(), String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read the {what} {}: {e} {fix}", path.display()))?;
+        let n = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the {what} {} is not PEM: {e} {fix}", path.display()))?
+            .len();
+        if n == 0 {
+            return Err(format!(
+                "the {what} {} holds no certificate {fix}",
+                path.display()
+            ));
+        }
+        Ok(())
     };
+    certs(&tls.ca, "CA")?;
+    if let Some((cert, key)) = &tls.client {
+        certs(cert, "client certificate")?;
+        let bytes = std::fs::read(key)
+            .map_err(|e| format!("cannot read the client key {}: {e} {fix}", key.display()))?;
+        let key_der = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+            format!(
+                "the client key {} is not a PEM private key: {e} {fix}",
+                key.display()
+            )
+        })?;
+        rustls::crypto::ring::default_provider()
+            .key_provider
+            .load_private_key(key_der)
+            .map_err(|e| format!("the client key {} cannot be used: {e} {fix}", key.display()))?;
+    }
+    Ok(())
+}
+
+/// [`describe`], with what a TLS failure means and which file to look at.
+fn describe_tls(ep: &Endpoint, e: &bollard::errors::Error) -> String {
+    let text = describe(&ep.host, e);
+    let Some(tls) = &ep.tls else {
+        return text;
+    };
+    let hint = if text.contains("invalid peer certificate") {
+        format!(
+            "the daemon's certificate is not trusted by the CA {} (or does not name the host): use the CA that signed the daemon's certificate",
+            tls.ca.display()
+        )
+    } else if text.contains("TLS error")
+        || text.contains("alert")
+        || text.contains("connection reset")
+    {
+        match &tls.client {
+            Some((cert, _)) => format!(
+                "the daemon refused the TLS connection: check that it trusts the CA of the client certificate {}",
+                cert.display()
+            ),
+            None => "the daemon refused the TLS connection: it may require a client certificate (cert.pem and key.pem)".to_string(),
+        }
+    } else {
+        return format!("{text} ({})", ep.why());
+    };
+    format!(
+        "{text}: {hint} ({}); see docs/format.md, \"Troubleshooting TLS\"",
+        ep.why()
+    )
+}
+
+/// The socket path when the daemon is reached over a unix socket.
+fn unix_socket_path(h: &str) -> Option<String> {
     if let Some(path) = h.strip_prefix("unix://") {
         Some(path.to_string())
     } else {
-        h.starts_with('/').then_some(h)
+        h.starts_with('/').then(|| h.to_string())
     }
 }
 
@@ -153,6 +233,8 @@ pub fn describe(host: &str, e: &bollard::errors::Error) -> String {
 pub struct DockerPlatform {
     docker: Docker,
     host: String,
+    /// Which daemon, why that one, and its TLS files.
+    endpoint: Endpoint,
     spec: DockerTarget,
     tc_image: Option<String>,
     /// Host stressors started by this process, reaped when they are stopped.
@@ -163,12 +245,16 @@ pub struct DockerPlatform {
 
 impl DockerPlatform {
     pub async fn connect(spec: &DockerTarget) -> Result<Self, PlatformError> {
-        let docker = connect(spec.host.as_deref())
+        let endpoint =
+            super::docker_endpoint::resolve_here(spec.host.as_deref(), spec.tls.as_ref())
+                .map_err(PlatformError::Unavailable)?;
+        let docker = connect(&endpoint)
             .await
             .map_err(PlatformError::Unavailable)?;
         Ok(DockerPlatform {
             docker,
-            host: shown_host(spec.host.as_deref()),
+            host: endpoint.host.clone(),
+            endpoint,
             spec: spec.clone(),
             tc_image: None,
             stressors: std::sync::Mutex::new(Vec::new()),
@@ -185,7 +271,7 @@ impl DockerPlatform {
     /// The daemon runs on this machine (a unix socket), so its containers' processes and
     /// namespaces are visible here.
     fn is_local(&self) -> bool {
-        self.host.starts_with("unix://") || self.host.starts_with('/')
+        self.endpoint.is_local()
     }
 
     /// The host PID of the container's init process, when it is visible from here.
@@ -485,6 +571,23 @@ impl Platform for DockerPlatform {
 
     fn endpoint(&self) -> String {
         self.host.clone()
+    }
+
+    fn reference(&self) -> super::PlatformRef {
+        super::PlatformRef {
+            kind: "docker".into(),
+            endpoint: Some(self.host.clone()),
+            tls: self.endpoint.tls_block(),
+        }
+    }
+
+    fn endpoint_source(&self) -> Option<String> {
+        let remote = if self.is_local() {
+            ""
+        } else {
+            "; remote: faults act through the Docker API only (sidecar, exec, API kill)"
+        };
+        Some(format!("{}{remote}", self.endpoint.why()))
     }
 
     /// One listing gives the running containers and those passed over.
@@ -952,10 +1055,10 @@ mod tests {
         assert!(api_version_header("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK").is_none());
         assert!(api_version_header("HTTP/1.1 200 OK\r\napi-version: x\r\n\r\n").is_none());
         assert_eq!(
-            unix_socket_path(Some("unix:///run/d.sock")).as_deref(),
+            unix_socket_path("unix:///run/d.sock").as_deref(),
             Some("/run/d.sock")
         );
-        assert_eq!(unix_socket_path(Some("tcp://127.0.0.1:2375")), None);
+        assert_eq!(unix_socket_path("tcp://127.0.0.1:2375"), None);
     }
 
     #[test]

@@ -15,15 +15,15 @@ use crate::experiment::model::DockerProbe;
 use crate::experiment::units::CountExpr;
 
 /// Connected, version-negotiated clients by the probe's `host` (None: the default).
-pub(crate) type DockerCache = Arc<tokio::sync::Mutex<HashMap<Option<String>, Docker>>>;
+pub(crate) type DockerCache = Arc<tokio::sync::Mutex<HashMap<Option<String>, (Docker, String)>>>;
 
-use crate::platform::docker::{API_TIMEOUT, shown_host};
+use crate::platform::docker::API_TIMEOUT;
+use crate::platform::docker_endpoint;
 
 pub async fn sample(p: &DockerProbe, ctx: &ProbeContext) -> Sample {
     let start = Instant::now();
     let host = p.host.clone();
-    let shown = shown_host(host.as_deref());
-    let docker = match client(&ctx.docker, host.clone()).await {
+    let (docker, shown) = match client(&ctx.docker, host.clone()).await {
         Ok(d) => d,
         Err(detail) => return Sample::fail(start.elapsed(), detail),
     };
@@ -60,15 +60,18 @@ pub async fn sample(p: &DockerProbe, ctx: &ProbeContext) -> Sample {
     }
 }
 
-async fn client(cache: &DockerCache, host: Option<String>) -> Result<Docker, String> {
+/// A connected client and the endpoint as shown in messages.
+async fn client(cache: &DockerCache, host: Option<String>) -> Result<(Docker, String), String> {
     // Held across connecting so that concurrent samples do not all connect at once.
     let mut cache = cache.lock().await;
     if let Some(d) = cache.get(&host) {
         return Ok(d.clone());
     }
-    let docker = crate::platform::docker::connect(host.as_deref()).await?;
-    cache.insert(host, docker.clone());
-    Ok(docker)
+    // The same daemon the docker CLI (and a target without `host`) would use.
+    let endpoint = docker_endpoint::resolve_here(host.as_deref(), None)?;
+    let docker = crate::platform::docker::connect(&endpoint).await?;
+    cache.insert(host, (docker.clone(), endpoint.host.clone()));
+    Ok((docker, endpoint.host))
 }
 
 enum Failure {
