@@ -34,7 +34,9 @@ apt_install() {
 # - curl to measure downloads; xmllint to check JUnit against its schema;
 # - systemd-analyze to check the example timer's OnCalendar;
 # - Chromium to render the HTML report; Prometheus, promtool and the Pushgateway for the
-#   observability tests.
+#   observability tests;
+# - openssl and stunnel4: the remote-Docker tests make certificates and expose the engine
+#   through a TLS proxy that verifies clients.
 need=()
 command -v dockerd >/dev/null || command -v docker >/dev/null || need+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
@@ -47,6 +49,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+command -v openssl >/dev/null || need+=(openssl)
+command -v stunnel4 >/dev/null || need+=(stunnel4)
 if [ "${#need[@]}" -gt 0 ]; then
     apt_install "${need[@]}"
 fi
