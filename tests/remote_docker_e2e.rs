@@ -332,7 +332,7 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
         return;
     };
     let mut fleet = Fleet::new("tls-kill");
-    let web = fleet.web(&[]);
+    let web = fleet.web(&["--restart", "always"]);
     let exp = fleet
         .experiment("tls-kill")
         .fault("kill: {signal: SIGKILL}");
@@ -342,10 +342,19 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
         .expect_report(0);
     assert_eq!(r["faults"][0]["type"], "kill");
     assert_eq!(r["faults"][0]["status"], "completed");
+    // A remote daemon's containers are killed through its API, which Docker takes for a
+    // manual stop: the run says so, and the restart policy indeed does not bring it back.
+    let caveat = r["faults"][0]["effects"]["caveat"]
+        .as_str()
+        .unwrap_or_default();
+    assert_contains(caveat, &["Docker API", "remote", "restart policy"]);
+    assert_contains(&event_message(&r, "fault_effect"), &["restart policy"]);
     assert!(
         wait_until(Duration::from_secs(10), || !running(&web)),
         "the target still runs after a kill through the TLS endpoint"
     );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!running(&web), "restarted despite the API kill");
     assert_eq!(inspect(&web, "{{.State.ExitCode}}"), "137", "SIGKILL");
     assert!(engine.connections() >= 1, "{}", engine.proxy_log());
 }

@@ -139,6 +139,10 @@ pub struct DockerTarget {
     /// Every pair must match the container's labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// A Compose project's containers (and one service's): shorthand for the labels
+    /// `com.docker.compose.project` and `com.docker.compose.service`.
+    #[serde(default)]
+    pub compose: Option<ComposeService>,
     /// Exact container name, or /regex/.
     #[serde(default)]
     pub name: Option<NameMatch>,
@@ -146,6 +150,36 @@ pub struct DockerTarget {
     /// `name` is given, so that an empty selector is never an accident.
     #[serde(default)]
     pub all_containers: bool,
+}
+
+/// The label Compose puts on every container of a project.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label Compose puts on every container of a service.
+pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// A Compose project, and optionally one of its services.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeService {
+    /// The project name (`docker compose -p`, else the directory's name).
+    pub project: String,
+    /// The service name in the compose file; default: every service of the project.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+impl DockerTarget {
+    /// `labels` with `compose` spelt out as the labels Compose sets.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        let mut all = self.labels.clone();
+        if let Some(c) = &self.compose {
+            all.insert(COMPOSE_PROJECT_LABEL.into(), c.project.clone());
+            if let Some(s) = &c.service {
+                all.insert(COMPOSE_SERVICE_LABEL.into(), s.clone());
+            }
+        }
+        all
+    }
 }
 
 /// Files of a TLS connection to a Docker daemon, as the docker CLI's `--tlscacert`,

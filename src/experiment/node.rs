@@ -742,6 +742,7 @@ fn human_name(name: &'static str) -> &'static str {
         "Target" => "target",
         "DockerTarget" => "target.docker",
         "DockerTls" => "target.docker.tls",
+        "ComposeService" => "target.docker.compose",
         "KubernetesTarget" => "target.kubernetes",
         "Select" => "target.select",
         "ProbeSpec" => "a probe",

@@ -209,7 +209,28 @@ fn target(c: &mut Checker, t: &Target) {
             if d.labels.keys().any(String::is_empty) {
                 c.err_at("labels", "a label key is empty");
             }
-            let narrowed = !d.labels.is_empty() || d.name.is_some();
+            if let Some(compose) = &d.compose {
+                c.at("compose", |c| {
+                    if compose.project.trim().is_empty() {
+                        c.err_at("project", "the compose project name is empty");
+                    }
+                    if compose.service.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                        c.err_at("service", "the compose service name is empty: remove `service` to select every service of the project");
+                    }
+                });
+                for key in [
+                    COMPOSE_PROJECT_LABEL,
+                    COMPOSE_SERVICE_LABEL,
+                ] {
+                    if d.labels.contains_key(key) {
+                        c.err_at(
+                            "labels",
+                            format!("`labels` sets `{key}`, which `compose` already sets: keep `compose` and remove the label"),
+                        );
+                    }
+                }
+            }
+            let narrowed = !d.labels.is_empty() || d.name.is_some() || d.compose.is_some();
             if !narrowed && !d.all_containers {
                 c.err(
                     "target.docker selects every container on the host: add `labels:` or `name:` to pick the containers, or `all_containers: true` if every container is really meant",

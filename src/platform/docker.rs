@@ -381,14 +381,11 @@ impl DockerPlatform {
             "status".into(),
             states.iter().map(|s| (*s).to_string()).collect(),
         );
-        if !self.spec.labels.is_empty() {
+        let labels = self.spec.selector_labels();
+        if !labels.is_empty() {
             filters.insert(
                 "label".into(),
-                self.spec
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             );
         }
         let options = ListContainersOptions {
@@ -554,7 +551,11 @@ pub fn eligible(spec: &DockerTarget, names: &[String], labels: &HashMap<String, 
     {
         return false;
     }
-    if !spec.labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+    if !spec
+        .selector_labels()
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
+    {
         return false;
     }
     match &spec.name {
@@ -659,6 +660,21 @@ impl Platform for DockerPlatform {
             self.docker.kill_container(&target.id, Some(options)),
         )
         .await
+    }
+
+    async fn signal_caveat(&self, target: &Target) -> Option<String> {
+        match self.visible_pid(target).await {
+            Ok(Some(_)) => None,
+            _ => Some(format!(
+                "sent through the Docker API at {}{}: Docker records it as a manual stop, so the container's restart policy does not restart it",
+                self.host,
+                if self.is_local() {
+                    ""
+                } else {
+                    " (a remote daemon)"
+                }
+            )),
+        }
     }
 
     async fn freeze(

@@ -200,6 +200,12 @@ pub trait Platform: Send + Sync {
         ))
     }
 
+    /// What a [`Platform::signal`] to `target` means beyond ending it, when it is more than
+    /// a signal (a kill through the Docker API, which then ignores the restart policy).
+    async fn signal_caveat(&self, _target: &Target) -> Option<String> {
+        None
+    }
+
     /// Waits until a target that was told to go (a deleted pod) is gone from the
     /// platform, up to `timeout`. `Ok(true)` once it is gone; `Ok(false)` where a stop
     /// is over when the call returns (a signal), so there is nothing to wait for.

@@ -254,6 +254,10 @@ pub struct FaultEffects {
     /// The processes the fault signalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signalled: Vec<ProcessRef>,
+    /// What the way the fault was applied means beyond it (a kill through a remote
+    /// Docker daemon's API: the container's restart policy does not restart it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 /// One process of a target.
@@ -278,6 +282,9 @@ impl FaultEffects {
         }
         if !self.signalled.is_empty() {
             parts.push(format!("signalled {}", names(&self.signalled)));
+        }
+        if let Some(c) = &self.caveat {
+            parts.push(c.clone());
         }
         parts.join("; ")
     }
