@@ -520,3 +520,172 @@ fn a_docker_context_in_a_temporary_config_is_followed() {
         engine.proxy_log()
     );
 }
+
+/// An sshd on 127.0.0.1 with its own host key, accepting one client key made by the test,
+/// and an `ssh` wrapper (first on PATH) that uses the test's client configuration: nothing
+/// is written outside the temporary directory. Killed on drop.
+struct SshEngine {
+    sshd: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SshEngine {
+    fn start() -> Option<SshEngine> {
+        if !require_docker() {
+            return None;
+        }
+        let sshd = require_program("sshd", "openssh-server", "the ssh:// test runs an sshd")?;
+        require_program("ssh", "openssh-client", "the ssh:// test connects with ssh")?;
+        if !Path::new("/run/sshd").is_dir() {
+            skip(
+                Skip::Missing,
+                "sshd needs its privilege separation directory /run/sshd (scripts/install-test-deps.sh creates it)",
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .output()
+                .expect("ssh-keygen runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowStreamLocalForwarding yes\n",
+                d.join("host_key").display(),
+                d.join("authorized_keys").display(),
+            ),
+        )
+        .unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host 127.0.0.1\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+                d.join("client_key").display(),
+                d.join("known_hosts").display(),
+            ),
+        )
+        .unwrap();
+        let bin = d.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let real_ssh = require_program("ssh", "openssh-client", "")?;
+        std::fs::write(
+            bin.join("ssh"),
+            format!(
+                "#!/bin/sh\nexec {} -F {} \"$@\"\n",
+                real_ssh.display(),
+                d.join("ssh_config").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let engine = SshEngine {
+            sshd: child,
+            port,
+            dir,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "sshd never listened on 127.0.0.1:{port}: {}",
+            engine.log()
+        );
+        Some(engine)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// `run` with DOCKER_HOST=ssh://root@127.0.0.1:PORT and the test's `ssh` first on PATH.
+    fn env(&self, run: Run) -> Run {
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        run.env("DOCKER_HOST", format!("ssh://root@127.0.0.1:{}", self.port))
+            .env("PATH", path)
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CONTEXT")
+    }
+}
+
+impl Drop for SshEngine {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+/// The directories of faultline's ssh forwards in the temporary directory.
+fn forward_dirs() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("faultline-ssh-"))
+        .collect()
+}
+
+#[test]
+fn pause_through_docker_host_ssh() {
+    let Some(engine) = SshEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("ssh-pause");
+    let web = fleet.web(&[]);
+    let exp = fleet.experiment("ssh-pause").fault("pause: {duration: 2s}");
+    let before = forward_dirs();
+    let run = engine.env(Run::experiment(&exp)).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || paused(&web)),
+        "the target was never paused through ssh: {}",
+        engine.log()
+    );
+    let r = run.wait().expect(0).report();
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(!paused(&web));
+    assert_contains(&engine.log(), &["Accepted publickey for root"]);
+    // The forwarding ssh ended with faultline (its command line names the port).
+    let marker = format!("-p\0{}\0127.0.0.1", engine.port);
+    assert!(
+        wait_until(Duration::from_secs(5), || host_processes(&marker)
+            .is_empty()),
+        "the forwarding ssh outlived faultline"
+    );
+    let left: Vec<_> = forward_dirs().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "forward directories left: {left:?}");
+}

@@ -250,7 +250,9 @@ fn target(c: &mut Checker, t: &Target) {
 }
 
 pub fn check_docker_host(h: &str) -> Result<(), String> {
-    const SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://", "npipe://"];
+    const SCHEMES: &[&str] = &[
+        "unix://", "tcp://", "http://", "https://", "npipe://", "ssh://",
+    ];
     if SCHEMES
         .iter()
         .any(|s| h.starts_with(s) && h.len() > s.len())

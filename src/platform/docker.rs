@@ -57,13 +57,16 @@ pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
             API_TIMEOUT.as_secs(),
             API_DEFAULT_VERSION,
         )
+    } else if h.starts_with("ssh://") {
+        let socket = ssh_forward(h).await?;
+        Docker::connect_with_unix(&socket, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
     } else if h.starts_with("unix://") || h.starts_with('/') {
         Docker::connect_with_unix(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
     } else if h.starts_with("tcp://") || h.starts_with("http://") {
         Docker::connect_with_http(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
     } else {
         return Err(format!(
-            "unsupported Docker host `{h}` ({}): use unix://PATH, or tcp://HOST:PORT (with TLS: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, or target.docker.tls)",
+            "unsupported Docker host `{h}` ({}): use unix://PATH, ssh://USER@HOST[:PORT], or tcp://HOST:PORT (with TLS: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, or target.docker.tls)",
             ep.why()
         ));
     };
@@ -90,6 +93,134 @@ pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
         )),
         Ok(r) => r.map_err(|e| describe_tls(ep, &e)),
     }
+}
+
+/// The daemon's socket on an `ssh://` host.
+const REMOTE_SOCKET: &str = "/var/run/docker.sock";
+
+/// The `ssh -L` forwards of this process: host, local socket, the ssh process.
+static FORWARDS: std::sync::Mutex<Vec<(String, String, std::process::Child)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Ends every `ssh` forward of this process and removes its socket's directory (the
+/// forwards also end with the process, but their directories would stay).
+pub fn close_ssh_forwards() {
+    let mut forwards = FORWARDS.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, socket, mut child) in forwards.drain(..) {
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Some(dir) = std::path::Path::new(&socket).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// `ssh://[user@]host[:port]` as `ssh` arguments: `[-l user] [-p port] host`.
+fn ssh_args(h: &str) -> Result<Vec<String>, String> {
+    let rest = h.strip_prefix("ssh://").unwrap_or(h);
+    let rest = rest.trim_end_matches('/');
+    let (user, hostport) = match rest.rsplit_once('@') {
+        Some((u, hp)) => (Some(u), hp),
+        None => (None, rest),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("invalid port in Docker host `{h}`"))?;
+            (
+                host.trim_start_matches('[').trim_end_matches(']'),
+                Some(port),
+            )
+        }
+        _ => (hostport, None),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!(
+            "invalid Docker host `{h}`: write ssh://USER@HOST or ssh://USER@HOST:PORT"
+        ));
+    }
+    let mut args = Vec::new();
+    if let Some(u) = user.filter(|u| !u.is_empty()) {
+        args.extend(["-l".to_string(), u.to_string()]);
+    }
+    if let Some(p) = port {
+        args.extend(["-p".to_string(), p.to_string()]);
+    }
+    args.push(host.to_string());
+    Ok(args)
+}
+
+/// The local socket that `ssh -L` forwards to the daemon's socket on an `ssh://` host, one
+/// per host for the whole process; `ssh` reads the user's ssh configuration and keys (no
+/// password prompt) and ends with faultline.
+async fn ssh_forward(h: &str) -> Result<String, String> {
+    {
+        let mut forwards = FORWARDS.lock().expect("not poisoned");
+        // A forward whose ssh has ended is started again.
+        forwards.retain_mut(|(_, _, c)| matches!(c.try_wait(), Ok(None)));
+        if let Some((_, socket, _)) = forwards.iter().find(|(host, _, _)| host == h) {
+            return Ok(socket.clone());
+        }
+    }
+    let args = ssh_args(h)?;
+    let dir = std::env::temp_dir().join(format!(
+        "faultline-ssh-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let socket = dir.join("docker.sock");
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args([
+        "-nNT",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ExitOnForwardFailure=yes",
+    ])
+    .args(["-o", "ConnectTimeout=10", "-L"])
+    .arg(format!("{}:{REMOTE_SOCKET}", socket.display()))
+    .args(&args)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let mut child = host::spawn_dying_with_parent(&mut cmd)
+        .map_err(|e| format!("cannot run `ssh` for Docker at {h}: {e} (install openssh-client)"))?;
+    let deadline = std::time::Instant::now() + API_TIMEOUT;
+    loop {
+        if socket.exists() {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!(
+                "cannot reach Docker at {h}: ssh ended ({status}): {} (faultline runs `ssh` without a terminal: the key must be usable without a prompt, e.g. through ssh-agent or ~/.ssh/config)",
+                err.trim()
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!(
+                "cannot reach Docker at {h}: ssh did not forward the daemon's socket within {}s",
+                API_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let shown = socket.display().to_string();
+    FORWARDS
+        .lock()
+        .expect("not poisoned")
+        .push((h.to_string(), shown.clone(), child));
+    Ok(shown)
 }
 
 /// Reads the CA, client certificate and key, and says which one is missing or not PEM.
@@ -1075,6 +1206,21 @@ mod tests {
             Some("/run/d.sock")
         );
         assert_eq!(unix_socket_path("tcp://127.0.0.1:2375"), None);
+    }
+
+    #[test]
+    fn ssh_hosts_become_ssh_arguments() {
+        assert_eq!(
+            ssh_args("ssh://ops@box:2222").unwrap(),
+            ["-l", "ops", "-p", "2222", "box"]
+        );
+        assert_eq!(ssh_args("ssh://box").unwrap(), ["box"]);
+        assert_eq!(
+            ssh_args("ssh://me@10.0.0.5/").unwrap(),
+            ["-l", "me", "10.0.0.5"]
+        );
+        assert!(ssh_args("ssh://me@box:port").is_err());
+        assert!(ssh_args("ssh://").is_err());
     }
 
     #[test]

@@ -150,6 +150,13 @@ mod tests {
         assert_eq!(ctx.docker.lock().await.len(), 1);
     }
 
+    fn which_ssh() -> bool {
+        std::process::Command::new("ssh")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
     #[tokio::test]
     async fn unreachable_docker_fails_with_reason() {
         let ctx = ProbeContext::new().unwrap();
@@ -176,12 +183,26 @@ mod tests {
         );
         assert!(ctx.docker.lock().await.is_empty());
 
-        let p = probe(serde_json::json!({"host": "ssh://box", "running": 1}));
+        let p = probe(serde_json::json!({"host": "npipe:////./pipe/docker_engine", "running": 1}));
         let s = sample(&p, &ctx).await;
         assert!(
-            s.detail.starts_with("unsupported Docker host `ssh://box`"),
+            s.detail
+                .starts_with("unsupported Docker host `npipe:////./pipe/docker_engine`"),
             "{}",
             s.detail
         );
+
+        // An ssh host that does not answer: ssh's own words.
+        if which_ssh() {
+            let host = format!("ssh://nobody@127.0.0.1:{}", addr.port());
+            let p = probe(serde_json::json!({"host": host, "running": 1}));
+            let s = sample(&p, &ctx).await;
+            assert!(
+                s.detail
+                    .starts_with(&format!("cannot reach Docker at {host}: ssh ended")),
+                "{}",
+                s.detail
+            );
+        }
     }
 }
