@@ -339,7 +339,8 @@ pub fn client() -> Result<reqwest::Client, String> {
 #[derive(Clone, Debug)]
 pub struct Notifier {
     urls: Vec<reqwest::Url>,
-    client: reqwest::Client,
+    /// `None` only when there is no URL.
+    client: Option<reqwest::Client>,
 }
 
 impl Notifier {
@@ -360,8 +361,17 @@ impl Notifier {
         }
         Ok(Notifier {
             urls: parsed,
-            client,
+            client: Some(client),
         })
+    }
+
+    /// No URL, so no HTTP client (whose system certificates would cost a short run's
+    /// start-up for nothing).
+    pub fn none() -> Notifier {
+        Notifier {
+            urls: Vec::new(),
+            client: None,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -371,18 +381,14 @@ impl Notifier {
     /// Posts to every URL at once and returns when all have answered or timed out
     /// (at most [`TIMEOUT`]). Failures are logged, never returned.
     pub async fn send(&self, n: &Notification) {
-        if self.urls.is_empty() {
+        let Some(client) = &self.client else {
             return;
-        }
+        };
         let body = n.payload();
         join_all(self.urls.iter().map(|url| async {
             let sent = tokio::time::timeout(
                 TIMEOUT,
-                self.client
-                    .post(url.clone())
-                    .timeout(TIMEOUT)
-                    .json(&body)
-                    .send(),
+                client.post(url.clone()).timeout(TIMEOUT).json(&body).send(),
             )
             .await;
             let problem = match sent {

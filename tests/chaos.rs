@@ -28,7 +28,10 @@ enum Scenario {
     MemoryExec,
     DiskHost,
     DiskExec,
+    IoHost,
+    IoExec,
     Stop,
+    Command,
 }
 
 use Scenario::*;
@@ -47,7 +50,10 @@ impl Scenario {
             MemoryExec => "memory_stress (exec)",
             DiskHost => "disk_fill (host)",
             DiskExec => "disk_fill (exec)",
+            IoHost => "io_stress (host)",
+            IoExec => "io_stress (exec)",
             Stop => "stop",
+            Command => "command",
         }
     }
 
@@ -70,7 +76,17 @@ impl Scenario {
             MemoryExec => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: exec}"],
             DiskHost => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: host}"],
             DiskExec => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: exec}"],
+            IoHost => &[
+                "io_stress: {workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s, strategy: host}",
+            ],
+            IoExec => &[
+                "io_stress: {workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s, strategy: exec}",
+            ],
             Stop => &["stop: {duration: 4s, timeout: 1s}"],
+            // Each run and rollback counts itself inside the target.
+            Command => &[
+                "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
+            ],
         }
     }
 
@@ -79,6 +95,8 @@ impl Scenario {
         match self {
             RepeatedKill => &["--restart", "always"],
             DiskHost | DiskExec => &["--tmpfs", "/fill:size=64m"],
+            // A volume: io_stress refuses tmpfs and FUSE.
+            IoHost | IoExec => &["--mount", "type=volume,dst=/io"],
             _ => &[],
         }
     }
@@ -97,14 +115,18 @@ impl Scenario {
             CpuHost | CpuExec => stressors(fleet),
             MemoryHost | MemoryExec => memory_allocators(fleet),
             DiskHost | DiskExec => fill_files(fleet),
+            IoHost | IoExec => io_leftovers(fleet),
             Stop => stopped_containers(fleet),
+            Command => rollbacks_not_once(fleet),
         }
     }
 
     /// For faults that end by themselves: how long after the start they are surely over.
     fn self_healing(self) -> Option<Duration> {
         match self {
-            CpuHost | CpuExec | MemoryHost | MemoryExec => Some(Duration::from_secs(16)),
+            // The exec loops remove their files at their deadline; a host stressor dies
+            // with faultline and leaves them to recover.
+            CpuHost | CpuExec | MemoryHost | MemoryExec | IoExec => Some(Duration::from_secs(16)),
             _ => None,
         }
     }
@@ -188,6 +210,29 @@ fn memory_allocators(fleet: &Fleet) -> Vec<String> {
     )
 }
 
+/// Every `run` of the command fault rolled back exactly once: as many rollbacks as runs
+/// (0 when the signal came before the injection), never more than one, and no flag left.
+fn rollbacks_not_once(fleet: &Fleet) -> Vec<String> {
+    let count = |n: &str, file: &str| {
+        let out = docker(&["exec", n, "sh", "-c", &format!("cat {file} 2>/dev/null")]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let mut left = Vec::new();
+    for n in &fleet.names {
+        let (runs, rollbacks) = (count(n, "/tmp/runs"), count(n, "/tmp/rollbacks"));
+        if runs > 1 || rollbacks != runs {
+            left.push(format!("{n}: {runs} run(s), {rollbacks} rollback(s)"));
+        }
+        if docker(&["exec", n, "sh", "-c", "[ -e /tmp/flag ]"])
+            .status
+            .success()
+        {
+            left.push(format!("{n} still has the command's flag"));
+        }
+    }
+    left
+}
+
 fn stopped_containers(fleet: &Fleet) -> Vec<String> {
     fleet
         .names
@@ -211,6 +256,22 @@ fn fill_files(fleet: &Fleet) -> Vec<String> {
             (left > 0).then(|| format!("{left} fill file(s) in {n}:/fill"))
         })
         .collect()
+}
+
+/// io_stress leftovers: its workers (marked, on the host in one of this test's
+/// containers' cgroups, or inside) and faultline's I/O files in the containers' /io.
+fn io_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = marked_processes(fleet, "faultline-io-", None, "I/O stressor");
+    for n in &fleet.names {
+        let files = docker_ok(&["exec", n, "sh", "-c", "ls -a /io"])
+            .lines()
+            .filter(|l| l.starts_with(".faultline-io-"))
+            .count();
+        if files > 0 {
+            left.push(format!("{files} I/O file(s) in {n}:/io"));
+        }
+    }
+    left
 }
 
 fn trials() -> usize {
@@ -478,6 +539,36 @@ fn disk_exec_sigint() {
 }
 
 #[test]
+fn io_host_sigkill_then_recover() {
+    chaos(IoHost, Kill::HardThenRecover);
+}
+
+#[test]
+fn io_host_sigkill_dead_mans_switch() {
+    chaos(IoHost, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn io_host_sigint() {
+    chaos(IoHost, Kill::Interrupt);
+}
+
+#[test]
+fn io_exec_sigkill_then_recover() {
+    chaos(IoExec, Kill::HardThenRecover);
+}
+
+#[test]
+fn io_exec_sigint() {
+    chaos(IoExec, Kill::Interrupt);
+}
+
+#[test]
+fn io_exec_sigkill_own_deadline() {
+    chaos(IoExec, Kill::HardDeadline);
+}
+
+#[test]
 fn stop_sigkill_then_recover() {
     chaos(Stop, Kill::HardThenRecover);
 }
@@ -507,4 +598,19 @@ fn the_harness_detects_a_leftover() {
     let web = fleet.web(&[]);
     docker_ok(&["pause", &web]);
     assert_eq!(paused_containers(&fleet).len(), 1);
+}
+
+#[test]
+fn command_sigkill_then_recover() {
+    chaos(Command, Kill::HardThenRecover);
+}
+
+#[test]
+fn command_sigkill_dead_mans_switch() {
+    chaos(Command, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn command_sigint() {
+    chaos(Command, Kill::Interrupt);
 }

@@ -709,6 +709,259 @@ async fn kill_forbidden_says_which_verb_to_grant() {
 }
 
 // ---------------------------------------------------------------------------------------
+// kill one container of a pod
+
+const KILL_HELPER: &str = "/api/v1/namespaces/shop/pods/faultline-kill-uid-1-envoy";
+
+/// The kill helper's status as the kubelet reports it: running, or ended with `code` and
+/// its termination message.
+fn kill_helper_state(mut helper: Value, ended: Option<(i32, &str)>) -> Value {
+    let (phase, state) = match ended {
+        None => (
+            "Running",
+            json!({"running": {"startedAt": "2026-11-30T12:00:01Z"}}),
+        ),
+        Some((code, message)) => (
+            if code == 0 { "Succeeded" } else { "Failed" },
+            json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
+                "message": message, "startedAt": "2026-11-30T12:00:01Z", "finishedAt": "2026-11-30T12:00:02Z"}}),
+        ),
+    };
+    helper["status"] = json!({
+        "phase": phase,
+        "containerStatuses": [{"name": "signaller", "ready": false, "restartCount": 0,
+            "image": "registry.local/tc:1", "imageID": "", "state": state}]
+    });
+    helper
+}
+
+/// The target pod with its `envoy` container restarted `n` times.
+fn envoy_restarted(n: i32) -> Value {
+    let mut p = pod("api-1", "uid-1");
+    p["status"]["containerStatuses"][1]["restartCount"] = json!(n);
+    p
+}
+
+#[tokio::test]
+async fn kill_of_one_container_signals_it_from_a_helper_on_its_node_and_reports_the_restart() {
+    let (p, mut h) = mocked(spec());
+    let t = target("api-1", "uid-1");
+    let kill = fault(json!({"kill": {"container": "envoy"}}));
+    let mut seen = Vec::new();
+    let task = tokio::spawn({
+        let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
+        async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
+    });
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            200,
+            envoy_restarted(2),
+        )
+        .await,
+    );
+    let (created, reply) = next(&mut h).await;
+    assert_eq!(created.line(), format!("POST {PODS}"));
+    let helper = created.body.clone();
+    reply.send_response(respond(201, &helper));
+    seen.push(created);
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            KILL_HELPER,
+            200,
+            kill_helper_state(helper.clone(), None),
+        )
+        .await,
+    );
+    let said = "signalled 1 process(es) of /host/cgroup/kubepods/pod1/uid-1-envoy-cid";
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            KILL_HELPER,
+            200,
+            kill_helper_state(helper.clone(), Some((0, said))),
+        )
+        .await,
+    );
+    // The helper is removed once it has ended.
+    seen.push(
+        answer(
+            &mut h,
+            "DELETE",
+            &format!("{KILL_HELPER}?gracePeriodSeconds=15"),
+            200,
+            helper.clone(),
+        )
+        .await,
+    );
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            KILL_HELPER,
+            404,
+            not_found("faultline-kill-uid-1-envoy"),
+        )
+        .await,
+    );
+    // The kubelet has not restarted it yet, then has.
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            200,
+            envoy_restarted(2),
+        )
+        .await,
+    );
+    seen.push(
+        answer(
+            &mut h,
+            "GET",
+            &format!("{PODS}/api-1"),
+            200,
+            envoy_restarted(3),
+        )
+        .await,
+    );
+    let effects = task.await.unwrap().unwrap().expect("effects");
+    let restarts = effects
+        .container_restarts
+        .clone()
+        .expect("container_restarts");
+    assert_eq!(
+        (restarts.container.as_str(), restarts.before, restarts.after),
+        ("envoy", 2, 3)
+    );
+    assert_eq!(
+        effects.summary(),
+        "container `envoy` was restarted (restart count 2 -> 3)"
+    );
+
+    // The helper: on the target's node, in the node's PID namespace, privileged, the
+    // container's ID and the signal's number; owned by the target pod.
+    assert_eq!(helper["metadata"]["name"], "faultline-kill-uid-1-envoy");
+    assert_eq!(helper["metadata"]["labels"]["faultline.helper"], "kill");
+    assert_eq!(
+        helper["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Pod", "name": "api-1", "uid": "uid-1"}])
+    );
+    let spec = &helper["spec"];
+    assert_eq!(spec["nodeName"], "node-2");
+    assert_eq!(spec["hostPID"], true);
+    assert_eq!(spec["restartPolicy"], "Never");
+    let c = &spec["containers"][0];
+    assert_eq!(c["image"], "registry.local/tc:1");
+    assert_eq!(c["securityContext"]["privileged"], true);
+    // The script the container runs, after the kubelet's expansion of `$(...)` and `$$`,
+    // is faultline's.
+    assert_eq!(
+        kubelet_command(c),
+        ["sh", "-c", faultline::platform::kubernetes::signal::SCRIPT]
+    );
+    let env = kubelet_env(c);
+    assert_eq!(env["FAULTLINE_CONTAINER_ID"], "uid-1-envoy-cid");
+    assert_eq!(env["FAULTLINE_SIGNAL"], "9");
+    assert_eq!(env["FAULTLINE_NODE"], "node-2");
+    assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
+    assert_granted(&seen, &fault::rbac_rules(&kill));
+    // Exactly the extra rules: a helper pod's create, get and delete; no pod delete of
+    // the target beyond that.
+    let rules: Vec<(&str, &str)> = fault::rbac_rules(&kill)
+        .iter()
+        .map(|p| (p.resource, p.verb))
+        .collect();
+    assert_eq!(
+        rules,
+        [("pods", "get"), ("pods", "create"), ("pods", "delete")]
+    );
+}
+
+#[tokio::test]
+async fn kill_of_one_container_says_why_it_could_not() {
+    // A container the pod does not have: refused before any helper, naming those it has.
+    let (p, mut h) = mocked(spec());
+    let t = target("api-1", "uid-1");
+    let kill = fault(json!({"kill": {"container": "sidecar"}}));
+    let task = tokio::spawn({
+        let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
+        async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
+    });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(
+            "pod `api-1` has no container `sidecar` (it has: api, envoy)".into()
+        ))
+    );
+
+    // The helper finds no cgroup: its message, and the helper is removed.
+    let kill = fault(json!({"kill": {"container": "envoy", "signal": "SIGTERM"}}));
+    let task = tokio::spawn({
+        let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
+        async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
+    });
+    answer(
+        &mut h,
+        "GET",
+        &format!("{PODS}/api-1"),
+        200,
+        pod("api-1", "uid-1"),
+    )
+    .await;
+    let (created, reply) = next(&mut h).await;
+    let helper = created.body.clone();
+    assert_eq!(
+        kubelet_env(&helper["spec"]["containers"][0])["FAULTLINE_SIGNAL"],
+        "15"
+    );
+    reply.send_response(respond(201, &helper));
+    let why = "container uid-1-envoy-cid has no cgroup on node node-2";
+    answer(
+        &mut h,
+        "GET",
+        KILL_HELPER,
+        200,
+        kill_helper_state(helper.clone(), Some((1, why))),
+    )
+    .await;
+    answer(
+        &mut h,
+        "DELETE",
+        &format!("{KILL_HELPER}?gracePeriodSeconds=15"),
+        200,
+        helper.clone(),
+    )
+    .await;
+    answer(
+        &mut h,
+        "GET",
+        KILL_HELPER,
+        404,
+        not_found("faultline-kill-uid-1-envoy"),
+    )
+    .await;
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Refused(format!(
+            "cannot signal container `envoy` of pod `api-1`: {why}"
+        )))
+    );
+}
+
 // pause
 
 fn helper_state(mut helper: Value, ready: bool, state: Value) -> Value {
@@ -3579,6 +3832,10 @@ fn rbac_grants_exactly_what_each_example_needs() {
             ],
         ),
         (
+            "experiments/k8s-maintenance-mode.yaml",
+            &["shop  pods: get,list", "shop  pods/exec: create,get"],
+        ),
+        (
             "experiments/k8s-cache-degraded.yaml",
             &[
                 "data  pods: get,list",
@@ -3760,4 +4017,318 @@ fn netns(
         lifetime,
         on_exit: "tc qdisc del dev eth0 root handle fa17: 2>/dev/null".into(),
     }
+}
+
+// Faults that exec into the target container: disk_fill, kill {process}. The exec runs
+// for real here, as the container runtime would run it, with the container's /fill in a
+// temporary directory.
+
+/// A pod `api-1` whose exec runs locally, with `/fill` mapped to `fill`.
+fn exec_handler(fill: std::path::PathBuf) -> fake::Handler {
+    Arc::new(move |s: &Seen| {
+        let pod_path = format!("{PODS}/api-1");
+        if s.method == "GET" && s.path == pod_path {
+            return fake::Answer::Json(200, pod("api-1", "uid-1"));
+        }
+        if s.method == "GET" && s.path == format!("{pod_path}/exec") {
+            let argv: Vec<String> = s
+                .pairs()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.replace("/fill", fill.to_str().unwrap()))
+                .collect();
+            let out = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .output()
+                .unwrap();
+            return match out.status.code() {
+                Some(0) => fake::Answer::Exec {
+                    stdout: String::from_utf8_lossy(&out.stdout).into(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into(),
+                    status: json!({"metadata": {}, "status": "Success"}),
+                },
+                code => fake::Answer::exec_exit(
+                    code.unwrap_or(128),
+                    &String::from_utf8_lossy(&out.stderr),
+                ),
+            };
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_fill_on_a_pod_writes_and_removes_its_file_through_exec() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"disk_fill": {"size": "3MiB", "path": "/fill", "duration": "10s"}}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveFile { fill: record, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    assert!(
+        record.file.starts_with("/fill/.faultline-fill-"),
+        "{record:?}"
+    );
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let name = record.file.rsplit('/').next().unwrap();
+    let written = std::fs::metadata(fill.path().join(name)).unwrap().len();
+    assert_eq!(written, 3 << 20);
+    fault::revert(&p, &undo).await.unwrap();
+    assert!(!fill.path().join(name).exists(), "removed at revert");
+
+    let seen = server.seen();
+    // Every exec goes to the target container (the pod's first), never a helper.
+    let execs = execs(&seen);
+    assert_eq!(execs.len(), 3, "{execs:?}");
+    assert!(execs.iter().all(|(c, _)| c == "api"), "{execs:?}");
+    assert!(execs[0].1.contains("df -P -k '/fill'"), "{execs:?}");
+    assert!(
+        execs[1].1.contains("head -c 3145728 /dev/zero"),
+        "{execs:?}"
+    );
+    assert!(execs[2].1.contains("rm -f"), "{execs:?}");
+    assert_granted(&seen, &fault::rbac_rules(&f));
+    assert_eq!(
+        fault::rbac_rules(&f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    // Two processes in "the container"; only one matches.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("31.41592")
+        .spawn()
+        .unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("27.18281")
+        .spawn()
+        .unwrap();
+    let f = fault(json!({"kill": {"process": "^sleep 31\\.41592$", "signal": "SIGTERM"}}));
+    let effects = fault::inject_reporting(&p, &f, &t, None)
+        .await
+        .unwrap()
+        .expect("effects");
+    assert_eq!(
+        effects.signalled,
+        vec![faultline::report::ProcessRef {
+            pid: i64::from(victim.id()),
+            command: "sleep 31.41592".into()
+        }]
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(victim.wait().unwrap().signal(), Some(15));
+    assert_eq!(
+        bystander.try_wait().unwrap(),
+        None,
+        "the other process runs on"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let seen = server.seen();
+    assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
+    assert_granted(&seen, &fault::rbac_rules(&f));
+
+    // Nothing matching: refused, naming what there is.
+    let f = fault(json!({"kill": {"process": "^no-such-process-here$"}}));
+    let err = fault::inject_reporting(&p, &f, &t, None).await.unwrap_err();
+    assert!(err.to_string().contains("no-such-process-here"), "{err}");
+}
+
+/// memory_stress and io_stress run in the pod's target container itself, started in the
+/// background by an exec and stopped by another: what they do is charged to that
+/// container's cgroups (an ephemeral container would be charged to its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stress_on_a_pod_runs_in_the_target_container_and_stops_at_revert() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"memory_stress": {"size": "8MiB", "ramp": "1s", "duration": "20s"}}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::FreeMemory { memory, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let marker = memory.marker.clone();
+    let running = || !faultline::platform::host::pids_with_marker(&marker).is_empty();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !running() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        running(),
+        "the allocator runs in the container after the exec ended"
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    assert!(!running(), "stopped at revert");
+    let seen = server.seen();
+    let execs = execs(&seen);
+    assert!(execs.iter().all(|(c, _)| c == "api"), "{execs:?}");
+    assert!(
+        execs.iter().any(|(_, cmd)| cmd.ends_with("& echo started")),
+        "{execs:?}"
+    );
+    // No ephemeral container: nothing is patched.
+    assert!(!seen.iter().any(|s| s.method == "PATCH"));
+    assert_granted(&seen, &fault::rbac_rules(&f));
+    // Exactly these rules: no ephemeral container, no pod created or deleted.
+    assert_eq!(
+        fault::rbac_rules(&f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files() {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(
+        json!({"io_stress": {"workers": 2, "size": "2MiB", "path": "/fill", "duration": "20s"}}),
+    );
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveIoFiles { io, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    assert_eq!(io.files.len(), 2);
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let present = || {
+        io.files
+            .iter()
+            .filter(|f| fill.path().join(f).exists())
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while present() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        present(),
+        2,
+        "each worker writes its file in the container's /fill"
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    assert_eq!(present(), 0, "removed at revert");
+    assert!(faultline::platform::host::pids_with_marker(&io.marker).is_empty());
+    let seen = server.seen();
+    assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
+    assert!(!seen.iter().any(|s| s.method == "PATCH"));
+    assert_granted(&seen, &fault::rbac_rules(&f));
+    // Exactly these rules: no ephemeral container, no pod created or deleted.
+    assert_eq!(
+        fault::rbac_rules(&f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
+}
+
+/// A command fault `where: target` on Kubernetes: `run` and the rollback go through the
+/// exec websocket into the target container (`container`, else the pod's first), each
+/// request granted by the Role `faultline rbac` generates, and their exit status and output
+/// come back for the report; a non-zero exit is a refusal naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_fault_inside_a_pod_runs_over_the_exec_websocket() {
+    let handler: fake::Handler = Arc::new(|s: &Seen| {
+        if s.method == "GET" && s.path == format!("{PODS}/api-1") {
+            return fake::Answer::Json(200, pod("api-1", "uid-1"));
+        }
+        if s.method == "GET" && s.path == format!("{PODS}/api-1/exec") {
+            let argv: Vec<String> = s
+                .pairs()
+                .into_iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v)
+                .collect();
+            return match argv.first().map(String::as_str) {
+                Some("touch") => fake::Answer::exec_ok("flag set\n"),
+                Some("rm") => fake::Answer::exec_ok(""),
+                _ => fake::Answer::exec_exit(3, "no such flag\n"),
+            };
+        }
+        fake::Answer::Json(
+            404,
+            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+        )
+    });
+    let server = fake::start(handler).await;
+    let envoy = KubernetesTarget {
+        container: Some("envoy".into()),
+        ..spec()
+    };
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), envoy, Some("fake".into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(
+        json!({"command": {"where": "target", "run": ["touch", "/tmp/flag"],
+        "rollback": ["rm", "/tmp/flag"], "duration": "5s"}}),
+    );
+    assert!(fault::preflight(&f, &p).await.is_ok());
+
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fx = fault::inject_reporting(&p, &f, &t, Some(&undo))
+        .await
+        .unwrap()
+        .unwrap();
+    let run = fx.run.unwrap();
+    assert_eq!((run.exit_code, run.output.as_str()), (Some(0), "flag set"));
+    fault::revert(&p, &undo).await.unwrap();
+
+    let failing = fault(json!({"command": {"where": "target", "run": ["false"]}}));
+    let err = fault::inject(&p, &failing, &t, None).await.unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::Refused(m) if m.contains("`run` exited 3") && m.contains("no such flag")),
+        "{err:?}"
+    );
+
+    let seen = server.seen();
+    assert_eq!(
+        execs(&seen),
+        [
+            ("envoy".to_string(), "touch /tmp/flag".to_string()),
+            ("envoy".to_string(), "rm /tmp/flag".to_string()),
+            ("envoy".to_string(), "false".to_string()),
+        ]
+    );
+    assert_granted(&seen, &fault::rbac_rules(&f));
 }

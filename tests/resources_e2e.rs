@@ -409,6 +409,84 @@ fn disk_fill_is_removed_by_recover_after_a_sigkill() {
     assert!(state.is_clean());
 }
 
+/// A symbolic link in the container is followed as the container follows it: the file
+/// lands in the directory the link names inside the container.
+#[test]
+fn disk_fill_follows_a_link_inside_the_container() {
+    if !require_docker() {
+        return;
+    }
+    let (fleet, web) = disk_container("disk-link");
+    docker_ok(&[
+        "exec",
+        &web,
+        "sh",
+        "-c",
+        "mkdir /fill/real && ln -s /fill/real /fill/link",
+    ]);
+    let exp = Experiment::new("disk-link")
+        .on(&fleet)
+        .fault("disk_fill: {size: 4MiB, path: /fill/link, duration: 3s, strategy: host}");
+    let run = Run::experiment(&exp).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(5), || fill_files(&web, "/fill/real")
+            == 1),
+        "the file did not appear where the link points inside the container"
+    );
+    run.wait().expect(0);
+    assert_eq!(fill_files(&web, "/fill/real"), 0);
+}
+
+/// A container that swaps a directory for a link to a host path, again and again while
+/// faultline fills it, never makes faultline write on the host: the path is resolved
+/// inside the container's root, and the file created relative to the directory opened.
+#[test]
+fn disk_fill_never_writes_on_the_host_through_a_swapped_link() {
+    if !require_docker() {
+        return;
+    }
+    // A directory that exists on this host only.
+    let canary = tempfile::Builder::new()
+        .prefix("faultline-canary-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let canary_path = canary.path().to_str().unwrap().to_string();
+    let (fleet, web) = disk_container("disk-race");
+    // The swapper runs until the container is removed.
+    docker_ok(&[
+        "exec",
+        "-d",
+        &web,
+        "sh",
+        "-c",
+        &format!(
+            "while :; do rm -rf /fill/d; mkdir /fill/d; rm -rf /fill/d; ln -s {canary_path} /fill/d; done"
+        ),
+    ]);
+    let exp = Experiment::new("disk-race")
+        .on(&fleet)
+        .fault("disk_fill: {size: 1MiB, path: /fill/d, duration: 1s, strategy: host}");
+    let mut outcomes = Vec::new();
+    for _ in 0..6 {
+        let out = Run::experiment(&exp).json_report().output();
+        outcomes.push(out.code);
+        let on_host: Vec<_> = std::fs::read_dir(canary.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            on_host.is_empty(),
+            "faultline wrote on the host: {on_host:?}"
+        );
+    }
+    // Each run either filled the container's directory or refused the link's target
+    // (absent inside the container); neither is an internal failure.
+    assert!(
+        outcomes.iter().all(|c| matches!(c, Some(0) | Some(4))),
+        "{outcomes:?}"
+    );
+}
+
 #[test]
 fn disk_fill_validation_says_what_to_write() {
     invalid(

@@ -63,6 +63,9 @@ pub enum Command {
     /// A memory stressor (started by the memory_stress fault inside a target's cgroups).
     #[command(hide = true)]
     Memhog(MemhogArgs),
+    /// An I/O stressor (started by the io_stress fault inside a target's cgroups).
+    #[command(hide = true)]
+    Iohog(IohogArgs),
     /// The nfqueue delayer (started by a network fault inside a target's namespace).
     #[command(hide = true)]
     Delayer(DelayerArgs),
@@ -295,6 +298,31 @@ pub struct MemhogArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct IohogArgs {
+    /// The target's root as this host sees it (`/proc/PID/root`).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// The directory inside the target, resolved inside `root`.
+    #[arg(long)]
+    pub path: String,
+    /// The workers' files in it, one per worker (repeatable).
+    #[arg(long = "file")]
+    pub files: Vec<String>,
+    /// The bytes of each file (whole MiB).
+    #[arg(long)]
+    pub bytes: u64,
+    /// `write`, `read` or `mixed`.
+    #[arg(long)]
+    pub mode: String,
+    /// Epoch second at which the stressor removes its files and ends by itself.
+    #[arg(long)]
+    pub until: u64,
+    /// Names this stressor, so that revert finds exactly it.
+    #[arg(long)]
+    pub marker: String,
+}
+
+#[derive(Debug, Args)]
 pub struct DelayerArgs {
     #[arg(long)]
     pub queue: u16,
@@ -314,7 +342,7 @@ pub struct DelayerArgs {
 }
 
 /// Where a run's results go besides its reports.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ObserveArgs {
     /// Write the run's metrics in the Prometheus text format (node_exporter textfile).
     #[arg(long, value_name = "PATH")]

@@ -136,50 +136,74 @@ async fn run_once(
     let mut secrets = experiment::Secrets::default();
     let mut results: Vec<RunResult> = Vec::new();
     let mut exit = Exit::Passed;
-    for (i, l) in s.experiments.iter().enumerate() {
-        eprintln!(
-            "faultline gameday: [{}/{}] {} ({})",
-            i + 1,
-            s.experiments.len(),
-            l.experiment.name,
-            l.file.display()
-        );
-        let result = match session.execute(l, None).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!(
-                    "faultline gameday: `{}` did not run: {e}",
-                    l.experiment.name
-                );
-                exit = exit.max(e.exit());
-                if !s.scenario.continue_on_failure {
-                    break;
+    let total = s.experiments.len();
+    for step in &s.steps {
+        // A `parallel` group: its experiments start together; the step ends when all
+        // have ended, and the highest exit code among them is the step's.
+        if step.len() > 1 {
+            let names: Vec<&str> = step
+                .iter()
+                .map(|&i| s.experiments[i].experiment.name.as_str())
+                .collect();
+            eprintln!(
+                "faultline gameday: [{}-{}/{total}] together: {}",
+                step[0] + 1,
+                step[step.len() - 1] + 1,
+                names.join(", ")
+            );
+        }
+        let runs = futures::future::join_all(step.iter().map(|&i| {
+            let l = &s.experiments[i];
+            async move {
+                if step.len() == 1 {
+                    eprintln!(
+                        "faultline gameday: [{}/{total}] {} ({})",
+                        i + 1,
+                        l.experiment.name,
+                        l.file.display()
+                    );
                 }
-                continue;
+                (i, l, session.execute(l, None).await)
             }
-        };
-        secrets.extend(&l.secrets);
-        observers
-            .finished(
-                &result,
-                &Notification::run_finished(&result, &l.secrets).in_scenario(name),
-            )
-            .await;
-        let base = dir.join(format!("{:02}-{}", i + 1, result.experiment.name));
-        std::fs::write(base.with_extension("json"), report::json::render(&result))?;
-        std::fs::write(base.with_extension("md"), report::markdown::render(&result))?;
-        std::fs::write(base.with_extension("html"), report::html::render(&result))?;
-        let code = result.verdict.exit();
-        eprintln!(
-            "faultline gameday: `{}`: {} (exit {})",
-            result.experiment.name,
-            result.verdict.as_str(),
-            code.code()
-        );
-        exit = exit.max(code);
-        results.push(result);
+        }))
+        .await;
+        let mut step_exit = Exit::Passed;
+        for (i, l, outcome) in runs {
+            let result = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!(
+                        "faultline gameday: `{}` did not run: {e}",
+                        l.experiment.name
+                    );
+                    step_exit = step_exit.max(e.exit());
+                    continue;
+                }
+            };
+            secrets.extend(&l.secrets);
+            observers
+                .finished(
+                    &result,
+                    &Notification::run_finished(&result, &l.secrets).in_scenario(name),
+                )
+                .await;
+            let base = dir.join(format!("{:02}-{}", i + 1, result.experiment.name));
+            std::fs::write(base.with_extension("json"), report::json::render(&result))?;
+            std::fs::write(base.with_extension("md"), report::markdown::render(&result))?;
+            std::fs::write(base.with_extension("html"), report::html::render(&result))?;
+            let code = result.verdict.exit();
+            eprintln!(
+                "faultline gameday: `{}`: {} (exit {})",
+                result.experiment.name,
+                result.verdict.as_str(),
+                code.code()
+            );
+            step_exit = step_exit.max(code);
+            results.push(result);
+        }
+        exit = exit.max(step_exit);
         if session.cancel.is_cancelled()
-            || (code != Exit::Passed && !s.scenario.continue_on_failure)
+            || (step_exit != Exit::Passed && !s.scenario.continue_on_failure)
         {
             break;
         }

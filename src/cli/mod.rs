@@ -115,6 +115,14 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             crate::fault::memory_stress::hold(a.bytes, ramp, a.until);
             Ok(Exit::Passed)
         }
+        Command::Iohog(a) => {
+            crate::platform::host::stop_self_if_asked();
+            let mode = experiment::model::IoMode::from_arg(&a.mode)
+                .ok_or_else(|| Error::Platform(format!("unknown I/O mode `{}`", a.mode)))?;
+            crate::fault::io_stress::churn(&a.root, &a.path, &a.files, a.bytes, mode, a.until)
+                .map_err(|e| Error::Platform(format!("the I/O stressor failed: {e}")))?;
+            Ok(Exit::Passed)
+        }
         Command::Delayer(a) => {
             crate::platform::host::stop_self_if_asked();
             let shape = crate::fault::nfqueue::Shape {

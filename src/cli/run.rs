@@ -269,7 +269,9 @@ pub(super) fn demo(keep: bool) -> Result<Exit, Error> {
 
 /// The run's results beyond its reports: metrics (file, Pushgateway) and notifications.
 pub(super) struct Observers {
-    client: reqwest::Client,
+    /// Built only when something is sent: loading the system's certificates would be
+    /// most of a short run's start-up.
+    client: Option<reqwest::Client>,
     notifier: crate::notify::Notifier,
     metrics_file: Option<std::path::PathBuf>,
     pushgateway: Option<String>,
@@ -277,9 +279,17 @@ pub(super) struct Observers {
 
 impl Observers {
     pub(super) fn new(a: &super::args::ObserveArgs) -> Result<Observers, Error> {
-        let client = crate::notify::client().map_err(Error::Platform)?;
-        let notifier =
-            crate::notify::Notifier::new(&a.notify, client.clone()).map_err(Error::Usage)?;
+        let client = if a.notify.is_empty() && a.pushgateway.is_none() {
+            None
+        } else {
+            Some(crate::notify::client().map_err(Error::Platform)?)
+        };
+        let notifier = match &client {
+            Some(c) if !a.notify.is_empty() => {
+                crate::notify::Notifier::new(&a.notify, c.clone()).map_err(Error::Usage)?
+            }
+            _ => crate::notify::Notifier::none(),
+        };
         Ok(Observers {
             client,
             notifier,
@@ -295,10 +305,9 @@ impl Observers {
     /// After each run: the notification and the push (a failed push only warns).
     pub(super) async fn finished(&self, result: &RunResult, n: &crate::notify::Notification) {
         self.notifier.send(n).await;
-        if let Some(url) = &self.pushgateway {
+        if let (Some(url), Some(client)) = (&self.pushgateway, &self.client) {
             let text = report::metrics::render(std::slice::from_ref(result));
-            if let Err(e) =
-                report::metrics::push(&self.client, url, &result.experiment.name, &text).await
+            if let Err(e) = report::metrics::push(client, url, &result.experiment.name, &text).await
             {
                 tracing::warn!("cannot push metrics: {e}");
             }
@@ -311,5 +320,31 @@ impl Observers {
             report::metrics::write_textfile(path, &report::metrics::render(results))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Observers;
+    use crate::cli::args::ObserveArgs;
+
+    /// The benchmark's finding: every run loaded the system's certificates for an HTTP
+    /// client that nothing used.
+    #[test]
+    fn an_http_client_only_when_something_is_sent() {
+        let quiet = Observers::new(&ObserveArgs::default()).unwrap();
+        assert!(quiet.client.is_none() && quiet.notifier.is_empty());
+        let push = Observers::new(&ObserveArgs {
+            pushgateway: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(push.client.is_some() && push.notifier.is_empty());
+        let notify = Observers::new(&ObserveArgs {
+            notify: vec!["http://127.0.0.1:9/hook".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(notify.client.is_some() && !notify.notifier.is_empty());
     }
 }

@@ -89,8 +89,12 @@ pub struct LoadedExperiment {
 pub struct LoadedScenario {
     pub file: PathBuf,
     pub scenario: Scenario,
-    /// Each entry's experiment, loaded with the entry's vars, in order.
+    /// Each entry's experiment, loaded with the entry's vars, in order (a `parallel`
+    /// group's experiments one after another).
     pub experiments: Vec<LoadedExperiment>,
+    /// The steps a game day takes: indices into `experiments`, one for a plain entry,
+    /// several for a `parallel` group (started together).
+    pub steps: Vec<Vec<usize>>,
 }
 
 #[derive(Clone, Debug)]
@@ -357,46 +361,52 @@ fn load_scenario_tree(
     let scenario = scenario.clone();
     let base = path.parent().unwrap_or(Path::new("."));
     let mut experiments = Vec::new();
-    for (i, entry) in scenario.experiments.iter().enumerate() {
-        let file = base.join(&entry.file);
-        let entry_vars: Vec<(String, String)> = entry
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_text()))
-            .collect();
-        let loaded = read(&file)
-            .and_then(|text| {
-                let l = file.display().to_string();
-                let t = parse_tree(&l, &text)?;
-                if t.get("kind").and_then(Node::as_str) == Some("scenario") {
-                    return Err(vec![Diagnostic::new(
-                        &l,
-                        None,
-                        "a scenario cannot include another scenario",
-                    )]);
+    let mut steps = Vec::new();
+    for (i, step) in scenario.experiments.iter().enumerate() {
+        let mut indices = Vec::new();
+        for (inner, entry_file, entry_vars) in step.files() {
+            let file = base.join(entry_file);
+            let entry_vars: Vec<(String, String)> = entry_vars
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_text()))
+                .collect();
+            let loaded = read(&file)
+                .and_then(|text| {
+                    let l = file.display().to_string();
+                    let t = parse_tree(&l, &text)?;
+                    if t.get("kind").and_then(Node::as_str) == Some("scenario") {
+                        return Err(vec![Diagnostic::new(
+                            &l,
+                            None,
+                            "a scenario cannot include another scenario",
+                        )]);
+                    }
+                    load_experiment_tree(&file, &l, t, &entry_vars, overrides, &process_env)
+                })
+                .map_err(|mut d| {
+                    let mut path = vec![PathSeg::Key("experiments".into()), PathSeg::Index(i)];
+                    path.extend(inner.iter().cloned());
+                    path.push(PathSeg::Key("file".into()));
+                    let at = tree.pos_of(&path);
+                    d.insert(
+                        0,
+                        Diagnostic::new(
+                            label,
+                            Some(at),
+                            format!("experiment `{entry_file}` is not valid:"),
+                        ),
+                    );
+                    d
+                });
+            match loaded {
+                Ok(e) => {
+                    indices.push(experiments.len());
+                    experiments.push(e);
                 }
-                load_experiment_tree(&file, &l, t, &entry_vars, overrides, &process_env)
-            })
-            .map_err(|mut d| {
-                let at = tree.pos_of(&[
-                    PathSeg::Key("experiments".into()),
-                    PathSeg::Index(i),
-                    PathSeg::Key("file".into()),
-                ]);
-                d.insert(
-                    0,
-                    Diagnostic::new(
-                        label,
-                        Some(at),
-                        format!("experiment `{}` is not valid:", entry.file),
-                    ),
-                );
-                d
-            });
-        match loaded {
-            Ok(e) => experiments.push(e),
-            Err(d) => diags.extend(d),
+                Err(d) => diags.extend(d),
+            }
         }
+        steps.push(indices);
     }
     if !diags.is_empty() {
         return Err(diags);
@@ -405,6 +415,7 @@ fn load_scenario_tree(
         file: path.to_path_buf(),
         scenario,
         experiments,
+        steps,
     })
 }
 

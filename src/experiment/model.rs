@@ -259,6 +259,10 @@ pub struct ProbeSpec {
     /// During only: the success ratio this probe must keep (0.0..1.0, default 1.0).
     #[serde(default)]
     pub min_success: Option<f64>,
+    /// During only: bounds on the latency percentiles of the window's samples, checked
+    /// alongside `min_success`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyBounds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -329,6 +333,33 @@ impl ProbeSpec {
 
     pub fn min_success(&self) -> f64 {
         self.min_success.unwrap_or(1.0)
+    }
+}
+
+/// Upper bounds on a during probe's latency percentiles over the window (nearest rank,
+/// every sample counted, failed ones with the time they took).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyBounds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<Duration>,
+}
+
+impl LatencyBounds {
+    /// Every bound given, as (`p95`, the percentile as a fraction, the bound).
+    pub fn bounds(&self) -> Vec<(&'static str, f64, Duration)> {
+        [
+            ("p50", 0.50, self.p50),
+            ("p95", 0.95, self.p95),
+            ("p99", 0.99, self.p99),
+        ]
+        .into_iter()
+        .filter_map(|(name, q, d)| d.map(|d| (name, q, d)))
+        .collect()
     }
 }
 
@@ -479,8 +510,11 @@ pub enum Fault {
     CpuStress(CpuStressFault),
     MemoryStress(MemoryStressFault),
     DiskFill(DiskFillFault),
+    IoStress(IoStressFault),
     Stop(StopFault),
     Restart(RestartFault),
+    Command(CommandFault),
+    HttpCall(HttpCallFault),
 }
 
 /// The `name`, `after` and `duration` items of a [`FaultSpec`] whose parameters have
@@ -561,8 +595,11 @@ macro_rules! each_fault {
             Fault::CpuStress($f) => $body,
             Fault::MemoryStress($f) => $body,
             Fault::DiskFill($f) => $body,
+            Fault::IoStress($f) => $body,
             Fault::Stop($f) => $body,
             Fault::Restart($f) => $body,
+            Fault::Command($f) => $body,
+            Fault::HttpCall($f) => $body,
         }
     }};
 }
@@ -597,6 +634,16 @@ impl Fault {
     pub fn describe(&self) -> String {
         self.spec().describe()
     }
+
+    /// A command or http_call with a rollback and no `duration`: it is rolled back when
+    /// every other fault has ended.
+    pub fn holds_for_the_others(&self) -> bool {
+        match self {
+            Fault::Command(c) => c.rollback.is_some() && c.duration.is_none(),
+            Fault::HttpCall(c) => c.rollback.is_some() && c.duration.is_none(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -615,6 +662,10 @@ pub struct KillFault {
     /// regular expression (Docker), instead of the target itself.
     #[serde(default)]
     pub process: Option<String>,
+    /// Kill only this container of the pod (Kubernetes): every process of it is signalled
+    /// from a helper pod on its node, and the kubelet restarts it.
+    #[serde(default)]
+    pub container: Option<String>,
     /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
     #[serde(default)]
     pub every: Option<Duration>,
@@ -766,6 +817,50 @@ pub struct DiskFillFault {
     pub strategy: CpuStrategy,
 }
 
+fn io_size() -> ByteSize {
+    "64MiB".parse().expect("a valid size")
+}
+
+/// Real block I/O inside the target's blkio (v1) / io (v2) cgroup: each worker passes
+/// over a file of its own under `path` again and again, bypassing the page cache, until
+/// the fault ends; the files are removed at revert.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IoStressFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// How many workers, each with a file of its own, 1..64.
+    #[serde(default = "one")]
+    pub workers: u32,
+    /// The size of each worker's file, moved once per pass (rounded up to whole MiB):
+    /// `64MiB` by default.
+    #[serde(default = "io_size")]
+    pub size: ByteSize,
+    /// An absolute directory inside the target, on a filesystem with a block device
+    /// behind it (a volume); default `/tmp`.
+    #[serde(default = "tmp")]
+    pub path: String,
+    /// `write` (default), `read` (the file is written once, then read), or `mixed` (a
+    /// write pass, then a read pass).
+    #[serde(default)]
+    pub mode: IoMode,
+    /// `host` moves faultline's own stressor into the target's cgroups, working through
+    /// the container's root; `exec` runs `dd` inside the target; `auto` picks host when
+    /// it can.
+    #[serde(default)]
+    pub strategy: CpuStrategy,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IoMode {
+    #[default]
+    Write,
+    Read,
+    Mixed,
+}
+
 /// Stops the container, waits `duration`, starts it again (Docker).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -790,6 +885,97 @@ pub struct RestartFault {
     pub timeout: Duration,
 }
 
+/// Any action with a rollback: `run` is executed (on this host, or inside each selected
+/// target), and `rollback` when `duration` ends (without one, when the other faults end),
+/// on abort, on a signal, and by `recover` after a crash. The rollback is journaled before
+/// `run` starts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long before the rollback runs; default: when the other faults have ended.
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    /// The command, an argv list run without a shell (required).
+    #[serde(default)]
+    pub run: Vec<String>,
+    /// The command that undoes `run`, an argv list run without a shell.
+    #[serde(default)]
+    pub rollback: Option<Vec<String>>,
+    /// `host`: where faultline runs (once); `target`: inside each selected target (exec).
+    #[serde(default, rename = "where")]
+    pub place: CommandPlace,
+    /// How long `run` and `rollback` may each take; a command still running then is
+    /// killed (on the host) and counts as failed.
+    #[serde(default = "secs::<30>")]
+    pub timeout: Duration,
+}
+
+/// Where a command fault runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandPlace {
+    /// Where faultline runs, once for the whole fault.
+    #[default]
+    Host,
+    /// Inside each selected container or pod (Docker exec; Kubernetes pods/exec).
+    Target,
+}
+
+/// An admin API call with a rollback request, made where faultline runs (once): the
+/// `command` fault without a shell. The rollback request is journaled before the call.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCallFault {
+    #[serde(default)]
+    pub after: Duration,
+    /// How long before the rollback request; default: when the other faults have ended.
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    /// `POST` unless said otherwise.
+    #[serde(default = "post")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Statuses that count as success; default 200-299.
+    #[serde(default)]
+    pub status: Option<Vec<StatusSpec>>,
+    /// How long each request (the call, the rollback) may take.
+    #[serde(default = "secs::<10>")]
+    pub timeout: Duration,
+    /// Accept any TLS certificate.
+    #[serde(default)]
+    pub insecure: bool,
+    /// The request that undoes the call.
+    #[serde(default)]
+    pub rollback: Option<HttpRequest>,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+/// One HTTP request of an `http_call` fault's rollback.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequest {
+    /// `POST` unless said otherwise.
+    #[serde(default = "post")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Statuses that count as success; default 200-299.
+    #[serde(default)]
+    pub status: Option<Vec<StatusSpec>>,
+}
+
 /// A game-day suite (spec section 7).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -810,13 +996,52 @@ pub struct Scenario {
     pub window: Option<Window>,
 }
 
+/// One step of a scenario: an experiment file, or a `parallel` group of them.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioEntry {
     /// Path relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, VarValue>,
+    /// Experiments started together; the step ends when all have ended, and the highest
+    /// exit code among them is the step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<Vec<ParallelEntry>>,
+}
+
+/// An experiment of a `parallel` group.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelEntry {
+    /// Path relative to the scenario file.
     pub file: String,
     #[serde(default)]
     pub vars: BTreeMap<String, VarValue>,
+}
+
+impl ScenarioEntry {
+    /// The experiments of this step, each with its path in the scenario (`[i]`, or
+    /// `[i].parallel[j]`), in order.
+    pub fn files(&self) -> Vec<(Vec<super::node::PathSeg>, &str, &BTreeMap<String, VarValue>)> {
+        use super::node::PathSeg;
+        match (&self.file, &self.parallel) {
+            (Some(f), _) => vec![(Vec::new(), f.as_str(), &self.vars)],
+            (None, Some(group)) => group
+                .iter()
+                .enumerate()
+                .map(|(j, e)| {
+                    (
+                        vec![PathSeg::Key("parallel".into()), PathSeg::Index(j)],
+                        e.file.as_str(),
+                        &e.vars,
+                    )
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

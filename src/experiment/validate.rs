@@ -386,6 +386,12 @@ fn probe(c: &mut Checker, p: &ProbeSpec, phase: Phase) {
                     "min_success applies to `during` probes; a steady-state probe must pass (use `retries` to tolerate a blip)",
                 );
             }
+            if p.latency.is_some() {
+                c.err_at(
+                    "latency",
+                    "latency bounds (p50, p95, p99) apply to `during` probes, over the samples of the fault window; move this probe under `during.probes` (or use an http probe's `max_latency` for one request)",
+                );
+            }
         }
         Phase::During => {
             if p.retries > 0 {
@@ -403,6 +409,9 @@ fn probe(c: &mut Checker, p: &ProbeSpec, phase: Phase) {
                         ),
                     );
                 }
+            }
+            if let Some(l) = &p.latency {
+                c.at("latency", |c| latency_bounds(c, l));
             }
         }
     }
@@ -464,6 +473,28 @@ fn probe(c: &mut Checker, p: &ProbeSpec, phase: Phase) {
                 }
             }
         });
+    }
+}
+
+fn latency_bounds(c: &mut Checker, l: &LatencyBounds) {
+    let bounds = l.bounds();
+    if bounds.is_empty() {
+        c.err("`latency` has no bound: give at least one of p50, p95, p99 (e.g. p95: 300ms)");
+    }
+    for (name, _, d) in &bounds {
+        if d.as_millis() == 0 {
+            c.err_at(name, format!("`{name}` must be longer than 0s"));
+        }
+    }
+    // A higher percentile can never be below a lower one: such bounds contradict.
+    for pair in bounds.windows(2) {
+        let ((lo, _, lo_d), (hi, _, hi_d)) = (pair[0], pair[1]);
+        if hi_d < lo_d {
+            c.err_at(
+                hi,
+                format!("`{hi}: {hi_d}` is below `{lo}: {lo_d}`; a {hi} is never lower than the {lo}, so no window could meet both"),
+            );
+        }
     }
 }
 
@@ -624,6 +655,34 @@ pub fn scenario(s: &Scenario) -> Vec<Problem> {
     if s.experiments.is_empty() {
         c.err_at("experiments", "a scenario needs at least one experiment");
     }
+    c.at("experiments", |c| {
+        for (i, entry) in s.experiments.iter().enumerate() {
+            c.at(i, |c| match (&entry.file, &entry.parallel) {
+                (Some(_), Some(_)) => c.err_at(
+                    "parallel",
+                    "an entry is either one experiment (`file`) or a `parallel` group, not both: move the file into the group",
+                ),
+                (None, None) => c.err(
+                    "an entry needs `file` (one experiment) or `parallel` (a group started together)",
+                ),
+                (None, Some(group)) => {
+                    if !entry.vars.is_empty() {
+                        c.err_at(
+                            "vars",
+                            "`vars` of a `parallel` group belong to its experiments: give each entry of the group its own `vars`",
+                        );
+                    }
+                    if group.len() < 2 {
+                        c.err_at(
+                            "parallel",
+                            "a `parallel` group needs at least two experiments; a single one is a plain `file` entry",
+                        );
+                    }
+                }
+                (Some(_), None) => {}
+            });
+        }
+    });
     if let Some(cron) = &s.schedule {
         if let Err(m) = super::schedule_text::parse_cron(cron) {
             c.err_at("schedule", m);

@@ -3,15 +3,19 @@
 //! after a crash.
 //!
 //! - `host`: written from this host through the container's root (`/proc/PID/root`),
-//!   which sees the container's own mounts; no tool is needed in the image. A path with a
-//!   symbolic link in it is refused (a link would be resolved against this host's root).
-//! - `exec`: `df`, `head -c` and `rm` inside the target.
+//!   which sees the container's own mounts; no tool is needed in the image. The path is
+//!   resolved by the kernel with the container's root as `/` (openat2, RESOLVE_IN_ROOT),
+//!   so a symbolic link in the container, even one swapped in meanwhile, never leads onto
+//!   this host; the file is created relative to that directory, never through a link.
+//! - `exec`: `df`, `head -c` and `rm` inside the target (Docker: exec; Kubernetes: exec
+//!   into the pod's target container, the only way there).
 //!
 //! It never writes more than the filesystem has free: `size` is refused above it, and
 //! `percent` fills until `df`'s Use% reaches it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -21,8 +25,8 @@ use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
-use crate::platform::kubernetes::rbac::Permission;
-use crate::platform::{Platform, PlatformError, Target};
+use crate::platform::kubernetes::rbac::{self, Permission};
+use crate::platform::{Platform, PlatformError, Target, host};
 
 /// Prefix of the file's name.
 pub const FILE_PREFIX: &str = ".faultline-fill-";
@@ -68,7 +72,7 @@ pub fn parse_df(stdout: &str) -> Option<Space> {
     })
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     let mib = bytes as f64 / (1024.0 * 1024.0);
     if mib >= 1024.0 {
         format!("{:.1}GiB", mib / 1024.0)
@@ -77,31 +81,25 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// `path` under `root`, refusing any component that is a symbolic link (it would be
-/// resolved against this host's root, not the container's).
-fn under_root(root: &Path, path: &str, target: &Target) -> Result<PathBuf, PlatformError> {
-    let mut at = root.to_path_buf();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        at.push(part);
-        let meta = std::fs::symlink_metadata(&at).map_err(|e| {
-            PlatformError::Refused(format!("`{path}` in `{}` cannot be used: {e}", target.name))
-        })?;
-        if meta.file_type().is_symlink() {
-            return Err(PlatformError::Refused(format!(
-                "`{path}` in `{}` goes through a symbolic link; name the directory it points to",
-                target.name
-            )));
-        }
-    }
-    Ok(at)
+/// The directory `path` of the target, opened through its root from this host and
+/// resolved inside that root: a symbolic link in the container is followed as the
+/// container would follow it and can never lead onto this host.
+pub(crate) fn dir_in_root(
+    root: &Path,
+    path: &str,
+    target: &Target,
+) -> Result<OwnedFd, PlatformError> {
+    host::open_dir_in_root(root, path).map_err(|e| {
+        PlatformError::Refused(format!(
+            "`{path}` in `{}` cannot be used as a directory: {e}",
+            target.name
+        ))
+    })
 }
 
-fn host_space(dir: &Path) -> Result<Space, PlatformError> {
-    let s = nix::sys::statvfs::statvfs(dir).map_err(|e| {
-        PlatformError::Refused(format!(
-            "cannot read the filesystem of {}: {e}",
-            dir.display()
-        ))
+fn host_space(dir: &OwnedFd, path: &str) -> Result<Space, PlatformError> {
+    let s = nix::sys::statvfs::fstatvfs(dir).map_err(|e| {
+        PlatformError::Refused(format!("cannot read the filesystem of `{path}`: {e}"))
     })?;
     let frsize = s.fragment_size() as u64;
     let total = s.blocks() as u64 * frsize;
@@ -112,14 +110,10 @@ fn host_space(dir: &Path) -> Result<Space, PlatformError> {
     })
 }
 
-/// Writes `bytes` into a new file (never an existing one, never through a link).
-fn write_file(file: &Path, bytes: u64) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(file)?;
+/// Writes `bytes` into the new file `name` of `dir` (never an existing one, never through
+/// a link).
+fn write_file(dir: &OwnedFd, name: &str, bytes: u64) -> std::io::Result<()> {
+    let mut f = host::create_in(dir, name, false)?;
     let block = vec![0u8; 1 << 20];
     let mut left = bytes;
     while left > 0 {
@@ -130,16 +124,16 @@ fn write_file(file: &Path, bytes: u64) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn sh(script: String) -> Vec<String> {
+pub(crate) fn sh(script: String) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script]
 }
 
 /// Single-quotes `s` for a POSIX shell.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-async fn space(
+pub(crate) async fn space(
     platform: &dyn Platform,
     target: &Target,
     access: CpuAccess,
@@ -147,14 +141,8 @@ async fn space(
 ) -> Result<Space, PlatformError> {
     match access {
         CpuAccess::Host => {
-            let dir = under_root(&platform.host_root(target).await?, path, target)?;
-            if !dir.is_dir() {
-                return Err(PlatformError::Refused(format!(
-                    "`{path}` in `{}` is not a directory",
-                    target.name
-                )));
-            }
-            host_space(&dir)
+            let dir = dir_in_root(&platform.host_root(target).await?, path, target)?;
+            host_space(&dir, path)
         }
         CpuAccess::Exec => {
             let p = quote(path);
@@ -234,15 +222,6 @@ impl FaultSpec for DiskFillFault {
 
 #[async_trait]
 impl FaultKind for DiskFillFault {
-    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
-        if platform.kind() == "kubernetes" {
-            return Err(
-                "disk_fill is not available on Kubernetes in this build (Docker only)".into(),
-            );
-        }
-        Ok(())
-    }
-
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let access = CpuAccess::chosen(
             self.strategy,
@@ -300,10 +279,10 @@ impl FaultKind for DiskFillFault {
         };
         match fill.access {
             CpuAccess::Host => {
-                let dir = under_root(&platform.host_root(target).await?, &self.path, target)?;
+                let dir = dir_in_root(&platform.host_root(target).await?, &self.path, target)?;
                 let name = fill.file.rsplit('/').next().unwrap_or_default().to_string();
-                let (file, bytes) = (dir.join(name), fill.bytes);
-                tokio::task::spawn_blocking(move || write_file(&file, bytes))
+                let bytes = fill.bytes;
+                tokio::task::spawn_blocking(move || write_file(&dir, &name, bytes))
                     .await
                     .map_err(|e| PlatformError::Refused(e.to_string()))?
                     .map_err(|e| {
@@ -342,12 +321,15 @@ impl FaultKind for DiskFillFault {
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
-        Some("# disk_fill is not available on Kubernetes in this build: no rules for it.\n")
+        Some(
+            "# disk_fill runs `df`, `head` and `rm` in the target container through exec: its\n\
+             # image needs them (and `sh`).\n",
+        )
     }
 
-    /// Refused at preflight on Kubernetes: no rules.
+    /// The target pod read for its container, and exec into it.
     fn rbac(&self) -> &'static [Permission] {
-        &[]
+        &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
     }
 }
 
@@ -360,10 +342,19 @@ pub async fn revert(
     match fill.access {
         CpuAccess::Host => {
             let (dir, name) = fill.file.rsplit_once('/').unwrap_or(("", &fill.file));
-            let dir = under_root(&platform.host_root(target).await?, dir, target)?;
-            match std::fs::remove_file(dir.join(name)) {
+            let dir = match host::open_dir_in_root(&platform.host_root(target).await?, dir) {
+                Ok(dir) => dir,
+                // The directory itself is gone: so is the file.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => {
+                    return Err(PlatformError::Refused(format!(
+                        "cannot reach the directory of {} in `{}`: {e}",
+                        fill.file, target.name
+                    )));
+                }
+            };
+            match host::remove_in(&dir, name) {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(PlatformError::Refused(format!(
                     "cannot remove {} from `{}`: {e}",
                     fill.file, target.name
@@ -418,19 +409,52 @@ mod tests {
         assert_eq!(quote("/x'y"), "'/x'\\''y'");
     }
 
-    #[test]
-    fn a_symbolic_link_on_the_way_is_refused() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("real")).unwrap();
-        std::os::unix::fs::symlink("/etc", root.path().join("tmp")).unwrap();
-        let t = Target {
+    fn web() -> Target {
+        Target {
             platform: "docker".into(),
             id: "x".into(),
             name: "web".into(),
             labels: Default::default(),
-        };
-        assert!(under_root(root.path(), "/real", &t).is_ok());
-        let e = under_root(root.path(), "/tmp", &t).unwrap_err().to_string();
-        assert!(e.contains("symbolic link"), "{e}");
+        }
+    }
+
+    /// A container's links, absolute or climbing with `..`, end inside its root: the
+    /// file lands in the container's directory, never in this host's.
+    #[test]
+    fn symbolic_links_resolve_inside_the_containers_root() {
+        let host = tempfile::tempdir().unwrap();
+        let outside = host.path().join("host-dir");
+        std::fs::create_dir(&outside).unwrap();
+        let root = host.path().join("root");
+        std::fs::create_dir_all(root.join(outside.strip_prefix("/").unwrap())).unwrap();
+        // The container's /evil names the host's directory by its absolute path; its
+        // /climb climbs far above its root.
+        std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../../../../..", root.join("climb")).unwrap();
+        for path in ["/evil", "/climb/evil"] {
+            let dir = dir_in_root(&root, path, &web()).unwrap();
+            write_file(&dir, ".faultline-fill-test", 4096).unwrap();
+            let inside = root
+                .join(outside.strip_prefix("/").unwrap())
+                .join(".faultline-fill-test");
+            assert!(inside.exists(), "{path}: the file is in the container");
+            assert!(
+                std::fs::read_dir(&outside).unwrap().next().is_none(),
+                "{path}: nothing was written on the host"
+            );
+            host::remove_in(&dir, ".faultline-fill-test").unwrap();
+            assert!(!inside.exists());
+        }
+        // A link to where the container has nothing is refused, not followed onto the host.
+        std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
+        let e = dir_in_root(&root, "/etc-link", &web())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be used as a directory"), "{e}");
+        // The file itself is never a link, nor an existing file.
+        let dir = dir_in_root(&root, "/", &web()).unwrap();
+        std::os::unix::fs::symlink(outside.join("x"), root.join(".faultline-fill-l")).unwrap();
+        assert!(write_file(&dir, ".faultline-fill-l", 10).is_err());
+        assert!(!outside.join("x").exists());
     }
 }

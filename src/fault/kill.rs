@@ -16,7 +16,7 @@ use crate::experiment::model::{
 use crate::experiment::units::{Duration, Signal};
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target, host};
-use crate::report::ProcessRef;
+use crate::report::{ContainerRestarts, ProcessRef};
 
 /// How long a Docker container has to end after the signal, by default.
 const DEFAULT_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -35,9 +35,10 @@ impl FaultSpec for KillFault {
     }
 
     fn describe(&self) -> String {
-        let mut s = match &self.process {
-            Some(p) => format!("kill processes matching /{p}/ with {}", self.signal),
-            None => format!("kill with {}", self.signal),
+        let mut s = match (&self.process, &self.container) {
+            (Some(p), _) => format!("kill processes matching /{p}/ with {}", self.signal),
+            (None, Some(c)) => format!("kill container `{c}` with {}", self.signal),
+            (None, None) => format!("kill with {}", self.signal),
         };
         if let Some(g) = self.grace_period {
             s.push_str(&format!(", grace period {g}"));
@@ -52,6 +53,19 @@ impl FaultSpec for KillFault {
     fn describe_on(&self, target: &TargetSpec) -> String {
         if target.kubernetes.is_none() {
             return self.describe();
+        }
+        if self.process.is_some() {
+            return format!("{}, inside the target container (exec)", self.describe());
+        }
+        if let Some(c) = &self.container {
+            let mut s = format!(
+                "kill container `{c}` with {} (every process of it, from a helper on its node; the kubelet restarts it)",
+                self.signal
+            );
+            if let (Some(every), Some(d)) = (self.every, self.duration) {
+                s.push_str(&format!(", every {every} for {d}"));
+            }
+            return s;
         }
         let mut s = match self.grace_period {
             Some(g) if !g.std().is_zero() => {
@@ -89,11 +103,31 @@ impl FaultSpec for KillFault {
                 format!("`process` is not a valid regular expression: {e}"),
             );
         }
-        if self.process.is_some() && target.kubernetes.is_some() {
+        if self.process.is_some() && self.grace_period.is_some() && target.kubernetes.is_some() {
             p.err_at(
-                "process",
-                "`process` is not available on Kubernetes in this build: remove it to delete the pod",
+                "grace_period",
+                "`grace_period` is the pod's termination grace; a kill with `process` signals processes inside the pod: remove it",
             );
+        }
+        if self.container.is_some() {
+            if target.kubernetes.is_none() {
+                p.err_at(
+                    "container",
+                    "`container` names one container of a pod (Kubernetes); on Docker each target is one container: select it with the target block",
+                );
+            }
+            if self.process.is_some() {
+                p.err_at(
+                    "container",
+                    "`container` and `process` cannot be combined: remove one",
+                );
+            }
+            if self.grace_period.is_some() && target.kubernetes.is_some() {
+                p.err_at(
+                    "grace_period",
+                    "`grace_period` is the pod's termination grace; a kill with `container` signals the container directly: remove it",
+                );
+            }
         }
         if self.expect != KillExpect::Exit && target.kubernetes.is_some() {
             p.err_at(
@@ -131,6 +165,15 @@ impl FaultKind for KillFault {
         target: &Target,
         _undo: Option<&super::Undo>,
     ) -> Result<Option<FaultEffects>, PlatformError> {
+        if let Some(container) = &self.container {
+            // A repeated kill waits no longer than its interval.
+            let wait = self
+                .every
+                .map_or(RESTART_WAIT, |e| e.std().min(RESTART_WAIT));
+            return container_kill(platform, target, container, self.signal, wait)
+                .await
+                .map(Some);
+        }
         let Some(pattern) = &self.process else {
             let caveat = platform.signal_caveat(target).await;
             platform
@@ -173,7 +216,7 @@ impl FaultKind for KillFault {
     ) -> Settled {
         // A process kill ends processes inside the target, not the target: what it
         // signalled is in the report; the target keeps running by design.
-        if self.process.is_some() {
+        if self.process.is_some() || self.container.is_some() {
             return Settled::Done { gone_at: None };
         }
         let grace = self.grace_period.map_or(DEFAULT_EXIT_WAIT, Duration::std);
@@ -220,9 +263,62 @@ impl FaultKind for KillFault {
         }
     }
 
+    /// A pod delete; with `process`, exec into the target container (listing /proc and
+    /// signalling there); with `container`, a helper pod on the node instead (created, read
+    /// until it ends, deleted) and the target pod read for its restart count.
     fn rbac(&self) -> &'static [Permission] {
-        &[rbac::DELETE_PODS, rbac::GET_PODS]
+        if self.container.is_some() {
+            &[rbac::GET_PODS, rbac::CREATE_PODS, rbac::DELETE_PODS]
+        } else if self.process.is_some() {
+            &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
+        } else {
+            &[rbac::DELETE_PODS, rbac::GET_PODS]
+        }
     }
+
+    fn kubernetes_note(&self) -> Option<&'static str> {
+        self.container.is_some().then_some(
+            "# kill with `container` creates a privileged helper pod (hostPID, hostPath\n\
+             # /sys/fs/cgroup) on the target's node: the namespace's Pod Security level must be\n\
+             # `privileged`.\n",
+        )
+    }
+}
+
+/// How long a container kill waits for the kubelet to restart the container.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Signals every process of one container of the target and waits (up to `wait`) until
+/// its restart count rises: the report shows both counts.
+async fn container_kill(
+    platform: &dyn Platform,
+    target: &Target,
+    container: &str,
+    signal: Signal,
+    wait: std::time::Duration,
+) -> Result<FaultEffects, PlatformError> {
+    let before = platform.signal_container(target, container, signal).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut after = before;
+    loop {
+        match platform.restart_count(target, container).await {
+            Ok(n) => after = n,
+            Err(PlatformError::Gone(n)) => return Err(PlatformError::Gone(n)),
+            Err(e) => tracing::info!("restart count of `{container}`: {e}"),
+        }
+        if after > before || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Ok(FaultEffects {
+        container_restarts: Some(ContainerRestarts {
+            container: container.to_string(),
+            before,
+            after,
+        }),
+        ..Default::default()
+    })
 }
 
 /// The processes whose command line matches, or a refusal naming what there is.

@@ -24,7 +24,7 @@ use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
 };
-use crate::platform::kubernetes::rbac::Permission;
+use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Placement, Platform, PlatformError, Target, host};
 use crate::report::ProcessRef;
 
@@ -59,7 +59,8 @@ fn placement(access: CpuAccess) -> Placement {
             netns: false,
             cgroups: true,
         },
-        CpuAccess::Exec => Placement::IN_TARGET,
+        // In the target's own container: charged to its cgroups, on its filesystem.
+        CpuAccess::Exec => Placement::InContainer,
     }
 }
 
@@ -280,15 +281,6 @@ impl FaultSpec for MemoryStressFault {
 
 #[async_trait]
 impl FaultKind for MemoryStressFault {
-    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
-        if platform.kind() == "kubernetes" {
-            return Err(
-                "memory_stress is not available on Kubernetes in this build (Docker only)".into(),
-            );
-        }
-        Ok(())
-    }
-
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let access = CpuAccess::chosen(
             self.strategy,
@@ -374,12 +366,16 @@ impl FaultKind for MemoryStressFault {
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
-        Some("# memory_stress is not available on Kubernetes in this build: no rules for it.\n")
+        Some(
+            "# memory_stress runs in the target container itself through exec (strategy exec), so that it\n\
+             # is charged to that container's cgroups: its image needs `sh`, `dd` and `sleep`.\n",
+        )
     }
 
-    /// Refused at preflight on Kubernetes: no rules.
+    /// The target pod read for its container, and exec into it (start, read the
+    /// cgroup's counters, stop).
     fn rbac(&self) -> &'static [Permission] {
-        &[]
+        &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
     }
 
     async fn effects(&self, platform: &dyn Platform, undo: &Undo) -> Option<FaultEffects> {

@@ -11,8 +11,11 @@
 //! `Fault::spec`), its file here with both traits, its arm in [`kind`], and, when it is
 //! reversible, its record in [`UndoRecord`] and its arm in [`revert`] / [`release`].
 
+pub mod command;
 pub mod cpu_stress;
 pub mod disk_fill;
+pub mod http_call;
+pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;
 pub mod network;
@@ -78,6 +81,12 @@ pub trait FaultKind: FaultSpec + Send + Sync {
         _injected_at: chrono::DateTime<chrono::Utc>,
     ) -> Settled {
         Settled::Done { gone_at: None }
+    }
+
+    /// Whether it runs once for the whole fault rather than once per target (a command
+    /// on faultline's own host); it is then recorded against [`command::host_target`].
+    fn once(&self) -> bool {
+        false
     }
 
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
@@ -165,8 +174,20 @@ pub enum UndoRecord {
         target: Target,
         fill: disk_fill::FillRecord,
     },
+    RemoveIoFiles {
+        target: Target,
+        io: io_stress::IoRecord,
+    },
     StartTarget {
         target: Target,
+    },
+    RunRollback {
+        target: Target,
+        rollback: command::RollbackRecord,
+    },
+    HttpRollback {
+        target: Target,
+        request: http_call::RequestRecord,
     },
 }
 
@@ -185,7 +206,10 @@ impl Undo {
             | UndoRecord::StopStressor { target, .. }
             | UndoRecord::FreeMemory { target, .. }
             | UndoRecord::RemoveFile { target, .. }
-            | UndoRecord::StartTarget { target } => target,
+            | UndoRecord::RemoveIoFiles { target, .. }
+            | UndoRecord::StartTarget { target }
+            | UndoRecord::RunRollback { target, .. }
+            | UndoRecord::HttpRollback { target, .. } => target,
         }
     }
 }
@@ -234,7 +258,11 @@ pub async fn inject_reporting(
 }
 
 /// Gives back what [`prepare`] set up when the fault was not applied after all.
-pub async fn release(platform: &dyn Platform, undo: &Undo) {
+///
+/// Returns false when what was prepared may still be in effect and must stay in the
+/// journal for `recover`: a command's rollback that did not succeed (its `run` may have
+/// half-done something). Everything else counts as released, as before.
+pub async fn release(platform: &dyn Platform, undo: &Undo) -> bool {
     let released = match &undo.record {
         UndoRecord::RemoveQdisc { qdisc, .. } => network::release(platform, qdisc).await,
         UndoRecord::Unpause { .. } => Ok(()),
@@ -242,11 +270,18 @@ pub async fn release(platform: &dyn Platform, undo: &Undo) {
         // some of its workers, a file partly written, a stop half-done.
         _ => revert(platform, undo).await,
     };
-    if let Err(e) = released {
-        tracing::warn!(
-            "cannot release what was prepared for {}: {e}",
-            undo.target().name
-        );
+    match released {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                "cannot release what was prepared for {}: {e}",
+                undo.target().name
+            );
+            !matches!(
+                undo.record,
+                UndoRecord::RunRollback { .. } | UndoRecord::HttpRollback { .. }
+            )
+        }
     }
 }
 
@@ -256,10 +291,10 @@ pub async fn revert_until(
     platform: &dyn Platform,
     undo: &Undo,
     timeout: std::time::Duration,
-) -> Option<Result<(), PlatformError>> {
+) -> Option<Result<Option<FaultEffects>, PlatformError>> {
     let attempts = async {
         loop {
-            match revert(platform, undo).await {
+            match revert_reporting(platform, undo).await {
                 Err(PlatformError::Unavailable(e)) => {
                     tracing::info!(
                         "revert of {} waits for the platform: {e}",
@@ -277,7 +312,20 @@ pub async fn revert_until(
 /// Reverts an injection and confirms the target is back to normal. `Gone` means the
 /// target no longer exists, so nothing of the fault is left on it either.
 pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), PlatformError> {
-    match &undo.record {
+    revert_reporting(platform, undo).await.map(|_| ())
+}
+
+/// Like [`revert`], with what the revert itself did that the report should name (a
+/// command fault's rollback: its status, output and duration).
+pub async fn revert_reporting(
+    platform: &dyn Platform,
+    undo: &Undo,
+) -> Result<Option<FaultEffects>, PlatformError> {
+    let reverted = match &undo.record {
+        UndoRecord::RunRollback { target, rollback } => {
+            return command::revert(platform, target, rollback).await;
+        }
+        UndoRecord::HttpRollback { request, .. } => return http_call::revert(request).await,
         UndoRecord::Unpause { target } => pause::revert(platform, target).await,
         UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
         UndoRecord::StopStressor { target, stressor } => {
@@ -287,8 +335,10 @@ pub async fn revert(platform: &dyn Platform, undo: &Undo) -> Result<(), Platform
             memory_stress::revert(platform, target, memory).await
         }
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
+        UndoRecord::RemoveIoFiles { target, io } => io_stress::revert(platform, target, io).await,
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
-    }
+    };
+    reverted.map(|()| None)
 }
 
 /// The error for an undo record that does not belong to the fault given it.
@@ -354,6 +404,31 @@ faults:
             front[&rbac::LIST_PODS].iter().collect::<Vec<_>>(),
             vec!["probe `r`"]
         );
+    }
+
+    #[test]
+    fn a_command_inside_pods_needs_exec_and_one_on_the_host_needs_nothing() {
+        let e = experiment(
+            "version: 1\nname: x\ntarget: {kubernetes: {namespace: shop, selector: app=api}}\nfaults:\n  - command: {where: target, run: [touch, /f], rollback: [rm, /f], duration: 1s}\n  - command: {run: [\"true\"]}\n",
+        );
+        let needs = kubernetes_needs(&e);
+        let shop = &needs[&rbac::Scope {
+            context: None,
+            namespace: "shop".into(),
+        }];
+        let shop: Vec<(&str, &str)> = shop.keys().map(|p| (p.resource, p.verb)).collect();
+        assert_eq!(
+            shop,
+            vec![
+                ("pods", "get"),
+                ("pods", "list"),
+                ("pods/exec", "create"),
+                ("pods/exec", "get"),
+            ]
+        );
+        let host_only: Fault =
+            serde_json::from_value(serde_json::json!({"command": {"run": ["true"]}})).unwrap();
+        assert!(rbac_rules(&host_only).is_empty());
     }
 
     #[test]

@@ -612,7 +612,7 @@ async fn start_nfqueue(
             Placement::Host { .. } => {
                 "the nfqueue engine needs iptables on the host and the xt_NFQUEUE module".into()
             }
-            Placement::InTarget { .. } => format!(
+            Placement::InTarget { .. } | Placement::InContainer => format!(
                 "the nfqueue engine needs {NFQUEUE_IMAGE_NEEDS}, and the xt_NFQUEUE module on the node"
             ),
         };

@@ -126,16 +126,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_docker_only_faults_are_refused_on_kubernetes_before_anything() {
-        let faults = [
-            "stop: {duration: 5s}",
-            "restart: {}",
-            "memory_stress: {size: 1GiB, duration: 5s}",
-            "disk_fill: {size: 1GiB, duration: 5s}",
-        ];
+        let faults = ["stop: {duration: 5s}", "restart: {}"];
         for yaml in faults {
             let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
             let f: crate::experiment::model::Fault = serde_json::from_value(v).unwrap();
-            let kube = crate::run::fake::Fake {
+            let kube = crate::platform::fake::Fake {
                 kind: Some("kubernetes"),
                 ..Default::default()
             };

@@ -77,6 +77,27 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
                 at: Some(Duration(f.after().std() + d.std())),
                 action: format!("fault {}: revert {}", i + 1, f.type_name()),
             });
+        } else if f.holds_for_the_others() {
+            // A command or http_call with a rollback and no duration: rolled back when
+            // every other fault has ended (at its start, when there is none).
+            let end = e
+                .faults
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, g)| g.after().std() + g.duration().map(Duration::std).unwrap_or_default())
+                .max()
+                .unwrap_or_default()
+                .max(f.after().std());
+            timed.push(Step {
+                phase: Phase::Revert,
+                at: Some(Duration(end)),
+                action: format!(
+                    "fault {}: rollback {} (the other faults have ended)",
+                    i + 1,
+                    f.type_name()
+                ),
+            });
         }
     }
     timed.sort_by_key(|s| s.at);
@@ -91,11 +112,22 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
                 phase: Phase::During,
                 at: None,
                 action: format!(
-                    "sample `{}` every {} {window}: {}; must keep {:.0}% success{}",
+                    "sample `{}` every {} {window}: {}; must keep {:.0}% success{}{}",
                     p.name,
                     d.interval,
                     describe_probe(p),
                     p.min_success() * 100.0,
+                    p.latency
+                        .as_ref()
+                        .map(|l| {
+                            let b: Vec<String> = l
+                                .bounds()
+                                .iter()
+                                .map(|(n, _, d)| format!("{n} <= {d}"))
+                                .collect();
+                            format!(" and latency {}", b.join(", "))
+                        })
+                        .unwrap_or_default(),
                     if d.abort_on_failure {
                         " (abort on failure)"
                     } else {
@@ -265,6 +297,26 @@ mod tests {
                 (4000, Phase::Inject),
                 (7000, Phase::Revert)
             ]
+        );
+    }
+
+    #[test]
+    fn a_command_without_duration_is_rolled_back_when_the_others_end_and_bounds_are_shown() {
+        let yaml = "version: 1\nname: t\ntarget: {docker: {labels: {app: web}}}\nduring:\n  probes:\n    - name: fast\n      latency: {p95: 300ms}\n      tcp: {address: \"127.0.0.1:80\"}\nfaults:\n  - pause: {duration: 4s, after: 1s}\n  - command: {run: [touch, /f], rollback: [rm, /f]}\n";
+        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
+            .unwrap()
+            .experiment;
+        let s = steps(&e);
+        let rollback = s
+            .iter()
+            .find(|s| s.action.starts_with("fault 2: rollback command"))
+            .expect("a rollback step");
+        assert_eq!(rollback.at.map(|a| a.as_millis()), Some(5000));
+        assert!(
+            s.iter().any(|s| s
+                .action
+                .ends_with("must keep 100% success and latency p95 <= 300ms")),
+            "{s:?}"
         );
     }
 }

@@ -1054,6 +1054,10 @@ impl Platform for DockerPlatform {
         }
     }
 
+    fn can_exec(&self) -> bool {
+        true
+    }
+
     async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
         self.exec_in(&target.id, argv).await.map_err(|e| match e {
             PlatformError::Gone(_) => PlatformError::Gone(target.name.clone()),
@@ -1106,7 +1110,8 @@ impl Platform for DockerPlatform {
             }
             Placement::InTarget {
                 net_admin: false, ..
-            } => self.exec_detached(target, argv).await,
+            }
+            | Placement::InContainer => self.exec_detached(target, argv).await,
             // An exec runs from the target's own image, without faultline's binary.
             Placement::InTarget { net_admin: true, .. } => Err(PlatformError::Refused(
                 "a process that changes a container's network runs from the host on Docker: use `strategy: host`".into(),
@@ -1133,7 +1138,7 @@ impl Platform for DockerPlatform {
             }
             // `docker exec` cannot run in a paused container, and the pause may outlast
             // this process's fault: from this host the process is ended all the same.
-            Placement::InTarget { .. }
+            Placement::InTarget { .. } | Placement::InContainer
                 if self.is_frozen(target).await.unwrap_or(false)
                     && self.host_reach(target).await.is_ok() =>
             {
@@ -1145,7 +1150,7 @@ impl Platform for DockerPlatform {
                     target.name
                 )))
             }
-            Placement::InTarget { .. } => {
+            Placement::InTarget { .. } | Placement::InContainer => {
                 let argv = vec![
                     "sh".to_string(),
                     "-c".to_string(),

@@ -3,6 +3,8 @@
 
 pub mod docker;
 pub mod docker_endpoint;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod host;
 pub mod kubernetes;
 pub mod select;
@@ -90,6 +92,11 @@ pub enum Placement {
         #[serde(default)]
         image: Option<String>,
     },
+    /// A command inside the target's own container, from its own image, left running in
+    /// the background: what it does is charged to that container's cgroups and sees its
+    /// filesystem (Docker: a detached exec; Kubernetes: an exec into the pod's target
+    /// container that starts it in the background).
+    InContainer,
 }
 
 impl Placement {
@@ -206,6 +213,32 @@ pub trait Platform: Send + Sync {
         None
     }
 
+    /// Signals every process of the container `container` of the target (one container
+    /// of a pod; Kubernetes: from a helper pod on its node) and returns that container's
+    /// restart count from just before the signal.
+    async fn signal_container(
+        &self,
+        _target: &Target,
+        _container: &str,
+        _signal: Signal,
+    ) -> Result<i32, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "signalling one container of a target is not available on {}",
+            self.kind()
+        )))
+    }
+    /// How many times the container `container` of the target has been restarted.
+    async fn restart_count(
+        &self,
+        _target: &Target,
+        _container: &str,
+    ) -> Result<i32, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "restart counts of containers are not available on {}",
+            self.kind()
+        )))
+    }
+
     /// Waits until a target that was told to go (a deleted pod) is gone from the
     /// platform, up to `timeout`. `Ok(true)` once it is gone; `Ok(false)` where a stop
     /// is over when the call returns (a signal), so there is nothing to wait for.
@@ -299,6 +332,11 @@ pub trait Platform: Send + Sync {
             "processes {placement:?} are not available on {}",
             self.kind()
         )))
+    }
+
+    /// Whether [`Platform::exec`] can run a command inside a target here.
+    fn can_exec(&self) -> bool {
+        false
     }
 
     /// Runs `argv` inside the target (Docker: exec) and waits for it.

@@ -87,10 +87,27 @@ fn suite(r: &RunResult) -> TestSuite {
             let status = if p.passed {
                 TestCaseStatus::success()
             } else {
-                let message = format!(
-                    "success ratio {:.2} below min_success {:.2} ({} of {} samples ok)",
-                    p.success_ratio, p.min_success, p.successes, p.samples
-                );
+                let broken: Vec<String> = p
+                    .latency_bounds
+                    .iter()
+                    .filter(|b| !b.passed)
+                    .map(super::LatencyCheck::words)
+                    .collect();
+                let ratio_short = p.samples == 0 || p.success_ratio < p.min_success;
+                let (kind, message) = if ratio_short || broken.is_empty() {
+                    (
+                        "below_min_success",
+                        format!(
+                            "success ratio {:.2} below min_success {:.2} ({} of {} samples ok)",
+                            p.success_ratio, p.min_success, p.successes, p.samples
+                        ),
+                    )
+                } else {
+                    (
+                        "above_latency_bound",
+                        format!("latency above its bound: {}", broken.join(", ")),
+                    )
+                };
                 let failed: Vec<String> = p
                     .timeline
                     .iter()
@@ -110,12 +127,7 @@ fn suite(r: &RunResult) -> TestSuite {
                         }
                     ));
                 }
-                failure(
-                    NonSuccessKind::Failure,
-                    "below_min_success",
-                    &message,
-                    Some(description),
-                )
+                failure(NonSuccessKind::Failure, kind, &message, Some(description))
             };
             let time = match (p.timeline.first(), p.timeline.last()) {
                 (Some(a), Some(b)) => Some(b.at_ms.saturating_sub(a.at_ms)),
@@ -320,6 +332,25 @@ mod tests {
         }
         assert!(!xml.contains("<testcase name=\"verdict\""));
         assert!(xml.contains("<property name=\"seed\" value=\"7\"/>"));
+    }
+
+    #[test]
+    fn a_broken_latency_bound_says_which_and_by_how_much() {
+        let mut r = fixture::ended(Verdict::Failed);
+        let d = &mut r.phases.during.as_mut().unwrap().probes[0];
+        d.passed = false;
+        d.latency_bounds = vec![crate::report::LatencyCheck {
+            percentile: "p95".into(),
+            bound_ms: 300,
+            measured_ms: 500,
+            passed: false,
+        }];
+        let xml = render(&[r]);
+        assert_has(
+            &xml,
+            "<failure message=\"latency above its bound: p95 500ms &gt; 300ms\" type=\"above_latency_bound\">",
+        );
+        assert_has(&xml, "latency bounds: p95 500ms &gt; 300ms (failed: p95)");
     }
 
     #[test]

@@ -258,6 +258,63 @@ pub struct FaultEffects {
     /// Docker daemon's API: the container's restart policy does not restart it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caveat: Option<String>,
+    /// Bytes the target's blkio/io cgroup read from block devices while the fault was
+    /// active, by the cgroup's own counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_read_bytes: Option<u64>,
+    /// Bytes the target's blkio/io cgroup wrote to block devices while the fault was
+    /// active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_written_bytes: Option<u64>,
+    /// The restart count of the container a `kill` with `container` signalled, before the
+    /// signal and once the kubelet restarted it (or when faultline stopped waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_restarts: Option<ContainerRestarts>,
+    /// A command fault's `run`: its exit status, output and duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<CommandRun>,
+    /// A command fault's `rollback`, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<CommandRun>,
+}
+
+/// One container's restart count around a kill.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRestarts {
+    pub container: String,
+    pub before: i32,
+    pub after: i32,
+}
+
+/// One command (or HTTP request) a fault ran.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CommandRun {
+    /// A command's exit status; `null` when it did not finish within its timeout (it was
+    /// killed) and for an HTTP request.
+    pub exit_code: Option<i64>,
+    /// An HTTP request's response status (`http_call`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// stdout and stderr, trimmed and joined, at most 2000 characters; values from
+    /// `${env:...}` are redacted.
+    pub output: String,
+    pub duration_ms: u64,
+}
+
+impl CommandRun {
+    fn summary(&self, which: &str) -> String {
+        let status = match (self.exit_code, self.status) {
+            (Some(c), _) => format!("exited {c}"),
+            (None, Some(s)) => format!("answered {s}"),
+            (None, None) => "did not finish".into(),
+        };
+        let mut s = format!("{which} {status} in {}ms", self.duration_ms);
+        if !self.output.is_empty() {
+            let first = self.output.lines().next().unwrap_or_default();
+            s.push_str(&format!(" (`{first}`)"));
+        }
+        s
+    }
 }
 
 /// One process of a target.
@@ -283,10 +340,58 @@ impl FaultEffects {
         if !self.signalled.is_empty() {
             parts.push(format!("signalled {}", names(&self.signalled)));
         }
+        if let Some(c) = &self.container_restarts {
+            parts.push(if c.after > c.before {
+                format!(
+                    "container `{}` was restarted (restart count {} -> {})",
+                    c.container, c.before, c.after
+                )
+            } else {
+                format!(
+                    "container `{}` was not restarted while faultline waited (restart count {})",
+                    c.container, c.after
+                )
+            });
+        }
+        if let (Some(r), Some(w)) = (self.io_read_bytes, self.io_written_bytes) {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            parts.push(format!(
+                "the target's cgroup read {:.1} MiB and wrote {:.1} MiB to block devices",
+                mib(r),
+                mib(w)
+            ));
+        }
+        if let Some(r) = &self.run {
+            parts.push(r.summary("run"));
+        }
+        if let Some(r) = &self.rollback {
+            parts.push(r.summary("rollback"));
+        }
         if let Some(c) = &self.caveat {
             parts.push(c.clone());
         }
         parts.join("; ")
+    }
+
+    /// Adds what `other` says to what this says (a fault's injection, then its revert).
+    pub fn merge(&mut self, other: FaultEffects) {
+        self.oom_kills = other.oom_kills.or(self.oom_kills);
+        self.oom_killed.extend(other.oom_killed);
+        self.signalled.extend(other.signalled);
+        self.io_read_bytes = other.io_read_bytes.or(self.io_read_bytes);
+        self.io_written_bytes = other.io_written_bytes.or(self.io_written_bytes);
+        self.container_restarts = other.container_restarts.or(self.container_restarts.take());
+        self.run = other.run.or(self.run.take());
+        self.rollback = other.rollback.or(self.rollback.take());
+        self.caveat = other.caveat.or(self.caveat.take());
+    }
+
+    /// The same with every command output passed through `redact` (secrets).
+    pub fn redacted(mut self, redact: impl Fn(&str) -> String) -> FaultEffects {
+        for r in [&mut self.run, &mut self.rollback].into_iter().flatten() {
+            r.output = redact(&r.output);
+        }
+        self
     }
 }
 
@@ -378,6 +483,10 @@ pub struct DuringProbe {
     /// Time to the first byte of the response (http), when the probe measures it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<Latency>,
+    /// The probe's `latency` bounds, each against the window's measured percentile.
+    /// Absent when the probe sets none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_bounds: Vec<LatencyCheck>,
     /// Every sample, for timelines: offset from the run's start, result, latency.
     #[serde(default)]
     pub timeline: Vec<SamplePoint>,
@@ -387,7 +496,36 @@ pub struct DuringProbe {
 pub struct Latency {
     pub p50: u64,
     pub p95: u64,
+    /// Absent in reports written before p99 was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<u64>,
     pub max: u64,
+}
+
+/// One `latency` bound of a during probe against what the window measured.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LatencyCheck {
+    /// `p50`, `p95` or `p99`.
+    pub percentile: String,
+    /// The bound, in milliseconds.
+    pub bound_ms: u64,
+    /// The window's percentile, in milliseconds (nearest rank over every sample).
+    pub measured_ms: u64,
+    /// Whether the measured value is within the bound (`measured_ms <= bound_ms`).
+    pub passed: bool,
+}
+
+impl LatencyCheck {
+    /// `p95 812ms > 300ms` or `p95 120ms <= 300ms`.
+    pub fn words(&self) -> String {
+        format!(
+            "{} {}ms {} {}ms",
+            self.percentile,
+            self.measured_ms,
+            if self.passed { "<=" } else { ">" },
+            self.bound_ms
+        )
+    }
 }
 
 impl Latency {
@@ -402,8 +540,19 @@ impl Latency {
         Latency {
             p50: rank(0.50),
             p95: rank(0.95),
+            p99: Some(rank(0.99)),
             max: *v.last().unwrap(),
         }
+    }
+
+    /// The nearest-rank percentile `q` (0.0..=1.0) of millisecond latencies; 0 for none.
+    pub fn percentile(values: &[u64], q: f64) -> u64 {
+        if values.is_empty() {
+            return 0;
+        }
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
     }
 }
 
@@ -535,6 +684,7 @@ mod tests {
             Latency {
                 p50: 5,
                 p95: 100,
+                p99: Some(100),
                 max: 100
             }
         );

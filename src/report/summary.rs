@@ -174,6 +174,30 @@ pub fn during_detail(p: &super::DuringProbe) -> String {
             t.p50, t.p95, t.max
         ));
     }
+    if !p.latency_bounds.is_empty() {
+        text.push_str(&format!("; latency bounds: {}", latency_bounds_text(p)));
+    }
+    text
+}
+
+/// `p50 4ms <= 100ms, p95 812ms > 300ms (failed: p95)`: every bound against its measured
+/// value, and which failed.
+pub fn latency_bounds_text(p: &super::DuringProbe) -> String {
+    let all: Vec<String> = p
+        .latency_bounds
+        .iter()
+        .map(super::LatencyCheck::words)
+        .collect();
+    let failed: Vec<&str> = p
+        .latency_bounds
+        .iter()
+        .filter(|b| !b.passed)
+        .map(|b| b.percentile.as_str())
+        .collect();
+    let mut text = all.join(", ");
+    if !failed.is_empty() {
+        text.push_str(&format!(" (failed: {})", failed.join(", ")));
+    }
     text
 }
 
@@ -477,9 +501,11 @@ pub(crate) mod fixture {
                         latency_ms: Latency {
                             p50: 4,
                             p95: 500,
+                            p99: Some(500),
                             max: 500,
                         },
                         ttfb_ms: None,
+                        latency_bounds: Vec::new(),
                         timeline,
                     }],
                 }),
@@ -573,6 +599,33 @@ mod tests {
     }
 
     #[test]
+    fn during_detail_shows_each_latency_bound_against_its_measure_and_which_failed() {
+        let mut r = fixture::passed();
+        let p = &mut r.phases.during.as_mut().unwrap().probes[0];
+        assert!(!during_detail(p).contains("bounds"));
+        p.latency_bounds = vec![
+            crate::report::LatencyCheck {
+                percentile: "p50".into(),
+                bound_ms: 100,
+                measured_ms: 4,
+                passed: true,
+            },
+            crate::report::LatencyCheck {
+                percentile: "p95".into(),
+                bound_ms: 300,
+                measured_ms: 500,
+                passed: false,
+            },
+        ];
+        assert!(
+            during_detail(p)
+                .ends_with("; latency bounds: p50 4ms <= 100ms, p95 500ms > 300ms (failed: p95)"),
+            "{}",
+            during_detail(p)
+        );
+    }
+
+    #[test]
     fn during_detail_shows_time_to_first_byte_apart() {
         let mut r = fixture::passed();
         let p = &mut r.phases.during.as_mut().unwrap().probes[0];
@@ -580,6 +633,7 @@ mod tests {
         p.ttfb_ms = Some(crate::report::Latency {
             p50: 1,
             p95: 2,
+            p99: Some(3),
             max: 3,
         });
         assert!(

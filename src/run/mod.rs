@@ -2,8 +2,6 @@
 //! verdict. It talks to a [`Platform`] only and never names one.
 
 mod deadman;
-#[cfg(test)]
-pub(crate) mod fake;
 pub mod recover;
 pub mod session;
 mod signals;
@@ -49,6 +47,9 @@ pub struct Records {
     pub audit: AuditLog,
     /// Names this run in journal entries.
     pub run_id: String,
+    /// Numbers the journal entries of every run that shares these records (a game day's
+    /// experiments, some of them at the same time), so that no two have the same id.
+    seq: Arc<AtomicUsize>,
 }
 
 impl Records {
@@ -72,6 +73,7 @@ impl Records {
             journal,
             audit,
             run_id,
+            seq: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -93,6 +95,7 @@ impl Recorder {
         let Some(r) = &self.records else {
             return Ok(n.to_string());
         };
+        let n = r.seq.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}-{n}", r.run_id);
         r.journal.open(&Entry {
             id: id.clone(),
@@ -141,6 +144,11 @@ struct Ctx<'a> {
     /// Told each time a fault has just been applied: the during probes sample it at once
     /// rather than at their next tick, so a fault shorter than the interval is observed.
     activated: tokio::sync::Notify,
+    /// Faults on a schedule of their own (every fault but a command with a rollback and
+    /// no `duration`) that have not ended yet, and a wake-up each time one ends: such a
+    /// command holds until they all have.
+    timed_left: AtomicUsize,
+    timed_ended: tokio::sync::Notify,
     /// Revert everything now: a signal, or a during probe below its bar.
     abort: CancellationToken,
     /// A signal: stop as soon as every fault is reverted.
@@ -220,6 +228,13 @@ pub async fn run(
         events: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
         activated: tokio::sync::Notify::new(),
+        timed_left: AtomicUsize::new(
+            e.faults
+                .iter()
+                .filter(|f| !f.holds_for_the_others())
+                .count(),
+        ),
+        timed_ended: tokio::sync::Notify::new(),
         abort: opts.cancel.child_token(),
         interrupted: opts.cancel.clone(),
         observer: opts.observer.clone(),
@@ -440,17 +455,52 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
     let during_ok = result.phases.during.as_ref().is_none_or(|d| d.passed);
     let after_ok = after.as_ref().is_none_or(|a| a.passed);
     result.phases.after = after;
+    let why = result
+        .phases
+        .during
+        .as_ref()
+        .map(during_shortfall)
+        .unwrap_or_default();
     match (during_ok, after_ok) {
         (true, true) => (Verdict::Passed, "the hypothesis held".into()),
-        (false, true) => (Verdict::Failed, "a during probe fell below its bar".into()),
+        (false, true) => (
+            Verdict::Failed,
+            format!("a during probe fell below its bar{why}"),
+        ),
         (true, false) => (
             Verdict::Failed,
             "steady state did not recover in time".into(),
         ),
         (false, false) => (
             Verdict::Failed,
-            "a during probe fell below its bar and steady state did not recover in time".into(),
+            format!(
+                "a during probe fell below its bar{why} and steady state did not recover in time"
+            ),
         ),
+    }
+}
+
+/// ` (`web`: p95 812ms > 300ms)` when a latency bound is what failed; empty when only
+/// success ratios fell short (the reports show those per probe).
+fn during_shortfall(d: &DuringPhase) -> String {
+    let broken: Vec<String> = d
+        .probes
+        .iter()
+        .filter(|p| !p.passed)
+        .filter_map(|p| {
+            let bounds: Vec<String> = p
+                .latency_bounds
+                .iter()
+                .filter(|b| !b.passed)
+                .map(LatencyCheck::words)
+                .collect();
+            (!bounds.is_empty()).then(|| format!("`{}`: {}", p.name, bounds.join(", ")))
+        })
+        .collect();
+    if broken.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", broken.join("; "))
     }
 }
 
@@ -506,8 +556,27 @@ fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
         reverted_at: None,
         status: FaultStatus::Failed,
         error: None,
-        description: f.describe_for(&ctx.loaded.experiment.target),
+        description: ctx
+            .loaded
+            .secrets
+            .redact(&f.describe_for(&ctx.loaded.experiment.target)),
         effects: None,
+    }
+}
+
+/// Waits until every fault on a schedule of its own has ended; false when the run is
+/// aborted first.
+async fn until_the_others_end(ctx: &Ctx<'_>) -> bool {
+    loop {
+        // Registered before the count is read, so an end in between still wakes it.
+        let ended = ctx.timed_ended.notified();
+        if ctx.timed_left.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        tokio::select! {
+            _ = ended => {}
+            _ = ctx.abort.cancelled() => return false,
+        }
     }
 }
 
@@ -518,13 +587,34 @@ async fn run_fault(
     targets: &[Target],
     seed: u64,
 ) -> FaultOutcome {
+    let out = run_fault_on_schedule(ctx, index, f, targets, seed).await;
+    if !f.holds_for_the_others() {
+        ctx.timed_left.fetch_sub(1, Ordering::SeqCst);
+        ctx.timed_ended.notify_waiters();
+    }
+    out
+}
+
+async fn run_fault_on_schedule(
+    ctx: &Ctx<'_>,
+    index: usize,
+    f: &Fault,
+    targets: &[Target],
+    seed: u64,
+) -> FaultOutcome {
     let mut out = FaultOutcome {
-        reversible: f.duration().is_some() && !matches!(f, Fault::Kill(_)),
+        reversible: (f.duration().is_some() && !matches!(f, Fault::Kill(_)))
+            || f.holds_for_the_others(),
         ..Default::default()
     };
     if !wait(ctx, f.after().std()).await {
         return out;
     }
+    // A fault that runs once for the whole experiment (a command on this host) is
+    // recorded against the host, not against a target.
+    let once = fault::kind(f).once();
+    let host = [fault::command::host_target()];
+    let targets = if once { &host[..] } else { targets };
     match f {
         Fault::Kill(k) if k.every.is_some() => {
             repeated_kills(ctx, index, f, k, targets, seed, &mut out).await;
@@ -542,11 +632,13 @@ async fn run_fault(
                 ctx.active.fetch_add(1, Ordering::SeqCst);
                 ctx.activated.notify_one();
             }
-            let d = f
-                .duration()
-                .map(super::experiment::units::Duration::std)
-                .unwrap_or_default();
-            if applied && !wait(ctx, d).await {
+            let held = async {
+                match f.duration() {
+                    Some(d) => wait(ctx, d.std()).await,
+                    None => until_the_others_end(ctx).await,
+                }
+            };
+            if applied && !held.await {
                 ctx.event(
                     EventKind::Abort,
                     format!("fault {}: reverting early", index + 1),
@@ -559,6 +651,9 @@ async fn run_fault(
             }
             out.last_change = Some(Instant::now());
         }
+    }
+    if once {
+        out.touched.clear();
     }
     out
 }
@@ -602,7 +697,15 @@ async fn inject_all(
             Some(u) => match ctx.records.journal_open(ctx, f, u) {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    fault::release(ctx.platform, u).await;
+                    // Not journaled, so not applied: a command's rollback has nothing to
+                    // undo, anything else gives back what it prepared.
+                    if !matches!(
+                        u.record,
+                        fault::UndoRecord::RunRollback { .. }
+                            | fault::UndoRecord::HttpRollback { .. }
+                    ) {
+                        fault::release(ctx.platform, u).await;
+                    }
                     let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
                     return (
                         t,
@@ -616,13 +719,24 @@ async fn inject_all(
             },
             None => None,
         };
-        let r = fault::inject_reporting(ctx.platform, f, t, undo.as_ref()).await;
+        let mut r = fault::inject_reporting(ctx.platform, f, t, undo.as_ref()).await;
+        let mut kept = undo.clone().zip(journal_id);
         if let Err(e) = &r {
-            if let Some(u) = &undo {
-                fault::release(ctx.platform, u).await;
-            }
-            if let Some(id) = &journal_id {
-                ctx.records.journal_close(id, &format!("not injected: {e}"));
+            let released = match &kept {
+                Some((u, _)) => fault::release(ctx.platform, u).await,
+                None => true,
+            };
+            if released {
+                if let Some((_, id)) = kept.take() {
+                    ctx.records
+                        .journal_close(&id, &format!("not injected: {e}"));
+                }
+            } else {
+                // It may still be in effect (a command's rollback failed): the entry stays
+                // open for `recover`, and the fault counts as not reverted.
+                r = Err(PlatformError::Refused(format!(
+                    "{e}; its rollback did not succeed either: run `faultline recover`"
+                )));
             }
         }
         let result = match &r {
@@ -641,7 +755,7 @@ async fn inject_all(
             },
             _ => fault::Settled::Done { gone_at: None },
         };
-        (t, at, applied, r, undo.zip(journal_id), settled)
+        (t, at, applied, r, kept, settled)
     }))
     .await;
     out.first_injection.get_or_insert_with(Instant::now);
@@ -667,6 +781,7 @@ async fn inject_all(
                 )
                 .await;
                 if let Some(fx) = effects {
+                    let fx = fx.redacted(|s| ctx.loaded.secrets.redact(s));
                     ctx.event(
                         EventKind::FaultEffect,
                         format!("{} {}: {}", f.type_name(), t.name, fx.summary()),
@@ -709,7 +824,10 @@ async fn inject_all(
                     format!("{} {}: {err}", f.type_name(), t.name),
                 )
                 .await;
-                rec.error = Some(err.to_string());
+                rec.error = Some(ctx.loaded.secrets.redact(&err.to_string()));
+                if undo.is_some() {
+                    rec.status = FaultStatus::Active;
+                }
             }
         }
         out.records.push(rec);
@@ -735,8 +853,22 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
             )
             .await;
-            out.records[p.record].effects = Some(fx);
+            merge_effects(ctx, &mut out.records[p.record], fx);
         }
+        let r = match r {
+            Some(Ok(Some(fx))) => {
+                ctx.event(
+                    EventKind::FaultEffect,
+                    format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
+                )
+                .await;
+                merge_effects(ctx, &mut out.records[p.record], fx);
+                Some(Ok(()))
+            }
+            Some(Ok(None)) => Some(Ok(())),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        };
         let rec = &mut out.records[p.record];
         match r {
             Some(Ok(())) => {
@@ -766,6 +898,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 .await;
             }
             Some(Err(err)) => {
+                let err = ctx.loaded.secrets.redact(&err.to_string());
                 rec.error = Some(format!("revert failed: {err}"));
                 ctx.audit("revert", target, f, &format!("failed: {err}"));
                 ctx.event(
@@ -787,6 +920,15 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 .await;
             }
         }
+    }
+}
+
+/// Adds what a fault's revert (or a late look) says to its record, secrets redacted.
+fn merge_effects(ctx: &Ctx<'_>, rec: &mut FaultRecord, fx: FaultEffects) {
+    let fx = fx.redacted(|s| ctx.loaded.secrets.redact(s));
+    match &mut rec.effects {
+        Some(have) => have.merge(fx),
+        None => rec.effects = Some(fx),
     }
 }
 
@@ -870,7 +1012,7 @@ mod tests {
 
     use crate::experiment::{VarOverrides, load_experiment_str};
 
-    use super::fake::Fake;
+    use crate::platform::fake::Fake;
 
     fn experiment(faults: &str) -> LoadedExperiment {
         let yaml = format!(
@@ -920,6 +1062,341 @@ mod tests {
     }
 
     const PASSES: &str = "command: {run: [\"true\"]}";
+
+    /// Runs `e` on the fake platform with a journal and audit log in `dir`.
+    async fn go_recorded(e: &LoadedExperiment, p: &Fake, dir: &std::path::Path) -> RunResult {
+        let probes = ProbeContext::new().unwrap();
+        let records = Records::new(Journal::at(dir), AuditLog::at(&dir.join("audit.jsonl")));
+        run(
+            e,
+            p,
+            &probes,
+            RunOptions {
+                seed: Some(1),
+                resolved: None,
+                cancel: CancellationToken::new(),
+                observer: None,
+                records: Some(records),
+            },
+        )
+        .await
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_host_command_runs_once_and_its_rollback_once_when_its_duration_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let e = experiment(&format!(
+            "  - command:\n      run: [sh, -c, \"echo run >> {l}; echo flag off\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 300ms\n",
+            l = log.display()
+        ));
+        let start = Instant::now();
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        assert!(start.elapsed() >= StdDuration::from_millis(300));
+        // Once for the experiment, not once per target (the fake has two).
+        assert_eq!(lines(&log), ["run", "rollback"]);
+        assert_eq!(r.faults.len(), 1, "{:?}", r.faults);
+        let f = &r.faults[0];
+        assert_eq!(
+            (f.target.as_str(), f.status),
+            ("host", FaultStatus::Reverted)
+        );
+        let fx = f.effects.as_ref().unwrap();
+        let run = fx.run.as_ref().unwrap();
+        assert_eq!((run.exit_code, run.output.as_str()), (Some(0), "flag off"));
+        assert_eq!(fx.rollback.as_ref().unwrap().exit_code, Some(0));
+        assert!(
+            r.targets.iter().all(|t| t.name != "host"),
+            "{:?}",
+            r.targets
+        );
+        assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+        let effects: Vec<&str> = r
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::FaultEffect)
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(effects.len(), 2, "{effects:?}");
+        assert!(
+            effects[0].starts_with("command host: run exited 0 in "),
+            "{effects:?}"
+        );
+        assert!(
+            effects[1].starts_with("command host: rollback exited 0 in "),
+            "{effects:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_target_command_execs_in_each_target_and_rolls_back_when_the_others_end() {
+        let p = Fake::default();
+        let e = experiment(
+            "  - command: {run: [touch, /tmp/flag], rollback: [rm, /tmp/flag], where: target}\n  - pause: {duration: 400ms}\n",
+        );
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        let log = p.log.lock().unwrap().clone();
+        let pos = |l: &str| {
+            log.iter()
+                .position(|x| x == l)
+                .unwrap_or_else(|| panic!("{l} not in {log:?}"))
+        };
+        for t in ["a", "b"] {
+            // Without a duration, the rollback waits for the pause to end.
+            assert!(pos(&format!("exec {t} touch /tmp/flag")) < pos(&format!("unpause {t}")));
+            assert!(pos(&format!("unpause {t}")) < pos(&format!("exec {t} rm /tmp/flag")));
+        }
+        assert_eq!(log.iter().filter(|l| l.contains("rm /tmp/flag")).count(), 2);
+        let cmds: Vec<&FaultRecord> = r.faults.iter().filter(|f| f.kind == "command").collect();
+        assert_eq!(cmds.len(), 2);
+        assert!(cmds.iter().all(|f| f.status == FaultStatus::Reverted));
+    }
+
+    #[tokio::test]
+    async fn a_failing_run_is_an_error_with_its_rollback_run_once_and_every_other_fault_reverted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let e = experiment(&format!(
+            "  - pause: {{duration: 500ms}}\n  - command:\n      run: [sh, -c, \"echo half-done; exit 3\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 1s\n",
+            l = log.display()
+        ));
+        let p = Fake::default();
+        let r = go_recorded(&e, &p, dir.path()).await;
+        assert_ended(&r, Verdict::Error, 4);
+        assert_eq!(lines(&log), ["rollback"]);
+        let cmd = r.faults.iter().find(|f| f.kind == "command").unwrap();
+        assert_eq!(cmd.status, FaultStatus::Failed);
+        let err = cmd.error.as_deref().unwrap();
+        assert!(
+            err.contains("`run` exited 3") && err.contains("half-done"),
+            "{err}"
+        );
+        assert!(p.paused.lock().unwrap().is_empty());
+        assert!(
+            r.faults
+                .iter()
+                .filter(|f| f.kind == "pause")
+                .all(|f| f.status == FaultStatus::Reverted)
+        );
+        assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failing_run_whose_rollback_fails_too_stays_in_the_journal_for_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = experiment(
+            "  - command: {run: [sh, -c, \"exit 3\"], rollback: [sh, -c, \"exit 4\"], duration: 1s}\n",
+        );
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::RevertIncomplete, 5);
+        assert_eq!(r.faults[0].status, FaultStatus::Active);
+        let err = r.faults[0].error.as_deref().unwrap();
+        assert!(err.contains("faultline recover"), "{err}");
+        let open = Journal::at(dir.path()).open_entries().unwrap();
+        assert_eq!(open.len(), 1, "{open:?}");
+    }
+
+    /// A loopback HTTP server that answers 500 on paths with `fail`, else 200, and logs
+    /// `METHOD PATH AUTHORIZATION BODY` per request.
+    async fn admin_api() -> (String, Arc<StdMutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = s.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                            continue;
+                        };
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() < len {
+                            continue;
+                        }
+                        let first: Vec<&str> = head.lines().next().unwrap().split(' ').collect();
+                        let auth = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .starts_with("authorization:")
+                                    .then(|| l[14..].trim().to_string())
+                            })
+                            .unwrap_or_default();
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{} {} {auth} {body}", first[0], first[1]));
+                        let status = if first[1].contains("fail") {
+                            "500 Oops"
+                        } else {
+                            "200 OK"
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndone"
+                        );
+                        let _ = s.write_all(reply.as_bytes()).await;
+                        return;
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn an_http_call_and_its_rollback_request_are_each_sent_once_with_secrets_redacted() {
+        let (url, seen) = admin_api().await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "version: 1\nname: t\ntarget:\n  docker: {{all_containers: true}}\nfaults:\n  - http_call:\n      url: {url}/flags/v2\n      method: put\n      headers: {{Authorization: \"Bearer ${{env:TOKEN}}\"}}\n      body: \"off\"\n      duration: 200ms\n      rollback: {{method: PUT, url: {url}/flags/v2, body: \"on\", headers: {{Authorization: \"Bearer ${{env:TOKEN}}\"}}}}\n"
+        );
+        let env = |k: &str| (k == "TOKEN").then(|| "s3cr3t-value".to_string());
+        let e = load_experiment_str("t.yaml", &yaml, &VarOverrides::default(), &env).unwrap();
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        assert_eq!(
+            seen.lock().unwrap().clone(),
+            [
+                "PUT /flags/v2 Bearer s3cr3t-value off",
+                "PUT /flags/v2 Bearer s3cr3t-value on"
+            ]
+        );
+        let f = &r.faults[0];
+        assert_eq!(
+            (f.target.as_str(), f.status),
+            ("host", FaultStatus::Reverted)
+        );
+        let fx = f.effects.as_ref().unwrap();
+        assert_eq!(fx.run.as_ref().unwrap().status, Some(200));
+        assert_eq!(fx.rollback.as_ref().unwrap().output, "done");
+        let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        assert!(
+            !audit.contains("s3cr3t-value") && audit.contains("http_call"),
+            "{audit}"
+        );
+        assert!(Journal::at(dir.path()).open_entries().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_http_call_is_an_error_and_its_rollback_is_sent_once() {
+        let (url, seen) = admin_api().await;
+        let e = experiment(&format!(
+            "  - pause: {{duration: 300ms}}\n  - http_call: {{url: {url}/fail, duration: 1s, rollback: {{url: {url}/undo}}}}\n"
+        ));
+        let p = Fake::default();
+        let r = go(&e, &p, CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Error, 4);
+        assert_eq!(
+            seen.lock().unwrap().clone(),
+            ["POST /fail  ", "POST /undo  "]
+        );
+        let call = r.faults.iter().find(|f| f.kind == "http_call").unwrap();
+        assert!(
+            call.error.as_deref().unwrap().contains("answered 500"),
+            "{call:?}"
+        );
+        assert!(p.paused.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn secrets_in_a_command_never_reach_the_audit_log_or_the_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "version: 1\nname: t\ntarget:\n  docker: {all_containers: true}\nfaults:\n  - command: {run: [echo, \"token=${env:TOKEN}\"], rollback: [echo, \"${env:TOKEN}\"], duration: 100ms}\n";
+        let env = |k: &str| (k == "TOKEN").then(|| "s3cr3t-value".to_string());
+        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &env).unwrap();
+        let r = go_recorded(&e, &Fake::default(), dir.path()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        assert!(audit.contains("token=***"), "{audit}");
+        let report = serde_json::to_string(&r).unwrap();
+        for text in [&audit, &report] {
+            assert!(!text.contains("s3cr3t-value"), "{text}");
+        }
+        assert_eq!(
+            r.faults[0]
+                .effects
+                .as_ref()
+                .unwrap()
+                .run
+                .as_ref()
+                .unwrap()
+                .output,
+            "token=***"
+        );
+    }
+
+    /// A during probe that takes ~150 ms per sample, with `latency` bounds, under a 1 s
+    /// pause of every container the fake knows.
+    fn slow_probe_under_pause(bounds: &str) -> LoadedExperiment {
+        with_probes(
+            &format!(
+                "during:\n  interval: 100ms\n  probes:\n    - name: slow\n      latency: {bounds}\n      command: {{run: [sleep, \"0.15\"]}}\n"
+            ),
+            "  - pause: {duration: 1s}\n",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_broken_latency_bound_fails_the_run_with_the_measured_percentile() {
+        let e = slow_probe_under_pause("{p50: 10ms, p95: 50ms, p99: 5s}");
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Failed, 1);
+        let p = &r.phases.during.as_ref().unwrap().probes[0];
+        assert_eq!(p.successes, p.samples, "every sample succeeded: {p:?}");
+        assert_eq!(p.latency_bounds.len(), 3, "{p:?}");
+        let [p50, p95, p99] = [0, 1, 2].map(|i| &p.latency_bounds[i]);
+        assert_eq!((p99.percentile.as_str(), p99.passed), ("p99", true));
+        for (b, name, bound) in [(p50, "p50", 10), (p95, "p95", 50)] {
+            assert_eq!((b.percentile.as_str(), b.bound_ms), (name, bound));
+            assert!(!b.passed && b.measured_ms >= 150, "{b:?}");
+        }
+        assert_eq!(p95.measured_ms, p.latency_ms.p95);
+        let verdict = &r.events.last().unwrap().message;
+        assert!(
+            verdict.contains(&format!(
+                "`slow`: p50 {}ms > 10ms, p95 {}ms > 50ms",
+                p50.measured_ms, p95.measured_ms
+            )),
+            "{verdict}"
+        );
+    }
+
+    #[tokio::test]
+    async fn latency_bounds_the_window_meets_pass() {
+        let e = slow_probe_under_pause("{p95: 5s, p99: 5s}");
+        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        let p = &r.phases.during.as_ref().unwrap().probes[0];
+        assert!(p.latency_bounds.iter().all(|b| b.passed), "{p:?}");
+        assert_eq!(Some(p.latency_bounds[1].measured_ms), p.latency_ms.p99);
+    }
 
     #[tokio::test]
     async fn recovery_after_a_kill_is_timed_from_the_kill() {

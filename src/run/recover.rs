@@ -80,7 +80,7 @@ pub async fn recover(
                 Ok(p) => match fault::revert_until(p.as_ref(), &entry.undo, fault::REVERT_TIMEOUT)
                     .await
                 {
-                    Some(Ok(())) => Outcome::Reverted,
+                    Some(Ok(_)) => Outcome::Reverted,
                     Some(Err(PlatformError::Gone(_))) => Outcome::Gone,
                     Some(Err(e)) => Outcome::Failed(e.to_string()),
                     None => Outcome::Failed(format!(

@@ -125,7 +125,11 @@ impl Session {
         if let Some(r) = &resolved {
             self.guard(l, r)?;
         }
-        let reversible = l.experiment.faults.iter().any(|f| f.duration().is_some());
+        let reversible = l
+            .experiment
+            .faults
+            .iter()
+            .any(|f| f.duration().is_some() || f.holds_for_the_others());
         if reversible && !self.switch_armed.swap(true, Ordering::SeqCst) {
             super::deadman::spawn(&self.records);
         }
@@ -177,7 +181,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::run::fake::Fake;
+    use crate::platform::fake::Fake;
 
     const ALL_WEB: &str = "version: 1\nname: all-web\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 100ms}\n";
 
@@ -237,6 +241,36 @@ mod tests {
         );
         let reported: Vec<&str> = result.targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(reported, ["web-1", "web-2", "web-3", "web-4"]);
+    }
+
+    #[tokio::test]
+    async fn runs_at_the_same_time_in_one_session_never_share_a_journal_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(&dir, None);
+        let platform = Fake::default();
+        let few = "version: 1\nname: few\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 200ms}\n";
+        let l =
+            crate::experiment::load_experiment_str("t.yaml", few, &Default::default(), &|_| None)
+                .unwrap();
+        let (a, b) = tokio::join!(
+            s.execute_on(&l, &platform, Some(1)),
+            s.execute_on(&l, &platform, Some(1))
+        );
+        assert!(a.is_ok() && b.is_ok());
+        let text = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+        let opened: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("\"op\":\"open\""))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect();
+        let unique: std::collections::BTreeSet<&String> = opened.iter().collect();
+        assert_eq!((opened.len(), unique.len()), (4, 4), "{text}");
+        assert!(
+            crate::journal::Journal::at(dir.path())
+                .open_entries()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Ctx, sample_probe};
 use crate::experiment::model::{Experiment, ProbeSpec};
 use crate::report::{
-    DuringPhase, DuringProbe, EventKind, Latency, ProbeOutcome, RecoveryStart, SamplePoint,
-    SteadyPhase,
+    DuringPhase, DuringProbe, EventKind, Latency, LatencyCheck, ProbeOutcome, RecoveryStart,
+    SamplePoint, SteadyPhase,
 };
 
 /// Every steady-state probe, concurrently, each with its retries.
@@ -148,6 +148,25 @@ impl DuringSamples {
                 };
                 let latencies: Vec<u64> = points.iter().map(|s| s.latency_ms).collect();
                 let ttfbs: Vec<u64> = points.iter().filter_map(|s| s.ttfb_ms).collect();
+                let latency_bounds: Vec<LatencyCheck> = p
+                    .latency
+                    .as_ref()
+                    .map(|l| {
+                        l.bounds()
+                            .into_iter()
+                            .map(|(name, q, bound)| {
+                                let measured = Latency::percentile(&latencies, q);
+                                LatencyCheck {
+                                    percentile: name.into(),
+                                    bound_ms: bound.as_millis(),
+                                    measured_ms: measured,
+                                    passed: samples > 0 && measured <= bound.as_millis(),
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let bounds_ok = latency_bounds.iter().all(|b| b.passed);
                 DuringProbe {
                     name: p.name.clone(),
                     kind: p.kind().name().into(),
@@ -155,9 +174,10 @@ impl DuringSamples {
                     successes,
                     success_ratio: (ratio * 10_000.0).round() / 10_000.0,
                     min_success: p.min_success(),
-                    passed: samples > 0 && ratio >= p.min_success(),
+                    passed: samples > 0 && ratio >= p.min_success() && bounds_ok,
                     latency_ms: Latency::of(&latencies),
                     ttfb_ms: (!ttfbs.is_empty()).then(|| Latency::of(&ttfbs)),
+                    latency_bounds,
                     timeline: points,
                 }
             })

@@ -155,7 +155,8 @@ impl Drop for Fleet {
         let ids = docker(&["ps", "-aq", "--filter", &filter]);
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = docker(&["unpause", id]);
-            let _ = docker(&["rm", "-f", id]);
+            // With its anonymous volumes (`--mount type=volume,dst=...`).
+            let _ = docker(&["rm", "-f", "-v", id]);
         }
     }
 }
@@ -331,4 +332,60 @@ pub fn docker_events(since: &str, filters: &[String]) -> Vec<String> {
     }
     args.extend(["--format", "{{.Action}}"]);
     docker_ok(&args).lines().map(str::to_string).collect()
+}
+
+/// The whole disk (`/dev/NAME`) that holds Docker's volumes: where a throttle rule
+/// (`--device-write-bps`) must name to act on a volume's I/O.
+pub fn docker_disk() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let root = docker_ok(&["info", "-f", "{{.DockerRootDir}}"]);
+    let dev = std::fs::metadata(root.trim())
+        .expect("Docker's root dir")
+        .dev();
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    let mut sys = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}"))
+        .expect("Docker's root is on a block device");
+    // A partition's disk is its parent directory.
+    if sys.join("partition").exists() {
+        sys.pop();
+    }
+    let uevent = std::fs::read_to_string(sys.join("uevent")).unwrap();
+    let name = uevent
+        .lines()
+        .find_map(|l| l.strip_prefix("DEVNAME="))
+        .expect("DEVNAME in uevent");
+    format!("/dev/{name}")
+}
+
+/// The bytes the container's blkio (v1) / io (v2) cgroup read and wrote, summed over
+/// devices, as its own counters say.
+pub fn io_counters(id: &str) -> (u64, u64) {
+    let v1 = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/blkio/docker/{id}/blkio.throttle.io_service_bytes"
+    ));
+    if let Ok(text) = v1 {
+        let sum = |op: &str| -> u64 {
+            text.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() == 3 && f[1] == op).then(|| f[2].parse::<u64>().unwrap())
+                })
+                .sum()
+        };
+        return (sum("Read"), sum("Write"));
+    }
+    for p in [
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/io.stat"),
+        format!("/sys/fs/cgroup/docker/{id}/io.stat"),
+    ] {
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            let sum = |key: &str| -> u64 {
+                text.split_whitespace()
+                    .filter_map(|kv| kv.strip_prefix(key)?.parse::<u64>().ok())
+                    .sum()
+            };
+            return (sum("rbytes="), sum("wbytes="));
+        }
+    }
+    panic!("no blkio/io cgroup found for container {id}");
 }

@@ -31,6 +31,7 @@ pub mod expand;
 pub mod network;
 pub mod pause;
 pub mod rbac;
+pub mod signal;
 
 use std::time::Duration as StdDuration;
 
@@ -472,6 +473,71 @@ impl KubernetesPlatform {
         }
     }
 
+    /// Waits until the kill helper has ended and returns what it said; its failure, a
+    /// helper that cannot start, or one still at work after the start timeout is refused.
+    async fn wait_signalled(
+        &self,
+        helper: &str,
+        target: &Target,
+        container: &str,
+    ) -> Result<String, PlatformError> {
+        let deadline = tokio::time::Instant::now() + self.timing.start;
+        loop {
+            let pod = self
+                .call(rbac::GET_PODS, helper, self.pods().get(helper))
+                .await?;
+            let status = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.first());
+            let waiting = match container_state(status) {
+                ContainerState::Ended {
+                    code: 0, message, ..
+                } => return Ok(message),
+                ContainerState::Ended {
+                    code,
+                    reason,
+                    message,
+                } => {
+                    let why = if message.is_empty() {
+                        format!("the helper ended ({reason}, exit {code})")
+                    } else {
+                        message
+                    };
+                    return Err(PlatformError::Refused(format!(
+                        "cannot signal container `{container}` of pod `{}`: {why}",
+                        target.name
+                    )));
+                }
+                ContainerState::Broken { reason, message } => {
+                    return Err(PlatformError::Refused(format!(
+                        "the kill helper cannot start: {reason}: {message} (its image comes from --tc-image or FAULTLINE_TC_IMAGE: the node must be able to pull it, and it needs `sh`, `find`, `head` and `kill`)"
+                    )));
+                }
+                ContainerState::Starting { reason } => reason,
+                ContainerState::Running => None,
+            };
+            if pod_phase(&pod) == "Failed" {
+                let s = pod.status.as_ref();
+                return Err(PlatformError::Refused(format!(
+                    "the kill helper failed on its node: {} {}",
+                    s.and_then(|s| s.reason.as_deref()).unwrap_or(""),
+                    s.and_then(|s| s.message.as_deref()).unwrap_or("")
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let state = waiting.map(|r| format!(" (it is {r})")).unwrap_or_default();
+                return Err(PlatformError::Refused(format!(
+                    "the kill helper `{helper}` did not signal container `{container}` of pod `{}` within {}s{state}",
+                    target.name,
+                    self.timing.start.as_secs()
+                )));
+            }
+            tokio::time::sleep(self.timing.poll).await;
+        }
+    }
+
     /// Deletes a pause helper (its trap thaws the container) and waits until it is gone.
     async fn remove_helper(&self, name: &str) -> Result<(), PlatformError> {
         match self.send(self.delete_pod(name, 15, None)).await? {
@@ -666,6 +732,57 @@ fn process_words(argv: &[String]) -> (&'static str, String) {
     }
 }
 
+/// The restart count of container `name` of `pod` and its runtime ID; `running` refuses a
+/// container that does not run now (there is nothing to signal).
+fn container_restarts(
+    pod: &Pod,
+    target: &Target,
+    name: &str,
+    running: bool,
+) -> Result<(i32, String), PlatformError> {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref());
+    let Some(status) = statuses.and_then(|cs| cs.iter().find(|c| c.name == name)) else {
+        let names: Vec<&str> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(PlatformError::Refused(format!(
+            "pod `{}` has no container `{name}` (it has: {})",
+            target.name,
+            names.join(", ")
+        )));
+    };
+    if running && container_state(Some(status)) != ContainerState::Running {
+        return Err(PlatformError::Refused(format!(
+            "container `{name}` of pod `{}` is not running: there is nothing to signal",
+            target.name
+        )));
+    }
+    let id = status
+        .container_id
+        .as_deref()
+        .map(pause::strip_runtime)
+        .unwrap_or("")
+        .to_string();
+    if running && id.is_empty() {
+        return Err(PlatformError::Refused(format!(
+            "container `{name}` of pod `{}` has no container ID yet",
+            target.name
+        )));
+    }
+    Ok((status.restart_count, id))
+}
+
+/// Single-quotes `s` for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// Drains an exec's stdout and stderr and reads its exit status.
 async fn collect(mut attached: AttachedProcess) -> Result<ExecOutput, PlatformError> {
     async fn drain(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
@@ -856,6 +973,78 @@ impl Platform for KubernetesPlatform {
         Ok(())
     }
 
+    async fn signal_container(
+        &self,
+        target: &Target,
+        container: &str,
+        signal: Signal,
+    ) -> Result<i32, PlatformError> {
+        let pod = self.target_pod(target).await?;
+        let (before, container_id) = container_restarts(&pod, target, container, true)?;
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .ok_or_else(|| {
+                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
+            })?;
+        let image = self.tc_image.as_deref().ok_or_else(|| {
+            PlatformError::Refused(
+                "kill with `container` on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh`, `find`, `head` and `kill`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
+            )
+        })?;
+        let helper = signal::helper_pod(&signal::Helper {
+            namespace: self.ns(),
+            node: &node,
+            target_uid: &target.id,
+            target_name: &target.name,
+            container,
+            container_id: &container_id,
+            image,
+            signal: signal.0,
+            lifetime: self.timing.start + self.timing.stop,
+        });
+        let name = signal::helper_name(&target.id, container);
+        let created = self
+            .send(self.pods().create(&PostParams::default(), &helper))
+            .await?;
+        if let Err(e) = created {
+            if api::status(&e).is_none_or(|s| s.code != 409) {
+                return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(&name));
+            }
+            // A helper of an earlier kill: replace it once it has ended.
+            let existing = self
+                .call(rbac::GET_PODS, &name, self.pods().get(&name))
+                .await?;
+            if !matches!(pod_phase(&existing), "Succeeded" | "Failed") {
+                return Err(PlatformError::Refused(format!(
+                    "pod `{}` already has a kill helper `{name}` at work, from an earlier run: it ends by itself within {}s",
+                    target.name,
+                    (self.timing.start + self.timing.stop).as_secs()
+                )));
+            }
+            self.remove_helper(&name).await?;
+            self.call(
+                rbac::CREATE_PODS,
+                &name,
+                self.pods().create(&PostParams::default(), &helper),
+            )
+            .await?;
+        }
+        let signalled = self.wait_signalled(&name, target, container).await;
+        if let Err(cleanup) = self.remove_helper(&name).await {
+            tracing::warn!("cannot remove the kill helper `{name}`: {cleanup}");
+        }
+        let said = signalled?;
+        tracing::info!("kill helper for `{container}` of `{}`: {said}", target.name);
+        Ok(before)
+    }
+
+    async fn restart_count(&self, target: &Target, container: &str) -> Result<i32, PlatformError> {
+        let pod = self.target_pod(target).await?;
+        container_restarts(&pod, target, container, false).map(|(n, _)| n)
+    }
+
     async fn until_gone(
         &self,
         target: &Target,
@@ -942,6 +1131,29 @@ impl Platform for KubernetesPlatform {
         })
     }
 
+    fn can_exec(&self) -> bool {
+        true
+    }
+
+    /// Runs `argv` in the target container (`container`, default the pod's first) over
+    /// the exec websocket (`pods/exec`).
+    async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        let pod = self.target_pod(target).await?;
+        let (container, _) = self.container_of(&pod, target)?;
+        match self
+            .exec_in(Some(&target.id), &target.name, &container, argv)
+            .await
+        {
+            Ok(out) => Ok(out),
+            Err(ExecError::Platform(e)) => Err(e),
+            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
+            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
+                "container `{container}` of pod `{}` has ended ({reason}, exit {code})",
+                target.name
+            ))),
+        }
+    }
+
     async fn netns_exec(
         &self,
         target: &Target,
@@ -985,8 +1197,31 @@ impl Platform for KubernetesPlatform {
         marker: &str,
         _lifetime: StdDuration,
     ) -> Result<(), PlatformError> {
-        let Placement::InTarget { net_admin, image } = placement else {
-            return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
+        let (net_admin, image) = match placement {
+            Placement::InTarget { net_admin, image } => (net_admin, image),
+            Placement::InContainer => {
+                // The exec's shell starts the command in the background and ends at once;
+                // the command lives on in the container (no terminal: no hangup).
+                let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+                let start = format!(
+                    "{} >/dev/null 2>&1 </dev/null & echo started",
+                    line.join(" ")
+                );
+                let out = self
+                    .exec(target, &["sh".into(), "-c".into(), start])
+                    .await?;
+                return if out.stdout.trim() == "started" {
+                    Ok(())
+                } else {
+                    Err(PlatformError::Refused(format!(
+                        "cannot start `{}` in pod `{}`: {}",
+                        argv.first().map_or("", String::as_str),
+                        target.name,
+                        out.stderr.trim()
+                    )))
+                };
+            }
+            Placement::Host { .. } => return Err(PlatformError::Refused(NOT_ON_THE_NODE.into())),
         };
         let (what, needs) = process_words(argv);
         let image = image.or_else(|| self.tc_image.clone()).ok_or_else(|| {
@@ -1028,6 +1263,24 @@ impl Platform for KubernetesPlatform {
         marker: &str,
         gentle: bool,
     ) -> Result<(), PlatformError> {
+        if placement == Placement::InContainer {
+            let script = crate::platform::host::kill_by_marker_script(marker);
+            let out = self
+                .exec(target, &["sh".into(), "-c".into(), script])
+                .await?;
+            return match crate::platform::host::remaining(&out.stdout) {
+                Some(0) => Ok(()),
+                Some(n) => Err(PlatformError::Refused(format!(
+                    "{n} process(es) of faultline ({marker}) still run in pod `{}`",
+                    target.name
+                ))),
+                None => Err(PlatformError::Refused(format!(
+                    "cannot check faultline's processes in pod `{}`: {}",
+                    target.name,
+                    out.stderr.trim()
+                ))),
+            };
+        }
         if !matches!(placement, Placement::InTarget { .. }) {
             return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
         }

@@ -6,8 +6,8 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 
+use super::{ExecOutput, Platform, PlatformError, Target};
 use crate::experiment::units::{Duration, Signal};
-use crate::platform::{Platform, PlatformError, Target};
 
 /// A platform whose targets live in memory; failures are switched on per operation.
 #[derive(Default)]
@@ -107,5 +107,23 @@ impl Platform for Fake {
 
     async fn is_frozen(&self, t: &Target) -> Result<bool, PlatformError> {
         Ok(self.paused.lock().unwrap().contains(&t.name))
+    }
+
+    fn can_exec(&self) -> bool {
+        true
+    }
+
+    /// Logs `exec NAME argv...`; exits 0, or 1 when the command is `false`.
+    async fn exec(&self, t: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("exec {} {}", t.name, argv.join(" ")));
+        let code = i64::from(argv.first().is_some_and(|a| a == "false"));
+        Ok(ExecOutput {
+            code,
+            stdout: format!("ran in {}\n", t.name),
+            stderr: String::new(),
+        })
     }
 }

@@ -1,0 +1,218 @@
+//! The signal helper: a short-lived privileged pod on the target's node that signals
+//! every process of one container of the pod (`kill: {container: NAME}`), found through
+//! the container's cgroup on the node.
+//!
+//! A process inside the pod cannot do this: a container's PID 1 ignores SIGKILL sent from
+//! its own PID namespace (an ephemeral container sharing it included). From the node's PID
+//! namespace (hostPID) it is an ordinary process. The helper finds the cgroup under the
+//! node's `/sys/fs/cgroup` (mounted at `/host/cgroup`) by the container ID, signals the
+//! PIDs in its `cgroup.procs`, says how many through its termination message and ends;
+//! `activeDeadlineSeconds` bounds it. The target pod owns it, so it goes with the target.
+//! Its image needs only `sh`, `find`, `head` and `kill`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{HELPER_LABEL, expand};
+
+/// The helper's name: fixed by the target's UID and the container.
+pub fn helper_name(target_uid: &str, container: &str) -> String {
+    format!("faultline-kill-{target_uid}-{container}")
+}
+
+/// The helper's script; `FAULTLINE_CONTAINER_ID`, `FAULTLINE_SIGNAL` (a number) and
+/// `FAULTLINE_NODE` come from its environment. CRI-O puts the container's monitor in a
+/// sibling cgroup that also names the ID (`crio-conmon-ID.scope`): never that one.
+pub const SCRIPT: &str = r#"id="$FAULTLINE_CONTAINER_ID"
+root=/host/cgroup
+fail() {
+  echo "$*" > /dev/termination-log
+  echo "faultline-kill: $*" >&2
+  exit 1
+}
+if [ -e "$root/cgroup.controllers" ]; then
+  base="$root"
+else
+  base=
+  for h in pids freezer memory cpu,cpuacct systemd; do
+    if [ -d "$root/$h" ]; then base="$root/$h"; break; fi
+  done
+  [ -n "$base" ] || fail "node $FAULTLINE_NODE has no cgroup hierarchy under /sys/fs/cgroup"
+fi
+dir=$(find "$base" -maxdepth 8 -type d -name "*$id*" ! -name "*conmon*" 2>/dev/null | head -n 1)
+[ -n "$dir" ] || fail "container $id has no cgroup on node $FAULTLINE_NODE"
+n=0
+for p in $(cat "$dir/cgroup.procs"); do
+  kill -"$FAULTLINE_SIGNAL" "$p" 2>/dev/null && n=$((n+1))
+done
+[ "$n" -gt 0 ] || fail "no process of container $id could be signalled (cgroup $dir)"
+echo "signalled $n process(es) of $dir" > /dev/termination-log
+echo "faultline-kill: signalled $n process(es) of $dir"
+"#;
+
+/// Everything the helper pod is made from.
+#[derive(Clone, Debug)]
+pub struct Helper<'a> {
+    pub namespace: &'a str,
+    pub node: &'a str,
+    pub target_uid: &'a str,
+    pub target_name: &'a str,
+    pub container: &'a str,
+    /// Without the runtime prefix (`containerd://`).
+    pub container_id: &'a str,
+    pub image: &'a str,
+    pub signal: i32,
+    /// The kubelet ends it after this, whatever happens.
+    pub lifetime: Duration,
+}
+
+/// The helper pod's spec.
+pub fn helper_pod(h: &Helper<'_>) -> Pod {
+    let spec = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": helper_name(h.target_uid, h.container),
+            "namespace": h.namespace,
+            "labels": {
+                HELPER_LABEL: "kill",
+                "faultline.target": h.target_uid,
+                "app.kubernetes.io/managed-by": "faultline",
+            },
+            "annotations": {
+                "faultline.target-pod": h.target_name,
+                "faultline.target-container": h.container,
+            },
+            "ownerReferences": [{
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": h.target_name,
+                "uid": h.target_uid,
+            }],
+        },
+        "spec": {
+            "nodeName": h.node,
+            "hostPID": true,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": h.lifetime.as_secs().max(1),
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": "signaller",
+                "image": h.image,
+                "imagePullPolicy": "IfNotPresent",
+                // Kubernetes expands `$(VAR)` and `$$` in commands: the script goes as written.
+                "command": expand::escape_all(&["sh", "-c", SCRIPT]),
+                "env": [
+                    {"name": "FAULTLINE_CONTAINER_ID", "value": h.container_id},
+                    {"name": "FAULTLINE_SIGNAL", "value": h.signal.to_string()},
+                    {"name": "FAULTLINE_NODE", "value": h.node},
+                ],
+                "securityContext": {"privileged": true, "runAsUser": 0},
+                "resources": {
+                    "requests": {"cpu": "10m", "memory": "16Mi"},
+                    "limits": {"cpu": "100m", "memory": "32Mi"},
+                },
+                "volumeMounts": [{"name": "cgroup", "mountPath": "/host/cgroup", "readOnly": true}],
+            }],
+            "volumes": [{
+                "name": "cgroup",
+                "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"},
+            }],
+        },
+    });
+    serde_json::from_value(spec).expect("the helper pod spec is a valid Pod")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script against a fake cgroup tree, with the real shell: the processes listed in
+    /// the container's cgroup are signalled, the monitor's sibling cgroup is not used.
+    #[test]
+    fn the_script_signals_the_processes_of_the_containers_cgroup() {
+        let root = tempfile::tempdir().unwrap();
+        let pod = root.path().join("kubepods.slice/kubepods-pod1.slice");
+        let cg = pod.join("cri-containerd-abc123.scope");
+        let conmon = pod.join("cri-conmon-abc123.scope");
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::create_dir_all(&conmon).unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
+        let mut victim = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(cg.join("cgroup.procs"), format!("{}\n", victim.id())).unwrap();
+        std::fs::write(conmon.join("cgroup.procs"), format!("{}\n", bystander.id())).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("termination-log");
+        let script = SCRIPT
+            .replace("/host/cgroup", root.path().to_str().unwrap())
+            .replace("/dev/termination-log", log.to_str().unwrap());
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("FAULTLINE_CONTAINER_ID", "abc123")
+            .env("FAULTLINE_SIGNAL", "15")
+            .env("FAULTLINE_NODE", "node-1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let status = victim.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(15));
+        assert_eq!(
+            bystander.try_wait().unwrap(),
+            None,
+            "the monitor's cgroup was left alone"
+        );
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        let said = std::fs::read_to_string(&log).unwrap();
+        assert!(said.starts_with("signalled 1 process(es) of "), "{said}");
+
+        // No such container: a failure that says so.
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("FAULTLINE_CONTAINER_ID", "nope")
+            .env("FAULTLINE_SIGNAL", "15")
+            .env("FAULTLINE_NODE", "node-1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap().trim(),
+            "container nope has no cgroup on node node-1"
+        );
+    }
+
+    #[test]
+    fn the_helper_runs_on_the_targets_node_with_the_container_and_signal() {
+        let pod = helper_pod(&Helper {
+            namespace: "shop",
+            node: "node-2",
+            target_uid: "uid-1",
+            target_name: "api-1",
+            container: "envoy",
+            container_id: "abc",
+            image: "tc:1",
+            signal: 9,
+            lifetime: Duration::from_secs(60),
+        });
+        assert_eq!(
+            pod.metadata.name.as_deref(),
+            Some("faultline-kill-uid-1-envoy")
+        );
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.host_pid, Some(true));
+        assert_eq!(spec.node_name.as_deref(), Some("node-2"));
+        assert_eq!(spec.active_deadline_seconds, Some(60));
+    }
+}
