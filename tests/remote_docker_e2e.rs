@@ -421,6 +421,51 @@ fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
     );
 }
 
+/// The journal keeps the endpoint and its TLS files: `recover`, in an environment without
+/// any DOCKER_* variable, reverts a killed run's pause through the same TLS endpoint.
+#[test]
+fn recover_reaches_the_tls_endpoint_from_the_journal() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-recover");
+    let web = fleet.web(&[]);
+    let exp = fleet
+        .experiment("tls-recover")
+        .fault("pause: {duration: 60s}");
+    let state = StateDir::new();
+    let run = engine
+        .env(Run::experiment(&exp), "certs")
+        .state(&state)
+        .no_dead_mans_switch()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || paused(&web)),
+        "the target was never paused through the TLS endpoint"
+    );
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = run.wait();
+    assert!(paused(&web), "the killed run left its pause");
+    assert_eq!(state.open_entries(), 1);
+    let before = engine.connections();
+    Run::new(["recover"])
+        .state(&state)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_CONFIG", engine.path("no-docker-config"))
+        .output()
+        .expect(0);
+    assert!(!paused(&web), "recover did not unpause the target");
+    assert!(state.is_clean());
+    assert!(
+        engine.connections() > before,
+        "recover did not go through the TLS endpoint: {}",
+        engine.proxy_log()
+    );
+}
+
 #[test]
 fn a_wrong_ca_exits_4_before_anything_is_touched() {
     let Some(engine) = TlsEngine::start() else {
