@@ -336,6 +336,15 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
     let exp = fleet
         .experiment("tls-kill")
         .fault("kill: {signal: SIGKILL}");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = engine
+        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(
+        &plan.stdout,
+        &["fault 1 (kill): through the Docker API", "restart policy"],
+    );
     let r = engine
         .env(Run::experiment(&exp), "certs")
         .json_report()
@@ -370,6 +379,12 @@ fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
     let exp = fleet
         .experiment("tls-net")
         .fault("network: {rate: 1mbit, duration: 3s}");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = engine
+        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(&plan.stdout, &["fault 1 (network): sidecar"]);
     let run = engine
         .env(Run::with_tc_image(&exp), "certs")
         .json_report()
@@ -403,6 +418,12 @@ fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
     let exp = fleet
         .experiment("tls-cpu")
         .fault("cpu_stress: {workers: 1, load: 80, duration: 3s}");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = engine
+        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(&plan.stdout, &["fault 1 (cpu_stress): exec"]);
     let r = engine
         .env(Run::experiment(&exp), "certs")
         .json_report()
@@ -544,8 +565,8 @@ fn a_docker_context_in_a_temporary_config_is_followed() {
         &[
             &format!("Endpoint: {}", engine.host()),
             "docker context `tls-lab`",
-            "sidecar",
-            "exec",
+            "From this host: no",
+            "fault 1 (pause): the Docker API's pause",
         ],
     );
     assert!(!paused(&web), "plan touches nothing");
