@@ -31,6 +31,8 @@ apt_install() {
 # - the Docker engine (end-to-end tests against real containers);
 # - busybox-static, which feeds the locally built test images (no registry is reachable);
 # - tc, iptables, nsenter and unshare for the network faults and their checks;
+# - dnsmasq (dnsmasq-base) for the DNS server image of the dns fault's tests, python3 to
+#   ask it and to count ICMP replies from inside a namespace;
 # - curl to measure downloads; xmllint to check JUnit against its schema;
 # - systemd-analyze to check the example timer's OnCalendar;
 # - Chromium to render the HTML report; Prometheus, promtool and the Pushgateway for the
@@ -45,6 +47,8 @@ command -v tc >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 { command -v nsenter >/dev/null && command -v unshare >/dev/null; } || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
+[ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v python3 >/dev/null || need+=(python3)
 command -v xmllint >/dev/null || need+=(libxml2-utils)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)

@@ -6,10 +6,12 @@ set -euo pipefail
 
 IMAGE="faultline-test/busybox:1"
 TC_IMAGE="faultline-test/tc:1"
+DNS_IMAGE="faultline-test/dnsmasq:1"
 APPLETS=(sh httpd nc sleep cat echo ls ps kill wget dd mkdir)
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1 && docker image inspect "$TC_IMAGE" >/dev/null 2>&1; then
-    echo "test-images: $IMAGE and $TC_IMAGE already exist; nothing to do"
+if docker image inspect "$IMAGE" >/dev/null 2>&1 && docker image inspect "$TC_IMAGE" >/dev/null 2>&1 \
+    && docker image inspect "$DNS_IMAGE" >/dev/null 2>&1; then
+    echo "test-images: $IMAGE, $TC_IMAGE and $DNS_IMAGE already exist; nothing to do"
     exit 0
 fi
 
@@ -81,4 +83,32 @@ if ! docker image inspect "$TC_IMAGE" >/dev/null 2>&1; then
         --change 'LABEL faultline.test=true' \
         - "$TC_IMAGE" >/dev/null
     echo "test-images: built $TC_IMAGE"
+fi
+
+# A DNS server for the dns fault's tests: busybox plus Debian's dnsmasq and the shared
+# libraries it links (dnsmasq-base), imported like the others.
+if ! docker image inspect "$DNS_IMAGE" >/dev/null 2>&1; then
+    if [ ! -x /usr/sbin/dnsmasq ]; then
+        echo "test-images: dnsmasq missing; installing dnsmasq-base with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base >/dev/null
+    fi
+    dnsroot="$(mktemp -d)"
+    trap 'rm -rf "$rootfs" "${tcroot:-}" "$dnsroot"' EXIT
+    mkdir -p "$dnsroot/bin" "$dnsroot/usr/sbin" "$dnsroot/tmp" "$dnsroot/etc"
+    cp /bin/busybox "$dnsroot/bin/busybox"
+    for applet in sh sleep cat echo kill; do ln -s busybox "$dnsroot/bin/$applet"; done
+    cp /usr/sbin/dnsmasq "$dnsroot/usr/sbin/dnsmasq"
+    for lib in $(ldd /usr/sbin/dnsmasq | grep -o '/[^ ]*'); do
+        mkdir -p "$dnsroot$(dirname "$lib")"
+        cp -L "$lib" "$dnsroot$lib"
+    done
+    echo "root:x:0:0:root:/:/bin/sh" >"$dnsroot/etc/passwd"
+    echo "root:x:0:" >"$dnsroot/etc/group"
+    echo "test-images: importing $DNS_IMAGE ($(/usr/sbin/dnsmasq --version | head -n 1))"
+    tar -C "$dnsroot" -c . | docker import \
+        --change 'CMD ["/usr/sbin/dnsmasq", "--help"]' \
+        --change 'LABEL faultline.test=true' \
+        - "$DNS_IMAGE" >/dev/null
+    echo "test-images: built $DNS_IMAGE"
 fi

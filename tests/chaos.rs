@@ -22,6 +22,10 @@ enum Scenario {
     NetworkHost,
     NetworkNfqueue,
     NetworkSidecar,
+    NetworkScoped,
+    NetworkImpair,
+    Dns,
+    Partition,
     CpuHost,
     CpuExec,
     MemoryHost,
@@ -44,6 +48,10 @@ impl Scenario {
             NetworkHost => "network (host)",
             NetworkNfqueue => "network (nfqueue)",
             NetworkSidecar => "network (sidecar)",
+            NetworkScoped => "network (scoped, both directions)",
+            NetworkImpair => "network corrupt/duplicate/reorder (nfqueue)",
+            Dns => "network dns",
+            Partition => "network partition",
             CpuHost => "cpu_stress (host)",
             CpuExec => "cpu_stress (exec)",
             MemoryHost => "memory_stress (host)",
@@ -69,6 +77,16 @@ impl Scenario {
             NetworkNfqueue => &["network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}"],
             NetworkSidecar => &[
                 "network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:1\"}",
+            ],
+            NetworkScoped => &[
+                "network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue, direction: both, to: {cidrs: [\"172.16.0.0/12\"], ports: [\"1-65535\"], protocol: tcp}}",
+            ],
+            NetworkImpair => &[
+                "network: {delay: 20ms, corrupt: 1, duplicate: 5, reorder: {percent: 20}, duration: 4s, engine: nfqueue}",
+            ],
+            Dns => &["network: {duration: 4s, dns: {names: [\"*.test\"], mode: timeout}}"],
+            Partition => &[
+                "network: {duration: 4s, partition: {with: {cidrs: [\"192.0.2.0/24\", \"198.51.100.7\"]}}}",
             ],
             CpuHost => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: host}"],
             CpuExec => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}"],
@@ -112,6 +130,7 @@ impl Scenario {
             Pause | RepeatedKill => paused_containers(fleet),
             NetworkHost | NetworkSidecar => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
+            NetworkScoped | NetworkImpair | Dns | Partition => scoped_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
             MemoryHost | MemoryExec => memory_allocators(fleet),
             DiskHost | DiskExec => fill_files(fleet),
@@ -159,6 +178,34 @@ fn nfqueue_leftovers(fleet: &Fleet) -> Vec<String> {
     for n in &fleet.names {
         if nfqueue_rules(n).contains("NFQUEUE") {
             left.push(format!("{n} still has faultline's NFQUEUE rule"));
+        }
+    }
+    left
+}
+
+/// faultline's rules in either chain (a scope's INPUT rules, a partition's DROP rules),
+/// and delayers still in the containers' namespaces.
+fn scoped_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = network_leftovers(fleet);
+    for n in &fleet.names {
+        for chain in ["OUTPUT", "INPUT"] {
+            let rules = in_netns(n, &["iptables", "-S", chain]);
+            let ours = rules.lines().filter(|l| l.contains("faultline-")).count();
+            if ours > 0 {
+                left.push(format!("{n} still has {ours} faultline rule(s) in {chain}"));
+            }
+        }
+        let netns = std::fs::read_link(format!("/proc/{}/ns/net", inspect(n, "{{.State.Pid}}")));
+        let delayers = host_processes("\0delayer\0")
+            .into_iter()
+            .filter(|p| {
+                netns
+                    .as_ref()
+                    .is_ok_and(|ns| std::fs::read_link(p.join("ns/net")).is_ok_and(|x| &x == ns))
+            })
+            .count();
+        if delayers > 0 {
+            left.push(format!("{delayers} delayer(s) in {n}'s namespace"));
         }
     }
     left
@@ -455,6 +502,51 @@ fn network_sidecar_sigkill_then_recover() {
 #[test]
 fn network_sidecar_sigint() {
     chaos(NetworkSidecar, Kill::Interrupt);
+}
+
+#[test]
+fn network_scoped_sigkill_then_recover() {
+    chaos(NetworkScoped, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_scoped_sigint() {
+    chaos(NetworkScoped, Kill::Interrupt);
+}
+
+#[test]
+fn network_impair_sigkill_then_recover() {
+    chaos(NetworkImpair, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_impair_sigint() {
+    chaos(NetworkImpair, Kill::Interrupt);
+}
+
+#[test]
+fn dns_sigkill_then_recover() {
+    chaos(Dns, Kill::HardThenRecover);
+}
+
+#[test]
+fn dns_sigint() {
+    chaos(Dns, Kill::Interrupt);
+}
+
+#[test]
+fn partition_sigkill_then_recover() {
+    chaos(Partition, Kill::HardThenRecover);
+}
+
+#[test]
+fn partition_sigkill_dead_mans_switch() {
+    chaos(Partition, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn partition_sigint() {
+    chaos(Partition, Kill::Interrupt);
 }
 
 #[test]

@@ -2944,9 +2944,13 @@ fn nfq_helper_exec(st: &mut NfqState, helper: &str, argv: &[String]) -> fake::An
             .collect();
         return fake::Answer::exec_ok(&listing);
     }
-    if line == "iptables -w -S OUTPUT" {
-        let mut out = "-P OUTPUT ACCEPT\n".to_string();
-        for r in &st.rules {
+    if let Some(chain) = line.strip_prefix("iptables -w -S ") {
+        let mut out = format!("-P {chain} ACCEPT\n");
+        for r in st
+            .rules
+            .iter()
+            .filter(|r| r.starts_with(&format!("-A {chain} ")))
+        {
             out.push_str(&format!("{r}\n"));
         }
         return fake::Answer::exec_ok(&out);
@@ -4331,4 +4335,172 @@ async fn a_command_fault_inside_a_pod_runs_over_the_exec_websocket() {
         ]
     );
     assert_granted(&seen, &fault::rbac_rules(&f));
+}
+
+// ---------------------------------------------------------------------------------------
+// Scoped network faults on Kubernetes: peer pods are resolved to their pod IPs through
+// the API (a label selector), and the delayer's rules in the pod's namespace name exactly
+// those addresses, in both chains for `direction: both`.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_delay_resolves_peer_pods_through_the_api_and_adds_exactly_their_rules() {
+    let state = Arc::new(Mutex::new(NfqState::default()));
+    let (p, server) = with_db_pods(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {
+        "delay": "100ms", "duration": "10s", "engine": "nfqueue", "direction": "both",
+        "to": {"pods": {"selector": "app=db", "namespace": "data"}, "ports": [5432], "protocol": "tcp"}
+    }}));
+    scoped_delay_body(&state, &p, &server, &t, &f).await;
+}
+
+/// The nfqueue model, plus pods `app=db` in namespace `data`: db-0 at 10.244.1.5, db-1
+/// still pending (no address).
+async fn with_db_pods(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake::Server) {
+    let inner = nfq_handler(state.clone());
+    let handler: fake::Handler = Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == "/api/v1/namespaces/data/pods" {
+            assert!(
+                s.pairs()
+                    .contains(&("labelSelector".into(), "app=db".into())),
+                "{}",
+                s.line()
+            );
+            let mut ready = pod("db-0", "uid-db0");
+            ready["metadata"]["namespace"] = json!("data");
+            ready["status"]["podIP"] = json!("10.244.1.5");
+            ready["status"]["podIPs"] = json!([{"ip": "10.244.1.5"}]);
+            // A pending pod has no address yet: nothing to scope to.
+            let mut pending = pod("db-1", "uid-db1");
+            pending["metadata"]["namespace"] = json!("data");
+            pending["status"] = json!({"phase": "Pending"});
+            return fake::Answer::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
+                    "items": [ready, pending]}),
+            );
+        }
+        inner(s)
+    });
+    let server = fake::start(handler).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_tc_image(Some("registry.local/faultline-helper:1".into()))
+        .with_timing(timing());
+    (p, server)
+}
+
+async fn scoped_delay_body(
+    state: &Arc<Mutex<NfqState>>,
+    p: &KubernetesPlatform,
+    server: &fake::Server,
+    t: &Target,
+    f: &Fault,
+) {
+    assert_eq!(fault::preflight(f, p).await, Ok(()));
+    let undo = fault::prepare(p, f, t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    assert_eq!(
+        qdisc.peers,
+        vec![faultline::platform::Peer {
+            name: "data/db-0".into(),
+            addresses: vec!["10.244.1.5".parse().unwrap()],
+        }]
+    );
+    let d = qdisc.delayer.clone().unwrap();
+    fault::inject(p, f, t, Some(&undo)).await.unwrap();
+    let tail = format!(
+        "-m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+        d.marker, d.queue
+    );
+    let want = [
+        format!("-A OUTPUT -o eth0 -d 10.244.1.5/32 -p tcp -m multiport --dports 5432 {tail}"),
+        format!("-A INPUT -i eth0 -s 10.244.1.5/32 -p tcp -m multiport --sports 5432 {tail}"),
+    ];
+    {
+        let st = state.lock().unwrap();
+        let mut rules = st.rules.clone();
+        rules.sort();
+        let mut w = want.to_vec();
+        w.sort();
+        assert_eq!(rules, w);
+    }
+    // The helper takes the rules of both chains with it if faultline dies.
+    let seen = server.seen();
+    let helper = patches(&seen)[0]["spec"]["ephemeralContainers"][0].clone();
+    let helper_name = helper["name"].as_str().unwrap().to_string();
+    let script = kubelet_command(&helper)[2].clone();
+    assert!(
+        script.contains("iptables -w -S OUTPUT 2>/dev/null")
+            && script.contains("iptables -w -S INPUT 2>/dev/null"),
+        "{script}"
+    );
+    let on = |c: &str| (helper_name.clone(), c.to_string());
+    let adds: Vec<(String, String)> = execs(&seen)
+        .into_iter()
+        .filter(|(_, c)| c.starts_with("iptables -w -I "))
+        .collect();
+    assert_eq!(
+        adds,
+        vec![
+            on(&format!("iptables -w -I {}", &want[0][3..])),
+            on(&format!("iptables -w -I {}", &want[1][3..])),
+        ]
+    );
+    fault::revert(p, &undo).await.unwrap();
+    assert!(state.lock().unwrap().rules.is_empty());
+    let seen = server.seen();
+    assert_granted(&seen, &fault::rbac_rules(f));
+    assert!(fault::rbac_rules(f).contains(&rbac::LIST_PODS));
+    // Without `pods` in the scope, listing pods is not asked for.
+    let plain = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
+    assert!(!fault::rbac_rules(&plain).contains(&rbac::LIST_PODS));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_from_peer_pods_is_drop_rules_added_and_removed_through_the_helper() {
+    let state = Arc::new(Mutex::new(NfqState::default()));
+    let (p, server) = with_db_pods(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {
+        "duration": "10s",
+        "partition": {"with": {"pods": {"selector": "app=db", "namespace": "data"}}}
+    }}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    assert!(qdisc.delayer.is_none() && !qdisc.tc, "no delayer, no qdisc");
+    let marker = qdisc.drops.as_ref().unwrap().marker.clone();
+    assert!(marker.starts_with("faultline-partition-"));
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let want = [
+        format!("-A OUTPUT -o eth0 -d 10.244.1.5/32 -m comment --comment {marker} -j DROP"),
+        format!("-A INPUT -i eth0 -s 10.244.1.5/32 -m comment --comment {marker} -j DROP"),
+    ];
+    {
+        let st = state.lock().unwrap();
+        let mut rules = st.rules.clone();
+        rules.sort();
+        let mut w = want.to_vec();
+        w.sort();
+        assert_eq!(rules, w);
+        assert_eq!(st.qdisc, None);
+    }
+    let seen = server.seen();
+    let patches = patches(&seen);
+    assert_eq!(patches.len(), 1, "only the network helper: {patches:?}");
+    let helper = patches[0]["spec"]["ephemeralContainers"][0].clone();
+    let script = kubelet_command(&helper)[2].clone();
+    assert!(
+        script.contains("iptables -w -S OUTPUT 2>/dev/null")
+            && script.contains("iptables -w -S INPUT 2>/dev/null")
+            && !script.contains(&marker),
+        "the helper takes both chains' rules with it, without naming the marker: {script}"
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    assert!(state.lock().unwrap().rules.is_empty());
+    assert_granted(&server.seen(), &fault::rbac_rules(&f));
 }

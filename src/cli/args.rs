@@ -69,6 +69,9 @@ pub enum Command {
     /// The nfqueue delayer (started by a network fault inside a target's namespace).
     #[command(hide = true)]
     Delayer(DelayerArgs),
+    /// Resolves names as a target would (run by a network fault in its namespace).
+    #[command(hide = true)]
+    Resolve(ResolveArgs),
     /// The demo's web replica (runs inside the demo containers).
     #[command(hide = true)]
     DemoServe(crate::demo::ServeArgs),
@@ -323,6 +326,15 @@ pub struct IohogArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ResolveArgs {
+    #[arg(long)]
+    pub nameserver: Vec<std::net::IpAddr>,
+    #[arg(long)]
+    pub search: Vec<String>,
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct DelayerArgs {
     #[arg(long)]
     pub queue: u16,
@@ -333,6 +345,27 @@ pub struct DelayerArgs {
     /// Probability of dropping a packet, 0.0..=1.0.
     #[arg(long, default_value_t = 0.0)]
     pub loss: f64,
+    /// Probability of flipping one bit of a packet, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub corrupt: f64,
+    /// Probability of sending a packet twice, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Probability that a packet skips the delay, 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    /// With `reorder`: only every Nth packet may skip the delay.
+    #[arg(long, default_value_t = 0)]
+    pub reorder_gap: u32,
+    /// DNS names (globs) whose answers fail.
+    #[arg(long)]
+    pub dns_name: Vec<String>,
+    /// How they fail: nxdomain, servfail or timeout.
+    #[arg(long)]
+    pub dns_mode: Option<String>,
+    /// Share of matching answers that fail, 0.0..=1.0.
+    #[arg(long, default_value_t = 1.0)]
+    pub dns_percent: f64,
     /// Epoch second at which the delayer ends by itself.
     #[arg(long)]
     pub until: u64,

@@ -283,7 +283,45 @@ fn host_checks(checks: &mut Vec<Check>) {
         },
         "without netem too, delay/jitter/loss are unavailable: install iptables and load nfnetlink_queue and xt_NFQUEUE",
     ));
+    let scopes = in_scratch_netns(
+        "iptables -w -I OUTPUT -o lo -d 10.0.0.1/32 -p tcp -m multiport --dports 1,2:3 -m comment --comment faultline-doctor -j DROP \
+         && iptables -w -I INPUT -i lo -s 10.0.0.0/24 -p udp -m comment --comment faultline-doctor -j DROP",
+    );
+    checks.push(Check::new(
+        "network scopes and partitions (iptables)",
+        scopes.map(|()| {
+            "iptables accepts the matches of `to`/`from`/`direction` on the nfqueue engine and a partition's DROP rules".to_string()
+        }),
+        "scoped nfqueue faults and `partition` are unavailable: install iptables and load xt_multiport, xt_comment (and iptable_filter / nf_tables)",
+    ));
+    let u32 = in_scratch_netns(
+        "tc qdisc add dev lo root handle fa17: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 \
+         && tc filter add dev lo parent fa17: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 match ip dport 80 0xffff flowid fa17:4",
+    );
+    let mut u32_check = Check::new(
+        "netem scopes (prio bands, u32 filters)",
+        u32.map(|()| "the kernel accepts a prio root with four bands and u32 filters".to_string()),
+        "scoped faults on netem and a scoped `rate` are unavailable: load sch_prio and cls_u32",
+    );
+    if u32_check.level == Level::Fail && nfq_ok {
+        // Scoped delay, jitter and loss run on the nfqueue engine.
+        u32_check.level = Level::Warn;
+        u32_check.fix = "scoped delay, jitter and loss run on the nfqueue engine instead (`engine: auto`); a scoped `rate` is unavailable: load sch_prio and cls_u32".into();
+    }
+    checks.push(u32_check);
     checks.push(Check::new("cgroups", Ok(cgroup_version()), ""));
+}
+
+/// Runs a shell command in a scratch network namespace (the host's is never touched).
+fn in_scratch_netns(script: &str) -> Result<(), String> {
+    match std::process::Command::new("unshare")
+        .args(["--net", "sh", "-c", script])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Err(e) => Err(format!("cannot run `unshare`: {e}")),
+    }
 }
 
 /// Without a file: the current context (or in-cluster), and whether its API server answers.

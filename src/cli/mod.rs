@@ -129,9 +129,29 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
                 delay: std::time::Duration::from_micros(a.delay_us),
                 jitter: std::time::Duration::from_micros(a.jitter_us),
                 loss: a.loss.clamp(0.0, 1.0),
+                corrupt: a.corrupt.clamp(0.0, 1.0),
+                duplicate: a.duplicate.clamp(0.0, 1.0),
+                reorder: a.reorder.clamp(0.0, 1.0),
+                gap: a.reorder_gap,
             };
-            crate::fault::nfqueue::run_delayer(a.queue, shape, a.until)
+            let dns = match a.dns_mode.as_deref() {
+                None => None,
+                Some(m) => Some(crate::fault::dns::DnsRewrite {
+                    names: a.dns_name.clone(),
+                    mode: serde_json::from_value(serde_json::Value::String(m.to_string()))
+                        .map_err(|_| Error::Platform(format!("unknown --dns-mode `{m}`")))?,
+                    percent: a.dns_percent.clamp(0.0, 1.0),
+                }),
+            };
+            crate::fault::nfqueue::run_delayer(a.queue, shape, a.until, dns)
                 .map_err(|e| Error::Platform(format!("the delayer failed: {e}")))?;
+            Ok(Exit::Passed)
+        }
+        Command::Resolve(a) => {
+            print!(
+                "{}",
+                crate::fault::resolve::run_resolve(&a.nameserver, &a.search, &a.names)
+            );
             Ok(Exit::Passed)
         }
         Command::DemoServe(a) => Ok(exit_of(crate::demo::serve_main(a))),

@@ -156,6 +156,11 @@ pub(super) async fn dry_run(
                 &t.id[..t.id.len().min(12)]
             ));
         }
+        for (i, f) in l.experiment.faults.iter().enumerate() {
+            for note in crate::fault::kind(f).plan_notes(platform, &chosen).await {
+                s.push_str(&format!("  fault {}: {note}\n", i + 1));
+            }
+        }
         if let Some(why) = platform.endpoint_source() {
             s.push_str(&format!("Endpoint: {} {why}\n", platform.endpoint()));
             if let Some(t) = chosen.first() {

@@ -711,6 +711,15 @@ pub struct NetworkFault {
     /// Bandwidth limit, e.g. 1mbit (always applied with tbf).
     #[serde(default)]
     pub rate: Option<Rate>,
+    /// Percent of packets with one bit flipped (the receiver's checksum drops them).
+    #[serde(default)]
+    pub corrupt: Option<Percent>,
+    /// Percent of packets sent twice.
+    #[serde(default)]
+    pub duplicate: Option<Percent>,
+    /// Packets sent at once, ahead of the delayed ones (needs `delay`), as netem does.
+    #[serde(default)]
+    pub reorder: Option<Box<Reorder>>,
     #[serde(default = "eth0")]
     pub interface: String,
     /// How delay, jitter and loss are applied.
@@ -722,6 +731,197 @@ pub struct NetworkFault {
     /// Image with `tc` for the sidecar strategy.
     #[serde(default)]
     pub tc_image: Option<String>,
+    /// Only traffic with these peers as servers: their addresses, and ports on them.
+    #[serde(default)]
+    pub to: Option<Box<NetScope>>,
+    /// Only traffic with these peers as clients: their addresses, and ports on the target.
+    #[serde(default)]
+    pub from: Option<Box<NetScope>>,
+    /// Which packets are affected: leaving the target (`egress`, the default), arriving
+    /// at it (`ingress`), or both.
+    #[serde(default)]
+    pub direction: NetDirection,
+    /// Drops every packet between the target and a set of peers, in the chosen directions.
+    #[serde(default)]
+    pub partition: Option<Box<Partition>>,
+    /// Makes the answers the target gets for some DNS names fail.
+    #[serde(default)]
+    pub dns: Option<Box<DnsFault>>,
+}
+
+/// `dns`: answers for matching names fail in the chosen way; other names resolve.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsFault {
+    /// Names the fault applies to; `*` matches any run of characters (`*.example.com`).
+    pub names: Vec<String>,
+    pub mode: DnsMode,
+    /// Share of matching answers that fail (default 100).
+    #[serde(default = "all_percent")]
+    pub percent: Percent,
+}
+
+fn all_percent() -> Percent {
+    Percent(100.0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsMode {
+    /// The answer says the name does not exist (rcode 3).
+    Nxdomain,
+    /// The answer says the server failed (rcode 2).
+    Servfail,
+    /// No answer arrives: the resolver times out.
+    Timeout,
+}
+
+impl DnsMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DnsMode::Nxdomain => "nxdomain",
+            DnsMode::Servfail => "servfail",
+            DnsMode::Timeout => "timeout",
+        }
+    }
+}
+
+/// `reorder`: `percent` of the packets (or, with `gap: N`, every Nth packet, taken with
+/// that probability) skip the delay and overtake the delayed ones.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reorder {
+    pub percent: Percent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<u32>,
+}
+
+/// Which traffic of the target a network fault affects. Every field narrows it: a packet
+/// must match the addresses (any of `cidrs`, `containers`, `hosts`), the ports and the
+/// protocol given.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetScope {
+    /// IPv4 addresses or networks, e.g. `10.0.0.5/32` or `10.0.0.5`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    /// Ports: a number or a range `"8000-8100"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    /// `tcp`, `udp` or `icmp`; with `ports` and no protocol, both tcp and udp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<NetProtocol>,
+    /// Docker containers, resolved to their addresses when the fault is injected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<PeerSelector>,
+    /// DNS names, resolved when the fault is injected by the target's own resolver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Kubernetes pods by label selector, resolved to their pod IPs through the API when
+    /// the fault is injected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodPeers>,
+}
+
+/// Peer pods: a label selector, in the target's namespace unless `namespace` says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodPeers {
+    /// A label selector, e.g. `app=db`.
+    pub selector: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Peers selected by name and/or labels (every label must match).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSelector {
+    /// Container names (exact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A port or an inclusive range of ports.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PortSpec {
+    One(u16),
+    /// `"8000-8100"`.
+    Range(String),
+}
+
+impl PortSpec {
+    /// The inclusive range, or why it is not one.
+    pub fn range(&self) -> Result<(u16, u16), String> {
+        match self {
+            PortSpec::One(0) => Err("port 0 is not a port".into()),
+            PortSpec::One(p) => Ok((*p, *p)),
+            PortSpec::Range(s) => {
+                let parse = |t: &str| t.trim().parse::<u16>().ok().filter(|p| *p > 0);
+                let (a, b) = match s.split_once('-') {
+                    Some((a, b)) => (parse(a), parse(b)),
+                    None => (parse(s), parse(s)),
+                };
+                match (a, b) {
+                    (Some(a), Some(b)) if a <= b => Ok((a, b)),
+                    _ => Err(format!(
+                        "`{s}` is not a port range: write a port (5432) or `FIRST-LAST` (\"8000-8100\"), 1..65535"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetProtocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl NetProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetProtocol::Tcp => "tcp",
+            NetProtocol::Udp => "udp",
+            NetProtocol::Icmp => "icmp",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetDirection {
+    #[default]
+    Egress,
+    Ingress,
+    Both,
+}
+
+/// `partition`: packets between the target and the peers in `with` are dropped.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// The peers: `cidrs`, `containers`, `hosts` (and optionally `ports`, `protocol`).
+    pub with: NetScope,
+    /// `both` (default): nothing passes either way; `to`: the target cannot send to the
+    /// peers; `from`: the peers cannot send to the target.
+    #[serde(default)]
+    pub direction: PartitionDirection,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionDirection {
+    #[default]
+    Both,
+    To,
+    From,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

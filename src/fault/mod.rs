@@ -14,13 +14,16 @@
 pub mod command;
 pub mod cpu_stress;
 pub mod disk_fill;
+pub mod dns;
 pub mod http_call;
 pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;
+pub mod net_scope;
 pub mod network;
 pub mod nfqueue;
 pub mod pause;
+pub mod resolve;
 pub mod stop;
 
 use async_trait::async_trait;
@@ -87,6 +90,12 @@ pub trait FaultKind: FaultSpec + Send + Sync {
     /// on faultline's own host); it is then recorded against [`command::host_target`].
     fn once(&self) -> bool {
         false
+    }
+
+    /// What `plan` says beyond the description, resolved now on the chosen targets
+    /// without touching them (a scoped network fault's peers and their addresses).
+    async fn plan_notes(&self, _platform: &dyn Platform, _targets: &[Target]) -> Vec<String> {
+        Vec::new()
     }
 
     /// The Kubernetes permissions it needs (`faultline rbac`, `doctor`).
@@ -429,6 +438,32 @@ faults:
         let host_only: Fault =
             serde_json::from_value(serde_json::json!({"command": {"run": ["true"]}})).unwrap();
         assert!(rbac_rules(&host_only).is_empty());
+    }
+
+    #[test]
+    fn peer_pods_in_another_namespace_are_listed_there() {
+        let e = experiment(
+            r#"
+version: 1
+name: x
+target: {kubernetes: {namespace: shop, selector: app=api}}
+faults:
+  - network: {delay: 100ms, duration: 5s, to: {pods: {selector: app=db, namespace: data}}}
+"#,
+        );
+        let needs = kubernetes_needs(&e);
+        let data = &needs[&rbac::Scope {
+            context: None,
+            namespace: "data".into(),
+        }];
+        assert_eq!(
+            data.keys().copied().collect::<Vec<_>>(),
+            vec![rbac::LIST_PODS]
+        );
+        assert_eq!(
+            data[&rbac::LIST_PODS].iter().collect::<Vec<_>>(),
+            vec!["network peers"]
+        );
     }
 
     #[test]

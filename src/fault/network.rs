@@ -9,13 +9,17 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::net_scope::{self, Resolved};
 use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, NetworkEngine, NetworkFault, NetworkStrategy, Target as TargetSpec,
     fault_timing,
 };
+use crate::experiment::model::{NetDirection, NetScope, PartitionDirection};
 use crate::platform::kubernetes::rbac::{self, Permission};
-use crate::platform::{NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host};
+use crate::platform::{
+    NetAccess, NetnsRequest, Peer, Placement, Platform, PlatformError, Target, host,
+};
 
 /// The root qdisc handle faultline owns. Documented: a qdisc with this handle is
 /// faultline's; anything else is never touched.
@@ -50,6 +54,24 @@ pub struct QdiscRecord {
     /// the `delayer` instead. Revert removes whichever is there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub netem_first: bool,
+    /// The fault's scopes, resolved to addresses when it was prepared (the netem filters
+    /// are built from them; the delayer's rules are in its record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<Resolved>,
+    /// The peers its scopes named (containers, hosts), with the addresses they had then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Peer>,
+    /// A partition's DROP rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<Box<DropRecord>>,
+}
+
+/// A partition's iptables DROP rules in the target's namespace, each carrying `marker`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropRecord {
+    pub marker: String,
+    /// Full rule specs (chain first), as after `-I`/`-D`.
+    pub rules: Vec<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -70,7 +92,13 @@ pub fn needs_tc(f: &NetworkFault, engine: Engine) -> bool {
 
 /// Whether the fault needs netem (anything but a pure rate limit).
 pub fn needs_netem(f: &NetworkFault) -> bool {
-    f.delay.is_some() || f.jitter.is_some() || f.loss.is_some()
+    f.delay.is_some()
+        || f.jitter.is_some()
+        || f.loss.is_some()
+        || f.corrupt.is_some()
+        || f.duplicate.is_some()
+        || f.reorder.is_some()
+        || f.dns.is_some()
 }
 
 fn ms(d: crate::experiment::units::Duration) -> String {
@@ -90,6 +118,99 @@ fn tbf_params(bits_per_second: u64) -> Vec<String> {
         "latency".into(),
         "400ms".into(),
     ]
+}
+
+/// The netem parameters of the fault: `delay D [J]`, `loss P%`.
+fn netem_params(f: &NetworkFault) -> Vec<String> {
+    let mut netem: Vec<String> = vec!["netem".into()];
+    if let Some(d) = f.delay {
+        netem.extend(["delay".into(), ms(d)]);
+        if let Some(j) = f.jitter {
+            netem.push(ms(j));
+        }
+    }
+    if let Some(l) = f.loss {
+        netem.extend(["loss".into(), format!("{}%", l.0)]);
+    }
+    if let Some(c) = f.corrupt {
+        netem.extend(["corrupt".into(), format!("{}%", c.0)]);
+    }
+    if let Some(d) = f.duplicate {
+        netem.extend(["duplicate".into(), format!("{}%", d.0)]);
+    }
+    if let Some(r) = &f.reorder {
+        netem.extend(["reorder".into(), format!("{}%", r.percent.0)]);
+        if let Some(g) = r.gap {
+            netem.extend(["gap".into(), g.to_string()]);
+        }
+    }
+    netem
+}
+
+/// The band of faultline's `prio` root that scoped traffic is filtered into; the other
+/// three bands keep the kernel's default priority map, untouched.
+pub const SCOPED_BAND: &str = "fa17:4";
+
+/// The `tc` argument lists that set the fault up, in order. With the nfqueue engine only
+/// the rate goes to tc. With scopes: a `prio` root with four bands, the fault's qdisc(s)
+/// on the fourth, and one `u32` filter per address, protocol and port block sending the
+/// scoped packets there; everything else takes the default bands.
+pub fn add_commands_scoped(
+    f: &NetworkFault,
+    engine: Engine,
+    scopes: &[Resolved],
+) -> Vec<Vec<String>> {
+    if scopes.is_empty() {
+        return add_commands(f, engine);
+    }
+    if !needs_tc(f, engine) {
+        return Vec::new();
+    }
+    let dev = |verb: &str, mut v: Vec<String>| {
+        let mut out: Vec<String> =
+            vec![verb.into(), "add".into(), "dev".into(), f.interface.clone()];
+        out.append(&mut v);
+        out
+    };
+    let mut root: Vec<String> = ["root", "handle", HANDLE, "prio", "bands", "4", "priomap"]
+        .map(String::from)
+        .to_vec();
+    root.extend(
+        "1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1"
+            .split(' ')
+            .map(String::from),
+    );
+    let mut cmds = vec![dev("qdisc", root)];
+    let netem = engine == Engine::Netem && needs_netem(f);
+    if netem {
+        let mut v: Vec<String> = vec![
+            "parent".into(),
+            SCOPED_BAND.into(),
+            "handle".into(),
+            CHILD_HANDLE.into(),
+        ];
+        v.extend(netem_params(f));
+        cmds.push(dev("qdisc", v));
+    }
+    if let Some(rate) = &f.rate {
+        let (parent, handle) = if netem {
+            (format!("{CHILD_HANDLE}1"), "fa19:".to_string())
+        } else {
+            (SCOPED_BAND.to_string(), CHILD_HANDLE.to_string())
+        };
+        let mut v: Vec<String> = vec!["parent".into(), parent, "handle".into(), handle];
+        v.extend(tbf_params(rate.bits_per_second));
+        cmds.push(dev("qdisc", v));
+    }
+    for m in net_scope::u32_matches(scopes) {
+        let mut v: Vec<String> = ["parent", HANDLE, "protocol", "ip", "prio", "1", "u32"]
+            .map(String::from)
+            .to_vec();
+        v.extend(m);
+        v.extend(["flowid".to_string(), SCOPED_BAND.to_string()]);
+        cmds.push(dev("filter", v));
+    }
+    cmds
 }
 
 /// The `tc` argument lists that set the fault up, in order. With the nfqueue engine only
@@ -113,21 +234,8 @@ pub fn add_commands(f: &NetworkFault, engine: Engine) -> Vec<Vec<String>> {
         args.extend(tbf_params(rate.bits_per_second));
         return vec![dev(args)];
     }
-    let mut netem: Vec<String> = vec![
-        "root".into(),
-        "handle".into(),
-        HANDLE.into(),
-        "netem".into(),
-    ];
-    if let Some(d) = f.delay {
-        netem.extend(["delay".into(), ms(d)]);
-        if let Some(j) = f.jitter {
-            netem.push(ms(j));
-        }
-    }
-    if let Some(l) = f.loss {
-        netem.extend(["loss".into(), format!("{}%", l.0)]);
-    }
+    let mut netem: Vec<String> = vec!["root".into(), "handle".into(), HANDLE.into()];
+    netem.extend(netem_params(f));
     let mut cmds = vec![dev(netem)];
     if let Some(rate) = &f.rate {
         let mut tbf: Vec<String> = vec![
@@ -188,6 +296,43 @@ pub fn parse_root(show: &str) -> Root {
         }
     }
     Root::Default
+}
+
+/// A scope as written, for plans: `172.17.0.0/16, containers web-b, tcp port 8080`.
+pub fn describe_scope(s: &NetScope) -> String {
+    let mut parts = Vec::new();
+    if !s.cidrs.is_empty() {
+        parts.push(s.cidrs.join(", "));
+    }
+    if let Some(c) = &s.containers {
+        let mut sel: Vec<String> = c.names.clone();
+        sel.extend(c.labels.iter().map(|(k, v)| format!("{k}={v}")));
+        parts.push(format!("containers {}", sel.join(", ")));
+    }
+    if let Some(p) = &s.pods {
+        match &p.namespace {
+            Some(ns) => parts.push(format!("pods {} in {ns}", p.selector)),
+            None => parts.push(format!("pods {}", p.selector)),
+        }
+    }
+    if !s.hosts.is_empty() {
+        parts.push(format!("hosts {}", s.hosts.join(", ")));
+    }
+    if let Some(p) = s.protocol {
+        parts.push(p.name().to_string());
+    }
+    if !s.ports.is_empty() {
+        let ports: Vec<String> = s
+            .ports
+            .iter()
+            .map(|p| match p {
+                crate::experiment::model::PortSpec::One(n) => n.to_string(),
+                crate::experiment::model::PortSpec::Range(r) => r.clone(),
+            })
+            .collect();
+        parts.push(format!("port {}", ports.join(", ")));
+    }
+    parts.join(", ")
 }
 
 fn tc_error(what: &str, out: &crate::platform::ExecOutput) -> String {
@@ -252,11 +397,59 @@ impl FaultSpec for NetworkFault {
         if let Some(l) = self.loss {
             parts.push(format!("loss {l}"));
         }
+        if let Some(c) = self.corrupt {
+            parts.push(format!("corrupt {c}"));
+        }
+        if let Some(d) = self.duplicate {
+            parts.push(format!("duplicate {d}"));
+        }
+        if let Some(r) = &self.reorder {
+            match r.gap {
+                Some(g) => parts.push(format!("reorder {} (gap {g})", r.percent)),
+                None => parts.push(format!("reorder {}", r.percent)),
+            }
+        }
         if let Some(r) = &self.rate {
             parts.push(format!("rate {r}"));
         }
+        if let Some(d) = &self.dns {
+            parts.push(format!(
+                "dns {} for {} ({})",
+                d.mode.name(),
+                d.names.join(", "),
+                d.percent
+            ));
+        }
+        if let Some(p) = &self.partition {
+            let dir = match p.direction {
+                PartitionDirection::Both => "both ways",
+                PartitionDirection::To => "from the target to them",
+                PartitionDirection::From => "from them to the target",
+            };
+            parts.push(format!(
+                "partition from {} (dropped {dir})",
+                describe_scope(&p.with)
+            ));
+        }
+        let mut scope = Vec::new();
+        if let Some(t) = &self.to {
+            scope.push(format!("to {}", describe_scope(t)));
+        }
+        if let Some(t) = &self.from {
+            scope.push(format!("from {}", describe_scope(t)));
+        }
+        match self.direction {
+            NetDirection::Egress => {}
+            NetDirection::Ingress => scope.push("ingress".into()),
+            NetDirection::Both => scope.push("both directions".into()),
+        }
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", scope.join(", "))
+        };
         format!(
-            "network {} on {} for {}",
+            "network {}{scope} on {} for {}",
             parts.join(", "),
             self.interface,
             self.duration
@@ -292,8 +485,158 @@ impl FaultSpec for NetworkFault {
                 ),
             );
         }
-        if self.delay.is_none() && self.loss.is_none() && self.rate.is_none() {
-            p.err("a network fault needs at least one of `delay`, `loss` or `rate`");
+        if let Some(part) = &self.partition {
+            net_scope::validate_scope("partition", &part.with, p);
+            if part.with.cidrs.is_empty()
+                && part.with.containers.is_none()
+                && part.with.pods.is_none()
+                && part.with.hosts.is_empty()
+            {
+                p.err_at(
+                    "partition",
+                    "`partition.with` names no peers: give `cidrs`, `containers`, `pods` or `hosts`",
+                );
+            }
+            let mut others = Vec::new();
+            for (set, key) in [
+                (self.delay.is_some(), "delay"),
+                (self.jitter.is_some(), "jitter"),
+                (self.loss.is_some(), "loss"),
+                (self.rate.is_some(), "rate"),
+                (self.corrupt.is_some(), "corrupt"),
+                (self.duplicate.is_some(), "duplicate"),
+                (self.reorder.is_some(), "reorder"),
+                (self.to.is_some(), "to"),
+                (self.from.is_some(), "from"),
+                (self.direction != NetDirection::Egress, "direction"),
+            ] {
+                if set {
+                    others.push(format!("`{key}`"));
+                }
+            }
+            if !others.is_empty() {
+                p.err_at(
+                    "partition",
+                    format!(
+                        "a partition drops everything between the target and its peers: remove {} (or use another network fault for them)",
+                        others.join(", ")
+                    ),
+                );
+            }
+        } else if !needs_netem(self) && self.rate.is_none() {
+            p.err("a network fault needs at least one of `delay`, `loss`, `rate` or `partition`");
+        }
+        if let Some(d) = &self.dns {
+            if d.names.is_empty() {
+                p.err_at(
+                    "dns",
+                    "`dns.names` is empty: name the DNS names (globs) to fail",
+                );
+            }
+            if self.engine == NetworkEngine::Netem {
+                p.err_at(
+                    "dns",
+                    "`dns` runs on the nfqueue engine (it reads the answers): remove `engine: netem`",
+                );
+            }
+            let mut others = Vec::new();
+            for (set, key) in [
+                (self.delay.is_some(), "delay"),
+                (self.jitter.is_some(), "jitter"),
+                (self.loss.is_some(), "loss"),
+                (self.rate.is_some(), "rate"),
+                (self.corrupt.is_some(), "corrupt"),
+                (self.duplicate.is_some(), "duplicate"),
+                (self.reorder.is_some(), "reorder"),
+                (self.partition.is_some(), "partition"),
+                (self.to.is_some(), "to"),
+                (self.from.is_some(), "from"),
+                (self.direction != NetDirection::Egress, "direction"),
+            ] {
+                if set {
+                    others.push(format!("`{key}`"));
+                }
+            }
+            if !others.is_empty() {
+                p.err_at(
+                    "dns",
+                    format!(
+                        "a `dns` fault acts on the answers of every name server the target asks: remove {} (or use another network fault for them)",
+                        others.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(r) = &self.reorder {
+            if self.delay.is_none() {
+                p.err_at(
+                    "reorder",
+                    "`reorder` sends some packets ahead of delayed ones: add a `delay`",
+                );
+            }
+            if r.gap == Some(0) {
+                p.err_at("reorder", "`reorder.gap` must be at least 1");
+            }
+        }
+        if self.direction != NetDirection::Egress && self.engine != NetworkEngine::Netem {
+            // The delayer rewrites and copies packets it sends; an incoming packet's
+            // checksum is already verified, and a copy cannot be re-injected inward.
+            for (set, key) in [
+                (self.corrupt.is_some(), "corrupt"),
+                (self.duplicate.is_some(), "duplicate"),
+            ] {
+                if set {
+                    p.err_at(
+                        key,
+                        format!("`{key}` acts on the packets a target sends: use `direction: egress` (put the fault on the peer to reach this target's incoming packets)"),
+                    );
+                }
+            }
+        }
+        for (side, scope) in net_scope::declared(self) {
+            let key = match (&self.partition, side) {
+                (Some(_), _) => "partition",
+                (None, net_scope::Side::To) => "to",
+                (None, net_scope::Side::From) => "from",
+            };
+            if target.kubernetes.is_some() && scope.containers.is_some() {
+                p.err_at(
+                    key,
+                    format!("`{key}.containers` names Docker containers: on Kubernetes name peer pods with `pods: {{selector: ...}}`"),
+                );
+            }
+            if target.kubernetes.is_some() && !scope.hosts.is_empty() {
+                p.err_at(
+                    key,
+                    format!("`{key}.hosts` are resolved from the host in the target's namespace, which faultline does not reach on Kubernetes: use `pods` or `cidrs`"),
+                );
+            }
+            if target.docker.is_some() && scope.pods.is_some() {
+                p.err_at(
+                    key,
+                    format!("`{key}.pods` names Kubernetes pods: on Docker name peers with `containers: {{names: [...]}}` or `labels`"),
+                );
+            }
+        }
+        if let Some(t) = &self.to {
+            net_scope::validate_scope("to", t, p);
+        }
+        if let Some(t) = &self.from {
+            net_scope::validate_scope("from", t, p);
+        }
+        if self.direction != NetDirection::Egress {
+            if self.engine == NetworkEngine::Netem {
+                p.err_at(
+                    "direction",
+                    "netem shapes only the packets a target sends: `direction: ingress` or `both` needs `engine: nfqueue` (or auto)",
+                );
+            }
+            if self.rate.is_some() {
+                p.err_at(
+                    "rate",
+                    "`rate` limits only the packets a target sends: remove it, or use `direction: egress`",
+                );
+            }
         }
         if self.jitter.is_some() && self.delay.is_none() {
             p.err_at("jitter", "`jitter` varies a `delay`: add `delay` too");
@@ -361,10 +704,18 @@ impl FaultKind for NetworkFault {
 
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let has_netem = platform.netem_supported().await;
+        // netem shapes only egress: ingress goes to the nfqueue engine.
+        let egress_only = self.direction == NetDirection::Egress;
         let engine = match self.engine {
+            // Only the delayer reads DNS answers.
+            _ if self.dns.is_some() => Engine::Nfqueue,
             NetworkEngine::Netem => Engine::Netem,
             NetworkEngine::Nfqueue => Engine::Nfqueue,
-            NetworkEngine::Auto if needs_netem(self) && has_netem == Some(false) => Engine::Nfqueue,
+            NetworkEngine::Auto
+                if needs_netem(self) && (has_netem == Some(false) || !egress_only) =>
+            {
+                Engine::Nfqueue
+            }
             NetworkEngine::Auto => Engine::Netem,
         };
         // Where faultline cannot reach the target from the host but a helper image runs
@@ -376,7 +727,10 @@ impl FaultKind for NetworkFault {
         let netem_first = self.engine == NetworkEngine::Auto
             && needs_netem(self)
             && has_netem.is_none()
+            && egress_only
+            && self.dns.is_none()
             && beside;
+        let partition = self.partition.is_some();
         // The delayer runs from the host, so nfqueue means host access there.
         let strategy = if nfq && !beside {
             NetworkStrategy::Host
@@ -385,13 +739,26 @@ impl FaultKind for NetworkFault {
         };
         let marker = (nfq || netem_first)
             .then(|| format!("faultline-delayer-{:016x}", rand::random::<u64>()));
+        let drop_marker =
+            partition.then(|| format!("faultline-partition-{:016x}", rand::random::<u64>()));
+        let chains: Vec<net_scope::Chain> = match (&self.partition, &self.dns) {
+            (Some(p), _) => net_scope::partition_chains(p.direction),
+            (None, Some(_)) => vec![net_scope::Chain::Input],
+            (None, None) => net_scope::chains(self.direction),
+        };
+        let chain_names: Vec<String> = chains.iter().map(|c| c.name().to_string()).collect();
         let mut on_exit = format!(
             "tc {} 2>/dev/null",
             delete_command(&self.interface).join(" ")
         );
-        if let (Some(m), true) = (&marker, beside) {
-            // The helper takes the rule with it too when it ends (faultline died).
-            on_exit.push_str(&format!("; {}", super::nfqueue::delete_rules_script(m)));
+        if beside {
+            // The helper takes the rules with it too when it ends (faultline died).
+            for m in marker.iter().chain(drop_marker.iter()) {
+                on_exit.push_str(&format!(
+                    "; {}",
+                    super::nfqueue::delete_rules_script_in(m, &chain_names)
+                ));
+            }
         }
         let access = platform
             .enter_netns(
@@ -404,6 +771,20 @@ impl FaultKind for NetworkFault {
                 },
             )
             .await?;
+        // Peers and hosts are resolved now, and the addresses journaled with the rules.
+        let (scope, peers) =
+            match net_scope::resolve(platform, target, &access, &net_scope::declared(self)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = platform.leave_netns(&access).await;
+                    return Err(e);
+                }
+            };
+        let matches = if self.dns.is_some() {
+            vec![super::dns::answer_matches()]
+        } else {
+            net_scope::iptables_matches(&scope, &chains, &self.interface)
+        };
         let delayer = match marker {
             Some(marker) => {
                 let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
@@ -415,10 +796,16 @@ impl FaultKind for NetworkFault {
                     },
                     _ => host_placement(),
                 };
+                let queue =
+                    super::nfqueue::pick_queue(&super::nfqueue::bound_queues(&listing.stdout));
+                let target_args = super::nfqueue::queue_target(queue);
+                let target_args: Vec<&str> = target_args.iter().map(String::as_str).collect();
                 Some(super::nfqueue::DelayerRecord {
-                    queue: super::nfqueue::pick_queue(&super::nfqueue::bound_queues(
-                        &listing.stdout,
-                    )),
+                    queue,
+                    rules: matches
+                        .iter()
+                        .map(|m| super::nfqueue::with_comment(m, &marker, &target_args))
+                        .collect(),
                     marker,
                     placement,
                     interface: Some(self.interface.clone()),
@@ -426,6 +813,15 @@ impl FaultKind for NetworkFault {
             }
             None => None,
         };
+        let drops = drop_marker.map(|marker| {
+            Box::new(DropRecord {
+                rules: matches
+                    .iter()
+                    .map(|m| super::nfqueue::with_comment(m, &marker, &["-j", "DROP"]))
+                    .collect(),
+                marker,
+            })
+        });
         Ok(Some(Undo::new(UndoRecord::RemoveQdisc {
             target: target.clone(),
             qdisc: QdiscRecord {
@@ -434,6 +830,9 @@ impl FaultKind for NetworkFault {
                 tc: needs_tc(self, engine),
                 delayer,
                 netem_first,
+                scope,
+                peers,
+                drops,
             },
         })))
     }
@@ -450,6 +849,63 @@ impl FaultKind for NetworkFault {
         inject(platform, self, target, qdisc).await
     }
 
+    async fn plan_notes(&self, platform: &dyn Platform, targets: &[Target]) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (side, scope) in net_scope::declared(self) {
+            let key = match (&self.partition, side) {
+                (Some(_), _) => "partition.with",
+                (None, net_scope::Side::To) => "to",
+                (None, net_scope::Side::From) => "from",
+            };
+            if let Some(sel) = &scope.containers {
+                match platform.peers(sel).await {
+                    Ok(peers) if peers.is_empty() => notes.push(format!(
+                        "`{key}.containers` match no running container now: the run would stop"
+                    )),
+                    Ok(peers) => notes.push(format!(
+                        "`{key}.containers` resolve now to {}",
+                        describe_peers(&peers)
+                    )),
+                    Err(e) => notes.push(format!("`{key}.containers` cannot be resolved: {e}")),
+                }
+            }
+            if !scope.hosts.is_empty() {
+                for t in targets {
+                    let said = if platform.host_reach(t).await.is_ok() {
+                        match super::resolve::resolve_in_target(
+                            platform,
+                            t,
+                            &NetAccess::Host,
+                            &scope.hosts,
+                        )
+                        .await
+                        {
+                            Ok(peers) => format!("resolve now to {}", describe_peers(&peers)),
+                            Err(e) => format!("cannot be resolved: {e}"),
+                        }
+                    } else {
+                        "are resolved when the fault is injected".to_string()
+                    };
+                    notes.push(format!("`{key}.hosts` in `{}` {said}", t.name));
+                }
+            }
+        }
+        notes
+    }
+
+    async fn inject_reporting(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Result<Option<super::FaultEffects>, PlatformError> {
+        self.inject(platform, target, undo).await?;
+        let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = undo.map(|u| &u.record) else {
+            return Ok(None);
+        };
+        Ok(scope_effects(self, qdisc))
+    }
+
     fn kubernetes_note(&self) -> Option<&'static str> {
         Some(
             "# network adds an ephemeral container running as root with NET_ADMIN to the target\n\
@@ -458,6 +914,19 @@ impl FaultKind for NetworkFault {
     }
 
     fn rbac(&self) -> &'static [Permission] {
+        // Peer pods are resolved to their IPs through the API: listing pods.
+        if net_scope::declared(self)
+            .iter()
+            .any(|(_, s)| s.pods.is_some())
+        {
+            return &[
+                rbac::GET_PODS,
+                rbac::LIST_PODS,
+                rbac::PATCH_EPHEMERAL,
+                rbac::EXEC_CREATE,
+                rbac::EXEC_GET,
+            ];
+        }
         &[
             rbac::GET_PODS,
             rbac::PATCH_EPHEMERAL,
@@ -467,12 +936,67 @@ impl FaultKind for NetworkFault {
     }
 }
 
+/// `web-b (172.18.0.3), web-c (172.18.0.4)`.
+fn describe_peers(peers: &[Peer]) -> String {
+    peers
+        .iter()
+        .map(|p| {
+            let a: Vec<String> = p.addresses.iter().map(ToString::to_string).collect();
+            format!("{} ({})", p.name, a.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the report says of a scoped fault: the packets it touched, addresses resolved,
+/// and the peers named; `None` for a fault on the whole interface.
+pub fn scope_effects(f: &NetworkFault, rec: &QdiscRecord) -> Option<super::FaultEffects> {
+    if rec.scope.is_empty() {
+        return None;
+    }
+    let dir = match (&f.partition, f.direction) {
+        (Some(p), _) => match p.direction {
+            PartitionDirection::Both => " (both ways)",
+            PartitionDirection::To => " (target to peers)",
+            PartitionDirection::From => " (peers to target)",
+        },
+        (None, NetDirection::Egress) => " (egress)",
+        (None, NetDirection::Ingress) => " (ingress)",
+        (None, NetDirection::Both) => " (egress and ingress)",
+    };
+    Some(super::FaultEffects {
+        scope: rec
+            .scope
+            .iter()
+            .map(|s| format!("{}{dir}", s.describe()))
+            .collect(),
+        peers: rec
+            .peers
+            .iter()
+            .map(|p| crate::report::PeerRef {
+                name: p.name.clone(),
+                addresses: p.addresses.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
 /// What the nfqueue engine needs beside a pod, said by preflight and errors.
 pub const NFQUEUE_IMAGE_NEEDS: &str = "a helper image with `faultline`, `tc` and `iptables` (`tc_image`, --tc-image or FAULTLINE_TC_IMAGE; build the `helper` target of deploy/Dockerfile)";
+
+fn prio_missing_message(target: &Target) -> String {
+    format!(
+        "the kernel of `{}` has no prio qdisc (module `sch_prio`): a scoped fault on tc (netem, or a `rate`) needs it; load it with `modprobe sch_prio`, or leave the scope out (a scoped delay, jitter or loss works on `engine: nfqueue`)",
+        target.name
+    )
+}
 
 /// Why adding the qdisc failed.
 enum AddError {
     NetemMissing,
+    /// A scope needs the prio qdisc, and the kernel has none.
+    PrioMissing,
     Other(PlatformError),
 }
 
@@ -490,14 +1014,18 @@ async fn add_qdisc(
     target: &Target,
     access: &NetAccess,
     engine: Engine,
+    scope: &[Resolved],
 ) -> Result<(), AddError> {
     check_root(platform, target, access, &f.interface).await?;
-    let cmds = add_commands(f, engine);
+    let cmds = add_commands_scoped(f, engine, scope);
     for (i, args) in cmds.iter().enumerate() {
         let out = tc(platform, target, access, args).await?;
         if out.code != 0 {
             if i > 0 {
                 let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+            }
+            if out.stderr.contains(NETEM_MISSING) && !scope.is_empty() && i == 0 {
+                return Err(AddError::PrioMissing);
             }
             if out.stderr.contains(NETEM_MISSING) && needs_netem(f) && engine == Engine::Netem {
                 return Err(AddError::NetemMissing);
@@ -520,6 +1048,9 @@ async fn inject(
     rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
     let access = &rec.access;
+    if let Some(d) = &rec.drops {
+        return add_drops(platform, target, access, d).await;
+    }
     let mut engine = if rec.delayer.is_some() && !rec.netem_first {
         Engine::Nfqueue
     } else {
@@ -527,26 +1058,34 @@ async fn inject(
     };
     let mut added = false;
     if rec.tc {
-        match add_qdisc(platform, f, target, access, engine).await {
+        match add_qdisc(platform, f, target, access, engine, &rec.scope).await {
             Ok(()) => added = true,
-            Err(AddError::NetemMissing) if rec.netem_first && rec.delayer.is_some() => {
+            Err(AddError::NetemMissing | AddError::PrioMissing)
+                if rec.netem_first && rec.delayer.is_some() =>
+            {
                 tracing::info!(
                     "the kernel of `{}` has no netem: delay, jitter and loss run on the nfqueue engine",
                     target.name
                 );
                 engine = Engine::Nfqueue;
                 if needs_tc(f, engine) {
-                    match add_qdisc(platform, f, target, access, engine).await {
+                    match add_qdisc(platform, f, target, access, engine, &rec.scope).await {
                         Ok(()) => added = true,
                         Err(AddError::Other(e)) => return Err(e),
                         Err(AddError::NetemMissing) => {
                             return Err(PlatformError::Refused(netem_missing_message()));
+                        }
+                        Err(AddError::PrioMissing) => {
+                            return Err(PlatformError::Refused(prio_missing_message(target)));
                         }
                     }
                 }
             }
             Err(AddError::NetemMissing) => {
                 return Err(PlatformError::Refused(netem_missing_message()));
+            }
+            Err(AddError::PrioMissing) => {
+                return Err(PlatformError::Refused(prio_missing_message(target)));
             }
             Err(AddError::Other(e)) => return Err(e),
         }
@@ -591,6 +1130,14 @@ async fn start_nfqueue(
             .map(super::super::experiment::units::Duration::std)
             .unwrap_or_default(),
         loss: f.loss.map(|l| l.0 / 100.0).unwrap_or(0.0),
+        corrupt: f.corrupt.map(|l| l.0 / 100.0).unwrap_or(0.0),
+        duplicate: f.duplicate.map(|l| l.0 / 100.0).unwrap_or(0.0),
+        reorder: f
+            .reorder
+            .as_ref()
+            .map(|r| r.percent.0 / 100.0)
+            .unwrap_or(0.0),
+        gap: f.reorder.as_ref().and_then(|r| r.gap).unwrap_or(0),
     };
     // The rule matches packets leaving through the fault's interface only: one the
     // target does not have would match nothing, and the fault would pass while doing
@@ -603,11 +1150,26 @@ async fn start_nfqueue(
             target.name, f.interface
         )));
     }
-    start_delayer(platform, target, access, d, shape, f.duration.std()).await?;
-    let out = platform
-        .netns_exec(target, access, &super::nfqueue::add_rule(d))
-        .await?;
-    if out.code != 0 {
+    let mut extra = Vec::new();
+    if let Some(dns) = &f.dns {
+        for n in &dns.names {
+            extra.extend(["--dns-name".to_string(), n.to_ascii_lowercase()]);
+        }
+        extra.extend([
+            "--dns-mode".to_string(),
+            dns.mode.name().to_string(),
+            "--dns-percent".to_string(),
+            (dns.percent.0 / 100.0).to_string(),
+        ]);
+    }
+    start_delayer(platform, target, access, d, shape, f.duration.std(), extra).await?;
+    for spec in d.specs() {
+        let out = platform
+            .netns_exec(target, access, &super::nfqueue::iptables("-I", &spec))
+            .await?;
+        if out.code == 0 {
+            continue;
+        }
         let needs = match d.placement {
             Placement::Host { .. } => {
                 "the nfqueue engine needs iptables on the host and the xt_NFQUEUE module".into()
@@ -617,8 +1179,81 @@ async fn start_nfqueue(
             ),
         };
         return Err(PlatformError::Refused(format!(
-            "cannot add the NFQUEUE rule: {} ({needs})",
+            "cannot add the NFQUEUE rule `{}`: {} ({needs})",
+            spec.join(" "),
             out.stderr.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Adds a partition's DROP rules; a failure part-way removes those added.
+async fn add_drops(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    d: &DropRecord,
+) -> Result<(), PlatformError> {
+    for spec in &d.rules {
+        let out = platform
+            .netns_exec(target, access, &super::nfqueue::iptables("-I", spec))
+            .await?;
+        if out.code != 0 {
+            let _ = remove_rules(platform, target, access, &d.marker, &d.rules).await;
+            return Err(PlatformError::Refused(format!(
+                "cannot add the partition's rule `{}` in `{}`: {} (a partition needs iptables in the target's namespace)",
+                spec.join(" "),
+                target.name,
+                out.stderr.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether any rule in `chains` carries `marker`.
+async fn marked_rules_left(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    chains: &[String],
+    marker: &str,
+) -> Result<bool, PlatformError> {
+    for c in chains {
+        let rules = platform
+            .netns_exec(target, access, &super::nfqueue::list_rules_in(c))
+            .await?;
+        if rules.stdout.contains(marker) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Deletes the rules (each exactly as added) until none carrying `marker` is left, and
+/// confirms it.
+async fn remove_rules(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    marker: &str,
+    specs: &[Vec<String>],
+) -> Result<(), PlatformError> {
+    let chains = super::nfqueue::chains_of(specs);
+    for _ in 0..5 {
+        if !marked_rules_left(platform, target, access, &chains, marker).await? {
+            break;
+        }
+        for spec in specs {
+            platform
+                .netns_exec(target, access, &super::nfqueue::iptables("-D", spec))
+                .await?;
+        }
+    }
+    if marked_rules_left(platform, target, access, &chains, marker).await? {
+        return Err(PlatformError::Refused(format!(
+            "faultline's iptables rules ({marker}) are still in `{}` after delete",
+            target.name
         )));
     }
     Ok(())
@@ -632,26 +1267,7 @@ async fn stop_nfqueue(
     d: &super::nfqueue::DelayerRecord,
 ) -> Result<(), PlatformError> {
     // Deleting first: with the rule gone no packet waits for the delayer any more.
-    for _ in 0..5 {
-        let rules = platform
-            .netns_exec(target, access, &super::nfqueue::list_rules())
-            .await?;
-        if !rules.stdout.contains(&d.marker) {
-            break;
-        }
-        platform
-            .netns_exec(target, access, &super::nfqueue::delete_rule(d))
-            .await?;
-    }
-    let rules = platform
-        .netns_exec(target, access, &super::nfqueue::list_rules())
-        .await?;
-    if rules.stdout.contains(&d.marker) {
-        return Err(PlatformError::Refused(format!(
-            "faultline's NFQUEUE rule ({}) is still in `{}` after delete",
-            d.marker, target.name
-        )));
-    }
+    remove_rules(platform, target, access, &d.marker, &d.specs()).await?;
     // SIGTERM first: the delayer lets the packets it holds go.
     platform
         .stop_process(target, d.placement.clone(), &d.marker, true)
@@ -677,6 +1293,7 @@ async fn start_delayer(
     d: &super::nfqueue::DelayerRecord,
     shape: super::nfqueue::Shape,
     duration: std::time::Duration,
+    extra: Vec<String>,
 ) -> Result<(), PlatformError> {
     let on_host = matches!(d.placement, Placement::Host { .. });
     if on_host && *access != NetAccess::Host {
@@ -691,6 +1308,7 @@ async fn start_delayer(
         vec!["faultline".to_string()]
     };
     args.extend(delayer_args(d, shape, host::deadline(lifetime)));
+    args.extend(extra);
     platform
         .start_process(target, d.placement.clone(), &args, &d.marker, lifetime)
         .await?;
@@ -720,7 +1338,7 @@ pub fn delayer_args(
     shape: super::nfqueue::Shape,
     until: u64,
 ) -> Vec<String> {
-    vec![
+    let mut v = vec![
         "delayer".to_string(),
         "--queue".into(),
         d.queue.to_string(),
@@ -730,11 +1348,27 @@ pub fn delayer_args(
         shape.jitter.as_micros().to_string(),
         "--loss".into(),
         shape.loss.to_string(),
+    ];
+    // Only what is asked for, so that the command of a plain delay stays as it was.
+    for (flag, value) in [
+        ("--corrupt", shape.corrupt),
+        ("--duplicate", shape.duplicate),
+        ("--reorder", shape.reorder),
+    ] {
+        if value > 0.0 {
+            v.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    if shape.gap > 0 {
+        v.extend(["--reorder-gap".to_string(), shape.gap.to_string()]);
+    }
+    v.extend([
         "--until".into(),
         until.to_string(),
         "--marker".into(),
         d.marker.clone(),
-    ]
+    ]);
+    v
 }
 
 /// Removes what the fault added and confirms it is gone; then the way in (a helper)
@@ -764,6 +1398,9 @@ async fn remove(
     rec: &QdiscRecord,
 ) -> Result<(), PlatformError> {
     let show = show_command(&rec.interface);
+    if let Some(d) = &rec.drops {
+        remove_rules(platform, target, &rec.access, &d.marker, &d.rules).await?;
+    }
     if let Some(d) = &rec.delayer {
         // With netem first, a netem qdisc of faultline's means the delayer never ran.
         let netem_won = rec.netem_first && {
@@ -818,10 +1455,18 @@ mod tests {
             jitter: jitter.map(Duration::from_millis),
             loss: loss.map(Percent),
             rate: rate.map(|r| r.parse().unwrap()),
+            corrupt: None,
+            duplicate: None,
+            reorder: None,
             interface: "eth0".into(),
             engine: Default::default(),
             strategy: Default::default(),
             tc_image: None,
+            to: None,
+            from: None,
+            direction: Default::default(),
+            partition: None,
+            dns: None,
         }
     }
 
@@ -897,6 +1542,199 @@ mod tests {
             format!(
                 "-w -D OUTPUT -m comment --comment {marker} -j NFQUEUE --queue-num 41000 --queue-bypass\n"
             )
+        );
+    }
+
+    fn scope_to_b_8080() -> Vec<Resolved> {
+        vec![Resolved {
+            side: net_scope::Side::To,
+            nets: vec!["172.18.0.3/32".into()],
+            ports: vec![(8080, 8080)],
+            protocol: Some(crate::experiment::model::NetProtocol::Tcp),
+        }]
+    }
+
+    #[test]
+    fn corrupt_duplicate_and_reorder_are_netem_arguments_and_delayer_flags() {
+        let f: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "delay": "100ms", "corrupt": 1, "duplicate": "2%",
+            "reorder": {"percent": 25, "gap": 5}
+        }))
+        .unwrap();
+        assert!(needs_netem(&f));
+        assert_eq!(
+            join(add_commands(&f, Engine::Netem)),
+            vec![
+                "qdisc add dev eth0 root handle fa17: netem delay 100ms corrupt 1% duplicate 2% reorder 25% gap 5"
+            ]
+        );
+        assert_eq!(
+            f.describe(),
+            "network delay 100ms, corrupt 1%, duplicate 2%, reorder 25% (gap 5) on eth0 for 10s"
+        );
+        let d = crate::fault::nfqueue::DelayerRecord {
+            queue: 40001,
+            marker: "m".into(),
+            placement: host_placement(),
+            interface: Some("eth0".into()),
+            rules: Vec::new(),
+        };
+        let shape = crate::fault::nfqueue::Shape {
+            delay: std::time::Duration::from_millis(100),
+            jitter: std::time::Duration::ZERO,
+            loss: 0.0,
+            corrupt: 0.01,
+            duplicate: 0.02,
+            reorder: 0.25,
+            gap: 5,
+        };
+        assert_eq!(
+            delayer_args(&d, shape, 99).join(" "),
+            "delayer --queue 40001 --delay-us 100000 --jitter-us 0 --loss 0 --corrupt 0.01 --duplicate 0.02 --reorder 0.25 --reorder-gap 5 --until 99 --marker m"
+        );
+        // A plain delay's command is the one it always was.
+        let plain = crate::fault::nfqueue::Shape {
+            corrupt: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            gap: 0,
+            ..shape
+        };
+        assert_eq!(
+            delayer_args(&d, plain, 99).join(" "),
+            "delayer --queue 40001 --delay-us 100000 --jitter-us 0 --loss 0 --until 99 --marker m"
+        );
+    }
+
+    #[test]
+    fn scoped_netem_sits_on_a_fourth_prio_band_behind_u32_filters() {
+        let f = fault(Some(200), Some(20), Some(1.0), None);
+        assert_eq!(
+            join(add_commands_scoped(&f, Engine::Netem, &scope_to_b_8080())),
+            vec![
+                "qdisc add dev eth0 root handle fa17: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1",
+                "qdisc add dev eth0 parent fa17:4 handle fa18: netem delay 200ms 20ms loss 1%",
+                "filter add dev eth0 parent fa17: protocol ip prio 1 u32 match ip dst 172.18.0.3/32 match ip protocol 6 0xff match ip dport 8080 0xffff flowid fa17:4",
+            ]
+        );
+        // With a rate the tbf hangs under netem; revert deletes the root, and with it all.
+        let f = fault(Some(50), None, None, Some("1mbit"));
+        let cmds = join(add_commands_scoped(&f, Engine::Netem, &scope_to_b_8080()));
+        assert_eq!(
+            cmds[2],
+            "qdisc add dev eth0 parent fa18:1 handle fa19: tbf rate 1000000bit burst 5000 latency 400ms"
+        );
+        assert_eq!(
+            delete_command("eth0").join(" "),
+            "qdisc del dev eth0 root handle fa17:"
+        );
+        assert_eq!(
+            parse_root(
+                "qdisc prio fa17: root refcnt 2 bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1\n"
+            ),
+            Root::Ours
+        );
+    }
+
+    #[test]
+    fn scoped_nfqueue_sends_only_a_scoped_rate_to_tc() {
+        // The delayer's rules carry the scope: tc has nothing to do without a rate.
+        let f = fault(Some(200), None, None, None);
+        assert!(add_commands_scoped(&f, Engine::Nfqueue, &scope_to_b_8080()).is_empty());
+        let f = fault(Some(200), None, None, Some("1mbit"));
+        assert_eq!(
+            join(add_commands_scoped(&f, Engine::Nfqueue, &scope_to_b_8080()))[1],
+            "qdisc add dev eth0 parent fa17:4 handle fa18: tbf rate 1000000bit burst 5000 latency 400ms"
+        );
+        // No scope: exactly today's commands.
+        assert_eq!(
+            add_commands_scoped(&f, Engine::Nfqueue, &[]),
+            add_commands(&f, Engine::Nfqueue)
+        );
+    }
+
+    #[test]
+    fn records_written_before_scopes_still_read_and_delete_their_one_rule() {
+        let old = serde_json::json!({
+            "interface": "eth0",
+            "access": {"via": "host"},
+            "tc": false,
+            "delayer": {"queue": 41000, "marker": "faultline-delayer-1", "interface": "eth0"}
+        });
+        let rec: QdiscRecord = serde_json::from_value(old).unwrap();
+        assert!(rec.scope.is_empty() && rec.peers.is_empty() && rec.drops.is_none());
+        let d = rec.delayer.unwrap();
+        assert_eq!(
+            d.specs().iter().map(|s| s.join(" ")).collect::<Vec<_>>(),
+            vec![
+                "OUTPUT -o eth0 -m comment --comment faultline-delayer-1 -j NFQUEUE --queue-num 41000 --queue-bypass"
+            ]
+        );
+        assert_eq!(d.chains(), vec!["OUTPUT"]);
+    }
+
+    #[test]
+    fn peers_are_named_the_platforms_way() {
+        let k8s: TargetSpec = serde_json::from_value(
+            serde_json::json!({"kubernetes": {"namespace": "shop", "selector": "app=api"}}),
+        )
+        .unwrap();
+        let docker: TargetSpec =
+            serde_json::from_value(serde_json::json!({"docker": {"labels": {"app": "web"}}}))
+                .unwrap();
+        let by_container: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "delay": "10ms", "to": {"containers": {"names": ["db"]}, "hosts": ["db"]}
+        }))
+        .unwrap();
+        let mut problems = FaultProblems::default();
+        by_container.validate(&k8s, &mut problems);
+        assert_eq!(problems.0.len(), 2, "{:?}", problems.0);
+        assert!(
+            problems.0[0]
+                .1
+                .contains("on Kubernetes name peer pods with `pods")
+        );
+        let mut problems = FaultProblems::default();
+        by_container.validate(&docker, &mut problems);
+        assert!(problems.0.is_empty(), "{:?}", problems.0);
+        let by_pod: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "partition": {"with": {"pods": {"selector": "app=db"}}}
+        }))
+        .unwrap();
+        let mut problems = FaultProblems::default();
+        by_pod.validate(&docker, &mut problems);
+        assert_eq!(problems.0.len(), 1, "{:?}", problems.0);
+        assert_eq!(problems.0[0].0, Some("partition"));
+        let mut problems = FaultProblems::default();
+        by_pod.validate(&k8s, &mut problems);
+        assert!(problems.0.is_empty(), "{:?}", problems.0);
+    }
+
+    #[test]
+    fn a_partition_is_validated_alone() {
+        let docker: TargetSpec =
+            serde_json::from_value(serde_json::json!({"docker": {"labels": {"app": "web"}}}))
+                .unwrap();
+        let f: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s",
+            "partition": {"with": {"containers": {"labels": {"tier": "db"}}}, "direction": "to"}
+        }))
+        .unwrap();
+        let mut problems = FaultProblems::default();
+        f.validate(&docker, &mut problems);
+        assert!(problems.0.is_empty(), "{:?}", problems.0);
+        assert_eq!(
+            f.describe(),
+            "network partition from containers tier=db (dropped from the target to them) on eth0 for 10s"
+        );
+        let scoped: NetworkFault = serde_json::from_value(serde_json::json!({
+            "duration": "10s", "delay": "200ms", "direction": "ingress",
+            "to": {"containers": {"names": ["b"]}, "ports": [8080, "9000-9010"], "protocol": "tcp"}
+        }))
+        .unwrap();
+        assert_eq!(
+            scoped.describe(),
+            "network delay 200ms (to containers b, tcp, port 8080, 9000-9010, ingress) on eth0 for 10s"
         );
     }
 

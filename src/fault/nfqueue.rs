@@ -29,6 +29,66 @@ pub struct DelayerRecord {
     /// records written before the rule named one (their rule has no `-o`).
     #[serde(default)]
     pub interface: Option<String>,
+    /// Every rule faultline added, in full (chain first, as after `-I`/`-D`): one per
+    /// chain, address, protocol of a scoped fault. Empty in records written before
+    /// scopes: their one rule is [`rule_spec`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Vec<String>>,
+}
+
+impl DelayerRecord {
+    /// The rules of this record, as added and deleted.
+    pub fn specs(&self) -> Vec<Vec<String>> {
+        if self.rules.is_empty() {
+            vec![rule_spec(self)]
+        } else {
+            self.rules.clone()
+        }
+    }
+
+    /// The chains its rules are in (OUTPUT first), for listings.
+    pub fn chains(&self) -> Vec<String> {
+        chains_of(&self.specs())
+    }
+}
+
+/// The distinct chains of rule specs, in order of first use.
+pub fn chains_of(specs: &[Vec<String>]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for s in specs {
+        if let Some(c) = s.first() {
+            if !v.contains(c) {
+                v.push(c.clone());
+            }
+        }
+    }
+    v
+}
+
+/// A full rule: the scope's matches, the comment naming the injection, and the target.
+pub fn with_comment(matches: &[String], marker: &str, target: &[&str]) -> Vec<String> {
+    let mut v = matches.to_vec();
+    v.extend(["-m", "comment", "--comment", marker].map(String::from));
+    v.extend(target.iter().map(ToString::to_string));
+    v
+}
+
+/// The NFQUEUE target of a delayer on `queue`.
+pub fn queue_target(queue: u16) -> Vec<String> {
+    vec![
+        "-j".into(),
+        "NFQUEUE".into(),
+        "--queue-num".into(),
+        queue.to_string(),
+        "--queue-bypass".into(),
+    ]
+}
+
+/// `iptables -w -I SPEC` / `-D SPEC`.
+pub fn iptables(op: &str, spec: &[String]) -> Vec<String> {
+    let mut v = vec!["iptables".to_string(), "-w".into(), op.into()];
+    v.extend(spec.iter().cloned());
+    v
 }
 
 /// The rule, as iptables arguments after `-I`/`-D`. Identical for add and delete, so the
@@ -57,15 +117,11 @@ pub fn rule_spec(d: &DelayerRecord) -> Vec<String> {
 }
 
 pub fn add_rule(d: &DelayerRecord) -> Vec<String> {
-    let mut v = vec!["iptables".to_string(), "-w".into(), "-I".into()];
-    v.extend(rule_spec(d));
-    v
+    iptables("-I", &rule_spec(d))
 }
 
 pub fn delete_rule(d: &DelayerRecord) -> Vec<String> {
-    let mut v = vec!["iptables".to_string(), "-w".into(), "-D".into()];
-    v.extend(rule_spec(d));
-    v
+    iptables("-D", &rule_spec(d))
 }
 
 /// Shell commands that delete every OUTPUT rule carrying `marker`, whatever its queue:
@@ -74,14 +130,28 @@ pub fn delete_rule(d: &DelayerRecord) -> Vec<String> {
 /// every process the container sees: the whole pod with `shareProcessNamespace`) never
 /// takes the helper's shell for it.
 pub fn delete_rules_script(marker: &str) -> String {
+    delete_rules_script_in(marker, &["OUTPUT".to_string()])
+}
+
+/// [`delete_rules_script`] over several chains (a scoped fault's INPUT rules too).
+pub fn delete_rules_script_in(marker: &str, chains: &[String]) -> String {
     let (a, b) = marker.split_at(marker.len() / 2);
-    format!(
-        "m1={a}; m2={b}; iptables -w -S OUTPUT 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -D $rule; done"
-    )
+    let mut s = format!("m1={a}; m2={b}");
+    for c in chains {
+        s.push_str(&format!(
+            "; iptables -w -S {c} 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -D $rule; done"
+        ));
+    }
+    s
 }
 
 pub fn list_rules() -> Vec<String> {
-    ["iptables", "-w", "-S", "OUTPUT"]
+    list_rules_in("OUTPUT")
+}
+
+/// `iptables -w -S CHAIN`.
+pub fn list_rules_in(chain: &str) -> Vec<String> {
+    ["iptables", "-w", "-S", chain]
         .iter()
         .map(ToString::to_string)
         .collect()
@@ -113,6 +183,79 @@ pub struct Shape {
     pub jitter: Duration,
     /// Probability of dropping a packet, 0.0..=1.0.
     pub loss: f64,
+    /// Probability of flipping one bit of a packet (past its IP header).
+    pub corrupt: f64,
+    /// Probability of sending a packet twice (outgoing packets only).
+    pub duplicate: f64,
+    /// Probability that a packet skips the delay and overtakes held ones.
+    pub reorder: f64,
+    /// With `reorder`: only every `gap`th packet may skip the delay (0: any).
+    pub gap: u32,
+}
+
+/// The mark on faultline's own copies of duplicated packets: they pass the queue's rule
+/// again, and the delayer lets them through at once.
+pub const COPY_MARK: u32 = 0xfa17_d0b1;
+
+/// Flips bit `bit` (0..8) of the byte at `pick` (a fraction 0..1) of the packet past
+/// its IPv4 header, or of the whole packet when it has nothing past it.
+pub fn corrupt_packet(p: &mut [u8], pick: f64, bit: u8) {
+    if p.is_empty() {
+        return;
+    }
+    let header = usize::from(p[0] & 0x0f) * 4;
+    let start = if p.len() > header { header } else { 0 };
+    let span = p.len() - start;
+    let i = start + ((pick * span as f64) as usize).min(span - 1);
+    p[i] ^= 1 << (bit % 8);
+}
+
+/// Whether packet number `n` (from 1) skips the delay: with `gap`, only every gapth
+/// one, taken with the reorder probability (`uniform` in 0..1).
+pub fn skips_delay(shape: &Shape, n: u64, uniform: f64) -> bool {
+    if shape.reorder <= 0.0 {
+        return false;
+    }
+    if shape.gap > 0 && n % u64::from(shape.gap) != 0 {
+        return false;
+    }
+    uniform < shape.reorder
+}
+
+/// Sends copies of outgoing IPv4 packets as they are (a raw socket, header included),
+/// marked with [`COPY_MARK`].
+struct Copier(std::os::fd::OwnedFd);
+
+impl Copier {
+    fn open() -> std::io::Result<Copier> {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockProtocol, SockType, setsockopt, socket, sockopt,
+        };
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::Raw,
+        )?;
+        setsockopt(&fd, sockopt::Mark, &COPY_MARK)?;
+        Ok(Copier(fd))
+    }
+
+    fn send(&self, packet: &[u8]) {
+        use std::os::fd::AsRawFd;
+        if packet.len() < 20 || packet[0] >> 4 != 4 {
+            return;
+        }
+        let dst = std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        let to = nix::sys::socket::SockaddrIn::from(std::net::SocketAddrV4::new(dst, 0));
+        // A copy that cannot be sent is one duplicate less, never a failure.
+        let _ = nix::sys::socket::sendto(
+            self.0.as_raw_fd(),
+            packet,
+            &to,
+            nix::sys::socket::MsgFlags::empty(),
+        );
+    }
 }
 
 /// A packet held until its release time. Ordered by release, then arrival, so that with
@@ -121,6 +264,7 @@ struct Held {
     release: Instant,
     seq: u64,
     msg: nfq::Message,
+    copy: Option<Vec<u8>>,
 }
 
 impl PartialEq for Held {
@@ -156,7 +300,12 @@ static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 /// Runs the delayer on `queue` until the epoch second `until` or SIGTERM, then lets every
 /// held packet go. The body of the hidden `faultline delayer` command, started inside the
 /// target's network namespace.
-pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> {
+pub fn run_delayer(
+    queue: u16,
+    shape: Shape,
+    until: u64,
+    dns: Option<super::dns::DnsRewrite>,
+) -> std::io::Result<()> {
     crate::platform::host::flag_on_sigterm(&STOP)?;
     // nfq does not expose its netlink socket: find it as the descriptor `open` adds, so
     // that the loop can sleep in poll(2) until a packet arrives or one is due.
@@ -166,14 +315,29 @@ pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> 
         .into_iter()
         .find(|fd| !before.contains(fd));
     q.bind(queue)?;
-    // Only the metadata: the payload is never looked at.
-    q.set_copy_range(queue, 0)?;
+    // Only the metadata, unless packets are rewritten or copied.
+    let whole = shape.corrupt > 0.0 || shape.duplicate > 0.0 || dns.is_some();
+    q.set_copy_range(queue, if whole { u16::MAX } else { 0 })?;
     q.set_fail_open(queue, true)?;
     q.set_nonblocking(true);
+    let copier = if shape.duplicate > 0.0 {
+        Some(Copier::open()?)
+    } else {
+        None
+    };
     let jitter = !shape.jitter.is_zero();
-    let mut fifo: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
+    let mut fifo: VecDeque<(Instant, nfq::Message, Option<Vec<u8>>)> = VecDeque::new();
     let mut heap: BinaryHeap<Held> = BinaryHeap::new();
     let mut seq = 0u64;
+    let mut count = 0u64;
+    let release = |q: &mut nfq::Queue, mut msg: nfq::Message, copy: Option<Vec<u8>>| {
+        msg.set_verdict(nfq::Verdict::Accept);
+        q.verdict(msg)?;
+        if let (Some(c), Some(copy)) = (&copier, copy) {
+            c.send(&copy);
+        }
+        Ok::<(), std::io::Error>(())
+    };
     loop {
         let now_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -185,17 +349,52 @@ pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> 
         loop {
             match q.recv() {
                 Ok(mut msg) => {
+                    // faultline's own copy of a packet already let through.
+                    if copier.is_some() && msg.get_nfmark() == COPY_MARK {
+                        release(&mut q, msg, None)?;
+                        continue;
+                    }
+                    if let Some(rw) = &dns {
+                        match super::dns::act(msg.get_payload(), rw, rand::random::<f64>()) {
+                            super::dns::Action::Pass => {}
+                            super::dns::Action::Drop => {
+                                msg.set_verdict(nfq::Verdict::Drop);
+                                q.verdict(msg)?;
+                                continue;
+                            }
+                            super::dns::Action::Rewrite(p) => msg.set_payload(p),
+                        }
+                        release(&mut q, msg, None)?;
+                        continue;
+                    }
                     if shape.loss > 0.0 && rand::random::<f64>() < shape.loss {
                         msg.set_verdict(nfq::Verdict::Drop);
                         q.verdict(msg)?;
                         continue;
                     }
-                    let release = Instant::now() + packet_delay(&shape, rand::random::<f64>());
+                    if shape.corrupt > 0.0 && rand::random::<f64>() < shape.corrupt {
+                        let mut p = msg.get_payload().to_vec();
+                        corrupt_packet(&mut p, rand::random::<f64>(), rand::random::<u8>());
+                        msg.set_payload(p);
+                    }
+                    let copy = (shape.duplicate > 0.0 && rand::random::<f64>() < shape.duplicate)
+                        .then(|| msg.get_payload().to_vec());
+                    count += 1;
+                    if skips_delay(&shape, count, rand::random::<f64>()) {
+                        release(&mut q, msg, copy)?;
+                        continue;
+                    }
+                    let at = Instant::now() + packet_delay(&shape, rand::random::<f64>());
                     if jitter {
                         seq += 1;
-                        heap.push(Held { release, seq, msg });
+                        heap.push(Held {
+                            release: at,
+                            seq,
+                            msg,
+                            copy,
+                        });
                     } else {
-                        fifo.push_back((release, msg));
+                        fifo.push_back((at, msg, copy));
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -204,19 +403,17 @@ pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> 
             }
         }
         let now = Instant::now();
-        while fifo.front().is_some_and(|(r, _)| *r <= now) {
-            let (_, mut msg) = fifo.pop_front().expect("checked");
-            msg.set_verdict(nfq::Verdict::Accept);
-            q.verdict(msg)?;
+        while fifo.front().is_some_and(|(r, _, _)| *r <= now) {
+            let (_, msg, copy) = fifo.pop_front().expect("checked");
+            release(&mut q, msg, copy)?;
         }
         while heap.peek().is_some_and(|h| h.release <= now) {
-            let mut h = heap.pop().expect("checked");
-            h.msg.set_verdict(nfq::Verdict::Accept);
-            q.verdict(h.msg)?;
+            let h = heap.pop().expect("checked");
+            release(&mut q, h.msg, h.copy)?;
         }
         let next = fifo
             .front()
-            .map(|(r, _)| *r)
+            .map(|(r, _, _)| *r)
             .into_iter()
             .chain(heap.peek().map(|h| h.release))
             .min();
@@ -234,13 +431,11 @@ pub fn run_delayer(queue: u16, shape: Shape, until: u64) -> std::io::Result<()> 
         }
     }
     // Let every held packet go before leaving: nothing is lost to the revert.
-    for (_, mut msg) in fifo {
-        msg.set_verdict(nfq::Verdict::Accept);
-        q.verdict(msg)?;
+    for (_, msg, copy) in fifo {
+        release(&mut q, msg, copy)?;
     }
-    for mut h in heap {
-        h.msg.set_verdict(nfq::Verdict::Accept);
-        q.verdict(h.msg)?;
+    for h in heap {
+        release(&mut q, h.msg, h.copy)?;
     }
     Ok(())
 }
@@ -256,6 +451,7 @@ mod tests {
             marker: "faultline-net-abc".into(),
             placement: crate::fault::network::host_placement(),
             interface: Some("eth1".into()),
+            rules: Vec::new(),
         };
         let (add, del) = (add_rule(&d), delete_rule(&d));
         // Regression: the rule had no `-o`, so a fault on eth1 delayed eth0 and loopback.
@@ -274,6 +470,48 @@ mod tests {
     }
 
     #[test]
+    fn corruption_flips_one_bit_past_the_ip_header() {
+        let mut p = vec![0x45u8; 20];
+        p.extend_from_slice(&[0u8; 10]);
+        let before = p.clone();
+        corrupt_packet(&mut p, 0.0, 3);
+        assert_eq!(p[..20], before[..20], "the IP header is left alone");
+        assert_eq!(p[20], 0b1000);
+        let mut q = before.clone();
+        corrupt_packet(&mut q, 0.9999, 0);
+        assert_eq!(q[29], 1);
+        let diff: u32 = q
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
+        assert_eq!(diff, 1);
+    }
+
+    #[test]
+    fn reorder_with_a_gap_picks_only_every_nth_packet() {
+        let s = Shape {
+            delay: Duration::from_millis(10),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            corrupt: 0.0,
+            duplicate: 0.0,
+            reorder: 1.0,
+            gap: 5,
+        };
+        let picked: Vec<u64> = (1..=20).filter(|n| skips_delay(&s, *n, 0.5)).collect();
+        assert_eq!(picked, vec![5, 10, 15, 20]);
+        let half = Shape {
+            gap: 0,
+            reorder: 0.25,
+            ..s
+        };
+        assert!(skips_delay(&half, 1, 0.2) && !skips_delay(&half, 1, 0.3));
+        let none = Shape { reorder: 0.0, ..s };
+        assert!(!skips_delay(&none, 5, 0.0));
+    }
+
+    #[test]
     fn queue_numbers_avoid_bound_ones() {
         let listing = "40000  1234     0 2 65531     0     0        0  1\n";
         assert_eq!(bound_queues(listing), vec![40000]);
@@ -289,6 +527,10 @@ mod tests {
             delay: Duration::from_millis(50),
             jitter: Duration::from_millis(20),
             loss: 0.0,
+            corrupt: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            gap: 0,
         };
         assert_eq!(packet_delay(&s, 0.0), Duration::from_millis(30));
         assert_eq!(packet_delay(&s, 0.5), Duration::from_millis(50));

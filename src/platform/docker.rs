@@ -1046,6 +1046,61 @@ impl Platform for DockerPlatform {
         }
     }
 
+    async fn peers(
+        &self,
+        peers: &crate::experiment::model::PeerSelector,
+    ) -> Result<Vec<crate::platform::Peer>, PlatformError> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        filters.insert("status".into(), vec!["running".into()]);
+        if !peers.labels.is_empty() {
+            filters.insert(
+                "label".into(),
+                peers
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            );
+        }
+        let options = ListContainersOptions {
+            all: false,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = tokio::time::timeout(API_TIMEOUT, self.docker.list_containers(Some(options)))
+            .await
+            .map_err(|_| {
+                PlatformError::Unavailable(format!("Docker at {} did not answer", self.host))
+            })?
+            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))?;
+        let mut found: Vec<crate::platform::Peer> = list
+            .into_iter()
+            .filter_map(|c| {
+                let name = c
+                    .names
+                    .unwrap_or_default()
+                    .first()?
+                    .trim_start_matches('/')
+                    .to_string();
+                if !peers.names.is_empty() && !peers.names.contains(&name) {
+                    return None;
+                }
+                let mut addresses: Vec<std::net::IpAddr> = c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .unwrap_or_default()
+                    .values()
+                    .filter_map(|e| e.ip_address.as_deref()?.parse().ok())
+                    .collect();
+                addresses.sort();
+                addresses.dedup();
+                Some(crate::platform::Peer { name, addresses })
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
     async fn netem_supported(&self) -> Option<bool> {
         if self.is_local() {
             host::has_netem().await

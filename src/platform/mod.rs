@@ -107,6 +107,14 @@ impl Placement {
     };
 }
 
+/// A peer of a scoped network fault (a container or pod), with the addresses it had when
+/// it was resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub name: String,
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
 /// The result of a command run for a fault.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecOutput {
@@ -379,6 +387,29 @@ pub trait Platform: Send + Sync {
     /// where it runs in the target's own image (Docker: an exec).
     fn in_target_from_helper_image(&self) -> bool {
         false
+    }
+
+    /// The containers or pods `peers` selects, with their addresses now (every running
+    /// one, protected ones too: they are only named, never touched).
+    async fn peers(
+        &self,
+        _peers: &crate::experiment::model::PeerSelector,
+    ) -> Result<Vec<Peer>, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "network scopes by `containers` are not available on {}",
+            self.kind()
+        )))
+    }
+
+    /// The pods `peers` selects, with their pod IPs now (Kubernetes).
+    async fn peer_pods(
+        &self,
+        _peers: &crate::experiment::model::PodPeers,
+    ) -> Result<Vec<Peer>, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "network scopes by `pods` are for Kubernetes targets, not {}: use `containers` or `cidrs`",
+            self.kind()
+        )))
     }
 
     /// Whether the targets' kernel has netem; `None` when it cannot be told from here

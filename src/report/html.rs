@@ -253,7 +253,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
             let _ = writeln!(
                 s,
                 "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(summary::fault_label(f)),
+                escape(&summary::fault_detail(f)),
                 escape(&f.target),
                 if summary::fault_failed(f) { "fail" } else { "" },
                 summary::fault_status_word(f.status),
@@ -476,31 +476,64 @@ fn extent(b: &Band) -> (f64, f64) {
     }
 }
 
+/// Where everything of one run's timeline goes: the time scale, the fault lanes and the
+/// vertical layout, computed once for the drawing's parts.
+struct Frame<'a> {
+    spans: Spans,
+    scale: Scale,
+    probes: Vec<&'a super::DuringProbe>,
+    samples: usize,
+    lanes: Vec<Lane<'a>>,
+    phase_y: f64,
+    rows_y: f64,
+    chart_top: f64,
+    chart_bottom: f64,
+    height: f64,
+    id: &'a str,
+}
+
+impl<'a> Frame<'a> {
+    fn of(r: &'a RunResult, id: &'a str) -> Frame<'a> {
+        let spans = Spans::of(r);
+        let scale = Scale { end: spans.end };
+        let probes: Vec<&super::DuringProbe> = r
+            .phases
+            .during
+            .iter()
+            .flat_map(|d| d.probes.iter())
+            .collect();
+        let samples = probes.iter().map(|p| p.timeline.len()).sum::<usize>();
+        let lanes = fault_lanes(r, &scale, spans.end);
+        let phase_y = 8.0;
+        let rows_y = phase_y + ROW + GAP + 4.0;
+        let chart_top = rows_y + lanes.len() as f64 * (ROW + GAP) + 14.0;
+        let chart_bottom = chart_top + if samples > 0 { CHART } else { 0.0 };
+        Frame {
+            spans,
+            scale,
+            probes,
+            samples,
+            lanes,
+            phase_y,
+            rows_y,
+            chart_top,
+            chart_bottom,
+            height: chart_bottom + 44.0,
+            id,
+        }
+    }
+}
+
+/// The run on a time axis, as SVG with an HTML legend: phases, one row per target with
+/// its faults, the probes' samples, recovery, and the axis.
 fn timeline(r: &RunResult, id: &str) -> String {
-    let spans = Spans::of(r);
-    let scale = Scale { end: spans.end };
-    let probes: Vec<&super::DuringProbe> = r
-        .phases
-        .during
-        .iter()
-        .flat_map(|d| d.probes.iter())
-        .collect();
-    let samples = probes.iter().map(|p| p.timeline.len()).sum::<usize>();
-
-    let lanes = fault_lanes(r, &scale, spans.end);
-    let top = 8.0;
-    let phase_y = top;
-    let rows_y = phase_y + ROW + GAP + 4.0;
-    let chart_top = rows_y + lanes.len() as f64 * (ROW + GAP) + 14.0;
-    let chart_h = if samples > 0 { CHART } else { 0.0 };
-    let chart_bottom = chart_top + chart_h;
-    let height = chart_bottom + 44.0;
-
+    let f = Frame::of(r, id);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "<svg id=\"{id}\" class=\"timeline\" viewBox=\"0 0 {WIDTH} {height:.0}\" role=\"img\" \
+        "<svg id=\"{id}\" class=\"timeline\" viewBox=\"0 0 {WIDTH} {:.0}\" role=\"img\" \
          aria-label=\"Timeline of {}: phases, faults per target, probe samples and recovery\">",
+        f.height,
         escape(&r.experiment.name)
     );
     let _ = writeln!(
@@ -509,7 +542,24 @@ fn timeline(r: &RunResult, id: &str) -> String {
          <rect width=\"8\" height=\"8\" fill=\"{BAD}\"/>\
          <path d=\"M-2 2L2 -2M0 8L8 0M6 10L10 6\" stroke=\"#ff8182\" stroke-width=\"2.5\"/></pattern></defs>"
     );
+    timeline_phases(&mut s, &f);
+    timeline_faults(&mut s, &f);
+    timeline_samples(&mut s, &f);
+    timeline_recovery(&mut s, &f, r);
+    timeline_axis(&mut s, &f);
+    timeline_legend(&mut s, &f, r);
+    s
+}
 
+/// Phase tints behind everything, and the phase bar on top.
+fn timeline_phases(s: &mut String, f: &Frame<'_>) {
+    let Frame {
+        ref spans,
+        ref scale,
+        phase_y,
+        chart_bottom,
+        ..
+    } = *f;
     // Phase tints behind everything, and the phase bar on top.
     let phases = [
         ("before", spans.before, BEFORE),
@@ -576,7 +626,17 @@ fn timeline(r: &RunResult, id: &str) -> String {
             );
         }
     }
+}
 
+/// One row per target (more where its faults overlap in time), each fault's active
+/// window a band, a one-shot fault (a kill) a marker.
+fn timeline_faults(s: &mut String, f: &Frame<'_>) {
+    let Frame {
+        ref lanes,
+        rows_y,
+        id,
+        ..
+    } = *f;
     // One row per target (more where its faults overlap in time), each fault's active
     // window a band, a one-shot fault (a kill) a marker.
     for (i, lane) in lanes.iter().enumerate() {
@@ -688,7 +748,18 @@ fn timeline(r: &RunResult, id: &str) -> String {
             }
         }
     }
+}
 
+/// The latency chart: one mark per sample, green passed, red failed.
+fn timeline_samples(s: &mut String, f: &Frame<'_>) {
+    let Frame {
+        ref scale,
+        ref probes,
+        samples,
+        chart_top,
+        chart_bottom,
+        ..
+    } = *f;
     // Latency chart: one mark per sample, green passed, red failed.
     if samples > 0 {
         let max_latency = probes
@@ -766,7 +837,20 @@ fn timeline(r: &RunResult, id: &str) -> String {
             s.push_str("</g>\n");
         }
     }
+}
 
+/// Recovery: from the last revert to the first full pass of steady state, and the run's
+/// events on the rows.
+fn timeline_recovery(s: &mut String, f: &Frame<'_>, r: &RunResult) {
+    let Frame {
+        ref spans,
+        ref scale,
+        ref lanes,
+        phase_y,
+        rows_y,
+        chart_bottom,
+        ..
+    } = *f;
     // Recovery: from the last revert to the first full pass of steady state.
     let marker_bottom = chart_bottom.max(rows_y + lanes.len() as f64 * (ROW + GAP));
     if let Some(at) = spans.recovered {
@@ -823,7 +907,18 @@ fn timeline(r: &RunResult, id: &str) -> String {
             escape(&e.message)
         );
     }
+}
 
+/// The time axis.
+fn timeline_axis(s: &mut String, f: &Frame<'_>) {
+    let Frame {
+        ref spans,
+        ref scale,
+        ref lanes,
+        rows_y,
+        chart_bottom,
+        ..
+    } = *f;
     // Time axis.
     let axis_y = chart_bottom.max(rows_y + lanes.len() as f64 * (ROW + GAP));
     let _ = writeln!(
@@ -852,7 +947,17 @@ fn timeline(r: &RunResult, id: &str) -> String {
         axis_y + 36.0
     );
     s.push_str("</svg>\n");
+}
 
+/// The legend, as HTML below the drawing.
+fn timeline_legend(s: &mut String, f: &Frame<'_>, r: &RunResult) {
+    let Frame {
+        ref spans,
+        ref probes,
+        samples,
+        id,
+        ..
+    } = *f;
     // Legend, as HTML below the drawing.
     let mut items = vec![
         format!(
@@ -928,7 +1033,6 @@ fn timeline(r: &RunResult, id: &str) -> String {
         let _ = write!(s, "<li>{i}</li>");
     }
     s.push_str("</ul>\n");
-    s
 }
 
 #[cfg(test)]

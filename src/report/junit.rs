@@ -195,7 +195,7 @@ fn suite(r: &RunResult) -> TestSuite {
         };
         let name = format!("fault: {} {}", f.kind, f.target);
         let case = cases.add(name, status, summary::active_ms(f));
-        let mut text = format!("{} on {}", summary::fault_label(f), f.target);
+        let mut text = format!("{} on {}", summary::fault_detail(f), f.target);
         if let Some(at) = f.injected_at {
             text.push_str(&format!(
                 ", injected at +{}",

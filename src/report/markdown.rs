@@ -87,7 +87,7 @@ pub fn render(r: &RunResult) -> String {
         for f in &r.faults {
             let status = summary::fault_status_word(f.status);
             out.push_str(&row(&[
-                escape(summary::fault_label(f)),
+                escape(&summary::fault_detail(f)),
                 escape(&f.target),
                 if summary::fault_failed(f) {
                     format!("**{status}**")

@@ -276,6 +276,13 @@ pub struct FaultEffects {
     /// A command fault's `rollback`, once it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<CommandRun>,
+    /// The packets a scoped network fault or partition touched, with every peer and
+    /// host resolved to its addresses (`to 172.18.0.3/32 tcp port 8080`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
+    /// The peers (containers, hosts) those scopes named, with the addresses they had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerRef>,
 }
 
 /// One container's restart count around a kill.
@@ -315,6 +322,13 @@ impl CommandRun {
         }
         s
     }
+}
+
+/// A peer of a scoped network fault and the addresses it resolved to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerRef {
+    pub name: String,
+    pub addresses: Vec<String>,
 }
 
 /// One process of a target.
@@ -367,6 +381,17 @@ impl FaultEffects {
         if let Some(r) = &self.rollback {
             parts.push(r.summary("rollback"));
         }
+        if !self.scope.is_empty() {
+            parts.push(format!("only packets {}", self.scope.join("; ")));
+        }
+        if !self.peers.is_empty() {
+            let peers: Vec<String> = self
+                .peers
+                .iter()
+                .map(|p| format!("{} ({})", p.name, p.addresses.join(", ")))
+                .collect();
+            parts.push(format!("peers {}", peers.join(", ")));
+        }
         if let Some(c) = &self.caveat {
             parts.push(c.clone());
         }
@@ -381,6 +406,12 @@ impl FaultEffects {
         self.io_read_bytes = other.io_read_bytes.or(self.io_read_bytes);
         self.io_written_bytes = other.io_written_bytes.or(self.io_written_bytes);
         self.container_restarts = other.container_restarts.or(self.container_restarts.take());
+        if !other.scope.is_empty() {
+            self.scope = other.scope;
+        }
+        if !other.peers.is_empty() {
+            self.peers = other.peers;
+        }
         self.run = other.run.or(self.run.take());
         self.rollback = other.rollback.or(self.rollback.take());
         self.caveat = other.caveat.or(self.caveat.take());

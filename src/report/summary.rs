@@ -102,6 +102,22 @@ pub fn fault_label(f: &FaultRecord) -> &str {
     }
 }
 
+/// The fault in words with what it resolved when it was injected (a scoped network
+/// fault's packets and peers, addresses included), for the renderers' fault rows.
+pub fn fault_detail(f: &FaultRecord) -> String {
+    let label = fault_label(f);
+    match &f.effects {
+        Some(fx) if !fx.scope.is_empty() || !fx.peers.is_empty() => {
+            let mut only = fx.clone();
+            only.oom_kills = None;
+            only.oom_killed.clear();
+            only.signalled.clear();
+            format!("{label}; {}", only.summary())
+        }
+        _ => label.to_string(),
+    }
+}
+
 /// A fault went wrong: not injected, or its revert not confirmed.
 pub fn fault_failed(f: &FaultRecord) -> bool {
     matches!(f.status, FaultStatus::Failed | FaultStatus::Active)
@@ -532,6 +548,40 @@ mod tests {
         assert_eq!(duration(4210), "4.21s");
         assert_eq!(duration(123_000), "2m 03s");
         assert_eq!(duration(3_720_000), "1h 02m");
+    }
+
+    #[test]
+    fn every_renderer_names_a_scoped_faults_packets_and_peers() {
+        let mut r = fixture::passed();
+        r.faults[0].kind = "network".into();
+        r.faults[0].description = "network delay 200ms (to containers web-b) on eth0 for 8s".into();
+        r.faults[0].effects = Some(crate::report::FaultEffects {
+            scope: vec!["to 172.18.0.3/32 tcp port 8080 (egress)".into()],
+            peers: vec![crate::report::PeerRef {
+                name: "web-b".into(),
+                addresses: vec!["172.18.0.3".into()],
+            }],
+            ..Default::default()
+        });
+        let want = "network delay 200ms (to containers web-b) on eth0 for 8s; only packets to 172.18.0.3/32 tcp port 8080 (egress); peers web-b (172.18.0.3)";
+        assert_eq!(fault_detail(&r.faults[0]), want);
+        for (format, text) in [
+            ("table", crate::report::table::render(&r, false)),
+            ("markdown", crate::report::markdown::render(&r)),
+            ("html", crate::report::html::render(&r)),
+            (
+                "junit",
+                crate::report::junit::render(std::slice::from_ref(&r)),
+            ),
+            ("json", crate::report::json::render(&r)),
+        ] {
+            assert!(
+                text.contains("172.18.0.3/32"),
+                "{format} lacks the address:\n{text}"
+            );
+        }
+        // Without a scope the label is the description alone.
+        assert_eq!(fault_detail(&fixture::passed().faults[0]), "pause for 5s");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn render(r: &RunResult, color: bool) -> String {
     for f in &r.faults {
         let status = Cell::new(summary::fault_status_word(f.status));
         faults.add_row(vec![
-            Cell::new(summary::fault_label(f)),
+            Cell::new(summary::fault_detail(f)),
             Cell::new(&f.target),
             if summary::fault_failed(f) {
                 status.fg(Color::Red)

@@ -275,11 +275,32 @@ pub async fn run(
     result
 }
 
-async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> (Verdict, String) {
+/// What ends a run early, or its verdict: the verdict and why.
+type Ending = (Verdict, String);
+
+async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> Ending {
+    let (targets, seed) = match select_targets(ctx, opts, result).await {
+        Ok(chosen) => chosen,
+        Err(ending) => return ending,
+    };
+    if let Err(ending) = check_before(ctx, opts, result).await {
+        return ending;
+    }
+    let (after, injection_error) = inject_and_recover(ctx, &targets, seed, result).await;
+    verdict(opts, result, after, injection_error)
+}
+
+/// Preflight of every fault, then the targets: resolved (or taken as the session
+/// resolved them), counted and named in the report.
+async fn select_targets(
+    ctx: &Ctx<'_>,
+    opts: &RunOptions,
+    result: &mut RunResult,
+) -> Result<(Vec<Target>, u64), Ending> {
     let e = &ctx.loaded.experiment;
     for f in &e.faults {
         if let Err(m) = fault::preflight(f, ctx.platform).await {
-            return (Verdict::Error, format!("{m}; nothing was touched"));
+            return Err((Verdict::Error, format!("{m}; nothing was touched")));
         }
     }
     ctx.phase(
@@ -292,10 +313,10 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         None => match session::resolve(ctx.platform, e, opts.seed).await {
             Ok(r) => r,
             Err(err) => {
-                return (
+                return Err((
                     Verdict::Error,
                     format!("cannot list targets: {err}; nothing was touched"),
-                );
+                ));
             }
         },
     };
@@ -318,7 +339,7 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         })
         .collect();
     if let Some(why) = too_few {
-        return (Verdict::NoTargets, format!("{why}; nothing was touched"));
+        return Err((Verdict::NoTargets, format!("{why}; nothing was touched")));
     }
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     ctx.event(
@@ -326,26 +347,48 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         format!("{} (seed {seed})", names.join(", ")),
     )
     .await;
+    Ok((targets, seed))
+}
 
+/// Steady state before anything is injected.
+async fn check_before(
+    ctx: &Ctx<'_>,
+    opts: &RunOptions,
+    result: &mut RunResult,
+) -> Result<(), Ending> {
+    let e = &ctx.loaded.experiment;
     if !e.steady_state.is_empty() {
         if opts.cancel.is_cancelled() {
-            return (
+            return Err((
                 Verdict::Interrupted,
                 "interrupted before injection; nothing was touched".into(),
-            );
+            ));
         }
         ctx.phase("before", "checking steady state", None);
         let before = steady::check(ctx, &e.steady_state).await;
         let passed = before.passed;
         result.phases.before = Some(before);
         if !passed {
-            return (
+            return Err((
                 Verdict::NotSteady,
                 "steady state did not hold before injection; nothing was injected".into(),
-            );
+            ));
         }
     }
+    Ok(())
+}
 
+/// Every fault on its own schedule while the during probes sample, then recovery, timed
+/// from the moment the faults ended. Returns the after phase and whether an injection
+/// failed.
+async fn inject_and_recover(
+    ctx: &Ctx<'_>,
+    targets: &[Target],
+    seed: u64,
+    result: &mut RunResult,
+) -> (Option<SteadyPhase>, bool) {
+    let e = &ctx.loaded.experiment;
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     let window = e
         .faults
         .iter()
@@ -367,7 +410,7 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
         e.faults
             .iter()
             .enumerate()
-            .map(|(i, f)| run_fault(ctx, i, f, &targets, seed)),
+            .map(|(i, f)| run_fault(ctx, i, f, targets, seed)),
     );
     // Recovery is polled from the moment the faults end, while a one-shot fault's during
     // window may still be sampled: a container restarted 0.4 s after a kill has
@@ -411,7 +454,16 @@ async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> 
     if steady::sampled(e) {
         result.phases.during = Some(samples.into_inner().finish());
     }
+    (after, injection_error)
+}
 
+/// The verdict from what the faults, the during window and recovery came to.
+fn verdict(
+    opts: &RunOptions,
+    result: &mut RunResult,
+    after: Option<SteadyPhase>,
+    injection_error: bool,
+) -> Ending {
     let unreverted: Vec<String> = result
         .faults
         .iter()

@@ -77,6 +77,8 @@ pub fn one_web(test: &str) -> Option<(Fleet, String)> {
 pub struct Fleet {
     pub group: String,
     pub names: Vec<String>,
+    /// Docker networks of this fleet, removed on drop after its containers.
+    pub networks: Vec<String>,
 }
 
 impl Fleet {
@@ -85,7 +87,40 @@ impl Fleet {
         Fleet {
             group,
             names: Vec::new(),
+            networks: Vec::new(),
         }
+    }
+
+    /// A user-defined Docker network of this fleet (its containers resolve each other's
+    /// names through Docker's embedded DNS), removed on drop; returns its name.
+    pub fn network(&mut self) -> String {
+        let name = format!("fl-{}-net{}", self.group, self.networks.len() + 1);
+        let label = format!("fltest.group={}", self.group);
+        let test_label = format!("{TEST_LABEL}=true");
+        docker_ok(&[
+            "network",
+            "create",
+            "--label",
+            &label,
+            "--label",
+            &test_label,
+            &name,
+        ]);
+        self.networks.push(name.clone());
+        name
+    }
+
+    /// Web containers named `{group}-a`, `-b`, ... on one new network of this fleet,
+    /// each labelled `fltest.role=<letter>`; returns their names.
+    pub fn trio(&mut self) -> Vec<String> {
+        let net = self.network();
+        ["a", "b", "c"]
+            .iter()
+            .map(|r| {
+                let role = format!("fltest.role={r}");
+                self.web(&["--network", &net, "--label", &role])
+            })
+            .collect()
     }
 
     /// Starts a busybox httpd container published on a loopback port; returns its name.
@@ -157,6 +192,9 @@ impl Drop for Fleet {
             let _ = docker(&["unpause", id]);
             // With its anonymous volumes (`--mount type=volume,dst=...`).
             let _ = docker(&["rm", "-f", "-v", id]);
+        }
+        for n in &self.networks {
+            let _ = docker(&["network", "rm", n]);
         }
     }
 }

@@ -842,6 +842,47 @@ impl Platform for KubernetesPlatform {
         endpoint(self.ns(), self.context.as_deref())
     }
 
+    async fn peer_pods(
+        &self,
+        peers: &crate::experiment::model::PodPeers,
+    ) -> Result<Vec<crate::platform::Peer>, PlatformError> {
+        let ns = peers.namespace.as_deref().unwrap_or(self.ns()).to_string();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let lp = ListParams {
+            label_selector: Some(peers.selector.clone()),
+            ..Default::default()
+        };
+        let list = self
+            .send(api.list(&lp))
+            .await?
+            .map_err(|e| self.classify(rbac::LIST_PODS, &e).into_platform(&ns))?;
+        let mut out: Vec<crate::platform::Peer> = list
+            .items
+            .into_iter()
+            .filter_map(|p| {
+                let status = p.status?;
+                let mut addresses: Vec<std::net::IpAddr> = status
+                    .pod_ips
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|i| i.ip.parse().ok())
+                    .collect();
+                if let Some(ip) = status.pod_ip.and_then(|i| i.parse().ok()) {
+                    if !addresses.contains(&ip) {
+                        addresses.push(ip);
+                    }
+                }
+                // A pending pod has no address yet: nothing to scope to.
+                (!addresses.is_empty()).then(|| crate::platform::Peer {
+                    name: format!("{ns}/{}", p.metadata.name.unwrap_or_default()),
+                    addresses,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
         let lp = ListParams {
             label_selector: self.spec.selector.clone(),

@@ -151,6 +151,26 @@ pub fn needs(e: &Experiment, for_fault: impl Fn(&Fault) -> Vec<Permission>) -> N
         add(&scope, for_targets(), "targets");
         for f in &e.faults {
             add(&scope, for_fault(f), f.type_name());
+            // Peer pods of a network scope in another namespace are listed there.
+            if let Fault::Network(n) = f {
+                let scopes = [
+                    n.to.as_deref(),
+                    n.from.as_deref(),
+                    n.partition.as_deref().map(|p| &p.with),
+                ];
+                for ns in scopes
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.pods.as_ref()?.namespace.clone())
+                    .filter(|ns| *ns != k.namespace)
+                {
+                    let peers = Scope {
+                        context: k.context.clone(),
+                        namespace: ns,
+                    };
+                    add(&peers, vec![LIST_PODS], "network peers");
+                }
+            }
         }
     }
     let during = e.during.iter().flat_map(|d| d.probes.iter());
