@@ -36,7 +36,10 @@ apt_install() {
 # - curl to measure downloads; xmllint to check JUnit against its schema;
 # - systemd-analyze to check the example timer's OnCalendar;
 # - Chromium to render the HTML report; Prometheus, promtool and the Pushgateway for the
-#   observability tests.
+#   observability tests;
+# - openssl and stunnel4: the remote-Docker tests make certificates and expose the engine
+#   through a TLS proxy that verifies clients; openssh-server and openssh-client for the
+#   ssh:// test (an sshd of its own on 127.0.0.1, which needs /run/sshd).
 need=()
 command -v dockerd >/dev/null || command -v docker >/dev/null || need+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
@@ -51,9 +54,16 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+command -v openssl >/dev/null || need+=(openssl)
+command -v stunnel4 >/dev/null || need+=(stunnel4)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+{ command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; } || need+=(openssh-client)
 if [ "${#need[@]}" -gt 0 ]; then
     apt_install "${need[@]}"
 fi
+
+# sshd's privilege separation directory (made by its service, which does not run here).
+[ -d /run/sshd ] || as_root mkdir -p /run/sshd
 
 # The engine must answer: start it when it does not (no systemd in most CI containers).
 if ! docker info >/dev/null 2>&1; then

@@ -596,6 +596,7 @@ async fn cli_recover(env: &Env, p: &KubernetesPlatform) {
             platform: PlatformRef {
                 kind: "kubernetes".into(),
                 endpoint: Some(p.endpoint()),
+                tls: None,
             },
             undo,
         })

@@ -83,6 +83,8 @@ fn cgroup_version() -> String {
 /// What an experiment file needs checked.
 struct Wanted {
     docker: bool,
+    /// The Docker endpoints the experiments name (`host` and `tls`); `None`: the default.
+    docker_endpoints: Vec<(Option<String>, Option<experiment::model::DockerTls>)>,
     kubernetes: Needs,
 }
 
@@ -95,6 +97,7 @@ fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
     };
     let mut w = Wanted {
         docker: false,
+        docker_endpoints: Vec::new(),
         kubernetes: Needs::new(),
     };
     for e in experiments {
@@ -106,6 +109,26 @@ fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
             .flat_map(experiment::model::ProbeSpec::kinds)
             .any(|k| matches!(k, ProbeKind::Docker(_)));
         w.docker |= e.target.docker.is_some() || docker_probe;
+        let mut endpoints = Vec::new();
+        if let Some(d) = &e.target.docker {
+            endpoints.push((d.host.clone(), d.tls.clone()));
+        }
+        let during = e.during.iter().flat_map(|d| d.probes.iter());
+        for k in e
+            .steady_state
+            .iter()
+            .chain(during)
+            .flat_map(experiment::model::ProbeSpec::kinds)
+        {
+            if let ProbeKind::Docker(p) = k {
+                endpoints.push((p.host.clone(), None));
+            }
+        }
+        for ep in endpoints {
+            if !w.docker_endpoints.contains(&ep) {
+                w.docker_endpoints.push(ep);
+            }
+        }
         for (scope, perms) in crate::fault::kubernetes_needs(e) {
             let into = w.kubernetes.entry(scope).or_default();
             for (perm, why) in perms {
@@ -121,7 +144,14 @@ pub(super) fn run(a: &DoctorArgs) -> Result<Exit, Error> {
     let rt = super::run::runtime();
     let mut checks = Vec::new();
     if wanted.as_ref().is_none_or(|w| w.docker) {
-        host_checks(&rt, &mut checks);
+        let endpoints = match &wanted {
+            Some(w) if !w.docker_endpoints.is_empty() => w.docker_endpoints.clone(),
+            _ => vec![(None, None)],
+        };
+        for (host, tls) in &endpoints {
+            docker_check(&rt, host.as_deref(), tls.as_ref(), &mut checks);
+        }
+        host_checks(&mut checks);
     }
     match &wanted {
         None => rt.block_on(kubernetes_default(&mut checks)),
@@ -156,27 +186,50 @@ pub(super) fn run(a: &DoctorArgs) -> Result<Exit, Error> {
     })
 }
 
-/// Docker, and what the host's kernel offers the Docker faults.
-fn host_checks(rt: &tokio::runtime::Runtime, checks: &mut Vec<Check>) {
+/// Which Docker endpoint is used and why (the experiment, DOCKER_HOST, a context, the
+/// local socket), whether the engine answers there, and what a remote one means.
+fn docker_check(
+    rt: &tokio::runtime::Runtime,
+    host: Option<&str>,
+    tls: Option<&experiment::model::DockerTls>,
+    checks: &mut Vec<Check>,
+) {
+    let fix = "Docker targets and the docker probe are unavailable: start the daemon, or set DOCKER_HOST (with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for tcp://), DOCKER_CONTEXT, or target.docker.host";
+    let endpoint = match crate::platform::docker_endpoint::resolve_here(host, tls) {
+        Ok(e) => e,
+        Err(e) => {
+            checks.push(Check::new("Docker endpoint", Err(e), fix));
+            return;
+        }
+    };
+    let reach = if endpoint.is_local() {
+        "local: every strategy is available (host strategies need root)"
+    } else {
+        "remote: faults act through the Docker API (pause, kill through the API, network through a sidecar, cpu/memory/disk through exec); the host checks below are about this machine, not the daemon's"
+    };
+    checks.push(Check::new(
+        "Docker endpoint",
+        Ok(format!("{} {}; {reach}", endpoint.host, endpoint.why())),
+        "",
+    ));
     let docker = rt.block_on(async {
-        match crate::platform::docker::connect(None).await {
-            Ok(d) => match d.version().await {
-                Ok(v) => Ok(format!(
-                    "engine {} (API {}, faultline speaks {})",
-                    v.version.unwrap_or_default(),
-                    v.api_version.unwrap_or_default(),
-                    d.client_version()
-                )),
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e),
+        let d = crate::platform::docker::connect(&endpoint).await?;
+        match d.version().await {
+            Ok(v) => Ok(format!(
+                "engine {} (API {}, faultline speaks {}) at {}",
+                v.version.unwrap_or_default(),
+                v.api_version.unwrap_or_default(),
+                d.client_version(),
+                endpoint.host
+            )),
+            Err(e) => Err(crate::platform::docker::describe(&endpoint.host, &e)),
         }
     });
-    checks.push(Check::new(
-        "Docker",
-        docker,
-        "Docker targets and the docker probe are unavailable: start the daemon, or set DOCKER_HOST",
-    ));
+    checks.push(Check::new("Docker", docker, fix));
+}
+
+/// What this host's kernel offers the Docker faults.
+fn host_checks(checks: &mut Vec<Check>) {
     let root = nix::unistd::geteuid().is_root();
     let proc_ok = std::path::Path::new("/proc/self/ns/net").exists();
     let detail = format!(

@@ -33,6 +33,7 @@ pub fn main() -> ExitCode {
             e.exit()
         }
     };
+    crate::platform::docker::close_ssh_forwards();
     exit.into()
 }
 

@@ -161,11 +161,80 @@ pub(super) async fn dry_run(
                 s.push_str(&format!("  fault {}: {note}\n", i + 1));
             }
         }
+        if let Some(why) = platform.endpoint_source() {
+            s.push_str(&format!("Endpoint: {} {why}\n", platform.endpoint()));
+            if let Some(t) = chosen.first() {
+                let reach = platform.host_reach(t).await;
+                if let Err(why) = &reach {
+                    s.push_str(&format!("From this host: no ({why}).\n"));
+                }
+                s.push_str("How each fault reaches the targets:\n");
+                for (i, f) in l.experiment.faults.iter().enumerate() {
+                    if let Some(how) = docker_strategy(f, &reach) {
+                        s.push_str(&format!("  fault {} ({}): {how}\n", i + 1, f.type_name()));
+                    }
+                }
+            }
+        }
         s.push_str("Nothing was touched.\n");
         s
     };
     out = out.replace(super::validate::UNRESOLVED, &targets);
     Ok((l.secrets.redact(&out), exit))
+}
+
+/// How a fault reaches a Docker target, given whether this host reaches its namespaces and
+/// cgroups (`reach`): what `strategy: auto` picks, or that an explicit `host` would be
+/// refused. `None` for faults that do not act on the target this way.
+fn docker_strategy(f: &experiment::model::Fault, reach: &Result<(), String>) -> Option<String> {
+    use crate::experiment::model::{CpuStrategy, Fault, NetworkStrategy};
+    let here = reach.is_ok();
+    let refused = || {
+        "strategy `host`, which would be refused: the targets' namespaces and cgroups are not on this host".to_string()
+    };
+    let cpu_like = |strategy: CpuStrategy| -> String {
+        match (strategy, here) {
+            (CpuStrategy::Host, false) => refused(),
+            (CpuStrategy::Host, true) | (CpuStrategy::Auto, true) => {
+                "host (faultline's own process in the container's cgroups)".into()
+            }
+            (CpuStrategy::Exec, _) | (CpuStrategy::Auto, false) => {
+                "exec (inside the container, through the Docker API)".into()
+            }
+        }
+    };
+    Some(match f {
+        Fault::Network(n) => match (n.strategy, here) {
+            (NetworkStrategy::Host, false) => refused(),
+            (NetworkStrategy::Host, true) | (NetworkStrategy::Auto, true) => {
+                "host (setns and this host's tc)".into()
+            }
+            (NetworkStrategy::Sidecar, _) | (NetworkStrategy::Auto, false) => {
+                "sidecar (a helper container sharing the target's network namespace)".into()
+            }
+        },
+        Fault::CpuStress(c) => cpu_like(c.strategy),
+        Fault::MemoryStress(m) => cpu_like(m.strategy),
+        Fault::DiskFill(d) => cpu_like(d.strategy),
+        Fault::IoStress(io) => cpu_like(io.strategy),
+        Fault::Kill(k) if k.process.is_some() => {
+            if here {
+                "the matching processes, found through the container's cgroups".into()
+            } else {
+                "the matching processes, found through /proc inside the container by exec".into()
+            }
+        }
+        Fault::Kill(_) => {
+            if here {
+                "a signal to the container's init process (the restart policy applies)".into()
+            } else {
+                "through the Docker API, which takes it for a manual stop: the restart policy does not restart the container".into()
+            }
+        }
+        Fault::Pause(_) => "the Docker API's pause (the cgroup freezer)".into(),
+        Fault::Stop(_) | Fault::Restart(_) => "the Docker API".into(),
+        _ => return None,
+    })
 }
 
 fn write_reports(result: &RunResult, specs: &[ReportSpec], several: bool) -> Result<(), Error> {
@@ -217,7 +286,9 @@ fn per_experiment(path: &Path, name: &str) -> std::path::PathBuf {
 pub(super) fn demo(keep: bool) -> Result<Exit, Error> {
     let rt = runtime();
     rt.block_on(async {
-        let docker = crate::platform::docker::connect(None)
+        let endpoint =
+            crate::platform::docker_endpoint::resolve_here(None, None).map_err(Error::Platform)?;
+        let docker = crate::platform::docker::connect(&endpoint)
             .await
             .map_err(Error::Platform)?;
         let binary = std::env::current_exe()?;

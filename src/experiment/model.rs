@@ -129,12 +129,20 @@ pub struct Target {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DockerTarget {
-    /// Docker endpoint; default: DOCKER_HOST, then the local socket.
+    /// Docker endpoint; overrides DOCKER_HOST, DOCKER_CONTEXT and the docker CLI's
+    /// current context. Default: those, in that order, then the local socket.
     #[serde(default)]
     pub host: Option<String>,
+    /// TLS material for a `tcp://` host (the daemon's certificate is always verified).
+    #[serde(default)]
+    pub tls: Option<DockerTls>,
     /// Every pair must match the container's labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// A Compose project's containers (and one service's): shorthand for the labels
+    /// `com.docker.compose.project` and `com.docker.compose.service`.
+    #[serde(default)]
+    pub compose: Option<ComposeService>,
     /// Exact container name, or /regex/.
     #[serde(default)]
     pub name: Option<NameMatch>,
@@ -142,6 +150,51 @@ pub struct DockerTarget {
     /// `name` is given, so that an empty selector is never an accident.
     #[serde(default)]
     pub all_containers: bool,
+}
+
+/// The label Compose puts on every container of a project.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label Compose puts on every container of a service.
+pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// A Compose project, and optionally one of its services.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeService {
+    /// The project name (`docker compose -p`, else the directory's name).
+    pub project: String,
+    /// The service name in the compose file; default: every service of the project.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+impl DockerTarget {
+    /// `labels` with `compose` spelt out as the labels Compose sets.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        let mut all = self.labels.clone();
+        if let Some(c) = &self.compose {
+            all.insert(COMPOSE_PROJECT_LABEL.into(), c.project.clone());
+            if let Some(s) = &c.service {
+                all.insert(COMPOSE_SERVICE_LABEL.into(), s.clone());
+            }
+        }
+        all
+    }
+}
+
+/// Files of a TLS connection to a Docker daemon, as the docker CLI's `--tlscacert`,
+/// `--tlscert` and `--tlskey` (PEM).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerTls {
+    /// The CA that signed the daemon's certificate.
+    pub ca: String,
+    /// faultline's client certificate (with `key`), when the daemon verifies clients.
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// The client certificate's private key.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

@@ -741,6 +741,8 @@ fn human_name(name: &'static str) -> &'static str {
         "Scenario" => "the scenario",
         "Target" => "target",
         "DockerTarget" => "target.docker",
+        "DockerTls" => "target.docker.tls",
+        "ComposeService" => "target.docker.compose",
         "KubernetesTarget" => "target.kubernetes",
         "Select" => "target.select",
         "ProbeSpec" => "a probe",

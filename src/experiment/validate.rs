@@ -187,10 +187,50 @@ fn target(c: &mut Checker, t: &Target) {
                     c.err_at("host", m);
                 }
             }
+            if let Some(tls) = &d.tls {
+                match &d.host {
+                    None => c.err_at(
+                        "tls",
+                        "`tls` needs `host`: name the tcp:// endpoint the certificates are for (without `host`, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply)",
+                    ),
+                    Some(h) if !(h.starts_with("tcp://") || h.starts_with("https://")) => c.err_at(
+                        "tls",
+                        format!("`tls` applies to a tcp:// host, not `{h}`"),
+                    ),
+                    Some(_) => {}
+                }
+                if tls.cert.is_some() != tls.key.is_some() {
+                    c.err_at(
+                        "tls",
+                        "`tls` needs `cert` and `key` together (the client certificate and its key), or neither",
+                    );
+                }
+            }
             if d.labels.keys().any(String::is_empty) {
                 c.err_at("labels", "a label key is empty");
             }
-            let narrowed = !d.labels.is_empty() || d.name.is_some();
+            if let Some(compose) = &d.compose {
+                c.at("compose", |c| {
+                    if compose.project.trim().is_empty() {
+                        c.err_at("project", "the compose project name is empty");
+                    }
+                    if compose.service.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                        c.err_at("service", "the compose service name is empty: remove `service` to select every service of the project");
+                    }
+                });
+                for key in [
+                    COMPOSE_PROJECT_LABEL,
+                    COMPOSE_SERVICE_LABEL,
+                ] {
+                    if d.labels.contains_key(key) {
+                        c.err_at(
+                            "labels",
+                            format!("`labels` sets `{key}`, which `compose` already sets: keep `compose` and remove the label"),
+                        );
+                    }
+                }
+            }
+            let narrowed = !d.labels.is_empty() || d.name.is_some() || d.compose.is_some();
             if !narrowed && !d.all_containers {
                 c.err(
                     "target.docker selects every container on the host: add `labels:` or `name:` to pick the containers, or `all_containers: true` if every container is really meant",
@@ -210,7 +250,9 @@ fn target(c: &mut Checker, t: &Target) {
 }
 
 pub fn check_docker_host(h: &str) -> Result<(), String> {
-    const SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://", "npipe://"];
+    const SCHEMES: &[&str] = &[
+        "unix://", "tcp://", "http://", "https://", "npipe://", "ssh://",
+    ];
     if SCHEMES
         .iter()
         .any(|s| h.starts_with(s) && h.len() > s.len())

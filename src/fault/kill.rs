@@ -175,10 +175,14 @@ impl FaultKind for KillFault {
                 .map(Some);
         }
         let Some(pattern) = &self.process else {
+            let caveat = platform.signal_caveat(target).await;
             platform
                 .signal(target, self.signal, self.grace_period)
                 .await?;
-            return Ok(None);
+            return Ok(caveat.map(|c| FaultEffects {
+                caveat: Some(c),
+                ..Default::default()
+            }));
         };
         let re = regex::Regex::new(pattern)
             .map_err(|e| PlatformError::Refused(format!("`process`: {e}")))?;

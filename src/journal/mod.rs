@@ -199,6 +199,7 @@ mod tests {
             platform: PlatformRef {
                 kind: "docker".into(),
                 endpoint: None,
+                tls: None,
             },
             undo: Undo::new(crate::fault::UndoRecord::Unpause {
                 target: Target {

@@ -222,11 +222,22 @@ fn labels(l: &std::collections::BTreeMap<String, String>) -> String {
 /// A one-line description of what the target block selects.
 pub fn describe_target(t: &Target) -> String {
     let what = if let Some(d) = &t.docker {
-        let mut s = format!("docker containers{}", labels(&d.labels));
+        let mut s = match &d.compose {
+            Some(c) => format!(
+                "docker containers of compose project `{}`{}{}",
+                c.project,
+                c.service
+                    .as_ref()
+                    .map(|s| format!(", service `{s}`"))
+                    .unwrap_or_default(),
+                labels(&d.labels).replace(" with labels", ", with labels")
+            ),
+            None => format!("docker containers{}", labels(&d.labels)),
+        };
         if let Some(n) = &d.name {
             s.push_str(&format!(" named {n}"));
         }
-        if d.labels.is_empty() && d.name.is_none() {
+        if d.labels.is_empty() && d.name.is_none() && d.compose.is_none() {
             s.push_str(" (every running container)");
         }
         s

@@ -10,6 +10,7 @@ use bollard::query_parameters::{
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 
+use super::docker_endpoint::{Endpoint, TlsFiles};
 use super::{
     ExecOutput, NetAccess, NetnsRequest, PassedOver, Placement, Platform, PlatformError, Target,
     host,
@@ -25,39 +26,56 @@ pub const HELPER_LABEL: &str = "faultline.helper";
 /// Bound on every Docker API call (bollard's default is two minutes).
 pub const API_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 
-/// The endpoint as a user would write it: the experiment's, DOCKER_HOST, or the socket.
-pub fn shown_host(host: Option<&str>) -> String {
-    match host {
-        Some(h) => h.to_string(),
-        None => std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string()),
-    }
-}
-
-/// Connects to `host` (or DOCKER_HOST, or the local socket) and negotiates the API
-/// version, since the engine may be older than bollard's default.
-pub async fn connect(host: Option<&str>) -> Result<Docker, String> {
-    let shown = shown_host(host);
-    let connected = match host {
-        None => Docker::connect_with_defaults().map(|d| d.with_timeout(API_TIMEOUT)),
-        Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
-            Docker::connect_with_unix(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-        }
-        Some(h) if h.starts_with("tcp://") || h.starts_with("http://") => {
-            Docker::connect_with_http(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-        }
-        Some(h) => {
+/// Connects to the resolved endpoint and negotiates the API version, since the engine may
+/// be older than bollard's default. Over TLS the certificate files are read and checked
+/// first, so that a wrong file is named rather than failing the handshake.
+pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
+    let shown = ep.host.as_str();
+    let h = shown;
+    let connected = if let Some(tls) = &ep.tls {
+        if !(h.starts_with("tcp://") || h.starts_with("https://")) {
             return Err(format!(
-                "unsupported Docker host `{h}`: use unix://PATH, tcp://HOST:PORT or http://HOST:PORT"
+                "TLS settings apply to a tcp:// Docker host, not `{h}`: remove target.docker.tls (or DOCKER_TLS_VERIFY), or use tcp://HOST:2376"
             ));
         }
+        check_tls_files(tls)?;
+        // bollard signs with the process-wide provider: ring, as everywhere in faultline.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (cert, key) = match &tls.client {
+            Some((c, k)) => (c.clone(), k.clone()),
+            // No client certificate: paths that do not exist send none.
+            None => (
+                tls.ca.with_extension("no-cert"),
+                tls.ca.with_extension("no-key"),
+            ),
+        };
+        Docker::connect_with_ssl(
+            h,
+            &key,
+            &cert,
+            &tls.ca,
+            API_TIMEOUT.as_secs(),
+            API_DEFAULT_VERSION,
+        )
+    } else if h.starts_with("ssh://") {
+        let socket = ssh_forward(h).await?;
+        Docker::connect_with_unix(&socket, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
+    } else if h.starts_with("unix://") || h.starts_with('/') {
+        Docker::connect_with_unix(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
+    } else if h.starts_with("tcp://") || h.starts_with("http://") {
+        Docker::connect_with_http(h, API_TIMEOUT.as_secs(), API_DEFAULT_VERSION)
+    } else {
+        return Err(format!(
+            "unsupported Docker host `{h}` ({}): use unix://PATH, ssh://USER@HOST[:PORT], or tcp://HOST:PORT (with TLS: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, or target.docker.tls)",
+            ep.why()
+        ));
     };
-    let docker = connected.map_err(|e| describe(&shown, &e))?;
+    let docker = connected.map_err(|e| describe_tls(ep, &e))?;
     // On a unix socket, `/_ping` names the daemon's API version in a header at once; the
     // `/version` that bollard's negotiation asks gathers component versions first (3.4 ms
     // against 0.14 ms on the bench machine, most of the connect step of a ~45 ms run).
     // Any doubt about the ping's answer falls back to the full negotiation.
-    if let Some(path) = unix_socket_path(host) {
+    if let Some(path) = unix_socket_path(h) {
         if let Some(server) = ping_api_version(&path).await {
             let version = if server < *API_DEFAULT_VERSION {
                 server
@@ -65,7 +83,7 @@ pub async fn connect(host: Option<&str>) -> Result<Docker, String> {
                 *API_DEFAULT_VERSION
             };
             return Docker::connect_with_unix(&path, API_TIMEOUT.as_secs(), &version)
-                .map_err(|e| describe(&shown, &e));
+                .map_err(|e| describe(shown, &e));
         }
     }
     match tokio::time::timeout(API_TIMEOUT, docker.negotiate_version()).await {
@@ -73,21 +91,214 @@ pub async fn connect(host: Option<&str>) -> Result<Docker, String> {
             "cannot reach Docker at {shown}: no answer within {}s",
             API_TIMEOUT.as_secs()
         )),
-        Ok(r) => r.map_err(|e| describe(&shown, &e)),
+        Ok(r) => r.map_err(|e| describe_tls(ep, &e)),
     }
 }
 
-/// The socket path when the daemon is reached over a unix socket.
-fn unix_socket_path(host: Option<&str>) -> Option<String> {
-    let h = match host {
-        Some(h) => h.to_string(),
-        None => std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string()),
+/// The daemon's socket on an `ssh://` host.
+const REMOTE_SOCKET: &str = "/var/run/docker.sock";
+
+/// The `ssh -L` forwards of this process: host, local socket, the ssh process.
+static FORWARDS: std::sync::Mutex<Vec<(String, String, std::process::Child)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Ends every `ssh` forward of this process and removes its socket's directory (the
+/// forwards also end with the process, but their directories would stay).
+pub fn close_ssh_forwards() {
+    let mut forwards = FORWARDS.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, socket, mut child) in forwards.drain(..) {
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Some(dir) = std::path::Path::new(&socket).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// `ssh://[user@]host[:port]` as `ssh` arguments: `[-l user] [-p port] host`.
+fn ssh_args(h: &str) -> Result<Vec<String>, String> {
+    let rest = h.strip_prefix("ssh://").unwrap_or(h);
+    let rest = rest.trim_end_matches('/');
+    let (user, hostport) = match rest.rsplit_once('@') {
+        Some((u, hp)) => (Some(u), hp),
+        None => (None, rest),
     };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("invalid port in Docker host `{h}`"))?;
+            (
+                host.trim_start_matches('[').trim_end_matches(']'),
+                Some(port),
+            )
+        }
+        _ => (hostport, None),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!(
+            "invalid Docker host `{h}`: write ssh://USER@HOST or ssh://USER@HOST:PORT"
+        ));
+    }
+    let mut args = Vec::new();
+    if let Some(u) = user.filter(|u| !u.is_empty()) {
+        args.extend(["-l".to_string(), u.to_string()]);
+    }
+    if let Some(p) = port {
+        args.extend(["-p".to_string(), p.to_string()]);
+    }
+    args.push(host.to_string());
+    Ok(args)
+}
+
+/// The local socket that `ssh -L` forwards to the daemon's socket on an `ssh://` host, one
+/// per host for the whole process; `ssh` reads the user's ssh configuration and keys (no
+/// password prompt) and ends with faultline.
+async fn ssh_forward(h: &str) -> Result<String, String> {
+    {
+        let mut forwards = FORWARDS.lock().expect("not poisoned");
+        // A forward whose ssh has ended is started again.
+        forwards.retain_mut(|(_, _, c)| matches!(c.try_wait(), Ok(None)));
+        if let Some((_, socket, _)) = forwards.iter().find(|(host, _, _)| host == h) {
+            return Ok(socket.clone());
+        }
+    }
+    let args = ssh_args(h)?;
+    let dir = std::env::temp_dir().join(format!(
+        "faultline-ssh-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let socket = dir.join("docker.sock");
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args([
+        "-nNT",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ExitOnForwardFailure=yes",
+    ])
+    .args(["-o", "ConnectTimeout=10", "-L"])
+    .arg(format!("{}:{REMOTE_SOCKET}", socket.display()))
+    .args(&args)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let mut child = host::spawn_dying_with_parent(&mut cmd)
+        .map_err(|e| format!("cannot run `ssh` for Docker at {h}: {e} (install openssh-client)"))?;
+    let deadline = std::time::Instant::now() + API_TIMEOUT;
+    loop {
+        if socket.exists() {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!(
+                "cannot reach Docker at {h}: ssh ended ({status}): {} (faultline runs `ssh` without a terminal: the key must be usable without a prompt, e.g. through ssh-agent or ~/.ssh/config)",
+                err.trim()
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!(
+                "cannot reach Docker at {h}: ssh did not forward the daemon's socket within {}s",
+                API_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let shown = socket.display().to_string();
+    FORWARDS
+        .lock()
+        .expect("not poisoned")
+        .push((h.to_string(), shown.clone(), child));
+    Ok(shown)
+}
+
+/// Reads the CA, client certificate and key, and says which one is missing or not PEM.
+fn check_tls_files(tls: &TlsFiles) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fix = "(target.docker.tls, DOCKER_CERT_PATH, or the context's TLS files)";
+    let certs = |path: &std::path::Path, what: &str| -> Result<(), String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read the {what} {}: {e} {fix}", path.display()))?;
+        let n = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the {what} {} is not PEM: {e} {fix}", path.display()))?
+            .len();
+        if n == 0 {
+            return Err(format!(
+                "the {what} {} holds no certificate {fix}",
+                path.display()
+            ));
+        }
+        Ok(())
+    };
+    certs(&tls.ca, "CA")?;
+    if let Some((cert, key)) = &tls.client {
+        certs(cert, "client certificate")?;
+        let bytes = std::fs::read(key)
+            .map_err(|e| format!("cannot read the client key {}: {e} {fix}", key.display()))?;
+        let key_der = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+            format!(
+                "the client key {} is not a PEM private key: {e} {fix}",
+                key.display()
+            )
+        })?;
+        rustls::crypto::ring::default_provider()
+            .key_provider
+            .load_private_key(key_der)
+            .map_err(|e| format!("the client key {} cannot be used: {e} {fix}", key.display()))?;
+    }
+    Ok(())
+}
+
+/// [`describe`], with what a TLS failure means and which file to look at.
+fn describe_tls(ep: &Endpoint, e: &bollard::errors::Error) -> String {
+    let text = describe(&ep.host, e);
+    let Some(tls) = &ep.tls else {
+        return text;
+    };
+    let hint = if text.contains("invalid peer certificate") {
+        format!(
+            "the daemon's certificate is not trusted by the CA {} (or does not name the host): use the CA that signed the daemon's certificate",
+            tls.ca.display()
+        )
+    } else if text.contains("TLS error")
+        || text.contains("alert")
+        || text.contains("connection reset")
+    {
+        match &tls.client {
+            Some((cert, _)) => format!(
+                "the daemon refused the TLS connection: check that it trusts the CA of the client certificate {}",
+                cert.display()
+            ),
+            None => "the daemon refused the TLS connection: it may require a client certificate (cert.pem and key.pem)".to_string(),
+        }
+    } else {
+        return format!("{text} ({})", ep.why());
+    };
+    format!(
+        "{text}: {hint} ({}); see docs/format.md, \"Troubleshooting TLS\"",
+        ep.why()
+    )
+}
+
+/// The socket path when the daemon is reached over a unix socket.
+fn unix_socket_path(h: &str) -> Option<String> {
     if let Some(path) = h.strip_prefix("unix://") {
         Some(path.to_string())
     } else {
-        h.starts_with('/').then_some(h)
+        h.starts_with('/').then(|| h.to_string())
     }
 }
 
@@ -153,6 +364,8 @@ pub fn describe(host: &str, e: &bollard::errors::Error) -> String {
 pub struct DockerPlatform {
     docker: Docker,
     host: String,
+    /// Which daemon, why that one, and its TLS files.
+    endpoint: Endpoint,
     spec: DockerTarget,
     tc_image: Option<String>,
     /// Host stressors started by this process, reaped when they are stopped.
@@ -163,12 +376,16 @@ pub struct DockerPlatform {
 
 impl DockerPlatform {
     pub async fn connect(spec: &DockerTarget) -> Result<Self, PlatformError> {
-        let docker = connect(spec.host.as_deref())
+        let endpoint =
+            super::docker_endpoint::resolve_here(spec.host.as_deref(), spec.tls.as_ref())
+                .map_err(PlatformError::Unavailable)?;
+        let docker = connect(&endpoint)
             .await
             .map_err(PlatformError::Unavailable)?;
         Ok(DockerPlatform {
             docker,
-            host: shown_host(spec.host.as_deref()),
+            host: endpoint.host.clone(),
+            endpoint,
             spec: spec.clone(),
             tc_image: None,
             stressors: std::sync::Mutex::new(Vec::new()),
@@ -185,7 +402,7 @@ impl DockerPlatform {
     /// The daemon runs on this machine (a unix socket), so its containers' processes and
     /// namespaces are visible here.
     fn is_local(&self) -> bool {
-        self.host.starts_with("unix://") || self.host.starts_with('/')
+        self.endpoint.is_local()
     }
 
     /// The host PID of the container's init process, when it is visible from here.
@@ -295,14 +512,11 @@ impl DockerPlatform {
             "status".into(),
             states.iter().map(|s| (*s).to_string()).collect(),
         );
-        if !self.spec.labels.is_empty() {
+        let labels = self.spec.selector_labels();
+        if !labels.is_empty() {
             filters.insert(
                 "label".into(),
-                self.spec
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             );
         }
         let options = ListContainersOptions {
@@ -468,7 +682,11 @@ pub fn eligible(spec: &DockerTarget, names: &[String], labels: &HashMap<String, 
     {
         return false;
     }
-    if !spec.labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+    if !spec
+        .selector_labels()
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
+    {
         return false;
     }
     match &spec.name {
@@ -485,6 +703,23 @@ impl Platform for DockerPlatform {
 
     fn endpoint(&self) -> String {
         self.host.clone()
+    }
+
+    fn reference(&self) -> super::PlatformRef {
+        super::PlatformRef {
+            kind: "docker".into(),
+            endpoint: Some(self.host.clone()),
+            tls: self.endpoint.tls_block(),
+        }
+    }
+
+    fn endpoint_source(&self) -> Option<String> {
+        let remote = if self.is_local() {
+            ""
+        } else {
+            "; remote: faults act through the Docker API only (sidecar, exec, API kill)"
+        };
+        Some(format!("{}{remote}", self.endpoint.why()))
     }
 
     /// One listing gives the running containers and those passed over.
@@ -556,6 +791,21 @@ impl Platform for DockerPlatform {
             self.docker.kill_container(&target.id, Some(options)),
         )
         .await
+    }
+
+    async fn signal_caveat(&self, target: &Target) -> Option<String> {
+        match self.visible_pid(target).await {
+            Ok(Some(_)) => None,
+            _ => Some(format!(
+                "sent through the Docker API at {}{}: Docker records it as a manual stop, so the container's restart policy does not restart it",
+                self.host,
+                if self.is_local() {
+                    ""
+                } else {
+                    " (a remote daemon)"
+                }
+            )),
+        }
     }
 
     async fn freeze(
@@ -1012,10 +1262,25 @@ mod tests {
         assert!(api_version_header("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK").is_none());
         assert!(api_version_header("HTTP/1.1 200 OK\r\napi-version: x\r\n\r\n").is_none());
         assert_eq!(
-            unix_socket_path(Some("unix:///run/d.sock")).as_deref(),
+            unix_socket_path("unix:///run/d.sock").as_deref(),
             Some("/run/d.sock")
         );
-        assert_eq!(unix_socket_path(Some("tcp://127.0.0.1:2375")), None);
+        assert_eq!(unix_socket_path("tcp://127.0.0.1:2375"), None);
+    }
+
+    #[test]
+    fn ssh_hosts_become_ssh_arguments() {
+        assert_eq!(
+            ssh_args("ssh://ops@box:2222").unwrap(),
+            ["-l", "ops", "-p", "2222", "box"]
+        );
+        assert_eq!(ssh_args("ssh://box").unwrap(), ["box"]);
+        assert_eq!(
+            ssh_args("ssh://me@10.0.0.5/").unwrap(),
+            ["-l", "me", "10.0.0.5"]
+        );
+        assert!(ssh_args("ssh://me@box:port").is_err());
+        assert!(ssh_args("ssh://").is_err());
     }
 
     #[test]

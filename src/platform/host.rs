@@ -424,6 +424,21 @@ pub fn spawn_in_own_session(
     cmd.spawn()
 }
 
+/// Starts `cmd` so that it gets SIGTERM when faultline ends (a forwarding `ssh`): it never
+/// outlives the process that uses it.
+pub fn spawn_dying_with_parent(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
+    // SAFETY: the closure runs in the forked child before exec and makes one system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
+    }
+    cmd.spawn()
+}
+
 /// Sets `flag` when SIGTERM arrives (a delayer asked to stop lets its packets go).
 pub fn flag_on_sigterm(flag: &'static std::sync::atomic::AtomicBool) -> std::io::Result<()> {
     static FLAG: std::sync::OnceLock<&'static std::sync::atomic::AtomicBool> =

@@ -2,6 +2,7 @@
 //! only; Docker and Kubernetes differences live in their own folders.
 
 pub mod docker;
+pub mod docker_endpoint;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod host;
@@ -46,6 +47,9 @@ pub struct PlatformRef {
     pub kind: String,
     /// The experiment's own endpoint setting (e.g. `target.docker.host`), if any.
     pub endpoint: Option<String>,
+    /// The TLS files the endpoint was reached with (Docker over `tcp://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::experiment::model::DockerTls>,
 }
 
 /// How faultline reaches a target's network namespace.
@@ -140,7 +144,13 @@ pub trait Platform: Send + Sync {
         PlatformRef {
             kind: self.kind().to_string(),
             endpoint: Some(self.endpoint()),
+            tls: None,
         }
+    }
+    /// Why this endpoint was chosen (Docker: the experiment, DOCKER_HOST, a context, the
+    /// local socket), for `plan` and `doctor`.
+    fn endpoint_source(&self) -> Option<String> {
+        None
     }
     /// Every eligible target that matches the experiment's target block (never a
     /// protected one nor a helper faultline created).
@@ -203,6 +213,12 @@ pub trait Platform: Send + Sync {
             "stopping and starting a target is not available on {}",
             self.kind()
         ))
+    }
+
+    /// What a [`Platform::signal`] to `target` means beyond ending it, when it is more than
+    /// a signal (a kill through the Docker API, which then ignores the restart policy).
+    async fn signal_caveat(&self, _target: &Target) -> Option<String> {
+        None
     }
 
     /// Signals every process of the container `container` of the target (one container
@@ -434,6 +450,7 @@ pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformErr
         "docker" => {
             let spec = crate::experiment::model::DockerTarget {
                 host: r.endpoint.clone(),
+                tls: r.tls.clone(),
                 ..Default::default()
             };
             let tc_image = std::env::var("FAULTLINE_TC_IMAGE").ok();

@@ -15,15 +15,15 @@ use crate::experiment::model::DockerProbe;
 use crate::experiment::units::CountExpr;
 
 /// Connected, version-negotiated clients by the probe's `host` (None: the default).
-pub(crate) type DockerCache = Arc<tokio::sync::Mutex<HashMap<Option<String>, Docker>>>;
+pub(crate) type DockerCache = Arc<tokio::sync::Mutex<HashMap<Option<String>, (Docker, String)>>>;
 
-use crate::platform::docker::{API_TIMEOUT, shown_host};
+use crate::platform::docker::API_TIMEOUT;
+use crate::platform::docker_endpoint;
 
 pub async fn sample(p: &DockerProbe, ctx: &ProbeContext) -> Sample {
     let start = Instant::now();
     let host = p.host.clone();
-    let shown = shown_host(host.as_deref());
-    let docker = match client(&ctx.docker, host.clone()).await {
+    let (docker, shown) = match client(&ctx.docker, host.clone()).await {
         Ok(d) => d,
         Err(detail) => return Sample::fail(start.elapsed(), detail),
     };
@@ -60,15 +60,18 @@ pub async fn sample(p: &DockerProbe, ctx: &ProbeContext) -> Sample {
     }
 }
 
-async fn client(cache: &DockerCache, host: Option<String>) -> Result<Docker, String> {
+/// A connected client and the endpoint as shown in messages.
+async fn client(cache: &DockerCache, host: Option<String>) -> Result<(Docker, String), String> {
     // Held across connecting so that concurrent samples do not all connect at once.
     let mut cache = cache.lock().await;
     if let Some(d) = cache.get(&host) {
         return Ok(d.clone());
     }
-    let docker = crate::platform::docker::connect(host.as_deref()).await?;
-    cache.insert(host, docker.clone());
-    Ok(docker)
+    // The same daemon the docker CLI (and a target without `host`) would use.
+    let endpoint = docker_endpoint::resolve_here(host.as_deref(), None)?;
+    let docker = crate::platform::docker::connect(&endpoint).await?;
+    cache.insert(host, (docker.clone(), endpoint.host.clone()));
+    Ok((docker, endpoint.host))
 }
 
 enum Failure {
@@ -147,6 +150,13 @@ mod tests {
         assert_eq!(ctx.docker.lock().await.len(), 1);
     }
 
+    fn which_ssh() -> bool {
+        std::process::Command::new("ssh")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
     #[tokio::test]
     async fn unreachable_docker_fails_with_reason() {
         let ctx = ProbeContext::new().unwrap();
@@ -173,12 +183,26 @@ mod tests {
         );
         assert!(ctx.docker.lock().await.is_empty());
 
-        let p = probe(serde_json::json!({"host": "ssh://box", "running": 1}));
+        let p = probe(serde_json::json!({"host": "npipe:////./pipe/docker_engine", "running": 1}));
         let s = sample(&p, &ctx).await;
         assert!(
-            s.detail.starts_with("unsupported Docker host `ssh://box`"),
+            s.detail
+                .starts_with("unsupported Docker host `npipe:////./pipe/docker_engine`"),
             "{}",
             s.detail
         );
+
+        // An ssh host that does not answer: ssh's own words.
+        if which_ssh() {
+            let host = format!("ssh://nobody@127.0.0.1:{}", addr.port());
+            let p = probe(serde_json::json!({"host": host, "running": 1}));
+            let s = sample(&p, &ctx).await;
+            assert!(
+                s.detail
+                    .starts_with(&format!("cannot reach Docker at {host}: ssh ended")),
+                "{}",
+                s.detail
+            );
+        }
     }
 }

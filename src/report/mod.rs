@@ -254,6 +254,10 @@ pub struct FaultEffects {
     /// The processes the fault signalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signalled: Vec<ProcessRef>,
+    /// What the way the fault was applied means beyond it (a kill through a remote
+    /// Docker daemon's API: the container's restart policy does not restart it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
     /// Bytes the target's blkio/io cgroup read from block devices while the fault was
     /// active, by the cgroup's own counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -388,6 +392,9 @@ impl FaultEffects {
                 .collect();
             parts.push(format!("peers {}", peers.join(", ")));
         }
+        if let Some(c) = &self.caveat {
+            parts.push(c.clone());
+        }
         parts.join("; ")
     }
 
@@ -407,6 +414,7 @@ impl FaultEffects {
         }
         self.run = other.run.or(self.run.take());
         self.rollback = other.rollback.or(self.rollback.take());
+        self.caveat = other.caveat.or(self.caveat.take());
     }
 
     /// The same with every command output passed through `redact` (secrets).

@@ -1,0 +1,757 @@
+//! A remote Docker daemon over TLS, end to end: the tests make a CA and server and client
+//! certificates with `openssl`, expose the local engine on 127.0.0.1:PORT through a
+//! TLS-terminating proxy that verifies clients (stunnel, `verifyChain`/`requireCert`;
+//! socat 1.7's OPENSSL-LISTEN with `verify=1` fails every resumed session with "session id
+//! context uninitialized", and rustls resumes), and
+//! run faults through it with DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, or a
+//! docker context in a temporary DOCKER_CONFIG. The effects are measured with the docker
+//! CLI on the local socket; the proxy's own log shows the connections went through it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+/// `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA named `name` in `dir`: `NAME-ca.pem`, `NAME-ca-key.pem`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=faultline test CA {name}"),
+            "-keyout",
+            &format!("{name}-ca-key.pem"),
+            "-out",
+            &format!("{name}-ca.pem"),
+        ],
+    );
+}
+
+/// A certificate `OUT.pem` / `OUT-key.pem` signed by CA `ca`, with extensions `ext`.
+fn make_cert(dir: &Path, ca: &str, out: &str, cn: &str, ext: &str) {
+    std::fs::write(dir.join(format!("{out}.ext")), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{out}-key.pem"),
+            "-out",
+            &format!("{out}.csr"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{out}.csr"),
+            "-CA",
+            &format!("{ca}-ca.pem"),
+            "-CAkey",
+            &format!("{ca}-ca-key.pem"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{out}.ext"),
+            "-out",
+            &format!("{out}.pem"),
+        ],
+    );
+}
+
+/// The local engine behind a TLS proxy on 127.0.0.1 that verifies client certificates.
+/// Killed (and waited for) on drop, also when the test panics.
+struct TlsEngine {
+    proxy: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsEngine {
+    /// `None` (a recorded skip) without the engine, openssl or stunnel.
+    fn start() -> Option<TlsEngine> {
+        if !require_docker() {
+            return None;
+        }
+        require_program(
+            "openssl",
+            "openssl",
+            "the TLS tests make their certificates",
+        )?;
+        let stunnel = require_program(
+            "stunnel4",
+            "stunnel4",
+            "the TLS tests expose the engine through a TLS proxy",
+        )?;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        make_ca(d, "good");
+        make_ca(d, "wrong");
+        make_cert(
+            d,
+            "good",
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        );
+        make_cert(
+            d,
+            "good",
+            "client",
+            "faultline",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        make_cert(
+            d,
+            "wrong",
+            "stranger",
+            "stranger",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        // The docker CLI's layout: ca.pem, cert.pem, key.pem in DOCKER_CERT_PATH.
+        for (dir_name, ca, cert) in [
+            ("certs", "good-ca", "client"),
+            ("wrong-ca", "wrong-ca", "client"),
+            ("stranger", "good-ca", "stranger"),
+        ] {
+            let to = d.join(dir_name);
+            std::fs::create_dir_all(&to).unwrap();
+            std::fs::copy(d.join(format!("{ca}.pem")), to.join("ca.pem")).unwrap();
+            std::fs::copy(d.join(format!("{cert}.pem")), to.join("cert.pem")).unwrap();
+            std::fs::copy(d.join(format!("{cert}-key.pem")), to.join("key.pem")).unwrap();
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let log = std::fs::File::create(d.join("proxy.log")).unwrap();
+        let conf = d.join("stunnel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "foreground = yes\npid =\n[docker]\naccept = 127.0.0.1:{port}\nconnect = /var/run/docker.sock\ncert = {}\nkey = {}\nCAfile = {}\nverifyChain = yes\nrequireCert = yes\n",
+                d.join("server.pem").display(),
+                d.join("server-key.pem").display(),
+                d.join("good-ca.pem").display(),
+            ),
+        )
+        .unwrap();
+        let proxy = Command::new(stunnel)
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("stunnel starts");
+        let engine = TlsEngine { proxy, port, dir };
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "the TLS proxy never listened on 127.0.0.1:{port}: {}",
+            engine.proxy_log()
+        );
+        Some(engine)
+    }
+
+    fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn proxy_log(&self) -> String {
+        std::fs::read_to_string(self.path("proxy.log")).unwrap_or_default()
+    }
+
+    /// How many TLS connections the proxy accepted.
+    fn connections(&self) -> usize {
+        self.proxy_log().matches("accepted connection").count()
+    }
+
+    /// `run` reaching the engine as a docker CLI user would: DOCKER_HOST with TLS
+    /// verification and the certificates in `certs` (a directory of this engine).
+    fn env(&self, run: Run, certs: &str) -> Run {
+        run.env("DOCKER_HOST", self.host())
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", self.path(certs))
+            .env_remove("DOCKER_CONTEXT")
+    }
+
+    /// A docker context named `name` for this engine in a new DOCKER_CONFIG, laid out as
+    /// `docker context create NAME --docker host=…,ca=…,cert=…,key=…` and `docker context
+    /// use NAME` do, and returned.
+    fn context_config(&self, name: &str) -> PathBuf {
+        let config = self.path("docker-config");
+        let id = sha256_hex(name);
+        let meta = config.join("contexts/meta").join(&id);
+        std::fs::create_dir_all(&meta).unwrap();
+        std::fs::write(
+            meta.join("meta.json"),
+            format!(
+                r#"{{"Name":"{name}","Metadata":{{"Description":"faultline test"}},"Endpoints":{{"docker":{{"Host":"{}","SkipTLSVerify":false}}}}}}"#,
+                self.host()
+            ),
+        )
+        .unwrap();
+        let tls = config.join("contexts/tls").join(&id).join("docker");
+        std::fs::create_dir_all(&tls).unwrap();
+        for f in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::copy(self.path("certs").join(f), tls.join(f)).unwrap();
+        }
+        std::fs::write(
+            config.join("config.json"),
+            format!(r#"{{"auths":{{}},"currentContext":"{name}"}}"#),
+        )
+        .unwrap();
+        config
+    }
+}
+
+impl Drop for TlsEngine {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+    }
+}
+
+/// SHA-256 of `text` in hex, by `sha256sum` (the docker CLI names context directories so).
+fn sha256_hex(text: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The container's CPU time in nanoseconds, from its cgroup (v1 cpuacct or v2 cpu.stat).
+fn cpu_ns(id: &str) -> u64 {
+    for p in [
+        format!("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage"),
+        format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}/cpuacct.usage"),
+    ] {
+        if let Ok(v) = std::fs::read_to_string(&p) {
+            return v.trim().parse().unwrap();
+        }
+    }
+    for p in [
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat"),
+        format!("/sys/fs/cgroup/docker/{id}/cpu.stat"),
+    ] {
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            let usec: u64 = s
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            return usec * 1000;
+        }
+    }
+    panic!("no CPU accounting found for container {id}");
+}
+
+#[test]
+fn pause_through_a_tls_verified_remote_engine() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-pause");
+    let web = fleet.web(&[]);
+    let exp = fleet.experiment("tls-pause").fault("pause: {duration: 2s}");
+    let run = engine
+        .env(Run::experiment(&exp), "certs")
+        .json_report()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || paused(&web)),
+        "the target was never paused through the TLS endpoint"
+    );
+    let r = run.wait().expect(0).report();
+    assert_eq!(r["faults"][0]["type"], "pause");
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(!paused(&web));
+    assert!(
+        engine.connections() >= 1,
+        "the run did not go through the TLS proxy: {}",
+        engine.proxy_log()
+    );
+}
+
+#[test]
+fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-kill");
+    let web = fleet.web(&["--restart", "always"]);
+    let exp = fleet
+        .experiment("tls-kill")
+        .fault("kill: {signal: SIGKILL}");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = engine
+        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(
+        &plan.stdout,
+        &["fault 1 (kill): through the Docker API", "restart policy"],
+    );
+    let r = engine
+        .env(Run::experiment(&exp), "certs")
+        .json_report()
+        .expect_report(0);
+    assert_eq!(r["faults"][0]["type"], "kill");
+    assert_eq!(r["faults"][0]["status"], "completed");
+    // A remote daemon's containers are killed through its API, which Docker takes for a
+    // manual stop: the run says so, and the restart policy indeed does not bring it back.
+    let caveat = r["faults"][0]["effects"]["caveat"]
+        .as_str()
+        .unwrap_or_default();
+    assert_contains(caveat, &["Docker API", "remote", "restart policy"]);
+    assert_contains(&event_message(&r, "fault_effect"), &["restart policy"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || !running(&web)),
+        "the target still runs after a kill through the TLS endpoint"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!running(&web), "restarted despite the API kill");
+    assert_eq!(inspect(&web, "{{.State.ExitCode}}"), "137", "SIGKILL");
+    assert!(engine.connections() >= 1, "{}", engine.proxy_log());
+}
+
+#[test]
+fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-net");
+    let web = fleet.web(&[]);
+    // No strategy: `auto` must pick the sidecar, since the daemon is remote.
+    let exp = fleet
+        .experiment("tls-net")
+        .fault("network: {rate: 1mbit, duration: 3s}");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = engine
+        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(&plan.stdout, &["fault 1 (network): sidecar"]);
+    let run = engine
+        .env(Run::with_tc_image(&exp), "certs")
+        .json_report()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || qdiscs(&web).contains("tbf")),
+        "no tbf qdisc in the target's namespace during the fault: {}",
+        qdiscs(&web)
+    );
+    assert_eq!(helpers(&web), 1, "a sidecar shares the target's namespace");
+    let r = run.wait().expect(0).report();
+    assert_eq!(r["faults"][0]["type"], "network");
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(!qdiscs(&web).contains("tbf"), "{}", qdiscs(&web));
+    assert!(
+        wait_until(Duration::from_secs(10), || helpers(&web) == 0),
+        "the sidecar is left"
+    );
+}
+
+#[test]
+fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-cpu");
+    let web = fleet.web(&[]);
+    let id = fleet.id(&web);
+    let before = cpu_ns(&id);
+    // No strategy: `auto` must pick exec, since the daemon is remote.
+    let exp = fleet
+        .experiment("tls-cpu")
+        .fault("cpu_stress: {workers: 1, load: 80, duration: 3s}");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = engine
+        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(&plan.stdout, &["fault 1 (cpu_stress): exec"]);
+    let r = engine
+        .env(Run::experiment(&exp), "certs")
+        .json_report()
+        .expect_report(0);
+    let burnt = (cpu_ns(&id) - before) as f64 / 1e9;
+    assert_eq!(r["faults"][0]["type"], "cpu_stress");
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(
+        burnt > 0.8,
+        "the container burnt {burnt:.2} s of CPU during a 3 s stress at 80%"
+    );
+    let left = docker_ok(&["exec", &web, "ps"]);
+    assert!(
+        !left.contains("faultline"),
+        "a stress loop is left in the container:\n{left}"
+    );
+}
+
+/// The journal keeps the endpoint and its TLS files: `recover`, in an environment without
+/// any DOCKER_* variable, reverts a killed run's pause through the same TLS endpoint.
+#[test]
+fn recover_reaches_the_tls_endpoint_from_the_journal() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-recover");
+    let web = fleet.web(&[]);
+    let exp = fleet
+        .experiment("tls-recover")
+        .fault("pause: {duration: 60s}");
+    let state = StateDir::new();
+    let run = engine
+        .env(Run::experiment(&exp), "certs")
+        .state(&state)
+        .no_dead_mans_switch()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || paused(&web)),
+        "the target was never paused through the TLS endpoint"
+    );
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = run.wait();
+    assert!(paused(&web), "the killed run left its pause");
+    assert_eq!(state.open_entries(), 1);
+    let before = engine.connections();
+    Run::new(["recover"])
+        .state(&state)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_CONFIG", engine.path("no-docker-config"))
+        .output()
+        .expect(0);
+    assert!(!paused(&web), "recover did not unpause the target");
+    assert!(state.is_clean());
+    assert!(
+        engine.connections() > before,
+        "recover did not go through the TLS endpoint: {}",
+        engine.proxy_log()
+    );
+}
+
+#[test]
+fn a_wrong_ca_exits_4_before_anything_is_touched() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-wrong-ca");
+    let web = fleet.web(&[]);
+    let exp = fleet
+        .experiment("tls-wrong-ca")
+        .fault("pause: {duration: 2s}");
+    let state = StateDir::new();
+    let out = engine
+        .env(Run::experiment(&exp), "wrong-ca")
+        .state(&state)
+        .output();
+    out.expect(4);
+    let err = &out.stderr;
+    assert_contains(
+        err,
+        &[
+            "invalid peer certificate",
+            "not trusted by the CA",
+            &engine.path("wrong-ca/ca.pem").display().to_string(),
+            "DOCKER_HOST",
+        ],
+    );
+    assert!(!paused(&web));
+    assert_eq!(state.open_entries(), 0, "nothing was journaled");
+
+    // A client certificate the daemon does not trust: refused, and nothing touched.
+    let out = engine
+        .env(Run::experiment(&exp), "stranger")
+        .state(&state)
+        .output();
+    out.expect(4);
+    assert_contains(&out.stderr, &["refused the TLS connection"]);
+    assert!(!paused(&web));
+}
+
+#[test]
+fn a_docker_context_in_a_temporary_config_is_followed() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-context");
+    let web = fleet.web(&[]);
+    let config = engine.context_config("tls-lab");
+    let exp = fleet
+        .experiment("tls-context")
+        .fault("pause: {duration: 2s}");
+    let with_context = |run: Run| {
+        run.env("DOCKER_CONFIG", &config)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+    };
+
+    // doctor and plan say which endpoint, why, and what a remote daemon means.
+    let dir = tempfile::tempdir().unwrap();
+    let file = exp.write(dir.path());
+    let doctor = with_context(Run::new(["doctor"]).arg(&file)).output();
+    assert_contains(
+        &doctor.stdout,
+        &[
+            &engine.host(),
+            "docker context `tls-lab`",
+            "currentContext",
+            "remote",
+        ],
+    );
+    let plan = with_context(Run::new(["plan"]).arg(&file)).output();
+    plan.expect(0);
+    assert_contains(
+        &plan.stdout,
+        &[
+            &format!("Endpoint: {}", engine.host()),
+            "docker context `tls-lab`",
+            "From this host: no",
+            "fault 1 (pause): the Docker API's pause",
+        ],
+    );
+    assert!(!paused(&web), "plan touches nothing");
+
+    let before = engine.connections();
+    let run = with_context(Run::experiment(&exp)).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || paused(&web)),
+        "the target was never paused through the context's endpoint"
+    );
+    let r = run.wait().expect(0).report();
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(!paused(&web));
+    assert!(
+        engine.connections() > before,
+        "the run did not go through the context's TLS endpoint: {}",
+        engine.proxy_log()
+    );
+}
+
+/// An sshd on 127.0.0.1 with its own host key, accepting one client key made by the test,
+/// and an `ssh` wrapper (first on PATH) that uses the test's client configuration: nothing
+/// is written outside the temporary directory. Killed on drop.
+struct SshEngine {
+    sshd: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SshEngine {
+    fn start() -> Option<SshEngine> {
+        if !require_docker() {
+            return None;
+        }
+        let sshd = require_program("sshd", "openssh-server", "the ssh:// test runs an sshd")?;
+        require_program("ssh", "openssh-client", "the ssh:// test connects with ssh")?;
+        if !Path::new("/run/sshd").is_dir() {
+            skip(
+                Skip::Missing,
+                "sshd needs its privilege separation directory /run/sshd (scripts/install-test-deps.sh creates it)",
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .output()
+                .expect("ssh-keygen runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowStreamLocalForwarding yes\n",
+                d.join("host_key").display(),
+                d.join("authorized_keys").display(),
+            ),
+        )
+        .unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host 127.0.0.1\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+                d.join("client_key").display(),
+                d.join("known_hosts").display(),
+            ),
+        )
+        .unwrap();
+        let bin = d.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let real_ssh = require_program("ssh", "openssh-client", "")?;
+        std::fs::write(
+            bin.join("ssh"),
+            format!(
+                "#!/bin/sh\nexec {} -F {} \"$@\"\n",
+                real_ssh.display(),
+                d.join("ssh_config").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let engine = SshEngine {
+            sshd: child,
+            port,
+            dir,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "sshd never listened on 127.0.0.1:{port}: {}",
+            engine.log()
+        );
+        Some(engine)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// `run` with DOCKER_HOST=ssh://root@127.0.0.1:PORT and the test's `ssh` first on PATH.
+    fn env(&self, run: Run) -> Run {
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        run.env("DOCKER_HOST", format!("ssh://root@127.0.0.1:{}", self.port))
+            .env("PATH", path)
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CONTEXT")
+    }
+}
+
+impl Drop for SshEngine {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+/// The directories of faultline's ssh forwards in the temporary directory.
+fn forward_dirs() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("faultline-ssh-"))
+        .collect()
+}
+
+#[test]
+fn pause_through_docker_host_ssh() {
+    let Some(engine) = SshEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("ssh-pause");
+    let web = fleet.web(&[]);
+    let exp = fleet.experiment("ssh-pause").fault("pause: {duration: 2s}");
+    let before = forward_dirs();
+    let run = engine.env(Run::experiment(&exp)).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || paused(&web)),
+        "the target was never paused through ssh: {}",
+        engine.log()
+    );
+    let r = run.wait().expect(0).report();
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(!paused(&web));
+    assert_contains(&engine.log(), &["Accepted publickey for root"]);
+    // The forwarding ssh ended with faultline (its command line names the port).
+    let marker = format!("-p\0{}\0127.0.0.1", engine.port);
+    assert!(
+        wait_until(Duration::from_secs(5), || host_processes(&marker)
+            .is_empty()),
+        "the forwarding ssh outlived faultline"
+    );
+    let left: Vec<_> = forward_dirs().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "forward directories left: {left:?}");
+}
