@@ -519,7 +519,9 @@ pub enum Fault {
 
 /// The `name`, `after` and `duration` items of a [`FaultSpec`] whose parameters have
 /// `after` and `duration` fields: `fault_timing!("pause");` inside the impl, or
-/// `fault_timing!("restart", one_shot);` for a fault that has no duration.
+/// `fault_timing!("restart", one_shot);` for a fault that has no duration,
+/// `fault_timing!("command", optional);` for one whose `duration` is optional, or
+/// `fault_timing!("kill", |f| f.every.and(f.duration));` to compute it.
 macro_rules! fault_timing {
     ($name:literal) => {
         $crate::experiment::model::fault_timing!(@common $name);
@@ -531,6 +533,19 @@ macro_rules! fault_timing {
         $crate::experiment::model::fault_timing!(@common $name);
         fn duration(&self) -> Option<$crate::experiment::units::Duration> {
             None
+        }
+    };
+    ($name:literal, optional) => {
+        $crate::experiment::model::fault_timing!(@common $name);
+        fn duration(&self) -> Option<$crate::experiment::units::Duration> {
+            self.duration
+        }
+    };
+    ($name:literal, |$f:ident| $duration:expr) => {
+        $crate::experiment::model::fault_timing!(@common $name);
+        fn duration(&self) -> Option<$crate::experiment::units::Duration> {
+            let $f = self;
+            $duration
         }
     };
     (@common $name:literal) => {

@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{FaultEffects, FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
-    CommandFault, CommandPlace, FaultProblems, FaultSpec, Target as TargetSpec,
+    CommandFault, CommandPlace, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
-use crate::experiment::units::Duration;
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target};
 pub use crate::report::CommandRun;
@@ -47,17 +46,7 @@ fn words(argv: &[String]) -> String {
 }
 
 impl FaultSpec for CommandFault {
-    fn name(&self) -> &'static str {
-        "command"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        self.duration
-    }
+    fault_timing!("command", optional);
 
     fn describe(&self) -> String {
         let place = match self.place {

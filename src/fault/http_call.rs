@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::command::{failed, trimmed};
 use super::{FaultEffects, FaultKind, Undo, UndoRecord};
 use crate::experiment::model::{
-    FaultProblems, FaultSpec, HttpCallFault, HttpRequest, Target as TargetSpec,
+    FaultProblems, FaultSpec, HttpCallFault, HttpRequest, Target as TargetSpec, fault_timing,
 };
-use crate::experiment::units::{Duration, StatusSpec};
+use crate::experiment::units::StatusSpec;
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
 use crate::report::CommandRun;
@@ -91,17 +91,7 @@ fn check_request(
 }
 
 impl FaultSpec for HttpCallFault {
-    fn name(&self) -> &'static str {
-        "http_call"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        self.duration
-    }
+    fault_timing!("http_call", optional);
 
     fn describe(&self) -> String {
         let mut s = format!(

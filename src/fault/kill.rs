@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::{FaultEffects, FaultKind, Settled};
 use crate::experiment::model::{
-    FaultProblems, FaultSpec, KillExpect, KillFault, Target as TargetSpec,
+    FaultProblems, FaultSpec, KillExpect, KillFault, Target as TargetSpec, fault_timing,
 };
 use crate::experiment::units::{Duration, Signal};
 use crate::platform::kubernetes::rbac::{self, Permission};
@@ -22,17 +22,7 @@ use crate::report::{ContainerRestarts, ProcessRef};
 const DEFAULT_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl FaultSpec for KillFault {
-    fn name(&self) -> &'static str {
-        "kill"
-    }
-
-    fn after(&self) -> Duration {
-        self.after
-    }
-
-    fn duration(&self) -> Option<Duration> {
-        self.every.and(self.duration)
-    }
+    fault_timing!("kill", |f| f.every.and(f.duration));
 
     fn describe(&self) -> String {
         let mut s = match (&self.process, &self.container) {
