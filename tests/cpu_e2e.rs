@@ -7,34 +7,6 @@ use std::time::Duration;
 
 use support::*;
 
-/// The container's CPU time in nanoseconds, from its cgroup (v1 cpuacct or v2 cpu.stat).
-fn cpu_ns(id: &str) -> u64 {
-    for p in [
-        format!("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage"),
-        format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}/cpuacct.usage"),
-    ] {
-        if let Ok(v) = std::fs::read_to_string(&p) {
-            return v.trim().parse().unwrap();
-        }
-    }
-    for p in [
-        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat"),
-        format!("/sys/fs/cgroup/docker/{id}/cpu.stat"),
-    ] {
-        if let Ok(s) = std::fs::read_to_string(&p) {
-            let usec: u64 = s
-                .lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            return usec * 1000;
-        }
-    }
-    panic!("no CPU accounting found for container {id}");
-}
-
 /// Stressors anywhere on the host (this test runs one measurement at a time) or inside
 /// the container.
 fn stressors_left(name: &str) -> usize {

@@ -427,3 +427,31 @@ pub fn io_counters(id: &str) -> (u64, u64) {
     }
     panic!("no blkio/io cgroup found for container {id}");
 }
+
+/// The container's CPU time in nanoseconds, from its cgroup (v1 cpuacct or v2 cpu.stat).
+pub fn cpu_ns(id: &str) -> u64 {
+    for p in [
+        format!("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage"),
+        format!("/sys/fs/cgroup/cpu,cpuacct/docker/{id}/cpuacct.usage"),
+    ] {
+        if let Ok(v) = std::fs::read_to_string(&p) {
+            return v.trim().parse().unwrap();
+        }
+    }
+    for p in [
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat"),
+        format!("/sys/fs/cgroup/docker/{id}/cpu.stat"),
+    ] {
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            let usec: u64 = s
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            return usec * 1000;
+        }
+    }
+    panic!("no CPU accounting found for container {id}");
+}
