@@ -203,10 +203,7 @@ fn io_stress_refuses_a_path_without_the_containers_block_io() {
         let exp = Experiment::new("io-tmpfs").on(&fleet).fault(&format!(
             "io_stress: {{size: 4MiB, path: /scratch, duration: 2s, strategy: {strategy}}}"
         ));
-        let out = Run::experiment(&exp).json_report().output();
-        out.expect(4);
-        let report = out.report();
-        let error = report["faults"][0]["error"].as_str().unwrap();
+        let error = &Run::refusal(&exp);
         assert_contains(error, &["/scratch", "tmpfs", "no block device", "volume"]);
     }
     let files = docker_ok(&["exec", &web, "sh", "-c", "ls -a /scratch"]);
@@ -223,10 +220,7 @@ fn io_stress_refuses_more_than_the_filesystem_has() {
     let exp = Experiment::new("io-full")
         .on(&fleet)
         .fault("io_stress: {workers: 4, size: 100TiB, path: /io, duration: 2s}");
-    let out = Run::experiment(&exp).json_report().output();
-    out.expect(4);
-    let report = out.report();
-    let error = report["faults"][0]["error"].as_str().unwrap();
+    let error = &Run::refusal(&exp);
     assert_contains(error, &["more than the", "free", "/io"]);
     assert_eq!(io_files(&web), 0);
 }

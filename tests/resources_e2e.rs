@@ -219,10 +219,7 @@ fn memory_percent_without_a_limit_is_refused_clearly() {
         .on(&fleet)
         .fault("memory_stress: {percent: 50, duration: 2s}");
     // (the default ramp, 5s, is shortened to a shorter duration)
-    let out = Run::experiment(&exp).json_report().output();
-    out.expect(4);
-    let report = out.report();
-    let error = report["faults"][0]["error"].as_str().unwrap();
+    let error = &Run::refusal(&exp);
     assert_contains(error, &["has none", "--memory", "size"]);
     assert_eq!(allocators_left(&web), 0);
 }
@@ -373,10 +370,7 @@ fn disk_fill_refuses_more_than_the_filesystem_has() {
     let exp = Experiment::new("disk-full")
         .on(&fleet)
         .fault("disk_fill: {size: 100MiB, path: /fill, duration: 2s}");
-    let out = Run::experiment(&exp).json_report().output();
-    out.expect(4);
-    let report = out.report();
-    let error = report["faults"][0]["error"].as_str().unwrap();
+    let error = &Run::refusal(&exp);
     assert_contains(error, &["`size` 100MiB is more than the", "free", "/fill"]);
     assert_eq!(fill_files(&web, "/fill"), 0, "nothing was written");
 }
@@ -675,10 +669,7 @@ fn kill_process_refuses_when_nothing_matches() {
     let exp = Experiment::new("kill-nomatch")
         .on(&fleet)
         .fault("kill: {process: java}");
-    let out = Run::experiment(&exp).json_report().output();
-    out.expect(4);
-    let report = out.report();
-    let error = report["faults"][0]["error"].as_str().unwrap();
+    let error = &Run::refusal(&exp);
     assert_contains(error, &["no process in", "/java/", "httpd"]);
     assert!(running(&web));
 }

@@ -52,6 +52,17 @@ impl Run {
         run.arg(file)
     }
 
+    /// Runs `exp`, which must fail to inject its first fault (exit 4), and returns that
+    /// fault's error as the JSON report gives it.
+    pub fn refusal(exp: &Experiment) -> String {
+        let out = Run::experiment(exp).json_report().output();
+        out.expect(4);
+        out.report()["faults"][0]["error"]
+            .as_str()
+            .expect("the first fault has an error")
+            .to_string()
+    }
+
     /// `faultline report FILES --format FORMAT`.
     pub fn report<P: AsRef<OsStr>>(files: &[P], format: &str) -> Run {
         Run::new(["report"]).args(files).args(["--format", format])
