@@ -590,6 +590,24 @@ impl FaultProblems {
         self.0.push((Some(key), message.into()));
     }
 
+    /// `key` must name a directory inside the target: absolute, without `..`.
+    pub fn target_dir(&mut self, key: &'static str, path: &str) {
+        if !path.starts_with('/') {
+            self.err_at(
+                key,
+                format!(
+                    "`{key}` must be absolute (a directory inside the target), e.g. /{}",
+                    path.trim_start_matches("./")
+                ),
+            );
+        } else if path.split('/').any(|c| c == "..") {
+            self.err_at(
+                key,
+                format!("`{key}` must not contain `..`: name the directory itself"),
+            );
+        }
+    }
+
     /// `key` must be longer than zero.
     pub fn positive(&mut self, key: &'static str, d: Duration) {
         if d.as_millis() == 0 {

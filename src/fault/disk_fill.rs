@@ -203,20 +203,7 @@ impl FaultSpec for DiskFillFault {
             (None, Some(pc)) if pc.0 <= 0.0 => p.err_at("percent", "`percent` must be above 0"),
             _ => {}
         }
-        if !self.path.starts_with('/') {
-            p.err_at(
-                "path",
-                format!(
-                    "`path` must be absolute (a directory inside the target), e.g. /{}",
-                    self.path.trim_start_matches("./")
-                ),
-            );
-        } else if self.path.split('/').any(|c| c == "..") {
-            p.err_at(
-                "path",
-                "`path` must not contain `..`: name the directory itself",
-            );
-        }
+        p.target_dir("path", &self.path);
     }
 }
 

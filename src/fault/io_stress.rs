@@ -364,20 +364,7 @@ impl FaultSpec for IoStressFault {
                 format!("workers {} is outside 1..64", self.workers),
             );
         }
-        if !self.path.starts_with('/') {
-            p.err_at(
-                "path",
-                format!(
-                    "`path` must be absolute (a directory inside the target), e.g. /{}",
-                    self.path.trim_start_matches("./")
-                ),
-            );
-        } else if self.path.split('/').any(|c| c == "..") {
-            p.err_at(
-                "path",
-                "`path` must not contain `..`: name the directory itself",
-            );
-        }
+        p.target_dir("path", &self.path);
     }
 }
 
