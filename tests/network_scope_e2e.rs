@@ -251,6 +251,38 @@ fn an_ingress_delay_from_one_address_slows_only_its_answers() {
     assert_eq!(faultline_rules(&a), "", "rules left behind");
 }
 
+/// `from:` names the peers as clients of the target's own service: A's answers to B
+/// (from its port 80) are delayed, so B's connect and requests to A slow down; C, another
+/// client of A, does not.
+#[test]
+fn a_delay_from_one_client_slows_only_the_answers_to_it() {
+    let Some((fleet, a, b, c)) = trio("scope-from") else {
+        return;
+    };
+    let to_a = url(&a, 80);
+    let (base_b, base_c) = (median(&b, &to_a, 15), median(&c, &to_a, 15));
+    let running = start_on(
+        &fleet,
+        &a,
+        &format!(
+            "network: {{delay: 200ms, engine: nfqueue, duration: 12s, from: {{containers: {{names: [{b}]}}, ports: [80]}}}}"
+        ),
+        "OUTPUT",
+    );
+    let rules = chain(&a, "OUTPUT");
+    assert!(
+        rules.contains(&format!("-d {}/32", ip(&b))) && rules.contains("--sports 80"),
+        "{rules}"
+    );
+    let (during_b, during_c) = (median(&b, &to_a, 15), median(&c, &to_a, 15));
+    running.wait().expect(0);
+    assert_added("B→A connect", base_b.connect, during_b.connect, 200.0);
+    assert_added("B→A HTTP request", base_b.request, during_b.request, 200.0);
+    assert_untouched("C→A connect", base_c.connect, during_c.connect);
+    assert_untouched("C→A HTTP request", base_c.request, during_c.request);
+    assert_eq!(faultline_rules(&a), "", "rules left behind");
+}
+
 #[test]
 fn a_peer_that_matches_nothing_is_refused_not_widened() {
     let Some((fleet, a, _b, _c)) = trio("scope-none") else {
