@@ -180,6 +180,34 @@ fn own_pod() -> Option<(String, String)> {
     Some((ns.trim().to_string(), name))
 }
 
+/// What a node helper pod is waited for.
+#[derive(Clone, Copy)]
+struct HelperJob {
+    /// How messages name it: `pause`, `kill`.
+    name: &'static str,
+    /// What it does to the container: `freeze`, `signal`.
+    verb: &'static str,
+    /// What its image needs.
+    needs: &'static str,
+    /// Done when the pod is ready (the pause helper holds the freeze while it lives);
+    /// otherwise when the helper has ended with 0 (it reports what it did).
+    until_ready: bool,
+}
+
+const PAUSE_JOB: HelperJob = HelperJob {
+    name: "pause",
+    verb: "freeze",
+    needs: "`sh` and `sleep`",
+    until_ready: true,
+};
+
+const KILL_JOB: HelperJob = HelperJob {
+    name: "kill",
+    verb: "signal",
+    needs: "`sh`, `find`, `head` and `kill`",
+    until_ready: false,
+};
+
 /// Why an exec into a helper did not run.
 enum ExecError {
     Platform(PlatformError),
@@ -401,13 +429,22 @@ impl KubernetesPlatform {
         Ok((name, id.to_string()))
     }
 
-    /// Waits until the pause helper reports the container frozen (its readiness).
-    async fn wait_frozen(
+    /// Waits until a node helper pod has done its job on `container` (see [`HelperJob`])
+    /// and returns what it said; its failure, a helper that cannot start, or one still at
+    /// work after the start timeout is refused.
+    async fn wait_helper(
         &self,
+        job: &HelperJob,
         helper: &str,
         target: &Target,
         container: &str,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<String, PlatformError> {
+        let HelperJob {
+            name,
+            verb,
+            needs,
+            until_ready,
+        } = *job;
         let deadline = tokio::time::Instant::now() + self.timing.start;
         loop {
             let pod = match self.send(self.pods().get(helper)).await? {
@@ -415,77 +452,15 @@ impl KubernetesPlatform {
                 Err(e) => {
                     return Err(match self.classify(rbac::GET_PODS, &e) {
                         Failure::NotFound => PlatformError::Refused(format!(
-                            "the pause helper `{helper}` was deleted before it froze the container"
+                            "the {name} helper `{helper}` was deleted before it could {verb} the container"
                         )),
                         other => other.into_platform(helper),
                     });
                 }
             };
-            if pod_ready(&pod) {
-                return Ok(());
+            if until_ready && pod_ready(&pod) {
+                return Ok(String::new());
             }
-            let status = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .and_then(|cs| cs.first());
-            let waiting = match container_state(status) {
-                ContainerState::Ended {
-                    code,
-                    reason,
-                    message,
-                } => {
-                    let why = if message.is_empty() {
-                        format!("the helper ended ({reason}, exit {code})")
-                    } else {
-                        message
-                    };
-                    return Err(PlatformError::Refused(format!(
-                        "cannot freeze container `{container}` of pod `{}`: {why}",
-                        target.name
-                    )));
-                }
-                ContainerState::Broken { reason, message } => {
-                    return Err(PlatformError::Refused(format!(
-                        "the pause helper cannot start: {reason}: {message} (its image comes from --tc-image or FAULTLINE_TC_IMAGE: the node must be able to pull it, and it needs `sh` and `sleep`)"
-                    )));
-                }
-                ContainerState::Starting { reason } => reason,
-                ContainerState::Running => None,
-            };
-            if pod_phase(&pod) == "Failed" {
-                let s = pod.status.as_ref();
-                return Err(PlatformError::Refused(format!(
-                    "the pause helper failed on its node: {} {}",
-                    s.and_then(|s| s.reason.as_deref()).unwrap_or(""),
-                    s.and_then(|s| s.message.as_deref()).unwrap_or("")
-                )));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let state = waiting.map(|r| format!(" (it is {r})")).unwrap_or_default();
-                return Err(PlatformError::Refused(format!(
-                    "the pause helper `{helper}` did not report container `{container}` of pod `{}` frozen within {}s{state}",
-                    target.name,
-                    self.timing.start.as_secs()
-                )));
-            }
-            tokio::time::sleep(self.timing.poll).await;
-        }
-    }
-
-    /// Waits until the kill helper has ended and returns what it said; its failure, a
-    /// helper that cannot start, or one still at work after the start timeout is refused.
-    async fn wait_signalled(
-        &self,
-        helper: &str,
-        target: &Target,
-        container: &str,
-    ) -> Result<String, PlatformError> {
-        let deadline = tokio::time::Instant::now() + self.timing.start;
-        loop {
-            let pod = self
-                .call(rbac::GET_PODS, helper, self.pods().get(helper))
-                .await?;
             let status = pod
                 .status
                 .as_ref()
@@ -494,7 +469,7 @@ impl KubernetesPlatform {
             let waiting = match container_state(status) {
                 ContainerState::Ended {
                     code: 0, message, ..
-                } => return Ok(message),
+                } if !until_ready => return Ok(message),
                 ContainerState::Ended {
                     code,
                     reason,
@@ -506,13 +481,13 @@ impl KubernetesPlatform {
                         message
                     };
                     return Err(PlatformError::Refused(format!(
-                        "cannot signal container `{container}` of pod `{}`: {why}",
+                        "cannot {verb} container `{container}` of pod `{}`: {why}",
                         target.name
                     )));
                 }
                 ContainerState::Broken { reason, message } => {
                     return Err(PlatformError::Refused(format!(
-                        "the kill helper cannot start: {reason}: {message} (its image comes from --tc-image or FAULTLINE_TC_IMAGE: the node must be able to pull it, and it needs `sh`, `find`, `head` and `kill`)"
+                        "the {name} helper cannot start: {reason}: {message} (its image comes from --tc-image or FAULTLINE_TC_IMAGE: the node must be able to pull it, and it needs {needs})"
                     )));
                 }
                 ContainerState::Starting { reason } => reason,
@@ -521,16 +496,23 @@ impl KubernetesPlatform {
             if pod_phase(&pod) == "Failed" {
                 let s = pod.status.as_ref();
                 return Err(PlatformError::Refused(format!(
-                    "the kill helper failed on its node: {} {}",
+                    "the {name} helper failed on its node: {} {}",
                     s.and_then(|s| s.reason.as_deref()).unwrap_or(""),
                     s.and_then(|s| s.message.as_deref()).unwrap_or("")
                 )));
             }
             if tokio::time::Instant::now() >= deadline {
                 let state = waiting.map(|r| format!(" (it is {r})")).unwrap_or_default();
+                let did = if until_ready {
+                    format!(
+                        "report container `{container}` of pod `{}` frozen",
+                        target.name
+                    )
+                } else {
+                    format!("{verb} container `{container}` of pod `{}`", target.name)
+                };
                 return Err(PlatformError::Refused(format!(
-                    "the kill helper `{helper}` did not signal container `{container}` of pod `{}` within {}s{state}",
-                    target.name,
+                    "the {name} helper `{helper}` did not {did} within {}s{state}",
                     self.timing.start.as_secs()
                 )));
             }
@@ -1005,7 +987,10 @@ impl Platform for KubernetesPlatform {
                 Err(e) => return Err(e),
             }
         }
-        if let Err(e) = self.wait_frozen(&name, target, &container).await {
+        if let Err(e) = self
+            .wait_helper(&PAUSE_JOB, &name, target, &container)
+            .await
+        {
             if let Err(cleanup) = self.remove_helper(&name).await {
                 tracing::warn!("cannot remove the pause helper `{name}`: {cleanup}");
             }
@@ -1072,7 +1057,7 @@ impl Platform for KubernetesPlatform {
             )
             .await?;
         }
-        let signalled = self.wait_signalled(&name, target, container).await;
+        let signalled = self.wait_helper(&KILL_JOB, &name, target, container).await;
         if let Err(cleanup) = self.remove_helper(&name).await {
             tracing::warn!("cannot remove the kill helper `{name}`: {cleanup}");
         }
