@@ -15,7 +15,9 @@ pub mod command;
 pub mod cpu_stress;
 pub mod disk_fill;
 pub mod dns;
+pub mod http;
 pub mod http_call;
+pub mod http_proxy;
 pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;
@@ -198,6 +200,10 @@ pub enum UndoRecord {
         target: Target,
         request: http_call::RequestRecord,
     },
+    RemoveHttpProxy {
+        target: Target,
+        proxy: http::ProxyRecord,
+    },
 }
 
 impl Undo {
@@ -218,7 +224,8 @@ impl Undo {
             | UndoRecord::RemoveIoFiles { target, .. }
             | UndoRecord::StartTarget { target }
             | UndoRecord::RunRollback { target, .. }
-            | UndoRecord::HttpRollback { target, .. } => target,
+            | UndoRecord::HttpRollback { target, .. }
+            | UndoRecord::RemoveHttpProxy { target, .. } => target,
         }
     }
 }
@@ -346,6 +353,9 @@ pub async fn revert_reporting(
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
         UndoRecord::RemoveIoFiles { target, io } => io_stress::revert(platform, target, io).await,
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
+        UndoRecord::RemoveHttpProxy { target, proxy } => {
+            http::revert(platform, target, proxy).await
+        }
     };
     reverted.map(|()| None)
 }

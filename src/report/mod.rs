@@ -279,6 +279,21 @@ pub struct FaultEffects {
     /// The peers (containers, hosts) those scopes named, with the addresses they had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerRef>,
+    /// What an `http` fault's proxy did to the requests it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCounts>,
+}
+
+/// Requests an `http` fault's proxy saw, by outcome: `matched` met the fault's
+/// conditions (of those, `aborted`, `delayed` and `replaced`; a delayed one may also be
+/// aborted or replaced); `passed` were forwarded untouched.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HttpCounts {
+    pub matched: u64,
+    pub aborted: u64,
+    pub delayed: u64,
+    pub replaced: u64,
+    pub passed: u64,
 }
 
 /// One container's restart count around a kill.

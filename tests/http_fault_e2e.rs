@@ -1,0 +1,401 @@
+//! The `http` fault end to end: faultline's transparent proxy in a busybox httpd
+//! container's network namespace, measured with a raw HTTP/1.1 client from the host
+//! (status, body, timing per request) and `iptables -t nat -S` read in the namespace.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// One answer: its status and body.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+/// Reads one answer from `s` (the server closes or says Content-Length).
+fn read_answer(s: &mut TcpStream) -> std::io::Result<Answer> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before an answer",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    let mut body = buf[head_end..].to_vec();
+    match length {
+        Some(n) => {
+            while body.len() < n {
+                let k = s.read(&mut chunk)?;
+                if k == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..k]);
+            }
+            body.truncate(n);
+        }
+        None => {
+            s.read_to_end(&mut body)?;
+        }
+    }
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&body).to_string(),
+    })
+}
+
+/// One request on a new connection.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> std::io::Result<Answer> {
+    request_within(addr, method, path, headers, Duration::from_secs(5))
+}
+
+fn request_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    timeout: Duration,
+) -> std::io::Result<Answer> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    send(&mut s, method, path, headers)?;
+    read_answer(&mut s)
+}
+
+fn send(s: &mut TcpStream, method: &str, path: &str, headers: &[&str]) -> std::io::Result<()> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    if method == "POST" {
+        req.push_str("Content-Length: 2\r\n\r\nhi");
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes())
+}
+
+/// `n` requests to `path`, 8 at a time; the answers in no particular order.
+fn many(addr: SocketAddr, path: &'static str, n: usize) -> Vec<Option<Answer>> {
+    let per = n.div_ceil(8);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..per)
+                    .map(|_| request(addr, "GET", path, &[]).ok())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.truncate(n);
+    all
+}
+
+/// Milliseconds of `n` requests, sorted.
+fn timings(addr: SocketAddr, method: &str, headers: &[&str], n: usize) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let ok = request(addr, method, "/index.html", headers).is_ok();
+            if ok {
+                t.elapsed().as_secs_f64() * 1000.0
+            } else {
+                1e9
+            }
+        })
+        .collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v
+}
+
+fn p50(v: &[f64]) -> f64 {
+    v[v.len() / 2]
+}
+
+/// The real server's files, distinct per path.
+const API_BODY: &str = "api-real";
+const HEALTH_BODY: &str = "health-real";
+
+fn nat_rules(name: &str) -> String {
+    in_netns(name, &["iptables", "-w", "-t", "nat", "-S", "PREROUTING"])
+}
+
+fn has_redirect(name: &str) -> bool {
+    nat_rules(name).contains("faultline-http-")
+}
+
+/// Proxies running in the container's network namespace.
+fn proxies(name: &str) -> usize {
+    let pid = inspect(name, "{{.State.Pid}}");
+    let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    host_processes("\0http-proxy\0")
+        .into_iter()
+        .filter(|p| std::fs::read_link(p.join("ns/net")).is_ok_and(|n| n == netns))
+        .count()
+}
+
+struct Setup {
+    fleet: Fleet,
+    web: String,
+    addr: SocketAddr,
+}
+
+fn setup(test: &str) -> Option<Setup> {
+    if !require_docker()
+        || require_program("iptables", "iptables", "the http fault cannot redirect").is_none()
+    {
+        return None;
+    }
+    let mut fleet = Fleet::new(test);
+    let web = fleet.web(&[]);
+    docker_ok(&[
+        "exec",
+        &web,
+        "sh",
+        "-c",
+        &format!(
+            "mkdir -p /www/api && echo {API_BODY} > /www/api/x && echo {HEALTH_BODY} > /www/health"
+        ),
+    ]);
+    let addr = container_addr(&web);
+    Some(Setup { fleet, web, addr })
+}
+
+impl Setup {
+    fn experiment(&self, params: &str, duration: &str) -> Experiment {
+        Experiment::new("http").on(&self.fleet).fault(&format!(
+            "http: {{port: 80, {params}, duration: {duration}}}"
+        ))
+    }
+
+    fn start(&self, run: Run) -> Running {
+        let running = run.spawn();
+        assert!(
+            wait_until(Duration::from_secs(10), || has_redirect(&self.web)),
+            "no redirect appeared: {}",
+            nat_rules(&self.web)
+        );
+        running
+    }
+}
+
+#[test]
+fn abort_answers_a_share_of_matching_paths_and_passes_the_rest() {
+    let Some(s) = setup("http-abort") else { return };
+    let exp = s.experiment(
+        "match: {path: /api/*, percent: 30}, abort: {status: 503}",
+        "15s",
+    );
+    let run = s.start(Run::experiment(&exp).json_report());
+    let started = Instant::now();
+    let api = many(s.addr, "/api/x", 1000);
+    let health = many(s.addr, "/health", 300);
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "the requests outlasted the fault"
+    );
+    let out = run.wait();
+    out.expect(0);
+    let aborted = api
+        .iter()
+        .filter(|a| a.as_ref().is_some_and(|a| a.status == 503))
+        .count();
+    let real = api
+        .iter()
+        .filter(|a| {
+            a.as_ref()
+                .is_some_and(|a| a.status == 200 && a.body.trim() == API_BODY)
+        })
+        .count();
+    assert_eq!(
+        aborted + real,
+        1000,
+        "answers other than 503 or the real file"
+    );
+    let share = aborted as f64 / 10.0;
+    assert!(
+        (26.0..=34.0).contains(&share),
+        "{share}% of /api/* were 503, expected 30 ± 4"
+    );
+    assert!(
+        health.iter().all(|a| a
+            .as_ref()
+            .is_some_and(|a| a.status == 200 && a.body.trim() == HEALTH_BODY)),
+        "a /health request was not answered by the server"
+    );
+    // The counters in the report agree with what the client saw.
+    let r = out.report();
+    let counts = &r["faults"][0]["effects"]["http"];
+    assert_eq!(counts["aborted"].as_u64(), Some(aborted as u64), "{counts}");
+    assert_eq!(counts["matched"].as_u64(), Some(aborted as u64), "{counts}");
+    // Every request the client made went through the proxy.
+    assert!(
+        counts["passed"].as_u64() >= Some(1300 - aborted as u64),
+        "{counts}"
+    );
+    // After revert: every answer real, nothing left in the namespace.
+    assert!(!has_redirect(&s.web), "{}", nat_rules(&s.web));
+    assert_eq!(proxies(&s.web), 0, "a proxy is still running");
+    let after = many(s.addr, "/api/x", 200);
+    assert!(
+        after.iter().all(|a| a
+            .as_ref()
+            .is_some_and(|a| a.status == 200 && a.body.trim() == API_BODY)),
+        "after revert not every answer is real"
+    );
+}
+
+/// busybox httpd answers POST to a file with 501 (it only runs CGI for POST), quickly:
+/// the delay is measured on that answer all the same.
+#[test]
+fn delay_holds_only_posts() {
+    let Some(s) = setup("http-delay") else { return };
+    let get_before = p50(&timings(s.addr, "GET", &[], 20));
+    let post_before = p50(&timings(s.addr, "POST", &[], 20));
+    let run = s.start(Run::experiment(
+        &s.experiment("match: {method: POST}, delay: 500ms", "30s"),
+    ));
+    let post = p50(&timings(s.addr, "POST", &[], 10));
+    let get = p50(&timings(s.addr, "GET", &[], 20));
+    run.interrupt();
+    run.wait();
+    let added = post - post_before;
+    assert!(
+        (450.0..=550.0).contains(&added),
+        "POST p50 rose by {added:.1}ms, expected 500ms ± 10%"
+    );
+    assert!(
+        get < get_before + 20.0,
+        "GET p50 {get:.1}ms, before {get_before:.1}ms"
+    );
+    assert!(!has_redirect(&s.web));
+}
+
+#[test]
+fn replace_is_seen_exactly_by_the_client() {
+    let Some(s) = setup("http-replace") else {
+        return;
+    };
+    let run = s.start(Run::experiment(&s.experiment(
+        "match: {headers: {X-Chaos: \"on\"}}, replace: {status: 418, body: \"teapot from faultline\"}",
+        "30s",
+    )));
+    let replaced = request(s.addr, "GET", "/health", &["X-Chaos: on"]).unwrap();
+    let plain = request(s.addr, "GET", "/health", &[]).unwrap();
+    run.interrupt();
+    run.wait();
+    assert_eq!(replaced.status, 418);
+    assert_eq!(replaced.body, "teapot from faultline");
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.body.trim(), HEALTH_BODY);
+    assert!(!has_redirect(&s.web));
+}
+
+/// A connection opened before the fault is not redirected (its conntrack entry predates
+/// the rule) and is answered by the server after the revert.
+#[test]
+fn a_connection_opened_before_the_fault_works_after_revert() {
+    let Some(s) = setup("http-keep") else { return };
+    let mut early = TcpStream::connect(s.addr).unwrap();
+    early
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let run = s.start(Run::experiment(
+        &s.experiment("abort: {status: 503}", "30s"),
+    ));
+    assert_eq!(request(s.addr, "GET", "/health", &[]).unwrap().status, 503);
+    run.interrupt();
+    run.wait().expect(130);
+    assert!(!has_redirect(&s.web));
+    send(&mut early, "GET", "/health", &[]).unwrap();
+    let a = read_answer(&mut early).unwrap();
+    assert_eq!((a.status, a.body.trim()), (200, HEALTH_BODY));
+}
+
+/// faultline killed mid-fault: the proxy fails open by itself (it removes its own
+/// redirect and forwards untouched), so requests are real within a second with no
+/// dead-man's switch; `recover` then stops the proxy and finds nothing left.
+#[test]
+fn sigkill_fails_open_within_a_second_and_recover_leaves_nothing() {
+    let Some(s) = setup("http-kill") else { return };
+    let state = StateDir::new();
+    let exp = s.experiment("abort: {status: 503}", "60s");
+    let run = s.start(Run::experiment(&exp).state(&state).no_dead_mans_switch());
+    assert_eq!(request(s.addr, "GET", "/health", &[]).unwrap().status, 503);
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    let killed = Instant::now();
+    run.wait();
+    let mut first_real = None;
+    let mut last = Vec::new();
+    while killed.elapsed() < Duration::from_secs(3) {
+        let a = request_within(s.addr, "GET", "/health", &[], Duration::from_millis(300));
+        if a.as_ref()
+            .is_ok_and(|a| a.status == 200 && a.body.trim() == HEALTH_BODY)
+        {
+            first_real = Some(killed.elapsed());
+            break;
+        }
+        last.push((killed.elapsed(), a));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = first_real.unwrap_or_else(|| {
+        panic!(
+            "no real answer within 3 s of SIGKILL: last {last:?}, proxies {}, rules {}",
+            proxies(&s.web),
+            nat_rules(&s.web)
+        )
+    });
+    eprintln!("first real answer {took:?} after SIGKILL; before it: {last:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "traffic flowed again only after {took:?}: {last:?}"
+    );
+    // From then on every request is real.
+    let after = many(s.addr, "/health", 100);
+    assert!(
+        after
+            .iter()
+            .all(|a| a.as_ref().is_some_and(|a| a.status == 200))
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !has_redirect(&s.web)),
+        "the proxy did not remove its redirect"
+    );
+    state.recover();
+    assert!(!has_redirect(&s.web), "{}", nat_rules(&s.web));
+    assert_eq!(proxies(&s.web), 0, "recover left the proxy running");
+    assert!(state.is_clean(), "the journal still has open entries");
+}
