@@ -399,3 +399,88 @@ fn sigkill_fails_open_within_a_second_and_recover_leaves_nothing() {
     assert_eq!(proxies(&s.web), 0, "recover left the proxy running");
     assert!(state.is_clean(), "the journal still has open entries");
 }
+
+/// `abort: {reset: true}`: the client's connection is reset with no answer.
+#[test]
+fn reset_closes_the_connection_without_an_answer() {
+    let Some(s) = setup("http-reset") else { return };
+    let run = s.start(Run::experiment(
+        &s.experiment("match: {path: /api/*}, abort: {reset: true}", "30s"),
+    ));
+    let api = request(s.addr, "GET", "/api/x", &[]);
+    let health = request(s.addr, "GET", "/health", &[]).unwrap();
+    run.interrupt();
+    run.wait().expect(130);
+    let e = api.expect_err("an answer came through a reset");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e:?}");
+    assert_eq!((health.status, health.body.trim()), (200, HEALTH_BODY));
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A 50 MB file passes through the proxy intact and streamed: the proxy's resident
+/// memory does not grow by the file's size.
+#[test]
+fn a_large_download_arrives_intact_and_is_streamed() {
+    let Some(s) = setup("http-large") else { return };
+    docker_ok(&[
+        "exec",
+        &s.web,
+        "dd",
+        "if=/dev/urandom",
+        "of=/www/big",
+        "bs=1048576",
+        "count=50",
+    ]);
+    let fetch = || -> Vec<u8> {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        send(&mut c, "GET", "/big", &[]).unwrap();
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).unwrap();
+        let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        all.split_off(at)
+    };
+    let before = fetch();
+    assert_eq!(before.len(), 50 * 1024 * 1024);
+    let run = s.start(Run::experiment(
+        &s.experiment("match: {path: /api/*}, abort: {status: 503}", "30s"),
+    ));
+    let pid = host_processes("\0http-proxy\0")
+        .into_iter()
+        .find(|p| {
+            let ns = std::fs::read_link(format!(
+                "/proc/{}/ns/net",
+                inspect(&s.web, "{{.State.Pid}}")
+            ));
+            ns.is_ok_and(|ns| std::fs::read_link(p.join("ns/net")).is_ok_and(|n| n == ns))
+        })
+        .expect("the proxy runs")
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let rss_before = rss_kib(&pid);
+    let through = fetch();
+    let rss_after = rss_kib(&pid);
+    eprintln!("proxy RSS {rss_before} KiB before the download, {rss_after} KiB after");
+    run.interrupt();
+    run.wait().expect(130);
+    assert!(
+        through == before,
+        "the file changed through the proxy ({} bytes)",
+        through.len()
+    );
+    assert!(
+        rss_after < rss_before + 8 * 1024,
+        "the proxy's RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}

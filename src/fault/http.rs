@@ -100,10 +100,10 @@ impl FaultSpec for HttpFault {
             if r.body.is_some() {
                 parts.push("body".to_string());
             }
-            acts.push(format!("replace the answer's {}", parts.join(", ")));
+            acts.push(format!("replace the answer's {}", parts.join(" and ")));
         }
         format!(
-            "{} {} for {} (faultline's HTTP/1.1 proxy in the target's network namespace; other requests pass untouched, HTTPS is not inspected)",
+            "{} to {}, for {} (faultline's HTTP/1.1 proxy in the target's network namespace; other requests pass untouched, HTTPS is not inspected)",
             acts.join(" then "),
             self.matches_words(),
             self.duration
@@ -357,4 +357,55 @@ pub async fn revert(
     stop(platform, target, proxy).await?;
     let _ = std::fs::remove_file(&proxy.counters);
     platform.leave_netns(&proxy.access).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(yaml: &str) -> HttpFault {
+        let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_plan_says_what_happens_to_which_requests() {
+        let f = fault(
+            "{port: 8080, match: {path: /api/*, percent: 30}, abort: {status: 503}, duration: 30s}",
+        );
+        assert!(
+            f.describe()
+                .starts_with("answer 503 to 30% of requests to port 8080 on paths /api/*, for 30s"),
+            "{}",
+            f.describe()
+        );
+        let g = fault(
+            "{port: 80, match: {method: post}, delay: 500ms, replace: {status: 418, body: x}, duration: 5s}",
+        );
+        assert!(
+            g.describe().starts_with(
+                "delay 500ms then replace the answer's status 418 and body to POST requests to port 80, for 5s"
+            ),
+            "{}",
+            g.describe()
+        );
+    }
+
+    #[test]
+    fn the_proxy_is_given_every_parameter() {
+        let f = fault(
+            "{port: 80, match: {method: GET, headers: {X-A: b}}, delay: 250ms, abort: {reset: true}, duration: 5s}",
+        );
+        let r = f.rules();
+        assert_eq!(r.method.as_deref(), Some("GET"));
+        assert_eq!(r.headers.get("X-A").map(String::as_str), Some("b"));
+        assert_eq!(
+            (r.percent, r.reset, r.abort_status, r.delay_ms),
+            (1.0, true, None, Some(250))
+        );
+        // What the proxy parses is what the fault wrote.
+        let back: http_proxy::Rules =
+            serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
 }
