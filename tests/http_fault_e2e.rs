@@ -191,6 +191,16 @@ fn setup(test: &str) -> Option<Setup> {
         ),
     ]);
     let addr = container_addr(&web);
+    assert!(
+        wait_until(Duration::from_secs(10), || request(
+            addr,
+            "GET",
+            "/health",
+            &[]
+        )
+        .is_ok_and(|a| a.status == 200)),
+        "{web} does not serve HTTP at {addr}"
+    );
     Some(Setup { fleet, web, addr })
 }
 
@@ -483,4 +493,34 @@ fn a_large_download_arrives_intact_and_is_streamed() {
         rss_after < rss_before + 8 * 1024,
         "the proxy's RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
+}
+
+/// What is not HTTP (here a TLS record header) is passed through as raw TCP: the
+/// server's own answer to it arrives byte for byte, the fault's 503 never.
+#[test]
+fn what_is_not_http_passes_as_raw_tcp() {
+    let Some(s) = setup("http-raw") else { return };
+    let exchange = || -> Vec<u8> {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"\x16\x03\x01\x00\x05hello\r\n\r\n").unwrap();
+        let mut all = Vec::new();
+        let _ = c.read_to_end(&mut all);
+        all
+    };
+    let direct = exchange();
+    let run = s.start(Run::experiment(&s.experiment("abort: {status: 503}", "30s")).json_report());
+    let through = exchange();
+    assert_eq!(request(s.addr, "GET", "/health", &[]).unwrap().status, 503);
+    run.interrupt();
+    let out = run.wait();
+    out.expect(130);
+    assert_eq!(
+        String::from_utf8_lossy(&through),
+        String::from_utf8_lossy(&direct),
+        "the server's answer changed through the proxy"
+    );
+    let counts = &out.report()["faults"][0]["effects"]["http"];
+    assert_eq!(counts["not_http"].as_u64(), Some(1), "{counts}");
+    assert_eq!(counts["aborted"].as_u64(), Some(1), "{counts}");
 }

@@ -295,16 +295,6 @@ impl FaultKind for HttpFault {
         Ok(())
     }
 
-    async fn effects(&self, _platform: &dyn Platform, undo: &Undo) -> Option<FaultEffects> {
-        let UndoRecord::RemoveHttpProxy { proxy, .. } = &undo.record else {
-            return None;
-        };
-        http_proxy::read_counters(&proxy.counters).map(|c| FaultEffects {
-            http: Some(c),
-            ..Default::default()
-        })
-    }
-
     fn rbac(&self) -> &'static [Permission] {
         &[]
     }
@@ -348,15 +338,21 @@ async fn stop(
         .await
 }
 
-/// Removes the redirect and the proxy, and confirms both are gone.
+/// Removes the redirect and the proxy, and confirms both are gone; says what the proxy
+/// did (the counters it wrote as it ended).
 pub async fn revert(
     platform: &dyn Platform,
     target: &Target,
     proxy: &ProxyRecord,
-) -> Result<(), PlatformError> {
+) -> Result<Option<FaultEffects>, PlatformError> {
     stop(platform, target, proxy).await?;
+    let counts = http_proxy::read_counters(&proxy.counters);
     let _ = std::fs::remove_file(&proxy.counters);
-    platform.leave_netns(&proxy.access).await
+    platform.leave_netns(&proxy.access).await?;
+    Ok(counts.map(|c| FaultEffects {
+        http: Some(c),
+        ..Default::default()
+    }))
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ struct Counters {
     delayed: AtomicU64,
     replaced: AtomicU64,
     passed: AtomicU64,
+    not_http: AtomicU64,
 }
 
 impl Counters {
@@ -113,6 +114,7 @@ impl Counters {
             delayed: self.delayed.load(Ordering::Relaxed),
             replaced: self.replaced.load(Ordering::Relaxed),
             passed: self.passed.load(Ordering::Relaxed),
+            not_http: self.not_http.load(Ordering::Relaxed),
         }
     }
 }
@@ -198,6 +200,12 @@ fn delete_own_rules(marker: &str) {
     }
 }
 
+/// Whether a connection whose first byte is `b` speaks HTTP/1.x: a request starts with
+/// its method, upper-case letters (a TLS record starts with 0x16).
+pub fn looks_like_http(b: u8) -> bool {
+    b.is_ascii_uppercase()
+}
+
 type Body = BoxBody<Bytes, hyper::Error>;
 
 fn full(b: Bytes) -> Body {
@@ -232,14 +240,26 @@ struct Shared {
 }
 
 /// Serves one client connection: forwards its requests over one connection to the server.
-async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     // A duplicate of the client's socket, to turn its close into a reset.
     let raw = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
-    let Ok(up) = tokio::net::TcpStream::connect(("127.0.0.1", shared.upstream)).await else {
+    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", shared.upstream)).await else {
         return;
     };
     let _ = up.set_nodelay(true);
+    // What is not HTTP/1.1 (TLS, a protocol where the server speaks first) is passed
+    // through as raw TCP, not inspected.
+    let mut first = [0u8; 1];
+    let http = tokio::select! {
+        n = stream.peek(&mut first) => matches!(n, Ok(1)) && looks_like_http(first[0]),
+        _ = up.readable() => false,
+    };
+    if !http {
+        shared.counters.not_http.fetch_add(1, Ordering::Relaxed);
+        let _ = tokio::io::copy_bidirectional(&mut stream, &mut up).await;
+        return;
+    }
     let Ok((sender, conn)) = hyper::client::conn::http1::Builder::new()
         .preserve_header_case(true)
         .handshake::<_, Incoming>(TokioIo::new(up))
@@ -453,6 +473,17 @@ mod tests {
         assert!(!r.meets("POST", "/other", &h));
         h.insert("x-chaos", "no".parse().unwrap());
         assert!(!r.meets("POST", "/api/a", &h));
+    }
+
+    #[test]
+    fn tls_is_not_taken_for_http() {
+        for m in [b"GET ", b"POST", b"HEAD", b"PUT "] {
+            assert!(looks_like_http(m[0]));
+        }
+        // A TLS handshake record, an SSH banner is the server's, a binary protocol.
+        assert!(!looks_like_http(0x16));
+        assert!(!looks_like_http(0x00));
+        assert!(!looks_like_http(b'g'));
     }
 
     #[test]

@@ -342,6 +342,9 @@ pub async fn revert_reporting(
             return command::revert(platform, target, rollback).await;
         }
         UndoRecord::HttpRollback { request, .. } => return http_call::revert(request).await,
+        UndoRecord::RemoveHttpProxy { target, proxy } => {
+            return http::revert(platform, target, proxy).await;
+        }
         UndoRecord::Unpause { target } => pause::revert(platform, target).await,
         UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
         UndoRecord::StopStressor { target, stressor } => {
@@ -353,9 +356,6 @@ pub async fn revert_reporting(
         UndoRecord::RemoveFile { target, fill } => disk_fill::revert(platform, target, fill).await,
         UndoRecord::RemoveIoFiles { target, io } => io_stress::revert(platform, target, io).await,
         UndoRecord::StartTarget { target } => stop::revert(platform, target).await,
-        UndoRecord::RemoveHttpProxy { target, proxy } => {
-            http::revert(platform, target, proxy).await
-        }
     };
     reverted.map(|()| None)
 }
