@@ -524,3 +524,38 @@ fn what_is_not_http_passes_as_raw_tcp() {
     assert_eq!(counts["not_http"].as_u64(), Some(1), "{counts}");
     assert_eq!(counts["aborted"].as_u64(), Some(1), "{counts}");
 }
+
+/// A server listening on the container's own address only (not loopback) is reached at
+/// the connection's original destination.
+#[test]
+fn a_server_bound_to_its_address_only_is_reached() {
+    let Some(s) = setup("http-bound") else { return };
+    let ip = s.addr.ip().to_string();
+    docker_ok(&[
+        "exec",
+        &s.web,
+        "httpd",
+        "-p",
+        &format!("{ip}:8080"),
+        "-h",
+        "/www",
+    ]);
+    let addr: SocketAddr = format!("{ip}:8080").parse().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || request(
+        addr,
+        "GET",
+        "/health",
+        &[]
+    )
+    .is_ok()));
+    let exp = Experiment::new("http")
+        .on(&s.fleet)
+        .fault("http: {port: 8080, match: {path: /api/*}, abort: {status: 503}, duration: 30s}");
+    let run = s.start(Run::experiment(&exp));
+    let api = request(addr, "GET", "/api/x", &[]).unwrap();
+    let health = request(addr, "GET", "/health", &[]).unwrap();
+    run.interrupt();
+    run.wait().expect(130);
+    assert_eq!(api.status, 503);
+    assert_eq!((health.status, health.body.trim()), (200, HEALTH_BODY));
+}

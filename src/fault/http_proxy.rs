@@ -2,9 +2,9 @@
 //!
 //! Started on the host inside the target's network namespace; an iptables `nat
 //! PREROUTING ... REDIRECT` rule sends the connections arriving at the target's port to
-//! it, and it forwards each to the real server at 127.0.0.1:PORT (connections made from
-//! inside the namespace to loopback never pass PREROUTING, so they do not loop back into
-//! the proxy). Requests that match are delayed, aborted or their answers replaced; the
+//! it, and it forwards each to the real server at the connection's original destination
+//! (127.0.0.1:PORT when it cannot be told): connections made from inside the namespace
+//! pass OUTPUT, never PREROUTING, so they do not loop back into the proxy. Requests that match are delayed, aborted or their answers replaced; the
 //! rest are forwarded untouched, bodies streamed, keep-alive kept.
 //!
 //! It fails open by itself: when faultline dies (its parent-death signal, or its parent
@@ -200,6 +200,24 @@ fn delete_own_rules(marker: &str) {
     }
 }
 
+/// Where a redirected connection was going: its original destination (the server on
+/// the address the client asked for; the proxy's own connection to it leaves through
+/// OUTPUT, never PREROUTING, so it does not loop back), else 127.0.0.1:`port`.
+fn upstream_of(client: &tokio::net::TcpStream, port: u16) -> std::net::SocketAddr {
+    let original = nix::sys::socket::getsockopt(client, nix::sys::socket::sockopt::OriginalDst)
+        .ok()
+        .map(|sa| {
+            std::net::SocketAddr::from((
+                std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+                u16::from_be(sa.sin_port),
+            ))
+        });
+    match original {
+        Some(a) if a.port() == port => a,
+        _ => std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
 /// Whether a connection whose first byte is `b` speaks HTTP/1.x: a request starts with
 /// its method, upper-case letters (a TLS record starts with 0x16).
 pub fn looks_like_http(b: u8) -> bool {
@@ -244,7 +262,8 @@ async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     // A duplicate of the client's socket, to turn its close into a reset.
     let raw = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
-    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", shared.upstream)).await else {
+    let Ok(mut up) = tokio::net::TcpStream::connect(upstream_of(&stream, shared.upstream)).await
+    else {
         return;
     };
     let _ = up.set_nodelay(true);
