@@ -500,13 +500,18 @@ fn a_large_download_arrives_intact_and_is_streamed() {
 #[test]
 fn what_is_not_http_passes_as_raw_tcp() {
     let Some(s) = setup("http-raw") else { return };
-    let exchange = || -> Vec<u8> {
+    let exchange = || -> String {
         let mut c = TcpStream::connect(s.addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         c.write_all(b"\x16\x03\x01\x00\x05hello\r\n\r\n").unwrap();
         let mut all = Vec::new();
         let _ = c.read_to_end(&mut all);
-        all
+        // Byte for byte but the server's clock.
+        String::from_utf8_lossy(&all)
+            .lines()
+            .filter(|l| !l.starts_with("Date:"))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let direct = exchange();
     let run = s.start(Run::experiment(&s.experiment("abort: {status: 503}", "30s")).json_report());
@@ -515,9 +520,9 @@ fn what_is_not_http_passes_as_raw_tcp() {
     run.interrupt();
     let out = run.wait();
     out.expect(130);
+    assert!(direct.starts_with("HTTP/1.1 400"), "{direct}");
     assert_eq!(
-        String::from_utf8_lossy(&through),
-        String::from_utf8_lossy(&direct),
+        through, direct,
         "the server's answer changed through the proxy"
     );
     let counts = &out.report()["faults"][0]["effects"]["http"];
@@ -558,4 +563,45 @@ fn a_server_bound_to_its_address_only_is_reached() {
     run.wait().expect(130);
     assert_eq!(api.status, 503);
     assert_eq!((health.status, health.body.trim()), (200, HEALTH_BODY));
+}
+
+/// A protocol switch the server accepts (`Connection: upgrade`, as a WebSocket starts)
+/// goes on as raw TCP through the proxy: what the server sends after its 101 arrives.
+/// The server is busybox `nc`, answering 101 and a line once the request is in.
+#[test]
+fn an_upgraded_connection_goes_on_as_raw_tcp() {
+    let Some(s) = setup("http-upgrade") else {
+        return;
+    };
+    docker_ok(&[
+        "exec",
+        "-d",
+        &s.web,
+        "sh",
+        "-c",
+        "(sleep 2; printf 'HTTP/1.1 101 Switching Protocols\\r\\nConnection: Upgrade\\r\\nUpgrade: echo\\r\\n\\r\\nafter-upgrade\\n'; sleep 3) | nc -l -p 8081",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let exp = Experiment::new("http")
+        .on(&s.fleet)
+        .fault("http: {port: 8081, match: {path: /api/*}, abort: {status: 503}, duration: 30s}");
+    let run = s.start(Run::experiment(&exp));
+    let addr: SocketAddr = format!("{}:8081", s.addr.ip()).parse().unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("after-upgrade") {
+        match c.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    run.interrupt();
+    run.wait().expect(130);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.contains("after-upgrade"), "{text}");
 }

@@ -286,7 +286,7 @@ async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     else {
         return;
     };
-    tokio::spawn(conn);
+    tokio::spawn(conn.with_upgrades());
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let shared = shared.clone();
@@ -300,8 +300,7 @@ async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                 && rand::random::<f64>() < r.percent;
             if !hit {
                 c.passed.fetch_add(1, Ordering::Relaxed);
-                let resp = sender.lock().await.send_request(req).await?;
-                return Ok::<_, ProxyError>(resp.map(streamed));
+                return forward(&sender, req).await;
             }
             c.matched.fetch_add(1, Ordering::Relaxed);
             if let Some(ms) = r.delay_ms {
@@ -366,6 +365,29 @@ async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades()
         .await;
+}
+
+/// Forwards a request untouched; a protocol switch (`Connection: upgrade`, a WebSocket)
+/// the server accepts then goes on as raw TCP between the two.
+async fn forward(
+    sender: &tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let client_side = req
+        .headers()
+        .contains_key(hyper::header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let mut resp = sender.lock().await.send_request(req).await?;
+    if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_side, resp.status()) {
+        let server_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            if let (Ok(c), Ok(s)) = (client_side.await, server_side.await) {
+                let (mut c, mut s) = (TokioIo::new(c), TokioIo::new(s));
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+            }
+        });
+    }
+    Ok(resp.map(streamed))
 }
 
 fn now_epoch() -> u64 {
