@@ -36,6 +36,7 @@ enum Scenario {
     IoExec,
     Stop,
     Command,
+    Http,
 }
 
 use Scenario::*;
@@ -62,6 +63,7 @@ impl Scenario {
             IoExec => "io_stress (exec)",
             Stop => "stop",
             Command => "command",
+            Http => "http",
         }
     }
 
@@ -105,6 +107,7 @@ impl Scenario {
             Command => &[
                 "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
             ],
+            Http => &["http: {port: 80, abort: {status: 503}, duration: 4s}"],
         }
     }
 
@@ -137,6 +140,7 @@ impl Scenario {
             IoHost | IoExec => io_leftovers(fleet),
             Stop => stopped_containers(fleet),
             Command => rollbacks_not_once(fleet),
+            Http => http_leftovers(fleet),
         }
     }
 
@@ -316,6 +320,33 @@ fn io_leftovers(fleet: &Fleet) -> Vec<String> {
             .count();
         if files > 0 {
             left.push(format!("{files} I/O file(s) in {n}:/io"));
+        }
+    }
+    left
+}
+
+/// The `http` fault's redirect and proxy, and any request not answered by the server.
+fn http_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = Vec::new();
+    for n in &fleet.names {
+        let rules = in_netns(n, &["iptables", "-w", "-t", "nat", "-S", "PREROUTING"]);
+        if rules.contains("faultline-http-") {
+            left.push(format!("{n} still has faultline's redirect"));
+        }
+        let netns = std::fs::read_link(format!("/proc/{}/ns/net", inspect(n, "{{.State.Pid}}")));
+        let proxies = host_processes("\0http-proxy\0")
+            .into_iter()
+            .filter(|p| {
+                netns
+                    .as_ref()
+                    .is_ok_and(|ns| std::fs::read_link(p.join("ns/net")).is_ok_and(|x| &x == ns))
+            })
+            .count();
+        if proxies > 0 {
+            left.push(format!("{proxies} HTTP proxy(ies) in {n}'s namespace"));
+        }
+        if !http_ok(&fleet.url(n)) {
+            left.push(format!("{n} does not answer HTTP as its server"));
         }
     }
     left
@@ -705,4 +736,19 @@ fn command_sigkill_dead_mans_switch() {
 #[test]
 fn command_sigint() {
     chaos(Command, Kill::Interrupt);
+}
+
+#[test]
+fn http_sigkill_then_recover() {
+    chaos(Http, Kill::HardThenRecover);
+}
+
+#[test]
+fn http_sigkill_dead_mans_switch() {
+    chaos(Http, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn http_sigint() {
+    chaos(Http, Kill::Interrupt);
 }

@@ -69,6 +69,9 @@ pub enum Command {
     /// The nfqueue delayer (started by a network fault inside a target's namespace).
     #[command(hide = true)]
     Delayer(DelayerArgs),
+    /// The HTTP proxy (started by an http fault inside a target's namespace).
+    #[command(hide = true)]
+    HttpProxy(HttpProxyArgs),
     /// Resolves names as a target would (run by a network fault in its namespace).
     #[command(hide = true)]
     Resolve(ResolveArgs),
@@ -332,6 +335,31 @@ pub struct ResolveArgs {
     #[arg(long)]
     pub search: Vec<String>,
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpProxyArgs {
+    /// The port it listens on (the redirect's target).
+    #[arg(long)]
+    pub listen: u16,
+    /// The server's port, reached at 127.0.0.1.
+    #[arg(long)]
+    pub upstream: u16,
+    /// What it does to requests, as JSON.
+    #[arg(long)]
+    pub rules: String,
+    /// Epoch second at which it removes its redirect and ends by itself.
+    #[arg(long)]
+    pub until: u64,
+    /// The process whose death makes it fail open (faultline).
+    #[arg(long)]
+    pub parent: u32,
+    /// Where it writes its counters.
+    #[arg(long)]
+    pub counters: PathBuf,
+    /// Names this proxy and its redirect, so that revert finds exactly them.
+    #[arg(long)]
+    pub marker: String,
 }
 
 #[derive(Debug, Args)]

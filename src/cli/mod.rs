@@ -147,6 +147,22 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
                 .map_err(|e| Error::Platform(format!("the delayer failed: {e}")))?;
             Ok(Exit::Passed)
         }
+        Command::HttpProxy(a) => {
+            crate::platform::host::stop_self_if_asked();
+            let rules = serde_json::from_str(&a.rules)
+                .map_err(|e| Error::Platform(format!("invalid --rules: {e}")))?;
+            crate::fault::http_proxy::run_proxy(crate::fault::http_proxy::ProxyArgs {
+                listen: a.listen,
+                upstream: a.upstream,
+                rules,
+                until: a.until,
+                marker: a.marker.clone(),
+                parent: a.parent,
+                counters: a.counters.clone(),
+            })
+            .map_err(|e| Error::Platform(format!("the HTTP proxy failed: {e}")))?;
+            Ok(Exit::Passed)
+        }
         Command::Resolve(a) => {
             print!(
                 "{}",

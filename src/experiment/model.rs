@@ -515,6 +515,7 @@ pub enum Fault {
     Restart(RestartFault),
     Command(CommandFault),
     HttpCall(HttpCallFault),
+    Http(HttpFault),
 }
 
 /// The `name`, `after` and `duration` items of a [`FaultSpec`] whose parameters have
@@ -633,6 +634,7 @@ macro_rules! each_fault {
             Fault::Restart($f) => $body,
             Fault::Command($f) => $body,
             Fault::HttpCall($f) => $body,
+            Fault::Http($f) => $body,
         }
     }};
 }
@@ -1186,6 +1188,87 @@ pub struct HttpCallFault {
     /// The request that undoes the call.
     #[serde(default)]
     pub rollback: Option<HttpRequest>,
+}
+
+/// `http`: faultline's own transparent HTTP/1.1 proxy in the target's network namespace
+/// aborts, delays or rewrites the requests that match, and passes the rest untouched.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFault {
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// The target's port whose requests are affected.
+    pub port: u16,
+    /// `inbound`: requests arriving at the target's `port` (the target is the server).
+    #[serde(default)]
+    pub direction: HttpDirection,
+    /// Which requests the fault acts on; every request when left out.
+    #[serde(default, rename = "match")]
+    pub matcher: HttpMatch,
+    /// Answer matching requests with this status, or reset their connection, instead of
+    /// passing them on.
+    #[serde(default)]
+    pub abort: Option<HttpAbort>,
+    /// Hold matching requests this long before acting on them.
+    #[serde(default)]
+    pub delay: Option<Duration>,
+    /// Replace parts of the server's answer to matching requests.
+    #[serde(default)]
+    pub replace: Option<HttpReplace>,
+}
+
+/// Which way the requests of an `http` fault go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpDirection {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+/// The requests an `http` fault acts on: all of the given conditions hold.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpMatch {
+    /// The request method (`GET`, `POST`, ...), any case.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The path, without the query, as a glob: `*` any run of characters, `?` one.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Headers the request carries with exactly these values (names in any case).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The share of the requests that meet the rest which the fault acts on; default 100.
+    #[serde(default)]
+    pub percent: Option<Percent>,
+}
+
+/// How an `http` fault answers a matching request instead of the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAbort {
+    /// The status answered (100..599), with an empty body.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Close the client's connection with a TCP reset, without an answer.
+    #[serde(default)]
+    pub reset: bool,
+}
+
+/// What replaces parts of the server's answer to a matching request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpReplace {
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Headers set on the answer (replacing any of the same name).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The whole body of the answer.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 fn post() -> String {

@@ -15,7 +15,9 @@ pub mod command;
 pub mod cpu_stress;
 pub mod disk_fill;
 pub mod dns;
+pub mod http;
 pub mod http_call;
+pub mod http_proxy;
 pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;
@@ -198,6 +200,10 @@ pub enum UndoRecord {
         target: Target,
         request: http_call::RequestRecord,
     },
+    RemoveHttpProxy {
+        target: Target,
+        proxy: http::ProxyRecord,
+    },
 }
 
 impl Undo {
@@ -218,7 +224,8 @@ impl Undo {
             | UndoRecord::RemoveIoFiles { target, .. }
             | UndoRecord::StartTarget { target }
             | UndoRecord::RunRollback { target, .. }
-            | UndoRecord::HttpRollback { target, .. } => target,
+            | UndoRecord::HttpRollback { target, .. }
+            | UndoRecord::RemoveHttpProxy { target, .. } => target,
         }
     }
 }
@@ -335,6 +342,9 @@ pub async fn revert_reporting(
             return command::revert(platform, target, rollback).await;
         }
         UndoRecord::HttpRollback { request, .. } => return http_call::revert(request).await,
+        UndoRecord::RemoveHttpProxy { target, proxy } => {
+            return http::revert(platform, target, proxy).await;
+        }
         UndoRecord::Unpause { target } => pause::revert(platform, target).await,
         UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
         UndoRecord::StopStressor { target, stressor } => {

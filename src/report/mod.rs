@@ -283,6 +283,26 @@ pub struct FaultEffects {
     /// The peers (containers, hosts) those scopes named, with the addresses they had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerRef>,
+    /// What an `http` fault's proxy did to the requests it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCounts>,
+}
+
+/// Requests an `http` fault's proxy saw, by outcome: `matched` met the fault's
+/// conditions (of those, `aborted`, `delayed` and `replaced`; a delayed one may also be
+/// aborted or replaced); `passed` were forwarded untouched; `not_http` connections were
+/// passed through as raw TCP.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HttpCounts {
+    pub matched: u64,
+    pub aborted: u64,
+    pub delayed: u64,
+    pub replaced: u64,
+    pub passed: u64,
+    /// Connections that were not HTTP/1.1 (HTTPS among them): passed through as raw TCP,
+    /// not inspected.
+    #[serde(default)]
+    pub not_http: u64,
 }
 
 /// One container's restart count around a kill.
@@ -380,6 +400,19 @@ impl FaultEffects {
         }
         if let Some(r) = &self.rollback {
             parts.push(r.summary("rollback"));
+        }
+        if let Some(h) = &self.http {
+            let mut s = format!(
+                "its proxy saw {} matching request(s) ({} aborted, {} delayed, {} replaced) and passed {} untouched",
+                h.matched, h.aborted, h.delayed, h.replaced, h.passed
+            );
+            if h.not_http > 0 {
+                s.push_str(&format!(
+                    "; {} connection(s) were not HTTP/1.1 (HTTPS among them) and passed through uninspected",
+                    h.not_http
+                ));
+            }
+            parts.push(s);
         }
         if !self.scope.is_empty() {
             parts.push(format!("only packets {}", self.scope.join("; ")));

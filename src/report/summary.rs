@@ -107,7 +107,7 @@ pub fn fault_label(f: &FaultRecord) -> &str {
 pub fn fault_detail(f: &FaultRecord) -> String {
     let label = fault_label(f);
     match &f.effects {
-        Some(fx) if !fx.scope.is_empty() || !fx.peers.is_empty() => {
+        Some(fx) if !fx.scope.is_empty() || !fx.peers.is_empty() || fx.http.is_some() => {
             let mut only = fx.clone();
             only.oom_kills = None;
             only.oom_killed.clear();
@@ -582,6 +582,36 @@ mod tests {
         }
         // Without a scope the label is the description alone.
         assert_eq!(fault_detail(&fixture::passed().faults[0]), "pause for 5s");
+    }
+
+    #[test]
+    fn every_renderer_counts_an_http_faults_requests() {
+        let mut r = fixture::passed();
+        r.faults[0].kind = "http".into();
+        r.faults[0].description = "answer 503 to 30% of requests to port 80, for 10s".into();
+        r.faults[0].effects = Some(crate::report::FaultEffects {
+            http: Some(crate::report::HttpCounts {
+                matched: 31,
+                aborted: 31,
+                delayed: 0,
+                replaced: 0,
+                passed: 69,
+                not_http: 2,
+            }),
+            ..Default::default()
+        });
+        let want = "answer 503 to 30% of requests to port 80, for 10s; its proxy saw 31 matching request(s) (31 aborted, 0 delayed, 0 replaced) and passed 69 untouched; 2 connection(s) were not HTTP/1.1 (HTTPS among them) and passed through uninspected";
+        assert_eq!(fault_detail(&r.faults[0]), want);
+        for (format, text) in [
+            ("table", crate::report::table::render(&r, false)),
+            ("markdown", crate::report::markdown::render(&r)),
+            ("html", crate::report::html::render(&r)),
+        ] {
+            assert!(
+                text.contains("31 matching request(s)"),
+                "{format} lacks the counts:\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,407 @@
+//! `http`: aborts, delays or rewrites the HTTP requests arriving at a target's port,
+//! through faultline's own transparent proxy ([`super::http_proxy`]) started in the
+//! target's network namespace, with an iptables REDIRECT rule journaled and removed at
+//! revert. No sidecar image.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::http_proxy;
+use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
+use crate::experiment::model::{
+    FaultProblems, FaultSpec, HttpDirection, HttpFault, NetworkStrategy, Target as TargetSpec,
+    fault_timing,
+};
+use crate::platform::kubernetes::rbac::Permission;
+use crate::platform::{NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host};
+
+/// What revert needs: the redirect rule (as added) and the proxy (by its marker).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyRecord {
+    pub marker: String,
+    pub port: u16,
+    pub proxy_port: u16,
+    /// The nat rule, as after `-I`/`-D`.
+    pub rule: Vec<String>,
+    pub access: NetAccess,
+    pub placement: Placement,
+    /// Where the proxy writes its counters.
+    pub counters: std::path::PathBuf,
+}
+
+/// Ports the proxy listens on, picked at random.
+const PROXY_PORTS: std::ops::Range<u16> = 40_000..60_000;
+
+impl HttpFault {
+    /// The proxy's rules, from the fault's parameters.
+    pub fn rules(&self) -> http_proxy::Rules {
+        let m = &self.matcher;
+        http_proxy::Rules {
+            method: m.method.clone(),
+            path: m.path.clone(),
+            headers: m.headers.clone(),
+            percent: m.percent.map(|p| p.0 / 100.0).unwrap_or(1.0),
+            abort_status: self.abort.as_ref().and_then(|a| a.status),
+            reset: self.abort.as_ref().is_some_and(|a| a.reset),
+            delay_ms: self.delay.map(|d| d.as_millis()),
+            replace_status: self.replace.as_ref().and_then(|r| r.status),
+            replace_headers: self
+                .replace
+                .as_ref()
+                .map(|r| r.headers.clone())
+                .unwrap_or_default(),
+            replace_body: self.replace.as_ref().and_then(|r| r.body.clone()),
+        }
+    }
+
+    fn matches_words(&self) -> String {
+        let m = &self.matcher;
+        let mut w = Vec::new();
+        if let Some(method) = &m.method {
+            w.push(method.to_ascii_uppercase());
+        }
+        w.push(format!("requests to port {}", self.port));
+        if let Some(p) = &m.path {
+            w.push(format!("on paths {p}"));
+        }
+        for (k, v) in &m.headers {
+            w.push(format!("with {k}: {v}"));
+        }
+        let mut s = w.join(" ");
+        if let Some(p) = m.percent {
+            s = format!("{p} of {s}");
+        }
+        s
+    }
+}
+
+impl FaultSpec for HttpFault {
+    fault_timing!("http");
+
+    fn describe(&self) -> String {
+        let mut acts = Vec::new();
+        if let Some(d) = self.delay {
+            acts.push(format!("delay {d}"));
+        }
+        if let Some(a) = &self.abort {
+            match a.status {
+                Some(s) => acts.push(format!("answer {s}")),
+                None => acts.push("reset the connection".to_string()),
+            }
+        }
+        if let Some(r) = &self.replace {
+            let mut parts = Vec::new();
+            if let Some(s) = r.status {
+                parts.push(format!("status {s}"));
+            }
+            if !r.headers.is_empty() {
+                parts.push("headers".to_string());
+            }
+            if r.body.is_some() {
+                parts.push("body".to_string());
+            }
+            acts.push(format!("replace the answer's {}", parts.join(" and ")));
+        }
+        format!(
+            "{} to {}, for {} (faultline's HTTP/1.1 proxy in the target's network namespace; other requests pass untouched, HTTPS is not inspected)",
+            acts.join(" then "),
+            self.matches_words(),
+            self.duration
+        )
+    }
+
+    fn validate(&self, target: &TargetSpec, p: &mut FaultProblems) {
+        p.positive("duration", self.duration);
+        if self.port == 0 {
+            p.err_at("port", "`port` must be a TCP port, 1..65535");
+        }
+        if self.direction == HttpDirection::Outbound {
+            p.err_at(
+                "direction",
+                "`direction: outbound` is not available yet: only `inbound` (requests arriving at the target's `port`)",
+            );
+        }
+        if target.kubernetes.is_some() {
+            p.err("the `http` fault is not available on Kubernetes yet: it runs on Docker targets");
+        }
+        if let Some(a) = &self.abort {
+            match (a.status, a.reset) {
+                (Some(_), true) => p.err_at(
+                    "abort",
+                    "`abort` takes either `status` or `reset: true`, not both",
+                ),
+                (None, false) => p.err_at(
+                    "abort",
+                    "`abort` needs `status` (e.g. 503) or `reset: true`",
+                ),
+                (Some(s), false) if !(100..=599).contains(&s) => p.err_at(
+                    "abort",
+                    format!("`abort.status` {s} is not an HTTP status (100..599)"),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(r) = &self.replace {
+            if r.status.is_some_and(|s| !(100..=599).contains(&s)) {
+                p.err_at(
+                    "replace",
+                    "`replace.status` must be an HTTP status (100..599)",
+                );
+            }
+            if r.status.is_none() && r.body.is_none() && r.headers.is_empty() {
+                p.err_at("replace", "`replace` needs `status`, `headers` or `body`");
+            }
+            for (k, v) in &r.headers {
+                if hyper::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                    || hyper::header::HeaderValue::from_str(v).is_err()
+                {
+                    p.err_at(
+                        "replace",
+                        format!("`replace.headers` has an invalid header `{k}`"),
+                    );
+                }
+            }
+        }
+        if self.abort.is_some() && self.replace.is_some() {
+            p.err("`abort` and `replace` cannot both act on a request: keep one");
+        }
+        if self.abort.is_none() && self.delay.is_none() && self.replace.is_none() {
+            p.err("the `http` fault needs `abort`, `delay` or `replace`");
+        }
+        if let Some(d) = self.delay {
+            p.positive("delay", d);
+        }
+    }
+}
+
+#[async_trait]
+impl FaultKind for HttpFault {
+    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+        if platform.kind() != "docker" {
+            return Err(format!(
+                "the `http` fault is not available on {} yet: it runs on Docker targets",
+                platform.kind()
+            ));
+        }
+        Ok(())
+    }
+
+    async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
+        platform.host_reach(target).await.map_err(|e| {
+            PlatformError::Refused(format!(
+                "the `http` fault runs its proxy from the host: {e}"
+            ))
+        })?;
+        let access = platform
+            .enter_netns(
+                target,
+                &NetnsRequest {
+                    strategy: NetworkStrategy::Host,
+                    image: None,
+                    lifetime: super::helper_lifetime(self.duration.std()),
+                    on_exit: String::new(),
+                },
+            )
+            .await?;
+        let marker = format!("faultline-http-{:016x}", rand::random::<u64>());
+        let proxy_port =
+            PROXY_PORTS.start + rand::random::<u16>() % (PROXY_PORTS.end - PROXY_PORTS.start);
+        Ok(Some(Undo::new(UndoRecord::RemoveHttpProxy {
+            target: target.clone(),
+            proxy: ProxyRecord {
+                rule: http_proxy::redirect_spec(self.port, proxy_port, &marker),
+                counters: crate::journal::state_dir().join(format!("{marker}.json")),
+                marker,
+                port: self.port,
+                proxy_port,
+                access,
+                placement: Placement::Host {
+                    netns: true,
+                    cgroups: false,
+                },
+            },
+        })))
+    }
+
+    async fn inject(
+        &self,
+        platform: &dyn Platform,
+        target: &Target,
+        undo: Option<&Undo>,
+    ) -> Injected {
+        let Some(UndoRecord::RemoveHttpProxy { proxy, .. }) = undo.map(|u| &u.record) else {
+            return Err(super::mismatched(self));
+        };
+        let lifetime = self.duration.std() + super::cpu_stress::DEADLINE_MARGIN;
+        let rules = serde_json::to_string(&self.rules()).expect("serializable");
+        let args: Vec<String> = vec![
+            "http-proxy".into(),
+            "--listen".into(),
+            proxy.proxy_port.to_string(),
+            "--upstream".into(),
+            proxy.port.to_string(),
+            "--rules".into(),
+            rules,
+            "--until".into(),
+            host::deadline(lifetime).to_string(),
+            "--parent".into(),
+            std::process::id().to_string(),
+            "--counters".into(),
+            proxy.counters.display().to_string(),
+            "--marker".into(),
+            proxy.marker.clone(),
+        ];
+        let _ = std::fs::remove_file(&proxy.counters);
+        platform
+            .start_process(
+                target,
+                proxy.placement.clone(),
+                &args,
+                &proxy.marker,
+                lifetime,
+            )
+            .await?;
+        // The proxy writes its first counters once it listens.
+        let mut listening = false;
+        for _ in 0..200 {
+            if proxy.counters.exists() {
+                listening = true;
+                break;
+            }
+            if host::pids_with_marker(&proxy.marker).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        if !listening {
+            let _ = stop(platform, target, proxy).await;
+            return Err(PlatformError::Refused(format!(
+                "faultline's HTTP proxy did not start listening on port {} in `{}`",
+                proxy.proxy_port, target.name
+            )));
+        }
+        let out = platform
+            .netns_exec(target, &proxy.access, &http_proxy::nat("-I", &proxy.rule))
+            .await?;
+        if out.code != 0 {
+            let _ = stop(platform, target, proxy).await;
+            return Err(PlatformError::Refused(format!(
+                "cannot add the redirect `{}` in `{}`: {} (the `http` fault needs iptables with the nat table on the host)",
+                proxy.rule.join(" "),
+                target.name,
+                out.stderr.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    fn rbac(&self) -> &'static [Permission] {
+        &[]
+    }
+}
+
+/// Whether the redirect rule is still in the target's nat table.
+async fn rule_left(
+    platform: &dyn Platform,
+    target: &Target,
+    proxy: &ProxyRecord,
+) -> Result<bool, PlatformError> {
+    let out = platform
+        .netns_exec(target, &proxy.access, &http_proxy::list_nat())
+        .await?;
+    Ok(out.stdout.contains(&format!("--comment {} ", proxy.marker)))
+}
+
+/// Removes the redirect (confirmed gone), then stops the proxy.
+async fn stop(
+    platform: &dyn Platform,
+    target: &Target,
+    proxy: &ProxyRecord,
+) -> Result<(), PlatformError> {
+    for _ in 0..5 {
+        if !rule_left(platform, target, proxy).await? {
+            break;
+        }
+        platform
+            .netns_exec(target, &proxy.access, &http_proxy::nat("-D", &proxy.rule))
+            .await?;
+    }
+    if rule_left(platform, target, proxy).await? {
+        return Err(PlatformError::Refused(format!(
+            "faultline's redirect ({}) is still in `{}` after delete",
+            proxy.marker, target.name
+        )));
+    }
+    // With the rule gone new connections reach the server directly; SIGTERM ends the proxy.
+    platform
+        .stop_process(target, proxy.placement.clone(), &proxy.marker, true)
+        .await
+}
+
+/// Removes the redirect and the proxy, and confirms both are gone; says what the proxy
+/// did (the counters it wrote as it ended).
+pub async fn revert(
+    platform: &dyn Platform,
+    target: &Target,
+    proxy: &ProxyRecord,
+) -> Result<Option<FaultEffects>, PlatformError> {
+    stop(platform, target, proxy).await?;
+    let counts = http_proxy::read_counters(&proxy.counters);
+    let _ = std::fs::remove_file(&proxy.counters);
+    platform.leave_netns(&proxy.access).await?;
+    Ok(counts.map(|c| FaultEffects {
+        http: Some(c),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(yaml: &str) -> HttpFault {
+        let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_plan_says_what_happens_to_which_requests() {
+        let f = fault(
+            "{port: 8080, match: {path: /api/*, percent: 30}, abort: {status: 503}, duration: 30s}",
+        );
+        assert!(
+            f.describe()
+                .starts_with("answer 503 to 30% of requests to port 8080 on paths /api/*, for 30s"),
+            "{}",
+            f.describe()
+        );
+        let g = fault(
+            "{port: 80, match: {method: post}, delay: 500ms, replace: {status: 418, body: x}, duration: 5s}",
+        );
+        assert!(
+            g.describe().starts_with(
+                "delay 500ms then replace the answer's status 418 and body to POST requests to port 80, for 5s"
+            ),
+            "{}",
+            g.describe()
+        );
+    }
+
+    #[test]
+    fn the_proxy_is_given_every_parameter() {
+        let f = fault(
+            "{port: 80, match: {method: GET, headers: {X-A: b}}, delay: 250ms, abort: {reset: true}, duration: 5s}",
+        );
+        let r = f.rules();
+        assert_eq!(r.method.as_deref(), Some("GET"));
+        assert_eq!(r.headers.get("X-A").map(String::as_str), Some("b"));
+        assert_eq!(
+            (r.percent, r.reset, r.abort_status, r.delay_ms),
+            (1.0, true, None, Some(250))
+        );
+        // What the proxy parses is what the fault wrote.
+        let back: http_proxy::Rules =
+            serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}

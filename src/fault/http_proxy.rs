@@ -1,0 +1,539 @@
+//! The transparent HTTP/1.1 proxy of the `http` fault (`faultline http-proxy`, hidden).
+//!
+//! Started on the host inside the target's network namespace; an iptables `nat
+//! PREROUTING ... REDIRECT` rule sends the connections arriving at the target's port to
+//! it, and it forwards each to the real server at the connection's original destination
+//! (127.0.0.1:PORT when it cannot be told): connections made from inside the namespace
+//! pass OUTPUT, never PREROUTING, so they do not loop back into the proxy. Requests that match are delayed, aborted or their answers replaced; the
+//! rest are forwarded untouched, bodies streamed, keep-alive kept.
+//!
+//! It fails open by itself: when faultline dies (its parent-death signal, or its parent
+//! gone), and at its own deadline, it deletes its own rules and only forwards from then
+//! on, so that new connections reach the server directly at once; the dead-man's switch
+//! (`recover`) then finds the rule gone and stops the proxy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+
+use crate::report::HttpCounts;
+
+/// What the proxy does to the requests it sees, as passed on its command line (JSON).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rules {
+    pub method: Option<String>,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// 0.0..=1.0
+    pub percent: f64,
+    pub abort_status: Option<u16>,
+    #[serde(default)]
+    pub reset: bool,
+    pub delay_ms: Option<u64>,
+    pub replace_status: Option<u16>,
+    #[serde(default)]
+    pub replace_headers: BTreeMap<String, String>,
+    pub replace_body: Option<String>,
+}
+
+/// Whether `text` matches `glob` (`*` any run of characters, `?` one character).
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    let (mut gi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
+            gi += 1;
+            ti += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some(gi);
+            mark = ti;
+            gi += 1;
+        } else if let Some(s) = star {
+            gi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while gi < g.len() && g[gi] == '*' {
+        gi += 1;
+    }
+    gi == g.len()
+}
+
+impl Rules {
+    /// Whether a request with this method, path and headers meets the conditions
+    /// (the percentage aside).
+    pub fn meets(&self, method: &str, path: &str, headers: &hyper::HeaderMap) -> bool {
+        if let Some(m) = &self.method {
+            if !m.eq_ignore_ascii_case(method) {
+                return false;
+            }
+        }
+        if let Some(p) = &self.path {
+            if !glob_match(p, path) {
+                return false;
+            }
+        }
+        self.headers.iter().all(|(k, v)| {
+            headers
+                .get_all(k.as_str())
+                .iter()
+                .any(|h| h.as_bytes() == v.as_bytes())
+        })
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    matched: AtomicU64,
+    aborted: AtomicU64,
+    delayed: AtomicU64,
+    replaced: AtomicU64,
+    passed: AtomicU64,
+    not_http: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> HttpCounts {
+        HttpCounts {
+            matched: self.matched.load(Ordering::Relaxed),
+            aborted: self.aborted.load(Ordering::Relaxed),
+            delayed: self.delayed.load(Ordering::Relaxed),
+            replaced: self.replaced.load(Ordering::Relaxed),
+            passed: self.passed.load(Ordering::Relaxed),
+            not_http: self.not_http.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Writes the counters where revert reads them (whole, through a rename).
+fn write_counters(path: &std::path::Path, c: &Counters) {
+    let tmp = path.with_extension("tmp");
+    if let Ok(text) = serde_json::to_vec(&c.snapshot()) {
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
+/// Reads the counters a proxy wrote.
+pub fn read_counters(path: &std::path::Path) -> Option<HttpCounts> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The `nat` rule spec that redirects connections to `port` to `proxy_port`, as after
+/// `-I`/`-D`.
+pub fn redirect_spec(port: u16, proxy_port: u16, marker: &str) -> Vec<String> {
+    [
+        "PREROUTING",
+        "-p",
+        "tcp",
+        "--dport",
+        &port.to_string(),
+        "-m",
+        "comment",
+        "--comment",
+        marker,
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        &proxy_port.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `iptables -w -t nat OP SPEC`.
+pub fn nat(op: &str, spec: &[String]) -> Vec<String> {
+    let mut v = ["iptables", "-w", "-t", "nat", op]
+        .map(String::from)
+        .to_vec();
+    v.extend(spec.iter().cloned());
+    v
+}
+
+/// `iptables -w -t nat -S PREROUTING`.
+pub fn list_nat() -> Vec<String> {
+    ["iptables", "-w", "-t", "nat", "-S", "PREROUTING"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Deletes every PREROUTING rule of the nat table carrying `marker`, from inside the
+/// namespace the proxy runs in.
+fn delete_own_rules(marker: &str) {
+    let run = |argv: &[String]| {
+        std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+    };
+    let needle = format!("--comment {marker} ");
+    for _ in 0..3 {
+        let Ok(out) = run(&list_nat()) else { return };
+        let listing = String::from_utf8_lossy(&out.stdout).to_string();
+        let rules: Vec<Vec<String>> = listing
+            .lines()
+            .filter(|l| l.contains(&needle) && l.starts_with("-A "))
+            .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
+            .collect();
+        if rules.is_empty() {
+            return;
+        }
+        for r in rules {
+            let _ = run(&nat("-D", &r));
+        }
+    }
+}
+
+/// Where a redirected connection was going: its original destination (the server on
+/// the address the client asked for; the proxy's own connection to it leaves through
+/// OUTPUT, never PREROUTING, so it does not loop back), else 127.0.0.1:`port`.
+fn upstream_of(client: &tokio::net::TcpStream, port: u16) -> std::net::SocketAddr {
+    let original = nix::sys::socket::getsockopt(client, nix::sys::socket::sockopt::OriginalDst)
+        .ok()
+        .map(|sa| {
+            std::net::SocketAddr::from((
+                std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+                u16::from_be(sa.sin_port),
+            ))
+        });
+    match original {
+        Some(a) if a.port() == port => a,
+        _ => std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+/// Whether a connection whose first byte is `b` speaks HTTP/1.x: a request starts with
+/// its method, upper-case letters (a TLS record starts with 0x16).
+pub fn looks_like_http(b: u8) -> bool {
+    b.is_ascii_uppercase()
+}
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|never| match never {}).boxed()
+}
+
+fn streamed(b: Incoming) -> Body {
+    b.boxed()
+}
+
+/// Why the proxy ends a client's connection.
+#[derive(Debug, thiserror::Error)]
+enum ProxyError {
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+    #[error("the fault resets this connection")]
+    Reset,
+}
+
+fn answer(status: u16, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    r
+}
+
+struct Shared {
+    rules: Rules,
+    counters: Counters,
+    /// Set once the proxy fails open: every request is forwarded untouched.
+    open: AtomicBool,
+    upstream: u16,
+}
+
+/// Serves one client connection: forwards its requests over one connection to the server.
+async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    // A duplicate of the client's socket, to turn its close into a reset.
+    let raw = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
+    let Ok(mut up) = tokio::net::TcpStream::connect(upstream_of(&stream, shared.upstream)).await
+    else {
+        return;
+    };
+    let _ = up.set_nodelay(true);
+    // What is not HTTP/1.1 (TLS, a protocol where the server speaks first) is passed
+    // through as raw TCP, not inspected.
+    let mut first = [0u8; 1];
+    let http = tokio::select! {
+        n = stream.peek(&mut first) => matches!(n, Ok(1)) && looks_like_http(first[0]),
+        _ = up.readable() => false,
+    };
+    if !http {
+        shared.counters.not_http.fetch_add(1, Ordering::Relaxed);
+        let _ = tokio::io::copy_bidirectional(&mut stream, &mut up).await;
+        return;
+    }
+    let Ok((sender, conn)) = hyper::client::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .handshake::<_, Incoming>(TokioIo::new(up))
+        .await
+    else {
+        return;
+    };
+    tokio::spawn(conn.with_upgrades());
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = shared.clone();
+        let sender = sender.clone();
+        let raw = raw.as_ref().and_then(|f| f.try_clone().ok());
+        async move {
+            let r = &shared.rules;
+            let c = &shared.counters;
+            let hit = !shared.open.load(Ordering::Relaxed)
+                && r.meets(req.method().as_str(), req.uri().path(), req.headers())
+                && rand::random::<f64>() < r.percent;
+            if !hit {
+                c.passed.fetch_add(1, Ordering::Relaxed);
+                return forward(&sender, req).await;
+            }
+            c.matched.fetch_add(1, Ordering::Relaxed);
+            if let Some(ms) = r.delay_ms {
+                c.delayed.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if r.reset {
+                c.aborted.fetch_add(1, Ordering::Relaxed);
+                // With a zero linger the close that follows the service's error is a
+                // reset, not an orderly end.
+                if let Some(fd) = &raw {
+                    let _ = nix::sys::socket::setsockopt(
+                        fd,
+                        nix::sys::socket::sockopt::Linger,
+                        &libc::linger {
+                            l_onoff: 1,
+                            l_linger: 0,
+                        },
+                    );
+                }
+                return Err(ProxyError::Reset);
+            }
+            if let Some(status) = r.abort_status {
+                c.aborted.fetch_add(1, Ordering::Relaxed);
+                return Ok(answer(status, Bytes::new()));
+            }
+            let resp = sender.lock().await.send_request(req).await?;
+            if r.replace_status.is_none()
+                && r.replace_body.is_none()
+                && r.replace_headers.is_empty()
+            {
+                return Ok(resp.map(streamed));
+            }
+            c.replaced.fetch_add(1, Ordering::Relaxed);
+            let (mut parts, body) = resp.into_parts();
+            // The whole real body is read, so that the server's connection stays usable.
+            let real = body.collect().await?.to_bytes();
+            let body = match &r.replace_body {
+                Some(b) => {
+                    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+                    parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+                    Bytes::from(b.clone())
+                }
+                None => real,
+            };
+            if let Some(s) = r.replace_status {
+                parts.status = StatusCode::from_u16(s).unwrap_or(parts.status);
+            }
+            for (k, v) in &r.replace_headers {
+                if let (Ok(k), Ok(v)) = (
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                    hyper::header::HeaderValue::from_str(v),
+                ) {
+                    parts.headers.insert(k, v);
+                }
+            }
+            Ok(Response::from_parts(parts, full(body)))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades()
+        .await;
+}
+
+/// Forwards a request untouched; a protocol switch (`Connection: upgrade`, a WebSocket)
+/// the server accepts then goes on as raw TCP between the two.
+async fn forward(
+    sender: &tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let client_side = req
+        .headers()
+        .contains_key(hyper::header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let mut resp = sender.lock().await.send_request(req).await?;
+    if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_side, resp.status()) {
+        let server_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            if let (Ok(c), Ok(s)) = (client_side.await, server_side.await) {
+                let (mut c, mut s) = (TokioIo::new(c), TokioIo::new(s));
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+            }
+        });
+    }
+    Ok(resp.map(streamed))
+}
+
+fn now_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// What the hidden `faultline http-proxy` command is given.
+pub struct ProxyArgs {
+    pub listen: u16,
+    pub upstream: u16,
+    pub rules: Rules,
+    pub until: u64,
+    pub marker: String,
+    pub parent: u32,
+    pub counters: std::path::PathBuf,
+}
+
+/// Runs the proxy until SIGTERM (revert) or its deadline. The body of `faultline
+/// http-proxy`, started inside the target's network namespace.
+pub fn run_proxy(a: ProxyArgs) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(a))
+}
+
+async fn serve(a: ProxyArgs) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    // faultline's death is told by SIGUSR1 (instead of the SIGKILL it was started with):
+    // the proxy then fails open rather than dying with its redirect still in place.
+    let mut orphaned = signal(SignalKind::user_defined1())?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGUSR1)
+        .map_err(std::io::Error::from)?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", a.listen)).await?;
+    let shared = Arc::new(Shared {
+        rules: a.rules,
+        counters: Counters::default(),
+        open: AtomicBool::new(false),
+        upstream: a.upstream,
+    });
+    // Its first counters say it listens.
+    write_counters(&a.counters, &shared.counters);
+    // Accepting never waits for anything else (iptables may wait for its lock).
+    let accepting = shared.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(connection(stream, accepting.clone()));
+            }
+        }
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    // Forwarding untouched at once, then the redirect removed off the async threads.
+    let fail_open = |shared: &Shared, marker: &str| {
+        if !shared.open.swap(true, Ordering::SeqCst) {
+            let marker = marker.to_string();
+            Some(tokio::task::spawn_blocking(move || {
+                delete_own_rules(&marker);
+            }))
+        } else {
+            None
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                write_counters(&a.counters, &shared.counters);
+                if nix::unistd::getppid().as_raw() as u32 != a.parent {
+                    fail_open(&shared, &a.marker);
+                }
+                if now_epoch() >= a.until {
+                    if let Some(removing) = fail_open(&shared, &a.marker) {
+                        let _ = removing.await;
+                    }
+                    break;
+                }
+            }
+            _ = orphaned.recv() => {
+                fail_open(&shared, &a.marker);
+            }
+            _ = term.recv() => break,
+        }
+    }
+    write_counters(&a.counters, &shared.counters);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_paths() {
+        assert!(glob_match("/api/*", "/api/x"));
+        assert!(glob_match("/api/*", "/api/"));
+        assert!(glob_match("/api/*", "/api/a/b"));
+        assert!(!glob_match("/api/*", "/health"));
+        assert!(!glob_match("/api/*", "/api"));
+        assert!(glob_match("/a?c", "/abc"));
+        assert!(!glob_match("/a?c", "/ac"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("/x/*/y", "/x/1/2/y"));
+    }
+
+    #[test]
+    fn conditions_all_hold() {
+        let r = Rules {
+            method: Some("post".into()),
+            path: Some("/api/*".into()),
+            headers: [("X-Chaos".to_string(), "yes".to_string())].into(),
+            percent: 1.0,
+            ..Rules::default()
+        };
+        let mut h = hyper::HeaderMap::new();
+        assert!(!r.meets("POST", "/api/a", &h));
+        h.insert("x-chaos", "yes".parse().unwrap());
+        assert!(r.meets("POST", "/api/a", &h));
+        assert!(!r.meets("GET", "/api/a", &h));
+        assert!(!r.meets("POST", "/other", &h));
+        h.insert("x-chaos", "no".parse().unwrap());
+        assert!(!r.meets("POST", "/api/a", &h));
+    }
+
+    #[test]
+    fn tls_is_not_taken_for_http() {
+        for m in [b"GET ", b"POST", b"HEAD", b"PUT "] {
+            assert!(looks_like_http(m[0]));
+        }
+        // A TLS handshake record, an SSH banner is the server's, a binary protocol.
+        assert!(!looks_like_http(0x16));
+        assert!(!looks_like_http(0x00));
+        assert!(!looks_like_http(b'g'));
+    }
+
+    #[test]
+    fn the_redirect_is_added_and_deleted_the_same() {
+        let s = redirect_spec(80, 45000, "faultline-http-1");
+        assert_eq!(
+            nat("-I", &s).join(" "),
+            "iptables -w -t nat -I PREROUTING -p tcp --dport 80 -m comment --comment faultline-http-1 -j REDIRECT --to-ports 45000"
+        );
+        assert_eq!(nat("-D", &s)[5..], nat("-I", &s)[5..]);
+    }
+}
