@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub(crate) mod schedule;
 pub(crate) mod schema;
+pub(crate) mod state_dir;
 
 pub use error::{Error, Exit};
 

@@ -210,7 +210,7 @@ impl FaultKind for HttpFault {
             target: target.clone(),
             proxy: ProxyRecord {
                 rule: http_proxy::redirect_spec(self.port, proxy_port, &marker),
-                counters: crate::journal::state_dir().join(format!("{marker}.json")),
+                counters: crate::state_dir::state_dir().join(format!("{marker}.json")),
                 marker,
                 port: self.port,
                 proxy_port,

@@ -43,20 +43,7 @@ pub struct Entry {
     pub undo: Undo,
 }
 
-/// The state directory: `$FAULTLINE_STATE_DIR`, else `$XDG_STATE_HOME/faultline`, else
-/// `~/.local/state/faultline`.
-pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FAULTLINE_STATE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("faultline");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".local/state/faultline")
-}
+pub use crate::state_dir::state_dir;
 
 #[derive(Debug, thiserror::Error)]
 #[error("journal {path}: {source}")]
