@@ -236,13 +236,8 @@ impl FaultKind for CpuStressFault {
         })))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Injected {
-        let Some(UndoRecord::StopStressor { stressor, .. }) = undo.map(|u| &u.record) else {
+    async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
+        let Some(UndoRecord::StopStressor { stressor, .. }) = u.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };
         let duration = self.duration.std();

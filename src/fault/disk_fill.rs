@@ -255,13 +255,8 @@ impl FaultKind for DiskFillFault {
         })))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Injected {
-        let Some(UndoRecord::RemoveFile { fill, .. }) = undo.map(|u| &u.record) else {
+    async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
+        let Some(UndoRecord::RemoveFile { fill, .. }) = u.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };
         match fill.access {

@@ -223,13 +223,8 @@ impl FaultKind for HttpFault {
         })))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Injected {
-        let Some(UndoRecord::RemoveHttpProxy { proxy, .. }) = undo.map(|u| &u.record) else {
+    async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
+        let Some(UndoRecord::RemoveHttpProxy { proxy, .. }) = u.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };
         let lifetime = self.duration.std() + super::cpu_stress::DEADLINE_MARGIN;

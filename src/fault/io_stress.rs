@@ -417,13 +417,8 @@ impl FaultKind for IoStressFault {
         })))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Injected {
-        let Some(UndoRecord::RemoveIoFiles { io, .. }) = undo.map(|u| &u.record) else {
+    async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
+        let Some(UndoRecord::RemoveIoFiles { io, .. }) = u.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };
         let duration = self.duration.std();

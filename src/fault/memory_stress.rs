@@ -321,13 +321,8 @@ impl FaultKind for MemoryStressFault {
         })))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Injected {
-        let Some(UndoRecord::FreeMemory { memory, .. }) = undo.map(|u| &u.record) else {
+    async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
+        let Some(UndoRecord::FreeMemory { memory, .. }) = u.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };
         let duration = self.duration.std();

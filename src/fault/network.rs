@@ -837,13 +837,8 @@ impl FaultKind for NetworkFault {
         })))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Injected {
-        let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = undo.map(|u| &u.record) else {
+    async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
+        let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = u.map(|u| &u.record) else {
             return Err(super::mismatched(self));
         };
         inject(platform, self, target, qdisc).await
