@@ -1,5 +1,6 @@
 //! Network faults against real containers: a tbf rate limit measured from the host, both
-//! ways into the namespace, the refusals, and a real added delay where netem exists.
+//! ways into the namespace, the refusals, a real added delay where netem exists, and
+//! ingress shaping through faultline's IFB device measured from inside the containers.
 //!
 //! Exactly one of the netem tests applies on any kernel: with `sch_netem` a delay is
 //! measured, without it the refusal is checked. The other records itself as "not
@@ -123,9 +124,14 @@ fn without_netem_a_delay_is_refused_and_nothing_is_left() {
         return;
     };
     let web = fleet.web(&[]);
-    for strategy in ["host", "sidecar"] {
+    // Egress, and ingress (which would go through the IFB device).
+    for (strategy, direction) in [
+        ("host", "egress"),
+        ("sidecar", "egress"),
+        ("host", "ingress"),
+    ] {
         let exp = fleet.experiment("delay").fault(&format!(
-            "network: {{delay: 100ms, jitter: 10ms, duration: 5s, strategy: {strategy}, engine: netem}}"
+            "network: {{delay: 100ms, jitter: 10ms, duration: 5s, strategy: {strategy}, engine: netem, direction: {direction}}}"
         ));
         let r = Run::with_tc_image(&exp).json_on_stdout().expect_report(4);
         assert_eq!(r["verdict"], "error");
@@ -137,8 +143,7 @@ fn without_netem_a_delay_is_refused_and_nothing_is_left() {
             msg.contains("sch_netem") && msg.contains("modprobe"),
             "{msg}"
         );
-        assert!(!qdiscs(&web).contains("fa17:"));
-        assert_eq!(helpers(&web), 0);
+        assert_eq!(ingress_leftovers(&web), Vec::<String>::new());
     }
 }
 
@@ -168,6 +173,26 @@ fn a_foreign_root_qdisc_is_refused_and_left_alone() {
         );
         assert_eq!(helpers(&web), 0);
     }
+    // The same for an ingress qdisc: an ingress fault on tc refuses to replace it.
+    let ingress = [
+        "tc", "qdisc", "add", "dev", "eth0", "handle", "ffff:", "ingress",
+    ];
+    assert!(netns_command(&web, &ingress).status().unwrap().success());
+    let exp = fleet
+        .experiment("foreign-ingress")
+        .fault("network: {rate: 1mbit, duration: 2s, direction: ingress, strategy: host}");
+    let r = Run::experiment(&exp).json_on_stdout().expect_report(4);
+    let err = r["faults"][0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("ingress qdisc") && err.contains("faultline did not create"),
+        "{err}"
+    );
+    assert!(
+        qdiscs(&web).contains("qdisc ingress ffff:"),
+        "{}",
+        qdiscs(&web)
+    );
+    assert!(in_netns(&web, &["ip", "link", "show", "ifb-fa17"]).is_empty());
 }
 
 /// p50 of TCP connect times to `addr`, in milliseconds.
@@ -197,17 +222,189 @@ fn a_delay_adds_the_configured_latency() {
     };
     let web = fleet.web(&[]);
     let addr = fleet.host_port(&web);
-    let base = connect_p50(&addr, 20);
-    let exp = fleet
-        .experiment("delay")
-        .fault("network: {delay: 100ms, duration: 6s}");
-    let run = Run::experiment(&exp).spawn();
-    assert!(wait_until(Duration::from_secs(10), || qdiscs(&web).contains("fa17:")));
-    let during = connect_p50(&addr, 20);
-    run.wait().expect(0);
-    let added = during - base;
-    assert!(
-        (80.0..=120.0).contains(&added),
-        "added {added:.1}ms, expected 100ms ± 20%"
+    // A connect's SYN-ACK leaves the container (egress), its SYN arrives (ingress): either
+    // delay adds to the connect time once.
+    for direction in ["egress", "ingress"] {
+        let base = connect_p50(&addr, 20);
+        let exp = fleet.experiment("delay").fault(&format!(
+            "network: {{delay: 100ms, duration: 6s, engine: netem, direction: {direction}}}"
+        ));
+        let run = Run::experiment(&exp).spawn();
+        assert!(wait_until(Duration::from_secs(10), || qdiscs(&web)
+            .contains("fa17:")
+            || qdiscs(&web).contains("ingress")));
+        let during = connect_p50(&addr, 20);
+        run.wait().expect(0);
+        let added = during - base;
+        assert!(
+            (80.0..=120.0).contains(&added),
+            "{direction}: added {added:.1}ms, expected 100ms ± 20%"
+        );
+        assert_eq!(ingress_leftovers(&web), Vec::<String>::new());
+    }
+}
+
+// Ingress on tc: what the target receives is redirected to faultline's IFB device and
+// shaped there. Measured from inside the containers: A downloading from B is what A
+// receives; C downloading from A is what A sends.
+
+/// A file of `kib` KiB served by `name` at /www/big; its URL on the containers' network.
+fn serve_file(name: &str, kib: u32) -> String {
+    let count = format!("count={kib}");
+    docker_ok(&[
+        "exec",
+        name,
+        "dd",
+        "if=/dev/zero",
+        "of=/www/big",
+        "bs=1024",
+        &count,
+    ]);
+    format!("http://{}/big", container_addr(name).ip())
+}
+
+/// Seconds for `from` (in its network namespace) to download `url` of `size` bytes, at
+/// most `limit`: a download cut by the limit counts as the time the whole would take.
+fn download_in(from: &str, url: &str, size: f64, limit: u64) -> f64 {
+    let out = netns_command(from, &["curl", "-s", "-o", "/dev/null"])
+        .args(["-m", &limit.to_string()])
+        .args(["-w", "%{time_total} %{size_download}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    let t: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    let got: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    assert!(got > 0.0, "{from} downloaded nothing from {url}");
+    t * size / got
+}
+
+fn best_download_in(from: &str, url: &str, size: f64) -> f64 {
+    (0..3)
+        .map(|_| download_in(from, url, size, 10))
+        .fold(f64::MAX, f64::min)
+}
+
+/// The filters of the ingress qdisc on the container's eth0.
+fn redirects(name: &str) -> String {
+    in_netns(
+        name,
+        &["tc", "filter", "show", "dev", "eth0", "parent", "ffff:"],
+    )
+}
+
+/// What ingress shaping leaves on `name` (empty: nothing).
+fn ingress_leftovers(name: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    if !in_netns(name, &["ip", "link", "show", "ifb-fa17"]).is_empty() {
+        left.push("the IFB device ifb-fa17".to_string());
+    }
+    let q = qdiscs(name);
+    if q.contains("qdisc ingress") || q.contains("fa17:") {
+        left.push(format!("qdiscs: {q}"));
+    }
+    if helpers(name) > 0 {
+        left.push("a network helper".to_string());
+    }
+    left
+}
+
+/// Three containers with curl's view from inside them, or a recorded skip.
+fn trio_with_curl(test: &str) -> Option<(Fleet, Vec<String>)> {
+    if !require_docker() || require_program("curl", "curl", "downloads cannot be timed").is_none() {
+        return None;
+    }
+    let mut fleet = Fleet::new(test);
+    let names = fleet.trio();
+    Some((fleet, names))
+}
+
+const SIZE_KIB: u32 = 512;
+const SIZE: f64 = 512.0 * 1024.0;
+
+#[test]
+fn an_ingress_rate_slows_what_the_target_receives_not_what_it_sends() {
+    let Some((fleet, names)) = trio_with_curl("ingress-rate") else {
+        return;
+    };
+    let (a, b, c) = (&names[0], &names[1], &names[2]);
+    let (from_b, from_a) = (serve_file(b, SIZE_KIB), serve_file(a, SIZE_KIB));
+    let (base_in, base_out) = (
+        best_download_in(a, &from_b, SIZE),
+        best_download_in(c, &from_a, SIZE),
     );
+    let exp = fleet
+        .experiment("ingress")
+        .only(a)
+        .fault("network: {rate: 2mbit, direction: ingress, duration: 10s, strategy: host}");
+    let run = Run::experiment(&exp).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || redirects(a)
+            .contains("ifb-fa17")),
+        "no redirect to the IFB device appeared: {}",
+        qdiscs(a)
+    );
+    let on_device = in_netns(a, &["tc", "qdisc", "show", "dev", "ifb-fa17"]);
+    assert!(on_device.contains("tbf fa17: root"), "{on_device}");
+    let filters = redirects(a);
+    assert!(filters.contains("Redirect to device ifb-fa17"), "{filters}");
+    // What the target sends is not shaped: no root qdisc of faultline's on eth0.
+    assert!(!qdiscs(a).contains("fa17:"), "{}", qdiscs(a));
+    // 512 KiB at 2 Mbit/s takes about 2.1 s.
+    let during_in = download_in(a, &from_b, SIZE, 5);
+    let during_out = download_in(c, &from_a, SIZE, 5);
+    let out = run.wait();
+    out.expect(0);
+    assert!(
+        during_in >= 1.5 && during_in >= 10.0 * base_in,
+        "B→A took {during_in:.2}s during the fault ({base_in:.3}s before): not limited to 2 Mbit/s"
+    );
+    assert!(
+        during_out < 1.0,
+        "A→C took {during_out:.2}s during the fault ({base_out:.3}s before): what A sends was slowed"
+    );
+    assert_eq!(ingress_leftovers(a), Vec::<String>::new());
+    assert_eq!(out.report()["faults"][0]["status"], "reverted");
+    let after = best_download_in(a, &from_b, SIZE);
+    assert!(after < 1.0, "B→A still takes {after:.2}s after the revert");
+}
+
+#[test]
+fn a_scoped_ingress_rate_through_the_sidecar_slows_only_that_peer() {
+    let Some((fleet, names)) = trio_with_curl("ingress-scoped") else {
+        return;
+    };
+    let (a, b, c) = (&names[0], &names[1], &names[2]);
+    let (from_b, from_c) = (serve_file(b, SIZE_KIB), serve_file(c, SIZE_KIB));
+    let exp = fleet.experiment("ingress-to-b").only(a).fault(&format!(
+        "network: {{rate: 2mbit, direction: ingress, duration: 10s, strategy: sidecar, to: {{containers: {{names: [{b}]}}}}}}"
+    ));
+    let run = Run::with_tc_image(&exp).json_report().spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || redirects(a)
+            .contains("ifb-fa17")),
+        "no redirect to the IFB device appeared: {}",
+        qdiscs(a)
+    );
+    assert_eq!(helpers(a), 1, "one helper shares the namespace");
+    let filters = redirects(a);
+    // u32 lists the source address as hex at offset 12 of the IP header.
+    let ip = match container_addr(b).ip() {
+        std::net::IpAddr::V4(v4) => format!("{:08x}/ffffffff at 12", u32::from(v4)),
+        other => panic!("{other}"),
+    };
+    assert!(
+        filters.contains(&ip),
+        "no filter for B's address ({ip}): {filters}"
+    );
+    let during_b = download_in(a, &from_b, SIZE, 5);
+    let during_c = download_in(a, &from_c, SIZE, 5);
+    let out = run.wait();
+    out.expect(0);
+    assert!(during_b >= 1.5, "B→A took {during_b:.2}s: not limited");
+    assert!(
+        during_c < 1.0,
+        "C→A took {during_c:.2}s: outside the scope but slowed"
+    );
+    assert_eq!(ingress_leftovers(a), Vec::<String>::new());
 }

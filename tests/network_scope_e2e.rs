@@ -283,6 +283,39 @@ fn a_delay_from_one_client_slows_only_the_answers_to_it() {
     assert_eq!(faultline_rules(&a), "", "rules left behind");
 }
 
+/// `from:` with `direction: ingress`: the requests B sends to A's port 80 are held on their
+/// way in (INPUT, from B's address to port 80), so B's connects and requests to A slow
+/// down; C's do not.
+#[test]
+fn an_ingress_delay_from_one_client_slows_only_its_requests() {
+    let Some((fleet, a, b, c)) = trio("scope-from-in") else {
+        return;
+    };
+    let to_a = url(&a, 80);
+    let (base_b, base_c) = (median(&b, &to_a, 15), median(&c, &to_a, 15));
+    let running = start_on(
+        &fleet,
+        &a,
+        &format!(
+            "network: {{delay: 200ms, duration: 12s, direction: ingress, from: {{containers: {{names: [{b}]}}, ports: [80]}}}}"
+        ),
+        "INPUT",
+    );
+    assert!(!chain(&a, "OUTPUT").contains("faultline-"));
+    let rules = chain(&a, "INPUT");
+    assert!(
+        rules.contains(&format!("-s {}/32", ip(&b))) && rules.contains("--dports 80"),
+        "{rules}"
+    );
+    let (during_b, during_c) = (median(&b, &to_a, 15), median(&c, &to_a, 15));
+    running.wait().expect(0);
+    assert_added("B→A connect", base_b.connect, during_b.connect, 200.0);
+    assert_added("B→A HTTP request", base_b.request, during_b.request, 200.0);
+    assert_untouched("C→A connect", base_c.connect, during_c.connect);
+    assert_untouched("C→A HTTP request", base_c.request, during_c.request);
+    assert_eq!(faultline_rules(&a), "", "rules left behind");
+}
+
 #[test]
 fn a_peer_that_matches_nothing_is_refused_not_widened() {
     let Some((fleet, a, _b, _c)) = trio("scope-none") else {
