@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Seconds to download `url` fully, at most `limit`.
-fn download_secs(url: &str, limit: u64) -> f64 {
-    let out = std::process::Command::new("curl")
+/// Seconds for `curl` (run on the host or inside a namespace) to download `url` of
+/// `size` bytes, at most `limit`: a download cut by the limit counts as the time the
+/// whole would take.
+fn timed_download(mut curl: std::process::Command, url: &str, size: f64, limit: u64) -> f64 {
+    let out = curl
         .args(["-s", "-o", "/dev/null", "-m", &limit.to_string()])
         .args(["-w", "%{time_total} %{size_download}", url])
         .output()
@@ -22,20 +24,25 @@ fn download_secs(url: &str, limit: u64) -> f64 {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut parts = text.split_whitespace();
     let t: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
-    let size: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
-    // A download cut by the time limit counts as the time the whole file would take.
-    if size > 0.0 && size < 2_097_152.0 {
-        t * 2_097_152.0 / size
-    } else {
-        t
-    }
+    let got: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    assert!(got > 0.0, "nothing was downloaded from {url}");
+    t * size / got.min(size)
 }
 
-/// The fastest of three downloads.
+const MIB2: f64 = 2_097_152.0;
+
+/// Seconds for the host to download `url` (2 MiB), at most `limit`.
+fn download_secs(url: &str, limit: u64) -> f64 {
+    timed_download(std::process::Command::new("curl"), url, MIB2, limit)
+}
+
+/// The fastest of three.
+fn best_of_3(f: impl Fn() -> f64) -> f64 {
+    (0..3).map(|_| f()).fold(f64::MAX, f64::min)
+}
+
 fn best_download_secs(url: &str) -> f64 {
-    (0..3)
-        .map(|_| download_secs(url, 10))
-        .fold(f64::MAX, f64::min)
+    best_of_3(|| download_secs(url, 10))
 }
 
 /// A web container serving a 2 MiB file; returns its name and the file's URL.
@@ -160,18 +167,7 @@ fn a_foreign_root_qdisc_is_refused_and_left_alone() {
         let exp = fleet.experiment("foreign").fault(&format!(
             "network: {{rate: 1mbit, duration: 2s, strategy: {strategy}}}"
         ));
-        let r = Run::with_tc_image(&exp).json_on_stdout().expect_report(4);
-        let err = r["faults"][0]["error"].as_str().unwrap();
-        assert!(
-            err.contains("faultline did not create") && err.contains("htb"),
-            "{err}"
-        );
-        assert!(
-            qdiscs(&web).contains("qdisc htb 1: root"),
-            "the foreign qdisc was touched: {}",
-            qdiscs(&web)
-        );
-        assert_eq!(helpers(&web), 0);
+        refused_and_left_alone(&exp, &web, &["htb"], "qdisc htb 1: root");
     }
     // The same for an ingress qdisc: an ingress fault on tc refuses to replace it.
     let ingress = [
@@ -181,18 +177,27 @@ fn a_foreign_root_qdisc_is_refused_and_left_alone() {
     let exp = fleet
         .experiment("foreign-ingress")
         .fault("network: {rate: 1mbit, duration: 2s, direction: ingress, strategy: host}");
-    let r = Run::experiment(&exp).json_on_stdout().expect_report(4);
-    let err = r["faults"][0]["error"].as_str().unwrap();
-    assert!(
-        err.contains("ingress qdisc") && err.contains("faultline did not create"),
-        "{err}"
-    );
-    assert!(
-        qdiscs(&web).contains("qdisc ingress ffff:"),
-        "{}",
-        qdiscs(&web)
-    );
+    refused_and_left_alone(&exp, &web, &["ingress qdisc"], "qdisc ingress ffff:");
     assert!(in_netns(&web, &["ip", "link", "show", "ifb-fa17"]).is_empty());
+}
+
+/// The run refuses (exit 4) because of a qdisc faultline did not create, names it, and
+/// leaves it (`qdisc`) as it was, with nothing of faultline's added.
+#[track_caller]
+fn refused_and_left_alone(exp: &Experiment, web: &str, err_has: &[&str], qdisc: &str) {
+    let r = Run::with_tc_image(exp).json_on_stdout().expect_report(4);
+    let err = r["faults"][0]["error"].as_str().unwrap();
+    assert!(err.contains("faultline did not create"), "{err}");
+    for part in err_has {
+        assert!(err.contains(part), "{err}");
+    }
+    assert!(
+        qdiscs(web).contains(qdisc),
+        "the foreign qdisc was touched: {}",
+        qdiscs(web)
+    );
+    assert_eq!(helpers(web), 0);
+    assert!(in_netns(web, &["ip", "link", "show", "ifb-fa17"]).is_empty());
 }
 
 /// p50 of TCP connect times to `addr`, in milliseconds.
@@ -263,26 +268,13 @@ fn serve_file(name: &str, kib: u32) -> String {
     format!("http://{}/big", container_addr(name).ip())
 }
 
-/// Seconds for `from` (in its network namespace) to download `url` of `size` bytes, at
-/// most `limit`: a download cut by the limit counts as the time the whole would take.
+/// Seconds for `from` (in its network namespace) to download `url` of `size` bytes.
 fn download_in(from: &str, url: &str, size: f64, limit: u64) -> f64 {
-    let out = netns_command(from, &["curl", "-s", "-o", "/dev/null"])
-        .args(["-m", &limit.to_string()])
-        .args(["-w", "%{time_total} %{size_download}", url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut parts = text.split_whitespace();
-    let t: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
-    let got: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
-    assert!(got > 0.0, "{from} downloaded nothing from {url}");
-    t * size / got
+    timed_download(netns_command(from, &["curl"]), url, size, limit)
 }
 
 fn best_download_in(from: &str, url: &str, size: f64) -> f64 {
-    (0..3)
-        .map(|_| download_in(from, url, size, 10))
-        .fold(f64::MAX, f64::min)
+    best_of_3(|| download_in(from, url, size, 10))
 }
 
 /// The filters of the ingress qdisc on the container's eth0.
@@ -319,6 +311,19 @@ fn trio_with_curl(test: &str) -> Option<(Fleet, Vec<String>)> {
     Some((fleet, names))
 }
 
+/// A 10 s ingress fault (`params`) on `a` alone, run in the background until the
+/// redirect to the IFB device is in place.
+fn start_ingress(fleet: &Fleet, a: &str, params: &str) -> Running {
+    let exp = fleet.experiment("ingress").only(a).fault(&format!(
+        "network: {{direction: ingress, duration: 10s, {params}}}"
+    ));
+    Run::with_tc_image(&exp)
+        .json_report()
+        .spawn_until("a redirect to the IFB device", || {
+            redirects(a).contains("ifb-fa17")
+        })
+}
+
 const SIZE_KIB: u32 = 512;
 const SIZE: f64 = 512.0 * 1024.0;
 
@@ -333,17 +338,7 @@ fn an_ingress_rate_slows_what_the_target_receives_not_what_it_sends() {
         best_download_in(a, &from_b, SIZE),
         best_download_in(c, &from_a, SIZE),
     );
-    let exp = fleet
-        .experiment("ingress")
-        .only(a)
-        .fault("network: {rate: 2mbit, direction: ingress, duration: 10s, strategy: host}");
-    let run = Run::experiment(&exp).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(10), || redirects(a)
-            .contains("ifb-fa17")),
-        "no redirect to the IFB device appeared: {}",
-        qdiscs(a)
-    );
+    let run = start_ingress(&fleet, a, "rate: 2mbit, strategy: host");
     let on_device = in_netns(a, &["tc", "qdisc", "show", "dev", "ifb-fa17"]);
     assert!(on_device.contains("tbf fa17: root"), "{on_device}");
     let filters = redirects(a);
@@ -376,15 +371,10 @@ fn a_scoped_ingress_rate_through_the_sidecar_slows_only_that_peer() {
     };
     let (a, b, c) = (&names[0], &names[1], &names[2]);
     let (from_b, from_c) = (serve_file(b, SIZE_KIB), serve_file(c, SIZE_KIB));
-    let exp = fleet.experiment("ingress-to-b").only(a).fault(&format!(
-        "network: {{rate: 2mbit, direction: ingress, duration: 10s, strategy: sidecar, to: {{containers: {{names: [{b}]}}}}}}"
-    ));
-    let run = Run::with_tc_image(&exp).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || redirects(a)
-            .contains("ifb-fa17")),
-        "no redirect to the IFB device appeared: {}",
-        qdiscs(a)
+    let run = start_ingress(
+        &fleet,
+        a,
+        &format!("rate: 2mbit, strategy: sidecar, to: {{containers: {{names: [{b}]}}}}"),
     );
     assert_eq!(helpers(a), 1, "one helper shares the namespace");
     let filters = redirects(a);

@@ -86,13 +86,32 @@ fn has_ingress(qdisc_show: &str) -> bool {
         .any(|l| l.split_whitespace().nth(1) == Some("ingress"))
 }
 
-async fn run(
-    platform: &dyn Platform,
-    target: &Target,
-    access: &NetAccess,
-    argv: &[String],
-) -> Result<ExecOutput, PlatformError> {
-    platform.netns_exec(target, access, argv).await
+/// The target's network namespace, as faultline reaches it.
+struct Netns<'a> {
+    platform: &'a dyn Platform,
+    target: &'a Target,
+    access: &'a NetAccess,
+}
+
+impl Netns<'_> {
+    async fn run(&self, cmd: &[String]) -> Result<ExecOutput, PlatformError> {
+        self.platform
+            .netns_exec(self.target, self.access, cmd)
+            .await
+    }
+
+    /// Runs `cmd`; a non-zero exit is an error that says what failed.
+    async fn ok(&self, cmd: &[String]) -> Result<(), PlatformError> {
+        let out = self.run(cmd).await?;
+        if out.code != 0 {
+            return Err(failed(cmd, &out, self.target));
+        }
+        Ok(())
+    }
+
+    async fn has_device(&self) -> Result<bool, PlatformError> {
+        Ok(self.run(&argv(&["ip", "link", "show", DEVICE])).await?.code == 0)
+    }
 }
 
 fn failed(cmd: &[String], out: &ExecOutput, target: &Target) -> PlatformError {
@@ -125,34 +144,22 @@ fn failed(cmd: &[String], out: &ExecOutput, target: &Target) -> PlatformError {
 
 /// Refuses when an `ingress` qdisc or [`DEVICE`] is there already: someone else's qdisc
 /// is never replaced; our own device means an earlier run was not reverted.
-async fn check_free(
-    platform: &dyn Platform,
-    target: &Target,
-    access: &NetAccess,
-    interface: &str,
-) -> Result<(), PlatformError> {
-    let dev = run(
-        platform,
-        target,
-        access,
-        &argv(&["ip", "link", "show", DEVICE]),
-    )
-    .await?;
-    if dev.code == 0 {
+async fn check_free(ns: &Netns<'_>, interface: &str) -> Result<(), PlatformError> {
+    if ns.has_device().await? {
         return Err(PlatformError::Refused(format!(
             "`{}` already has faultline's IFB device `{DEVICE}`, left by an earlier run: run `faultline recover`",
-            target.name
+            ns.target.name
         )));
     }
     let show = argv(&["tc", "qdisc", "show", "dev", interface]);
-    let out = run(platform, target, access, &show).await?;
+    let out = ns.run(&show).await?;
     if out.code != 0 {
-        return Err(failed(&show, &out, target));
+        return Err(failed(&show, &out, ns.target));
     }
     if has_ingress(&out.stdout) {
         return Err(PlatformError::Refused(format!(
             "`{}` already has an ingress qdisc on {interface} that faultline did not create; refusing to replace it",
-            target.name
+            ns.target.name
         )));
     }
     Ok(())
@@ -168,17 +175,21 @@ pub async fn add(
     device_qdiscs: &[Vec<String>],
     scopes: &[Resolved],
 ) -> Result<(), PlatformError> {
-    check_free(platform, target, access, interface).await?;
+    let ns = Netns {
+        platform,
+        target,
+        access,
+    };
+    check_free(&ns, interface).await?;
     for (i, cmd) in setup_commands(interface, device_qdiscs, scopes)
         .iter()
         .enumerate()
     {
-        let out = run(platform, target, access, cmd).await?;
-        if out.code != 0 {
+        if let Err(e) = ns.ok(cmd).await {
             if i > 0 {
                 let _ = remove(platform, target, access, interface).await;
             }
-            return Err(failed(cmd, &out, target));
+            return Err(e);
         }
     }
     Ok(())
@@ -192,28 +203,23 @@ pub async fn remove(
     access: &NetAccess,
     interface: &str,
 ) -> Result<(), PlatformError> {
-    let filters = run(
+    let ns = Netns {
         platform,
         target,
         access,
-        &argv(&["tc", "filter", "show", "dev", interface, "parent", "ffff:"]),
-    )
-    .await?;
+    };
+    let filters = ns
+        .run(&argv(&[
+            "tc", "filter", "show", "dev", interface, "parent", "ffff:",
+        ]))
+        .await?;
     if filters.code == 0 && filters.stdout.contains(DEVICE) {
-        let del = argv(&["tc", "qdisc", "del", "dev", interface, "ingress"]);
-        let out = run(platform, target, access, &del).await?;
-        if out.code != 0 {
-            return Err(failed(&del, &out, target));
-        }
+        ns.ok(&argv(&["tc", "qdisc", "del", "dev", interface, "ingress"]))
+            .await?;
     }
-    let show = argv(&["ip", "link", "show", DEVICE]);
-    if run(platform, target, access, &show).await?.code == 0 {
-        let del = argv(&["ip", "link", "del", DEVICE]);
-        let out = run(platform, target, access, &del).await?;
-        if out.code != 0 {
-            return Err(failed(&del, &out, target));
-        }
-        if run(platform, target, access, &show).await?.code == 0 {
+    if ns.has_device().await? {
+        ns.ok(&argv(&["ip", "link", "del", DEVICE])).await?;
+        if ns.has_device().await? {
             return Err(PlatformError::Refused(format!(
                 "faultline's IFB device `{DEVICE}` is still in `{}` after delete",
                 target.name

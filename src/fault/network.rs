@@ -1528,7 +1528,9 @@ mod tests {
         let notes = f.plan_notes(&platform, &targets).await;
         assert_eq!(
             notes,
-            ["received packets are shaped on tc through faultline's IFB device `ifb-fa17` in the target's namespace (an ingress qdisc on eth0 redirects them there)"]
+            [
+                "received packets are shaped on tc through faultline's IFB device `ifb-fa17` in the target's namespace (an ingress qdisc on eth0 redirects them there)"
+            ]
         );
         // Delay on ingress with `engine: auto` runs on the nfqueue engine: no IFB device.
         let mut d = fault(Some(100), None, None, None);

@@ -142,6 +142,23 @@ impl Run {
         self.output().expect(code).report()
     }
 
+    /// Starts in the background and waits (15 s at most) until `ready` holds: the fault
+    /// is in place. Otherwise the run is killed and the test fails, naming `what` was
+    /// awaited and showing what faultline said.
+    #[track_caller]
+    pub fn spawn_until(self, what: &str, ready: impl FnMut() -> bool) -> Running {
+        let running = self.spawn();
+        if !super::docker::wait_until(Duration::from_secs(15), ready) {
+            running.signal(nix::sys::signal::Signal::SIGINT);
+            let out = running.wait();
+            panic!(
+                "{what} did not appear within 15 s; faultline said:\n{}",
+                out.stderr
+            );
+        }
+        running
+    }
+
     /// Starts in the background; stdout and stderr are collected as they come.
     pub fn spawn(mut self) -> Running {
         let mut child = self
