@@ -495,20 +495,13 @@ fn sigkill_leaves_the_partition_to_recover_which_removes_exactly_it() {
         "DROP",
     ];
     assert!(netns_command(&a, &foreign).status().unwrap().success());
-    let state = StateDir::new();
     let exp = fleet.experiment("kill").only(&a).fault(&format!(
         "network: {{partition: {{with: {{containers: {{names: [{b}]}}}}, direction: to}}, duration: 30s}}"
     ));
-    let running = Run::experiment(&exp)
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(wait_until(Duration::from_secs(15), || faultline_rules(&a)
-        .contains("DROP")));
+    let state = Run::experiment(&exp)
+        .sigkilled_once("the DROP rules", || faultline_rules(&a).contains("DROP"));
     // `direction: to`: only A's packets to B are dropped.
     assert!(!chain(&a, "INPUT").contains("faultline-"));
-    running.signal(nix::sys::signal::Signal::SIGKILL);
-    running.wait();
     assert!(
         get(&a, &url(&b, 80), "1").is_none(),
         "the partition went with faultline"

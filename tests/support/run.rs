@@ -159,6 +159,21 @@ impl Run {
         running
     }
 
+    /// Runs with a journal of its own and no dead-man's switch until `ready` holds, then
+    /// SIGKILLs faultline as a crash would: what it left is for the test to look at, and
+    /// for `recover` through the returned state dir.
+    #[track_caller]
+    pub fn sigkilled_once(self, what: &str, ready: impl FnMut() -> bool) -> StateDir {
+        let state = StateDir::new();
+        let running = self
+            .state(&state)
+            .no_dead_mans_switch()
+            .spawn_until(what, ready);
+        running.signal(nix::sys::signal::Signal::SIGKILL);
+        running.wait();
+        state
+    }
+
     /// Starts in the background; stdout and stderr are collected as they come.
     pub fn spawn(mut self) -> Running {
         let mut child = self
