@@ -160,7 +160,7 @@ impl FaultKind for CommandFault {
     fn rbac(&self) -> &'static [Permission] {
         match self.place {
             CommandPlace::Host => &[],
-            CommandPlace::Target => &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET],
+            CommandPlace::Target => rbac::EXEC_IN_TARGET,
         }
     }
 }

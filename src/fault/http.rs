@@ -224,9 +224,7 @@ impl FaultKind for HttpFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::RemoveHttpProxy { proxy, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let proxy = super::undo_part!(u, RemoveHttpProxy { proxy }, self);
         let lifetime = self.duration.std() + super::cpu_stress::DEADLINE_MARGIN;
         let rules = serde_json::to_string(&self.rules()).expect("serializable");
         let args: Vec<String> = vec![

@@ -260,7 +260,7 @@ impl FaultKind for KillFault {
         if self.container.is_some() {
             &[rbac::GET_PODS, rbac::CREATE_PODS, rbac::DELETE_PODS]
         } else if self.process.is_some() {
-            &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
+            rbac::EXEC_IN_TARGET
         } else {
             &[rbac::DELETE_PODS, rbac::GET_PODS]
         }

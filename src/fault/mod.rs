@@ -361,6 +361,19 @@ pub async fn revert_reporting(
     reverted.map(|()| None)
 }
 
+/// The part of its undo record a fault's `inject` works from:
+/// `undo_part!(u, StopStressor { stressor }, self)` is the record's `stressor`; a record of
+/// another fault (or none) returns the error for it.
+macro_rules! undo_part {
+    ($u:expr, $variant:ident { $field:ident }, $fault:expr) => {
+        match $u.map(|u| &u.record) {
+            Some($crate::fault::UndoRecord::$variant { $field, .. }) => $field,
+            _ => return Err($crate::fault::mismatched($fault)),
+        }
+    };
+}
+pub(crate) use undo_part;
+
 /// The error for an undo record that does not belong to the fault given it.
 fn mismatched(fault: &dyn FaultSpec) -> PlatformError {
     PlatformError::Refused(format!(

@@ -257,18 +257,16 @@ pub fn add_commands(f: &NetworkFault, engine: Engine) -> Vec<Vec<String>> {
 
 pub fn show_command(interface: &str) -> Vec<String> {
     ["qdisc", "show", "dev", interface]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        .map(String::from)
+        .to_vec()
 }
 
 /// Deletes faultline's root qdisc, and only it: the kernel refuses when the root's handle
 /// differs from the one named.
 pub fn delete_command(interface: &str) -> Vec<String> {
     ["qdisc", "del", "dev", interface, "root", "handle", HANDLE]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        .map(String::from)
+        .to_vec()
 }
 
 /// The root qdisc as `tc qdisc show` reports it.
@@ -840,9 +838,7 @@ impl FaultKind for NetworkFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let qdisc = super::undo_part!(u, RemoveQdisc { qdisc }, self);
         inject(platform, self, target, qdisc).await
     }
 
