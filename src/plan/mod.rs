@@ -278,7 +278,7 @@ mod tests {
     use super::*;
     use crate::experiment::{VarOverrides, load_experiment_str};
 
-    fn experiment(yaml: &str) -> crate::experiment::model::Experiment {
+    fn experiment(yaml: &str) -> Experiment {
         load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
             .unwrap()
             .experiment
