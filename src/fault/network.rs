@@ -386,6 +386,31 @@ async fn check_root(
     }
 }
 
+impl NetworkFault {
+    /// The impairment and scope fields that are set, as `` `key` `` for a message, but
+    /// those named in `except`.
+    fn set_fields(&self, except: &[&str]) -> Vec<String> {
+        [
+            (self.delay.is_some(), "delay"),
+            (self.jitter.is_some(), "jitter"),
+            (self.loss.is_some(), "loss"),
+            (self.rate.is_some(), "rate"),
+            (self.corrupt.is_some(), "corrupt"),
+            (self.duplicate.is_some(), "duplicate"),
+            (self.reorder.is_some(), "reorder"),
+            (self.partition.is_some(), "partition"),
+            (self.dns.is_some(), "dns"),
+            (self.to.is_some(), "to"),
+            (self.from.is_some(), "from"),
+            (self.direction != NetDirection::Egress, "direction"),
+        ]
+        .into_iter()
+        .filter(|(set, key)| *set && !except.contains(key))
+        .map(|(_, key)| format!("`{key}`"))
+        .collect()
+    }
+}
+
 impl FaultSpec for NetworkFault {
     fault_timing!("network");
 
@@ -500,23 +525,7 @@ impl FaultSpec for NetworkFault {
                     "`partition.with` names no peers: give `cidrs`, `containers`, `pods` or `hosts`",
                 );
             }
-            let mut others = Vec::new();
-            for (set, key) in [
-                (self.delay.is_some(), "delay"),
-                (self.jitter.is_some(), "jitter"),
-                (self.loss.is_some(), "loss"),
-                (self.rate.is_some(), "rate"),
-                (self.corrupt.is_some(), "corrupt"),
-                (self.duplicate.is_some(), "duplicate"),
-                (self.reorder.is_some(), "reorder"),
-                (self.to.is_some(), "to"),
-                (self.from.is_some(), "from"),
-                (self.direction != NetDirection::Egress, "direction"),
-            ] {
-                if set {
-                    others.push(format!("`{key}`"));
-                }
-            }
+            let others = self.set_fields(&["partition", "dns"]);
             if !others.is_empty() {
                 p.err_at(
                     "partition",
@@ -542,24 +551,7 @@ impl FaultSpec for NetworkFault {
                     "`dns` runs on the nfqueue engine (it reads the answers): remove `engine: netem`",
                 );
             }
-            let mut others = Vec::new();
-            for (set, key) in [
-                (self.delay.is_some(), "delay"),
-                (self.jitter.is_some(), "jitter"),
-                (self.loss.is_some(), "loss"),
-                (self.rate.is_some(), "rate"),
-                (self.corrupt.is_some(), "corrupt"),
-                (self.duplicate.is_some(), "duplicate"),
-                (self.reorder.is_some(), "reorder"),
-                (self.partition.is_some(), "partition"),
-                (self.to.is_some(), "to"),
-                (self.from.is_some(), "from"),
-                (self.direction != NetDirection::Egress, "direction"),
-            ] {
-                if set {
-                    others.push(format!("`{key}`"));
-                }
-            }
+            let others = self.set_fields(&["dns"]);
             if !others.is_empty() {
                 p.err_at(
                     "dns",
