@@ -24,6 +24,7 @@ enum Scenario {
     NetworkSidecar,
     NetworkScoped,
     NetworkImpair,
+    NetworkIngress,
     Dns,
     Partition,
     CpuHost,
@@ -52,6 +53,7 @@ impl Scenario {
             NetworkSidecar => "network (sidecar)",
             NetworkScoped => "network (scoped, both directions)",
             NetworkImpair => "network corrupt/duplicate/reorder (nfqueue)",
+            NetworkIngress => "network rate both ways (tc + IFB)",
             Dns => "network dns",
             Partition => "network partition",
             CpuHost => "cpu_stress (host)",
@@ -80,7 +82,7 @@ impl Scenario {
             NetworkHost => &["network: {rate: 1mbit, duration: 4s, strategy: host}"],
             NetworkNfqueue => &["network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}"],
             NetworkSidecar => &[
-                "network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:1\"}",
+                "network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:2\"}",
             ],
             NetworkScoped => &[
                 "network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue, direction: both, to: {cidrs: [\"172.16.0.0/12\"], ports: [\"1-65535\"], protocol: tcp}}",
@@ -88,6 +90,9 @@ impl Scenario {
             NetworkImpair => &[
                 "network: {delay: 20ms, corrupt: 1, duplicate: 5, reorder: {percent: 20}, duration: 4s, engine: nfqueue}",
             ],
+            NetworkIngress => {
+                &["network: {rate: 1mbit, direction: both, duration: 4s, strategy: host}"]
+            }
             Dns => &["network: {duration: 4s, dns: {names: [\"*.test\"], mode: timeout}}"],
             Partition => &[
                 "network: {duration: 4s, partition: {with: {cidrs: [\"192.0.2.0/24\", \"198.51.100.7\"]}}}",
@@ -137,7 +142,7 @@ impl Scenario {
     fn leftovers(self, fleet: &Fleet) -> Vec<String> {
         match self {
             Pause | RepeatedKill => paused_containers(fleet),
-            NetworkHost | NetworkSidecar => network_leftovers(fleet),
+            NetworkHost | NetworkSidecar | NetworkIngress => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
             NetworkScoped | NetworkImpair | Dns | Partition => scoped_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
@@ -176,6 +181,12 @@ fn network_leftovers(fleet: &Fleet) -> Vec<String> {
     for n in &fleet.names {
         if qdiscs(n).contains("fa17:") {
             left.push(format!("{n} still has faultline's qdisc"));
+        }
+        if qdiscs(n).contains("qdisc ingress") {
+            left.push(format!("{n} still has an ingress qdisc"));
+        }
+        if !in_netns(n, &["ip", "link", "show", "ifb-fa17"]).is_empty() {
+            left.push(format!("{n} still has faultline's IFB device"));
         }
         if helpers(n) > 0 {
             left.push(format!("{n} still has a network helper"));
@@ -573,6 +584,16 @@ fn network_impair_sigkill_then_recover() {
 #[test]
 fn network_impair_sigint() {
     chaos(NetworkImpair, Kill::Interrupt);
+}
+
+#[test]
+fn network_ingress_sigkill_then_recover() {
+    chaos(NetworkIngress, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_ingress_dead_mans_switch() {
+    chaos(NetworkIngress, Kill::HardDeadMansSwitch);
 }
 
 #[test]

@@ -73,16 +73,7 @@ fn dns_fault(fleet: &Fleet, target: &str, dns: &str) -> Running {
         .experiment("dns")
         .only(target)
         .fault(&format!("network: {{dns: {dns}, duration: 8s}}"));
-    let running = Run::experiment(&exp).spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || in_netns(
-            target,
-            &["iptables", "-S", "INPUT"]
-        )
-        .contains("faultline-")),
-        "no rule appeared"
-    );
-    running
+    Run::experiment(&exp).spawn_until("a rule in INPUT", || !no_rules_left(target))
 }
 
 fn no_rules_left(name: &str) -> bool {

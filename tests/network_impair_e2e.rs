@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 
 /// A ping from inside a network namespace: sends `count` echo requests `gap_ms` apart
@@ -93,13 +91,11 @@ fn on_b(fleet: &Fleet, a: &str, b: &str, params: &str, duration: &str) -> Runnin
     let exp = fleet.experiment("impair").only(b).fault(&format!(
         "network: {{{params}, engine: nfqueue, duration: {duration}, to: {{containers: {{names: [{a}]}}}}}}"
     ));
-    let running = Run::experiment(&exp).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || nfqueue_rules(b)
-            .contains("faultline-")),
-        "no rule appeared in {b}"
-    );
-    running
+    Run::experiment(&exp)
+        .json_report()
+        .spawn_until(&format!("a rule in {b}"), || {
+            nfqueue_rules(b).contains("faultline-")
+        })
 }
 
 #[test]

@@ -314,6 +314,22 @@ fn host_checks(checks: &mut Vec<Check>) {
         u32_check.fix = "scoped delay, jitter and loss run on the nfqueue engine instead (`engine: auto`); a scoped `rate` is unavailable: load sch_prio and cls_u32".into();
     }
     checks.push(u32_check);
+    let ifb = in_scratch_netns(
+        "ip link add ifb-fa17 type ifb && ip link set dev ifb-fa17 up \
+         && tc qdisc add dev lo handle ffff: ingress \
+         && tc filter add dev lo parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ifb-fa17",
+    );
+    let mut ifb_check = Check::new(
+        "ingress on tc (IFB device, mirred)",
+        ifb.map(|()| {
+            "an IFB device and an ingress qdisc redirecting to it: `rate`, and netem with `direction: ingress` or `both`".to_string()
+        }),
+        "`rate` and `engine: netem` with `direction: ingress` or `both` are unavailable: load the ifb, sch_ingress and act_mirred modules (delay, jitter and loss on ingress still run on the nfqueue engine)",
+    );
+    if ifb_check.level == Level::Fail && nfq_ok {
+        ifb_check.level = Level::Warn;
+    }
+    checks.push(ifb_check);
     checks.push(Check::new("cgroups", Ok(cgroup_version()), ""));
 }
 

@@ -18,6 +18,7 @@ pub mod dns;
 pub mod http;
 pub mod http_call;
 pub mod http_proxy;
+pub mod ifb;
 pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;

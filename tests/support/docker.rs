@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::skip::{Skip, skip};
 
 pub const IMAGE: &str = "faultline-test/busybox:1";
-pub const TC_IMAGE: &str = "faultline-test/tc:1";
+pub const TC_IMAGE: &str = "faultline-test/tc:2";
 /// Every container a test creates carries this label, so CI can find leftovers.
 pub const TEST_LABEL: &str = "faultline.test";
 
