@@ -73,15 +73,8 @@ def main():
     # The two ports are alike without a fault (warm-up first).
     alternate(ip, 100)
     base80, base8080 = alternate(ip, min(N, 1000))
-    exp = d / "http.yaml"
-    exp.write_text(f"""version: 1
-name: bench-http-proxy
-target:
-  docker:
-    name: {c['name']}
-faults:
-  - http: {{port: 80, match: {{headers: {{X-Bench-Never: "sent"}}}}, abort: {{status: 503}}, duration: 600s}}
-""")
+    exp = experiment_file(d / "http.yaml", "bench-http-proxy", c["name"],
+                          'http: {port: 80, match: {headers: {X-Bench-Never: "sent"}}, abort: {status: 503}, duration: 600s}')
     rep = d / "faultline.json"
     run = subprocess.Popen([FL, "run", str(exp), "--report", f"json:{rep}"], env=fl_env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -343,6 +343,42 @@ fn a_connection_opened_before_the_fault_works_after_revert() {
     assert_eq!((a.status, a.body.trim()), (200, HEALTH_BODY));
 }
 
+/// The proxy removed its own redirect (it failed open); `recover` then leaves no proxy,
+/// no rule and no open journal entry.
+fn removed_then_recovered(name: &str, state: &StateDir) {
+    assert!(
+        wait_until(Duration::from_secs(5), || !has_redirect(name)),
+        "the proxy did not remove its redirect"
+    );
+    state.recover();
+    assert!(!has_redirect(name), "{}", nat_rules(name));
+    assert_eq!(proxies(name), 0, "recover left the proxy running");
+    assert!(state.is_clean(), "the journal still has open entries");
+}
+
+/// What came before the first real answer: when, and its status or error.
+type Before = Vec<(Duration, Result<u16, String>)>;
+
+/// Requests `/health` every 20 ms for 3 s after `killed`: when the first real answer
+/// came, and what came before it (status or error).
+fn first_real_answer(addr: SocketAddr, killed: Instant) -> (Option<Duration>, Before) {
+    let mut before = Vec::new();
+    while killed.elapsed() < Duration::from_secs(3) {
+        let a = request_within(addr, "GET", "/health", &[], Duration::from_millis(300));
+        if a.as_ref()
+            .is_ok_and(|a| a.status == 200 && a.body.trim() == HEALTH_BODY)
+        {
+            return (Some(killed.elapsed()), before);
+        }
+        before.push((
+            killed.elapsed(),
+            a.map(|a| a.status).map_err(|e| e.to_string()),
+        ));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (None, before)
+}
+
 /// faultline killed mid-fault: the proxy fails open by itself (it removes its own
 /// redirect and forwards untouched), so requests are real within a second with no
 /// dead-man's switch; `recover` then stops the proxy and finds nothing left.
@@ -356,19 +392,7 @@ fn sigkill_fails_open_within_a_second_and_recover_leaves_nothing() {
     run.signal(nix::sys::signal::Signal::SIGKILL);
     let killed = Instant::now();
     run.wait();
-    let mut first_real = None;
-    let mut last = Vec::new();
-    while killed.elapsed() < Duration::from_secs(3) {
-        let a = request_within(s.addr, "GET", "/health", &[], Duration::from_millis(300));
-        if a.as_ref()
-            .is_ok_and(|a| a.status == 200 && a.body.trim() == HEALTH_BODY)
-        {
-            first_real = Some(killed.elapsed());
-            break;
-        }
-        last.push((killed.elapsed(), a));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (first_real, last) = first_real_answer(s.addr, killed);
     let took = first_real.unwrap_or_else(|| {
         panic!(
             "no real answer within 3 s of SIGKILL: last {last:?}, proxies {}, rules {}",
@@ -388,14 +412,7 @@ fn sigkill_fails_open_within_a_second_and_recover_leaves_nothing() {
             .iter()
             .all(|a| a.as_ref().is_some_and(|a| a.status == 200))
     );
-    assert!(
-        wait_until(Duration::from_secs(5), || !has_redirect(&s.web)),
-        "the proxy did not remove its redirect"
-    );
-    state.recover();
-    assert!(!has_redirect(&s.web), "{}", nat_rules(&s.web));
-    assert_eq!(proxies(&s.web), 0, "recover left the proxy running");
-    assert!(state.is_clean(), "the journal still has open entries");
+    removed_then_recovered(&s.web, &state);
 }
 
 /// `abort: {reset: true}`: the client's connection is reset with no answer.
@@ -646,13 +663,7 @@ impl Outbound {
     }
 
     fn start(&self, run: Run) -> Running {
-        let running = run.spawn();
-        assert!(
-            wait_until(Duration::from_secs(10), || has_redirect(&self.client)),
-            "no redirect appeared: {}",
-            nat_rules(&self.client)
-        );
-        running
+        run.spawn_until("the redirect in the client", || has_redirect(&self.client))
     }
 
     /// A request from inside the client, timed.
@@ -759,34 +770,14 @@ fn outbound_sigkill_fails_open_within_a_second() {
     let killed = Instant::now();
     run.wait();
     let addr = container_addr(&server);
-    let (took, last) = from_inside(&o.client, move || {
-        let mut last = Vec::new();
-        while killed.elapsed() < Duration::from_secs(3) {
-            let a = request_within(addr, "GET", "/health", &[], Duration::from_millis(300));
-            if a.as_ref()
-                .is_ok_and(|a| a.status == 200 && a.body.trim() == HEALTH_BODY)
-            {
-                return (Some(killed.elapsed()), last);
-            }
-            last.push((killed.elapsed(), a.map(|a| a.status)));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        (None, last)
-    });
+    let (took, last) = from_inside(&o.client, move || first_real_answer(addr, killed));
     let took = took.unwrap_or_else(|| panic!("no real answer within 3 s of SIGKILL: {last:?}"));
     eprintln!("first real answer {took:?} after SIGKILL; before it: {last:?}");
     assert!(
         took < Duration::from_secs(1),
         "only after {took:?}: {last:?}"
     );
-    assert!(
-        wait_until(Duration::from_secs(5), || !has_redirect(&o.client)),
-        "the proxy did not remove its redirect"
-    );
-    state.recover();
-    assert!(!has_redirect(&o.client), "{}", nat_rules(&o.client));
-    assert_eq!(proxies(&o.client), 0, "recover left the proxy running");
-    assert!(state.is_clean(), "the journal still has open entries");
+    removed_then_recovered(&o.client, &state);
 }
 
 /// A keep-alive HTTP/1.1 server of the test's own, listening on `port` inside the

@@ -413,48 +413,33 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// What `plan` says of the fault in `yaml` starts with `words`.
+    fn plan_starts(yaml: &str, words: &str) {
+        let said = fault(yaml).describe();
+        assert!(said.starts_with(words), "{said}");
+    }
+
     #[test]
     fn the_plan_says_what_happens_to_which_requests() {
-        let f = fault(
+        plan_starts(
             "{port: 8080, match: {path: /api/*, percent: 30}, abort: {status: 503}, duration: 30s}",
+            "answer 503 to 30% of requests to port 8080 on paths /api/*, for 30s",
         );
-        assert!(
-            f.describe()
-                .starts_with("answer 503 to 30% of requests to port 8080 on paths /api/*, for 30s"),
-            "{}",
-            f.describe()
-        );
-        let g = fault(
+        plan_starts(
             "{port: 80, match: {method: post}, delay: 500ms, replace: {status: 418, body: x}, duration: 5s}",
-        );
-        assert!(
-            g.describe().starts_with(
-                "delay 500ms then replace the answer's status 418 and body to POST requests to port 80, for 5s"
-            ),
-            "{}",
-            g.describe()
+            "delay 500ms then replace the answer's status 418 and body to POST requests to port 80, for 5s",
         );
     }
 
     #[test]
     fn the_plan_says_which_way_the_requests_go() {
-        let f = fault("{port: 8080, direction: outbound, abort: {status: 503}, duration: 5s}");
-        assert!(
-            f.describe().starts_with(
-                "answer 503 to requests the target makes to port 8080 on other hosts, for 5s"
-            ),
-            "{}",
-            f.describe()
+        plan_starts(
+            "{port: 8080, direction: outbound, abort: {status: 503}, duration: 5s}",
+            "answer 503 to requests the target makes to port 8080 on other hosts, for 5s",
         );
-        let g = fault(
+        plan_starts(
             "{port: 80, direction: outbound, to: {cidrs: [10.0.0.0/8]}, match: {method: GET}, delay: 1s, duration: 5s}",
-        );
-        assert!(
-            g.describe().starts_with(
-                "delay 1s to GET requests the target makes to port 80 on 10.0.0.0/8, for 5s"
-            ),
-            "{}",
-            g.describe()
+            "delay 1s to GET requests the target makes to port 80 on 10.0.0.0/8, for 5s",
         );
     }
 

@@ -350,14 +350,11 @@ pub fn netns_web(test: &str, why: &str) -> Option<NetnsWeb> {
 impl NetnsWeb {
     /// Starts the run and waits until `in_place` holds for the container (its rule is
     /// there).
+    #[track_caller]
     pub fn start_when(&self, run: super::Run, in_place: impl Fn(&str) -> bool) -> super::Running {
-        let running = run.spawn();
-        assert!(
-            wait_until(Duration::from_secs(10), || in_place(&self.web)),
-            "the fault's rule did not appear in {}",
-            self.web
-        );
-        running
+        run.spawn_until(&format!("the fault's rule in {}", self.web), || {
+            in_place(&self.web)
+        })
     }
 }
 
