@@ -989,3 +989,27 @@ fn validate_plan_and_doctor_cover_outbound() {
     );
     assert!(!has_redirect(&o.client), "plan touched the target");
 }
+
+/// `to: {hosts: [NAME]}`: the name is resolved by the target's own resolver (Docker's
+/// embedded DNS on the fleet's network) when the fault is injected; the redirect names
+/// that address only.
+#[test]
+fn outbound_to_a_host_name_is_resolved_in_the_target() {
+    let Some(o) = outbound("http-out-host", 1) else {
+        return;
+    };
+    let server = o.servers[0].clone();
+    let exp = o.experiment(
+        &format!("to: {{hosts: [{server}]}}, abort: {{status: 503}}"),
+        "30s",
+    );
+    let run = o.start(Run::experiment(&exp));
+    let rules = nat_rules(&o.client);
+    let faulted = o.call(&server, 80, "/health").1;
+    run.interrupt();
+    run.wait().expect(130);
+    let ip = container_addr(&server).ip().to_string();
+    assert!(rules.contains(&format!("-A OUTPUT -d {ip}/32 ")), "{rules}");
+    assert_eq!(faulted.status, 503);
+    assert!(!has_redirect(&o.client));
+}
