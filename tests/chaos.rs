@@ -38,6 +38,7 @@ enum Scenario {
     Stop,
     Command,
     Http,
+    HttpOutbound,
 }
 
 use Scenario::*;
@@ -66,6 +67,7 @@ impl Scenario {
             Stop => "stop",
             Command => "command",
             Http => "http",
+            HttpOutbound => "http (outbound)",
         }
     }
 
@@ -113,6 +115,10 @@ impl Scenario {
                 "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
             ],
             Http => &["http: {port: 80, abort: {status: 503}, duration: 4s}"],
+            // Each target's calls to the other's port 80.
+            HttpOutbound => {
+                &["http: {port: 80, direction: outbound, abort: {status: 503}, duration: 4s}"]
+            }
         }
     }
 
@@ -146,6 +152,7 @@ impl Scenario {
             Stop => stopped_containers(fleet),
             Command => rollbacks_not_once(fleet),
             Http => http_leftovers(fleet),
+            HttpOutbound => http_outbound_leftovers(fleet),
         }
     }
 
@@ -340,24 +347,37 @@ fn io_leftovers(fleet: &Fleet) -> Vec<String> {
 fn http_leftovers(fleet: &Fleet) -> Vec<String> {
     let mut left = Vec::new();
     for n in &fleet.names {
-        let rules = in_netns(n, &["iptables", "-w", "-t", "nat", "-S", "PREROUTING"]);
+        let rules = in_netns(n, &["iptables", "-w", "-t", "nat", "-S"]);
         if rules.contains("faultline-http-") {
             left.push(format!("{n} still has faultline's redirect"));
         }
-        let netns = std::fs::read_link(format!("/proc/{}/ns/net", inspect(n, "{{.State.Pid}}")));
-        let proxies = host_processes("\0http-proxy\0")
-            .into_iter()
-            .filter(|p| {
-                netns
-                    .as_ref()
-                    .is_ok_and(|ns| std::fs::read_link(p.join("ns/net")).is_ok_and(|x| &x == ns))
-            })
-            .count();
+        let proxies = netns_processes(n, "\0http-proxy\0").len();
         if proxies > 0 {
             left.push(format!("{proxies} HTTP proxy(ies) in {n}'s namespace"));
         }
         if !http_ok(&fleet.url(n)) {
             left.push(format!("{n} does not answer HTTP as its server"));
+        }
+    }
+    left
+}
+
+/// As [`http_leftovers`], and any call a target makes to another that is not answered by
+/// that server (busybox `nc` inside the target: its `wget` crashes on a 200).
+fn http_outbound_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = http_leftovers(fleet);
+    for (i, n) in fleet.names.iter().enumerate() {
+        let other = &fleet.names[(i + 1) % fleet.names.len()];
+        let call = format!(
+            "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {} 80",
+            container_addr(other).ip()
+        );
+        let out = docker(&["exec", n, "sh", "-c", &call]);
+        if !String::from_utf8_lossy(&out.stdout).contains("hello from faultline-test") {
+            left.push(format!(
+                "{n}'s call to {other} is not answered by it: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
     left
@@ -772,4 +792,19 @@ fn http_sigkill_dead_mans_switch() {
 #[test]
 fn http_sigint() {
     chaos(Http, Kill::Interrupt);
+}
+
+#[test]
+fn http_outbound_sigkill_then_recover() {
+    chaos(HttpOutbound, Kill::HardThenRecover);
+}
+
+#[test]
+fn http_outbound_sigkill_dead_mans_switch() {
+    chaos(HttpOutbound, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn http_outbound_sigint() {
+    chaos(HttpOutbound, Kill::Interrupt);
 }

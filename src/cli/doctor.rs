@@ -294,6 +294,11 @@ fn host_checks(checks: &mut Vec<Check>) {
         }),
         "scoped nfqueue faults and `partition` are unavailable: install iptables and load xt_multiport, xt_comment (and iptable_filter / nf_tables)",
     ));
+    checks.push(Check::new(
+        "http fault (nat REDIRECT, original destination, mark)",
+        crate::fault::http_proxy::self_check(),
+        "the `http` fault is unavailable: run as root, install iptables and iproute2, and load iptable_nat (or nf_tables' nat), xt_REDIRECT, xt_mark, xt_comment",
+    ));
     let u32 = in_scratch_netns(
         "tc qdisc add dev lo root handle fa17: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 \
          && tc filter add dev lo parent fa17: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 match ip dport 80 0xffff flowid fa17:4",

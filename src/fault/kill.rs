@@ -138,17 +138,6 @@ impl FaultKind for KillFault {
         Ok(None)
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&super::Undo>,
-    ) -> Result<(), PlatformError> {
-        self.inject_reporting(platform, target, undo)
-            .await
-            .map(|_| ())
-    }
-
     async fn inject_reporting(
         &self,
         platform: &dyn Platform,

@@ -42,6 +42,8 @@ pub use crate::report::FaultEffects;
 pub type Prepared = Result<Option<Undo>, PlatformError>;
 /// What [`FaultKind::inject`] answers.
 pub type Injected = Result<(), PlatformError>;
+/// What [`FaultKind::inject_reporting`] answers: what the report should name.
+pub type Reported = Result<Option<FaultEffects>, PlatformError>;
 
 /// What a fault does to a platform. Implemented in the fault's own file.
 #[async_trait]
@@ -58,24 +60,24 @@ pub trait FaultKind: FaultSpec + Send + Sync {
     /// first. `None` for a one-shot fault.
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared;
 
-    /// Applies the fault to one target.
+    /// Applies the fault to one target. A fault implements this or
+    /// [`FaultKind::inject_reporting`] (each defaults to the other).
     async fn inject(
         &self,
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Injected;
+    ) -> Injected {
+        self.inject_reporting(platform, target, undo)
+            .await
+            .map(|_| ())
+    }
 
     /// Applies the fault like [`FaultKind::inject`] and says what it did that the report
     /// should name (the processes a `kill` signalled). Faults with nothing to add keep
     /// this default.
-    async fn inject_reporting(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Result<Option<FaultEffects>, PlatformError> {
-        self.inject(platform, target, undo).await.map(|()| None)
+    async fn inject_reporting(&self, p: &dyn Platform, t: &Target, u: Option<&Undo>) -> Reported {
+        self.inject(p, t, u).await.map(|()| None)
     }
 
     /// For a one-shot fault, once it is applied: whether it took effect. A kill whose

@@ -314,6 +314,50 @@ pub fn host_processes(marker: &str) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Host processes whose command line contains `marker` and that run in the container's
+/// network namespace (other tests run their own).
+pub fn netns_processes(name: &str, marker: &str) -> Vec<std::path::PathBuf> {
+    let pid = inspect(name, "{{.State.Pid}}");
+    let Ok(netns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else {
+        return Vec::new();
+    };
+    host_processes(marker)
+        .into_iter()
+        .filter(|p| std::fs::read_link(p.join("ns/net")).is_ok_and(|n| n == netns))
+        .collect()
+}
+
+/// One web container whose network namespace a fault changes with iptables.
+pub struct NetnsWeb {
+    pub fleet: Fleet,
+    pub web: String,
+    /// Its address on its Docker network, port 80.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Docker and iptables and one web container, or a recorded skip (`why`: what cannot be
+/// tested without iptables).
+pub fn netns_web(test: &str, why: &str) -> Option<NetnsWeb> {
+    if !require_docker() || super::require_program("iptables", "iptables", why).is_none() {
+        return None;
+    }
+    let mut fleet = Fleet::new(test);
+    let web = fleet.web(&[]);
+    let addr = container_addr(&web);
+    Some(NetnsWeb { fleet, web, addr })
+}
+
+impl NetnsWeb {
+    /// Starts the run and waits until `in_place` holds for the container (its rule is
+    /// there).
+    #[track_caller]
+    pub fn start_when(&self, run: super::Run, in_place: impl Fn(&str) -> bool) -> super::Running {
+        run.spawn_until(&format!("the fault's rule in {}", self.web), || {
+            in_place(&self.web)
+        })
+    }
+}
+
 /// Marker every CPU stressor carries in its command line.
 pub const STRESS_MARKER: &str = "faultline-stress-";
 
