@@ -56,15 +56,13 @@ fn ask(from: &str, server: &str, name: &str) -> Answer {
 }
 
 fn setup(test: &str) -> Option<(Fleet, Vec<String>)> {
-    if !require_docker()
-        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
-        || require_program("python3", "python3", "DNS cannot be asked").is_none()
-    {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let names = fleet.trio();
-    Some((fleet, names))
+    trio_needing(
+        test,
+        &[
+            ("iptables", "iptables", "the nfqueue engine cannot run"),
+            ("python3", "python3", "DNS cannot be asked"),
+        ],
+    )
 }
 
 /// A DNS fault on `target`, in the background until its rule is in place.

@@ -303,12 +303,7 @@ fn ingress_leftovers(name: &str) -> Vec<String> {
 
 /// Three containers with curl's view from inside them, or a recorded skip.
 fn trio_with_curl(test: &str) -> Option<(Fleet, Vec<String>)> {
-    if !require_docker() || require_program("curl", "curl", "downloads cannot be timed").is_none() {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let names = fleet.trio();
-    Some((fleet, names))
+    trio_needing(test, &[("curl", "curl", "downloads cannot be timed")])
 }
 
 /// A 10 s ingress fault (`params`) on `a` alone, run in the background until the

@@ -74,15 +74,14 @@ fn inversions(replies: &[(u32, f64)]) -> usize {
 }
 
 fn setup(test: &str) -> Option<(Fleet, String, String)> {
-    if !require_docker()
-        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
-        || require_program("python3", "python3", "ICMP replies cannot be counted").is_none()
-        || require_program("curl", "curl", "the download cannot be measured").is_none()
-    {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let names = fleet.trio();
+    let (fleet, names) = trio_needing(
+        test,
+        &[
+            ("iptables", "iptables", "the nfqueue engine cannot run"),
+            ("python3", "python3", "ICMP replies cannot be counted"),
+            ("curl", "curl", "the download cannot be measured"),
+        ],
+    )?;
     Some((fleet, names[0].clone(), names[1].clone()))
 }
 

@@ -86,14 +86,13 @@ fn faultline_rules(name: &str) -> String {
 
 /// Three web containers on one network, or a recorded skip.
 fn trio(test: &str) -> Option<(Fleet, String, String, String)> {
-    if !require_docker()
-        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
-        || require_program("curl", "curl", "latency cannot be measured").is_none()
-    {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let names = fleet.trio();
+    let (fleet, names) = trio_needing(
+        test,
+        &[
+            ("iptables", "iptables", "the nfqueue engine cannot run"),
+            ("curl", "curl", "latency cannot be measured"),
+        ],
+    )?;
     let (a, b, c) = (names[0].clone(), names[1].clone(), names[2].clone());
     Some((fleet, a, b, c))
 }

@@ -223,6 +223,21 @@ pub fn http_ok(url: &str) -> bool {
     s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
 }
 
+/// Three web containers on one new network (see [`Fleet::trio`]) once Docker answers and
+/// every program of `needs` (program, Debian package, what cannot be done without it) is
+/// installed; otherwise the skips are recorded and there is nothing.
+pub fn trio_needing(test: &str, needs: &[(&str, &str, &str)]) -> Option<(Fleet, Vec<String>)> {
+    if !require_docker() {
+        return None;
+    }
+    for (program, package, what) in needs {
+        super::skip::require_program(program, package, what)?;
+    }
+    let mut fleet = Fleet::new(test);
+    let names = fleet.trio();
+    Some((fleet, names))
+}
+
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
