@@ -13,8 +13,7 @@ use super::*;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn local_listener() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = crate::test_support::local_listener().await;
     (listener, addr)
 }
 

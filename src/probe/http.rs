@@ -147,7 +147,7 @@ mod tests {
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpStream;
 
     use super::*;
 
@@ -161,8 +161,7 @@ mod tests {
     }
 
     async fn server(reply: Reply) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -267,8 +266,7 @@ mod tests {
     #[tokio::test]
     async fn method_headers_body_are_sent() {
         let ctx = ProbeContext::new().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         let seen = tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
             let mut req = Vec::new();
@@ -318,8 +316,7 @@ mod tests {
 
     /// Sends the head at once, then the body in `chunks` pieces `gap` apart.
     async fn trickling_server(chunks: usize, gap: Duration) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 tokio::spawn(async move {
@@ -410,8 +407,7 @@ mod tests {
     #[tokio::test]
     async fn connection_refused() {
         let ctx = ProbeContext::new().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         drop(listener);
         let s = sample(&probe(addr, serde_json::json!({"timeout": "2s"})), &ctx).await;
         assert!(!s.ok);
@@ -435,8 +431,7 @@ mod tests {
     async fn https_to_a_plain_server_is_a_tls_error() {
         let ctx = ProbeContext::new().unwrap();
         // Answers plain HTTP at once, without waiting for a request head.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let _ = stream

@@ -196,14 +196,12 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
 
     use super::*;
 
     /// A server answering every request with `status` and `body`; records request heads.
     async fn server(status: &'static str, body: String) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         tokio::spawn(async move {
@@ -376,8 +374,7 @@ mod tests {
     #[tokio::test]
     async fn down_and_silent_servers() {
         let ctx = ProbeContext::new().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         drop(listener);
         let s = sample(
             &probe(format!("http://{addr}"), serde_json::json!({"min": 1})),
@@ -387,8 +384,7 @@ mod tests {
         assert_eq!(s.detail, "cannot reach Prometheus: connection refused");
 
         // Accepts, never answers.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         let hold = tokio::spawn(async move {
             let _conn = listener.accept().await;
             tokio::time::sleep(Duration::from_secs(30)).await;

@@ -42,7 +42,6 @@ async fn connect(address: &str) -> Result<TcpStream, String> {
 
 #[cfg(test)]
 mod tests {
-    use tokio::net::TcpListener;
 
     use super::*;
 
@@ -52,8 +51,7 @@ mod tests {
 
     #[tokio::test]
     async fn open_port_passes() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (_listener, addr) = crate::test_support::local_listener().await;
         let s = sample(&probe(addr.to_string(), "2s")).await;
         assert!(s.ok, "{s:?}");
         assert!(s.detail.starts_with("connected in "), "{}", s.detail);
@@ -61,8 +59,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_port_is_refused() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = crate::test_support::local_listener().await;
         drop(listener);
         let s = sample(&probe(addr.to_string(), "2s")).await;
         assert!(!s.ok);
