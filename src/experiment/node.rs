@@ -451,7 +451,7 @@ impl de::Error for DeError {
 pub struct UnknownKey {
     pub key: String,
     pub pos: Pos,
-    pub context: &'static str,
+    pub context: String,
     pub expected: &'static [&'static str],
 }
 
@@ -712,7 +712,23 @@ impl<'de, 'a> Deserializer<'de> for NodeDeserializer<'a> {
 }
 
 /// Rust type names turned into the words a user reads (`HttpProbe` -> `http probe`).
-fn human_name(name: &'static str) -> &'static str {
+fn human_name(name: &'static str) -> String {
+    // A fault's parameters are `<Kind>Fault`: named by the kind as the YAML spells it.
+    if let Some(kind) = name.strip_suffix("Fault").filter(|k| !k.is_empty()) {
+        let mut snake = String::new();
+        for (i, c) in kind.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        }
+        let article = if snake.starts_with(['a', 'e', 'i', 'o', 'u', 'h']) {
+            "an"
+        } else {
+            "a"
+        };
+        return format!("{article} {snake} fault");
+    }
     match name {
         "Experiment" => "the experiment",
         "Scenario" => "the scenario",
@@ -733,16 +749,6 @@ fn human_name(name: &'static str) -> &'static str {
         "During" => "during",
         "Recovery" => "recovery",
         "Fault" => "fault",
-        "KillFault" => "a kill fault",
-        "PauseFault" => "a pause fault",
-        "NetworkFault" => "a network fault",
-        "CpuStressFault" => "a cpu_stress fault",
-        "MemoryStressFault" => "a memory_stress fault",
-        "DiskFillFault" => "a disk_fill fault",
-        "StopFault" => "a stop fault",
-        "RestartFault" => "a restart fault",
-        "CommandFault" => "a command fault",
-        "HttpCallFault" => "an http_call fault",
         "HttpRequest" => "an http_call rollback",
         "CommandPlace" => "place (`where`)",
         "ScenarioEntry" => "a scenario experiment",
@@ -750,6 +756,7 @@ fn human_name(name: &'static str) -> &'static str {
         "SelectMode" => "selection mode",
         other => other,
     }
+    .to_string()
 }
 
 struct SeqAccess<'a, 'b> {
