@@ -300,15 +300,8 @@ impl FaultKind for CpuStressFault {
             )),
         };
         let placement = stressor.access.placement();
-        start_stressor(
-            platform,
-            target,
-            placement,
-            command,
-            &stressor.marker,
-            duration,
-        )
-        .await
+        let marker = &stressor.marker;
+        start_stressor(platform, target, placement, command, marker, duration).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {

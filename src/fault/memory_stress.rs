@@ -325,15 +325,8 @@ impl FaultKind for MemoryStressFault {
             )),
         };
         let placement = memory.access.in_container();
-        start_stressor(
-            platform,
-            target,
-            placement,
-            command,
-            &memory.marker,
-            duration,
-        )
-        .await
+        let marker = &memory.marker;
+        start_stressor(platform, target, placement, command, marker, duration).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
