@@ -367,14 +367,38 @@ fn kubelet_expand(input: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// What the container runs: its `command` and `args`, expanded.
+/// What the container runs: its `command` and `args`, expanded. And the same in any other
+/// environment: with every `$(NAME)` its raw command contains defined too (a variable of
+/// the pod's, a service link of another Service), what runs must not change. A script
+/// that reached the pod spec unescaped fails here as soon as it contains `$(`, even where
+/// the container's own environment happens to leave it alone.
 fn kubelet_command(container: &Value) -> Vec<String> {
-    let env = kubelet_env(container);
-    ["command", "args"]
+    let raw: Vec<String> = ["command", "args"]
         .iter()
         .flat_map(|k| container[*k].as_array().cloned().unwrap_or_default())
-        .map(|a| kubelet_expand(a.as_str().unwrap(), &env))
-        .collect()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let expand_all = |env: &BTreeMap<String, String>| -> Vec<String> {
+        raw.iter().map(|a| kubelet_expand(a, env)).collect()
+    };
+    let env = kubelet_env(container);
+    let ran = expand_all(&env);
+    let mut hostile = env.clone();
+    for a in &raw {
+        for (i, _) in a.match_indices("$(") {
+            if let Some(end) = a[i + 2..].find(')') {
+                let name = &a[i + 2..i + 2 + end];
+                hostile.insert(name.to_string(), format!("<{name} was expanded>"));
+            }
+        }
+    }
+    assert_eq!(
+        expand_all(&hostile),
+        ran,
+        "the command of `{}` depends on its environment: not escaped for the kubelet",
+        container["name"]
+    );
+    ran
 }
 
 #[test]
@@ -1085,12 +1109,11 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     assert_eq!(env["FAULTLINE_CONTAINER_ID"], "uid-1-api-cid");
     assert_eq!(env["FAULTLINE_LIFETIME"], "80");
     assert_eq!(env["FAULTLINE_NODE"], "node-2");
-    let probe: Vec<String> = c["readinessProbe"]["exec"]["command"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| kubelet_expand(a.as_str().unwrap(), &kubelet_env(c)))
-        .collect();
+    // Kubernetes expands an exec probe's command as a container's.
+    let probe = kubelet_command(&json!({
+        "name": "readiness probe", "env": c["env"],
+        "command": c["readinessProbe"]["exec"]["command"]
+    }));
     assert_eq!(probe, ["sh", "-c", "[ -e /tmp/faultline-frozen ]"]);
     assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
 
@@ -2720,6 +2743,30 @@ async fn cpu_stress_revert_is_confirmed_by_the_stressors_terminated_state() {
         assert_eq!(fault::revert(&p, &undo).await, Ok(()));
         assert_eq!(execs(&server.seen()).len(), execs_before);
         assert_granted(&server.seen(), &fault::rbac_rules(&f));
+        // What the stressor's container runs, after the kubelet's expansion, is the
+        // script (its `$((...))` and `$0` reach the shell as written).
+        let seen = server.seen();
+        let c = &patches(&seen)[0]["spec"]["ephemeralContainers"][0];
+        assert_eq!(
+            kubelet_command(c),
+            [
+                "sh",
+                "-c",
+                &fault::cpu_stress::exec_script(2, 5, 5),
+                &stressor.marker
+            ]
+        );
+        // An exec is not expanded by Kubernetes: the kill script goes unescaped.
+        assert_eq!(
+            execs(&seen)[0],
+            (
+                stressor.marker.clone(),
+                format!(
+                    "sh -c {}",
+                    faultline::platform::host::kill_by_marker_script(&stressor.marker)
+                )
+            )
+        );
     }
 }
 
