@@ -1978,6 +1978,27 @@ mod fake {
                 }),
             }
         }
+
+        /// What a process run here for real answers as an exec: its output and exit.
+        pub(crate) fn from_output(out: &std::process::Output) -> Answer {
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            match out.status.code() {
+                Some(0) => Answer::Exec {
+                    stdout,
+                    stderr,
+                    status: json!({"metadata": {}, "status": "Success"}),
+                },
+                code => match Answer::exec_exit(code.unwrap_or(128), &stderr) {
+                    Answer::Exec { stderr, status, .. } => Answer::Exec {
+                        stdout,
+                        stderr,
+                        status,
+                    },
+                    other => other,
+                },
+            }
+        }
     }
 
     pub(crate) type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
@@ -2862,6 +2883,9 @@ struct NfqState {
     rules: Vec<String>,
     /// The helper image has no `faultline`: the runtime cannot start the delayer.
     no_faultline: bool,
+    /// The directory the helper image's `getent` is in (a stand-in that answers as
+    /// glibc's does); its PATH when `hosts` are resolved. `None`: the image has no getent.
+    getent: Option<std::path::PathBuf>,
 }
 
 impl NfqState {
@@ -3019,11 +3043,155 @@ fn nfq_helper_exec(st: &mut NfqState, helper: &str, argv: &[String]) -> fake::An
             ),
         };
     }
-    let out = st.container(helper).unwrap().exec(argv);
-    match out.status.code() {
-        Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
-        code => fake::Answer::exec_exit(code.unwrap_or(128), &String::from_utf8_lossy(&out.stderr)),
+    if argv.get(2).map(String::as_str) == Some(fault::resolve::GETENT_SCRIPT) {
+        // The helper image's PATH: its getent, or none.
+        let empty = tempfile::tempdir().unwrap();
+        let path = st
+            .getent
+            .clone()
+            .unwrap_or_else(|| empty.path().to_path_buf());
+        let out = std::process::Command::new("/bin/sh")
+            .args(&argv[1..])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        return fake::Answer::from_output(&out);
     }
+    let out = st.container(helper).unwrap().exec(argv);
+    fake::Answer::from_output(&out)
+}
+
+/// A directory with a `getent` that answers `ahostsv4` as glibc's does: one line per
+/// address and socket type, exit 2 for a name it cannot resolve.
+fn getent_standin() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let getent = dir.path().join("getent");
+    std::fs::write(
+        &getent,
+        "#!/bin/sh\n[ \"$1\" = ahostsv4 ] || exit 9\ncase \"$2\" in\n  db) printf '10.96.0.20      STREAM db.shop.svc.cluster.local\\n10.96.0.20      DGRAM  \\n10.96.0.20      RAW    \\n' ;;\n  cache) printf '10.244.1.7      STREAM cache\\n10.244.2.9      STREAM \\n' ;;\n  *) exit 2 ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&getent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// `hosts` on Kubernetes: resolved at inject time by `getent` in the network helper (it
+/// shares the pod's network namespace and has the pod's /etc/hosts and resolv.conf), the
+/// addresses journaled and reported, the rules naming exactly them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_in_a_scope_are_resolved_by_getent_in_the_network_helper() {
+    let bin = getent_standin();
+    let state = Arc::new(Mutex::new(NfqState {
+        getent: Some(bin.path().to_path_buf()),
+        ..Default::default()
+    }));
+    let (p, server) = nfq_platform(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {
+        "delay": "100ms", "duration": "10s", "engine": "nfqueue",
+        "to": {"hosts": ["db", "cache"], "ports": [5432], "protocol": "tcp"}
+    }}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    // `plan` touches nothing: it says when and how they will be resolved.
+    assert_eq!(
+        fault::kind(&f)
+            .plan_notes(&p, std::slice::from_ref(&t))
+            .await,
+        [
+            "`to.hosts` in `api-1` are resolved when the fault is injected, by `getent ahostsv4` in the network helper (the pod's own /etc/hosts and resolv.conf); the report lists the addresses"
+        ]
+    );
+    assert!(server.seen().is_empty(), "plan sent {:?}", server.seen());
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    let peer = |name: &str, addresses: &[&str]| faultline::platform::Peer {
+        name: name.into(),
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+    };
+    assert_eq!(
+        qdisc.peers,
+        [
+            peer("db", &["10.96.0.20"]),
+            peer("cache", &["10.244.1.7", "10.244.2.9"])
+        ]
+    );
+    let d = qdisc.delayer.clone().unwrap();
+    let effects = fault::inject_reporting(&p, &f, &t, Some(&undo))
+        .await
+        .unwrap()
+        .expect("a scoped fault reports its peers");
+    assert_eq!(
+        effects
+            .peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.addresses.join(",")))
+            .collect::<Vec<_>>(),
+        [
+            ("db", "10.96.0.20".into()),
+            ("cache", "10.244.1.7,10.244.2.9".into())
+        ]
+    );
+    let tail = format!(
+        "-p tcp -m multiport --dports 5432 -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+        d.marker, d.queue
+    );
+    {
+        let st = state.lock().unwrap();
+        let mut rules = st.rules.clone();
+        rules.sort();
+        assert_eq!(
+            rules,
+            ["10.244.1.7", "10.244.2.9", "10.96.0.20"]
+                .map(|a| format!("-A OUTPUT -o eth0 -d {a}/32 {tail}"))
+        );
+    }
+    // Exactly one exec resolves them, in the network helper, unescaped (an exec is not
+    // expanded by Kubernetes), the names as arguments.
+    let seen = server.seen();
+    let helper = patches(&seen)[0]["spec"]["ephemeralContainers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resolving: Vec<(String, String)> = execs(&seen)
+        .into_iter()
+        .filter(|(_, c)| c.contains("getent"))
+        .collect();
+    assert_eq!(
+        resolving,
+        [(
+            helper,
+            format!("sh -c {} sh db cache", fault::resolve::GETENT_SCRIPT)
+        )]
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    assert!(state.lock().unwrap().rules.is_empty());
+    // Nothing beyond what the network helper needs: exec is already granted.
+    assert_granted(&server.seen(), &fault::rbac_rules(&f));
+
+    // A name the pod cannot resolve: refused before any rule, the helper released.
+    let nowhere = fault(json!({"network": {
+        "delay": "100ms", "duration": "10s", "engine": "nfqueue", "to": {"hosts": ["db", "nowhere"]}
+    }}));
+    let err = fault::prepare(&p, &nowhere, &t)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`nowhere` does not resolve in pod `api-1` (getent ahostsv4"),
+        "{err}"
+    );
+    // A helper image without getent: refused, saying what the image needs.
+    state.lock().unwrap().getent = None;
+    let err = fault::prepare(&p, &f, &t).await.unwrap_err().to_string();
+    assert!(
+        err.contains("exit 127: getent: not found")
+            && err.contains("needs `sh` and glibc's `getent`"),
+        "{err}"
+    );
+    assert!(state.lock().unwrap().rules.is_empty());
 }
 
 fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {

@@ -389,6 +389,14 @@ pub trait Platform: Send + Sync {
         false
     }
 
+    /// Whether the network helper of [`NetAccess::Sidecar`] resolves names as the target
+    /// does: it sees the target's own `/etc/hosts` and `/etc/resolv.conf` in the target's
+    /// network namespace (Kubernetes: an ephemeral container of the pod). `hosts` in a
+    /// network scope are then resolved there, with `getent`.
+    fn helper_shares_resolver(&self) -> bool {
+        false
+    }
+
     /// The containers or pods `peers` selects, with their addresses now (every running
     /// one, protected ones too: they are only named, never touched).
     async fn peers(

@@ -1215,6 +1215,13 @@ impl Platform for KubernetesPlatform {
         true
     }
 
+    /// The network helper is an ephemeral container of the pod: its network namespace,
+    /// and the pod's `/etc/hosts` and `/etc/resolv.conf`, which the kubelet and the
+    /// container runtime mount into every container of the pod, ephemeral ones included.
+    fn helper_shares_resolver(&self) -> bool {
+        true
+    }
+
     async fn start_process(
         &self,
         target: &Target,
