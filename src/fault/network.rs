@@ -872,7 +872,7 @@ impl FaultKind for NetworkFault {
                             Ok(peers) => format!("resolve now to {}", describe_peers(&peers)),
                             Err(e) => format!("cannot be resolved: {e}"),
                         }
-                    } else if platform.helper_shares_resolver() {
+                    } else if platform.in_target_from_helper_image() {
                         format!(
                             "are resolved when the fault is injected, by `{}` in the network helper (the pod's own /etc/hosts and resolv.conf); the report lists the addresses",
                             super::resolve::GETENT_SHOWN

@@ -29,6 +29,7 @@
 pub mod api;
 pub mod expand;
 pub mod network;
+pub mod node_helper;
 pub mod pause;
 pub mod rbac;
 pub mod signal;
@@ -520,6 +521,66 @@ impl KubernetesPlatform {
         }
     }
 
+    /// Creates a node helper pod. One of an earlier run under the same name is replaced
+    /// once it has ended; one still at work is refused with `busy`.
+    async fn create_helper(
+        &self,
+        helper: &Pod,
+        name: &str,
+        busy: String,
+    ) -> Result<(), PlatformError> {
+        let created = self
+            .send(self.pods().create(&PostParams::default(), helper))
+            .await?;
+        let Err(e) = created else {
+            return Ok(());
+        };
+        if api::status(&e).is_none_or(|s| s.code != 409) {
+            return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(name));
+        }
+        let existing = self
+            .call(rbac::GET_PODS, name, self.pods().get(name))
+            .await?;
+        if !matches!(pod_phase(&existing), "Succeeded" | "Failed") {
+            return Err(PlatformError::Refused(busy));
+        }
+        self.remove_helper(name).await?;
+        self.call(
+            rbac::CREATE_PODS,
+            name,
+            self.pods().create(&PostParams::default(), helper),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Adds an ephemeral container to the target pod (`patch`, see [`network`]); a pod
+    /// that is another one now (its UID differs) is gone.
+    async fn patch_ephemeral(
+        &self,
+        target: &Target,
+        patch: &serde_json::Value,
+    ) -> Result<(), PlatformError> {
+        let patched = self
+            .send(self.pods().patch_ephemeral_containers(
+                &target.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            ))
+            .await?;
+        let Err(e) = patched else {
+            return Ok(());
+        };
+        let uid_mismatch = api::status(&e)
+            .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
+        Err(if uid_mismatch {
+            PlatformError::Gone(target.name.clone())
+        } else {
+            self.classify(rbac::PATCH_EPHEMERAL, &e)
+                .into_platform(&target.name)
+        })
+    }
+
     /// Deletes a pause helper (its trap thaws the container) and waits until it is gone.
     async fn remove_helper(&self, name: &str) -> Result<(), PlatformError> {
         match self.send(self.delete_pod(name, 15, None)).await? {
@@ -957,36 +1018,11 @@ impl Platform for KubernetesPlatform {
             lifetime,
         });
         let name = pause::helper_name(&target.id);
-        let created = self
-            .send(self.pods().create(&PostParams::default(), &helper))
-            .await?;
-        if let Err(e) = created {
-            if api::status(&e).is_none_or(|s| s.code != 409) {
-                return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(&name));
-            }
-            // A helper of an earlier pause: replace it only when it has ended.
-            let existing = self
-                .call(rbac::GET_PODS, &name, self.pods().get(&name))
-                .await;
-            match existing {
-                Ok(p) if matches!(pod_phase(&p), "Succeeded" | "Failed") => {
-                    self.remove_helper(&name).await?;
-                    self.call(
-                        rbac::CREATE_PODS,
-                        &name,
-                        self.pods().create(&PostParams::default(), &helper),
-                    )
-                    .await?;
-                }
-                Ok(_) => {
-                    return Err(PlatformError::Refused(format!(
-                        "pod `{}` already has a pause helper `{name}`, left by an earlier run: run `faultline recover`",
-                        target.name
-                    )));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let busy = format!(
+            "pod `{}` already has a pause helper `{name}`, left by an earlier run: run `faultline recover`",
+            target.name
+        );
+        self.create_helper(&helper, &name, busy).await?;
         if let Err(e) = self
             .wait_helper(&PAUSE_JOB, &name, target, &container)
             .await
@@ -1019,44 +1055,26 @@ impl Platform for KubernetesPlatform {
                 "kill with `container` on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh`, `find`, `head` and `kill`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
             )
         })?;
-        let helper = signal::helper_pod(&signal::Helper {
-            namespace: self.ns(),
-            node: &node,
-            target_uid: &target.id,
-            target_name: &target.name,
-            container,
-            container_id: &container_id,
-            image,
-            signal: signal.0,
-            lifetime: self.timing.start + self.timing.stop,
-        });
+        let helper = signal::helper_pod(
+            &signal::Helper {
+                namespace: self.ns(),
+                node: &node,
+                target_uid: &target.id,
+                target_name: &target.name,
+                container,
+                container_id: &container_id,
+                image,
+                lifetime: self.timing.start + self.timing.stop,
+            },
+            signal.0,
+        );
         let name = signal::helper_name(&target.id, container);
-        let created = self
-            .send(self.pods().create(&PostParams::default(), &helper))
-            .await?;
-        if let Err(e) = created {
-            if api::status(&e).is_none_or(|s| s.code != 409) {
-                return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(&name));
-            }
-            // A helper of an earlier kill: replace it once it has ended.
-            let existing = self
-                .call(rbac::GET_PODS, &name, self.pods().get(&name))
-                .await?;
-            if !matches!(pod_phase(&existing), "Succeeded" | "Failed") {
-                return Err(PlatformError::Refused(format!(
-                    "pod `{}` already has a kill helper `{name}` at work, from an earlier run: it ends by itself within {}s",
-                    target.name,
-                    (self.timing.start + self.timing.stop).as_secs()
-                )));
-            }
-            self.remove_helper(&name).await?;
-            self.call(
-                rbac::CREATE_PODS,
-                &name,
-                self.pods().create(&PostParams::default(), &helper),
-            )
-            .await?;
-        }
+        let busy = format!(
+            "pod `{}` already has a kill helper `{name}` at work, from an earlier run: it ends by itself within {}s",
+            target.name,
+            (self.timing.start + self.timing.stop).as_secs()
+        );
+        self.create_helper(&helper, &name, busy).await?;
         let signalled = self.wait_helper(&KILL_JOB, &name, target, container).await;
         if let Err(cleanup) = self.remove_helper(&name).await {
             tracing::warn!("cannot remove the kill helper `{name}`: {cleanup}");
@@ -1123,26 +1141,7 @@ impl Platform for KubernetesPlatform {
             &request.on_exit,
             request.lifetime,
         );
-        let patched = self
-            .send(self.pods().patch_ephemeral_containers(
-                &target.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            ))
-            .await?;
-        match patched {
-            Ok(_) => {}
-            Err(e) => {
-                let uid_mismatch = api::status(&e)
-                    .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
-                return Err(if uid_mismatch {
-                    PlatformError::Gone(target.name.clone())
-                } else {
-                    self.classify(rbac::PATCH_EPHEMERAL, &e)
-                        .into_platform(&target.name)
-                });
-            }
-        }
+        self.patch_ephemeral(target, &patch).await?;
         self.wait_ephemeral(
             target,
             &name,
@@ -1211,14 +1210,10 @@ impl Platform for KubernetesPlatform {
         }
     }
 
+    /// Ephemeral containers of the pod: in its network namespace, with the pod's
+    /// `/etc/hosts` and `/etc/resolv.conf`, which the kubelet and the container runtime
+    /// mount into every container of the pod, ephemeral ones included.
     fn in_target_from_helper_image(&self) -> bool {
-        true
-    }
-
-    /// The network helper is an ephemeral container of the pod: its network namespace,
-    /// and the pod's `/etc/hosts` and `/etc/resolv.conf`, which the kubelet and the
-    /// container runtime mount into every container of the pod, ephemeral ones included.
-    fn helper_shares_resolver(&self) -> bool {
         true
     }
 
@@ -1263,23 +1258,7 @@ impl Platform for KubernetesPlatform {
             ))
         })?;
         let patch = network::process_patch(&target.id, marker, &image, argv, net_admin);
-        let patched = self
-            .send(self.pods().patch_ephemeral_containers(
-                &target.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            ))
-            .await?;
-        if let Err(e) = patched {
-            let uid_mismatch = api::status(&e)
-                .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
-            return Err(if uid_mismatch {
-                PlatformError::Gone(target.name.clone())
-            } else {
-                self.classify(rbac::PATCH_EPHEMERAL, &e)
-                    .into_platform(&target.name)
-            });
-        }
+        self.patch_ephemeral(target, &patch).await?;
         self.wait_ephemeral(target, marker, &image, what, &needs)
             .await
     }
