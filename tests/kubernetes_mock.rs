@@ -76,6 +76,24 @@ impl Seen {
         query_pairs(&self.query)
     }
 
+    /// An exec's command line (`command` in the query, in order).
+    fn argv(&self) -> Vec<String> {
+        self.query_all("command")
+    }
+
+    /// An exec's container.
+    fn container(&self) -> String {
+        self.query_all("container").pop().unwrap_or_default()
+    }
+
+    fn query_all(&self, key: &str) -> Vec<String> {
+        self.pairs()
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     fn line(&self) -> String {
         let q = self.query.trim_start_matches(['?', '&']);
         if q.is_empty() {
@@ -2221,6 +2239,39 @@ mod fake {
     }
 }
 
+/// A platform on the fake API server, with a helper image if given.
+fn on_fake(
+    server: &fake::Server,
+    spec: KubernetesTarget,
+    image: Option<&str>,
+) -> KubernetesPlatform {
+    KubernetesPlatform::with_client(fake_client(&server.url), spec, Some("fake".into()))
+        .with_tc_image(image.map(str::to_string))
+        .with_timing(timing())
+}
+
+/// What the fake API server answers a request it has no route for.
+fn no_route(s: &Seen) -> fake::Answer {
+    fake::Answer::Json(
+        404,
+        status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+    )
+}
+
+/// The API server's answer to an exec into a container that does not run (any more).
+fn not_valid(container: &str) -> fake::Answer {
+    fake::Answer::Json(
+        400,
+        status(
+            400,
+            "BadRequest",
+            &format!("container {container} is not valid for pod api-1"),
+            "",
+            "",
+        ),
+    )
+}
+
 fn fake_client(url: &str) -> kube::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::new(url.parse().unwrap());
@@ -2239,20 +2290,7 @@ fn the_fake_servers_websocket_accept_key_is_rfc_6455s() {
 fn execs(seen: &[Seen]) -> Vec<(String, String)> {
     seen.iter()
         .filter(|s| s.path.ends_with("/exec"))
-        .map(|s| {
-            let pairs = s.pairs();
-            let container = pairs
-                .iter()
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let argv: Vec<String> = pairs
-                .iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v.clone())
-                .collect();
-            (container, argv.join(" "))
-        })
+        .map(|s| (s.container(), s.argv().join(" ")))
         .collect()
 }
 
@@ -2408,23 +2446,9 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
             if st.ended {
-                return fake::Answer::Json(
-                    400,
-                    status(
-                        400,
-                        "BadRequest",
-                        &format!("container {helper} is not valid for pod api-1"),
-                        "",
-                        "",
-                    ),
-                );
+                return not_valid(&helper);
             }
-            let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let argv = s.argv();
             let argv = argv.join(" ");
             return if argv.starts_with("tc qdisc show") {
                 fake::Answer::exec_ok(if st.qdisc {
@@ -2443,20 +2467,9 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 st.qdisc = false;
                 fake::Answer::exec_ok("")
             } else if argv.starts_with("sh -c read pid") {
-                let argv: Vec<String> = s
-                    .pairs()
-                    .into_iter()
-                    .filter(|(k, _)| k == "command")
-                    .map(|(_, v)| v)
-                    .collect();
+                let argv = s.argv();
                 let out = st.container.as_ref().expect("a helper runs").exec(&argv);
-                match out.status.code() {
-                    Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
-                    code => fake::Answer::exec_exit(
-                        code.unwrap_or(128),
-                        &String::from_utf8_lossy(&out.stderr),
-                    ),
-                }
+                fake::Answer::from_output(&out)
             } else {
                 fake::Answer::Exec {
                     stdout: String::new(),
@@ -2466,10 +2479,7 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 }
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
 }
 
@@ -2477,9 +2487,7 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
 async fn network_fault_end_to_end_over_the_exec_websocket() {
     let state = Arc::new(Mutex::new(NetState::default()));
     let server = fake::start(net_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/tc:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/tc:1"));
     let t = target("api-1", "uid-1");
     let f = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
 
@@ -2560,9 +2568,7 @@ async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
         ..Default::default()
     }));
     let server = fake::start(net_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/tc:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/tc:1"));
     let t = target("api-1", "uid-1");
     let f = fault(json!({"network": {"loss": 5, "duration": "10s"}}));
     let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
@@ -2643,30 +2649,11 @@ fn stress_handler(state: Arc<Mutex<StressState>>) -> fake::Handler {
             return fake::Answer::Json(200, with_ephemeral(pod("api-1", "uid-1"), &name, state));
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
-            let container = s
-                .pairs()
-                .into_iter()
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v)
-                .unwrap_or_default();
+            let container = s.container();
             if exit.is_some() || st.name.as_deref() != Some(container.as_str()) {
-                return fake::Answer::Json(
-                    400,
-                    status(
-                        400,
-                        "BadRequest",
-                        &format!("container {container} is not valid for pod api-1"),
-                        "",
-                        "",
-                    ),
-                );
+                return not_valid(&container);
             }
-            let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let argv = s.argv();
             let c = st.container.as_mut().unwrap();
             let out = c.exec(&argv);
             // Give PID 1's end a moment to be seen, as the kernel would act at once.
@@ -2691,10 +2678,7 @@ fn stress_handler(state: Arc<Mutex<StressState>>) -> fake::Handler {
                 status: json!({"metadata": {}, "status": "Success"}),
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
 }
 
@@ -2703,9 +2687,7 @@ async fn stress_platform(
     image: bool,
 ) -> (KubernetesPlatform, fake::Server) {
     let server = fake::start(stress_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(image.then(|| "registry.local/busybox:1".to_string()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), image.then_some("registry.local/busybox:1"));
     (p, server)
 }
 
@@ -3226,29 +3208,10 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
             return fake::Answer::Json(200, st.pod());
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
-            let pairs = s.pairs();
-            let container = pairs
-                .iter()
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let argv: Vec<String> = pairs
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let (container, argv) = (s.container(), s.argv());
             let ended = st.container(&container).map(|c| c.exited().is_some());
             if ended != Some(false) {
-                return fake::Answer::Json(
-                    400,
-                    status(
-                        400,
-                        "BadRequest",
-                        &format!("container {container} is not valid for pod api-1"),
-                        "",
-                        "",
-                    ),
-                );
+                return not_valid(&container);
             }
             if container.starts_with("faultline-net-") {
                 return nfq_helper_exec(&mut st, &container, &argv);
@@ -3266,18 +3229,13 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
             }
             return fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout));
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
 }
 
 async fn nfq_platform(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake::Server) {
     let server = fake::start(nfq_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/faultline-helper:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/faultline-helper:1"));
     (p, server)
 }
 
@@ -4251,10 +4209,9 @@ fn exec_handler(fill: std::path::PathBuf) -> fake::Handler {
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
             let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v.replace("/fill", fill.to_str().unwrap()))
+                .argv()
+                .iter()
+                .map(|v| v.replace("/fill", fill.to_str().unwrap()))
                 .collect();
             let out = std::process::Command::new(&argv[0])
                 .args(&argv[1..])
@@ -4272,19 +4229,37 @@ fn exec_handler(fill: std::path::PathBuf) -> fake::Handler {
                 ),
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
+}
+
+/// The pod of [`exec_handler`] on the fake API server, its `/fill` in a temporary directory.
+async fn exec_pod() -> (tempfile::TempDir, fake::Server, KubernetesPlatform) {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = on_fake(&server, spec(), None);
+    (fill, server, p)
+}
+
+/// Exactly the rules of a fault that only execs into the target: no ephemeral container,
+/// no pod created or deleted.
+fn assert_exec_only(f: &Fault) {
+    assert_eq!(
+        fault::rbac_rules(f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_fill_on_a_pod_writes_and_removes_its_file_through_exec() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     let f = fault(json!({"disk_fill": {"size": "3MiB", "path": "/fill", "duration": "10s"}}));
     assert_eq!(fault::preflight(&f, &p).await, Ok(()));
@@ -4316,25 +4291,12 @@ async fn disk_fill_on_a_pod_writes_and_removes_its_file_through_exec() {
     );
     assert!(execs[2].1.contains("rm -f"), "{execs:?}");
     assert_granted(&seen, &fault::rbac_rules(&f));
-    assert_eq!(
-        fault::rbac_rules(&f)
-            .iter()
-            .map(|p| (p.resource, p.verb))
-            .collect::<Vec<_>>(),
-        [
-            ("pods", "get"),
-            ("pods/exec", "create"),
-            ("pods/exec", "get")
-        ]
-    );
+    assert_exec_only(&f);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (_fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     // Two processes in "the container"; only one matches.
     let mut victim = std::process::Command::new("sleep")
@@ -4381,10 +4343,7 @@ async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() 
 /// container's cgroups (an ephemeral container would be charged to its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stress_on_a_pod_runs_in_the_target_container_and_stops_at_revert() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (_fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     let f = fault(json!({"memory_stress": {"size": "8MiB", "ramp": "1s", "duration": "20s"}}));
     assert_eq!(fault::preflight(&f, &p).await, Ok(()));
@@ -4415,26 +4374,12 @@ async fn memory_stress_on_a_pod_runs_in_the_target_container_and_stops_at_revert
     // No ephemeral container: nothing is patched.
     assert!(!seen.iter().any(|s| s.method == "PATCH"));
     assert_granted(&seen, &fault::rbac_rules(&f));
-    // Exactly these rules: no ephemeral container, no pod created or deleted.
-    assert_eq!(
-        fault::rbac_rules(&f)
-            .iter()
-            .map(|p| (p.resource, p.verb))
-            .collect::<Vec<_>>(),
-        [
-            ("pods", "get"),
-            ("pods/exec", "create"),
-            ("pods/exec", "get")
-        ]
-    );
+    assert_exec_only(&f);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     let f = fault(
         json!({"io_stress": {"workers": 2, "size": "2MiB", "path": "/fill", "duration": "20s"}}),
@@ -4468,18 +4413,7 @@ async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files
     assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
     assert!(!seen.iter().any(|s| s.method == "PATCH"));
     assert_granted(&seen, &fault::rbac_rules(&f));
-    // Exactly these rules: no ephemeral container, no pod created or deleted.
-    assert_eq!(
-        fault::rbac_rules(&f)
-            .iter()
-            .map(|p| (p.resource, p.verb))
-            .collect::<Vec<_>>(),
-        [
-            ("pods", "get"),
-            ("pods/exec", "create"),
-            ("pods/exec", "get")
-        ]
-    );
+    assert_exec_only(&f);
 }
 
 /// A command fault `where: target` on Kubernetes: `run` and the rollback go through the
@@ -4493,30 +4427,21 @@ async fn a_command_fault_inside_a_pod_runs_over_the_exec_websocket() {
             return fake::Answer::Json(200, pod("api-1", "uid-1"));
         }
         if s.method == "GET" && s.path == format!("{PODS}/api-1/exec") {
-            let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let argv = s.argv();
             return match argv.first().map(String::as_str) {
                 Some("touch") => fake::Answer::exec_ok("flag set\n"),
                 Some("rm") => fake::Answer::exec_ok(""),
                 _ => fake::Answer::exec_exit(3, "no such flag\n"),
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     });
     let server = fake::start(handler).await;
     let envoy = KubernetesTarget {
         container: Some("envoy".into()),
         ..spec()
     };
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), envoy, Some("fake".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, envoy, None);
     let t = target("api-1", "uid-1");
     let f = fault(
         json!({"command": {"where": "target", "run": ["touch", "/tmp/flag"],
@@ -4598,9 +4523,7 @@ async fn with_db_pods(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake
         inner(s)
     });
     let server = fake::start(handler).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/faultline-helper:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/faultline-helper:1"));
     (p, server)
 }
 

@@ -188,6 +188,8 @@ struct HelperJob {
     name: &'static str,
     /// What it does to the container: `freeze`, `signal`.
     verb: &'static str,
+    /// The fault, as its messages name it.
+    fault: &'static str,
     /// What its image needs.
     needs: &'static str,
     /// Done when the pod is ready (the pause helper holds the freeze while it lives);
@@ -198,6 +200,7 @@ struct HelperJob {
 const PAUSE_JOB: HelperJob = HelperJob {
     name: "pause",
     verb: "freeze",
+    fault: "pause",
     needs: "`sh` and `sleep`",
     until_ready: true,
 };
@@ -205,6 +208,7 @@ const PAUSE_JOB: HelperJob = HelperJob {
 const KILL_JOB: HelperJob = HelperJob {
     name: "kill",
     verb: "signal",
+    fault: "kill with `container`",
     needs: "`sh`, `find`, `head` and `kill`",
     until_ready: false,
 };
@@ -445,6 +449,7 @@ impl KubernetesPlatform {
             verb,
             needs,
             until_ready,
+            ..
         } = *job;
         let deadline = tokio::time::Instant::now() + self.timing.start;
         loop {
@@ -519,6 +524,29 @@ impl KubernetesPlatform {
             }
             tokio::time::sleep(self.timing.poll).await;
         }
+    }
+
+    /// The target's node, and the image of the node helper that does `job` there.
+    fn node_and_image(
+        &self,
+        pod: &Pod,
+        target: &Target,
+        job: &HelperJob,
+    ) -> Result<(String, &str), PlatformError> {
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .ok_or_else(|| {
+                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
+            })?;
+        let image = self.tc_image.as_deref().ok_or_else(|| {
+            PlatformError::Refused(format!(
+                "{} on Kubernetes runs a helper pod on the target's node: name its image (it needs {}) with --tc-image or FAULTLINE_TC_IMAGE",
+                job.fault, job.needs
+            ))
+        })?;
+        Ok((node, image))
     }
 
     /// Creates a node helper pod. One of an earlier run under the same name is replaced
@@ -995,18 +1023,7 @@ impl Platform for KubernetesPlatform {
     async fn freeze(&self, target: &Target, lifetime: StdDuration) -> Result<(), PlatformError> {
         let pod = self.target_pod(target).await?;
         let (container, container_id) = self.container_of(&pod, target)?;
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .ok_or_else(|| {
-                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
-            })?;
-        let image = self.tc_image.as_deref().ok_or_else(|| {
-            PlatformError::Refused(
-                "pause on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh` and `sleep`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
-            )
-        })?;
+        let (node, image) = self.node_and_image(&pod, target, &PAUSE_JOB)?;
         let helper = pause::helper_pod(&pause::Helper {
             namespace: self.ns(),
             node: &node,
@@ -1043,18 +1060,7 @@ impl Platform for KubernetesPlatform {
     ) -> Result<i32, PlatformError> {
         let pod = self.target_pod(target).await?;
         let (before, container_id) = container_restarts(&pod, target, container, true)?;
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .ok_or_else(|| {
-                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
-            })?;
-        let image = self.tc_image.as_deref().ok_or_else(|| {
-            PlatformError::Refused(
-                "kill with `container` on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh`, `find`, `head` and `kill`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
-            )
-        })?;
+        let (node, image) = self.node_and_image(&pod, target, &KILL_JOB)?;
         let helper = signal::helper_pod(
             &signal::Helper {
                 namespace: self.ns(),
