@@ -144,20 +144,51 @@ async fn scenario(env: &Env) {
     cli_recover(env, &p).await;
 }
 
+/// An experiment file in `dir` on the `web` pods: `rest` follows the target block, with
+/// `$CTX` and `$NS` standing for the context (JSON-quoted: a context may contain `:` or
+/// `/`) and the namespace. Returns its path.
+fn experiment(env: &Env, dir: &std::path::Path, name: &str, rest: &str) -> String {
+    let ctx = serde_json::to_string(&env.context).unwrap();
+    let file = dir.join(format!("{name}.yaml"));
+    let text = format!(
+        "version: 1\nname: {name}\ntarget:\n  kubernetes: {{context: $CTX, namespace: $NS, selector: app=web}}\n{rest}"
+    );
+    std::fs::write(&file, text.replace("$CTX", &ctx).replace("$NS", &env.ns)).unwrap();
+    file.display().to_string()
+}
+
+/// `faultline run FILE` in `dir`, which must pass: its JSON report.
+fn run_passing(env: &Env, dir: &std::path::Path, file: &str) -> serde_json::Value {
+    let report = dir.join("r.json");
+    let report_arg = format!("json:{}", report.display());
+    let out = tokio::task::block_in_place(|| {
+        faultline(
+            env,
+            &["run", file, "--report", &report_arg],
+            &dir.join("state"),
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["verdict"], "passed");
+    r
+}
+
 /// `faultline doctor FILE` asks the API server for every permission the file needs.
 async fn cli_doctor(env: &Env) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("latency.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "version: 1\nname: e2e-doctor\ntarget:\n  kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web}}\nsteady_state:\n  - name: available\n    kubernetes: {{context: {ctx}, namespace: {ns}, deployment: web, available: 3}}\nfaults:\n  - network: {{delay: 100ms, duration: 10s, to: {{pods: {{selector: app=peer}}, hosts: [peer]}}}}\n  - cpu_stress: {{duration: 10s}}\n  - pause: {{duration: 5s}}\n  - kill: {{container: app}}\n  - memory_stress: {{size: 8MiB, duration: 5s}}\n",
-            ctx = serde_json::to_string(&env.context).unwrap(),
-            ns = env.ns
-        ),
-    )
-    .unwrap();
-    let file_arg = file.display().to_string();
+    let file_arg = experiment(
+        env,
+        dir.path(),
+        "e2e-doctor",
+        "steady_state:\n  - name: available\n    kubernetes: {context: $CTX, namespace: $NS, deployment: web, available: 3}\nfaults:\n  - network: {delay: 100ms, duration: 10s, to: {pods: {selector: app=peer}, hosts: [peer]}}\n  - cpu_stress: {duration: 10s}\n  - pause: {duration: 5s}\n  - kill: {container: app}\n  - memory_stress: {size: 8MiB, duration: 5s}\n",
+    );
     let out = tokio::task::block_in_place(|| {
         faultline(env, &["doctor", &file_arg], &dir.path().join("s"))
     });
@@ -639,33 +670,13 @@ fn faultline(env: &Env, args: &[&str], state: &std::path::Path) -> std::process:
 
 async fn cli_run(env: &Env) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pause.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "version: 1\nname: e2e-pause\ntarget:\n  kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web}}\nsteady_state:\n  - name: ready\n    kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web, ready: \">= 3\"}}\nduring:\n  interval: 1s\n  probes:\n    - name: others ready\n      kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web, ready: \">= 2\"}}\nfaults:\n  - pause: {{duration: 5s}}\nrecovery: {{timeout: 1m, interval: 1s}}\n",
-            // JSON strings are YAML: a context may contain `:` or `/`.
-            ctx = serde_json::to_string(&env.context).unwrap(),
-            ns = env.ns
-        ),
-    )
-    .unwrap();
-    let report = dir.path().join("r.json");
-    let file_arg = file.display().to_string();
-    let report_arg = format!("json:{}", report.display());
-    let state = dir.path().join("state");
-    let out = tokio::task::block_in_place(|| {
-        faultline(env, &["run", &file_arg, "--report", &report_arg], &state)
-    });
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let file = experiment(
+        env,
+        dir.path(),
+        "e2e-pause",
+        "steady_state:\n  - name: ready\n    kubernetes: {context: $CTX, namespace: $NS, selector: app=web, ready: \">= 3\"}\nduring:\n  interval: 1s\n  probes:\n    - name: others ready\n      kubernetes: {context: $CTX, namespace: $NS, selector: app=web, ready: \">= 2\"}\nfaults:\n  - pause: {duration: 5s}\nrecovery: {timeout: 1m, interval: 1s}\n",
     );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(r["verdict"], "passed");
+    let r = run_passing(env, dir.path(), &file);
     assert_eq!(r["faults"][0]["status"], "reverted");
 }
 
@@ -1064,38 +1075,17 @@ async fn cli_host_faults(env: &Env) {
         }
         lines
     });
-    let file = dir.path().join("host.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "version: 1\nname: e2e-host-faults\ntarget:\n  kubernetes: {{context: {ctx}, namespace: {ns}, selector: app=web}}\nfaults:\n  - command: {{run: [touch, {flag}], rollback: [rm, {flag}], duration: 2s}}\n  - http_call: {{url: \"http://127.0.0.1:{port}/maintenance\", method: POST, duration: 2s, rollback: {{url: \"http://127.0.0.1:{port}/maintenance\", method: DELETE}}}}\n",
-            ctx = serde_json::to_string(&env.context).unwrap(),
-            ns = env.ns,
+    let url = format!("http://127.0.0.1:{port}/maintenance");
+    let file = experiment(
+        env,
+        dir.path(),
+        "e2e-host-faults",
+        &format!(
+            "faults:\n  - command: {{run: [touch, {flag}], rollback: [rm, {flag}], duration: 2s}}\n  - http_call: {{url: \"{url}\", method: POST, duration: 2s, rollback: {{url: \"{url}\", method: DELETE}}}}\n",
             flag = flag.display()
         ),
-    )
-    .unwrap();
-    let report = dir.path().join("r.json");
-    let (file_arg, report_arg) = (
-        file.display().to_string(),
-        format!("json:{}", report.display()),
     );
-    let out = tokio::task::block_in_place(|| {
-        faultline(
-            env,
-            &["run", &file_arg, "--report", &report_arg],
-            &dir.path().join("state"),
-        )
-    });
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(r["verdict"], "passed");
+    let r = run_passing(env, dir.path(), &file);
     for f in r["faults"].as_array().unwrap() {
         assert_eq!(f["status"], "reverted", "{f}");
     }
