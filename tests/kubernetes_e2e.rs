@@ -1001,15 +1001,24 @@ async fn in_container(env: &Env, p: &KubernetesPlatform, t: &Target) {
     assert!(!exists("/data/flag".into()).await, "rolled back");
 }
 
+/// A `kill` with `spec`, once: what it reports it did.
+async fn kill_once(
+    p: &KubernetesPlatform,
+    t: &Target,
+    spec: serde_json::Value,
+) -> faultline::report::FaultEffects {
+    let f = fault(json!({ "kill": spec }));
+    fault::inject_reporting(p, &f, t, None)
+        .await
+        .unwrap()
+        .expect("what the kill did")
+}
+
 /// kill with `process`: only the matching processes, found in the container through exec;
 /// the container and its loop go on.
 async fn kill_process(env: &Env, p: &KubernetesPlatform, t: &Target) {
     // The app's loop runs `sleep 1` nearly all the time.
-    let f = fault(json!({"kill": {"process": "^sleep 1$"}}));
-    let fx = fault::inject_reporting(p, &f, t, None)
-        .await
-        .unwrap()
-        .expect("what was signalled");
+    let fx = kill_once(p, t, json!({"process": "^sleep 1$"})).await;
     assert!(
         !fx.signalled.is_empty() && fx.signalled.iter().all(|s| s.command == "sleep 1"),
         "{:?}",
@@ -1025,11 +1034,7 @@ async fn kill_process(env: &Env, p: &KubernetesPlatform, t: &Target) {
 /// kill with `container`: a helper pod on the node signals the container's processes, the
 /// kubelet restarts it in the same pod, and the helper is gone.
 async fn kill_container(env: &Env, p: &KubernetesPlatform, t: &Target) {
-    let f = fault(json!({"kill": {"container": "app"}}));
-    let fx = fault::inject_reporting(p, &f, t, None)
-        .await
-        .unwrap()
-        .expect("the restart counts");
+    let fx = kill_once(p, t, json!({"container": "app"})).await;
     let restarts = fx.container_restarts.expect("the restart counts");
     assert_eq!(restarts.container, "app");
     assert!(restarts.after > restarts.before, "{restarts:?}");

@@ -2294,6 +2294,11 @@ fn execs(seen: &[Seen]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// [`execs`] whose command `keep` keeps.
+fn execs_where(seen: &[Seen], keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    execs(seen).into_iter().filter(|(_, c)| keep(c)).collect()
+}
+
 /// A pod `api-1` whose network helper runs `tc` against a simulated qdisc. The helper's
 /// script runs for real, as the container runtime would run it: the command the kubelet
 /// makes of the patch, in a local `sh`, with the container's `/tmp` in a temporary
@@ -3137,10 +3142,7 @@ async fn hosts_in_a_scope_are_resolved_by_getent_in_the_network_helper() {
         .as_str()
         .unwrap()
         .to_string();
-    let resolving: Vec<(String, String)> = execs(&seen)
-        .into_iter()
-        .filter(|(_, c)| c.contains("getent"))
-        .collect();
+    let resolving = execs_where(&seen, |c| c.contains("getent"));
     assert_eq!(
         resolving,
         [(
@@ -4575,10 +4577,7 @@ async fn scoped_delay_body(
         "{script}"
     );
     let on = |c: &str| (helper_name.clone(), c.to_string());
-    let adds: Vec<(String, String)> = execs(&seen)
-        .into_iter()
-        .filter(|(_, c)| c.starts_with("iptables -w -I "))
-        .collect();
+    let adds = execs_where(&seen, |c| c.starts_with("iptables -w -I "));
     assert_eq!(
         adds,
         vec![
