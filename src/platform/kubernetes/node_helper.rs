@@ -10,6 +10,21 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::{HELPER_LABEL, expand};
 
+/// The start of a node helper's script, named `$name` in its messages: the container's ID
+/// from its environment, the node's cgroup tree, and `fail` (says why through the
+/// termination message, and exits 1). CRI-O puts the container's monitor in a sibling
+/// cgroup that also names the ID (`crio-conmon-ID.scope`): the scripts never take that one.
+macro_rules! script_start {
+    ($name:literal) => {
+        concat!(
+            "id=\"$FAULTLINE_CONTAINER_ID\"\nroot=/host/cgroup\nfail() {\n  echo \"$*\" > /dev/termination-log\n  echo \"",
+            $name,
+            ": $*\" >&2\n  exit 1\n}\n"
+        )
+    };
+}
+pub(crate) use script_start;
+
 /// The container a node helper acts on, and the helper's image and lifetime.
 #[derive(Clone, Debug)]
 pub struct Helper<'a> {

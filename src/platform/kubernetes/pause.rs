@@ -13,7 +13,7 @@
 use k8s_openapi::api::core::v1::Pod;
 
 pub use super::node_helper::Helper;
-use super::node_helper::NodePod;
+use super::node_helper::{NodePod, script_start};
 
 /// The helper's name: fixed by the target's UID, so that a later process finds it.
 pub fn helper_name(target_uid: &str) -> String {
@@ -27,16 +27,10 @@ const FROZEN_MARK: &str = "/tmp/faultline-frozen";
 const DEADLINE_MARGIN: u64 = 30;
 
 /// The helper's script; `FAULTLINE_CONTAINER_ID`, `FAULTLINE_LIFETIME` and `FAULTLINE_NODE`
-/// come from its environment. CRI-O puts the container's monitor in a sibling cgroup that
-/// also names the ID (`crio-conmon-ID.scope`): never that one.
-pub const SCRIPT: &str = r#"id="$FAULTLINE_CONTAINER_ID"
-root=/host/cgroup
-fail() {
-  echo "$*" > /dev/termination-log
-  echo "faultline-pause: $*" >&2
-  exit 1
-}
-if [ -e "$root/cgroup.controllers" ]; then
+/// come from its environment (the start: [`super::node_helper::script_start`]).
+pub const SCRIPT: &str = concat!(
+    script_start!("faultline-pause"),
+    r#"if [ -e "$root/cgroup.controllers" ]; then
   v=2; base="$root"; file=cgroup.freeze; frozen=1; thawed=0
 elif [ -d "$root/freezer" ]; then
   v=1; base="$root/freezer"; file=freezer.state; frozen=FROZEN; thawed=THAWED
@@ -87,7 +81,8 @@ echo "faultline-pause: froze $dir for at most ${FAULTLINE_LIFETIME}s"
 sleep "$FAULTLINE_LIFETIME" & wait $!
 thaw
 echo "faultline-pause: lifetime over; thawed $dir"
-"#;
+"#
+);
 
 /// The helper pod's spec.
 pub fn helper_pod(h: &Helper<'_>) -> Pod {

@@ -13,7 +13,7 @@
 use k8s_openapi::api::core::v1::Pod;
 
 pub use super::node_helper::Helper;
-use super::node_helper::NodePod;
+use super::node_helper::{NodePod, script_start};
 
 /// The helper's name: fixed by the target's UID and the container.
 pub fn helper_name(target_uid: &str, container: &str) -> String {
@@ -21,16 +21,11 @@ pub fn helper_name(target_uid: &str, container: &str) -> String {
 }
 
 /// The helper's script; `FAULTLINE_CONTAINER_ID`, `FAULTLINE_SIGNAL` (a number) and
-/// `FAULTLINE_NODE` come from its environment. CRI-O puts the container's monitor in a
-/// sibling cgroup that also names the ID (`crio-conmon-ID.scope`): never that one.
-pub const SCRIPT: &str = r#"id="$FAULTLINE_CONTAINER_ID"
-root=/host/cgroup
-fail() {
-  echo "$*" > /dev/termination-log
-  echo "faultline-kill: $*" >&2
-  exit 1
-}
-if [ -e "$root/cgroup.controllers" ]; then
+/// `FAULTLINE_NODE` come from its environment (the start:
+/// [`super::node_helper::script_start`]).
+pub const SCRIPT: &str = concat!(
+    script_start!("faultline-kill"),
+    r#"if [ -e "$root/cgroup.controllers" ]; then
   base="$root"
 else
   base=
@@ -48,7 +43,8 @@ done
 [ "$n" -gt 0 ] || fail "no process of container $id could be signalled (cgroup $dir)"
 echo "signalled $n process(es) of $dir" > /dev/termination-log
 echo "faultline-kill: signalled $n process(es) of $dir"
-"#;
+"#
+);
 
 /// The helper pod's spec: it sends `signal` (a number).
 pub fn helper_pod(h: &Helper<'_>, signal: i32) -> Pod {
