@@ -2396,7 +2396,7 @@ impl NetState {
             "uid-1",
             helper,
             "registry.local/tc:1",
-            "eth0",
+            "tc qdisc del dev eth0 root handle fa17: 2>/dev/null",
             Duration::from_secs(70),
         );
         NetState {
