@@ -24,6 +24,9 @@
 //! It deletes the namespace at the end, also when an assertion fails. DNS names assume
 //! the cluster domain `cluster.local` (kind's and k3d's).
 //!
+//! Without a cluster, `the_scenarios_experiment_files_validate` still checks that the
+//! files it runs through the binary are valid experiments.
+//!
 //! It is `#[ignore]`d, so that a plain `cargo test` shows it as ignored rather than
 //! passed; run it with
 //! `FAULTLINE_E2E_KUBECONFIG=... cargo test --test kubernetes_e2e -- --ignored`
@@ -148,13 +151,59 @@ async fn scenario(env: &Env) {
 /// `$CTX` and `$NS` standing for the context (JSON-quoted: a context may contain `:` or
 /// `/`) and the namespace. Returns its path.
 fn experiment(env: &Env, dir: &std::path::Path, name: &str, rest: &str) -> String {
-    let ctx = serde_json::to_string(&env.context).unwrap();
     let file = dir.join(format!("{name}.yaml"));
-    let text = format!(
-        "version: 1\nname: {name}\ntarget:\n  kubernetes: {{context: $CTX, namespace: $NS, selector: app=web}}\n{rest}"
-    );
-    std::fs::write(&file, text.replace("$CTX", &ctx).replace("$NS", &env.ns)).unwrap();
+    std::fs::write(&file, experiment_text(name, rest, &env.context, &env.ns)).unwrap();
     file.display().to_string()
+}
+
+fn experiment_text(name: &str, rest: &str, context: &str, ns: &str) -> String {
+    let ctx = serde_json::to_string(context).unwrap();
+    format!(
+        "version: 1\nname: {name}\ntarget:\n  kubernetes: {{context: $CTX, namespace: $NS, selector: app=web}}\n{rest}"
+    )
+    .replace("$CTX", &ctx)
+    .replace("$NS", ns)
+}
+
+/// What `faultline doctor FILE` checks.
+const DOCTOR: &str = "steady_state:\n  - name: available\n    kubernetes: {context: $CTX, namespace: $NS, deployment: web, available: 3}\nfaults:\n  - network: {delay: 100ms, duration: 10s, to: {pods: {selector: app=peer}, hosts: [peer]}}\n  - cpu_stress: {duration: 10s}\n  - pause: {duration: 5s}\n  - kill: {container: app}\n  - memory_stress: {size: 8MiB, duration: 5s}\n";
+
+/// What `faultline run` runs: a pause, the other pods staying ready.
+const PAUSE_RUN: &str = "steady_state:\n  - name: ready\n    kubernetes: {context: $CTX, namespace: $NS, selector: app=web, ready: \">= 3\"}\nduring:\n  interval: 1s\n  probes:\n    - name: others ready\n      kubernetes: {context: $CTX, namespace: $NS, selector: app=web, ready: \">= 2\"}\nfaults:\n  - pause: {duration: 5s}\nrecovery: {timeout: 1m, interval: 1s}\n";
+
+/// The faults that run where faultline runs: a command on the host creating `flag`, and an
+/// `http_call` to `url`, each with its rollback.
+fn host_faults(flag: &std::path::Path, url: &str) -> String {
+    format!(
+        "faults:\n  - command: {{run: [touch, {flag}], rollback: [rm, {flag}], duration: 2s}}\n  - http_call: {{url: \"{url}\", method: POST, duration: 2s, rollback: {{url: \"{url}\", method: DELETE}}}}\n",
+        flag = flag.display()
+    )
+}
+
+/// The files the scenario runs through the binary are valid experiments: checked here,
+/// where no cluster is needed, so that a mistake in them is not found on a cluster first.
+#[test]
+fn the_scenarios_experiment_files_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_faults(
+        &dir.path().join("flag"),
+        "http://127.0.0.1:8080/maintenance",
+    );
+    for (name, rest) in [
+        ("e2e-doctor", DOCTOR),
+        ("e2e-pause", PAUSE_RUN),
+        ("e2e-host-faults", host.as_str()),
+    ] {
+        let file = dir.path().join(format!("{name}.yaml"));
+        let text = experiment_text(name, rest, "kind-faultline-e2e", "faultline-e2e-00000000");
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg("validate")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+    }
 }
 
 /// `faultline run FILE` in `dir`, which must pass: its JSON report.
@@ -183,12 +232,7 @@ fn run_passing(env: &Env, dir: &std::path::Path, file: &str) -> serde_json::Valu
 /// `faultline doctor FILE` asks the API server for every permission the file needs.
 async fn cli_doctor(env: &Env) {
     let dir = tempfile::tempdir().unwrap();
-    let file_arg = experiment(
-        env,
-        dir.path(),
-        "e2e-doctor",
-        "steady_state:\n  - name: available\n    kubernetes: {context: $CTX, namespace: $NS, deployment: web, available: 3}\nfaults:\n  - network: {delay: 100ms, duration: 10s, to: {pods: {selector: app=peer}, hosts: [peer]}}\n  - cpu_stress: {duration: 10s}\n  - pause: {duration: 5s}\n  - kill: {container: app}\n  - memory_stress: {size: 8MiB, duration: 5s}\n",
-    );
+    let file_arg = experiment(env, dir.path(), "e2e-doctor", DOCTOR);
     let out = tokio::task::block_in_place(|| {
         faultline(env, &["doctor", &file_arg], &dir.path().join("s"))
     });
@@ -670,12 +714,7 @@ fn faultline(env: &Env, args: &[&str], state: &std::path::Path) -> std::process:
 
 async fn cli_run(env: &Env) {
     let dir = tempfile::tempdir().unwrap();
-    let file = experiment(
-        env,
-        dir.path(),
-        "e2e-pause",
-        "steady_state:\n  - name: ready\n    kubernetes: {context: $CTX, namespace: $NS, selector: app=web, ready: \">= 3\"}\nduring:\n  interval: 1s\n  probes:\n    - name: others ready\n      kubernetes: {context: $CTX, namespace: $NS, selector: app=web, ready: \">= 2\"}\nfaults:\n  - pause: {duration: 5s}\nrecovery: {timeout: 1m, interval: 1s}\n",
-    );
+    let file = experiment(env, dir.path(), "e2e-pause", PAUSE_RUN);
     let r = run_passing(env, dir.path(), &file);
     assert_eq!(r["faults"][0]["status"], "reverted");
 }
@@ -1085,10 +1124,7 @@ async fn cli_host_faults(env: &Env) {
         env,
         dir.path(),
         "e2e-host-faults",
-        &format!(
-            "faults:\n  - command: {{run: [touch, {flag}], rollback: [rm, {flag}], duration: 2s}}\n  - http_call: {{url: \"{url}\", method: POST, duration: 2s, rollback: {{url: \"{url}\", method: DELETE}}}}\n",
-            flag = flag.display()
-        ),
+        &host_faults(&flag, &url),
     );
     let r = run_passing(env, dir.path(), &file);
     for f in r["faults"].as_array().unwrap() {
