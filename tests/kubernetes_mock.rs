@@ -1285,26 +1285,13 @@ async fn pause_reports_why_the_helper_failed_and_removes_it() {
 async fn pause_refusals_from_the_api() {
     let life = Duration::from_secs(30);
     // Pod Security admission refuses the privileged helper.
-    let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
     let msg = "pods \"faultline-pause-uid-1\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), hostPath volumes (volume \"cgroup\"), privileged (container \"freezer\" must not set securityContext.privileged=true)";
-    answer(
-        &mut h,
-        "POST",
-        PODS,
+    let refused = freeze_answered(
         403,
         status(403, "Forbidden", msg, "pods", "faultline-pause-uid-1"),
     )
     .await;
-    let err = task.await.unwrap().unwrap_err().to_string();
+    let err = refused.unwrap_err().to_string();
     assert!(
         err.starts_with(
             "namespace `shop` enforces Pod Security and refused faultline's helper: pods"
@@ -1317,20 +1304,7 @@ async fn pause_refusals_from_the_api() {
     );
 
     // The namespace is gone.
-    let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
-    answer(
-        &mut h,
-        "POST",
-        PODS,
+    let refused = freeze_answered(
         404,
         status(
             404,
@@ -1342,7 +1316,7 @@ async fn pause_refusals_from_the_api() {
     )
     .await;
     assert_eq!(
-        task.await.unwrap(),
+        refused,
         Err(PlatformError::Refused(
             "namespace `shop` does not exist (context `test`)".into()
         ))
@@ -1393,7 +1367,24 @@ async fn pause_refusals_from_the_api() {
     assert_eq!(task.await.unwrap(), Ok(()));
 
     // 422: the API server rejects the spec.
+    let msg = "Pod \"faultline-pause-uid-1\" is invalid: spec.containers[0].resources.limits: Invalid value: \"32Mi\": must be greater than or equal to memory request";
+    let refused = freeze_answered(
+        422,
+        status(422, "Invalid", msg, "Pod", "faultline-pause-uid-1"),
+    )
+    .await;
+    assert_eq!(
+        refused,
+        Err(PlatformError::Refused(format!(
+            "the Kubernetes API refused to create pods: {msg}"
+        )))
+    );
+}
+
+/// A pause whose helper pod the API server answers with `code` and `status`: the result.
+async fn freeze_answered(code: u16, status: Value) -> Result<(), PlatformError> {
     let (p, mut h) = mocked(spec());
+    let life = Duration::from_secs(30);
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
     answer(
         &mut h,
@@ -1403,21 +1394,8 @@ async fn pause_refusals_from_the_api() {
         pod("api-1", "uid-1"),
     )
     .await;
-    let msg = "Pod \"faultline-pause-uid-1\" is invalid: spec.containers[0].resources.limits: Invalid value: \"32Mi\": must be greater than or equal to memory request";
-    answer(
-        &mut h,
-        "POST",
-        PODS,
-        422,
-        status(422, "Invalid", msg, "Pod", "faultline-pause-uid-1"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Refused(format!(
-            "the Kubernetes API refused to create pods: {msg}"
-        )))
-    );
+    answer(&mut h, "POST", PODS, code, status).await;
+    task.await.unwrap()
 }
 
 async fn start_pause_conflict(h: &mut Handle) -> Value {
