@@ -242,6 +242,21 @@ async fn answer(h: &mut Handle, method: &str, path: &str, code: u16, body: Value
     seen
 }
 
+/// Expects the pod `api-1` asked for next and answers it.
+async fn answer_pod(h: &mut Handle, code: u16, body: Value) -> Seen {
+    answer(h, "GET", &format!("{PODS}/api-1"), code, body).await
+}
+
+/// The call ended finding `api-1` gone (deleted, or another pod under its name).
+async fn assert_gone<T: std::fmt::Debug + PartialEq>(
+    task: tokio::task::JoinHandle<Result<T, PlatformError>>,
+) {
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+}
+
 fn status(code: u16, reason: &str, message: &str, kind: &str, name: &str) -> Value {
     json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -618,10 +633,7 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
     });
     let (_, reply) = next(&mut h).await;
     reply.send_response(respond(404, &not_found("api-1")));
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    assert_gone(task).await;
 
     // 409: a StatefulSet recreated `api-1` with another UID; it is not the target.
     let (p, mut h) = mocked(spec());
@@ -640,10 +652,7 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
             "api-1",
         ),
     ));
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    assert_gone(task).await;
 }
 
 /// Recovery after a kill is timed from when the killed pods are gone, not from the DELETE.
@@ -935,14 +944,7 @@ async fn kill_of_one_container_says_why_it_could_not() {
         let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
         async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
     });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(
@@ -956,14 +958,7 @@ async fn kill_of_one_container_says_why_it_could_not() {
         let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
         async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
     });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     let (created, reply) = next(&mut h).await;
     let helper = created.body.clone();
     assert_eq!(
@@ -1386,14 +1381,7 @@ async fn freeze_answered(code: u16, status: Value) -> Result<(), PlatformError> 
     let (p, mut h) = mocked(spec());
     let life = Duration::from_secs(30);
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     answer(&mut h, "POST", PODS, code, status).await;
     task.await.unwrap()
 }
@@ -1426,34 +1414,14 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
     let life = Duration::from_secs(30);
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        404,
-        not_found("api-1"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    answer_pod(&mut h, 404, not_found("api-1")).await;
+    assert_gone(task).await;
 
     // Same name, another pod.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-9"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    answer_pod(&mut h, 200, pod("api-1", "uid-9")).await;
+    assert_gone(task).await;
 
     // A container the pod does not have.
     let (p, mut h) = mocked(KubernetesTarget {
@@ -1461,14 +1429,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
         ..spec()
     });
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(
@@ -1482,7 +1443,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
     let mut crashing = pod("api-1", "uid-1");
     crashing["status"]["containerStatuses"][0]["state"] =
         json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}});
-    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, crashing).await;
+    answer_pod(&mut h, 200, crashing).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(
@@ -1513,14 +1474,7 @@ async fn pause_needs_a_helper_image() {
         p.freeze(&target("api-1", "uid-1"), Duration::from_secs(9))
             .await
     });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     let err = task.await.unwrap().unwrap_err().to_string();
     assert!(err.contains("--tc-image or FAULTLINE_TC_IMAGE"), "{err}");
 }
@@ -1699,27 +1653,14 @@ async fn network_access_errors() {
         not_found("api-1"),
     )
     .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    assert_gone(task).await;
 
     // The pod vanishes while the helper starts.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
     accept_ephemeral(&mut h).await;
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        404,
-        not_found("api-1"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    answer_pod(&mut h, 404, not_found("api-1")).await;
+    assert_gone(task).await;
 
     // The image cannot be pulled.
     let (p, mut h) = mocked(spec());
@@ -1730,7 +1671,7 @@ async fn network_access_errors() {
         &name,
         json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied for registry.local/tc"}}),
     );
-    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, pulling).await;
+    answer_pod(&mut h, 200, pulling).await;
     let err = task.await.unwrap().unwrap_err().to_string();
     assert!(
         err.starts_with(
@@ -2794,7 +2735,7 @@ async fn cpu_stress_names_the_stressor_when_its_image_cannot_be_pulled() {
         name,
         json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
     );
-    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, pulling).await;
+    answer_pod(&mut h, 200, pulling).await;
     let err = task.await.unwrap().unwrap_err().to_string();
     assert!(
         err.starts_with(
