@@ -247,6 +247,11 @@ async fn answer_pod(h: &mut Handle, code: u16, body: Value) -> Seen {
     answer(h, "GET", &format!("{PODS}/api-1"), code, body).await
 }
 
+/// Expects the pause helper asked for next and answers that it is gone (404).
+async fn answer_helper_gone(h: &mut Handle) -> Seen {
+    answer(h, "GET", HELPER, 404, not_found("faultline-pause-uid-1")).await
+}
+
 /// The call ended finding `api-1` gone (deleted, or another pod under its name).
 async fn assert_gone<T: std::fmt::Debug + PartialEq>(
     task: tokio::task::JoinHandle<Result<T, PlatformError>>,
@@ -670,27 +675,9 @@ async fn wait_gone_returns_once_every_killed_pod_has_left_the_api() {
     terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:05Z");
     terminating["metadata"]["deletionGracePeriodSeconds"] = json!(5);
     for _ in 0..2 {
-        seen.push(
-            answer(
-                &mut h,
-                "GET",
-                &format!("{PODS}/api-1"),
-                200,
-                terminating.clone(),
-            )
-            .await,
-        );
+        seen.push(answer_pod(&mut h, 200, terminating.clone()).await);
     }
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            404,
-            not_found("api-1"),
-        )
-        .await,
-    );
+    seen.push(answer_pod(&mut h, 404, not_found("api-1")).await);
     // A StatefulSet's pod: its name is back at once, under another UID.
     seen.push(
         answer(
@@ -803,16 +790,7 @@ async fn kill_of_one_container_signals_it_from_a_helper_on_its_node_and_reports_
         let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
         async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
     });
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            envoy_restarted(2),
-        )
-        .await,
-    );
+    seen.push(answer_pod(&mut h, 200, envoy_restarted(2)).await);
     let (created, reply) = next(&mut h).await;
     assert_eq!(created.line(), format!("POST {PODS}"));
     let helper = created.body.clone();
@@ -861,26 +839,8 @@ async fn kill_of_one_container_signals_it_from_a_helper_on_its_node_and_reports_
         .await,
     );
     // The kubelet has not restarted it yet, then has.
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            envoy_restarted(2),
-        )
-        .await,
-    );
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            envoy_restarted(3),
-        )
-        .await,
-    );
+    seen.push(answer_pod(&mut h, 200, envoy_restarted(2)).await);
+    seen.push(answer_pod(&mut h, 200, envoy_restarted(3)).await);
     let effects = task.await.unwrap().unwrap().expect("effects");
     let restarts = effects
         .container_restarts
@@ -1031,26 +991,8 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
             fault::inject(p.as_ref(), &pause, &t, undo.as_ref()).await
         }
     });
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            HELPER,
-            404,
-            not_found("faultline-pause-uid-1"),
-        )
-        .await,
-    );
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            pod("api-1", "uid-1"),
-        )
-        .await,
-    );
+    seen.push(answer_helper_gone(&mut h).await);
+    seen.push(answer_pod(&mut h, 200, pod("api-1", "uid-1")).await);
     let (created, reply) = next(&mut h).await;
     assert_eq!(created.line(), format!("POST {PODS}"));
     let helper = created.body.clone();
@@ -1154,40 +1096,15 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     let mut terminating = helper_state(helper.clone(), true, running);
     terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:30Z");
     seen.push(answer(&mut h, "GET", HELPER, 200, terminating).await);
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            HELPER,
-            404,
-            not_found("faultline-pause-uid-1"),
-        )
-        .await,
-    );
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            HELPER,
-            404,
-            not_found("faultline-pause-uid-1"),
-        )
-        .await,
-    );
+    seen.push(answer_helper_gone(&mut h).await);
+    seen.push(answer_helper_gone(&mut h).await);
     assert_eq!(task.await.unwrap(), Ok(()));
     assert_granted(&seen, &fault::rbac_rules(&pause));
 }
 
 /// Runs `pause_for` up to the helper's creation and returns the created helper.
 async fn start_pause(h: &mut Handle) -> Value {
-    answer(
-        h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(h, 200, pod("api-1", "uid-1")).await;
     let (created, reply) = next(h).await;
     assert_eq!(created.line(), format!("POST {PODS}"));
     reply.send_response(respond(201, &created.body));
@@ -1203,7 +1120,7 @@ async fn expect_helper_removed(h: &mut Handle) {
         json!({}),
     )
     .await;
-    answer(h, "GET", HELPER, 404, not_found("faultline-pause-uid-1")).await;
+    answer_helper_gone(h).await;
 }
 
 #[tokio::test]
@@ -1387,14 +1304,7 @@ async fn freeze_answered(code: u16, status: Value) -> Result<(), PlatformError> 
 }
 
 async fn start_pause_conflict(h: &mut Handle) -> Value {
-    answer(
-        h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(h, 200, pod("api-1", "uid-1")).await;
     let (created, reply) = next(h).await;
     reply.send_response(respond(
         409,
@@ -1553,13 +1463,13 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
     );
     reply.send_response(respond(200, &creating));
     let mut seen = vec![patch];
-    seen.push(answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, creating).await);
+    seen.push(answer_pod(&mut h, 200, creating).await);
     let running = with_ephemeral(
         pod("api-1", "uid-1"),
         &name,
         json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
     );
-    seen.push(answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, running).await);
+    seen.push(answer_pod(&mut h, 200, running).await);
     assert_eq!(
         task.await.unwrap(),
         Ok(NetAccess::Sidecar {
