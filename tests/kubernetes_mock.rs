@@ -247,6 +247,18 @@ async fn answer_pod(h: &mut Handle, code: u16, body: Value) -> Seen {
     answer(h, "GET", &format!("{PODS}/api-1"), code, body).await
 }
 
+/// Expects the ephemeral containers of `api-1` patched next and answers.
+async fn answer_patch(h: &mut Handle, code: u16, body: Value) -> Seen {
+    answer(
+        h,
+        "PATCH",
+        &format!("{PODS}/api-1/ephemeralcontainers"),
+        code,
+        body,
+    )
+    .await
+}
+
 /// Expects the pause helper asked for next and answers that it is gone (404).
 async fn answer_helper_gone(h: &mut Handle) -> Seen {
     answer(h, "GET", HELPER, 404, not_found("faultline-pause-uid-1")).await
@@ -1520,14 +1532,7 @@ async fn network_access_errors() {
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
     let msg = "Pod \"api-1\" is invalid: spec.ephemeralContainers[0].image: Required value";
-    answer(
-        &mut h,
-        "PATCH",
-        &format!("{PODS}/api-1/ephemeralcontainers"),
-        422,
-        status(422, "Invalid", msg, "Pod", "api-1"),
-    )
-    .await;
+    answer_patch(&mut h, 422, status(422, "Invalid", msg, "Pod", "api-1")).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(format!(
@@ -1539,14 +1544,7 @@ async fn network_access_errors() {
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
     let msg = "pods \"api-1\" is forbidden: User \"alice\" cannot patch resource \"pods/ephemeralcontainers\" in API group \"\" in the namespace \"shop\"";
-    answer(
-        &mut h,
-        "PATCH",
-        &format!("{PODS}/api-1/ephemeralcontainers"),
-        403,
-        status(403, "Forbidden", msg, "pods", "api-1"),
-    )
-    .await;
+    answer_patch(&mut h, 403, status(403, "Forbidden", msg, "pods", "api-1")).await;
     assert_eq!(
         task.await.unwrap().unwrap_err().to_string(),
         "forbidden: cannot `patch` `pods/ephemeralcontainers` in namespace `shop` as `alice` — grant it (see `faultline rbac FILE`)"
@@ -1555,14 +1553,7 @@ async fn network_access_errors() {
     // 404: the pod vanished.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
-    answer(
-        &mut h,
-        "PATCH",
-        &format!("{PODS}/api-1/ephemeralcontainers"),
-        404,
-        not_found("api-1"),
-    )
-    .await;
+    answer_patch(&mut h, 404, not_found("api-1")).await;
     assert_gone(task).await;
 
     // The pod vanishes while the helper starts.
