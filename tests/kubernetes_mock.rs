@@ -3451,6 +3451,53 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
     assert_granted(&seen, &allowed);
 }
 
+/// What a user saw on a real cluster: `cpu_stress` without a helper image fails, and its
+/// release then exec'd into the container that was never created, which the API server
+/// answers with 400, printed as a warning. Through the binary: the fault's error names
+/// what to set, and nothing else is said about it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_stress_without_an_image_fails_without_a_spurious_warning() {
+    let state = Arc::new(Mutex::new(StressState::default()));
+    let inner = stress_handler(state.clone());
+    let handler: fake::Handler = Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == PODS {
+            return fake::Answer::Json(200, pod_list(vec![pod("api-1", "uid-1")]));
+        }
+        inner(s)
+    });
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cpu.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: cpu\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nfaults:\n  - cpu_stress: {duration: 2s}\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let out = faultline(
+        vec![
+            "run".into(),
+            file.display().to_string(),
+            "--report".into(),
+            format!("json:{}", report.display()),
+        ],
+        vec![
+            ("KUBECONFIG", kubeconfig(dir.path(), &server.url)),
+            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let error = r["faults"][0]["error"].as_str().unwrap();
+    assert!(error.contains("--tc-image"), "{error}");
+    for spurious in ["400", "BadRequest", "is not valid for pod", "WARN"] {
+        assert!(!stderr.contains(spurious), "`{spurious}` in: {stderr}");
+    }
+    assert_eq!(execs(&server.seen()), Vec::<(String, String)>::new());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_reconnects_to_the_recorded_context_and_namespace() {
     let state = Arc::new(Mutex::new(NetState::running("faultline-net-0000beef")));
