@@ -3369,6 +3369,38 @@ async fn faultline(
     .unwrap()
 }
 
+/// `faultline run` of the experiment `yaml` against a fake API server with `handler`
+/// (through a kubeconfig, its own state directory), which must exit with `code`: its
+/// stderr, JSON report and the server.
+async fn run_experiment(
+    handler: fake::Handler,
+    yaml: &str,
+    code: i32,
+) -> (String, Value, fake::Server) {
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("experiment.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let report = dir.path().join("r.json");
+    let out = faultline(
+        vec![
+            "run".into(),
+            file.display().to_string(),
+            "--report".into(),
+            format!("json:{}", report.display()),
+        ],
+        vec![
+            ("KUBECONFIG", kubeconfig(dir.path(), &server.url)),
+            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    let r = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    (stderr, r, server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_kills_a_pod_found_through_the_kubeconfig() {
     let deleted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -3393,32 +3425,12 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
             fake::Answer::Json(404, not_found("x"))
         }
     });
-    let server = fake::start(handler).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &server.url);
-    let file = dir.path().join("kill.yaml");
-    std::fs::write(
-        &file,
+    let (_, r, server) = run_experiment(
+        handler,
         "version: 1\nname: kill-one\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\n  select: {mode: one, seed: 1}\nsteady_state:\n  - name: ready\n    kubernetes: {namespace: shop, selector: app=api, ready: \">= 1\"}\nfaults:\n  - kill: {grace_period: 5s}\nrecovery: {timeout: 5s, interval: 100ms}\n",
-    )
-    .unwrap();
-    let report = dir.path().join("r.json");
-    let out = faultline(
-        vec![
-            "run".into(),
-            file.display().to_string(),
-            "--report".into(),
-            format!("json:{}", report.display()),
-        ],
-        vec![
-            ("KUBECONFIG", config),
-            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
-        ],
+        0,
     )
     .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["verdict"], "passed");
     assert_eq!(
         r["phases"]["before"]["probes"][0]["detail"],
@@ -3465,31 +3477,12 @@ async fn cpu_stress_without_an_image_fails_without_a_spurious_warning() {
         }
         inner(s)
     });
-    let server = fake::start(handler).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cpu.yaml");
-    std::fs::write(
-        &file,
+    let (stderr, r, server) = run_experiment(
+        handler,
         "version: 1\nname: cpu\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nfaults:\n  - cpu_stress: {duration: 2s}\n",
-    )
-    .unwrap();
-    let report = dir.path().join("r.json");
-    let out = faultline(
-        vec![
-            "run".into(),
-            file.display().to_string(),
-            "--report".into(),
-            format!("json:{}", report.display()),
-        ],
-        vec![
-            ("KUBECONFIG", kubeconfig(dir.path(), &server.url)),
-            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
-        ],
+        4,
     )
     .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stderr}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let error = r["faults"][0]["error"].as_str().unwrap();
     assert!(error.contains("--tc-image"), "{error}");
     for spurious in ["400", "BadRequest", "is not valid for pod", "WARN"] {
