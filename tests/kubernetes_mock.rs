@@ -76,6 +76,24 @@ impl Seen {
         query_pairs(&self.query)
     }
 
+    /// An exec's command line (`command` in the query, in order).
+    fn argv(&self) -> Vec<String> {
+        self.query_all("command")
+    }
+
+    /// An exec's container.
+    fn container(&self) -> String {
+        self.query_all("container").pop().unwrap_or_default()
+    }
+
+    fn query_all(&self, key: &str) -> Vec<String> {
+        self.pairs()
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     fn line(&self) -> String {
         let q = self.query.trim_start_matches(['?', '&']);
         if q.is_empty() {
@@ -224,6 +242,38 @@ async fn answer(h: &mut Handle, method: &str, path: &str, code: u16, body: Value
     seen
 }
 
+/// Expects the pod `api-1` asked for next and answers it.
+async fn answer_pod(h: &mut Handle, code: u16, body: Value) -> Seen {
+    answer(h, "GET", &format!("{PODS}/api-1"), code, body).await
+}
+
+/// Expects the ephemeral containers of `api-1` patched next and answers.
+async fn answer_patch(h: &mut Handle, code: u16, body: Value) -> Seen {
+    answer(
+        h,
+        "PATCH",
+        &format!("{PODS}/api-1/ephemeralcontainers"),
+        code,
+        body,
+    )
+    .await
+}
+
+/// Expects the pause helper asked for next and answers that it is gone (404).
+async fn answer_helper_gone(h: &mut Handle) -> Seen {
+    answer(h, "GET", HELPER, 404, not_found("faultline-pause-uid-1")).await
+}
+
+/// The call ended finding `api-1` gone (deleted, or another pod under its name).
+async fn assert_gone<T: std::fmt::Debug + PartialEq>(
+    task: tokio::task::JoinHandle<Result<T, PlatformError>>,
+) {
+    assert_eq!(
+        task.await.unwrap(),
+        Err(PlatformError::Gone("api-1".into()))
+    );
+}
+
 fn status(code: u16, reason: &str, message: &str, kind: &str, name: &str) -> Value {
     json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -367,14 +417,38 @@ fn kubelet_expand(input: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// What the container runs: its `command` and `args`, expanded.
+/// What the container runs: its `command` and `args`, expanded. And the same in any other
+/// environment: with every `$(NAME)` its raw command contains defined too (a variable of
+/// the pod's, a service link of another Service), what runs must not change. A script
+/// that reached the pod spec unescaped fails here as soon as it contains `$(`, even where
+/// the container's own environment happens to leave it alone.
 fn kubelet_command(container: &Value) -> Vec<String> {
-    let env = kubelet_env(container);
-    ["command", "args"]
+    let raw: Vec<String> = ["command", "args"]
         .iter()
         .flat_map(|k| container[*k].as_array().cloned().unwrap_or_default())
-        .map(|a| kubelet_expand(a.as_str().unwrap(), &env))
-        .collect()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let expand_all = |env: &BTreeMap<String, String>| -> Vec<String> {
+        raw.iter().map(|a| kubelet_expand(a, env)).collect()
+    };
+    let env = kubelet_env(container);
+    let ran = expand_all(&env);
+    let mut hostile = env.clone();
+    for a in &raw {
+        for (i, _) in a.match_indices("$(") {
+            if let Some(end) = a[i + 2..].find(')') {
+                let name = &a[i + 2..i + 2 + end];
+                hostile.insert(name.to_string(), format!("<{name} was expanded>"));
+            }
+        }
+    }
+    assert_eq!(
+        expand_all(&hostile),
+        ran,
+        "the command of `{}` depends on its environment: not escaped for the kubelet",
+        container["name"]
+    );
+    ran
 }
 
 #[test]
@@ -576,10 +650,7 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
     });
     let (_, reply) = next(&mut h).await;
     reply.send_response(respond(404, &not_found("api-1")));
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    assert_gone(task).await;
 
     // 409: a StatefulSet recreated `api-1` with another UID; it is not the target.
     let (p, mut h) = mocked(spec());
@@ -598,10 +669,7 @@ async fn kill_of_a_vanished_or_replaced_pod_is_gone() {
             "api-1",
         ),
     ));
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    assert_gone(task).await;
 }
 
 /// Recovery after a kill is timed from when the killed pods are gone, not from the DELETE.
@@ -619,27 +687,9 @@ async fn wait_gone_returns_once_every_killed_pod_has_left_the_api() {
     terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:05Z");
     terminating["metadata"]["deletionGracePeriodSeconds"] = json!(5);
     for _ in 0..2 {
-        seen.push(
-            answer(
-                &mut h,
-                "GET",
-                &format!("{PODS}/api-1"),
-                200,
-                terminating.clone(),
-            )
-            .await,
-        );
+        seen.push(answer_pod(&mut h, 200, terminating.clone()).await);
     }
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            404,
-            not_found("api-1"),
-        )
-        .await,
-    );
+    seen.push(answer_pod(&mut h, 404, not_found("api-1")).await);
     // A StatefulSet's pod: its name is back at once, under another UID.
     seen.push(
         answer(
@@ -752,16 +802,7 @@ async fn kill_of_one_container_signals_it_from_a_helper_on_its_node_and_reports_
         let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
         async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
     });
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            envoy_restarted(2),
-        )
-        .await,
-    );
+    seen.push(answer_pod(&mut h, 200, envoy_restarted(2)).await);
     let (created, reply) = next(&mut h).await;
     assert_eq!(created.line(), format!("POST {PODS}"));
     let helper = created.body.clone();
@@ -810,26 +851,8 @@ async fn kill_of_one_container_signals_it_from_a_helper_on_its_node_and_reports_
         .await,
     );
     // The kubelet has not restarted it yet, then has.
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            envoy_restarted(2),
-        )
-        .await,
-    );
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            envoy_restarted(3),
-        )
-        .await,
-    );
+    seen.push(answer_pod(&mut h, 200, envoy_restarted(2)).await);
+    seen.push(answer_pod(&mut h, 200, envoy_restarted(3)).await);
     let effects = task.await.unwrap().unwrap().expect("effects");
     let restarts = effects
         .container_restarts
@@ -893,14 +916,7 @@ async fn kill_of_one_container_says_why_it_could_not() {
         let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
         async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
     });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(
@@ -914,14 +930,7 @@ async fn kill_of_one_container_says_why_it_could_not() {
         let (p, t, kill) = (p.clone(), t.clone(), kill.clone());
         async move { fault::inject_reporting(p.as_ref(), &kill, &t, None).await }
     });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     let (created, reply) = next(&mut h).await;
     let helper = created.body.clone();
     assert_eq!(
@@ -994,26 +1003,8 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
             fault::inject(p.as_ref(), &pause, &t, undo.as_ref()).await
         }
     });
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            HELPER,
-            404,
-            not_found("faultline-pause-uid-1"),
-        )
-        .await,
-    );
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            &format!("{PODS}/api-1"),
-            200,
-            pod("api-1", "uid-1"),
-        )
-        .await,
-    );
+    seen.push(answer_helper_gone(&mut h).await);
+    seen.push(answer_pod(&mut h, 200, pod("api-1", "uid-1")).await);
     let (created, reply) = next(&mut h).await;
     assert_eq!(created.line(), format!("POST {PODS}"));
     let helper = created.body.clone();
@@ -1085,12 +1076,11 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     assert_eq!(env["FAULTLINE_CONTAINER_ID"], "uid-1-api-cid");
     assert_eq!(env["FAULTLINE_LIFETIME"], "80");
     assert_eq!(env["FAULTLINE_NODE"], "node-2");
-    let probe: Vec<String> = c["readinessProbe"]["exec"]["command"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| kubelet_expand(a.as_str().unwrap(), &kubelet_env(c)))
-        .collect();
+    // Kubernetes expands an exec probe's command as a container's.
+    let probe = kubelet_command(&json!({
+        "name": "readiness probe", "env": c["env"],
+        "command": c["readinessProbe"]["exec"]["command"]
+    }));
     assert_eq!(probe, ["sh", "-c", "[ -e /tmp/faultline-frozen ]"]);
     assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
 
@@ -1118,40 +1108,15 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     let mut terminating = helper_state(helper.clone(), true, running);
     terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:30Z");
     seen.push(answer(&mut h, "GET", HELPER, 200, terminating).await);
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            HELPER,
-            404,
-            not_found("faultline-pause-uid-1"),
-        )
-        .await,
-    );
-    seen.push(
-        answer(
-            &mut h,
-            "GET",
-            HELPER,
-            404,
-            not_found("faultline-pause-uid-1"),
-        )
-        .await,
-    );
+    seen.push(answer_helper_gone(&mut h).await);
+    seen.push(answer_helper_gone(&mut h).await);
     assert_eq!(task.await.unwrap(), Ok(()));
     assert_granted(&seen, &fault::rbac_rules(&pause));
 }
 
 /// Runs `pause_for` up to the helper's creation and returns the created helper.
 async fn start_pause(h: &mut Handle) -> Value {
-    answer(
-        h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(h, 200, pod("api-1", "uid-1")).await;
     let (created, reply) = next(h).await;
     assert_eq!(created.line(), format!("POST {PODS}"));
     reply.send_response(respond(201, &created.body));
@@ -1167,7 +1132,7 @@ async fn expect_helper_removed(h: &mut Handle) {
         json!({}),
     )
     .await;
-    answer(h, "GET", HELPER, 404, not_found("faultline-pause-uid-1")).await;
+    answer_helper_gone(h).await;
 }
 
 #[tokio::test]
@@ -1244,26 +1209,13 @@ async fn pause_reports_why_the_helper_failed_and_removes_it() {
 async fn pause_refusals_from_the_api() {
     let life = Duration::from_secs(30);
     // Pod Security admission refuses the privileged helper.
-    let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
     let msg = "pods \"faultline-pause-uid-1\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), hostPath volumes (volume \"cgroup\"), privileged (container \"freezer\" must not set securityContext.privileged=true)";
-    answer(
-        &mut h,
-        "POST",
-        PODS,
+    let refused = freeze_answered(
         403,
         status(403, "Forbidden", msg, "pods", "faultline-pause-uid-1"),
     )
     .await;
-    let err = task.await.unwrap().unwrap_err().to_string();
+    let err = refused.unwrap_err().to_string();
     assert!(
         err.starts_with(
             "namespace `shop` enforces Pod Security and refused faultline's helper: pods"
@@ -1276,20 +1228,7 @@ async fn pause_refusals_from_the_api() {
     );
 
     // The namespace is gone.
-    let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
-    answer(
-        &mut h,
-        "POST",
-        PODS,
+    let refused = freeze_answered(
         404,
         status(
             404,
@@ -1301,7 +1240,7 @@ async fn pause_refusals_from_the_api() {
     )
     .await;
     assert_eq!(
-        task.await.unwrap(),
+        refused,
         Err(PlatformError::Refused(
             "namespace `shop` does not exist (context `test`)".into()
         ))
@@ -1352,42 +1291,32 @@ async fn pause_refusals_from_the_api() {
     assert_eq!(task.await.unwrap(), Ok(()));
 
     // 422: the API server rejects the spec.
-    let (p, mut h) = mocked(spec());
-    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
     let msg = "Pod \"faultline-pause-uid-1\" is invalid: spec.containers[0].resources.limits: Invalid value: \"32Mi\": must be greater than or equal to memory request";
-    answer(
-        &mut h,
-        "POST",
-        PODS,
+    let refused = freeze_answered(
         422,
         status(422, "Invalid", msg, "Pod", "faultline-pause-uid-1"),
     )
     .await;
     assert_eq!(
-        task.await.unwrap(),
+        refused,
         Err(PlatformError::Refused(format!(
             "the Kubernetes API refused to create pods: {msg}"
         )))
     );
 }
 
+/// A pause whose helper pod the API server answers with `code` and `status`: the result.
+async fn freeze_answered(code: u16, status: Value) -> Result<(), PlatformError> {
+    let (p, mut h) = mocked(spec());
+    let life = Duration::from_secs(30);
+    let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
+    answer(&mut h, "POST", PODS, code, status).await;
+    task.await.unwrap()
+}
+
 async fn start_pause_conflict(h: &mut Handle) -> Value {
-    answer(
-        h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(h, 200, pod("api-1", "uid-1")).await;
     let (created, reply) = next(h).await;
     reply.send_response(respond(
         409,
@@ -1407,34 +1336,14 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
     let life = Duration::from_secs(30);
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        404,
-        not_found("api-1"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    answer_pod(&mut h, 404, not_found("api-1")).await;
+    assert_gone(task).await;
 
     // Same name, another pod.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-9"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    answer_pod(&mut h, 200, pod("api-1", "uid-9")).await;
+    assert_gone(task).await;
 
     // A container the pod does not have.
     let (p, mut h) = mocked(KubernetesTarget {
@@ -1442,14 +1351,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
         ..spec()
     });
     let task = tokio::spawn(async move { p.freeze(&target("api-1", "uid-1"), life).await });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(
@@ -1463,7 +1365,7 @@ async fn pause_of_a_pod_that_vanished_or_cannot_be_frozen() {
     let mut crashing = pod("api-1", "uid-1");
     crashing["status"]["containerStatuses"][0]["state"] =
         json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}});
-    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, crashing).await;
+    answer_pod(&mut h, 200, crashing).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(
@@ -1494,14 +1396,7 @@ async fn pause_needs_a_helper_image() {
         p.freeze(&target("api-1", "uid-1"), Duration::from_secs(9))
             .await
     });
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        200,
-        pod("api-1", "uid-1"),
-    )
-    .await;
+    answer_pod(&mut h, 200, pod("api-1", "uid-1")).await;
     let err = task.await.unwrap().unwrap_err().to_string();
     assert!(err.contains("--tc-image or FAULTLINE_TC_IMAGE"), "{err}");
 }
@@ -1580,13 +1475,13 @@ async fn network_access_patches_an_ephemeral_container_and_waits_until_it_runs()
     );
     reply.send_response(respond(200, &creating));
     let mut seen = vec![patch];
-    seen.push(answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, creating).await);
+    seen.push(answer_pod(&mut h, 200, creating).await);
     let running = with_ephemeral(
         pod("api-1", "uid-1"),
         &name,
         json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
     );
-    seen.push(answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, running).await);
+    seen.push(answer_pod(&mut h, 200, running).await);
     assert_eq!(
         task.await.unwrap(),
         Ok(NetAccess::Sidecar {
@@ -1637,14 +1532,7 @@ async fn network_access_errors() {
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
     let msg = "Pod \"api-1\" is invalid: spec.ephemeralContainers[0].image: Required value";
-    answer(
-        &mut h,
-        "PATCH",
-        &format!("{PODS}/api-1/ephemeralcontainers"),
-        422,
-        status(422, "Invalid", msg, "Pod", "api-1"),
-    )
-    .await;
+    answer_patch(&mut h, 422, status(422, "Invalid", msg, "Pod", "api-1")).await;
     assert_eq!(
         task.await.unwrap(),
         Err(PlatformError::Refused(format!(
@@ -1656,14 +1544,7 @@ async fn network_access_errors() {
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
     let msg = "pods \"api-1\" is forbidden: User \"alice\" cannot patch resource \"pods/ephemeralcontainers\" in API group \"\" in the namespace \"shop\"";
-    answer(
-        &mut h,
-        "PATCH",
-        &format!("{PODS}/api-1/ephemeralcontainers"),
-        403,
-        status(403, "Forbidden", msg, "pods", "api-1"),
-    )
-    .await;
+    answer_patch(&mut h, 403, status(403, "Forbidden", msg, "pods", "api-1")).await;
     assert_eq!(
         task.await.unwrap().unwrap_err().to_string(),
         "forbidden: cannot `patch` `pods/ephemeralcontainers` in namespace `shop` as `alice` — grant it (see `faultline rbac FILE`)"
@@ -1672,35 +1553,15 @@ async fn network_access_errors() {
     // 404: the pod vanished.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
-    answer(
-        &mut h,
-        "PATCH",
-        &format!("{PODS}/api-1/ephemeralcontainers"),
-        404,
-        not_found("api-1"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    answer_patch(&mut h, 404, not_found("api-1")).await;
+    assert_gone(task).await;
 
     // The pod vanishes while the helper starts.
     let (p, mut h) = mocked(spec());
     let task = tokio::spawn(access(p));
     accept_ephemeral(&mut h).await;
-    answer(
-        &mut h,
-        "GET",
-        &format!("{PODS}/api-1"),
-        404,
-        not_found("api-1"),
-    )
-    .await;
-    assert_eq!(
-        task.await.unwrap(),
-        Err(PlatformError::Gone("api-1".into()))
-    );
+    answer_pod(&mut h, 404, not_found("api-1")).await;
+    assert_gone(task).await;
 
     // The image cannot be pulled.
     let (p, mut h) = mocked(spec());
@@ -1711,7 +1572,7 @@ async fn network_access_errors() {
         &name,
         json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied for registry.local/tc"}}),
     );
-    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, pulling).await;
+    answer_pod(&mut h, 200, pulling).await;
     let err = task.await.unwrap().unwrap_err().to_string();
     assert!(
         err.starts_with(
@@ -1955,6 +1816,27 @@ mod fake {
                 }),
             }
         }
+
+        /// What a process run here for real answers as an exec: its output and exit.
+        pub(crate) fn from_output(out: &std::process::Output) -> Answer {
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            match out.status.code() {
+                Some(0) => Answer::Exec {
+                    stdout,
+                    stderr,
+                    status: json!({"metadata": {}, "status": "Success"}),
+                },
+                code => match Answer::exec_exit(code.unwrap_or(128), &stderr) {
+                    Answer::Exec { stderr, status, .. } => Answer::Exec {
+                        stdout,
+                        stderr,
+                        status,
+                    },
+                    other => other,
+                },
+            }
+        }
     }
 
     pub(crate) type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
@@ -2177,6 +2059,39 @@ mod fake {
     }
 }
 
+/// A platform on the fake API server, with a helper image if given.
+fn on_fake(
+    server: &fake::Server,
+    spec: KubernetesTarget,
+    image: Option<&str>,
+) -> KubernetesPlatform {
+    KubernetesPlatform::with_client(fake_client(&server.url), spec, Some("fake".into()))
+        .with_tc_image(image.map(str::to_string))
+        .with_timing(timing())
+}
+
+/// What the fake API server answers a request it has no route for.
+fn no_route(s: &Seen) -> fake::Answer {
+    fake::Answer::Json(
+        404,
+        status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
+    )
+}
+
+/// The API server's answer to an exec into a container that does not run (any more).
+fn not_valid(container: &str) -> fake::Answer {
+    fake::Answer::Json(
+        400,
+        status(
+            400,
+            "BadRequest",
+            &format!("container {container} is not valid for pod api-1"),
+            "",
+            "",
+        ),
+    )
+}
+
 fn fake_client(url: &str) -> kube::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::new(url.parse().unwrap());
@@ -2195,21 +2110,13 @@ fn the_fake_servers_websocket_accept_key_is_rfc_6455s() {
 fn execs(seen: &[Seen]) -> Vec<(String, String)> {
     seen.iter()
         .filter(|s| s.path.ends_with("/exec"))
-        .map(|s| {
-            let pairs = s.pairs();
-            let container = pairs
-                .iter()
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let argv: Vec<String> = pairs
-                .iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v.clone())
-                .collect();
-            (container, argv.join(" "))
-        })
+        .map(|s| (s.container(), s.argv().join(" ")))
         .collect()
+}
+
+/// [`execs`] whose command `keep` keeps.
+fn execs_where(seen: &[Seen], keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    execs(seen).into_iter().filter(|(_, c)| keep(c)).collect()
 }
 
 /// A pod `api-1` whose network helper runs `tc` against a simulated qdisc. The helper's
@@ -2309,7 +2216,7 @@ impl NetState {
             "uid-1",
             helper,
             "registry.local/tc:1",
-            "eth0",
+            "tc qdisc del dev eth0 root handle fa17: 2>/dev/null",
             Duration::from_secs(70),
         );
         NetState {
@@ -2364,23 +2271,9 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
             if st.ended {
-                return fake::Answer::Json(
-                    400,
-                    status(
-                        400,
-                        "BadRequest",
-                        &format!("container {helper} is not valid for pod api-1"),
-                        "",
-                        "",
-                    ),
-                );
+                return not_valid(&helper);
             }
-            let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let argv = s.argv();
             let argv = argv.join(" ");
             return if argv.starts_with("tc qdisc show") {
                 fake::Answer::exec_ok(if st.qdisc {
@@ -2399,20 +2292,9 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 st.qdisc = false;
                 fake::Answer::exec_ok("")
             } else if argv.starts_with("sh -c read pid") {
-                let argv: Vec<String> = s
-                    .pairs()
-                    .into_iter()
-                    .filter(|(k, _)| k == "command")
-                    .map(|(_, v)| v)
-                    .collect();
+                let argv = s.argv();
                 let out = st.container.as_ref().expect("a helper runs").exec(&argv);
-                match out.status.code() {
-                    Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
-                    code => fake::Answer::exec_exit(
-                        code.unwrap_or(128),
-                        &String::from_utf8_lossy(&out.stderr),
-                    ),
-                }
+                fake::Answer::from_output(&out)
             } else {
                 fake::Answer::Exec {
                     stdout: String::new(),
@@ -2422,10 +2304,7 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
                 }
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
 }
 
@@ -2433,9 +2312,7 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
 async fn network_fault_end_to_end_over_the_exec_websocket() {
     let state = Arc::new(Mutex::new(NetState::default()));
     let server = fake::start(net_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/tc:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/tc:1"));
     let t = target("api-1", "uid-1");
     let f = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
 
@@ -2516,9 +2393,7 @@ async fn network_exec_reports_exit_codes_and_a_vanished_pod() {
         ..Default::default()
     }));
     let server = fake::start(net_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/tc:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/tc:1"));
     let t = target("api-1", "uid-1");
     let f = fault(json!({"network": {"loss": 5, "duration": "10s"}}));
     let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
@@ -2599,30 +2474,11 @@ fn stress_handler(state: Arc<Mutex<StressState>>) -> fake::Handler {
             return fake::Answer::Json(200, with_ephemeral(pod("api-1", "uid-1"), &name, state));
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
-            let container = s
-                .pairs()
-                .into_iter()
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v)
-                .unwrap_or_default();
+            let container = s.container();
             if exit.is_some() || st.name.as_deref() != Some(container.as_str()) {
-                return fake::Answer::Json(
-                    400,
-                    status(
-                        400,
-                        "BadRequest",
-                        &format!("container {container} is not valid for pod api-1"),
-                        "",
-                        "",
-                    ),
-                );
+                return not_valid(&container);
             }
-            let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let argv = s.argv();
             let c = st.container.as_mut().unwrap();
             let out = c.exec(&argv);
             // Give PID 1's end a moment to be seen, as the kernel would act at once.
@@ -2647,10 +2503,7 @@ fn stress_handler(state: Arc<Mutex<StressState>>) -> fake::Handler {
                 status: json!({"metadata": {}, "status": "Success"}),
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
 }
 
@@ -2659,9 +2512,7 @@ async fn stress_platform(
     image: bool,
 ) -> (KubernetesPlatform, fake::Server) {
     let server = fake::start(stress_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(image.then(|| "registry.local/busybox:1".to_string()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), image.then_some("registry.local/busybox:1"));
     (p, server)
 }
 
@@ -2720,6 +2571,30 @@ async fn cpu_stress_revert_is_confirmed_by_the_stressors_terminated_state() {
         assert_eq!(fault::revert(&p, &undo).await, Ok(()));
         assert_eq!(execs(&server.seen()).len(), execs_before);
         assert_granted(&server.seen(), &fault::rbac_rules(&f));
+        // What the stressor's container runs, after the kubelet's expansion, is the
+        // script (its `$((...))` and `$0` reach the shell as written).
+        let seen = server.seen();
+        let c = &patches(&seen)[0]["spec"]["ephemeralContainers"][0];
+        assert_eq!(
+            kubelet_command(c),
+            [
+                "sh",
+                "-c",
+                &fault::cpu_stress::exec_script(2, 5, 5),
+                &stressor.marker
+            ]
+        );
+        // An exec is not expanded by Kubernetes: the kill script goes unescaped.
+        assert_eq!(
+            execs(&seen)[0],
+            (
+                stressor.marker.clone(),
+                format!(
+                    "sh -c {}",
+                    faultline::platform::host::kill_by_marker_script(&stressor.marker)
+                )
+            )
+        );
     }
 }
 
@@ -2761,7 +2636,7 @@ async fn cpu_stress_names_the_stressor_when_its_image_cannot_be_pulled() {
         name,
         json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
     );
-    answer(&mut h, "GET", &format!("{PODS}/api-1"), 200, pulling).await;
+    answer_pod(&mut h, 200, pulling).await;
     let err = task.await.unwrap().unwrap_err().to_string();
     assert!(
         err.starts_with(
@@ -2815,6 +2690,9 @@ struct NfqState {
     rules: Vec<String>,
     /// The helper image has no `faultline`: the runtime cannot start the delayer.
     no_faultline: bool,
+    /// The directory the helper image's `getent` is in (a stand-in that answers as
+    /// glibc's does); its PATH when `hosts` are resolved. `None`: the image has no getent.
+    getent: Option<std::path::PathBuf>,
 }
 
 impl NfqState {
@@ -2972,11 +2850,152 @@ fn nfq_helper_exec(st: &mut NfqState, helper: &str, argv: &[String]) -> fake::An
             ),
         };
     }
-    let out = st.container(helper).unwrap().exec(argv);
-    match out.status.code() {
-        Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
-        code => fake::Answer::exec_exit(code.unwrap_or(128), &String::from_utf8_lossy(&out.stderr)),
+    if argv.get(2).map(String::as_str) == Some(fault::resolve::GETENT_SCRIPT) {
+        // The helper image's PATH: its getent, or none.
+        let empty = tempfile::tempdir().unwrap();
+        let path = st
+            .getent
+            .clone()
+            .unwrap_or_else(|| empty.path().to_path_buf());
+        let out = std::process::Command::new("/bin/sh")
+            .args(&argv[1..])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        return fake::Answer::from_output(&out);
     }
+    let out = st.container(helper).unwrap().exec(argv);
+    fake::Answer::from_output(&out)
+}
+
+/// A directory with a `getent` that answers `ahostsv4` as glibc's does: one line per
+/// address and socket type, exit 2 for a name it cannot resolve.
+fn getent_standin() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let getent = dir.path().join("getent");
+    std::fs::write(
+        &getent,
+        "#!/bin/sh\n[ \"$1\" = ahostsv4 ] || exit 9\ncase \"$2\" in\n  db) printf '10.96.0.20      STREAM db.shop.svc.cluster.local\\n10.96.0.20      DGRAM  \\n10.96.0.20      RAW    \\n' ;;\n  cache) printf '10.244.1.7      STREAM cache\\n10.244.2.9      STREAM \\n' ;;\n  *) exit 2 ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&getent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// `hosts` on Kubernetes: resolved at inject time by `getent` in the network helper (it
+/// shares the pod's network namespace and has the pod's /etc/hosts and resolv.conf), the
+/// addresses journaled and reported, the rules naming exactly them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_in_a_scope_are_resolved_by_getent_in_the_network_helper() {
+    let bin = getent_standin();
+    let state = Arc::new(Mutex::new(NfqState {
+        getent: Some(bin.path().to_path_buf()),
+        ..Default::default()
+    }));
+    let (p, server) = nfq_platform(&state).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {
+        "delay": "100ms", "duration": "10s", "engine": "nfqueue",
+        "to": {"hosts": ["db", "cache"], "ports": [5432], "protocol": "tcp"}
+    }}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    // `plan` touches nothing: it says when and how they will be resolved.
+    assert_eq!(
+        fault::kind(&f)
+            .plan_notes(&p, std::slice::from_ref(&t))
+            .await,
+        [
+            "`to.hosts` in `api-1` are resolved when the fault is injected, by `getent ahostsv4` in the network helper (the pod's own /etc/hosts and resolv.conf); the report lists the addresses"
+        ]
+    );
+    assert!(server.seen().is_empty(), "plan sent {:?}", server.seen());
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    let peer = |name: &str, addresses: &[&str]| faultline::platform::Peer {
+        name: name.into(),
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+    };
+    assert_eq!(
+        qdisc.peers,
+        [
+            peer("db", &["10.96.0.20"]),
+            peer("cache", &["10.244.1.7", "10.244.2.9"])
+        ]
+    );
+    let d = qdisc.delayer.clone().unwrap();
+    let effects = fault::inject_reporting(&p, &f, &t, Some(&undo))
+        .await
+        .unwrap()
+        .expect("a scoped fault reports its peers");
+    assert_eq!(
+        effects
+            .peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.addresses.join(",")))
+            .collect::<Vec<_>>(),
+        [
+            ("db", "10.96.0.20".into()),
+            ("cache", "10.244.1.7,10.244.2.9".into())
+        ]
+    );
+    let tail = format!(
+        "-p tcp -m multiport --dports 5432 -m comment --comment {} -j NFQUEUE --queue-num {} --queue-bypass",
+        d.marker, d.queue
+    );
+    {
+        let st = state.lock().unwrap();
+        let mut rules = st.rules.clone();
+        rules.sort();
+        assert_eq!(
+            rules,
+            ["10.244.1.7", "10.244.2.9", "10.96.0.20"]
+                .map(|a| format!("-A OUTPUT -o eth0 -d {a}/32 {tail}"))
+        );
+    }
+    // Exactly one exec resolves them, in the network helper, unescaped (an exec is not
+    // expanded by Kubernetes), the names as arguments.
+    let seen = server.seen();
+    let helper = patches(&seen)[0]["spec"]["ephemeralContainers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resolving = execs_where(&seen, |c| c.contains("getent"));
+    assert_eq!(
+        resolving,
+        [(
+            helper,
+            format!("sh -c {} sh db cache", fault::resolve::GETENT_SCRIPT)
+        )]
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    assert!(state.lock().unwrap().rules.is_empty());
+    // Nothing beyond what the network helper needs: exec is already granted.
+    assert_granted(&server.seen(), &fault::rbac_rules(&f));
+
+    // A name the pod cannot resolve: refused before any rule, the helper released.
+    let nowhere = fault(json!({"network": {
+        "delay": "100ms", "duration": "10s", "engine": "nfqueue", "to": {"hosts": ["db", "nowhere"]}
+    }}));
+    let err = fault::prepare(&p, &nowhere, &t)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`nowhere` does not resolve in pod `api-1` (getent ahostsv4"),
+        "{err}"
+    );
+    // A helper image without getent: refused, saying what the image needs.
+    state.lock().unwrap().getent = None;
+    let err = fault::prepare(&p, &f, &t).await.unwrap_err().to_string();
+    assert!(
+        err.contains("exit 127: getent: not found")
+            && err.contains("needs `sh` and glibc's `getent`"),
+        "{err}"
+    );
+    assert!(state.lock().unwrap().rules.is_empty());
 }
 
 fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
@@ -3011,29 +3030,10 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
             return fake::Answer::Json(200, st.pod());
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
-            let pairs = s.pairs();
-            let container = pairs
-                .iter()
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let argv: Vec<String> = pairs
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let (container, argv) = (s.container(), s.argv());
             let ended = st.container(&container).map(|c| c.exited().is_some());
             if ended != Some(false) {
-                return fake::Answer::Json(
-                    400,
-                    status(
-                        400,
-                        "BadRequest",
-                        &format!("container {container} is not valid for pod api-1"),
-                        "",
-                        "",
-                    ),
-                );
+                return not_valid(&container);
             }
             if container.starts_with("faultline-net-") {
                 return nfq_helper_exec(&mut st, &container, &argv);
@@ -3051,18 +3051,13 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
             }
             return fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout));
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
 }
 
 async fn nfq_platform(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake::Server) {
     let server = fake::start(nfq_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/faultline-helper:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/faultline-helper:1"));
     (p, server)
 }
 
@@ -3374,6 +3369,38 @@ async fn faultline(
     .unwrap()
 }
 
+/// `faultline run` of the experiment `yaml` against a fake API server with `handler`
+/// (through a kubeconfig, its own state directory), which must exit with `code`: its
+/// stderr, JSON report and the server.
+async fn run_experiment(
+    handler: fake::Handler,
+    yaml: &str,
+    code: i32,
+) -> (String, Value, fake::Server) {
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("experiment.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let report = dir.path().join("r.json");
+    let out = faultline(
+        vec![
+            "run".into(),
+            file.display().to_string(),
+            "--report".into(),
+            format!("json:{}", report.display()),
+        ],
+        vec![
+            ("KUBECONFIG", kubeconfig(dir.path(), &server.url)),
+            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    let r = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    (stderr, r, server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_kills_a_pod_found_through_the_kubeconfig() {
     let deleted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -3398,32 +3425,12 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
             fake::Answer::Json(404, not_found("x"))
         }
     });
-    let server = fake::start(handler).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &server.url);
-    let file = dir.path().join("kill.yaml");
-    std::fs::write(
-        &file,
+    let (_, r, server) = run_experiment(
+        handler,
         "version: 1\nname: kill-one\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\n  select: {mode: one, seed: 1}\nsteady_state:\n  - name: ready\n    kubernetes: {namespace: shop, selector: app=api, ready: \">= 1\"}\nfaults:\n  - kill: {grace_period: 5s}\nrecovery: {timeout: 5s, interval: 100ms}\n",
-    )
-    .unwrap();
-    let report = dir.path().join("r.json");
-    let out = faultline(
-        vec![
-            "run".into(),
-            file.display().to_string(),
-            "--report".into(),
-            format!("json:{}", report.display()),
-        ],
-        vec![
-            ("KUBECONFIG", config),
-            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
-        ],
+        0,
     )
     .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["verdict"], "passed");
     assert_eq!(
         r["phases"]["before"]["probes"][0]["detail"],
@@ -3454,6 +3461,34 @@ async fn run_kills_a_pod_found_through_the_kubeconfig() {
     let mut allowed = rbac::for_targets();
     allowed.extend(fault::rbac_rules(&kill));
     assert_granted(&seen, &allowed);
+}
+
+/// What a user saw on a real cluster: `cpu_stress` without a helper image fails, and its
+/// release then exec'd into the container that was never created, which the API server
+/// answers with 400, printed as a warning. Through the binary: the fault's error names
+/// what to set, and nothing else is said about it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_stress_without_an_image_fails_without_a_spurious_warning() {
+    let state = Arc::new(Mutex::new(StressState::default()));
+    let inner = stress_handler(state.clone());
+    let handler: fake::Handler = Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == PODS {
+            return fake::Answer::Json(200, pod_list(vec![pod("api-1", "uid-1")]));
+        }
+        inner(s)
+    });
+    let (stderr, r, server) = run_experiment(
+        handler,
+        "version: 1\nname: cpu\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nfaults:\n  - cpu_stress: {duration: 2s}\n",
+        4,
+    )
+    .await;
+    let error = r["faults"][0]["error"].as_str().unwrap();
+    assert!(error.contains("--tc-image"), "{error}");
+    for spurious in ["400", "BadRequest", "is not valid for pod", "WARN"] {
+        assert!(!stderr.contains(spurious), "`{spurious}` in: {stderr}");
+    }
+    assert_eq!(execs(&server.seen()), Vec::<(String, String)>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -4036,10 +4071,9 @@ fn exec_handler(fill: std::path::PathBuf) -> fake::Handler {
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
             let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v.replace("/fill", fill.to_str().unwrap()))
+                .argv()
+                .iter()
+                .map(|v| v.replace("/fill", fill.to_str().unwrap()))
                 .collect();
             let out = std::process::Command::new(&argv[0])
                 .args(&argv[1..])
@@ -4057,19 +4091,37 @@ fn exec_handler(fill: std::path::PathBuf) -> fake::Handler {
                 ),
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     })
+}
+
+/// The pod of [`exec_handler`] on the fake API server, its `/fill` in a temporary directory.
+async fn exec_pod() -> (tempfile::TempDir, fake::Server, KubernetesPlatform) {
+    let fill = tempfile::tempdir().unwrap();
+    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
+    let p = on_fake(&server, spec(), None);
+    (fill, server, p)
+}
+
+/// Exactly the rules of a fault that only execs into the target: no ephemeral container,
+/// no pod created or deleted.
+fn assert_exec_only(f: &Fault) {
+    assert_eq!(
+        fault::rbac_rules(f)
+            .iter()
+            .map(|p| (p.resource, p.verb))
+            .collect::<Vec<_>>(),
+        [
+            ("pods", "get"),
+            ("pods/exec", "create"),
+            ("pods/exec", "get")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_fill_on_a_pod_writes_and_removes_its_file_through_exec() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     let f = fault(json!({"disk_fill": {"size": "3MiB", "path": "/fill", "duration": "10s"}}));
     assert_eq!(fault::preflight(&f, &p).await, Ok(()));
@@ -4101,25 +4153,12 @@ async fn disk_fill_on_a_pod_writes_and_removes_its_file_through_exec() {
     );
     assert!(execs[2].1.contains("rm -f"), "{execs:?}");
     assert_granted(&seen, &fault::rbac_rules(&f));
-    assert_eq!(
-        fault::rbac_rules(&f)
-            .iter()
-            .map(|p| (p.resource, p.verb))
-            .collect::<Vec<_>>(),
-        [
-            ("pods", "get"),
-            ("pods/exec", "create"),
-            ("pods/exec", "get")
-        ]
-    );
+    assert_exec_only(&f);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (_fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     // Two processes in "the container"; only one matches.
     let mut victim = std::process::Command::new("sleep")
@@ -4166,10 +4205,7 @@ async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() 
 /// container's cgroups (an ephemeral container would be charged to its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stress_on_a_pod_runs_in_the_target_container_and_stops_at_revert() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (_fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     let f = fault(json!({"memory_stress": {"size": "8MiB", "ramp": "1s", "duration": "20s"}}));
     assert_eq!(fault::preflight(&f, &p).await, Ok(()));
@@ -4200,26 +4236,12 @@ async fn memory_stress_on_a_pod_runs_in_the_target_container_and_stops_at_revert
     // No ephemeral container: nothing is patched.
     assert!(!seen.iter().any(|s| s.method == "PATCH"));
     assert_granted(&seen, &fault::rbac_rules(&f));
-    // Exactly these rules: no ephemeral container, no pod created or deleted.
-    assert_eq!(
-        fault::rbac_rules(&f)
-            .iter()
-            .map(|p| (p.resource, p.verb))
-            .collect::<Vec<_>>(),
-        [
-            ("pods", "get"),
-            ("pods/exec", "create"),
-            ("pods/exec", "get")
-        ]
-    );
+    assert_exec_only(&f);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files() {
-    let fill = tempfile::tempdir().unwrap();
-    let server = fake::start(exec_handler(fill.path().to_path_buf())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_timing(timing());
+    let (fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     let f = fault(
         json!({"io_stress": {"workers": 2, "size": "2MiB", "path": "/fill", "duration": "20s"}}),
@@ -4253,18 +4275,7 @@ async fn io_stress_on_a_pod_writes_in_the_target_container_and_removes_its_files
     assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
     assert!(!seen.iter().any(|s| s.method == "PATCH"));
     assert_granted(&seen, &fault::rbac_rules(&f));
-    // Exactly these rules: no ephemeral container, no pod created or deleted.
-    assert_eq!(
-        fault::rbac_rules(&f)
-            .iter()
-            .map(|p| (p.resource, p.verb))
-            .collect::<Vec<_>>(),
-        [
-            ("pods", "get"),
-            ("pods/exec", "create"),
-            ("pods/exec", "get")
-        ]
-    );
+    assert_exec_only(&f);
 }
 
 /// A command fault `where: target` on Kubernetes: `run` and the rollback go through the
@@ -4278,30 +4289,21 @@ async fn a_command_fault_inside_a_pod_runs_over_the_exec_websocket() {
             return fake::Answer::Json(200, pod("api-1", "uid-1"));
         }
         if s.method == "GET" && s.path == format!("{PODS}/api-1/exec") {
-            let argv: Vec<String> = s
-                .pairs()
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
+            let argv = s.argv();
             return match argv.first().map(String::as_str) {
                 Some("touch") => fake::Answer::exec_ok("flag set\n"),
                 Some("rm") => fake::Answer::exec_ok(""),
                 _ => fake::Answer::exec_exit(3, "no such flag\n"),
             };
         }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
+        no_route(s)
     });
     let server = fake::start(handler).await;
     let envoy = KubernetesTarget {
         container: Some("envoy".into()),
         ..spec()
     };
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), envoy, Some("fake".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, envoy, None);
     let t = target("api-1", "uid-1");
     let f = fault(
         json!({"command": {"where": "target", "run": ["touch", "/tmp/flag"],
@@ -4383,9 +4385,7 @@ async fn with_db_pods(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake
         inner(s)
     });
     let server = fake::start(handler).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some("registry.local/faultline-helper:1".into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some("registry.local/faultline-helper:1"));
     (p, server)
 }
 
@@ -4437,10 +4437,7 @@ async fn scoped_delay_body(
         "{script}"
     );
     let on = |c: &str| (helper_name.clone(), c.to_string());
-    let adds: Vec<(String, String)> = execs(&seen)
-        .into_iter()
-        .filter(|(_, c)| c.starts_with("iptables -w -I "))
-        .collect();
+    let adds = execs_where(&seen, |c| c.starts_with("iptables -w -I "));
     assert_eq!(
         adds,
         vec![

@@ -600,12 +600,6 @@ impl FaultSpec for NetworkFault {
                     format!("`{key}.containers` names Docker containers: on Kubernetes name peer pods with `pods: {{selector: ...}}`"),
                 );
             }
-            if target.kubernetes.is_some() && !scope.hosts.is_empty() {
-                p.err_at(
-                    key,
-                    format!("`{key}.hosts` are resolved from the host in the target's namespace, which faultline does not reach on Kubernetes: use `pods` or `cidrs`"),
-                );
-            }
             if target.docker.is_some() && scope.pods.is_some() {
                 p.err_at(
                     key,
@@ -876,6 +870,11 @@ impl FaultKind for NetworkFault {
                             Ok(peers) => format!("resolve now to {}", describe_peers(&peers)),
                             Err(e) => format!("cannot be resolved: {e}"),
                         }
+                    } else if platform.in_target_from_helper_image() {
+                        format!(
+                            "are resolved when the fault is injected, by `{}` in the network helper (the pod's own /etc/hosts and resolv.conf); the report lists the addresses",
+                            super::resolve::GETENT_SHOWN
+                        )
                     } else {
                         "are resolved when the fault is injected".to_string()
                     };
@@ -1742,7 +1741,8 @@ mod tests {
         .unwrap();
         let mut problems = FaultProblems::default();
         by_container.validate(&k8s, &mut problems);
-        assert_eq!(problems.0.len(), 2, "{:?}", problems.0);
+        // `hosts` are resolved in the pod's network helper: only `containers` is refused.
+        assert_eq!(problems.0.len(), 1, "{:?}", problems.0);
         assert!(
             problems.0[0]
                 .1

@@ -143,6 +143,84 @@ pub fn run_resolve(servers: &[IpAddr], search: &[String], names: &[String]) -> S
     out
 }
 
+/// What the network helper runs to resolve `hosts` on Kubernetes (the names follow as
+/// `$1`…): `getent ahostsv4`, the libc resolver, one `NAME ADDRESS` line per address.
+///
+/// Why there: the helper is an ephemeral container of the target pod, so it shares the
+/// pod's network namespace (the cluster DNS answers it as it answers the target), and the
+/// kubelet and the container runtime mount the pod's own `/etc/hosts` (with its
+/// `hostAliases`) and `/etc/resolv.conf` (search domains, `ndots:5`) into it as into every
+/// container of the pod: `getent` resolves exactly as a libc program in the target does.
+/// The target's own image may have no shell or no resolver tool (distroless); the helper
+/// image is faultline's (the `helper` target of deploy/Dockerfile, Debian: `getent` is in
+/// libc-bin). An exec is not expanded by Kubernetes: the script goes as written.
+pub const GETENT_SCRIPT: &str = "command -v getent >/dev/null 2>&1 || { echo 'getent: not found' >&2; exit 127; }; for n do getent ahostsv4 \"$n\" | while read -r a _; do echo \"$n $a\"; done; done";
+
+/// The exec that resolves `names` in the network helper.
+pub fn getent_command(names: &[String]) -> Vec<String> {
+    let mut argv: Vec<String> = ["sh", "-c", GETENT_SCRIPT, "sh"].map(String::from).into();
+    argv.extend(names.iter().cloned());
+    argv
+}
+
+/// The IPv4 addresses `GETENT_SCRIPT` printed for `name`, in order, each once.
+pub fn parse_getent(stdout: &str, name: &str) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for l in stdout.lines() {
+        let Some((n, a)) = l.split_once(' ') else {
+            continue;
+        };
+        if let Ok(a) = a.trim().parse::<IpAddr>() {
+            if n == name && a.is_ipv4() && !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// How [`GETENT_SCRIPT`] is named in `plan`.
+pub const GETENT_SHOWN: &str = "getent ahostsv4";
+
+/// Resolves `names` with [`GETENT_SCRIPT`] in the network helper (see there why).
+async fn resolve_in_helper(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    names: &[String],
+) -> Result<Vec<Peer>, PlatformError> {
+    let out = platform
+        .netns_exec(target, access, &getent_command(names))
+        .await?;
+    if out.code != 0 {
+        let image = match access {
+            NetAccess::Sidecar { image, .. } => image.as_str(),
+            NetAccess::Host => "",
+        };
+        return Err(PlatformError::Refused(format!(
+            "`hosts` are resolved with `getent` in the network helper, which failed there (exit {}: {}): its image `{image}` needs `sh` and glibc's `getent` (the `helper` target of deploy/Dockerfile has them)",
+            out.code,
+            out.stderr.trim()
+        )));
+    }
+    names
+        .iter()
+        .map(|n| {
+            let addresses = parse_getent(&out.stdout, n);
+            if addresses.is_empty() {
+                return Err(PlatformError::Refused(format!(
+                    "`{n}` does not resolve in pod `{}` ({GETENT_SHOWN}, with the pod's /etc/hosts and resolv.conf): a network scope on it would touch nothing",
+                    target.name
+                )));
+            }
+            Ok(Peer {
+                name: n.clone(),
+                addresses,
+            })
+        })
+        .collect()
+}
+
 /// Resolves `names` as the target would, from its own files and name servers.
 pub async fn resolve_in_target(
     platform: &dyn Platform,
@@ -150,6 +228,9 @@ pub async fn resolve_in_target(
     access: &NetAccess,
     names: &[String],
 ) -> Result<Vec<Peer>, PlatformError> {
+    if matches!(access, NetAccess::Sidecar { .. }) && platform.in_target_from_helper_image() {
+        return resolve_in_helper(platform, target, access, names).await;
+    }
     if *access != NetAccess::Host {
         return Err(PlatformError::Refused(
             "`hosts` in a network scope is resolved from the host in the target's namespace: use `strategy: host`, or name the addresses in `cidrs`".into(),
@@ -223,6 +304,26 @@ pub async fn resolve_in_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What glibc's `getent ahostsv4` prints (one line per address and socket type), as
+    /// the script passes it on; the script itself runs in tests/kubernetes_mock.rs.
+    #[test]
+    fn getent_lines_give_each_names_addresses_once() {
+        let names: Vec<String> = ["db", "cache"].map(String::from).into();
+        assert_eq!(
+            getent_command(&names),
+            ["sh", "-c", GETENT_SCRIPT, "sh", "db", "cache"]
+        );
+        let out =
+            "db 10.96.0.20\ndb 10.96.0.20\ncache 10.244.1.7\ncache 10.244.2.9\ncache fd00::1\n";
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_getent(out, "db"), [ip("10.96.0.20")]);
+        assert_eq!(
+            parse_getent(out, "cache"),
+            [ip("10.244.1.7"), ip("10.244.2.9")]
+        );
+        assert!(parse_getent(out, "nowhere").is_empty());
+    }
 
     #[test]
     fn resolv_conf_and_hosts() {

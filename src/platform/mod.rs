@@ -384,7 +384,10 @@ pub trait Platform: Send + Sync {
     /// Whether [`Placement::InTarget`] runs from faultline's helper image beside the target
     /// (Kubernetes: an ephemeral container), so that faultline's own subcommands
     /// (`faultline delayer`) can run there when the image carries the binary; `false`
-    /// where it runs in the target's own image (Docker: an exec).
+    /// where it runs in the target's own image (Docker: an exec). Such a helper, the
+    /// network one of [`NetAccess::Sidecar`] too, sees the target's own `/etc/hosts` and
+    /// `/etc/resolv.conf` in its network namespace: names resolve there as in the target
+    /// (`hosts` in a network scope, with `getent`).
     fn in_target_from_helper_image(&self) -> bool {
         false
     }

@@ -29,6 +29,7 @@
 pub mod api;
 pub mod expand;
 pub mod network;
+pub mod node_helper;
 pub mod pause;
 pub mod rbac;
 pub mod signal;
@@ -187,6 +188,8 @@ struct HelperJob {
     name: &'static str,
     /// What it does to the container: `freeze`, `signal`.
     verb: &'static str,
+    /// The fault, as its messages name it.
+    fault: &'static str,
     /// What its image needs.
     needs: &'static str,
     /// Done when the pod is ready (the pause helper holds the freeze while it lives);
@@ -197,6 +200,7 @@ struct HelperJob {
 const PAUSE_JOB: HelperJob = HelperJob {
     name: "pause",
     verb: "freeze",
+    fault: "pause",
     needs: "`sh` and `sleep`",
     until_ready: true,
 };
@@ -204,6 +208,7 @@ const PAUSE_JOB: HelperJob = HelperJob {
 const KILL_JOB: HelperJob = HelperJob {
     name: "kill",
     verb: "signal",
+    fault: "kill with `container`",
     needs: "`sh`, `find`, `head` and `kill`",
     until_ready: false,
 };
@@ -444,6 +449,7 @@ impl KubernetesPlatform {
             verb,
             needs,
             until_ready,
+            ..
         } = *job;
         let deadline = tokio::time::Instant::now() + self.timing.start;
         loop {
@@ -518,6 +524,89 @@ impl KubernetesPlatform {
             }
             tokio::time::sleep(self.timing.poll).await;
         }
+    }
+
+    /// The target's node, and the image of the node helper that does `job` there.
+    fn node_and_image(
+        &self,
+        pod: &Pod,
+        target: &Target,
+        job: &HelperJob,
+    ) -> Result<(String, &str), PlatformError> {
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .ok_or_else(|| {
+                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
+            })?;
+        let image = self.tc_image.as_deref().ok_or_else(|| {
+            PlatformError::Refused(format!(
+                "{} on Kubernetes runs a helper pod on the target's node: name its image (it needs {}) with --tc-image or FAULTLINE_TC_IMAGE",
+                job.fault, job.needs
+            ))
+        })?;
+        Ok((node, image))
+    }
+
+    /// Creates a node helper pod. One of an earlier run under the same name is replaced
+    /// once it has ended; one still at work is refused with `busy`.
+    async fn create_helper(
+        &self,
+        helper: &Pod,
+        name: &str,
+        busy: String,
+    ) -> Result<(), PlatformError> {
+        let created = self
+            .send(self.pods().create(&PostParams::default(), helper))
+            .await?;
+        let Err(e) = created else {
+            return Ok(());
+        };
+        if api::status(&e).is_none_or(|s| s.code != 409) {
+            return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(name));
+        }
+        let existing = self
+            .call(rbac::GET_PODS, name, self.pods().get(name))
+            .await?;
+        if !matches!(pod_phase(&existing), "Succeeded" | "Failed") {
+            return Err(PlatformError::Refused(busy));
+        }
+        self.remove_helper(name).await?;
+        self.call(
+            rbac::CREATE_PODS,
+            name,
+            self.pods().create(&PostParams::default(), helper),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Adds an ephemeral container to the target pod (`patch`, see [`network`]); a pod
+    /// that is another one now (its UID differs) is gone.
+    async fn patch_ephemeral(
+        &self,
+        target: &Target,
+        patch: &serde_json::Value,
+    ) -> Result<(), PlatformError> {
+        let patched = self
+            .send(self.pods().patch_ephemeral_containers(
+                &target.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            ))
+            .await?;
+        let Err(e) = patched else {
+            return Ok(());
+        };
+        let uid_mismatch = api::status(&e)
+            .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
+        Err(if uid_mismatch {
+            PlatformError::Gone(target.name.clone())
+        } else {
+            self.classify(rbac::PATCH_EPHEMERAL, &e)
+                .into_platform(&target.name)
+        })
     }
 
     /// Deletes a pause helper (its trap thaws the container) and waits until it is gone.
@@ -934,18 +1023,7 @@ impl Platform for KubernetesPlatform {
     async fn freeze(&self, target: &Target, lifetime: StdDuration) -> Result<(), PlatformError> {
         let pod = self.target_pod(target).await?;
         let (container, container_id) = self.container_of(&pod, target)?;
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .ok_or_else(|| {
-                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
-            })?;
-        let image = self.tc_image.as_deref().ok_or_else(|| {
-            PlatformError::Refused(
-                "pause on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh` and `sleep`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
-            )
-        })?;
+        let (node, image) = self.node_and_image(&pod, target, &PAUSE_JOB)?;
         let helper = pause::helper_pod(&pause::Helper {
             namespace: self.ns(),
             node: &node,
@@ -957,36 +1035,11 @@ impl Platform for KubernetesPlatform {
             lifetime,
         });
         let name = pause::helper_name(&target.id);
-        let created = self
-            .send(self.pods().create(&PostParams::default(), &helper))
-            .await?;
-        if let Err(e) = created {
-            if api::status(&e).is_none_or(|s| s.code != 409) {
-                return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(&name));
-            }
-            // A helper of an earlier pause: replace it only when it has ended.
-            let existing = self
-                .call(rbac::GET_PODS, &name, self.pods().get(&name))
-                .await;
-            match existing {
-                Ok(p) if matches!(pod_phase(&p), "Succeeded" | "Failed") => {
-                    self.remove_helper(&name).await?;
-                    self.call(
-                        rbac::CREATE_PODS,
-                        &name,
-                        self.pods().create(&PostParams::default(), &helper),
-                    )
-                    .await?;
-                }
-                Ok(_) => {
-                    return Err(PlatformError::Refused(format!(
-                        "pod `{}` already has a pause helper `{name}`, left by an earlier run: run `faultline recover`",
-                        target.name
-                    )));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let busy = format!(
+            "pod `{}` already has a pause helper `{name}`, left by an earlier run: run `faultline recover`",
+            target.name
+        );
+        self.create_helper(&helper, &name, busy).await?;
         if let Err(e) = self
             .wait_helper(&PAUSE_JOB, &name, target, &container)
             .await
@@ -1007,56 +1060,27 @@ impl Platform for KubernetesPlatform {
     ) -> Result<i32, PlatformError> {
         let pod = self.target_pod(target).await?;
         let (before, container_id) = container_restarts(&pod, target, container, true)?;
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .ok_or_else(|| {
-                PlatformError::Refused(format!("pod `{}` is not on a node yet", target.name))
-            })?;
-        let image = self.tc_image.as_deref().ok_or_else(|| {
-            PlatformError::Refused(
-                "kill with `container` on Kubernetes runs a helper pod on the target's node: name its image (it needs `sh`, `find`, `head` and `kill`) with --tc-image or FAULTLINE_TC_IMAGE".into(),
-            )
-        })?;
-        let helper = signal::helper_pod(&signal::Helper {
-            namespace: self.ns(),
-            node: &node,
-            target_uid: &target.id,
-            target_name: &target.name,
-            container,
-            container_id: &container_id,
-            image,
-            signal: signal.0,
-            lifetime: self.timing.start + self.timing.stop,
-        });
+        let (node, image) = self.node_and_image(&pod, target, &KILL_JOB)?;
+        let helper = signal::helper_pod(
+            &signal::Helper {
+                namespace: self.ns(),
+                node: &node,
+                target_uid: &target.id,
+                target_name: &target.name,
+                container,
+                container_id: &container_id,
+                image,
+                lifetime: self.timing.start + self.timing.stop,
+            },
+            signal.0,
+        );
         let name = signal::helper_name(&target.id, container);
-        let created = self
-            .send(self.pods().create(&PostParams::default(), &helper))
-            .await?;
-        if let Err(e) = created {
-            if api::status(&e).is_none_or(|s| s.code != 409) {
-                return Err(self.classify(rbac::CREATE_PODS, &e).into_platform(&name));
-            }
-            // A helper of an earlier kill: replace it once it has ended.
-            let existing = self
-                .call(rbac::GET_PODS, &name, self.pods().get(&name))
-                .await?;
-            if !matches!(pod_phase(&existing), "Succeeded" | "Failed") {
-                return Err(PlatformError::Refused(format!(
-                    "pod `{}` already has a kill helper `{name}` at work, from an earlier run: it ends by itself within {}s",
-                    target.name,
-                    (self.timing.start + self.timing.stop).as_secs()
-                )));
-            }
-            self.remove_helper(&name).await?;
-            self.call(
-                rbac::CREATE_PODS,
-                &name,
-                self.pods().create(&PostParams::default(), &helper),
-            )
-            .await?;
-        }
+        let busy = format!(
+            "pod `{}` already has a kill helper `{name}` at work, from an earlier run: it ends by itself within {}s",
+            target.name,
+            (self.timing.start + self.timing.stop).as_secs()
+        );
+        self.create_helper(&helper, &name, busy).await?;
         let signalled = self.wait_helper(&KILL_JOB, &name, target, container).await;
         if let Err(cleanup) = self.remove_helper(&name).await {
             tracing::warn!("cannot remove the kill helper `{name}`: {cleanup}");
@@ -1123,26 +1147,7 @@ impl Platform for KubernetesPlatform {
             &request.on_exit,
             request.lifetime,
         );
-        let patched = self
-            .send(self.pods().patch_ephemeral_containers(
-                &target.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            ))
-            .await?;
-        match patched {
-            Ok(_) => {}
-            Err(e) => {
-                let uid_mismatch = api::status(&e)
-                    .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
-                return Err(if uid_mismatch {
-                    PlatformError::Gone(target.name.clone())
-                } else {
-                    self.classify(rbac::PATCH_EPHEMERAL, &e)
-                        .into_platform(&target.name)
-                });
-            }
-        }
+        self.patch_ephemeral(target, &patch).await?;
         self.wait_ephemeral(
             target,
             &name,
@@ -1211,6 +1216,9 @@ impl Platform for KubernetesPlatform {
         }
     }
 
+    /// Ephemeral containers of the pod: in its network namespace, with the pod's
+    /// `/etc/hosts` and `/etc/resolv.conf`, which the kubelet and the container runtime
+    /// mount into every container of the pod, ephemeral ones included.
     fn in_target_from_helper_image(&self) -> bool {
         true
     }
@@ -1256,23 +1264,7 @@ impl Platform for KubernetesPlatform {
             ))
         })?;
         let patch = network::process_patch(&target.id, marker, &image, argv, net_admin);
-        let patched = self
-            .send(self.pods().patch_ephemeral_containers(
-                &target.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            ))
-            .await?;
-        if let Err(e) = patched {
-            let uid_mismatch = api::status(&e)
-                .is_some_and(|s| s.code == 409 || (s.code == 422 && s.message.contains("uid")));
-            return Err(if uid_mismatch {
-                PlatformError::Gone(target.name.clone())
-            } else {
-                self.classify(rbac::PATCH_EPHEMERAL, &e)
-                    .into_platform(&target.name)
-            });
-        }
+        self.patch_ephemeral(target, &patch).await?;
         self.wait_ephemeral(target, marker, &image, what, &needs)
             .await
     }

@@ -10,11 +10,10 @@
 //! its termination message. The target pod owns it, so it goes when the target goes. Its
 //! image needs only `sh` and `sleep`.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{HELPER_LABEL, expand};
+pub use super::node_helper::Helper;
+use super::node_helper::{NodePod, script_start};
 
 /// The helper's name: fixed by the target's UID, so that a later process finds it.
 pub fn helper_name(target_uid: &str) -> String {
@@ -28,16 +27,10 @@ const FROZEN_MARK: &str = "/tmp/faultline-frozen";
 const DEADLINE_MARGIN: u64 = 30;
 
 /// The helper's script; `FAULTLINE_CONTAINER_ID`, `FAULTLINE_LIFETIME` and `FAULTLINE_NODE`
-/// come from its environment. CRI-O puts the container's monitor in a sibling cgroup that
-/// also names the ID (`crio-conmon-ID.scope`): never that one.
-pub const SCRIPT: &str = r#"id="$FAULTLINE_CONTAINER_ID"
-root=/host/cgroup
-fail() {
-  echo "$*" > /dev/termination-log
-  echo "faultline-pause: $*" >&2
-  exit 1
-}
-if [ -e "$root/cgroup.controllers" ]; then
+/// come from its environment (the start: [`super::node_helper::script_start`]).
+pub const SCRIPT: &str = concat!(
+    script_start!("faultline-pause"),
+    r#"if [ -e "$root/cgroup.controllers" ]; then
   v=2; base="$root"; file=cgroup.freeze; frozen=1; thawed=0
 elif [ -d "$root/freezer" ]; then
   v=1; base="$root/freezer"; file=freezer.state; frozen=FROZEN; thawed=THAWED
@@ -88,89 +81,25 @@ echo "faultline-pause: froze $dir for at most ${FAULTLINE_LIFETIME}s"
 sleep "$FAULTLINE_LIFETIME" & wait $!
 thaw
 echo "faultline-pause: lifetime over; thawed $dir"
-"#;
-
-/// Everything the helper pod is made from.
-#[derive(Clone, Debug)]
-pub struct Helper<'a> {
-    pub namespace: &'a str,
-    pub node: &'a str,
-    pub target_uid: &'a str,
-    pub target_name: &'a str,
-    pub container: &'a str,
-    /// Without the runtime prefix (`containerd://`).
-    pub container_id: &'a str,
-    pub image: &'a str,
-    pub lifetime: Duration,
-}
+"#
+);
 
 /// The helper pod's spec.
 pub fn helper_pod(h: &Helper<'_>) -> Pod {
     let lifetime = h.lifetime.as_secs().max(1);
-    let spec = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": helper_name(h.target_uid),
-            "namespace": h.namespace,
-            "labels": {
-                HELPER_LABEL: "pause",
-                "faultline.target": h.target_uid,
-                "app.kubernetes.io/managed-by": "faultline",
-            },
-            "annotations": {
-                "faultline.target-pod": h.target_name,
-                "faultline.target-container": h.container,
-            },
-            // Garbage-collected with the target pod. Not blocking its deletion, which
-            // would need more rights.
-            "ownerReferences": [{
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": h.target_name,
-                "uid": h.target_uid,
-            }],
-        },
-        "spec": {
-            "nodeName": h.node,
-            "hostPID": true,
-            "restartPolicy": "Never",
-            "activeDeadlineSeconds": lifetime + DEADLINE_MARGIN,
-            "terminationGracePeriodSeconds": 15,
-            "automountServiceAccountToken": false,
-            "enableServiceLinks": false,
-            // Placed by nodeName, so only taints the kubelet enforces matter.
-            "tolerations": [{"operator": "Exists"}],
-            "containers": [{
-                "name": "freezer",
-                "image": h.image,
-                "imagePullPolicy": "IfNotPresent",
-                // Kubernetes expands `$(VAR)` and `$$` in commands: the script goes as written.
-                "command": expand::escape_all(&["sh", "-c", SCRIPT]),
-                "env": [
-                    {"name": "FAULTLINE_CONTAINER_ID", "value": h.container_id},
-                    {"name": "FAULTLINE_LIFETIME", "value": lifetime.to_string()},
-                    {"name": "FAULTLINE_NODE", "value": h.node},
-                ],
-                "securityContext": {"privileged": true, "runAsUser": 0},
-                "readinessProbe": {
-                    "exec": {"command": expand::escape_all(&["sh", "-c", &format!("[ -e {FROZEN_MARK} ]")])},
-                    "periodSeconds": 1,
-                    "failureThreshold": 1,
-                },
-                "resources": {
-                    "requests": {"cpu": "10m", "memory": "16Mi"},
-                    "limits": {"cpu": "100m", "memory": "32Mi"},
-                },
-                "volumeMounts": [{"name": "cgroup", "mountPath": "/host/cgroup"}],
-            }],
-            "volumes": [{
-                "name": "cgroup",
-                "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"},
-            }],
-        },
-    });
-    serde_json::from_value(spec).expect("the helper pod spec is a valid Pod")
+    NodePod {
+        of: h,
+        kind: "pause",
+        name: helper_name(h.target_uid),
+        container_name: "freezer",
+        script: SCRIPT,
+        env: ("FAULTLINE_LIFETIME", lifetime.to_string()),
+        deadline_secs: lifetime + DEADLINE_MARGIN,
+        grace_secs: 15,
+        writes_cgroups: true,
+        ready_when: Some(&format!("[ -e {FROZEN_MARK} ]")),
+    }
+    .build()
 }
 
 /// `containerd://abc…` → `abc…`.
@@ -184,6 +113,7 @@ pub fn strip_runtime(container_id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_helper_runs_on_the_targets_node_with_its_container_id() {
@@ -218,6 +148,29 @@ mod tests {
         assert_eq!(strip_runtime("abc123"), "abc123");
     }
 
+    /// The script as the helper runs it, with the real shell: the node's cgroup tree at
+    /// `root`, its termination message and frozen mark in `tmp` (`msg`, `frozen`).
+    fn helper(
+        root: &std::path::Path,
+        tmp: &std::path::Path,
+        id: &str,
+        lifetime: &str,
+    ) -> std::process::Command {
+        let script = SCRIPT
+            .replace("root=/host/cgroup", &format!("root={}", root.display()))
+            .replace(
+                "/dev/termination-log",
+                &tmp.join("msg").display().to_string(),
+            )
+            .replace(FROZEN_MARK, &tmp.join("frozen").display().to_string());
+        let mut sh = std::process::Command::new("sh");
+        sh.args(["-c", &script])
+            .env("FAULTLINE_CONTAINER_ID", id)
+            .env("FAULTLINE_LIFETIME", lifetime)
+            .env("FAULTLINE_NODE", "n1");
+        sh
+    }
+
     /// The script against a fake cgroup tree, with the real shell.
     #[test]
     fn the_script_freezes_and_thaws_a_v2_cgroup() {
@@ -236,24 +189,7 @@ mod tests {
         std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
         std::fs::write(cg.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let script = SCRIPT
-            .replace(
-                "root=/host/cgroup",
-                &format!("root={}", root.path().display()),
-            )
-            .replace(
-                "/dev/termination-log",
-                &tmp.path().join("msg").display().to_string(),
-            )
-            .replace(
-                FROZEN_MARK,
-                &tmp.path().join("frozen").display().to_string(),
-            );
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("FAULTLINE_CONTAINER_ID", "abc123")
-            .env("FAULTLINE_LIFETIME", "0")
-            .env("FAULTLINE_NODE", "n1")
+        let out = helper(root.path(), tmp.path(), "abc123", "0")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -272,11 +208,7 @@ mod tests {
         );
 
         // An unknown container: a clear termination message, exit 1.
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("FAULTLINE_CONTAINER_ID", "fff999")
-            .env("FAULTLINE_LIFETIME", "0")
-            .env("FAULTLINE_NODE", "n1")
+        let out = helper(root.path(), tmp.path(), "fff999", "0")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1));
@@ -298,17 +230,7 @@ mod tests {
         std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let mark = tmp.path().join("frozen");
-        let script = SCRIPT
-            .replace(
-                "root=/host/cgroup",
-                &format!("root={}", root.path().display()),
-            )
-            .replace(FROZEN_MARK, &mark.display().to_string());
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("FAULTLINE_CONTAINER_ID", "abc123")
-            .env("FAULTLINE_LIFETIME", "60")
-            .env("FAULTLINE_NODE", "n1")
+        let mut child = helper(root.path(), tmp.path(), "abc123", "60")
             .spawn()
             .unwrap();
         let start = std::time::Instant::now();
@@ -340,20 +262,7 @@ mod tests {
         std::fs::create_dir_all(&cg).unwrap();
         std::fs::write(cg.join("freezer.state"), "THAWED\n").unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let script = SCRIPT
-            .replace(
-                "root=/host/cgroup",
-                &format!("root={}", root.path().display()),
-            )
-            .replace(
-                FROZEN_MARK,
-                &tmp.path().join("frozen").display().to_string(),
-            );
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("FAULTLINE_CONTAINER_ID", "abc123")
-            .env("FAULTLINE_LIFETIME", "0")
-            .env("FAULTLINE_NODE", "n1")
+        let out = helper(root.path(), tmp.path(), "abc123", "0")
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");

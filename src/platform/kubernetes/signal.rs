@@ -10,11 +10,10 @@
 //! `activeDeadlineSeconds` bounds it. The target pod owns it, so it goes with the target.
 //! Its image needs only `sh`, `find`, `head` and `kill`.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{HELPER_LABEL, expand};
+pub use super::node_helper::Helper;
+use super::node_helper::{NodePod, script_start};
 
 /// The helper's name: fixed by the target's UID and the container.
 pub fn helper_name(target_uid: &str, container: &str) -> String {
@@ -22,16 +21,11 @@ pub fn helper_name(target_uid: &str, container: &str) -> String {
 }
 
 /// The helper's script; `FAULTLINE_CONTAINER_ID`, `FAULTLINE_SIGNAL` (a number) and
-/// `FAULTLINE_NODE` come from its environment. CRI-O puts the container's monitor in a
-/// sibling cgroup that also names the ID (`crio-conmon-ID.scope`): never that one.
-pub const SCRIPT: &str = r#"id="$FAULTLINE_CONTAINER_ID"
-root=/host/cgroup
-fail() {
-  echo "$*" > /dev/termination-log
-  echo "faultline-kill: $*" >&2
-  exit 1
-}
-if [ -e "$root/cgroup.controllers" ]; then
+/// `FAULTLINE_NODE` come from its environment (the start:
+/// [`super::node_helper::script_start`]).
+pub const SCRIPT: &str = concat!(
+    script_start!("faultline-kill"),
+    r#"if [ -e "$root/cgroup.controllers" ]; then
   base="$root"
 else
   base=
@@ -49,87 +43,30 @@ done
 [ "$n" -gt 0 ] || fail "no process of container $id could be signalled (cgroup $dir)"
 echo "signalled $n process(es) of $dir" > /dev/termination-log
 echo "faultline-kill: signalled $n process(es) of $dir"
-"#;
+"#
+);
 
-/// Everything the helper pod is made from.
-#[derive(Clone, Debug)]
-pub struct Helper<'a> {
-    pub namespace: &'a str,
-    pub node: &'a str,
-    pub target_uid: &'a str,
-    pub target_name: &'a str,
-    pub container: &'a str,
-    /// Without the runtime prefix (`containerd://`).
-    pub container_id: &'a str,
-    pub image: &'a str,
-    pub signal: i32,
-    /// The kubelet ends it after this, whatever happens.
-    pub lifetime: Duration,
-}
-
-/// The helper pod's spec.
-pub fn helper_pod(h: &Helper<'_>) -> Pod {
-    let spec = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": helper_name(h.target_uid, h.container),
-            "namespace": h.namespace,
-            "labels": {
-                HELPER_LABEL: "kill",
-                "faultline.target": h.target_uid,
-                "app.kubernetes.io/managed-by": "faultline",
-            },
-            "annotations": {
-                "faultline.target-pod": h.target_name,
-                "faultline.target-container": h.container,
-            },
-            "ownerReferences": [{
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": h.target_name,
-                "uid": h.target_uid,
-            }],
-        },
-        "spec": {
-            "nodeName": h.node,
-            "hostPID": true,
-            "restartPolicy": "Never",
-            "activeDeadlineSeconds": h.lifetime.as_secs().max(1),
-            "terminationGracePeriodSeconds": 0,
-            "automountServiceAccountToken": false,
-            "enableServiceLinks": false,
-            "tolerations": [{"operator": "Exists"}],
-            "containers": [{
-                "name": "signaller",
-                "image": h.image,
-                "imagePullPolicy": "IfNotPresent",
-                // Kubernetes expands `$(VAR)` and `$$` in commands: the script goes as written.
-                "command": expand::escape_all(&["sh", "-c", SCRIPT]),
-                "env": [
-                    {"name": "FAULTLINE_CONTAINER_ID", "value": h.container_id},
-                    {"name": "FAULTLINE_SIGNAL", "value": h.signal.to_string()},
-                    {"name": "FAULTLINE_NODE", "value": h.node},
-                ],
-                "securityContext": {"privileged": true, "runAsUser": 0},
-                "resources": {
-                    "requests": {"cpu": "10m", "memory": "16Mi"},
-                    "limits": {"cpu": "100m", "memory": "32Mi"},
-                },
-                "volumeMounts": [{"name": "cgroup", "mountPath": "/host/cgroup", "readOnly": true}],
-            }],
-            "volumes": [{
-                "name": "cgroup",
-                "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"},
-            }],
-        },
-    });
-    serde_json::from_value(spec).expect("the helper pod spec is a valid Pod")
+/// The helper pod's spec: it sends `signal` (a number).
+pub fn helper_pod(h: &Helper<'_>, signal: i32) -> Pod {
+    NodePod {
+        of: h,
+        kind: "kill",
+        name: helper_name(h.target_uid, h.container),
+        container_name: "signaller",
+        script: SCRIPT,
+        env: ("FAULTLINE_SIGNAL", signal.to_string()),
+        deadline_secs: h.lifetime.as_secs().max(1),
+        grace_secs: 0,
+        writes_cgroups: false,
+        ready_when: None,
+    }
+    .build()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// The script against a fake cgroup tree, with the real shell: the processes listed in
     /// the container's cgroup are signalled, the monitor's sibling cgroup is not used.
@@ -157,13 +94,16 @@ mod tests {
         let script = SCRIPT
             .replace("/host/cgroup", root.path().to_str().unwrap())
             .replace("/dev/termination-log", log.to_str().unwrap());
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("FAULTLINE_CONTAINER_ID", "abc123")
-            .env("FAULTLINE_SIGNAL", "15")
-            .env("FAULTLINE_NODE", "node-1")
-            .output()
-            .unwrap();
+        let run = |id: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .env("FAULTLINE_CONTAINER_ID", id)
+                .env("FAULTLINE_SIGNAL", "15")
+                .env("FAULTLINE_NODE", "node-1")
+                .output()
+                .unwrap()
+        };
+        let out = run("abc123");
         assert!(out.status.success(), "{out:?}");
         let status = victim.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
@@ -179,13 +119,7 @@ mod tests {
         assert!(said.starts_with("signalled 1 process(es) of "), "{said}");
 
         // No such container: a failure that says so.
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("FAULTLINE_CONTAINER_ID", "nope")
-            .env("FAULTLINE_SIGNAL", "15")
-            .env("FAULTLINE_NODE", "node-1")
-            .output()
-            .unwrap();
+        let out = run("nope");
         assert!(!out.status.success());
         assert_eq!(
             std::fs::read_to_string(&log).unwrap().trim(),
@@ -195,17 +129,19 @@ mod tests {
 
     #[test]
     fn the_helper_runs_on_the_targets_node_with_the_container_and_signal() {
-        let pod = helper_pod(&Helper {
-            namespace: "shop",
-            node: "node-2",
-            target_uid: "uid-1",
-            target_name: "api-1",
-            container: "envoy",
-            container_id: "abc",
-            image: "tc:1",
-            signal: 9,
-            lifetime: Duration::from_secs(60),
-        });
+        let pod = helper_pod(
+            &Helper {
+                namespace: "shop",
+                node: "node-2",
+                target_uid: "uid-1",
+                target_name: "api-1",
+                container: "envoy",
+                container_id: "abc",
+                image: "tc:1",
+                lifetime: Duration::from_secs(60),
+            },
+            9,
+        );
         assert_eq!(
             pod.metadata.name.as_deref(),
             Some("faultline-kill-uid-1-envoy")
