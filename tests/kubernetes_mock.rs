@@ -2135,6 +2135,9 @@ struct NetState {
     /// The helper's exit code once it has ended.
     exit: Option<i32>,
     container: Option<Container>,
+    /// faultline's IFB device, and an ingress qdisc redirecting to it (ingress on tc).
+    ifb: bool,
+    ingress: bool,
 }
 
 /// A container's main process, run locally.
@@ -2229,6 +2232,44 @@ impl NetState {
     }
 }
 
+/// The IFB device and the ingress qdisc as `ip` and `tc` would answer for them.
+fn ifb_exec(st: &mut NetState, argv: &str) -> Option<fake::Answer> {
+    let ok = fake::Answer::exec_ok;
+    Some(match argv {
+        "ip link show ifb-fa17" if st.ifb => ok("5: ifb-fa17: <BROADCAST,NOARP,UP,LOWER_UP>\n"),
+        "ip link show ifb-fa17" => {
+            fake::Answer::exec_exit(1, "Device \"ifb-fa17\" does not exist.\n")
+        }
+        "ip link add ifb-fa17 type ifb" => {
+            st.ifb = true;
+            ok("")
+        }
+        "ip link del ifb-fa17" => {
+            st.ifb = false;
+            ok("")
+        }
+        "ip link set dev ifb-fa17 up" => ok(""),
+        "tc qdisc del dev eth0 ingress" => {
+            st.ingress = false;
+            ok("")
+        }
+        "tc qdisc add dev eth0 handle ffff: ingress" => {
+            st.ingress = true;
+            ok("")
+        }
+        "tc filter show dev eth0 parent ffff:" if st.ingress => ok(
+            "filter protocol all pref 1 u32 chain 0 fh 800::800 order 2048 key ht 800 bkt 0 flowid ??? \n\taction order 1: mirred (Egress Redirect to device ifb-fa17) stolen\n",
+        ),
+        "tc filter show dev eth0 parent ffff:" => ok(""),
+        a if a.starts_with("tc qdisc add dev ifb-fa17 ")
+            || a.starts_with("tc filter add dev eth0 parent ffff: ") =>
+        {
+            ok("")
+        }
+        _ => return None,
+    })
+}
+
 fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
     Arc::new(move |s: &Seen| {
         let mut st = state.lock().unwrap();
@@ -2275,7 +2316,9 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
             }
             let argv = s.argv();
             let argv = argv.join(" ");
-            return if argv.starts_with("tc qdisc show") {
+            return if let Some(answer) = ifb_exec(&mut st, &argv) {
+                answer
+            } else if argv.starts_with("tc qdisc show") {
                 fake::Answer::exec_ok(if st.qdisc {
                     "qdisc netem fa17: root refcnt 2 limit 1000 delay 100ms\n"
                 } else {
@@ -2384,6 +2427,72 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
         fault::revert(&p, &undo).await,
         Err(PlatformError::Gone("api-1".into()))
     );
+}
+
+/// Ingress on tc, on a pod: the IFB device, its qdisc and the redirecting ingress qdisc
+/// are set up and removed through exec in the network helper, and the helper's own exit
+/// script removes them too (faultline died).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_rate_on_a_pod_goes_through_an_ifb_device_in_the_helper() {
+    let state = Arc::new(Mutex::new(NetState::default()));
+    let server = fake::start(net_handler(state.clone())).await;
+    let p = on_fake(&server, spec(), Some("registry.local/tc:1"));
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"network": {"rate": "1mbit", "direction": "ingress", "duration": "10s"}}));
+
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let helper = state.lock().unwrap().helper.clone().unwrap();
+    let patch = server
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "PATCH")
+        .unwrap();
+    let script = kubelet_command(&patch.body["spec"]["ephemeralContainers"][0])[2].clone();
+    assert!(
+        script.contains(
+            "tc filter show dev eth0 parent ffff: 2>/dev/null | grep -q ifb-fa17 && tc qdisc del dev eth0 ingress 2>/dev/null; ip link del ifb-fa17 2>/dev/null"
+        ),
+        "the helper's exit script does not remove the IFB device: {script}"
+    );
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    {
+        let st = state.lock().unwrap();
+        assert!(
+            st.ifb && st.ingress,
+            "no IFB device or ingress qdisc: {:?}",
+            execs(&server.seen())
+        );
+        // What the pod sends is not shaped: no root qdisc on eth0.
+        assert!(!st.qdisc);
+    }
+    fault::revert(&p, &undo).await.unwrap();
+    {
+        let st = state.lock().unwrap();
+        assert!(!st.ifb && !st.ingress && st.ended);
+    }
+    assert_eq!(
+        execs(&server.seen()),
+        [
+            "ip link show ifb-fa17",
+            "tc qdisc show dev eth0",
+            "ip link add ifb-fa17 type ifb",
+            "ip link set dev ifb-fa17 up",
+            "tc qdisc add dev ifb-fa17 root handle fa17: tbf rate 1000000bit burst 5000 latency 400ms",
+            "tc qdisc add dev eth0 handle ffff: ingress",
+            "tc filter add dev eth0 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ifb-fa17",
+            // Revert: the ingress qdisc is ours (it redirects to the device), then the device.
+            "tc filter show dev eth0 parent ffff:",
+            "tc qdisc del dev eth0 ingress",
+            "ip link show ifb-fa17",
+            "ip link del ifb-fa17",
+            "ip link show ifb-fa17",
+            "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\"",
+        ]
+        .iter()
+        .map(|c| (helper.clone(), c.to_string()))
+        .collect::<Vec<_>>()
+    );
+    assert_granted(&server.seen(), &fault::rbac_rules(&f));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
