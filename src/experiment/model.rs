@@ -45,7 +45,13 @@ pub struct Experiment {
     /// Default values for `${name}`; `--var name=value` overrides them.
     #[serde(default)]
     pub vars: BTreeMap<String, VarValue>,
-    pub target: Target,
+    /// The one target of every fault. Either this or `targets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Named targets, possibly on different platforms: each fault names its own with
+    /// `target: NAME` (required when there are several). Either this or `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<BTreeMap<String, Target>>,
     /// The hypothesis: every probe must pass before injection and again after.
     #[serde(default)]
     pub steady_state: Vec<ProbeSpec>,
@@ -54,6 +60,45 @@ pub struct Experiment {
     pub faults: Vec<Fault>,
     #[serde(default)]
     pub recovery: Option<Recovery>,
+}
+
+impl Experiment {
+    /// Every target with its name (`""` for the single unnamed `target`), by name.
+    pub fn named_targets(&self) -> Vec<(&str, &Target)> {
+        match &self.target {
+            Some(t) => vec![("", t)],
+            None => self
+                .targets
+                .iter()
+                .flatten()
+                .map(|(n, t)| (n.as_str(), t))
+                .collect(),
+        }
+    }
+
+    /// Which of [`Experiment::named_targets`] a fault acts on: the one it names, else the
+    /// only one. `None` only in an experiment `validate` refuses.
+    pub fn target_index(&self, f: &Fault) -> Option<usize> {
+        let all = self.named_targets();
+        match f.spec().target() {
+            Some(name) => all.iter().position(|(n, _)| *n == name),
+            None => (all.len() == 1).then_some(0),
+        }
+    }
+
+    /// The target a fault acts on, with its name (see [`Experiment::target_index`]).
+    pub fn target_of(&self, f: &Fault) -> Option<(&str, &Target)> {
+        let i = self.target_index(f)?;
+        self.named_targets().get(i).copied()
+    }
+
+    /// The platform block a fault acts on, for describing it in that platform's words.
+    pub fn describe_fault(&self, f: &Fault) -> String {
+        match self.target_of(f) {
+            Some((_, t)) => f.describe_for(t),
+            None => f.describe(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -553,6 +598,9 @@ macro_rules! fault_timing {
         fn name(&self) -> &'static str {
             $name
         }
+        fn target(&self) -> Option<&str> {
+            self.target.as_deref()
+        }
         fn after(&self) -> $crate::experiment::units::Duration {
             self.after
         }
@@ -565,6 +613,8 @@ pub(crate) use fault_timing;
 pub trait FaultSpec {
     /// The key that names it in a file: `kill`, `pause`, ...
     fn name(&self) -> &'static str;
+    /// The named target it acts on, when it names one (`target: NAME`).
+    fn target(&self) -> Option<&str>;
     fn after(&self) -> Duration;
     /// How long it stays active; `None` for a one-shot fault.
     fn duration(&self) -> Option<Duration>;
@@ -684,6 +734,9 @@ impl Fault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     #[serde(default)]
@@ -725,6 +778,9 @@ pub enum KillExpect {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -733,6 +789,9 @@ pub struct PauseFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -980,6 +1039,9 @@ pub enum NetworkStrategy {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CpuStressFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -1006,6 +1068,9 @@ pub enum CpuStrategy {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryStressFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -1034,6 +1099,9 @@ fn tmp() -> String {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskFillFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -1062,6 +1130,9 @@ fn io_size() -> ByteSize {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IoStressFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -1100,6 +1171,9 @@ pub enum IoMode {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long it stays stopped.
@@ -1113,6 +1187,9 @@ pub struct StopFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestartFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long the stop waits after SIGTERM before SIGKILL.
@@ -1127,6 +1204,9 @@ pub struct RestartFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long before the rollback runs; default: when the other faults have ended.
@@ -1163,6 +1243,9 @@ pub enum CommandPlace {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCallFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long before the rollback request; default: when the other faults have ended.
@@ -1195,6 +1278,9 @@ pub struct HttpCallFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpFault {
+    /// The named target it acts on (required when `targets` names several).
+    #[serde(default)]
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,

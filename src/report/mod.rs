@@ -9,6 +9,8 @@ pub mod metrics;
 pub mod summary;
 pub mod table;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,9 @@ pub struct RunResult {
     /// How `target.select` chose the targets: requested, matched and selected counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selection>,
+    /// With named targets (`targets:`): how each one's `select` chose, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selections: BTreeMap<String, Selection>,
     pub targets: Vec<TargetRef>,
     pub faults: Vec<FaultRecord>,
     pub phases: Phases,
@@ -207,6 +212,9 @@ pub struct TargetRef {
     pub platform: String,
     pub id: String,
     pub name: String,
+    /// The named target (`targets:`) it was selected for; absent for the unnamed `target`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target_name: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -225,6 +233,9 @@ pub struct FaultRecord {
     #[serde(rename = "type")]
     pub kind: String,
     pub target: String,
+    /// The named target (`targets:`) the fault acts on; absent for the unnamed `target`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target_name: String,
     #[serde(with = "millis_utc_opt")]
     pub injected_at: Option<DateTime<Utc>>,
     #[serde(with = "millis_utc_opt")]

@@ -31,11 +31,61 @@ pub fn reason(r: &RunResult) -> Option<&str> {
 
 /// ` (3 of 5 requested)` when the selection took fewer targets than it asked for.
 pub fn shortfall(r: &RunResult) -> String {
-    r.selection
-        .as_ref()
-        .and_then(super::Selection::shortfall)
+    in_brackets(r.selection.as_ref())
+}
+
+fn in_brackets(s: Option<&super::Selection>) -> String {
+    s.and_then(super::Selection::shortfall)
         .map(|s| format!(" ({s})"))
         .unwrap_or_default()
+}
+
+/// The selected targets in words, each with what the selection fell short of:
+/// `web-1, web-2 (2 of 3 requested)`, or with named targets, by name:
+/// `api: api-2; cache: cache-1`. Empty when there is none.
+pub fn target_list(r: &RunResult) -> String {
+    let names = |of: &str| -> Vec<&str> {
+        r.targets
+            .iter()
+            .filter(|t| t.target_name == of)
+            .map(|t| t.name.as_str())
+            .collect()
+    };
+    let mut named: Vec<&str> = Vec::new();
+    for t in &r.targets {
+        if !named.contains(&t.target_name.as_str()) {
+            named.push(&t.target_name);
+        }
+    }
+    let each: Vec<String> = named
+        .into_iter()
+        .map(|n| match n {
+            "" => format!("{}{}", names(n).join(", "), shortfall(r)),
+            _ => format!(
+                "{n}: {}{}",
+                names(n).join(", "),
+                in_brackets(r.selections.get(n))
+            ),
+        })
+        .collect();
+    each.join("; ")
+}
+
+/// The target a fault acted on, with its named target: `cache-1`, or `cache: cache-1`.
+pub fn fault_target(f: &FaultRecord) -> String {
+    labelled(&f.target_name, &f.target)
+}
+
+/// A selected target, with its named target: `cache-1`, or `cache: cache-1`.
+pub fn target_label(t: &super::TargetRef) -> String {
+    labelled(&t.target_name, &t.name)
+}
+
+fn labelled(target_name: &str, name: &str) -> String {
+    match target_name {
+        "" => name.to_string(),
+        n => format!("{n}: {name}"),
+    }
 }
 
 pub fn recovery_ms(r: &RunResult) -> Option<u64> {
@@ -487,14 +537,17 @@ pub(crate) mod fixture {
             duration_ms: 6400,
             seed: Some(7),
             selection: None,
+            selections: Default::default(),
             targets: vec![TargetRef {
                 platform: "docker".into(),
                 id: "3f2a9c0d11e4b5a6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0".into(),
                 name: "web-1".into(),
+                target_name: String::new(),
             }],
             faults: vec![FaultRecord {
                 kind: "pause".into(),
                 target: "web-1".into(),
+                target_name: String::new(),
                 injected_at: Some(t(110)),
                 reverted_at: Some(t(5130)),
                 status: FaultStatus::Reverted,
