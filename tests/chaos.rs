@@ -37,6 +37,8 @@ enum Scenario {
     Stop,
     Command,
     Http,
+    /// Two named targets, a fault on each on its own schedule.
+    TwoTargets,
 }
 
 use Scenario::*;
@@ -64,6 +66,7 @@ impl Scenario {
             Stop => "stop",
             Command => "command",
             Http => "http",
+            TwoTargets => "two targets (pause + network)",
         }
     }
 
@@ -108,6 +111,11 @@ impl Scenario {
                 "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
             ],
             Http => &["http: {port: 80, abort: {status: 503}, duration: 4s}"],
+            // The targets `a` and `b` are the fleet's two containers (see `experiment`).
+            TwoTargets => &[
+                "pause: {target: a, duration: 4s}",
+                "network: {target: b, after: 300ms, rate: 1mbit, duration: 4s, strategy: host}",
+            ],
         }
     }
 
@@ -141,7 +149,24 @@ impl Scenario {
             Stop => stopped_containers(fleet),
             Command => rollbacks_not_once(fleet),
             Http => http_leftovers(fleet),
+            TwoTargets => {
+                let mut left = paused_containers(fleet);
+                left.extend(network_leftovers(fleet));
+                left
+            }
         }
+    }
+
+    /// The experiment on the fleet: every container, or for [`TwoTargets`] each of the
+    /// two containers a named target of its own.
+    fn experiment(self, fleet: &Fleet) -> Experiment {
+        let base = match self {
+            TwoTargets => Experiment::new("chaos")
+                .target("a", &format!("docker: {{name: {}}}", fleet.names[0]))
+                .target("b", &format!("docker: {{name: {}}}", fleet.names[1])),
+            _ => Experiment::new("chaos").on(fleet).select("{mode: all}"),
+        };
+        self.faults().iter().fold(base, |e, f| e.fault(f))
     }
 
     /// For faults that end by themselves: how long after the start they are surely over.
@@ -391,11 +416,7 @@ fn chaos(s: Scenario, how: Kill) {
             .collect();
         let mut fleet = Fleet::new(&format!("chaos-{slug}"));
         fleet.webs(2, s.container_flags());
-        let exp = s
-            .faults()
-            .iter()
-            .fold(Experiment::new("chaos").on(&fleet), |e, f| e.fault(f))
-            .select("{mode: all}");
+        let exp = s.experiment(&fleet);
         let (state, dir) = (StateDir::new(), tempfile::tempdir().unwrap());
         let audit = dir.path().join("audit.jsonl");
         let mut run = Run::experiment(&exp)
@@ -751,4 +772,19 @@ fn http_sigkill_dead_mans_switch() {
 #[test]
 fn http_sigint() {
     chaos(Http, Kill::Interrupt);
+}
+
+#[test]
+fn two_targets_sigkill_then_recover() {
+    chaos(TwoTargets, Kill::HardThenRecover);
+}
+
+#[test]
+fn two_targets_sigkill_dead_mans_switch() {
+    chaos(TwoTargets, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn two_targets_sigint() {
+    chaos(TwoTargets, Kill::Interrupt);
 }

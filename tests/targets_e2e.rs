@@ -1,0 +1,137 @@
+//! Named targets on real containers: several targets in one experiment, each fault on its
+//! own target and its own schedule, observed with the docker CLI.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::docker::{docker_fleet, paused, running, wait_until};
+use support::{Experiment, Run};
+
+/// Milliseconds between two RFC 3339 timestamps of the report.
+fn ms_between(from: &serde_json::Value, to: &serde_json::Value) -> i64 {
+    let t = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a timestamp")).unwrap()
+    };
+    (t(to) - t(from)).num_milliseconds()
+}
+
+#[test]
+fn the_cache_is_paused_while_one_of_three_api_containers_is_killed() {
+    let Some(mut fleet) = docker_fleet("targets") else {
+        return;
+    };
+    let apis = fleet.webs(3, &["--label", "fltest.role=api"]);
+    let cache = fleet.web(&["--label", "fltest.role=cache"]);
+    let exp = Experiment::new("cache-paused-api-killed")
+        .target_on("api", &fleet, "api", "{mode: one, seed: 7}")
+        .target_on("cache", &fleet, "cache", "{mode: one}")
+        .fault("pause: {target: cache, duration: 4s}")
+        .fault("kill: {target: api, after: 1s}");
+    let html = tempfile::tempdir().unwrap();
+    let html_path = html.path().join("report.html");
+    let run = Run::experiment(&exp)
+        .json_report()
+        .arg("--report")
+        .arg(format!("html:{}", html_path.display()))
+        .spawn();
+
+    // Seen from outside: the cache paused first, then an API container gone while the
+    // cache is still paused.
+    assert!(
+        wait_until(Duration::from_secs(15), || paused(&cache)),
+        "docker inspect never showed the cache paused"
+    );
+    let paused_seen = Instant::now();
+    let dead = || apis.iter().filter(|a| !running(a)).count();
+    assert!(
+        wait_until(Duration::from_secs(10), || dead() == 1),
+        "no API container was killed"
+    );
+    let killed_seen = paused_seen.elapsed();
+    assert!(
+        paused(&cache),
+        "the cache is still paused when the API container dies ({killed_seen:?} after the pause was seen)"
+    );
+
+    let out = run.wait();
+    out.expect(0);
+    // Both reverted or done, seen from outside: the cache answers again, two APIs run.
+    assert!(
+        !paused(&cache),
+        "docker inspect shows the cache still paused"
+    );
+    assert!(running(&cache));
+    assert_eq!(dead(), 1, "exactly one API container was killed");
+    let killed = apis.iter().find(|a| !running(a)).unwrap();
+
+    let r = out.report();
+    assert_eq!(r["verdict"], "passed");
+    let faults = r["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let pause = faults.iter().find(|f| f["type"] == "pause").unwrap();
+    let kill = faults.iter().find(|f| f["type"] == "kill").unwrap();
+    assert_eq!(
+        (&pause["target_name"], &pause["target"], &pause["status"]),
+        (&"cache".into(), &cache.as_str().into(), &"reverted".into())
+    );
+    assert_eq!(
+        (&kill["target_name"], &kill["target"], &kill["status"]),
+        (&"api".into(), &killed.as_str().into(), &"completed".into())
+    );
+    // Each on its own schedule: the kill 1 s into the pause, the pause held 4 s.
+    let gap = ms_between(&pause["injected_at"], &kill["injected_at"]);
+    assert!(
+        (900..2000).contains(&gap),
+        "the kill started {gap} ms after the pause; 1 s was asked"
+    );
+    let held = ms_between(&pause["injected_at"], &pause["reverted_at"]);
+    assert!((3900..6000).contains(&held), "the pause held {held} ms");
+    // The targets, per name, and each selection.
+    let targets: Vec<(String, String)> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["target_name"].as_str().unwrap().to_string(),
+                t["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        targets.contains(&("cache".into(), cache.clone())),
+        "{targets:?}"
+    );
+    assert!(
+        targets.contains(&("api".into(), killed.clone())),
+        "{targets:?}"
+    );
+    assert_eq!(r["selection"], serde_json::Value::Null);
+    assert_eq!(r["selections"]["api"]["matched"], 3);
+    assert_eq!(r["selections"]["api"]["selected"], 1);
+    assert_eq!(r["selections"]["cache"]["selected"], 1);
+
+    // The HTML timeline: one row per fault, each with its target.
+    let page = std::fs::read_to_string(&html_path).unwrap();
+    for row in [format!("cache: {cache}"), format!("api: {killed}")] {
+        assert!(
+            page.contains(&format!("<title>{row}</title>")),
+            "no timeline row `{row}` in the HTML report"
+        );
+    }
+    // Every other format names the targets too.
+    let json = out.report_text().to_string();
+    let saved = html.path().join("result.json");
+    std::fs::write(&saved, json).unwrap();
+    for format in ["markdown", "junit"] {
+        let text = Run::report(&[&saved], format)
+            .output()
+            .expect(0)
+            .stdout
+            .clone();
+        for piece in [format!("cache: {cache}"), format!("api: {killed}")] {
+            assert!(text.contains(&piece), "{format} lacks `{piece}`:\n{text}");
+        }
+    }
+}
