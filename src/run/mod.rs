@@ -1164,20 +1164,57 @@ mod tests {
     }
 
     async fn go(e: &LoadedExperiment, p: &Fake, cancel: CancellationToken) -> RunResult {
+        go_on(e, &[p], cancel, None).await
+    }
+
+    /// Runs `e` with seed 1 on `platforms`, one per named target.
+    async fn go_on(
+        e: &LoadedExperiment,
+        platforms: &[&dyn Platform],
+        cancel: CancellationToken,
+        records: Option<Records>,
+    ) -> RunResult {
         let probes = ProbeContext::new().unwrap();
-        run(
-            e,
-            &[p],
-            &probes,
-            RunOptions {
-                seed: Some(1),
-                resolved: None,
-                cancel,
-                observer: None,
-                records: None,
-            },
-        )
-        .await
+        let opts = RunOptions {
+            seed: Some(1),
+            resolved: None,
+            cancel,
+            observer: None,
+            records,
+        };
+        run(e, platforms, &probes, opts).await
+    }
+
+    /// A temporary directory, a log file in it, and the experiment of `faults` with `LOG`
+    /// standing for that file.
+    fn logging(faults: &str) -> (tempfile::TempDir, std::path::PathBuf, LoadedExperiment) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let e = experiment(&faults.replace("LOG", &log.display().to_string()));
+        (dir, log, e)
+    }
+
+    /// A 10 ms pause of every target of a fake platform `set` up, run to the end.
+    async fn pause_briefly(set: impl FnOnce(&mut Fake)) -> RunResult {
+        let mut p = Fake::default();
+        set(&mut p);
+        run_faults("  - pause: {duration: 10ms}\n", &p).await
+    }
+
+    /// A token cancelled `ms` milliseconds from now, as a signal would.
+    fn cancelled_after(ms: u64) -> CancellationToken {
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(ms)).await;
+            c.cancel();
+        });
+        cancel
+    }
+
+    /// A journal and audit log in `dir`.
+    fn records_in(dir: &std::path::Path) -> Records {
+        Records::new(Journal::at(dir), AuditLog::at(&dir.join("audit.jsonl")))
     }
 
     /// Runs `faults` on every container `p` knows, to the end.
@@ -1207,21 +1244,7 @@ mod tests {
 
     /// Runs `e` on the fake platform with a journal and audit log in `dir`.
     async fn go_recorded(e: &LoadedExperiment, p: &Fake, dir: &std::path::Path) -> RunResult {
-        let probes = ProbeContext::new().unwrap();
-        let records = Records::new(Journal::at(dir), AuditLog::at(&dir.join("audit.jsonl")));
-        run(
-            e,
-            &[p],
-            &probes,
-            RunOptions {
-                seed: Some(1),
-                resolved: None,
-                cancel: CancellationToken::new(),
-                observer: None,
-                records: Some(records),
-            },
-        )
-        .await
+        go_on(e, &[p], CancellationToken::new(), Some(records_in(dir))).await
     }
 
     fn lines(path: &std::path::Path) -> Vec<String> {
@@ -1242,20 +1265,9 @@ mod tests {
         };
         let (api, cache) = (fake(vec!["api-1", "api-2", "api-3"]), fake(vec!["cache-1"]));
         let dir = tempfile::tempdir().unwrap();
-        let records = Records::new(
-            Journal::at(dir.path()),
-            AuditLog::at(&dir.path().join("audit.jsonl")),
-        );
-        let probes = ProbeContext::new().unwrap();
-        let opts = RunOptions {
-            seed: Some(1),
-            resolved: None,
-            cancel: CancellationToken::new(),
-            observer: None,
-            records: Some(records),
-        };
+        let records = Some(records_in(dir.path()));
         // `named_targets` is in name order: api, then cache.
-        let r = run(&e, &[&api, &cache], &probes, opts).await;
+        let r = go_on(&e, &[&api, &cache], CancellationToken::new(), records).await;
         assert_ended(&r, Verdict::Passed, 0);
         // Each platform saw only the faults on its own target.
         assert_eq!(
@@ -1307,12 +1319,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_host_command_runs_once_and_its_rollback_once_when_its_duration_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        let e = experiment(&format!(
-            "  - command:\n      run: [sh, -c, \"echo run >> {l}; echo flag off\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 300ms\n",
-            l = log.display()
-        ));
+        let (dir, log, e) = logging(
+            "  - command:\n      run: [sh, -c, \"echo run >> LOG; echo flag off\"]\n      rollback: [sh, -c, \"echo rollback >> LOG\"]\n      duration: 300ms\n",
+        );
         let start = Instant::now();
         let r = go_recorded(&e, &Fake::default(), dir.path()).await;
         assert_ended(&r, Verdict::Passed, 0);
@@ -1379,12 +1388,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_run_is_an_error_with_its_rollback_run_once_and_every_other_fault_reverted() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        let e = experiment(&format!(
-            "  - pause: {{duration: 500ms}}\n  - command:\n      run: [sh, -c, \"echo half-done; exit 3\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 1s\n",
-            l = log.display()
-        ));
+        let (dir, log, e) = logging(
+            "  - pause: {duration: 500ms}\n  - command:\n      run: [sh, -c, \"echo half-done; exit 3\"]\n      rollback: [sh, -c, \"echo rollback >> LOG\"]\n      duration: 1s\n",
+        );
         let p = Fake::default();
         let r = go_recorded(&e, &p, dir.path()).await;
         assert_ended(&r, Verdict::Error, 4);
@@ -1717,12 +1723,7 @@ mod tests {
             survives_kills: true,
             ..Default::default()
         };
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(StdDuration::from_millis(200)).await;
-            c.cancel();
-        });
+        let cancel = cancelled_after(200);
         let started = Instant::now();
         let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 30s}\n");
         let r = go(&e, &p, cancel).await;
@@ -1797,11 +1798,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unconfirmed_revert_is_exit_5_naming_the_fault() {
-        let p = Fake {
-            fail_unpause: true,
-            ..Fake::default()
-        };
-        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        let r = pause_briefly(|p| p.fail_unpause = true).await;
         assert_ended(&r, Verdict::RevertIncomplete, 5);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Active));
         let last = r.events.last().unwrap();
@@ -1814,11 +1811,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_injection_is_exit_4_and_the_rest_is_reverted() {
-        let p = Fake {
-            fail_pause: true,
-            ..Fake::default()
-        };
-        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        let r = pause_briefly(|p| p.fail_pause = true).await;
         assert_ended(&r, Verdict::Error, 4);
         assert!(
             r.faults
@@ -1829,11 +1822,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_vanished_target_counts_as_reverted_and_is_reported() {
-        let p = Fake {
-            vanish_on_unpause: true,
-            ..Fake::default()
-        };
-        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        let r = pause_briefly(|p| p.vanish_on_unpause = true).await;
         assert_ended(&r, Verdict::Passed, 0);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
         assert!(r.events.iter().any(|e| e.kind == EventKind::TargetVanished));
@@ -1842,12 +1831,7 @@ mod tests {
     #[tokio::test]
     async fn an_interrupt_reverts_early_and_is_exit_130() {
         let p = Fake::default();
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(StdDuration::from_millis(100)).await;
-            c.cancel();
-        });
+        let cancel = cancelled_after(100);
         let start = Instant::now();
         let r = go(&experiment("  - pause: {duration: 30s}\n"), &p, cancel).await;
         assert!(start.elapsed() < StdDuration::from_secs(5));

@@ -63,13 +63,8 @@ pub async fn resolve_all(
     let mut all: Vec<Resolution> = Vec::new();
     for ((name, t), platform) in e.named_targets().into_iter().zip(platforms) {
         let drawn = all.first().map(|r| r.seed);
-        let r = resolve(*platform, t, seed.or(t.select.seed).or(drawn))
-            .await
-            .map_err(|err| match name {
-                "" => err,
-                _ => PlatformError::Unavailable(format!("target `{name}`: {err}")),
-            })?;
-        all.push(r);
+        let r = resolve(*platform, t, seed.or(t.select.seed).or(drawn)).await;
+        all.push(r.map_err(|err| naming(name, err))?);
     }
     Ok(all)
 }
@@ -82,15 +77,18 @@ pub async fn connect_all(
 ) -> Result<Vec<Box<dyn Platform>>, PlatformError> {
     let mut platforms = Vec::new();
     for (name, t) in e.named_targets() {
-        let p = crate::platform::connect(t, opts)
-            .await
-            .map_err(|err| match name {
-                "" => err,
-                _ => PlatformError::Unavailable(format!("target `{name}`: {err}")),
-            })?;
-        platforms.push(p);
+        let p = crate::platform::connect(t, opts).await;
+        platforms.push(p.map_err(|err| naming(name, err))?);
     }
     Ok(platforms)
+}
+
+/// An error about a named target says which (the unnamed `target` needs no name).
+fn naming(name: &str, err: PlatformError) -> PlatformError {
+    match name {
+        "" => err,
+        _ => PlatformError::Unavailable(format!("target `{name}`: {err}")),
+    }
 }
 
 /// What the runs of one command share: the signal token, the journal and audit log, the
