@@ -394,7 +394,7 @@ mod tests {
             context: None,
             namespace: ns.into(),
         };
-        let perms: Vec<(&rbac::Permission, Vec<&String>)> = needs[&scope]
+        let perms: Vec<(&Permission, Vec<&String>)> = needs[&scope]
             .iter()
             .map(|(p, whys)| (p, whys.iter().collect()))
             .collect();
