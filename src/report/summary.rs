@@ -732,6 +732,49 @@ mod tests {
     }
 
     #[test]
+    fn every_report_lists_named_targets_by_name() {
+        let mut r = fixture::passed();
+        r.targets[0].target_name = "cache".into();
+        r.faults[0].target_name = "cache".into();
+        let mut api = r.targets[0].clone();
+        (api.target_name, api.name, api.id) = ("api".into(), "api-2".into(), "a2".into());
+        r.targets.push(api);
+        let mut kill = r.faults[0].clone();
+        (kill.kind, kill.target, kill.target_name) = ("kill".into(), "api-2".into(), "api".into());
+        kill.status = FaultStatus::Completed;
+        kill.reverted_at = None;
+        r.faults.push(kill);
+        let mut counts = crate::report::Selection::of(&Default::default(), 3, 1);
+        r.selections.insert("api".into(), counts.clone());
+        counts.matched = 1;
+        r.selections.insert("cache".into(), counts);
+        assert_eq!(target_list(&r), "cache: web-1; api: api-2");
+        let table = crate::report::table::render(&r, false);
+        assert!(
+            table.contains("Targets: cache: web-1; api: api-2\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("cache: web-1") && table.contains("api: api-2"),
+            "{table}"
+        );
+        let metrics = crate::report::metrics::render(&[r.clone()]);
+        for target in ["cache", "api"] {
+            let line = format!(
+                "faultline_faults_injected_total{{experiment=\"web-survives-pause\",target=\"{target}\"}} 1\n"
+            );
+            assert!(metrics.contains(&line), "{metrics}");
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["faults"][1]["target_name"], "api");
+        assert_eq!(json["selections"]["api"]["matched"], 3);
+        // The unnamed target's report has none of these fields.
+        let plain = serde_json::to_value(fixture::passed()).unwrap();
+        assert!(plain["faults"][0].get("target_name").is_none());
+        assert!(plain.get("selections").is_none());
+    }
+
+    #[test]
     fn during_detail_shows_each_latency_bound_against_its_measure_and_which_failed() {
         let mut r = fixture::passed();
         let p = &mut r.phases.during.as_mut().unwrap().probes[0];
