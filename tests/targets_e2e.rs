@@ -125,3 +125,44 @@ fn the_cache_is_paused_while_one_of_three_api_containers_is_killed() {
         }
     }
 }
+
+/// faultline killed mid-fault: `recover` reverts each fault on its own target, and says
+/// which named target each journal entry was for.
+#[test]
+fn recover_names_the_target_of_each_entry() {
+    let Some(mut fleet) = docker_fleet("targets-recover") else {
+        return;
+    };
+    let api = fleet.web(&["--label", "fltest.role=api"]);
+    let cache = fleet.web(&["--label", "fltest.role=cache"]);
+    let exp = Experiment::new("two-paused")
+        .target_on("api", &fleet, "api", "{mode: one}")
+        .target_on("cache", &fleet, "cache", "{mode: one}")
+        .fault("pause: {target: cache, duration: 30s}")
+        .fault("pause: {target: api, duration: 30s}");
+    let state = support::StateDir::new();
+    let run = Run::experiment(&exp)
+        .state(&state)
+        .no_dead_mans_switch()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || paused(&cache) && paused(&api)),
+        "docker inspect never showed both paused"
+    );
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    run.wait();
+    assert!(
+        paused(&cache) && paused(&api),
+        "left paused by the killed run"
+    );
+    let out = state.recover();
+    for line in [format!("on cache: {cache}"), format!("on api: {api}")] {
+        assert!(
+            out.stdout.contains(&line),
+            "`{line}` not in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(!paused(&cache) && !paused(&api), "recover unpaused both");
+    assert!(state.is_clean());
+}

@@ -151,6 +151,11 @@ impl Lane<'_> {
             format!("{}: ", self.name)
         }
     }
+
+    /// A fault on one of its targets, as events name it: `pause cache: cache-1`.
+    fn who(&self, f: &Fault, t: &Target) -> String {
+        format!("{} {}{}", f.type_name(), self.prefix(), t.name)
+    }
 }
 
 /// Shared, append-only state of one run.
@@ -909,7 +914,7 @@ async fn record_injection(
         settled,
     } = injected;
     let mut rec = record(ctx, lane, f, t);
-    let who = format!("{} {}{}", f.type_name(), lane.prefix(), t.name);
+    let who = lane.who(f, t);
     match r {
         Ok(effects) => {
             rec.injected_at = Some(at);
@@ -989,21 +994,16 @@ async fn revert_all(
     .await;
     for (p, effects, r) in results {
         let target = p.undo.target();
+        let who = lane.who(f, target);
         if let Some(fx) = effects {
-            ctx.event(
-                EventKind::FaultEffect,
-                format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
-            )
-            .await;
+            ctx.event(EventKind::FaultEffect, format!("{who}: {}", fx.summary()))
+                .await;
             merge_effects(ctx, &mut out.records[p.record], fx);
         }
         let r = match r {
             Some(Ok(Some(fx))) => {
-                ctx.event(
-                    EventKind::FaultEffect,
-                    format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
-                )
-                .await;
+                ctx.event(EventKind::FaultEffect, format!("{who}: {}", fx.summary()))
+                    .await;
                 merge_effects(ctx, &mut out.records[p.record], fx);
                 Some(Ok(()))
             }
@@ -1018,11 +1018,7 @@ async fn revert_all(
                 rec.reverted_at = Some(Utc::now());
                 ctx.records.journal_close(&p.journal_id, "reverted");
                 ctx.audit("revert", target, f, "ok");
-                ctx.event(
-                    EventKind::FaultReverted,
-                    format!("{} {}", f.type_name(), target.name),
-                )
-                .await;
+                ctx.event(EventKind::FaultReverted, who.clone()).await;
             }
             Some(Err(PlatformError::Gone(name))) => {
                 rec.status = FaultStatus::Reverted;
@@ -1043,11 +1039,8 @@ async fn revert_all(
                 let err = ctx.loaded.secrets.redact(&err.to_string());
                 rec.error = Some(format!("revert failed: {err}"));
                 ctx.audit("revert", target, f, &format!("failed: {err}"));
-                ctx.event(
-                    EventKind::RevertFailed,
-                    format!("{} {}: {err}", f.type_name(), target.name),
-                )
-                .await;
+                ctx.event(EventKind::RevertFailed, format!("{who}: {err}"))
+                    .await;
             }
             None => {
                 rec.error = Some(format!(
@@ -1055,11 +1048,8 @@ async fn revert_all(
                     fault::REVERT_TIMEOUT.as_secs()
                 ));
                 ctx.audit("revert", target, f, "not confirmed: timed out");
-                ctx.event(
-                    EventKind::RevertFailed,
-                    format!("{} {}: timed out", f.type_name(), target.name),
-                )
-                .await;
+                ctx.event(EventKind::RevertFailed, format!("{who}: timed out"))
+                    .await;
             }
         }
     }
