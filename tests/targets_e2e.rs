@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::docker::{docker_fleet, paused, running, wait_until};
+use support::docker::{Fleet, docker_fleet, paused, running, wait_until};
 use support::{Experiment, Run};
 
 /// Milliseconds between two RFC 3339 timestamps of the report.
@@ -16,16 +16,24 @@ fn ms_between(from: &serde_json::Value, to: &serde_json::Value) -> i64 {
     (t(to) - t(from)).num_milliseconds()
 }
 
+/// `apis` API containers and one cache container, and an experiment `name` with the
+/// named targets `api` (one of the APIs) and `cache`; the faults are the caller's.
+fn api_and_cache(name: &str, apis: usize) -> Option<(Fleet, Vec<String>, String, Experiment)> {
+    let mut fleet = docker_fleet(name)?;
+    let apis = fleet.webs(apis, &["--label", "fltest.role=api"]);
+    let cache = fleet.web(&["--label", "fltest.role=cache"]);
+    let exp = Experiment::new(name)
+        .target_on("api", &fleet, "api", "{mode: one, seed: 7}")
+        .target_on("cache", &fleet, "cache", "{mode: one}");
+    Some((fleet, apis, cache, exp))
+}
+
 #[test]
 fn the_cache_is_paused_while_one_of_three_api_containers_is_killed() {
-    let Some(mut fleet) = docker_fleet("targets") else {
+    let Some((_fleet, apis, cache, exp)) = api_and_cache("cache-paused-api-killed", 3) else {
         return;
     };
-    let apis = fleet.webs(3, &["--label", "fltest.role=api"]);
-    let cache = fleet.web(&["--label", "fltest.role=cache"]);
-    let exp = Experiment::new("cache-paused-api-killed")
-        .target_on("api", &fleet, "api", "{mode: one, seed: 7}")
-        .target_on("cache", &fleet, "cache", "{mode: one}")
+    let exp = exp
         .fault("pause: {target: cache, duration: 4s}")
         .fault("kill: {target: api, after: 1s}");
     let html = tempfile::tempdir().unwrap();
@@ -130,14 +138,11 @@ fn the_cache_is_paused_while_one_of_three_api_containers_is_killed() {
 /// which named target each journal entry was for.
 #[test]
 fn recover_names_the_target_of_each_entry() {
-    let Some(mut fleet) = docker_fleet("targets-recover") else {
+    let Some((_fleet, apis, cache, exp)) = api_and_cache("two-paused", 1) else {
         return;
     };
-    let api = fleet.web(&["--label", "fltest.role=api"]);
-    let cache = fleet.web(&["--label", "fltest.role=cache"]);
-    let exp = Experiment::new("two-paused")
-        .target_on("api", &fleet, "api", "{mode: one}")
-        .target_on("cache", &fleet, "cache", "{mode: one}")
+    let api = &apis[0];
+    let exp = exp
         .fault("pause: {target: cache, duration: 30s}")
         .fault("pause: {target: api, duration: 30s}");
     let state = support::StateDir::new();
@@ -146,13 +151,13 @@ fn recover_names_the_target_of_each_entry() {
         .no_dead_mans_switch()
         .spawn();
     assert!(
-        wait_until(Duration::from_secs(15), || paused(&cache) && paused(&api)),
+        wait_until(Duration::from_secs(15), || paused(&cache) && paused(api)),
         "docker inspect never showed both paused"
     );
     run.signal(nix::sys::signal::Signal::SIGKILL);
     run.wait();
     assert!(
-        paused(&cache) && paused(&api),
+        paused(&cache) && paused(api),
         "left paused by the killed run"
     );
     let out = state.recover();
@@ -163,6 +168,6 @@ fn recover_names_the_target_of_each_entry() {
             out.stdout
         );
     }
-    assert!(!paused(&cache) && !paused(&api), "recover unpaused both");
+    assert!(!paused(&cache) && !paused(api), "recover unpaused both");
     assert!(state.is_clean());
 }
