@@ -822,7 +822,8 @@ fn timeline_samples(s: &mut String, f: &Frame<'_>) {
                     summary::duration(pt.at_ms),
                     if pt.ok { "passed" } else { "failed" },
                     pt.latency_ms,
-                    pt.ttfb_ms
+                    pt.measured
+                        .ttfb_ms
                         .map(|t| format!(" (first byte {t}ms)"))
                         .unwrap_or_default()
                 );

@@ -529,11 +529,19 @@ pub struct ProbeOutcome {
     pub attempts: u32,
     pub duration_ms: u64,
     pub detail: String,
-    /// The measured value of the last attempt, for probes that measure one (prometheus).
+    /// What the last attempt measured (`detail` gives an http response's time to its last
+    /// byte, `ttfb_ms` its first).
+    #[serde(flatten)]
+    pub measured: Measured,
+}
+
+/// What one probe attempt measured beyond its result, when the probe measures it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Measured {
+    /// The measured value, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// Time to the first byte of the last attempt's response (http); `detail` gives the
-    /// time to its last byte.
+    /// Time to the first byte of the response (http).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<u64>,
 }
@@ -637,12 +645,8 @@ pub struct SamplePoint {
     pub ok: bool,
     /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: u64,
-    /// The measured value, for probes that measure one (prometheus).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    /// Time to the first byte of the response (http).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttfb_ms: Option<u64>,
+    #[serde(flatten)]
+    pub measured: Measured,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

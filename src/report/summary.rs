@@ -496,8 +496,7 @@ pub(crate) mod fixture {
                 attempts: 1,
                 duration_ms: ms,
                 detail: format!("200 OK in {ms}ms"),
-                value: None,
-                ttfb_ms: None,
+                measured: Default::default(),
             }],
         }
     }
@@ -518,8 +517,7 @@ pub(crate) mod fixture {
                     at_ms: 120 + i * 250,
                     ok,
                     latency_ms: if ok { 2 + i % 3 } else { 500 },
-                    value: None,
-                    ttfb_ms: None,
+                    measured: Default::default(),
                 }
             })
             .collect();
@@ -819,7 +817,7 @@ mod tests {
             "{}",
             during_detail(p)
         );
-        p.timeline[0].ttfb_ms = Some(1);
+        p.timeline[0].measured.ttfb_ms = Some(1);
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["phases"]["during"]["probes"][0]["ttfb_ms"]["max"], 3);
         assert_eq!(
