@@ -378,6 +378,13 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// What an experiment on pods in `shop` needs; `rest` follows its `target`.
+    fn needs_on_shop(rest: &str) -> rbac::Needs {
+        let head =
+            "version: 1\nname: x\ntarget: {kubernetes: {namespace: shop, selector: app=api}}\n";
+        kubernetes_needs(&experiment(&format!("{head}{rest}")))
+    }
+
     /// What is needed in namespace `ns` (of the current context), as (resource, verb).
     fn verbs_in<'a>(needs: &'a rbac::Needs, ns: &str) -> Vec<(&'a str, &'a str)> {
         let scope = rbac::Scope {
@@ -403,11 +410,8 @@ mod tests {
 
     #[test]
     fn kubernetes_needs_follow_the_faults_and_probes() {
-        let e = experiment(
+        let needs = needs_on_shop(
             r#"
-version: 1
-name: x
-target: {kubernetes: {namespace: shop, selector: app=api}}
 steady_state:
   - name: d
     kubernetes: {namespace: shop, deployment: api, available: ">= 1"}
@@ -418,7 +422,6 @@ faults:
   - pause: {duration: 5s}
 "#,
         );
-        let needs = kubernetes_needs(&e);
         assert_eq!(
             verbs_in(&needs, "shop"),
             [
@@ -468,10 +471,9 @@ faults:
 
     #[test]
     fn a_command_inside_pods_needs_exec_and_one_on_the_host_needs_nothing() {
-        let e = experiment(
-            "version: 1\nname: x\ntarget: {kubernetes: {namespace: shop, selector: app=api}}\nfaults:\n  - command: {where: target, run: [touch, /f], rollback: [rm, /f], duration: 1s}\n  - command: {run: [\"true\"]}\n",
+        let needs = needs_on_shop(
+            "faults:\n  - command: {where: target, run: [touch, /f], rollback: [rm, /f], duration: 1s}\n  - command: {run: [\"true\"]}\n",
         );
-        let needs = kubernetes_needs(&e);
         assert_eq!(
             verbs_in(&needs, "shop"),
             [
@@ -488,16 +490,9 @@ faults:
 
     #[test]
     fn peer_pods_in_another_namespace_are_listed_there() {
-        let e = experiment(
-            r#"
-version: 1
-name: x
-target: {kubernetes: {namespace: shop, selector: app=api}}
-faults:
-  - network: {delay: 100ms, duration: 5s, to: {pods: {selector: app=db, namespace: data}}}
-"#,
+        let needs = needs_on_shop(
+            "faults:\n  - network: {delay: 100ms, duration: 5s, to: {pods: {selector: app=db, namespace: data}}}\n",
         );
-        let needs = kubernetes_needs(&e);
         only_listed_in(&needs, "data", "network peers");
     }
 
