@@ -1563,21 +1563,21 @@ mod tests {
         );
     }
 
-    /// A during probe that takes ~150 ms per sample, with `latency` bounds, under a 1 s
-    /// pause of every container the fake knows.
-    fn slow_probe_under_pause(bounds: &str) -> LoadedExperiment {
-        with_probes(
+    /// Runs a during probe that takes ~150 ms per sample, with `latency` bounds, under a
+    /// 1 s pause of every container the fake knows.
+    async fn slow_probe_under_pause(bounds: &str) -> RunResult {
+        let e = with_probes(
             &format!(
                 "during:\n  interval: 100ms\n  probes:\n    - name: slow\n      latency: {bounds}\n      command: {{run: [sleep, \"0.15\"]}}\n"
             ),
             "  - pause: {duration: 1s}\n",
-        )
+        );
+        go(&e, &Fake::default(), CancellationToken::new()).await
     }
 
     #[tokio::test]
     async fn a_broken_latency_bound_fails_the_run_with_the_measured_percentile() {
-        let e = slow_probe_under_pause("{p50: 10ms, p95: 50ms, p99: 5s}");
-        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        let r = slow_probe_under_pause("{p50: 10ms, p95: 50ms, p99: 5s}").await;
         assert_ended(&r, Verdict::Failed, 1);
         let p = &r.phases.during.as_ref().unwrap().probes[0];
         assert_eq!(p.successes, p.samples, "every sample succeeded: {p:?}");
@@ -1601,8 +1601,7 @@ mod tests {
 
     #[tokio::test]
     async fn latency_bounds_the_window_meets_pass() {
-        let e = slow_probe_under_pause("{p95: 5s, p99: 5s}");
-        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        let r = slow_probe_under_pause("{p95: 5s, p99: 5s}").await;
         assert_ended(&r, Verdict::Passed, 0);
         let p = &r.phases.during.as_ref().unwrap().probes[0];
         assert!(p.latency_bounds.iter().all(|b| b.passed), "{p:?}");
@@ -1847,8 +1846,11 @@ mod tests {
     #[tokio::test]
     async fn faults_start_at_their_offsets() {
         let p = Fake::default();
-        let e = experiment("  - kill: {after: 150ms}\n  - pause: {duration: 50ms}\n");
-        let r = go(&e, &p, CancellationToken::new()).await;
+        let r = run_faults(
+            "  - kill: {after: 150ms}\n  - pause: {duration: 50ms}\n",
+            &p,
+        )
+        .await;
         assert_ended(&r, Verdict::Passed, 0);
         let log = p.log.lock().unwrap().clone();
         let first_kill = log.iter().position(|l| l.starts_with("kill")).unwrap();
@@ -1869,8 +1871,7 @@ mod tests {
     #[tokio::test]
     async fn repeated_kills_select_again_each_round() {
         let p = Fake::default();
-        let e = experiment("  - kill: {every: 50ms, duration: 160ms}\n");
-        let r = go(&e, &p, CancellationToken::new()).await;
+        let r = run_faults("  - kill: {every: 50ms, duration: 160ms}\n", &p).await;
         assert_ended(&r, Verdict::Passed, 0);
         let kills = p
             .log
