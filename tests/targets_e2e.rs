@@ -37,6 +37,15 @@ fn the_cache_is_paused_while_one_of_three_api_containers_is_killed() {
         .fault("pause: {target: cache, duration: 4s}")
         .fault("kill: {target: api, after: 1s}");
     let html = tempfile::tempdir().unwrap();
+    // The plan resolves each target on its own and touches nothing.
+    let plan = Run::new(["plan"]).arg(exp.write(html.path())).output();
+    plan.expect(0)
+        .stdout_has("Target `api`: Resolved on ")
+        .stdout_has("1 of 3 matching target(s)")
+        .stdout_has("Target `cache`: Resolved on ")
+        .stdout_has(&format!("  - {cache} ("))
+        .stdout_has("fault 2 on api: kill");
+    assert!(!paused(&cache));
     let html_path = html.path().join("report.html");
     let run = Run::experiment(&exp)
         .json_report()
