@@ -154,3 +154,16 @@ def machine():
 
 def save(name, data):
     (OUT / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
+
+
+def experiment_file(path, name, container, fault):
+    """Writes an experiment with one fault on one container by name; returns its path."""
+    path.write_text(f"""version: 1
+name: {name}
+target:
+  docker:
+    name: {container}
+faults:
+  - {fault}
+""")
+    return path

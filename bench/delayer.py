@@ -111,15 +111,8 @@ def main():
     # The round trip without any fault, for reference.
     _, _, base = ping_load(c["ip"], 200, 1)
     duration = int(SECONDS + 6)
-    exp = d / "delay.yaml"
-    exp.write_text(f"""version: 1
-name: bench-nfqueue-delay
-target:
-  docker:
-    name: {c['name']}
-faults:
-  - network: {{delay: 10ms, engine: nfqueue, strategy: host, duration: {duration}s}}
-""")
+    exp = experiment_file(d / "delay.yaml", "bench-nfqueue-delay", c["name"],
+                          f"network: {{delay: 10ms, engine: nfqueue, strategy: host, duration: {duration}s}}")
     rep = d / "faultline.json"
     run = subprocess.Popen([FL, "run", str(exp), "--report", f"json:{rep}"], env=fl_env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -7,7 +7,7 @@ source "$(dirname "$0")/setup.sh"
 start=$(date +%s)
 {
     python3 bench/machine.py
-    for b in overhead inject validate probe memory delayer; do
+    for b in overhead inject validate probe memory delayer http-proxy; do
         python3 "bench/$b.py"
     done
     echo

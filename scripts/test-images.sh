@@ -5,7 +5,7 @@
 set -euo pipefail
 
 IMAGE="faultline-test/busybox:1"
-TC_IMAGE="faultline-test/tc:1"
+TC_IMAGE="faultline-test/tc:2"
 DNS_IMAGE="faultline-test/dnsmasq:1"
 APPLETS=(sh httpd nc sleep cat echo ls ps kill wget dd mkdir)
 
@@ -51,7 +51,7 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
     echo "test-images: built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE"))"
 fi
 
-# The sidecar image for network faults: busybox (sh, sleep) plus the host's tc and the
+# The sidecar image for network faults: busybox (sh, sleep) plus the host's tc, ip and the
 # shared libraries it links, so no registry and no debootstrap are needed.
 if ! docker image inspect "$TC_IMAGE" >/dev/null 2>&1; then
     if [ ! -x /usr/sbin/tc ] && [ ! -x /sbin/tc ]; then
@@ -67,8 +67,12 @@ if ! docker image inspect "$TC_IMAGE" >/dev/null 2>&1; then
     for applet in sh sleep cat echo kill; do ln -s busybox "$tcroot/bin/$applet"; done
     cp "$tc_bin" "$tcroot/usr/sbin/tc"
     ln -s ../usr/sbin/tc "$tcroot/bin/tc"
-    # Every library tc links, and the dynamic loader, at their own paths.
-    for lib in $(ldd "$tc_bin" | grep -o '/[^ ]*'); do
+    # iproute2's ip too: an ingress fault on tc creates an IFB device with it.
+    ip_bin="$(command -v ip || echo /usr/sbin/ip)"
+    cp "$ip_bin" "$tcroot/usr/sbin/ip"
+    ln -s ../usr/sbin/ip "$tcroot/bin/ip"
+    # Every library tc and ip link, and the dynamic loader, at their own paths.
+    for lib in $(ldd "$tc_bin" "$ip_bin" | grep -o '/[^ ]*' | grep -v ':$' | sort -u); do
         mkdir -p "$tcroot$(dirname "$lib")"
         cp -L "$lib" "$tcroot$lib"
     done

@@ -25,3 +25,8 @@ pub fn require_docker() -> bool {
     }
     ok
 }
+
+/// A value of `T` from JSON, for tests that build a model piece inline.
+pub fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}

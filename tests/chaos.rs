@@ -24,6 +24,7 @@ enum Scenario {
     NetworkSidecar,
     NetworkScoped,
     NetworkImpair,
+    NetworkIngress,
     Dns,
     Partition,
     CpuHost,
@@ -37,6 +38,7 @@ enum Scenario {
     Stop,
     Command,
     Http,
+    HttpOutbound,
     /// Two named targets, a fault on each on its own schedule.
     TwoTargets,
 }
@@ -53,6 +55,7 @@ impl Scenario {
             NetworkSidecar => "network (sidecar)",
             NetworkScoped => "network (scoped, both directions)",
             NetworkImpair => "network corrupt/duplicate/reorder (nfqueue)",
+            NetworkIngress => "network rate both ways (tc + IFB)",
             Dns => "network dns",
             Partition => "network partition",
             CpuHost => "cpu_stress (host)",
@@ -66,6 +69,7 @@ impl Scenario {
             Stop => "stop",
             Command => "command",
             Http => "http",
+            HttpOutbound => "http (outbound)",
             TwoTargets => "two targets (pause + network)",
         }
     }
@@ -81,7 +85,7 @@ impl Scenario {
             NetworkHost => &["network: {rate: 1mbit, duration: 4s, strategy: host}"],
             NetworkNfqueue => &["network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}"],
             NetworkSidecar => &[
-                "network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:1\"}",
+                "network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:2\"}",
             ],
             NetworkScoped => &[
                 "network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue, direction: both, to: {cidrs: [\"172.16.0.0/12\"], ports: [\"1-65535\"], protocol: tcp}}",
@@ -89,6 +93,9 @@ impl Scenario {
             NetworkImpair => &[
                 "network: {delay: 20ms, corrupt: 1, duplicate: 5, reorder: {percent: 20}, duration: 4s, engine: nfqueue}",
             ],
+            NetworkIngress => {
+                &["network: {rate: 1mbit, direction: both, duration: 4s, strategy: host}"]
+            }
             Dns => &["network: {duration: 4s, dns: {names: [\"*.test\"], mode: timeout}}"],
             Partition => &[
                 "network: {duration: 4s, partition: {with: {cidrs: [\"192.0.2.0/24\", \"198.51.100.7\"]}}}",
@@ -111,6 +118,10 @@ impl Scenario {
                 "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
             ],
             Http => &["http: {port: 80, abort: {status: 503}, duration: 4s}"],
+            // Each target's calls to the other's port 80.
+            HttpOutbound => {
+                &["http: {port: 80, direction: outbound, abort: {status: 503}, duration: 4s}"]
+            }
             // The targets `a` and `b` are the fleet's two containers (see `experiment`).
             TwoTargets => &[
                 "pause: {target: a, duration: 4s}",
@@ -139,7 +150,7 @@ impl Scenario {
     fn leftovers(self, fleet: &Fleet) -> Vec<String> {
         match self {
             Pause | RepeatedKill => paused_containers(fleet),
-            NetworkHost | NetworkSidecar => network_leftovers(fleet),
+            NetworkHost | NetworkSidecar | NetworkIngress => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
             NetworkScoped | NetworkImpair | Dns | Partition => scoped_leftovers(fleet),
             CpuHost | CpuExec => stressors(fleet),
@@ -149,6 +160,7 @@ impl Scenario {
             Stop => stopped_containers(fleet),
             Command => rollbacks_not_once(fleet),
             Http => http_leftovers(fleet),
+            HttpOutbound => http_outbound_leftovers(fleet),
             TwoTargets => {
                 let mut left = paused_containers(fleet);
                 left.extend(network_leftovers(fleet));
@@ -194,6 +206,12 @@ fn network_leftovers(fleet: &Fleet) -> Vec<String> {
     for n in &fleet.names {
         if qdiscs(n).contains("fa17:") {
             left.push(format!("{n} still has faultline's qdisc"));
+        }
+        if qdiscs(n).contains("qdisc ingress") {
+            left.push(format!("{n} still has an ingress qdisc"));
+        }
+        if !in_netns(n, &["ip", "link", "show", "ifb-fa17"]).is_empty() {
+            left.push(format!("{n} still has faultline's IFB device"));
         }
         if helpers(n) > 0 {
             left.push(format!("{n} still has a network helper"));
@@ -354,24 +372,37 @@ fn io_leftovers(fleet: &Fleet) -> Vec<String> {
 fn http_leftovers(fleet: &Fleet) -> Vec<String> {
     let mut left = Vec::new();
     for n in &fleet.names {
-        let rules = in_netns(n, &["iptables", "-w", "-t", "nat", "-S", "PREROUTING"]);
+        let rules = in_netns(n, &["iptables", "-w", "-t", "nat", "-S"]);
         if rules.contains("faultline-http-") {
             left.push(format!("{n} still has faultline's redirect"));
         }
-        let netns = std::fs::read_link(format!("/proc/{}/ns/net", inspect(n, "{{.State.Pid}}")));
-        let proxies = host_processes("\0http-proxy\0")
-            .into_iter()
-            .filter(|p| {
-                netns
-                    .as_ref()
-                    .is_ok_and(|ns| std::fs::read_link(p.join("ns/net")).is_ok_and(|x| &x == ns))
-            })
-            .count();
+        let proxies = netns_processes(n, "\0http-proxy\0").len();
         if proxies > 0 {
             left.push(format!("{proxies} HTTP proxy(ies) in {n}'s namespace"));
         }
         if !http_ok(&fleet.url(n)) {
             left.push(format!("{n} does not answer HTTP as its server"));
+        }
+    }
+    left
+}
+
+/// As [`http_leftovers`], and any call a target makes to another that is not answered by
+/// that server (busybox `nc` inside the target: its `wget` crashes on a 200).
+fn http_outbound_leftovers(fleet: &Fleet) -> Vec<String> {
+    let mut left = http_leftovers(fleet);
+    for (i, n) in fleet.names.iter().enumerate() {
+        let other = &fleet.names[(i + 1) % fleet.names.len()];
+        let call = format!(
+            "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {} 80",
+            container_addr(other).ip()
+        );
+        let out = docker(&["exec", n, "sh", "-c", &call]);
+        if !String::from_utf8_lossy(&out.stdout).contains("hello from faultline-test") {
+            left.push(format!(
+                "{n}'s call to {other} is not answered by it: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
     left
@@ -577,6 +608,16 @@ fn network_impair_sigint() {
 }
 
 #[test]
+fn network_ingress_sigkill_then_recover() {
+    chaos(NetworkIngress, Kill::HardThenRecover);
+}
+
+#[test]
+fn network_ingress_dead_mans_switch() {
+    chaos(NetworkIngress, Kill::HardDeadMansSwitch);
+}
+
+#[test]
 fn dns_sigkill_then_recover() {
     chaos(Dns, Kill::HardThenRecover);
 }
@@ -772,6 +813,21 @@ fn http_sigkill_dead_mans_switch() {
 #[test]
 fn http_sigint() {
     chaos(Http, Kill::Interrupt);
+}
+
+#[test]
+fn http_outbound_sigkill_then_recover() {
+    chaos(HttpOutbound, Kill::HardThenRecover);
+}
+
+#[test]
+fn http_outbound_sigkill_dead_mans_switch() {
+    chaos(HttpOutbound, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn http_outbound_sigint() {
+    chaos(HttpOutbound, Kill::Interrupt);
 }
 
 #[test]

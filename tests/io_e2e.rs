@@ -236,14 +236,7 @@ fn io_stress_files_are_removed_by_recover_after_a_sigkill() {
     let exp = Experiment::new("io-recover")
         .on(&fleet)
         .fault("io_stress: {workers: 2, size: 4MiB, path: /io, duration: 60s}");
-    let state = StateDir::new();
-    let run = Run::experiment(&exp)
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(wait_until(Duration::from_secs(10), || io_files(&web) == 2));
-    run.signal(nix::sys::signal::Signal::SIGKILL);
-    run.wait();
+    let state = Run::experiment(&exp).sigkilled_once("two stressor files", || io_files(&web) == 2);
     assert_eq!(io_files(&web), 2, "SIGKILL left the files");
     assert_eq!(state.open_entries(), 1);
     state.recover();

@@ -56,15 +56,13 @@ fn ask(from: &str, server: &str, name: &str) -> Answer {
 }
 
 fn setup(test: &str) -> Option<(Fleet, Vec<String>)> {
-    if !require_docker()
-        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
-        || require_program("python3", "python3", "DNS cannot be asked").is_none()
-    {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let names = fleet.trio();
-    Some((fleet, names))
+    trio_needing(
+        test,
+        &[
+            ("iptables", "iptables", "the nfqueue engine cannot run"),
+            ("python3", "python3", "DNS cannot be asked"),
+        ],
+    )
 }
 
 /// A DNS fault on `target`, in the background until its rule is in place.
@@ -73,16 +71,7 @@ fn dns_fault(fleet: &Fleet, target: &str, dns: &str) -> Running {
         .experiment("dns")
         .only(target)
         .fault(&format!("network: {{dns: {dns}, duration: 8s}}"));
-    let running = Run::experiment(&exp).spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || in_netns(
-            target,
-            &["iptables", "-S", "INPUT"]
-        )
-        .contains("faultline-")),
-        "no rule appeared"
-    );
-    running
+    Run::experiment(&exp).spawn_until("a rule in INPUT", || !no_rules_left(target))
 }
 
 fn no_rules_left(name: &str) -> bool {

@@ -1,5 +1,6 @@
 //! Network faults against real containers: a tbf rate limit measured from the host, both
-//! ways into the namespace, the refusals, and a real added delay where netem exists.
+//! ways into the namespace, the refusals, a real added delay where netem exists, and
+//! ingress shaping through faultline's IFB device measured from inside the containers.
 //!
 //! Exactly one of the netem tests applies on any kernel: with `sch_netem` a delay is
 //! measured, without it the refusal is checked. The other records itself as "not
@@ -11,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Seconds to download `url` fully, at most `limit`.
-fn download_secs(url: &str, limit: u64) -> f64 {
-    let out = std::process::Command::new("curl")
+/// Seconds for `curl` (run on the host or inside a namespace) to download `url` of
+/// `size` bytes, at most `limit`: a download cut by the limit counts as the time the
+/// whole would take.
+fn timed_download(mut curl: std::process::Command, url: &str, size: f64, limit: u64) -> f64 {
+    let out = curl
         .args(["-s", "-o", "/dev/null", "-m", &limit.to_string()])
         .args(["-w", "%{time_total} %{size_download}", url])
         .output()
@@ -21,20 +24,25 @@ fn download_secs(url: &str, limit: u64) -> f64 {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut parts = text.split_whitespace();
     let t: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
-    let size: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
-    // A download cut by the time limit counts as the time the whole file would take.
-    if size > 0.0 && size < 2_097_152.0 {
-        t * 2_097_152.0 / size
-    } else {
-        t
-    }
+    let got: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    assert!(got > 0.0, "nothing was downloaded from {url}");
+    t * size / got.min(size)
 }
 
-/// The fastest of three downloads.
+const MIB2: f64 = 2_097_152.0;
+
+/// Seconds for the host to download `url` (2 MiB), at most `limit`.
+fn download_secs(url: &str, limit: u64) -> f64 {
+    timed_download(std::process::Command::new("curl"), url, MIB2, limit)
+}
+
+/// The fastest of three.
+fn best_of_3(f: impl Fn() -> f64) -> f64 {
+    (0..3).map(|_| f()).fold(f64::MAX, f64::min)
+}
+
 fn best_download_secs(url: &str) -> f64 {
-    (0..3)
-        .map(|_| download_secs(url, 10))
-        .fold(f64::MAX, f64::min)
+    best_of_3(|| download_secs(url, 10))
 }
 
 /// A web container serving a 2 MiB file; returns its name and the file's URL.
@@ -123,9 +131,14 @@ fn without_netem_a_delay_is_refused_and_nothing_is_left() {
         return;
     };
     let web = fleet.web(&[]);
-    for strategy in ["host", "sidecar"] {
+    // Egress, and ingress (which would go through the IFB device).
+    for (strategy, direction) in [
+        ("host", "egress"),
+        ("sidecar", "egress"),
+        ("host", "ingress"),
+    ] {
         let exp = fleet.experiment("delay").fault(&format!(
-            "network: {{delay: 100ms, jitter: 10ms, duration: 5s, strategy: {strategy}, engine: netem}}"
+            "network: {{delay: 100ms, jitter: 10ms, duration: 5s, strategy: {strategy}, engine: netem, direction: {direction}}}"
         ));
         let r = Run::with_tc_image(&exp).json_on_stdout().expect_report(4);
         assert_eq!(r["verdict"], "error");
@@ -137,8 +150,7 @@ fn without_netem_a_delay_is_refused_and_nothing_is_left() {
             msg.contains("sch_netem") && msg.contains("modprobe"),
             "{msg}"
         );
-        assert!(!qdiscs(&web).contains("fa17:"));
-        assert_eq!(helpers(&web), 0);
+        assert_eq!(ingress_leftovers(&web), Vec::<String>::new());
     }
 }
 
@@ -155,19 +167,37 @@ fn a_foreign_root_qdisc_is_refused_and_left_alone() {
         let exp = fleet.experiment("foreign").fault(&format!(
             "network: {{rate: 1mbit, duration: 2s, strategy: {strategy}}}"
         ));
-        let r = Run::with_tc_image(&exp).json_on_stdout().expect_report(4);
-        let err = r["faults"][0]["error"].as_str().unwrap();
-        assert!(
-            err.contains("faultline did not create") && err.contains("htb"),
-            "{err}"
-        );
-        assert!(
-            qdiscs(&web).contains("qdisc htb 1: root"),
-            "the foreign qdisc was touched: {}",
-            qdiscs(&web)
-        );
-        assert_eq!(helpers(&web), 0);
+        refused_and_left_alone(&exp, &web, &["htb"], "qdisc htb 1: root");
     }
+    // The same for an ingress qdisc: an ingress fault on tc refuses to replace it.
+    let ingress = [
+        "tc", "qdisc", "add", "dev", "eth0", "handle", "ffff:", "ingress",
+    ];
+    assert!(netns_command(&web, &ingress).status().unwrap().success());
+    let exp = fleet
+        .experiment("foreign-ingress")
+        .fault("network: {rate: 1mbit, duration: 2s, direction: ingress, strategy: host}");
+    refused_and_left_alone(&exp, &web, &["ingress qdisc"], "qdisc ingress ffff:");
+    assert!(in_netns(&web, &["ip", "link", "show", "ifb-fa17"]).is_empty());
+}
+
+/// The run refuses (exit 4) because of a qdisc faultline did not create, names it, and
+/// leaves it (`qdisc`) as it was, with nothing of faultline's added.
+#[track_caller]
+fn refused_and_left_alone(exp: &Experiment, web: &str, err_has: &[&str], qdisc: &str) {
+    let r = Run::with_tc_image(exp).json_on_stdout().expect_report(4);
+    let err = r["faults"][0]["error"].as_str().unwrap();
+    assert!(err.contains("faultline did not create"), "{err}");
+    for part in err_has {
+        assert!(err.contains(part), "{err}");
+    }
+    assert!(
+        qdiscs(web).contains(qdisc),
+        "the foreign qdisc was touched: {}",
+        qdiscs(web)
+    );
+    assert_eq!(helpers(web), 0);
+    assert!(in_netns(web, &["ip", "link", "show", "ifb-fa17"]).is_empty());
 }
 
 /// p50 of TCP connect times to `addr`, in milliseconds.
@@ -197,17 +227,169 @@ fn a_delay_adds_the_configured_latency() {
     };
     let web = fleet.web(&[]);
     let addr = fleet.host_port(&web);
-    let base = connect_p50(&addr, 20);
-    let exp = fleet
-        .experiment("delay")
-        .fault("network: {delay: 100ms, duration: 6s}");
-    let run = Run::experiment(&exp).spawn();
-    assert!(wait_until(Duration::from_secs(10), || qdiscs(&web).contains("fa17:")));
-    let during = connect_p50(&addr, 20);
-    run.wait().expect(0);
-    let added = during - base;
-    assert!(
-        (80.0..=120.0).contains(&added),
-        "added {added:.1}ms, expected 100ms ± 20%"
+    // A connect's SYN-ACK leaves the container (egress), its SYN arrives (ingress): either
+    // delay adds to the connect time once.
+    for direction in ["egress", "ingress"] {
+        let base = connect_p50(&addr, 20);
+        let exp = fleet.experiment("delay").fault(&format!(
+            "network: {{delay: 100ms, duration: 6s, engine: netem, direction: {direction}}}"
+        ));
+        let run = Run::experiment(&exp).spawn();
+        assert!(wait_until(Duration::from_secs(10), || qdiscs(&web)
+            .contains("fa17:")
+            || qdiscs(&web).contains("ingress")));
+        let during = connect_p50(&addr, 20);
+        run.wait().expect(0);
+        let added = during - base;
+        assert!(
+            (80.0..=120.0).contains(&added),
+            "{direction}: added {added:.1}ms, expected 100ms ± 20%"
+        );
+        assert_eq!(ingress_leftovers(&web), Vec::<String>::new());
+    }
+}
+
+// Ingress on tc: what the target receives is redirected to faultline's IFB device and
+// shaped there. Measured from inside the containers: A downloading from B is what A
+// receives; C downloading from A is what A sends.
+
+/// A file of `kib` KiB served by `name` at /www/big; its URL on the containers' network.
+fn serve_file(name: &str, kib: u32) -> String {
+    let count = format!("count={kib}");
+    docker_ok(&[
+        "exec",
+        name,
+        "dd",
+        "if=/dev/zero",
+        "of=/www/big",
+        "bs=1024",
+        &count,
+    ]);
+    format!("http://{}/big", container_addr(name).ip())
+}
+
+/// Seconds for `from` (in its network namespace) to download `url` of `size` bytes.
+fn download_in(from: &str, url: &str, size: f64, limit: u64) -> f64 {
+    timed_download(netns_command(from, &["curl"]), url, size, limit)
+}
+
+fn best_download_in(from: &str, url: &str, size: f64) -> f64 {
+    best_of_3(|| download_in(from, url, size, 10))
+}
+
+/// The filters of the ingress qdisc on the container's eth0.
+fn redirects(name: &str) -> String {
+    in_netns(
+        name,
+        &["tc", "filter", "show", "dev", "eth0", "parent", "ffff:"],
+    )
+}
+
+/// What ingress shaping leaves on `name` (empty: nothing).
+fn ingress_leftovers(name: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    if !in_netns(name, &["ip", "link", "show", "ifb-fa17"]).is_empty() {
+        left.push("the IFB device ifb-fa17".to_string());
+    }
+    let q = qdiscs(name);
+    if q.contains("qdisc ingress") || q.contains("fa17:") {
+        left.push(format!("qdiscs: {q}"));
+    }
+    if helpers(name) > 0 {
+        left.push("a network helper".to_string());
+    }
+    left
+}
+
+/// Three containers with curl's view from inside them, or a recorded skip.
+fn trio_with_curl(test: &str) -> Option<(Fleet, Vec<String>)> {
+    trio_needing(test, &[("curl", "curl", "downloads cannot be timed")])
+}
+
+/// A 10 s ingress fault (`params`) on `a` alone, run in the background until the
+/// redirect to the IFB device is in place.
+fn start_ingress(fleet: &Fleet, a: &str, params: &str) -> Running {
+    let exp = fleet.experiment("ingress").only(a).fault(&format!(
+        "network: {{direction: ingress, duration: 10s, {params}}}"
+    ));
+    Run::with_tc_image(&exp)
+        .json_report()
+        .spawn_until("a redirect to the IFB device", || {
+            redirects(a).contains("ifb-fa17")
+        })
+}
+
+const SIZE_KIB: u32 = 512;
+const SIZE: f64 = 512.0 * 1024.0;
+
+#[test]
+fn an_ingress_rate_slows_what_the_target_receives_not_what_it_sends() {
+    let Some((fleet, names)) = trio_with_curl("ingress-rate") else {
+        return;
+    };
+    let (a, b, c) = (&names[0], &names[1], &names[2]);
+    let (from_b, from_a) = (serve_file(b, SIZE_KIB), serve_file(a, SIZE_KIB));
+    let (base_in, base_out) = (
+        best_download_in(a, &from_b, SIZE),
+        best_download_in(c, &from_a, SIZE),
     );
+    let run = start_ingress(&fleet, a, "rate: 2mbit, strategy: host");
+    let on_device = in_netns(a, &["tc", "qdisc", "show", "dev", "ifb-fa17"]);
+    assert!(on_device.contains("tbf fa17: root"), "{on_device}");
+    let filters = redirects(a);
+    assert!(filters.contains("Redirect to device ifb-fa17"), "{filters}");
+    // What the target sends is not shaped: no root qdisc of faultline's on eth0.
+    assert!(!qdiscs(a).contains("fa17:"), "{}", qdiscs(a));
+    // 512 KiB at 2 Mbit/s takes about 2.1 s.
+    let during_in = download_in(a, &from_b, SIZE, 5);
+    let during_out = download_in(c, &from_a, SIZE, 5);
+    let out = run.wait();
+    out.expect(0);
+    assert!(
+        during_in >= 1.5 && during_in >= 10.0 * base_in,
+        "B→A took {during_in:.2}s during the fault ({base_in:.3}s before): not limited to 2 Mbit/s"
+    );
+    assert!(
+        during_out < 1.0,
+        "A→C took {during_out:.2}s during the fault ({base_out:.3}s before): what A sends was slowed"
+    );
+    assert_eq!(ingress_leftovers(a), Vec::<String>::new());
+    assert_eq!(out.report()["faults"][0]["status"], "reverted");
+    let after = best_download_in(a, &from_b, SIZE);
+    assert!(after < 1.0, "B→A still takes {after:.2}s after the revert");
+}
+
+#[test]
+fn a_scoped_ingress_rate_through_the_sidecar_slows_only_that_peer() {
+    let Some((fleet, names)) = trio_with_curl("ingress-scoped") else {
+        return;
+    };
+    let (a, b, c) = (&names[0], &names[1], &names[2]);
+    let (from_b, from_c) = (serve_file(b, SIZE_KIB), serve_file(c, SIZE_KIB));
+    let run = start_ingress(
+        &fleet,
+        a,
+        &format!("rate: 2mbit, strategy: sidecar, to: {{containers: {{names: [{b}]}}}}"),
+    );
+    assert_eq!(helpers(a), 1, "one helper shares the namespace");
+    let filters = redirects(a);
+    // u32 lists the source address as hex at offset 12 of the IP header.
+    let ip = match container_addr(b).ip() {
+        std::net::IpAddr::V4(v4) => format!("{:08x}/ffffffff at 12", u32::from(v4)),
+        other => panic!("{other}"),
+    };
+    assert!(
+        filters.contains(&ip),
+        "no filter for B's address ({ip}): {filters}"
+    );
+    let during_b = download_in(a, &from_b, SIZE, 5);
+    let during_c = download_in(a, &from_c, SIZE, 5);
+    let out = run.wait();
+    out.expect(0);
+    assert!(during_b >= 1.5, "B→A took {during_b:.2}s: not limited");
+    assert!(
+        during_c < 1.0,
+        "C→A took {during_c:.2}s: outside the scope but slowed"
+    );
+    assert_eq!(ingress_leftovers(a), Vec::<String>::new());
 }

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 
 /// A ping from inside a network namespace: sends `count` echo requests `gap_ms` apart
@@ -76,15 +74,14 @@ fn inversions(replies: &[(u32, f64)]) -> usize {
 }
 
 fn setup(test: &str) -> Option<(Fleet, String, String)> {
-    if !require_docker()
-        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
-        || require_program("python3", "python3", "ICMP replies cannot be counted").is_none()
-        || require_program("curl", "curl", "the download cannot be measured").is_none()
-    {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let names = fleet.trio();
+    let (fleet, names) = trio_needing(
+        test,
+        &[
+            ("iptables", "iptables", "the nfqueue engine cannot run"),
+            ("python3", "python3", "ICMP replies cannot be counted"),
+            ("curl", "curl", "the download cannot be measured"),
+        ],
+    )?;
     Some((fleet, names[0].clone(), names[1].clone()))
 }
 
@@ -93,13 +90,11 @@ fn on_b(fleet: &Fleet, a: &str, b: &str, params: &str, duration: &str) -> Runnin
     let exp = fleet.experiment("impair").only(b).fault(&format!(
         "network: {{{params}, engine: nfqueue, duration: {duration}, to: {{containers: {{names: [{a}]}}}}}}"
     ));
-    let running = Run::experiment(&exp).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || nfqueue_rules(b)
-            .contains("faultline-")),
-        "no rule appeared in {b}"
-    );
-    running
+    Run::experiment(&exp)
+        .json_report()
+        .spawn_until(&format!("a rule in {b}"), || {
+            nfqueue_rules(b).contains("faultline-")
+        })
 }
 
 #[test]

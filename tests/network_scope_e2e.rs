@@ -86,14 +86,13 @@ fn faultline_rules(name: &str) -> String {
 
 /// Three web containers on one network, or a recorded skip.
 fn trio(test: &str) -> Option<(Fleet, String, String, String)> {
-    if !require_docker()
-        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
-        || require_program("curl", "curl", "latency cannot be measured").is_none()
-    {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let names = fleet.trio();
+    let (fleet, names) = trio_needing(
+        test,
+        &[
+            ("iptables", "iptables", "the nfqueue engine cannot run"),
+            ("curl", "curl", "latency cannot be measured"),
+        ],
+    )?;
     let (a, b, c) = (names[0].clone(), names[1].clone(), names[2].clone());
     Some((fleet, a, b, c))
 }
@@ -101,13 +100,11 @@ fn trio(test: &str) -> Option<(Fleet, String, String, String)> {
 /// A fault on A alone, run in the background until its rules are in place.
 fn start_on(fleet: &Fleet, a: &str, fault: &str, rule_in: &str) -> Running {
     let exp = fleet.experiment("scoped").only(a).fault(fault);
-    let running = Run::experiment(&exp).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || chain(a, rule_in)
-            .contains("faultline-")),
-        "no faultline rule appeared in {rule_in} of {a}"
-    );
-    running
+    Run::experiment(&exp)
+        .json_report()
+        .spawn_until(&format!("a faultline rule in {rule_in} of {a}"), || {
+            chain(a, rule_in).contains("faultline-")
+        })
 }
 
 /// The delay added between two medians must be `want` ms ± 20%.
@@ -219,36 +216,91 @@ fn a_delay_to_one_port_of_a_host_slows_only_that_port() {
     );
 }
 
-#[test]
-fn an_ingress_delay_from_one_address_slows_only_its_answers() {
-    let Some((fleet, a, b, c)) = trio("scope-in") else {
+/// A 200 ms delay on A, scoped so that it slows the traffic between A and B and not
+/// between A and C, measured with curl before and during in the same test: with A as the
+/// client (A→B against A→C) or as the server (B→A against C→A). `rule_has` are the parts
+/// the rule in `rule_in` (and in no other chain) must show.
+fn only_b_is_slowed(
+    test: &str,
+    a_is_client: bool,
+    rule_in: &str,
+    fault: impl Fn(&str) -> String,
+    rule_has: impl Fn(&str) -> Vec<String>,
+) {
+    let Some((fleet, a, b, c)) = trio(test) else {
         return;
     };
-    let (to_b, to_c) = (url(&b, 80), url(&c, 80));
-    let (base_b, base_c) = (median(&a, &to_b, 15), median(&a, &to_c, 15));
-    let running = start_on(
-        &fleet,
-        &a,
-        &format!(
-            "network: {{delay: 200ms, duration: 12s, direction: ingress, to: {{cidrs: [\"{}\"]}}}}",
-            ip(&b)
-        ),
-        "INPUT",
-    );
-    // Only incoming packets are queued: nothing in OUTPUT.
-    assert!(!chain(&a, "OUTPUT").contains("faultline-"));
-    let rules = chain(&a, "INPUT");
+    let measure = |peer: &str| {
+        if a_is_client {
+            median(&a, &url(peer, 80), 15)
+        } else {
+            median(peer, &url(&a, 80), 15)
+        }
+    };
+    let pair = |peer: &str| {
+        if a_is_client {
+            format!("A→{peer}")
+        } else {
+            format!("{peer}→A")
+        }
+    };
+    let (base_b, base_c) = (measure(&b), measure(&c));
+    let running = start_on(&fleet, &a, &fault(&b), rule_in);
+    let other = if rule_in == "INPUT" {
+        "OUTPUT"
+    } else {
+        "INPUT"
+    };
     assert!(
-        rules.contains(&format!("-s {}/32 -i eth0", ip(&b))),
-        "{rules}"
+        !chain(&a, other).contains("faultline-"),
+        "a rule in {other}"
     );
-    let (during_b, during_c) = (median(&a, &to_b, 15), median(&a, &to_c, 15));
+    let rules = chain(&a, rule_in);
+    for part in rule_has(&ip(&b)) {
+        assert!(rules.contains(&part), "no `{part}` in {rule_in}: {rules}");
+    }
+    let (during_b, during_c) = (measure(&b), measure(&c));
     running.wait().expect(0);
-    assert_added("A→B connect", base_b.connect, during_b.connect, 200.0);
-    assert_added("A→B HTTP request", base_b.request, during_b.request, 200.0);
-    assert_untouched("A→C connect", base_c.connect, during_c.connect);
-    assert_untouched("A→C HTTP request", base_c.request, during_c.request);
+    assert_added(
+        &format!("{} connect", pair("B")),
+        base_b.connect,
+        during_b.connect,
+        200.0,
+    );
+    assert_added(
+        &format!("{} HTTP request", pair("B")),
+        base_b.request,
+        during_b.request,
+        200.0,
+    );
+    assert_untouched(
+        &format!("{} connect", pair("C")),
+        base_c.connect,
+        during_c.connect,
+    );
+    assert_untouched(
+        &format!("{} HTTP request", pair("C")),
+        base_c.request,
+        during_c.request,
+    );
     assert_eq!(faultline_rules(&a), "", "rules left behind");
+}
+
+/// `to:` with `direction: ingress`: the answers B sends to A are held on their way in.
+#[test]
+fn an_ingress_delay_from_one_address_slows_only_its_answers() {
+    only_b_is_slowed(
+        "scope-in",
+        true,
+        "INPUT",
+        |b| {
+            let b = ip(b);
+            format!(
+                "network: {{delay: 200ms, duration: 12s, direction: ingress, to: {{cidrs: [\"{b}\"]}}}}"
+            )
+        },
+        |b| vec![format!("-s {b}/32 -i eth0")],
+    );
 }
 
 /// `from:` names the peers as clients of the target's own service: A's answers to B
@@ -256,31 +308,34 @@ fn an_ingress_delay_from_one_address_slows_only_its_answers() {
 /// client of A, does not.
 #[test]
 fn a_delay_from_one_client_slows_only_the_answers_to_it() {
-    let Some((fleet, a, b, c)) = trio("scope-from") else {
-        return;
-    };
-    let to_a = url(&a, 80);
-    let (base_b, base_c) = (median(&b, &to_a, 15), median(&c, &to_a, 15));
-    let running = start_on(
-        &fleet,
-        &a,
-        &format!(
-            "network: {{delay: 200ms, engine: nfqueue, duration: 12s, from: {{containers: {{names: [{b}]}}, ports: [80]}}}}"
-        ),
+    only_b_is_slowed(
+        "scope-from",
+        false,
         "OUTPUT",
+        |b| {
+            format!(
+                "network: {{delay: 200ms, engine: nfqueue, duration: 12s, from: {{containers: {{names: [{b}]}}, ports: [80]}}}}"
+            )
+        },
+        |b| vec![format!("-d {b}/32"), "--sports 80".into()],
     );
-    let rules = chain(&a, "OUTPUT");
-    assert!(
-        rules.contains(&format!("-d {}/32", ip(&b))) && rules.contains("--sports 80"),
-        "{rules}"
+}
+
+/// `from:` with `direction: ingress`: the requests B sends to A's port 80 are held on
+/// their way in (INPUT, from B's address to port 80).
+#[test]
+fn an_ingress_delay_from_one_client_slows_only_its_requests() {
+    only_b_is_slowed(
+        "scope-from-in",
+        false,
+        "INPUT",
+        |b| {
+            format!(
+                "network: {{delay: 200ms, duration: 12s, direction: ingress, from: {{containers: {{names: [{b}]}}, ports: [80]}}}}"
+            )
+        },
+        |b| vec![format!("-s {b}/32"), "--dports 80".into()],
     );
-    let (during_b, during_c) = (median(&b, &to_a, 15), median(&c, &to_a, 15));
-    running.wait().expect(0);
-    assert_added("B→A connect", base_b.connect, during_b.connect, 200.0);
-    assert_added("B→A HTTP request", base_b.request, during_b.request, 200.0);
-    assert_untouched("C→A connect", base_c.connect, during_c.connect);
-    assert_untouched("C→A HTTP request", base_c.request, during_c.request);
-    assert_eq!(faultline_rules(&a), "", "rules left behind");
 }
 
 #[test]
@@ -439,20 +494,13 @@ fn sigkill_leaves_the_partition_to_recover_which_removes_exactly_it() {
         "DROP",
     ];
     assert!(netns_command(&a, &foreign).status().unwrap().success());
-    let state = StateDir::new();
     let exp = fleet.experiment("kill").only(&a).fault(&format!(
         "network: {{partition: {{with: {{containers: {{names: [{b}]}}}}, direction: to}}, duration: 30s}}"
     ));
-    let running = Run::experiment(&exp)
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(wait_until(Duration::from_secs(15), || faultline_rules(&a)
-        .contains("DROP")));
+    let state = Run::experiment(&exp)
+        .sigkilled_once("the DROP rules", || faultline_rules(&a).contains("DROP"));
     // `direction: to`: only A's packets to B are dropped.
     assert!(!chain(&a, "INPUT").contains("faultline-"));
-    running.signal(nix::sys::signal::Signal::SIGKILL);
-    running.wait();
     assert!(
         get(&a, &url(&b, 80), "1").is_none(),
         "the partition went with faultline"

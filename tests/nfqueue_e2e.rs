@@ -43,37 +43,21 @@ fn has_rule(name: &str) -> bool {
     nfqueue_rules(name).contains("NFQUEUE")
 }
 
-/// Delayers running in the container's network namespace (other tests run their own).
+/// Delayers running in the container's network namespace.
 fn delayers(name: &str) -> usize {
-    let pid = inspect(name, "{{.State.Pid}}");
-    let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
-    host_processes("\0delayer\0")
-        .into_iter()
-        .filter(|p| std::fs::read_link(p.join("ns/net")).is_ok_and(|n| n == netns))
-        .count()
+    netns_processes(name, "\0delayer\0").len()
 }
 
-/// One web container under an nfqueue network fault.
-struct Setup {
-    fleet: Fleet,
-    web: String,
-    addr: std::net::SocketAddr,
+fn setup(test: &str) -> Option<NetnsWeb> {
+    netns_web(test, "the nfqueue engine cannot run")
 }
 
-/// Docker and iptables, or a recorded skip.
-fn setup(test: &str) -> Option<Setup> {
-    if !require_docker()
-        || require_program("iptables", "iptables", "the nfqueue engine cannot run").is_none()
-    {
-        return None;
-    }
-    let mut fleet = Fleet::new(test);
-    let web = fleet.web(&[]);
-    let addr = container_addr(&web);
-    Some(Setup { fleet, web, addr })
+trait Nfq {
+    fn experiment(&self, params: &str, duration: &str) -> Experiment;
+    fn start(&self, run: Run) -> Running;
 }
 
-impl Setup {
+impl Nfq for NetnsWeb {
     fn experiment(&self, params: &str, duration: &str) -> Experiment {
         Experiment::new("nfq").on(&self.fleet).fault(&format!(
             "network: {{{params}, engine: nfqueue, duration: {duration}}}"
@@ -82,12 +66,7 @@ impl Setup {
 
     /// Starts the run and waits until the delayer's rule is in place.
     fn start(&self, run: Run) -> Running {
-        let running = run.spawn();
-        assert!(
-            wait_until(Duration::from_secs(10), || has_rule(&self.web)),
-            "no NFQUEUE rule appeared"
-        );
-        running
+        self.start_when(run, has_rule)
     }
 }
 

@@ -385,16 +385,9 @@ fn disk_fill_is_removed_by_recover_after_a_sigkill() {
     let exp = Experiment::new("disk-recover")
         .on(&fleet)
         .fault("disk_fill: {size: 16MiB, path: /fill, duration: 60s}");
-    let state = StateDir::new();
-    let run = Run::experiment(&exp)
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(wait_until(Duration::from_secs(10), || {
+    let state = Run::experiment(&exp).sigkilled_once("16 MiB filled", || {
         df(&web, "/fill").0 - before >= 15.0 * MIB
-    }));
-    run.signal(nix::sys::signal::Signal::SIGKILL);
-    run.wait();
+    });
     assert_eq!(fill_files(&web, "/fill"), 1, "SIGKILL left the file");
     assert_eq!(state.open_entries(), 1);
     state.recover();
@@ -592,15 +585,13 @@ fn a_stopped_container_is_started_by_recover_after_a_sigkill() {
     let exp = Experiment::new("stop-recover")
         .on(&fleet)
         .fault("stop: {duration: 60s, timeout: 1s}");
-    let state = StateDir::new();
-    let run = Run::experiment(&exp)
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(wait_until(Duration::from_secs(10), || !running(&web)));
-    std::thread::sleep(Duration::from_millis(300));
-    run.signal(nix::sys::signal::Signal::SIGKILL);
-    run.wait();
+    let state = Run::experiment(&exp).sigkilled_once("the container stopped", || {
+        !running(&web) && {
+            // Killed a moment after the stop, not in the middle of it.
+            std::thread::sleep(Duration::from_millis(300));
+            true
+        }
+    });
     assert!(!running(&web), "SIGKILL left it stopped");
     state.recover();
     assert!(running(&web), "recover started it");

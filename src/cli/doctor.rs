@@ -295,6 +295,11 @@ fn host_checks(checks: &mut Vec<Check>) {
         }),
         "scoped nfqueue faults and `partition` are unavailable: install iptables and load xt_multiport, xt_comment (and iptable_filter / nf_tables)",
     ));
+    checks.push(Check::new(
+        "http fault (nat REDIRECT, original destination, mark)",
+        crate::fault::http_proxy::self_check(),
+        "the `http` fault is unavailable: run as root, install iptables and iproute2, and load iptable_nat (or nf_tables' nat), xt_REDIRECT, xt_mark, xt_comment",
+    ));
     let u32 = in_scratch_netns(
         "tc qdisc add dev lo root handle fa17: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 \
          && tc filter add dev lo parent fa17: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 match ip dport 80 0xffff flowid fa17:4",
@@ -310,6 +315,22 @@ fn host_checks(checks: &mut Vec<Check>) {
         u32_check.fix = "scoped delay, jitter and loss run on the nfqueue engine instead (`engine: auto`); a scoped `rate` is unavailable: load sch_prio and cls_u32".into();
     }
     checks.push(u32_check);
+    let ifb = in_scratch_netns(
+        "ip link add ifb-fa17 type ifb && ip link set dev ifb-fa17 up \
+         && tc qdisc add dev lo handle ffff: ingress \
+         && tc filter add dev lo parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ifb-fa17",
+    );
+    let mut ifb_check = Check::new(
+        "ingress on tc (IFB device, mirred)",
+        ifb.map(|()| {
+            "an IFB device and an ingress qdisc redirecting to it: `rate`, and netem with `direction: ingress` or `both`".to_string()
+        }),
+        "`rate` and `engine: netem` with `direction: ingress` or `both` are unavailable: load the ifb, sch_ingress and act_mirred modules (delay, jitter and loss on ingress still run on the nfqueue engine)",
+    );
+    if ifb_check.level == Level::Fail && nfq_ok {
+        ifb_check.level = Level::Warn;
+    }
+    checks.push(ifb_check);
     checks.push(Check::new("cgroups", Ok(cgroup_version()), ""));
 }
 

@@ -1195,9 +1195,15 @@ pub struct HttpFault {
     pub duration: Duration,
     /// The target's port whose requests are affected.
     pub port: u16,
-    /// `inbound`: requests arriving at the target's `port` (the target is the server).
+    /// `inbound`: requests arriving at the target's `port` (the target is the server);
+    /// `outbound`: requests the target makes to `port` on other hosts (the target is the
+    /// client).
     #[serde(default)]
     pub direction: HttpDirection,
+    /// With `direction: outbound`, only requests to these servers (`cidrs`, `containers`,
+    /// `hosts`, resolved when the fault is injected); every other host when left out.
+    #[serde(default)]
+    pub to: Option<Box<NetScope>>,
     /// Which requests the fault acts on; every request when left out.
     #[serde(default, rename = "match")]
     pub matcher: HttpMatch,

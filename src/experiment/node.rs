@@ -708,30 +708,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDeserializer<'a> {
         deserialize_ignored_any
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_any(visitor)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_any(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_any(visitor)
-    }
+    serde::forward_to_deserialize_any! { unit_struct tuple tuple_struct }
 }
 
 /// Rust type names turned into the words a user reads (`HttpProbe` -> `http probe`).

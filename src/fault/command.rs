@@ -10,7 +10,7 @@ use std::time::{Duration as StdDuration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{FaultEffects, FaultKind, Undo, UndoRecord};
+use super::{FaultEffects, FaultKind, Prepared, Reported, Undo, UndoRecord};
 use crate::experiment::model::{
     CommandFault, CommandPlace, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
@@ -83,17 +83,36 @@ impl FaultSpec for CommandFault {
                 );
             }
         }
-        if let Some(d) = self.duration {
-            if self.rollback.is_none() {
-                p.err_at(
-                    "duration",
-                    "`duration` says when the rollback runs, but there is no `rollback`: add one, or remove `duration`",
-                );
-            }
-            p.positive("duration", d);
-        }
-        p.positive("timeout", self.timeout);
+        check_timing(
+            p,
+            (self.duration, self.timeout),
+            self.rollback.is_some(),
+            "the rollback runs",
+        );
     }
+}
+
+/// A `duration` says when the rollback happens (`when`): there must be one; both
+/// `duration` and `timeout` must be positive.
+pub(super) fn check_timing(
+    p: &mut FaultProblems,
+    (duration, timeout): (
+        Option<crate::experiment::units::Duration>,
+        crate::experiment::units::Duration,
+    ),
+    rollback: bool,
+    when: &str,
+) {
+    if let Some(d) = duration {
+        if !rollback {
+            p.err_at(
+                "duration",
+                format!("`duration` says when {when}, but there is no `rollback`: add one, or remove `duration`"),
+            );
+        }
+        p.positive("duration", d);
+    }
+    p.positive("timeout", timeout);
 }
 
 #[async_trait]
@@ -108,11 +127,7 @@ impl FaultKind for CommandFault {
         Ok(())
     }
 
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _: &dyn Platform, target: &Target) -> Prepared {
         Ok(self.rollback.as_ref().map(|argv| {
             Undo::new(UndoRecord::RunRollback {
                 target: target.clone(),
@@ -125,24 +140,8 @@ impl FaultKind for CommandFault {
         }))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
-        self.inject_reporting(platform, target, undo)
-            .await
-            .map(|_| ())
-    }
-
-    async fn inject_reporting(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        _undo: Option<&Undo>,
-    ) -> Result<Option<FaultEffects>, PlatformError> {
-        let ran = execute(platform, target, &self.run, self.place, self.timeout.std()).await?;
+    async fn inject_reporting(&self, p: &dyn Platform, t: &Target, _: Option<&Undo>) -> Reported {
+        let ran = execute(p, t, &self.run, self.place, self.timeout.std()).await?;
         if ran.exit_code != Some(0) {
             return Err(PlatformError::Refused(failed("run", &ran)));
         }
@@ -160,7 +159,7 @@ impl FaultKind for CommandFault {
     fn rbac(&self) -> &'static [Permission] {
         match self.place {
             CommandPlace::Host => &[],
-            CommandPlace::Target => &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET],
+            CommandPlace::Target => rbac::EXEC_IN_TARGET,
         }
     }
 }

@@ -31,6 +31,42 @@ const SLICE: Duration = Duration::from_millis(20);
 /// normal revert is always the one that stops it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
+/// A stressor's command before its deadline and marker are added: the arguments of one of
+/// faultline's host subcommands, or a shell script run inside the target.
+pub(crate) enum StressorCommand {
+    Host(Vec<String>),
+    Exec(String),
+}
+
+/// Starts a stressor where `placement` says, found again by `marker`: the host subcommand
+/// gets `--until DEADLINE --marker MARKER`, the script gets the marker as its `$0`. Either
+/// ends by itself `duration` + [`DEADLINE_MARGIN`] from now if nobody stops it.
+pub(crate) async fn start_stressor(
+    platform: &dyn Platform,
+    target: &Target,
+    placement: Placement,
+    command: StressorCommand,
+    marker: &str,
+    duration: Duration,
+) -> Result<(), PlatformError> {
+    let lifetime = duration + DEADLINE_MARGIN;
+    let argv: Vec<String> = match command {
+        StressorCommand::Host(mut args) => {
+            args.extend([
+                "--until".into(),
+                host::deadline(lifetime).to_string(),
+                "--marker".into(),
+                marker.into(),
+            ]);
+            args
+        }
+        StressorCommand::Exec(script) => vec!["sh".into(), "-c".into(), script, marker.into()],
+    };
+    platform
+        .start_process(target, placement, &argv, marker, lifetime)
+        .await
+}
+
 /// Prefix of every stressor's marker.
 pub const MARKER_PREFIX: &str = "faultline-stress-";
 
@@ -58,6 +94,19 @@ impl CpuAccess {
             (CpuStrategy::Host, Err(why)) => Err(PlatformError::Refused(format!(
                 "strategy `host` {does}, which cannot be done here: {why}; use `strategy: exec`"
             ))),
+        }
+    }
+
+    /// Where a stressor that must be charged to the target container itself runs (memory,
+    /// io): a host process attached to its cgroups, or inside the container, on its
+    /// filesystem.
+    pub fn in_container(self) -> Placement {
+        match self {
+            CpuAccess::Host => Placement::Host {
+                netns: false,
+                cgroups: true,
+            },
+            CpuAccess::Exec => Placement::InContainer,
         }
     }
 
@@ -187,6 +236,9 @@ pub fn exec_script(workers: u32, load: u32, seconds: u64) -> String {
     )
 }
 
+/// What the host strategy does, said when it cannot be used.
+const HOST_STRATEGY: &str = "moves a stressor into the target's cgroups";
+
 impl FaultSpec for CpuStressFault {
     fault_timing!("cpu_stress");
 
@@ -220,13 +272,7 @@ impl FaultSpec for CpuStressFault {
 #[async_trait]
 impl FaultKind for CpuStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(
-            self.strategy,
-            platform,
-            target,
-            "moves a stressor into the target's cgroups",
-        )
-        .await?;
+        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
         Ok(Some(Undo::new(UndoRecord::StopStressor {
             target: target.clone(),
             stressor: StressorRecord {
@@ -237,39 +283,32 @@ impl FaultKind for CpuStressFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::StopStressor { stressor, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let stressor = super::undo_part!(u, StopStressor { stressor }, self);
         let duration = self.duration.std();
-        let argv: Vec<String> = match stressor.access {
-            CpuAccess::Host => vec![
+        let command = match stressor.access {
+            CpuAccess::Host => StressorCommand::Host(vec![
                 "stress".into(),
                 "--workers".into(),
                 self.workers.to_string(),
                 "--load".into(),
                 self.load.to_string(),
-                "--until".into(),
-                host::deadline(duration + DEADLINE_MARGIN).to_string(),
-                "--marker".into(),
-                stressor.marker.clone(),
-            ],
-            // `$0` carries the marker.
-            CpuAccess::Exec => vec![
-                "sh".into(),
-                "-c".into(),
-                exec_script(self.workers, self.load, duration.as_secs().max(1)),
-                stressor.marker.clone(),
-            ],
+            ]),
+            CpuAccess::Exec => StressorCommand::Exec(exec_script(
+                self.workers,
+                self.load,
+                duration.as_secs().max(1),
+            )),
         };
-        platform
-            .start_process(
-                target,
-                stressor.access.placement(),
-                &argv,
-                &stressor.marker,
-                duration + DEADLINE_MARGIN,
-            )
-            .await
+        let placement = stressor.access.placement();
+        start_stressor(
+            platform,
+            target,
+            placement,
+            command,
+            &stressor.marker,
+            duration,
+        )
+        .await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {

@@ -181,6 +181,9 @@ impl DiskFillFault {
     }
 }
 
+/// What the host strategy does, said when it cannot be used.
+const HOST_STRATEGY: &str = "writes through the target's root from this host";
+
 impl FaultSpec for DiskFillFault {
     fault_timing!("disk_fill");
 
@@ -210,13 +213,7 @@ impl FaultSpec for DiskFillFault {
 #[async_trait]
 impl FaultKind for DiskFillFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(
-            self.strategy,
-            platform,
-            target,
-            "writes through the target's root from this host",
-        )
-        .await?;
+        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
         let free = space(platform, target, access, &self.path).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => {
@@ -256,9 +253,7 @@ impl FaultKind for DiskFillFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::RemoveFile { fill, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let fill = super::undo_part!(u, RemoveFile { fill }, self);
         match fill.access {
             CpuAccess::Host => {
                 let dir = dir_in_root(&platform.host_root(target).await?, &self.path, target)?;
@@ -311,7 +306,7 @@ impl FaultKind for DiskFillFault {
 
     /// The target pod read for its container, and exec into it.
     fn rbac(&self) -> &'static [Permission] {
-        &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
+        rbac::EXEC_IN_TARGET
     }
 }
 
@@ -392,12 +387,7 @@ mod tests {
     }
 
     fn web() -> Target {
-        Target {
-            platform: "docker".into(),
-            id: "x".into(),
-            name: "web".into(),
-            labels: Default::default(),
-        }
+        crate::platform::fake::target("web")
     }
 
     /// A container's links, absolute or climbing with `..`, end inside its root: the

@@ -60,7 +60,7 @@ impl HttpFault {
         if let Some(method) = &m.method {
             w.push(method.to_ascii_uppercase());
         }
-        w.push(format!("requests to port {}", self.port));
+        w.push(self.direction_words());
         if let Some(p) = &m.path {
             w.push(format!("on paths {p}"));
         }
@@ -72,6 +72,29 @@ impl HttpFault {
             s = format!("{p} of {s}");
         }
         s
+    }
+
+    fn way(&self) -> http_proxy::Way {
+        match self.direction {
+            HttpDirection::Inbound => http_proxy::Way::Inbound,
+            HttpDirection::Outbound => http_proxy::Way::Outbound,
+        }
+    }
+
+    /// Which requests to `port` the fault sees, in words.
+    fn direction_words(&self) -> String {
+        match (self.direction, &self.to) {
+            (HttpDirection::Inbound, _) => format!("requests to port {}", self.port),
+            (HttpDirection::Outbound, None) => format!(
+                "requests the target makes to port {} on other hosts",
+                self.port
+            ),
+            (HttpDirection::Outbound, Some(to)) => format!(
+                "requests the target makes to port {} on {}",
+                self.port,
+                super::network::describe_scope(to)
+            ),
+        }
     }
 }
 
@@ -115,11 +138,26 @@ impl FaultSpec for HttpFault {
         if self.port == 0 {
             p.err_at("port", "`port` must be a TCP port, 1..65535");
         }
-        if self.direction == HttpDirection::Outbound {
-            p.err_at(
-                "direction",
-                "`direction: outbound` is not available yet: only `inbound` (requests arriving at the target's `port`)",
-            );
+        if let Some(to) = &self.to {
+            if self.direction != HttpDirection::Outbound {
+                p.err_at(
+                    "to",
+                    "`to` scopes the servers of `direction: outbound`: an inbound fault's server is the target itself (remove `to`, or add `direction: outbound`)",
+                );
+            }
+            super::net_scope::validate_scope("to", to, p);
+            if !to.ports.is_empty() || to.protocol.is_some() {
+                p.err_at(
+                    "to",
+                    "`to` of the `http` fault takes `cidrs`, `containers` or `hosts`: its port is the fault's `port`, its protocol TCP",
+                );
+            }
+            if to.pods.is_some() {
+                p.err_at(
+                    "to",
+                    "`to.pods` is for Kubernetes: the `http` fault runs on Docker targets",
+                );
+            }
         }
         if target.kubernetes.is_some() {
             p.err("the `http` fault is not available on Kubernetes yet: it runs on Docker targets");
@@ -203,13 +241,26 @@ impl FaultKind for HttpFault {
                 },
             )
             .await?;
+        // The servers an outbound fault is limited to, resolved now (their addresses
+        // are journaled with the rule).
+        let mut to = Vec::new();
+        if let Some(scope) = &self.to {
+            let scopes = [(super::net_scope::Side::To, &**scope)];
+            match super::net_scope::resolve(platform, target, &access, &scopes).await {
+                Ok((resolved, _)) => to = resolved.into_iter().flat_map(|r| r.nets).collect(),
+                Err(e) => {
+                    let _ = platform.leave_netns(&access).await;
+                    return Err(e);
+                }
+            }
+        }
         let marker = format!("faultline-http-{:016x}", rand::random::<u64>());
         let proxy_port =
             PROXY_PORTS.start + rand::random::<u16>() % (PROXY_PORTS.end - PROXY_PORTS.start);
         Ok(Some(Undo::new(UndoRecord::RemoveHttpProxy {
             target: target.clone(),
             proxy: ProxyRecord {
-                rule: http_proxy::redirect_spec(self.port, proxy_port, &marker),
+                rule: http_proxy::redirect_spec(self.way(), self.port, proxy_port, &marker, &to),
                 counters: crate::state_dir::state_dir().join(format!("{marker}.json")),
                 marker,
                 port: self.port,
@@ -224,9 +275,7 @@ impl FaultKind for HttpFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::RemoveHttpProxy { proxy, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let proxy = super::undo_part!(u, RemoveHttpProxy { proxy }, self);
         let lifetime = self.duration.std() + super::cpu_stress::DEADLINE_MARGIN;
         let rules = serde_json::to_string(&self.rules()).expect("serializable");
         let args: Vec<String> = vec![
@@ -295,16 +344,16 @@ impl FaultKind for HttpFault {
     }
 }
 
-/// Whether the redirect rule is still in the target's nat table.
-async fn rule_left(
+/// The fault's redirect rules still in the target's nat table (one per destination).
+async fn rules_left(
     platform: &dyn Platform,
     target: &Target,
     proxy: &ProxyRecord,
-) -> Result<bool, PlatformError> {
+) -> Result<Vec<Vec<String>>, PlatformError> {
     let out = platform
         .netns_exec(target, &proxy.access, &http_proxy::list_nat())
         .await?;
-    Ok(out.stdout.contains(&format!("--comment {} ", proxy.marker)))
+    Ok(http_proxy::own_rules(&out.stdout, &proxy.marker))
 }
 
 /// Removes the redirect (confirmed gone), then stops the proxy.
@@ -314,14 +363,17 @@ async fn stop(
     proxy: &ProxyRecord,
 ) -> Result<(), PlatformError> {
     for _ in 0..5 {
-        if !rule_left(platform, target, proxy).await? {
+        let left = rules_left(platform, target, proxy).await?;
+        if left.is_empty() {
             break;
         }
-        platform
-            .netns_exec(target, &proxy.access, &http_proxy::nat("-D", &proxy.rule))
-            .await?;
+        for rule in left {
+            platform
+                .netns_exec(target, &proxy.access, &http_proxy::nat("-D", &rule))
+                .await?;
+        }
     }
-    if rule_left(platform, target, proxy).await? {
+    if !rules_left(platform, target, proxy).await?.is_empty() {
         return Err(PlatformError::Refused(format!(
             "faultline's redirect ({}) is still in `{}` after delete",
             proxy.marker, target.name
@@ -359,26 +411,33 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// What `plan` says of the fault in `yaml` starts with `words`.
+    fn plan_starts(yaml: &str, words: &str) {
+        let said = fault(yaml).describe();
+        assert!(said.starts_with(words), "{said}");
+    }
+
     #[test]
     fn the_plan_says_what_happens_to_which_requests() {
-        let f = fault(
+        plan_starts(
             "{port: 8080, match: {path: /api/*, percent: 30}, abort: {status: 503}, duration: 30s}",
+            "answer 503 to 30% of requests to port 8080 on paths /api/*, for 30s",
         );
-        assert!(
-            f.describe()
-                .starts_with("answer 503 to 30% of requests to port 8080 on paths /api/*, for 30s"),
-            "{}",
-            f.describe()
-        );
-        let g = fault(
+        plan_starts(
             "{port: 80, match: {method: post}, delay: 500ms, replace: {status: 418, body: x}, duration: 5s}",
+            "delay 500ms then replace the answer's status 418 and body to POST requests to port 80, for 5s",
         );
-        assert!(
-            g.describe().starts_with(
-                "delay 500ms then replace the answer's status 418 and body to POST requests to port 80, for 5s"
-            ),
-            "{}",
-            g.describe()
+    }
+
+    #[test]
+    fn the_plan_says_which_way_the_requests_go() {
+        plan_starts(
+            "{port: 8080, direction: outbound, abort: {status: 503}, duration: 5s}",
+            "answer 503 to requests the target makes to port 8080 on other hosts, for 5s",
+        );
+        plan_starts(
+            "{port: 80, direction: outbound, to: {cidrs: [10.0.0.0/8]}, match: {method: GET}, delay: 1s, duration: 5s}",
+            "delay 1s to GET requests the target makes to port 80 on 10.0.0.0/8, for 5s",
         );
     }
 

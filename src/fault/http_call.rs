@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::command::{failed, trimmed};
-use super::{FaultEffects, FaultKind, Undo, UndoRecord};
+use super::{FaultEffects, FaultKind, Prepared, Reported, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, HttpCallFault, HttpRequest, Target as TargetSpec, fault_timing,
 };
@@ -118,26 +118,18 @@ impl FaultSpec for HttpCallFault {
         if let Some(r) = &self.rollback {
             check_request(p, ("rollback", "rollback"), &r.method, &r.url);
         }
-        if let Some(d) = self.duration {
-            if self.rollback.is_none() {
-                p.err_at(
-                    "duration",
-                    "`duration` says when the rollback request is sent, but there is no `rollback`: add one, or remove `duration`",
-                );
-            }
-            p.positive("duration", d);
-        }
-        p.positive("timeout", self.timeout);
+        super::command::check_timing(
+            p,
+            (self.duration, self.timeout),
+            self.rollback.is_some(),
+            "the rollback request is sent",
+        );
     }
 }
 
 #[async_trait]
 impl FaultKind for HttpCallFault {
-    async fn prepare(
-        &self,
-        _platform: &dyn Platform,
-        target: &Target,
-    ) -> Result<Option<Undo>, PlatformError> {
+    async fn prepare(&self, _: &dyn Platform, target: &Target) -> Prepared {
         Ok(self.rollback.as_ref().map(|r| {
             Undo::new(UndoRecord::HttpRollback {
                 target: target.clone(),
@@ -146,23 +138,7 @@ impl FaultKind for HttpCallFault {
         }))
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Result<(), PlatformError> {
-        self.inject_reporting(platform, target, undo)
-            .await
-            .map(|_| ())
-    }
-
-    async fn inject_reporting(
-        &self,
-        _platform: &dyn Platform,
-        _target: &Target,
-        _undo: Option<&Undo>,
-    ) -> Result<Option<FaultEffects>, PlatformError> {
+    async fn inject_reporting(&self, _: &dyn Platform, _: &Target, _: Option<&Undo>) -> Reported {
         let sent = send(&self.call()).await?;
         Ok(Some(FaultEffects {
             run: Some(sent),

@@ -134,26 +134,59 @@ pub fn read_counters(path: &std::path::Path) -> Option<HttpCounts> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// The mark the proxy puts on its own connections to the servers, so that an outbound
+/// redirect (nat OUTPUT, which they pass) leaves them alone instead of looping them back
+/// into the proxy.
+pub const UPSTREAM_MARK: u32 = 0x0fa1_7417;
+
+/// Which connections a redirect takes to the proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// Arriving at the target's `port` (nat PREROUTING).
+    Inbound,
+    /// Made by the target to `port` on other hosts (nat OUTPUT), but the proxy's own.
+    Outbound,
+}
+
 /// The `nat` rule spec that redirects connections to `port` to `proxy_port`, as after
-/// `-I`/`-D`.
-pub fn redirect_spec(port: u16, proxy_port: u16, marker: &str) -> Vec<String> {
-    [
-        "PREROUTING",
-        "-p",
-        "tcp",
-        "--dport",
-        &port.to_string(),
-        "-m",
-        "comment",
-        "--comment",
-        marker,
-        "-j",
-        "REDIRECT",
-        "--to-ports",
-        &proxy_port.to_string(),
-    ]
-    .map(String::from)
-    .to_vec()
+/// `-I`/`-D`. `to`: the servers an outbound redirect is limited to (IPv4 networks; empty:
+/// every address but the target's own loopback).
+pub fn redirect_spec(
+    way: Way,
+    port: u16,
+    proxy_port: u16,
+    marker: &str,
+    to: &[String],
+) -> Vec<String> {
+    let mut v: Vec<String> = match way {
+        Way::Inbound => vec!["PREROUTING".into()],
+        Way::Outbound => vec!["OUTPUT".into()],
+    };
+    v.extend(["-p", "tcp", "--dport"].map(String::from));
+    v.push(port.to_string());
+    if way == Way::Outbound {
+        if to.is_empty() {
+            v.extend(["!", "-d", "127.0.0.0/8"].map(String::from));
+        } else {
+            v.extend(["-d".to_string(), to.join(",")]);
+        }
+        v.extend(["-m", "mark", "!", "--mark"].map(String::from));
+        v.push(format!("{UPSTREAM_MARK:#x}"));
+    }
+    v.extend(
+        [
+            "-m",
+            "comment",
+            "--comment",
+            marker,
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+        ]
+        .map(String::from),
+    );
+    v.push(proxy_port.to_string());
+    v
 }
 
 /// `iptables -w -t nat OP SPEC`.
@@ -165,15 +198,25 @@ pub fn nat(op: &str, spec: &[String]) -> Vec<String> {
     v
 }
 
-/// `iptables -w -t nat -S PREROUTING`.
+/// `iptables -w -t nat -S`: the whole nat table.
 pub fn list_nat() -> Vec<String> {
-    ["iptables", "-w", "-t", "nat", "-S", "PREROUTING"]
+    ["iptables", "-w", "-t", "nat", "-S"]
         .map(String::from)
         .to_vec()
 }
 
-/// Deletes every PREROUTING rule of the nat table carrying `marker`, from inside the
-/// namespace the proxy runs in.
+/// The rules carrying `marker` in a `-S` listing, as after `-D` (a rule given several
+/// destinations was added as one rule per destination).
+pub fn own_rules(listing: &str, marker: &str) -> Vec<Vec<String>> {
+    let needle = format!("--comment {marker} ");
+    listing
+        .lines()
+        .filter(|l| l.contains(&needle) && l.starts_with("-A "))
+        .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
+        .collect()
+}
+
+/// Deletes every nat rule carrying `marker`, from inside the namespace the proxy runs in.
 fn delete_own_rules(marker: &str) {
     let run = |argv: &[String]| {
         std::process::Command::new(&argv[0])
@@ -182,15 +225,9 @@ fn delete_own_rules(marker: &str) {
             .stderr(std::process::Stdio::null())
             .output()
     };
-    let needle = format!("--comment {marker} ");
     for _ in 0..3 {
         let Ok(out) = run(&list_nat()) else { return };
-        let listing = String::from_utf8_lossy(&out.stdout).to_string();
-        let rules: Vec<Vec<String>> = listing
-            .lines()
-            .filter(|l| l.contains(&needle) && l.starts_with("-A "))
-            .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
-            .collect();
+        let rules = own_rules(&String::from_utf8_lossy(&out.stdout), marker);
         if rules.is_empty() {
             return;
         }
@@ -215,6 +252,107 @@ fn upstream_of(client: &tokio::net::TcpStream, port: u16) -> std::net::SocketAdd
     match original {
         Some(a) if a.port() == port => a,
         _ => std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+/// Connects to the server, marked as the proxy's own (so an outbound redirect lets it
+/// pass); a connection that cannot be marked is not made, as it could loop back.
+async fn connect_upstream(to: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Mark, &UPSTREAM_MARK)
+        .map_err(std::io::Error::from)?;
+    socket.connect(to).await
+}
+
+/// What `doctor` checks for the `http` fault, in a scratch network namespace of its own
+/// (the host's is never touched): the nat table takes both redirects, a redirected
+/// connection reaches a listener that finds its original destination, and a connection
+/// carrying [`UPSTREAM_MARK`] passes the outbound redirect (so the proxy cannot loop).
+pub fn self_check() -> Result<String, String> {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("cannot make a scratch network namespace: {e} (run as root)"))?;
+        let run = |argv: &[String]| -> Result<(), String> {
+            // A child started from this thread lives in its namespace.
+            let out = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{}`: {}",
+                    argv.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        run(&["ip", "link", "set", "lo", "up"].map(String::from))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let proxy_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let server: std::net::SocketAddr = ([127, 0, 0, 2], 81).into();
+        run(&nat(
+            "-I",
+            &redirect_spec(Way::Inbound, 81, proxy_port, "faultline-doctor", &[]),
+        ))?;
+        run(&nat(
+            "-I",
+            &redirect_spec(
+                Way::Outbound,
+                81,
+                proxy_port,
+                "faultline-doctor",
+                &["127.0.0.2/32".into()],
+            ),
+        ))?;
+        let timeout = Duration::from_secs(2);
+        let _client = std::net::TcpStream::connect_timeout(&server, timeout)
+            .map_err(|e| format!("a redirected connection did not reach the listener: {e}"))?;
+        let (accepted, _) = listener.accept().map_err(|e| e.to_string())?;
+        let original = nix::sys::socket::getsockopt(&accepted, nix::sys::socket::sockopt::OriginalDst)
+            .map_err(|e| format!("SO_ORIGINAL_DST: {e} (nf_conntrack)"))?;
+        let original = std::net::SocketAddr::from((
+            std::net::Ipv4Addr::from(u32::from_be(original.sin_addr.s_addr)),
+            u16::from_be(original.sin_port),
+        ));
+        if original != server {
+            return Err(format!(
+                "the original destination reads {original}, not {server}"
+            ));
+        }
+        // The proxy's own connection is not redirected: nothing listens at the server.
+        if marked_connect(server)? {
+            return Err("a connection carrying the proxy's mark was redirected too: the outbound proxy would loop (xt_mark)".into());
+        }
+        Ok("the nat table takes the REDIRECT rules (PREROUTING, OUTPUT with a mark), a redirected connection's original destination is read back, the proxy's marked connections pass".to_string())
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the check panicked".into()))
+}
+
+/// A blocking connect marked as the proxy's own: whether it was accepted (false: refused).
+fn marked_connect(to: std::net::SocketAddr) -> Result<bool, String> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
+    };
+    let std::net::SocketAddr::V4(v4) = to else {
+        return Err("IPv4 only".into());
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    setsockopt(&fd, sockopt::Mark, &UPSTREAM_MARK)
+        .map_err(|e| format!("cannot mark the proxy's connections (SO_MARK): {e}"))?;
+    match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4)) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ECONNREFUSED) => Ok(false),
+        Err(e) => Err(format!("a marked connection failed: {e}")),
     }
 }
 
@@ -262,8 +400,7 @@ async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     // A duplicate of the client's socket, to turn its close into a reset.
     let raw = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
-    let Ok(mut up) = tokio::net::TcpStream::connect(upstream_of(&stream, shared.upstream)).await
-    else {
+    let Ok(mut up) = connect_upstream(upstream_of(&stream, shared.upstream)).await else {
         return;
     };
     let _ = up.set_nodelay(true);
@@ -529,11 +666,46 @@ mod tests {
 
     #[test]
     fn the_redirect_is_added_and_deleted_the_same() {
-        let s = redirect_spec(80, 45000, "faultline-http-1");
+        let s = redirect_spec(Way::Inbound, 80, 45000, "faultline-http-1", &[]);
         assert_eq!(
             nat("-I", &s).join(" "),
             "iptables -w -t nat -I PREROUTING -p tcp --dport 80 -m comment --comment faultline-http-1 -j REDIRECT --to-ports 45000"
         );
         assert_eq!(nat("-D", &s)[5..], nat("-I", &s)[5..]);
+    }
+
+    #[test]
+    fn an_outbound_redirect_spares_the_proxy_and_loopback() {
+        let any = redirect_spec(Way::Outbound, 8080, 45000, "faultline-http-2", &[]);
+        assert_eq!(
+            any.join(" "),
+            "OUTPUT -p tcp --dport 8080 ! -d 127.0.0.0/8 -m mark ! --mark 0xfa17417 -m comment --comment faultline-http-2 -j REDIRECT --to-ports 45000"
+        );
+        let scoped = redirect_spec(
+            Way::Outbound,
+            80,
+            45000,
+            "faultline-http-3",
+            &["10.0.0.5/32".into(), "10.1.0.0/16".into()],
+        );
+        assert_eq!(
+            scoped.join(" "),
+            "OUTPUT -p tcp --dport 80 -d 10.0.0.5/32,10.1.0.0/16 -m mark ! --mark 0xfa17417 -m comment --comment faultline-http-3 -j REDIRECT --to-ports 45000"
+        );
+    }
+
+    #[test]
+    fn own_rules_are_read_back_from_the_listing() {
+        // iptables lists a rule added with two destinations as two rules, and the mark
+        // as it normalizes it.
+        let listing = "-P OUTPUT ACCEPT\n\
+-A PREROUTING -p tcp -m tcp --dport 80 -m comment --comment faultline-http-9 -j REDIRECT --to-ports 4\n\
+-A OUTPUT -d 10.0.0.5/32 -p tcp -m tcp --dport 80 -m mark ! --mark 0xfa17417 -m comment --comment faultline-http-1 -j REDIRECT --to-ports 45000\n\
+-A OUTPUT -d 10.1.0.0/16 -p tcp -m tcp --dport 80 -m mark ! --mark 0xfa17417 -m comment --comment faultline-http-1 -j REDIRECT --to-ports 45000\n\
+-A OUTPUT -d 10.1.0.0/16 -p tcp -m tcp --dport 80 -m comment --comment faultline-http-10 -j REDIRECT --to-ports 45000\n";
+        let own = own_rules(listing, "faultline-http-1");
+        assert_eq!(own.len(), 2);
+        assert_eq!(own[0][..3], ["OUTPUT", "-d", "10.0.0.5/32"]);
+        assert_eq!(own[1][2], "10.1.0.0/16");
     }
 }

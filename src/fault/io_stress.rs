@@ -27,14 +27,14 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::cpu_stress::{CpuAccess, DEADLINE_MARGIN};
+use super::cpu_stress::{CpuAccess, StressorCommand, start_stressor};
 use super::disk_fill::{human, quote, sh, space};
 use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, IoMode, IoStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
-use crate::platform::{Placement, Platform, PlatformError, Target, host};
+use crate::platform::{Platform, PlatformError, Target, host};
 
 /// Prefix of every stressor's marker.
 pub const MARKER_PREFIX: &str = "faultline-io-";
@@ -331,16 +331,8 @@ pub fn exec_script(dir: &str, files: &[String], bytes: u64, mode: IoMode, second
     )
 }
 
-fn placement(access: CpuAccess) -> Placement {
-    match access {
-        CpuAccess::Host => Placement::Host {
-            netns: false,
-            cgroups: true,
-        },
-        // In the target's own container: charged to its cgroups, on its filesystem.
-        CpuAccess::Exec => Placement::InContainer,
-    }
-}
+/// What the host strategy does, said when it cannot be used.
+const HOST_STRATEGY: &str = "moves an I/O stressor into the target's cgroups";
 
 impl FaultSpec for IoStressFault {
     fault_timing!("io_stress");
@@ -371,13 +363,7 @@ impl FaultSpec for IoStressFault {
 #[async_trait]
 impl FaultKind for IoStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(
-            self.strategy,
-            platform,
-            target,
-            "moves an I/O stressor into the target's cgroups",
-        )
-        .await?;
+        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
         let free = space(platform, target, access, &self.path).await?;
         if let Some(why) = fs_magic(platform, target, access, &self.path)
             .await?
@@ -418,14 +404,12 @@ impl FaultKind for IoStressFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::RemoveIoFiles { io, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let io = super::undo_part!(u, RemoveIoFiles { io }, self);
         let duration = self.duration.std();
-        let argv: Vec<String> = match io.access {
+        let command = match io.access {
             CpuAccess::Host => {
                 let root = platform.host_root(target).await?;
-                let mut argv: Vec<String> = vec![
+                let mut args: Vec<String> = vec![
                     "iohog".into(),
                     "--root".into(),
                     root.to_string_lossy().into_owned(),
@@ -435,39 +419,23 @@ impl FaultKind for IoStressFault {
                     io.bytes.to_string(),
                     "--mode".into(),
                     self.mode.as_str().into(),
-                    "--until".into(),
-                    host::deadline(duration + DEADLINE_MARGIN).to_string(),
-                    "--marker".into(),
-                    io.marker.clone(),
                 ];
                 for f in &io.files {
-                    argv.push("--file".into());
-                    argv.push(f.clone());
+                    args.push("--file".into());
+                    args.push(f.clone());
                 }
-                argv
+                StressorCommand::Host(args)
             }
-            CpuAccess::Exec => vec![
-                "sh".into(),
-                "-c".into(),
-                exec_script(
-                    &io.path,
-                    &io.files,
-                    io.bytes,
-                    self.mode,
-                    duration.as_secs().max(1),
-                ),
-                io.marker.clone(),
-            ],
+            CpuAccess::Exec => StressorCommand::Exec(exec_script(
+                &io.path,
+                &io.files,
+                io.bytes,
+                self.mode,
+                duration.as_secs().max(1),
+            )),
         };
-        platform
-            .start_process(
-                target,
-                placement(io.access),
-                &argv,
-                &io.marker,
-                duration + DEADLINE_MARGIN,
-            )
-            .await
+        let placement = io.access.in_container();
+        start_stressor(platform, target, placement, command, &io.marker, duration).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
@@ -480,7 +448,7 @@ impl FaultKind for IoStressFault {
     /// The target pod read for its container, and exec into it (start, read the
     /// cgroup's counters, stop).
     fn rbac(&self) -> &'static [Permission] {
-        &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
+        rbac::EXEC_IN_TARGET
     }
 
     async fn effects(&self, platform: &dyn Platform, undo: &Undo) -> Option<FaultEffects> {
@@ -505,7 +473,7 @@ pub async fn revert(
     io: &IoRecord,
 ) -> Result<(), PlatformError> {
     platform
-        .stop_process(target, placement(io.access), &io.marker, false)
+        .stop_process(target, io.access.in_container(), &io.marker, false)
         .await?;
     match io.access {
         CpuAccess::Host => {

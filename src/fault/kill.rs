@@ -138,17 +138,6 @@ impl FaultKind for KillFault {
         Ok(None)
     }
 
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&super::Undo>,
-    ) -> Result<(), PlatformError> {
-        self.inject_reporting(platform, target, undo)
-            .await
-            .map(|_| ())
-    }
-
     async fn inject_reporting(
         &self,
         platform: &dyn Platform,
@@ -260,7 +249,7 @@ impl FaultKind for KillFault {
         if self.container.is_some() {
             &[rbac::GET_PODS, rbac::CREATE_PODS, rbac::DELETE_PODS]
         } else if self.process.is_some() {
-            &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
+            rbac::EXEC_IN_TARGET
         } else {
             &[rbac::DELETE_PODS, rbac::GET_PODS]
         }

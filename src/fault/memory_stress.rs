@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::cpu_stress::{CpuAccess, DEADLINE_MARGIN};
+use super::cpu_stress::{CpuAccess, StressorCommand, start_stressor};
 use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
-use crate::platform::{Placement, Platform, PlatformError, Target, host};
+use crate::platform::{Platform, PlatformError, Target, host};
 use crate::report::ProcessRef;
 
 /// Prefix of every memory stressor's marker.
@@ -51,17 +51,6 @@ pub struct MemoryRecord {
     /// that name the target's cgroup are this fault's.
     #[serde(default)]
     pub kernel_log_after: Option<u64>,
-}
-
-fn placement(access: CpuAccess) -> Placement {
-    match access {
-        CpuAccess::Host => Placement::Host {
-            netns: false,
-            cgroups: true,
-        },
-        // In the target's own container: charged to its cgroups, on its filesystem.
-        CpuAccess::Exec => Placement::InContainer,
-    }
 }
 
 /// A memory cgroup's limit and OOM count, from its files.
@@ -241,6 +230,9 @@ impl MemoryStressFault {
     }
 }
 
+/// What the host strategy does, said when it cannot be used.
+const HOST_STRATEGY: &str = "moves an allocator into the target's memory cgroup";
+
 impl FaultSpec for MemoryStressFault {
     fault_timing!("memory_stress");
 
@@ -282,13 +274,7 @@ impl FaultSpec for MemoryStressFault {
 #[async_trait]
 impl FaultKind for MemoryStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(
-            self.strategy,
-            platform,
-            target,
-            "moves an allocator into the target's memory cgroup",
-        )
-        .await?;
+        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
         let memory = cgroup_memory(platform, target, access).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => size.bytes,
@@ -322,42 +308,32 @@ impl FaultKind for MemoryStressFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::FreeMemory { memory, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let memory = super::undo_part!(u, FreeMemory { memory }, self);
         let duration = self.duration.std();
-        let argv: Vec<String> = match memory.access {
-            CpuAccess::Host => vec![
+        let command = match memory.access {
+            CpuAccess::Host => StressorCommand::Host(vec![
                 "memhog".into(),
                 "--bytes".into(),
                 memory.bytes.to_string(),
                 "--ramp-ms".into(),
                 self.ramp().as_millis().to_string(),
-                "--until".into(),
-                host::deadline(duration + DEADLINE_MARGIN).to_string(),
-                "--marker".into(),
-                memory.marker.clone(),
-            ],
-            CpuAccess::Exec => vec![
-                "sh".into(),
-                "-c".into(),
-                exec_script(
-                    memory.bytes,
-                    self.ramp().as_millis() / 10,
-                    duration.as_secs().max(1),
-                ),
-                memory.marker.clone(),
-            ],
+            ]),
+            CpuAccess::Exec => StressorCommand::Exec(exec_script(
+                memory.bytes,
+                self.ramp().as_millis() / 10,
+                duration.as_secs().max(1),
+            )),
         };
-        platform
-            .start_process(
-                target,
-                placement(memory.access),
-                &argv,
-                &memory.marker,
-                duration + DEADLINE_MARGIN,
-            )
-            .await
+        let placement = memory.access.in_container();
+        start_stressor(
+            platform,
+            target,
+            placement,
+            command,
+            &memory.marker,
+            duration,
+        )
+        .await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
@@ -370,7 +346,7 @@ impl FaultKind for MemoryStressFault {
     /// The target pod read for its container, and exec into it (start, read the
     /// cgroup's counters, stop).
     fn rbac(&self) -> &'static [Permission] {
-        &[rbac::GET_PODS, rbac::EXEC_CREATE, rbac::EXEC_GET]
+        rbac::EXEC_IN_TARGET
     }
 
     async fn effects(&self, platform: &dyn Platform, undo: &Undo) -> Option<FaultEffects> {
@@ -405,7 +381,7 @@ pub async fn revert(
     memory: &MemoryRecord,
 ) -> Result<(), PlatformError> {
     platform
-        .stop_process(target, placement(memory.access), &memory.marker, false)
+        .stop_process(target, memory.access.in_container(), &memory.marker, false)
         .await
 }
 

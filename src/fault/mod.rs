@@ -18,6 +18,7 @@ pub mod dns;
 pub mod http;
 pub mod http_call;
 pub mod http_proxy;
+pub mod ifb;
 pub mod io_stress;
 pub mod kill;
 pub mod memory_stress;
@@ -41,6 +42,8 @@ pub use crate::report::FaultEffects;
 pub type Prepared = Result<Option<Undo>, PlatformError>;
 /// What [`FaultKind::inject`] answers.
 pub type Injected = Result<(), PlatformError>;
+/// What [`FaultKind::inject_reporting`] answers: what the report should name.
+pub type Reported = Result<Option<FaultEffects>, PlatformError>;
 
 /// What a fault does to a platform. Implemented in the fault's own file.
 #[async_trait]
@@ -57,24 +60,24 @@ pub trait FaultKind: FaultSpec + Send + Sync {
     /// first. `None` for a one-shot fault.
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared;
 
-    /// Applies the fault to one target.
+    /// Applies the fault to one target. A fault implements this or
+    /// [`FaultKind::inject_reporting`] (each defaults to the other).
     async fn inject(
         &self,
         platform: &dyn Platform,
         target: &Target,
         undo: Option<&Undo>,
-    ) -> Injected;
+    ) -> Injected {
+        self.inject_reporting(platform, target, undo)
+            .await
+            .map(|_| ())
+    }
 
     /// Applies the fault like [`FaultKind::inject`] and says what it did that the report
     /// should name (the processes a `kill` signalled). Faults with nothing to add keep
     /// this default.
-    async fn inject_reporting(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        undo: Option<&Undo>,
-    ) -> Result<Option<FaultEffects>, PlatformError> {
-        self.inject(platform, target, undo).await.map(|()| None)
+    async fn inject_reporting(&self, p: &dyn Platform, t: &Target, u: Option<&Undo>) -> Reported {
+        self.inject(p, t, u).await.map(|()| None)
     }
 
     /// For a one-shot fault, once it is applied: whether it took effect. A kill whose
@@ -359,6 +362,19 @@ pub async fn revert_reporting(
     };
     reverted.map(|()| None)
 }
+
+/// The part of its undo record a fault's `inject` works from:
+/// `undo_part!(u, StopStressor { stressor }, self)` is the record's `stressor`; a record of
+/// another fault (or none) returns the error for it.
+macro_rules! undo_part {
+    ($u:expr, $variant:ident { $field:ident }, $fault:expr) => {
+        match $u.map(|u| &u.record) {
+            Some($crate::fault::UndoRecord::$variant { $field, .. }) => $field,
+            _ => return Err($crate::fault::mismatched($fault)),
+        }
+    };
+}
+pub(crate) use undo_part;
 
 /// The error for an undo record that does not belong to the fault given it.
 fn mismatched(fault: &dyn FaultSpec) -> PlatformError {

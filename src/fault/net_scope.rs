@@ -379,9 +379,15 @@ pub fn port_blocks((lo, hi): (u16, u16)) -> Vec<(u16, u16)> {
     out
 }
 
-/// The `u32` match arguments (after `u32`) of the netem filters for egress scopes; one
-/// filter each. No scope: none (netem then sits at the root and takes everything).
-pub fn u32_matches(scopes: &[Resolved]) -> Vec<Vec<String>> {
+/// The `u32` match arguments (after `u32`) of the tc filters for scopes, one filter each:
+/// on egress (`Chain::Output`, the prio root's filters) the peer is the destination, on
+/// ingress (`Chain::Input`, the filters that redirect to the IFB device) the source. No
+/// scope: none (the qdisc then takes everything).
+pub fn u32_matches(scopes: &[Resolved], chain: Chain) -> Vec<Vec<String>> {
+    let addr_key = match chain {
+        Chain::Output => "dst",
+        Chain::Input => "src",
+    };
     let mut out = Vec::new();
     for s in scopes {
         let nets: Vec<Option<&String>> = if s.nets.is_empty() {
@@ -389,10 +395,11 @@ pub fn u32_matches(scopes: &[Resolved]) -> Vec<Vec<String>> {
         } else {
             s.nets.iter().map(Some).collect()
         };
-        // Egress: the peer is the destination; its ports are destination ports for `to`.
-        let port_key = match s.side {
-            Side::To => "dport",
-            Side::From => "sport",
+        // Ports on the peer (`to`) are the ports packets go to on egress and come from on
+        // ingress; ports on the target (`from`) the other way round.
+        let port_key = match (chain, s.side) {
+            (Chain::Output, Side::To) | (Chain::Input, Side::From) => "dport",
+            (Chain::Output, Side::From) | (Chain::Input, Side::To) => "sport",
         };
         let blocks: Vec<Option<(u16, u16)>> = if s.ports.is_empty() {
             vec![None]
@@ -408,7 +415,7 @@ pub fn u32_matches(scopes: &[Resolved]) -> Vec<Vec<String>> {
                 for block in &blocks {
                     let mut m: Vec<String> = Vec::new();
                     if let Some(net) = net {
-                        m.extend(["match", "ip", "dst", net.as_str()].map(String::from));
+                        m.extend(["match", "ip", addr_key, net.as_str()].map(String::from));
                     }
                     if let Some(p) = proto {
                         let num = match p {
@@ -540,7 +547,7 @@ mod tests {
     fn netem_filters_for_each_address_protocol_and_port_block() {
         let s = [to(&["172.17.0.3/32"], &[(8080, 8081)], None)];
         assert_eq!(
-            joined(u32_matches(&s)),
+            joined(u32_matches(&s, Chain::Output)),
             vec![
                 "match ip dst 172.17.0.3/32 match ip protocol 6 0xff match ip dport 8080 0xfffe",
                 "match ip dst 172.17.0.3/32 match ip protocol 17 0xff match ip dport 8080 0xfffe",
@@ -551,8 +558,20 @@ mod tests {
             ..to(&[], &[(5432, 5432)], Some(NetProtocol::Tcp))
         }];
         assert_eq!(
-            joined(u32_matches(&from)),
+            joined(u32_matches(&from, Chain::Output)),
             vec!["match ip protocol 6 0xff match ip sport 5432 0xffff"]
+        );
+        // Ingress: the same peers are the packets' source, and the ports turn round.
+        assert_eq!(
+            joined(u32_matches(&s, Chain::Input)),
+            vec![
+                "match ip src 172.17.0.3/32 match ip protocol 6 0xff match ip sport 8080 0xfffe",
+                "match ip src 172.17.0.3/32 match ip protocol 17 0xff match ip sport 8080 0xfffe",
+            ]
+        );
+        assert_eq!(
+            joined(u32_matches(&from, Chain::Input)),
+            vec!["match ip protocol 6 0xff match ip dport 5432 0xffff"]
         );
     }
 

@@ -28,7 +28,7 @@ pub const HANDLE: &str = "fa17:";
 pub const CHILD_HANDLE: &str = "fa18:";
 
 /// What the kernel said when netem is missing.
-const NETEM_MISSING: &str = "Specified qdisc kind is unknown";
+pub(crate) const NETEM_MISSING: &str = "Specified qdisc kind is unknown";
 
 /// The message for a kernel without netem: names the module and how to get it.
 pub fn netem_missing_message() -> String {
@@ -64,6 +64,11 @@ pub struct QdiscRecord {
     /// A partition's DROP rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drops: Option<Box<DropRecord>>,
+    /// Whether received packets are shaped on tc through faultline's IFB device
+    /// ([`super::ifb`]): `direction: ingress` or `both` with netem or a `rate`. Then `tc`
+    /// says whether the interface's own root qdisc (egress) is faultline's too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ifb: bool,
 }
 
 /// A partition's iptables DROP rules in the target's namespace, each carrying `marker`.
@@ -202,7 +207,7 @@ pub fn add_commands_scoped(
         v.extend(tbf_params(rate.bits_per_second));
         cmds.push(dev("qdisc", v));
     }
-    for m in net_scope::u32_matches(scopes) {
+    for m in net_scope::u32_matches(scopes, net_scope::Chain::Output) {
         let mut v: Vec<String> = ["parent", HANDLE, "protocol", "ip", "prio", "1", "u32"]
             .map(String::from)
             .to_vec();
@@ -252,18 +257,16 @@ pub fn add_commands(f: &NetworkFault, engine: Engine) -> Vec<Vec<String>> {
 
 pub fn show_command(interface: &str) -> Vec<String> {
     ["qdisc", "show", "dev", interface]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        .map(String::from)
+        .to_vec()
 }
 
 /// Deletes faultline's root qdisc, and only it: the kernel refuses when the root's handle
 /// differs from the one named.
 pub fn delete_command(interface: &str) -> Vec<String> {
     ["qdisc", "del", "dev", interface, "root", "handle", HANDLE]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        .map(String::from)
+        .to_vec()
 }
 
 /// The root qdisc as `tc qdisc show` reports it.
@@ -383,6 +386,31 @@ async fn check_root(
     }
 }
 
+impl NetworkFault {
+    /// The impairment and scope fields that are set, as `` `key` `` for a message, but
+    /// those named in `except`.
+    fn set_fields(&self, except: &[&str]) -> Vec<String> {
+        [
+            (self.delay.is_some(), "delay"),
+            (self.jitter.is_some(), "jitter"),
+            (self.loss.is_some(), "loss"),
+            (self.rate.is_some(), "rate"),
+            (self.corrupt.is_some(), "corrupt"),
+            (self.duplicate.is_some(), "duplicate"),
+            (self.reorder.is_some(), "reorder"),
+            (self.partition.is_some(), "partition"),
+            (self.dns.is_some(), "dns"),
+            (self.to.is_some(), "to"),
+            (self.from.is_some(), "from"),
+            (self.direction != NetDirection::Egress, "direction"),
+        ]
+        .into_iter()
+        .filter(|(set, key)| *set && !except.contains(key))
+        .map(|(_, key)| format!("`{key}`"))
+        .collect()
+    }
+}
+
 impl FaultSpec for NetworkFault {
     fault_timing!("network");
 
@@ -497,23 +525,7 @@ impl FaultSpec for NetworkFault {
                     "`partition.with` names no peers: give `cidrs`, `containers`, `pods` or `hosts`",
                 );
             }
-            let mut others = Vec::new();
-            for (set, key) in [
-                (self.delay.is_some(), "delay"),
-                (self.jitter.is_some(), "jitter"),
-                (self.loss.is_some(), "loss"),
-                (self.rate.is_some(), "rate"),
-                (self.corrupt.is_some(), "corrupt"),
-                (self.duplicate.is_some(), "duplicate"),
-                (self.reorder.is_some(), "reorder"),
-                (self.to.is_some(), "to"),
-                (self.from.is_some(), "from"),
-                (self.direction != NetDirection::Egress, "direction"),
-            ] {
-                if set {
-                    others.push(format!("`{key}`"));
-                }
-            }
+            let others = self.set_fields(&["partition", "dns"]);
             if !others.is_empty() {
                 p.err_at(
                     "partition",
@@ -539,24 +551,7 @@ impl FaultSpec for NetworkFault {
                     "`dns` runs on the nfqueue engine (it reads the answers): remove `engine: netem`",
                 );
             }
-            let mut others = Vec::new();
-            for (set, key) in [
-                (self.delay.is_some(), "delay"),
-                (self.jitter.is_some(), "jitter"),
-                (self.loss.is_some(), "loss"),
-                (self.rate.is_some(), "rate"),
-                (self.corrupt.is_some(), "corrupt"),
-                (self.duplicate.is_some(), "duplicate"),
-                (self.reorder.is_some(), "reorder"),
-                (self.partition.is_some(), "partition"),
-                (self.to.is_some(), "to"),
-                (self.from.is_some(), "from"),
-                (self.direction != NetDirection::Egress, "direction"),
-            ] {
-                if set {
-                    others.push(format!("`{key}`"));
-                }
-            }
+            let others = self.set_fields(&["dns"]);
             if !others.is_empty() {
                 p.err_at(
                     "dns",
@@ -623,20 +618,6 @@ impl FaultSpec for NetworkFault {
         }
         if let Some(t) = &self.from {
             net_scope::validate_scope("from", t, p);
-        }
-        if self.direction != NetDirection::Egress {
-            if self.engine == NetworkEngine::Netem {
-                p.err_at(
-                    "direction",
-                    "netem shapes only the packets a target sends: `direction: ingress` or `both` needs `engine: nfqueue` (or auto)",
-                );
-            }
-            if self.rate.is_some() {
-                p.err_at(
-                    "rate",
-                    "`rate` limits only the packets a target sends: remove it, or use `direction: egress`",
-                );
-            }
         }
         if self.jitter.is_some() && self.delay.is_none() {
             p.err_at("jitter", "`jitter` varies a `delay`: add `delay` too");
@@ -751,6 +732,16 @@ impl FaultKind for NetworkFault {
             "tc {} 2>/dev/null",
             delete_command(&self.interface).join(" ")
         );
+        // tc shapes what an interface sends; what the target receives goes through an
+        // IFB device (netem or a rate with `direction: ingress` or `both`).
+        let tc = needs_tc(self, engine);
+        let ifb = tc && self.direction != NetDirection::Egress && self.partition.is_none();
+        if ifb {
+            on_exit.push_str(&format!(
+                "; {}",
+                super::ifb::shell_teardown(&self.interface)
+            ));
+        }
         if beside {
             // The helper takes the rules with it too when it ends (faultline died).
             for m in marker.iter().chain(drop_marker.iter()) {
@@ -827,7 +818,8 @@ impl FaultKind for NetworkFault {
             qdisc: QdiscRecord {
                 interface: self.interface.clone(),
                 access,
-                tc: needs_tc(self, engine),
+                tc: tc && (self.direction != NetDirection::Ingress || self.partition.is_some()),
+                ifb,
                 delayer,
                 netem_first,
                 scope,
@@ -838,14 +830,20 @@ impl FaultKind for NetworkFault {
     }
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
-        let Some(UndoRecord::RemoveQdisc { qdisc, .. }) = u.map(|u| &u.record) else {
-            return Err(super::mismatched(self));
-        };
+        let qdisc = super::undo_part!(u, RemoveQdisc { qdisc }, self);
         inject(platform, self, target, qdisc).await
     }
 
     async fn plan_notes(&self, platform: &dyn Platform, targets: &[Target]) -> Vec<String> {
         let mut notes = Vec::new();
+        let on_tc = self.rate.is_some() || self.engine == NetworkEngine::Netem;
+        if self.direction != NetDirection::Egress && self.partition.is_none() && on_tc {
+            notes.push(format!(
+                "received packets are shaped on tc through faultline's IFB device `{}` in the target's namespace (an ingress qdisc on {} redirects them there)",
+                super::ifb::DEVICE,
+                self.interface
+            ));
+        }
         for (side, scope) in net_scope::declared(self) {
             let key = match (&self.partition, side) {
                 (Some(_), _) => "partition.with",
@@ -1034,6 +1032,31 @@ async fn add_qdisc(
     Ok(())
 }
 
+/// Shapes what the target receives: the fault's qdisc(s) for `engine` on faultline's IFB
+/// device, the packets in scope redirected to it.
+async fn add_ifb(
+    platform: &dyn Platform,
+    f: &NetworkFault,
+    target: &Target,
+    rec: &QdiscRecord,
+    engine: Engine,
+) -> Result<(), PlatformError> {
+    let on_device = NetworkFault {
+        interface: super::ifb::DEVICE.to_string(),
+        ..f.clone()
+    };
+    let qdiscs = add_commands(&on_device, engine);
+    super::ifb::add(
+        platform,
+        target,
+        &rec.access,
+        &f.interface,
+        &qdiscs,
+        &rec.scope,
+    )
+    .await
+}
+
 /// Adds the fault: its qdisc and, with the nfqueue engine, the delayer and its rule. A
 /// failure part-way removes what was added.
 async fn inject(
@@ -1085,12 +1108,23 @@ async fn inject(
             Err(AddError::Other(e)) => return Err(e),
         }
     }
+    if rec.ifb {
+        if let Err(e) = add_ifb(platform, f, target, rec, engine).await {
+            if added {
+                let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+            }
+            return Err(e);
+        }
+    }
     if engine == Engine::Nfqueue {
         if let Some(d) = &rec.delayer {
             if let Err(e) = start_nfqueue(platform, f, target, access, d).await {
                 let _ = stop_nfqueue(platform, target, access, d).await;
                 if added {
                     let _ = tc(platform, target, access, &delete_command(&f.interface)).await;
+                }
+                if rec.ifb {
+                    let _ = super::ifb::remove(platform, target, access, &f.interface).await;
                 }
                 // Say why the nfqueue engine ran at all.
                 return Err(match e {
@@ -1406,6 +1440,9 @@ async fn remove(
             stop_nfqueue(platform, target, &rec.access, d).await?;
         }
     }
+    if rec.ifb {
+        super::ifb::remove(platform, target, &rec.access, &rec.interface).await?;
+    }
     if !rec.tc {
         return Ok(());
     }
@@ -1468,6 +1505,28 @@ mod tests {
 
     fn add_commands_netem(f: &NetworkFault) -> Vec<Vec<String>> {
         add_commands(f, Engine::Netem)
+    }
+
+    #[tokio::test]
+    async fn the_plan_says_when_received_packets_go_through_the_ifb_device() {
+        let platform = crate::platform::fake::Fake::default();
+        let targets = [crate::platform::fake::target("a")];
+        let mut f = fault(None, None, None, Some("1mbit"));
+        assert!(f.plan_notes(&platform, &targets).await.is_empty());
+        f.direction = NetDirection::Both;
+        let notes = f.plan_notes(&platform, &targets).await;
+        assert_eq!(
+            notes,
+            [
+                "received packets are shaped on tc through faultline's IFB device `ifb-fa17` in the target's namespace (an ingress qdisc on eth0 redirects them there)"
+            ]
+        );
+        // Delay on ingress with `engine: auto` runs on the nfqueue engine: no IFB device.
+        let mut d = fault(Some(100), None, None, None);
+        d.direction = NetDirection::Ingress;
+        assert!(d.plan_notes(&platform, &targets).await.is_empty());
+        d.engine = NetworkEngine::Netem;
+        assert_eq!(d.plan_notes(&platform, &targets).await.len(), 1);
     }
 
     #[test]

@@ -151,10 +151,7 @@ pub fn list_rules() -> Vec<String> {
 
 /// `iptables -w -S CHAIN`.
 pub fn list_rules_in(chain: &str) -> Vec<String> {
-    ["iptables", "-w", "-S", chain]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    ["iptables", "-w", "-S", chain].map(String::from).to_vec()
 }
 
 /// Queue numbers already bound in a namespace, from /proc/net/netfilter/nfnetlink_queue

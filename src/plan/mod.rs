@@ -287,12 +287,16 @@ mod tests {
     use super::*;
     use crate::experiment::{VarOverrides, load_experiment_str};
 
+    fn experiment(yaml: &str) -> Experiment {
+        load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
+            .unwrap()
+            .experiment
+    }
+
     #[test]
     fn timeline_orders_injections_and_reverts() {
         let yaml = "version: 1\nname: t\ntarget: {docker: {labels: {app: web}}}\nfaults:\n  - pause: {duration: 5s, after: 2s}\n  - kill: {every: 2s, duration: 5s}\n";
-        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
-            .unwrap()
-            .experiment;
+        let e = experiment(yaml);
         let timed: Vec<(u64, Phase)> = steps(&e)
             .iter()
             .filter_map(|s| s.at.map(|a| (a.as_millis(), s.phase)))
@@ -312,9 +316,7 @@ mod tests {
     #[test]
     fn a_command_without_duration_is_rolled_back_when_the_others_end_and_bounds_are_shown() {
         let yaml = "version: 1\nname: t\ntarget: {docker: {labels: {app: web}}}\nduring:\n  probes:\n    - name: fast\n      latency: {p95: 300ms}\n      tcp: {address: \"127.0.0.1:80\"}\nfaults:\n  - pause: {duration: 4s, after: 1s}\n  - command: {run: [touch, /f], rollback: [rm, /f]}\n";
-        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
-            .unwrap()
-            .experiment;
+        let e = experiment(yaml);
         let s = steps(&e);
         let rollback = s
             .iter()

@@ -207,9 +207,7 @@ mod tests {
 
     use super::*;
 
-    fn probe(v: serde_json::Value) -> CommandProbe {
-        serde_json::from_value(v).unwrap()
-    }
+    use crate::test_support::from_json as probe;
 
     #[tokio::test]
     async fn argv_success() {

@@ -119,9 +119,7 @@ fn describe(host: &str, failure: Failure) -> String {
 mod tests {
     use super::*;
 
-    fn probe(v: serde_json::Value) -> DockerProbe {
-        serde_json::from_value(v).unwrap()
-    }
+    use crate::test_support::from_json as probe;
 
     #[tokio::test]
     async fn counts_nothing_for_an_unused_label() {

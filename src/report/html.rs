@@ -754,16 +754,9 @@ fn timeline_faults(s: &mut String, f: &Frame<'_>) {
 
 /// The latency chart: one mark per sample, green passed, red failed.
 fn timeline_samples(s: &mut String, f: &Frame<'_>) {
-    let Frame {
-        ref scale,
-        ref probes,
-        samples,
-        chart_top,
-        chart_bottom,
-        ..
-    } = *f;
-    // Latency chart: one mark per sample, green passed, red failed.
-    if samples > 0 {
+    let (scale, probes) = (&f.scale, &f.probes);
+    let (chart_top, chart_bottom) = (f.chart_top, f.chart_bottom);
+    if f.samples > 0 {
         let max_latency = probes
             .iter()
             .flat_map(|p| p.timeline.iter().map(|s| s.latency_ms))

@@ -40,6 +40,30 @@ fn failure(
     s
 }
 
+/// One case per steady-state probe of the `before` or `after` check; a failed one is
+/// `kind`, described by `description`.
+fn steady_cases(
+    cases: &mut Cases,
+    phase: &str,
+    kind: &str,
+    probes: &[super::ProbeOutcome],
+    description: impl Fn(&super::ProbeOutcome) -> String,
+) {
+    for p in probes {
+        let status = if p.passed {
+            TestCaseStatus::success()
+        } else {
+            failure(
+                NonSuccessKind::Failure,
+                kind,
+                &p.detail,
+                Some(description(p)),
+            )
+        };
+        cases.add(format!("{phase}: {}", p.name), status, Some(p.duration_ms));
+    }
+}
+
 fn suite(r: &RunResult) -> TestSuite {
     let mut suite = TestSuite::new(&r.experiment.name);
     suite
@@ -60,22 +84,12 @@ fn suite(r: &RunResult) -> TestSuite {
 
     let mut cases = Cases::new(&r.experiment.name);
     if let Some(before) = &r.phases.before {
-        for p in &before.probes {
-            let status = if p.passed {
-                TestCaseStatus::success()
-            } else {
-                failure(
-                    NonSuccessKind::Failure,
-                    "not_steady",
-                    &p.detail,
-                    Some(format!(
-                        "steady state did not hold before injection after {} attempt(s); nothing was injected\n{}",
-                        p.attempts, p.detail
-                    )),
-                )
-            };
-            cases.add(format!("before: {}", p.name), status, Some(p.duration_ms));
-        }
+        steady_cases(&mut cases, "before", "not_steady", &before.probes, |p| {
+            format!(
+                "steady state did not hold before injection after {} attempt(s); nothing was injected\n{}",
+                p.attempts, p.detail
+            )
+        });
     }
     let spans = Spans::of(r);
     if let Some(during) = &r.phases.during {
@@ -133,22 +147,12 @@ fn suite(r: &RunResult) -> TestSuite {
         }
     }
     if let Some(after) = &r.phases.after {
-        for p in &after.probes {
-            let status = if p.passed {
-                TestCaseStatus::success()
-            } else {
-                failure(
-                    NonSuccessKind::Failure,
-                    "not_recovered",
-                    &p.detail,
-                    Some(format!(
-                        "steady state did not recover in time (last of {} attempt(s)): {}",
-                        p.attempts, p.detail
-                    )),
-                )
-            };
-            cases.add(format!("after: {}", p.name), status, Some(p.duration_ms));
-        }
+        steady_cases(&mut cases, "after", "not_recovered", &after.probes, |p| {
+            format!(
+                "steady state did not recover in time (last of {} attempt(s)): {}",
+                p.attempts, p.detail
+            )
+        });
     }
     for f in &r.faults {
         let error = f.error.as_deref().unwrap_or("");

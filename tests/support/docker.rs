@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::skip::{Skip, skip};
 
 pub const IMAGE: &str = "faultline-test/busybox:1";
-pub const TC_IMAGE: &str = "faultline-test/tc:1";
+pub const TC_IMAGE: &str = "faultline-test/tc:2";
 /// Every container a test creates carries this label, so CI can find leftovers.
 pub const TEST_LABEL: &str = "faultline.test";
 
@@ -223,6 +223,21 @@ pub fn http_ok(url: &str) -> bool {
     s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
 }
 
+/// Three web containers on one new network (see [`Fleet::trio`]) once Docker answers and
+/// every program of `needs` (program, Debian package, what cannot be done without it) is
+/// installed; otherwise the skips are recorded and there is nothing.
+pub fn trio_needing(test: &str, needs: &[(&str, &str, &str)]) -> Option<(Fleet, Vec<String>)> {
+    if !require_docker() {
+        return None;
+    }
+    for (program, package, what) in needs {
+        super::skip::require_program(program, package, what)?;
+    }
+    let mut fleet = Fleet::new(test);
+    let names = fleet.trio();
+    Some((fleet, names))
+}
+
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
@@ -312,6 +327,50 @@ pub fn host_processes(marker: &str) -> Vec<std::path::PathBuf> {
                 .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
         })
         .collect()
+}
+
+/// Host processes whose command line contains `marker` and that run in the container's
+/// network namespace (other tests run their own).
+pub fn netns_processes(name: &str, marker: &str) -> Vec<std::path::PathBuf> {
+    let pid = inspect(name, "{{.State.Pid}}");
+    let Ok(netns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else {
+        return Vec::new();
+    };
+    host_processes(marker)
+        .into_iter()
+        .filter(|p| std::fs::read_link(p.join("ns/net")).is_ok_and(|n| n == netns))
+        .collect()
+}
+
+/// One web container whose network namespace a fault changes with iptables.
+pub struct NetnsWeb {
+    pub fleet: Fleet,
+    pub web: String,
+    /// Its address on its Docker network, port 80.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Docker and iptables and one web container, or a recorded skip (`why`: what cannot be
+/// tested without iptables).
+pub fn netns_web(test: &str, why: &str) -> Option<NetnsWeb> {
+    if !require_docker() || super::require_program("iptables", "iptables", why).is_none() {
+        return None;
+    }
+    let mut fleet = Fleet::new(test);
+    let web = fleet.web(&[]);
+    let addr = container_addr(&web);
+    Some(NetnsWeb { fleet, web, addr })
+}
+
+impl NetnsWeb {
+    /// Starts the run and waits until `in_place` holds for the container (its rule is
+    /// there).
+    #[track_caller]
+    pub fn start_when(&self, run: super::Run, in_place: impl Fn(&str) -> bool) -> super::Running {
+        run.spawn_until(&format!("the fault's rule in {}", self.web), || {
+            in_place(&self.web)
+        })
+    }
 }
 
 /// Marker every CPU stressor carries in its command line.

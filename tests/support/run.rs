@@ -142,6 +142,38 @@ impl Run {
         self.output().expect(code).report()
     }
 
+    /// Starts in the background and waits (15 s at most) until `ready` holds: the fault
+    /// is in place. Otherwise the run is killed and the test fails, naming `what` was
+    /// awaited and showing what faultline said.
+    #[track_caller]
+    pub fn spawn_until(self, what: &str, ready: impl FnMut() -> bool) -> Running {
+        let running = self.spawn();
+        if !super::docker::wait_until(Duration::from_secs(15), ready) {
+            running.signal(nix::sys::signal::Signal::SIGINT);
+            let out = running.wait();
+            panic!(
+                "{what} did not appear within 15 s; faultline said:\n{}",
+                out.stderr
+            );
+        }
+        running
+    }
+
+    /// Runs with a journal of its own and no dead-man's switch until `ready` holds, then
+    /// SIGKILLs faultline as a crash would: what it left is for the test to look at, and
+    /// for `recover` through the returned state dir.
+    #[track_caller]
+    pub fn sigkilled_once(self, what: &str, ready: impl FnMut() -> bool) -> StateDir {
+        let state = StateDir::new();
+        let running = self
+            .state(&state)
+            .no_dead_mans_switch()
+            .spawn_until(what, ready);
+        running.signal(nix::sys::signal::Signal::SIGKILL);
+        running.wait();
+        state
+    }
+
     /// Starts in the background; stdout and stderr are collected as they come.
     pub fn spawn(mut self) -> Running {
         let mut child = self

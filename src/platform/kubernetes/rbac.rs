@@ -36,6 +36,9 @@ pub const PATCH_EPHEMERAL: Permission = core("pods/ephemeralcontainers", "patch"
 /// 1.35 authorize it as `get`, later ones as `create`, so both are granted.
 pub const EXEC_CREATE: Permission = core("pods/exec", "create");
 pub const EXEC_GET: Permission = core("pods/exec", "get");
+/// A fault that runs in the target container itself through exec: the pod read for its
+/// container, and exec into it.
+pub const EXEC_IN_TARGET: &[Permission] = &[GET_PODS, EXEC_CREATE, EXEC_GET];
 /// The `available` probe.
 pub const GET_DEPLOYMENTS: Permission = Permission {
     group: "apps",
