@@ -39,6 +39,8 @@ enum Scenario {
     Command,
     Http,
     HttpOutbound,
+    /// Two named targets, a fault on each on its own schedule.
+    TwoTargets,
 }
 
 use Scenario::*;
@@ -68,6 +70,7 @@ impl Scenario {
             Command => "command",
             Http => "http",
             HttpOutbound => "http (outbound)",
+            TwoTargets => "two targets (pause + network)",
         }
     }
 
@@ -119,6 +122,11 @@ impl Scenario {
             HttpOutbound => {
                 &["http: {port: 80, direction: outbound, abort: {status: 503}, duration: 4s}"]
             }
+            // The targets `a` and `b` are the fleet's two containers (see `experiment`).
+            TwoTargets => &[
+                "pause: {target: a, duration: 4s}",
+                "network: {target: b, after: 300ms, rate: 1mbit, duration: 4s, strategy: host}",
+            ],
         }
     }
 
@@ -153,7 +161,24 @@ impl Scenario {
             Command => rollbacks_not_once(fleet),
             Http => http_leftovers(fleet),
             HttpOutbound => http_outbound_leftovers(fleet),
+            TwoTargets => {
+                let mut left = paused_containers(fleet);
+                left.extend(network_leftovers(fleet));
+                left
+            }
         }
+    }
+
+    /// The experiment on the fleet: every container, or for [`TwoTargets`] each of the
+    /// two containers a named target of its own.
+    fn experiment(self, fleet: &Fleet) -> Experiment {
+        let base = match self {
+            TwoTargets => Experiment::new("chaos")
+                .target("a", &format!("docker: {{name: {}}}", fleet.names[0]))
+                .target("b", &format!("docker: {{name: {}}}", fleet.names[1])),
+            _ => Experiment::new("chaos").on(fleet).select("{mode: all}"),
+        };
+        self.faults().iter().fold(base, |e, f| e.fault(f))
     }
 
     /// For faults that end by themselves: how long after the start they are surely over.
@@ -422,11 +447,7 @@ fn chaos(s: Scenario, how: Kill) {
             .collect();
         let mut fleet = Fleet::new(&format!("chaos-{slug}"));
         fleet.webs(2, s.container_flags());
-        let exp = s
-            .faults()
-            .iter()
-            .fold(Experiment::new("chaos").on(&fleet), |e, f| e.fault(f))
-            .select("{mode: all}");
+        let exp = s.experiment(&fleet);
         let (state, dir) = (StateDir::new(), tempfile::tempdir().unwrap());
         let audit = dir.path().join("audit.jsonl");
         let mut run = Run::experiment(&exp)
@@ -807,4 +828,19 @@ fn http_outbound_sigkill_dead_mans_switch() {
 #[test]
 fn http_outbound_sigint() {
     chaos(HttpOutbound, Kill::Interrupt);
+}
+
+#[test]
+fn two_targets_sigkill_then_recover() {
+    chaos(TwoTargets, Kill::HardThenRecover);
+}
+
+#[test]
+fn two_targets_sigkill_dead_mans_switch() {
+    chaos(TwoTargets, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn two_targets_sigint() {
+    chaos(TwoTargets, Kill::Interrupt);
 }

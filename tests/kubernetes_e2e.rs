@@ -739,6 +739,7 @@ async fn cli_recover(env: &Env, p: &KubernetesPlatform) {
             pid: dead_pid,
             experiment: "e2e".into(),
             fault: f.describe(),
+            target: String::new(),
             platform: PlatformRef {
                 kind: "kubernetes".into(),
                 endpoint: Some(p.endpoint()),

@@ -22,6 +22,8 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock;
 
+mod support;
+
 use faultline::experiment::model::{Fault, KubernetesProbe, KubernetesTarget, NetworkStrategy};
 use faultline::experiment::units::{Duration as Dur, Signal};
 use faultline::fault;
@@ -3600,6 +3602,108 @@ async fn cpu_stress_without_an_image_fails_without_a_spurious_warning() {
     assert_eq!(execs(&server.seen()), Vec::<(String, String)>::new());
 }
 
+/// Mixed platforms in one run: a real Docker container paused while, 500 ms in, a pod on
+/// the fake API server is deleted; each fault on its own target, platform and schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_a_docker_and_a_kubernetes_target() {
+    let Some(mut fleet) = support::docker_fleet("mixed") else {
+        return;
+    };
+    let web = fleet.web(&["--label", "fltest.role=api"]);
+    let deleted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let handler: fake::Handler = Arc::new({
+        let deleted = deleted.clone();
+        move |s: &Seen| {
+            if s.method == "GET" && s.path == PODS {
+                let gone = deleted.lock().unwrap().clone();
+                let items = [("cache-1", "uid-1")]
+                    .into_iter()
+                    .filter(|(n, _)| gone.as_deref() != Some(*n))
+                    .map(|(n, u)| pod(n, u))
+                    .collect();
+                return fake::Answer::Json(200, pod_list(items));
+            }
+            if s.method == "DELETE" && s.path == format!("{PODS}/cache-1") {
+                *deleted.lock().unwrap() = Some("cache-1".into());
+                return fake::Answer::Json(200, pod("cache-1", "uid-1"));
+            }
+            fake::Answer::Json(404, not_found("cache-1"))
+        }
+    });
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let exp = support::Experiment::new("mixed")
+        .target_on("api", &fleet, "api", "{mode: one}")
+        .target(
+            "cache",
+            "kubernetes: {namespace: shop, selector: app=cache}",
+        )
+        .fault("pause: {target: api, duration: 2s}")
+        .fault("kill: {target: cache, after: 500ms}");
+    let state = support::StateDir::new();
+    let run = support::Run::experiment(&exp)
+        .json_report()
+        .state(&state)
+        .env("KUBECONFIG", kubeconfig(dir.path(), &server.url));
+    let web_seen = web.clone();
+    let (out, paused_while_deleted) = tokio::task::spawn_blocking(move || {
+        let running = run.spawn();
+        let paused = support::wait_until(Duration::from_secs(15), || support::paused(&web_seen));
+        let out = running.wait();
+        (out, paused)
+    })
+    .await
+    .unwrap();
+    out.expect(0);
+    assert!(
+        paused_while_deleted,
+        "docker inspect never showed the container paused"
+    );
+    assert!(
+        !support::paused(&web),
+        "the container is unpaused after the run"
+    );
+    assert_eq!(deleted.lock().unwrap().as_deref(), Some("cache-1"));
+    let r = out.report();
+    let fault_of = |kind: &str| {
+        r["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["type"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let (pause, kill) = (fault_of("pause"), fault_of("kill"));
+    assert_eq!(
+        (&pause["target_name"], &pause["target"], &pause["status"]),
+        (&json!("api"), &json!(web), &json!("reverted"))
+    );
+    assert_eq!(
+        (&kill["target_name"], &kill["target"], &kill["status"]),
+        (&json!("cache"), &json!("cache-1"), &json!("completed"))
+    );
+    let platforms: BTreeSet<(String, String)> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["target_name"].to_string(), t["platform"].to_string()))
+        .collect();
+    assert_eq!(
+        platforms,
+        [
+            (r#""api""#.to_string(), r#""docker""#.to_string()),
+            (r#""cache""#.to_string(), r#""kubernetes""#.to_string())
+        ]
+        .into()
+    );
+    assert!(state.is_clean());
+    // The Kubernetes side made only the calls its Role grants.
+    let mut allowed = rbac::for_targets();
+    allowed.extend(fault::rbac_rules(&fault(json!({"kill": {}}))));
+    assert_granted(&server.seen(), &allowed);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_reconnects_to_the_recorded_context_and_namespace() {
     let state = Arc::new(Mutex::new(NetState::running("faultline-net-0000beef")));
@@ -3992,6 +4096,15 @@ fn rbac_grants_exactly_what_each_example_needs() {
                 "data apps deployments: get",
                 "shop  pods: list",
                 "shop apps deployments: get",
+            ],
+        ),
+        (
+            // Its pause is on the Docker target: only the network fault's needs.
+            "experiments/k8s-cache-docker-api.yaml",
+            &[
+                "shop  pods: get,list",
+                "shop  pods/ephemeralcontainers: patch",
+                "shop  pods/exec: create,get",
             ],
         ),
     ];

@@ -238,6 +238,57 @@ fn plan_prints_the_timeline() {
 }
 
 #[test]
+fn plan_shows_one_timeline_for_every_named_target() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/cache-and-api.yaml");
+    faultline(["plan"])
+        .arg(&file)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect(4)
+        .stdout_has("Targets:\n  api: docker containers with labels app=api")
+        .stdout_has("  cache: docker containers with labels app=cache")
+        .stdout_has("t+0s     fault 1 on cache: pause for 4s")
+        .stdout_has("t+1s     fault 2 on api: kill")
+        .stdout_has("t+4s     fault 1 on cache: revert pause");
+}
+
+/// One Docker and one Kubernetes target in one experiment: valid, planned on one
+/// timeline, and `rbac` asks only for what the Kubernetes target's faults need.
+#[test]
+fn a_mixed_docker_and_kubernetes_experiment() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/k8s-cache-docker-api.yaml");
+    faultline(["validate"])
+        .arg(&file)
+        .output()
+        .expect(0)
+        .stdout_has("valid experiment `k8s-cache-docker-api` (2 fault(s)");
+    faultline(["plan"])
+        .arg(&file)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect(4)
+        .stdout_has("  api: docker containers with labels app=api")
+        .stdout_has("  cache: kubernetes pods in namespace shop matching app=cache")
+        .stdout_has("fault 1 on cache: ")
+        .stdout_has("t+2s     fault 2 on api: pause for 3s");
+    let out = faultline(["rbac"])
+        .arg(&file)
+        .args(["--service-account", "faultline/faultline"])
+        .output();
+    out.expect(0)
+        .stdout_has("namespace: shop")
+        .stdout_has("pods/ephemeralcontainers");
+    // The pause is on the Docker target: nothing of it in the Role.
+    assert!(!out.stdout.contains("pause"), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("\nkind: Role\n").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn scenario_checks_its_experiments() {
     let dir = tempfile::tempdir().unwrap();
     write(

@@ -30,7 +30,7 @@ faults:
     );
     let e = &l.experiment;
     assert_eq!(e.name, "no");
-    let d = e.target.docker.as_ref().unwrap();
+    let d = e.target.as_ref().unwrap().docker.as_ref().unwrap();
     let label = |k: &str| d.labels.get(k).map(String::as_str);
     assert_eq!(label("env"), Some("on"));
     assert_eq!(label("canary"), Some("no"));
@@ -112,6 +112,8 @@ experiments:
     let labels = &s.experiments[0]
         .experiment
         .target
+        .as_ref()
+        .unwrap()
         .docker
         .as_ref()
         .unwrap()

@@ -108,9 +108,10 @@ fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
             .chain(during)
             .flat_map(experiment::model::ProbeSpec::kinds)
             .any(|k| matches!(k, ProbeKind::Docker(_)));
-        w.docker |= e.target.docker.is_some() || docker_probe;
+        let targets = e.named_targets();
+        w.docker |= targets.iter().any(|(_, t)| t.docker.is_some()) || docker_probe;
         let mut endpoints = Vec::new();
-        if let Some(d) = &e.target.docker {
+        for d in targets.iter().filter_map(|(_, t)| t.docker.as_ref()) {
             endpoints.push((d.host.clone(), d.tls.clone()));
         }
         let during = e.during.iter().flat_map(|d| d.probes.iter());

@@ -72,8 +72,8 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
                         &format!("  targets not resolved: {e}\n"),
                     )
                 };
-                match run::platform_for(&loaded, None).await {
-                    Ok(p) => match run::dry_run(&loaded, p.as_ref(), a.seed).await {
+                match run::platforms_for(&loaded, None).await {
+                    Ok(p) => match run::dry_run(&loaded, &p, a.seed).await {
                         Ok(r) => r,
                         Err(e) => (unresolved(&e), Exit::Error),
                     },

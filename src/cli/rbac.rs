@@ -39,7 +39,8 @@ pub(super) fn run(a: &RbacArgs) -> Result<Exit, Error> {
     }
     let default_ns = experiments
         .iter()
-        .find_map(|e| e.target.kubernetes.as_ref().map(|k| k.namespace.clone()))
+        .flat_map(|e| e.named_targets())
+        .find_map(|(_, t)| t.kubernetes.as_ref().map(|k| k.namespace.clone()))
         .or_else(|| needs.keys().next().map(|s| s.namespace.clone()))
         .unwrap_or_default();
     let account = ServiceAccount::parse(&a.service_account, &default_ns).map_err(Error::Usage)?;
@@ -103,8 +104,11 @@ pub(super) fn render(
     // What each fault asks of the namespace's Pod Security level, said once per fault.
     let notes: BTreeSet<&str> = experiments
         .iter()
-        .filter(|e| e.target.kubernetes.is_some())
-        .flat_map(|e| e.faults.iter())
+        .flat_map(|e| {
+            e.faults
+                .iter()
+                .filter(|f| e.target_of(f).is_some_and(|(_, t)| t.kubernetes.is_some()))
+        })
         .filter_map(|f| crate::fault::kind(f).kubernetes_note())
         .collect();
     for note in notes {

@@ -11,18 +11,19 @@ use crate::experiment::{self, LoadedExperiment};
 use crate::platform::{Platform, PlatformError};
 use crate::report::{self, RunResult};
 use crate::run::Records;
-use crate::run::session::{Confirm, Observe, Resolution, Session, resolve};
+use crate::run::session::{Confirm, Observe, Resolution, Session, resolve_all};
 use std::sync::Arc;
 
-/// Connects to the platform the experiment's target block names.
-pub(super) async fn platform_for(
+/// Connects to the platform of each of the experiment's targets (in the order of
+/// `Experiment::named_targets`).
+pub(super) async fn platforms_for(
     loaded: &LoadedExperiment,
     tc_image: Option<&str>,
-) -> Result<Box<dyn Platform>, PlatformError> {
+) -> Result<Vec<Box<dyn Platform>>, PlatformError> {
     let opts = crate::platform::ConnectOptions {
         tc_image: tc_image.map(str::to_string),
     };
-    crate::platform::connect(&loaded.experiment.target, &opts).await
+    crate::run::session::connect_all(&loaded.experiment, &opts).await
 }
 
 pub(super) fn runtime() -> tokio::runtime::Runtime {
@@ -58,10 +59,10 @@ pub(super) fn run(a: &RunArgs) -> Result<Exit, Error> {
         let mut exit = Exit::Passed;
         for l in &loaded {
             if a.dry_run {
-                let platform = platform_for(l, a.session.tc_image.as_deref())
+                let platforms = platforms_for(l, a.session.tc_image.as_deref())
                     .await
                     .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
-                let (plan, code) = dry_run(l, platform.as_ref(), a.seed).await?;
+                let (plan, code) = dry_run(l, &platforms, a.seed).await?;
                 print_stdout(&plan);
                 exit = exit.max(code);
                 continue;
@@ -117,70 +118,100 @@ fn ask(what: &str) -> bool {
 /// The exit code is the one the run would start with: 3 when too few targets match.
 pub(super) async fn dry_run(
     l: &LoadedExperiment,
-    platform: &dyn Platform,
+    platforms: &[Box<dyn Platform>],
     seed: Option<u64>,
 ) -> Result<(String, Exit), Error> {
+    let platforms: Vec<&dyn Platform> = platforms.iter().map(AsRef::as_ref).collect();
+    let resolved = resolve_all(&platforms, &l.experiment, seed)
+        .await
+        .map_err(|e| Error::Platform(e.to_string()))?;
+    let mut out = super::validate::render_plan(l, resolved.first().map(|r| r.seed));
+    let mut exit = Exit::Passed;
+    let mut targets = String::new();
+    let named = l.experiment.named_targets();
+    for (((name, t), platform), r) in named.into_iter().zip(platforms).zip(resolved) {
+        let (text, code) = resolved_target(l, name, t, platform, r).await;
+        targets.push_str(&text);
+        exit = exit.max(code);
+    }
+    targets.push_str("Nothing was touched.\n");
+    out = out.replace(super::validate::UNRESOLVED, &targets);
+    Ok((l.secrets.redact(&out), exit))
+}
+
+/// The plan's lines about one named target (`name` empty for the unnamed `target`):
+/// what was resolved, and how each of its faults would reach it.
+async fn resolved_target(
+    l: &LoadedExperiment,
+    name: &str,
+    t: &experiment::model::Target,
+    platform: &dyn Platform,
+    r: Resolution,
+) -> (String, Exit) {
     let Resolution {
         targets: chosen,
         seed,
         candidates: n,
         passed_over,
-    } = resolve(platform, &l.experiment, seed)
-        .await
-        .map_err(|e| Error::Platform(e.to_string()))?;
-    let counts = report::Selection::of(&l.experiment.target.select, n, chosen.len())
-        .passing_over(passed_over);
-    let mut out = super::validate::render_plan(l, Some(seed));
-    let what = crate::plan::describe_target(&l.experiment.target);
-    let mut exit = Exit::Passed;
-    let targets = if let Some(why) = counts.too_few(&what) {
-        exit = Exit::NotRun;
-        format!(
-            "On {} ({n} candidates): {why}: the run would stop with `no_targets` (exit 3).\n",
-            platform.endpoint(),
-        )
+    } = r;
+    let who = if name.is_empty() {
+        String::new()
     } else {
-        let short = counts
-            .shortfall()
-            .map(|s| format!(" ({s})"))
-            .unwrap_or_default();
-        let mut s = format!(
-            "Resolved on {} with seed {seed}: {} of {n} matching target(s){short}:\n",
-            platform.endpoint(),
-            chosen.len()
-        );
-        for t in &chosen {
-            s.push_str(&format!(
-                "  - {} ({})\n",
-                t.name,
-                &t.id[..t.id.len().min(12)]
-            ));
-        }
-        for (i, f) in l.experiment.faults.iter().enumerate() {
-            for note in crate::fault::kind(f).plan_notes(platform, &chosen).await {
-                s.push_str(&format!("  fault {}: {note}\n", i + 1));
-            }
-        }
-        if let Some(why) = platform.endpoint_source() {
-            s.push_str(&format!("Endpoint: {} {why}\n", platform.endpoint()));
-            if let Some(t) = chosen.first() {
-                let reach = platform.host_reach(t).await;
-                if let Err(why) = &reach {
-                    s.push_str(&format!("From this host: no ({why}).\n"));
-                }
-                s.push_str("How each fault reaches the targets:\n");
-                for (i, f) in l.experiment.faults.iter().enumerate() {
-                    if let Some(how) = docker_strategy(f, &reach) {
-                        s.push_str(&format!("  fault {} ({}): {how}\n", i + 1, f.type_name()));
-                    }
-                }
-            }
-        }
-        s.push_str("Nothing was touched.\n");
-        s
+        format!("Target `{name}`: ")
     };
-    out = out.replace(super::validate::UNRESOLVED, &targets);
-    Ok((l.secrets.redact(&out), exit))
+    let counts = report::Selection::of(&t.select, n, chosen.len()).passing_over(passed_over);
+    let what = crate::plan::describe_target(t);
+    if let Some(why) = counts.too_few(&what) {
+        let s = format!(
+            "{who}On {} ({n} candidates): {why}: the run would stop with `no_targets` (exit 3).\n",
+            platform.endpoint(),
+        );
+        return (s, Exit::NotRun);
+    }
+    let short = counts
+        .shortfall()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let mut s = format!(
+        "{who}Resolved on {} with seed {seed}: {} of {n} matching target(s){short}:\n",
+        platform.endpoint(),
+        chosen.len()
+    );
+    for t in &chosen {
+        s.push_str(&format!(
+            "  - {} ({})\n",
+            t.name,
+            &t.id[..t.id.len().min(12)]
+        ));
+    }
+    let e = &l.experiment;
+    let mine: Vec<(usize, &experiment::model::Fault)> = e
+        .faults
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| e.target_of(f).is_some_and(|(n, _)| n == name))
+        .collect();
+    for (i, f) in &mine {
+        for note in crate::fault::kind(f).plan_notes(platform, &chosen).await {
+            s.push_str(&format!("  fault {}: {note}\n", i + 1));
+        }
+    }
+    if let Some(why) = platform.endpoint_source() {
+        s.push_str(&format!("Endpoint: {} {why}\n", platform.endpoint()));
+        if let Some(t) = chosen.first() {
+            let reach = platform.host_reach(t).await;
+            if let Err(why) = &reach {
+                s.push_str(&format!("From this host: no ({why}).\n"));
+            }
+            s.push_str("How each fault reaches the targets:\n");
+            for (i, f) in &mine {
+                if let Some(how) = docker_strategy(f, &reach) {
+                    s.push_str(&format!("  fault {} ({}): {how}\n", i + 1, f.type_name()));
+                }
+            }
+        }
+    }
+    (s, Exit::Passed)
 }
 
 /// How a fault reaches a Docker target, given whether this host reaches its namespaces and

@@ -99,11 +99,24 @@ pub(super) fn render_plan(loaded: &LoadedExperiment, seed: Option<u64>) -> Strin
     if let Some(d) = &e.description {
         let _ = writeln!(out, "  {}", d.trim());
     }
-    let mut target = e.target.clone();
-    if seed.is_some() {
-        target.select.seed = seed;
+    let named = e.named_targets();
+    if named.len() > 1 || named.iter().any(|(n, _)| !n.is_empty()) {
+        let _ = writeln!(out, "\nTargets:");
     }
-    let _ = writeln!(out, "\nTarget: {}", plan::describe_target(&target));
+    for (name, t) in named {
+        let mut target = t.clone();
+        if seed.is_some() {
+            target.select.seed = seed;
+        }
+        match name {
+            "" => {
+                let _ = writeln!(out, "\nTarget: {}", plan::describe_target(&target));
+            }
+            _ => {
+                let _ = writeln!(out, "  {name}: {}", plan::describe_target(&target));
+            }
+        }
+    }
     out.push_str(UNRESOLVED);
     let _ = writeln!(out, "\nSteps:");
     for (i, s) in plan::steps(e).iter().enumerate() {

@@ -34,26 +34,67 @@ pub struct Experiment {
     /// Format version; 1 is the only one so far.
     pub version: u32,
     /// `experiment` (the default) or `scenario`.
-    #[serde(default)]
     pub kind: Option<DocumentKind>,
     /// `[a-z0-9][a-z0-9-]*`, at most 63 characters.
     pub name: String,
-    #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
     /// Default values for `${name}`; `--var name=value` overrides them.
     #[serde(default)]
     pub vars: BTreeMap<String, VarValue>,
-    pub target: Target,
+    /// The one target of every fault. Either this or `targets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Named targets, possibly on different platforms: each fault names its own with
+    /// `target: NAME` (required when there are several). Either this or `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<BTreeMap<String, Target>>,
     /// The hypothesis: every probe must pass before injection and again after.
     #[serde(default)]
     pub steady_state: Vec<ProbeSpec>,
-    #[serde(default)]
     pub during: Option<During>,
     pub faults: Vec<Fault>,
-    #[serde(default)]
     pub recovery: Option<Recovery>,
+}
+
+impl Experiment {
+    /// Every target with its name (`""` for the single unnamed `target`), by name.
+    pub fn named_targets(&self) -> Vec<(&str, &Target)> {
+        match &self.target {
+            Some(t) => vec![("", t)],
+            None => self
+                .targets
+                .iter()
+                .flatten()
+                .map(|(n, t)| (n.as_str(), t))
+                .collect(),
+        }
+    }
+
+    /// Which of [`Experiment::named_targets`] a fault acts on: the one it names, else the
+    /// only one. `None` only in an experiment `validate` refuses.
+    pub fn target_index(&self, f: &Fault) -> Option<usize> {
+        let all = self.named_targets();
+        match f.spec().target() {
+            Some(name) => all.iter().position(|(n, _)| *n == name),
+            None => (all.len() == 1).then_some(0),
+        }
+    }
+
+    /// The target a fault acts on, with its name (see [`Experiment::target_index`]).
+    pub fn target_of(&self, f: &Fault) -> Option<(&str, &Target)> {
+        let i = self.target_index(f)?;
+        self.named_targets().get(i).copied()
+    }
+
+    /// The platform block a fault acts on, for describing it in that platform's words.
+    pub fn describe_fault(&self, f: &Fault) -> String {
+        match self.target_of(f) {
+            Some((_, t)) => f.describe_for(t),
+            None => f.describe(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -115,40 +156,31 @@ impl VarValue {
 }
 
 /// Where the faults go: exactly one platform block, and how many of its matches to pick.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct Target {
-    #[serde(default)]
     pub docker: Option<DockerTarget>,
-    #[serde(default)]
     pub kubernetes: Option<KubernetesTarget>,
-    #[serde(default)]
     pub select: Select,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DockerTarget {
     /// Docker endpoint; overrides DOCKER_HOST, DOCKER_CONTEXT and the docker CLI's
     /// current context. Default: those, in that order, then the local socket.
-    #[serde(default)]
     pub host: Option<String>,
     /// TLS material for a `tcp://` host (the daemon's certificate is always verified).
-    #[serde(default)]
     pub tls: Option<DockerTls>,
     /// Every pair must match the container's labels.
-    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// A Compose project's containers (and one service's): shorthand for the labels
     /// `com.docker.compose.project` and `com.docker.compose.service`.
-    #[serde(default)]
     pub compose: Option<ComposeService>,
     /// Exact container name, or /regex/.
-    #[serde(default)]
     pub name: Option<NameMatch>,
     /// Select among every container on the host. Required when neither `labels` nor
     /// `name` is given, so that an empty selector is never an accident.
-    #[serde(default)]
     pub all_containers: bool,
 }
 
@@ -164,7 +196,6 @@ pub struct ComposeService {
     /// The project name (`docker compose -p`, else the directory's name).
     pub project: String,
     /// The service name in the compose file; default: every service of the project.
-    #[serde(default)]
     pub service: Option<String>,
 }
 
@@ -190,10 +221,8 @@ pub struct DockerTls {
     /// The CA that signed the daemon's certificate.
     pub ca: String,
     /// faultline's client certificate (with `key`), when the daemon verifies clients.
-    #[serde(default)]
     pub cert: Option<String>,
     /// The client certificate's private key.
-    #[serde(default)]
     pub key: Option<String>,
 }
 
@@ -201,17 +230,13 @@ pub struct DockerTls {
 #[serde(deny_unknown_fields)]
 pub struct KubernetesTarget {
     /// kubeconfig context; default: the current one, or in-cluster.
-    #[serde(default)]
     pub context: Option<String>,
     pub namespace: String,
     /// Kubernetes label-selector syntax: `app=api,tier!=canary`.
-    #[serde(default)]
     pub selector: Option<String>,
     /// Kubernetes field-selector syntax: `status.phase=Running`.
-    #[serde(default)]
     pub field_selector: Option<String>,
     /// Container for container-level faults; default: the pod's first.
-    #[serde(default)]
     pub container: Option<String>,
     /// Allow targets in kube-system, kube-public and kube-node-lease.
     #[serde(default)]
@@ -219,19 +244,15 @@ pub struct KubernetesTarget {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Select {
-    #[serde(default)]
     pub mode: SelectMode,
     /// With `count`: how many; with `percent`: 1..100.
-    #[serde(default)]
     pub value: Option<u64>,
     /// Same seed and same candidates give the same choice.
-    #[serde(default)]
     pub seed: Option<u64>,
     /// The fewest targets the run accepts: when fewer are selected (e.g. `count: 5` with 3
     /// matches), the run stops with `no_targets` (exit 3) and touches nothing.
-    #[serde(default)]
     pub min: Option<u64>,
 }
 
@@ -257,7 +278,6 @@ pub struct ProbeSpec {
     #[serde(default = "secs::<1>")]
     pub retry_interval: Duration,
     /// During only: the success ratio this probe must keep (0.0..1.0, default 1.0).
-    #[serde(default)]
     pub min_success: Option<f64>,
     /// During only: bounds on the latency percentiles of the window's samples, checked
     /// alongside `min_success`.
@@ -371,14 +391,10 @@ pub struct HttpProbe {
     pub method: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(default)]
     pub body: Option<String>,
     /// Accepted statuses; default 200..399.
-    #[serde(default)]
     pub status: Option<Vec<StatusSpec>>,
-    #[serde(default)]
     pub body_contains: Option<String>,
-    #[serde(default)]
     pub max_latency: Option<Duration>,
     #[serde(default = "secs::<5>")]
     pub timeout: Duration,
@@ -400,55 +416,41 @@ pub struct TcpProbe {
     pub timeout: Duration,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct CommandProbe {
     /// argv list, run without a shell.
-    #[serde(default)]
     pub run: Option<Vec<String>>,
     /// One string for `sh -c`.
-    #[serde(default)]
     pub shell: Option<String>,
-    #[serde(default)]
     pub exit_code: i32,
-    #[serde(default)]
     pub stdout_contains: Option<String>,
     #[serde(default = "secs::<30>")]
     pub timeout: Duration,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct DockerProbe {
-    #[serde(default)]
     pub host: Option<String>,
-    #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
     pub name: Option<NameMatch>,
     /// Count of matching running containers: `2`, `">= 2"`, `"== 1"`.
-    #[serde(default)]
     pub running: Option<CountExpr>,
     /// Count of matching healthy containers.
-    #[serde(default)]
     pub healthy: Option<CountExpr>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesProbe {
-    #[serde(default)]
     pub context: Option<String>,
     pub namespace: String,
-    #[serde(default)]
     pub selector: Option<String>,
     /// Count of Ready pods matching the selector.
-    #[serde(default)]
     pub ready: Option<CountExpr>,
-    #[serde(default)]
     pub deployment: Option<String>,
     /// Count of the deployment's available replicas.
-    #[serde(default)]
     pub available: Option<CountExpr>,
 }
 
@@ -457,9 +459,7 @@ pub struct KubernetesProbe {
 pub struct PrometheusProbe {
     pub url: String,
     pub query: String,
-    #[serde(default)]
     pub min: Option<f64>,
-    #[serde(default)]
     pub max: Option<f64>,
     #[serde(default = "secs::<5>")]
     pub timeout: Duration,
@@ -467,18 +467,15 @@ pub struct PrometheusProbe {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct During {
     #[serde(default = "secs::<1>")]
     pub interval: Duration,
     /// Revert everything as soon as a probe falls below its bar.
-    #[serde(default)]
     pub abort_on_failure: bool,
     /// When every fault is one-shot: how long to sample after the first injection.
-    #[serde(default)]
     pub duration: Option<Duration>,
-    #[serde(default)]
     pub probes: Vec<ProbeSpec>,
 }
 
@@ -553,6 +550,9 @@ macro_rules! fault_timing {
         fn name(&self) -> &'static str {
             $name
         }
+        fn target(&self) -> Option<&str> {
+            self.target.as_deref()
+        }
         fn after(&self) -> $crate::experiment::units::Duration {
             self.after
         }
@@ -565,6 +565,8 @@ pub(crate) use fault_timing;
 pub trait FaultSpec {
     /// The key that names it in a file: `kill`, `pause`, ...
     fn name(&self) -> &'static str;
+    /// The named target it acts on, when it names one (`target: NAME`).
+    fn target(&self) -> Option<&str>;
     fn after(&self) -> Duration;
     /// How long it stays active; `None` for a one-shot fault.
     fn duration(&self) -> Option<Duration>;
@@ -681,34 +683,28 @@ impl Fault {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct KillFault {
-    #[serde(default)]
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     pub after: Duration,
-    #[serde(default)]
     pub signal: Signal,
     /// Kubernetes: the pod's termination grace period (default 0s, a force delete).
     /// Docker: how long the container has to end after the signal before it counts as
     /// having survived it (default 5s).
-    #[serde(default)]
     pub grace_period: Option<Duration>,
     /// Signal only the processes inside the target whose command line matches this
     /// regular expression (Docker), instead of the target itself.
-    #[serde(default)]
     pub process: Option<String>,
     /// Kill only this container of the pod (Kubernetes): every process of it is signalled
     /// from a helper pod on its node, and the kubelet restarts it.
-    #[serde(default)]
     pub container: Option<String>,
     /// Repeat the kill at this interval (selecting targets again each time) for `duration`.
-    #[serde(default)]
     pub every: Option<Duration>,
-    #[serde(default)]
     pub duration: Option<Duration>,
     /// Whether the target is expected to end (`exit`, the default: a target that keeps
     /// running is an error of the run) or to survive the signal (`survive`), or either.
-    #[serde(default)]
     pub expect: KillExpect,
 }
 
@@ -725,6 +721,8 @@ pub enum KillExpect {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -733,27 +731,22 @@ pub struct PauseFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
-    #[serde(default)]
     pub delay: Option<Duration>,
-    #[serde(default)]
     pub jitter: Option<Duration>,
     /// Percent of packets dropped: 5 or "5%".
-    #[serde(default)]
     pub loss: Option<Percent>,
     /// Bandwidth limit, e.g. 1mbit (always applied with tbf).
-    #[serde(default)]
     pub rate: Option<Rate>,
     /// Percent of packets with one bit flipped (the receiver's checksum drops them).
-    #[serde(default)]
     pub corrupt: Option<Percent>,
     /// Percent of packets sent twice.
-    #[serde(default)]
     pub duplicate: Option<Percent>,
     /// Packets sent at once, ahead of the delayed ones (needs `delay`), as netem does.
-    #[serde(default)]
     pub reorder: Option<Box<Reorder>>,
     #[serde(default = "eth0")]
     pub interface: String,
@@ -764,23 +757,18 @@ pub struct NetworkFault {
     #[serde(default)]
     pub strategy: NetworkStrategy,
     /// Image with `tc` for the sidecar strategy.
-    #[serde(default)]
     pub tc_image: Option<String>,
     /// Only traffic with these peers as servers: their addresses, and ports on them.
-    #[serde(default)]
     pub to: Option<Box<NetScope>>,
     /// Only traffic with these peers as clients: their addresses, and ports on the target.
-    #[serde(default)]
     pub from: Option<Box<NetScope>>,
     /// Which packets are affected: leaving the target (`egress`, the default), arriving
     /// at it (`ingress`), or both.
     #[serde(default)]
     pub direction: NetDirection,
     /// Drops every packet between the target and a set of peers, in the chosen directions.
-    #[serde(default)]
     pub partition: Option<Box<Partition>>,
     /// Makes the answers the target gets for some DNS names fail.
-    #[serde(default)]
     pub dns: Option<Box<DnsFault>>,
 }
 
@@ -980,6 +968,8 @@ pub enum NetworkStrategy {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CpuStressFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -1006,18 +996,17 @@ pub enum CpuStrategy {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryStressFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
     /// How much memory: `256MiB`, `1GiB`.
-    #[serde(default)]
     pub size: Option<ByteSize>,
     /// How much memory, in percent of the container's memory limit (refused without one).
-    #[serde(default)]
     pub percent: Option<Percent>,
     /// The memory is allocated evenly over this time, then held. Default: 5s, or the
     /// duration when it is shorter.
-    #[serde(default)]
     pub ramp: Option<Duration>,
     /// `host` moves faultline's own allocator into the target's cgroups; `exec` allocates
     /// with `dd` inside the target; `auto` picks host when it can.
@@ -1034,14 +1023,14 @@ fn tmp() -> String {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskFillFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
     /// How much to write: `1GiB`, `500MB`.
-    #[serde(default)]
     pub size: Option<ByteSize>,
     /// Fill the filesystem until it is this percent full, as `df` counts it.
-    #[serde(default)]
     pub percent: Option<Percent>,
     /// An absolute directory inside the target; the file is written on its filesystem.
     #[serde(default = "tmp")]
@@ -1062,6 +1051,8 @@ fn io_size() -> ByteSize {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IoStressFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -1100,6 +1091,8 @@ pub enum IoMode {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long it stays stopped.
@@ -1113,6 +1106,8 @@ pub struct StopFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestartFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long the stop waits after SIGTERM before SIGKILL.
@@ -1127,16 +1122,16 @@ pub struct RestartFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long before the rollback runs; default: when the other faults have ended.
-    #[serde(default)]
     pub duration: Option<Duration>,
     /// The command, an argv list run without a shell (required).
     #[serde(default)]
     pub run: Vec<String>,
     /// The command that undoes `run`, an argv list run without a shell.
-    #[serde(default)]
     pub rollback: Option<Vec<String>>,
     /// `host`: where faultline runs (once); `target`: inside each selected target (exec).
     #[serde(default, rename = "where")]
@@ -1163,10 +1158,11 @@ pub enum CommandPlace {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCallFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     /// How long before the rollback request; default: when the other faults have ended.
-    #[serde(default)]
     pub duration: Option<Duration>,
     /// `POST` unless said otherwise.
     #[serde(default = "post")]
@@ -1174,10 +1170,8 @@ pub struct HttpCallFault {
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(default)]
     pub body: Option<String>,
     /// Statuses that count as success; default 200-299.
-    #[serde(default)]
     pub status: Option<Vec<StatusSpec>>,
     /// How long each request (the call, the rollback) may take.
     #[serde(default = "secs::<10>")]
@@ -1186,7 +1180,6 @@ pub struct HttpCallFault {
     #[serde(default)]
     pub insecure: bool,
     /// The request that undoes the call.
-    #[serde(default)]
     pub rollback: Option<HttpRequest>,
 }
 
@@ -1195,6 +1188,8 @@ pub struct HttpCallFault {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
@@ -1214,13 +1209,10 @@ pub struct HttpFault {
     pub matcher: HttpMatch,
     /// Answer matching requests with this status, or reset their connection, instead of
     /// passing them on.
-    #[serde(default)]
     pub abort: Option<HttpAbort>,
     /// Hold matching requests this long before acting on them.
-    #[serde(default)]
     pub delay: Option<Duration>,
     /// Replace parts of the server's answer to matching requests.
-    #[serde(default)]
     pub replace: Option<HttpReplace>,
 }
 
@@ -1235,45 +1227,36 @@ pub enum HttpDirection {
 
 /// The requests an `http` fault acts on: all of the given conditions hold.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpMatch {
     /// The request method (`GET`, `POST`, ...), any case.
-    #[serde(default)]
     pub method: Option<String>,
     /// The path, without the query, as a glob: `*` any run of characters, `?` one.
-    #[serde(default)]
     pub path: Option<String>,
     /// Headers the request carries with exactly these values (names in any case).
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// The share of the requests that meet the rest which the fault acts on; default 100.
-    #[serde(default)]
     pub percent: Option<Percent>,
 }
 
 /// How an `http` fault answers a matching request instead of the server.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpAbort {
     /// The status answered (100..599), with an empty body.
-    #[serde(default)]
     pub status: Option<u16>,
     /// Close the client's connection with a TCP reset, without an answer.
-    #[serde(default)]
     pub reset: bool,
 }
 
 /// What replaces parts of the server's answer to a matching request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpReplace {
-    #[serde(default)]
     pub status: Option<u16>,
     /// Headers set on the answer (replacing any of the same name).
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// The whole body of the answer.
-    #[serde(default)]
     pub body: Option<String>,
 }
 
@@ -1291,10 +1274,8 @@ pub struct HttpRequest {
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(default)]
     pub body: Option<String>,
     /// Statuses that count as success; default 200-299.
-    #[serde(default)]
     pub status: Option<Vec<StatusSpec>>,
 }
 
@@ -1305,16 +1286,13 @@ pub struct Scenario {
     pub version: u32,
     pub kind: DocumentKind,
     pub name: String,
-    #[serde(default)]
     pub description: Option<String>,
     pub experiments: Vec<ScenarioEntry>,
     /// Default false: stop at the first failed experiment.
     #[serde(default)]
     pub continue_on_failure: bool,
     /// Cron expression for `faultline gameday --schedule`.
-    #[serde(default)]
     pub schedule: Option<String>,
-    #[serde(default)]
     pub window: Option<Window>,
 }
 
@@ -1366,16 +1344,13 @@ impl ScenarioEntry {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct Window {
-    #[serde(default)]
     pub days: Vec<Weekday>,
     /// `HH:MM-HH:MM`; may span midnight (`22:00-06:00`).
-    #[serde(default)]
     pub hours: Option<String>,
     /// IANA time zone, e.g. Europe/Berlin; default UTC.
-    #[serde(default)]
     pub timezone: Option<String>,
 }
 

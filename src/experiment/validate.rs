@@ -1,6 +1,8 @@
 //! Semantic checks on a typed document. Each problem names the path of the field it is
 //! about; the loader turns paths into line and column through the source tree.
 
+use std::collections::BTreeMap;
+
 use super::model::*;
 use super::node::PathSeg;
 use super::selector::{check_field_selector, parse_label_selector};
@@ -117,7 +119,7 @@ pub fn experiment(e: &Experiment) -> Vec<Problem> {
             }
         }
     });
-    c.at("target", |c| target(c, &e.target));
+    targets(&mut c, e);
     let one_shot_only = !e.faults.is_empty() && e.faults.iter().all(|f| f.duration().is_none());
     c.at("steady_state", |c| {
         probes(c, &e.steady_state, Phase::SteadyState);
@@ -144,7 +146,7 @@ pub fn experiment(e: &Experiment) -> Vec<Problem> {
     }
     c.at("faults", |c| {
         for (i, f) in e.faults.iter().enumerate() {
-            c.at(i, |c| fault(c, f, &e.target));
+            c.at(i, |c| fault(c, e, f));
         }
     });
     if let Some(r) = &e.recovery {
@@ -176,7 +178,7 @@ fn target(c: &mut Checker, t: &Target) {
         (None, None) => c.err("target needs exactly one platform block: add `docker:` or `kubernetes:`"),
         (Some(_), Some(_)) => c.err_at(
             "kubernetes",
-            "target has two platform blocks (`docker` and `kubernetes`): keep exactly one; write a second experiment for the other platform",
+            "target has two platform blocks (`docker` and `kubernetes`): keep exactly one; for both, name two targets under `targets:`",
         ),
         _ => {}
     }
@@ -625,7 +627,74 @@ fn kubernetes_probe(c: &mut Checker, k: &KubernetesProbe) {
     }
 }
 
-fn fault(c: &mut Checker, f: &Fault, t: &Target) {
+/// `target` or `targets`, exactly one of them, and each target's own checks.
+fn targets(c: &mut Checker, e: &Experiment) {
+    match &e.target {
+        Some(t) if e.targets.is_some() => {
+            c.err_at(
+                "targets",
+                "both `target` and `targets` are given: keep `target` for one unnamed target, or move it into `targets` under a name",
+            );
+            c.at("target", |c| target(c, t));
+        }
+        Some(t) => c.at("target", |c| target(c, t)),
+        None if e.targets.is_none() => c.err(
+            "missing required key `target` (or `targets` for named targets, e.g. `targets: {api: {docker: {labels: {app: api}}}}`)",
+        ),
+        None => {}
+    }
+    if e.targets.as_ref().is_some_and(BTreeMap::is_empty) {
+        c.err_at(
+            "targets",
+            "`targets` is empty: name at least one target, e.g. `targets: {api: {docker: {labels: {app: api}}}}`",
+        );
+    }
+    c.at("targets", |c| {
+        for (name, t) in e.targets.iter().flatten() {
+            if let Err(m) = check_name(name) {
+                c.err_at(name, m.replace("name", "target name"));
+            }
+            c.at(name.as_str(), |c| target(c, t));
+        }
+    });
+}
+
+/// The fault's `target: NAME` against the experiment's targets, then its own checks
+/// against the target it acts on.
+fn fault(c: &mut Checker, e: &Experiment, f: &Fault) {
+    let names: Vec<&str> = e
+        .targets
+        .iter()
+        .flatten()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let named = f.spec().target();
+    let missing = match named {
+        Some(n) if e.target.is_some() => Some(format!(
+            "this fault names target `{n}`, but the experiment has one unnamed `target`: remove `target: {n}`, or name the targets under `targets:`"
+        )),
+        Some(n) if !names.is_empty() && !names.contains(&n) => {
+            let hint = match super::node::nearest(n, &names) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("the targets are {}", quoted(&names)),
+            };
+            Some(format!("unknown target `{n}`: {hint}"))
+        }
+        None if e.target.is_none() && names.len() > 1 => Some(format!(
+            "this fault names no target, and the experiment has several: add `target:` with one of {}",
+            quoted(&names)
+        )),
+        _ => None,
+    };
+    if let Some(m) = missing {
+        c.at(f.type_name(), |c| match named {
+            Some(_) => c.err_at("target", m),
+            None => c.err(m),
+        });
+    }
+    let Some((_, t)) = e.target_of(f) else {
+        return;
+    };
     let mut found = FaultProblems::default();
     f.spec().validate(t, &mut found);
     c.at(f.type_name(), |c| {
@@ -636,6 +705,15 @@ fn fault(c: &mut Checker, f: &Fault, t: &Target) {
             }
         }
     });
+}
+
+/// `a`, `b` and `c`, each in backquotes.
+fn quoted(names: &[&str]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match q.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => q.join(""),
+    }
 }
 
 pub fn scenario(s: &Scenario) -> Vec<Problem> {

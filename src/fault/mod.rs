@@ -394,13 +394,40 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// What an experiment on pods in `shop` needs; `rest` follows its `target`.
+    fn needs_on_shop(rest: &str) -> rbac::Needs {
+        let head =
+            "version: 1\nname: x\ntarget: {kubernetes: {namespace: shop, selector: app=api}}\n";
+        kubernetes_needs(&experiment(&format!("{head}{rest}")))
+    }
+
+    /// What is needed in namespace `ns` (of the current context), as (resource, verb).
+    fn verbs_in<'a>(needs: &'a rbac::Needs, ns: &str) -> Vec<(&'a str, &'a str)> {
+        let scope = rbac::Scope {
+            context: None,
+            namespace: ns.into(),
+        };
+        needs[&scope].keys().map(|p| (p.resource, p.verb)).collect()
+    }
+
+    /// Namespace `ns` needs only to list pods, for `why`.
+    #[track_caller]
+    fn only_listed_in(needs: &rbac::Needs, ns: &str, why: &str) {
+        let scope = rbac::Scope {
+            context: None,
+            namespace: ns.into(),
+        };
+        let perms: Vec<(&Permission, Vec<&String>)> = needs[&scope]
+            .iter()
+            .map(|(p, whys)| (p, whys.iter().collect()))
+            .collect();
+        assert_eq!(perms, [(&rbac::LIST_PODS, vec![&why.to_string()])]);
+    }
+
     #[test]
     fn kubernetes_needs_follow_the_faults_and_probes() {
-        let e = experiment(
+        let needs = needs_on_shop(
             r#"
-version: 1
-name: x
-target: {kubernetes: {namespace: shop, selector: app=api}}
 steady_state:
   - name: d
     kubernetes: {namespace: shop, deployment: api, available: ">= 1"}
@@ -411,15 +438,9 @@ faults:
   - pause: {duration: 5s}
 "#,
         );
-        let needs = kubernetes_needs(&e);
-        let shop = &needs[&rbac::Scope {
-            context: None,
-            namespace: "shop".into(),
-        }];
-        let shop: Vec<(&str, &str)> = shop.keys().map(|p| (p.resource, p.verb)).collect();
         assert_eq!(
-            shop,
-            vec![
+            verbs_in(&needs, "shop"),
+            [
                 ("pods", "create"),
                 ("pods", "delete"),
                 ("pods", "get"),
@@ -427,34 +448,51 @@ faults:
                 ("deployments", "get"),
             ]
         );
-        let front = &needs[&rbac::Scope {
-            context: None,
-            namespace: "front".into(),
-        }];
+        only_listed_in(&needs, "front", "probe `r`");
+    }
+
+    #[test]
+    fn named_targets_need_the_union_of_what_each_kubernetes_target_needs() {
+        let e = experiment(
+            r#"
+version: 1
+name: x
+targets:
+  api: {docker: {labels: {app: api}}}
+  cache: {kubernetes: {namespace: shop, selector: app=cache}}
+  queue: {kubernetes: {namespace: jobs, selector: app=queue}}
+faults:
+  - pause: {target: api, duration: 5s}
+  - kill: {target: cache}
+  - command: {target: queue, where: target, run: [touch, /f], rollback: [rm, /f], duration: 1s}
+"#,
+        );
+        let needs = kubernetes_needs(&e);
+        assert_eq!(needs.len(), 2, "{needs:?}");
+        // The pause is on the Docker target: no pod is created for it.
         assert_eq!(
-            front.keys().copied().collect::<Vec<_>>(),
-            vec![rbac::LIST_PODS]
+            verbs_in(&needs, "shop"),
+            [("pods", "delete"), ("pods", "get"), ("pods", "list")]
         );
         assert_eq!(
-            front[&rbac::LIST_PODS].iter().collect::<Vec<_>>(),
-            vec!["probe `r`"]
+            verbs_in(&needs, "jobs"),
+            [
+                ("pods", "get"),
+                ("pods", "list"),
+                ("pods/exec", "create"),
+                ("pods/exec", "get"),
+            ]
         );
     }
 
     #[test]
     fn a_command_inside_pods_needs_exec_and_one_on_the_host_needs_nothing() {
-        let e = experiment(
-            "version: 1\nname: x\ntarget: {kubernetes: {namespace: shop, selector: app=api}}\nfaults:\n  - command: {where: target, run: [touch, /f], rollback: [rm, /f], duration: 1s}\n  - command: {run: [\"true\"]}\n",
+        let needs = needs_on_shop(
+            "faults:\n  - command: {where: target, run: [touch, /f], rollback: [rm, /f], duration: 1s}\n  - command: {run: [\"true\"]}\n",
         );
-        let needs = kubernetes_needs(&e);
-        let shop = &needs[&rbac::Scope {
-            context: None,
-            namespace: "shop".into(),
-        }];
-        let shop: Vec<(&str, &str)> = shop.keys().map(|p| (p.resource, p.verb)).collect();
         assert_eq!(
-            shop,
-            vec![
+            verbs_in(&needs, "shop"),
+            [
                 ("pods", "get"),
                 ("pods", "list"),
                 ("pods/exec", "create"),
@@ -468,28 +506,10 @@ faults:
 
     #[test]
     fn peer_pods_in_another_namespace_are_listed_there() {
-        let e = experiment(
-            r#"
-version: 1
-name: x
-target: {kubernetes: {namespace: shop, selector: app=api}}
-faults:
-  - network: {delay: 100ms, duration: 5s, to: {pods: {selector: app=db, namespace: data}}}
-"#,
+        let needs = needs_on_shop(
+            "faults:\n  - network: {delay: 100ms, duration: 5s, to: {pods: {selector: app=db, namespace: data}}}\n",
         );
-        let needs = kubernetes_needs(&e);
-        let data = &needs[&rbac::Scope {
-            context: None,
-            namespace: "data".into(),
-        }];
-        assert_eq!(
-            data.keys().copied().collect::<Vec<_>>(),
-            vec![rbac::LIST_PODS]
-        );
-        assert_eq!(
-            data[&rbac::LIST_PODS].iter().collect::<Vec<_>>(),
-            vec!["network peers"]
-        );
+        only_listed_in(&needs, "data", "network peers");
     }
 
     #[test]

@@ -1480,6 +1480,7 @@ mod tests {
         rate: Option<&str>,
     ) -> NetworkFault {
         NetworkFault {
+            target: None,
             after: Duration::default(),
             duration: Duration::from_secs(10),
             delay: delay.map(Duration::from_millis),

@@ -39,6 +39,9 @@ pub struct Entry {
     pub pid: u32,
     pub experiment: String,
     pub fault: String,
+    /// The named target the fault acts on (`targets:`); empty for the one unnamed `target`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
     pub platform: PlatformRef,
     pub undo: Undo,
 }
@@ -183,6 +186,7 @@ mod tests {
             pid: 1,
             experiment: "e".into(),
             fault: "pause".into(),
+            target: String::new(),
             platform: PlatformRef {
                 kind: "docker".into(),
                 endpoint: None,

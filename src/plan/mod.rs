@@ -53,10 +53,11 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
     }
     let mut timed = Vec::new();
     for (i, f) in e.faults.iter().enumerate() {
+        let fault = fault_label(e, i, f);
         timed.push(Step {
             phase: Phase::Inject,
             at: Some(f.after()),
-            action: format!("fault {}: {}", i + 1, f.describe_for(&e.target)),
+            action: format!("{fault}: {}", e.describe_fault(f)),
         });
         if let Fault::Kill(k) = f {
             if let (Some(every), Some(d)) = (k.every, k.duration) {
@@ -65,7 +66,7 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
                     timed.push(Step {
                         phase: Phase::Inject,
                         at: Some(Duration(f.after().std() + t.std())),
-                        action: format!("fault {}: kill again (targets selected anew)", i + 1),
+                        action: format!("{fault}: kill again (targets selected anew)"),
                     });
                     t = Duration(t.std() + every.std());
                 }
@@ -75,7 +76,7 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
             timed.push(Step {
                 phase: Phase::Revert,
                 at: Some(Duration(f.after().std() + d.std())),
-                action: format!("fault {}: revert {}", i + 1, f.type_name()),
+                action: format!("{fault}: revert {}", f.type_name()),
             });
         } else if f.holds_for_the_others() {
             // A command or http_call with a rollback and no duration: rolled back when
@@ -93,8 +94,7 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
                 phase: Phase::Revert,
                 at: Some(Duration(end)),
                 action: format!(
-                    "fault {}: rollback {} (the other faults have ended)",
-                    i + 1,
+                    "{fault}: rollback {} (the other faults have ended)",
                     f.type_name()
                 ),
             });
@@ -220,6 +220,15 @@ fn labels(l: &std::collections::BTreeMap<String, String>) -> String {
 }
 
 /// A one-line description of what the target block selects.
+/// `fault 2`, or `fault 2 on cache` when the experiment names its targets: one timeline
+/// for every target.
+pub fn fault_label(e: &Experiment, i: usize, f: &Fault) -> String {
+    match e.target_of(f) {
+        Some((name, _)) if !name.is_empty() => format!("fault {} on {name}", i + 1),
+        _ => format!("fault {}", i + 1),
+    }
+}
+
 pub fn describe_target(t: &Target) -> String {
     let what = if let Some(d) = &t.docker {
         let mut s = match &d.compose {

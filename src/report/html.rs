@@ -93,6 +93,7 @@ fn empty_tool() -> RunResult {
         duration_ms: 0,
         seed: None,
         selection: None,
+        selections: Default::default(),
         targets: vec![],
         faults: vec![],
         phases: Default::default(),
@@ -192,15 +193,14 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
         (None, Some(_)) => fact("recovery", "not in time".into()),
         (None, None) => {}
     }
-    let names: Vec<String> = r.targets.iter().map(|t| escape(&t.name)).collect();
-    if !names.is_empty() {
+    if !r.targets.is_empty() {
         fact(
-            if names.len() == 1 {
+            if r.targets.len() == 1 {
                 "target"
             } else {
                 "targets"
             },
-            format!("{}{}", names.join(", "), summary::shortfall(r)),
+            escape(&summary::target_list(r)),
         );
     }
     fact(
@@ -254,7 +254,7 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
                 s,
                 "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&summary::fault_detail(f)),
-                escape(&f.target),
+                escape(&summary::fault_target(f)),
                 if summary::fault_failed(f) { "fail" } else { "" },
                 summary::fault_status_word(f.status),
                 f.injected_at
@@ -404,7 +404,8 @@ struct Band<'a> {
 
 /// One row of fault bands; a target gets more than one when its faults overlap in time.
 struct Lane<'a> {
-    target: &'a str,
+    /// The target, with its named target when it has one (`cache: cache-1`).
+    target: String,
     first_of_target: bool,
     bands: Vec<Band<'a>>,
 }
@@ -412,10 +413,11 @@ struct Lane<'a> {
 /// Every injected fault, by target (in the order of `targets`), in as few lanes as keep
 /// bands and markers from overlapping.
 fn fault_lanes<'a>(r: &'a RunResult, scale: &Scale, end: u64) -> Vec<Lane<'a>> {
-    let mut targets: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
+    let mut targets: Vec<String> = r.targets.iter().map(summary::target_label).collect();
     for f in &r.faults {
-        if !targets.contains(&f.target.as_str()) {
-            targets.push(&f.target);
+        let label = summary::fault_target(f);
+        if !targets.contains(&label) {
+            targets.push(label);
         }
     }
     let mut lanes = Vec::new();
@@ -423,7 +425,7 @@ fn fault_lanes<'a>(r: &'a RunResult, scale: &Scale, end: u64) -> Vec<Lane<'a>> {
         let mut bands: Vec<Band> = r
             .faults
             .iter()
-            .filter(|f| f.target == target)
+            .filter(|f| summary::fault_target(f) == target)
             .filter_map(|f| {
                 let from = summary::offset(r, f.injected_at?);
                 let one_shot = f.reverted_at.is_none() && f.status == FaultStatus::Completed;
@@ -458,7 +460,7 @@ fn fault_lanes<'a>(r: &'a RunResult, scale: &Scale, end: u64) -> Vec<Lane<'a>> {
         }
         for (i, bands) in mine.into_iter().enumerate() {
             lanes.push(Lane {
-                target,
+                target: target.clone(),
                 first_of_target: i == 0,
                 bands,
             });
@@ -652,7 +654,7 @@ fn timeline_faults(s: &mut String, f: &Frame<'_>) {
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>{}</title>{}</text>",
                 LEFT - 10.0,
                 y + 15.0,
-                escape(lane.target),
+                escape(&lane.target),
                 escape(&label)
             );
         }
@@ -668,7 +670,7 @@ fn timeline_faults(s: &mut String, f: &Frame<'_>) {
             let label = summary::fault_label(f);
             let mut title = format!(
                 "{label} on {}: injected at +{}",
-                f.target,
+                summary::fault_target(f),
                 summary::duration(b.from)
             );
             match (f.reverted_at, b.one_shot) {
@@ -813,7 +815,8 @@ fn timeline_samples(s: &mut String, f: &Frame<'_>) {
                     summary::duration(pt.at_ms),
                     if pt.ok { "passed" } else { "failed" },
                     pt.latency_ms,
-                    pt.ttfb_ms
+                    pt.measured
+                        .ttfb_ms
                         .map(|t| format!(" (first byte {t}ms)"))
                         .unwrap_or_default()
                 );
@@ -1075,6 +1078,7 @@ mod tests {
         r.faults.push(super::super::FaultRecord {
             kind: "kill".into(),
             target: "web-2".into(),
+            target_name: String::new(),
             injected_at: Some(fixture::t(300)),
             reverted_at: None,
             status: FaultStatus::Completed,

@@ -69,18 +69,14 @@ fn suite(r: &RunResult) -> TestSuite {
     suite
         .set_timestamp(r.started_at)
         .set_time(ms(r.duration_ms));
-    let targets: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
     suite.add_property(Property::new("file", &r.experiment.file));
     suite.add_property(Property::new("verdict", r.verdict.as_str()));
     suite.add_property(Property::new("exit_code", r.exit_code.to_string()));
     if let Some(seed) = r.seed {
         suite.add_property(Property::new("seed", seed.to_string()));
     }
-    if !targets.is_empty() {
-        suite.add_property(Property::new(
-            "targets",
-            format!("{}{}", targets.join(", "), summary::shortfall(r)),
-        ));
+    if !r.targets.is_empty() {
+        suite.add_property(Property::new("targets", summary::target_list(r)));
     }
     if let Some(ms) = summary::recovery_ms(r) {
         suite.add_property(Property::new("recovered_after_ms", ms.to_string()));
@@ -175,7 +171,7 @@ fn suite(r: &RunResult) -> TestSuite {
                 let desc = format!(
                     "{} on {} could not be injected: {message}",
                     summary::fault_label(f),
-                    f.target
+                    summary::fault_target(f)
                 );
                 (
                     failure(NonSuccessKind::Error, "fault_failed", message, Some(desc)),
@@ -197,9 +193,13 @@ fn suite(r: &RunResult) -> TestSuite {
                 )
             }
         };
-        let name = format!("fault: {} {}", f.kind, f.target);
+        let name = format!("fault: {} {}", f.kind, summary::fault_target(f));
         let case = cases.add(name, status, summary::active_ms(f));
-        let mut text = format!("{} on {}", summary::fault_detail(f), f.target);
+        let mut text = format!(
+            "{} on {}",
+            summary::fault_detail(f),
+            summary::fault_target(f)
+        );
         if let Some(at) = f.injected_at {
             text.push_str(&format!(
                 ", injected at +{}",

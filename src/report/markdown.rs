@@ -50,14 +50,9 @@ pub fn render(r: &RunResult) -> String {
     if r.verdict == Verdict::RevertIncomplete {
         out.push_str("**A fault may still be active: run `faultline recover`.**\n\n");
     }
-    let targets: Vec<String> = r.targets.iter().map(|t| escape(&t.name)).collect();
     let mut facts = vec![format!("File: {}", escape(&r.experiment.file))];
-    if !targets.is_empty() {
-        facts.push(format!(
-            "targets: {}{}",
-            targets.join(", "),
-            summary::shortfall(r)
-        ));
+    if !r.targets.is_empty() {
+        facts.push(format!("targets: {}", escape(&summary::target_list(r))));
     }
     if let Some(seed) = r.seed {
         facts.push(format!("seed: {seed}"));
@@ -88,7 +83,7 @@ pub fn render(r: &RunResult) -> String {
             let status = summary::fault_status_word(f.status);
             out.push_str(&row(&[
                 escape(&summary::fault_detail(f)),
-                escape(&f.target),
+                escape(&summary::fault_target(f)),
                 if summary::fault_failed(f) {
                     format!("**{status}**")
                 } else {

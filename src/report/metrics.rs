@@ -120,14 +120,27 @@ pub fn render(results: &[RunResult]) -> String {
             labels.push(("phase", "during".into()));
             ratio.samples.push((labels, p.success_ratio));
         }
-        let n_injected = r.faults.iter().filter(|f| f.injected_at.is_some()).count();
-        let n_reverted = r
-            .faults
-            .iter()
-            .filter(|f| f.status == FaultStatus::Reverted)
-            .count();
-        injected.samples.push((exp(), n_injected as f64));
-        reverted.samples.push((exp(), n_reverted as f64));
+        // With named targets (`targets:`), the fault counts are per target.
+        let mut named: Vec<&str> = Vec::new();
+        for f in &r.faults {
+            if !named.contains(&f.target_name.as_str()) {
+                named.push(&f.target_name);
+            }
+        }
+        if named.is_empty() {
+            named.push("");
+        }
+        for name in named {
+            let mut labels = exp();
+            if !name.is_empty() {
+                labels.push(("target", name.to_string()));
+            }
+            let mine = || r.faults.iter().filter(move |f| f.target_name == name);
+            let n_injected = mine().filter(|f| f.injected_at.is_some()).count();
+            let n_reverted = mine().filter(|f| f.status == FaultStatus::Reverted).count();
+            injected.samples.push((labels.clone(), n_injected as f64));
+            reverted.samples.push((labels, n_reverted as f64));
+        }
         let ended = r.ended_at.timestamp_millis() as f64 / 1000.0;
         timestamp.samples.push((exp(), ended));
     }

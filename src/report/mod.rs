@@ -9,6 +9,8 @@ pub mod metrics;
 pub mod summary;
 pub mod table;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,9 @@ pub struct RunResult {
     /// How `target.select` chose the targets: requested, matched and selected counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selection>,
+    /// With named targets (`targets:`): how each one's `select` chose, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selections: BTreeMap<String, Selection>,
     pub targets: Vec<TargetRef>,
     pub faults: Vec<FaultRecord>,
     pub phases: Phases,
@@ -207,6 +212,9 @@ pub struct TargetRef {
     pub platform: String,
     pub id: String,
     pub name: String,
+    /// The named target (`targets:`) it was selected for; absent for the unnamed `target`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target_name: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -225,6 +233,9 @@ pub struct FaultRecord {
     #[serde(rename = "type")]
     pub kind: String,
     pub target: String,
+    /// The named target (`targets:`) the fault acts on; absent for the unnamed `target`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target_name: String,
     #[serde(with = "millis_utc_opt")]
     pub injected_at: Option<DateTime<Utc>>,
     #[serde(with = "millis_utc_opt")]
@@ -518,11 +529,19 @@ pub struct ProbeOutcome {
     pub attempts: u32,
     pub duration_ms: u64,
     pub detail: String,
-    /// The measured value of the last attempt, for probes that measure one (prometheus).
+    /// What the last attempt measured (`detail` gives an http response's time to its last
+    /// byte, `ttfb_ms` its first).
+    #[serde(flatten)]
+    pub measured: Measured,
+}
+
+/// What one probe attempt measured beyond its result, when the probe measures it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Measured {
+    /// The measured value, for probes that measure one (prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// Time to the first byte of the last attempt's response (http); `detail` gives the
-    /// time to its last byte.
+    /// Time to the first byte of the response (http).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<u64>,
 }
@@ -626,12 +645,8 @@ pub struct SamplePoint {
     pub ok: bool,
     /// Time to the whole response (http: to the last byte of the body).
     pub latency_ms: u64,
-    /// The measured value, for probes that measure one (prometheus).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    /// Time to the first byte of the response (http).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttfb_ms: Option<u64>,
+    #[serde(flatten)]
+    pub measured: Measured,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

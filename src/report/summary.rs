@@ -31,11 +31,61 @@ pub fn reason(r: &RunResult) -> Option<&str> {
 
 /// ` (3 of 5 requested)` when the selection took fewer targets than it asked for.
 pub fn shortfall(r: &RunResult) -> String {
-    r.selection
-        .as_ref()
-        .and_then(super::Selection::shortfall)
+    in_brackets(r.selection.as_ref())
+}
+
+fn in_brackets(s: Option<&super::Selection>) -> String {
+    s.and_then(super::Selection::shortfall)
         .map(|s| format!(" ({s})"))
         .unwrap_or_default()
+}
+
+/// The selected targets in words, each with what the selection fell short of:
+/// `web-1, web-2 (2 of 3 requested)`, or with named targets, by name:
+/// `api: api-2; cache: cache-1`. Empty when there is none.
+pub fn target_list(r: &RunResult) -> String {
+    let names = |of: &str| -> Vec<&str> {
+        r.targets
+            .iter()
+            .filter(|t| t.target_name == of)
+            .map(|t| t.name.as_str())
+            .collect()
+    };
+    let mut named: Vec<&str> = Vec::new();
+    for t in &r.targets {
+        if !named.contains(&t.target_name.as_str()) {
+            named.push(&t.target_name);
+        }
+    }
+    let each: Vec<String> = named
+        .into_iter()
+        .map(|n| match n {
+            "" => format!("{}{}", names(n).join(", "), shortfall(r)),
+            _ => format!(
+                "{n}: {}{}",
+                names(n).join(", "),
+                in_brackets(r.selections.get(n))
+            ),
+        })
+        .collect();
+    each.join("; ")
+}
+
+/// The target a fault acted on, with its named target: `cache-1`, or `cache: cache-1`.
+pub fn fault_target(f: &FaultRecord) -> String {
+    labelled(&f.target_name, &f.target)
+}
+
+/// A selected target, with its named target: `cache-1`, or `cache: cache-1`.
+pub fn target_label(t: &super::TargetRef) -> String {
+    labelled(&t.target_name, &t.name)
+}
+
+fn labelled(target_name: &str, name: &str) -> String {
+    match target_name {
+        "" => name.to_string(),
+        n => format!("{n}: {name}"),
+    }
 }
 
 pub fn recovery_ms(r: &RunResult) -> Option<u64> {
@@ -446,8 +496,7 @@ pub(crate) mod fixture {
                 attempts: 1,
                 duration_ms: ms,
                 detail: format!("200 OK in {ms}ms"),
-                value: None,
-                ttfb_ms: None,
+                measured: Default::default(),
             }],
         }
     }
@@ -468,8 +517,7 @@ pub(crate) mod fixture {
                     at_ms: 120 + i * 250,
                     ok,
                     latency_ms: if ok { 2 + i % 3 } else { 500 },
-                    value: None,
-                    ttfb_ms: None,
+                    measured: Default::default(),
                 }
             })
             .collect();
@@ -487,14 +535,17 @@ pub(crate) mod fixture {
             duration_ms: 6400,
             seed: Some(7),
             selection: None,
+            selections: Default::default(),
             targets: vec![TargetRef {
                 platform: "docker".into(),
                 id: "3f2a9c0d11e4b5a6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0".into(),
                 name: "web-1".into(),
+                target_name: String::new(),
             }],
             faults: vec![FaultRecord {
                 kind: "pause".into(),
                 target: "web-1".into(),
+                target_name: String::new(),
                 injected_at: Some(t(110)),
                 reverted_at: Some(t(5130)),
                 status: FaultStatus::Reverted,
@@ -679,6 +730,49 @@ mod tests {
     }
 
     #[test]
+    fn every_report_lists_named_targets_by_name() {
+        let mut r = fixture::passed();
+        r.targets[0].target_name = "cache".into();
+        r.faults[0].target_name = "cache".into();
+        let mut api = r.targets[0].clone();
+        (api.target_name, api.name, api.id) = ("api".into(), "api-2".into(), "a2".into());
+        r.targets.push(api);
+        let mut kill = r.faults[0].clone();
+        (kill.kind, kill.target, kill.target_name) = ("kill".into(), "api-2".into(), "api".into());
+        kill.status = FaultStatus::Completed;
+        kill.reverted_at = None;
+        r.faults.push(kill);
+        let mut counts = crate::report::Selection::of(&Default::default(), 3, 1);
+        r.selections.insert("api".into(), counts.clone());
+        counts.matched = 1;
+        r.selections.insert("cache".into(), counts);
+        assert_eq!(target_list(&r), "cache: web-1; api: api-2");
+        let table = crate::report::table::render(&r, false);
+        assert!(
+            table.contains("Targets: cache: web-1; api: api-2\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("cache: web-1") && table.contains("api: api-2"),
+            "{table}"
+        );
+        let metrics = crate::report::metrics::render(&[r.clone()]);
+        for target in ["cache", "api"] {
+            let line = format!(
+                "faultline_faults_injected_total{{experiment=\"web-survives-pause\",target=\"{target}\"}} 1\n"
+            );
+            assert!(metrics.contains(&line), "{metrics}");
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["faults"][1]["target_name"], "api");
+        assert_eq!(json["selections"]["api"]["matched"], 3);
+        // The unnamed target's report has none of these fields.
+        let plain = serde_json::to_value(fixture::passed()).unwrap();
+        assert!(plain["faults"][0].get("target_name").is_none());
+        assert!(plain.get("selections").is_none());
+    }
+
+    #[test]
     fn during_detail_shows_each_latency_bound_against_its_measure_and_which_failed() {
         let mut r = fixture::passed();
         let p = &mut r.phases.during.as_mut().unwrap().probes[0];
@@ -723,7 +817,7 @@ mod tests {
             "{}",
             during_detail(p)
         );
-        p.timeline[0].ttfb_ms = Some(1);
+        p.timeline[0].measured.ttfb_ms = Some(1);
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["phases"]["during"]["probes"][0]["ttfb_ms"]["max"], 3);
         assert_eq!(

@@ -38,7 +38,7 @@ pub fn render(r: &RunResult, color: bool) -> String {
         let status = Cell::new(summary::fault_status_word(f.status));
         faults.add_row(vec![
             Cell::new(summary::fault_detail(f)),
-            Cell::new(&f.target),
+            Cell::new(summary::fault_target(f)),
             if summary::fault_failed(f) {
                 status.fg(Color::Red)
             } else {
@@ -57,12 +57,7 @@ pub fn render(r: &RunResult, color: bool) -> String {
         r.experiment.name, r.experiment.file
     ));
     if !r.targets.is_empty() {
-        let names: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
-        out.push_str(&format!(
-            "Targets: {}{}\n",
-            names.join(", "),
-            summary::shortfall(r)
-        ));
+        out.push_str(&format!("Targets: {}\n", summary::target_list(r)));
     }
     if probes.row_count() > 0 {
         out.push_str(&format!("{probes}\n"));

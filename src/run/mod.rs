@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::experiment::LoadedExperiment;
-use crate::experiment::model::{Fault, KillFault};
+use crate::experiment::model::{self, Fault, KillFault};
 use crate::fault;
 use crate::journal::audit::AuditLog;
 use crate::journal::{Entry, Journal, JournalError};
@@ -29,9 +29,10 @@ use crate::report::*;
 pub struct RunOptions {
     /// Overrides `target.select.seed`.
     pub seed: Option<u64>,
-    /// The targets, already resolved (and confirmed): the run injects exactly these.
+    /// The targets, already resolved (and confirmed), one resolution per named target in
+    /// the order of `Experiment::named_targets`: the run injects exactly these.
     /// `None`: the run resolves them itself.
-    pub resolved: Option<session::Resolution>,
+    pub resolved: Option<Vec<session::Resolution>>,
     /// Cancelled on SIGINT/SIGTERM: every active fault is reverted and the run ends.
     pub cancel: CancellationToken,
     /// Told when the run enters a phase (progress display); may be a no-op.
@@ -88,6 +89,7 @@ impl Recorder {
     fn journal_open(
         &self,
         ctx: &Ctx<'_>,
+        lane: &Lane<'_>,
         f: &Fault,
         undo: &fault::Undo,
     ) -> Result<String, JournalError> {
@@ -103,11 +105,9 @@ impl Recorder {
             run: r.run_id.clone(),
             pid: std::process::id(),
             experiment: ctx.loaded.experiment.name.clone(),
-            fault: ctx
-                .loaded
-                .secrets
-                .redact(&f.describe_for(&ctx.loaded.experiment.target)),
-            platform: ctx.platform.reference(),
+            fault: ctx.describe(f),
+            target: lane.name.to_string(),
+            platform: lane.platform.reference(),
             undo: undo.clone(),
         })?;
         Ok(id)
@@ -132,10 +132,37 @@ pub trait Observer: Send + Sync {
     fn done(&self);
 }
 
+/// One named target of a run (the unnamed `target` is one named ""): its block, its
+/// platform, and the targets resolved on it once.
+struct Lane<'a> {
+    name: &'a str,
+    spec: &'a model::Target,
+    platform: &'a dyn Platform,
+    targets: Vec<Target>,
+    seed: u64,
+}
+
+impl Lane<'_> {
+    /// `cache: ` before what is said about one of its targets; nothing when unnamed.
+    fn prefix(&self) -> String {
+        if self.name.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.name)
+        }
+    }
+
+    /// A fault on one of its targets, as events name it: `pause cache: cache-1`.
+    fn who(&self, f: &Fault, t: &Target) -> String {
+        format!("{} {}{}", f.type_name(), self.prefix(), t.name)
+    }
+}
+
 /// Shared, append-only state of one run.
 struct Ctx<'a> {
     loaded: &'a LoadedExperiment,
-    platform: &'a dyn Platform,
+    /// The platform of each named target, in the order of `Experiment::named_targets`.
+    platforms: &'a [&'a dyn Platform],
     probes: &'a ProbeContext,
     t0: Instant,
     events: Mutex<Vec<Event>>,
@@ -158,12 +185,16 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The fault's parameters in its target's words, secrets redacted.
+    fn describe(&self, f: &Fault) -> String {
+        self.loaded
+            .secrets
+            .redact(&self.loaded.experiment.describe_fault(f))
+    }
+
     fn audit(&self, action: &str, t: &Target, f: &Fault, result: &str) {
         if let Some(r) = &self.records.records {
-            let params = self
-                .loaded
-                .secrets
-                .redact(&f.describe_for(&self.loaded.experiment.target));
+            let params = self.describe(f);
             let result = self.loaded.secrets.redact(result);
             r.audit.record(
                 action,
@@ -212,9 +243,11 @@ struct FaultOutcome {
     touched: Vec<Target>,
 }
 
+/// Runs an experiment on the platform of each of its named targets (in the order of
+/// `Experiment::named_targets`).
 pub async fn run(
     loaded: &LoadedExperiment,
-    platform: &dyn Platform,
+    platforms: &[&dyn Platform],
     probes: &ProbeContext,
     opts: RunOptions,
 ) -> RunResult {
@@ -222,7 +255,7 @@ pub async fn run(
     let started_at = Utc::now();
     let ctx = Ctx {
         loaded,
-        platform,
+        platforms,
         probes,
         t0: Instant::now(),
         events: Mutex::new(Vec::new()),
@@ -257,6 +290,7 @@ pub async fn run(
         duration_ms: 0,
         seed: None,
         selection: None,
+        selections: Default::default(),
         targets: Vec::new(),
         faults: Vec::new(),
         phases: Phases::default(),
@@ -279,75 +313,101 @@ pub async fn run(
 type Ending = (Verdict, String);
 
 async fn lifecycle(ctx: &Ctx<'_>, opts: &RunOptions, result: &mut RunResult) -> Ending {
-    let (targets, seed) = match select_targets(ctx, opts, result).await {
-        Ok(chosen) => chosen,
+    let lanes = match select_targets(ctx, opts, result).await {
+        Ok(lanes) => lanes,
         Err(ending) => return ending,
     };
     if let Err(ending) = check_before(ctx, opts, result).await {
         return ending;
     }
-    let (after, injection_error) = inject_and_recover(ctx, &targets, seed, result).await;
+    let (after, injection_error) = inject_and_recover(ctx, &lanes, result).await;
     verdict(opts, result, after, injection_error)
 }
 
-/// Preflight of every fault, then the targets: resolved (or taken as the session
-/// resolved them), counted and named in the report.
-async fn select_targets(
-    ctx: &Ctx<'_>,
+/// Preflight of every fault, then the targets of each named target: resolved (or taken
+/// as the session resolved them), counted and named in the report.
+async fn select_targets<'a>(
+    ctx: &Ctx<'a>,
     opts: &RunOptions,
     result: &mut RunResult,
-) -> Result<(Vec<Target>, u64), Ending> {
+) -> Result<Vec<Lane<'a>>, Ending> {
     let e = &ctx.loaded.experiment;
+    let named = e.named_targets();
     for f in &e.faults {
-        if let Err(m) = fault::preflight(f, ctx.platform).await {
+        let platform = ctx.platforms[e.target_index(f).unwrap_or(0)];
+        if let Err(m) = fault::preflight(f, platform).await {
             return Err((Verdict::Error, format!("{m}; nothing was touched")));
         }
     }
+    let endpoints: Vec<String> = ctx.platforms.iter().map(|p| p.endpoint()).collect();
     ctx.phase(
         "targets",
-        &format!("resolving targets on {}", ctx.platform.endpoint()),
+        &format!("resolving targets on {}", endpoints.join(", ")),
         None,
     );
     let resolved = match &opts.resolved {
         Some(r) => r.clone(),
-        None => match session::resolve(ctx.platform, e, opts.seed).await {
-            Ok(r) => r,
-            Err(err) => {
-                return Err((
+        None => session::resolve_all(ctx.platforms, e, opts.seed)
+            .await
+            .map_err(|err| {
+                (
                     Verdict::Error,
                     format!("cannot list targets: {err}; nothing was touched"),
-                ));
-            }
-        },
+                )
+            })?,
     };
-    let counts = Selection::of(
-        &e.target.select,
-        resolved.candidates,
-        resolved.targets.len(),
-    )
-    .passing_over(resolved.passed_over);
-    let (targets, seed) = (resolved.targets, resolved.seed);
-    result.seed = Some(seed);
-    let too_few = counts.too_few(&crate::plan::describe_target(&e.target));
-    result.selection = Some(counts);
-    result.targets = targets
+    result.seed = resolved.first().map(|r| r.seed);
+    let mut lanes = Vec::new();
+    let mut too_few = Vec::new();
+    for (((name, spec), platform), r) in named.into_iter().zip(ctx.platforms).zip(resolved) {
+        let counts =
+            Selection::of(&spec.select, r.candidates, r.targets.len()).passing_over(r.passed_over);
+        let lane = Lane {
+            name,
+            spec,
+            platform: *platform,
+            targets: r.targets,
+            seed: r.seed,
+        };
+        if let Some(why) = counts.too_few(&crate::plan::describe_target(spec)) {
+            too_few.push(format!("{}{why}", lane.prefix()));
+        }
+        if name.is_empty() {
+            result.selection = Some(counts);
+        } else {
+            result.selections.insert(name.to_string(), counts);
+        }
+        result
+            .targets
+            .extend(lane.targets.iter().map(|t| target_ref(t, name)));
+        lanes.push(lane);
+    }
+    if !too_few.is_empty() {
+        return Err((
+            Verdict::NoTargets,
+            format!("{}; nothing was touched", too_few.join("; ")),
+        ));
+    }
+    let chosen: Vec<String> = lanes
         .iter()
-        .map(|t| TargetRef {
-            platform: t.platform.clone(),
-            id: t.id.clone(),
-            name: t.name.clone(),
+        .map(|l| {
+            let names: Vec<&str> = l.targets.iter().map(|t| t.name.as_str()).collect();
+            format!("{}{} (seed {})", l.prefix(), names.join(", "), l.seed)
         })
         .collect();
-    if let Some(why) = too_few {
-        return Err((Verdict::NoTargets, format!("{why}; nothing was touched")));
+    ctx.event(EventKind::TargetsSelected, chosen.join("; "))
+        .await;
+    Ok(lanes)
+}
+
+/// How the report names a target, and the named target it was selected for.
+fn target_ref(t: &Target, target_name: &str) -> TargetRef {
+    TargetRef {
+        platform: t.platform.clone(),
+        id: t.id.clone(),
+        name: t.name.clone(),
+        target_name: target_name.to_string(),
     }
-    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-    ctx.event(
-        EventKind::TargetsSelected,
-        format!("{} (seed {seed})", names.join(", ")),
-    )
-    .await;
-    Ok((targets, seed))
 }
 
 /// Steady state before anything is injected.
@@ -383,12 +443,18 @@ async fn check_before(
 /// failed.
 async fn inject_and_recover(
     ctx: &Ctx<'_>,
-    targets: &[Target],
-    seed: u64,
+    lanes: &[Lane<'_>],
     result: &mut RunResult,
 ) -> (Option<SteadyPhase>, bool) {
     let e = &ctx.loaded.experiment;
-    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<String> = lanes
+        .iter()
+        .flat_map(|l| {
+            l.targets
+                .iter()
+                .map(move |t| format!("{}{}", l.prefix(), t.name))
+        })
+        .collect();
     let window = e
         .faults
         .iter()
@@ -406,11 +472,14 @@ async fn inject_and_recover(
     );
     let samples = Mutex::new(steady::DuringSamples::new(e));
     let faults_done = CancellationToken::new();
+    // Each fault on the target it names, all of them concurrently, each on its own
+    // `after`/`duration` schedule.
+    let lane_of = |f: &Fault| &lanes[e.target_index(f).unwrap_or(0)];
     let fault_runs = join_all(
         e.faults
             .iter()
             .enumerate()
-            .map(|(i, f)| run_fault(ctx, i, f, targets, seed)),
+            .map(|(i, f)| run_fault(ctx, lane_of(f), i, f)),
     );
     // Recovery is polled from the moment the faults end, while a one-shot fault's during
     // window may still be sampled: a container restarted 0.4 s after a kill has
@@ -438,16 +507,12 @@ async fn inject_and_recover(
         steady::sample_during(ctx, &samples, &faults_done)
     );
     let mut injection_error = false;
-    for o in outcomes {
+    for (o, f) in outcomes.into_iter().zip(&e.faults) {
         result.faults.extend(o.records);
         injection_error |= o.error;
         for t in o.touched {
             if !result.targets.iter().any(|r| r.id == t.id) {
-                result.targets.push(TargetRef {
-                    platform: t.platform,
-                    id: t.id,
-                    name: t.name,
-                });
+                result.targets.push(target_ref(&t, lane_of(f).name));
             }
         }
     }
@@ -600,18 +665,16 @@ async fn wait(ctx: &Ctx<'_>, d: StdDuration) -> bool {
     }
 }
 
-fn record(ctx: &Ctx<'_>, f: &Fault, t: &Target) -> FaultRecord {
+fn record(ctx: &Ctx<'_>, lane: &Lane<'_>, f: &Fault, t: &Target) -> FaultRecord {
     FaultRecord {
         kind: f.type_name().into(),
         target: t.name.clone(),
+        target_name: lane.name.to_string(),
         injected_at: None,
         reverted_at: None,
         status: FaultStatus::Failed,
         error: None,
-        description: ctx
-            .loaded
-            .secrets
-            .redact(&f.describe_for(&ctx.loaded.experiment.target)),
+        description: ctx.describe(f),
         effects: None,
     }
 }
@@ -632,14 +695,8 @@ async fn until_the_others_end(ctx: &Ctx<'_>) -> bool {
     }
 }
 
-async fn run_fault(
-    ctx: &Ctx<'_>,
-    index: usize,
-    f: &Fault,
-    targets: &[Target],
-    seed: u64,
-) -> FaultOutcome {
-    let out = run_fault_on_schedule(ctx, index, f, targets, seed).await;
+async fn run_fault(ctx: &Ctx<'_>, lane: &Lane<'_>, index: usize, f: &Fault) -> FaultOutcome {
+    let out = run_fault_on_schedule(ctx, lane, index, f).await;
     if !f.holds_for_the_others() {
         ctx.timed_left.fetch_sub(1, Ordering::SeqCst);
         ctx.timed_ended.notify_waiters();
@@ -649,10 +706,9 @@ async fn run_fault(
 
 async fn run_fault_on_schedule(
     ctx: &Ctx<'_>,
+    lane: &Lane<'_>,
     index: usize,
     f: &Fault,
-    targets: &[Target],
-    seed: u64,
 ) -> FaultOutcome {
     let mut out = FaultOutcome {
         reversible: (f.duration().is_some() && !matches!(f, Fault::Kill(_)))
@@ -666,17 +722,17 @@ async fn run_fault_on_schedule(
     // recorded against the host, not against a target.
     let once = fault::kind(f).once();
     let host = [fault::command::host_target()];
-    let targets = if once { &host[..] } else { targets };
+    let targets = if once { &host[..] } else { &lane.targets[..] };
     match f {
         Fault::Kill(k) if k.every.is_some() => {
-            repeated_kills(ctx, index, f, k, targets, seed, &mut out).await;
+            repeated_kills(ctx, lane, index, k, &mut out).await;
         }
         Fault::Kill(_) => {
-            inject_all(ctx, f, targets, &mut out).await;
+            inject_all(ctx, lane, f, targets, &mut out).await;
             out.last_change = out.last_injection.or_else(|| Some(Instant::now()));
         }
         _ => {
-            let pending = inject_all(ctx, f, targets, &mut out).await;
+            let pending = inject_all(ctx, lane, f, targets, &mut out).await;
             // Active from the moment it is applied (not while it is being applied): the
             // during probes take their first sample now.
             let applied = !pending.is_empty();
@@ -697,7 +753,7 @@ async fn run_fault_on_schedule(
                 )
                 .await;
             }
-            revert_all(ctx, f, pending, &mut out).await;
+            revert_all(ctx, lane, f, pending, &mut out).await;
             if applied {
                 ctx.active.fetch_sub(1, Ordering::SeqCst);
             }
@@ -717,10 +773,38 @@ struct Pending {
     journal_id: String,
 }
 
+/// What one injection came to, before it is recorded.
+struct Injected<'t> {
+    target: &'t Target,
+    /// When it was asked for, and when it was applied (for a one-shot fault that took
+    /// its target down: when the target was confirmed gone).
+    at: chrono::DateTime<Utc>,
+    applied: Instant,
+    result: Result<Option<FaultEffects>, PlatformError>,
+    /// The undo and journal entry of a reversible fault still (possibly) in effect.
+    kept: Option<(fault::Undo, String)>,
+    settled: fault::Settled,
+}
+
+impl<'t> Injected<'t> {
+    /// Nothing was applied.
+    fn not_applied(target: &'t Target, at: chrono::DateTime<Utc>, err: PlatformError) -> Self {
+        Injected {
+            target,
+            at,
+            applied: Instant::now(),
+            result: Err(err),
+            kept: None,
+            settled: fault::Settled::Done { gone_at: None },
+        }
+    }
+}
+
 /// Injects on every target concurrently. A reversible fault is journaled (and synced)
 /// before it is applied; returns the pending reverts of the successes.
 async fn inject_all(
     ctx: &Ctx<'_>,
+    lane: &Lane<'_>,
     f: &Fault,
     targets: &[Target],
     out: &mut FaultOutcome,
@@ -730,190 +814,196 @@ async fn inject_all(
             out.touched.push(t.clone());
         }
     }
-    let results = join_all(targets.iter().map(|t| async move {
-        let at = Utc::now();
-        let undo = match fault::prepare(ctx.platform, f, t).await {
-            Ok(u) => u,
-            Err(e) => {
-                return (
-                    t,
-                    at,
-                    Instant::now(),
-                    Err(e),
-                    None,
-                    fault::Settled::Done { gone_at: None },
-                );
-            }
-        };
-        let journal_id = match &undo {
-            Some(u) => match ctx.records.journal_open(ctx, f, u) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    // Not journaled, so not applied: a command's rollback has nothing to
-                    // undo, anything else gives back what it prepared.
-                    if !matches!(
-                        u.record,
-                        fault::UndoRecord::RunRollback { .. }
-                            | fault::UndoRecord::HttpRollback { .. }
-                    ) {
-                        fault::release(ctx.platform, u).await;
-                    }
-                    let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
-                    return (
-                        t,
-                        at,
-                        Instant::now(),
-                        Err(err),
-                        None,
-                        fault::Settled::Done { gone_at: None },
-                    );
-                }
-            },
-            None => None,
-        };
-        let mut r = fault::inject_reporting(ctx.platform, f, t, undo.as_ref()).await;
-        let mut kept = undo.clone().zip(journal_id);
-        if let Err(e) = &r {
-            let released = match &kept {
-                Some((u, _)) => fault::release(ctx.platform, u).await,
-                None => true,
-            };
-            if released {
-                if let Some((_, id)) = kept.take() {
-                    ctx.records
-                        .journal_close(&id, &format!("not injected: {e}"));
-                }
-            } else {
-                // It may still be in effect (a command's rollback failed): the entry stays
-                // open for `recover`, and the fault counts as not reverted.
-                r = Err(PlatformError::Refused(format!(
-                    "{e}; its rollback did not succeed either: run `faultline recover`"
-                )));
-            }
-        }
-        let result = match &r {
-            Ok(_) => "ok".to_string(),
-            Err(e) => format!("failed: {e}"),
-        };
-        ctx.audit("inject", t, f, &result);
-        let applied = Instant::now();
-        // A one-shot fault: did it take effect (a target may survive a signal)?
-        let settled = match (&r, &undo) {
-            // An interrupt (or an abort) does not wait out the grace period: the signal
-            // was sent, whether the target outlived it is left unsaid.
-            (Ok(_), None) => tokio::select! {
-                s = fault::kind(f).settle(ctx.platform, t, at) => s,
-                () = ctx.abort.cancelled() => fault::Settled::Done { gone_at: None },
-            },
-            _ => fault::Settled::Done { gone_at: None },
-        };
-        (t, at, applied, r, kept, settled)
-    }))
-    .await;
+    let results = join_all(targets.iter().map(|t| inject_one(ctx, lane, f, t))).await;
     out.first_injection.get_or_insert_with(Instant::now);
     let mut pending = Vec::new();
-    for (t, at, applied, r, undo, settled) in results {
-        let mut rec = record(ctx, f, t);
-        match r {
-            Ok(effects) => {
-                rec.injected_at = Some(at);
-                let applied = match &settled {
-                    fault::Settled::Done {
-                        gone_at: Some(gone),
-                    } => {
-                        out.gone_confirmed = true;
-                        *gone
-                    }
-                    _ => applied,
-                };
-                out.last_injection = out.last_injection.max(Some(applied));
-                ctx.event(
-                    EventKind::FaultInjected,
-                    format!("{} {}", f.type_name(), t.name),
-                )
-                .await;
-                if let Some(fx) = effects {
-                    let fx = fx.redacted(|s| ctx.loaded.secrets.redact(s));
-                    ctx.event(
-                        EventKind::FaultEffect,
-                        format!("{} {}: {}", f.type_name(), t.name, fx.summary()),
-                    )
-                    .await;
-                    rec.effects = Some(fx);
-                }
-                match (undo, settled) {
-                    (Some((undo, journal_id)), _) => {
-                        rec.status = FaultStatus::Active;
-                        pending.push(Pending {
-                            record: out.records.len(),
-                            undo,
-                            journal_id,
-                        });
-                    }
-                    (None, fault::Settled::Done { .. }) => rec.status = FaultStatus::Completed,
-                    (None, fault::Settled::Survived { note, expected }) => {
-                        rec.status = FaultStatus::Survived;
-                        if expected {
-                            ctx.event(EventKind::TargetSurvived, format!("{note}, as expected"))
-                                .await;
-                        } else {
-                            out.error = true;
-                            ctx.event(EventKind::TargetSurvived, note.clone()).await;
-                            rec.error = Some(format!(
-                                "{note}; set `expect: survive` if that is what the experiment expects"
-                            ));
-                        }
-                    }
-                }
-            }
-            Err(err) => {
-                // A target removed by someone else is reported, not an error of the run.
-                if !matches!(err, PlatformError::Gone(_)) {
-                    out.error = true;
-                }
-                ctx.event(
-                    EventKind::FaultFailed,
-                    format!("{} {}: {err}", f.type_name(), t.name),
-                )
-                .await;
-                rec.error = Some(ctx.loaded.secrets.redact(&err.to_string()));
-                if undo.is_some() {
-                    rec.status = FaultStatus::Active;
-                }
-            }
-        }
-        out.records.push(rec);
+    for injected in results {
+        record_injection(ctx, lane, f, injected, out, &mut pending).await;
     }
     pending
 }
 
+/// Prepares, journals and applies the fault on one target; gives back what it prepared
+/// when it could not be applied.
+async fn inject_one<'t>(ctx: &Ctx<'_>, lane: &Lane<'_>, f: &Fault, t: &'t Target) -> Injected<'t> {
+    let at = Utc::now();
+    let undo = match fault::prepare(lane.platform, f, t).await {
+        Ok(u) => u,
+        Err(e) => return Injected::not_applied(t, at, e),
+    };
+    let journal_id = match &undo {
+        Some(u) => match ctx.records.journal_open(ctx, lane, f, u) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                // Not journaled, so not applied: a command's rollback has nothing to
+                // undo, anything else gives back what it prepared.
+                if !matches!(
+                    u.record,
+                    fault::UndoRecord::RunRollback { .. } | fault::UndoRecord::HttpRollback { .. }
+                ) {
+                    fault::release(lane.platform, u).await;
+                }
+                let err = PlatformError::Refused(format!("{e}; the fault was not applied"));
+                return Injected::not_applied(t, at, err);
+            }
+        },
+        None => None,
+    };
+    let mut r = fault::inject_reporting(lane.platform, f, t, undo.as_ref()).await;
+    let mut kept = undo.clone().zip(journal_id);
+    if let Err(e) = &r {
+        let released = match &kept {
+            Some((u, _)) => fault::release(lane.platform, u).await,
+            None => true,
+        };
+        if released {
+            if let Some((_, id)) = kept.take() {
+                ctx.records
+                    .journal_close(&id, &format!("not injected: {e}"));
+            }
+        } else {
+            // It may still be in effect (a command's rollback failed): the entry stays
+            // open for `recover`, and the fault counts as not reverted.
+            r = Err(PlatformError::Refused(format!(
+                "{e}; its rollback did not succeed either: run `faultline recover`"
+            )));
+        }
+    }
+    let result = match &r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    ctx.audit("inject", t, f, &result);
+    let applied = Instant::now();
+    // A one-shot fault: did it take effect (a target may survive a signal)?
+    let settled = match (&r, &undo) {
+        // An interrupt (or an abort) does not wait out the grace period: the signal
+        // was sent, whether the target outlived it is left unsaid.
+        (Ok(_), None) => tokio::select! {
+            s = fault::kind(f).settle(lane.platform, t, at) => s,
+            () = ctx.abort.cancelled() => fault::Settled::Done { gone_at: None },
+        },
+        _ => fault::Settled::Done { gone_at: None },
+    };
+    Injected {
+        target: t,
+        at,
+        applied,
+        result: r,
+        kept,
+        settled,
+    }
+}
+
+/// Writes one injection into the fault's record and events; a reversible one that is
+/// (possibly) in effect joins `pending`.
+async fn record_injection(
+    ctx: &Ctx<'_>,
+    lane: &Lane<'_>,
+    f: &Fault,
+    injected: Injected<'_>,
+    out: &mut FaultOutcome,
+    pending: &mut Vec<Pending>,
+) {
+    let Injected {
+        target: t,
+        at,
+        applied,
+        result: r,
+        kept: undo,
+        settled,
+    } = injected;
+    let mut rec = record(ctx, lane, f, t);
+    let who = lane.who(f, t);
+    match r {
+        Ok(effects) => {
+            rec.injected_at = Some(at);
+            let applied = match &settled {
+                fault::Settled::Done {
+                    gone_at: Some(gone),
+                } => {
+                    out.gone_confirmed = true;
+                    *gone
+                }
+                _ => applied,
+            };
+            out.last_injection = out.last_injection.max(Some(applied));
+            ctx.event(EventKind::FaultInjected, who.clone()).await;
+            if let Some(fx) = effects {
+                let fx = fx.redacted(|s| ctx.loaded.secrets.redact(s));
+                ctx.event(EventKind::FaultEffect, format!("{who}: {}", fx.summary()))
+                    .await;
+                rec.effects = Some(fx);
+            }
+            match (undo, settled) {
+                (Some((undo, journal_id)), _) => {
+                    rec.status = FaultStatus::Active;
+                    pending.push(Pending {
+                        record: out.records.len(),
+                        undo,
+                        journal_id,
+                    });
+                }
+                (None, fault::Settled::Done { .. }) => rec.status = FaultStatus::Completed,
+                (None, fault::Settled::Survived { note, expected }) => {
+                    rec.status = FaultStatus::Survived;
+                    if expected {
+                        ctx.event(EventKind::TargetSurvived, format!("{note}, as expected"))
+                            .await;
+                    } else {
+                        out.error = true;
+                        ctx.event(EventKind::TargetSurvived, note.clone()).await;
+                        rec.error = Some(format!(
+                            "{note}; set `expect: survive` if that is what the experiment expects"
+                        ));
+                    }
+                }
+            }
+        }
+        Err(err) => {
+            // A target removed by someone else is reported, not an error of the run.
+            if !matches!(err, PlatformError::Gone(_)) {
+                out.error = true;
+            }
+            ctx.event(EventKind::FaultFailed, format!("{who}: {err}"))
+                .await;
+            rec.error = Some(ctx.loaded.secrets.redact(&err.to_string()));
+            if undo.is_some() {
+                rec.status = FaultStatus::Active;
+            }
+        }
+    }
+    out.records.push(rec);
+}
+
 /// Reverts concurrently, each with its own timeout so one stuck target does not hold back
 /// the others; the journal entry is closed only when the revert is confirmed.
-async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut FaultOutcome) {
+async fn revert_all(
+    ctx: &Ctx<'_>,
+    lane: &Lane<'_>,
+    f: &Fault,
+    pending: Vec<Pending>,
+    out: &mut FaultOutcome,
+) {
     let results = join_all(pending.into_iter().map(|p| async move {
         // What the fault caused is read before its revert removes the evidence.
-        let effects = fault::kind(f).effects(ctx.platform, &p.undo).await;
-        let r = fault::revert_until(ctx.platform, &p.undo, fault::REVERT_TIMEOUT).await;
+        let effects = fault::kind(f).effects(lane.platform, &p.undo).await;
+        let r = fault::revert_until(lane.platform, &p.undo, fault::REVERT_TIMEOUT).await;
         (p, effects, r)
     }))
     .await;
     for (p, effects, r) in results {
         let target = p.undo.target();
+        let who = lane.who(f, target);
         if let Some(fx) = effects {
-            ctx.event(
-                EventKind::FaultEffect,
-                format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
-            )
-            .await;
+            ctx.event(EventKind::FaultEffect, format!("{who}: {}", fx.summary()))
+                .await;
             merge_effects(ctx, &mut out.records[p.record], fx);
         }
         let r = match r {
             Some(Ok(Some(fx))) => {
-                ctx.event(
-                    EventKind::FaultEffect,
-                    format!("{} {}: {}", f.type_name(), target.name, fx.summary()),
-                )
-                .await;
+                ctx.event(EventKind::FaultEffect, format!("{who}: {}", fx.summary()))
+                    .await;
                 merge_effects(ctx, &mut out.records[p.record], fx);
                 Some(Ok(()))
             }
@@ -928,11 +1018,7 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 rec.reverted_at = Some(Utc::now());
                 ctx.records.journal_close(&p.journal_id, "reverted");
                 ctx.audit("revert", target, f, "ok");
-                ctx.event(
-                    EventKind::FaultReverted,
-                    format!("{} {}", f.type_name(), target.name),
-                )
-                .await;
+                ctx.event(EventKind::FaultReverted, who.clone()).await;
             }
             Some(Err(PlatformError::Gone(name))) => {
                 rec.status = FaultStatus::Reverted;
@@ -953,11 +1039,8 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                 let err = ctx.loaded.secrets.redact(&err.to_string());
                 rec.error = Some(format!("revert failed: {err}"));
                 ctx.audit("revert", target, f, &format!("failed: {err}"));
-                ctx.event(
-                    EventKind::RevertFailed,
-                    format!("{} {}: {err}", f.type_name(), target.name),
-                )
-                .await;
+                ctx.event(EventKind::RevertFailed, format!("{who}: {err}"))
+                    .await;
             }
             None => {
                 rec.error = Some(format!(
@@ -965,11 +1048,8 @@ async fn revert_all(ctx: &Ctx<'_>, f: &Fault, pending: Vec<Pending>, out: &mut F
                     fault::REVERT_TIMEOUT.as_secs()
                 ));
                 ctx.audit("revert", target, f, "not confirmed: timed out");
-                ctx.event(
-                    EventKind::RevertFailed,
-                    format!("{} {}: timed out", f.type_name(), target.name),
-                )
-                .await;
+                ctx.event(EventKind::RevertFailed, format!("{who}: timed out"))
+                    .await;
             }
         }
     }
@@ -988,13 +1068,13 @@ fn merge_effects(ctx: &Ctx<'_>, rec: &mut FaultRecord, fx: FaultEffects) {
 /// until `duration` has passed.
 async fn repeated_kills(
     ctx: &Ctx<'_>,
+    lane: &Lane<'_>,
     index: usize,
-    f: &Fault,
     k: &KillFault,
-    first: &[Target],
-    seed: u64,
     out: &mut FaultOutcome,
 ) {
+    let f = &ctx.loaded.experiment.faults[index];
+    let seed = lane.seed;
     let every = k.every.expect("checked by the caller").std();
     let total = k
         .duration
@@ -1003,9 +1083,9 @@ async fn repeated_kills(
     let start = Instant::now();
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let mut round = 0u64;
-    let mut targets = first.to_vec();
+    let mut targets = lane.targets.clone();
     loop {
-        inject_all(ctx, f, &targets, out).await;
+        inject_all(ctx, lane, f, &targets, out).await;
         out.last_change = out.last_injection.or_else(|| Some(Instant::now()));
         round += 1;
         let next = every * round as u32;
@@ -1018,9 +1098,9 @@ async fn repeated_kills(
         {
             break;
         }
-        match ctx.platform.discover().await {
+        match lane.platform.discover().await {
             Ok(candidates) => {
-                let sel = &ctx.loaded.experiment.target.select;
+                let sel = &lane.spec.select;
                 // A different but reproducible seed per round: same run seed, same rounds.
                 targets = select::select(candidates, sel, Some(seed.wrapping_add(round))).0;
                 if targets.is_empty() {
@@ -1074,20 +1154,57 @@ mod tests {
     }
 
     async fn go(e: &LoadedExperiment, p: &Fake, cancel: CancellationToken) -> RunResult {
+        go_on(e, &[p], cancel, None).await
+    }
+
+    /// Runs `e` with seed 1 on `platforms`, one per named target.
+    async fn go_on(
+        e: &LoadedExperiment,
+        platforms: &[&dyn Platform],
+        cancel: CancellationToken,
+        records: Option<Records>,
+    ) -> RunResult {
         let probes = ProbeContext::new().unwrap();
-        run(
-            e,
-            p,
-            &probes,
-            RunOptions {
-                seed: Some(1),
-                resolved: None,
-                cancel,
-                observer: None,
-                records: None,
-            },
-        )
-        .await
+        let opts = RunOptions {
+            seed: Some(1),
+            resolved: None,
+            cancel,
+            observer: None,
+            records,
+        };
+        run(e, platforms, &probes, opts).await
+    }
+
+    /// A temporary directory, a log file in it, and the experiment of `faults` with `LOG`
+    /// standing for that file.
+    fn logging(faults: &str) -> (tempfile::TempDir, std::path::PathBuf, LoadedExperiment) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let e = experiment(&faults.replace("LOG", &log.display().to_string()));
+        (dir, log, e)
+    }
+
+    /// A 10 ms pause of every target of a fake platform `set` up, run to the end.
+    async fn pause_briefly(set: impl FnOnce(&mut Fake)) -> RunResult {
+        let mut p = Fake::default();
+        set(&mut p);
+        run_faults("  - pause: {duration: 10ms}\n", &p).await
+    }
+
+    /// A token cancelled `ms` milliseconds from now, as a signal would.
+    fn cancelled_after(ms: u64) -> CancellationToken {
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(ms)).await;
+            c.cancel();
+        });
+        cancel
+    }
+
+    /// A journal and audit log in `dir`.
+    fn records_in(dir: &std::path::Path) -> Records {
+        Records::new(Journal::at(dir), AuditLog::at(&dir.join("audit.jsonl")))
     }
 
     /// Runs `faults` on every container `p` knows, to the end.
@@ -1117,21 +1234,7 @@ mod tests {
 
     /// Runs `e` on the fake platform with a journal and audit log in `dir`.
     async fn go_recorded(e: &LoadedExperiment, p: &Fake, dir: &std::path::Path) -> RunResult {
-        let probes = ProbeContext::new().unwrap();
-        let records = Records::new(Journal::at(dir), AuditLog::at(&dir.join("audit.jsonl")));
-        run(
-            e,
-            p,
-            &probes,
-            RunOptions {
-                seed: Some(1),
-                resolved: None,
-                cancel: CancellationToken::new(),
-                observer: None,
-                records: Some(records),
-            },
-        )
-        .await
+        go_on(e, &[p], CancellationToken::new(), Some(records_in(dir))).await
     }
 
     fn lines(path: &std::path::Path) -> Vec<String> {
@@ -1143,13 +1246,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_host_command_runs_once_and_its_rollback_once_when_its_duration_ends() {
+    async fn faults_on_named_targets_run_on_their_own_platforms_and_schedules() {
+        let yaml = "version: 1\nname: t\ntargets:\n  api:\n    docker: {labels: {app: api}}\n  cache:\n    docker: {labels: {app: cache}}\n    select: {mode: all}\nfaults:\n  - pause: {target: cache, duration: 400ms}\n  - kill: {target: api, after: 100ms}\n";
+        let e = load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None).unwrap();
+        let fake = |names: Vec<&'static str>| Fake {
+            listings: StdMutex::new(vec![names]),
+            ..Default::default()
+        };
+        let (api, cache) = (fake(vec!["api-1", "api-2", "api-3"]), fake(vec!["cache-1"]));
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        let e = experiment(&format!(
-            "  - command:\n      run: [sh, -c, \"echo run >> {l}; echo flag off\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 300ms\n",
-            l = log.display()
-        ));
+        let records = Some(records_in(dir.path()));
+        // `named_targets` is in name order: api, then cache.
+        let r = go_on(&e, &[&api, &cache], CancellationToken::new(), records).await;
+        assert_ended(&r, Verdict::Passed, 0);
+        // Each platform saw only the faults on its own target.
+        assert_eq!(
+            *cache.log.lock().unwrap(),
+            ["pause cache-1", "unpause cache-1"]
+        );
+        let api_log = api.log.lock().unwrap().clone();
+        assert_eq!(api_log.len(), 1, "{api_log:?}");
+        assert!(api_log[0].starts_with("kill api-"), "{api_log:?}");
+        let pause = r.faults.iter().find(|f| f.kind == "pause").unwrap();
+        let kill = r.faults.iter().find(|f| f.kind == "kill").unwrap();
+        assert_eq!(
+            (pause.target_name.as_str(), pause.target.as_str()),
+            ("cache", "cache-1")
+        );
+        assert_eq!(kill.target_name, "api");
+        assert_eq!(
+            (pause.status, kill.status),
+            (FaultStatus::Reverted, FaultStatus::Completed)
+        );
+        // The kill starts on its own schedule, while the pause holds.
+        let gap = (kill.injected_at.unwrap() - pause.injected_at.unwrap()).num_milliseconds();
+        assert!((80..400).contains(&gap), "kill {gap} ms after the pause");
+        assert!(kill.injected_at.unwrap() < pause.reverted_at.unwrap());
+        assert_eq!(r.selection, None);
+        let named: Vec<&str> = r.selections.keys().map(String::as_str).collect();
+        assert_eq!(named, ["api", "cache"]);
+        assert_eq!(
+            (r.selections["api"].matched, r.selections["api"].selected),
+            (3, 1)
+        );
+        let by_name: Vec<(&str, &str)> = r
+            .targets
+            .iter()
+            .map(|t| (t.target_name.as_str(), t.name.as_str()))
+            .filter(|(n, _)| *n == "cache")
+            .collect();
+        assert_eq!(by_name, [("cache", "cache-1")]);
+        // The journal entry of the pause names its target.
+        let journal = lines(&dir.path().join("journal.jsonl"));
+        let open: Vec<serde_json::Value> = journal
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["op"] == "open")
+            .collect();
+        assert_eq!(open.len(), 1, "{journal:?}");
+        assert_eq!(open[0]["target"], "cache", "{journal:?}");
+    }
+
+    #[tokio::test]
+    async fn a_host_command_runs_once_and_its_rollback_once_when_its_duration_ends() {
+        let (dir, log, e) = logging(
+            "  - command:\n      run: [sh, -c, \"echo run >> LOG; echo flag off\"]\n      rollback: [sh, -c, \"echo rollback >> LOG\"]\n      duration: 300ms\n",
+        );
         let start = Instant::now();
         let r = go_recorded(&e, &Fake::default(), dir.path()).await;
         assert_ended(&r, Verdict::Passed, 0);
@@ -1216,12 +1378,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_run_is_an_error_with_its_rollback_run_once_and_every_other_fault_reverted() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        let e = experiment(&format!(
-            "  - pause: {{duration: 500ms}}\n  - command:\n      run: [sh, -c, \"echo half-done; exit 3\"]\n      rollback: [sh, -c, \"echo rollback >> {l}\"]\n      duration: 1s\n",
-            l = log.display()
-        ));
+        let (dir, log, e) = logging(
+            "  - pause: {duration: 500ms}\n  - command:\n      run: [sh, -c, \"echo half-done; exit 3\"]\n      rollback: [sh, -c, \"echo rollback >> LOG\"]\n      duration: 1s\n",
+        );
         let p = Fake::default();
         let r = go_recorded(&e, &p, dir.path()).await;
         assert_ended(&r, Verdict::Error, 4);
@@ -1404,21 +1563,21 @@ mod tests {
         );
     }
 
-    /// A during probe that takes ~150 ms per sample, with `latency` bounds, under a 1 s
-    /// pause of every container the fake knows.
-    fn slow_probe_under_pause(bounds: &str) -> LoadedExperiment {
-        with_probes(
+    /// Runs a during probe that takes ~150 ms per sample, with `latency` bounds, under a
+    /// 1 s pause of every container the fake knows.
+    async fn slow_probe_under_pause(bounds: &str) -> RunResult {
+        let e = with_probes(
             &format!(
                 "during:\n  interval: 100ms\n  probes:\n    - name: slow\n      latency: {bounds}\n      command: {{run: [sleep, \"0.15\"]}}\n"
             ),
             "  - pause: {duration: 1s}\n",
-        )
+        );
+        go(&e, &Fake::default(), CancellationToken::new()).await
     }
 
     #[tokio::test]
     async fn a_broken_latency_bound_fails_the_run_with_the_measured_percentile() {
-        let e = slow_probe_under_pause("{p50: 10ms, p95: 50ms, p99: 5s}");
-        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        let r = slow_probe_under_pause("{p50: 10ms, p95: 50ms, p99: 5s}").await;
         assert_ended(&r, Verdict::Failed, 1);
         let p = &r.phases.during.as_ref().unwrap().probes[0];
         assert_eq!(p.successes, p.samples, "every sample succeeded: {p:?}");
@@ -1442,8 +1601,7 @@ mod tests {
 
     #[tokio::test]
     async fn latency_bounds_the_window_meets_pass() {
-        let e = slow_probe_under_pause("{p95: 5s, p99: 5s}");
-        let r = go(&e, &Fake::default(), CancellationToken::new()).await;
+        let r = slow_probe_under_pause("{p95: 5s, p99: 5s}").await;
         assert_ended(&r, Verdict::Passed, 0);
         let p = &r.phases.during.as_ref().unwrap().probes[0];
         assert!(p.latency_bounds.iter().all(|b| b.passed), "{p:?}");
@@ -1554,12 +1712,7 @@ mod tests {
             survives_kills: true,
             ..Default::default()
         };
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(StdDuration::from_millis(200)).await;
-            c.cancel();
-        });
+        let cancel = cancelled_after(200);
         let started = Instant::now();
         let e = with_probes("", "  - kill: {signal: SIGTERM, grace_period: 30s}\n");
         let r = go(&e, &p, cancel).await;
@@ -1634,11 +1787,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unconfirmed_revert_is_exit_5_naming_the_fault() {
-        let p = Fake {
-            fail_unpause: true,
-            ..Fake::default()
-        };
-        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        let r = pause_briefly(|p| p.fail_unpause = true).await;
         assert_ended(&r, Verdict::RevertIncomplete, 5);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Active));
         let last = r.events.last().unwrap();
@@ -1651,11 +1800,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_injection_is_exit_4_and_the_rest_is_reverted() {
-        let p = Fake {
-            fail_pause: true,
-            ..Fake::default()
-        };
-        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        let r = pause_briefly(|p| p.fail_pause = true).await;
         assert_ended(&r, Verdict::Error, 4);
         assert!(
             r.faults
@@ -1666,11 +1811,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_vanished_target_counts_as_reverted_and_is_reported() {
-        let p = Fake {
-            vanish_on_unpause: true,
-            ..Fake::default()
-        };
-        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        let r = pause_briefly(|p| p.vanish_on_unpause = true).await;
         assert_ended(&r, Verdict::Passed, 0);
         assert!(r.faults.iter().all(|f| f.status == FaultStatus::Reverted));
         assert!(r.events.iter().any(|e| e.kind == EventKind::TargetVanished));
@@ -1679,12 +1820,7 @@ mod tests {
     #[tokio::test]
     async fn an_interrupt_reverts_early_and_is_exit_130() {
         let p = Fake::default();
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(StdDuration::from_millis(100)).await;
-            c.cancel();
-        });
+        let cancel = cancelled_after(100);
         let start = Instant::now();
         let r = go(&experiment("  - pause: {duration: 30s}\n"), &p, cancel).await;
         assert!(start.elapsed() < StdDuration::from_secs(5));
@@ -1710,8 +1846,11 @@ mod tests {
     #[tokio::test]
     async fn faults_start_at_their_offsets() {
         let p = Fake::default();
-        let e = experiment("  - kill: {after: 150ms}\n  - pause: {duration: 50ms}\n");
-        let r = go(&e, &p, CancellationToken::new()).await;
+        let r = run_faults(
+            "  - kill: {after: 150ms}\n  - pause: {duration: 50ms}\n",
+            &p,
+        )
+        .await;
         assert_ended(&r, Verdict::Passed, 0);
         let log = p.log.lock().unwrap().clone();
         let first_kill = log.iter().position(|l| l.starts_with("kill")).unwrap();
@@ -1732,8 +1871,7 @@ mod tests {
     #[tokio::test]
     async fn repeated_kills_select_again_each_round() {
         let p = Fake::default();
-        let e = experiment("  - kill: {every: 50ms, duration: 160ms}\n");
-        let r = go(&e, &p, CancellationToken::new()).await;
+        let r = run_faults("  - kill: {every: 50ms, duration: 160ms}\n", &p).await;
         assert_ended(&r, Verdict::Passed, 0);
         let kills = p
             .log

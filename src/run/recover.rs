@@ -30,13 +30,14 @@ pub struct Recovered {
 impl Recovered {
     pub fn line(&self) -> String {
         let e = &self.entry;
+        // A named target's entry says which: `pause for 4s on cache: cache-1`.
+        let target = match e.target.as_str() {
+            "" => e.undo.target().name.clone(),
+            name => format!("{name}: {}", e.undo.target().name),
+        };
         let what = format!(
-            "{} on {} ({}, experiment `{}`, run {})",
-            e.fault,
-            e.undo.target().name,
-            e.platform.kind,
-            e.experiment,
-            e.run
+            "{} on {target} ({}, experiment `{}`, run {})",
+            e.fault, e.platform.kind, e.experiment, e.run
         );
         match &self.outcome {
             Outcome::Reverted => format!("reverted: {what}"),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Observer, Records, RunOptions};
 use crate::error::Error;
 use crate::experiment::LoadedExperiment;
-use crate::experiment::model::{Experiment, SelectMode};
+use crate::experiment::model::{self, Experiment, SelectMode};
 use crate::platform::{Platform, PlatformError, Target, select};
 use crate::probe::ProbeContext;
 use crate::report::RunResult;
@@ -32,15 +32,15 @@ pub struct Resolution {
     pub passed_over: Vec<crate::platform::PassedOver>,
 }
 
-/// Lists the eligible targets and selects from them.
+/// Lists the eligible targets of one target block and selects from them.
 pub async fn resolve(
     platform: &dyn Platform,
-    e: &Experiment,
+    target: &model::Target,
     seed: Option<u64>,
 ) -> Result<Resolution, PlatformError> {
     let candidates = platform.discover().await?;
     let n = candidates.len();
-    let (targets, seed) = select::select(candidates, &e.target.select, seed);
+    let (targets, seed) = select::select(candidates, &target.select, seed);
     // Only informative: a platform that cannot say leaves it empty.
     let passed_over = platform.passed_over().await.unwrap_or_default();
     Ok(Resolution {
@@ -49,6 +49,46 @@ pub async fn resolve(
         candidates: n,
         passed_over,
     })
+}
+
+/// Resolves every named target of `e` on its platform (`platforms` in the order of
+/// `Experiment::named_targets`), once each. `seed` (`--seed`) overrides each target's
+/// `select.seed`; without either, the first target's seed is drawn and every other
+/// target takes that one too, so that the report's one seed repeats the whole run.
+pub async fn resolve_all(
+    platforms: &[&dyn Platform],
+    e: &Experiment,
+    seed: Option<u64>,
+) -> Result<Vec<Resolution>, PlatformError> {
+    let mut all: Vec<Resolution> = Vec::new();
+    for ((name, t), platform) in e.named_targets().into_iter().zip(platforms) {
+        let drawn = all.first().map(|r| r.seed);
+        let r = resolve(*platform, t, seed.or(t.select.seed).or(drawn)).await;
+        all.push(r.map_err(|err| naming(name, err))?);
+    }
+    Ok(all)
+}
+
+/// Connects to the platform of each named target, in the order of
+/// `Experiment::named_targets`.
+pub async fn connect_all(
+    e: &Experiment,
+    opts: &crate::platform::ConnectOptions,
+) -> Result<Vec<Box<dyn Platform>>, PlatformError> {
+    let mut platforms = Vec::new();
+    for (name, t) in e.named_targets() {
+        let p = crate::platform::connect(t, opts).await;
+        platforms.push(p.map_err(|err| naming(name, err))?);
+    }
+    Ok(platforms)
+}
+
+/// An error about a named target says which (the unnamed `target` needs no name).
+fn naming(name: &str, err: PlatformError) -> PlatformError {
+    match name {
+        "" => err,
+        _ => PlatformError::Unavailable(format!("target `{name}`: {err}")),
+    }
 }
 
 /// What the runs of one command share: the signal token, the journal and audit log, the
@@ -104,24 +144,29 @@ impl Session {
         let opts = crate::platform::ConnectOptions {
             tc_image: self.tc_image.clone(),
         };
-        let platform = crate::platform::connect(&l.experiment.target, &opts)
+        let platforms = connect_all(&l.experiment, &opts)
             .await
             .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
-        self.execute_on(l, platform.as_ref(), seed).await
+        let platforms: Vec<&dyn Platform> = platforms.iter().map(AsRef::as_ref).collect();
+        self.execute_on(l, &platforms, seed).await
     }
 
-    /// [`Session::execute`] on a platform already connected.
+    /// [`Session::execute`] on the platforms already connected, one per named target in
+    /// the order of `Experiment::named_targets`.
     pub async fn execute_on(
         &self,
         l: &LoadedExperiment,
-        platform: &dyn Platform,
+        platforms: &[&dyn Platform],
         seed: Option<u64>,
     ) -> Result<RunResult, Error> {
-        let seed = seed
-            .or(l.experiment.target.select.seed)
-            .unwrap_or_else(rand::random);
+        let first_seed = l
+            .experiment
+            .named_targets()
+            .first()
+            .and_then(|(_, t)| t.select.seed);
+        let seed = seed.or(first_seed).unwrap_or_else(rand::random);
         // An unreachable platform is reported by the run itself, with its verdict.
-        let resolved = resolve(platform, &l.experiment, Some(seed)).await.ok();
+        let resolved = resolve_all(platforms, &l.experiment, Some(seed)).await.ok();
         if let Some(r) = &resolved {
             self.guard(l, r)?;
         }
@@ -135,7 +180,7 @@ impl Session {
         }
         Ok(super::run(
             l,
-            platform,
+            platforms,
             &self.probes,
             RunOptions {
                 seed: Some(seed),
@@ -148,14 +193,25 @@ impl Session {
         .await)
     }
 
-    /// A large blast radius needs a yes: `--yes`, or the confirmation callback.
-    fn guard(&self, l: &LoadedExperiment, r: &Resolution) -> Result<(), Error> {
-        let all = l.experiment.target.select.mode == SelectMode::All;
-        let n = r.targets.len();
+    /// A large blast radius needs a yes: `--yes`, or the confirmation callback. With
+    /// named targets, the radius is their union.
+    fn guard(&self, l: &LoadedExperiment, resolved: &[Resolution]) -> Result<(), Error> {
+        let named = l.experiment.named_targets();
+        let all = named.iter().any(|(_, t)| t.select.mode == SelectMode::All);
+        let n: usize = resolved.iter().map(|r| r.targets.len()).sum();
         if self.yes || (n <= TARGET_LIMIT && !(all && n > ALL_LIMIT)) {
             return Ok(());
         }
-        let names: Vec<&str> = r.targets.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<String> = named
+            .iter()
+            .zip(resolved)
+            .flat_map(|((name, _), r)| {
+                r.targets.iter().map(move |t| match *name {
+                    "" => t.name.clone(),
+                    _ => format!("{name}: {}", t.name),
+                })
+            })
+            .collect();
         let what = format!(
             "`{}` would inject faults into {n} targets{}: {}",
             l.experiment.name,
@@ -225,7 +281,7 @@ mod tests {
             })),
         );
         let result = session
-            .execute_on(&loaded(), &platform, Some(1))
+            .execute_on(&loaded(), &[&platform], Some(1))
             .await
             .unwrap();
         let confirmed = confirmed.lock().unwrap().clone();
@@ -252,9 +308,10 @@ mod tests {
         let l =
             crate::experiment::load_experiment_str("t.yaml", few, &Default::default(), &|_| None)
                 .unwrap();
+        let platforms: [&dyn Platform; 1] = [&platform];
         let (a, b) = tokio::join!(
-            s.execute_on(&l, &platform, Some(1)),
-            s.execute_on(&l, &platform, Some(1))
+            s.execute_on(&l, &platforms, Some(1)),
+            s.execute_on(&l, &platforms, Some(1))
         );
         assert!(a.is_ok() && b.is_ok());
         let text = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
@@ -274,6 +331,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_guard_counts_the_union_of_named_targets() {
+        // Two per target is small for each, four in all is not.
+        let two = "version: 1\nname: two\ntargets:\n  api:\n    docker: {labels: {app: api}}\n    select: {mode: all}\n  cache:\n    docker: {labels: {app: cache}}\n    select: {mode: all}\nfaults:\n  - pause: {target: api, duration: 100ms}\n  - pause: {target: cache, duration: 100ms}\n";
+        let l =
+            crate::experiment::load_experiment_str("t.yaml", two, &Default::default(), &|_| None)
+                .unwrap();
+        let (api, cache) = (Fake::default(), Fake::default());
+        let dir = tempfile::tempdir().unwrap();
+        let err = session(&dir, None)
+            .execute_on(&l, &[&api, &cache], Some(1))
+            .await
+            .unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("into 4 targets"), "{err}");
+        assert!(err.contains("api: a, api: b, cache: a, cache: b"), "{err}");
+        assert!(api.log.lock().unwrap().is_empty() && cache.log.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_large_radius_without_a_yes_touches_nothing() {
         let platform = Fake {
             listings: Mutex::new(vec![vec!["web-1", "web-2", "web-3", "web-4"]]),
@@ -281,7 +357,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let err = session(&dir, None)
-            .execute_on(&loaded(), &platform, Some(1))
+            .execute_on(&loaded(), &[&platform], Some(1))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("pass --yes"), "{err}");

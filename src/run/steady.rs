@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Ctx, sample_probe};
 use crate::experiment::model::{Experiment, ProbeSpec};
 use crate::report::{
-    DuringPhase, DuringProbe, EventKind, Latency, LatencyCheck, ProbeOutcome, RecoveryStart,
-    SamplePoint, SteadyPhase,
+    DuringPhase, DuringProbe, EventKind, Latency, LatencyCheck, Measured, ProbeOutcome,
+    RecoveryStart, SamplePoint, SteadyPhase,
 };
 
 /// Every steady-state probe, concurrently, each with its retries.
@@ -29,9 +29,8 @@ pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
                     passed: s.ok,
                     attempts,
                     duration_ms: start.elapsed().as_millis() as u64,
+                    measured: measured(&s),
                     detail: s.detail,
-                    value: s.value,
-                    ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
                 };
             }
             tokio::select! {
@@ -77,9 +76,8 @@ pub(super) async fn recover(
                 passed: s.ok,
                 attempts: polls,
                 duration_ms: took.as_millis() as u64,
+                measured: measured(&s),
                 detail: s.detail,
-                value: s.value,
-                ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
             })
             .collect();
         let now = Instant::now();
@@ -147,7 +145,7 @@ impl DuringSamples {
                     f64::from(successes) / f64::from(samples)
                 };
                 let latencies: Vec<u64> = points.iter().map(|s| s.latency_ms).collect();
-                let ttfbs: Vec<u64> = points.iter().filter_map(|s| s.ttfb_ms).collect();
+                let ttfbs: Vec<u64> = points.iter().filter_map(|s| s.measured.ttfb_ms).collect();
                 let latency_bounds: Vec<LatencyCheck> = p
                     .latency
                     .as_ref()
@@ -192,6 +190,14 @@ impl DuringSamples {
 /// How many samples the during window should give: its length over the interval. The
 /// window is the span from the first fault's start to the last one's end (for one-shot
 /// faults, `during.duration`).
+/// What a probe attempt measured, for the report.
+fn measured(s: &crate::probe::Sample) -> Measured {
+    Measured {
+        value: s.value,
+        ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
+    }
+}
+
 fn expected_samples(e: &Experiment, interval: std::time::Duration) -> usize {
     let start = e
         .faults
@@ -303,8 +309,7 @@ pub(super) async fn sample_during(
                 at_ms: at.as_millis() as u64,
                 ok: s.ok,
                 latency_ms: s.latency.as_millis() as u64,
-                value: s.value,
-                ttfb_ms: s.ttfb.map(|t| t.as_millis() as u64),
+                measured: measured(&s),
             });
             if during.abort_on_failure
                 && bar_lost(points, p.min_success(), expected)

@@ -120,6 +120,8 @@ pub struct Experiment {
     vars: Option<String>,
     docker: Vec<String>,
     select: Option<String>,
+    /// Named targets (`targets:`): each name with its mapping as YAML flow text.
+    named: Vec<(String, String)>,
     steady: Vec<Probe>,
     interval: Option<String>,
     abort_on_failure: bool,
@@ -135,6 +137,7 @@ impl Experiment {
             vars: None,
             docker: Vec::new(),
             select: None,
+            named: Vec::new(),
             steady: Vec::new(),
             interval: None,
             abort_on_failure: false,
@@ -174,6 +177,24 @@ impl Experiment {
     pub fn docker(mut self, field: &str) -> Experiment {
         self.docker.push(field.to_string());
         self
+    }
+
+    /// A named target (`targets: {NAME: ...}`) with its mapping as YAML flow text, e.g.
+    /// `docker: {labels: {app: api}}, select: {mode: all}`. With one, the experiment has
+    /// `targets:` instead of `target:`.
+    pub fn target(mut self, name: &str, mapping: &str) -> Experiment {
+        self.named.push((name.to_string(), mapping.to_string()));
+        self
+    }
+
+    /// A named target: the fleet's containers labelled `fltest.role: ROLE`, picked as
+    /// `select` says (e.g. `{mode: all}`).
+    pub fn target_on(self, name: &str, fleet: &Fleet, role: &str, select: &str) -> Experiment {
+        let mapping = format!(
+            "docker: {{labels: {{fltest.group: {}, fltest.role: {role}}}}}, select: {select}",
+            fleet.group
+        );
+        self.target(name, &mapping)
     }
 
     /// Narrows the selector to the container named `name`.
@@ -225,9 +246,16 @@ impl Experiment {
         if let Some(v) = &self.vars {
             let _ = writeln!(y, "vars: {v}");
         }
-        let _ = writeln!(y, "target:\n  docker: {{{}}}", self.docker.join(", "));
-        if let Some(s) = &self.select {
-            let _ = writeln!(y, "  select: {s}");
+        if self.named.is_empty() {
+            let _ = writeln!(y, "target:\n  docker: {{{}}}", self.docker.join(", "));
+            if let Some(s) = &self.select {
+                let _ = writeln!(y, "  select: {s}");
+            }
+        } else {
+            y.push_str("targets:\n");
+            for (name, mapping) in &self.named {
+                let _ = writeln!(y, "  {name}: {{{mapping}}}");
+            }
         }
         if !self.steady.is_empty() {
             y.push_str("steady_state:\n");

@@ -146,13 +146,16 @@ pub fn needs(e: &Experiment, for_fault: impl Fn(&Fault) -> Vec<Permission>) -> N
             set.entry(p).or_default().insert(why.to_string());
         }
     };
-    if let Some(k) = &e.target.kubernetes {
+    // The union of what each Kubernetes target needs, with the faults that act on it.
+    for (name, t) in e.named_targets() {
+        let Some(k) = &t.kubernetes else { continue };
         let scope = Scope {
             context: k.context.clone(),
             namespace: k.namespace.clone(),
         };
         add(&scope, for_targets(), "targets");
-        for f in &e.faults {
+        let on_it = |f: &&Fault| e.target_of(f).is_some_and(|(n, _)| n == name);
+        for f in e.faults.iter().filter(on_it) {
             add(&scope, for_fault(f), f.type_name());
             // Peer pods of a network scope in another namespace are listed there.
             if let Fault::Network(n) = f {
