@@ -1502,6 +1502,17 @@ mod tests {
         }
     }
 
+    /// A Kubernetes target spec and a Docker one.
+    fn specs() -> (TargetSpec, TargetSpec) {
+        use crate::test_support::from_json;
+        (
+            from_json(
+                serde_json::json!({"kubernetes": {"namespace": "shop", "selector": "app=api"}}),
+            ),
+            from_json(serde_json::json!({"docker": {"labels": {"app": "web"}}})),
+        )
+    }
+
     fn add_commands_netem(f: &NetworkFault) -> Vec<Vec<String>> {
         add_commands(f, Engine::Netem)
     }
@@ -1530,13 +1541,7 @@ mod tests {
 
     #[test]
     fn on_kubernetes_the_plan_says_what_the_nfqueue_engine_needs() {
-        let k8s: TargetSpec = serde_json::from_value(
-            serde_json::json!({"kubernetes": {"namespace": "shop", "selector": "app=api"}}),
-        )
-        .unwrap();
-        let docker: TargetSpec =
-            serde_json::from_value(serde_json::json!({"docker": {"labels": {"app": "web"}}}))
-                .unwrap();
+        let (k8s, docker) = specs();
         let mut f = fault(Some(100), None, None, None);
         assert_eq!(
             f.describe_on(&docker),
@@ -1729,13 +1734,7 @@ mod tests {
 
     #[test]
     fn peers_are_named_the_platforms_way() {
-        let k8s: TargetSpec = serde_json::from_value(
-            serde_json::json!({"kubernetes": {"namespace": "shop", "selector": "app=api"}}),
-        )
-        .unwrap();
-        let docker: TargetSpec =
-            serde_json::from_value(serde_json::json!({"docker": {"labels": {"app": "web"}}}))
-                .unwrap();
+        let (k8s, docker) = specs();
         let by_container: NetworkFault = serde_json::from_value(serde_json::json!({
             "duration": "10s", "delay": "10ms", "to": {"containers": {"names": ["db"]}, "hosts": ["db"]}
         }))
