@@ -2109,6 +2109,13 @@ fn the_fake_servers_websocket_accept_key_is_rfc_6455s() {
 }
 
 /// The exec commands (decoded `command` query parameters) and container of each exec.
+/// `cmds` as the execs `execs` lists for them in `helper`.
+fn in_helper(helper: &str, cmds: &[&str]) -> Vec<(String, String)> {
+    cmds.iter()
+        .map(|c| (helper.to_string(), c.to_string()))
+        .collect()
+}
+
 fn execs(seen: &[Seen]) -> Vec<(String, String)> {
     seen.iter()
         .filter(|s| s.path.ends_with("/exec"))
@@ -2237,28 +2244,24 @@ impl NetState {
 /// The IFB device and the ingress qdisc as `ip` and `tc` would answer for them.
 fn ifb_exec(st: &mut NetState, argv: &str) -> Option<fake::Answer> {
     let ok = fake::Answer::exec_ok;
+    // The commands that add or remove the device or the ingress qdisc.
+    let switch = match argv {
+        "ip link add ifb-fa17 type ifb" => Some((&mut st.ifb, true)),
+        "ip link del ifb-fa17" => Some((&mut st.ifb, false)),
+        "tc qdisc add dev eth0 handle ffff: ingress" => Some((&mut st.ingress, true)),
+        "tc qdisc del dev eth0 ingress" => Some((&mut st.ingress, false)),
+        _ => None,
+    };
+    if let Some((flag, on)) = switch {
+        *flag = on;
+        return Some(ok(""));
+    }
     Some(match argv {
         "ip link show ifb-fa17" if st.ifb => ok("5: ifb-fa17: <BROADCAST,NOARP,UP,LOWER_UP>\n"),
         "ip link show ifb-fa17" => {
             fake::Answer::exec_exit(1, "Device \"ifb-fa17\" does not exist.\n")
         }
-        "ip link add ifb-fa17 type ifb" => {
-            st.ifb = true;
-            ok("")
-        }
-        "ip link del ifb-fa17" => {
-            st.ifb = false;
-            ok("")
-        }
         "ip link set dev ifb-fa17 up" => ok(""),
-        "tc qdisc del dev eth0 ingress" => {
-            st.ingress = false;
-            ok("")
-        }
-        "tc qdisc add dev eth0 handle ffff: ingress" => {
-            st.ingress = true;
-            ok("")
-        }
         "tc filter show dev eth0 parent ffff:" if st.ingress => ok(
             "filter protocol all pref 1 u32 chain 0 fh 800::800 order 2048 key ht 800 bkt 0 flowid ??? \n\taction order 1: mirred (Egress Redirect to device ifb-fa17) stolen\n",
         ),
@@ -2353,12 +2356,33 @@ fn net_handler(state: Arc<Mutex<NetState>>) -> fake::Handler {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn network_fault_end_to_end_over_the_exec_websocket() {
+/// The network helper's script, as the kubelet runs it (after its expansion).
+fn helper_script(server: &fake::Server) -> String {
+    let patch = server
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "PATCH")
+        .unwrap();
+    kubelet_command(&patch.body["spec"]["ephemeralContainers"][0])[2].clone()
+}
+
+/// A fresh network helper on the fake API server, a platform with a helper image on it,
+/// and the target pod `api-1`.
+async fn net_fake() -> (
+    Arc<Mutex<NetState>>,
+    fake::Server,
+    KubernetesPlatform,
+    Target,
+) {
     let state = Arc::new(Mutex::new(NetState::default()));
     let server = fake::start(net_handler(state.clone())).await;
     let p = on_fake(&server, spec(), Some("registry.local/tc:1"));
-    let t = target("api-1", "uid-1");
+    (state, server, p, target("api-1", "uid-1"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_fault_end_to_end_over_the_exec_websocket() {
+    let (state, server, p, t) = net_fake().await;
     let f = fault(json!({"network": {"delay": "100ms", "duration": "10s"}}));
 
     let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
@@ -2374,12 +2398,7 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
         }
     );
     // The helper outlives the fault by twice the revert timeout.
-    let patch = server
-        .seen()
-        .into_iter()
-        .find(|s| s.method == "PATCH")
-        .unwrap();
-    let script = kubelet_command(&patch.body["spec"]["ephemeralContainers"][0])[2].clone();
+    let script = helper_script(&server);
     assert!(script.contains("sleep 70 & wait $!"), "{script}");
 
     fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
@@ -2397,21 +2416,21 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
     let seen = server.seen();
     assert_eq!(
         execs(&seen),
-        [
-            // A free queue for the delayer, in case the kernel has no netem.
-            "cat /proc/net/netfilter/nfnetlink_queue",
-            "tc qdisc show dev eth0",
-            "tc qdisc add dev eth0 root handle fa17: netem delay 100ms",
-            // Revert: netem is there, so the delayer never ran: no rule, no container.
-            "tc qdisc show dev eth0",
-            "tc qdisc show dev eth0",
-            "tc qdisc del dev eth0 root handle fa17:",
-            "tc qdisc show dev eth0",
-            "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\"",
-        ]
-        .iter()
-        .map(|c| (helper.clone(), c.to_string()))
-        .collect::<Vec<_>>()
+        in_helper(
+            &helper,
+            &[
+                // A free queue for the delayer, in case the kernel has no netem.
+                "cat /proc/net/netfilter/nfnetlink_queue",
+                "tc qdisc show dev eth0",
+                "tc qdisc add dev eth0 root handle fa17: netem delay 100ms",
+                // Revert: netem is there, so the delayer never ran: no rule, no container.
+                "tc qdisc show dev eth0",
+                "tc qdisc show dev eth0",
+                "tc qdisc del dev eth0 root handle fa17:",
+                "tc qdisc show dev eth0",
+                "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\"",
+            ],
+        )
     );
     // Each exec asks for stdout and stderr only.
     let exec = seen.iter().find(|s| s.path.ends_with("/exec")).unwrap();
@@ -2436,20 +2455,12 @@ async fn network_fault_end_to_end_over_the_exec_websocket() {
 /// script removes them too (faultline died).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingress_rate_on_a_pod_goes_through_an_ifb_device_in_the_helper() {
-    let state = Arc::new(Mutex::new(NetState::default()));
-    let server = fake::start(net_handler(state.clone())).await;
-    let p = on_fake(&server, spec(), Some("registry.local/tc:1"));
-    let t = target("api-1", "uid-1");
+    let (state, server, p, t) = net_fake().await;
     let f = fault(json!({"network": {"rate": "1mbit", "direction": "ingress", "duration": "10s"}}));
 
     let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
     let helper = state.lock().unwrap().helper.clone().unwrap();
-    let patch = server
-        .seen()
-        .into_iter()
-        .find(|s| s.method == "PATCH")
-        .unwrap();
-    let script = kubelet_command(&patch.body["spec"]["ephemeralContainers"][0])[2].clone();
+    let script = helper_script(&server);
     assert!(
         script.contains(
             "tc filter show dev eth0 parent ffff: 2>/dev/null | grep -q ifb-fa17 && tc qdisc del dev eth0 ingress 2>/dev/null; ip link del ifb-fa17 2>/dev/null"
@@ -2474,25 +2485,25 @@ async fn an_ingress_rate_on_a_pod_goes_through_an_ifb_device_in_the_helper() {
     }
     assert_eq!(
         execs(&server.seen()),
-        [
-            "ip link show ifb-fa17",
-            "tc qdisc show dev eth0",
-            "ip link add ifb-fa17 type ifb",
-            "ip link set dev ifb-fa17 up",
-            "tc qdisc add dev ifb-fa17 root handle fa17: tbf rate 1000000bit burst 5000 latency 400ms",
-            "tc qdisc add dev eth0 handle ffff: ingress",
-            "tc filter add dev eth0 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ifb-fa17",
-            // Revert: the ingress qdisc is ours (it redirects to the device), then the device.
-            "tc filter show dev eth0 parent ffff:",
-            "tc qdisc del dev eth0 ingress",
-            "ip link show ifb-fa17",
-            "ip link del ifb-fa17",
-            "ip link show ifb-fa17",
-            "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\"",
-        ]
-        .iter()
-        .map(|c| (helper.clone(), c.to_string()))
-        .collect::<Vec<_>>()
+        in_helper(
+            &helper,
+            &[
+                "ip link show ifb-fa17",
+                "tc qdisc show dev eth0",
+                "ip link add ifb-fa17 type ifb",
+                "ip link set dev ifb-fa17 up",
+                "tc qdisc add dev ifb-fa17 root handle fa17: tbf rate 1000000bit burst 5000 latency 400ms",
+                "tc qdisc add dev eth0 handle ffff: ingress",
+                "tc filter add dev eth0 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ifb-fa17",
+                // Revert: the ingress qdisc is ours (it redirects to the device), then the device.
+                "tc filter show dev eth0 parent ffff:",
+                "tc qdisc del dev eth0 ingress",
+                "ip link show ifb-fa17",
+                "ip link del ifb-fa17",
+                "ip link show ifb-fa17",
+                "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\"",
+            ],
+        )
     );
     assert_granted(&server.seen(), &fault::rbac_rules(&f));
 }
