@@ -64,6 +64,121 @@ fn steady_cases(
     }
 }
 
+/// A `during` probe's case: passed, or which bar it missed (success ratio or a latency
+/// bound) with its failed samples.
+fn during_status(p: &super::DuringProbe) -> TestCaseStatus {
+    if p.passed {
+        return TestCaseStatus::success();
+    }
+    let broken: Vec<String> = p
+        .latency_bounds
+        .iter()
+        .filter(|b| !b.passed)
+        .map(super::LatencyCheck::words)
+        .collect();
+    let ratio_short = p.samples == 0 || p.success_ratio < p.min_success;
+    let (kind, message) = if ratio_short || broken.is_empty() {
+        (
+            "below_min_success",
+            format!(
+                "success ratio {:.2} below min_success {:.2} ({} of {} samples ok)",
+                p.success_ratio, p.min_success, p.successes, p.samples
+            ),
+        )
+    } else {
+        (
+            "above_latency_bound",
+            format!("latency above its bound: {}", broken.join(", ")),
+        )
+    };
+    let failed: Vec<String> = p
+        .timeline
+        .iter()
+        .filter(|s| !s.ok)
+        .map(|s| summary::duration(s.at_ms))
+        .collect();
+    let mut description = summary::during_detail(p);
+    if !failed.is_empty() {
+        let more = failed.len().saturating_sub(20);
+        description.push_str(&format!(
+            "\nfailed samples at (from the run's start): {}{}",
+            failed[..failed.len().min(20)].join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    failure(NonSuccessKind::Failure, kind, &message, Some(description))
+}
+
+/// A fault's case: an error when it could not be injected or its revert was not
+/// confirmed; its details and times as the case's output.
+fn fault_case(cases: &mut Cases, r: &RunResult, f: &super::FaultRecord) {
+    let error = f.error.as_deref().unwrap_or("");
+    let (status, out) = match f.status {
+        FaultStatus::Reverted | FaultStatus::Completed | FaultStatus::Survived => {
+            // e.g. a target removed by someone else mid-fault: worth a note, not a failure.
+            let out = (!error.is_empty()).then(|| error.to_string());
+            (TestCaseStatus::success(), out)
+        }
+        FaultStatus::Failed => {
+            let message = if error.is_empty() {
+                "could not be injected"
+            } else {
+                error
+            };
+            let desc = format!(
+                "{} on {} could not be injected: {message}",
+                summary::fault_label(f),
+                summary::fault_target(f)
+            );
+            (
+                failure(NonSuccessKind::Error, "fault_failed", message, Some(desc)),
+                None,
+            )
+        }
+        FaultStatus::Active => {
+            let message = format!(
+                "revert not confirmed{}; the fault may still be active: run `faultline recover`",
+                if error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({error})")
+                }
+            );
+            (
+                failure(NonSuccessKind::Error, "revert_incomplete", &message, None),
+                None,
+            )
+        }
+    };
+    let name = format!("fault: {} {}", f.kind, summary::fault_target(f));
+    let case = cases.add(name, status, summary::active_ms(f));
+    let mut text = format!(
+        "{} on {}",
+        summary::fault_detail(f),
+        summary::fault_target(f)
+    );
+    if let Some(at) = f.injected_at {
+        text.push_str(&format!(
+            ", injected at +{}",
+            summary::duration(summary::offset(r, at))
+        ));
+    }
+    if let Some(at) = f.reverted_at {
+        text.push_str(&format!(
+            ", reverted at +{}",
+            summary::duration(summary::offset(r, at))
+        ));
+    }
+    if let Some(out) = out {
+        text.push_str(&format!("\n{out}"));
+    }
+    case.set_system_out(text);
+}
+
 fn suite(r: &RunResult) -> TestSuite {
     let mut suite = TestSuite::new(&r.experiment.name);
     suite
@@ -94,51 +209,7 @@ fn suite(r: &RunResult) -> TestSuite {
     let spans = Spans::of(r);
     if let Some(during) = &r.phases.during {
         for p in &during.probes {
-            let status = if p.passed {
-                TestCaseStatus::success()
-            } else {
-                let broken: Vec<String> = p
-                    .latency_bounds
-                    .iter()
-                    .filter(|b| !b.passed)
-                    .map(super::LatencyCheck::words)
-                    .collect();
-                let ratio_short = p.samples == 0 || p.success_ratio < p.min_success;
-                let (kind, message) = if ratio_short || broken.is_empty() {
-                    (
-                        "below_min_success",
-                        format!(
-                            "success ratio {:.2} below min_success {:.2} ({} of {} samples ok)",
-                            p.success_ratio, p.min_success, p.successes, p.samples
-                        ),
-                    )
-                } else {
-                    (
-                        "above_latency_bound",
-                        format!("latency above its bound: {}", broken.join(", ")),
-                    )
-                };
-                let failed: Vec<String> = p
-                    .timeline
-                    .iter()
-                    .filter(|s| !s.ok)
-                    .map(|s| summary::duration(s.at_ms))
-                    .collect();
-                let mut description = summary::during_detail(p);
-                if !failed.is_empty() {
-                    let more = failed.len().saturating_sub(20);
-                    description.push_str(&format!(
-                        "\nfailed samples at (from the run's start): {}{}",
-                        failed[..failed.len().min(20)].join(", "),
-                        if more > 0 {
-                            format!(" and {more} more")
-                        } else {
-                            String::new()
-                        }
-                    ));
-                }
-                failure(NonSuccessKind::Failure, kind, &message, Some(description))
-            };
+            let status = during_status(p);
             let time = match (p.timeline.first(), p.timeline.last()) {
                 (Some(a), Some(b)) => Some(b.at_ms.saturating_sub(a.at_ms)),
                 _ => spans.during.map(|(a, b)| b - a),
@@ -155,67 +226,7 @@ fn suite(r: &RunResult) -> TestSuite {
         });
     }
     for f in &r.faults {
-        let error = f.error.as_deref().unwrap_or("");
-        let (status, out) = match f.status {
-            FaultStatus::Reverted | FaultStatus::Completed | FaultStatus::Survived => {
-                // e.g. a target removed by someone else mid-fault: worth a note, not a failure.
-                let out = (!error.is_empty()).then(|| error.to_string());
-                (TestCaseStatus::success(), out)
-            }
-            FaultStatus::Failed => {
-                let message = if error.is_empty() {
-                    "could not be injected"
-                } else {
-                    error
-                };
-                let desc = format!(
-                    "{} on {} could not be injected: {message}",
-                    summary::fault_label(f),
-                    summary::fault_target(f)
-                );
-                (
-                    failure(NonSuccessKind::Error, "fault_failed", message, Some(desc)),
-                    None,
-                )
-            }
-            FaultStatus::Active => {
-                let message = format!(
-                    "revert not confirmed{}; the fault may still be active: run `faultline recover`",
-                    if error.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({error})")
-                    }
-                );
-                (
-                    failure(NonSuccessKind::Error, "revert_incomplete", &message, None),
-                    None,
-                )
-            }
-        };
-        let name = format!("fault: {} {}", f.kind, summary::fault_target(f));
-        let case = cases.add(name, status, summary::active_ms(f));
-        let mut text = format!(
-            "{} on {}",
-            summary::fault_detail(f),
-            summary::fault_target(f)
-        );
-        if let Some(at) = f.injected_at {
-            text.push_str(&format!(
-                ", injected at +{}",
-                summary::duration(summary::offset(r, at))
-            ));
-        }
-        if let Some(at) = f.reverted_at {
-            text.push_str(&format!(
-                ", reverted at +{}",
-                summary::duration(summary::offset(r, at))
-            ));
-        }
-        if let Some(out) = out {
-            text.push_str(&format!("\n{out}"));
-        }
-        case.set_system_out(text);
+        fault_case(&mut cases, r, f);
     }
     let verdict_case = match r.verdict {
         Verdict::Passed | Verdict::Failed | Verdict::NotSteady => None,
