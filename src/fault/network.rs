@@ -387,6 +387,55 @@ async fn check_root(
 }
 
 impl NetworkFault {
+    /// The engine for delay, jitter, loss and their relatives once `auto` is decided: the
+    /// nfqueue engine where the kernel has no netem, and for ingress (it needs no IFB
+    /// device); DNS answers are read by the delayer only.
+    fn engine_for(&self, has_netem: Option<bool>) -> Engine {
+        let egress_only = self.direction == NetDirection::Egress;
+        match self.engine {
+            _ if self.dns.is_some() => Engine::Nfqueue,
+            NetworkEngine::Netem => Engine::Netem,
+            NetworkEngine::Nfqueue => Engine::Nfqueue,
+            NetworkEngine::Auto
+                if needs_netem(self) && (has_netem == Some(false) || !egress_only) =>
+            {
+                Engine::Nfqueue
+            }
+            NetworkEngine::Auto => Engine::Netem,
+        }
+    }
+
+    /// The iptables chains the fault's rules go in.
+    fn chains(&self) -> Vec<net_scope::Chain> {
+        match (&self.partition, &self.dns) {
+            (Some(p), _) => net_scope::partition_chains(p.direction),
+            (None, Some(_)) => vec![net_scope::Chain::Input],
+            (None, None) => net_scope::chains(self.direction),
+        }
+    }
+
+    /// What a helper runs as it ends (faultline died): delete faultline's qdisc, the IFB
+    /// device's redirect, and the rules carrying `markers`.
+    fn on_exit(&self, ifb: bool, markers: &[&String], chains: &[String]) -> String {
+        let mut on_exit = format!(
+            "tc {} 2>/dev/null",
+            delete_command(&self.interface).join(" ")
+        );
+        if ifb {
+            on_exit.push_str(&format!(
+                "; {}",
+                super::ifb::shell_teardown(&self.interface)
+            ));
+        }
+        for m in markers {
+            on_exit.push_str(&format!(
+                "; {}",
+                super::nfqueue::delete_rules_script_in(m, chains)
+            ));
+        }
+        on_exit
+    }
+
     /// The impairment and scope fields that are set, as `` `key` `` for a message, but
     /// those named in `except`.
     fn set_fields(&self, except: &[&str]) -> Vec<String> {
@@ -679,20 +728,8 @@ impl FaultKind for NetworkFault {
 
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
         let has_netem = platform.netem_supported().await;
-        // netem shapes only egress: ingress goes to the nfqueue engine.
         let egress_only = self.direction == NetDirection::Egress;
-        let engine = match self.engine {
-            // Only the delayer reads DNS answers.
-            _ if self.dns.is_some() => Engine::Nfqueue,
-            NetworkEngine::Netem => Engine::Netem,
-            NetworkEngine::Nfqueue => Engine::Nfqueue,
-            NetworkEngine::Auto
-                if needs_netem(self) && (has_netem == Some(false) || !egress_only) =>
-            {
-                Engine::Nfqueue
-            }
-            NetworkEngine::Auto => Engine::Netem,
-        };
+        let engine = self.engine_for(has_netem);
         // Where faultline cannot reach the target from the host but a helper image runs
         // beside it (Kubernetes), the delayer runs there; else from the host.
         let beside =
@@ -716,35 +753,18 @@ impl FaultKind for NetworkFault {
             .then(|| format!("faultline-delayer-{:016x}", rand::random::<u64>()));
         let drop_marker =
             partition.then(|| format!("faultline-partition-{:016x}", rand::random::<u64>()));
-        let chains: Vec<net_scope::Chain> = match (&self.partition, &self.dns) {
-            (Some(p), _) => net_scope::partition_chains(p.direction),
-            (None, Some(_)) => vec![net_scope::Chain::Input],
-            (None, None) => net_scope::chains(self.direction),
-        };
+        let chains = self.chains();
         let chain_names: Vec<String> = chains.iter().map(|c| c.name().to_string()).collect();
-        let mut on_exit = format!(
-            "tc {} 2>/dev/null",
-            delete_command(&self.interface).join(" ")
-        );
         // tc shapes what an interface sends; what the target receives goes through an
         // IFB device (netem or a rate with `direction: ingress` or `both`).
         let tc = needs_tc(self, engine);
         let ifb = tc && self.direction != NetDirection::Egress && self.partition.is_none();
-        if ifb {
-            on_exit.push_str(&format!(
-                "; {}",
-                super::ifb::shell_teardown(&self.interface)
-            ));
-        }
-        if beside {
-            // The helper takes the rules with it too when it ends (faultline died).
-            for m in marker.iter().chain(drop_marker.iter()) {
-                on_exit.push_str(&format!(
-                    "; {}",
-                    super::nfqueue::delete_rules_script_in(m, &chain_names)
-                ));
-            }
-        }
+        // A helper beside the target takes the rules with it too when it ends.
+        let markers: Vec<&String> = match beside {
+            true => marker.iter().chain(drop_marker.iter()).collect(),
+            false => Vec::new(),
+        };
+        let on_exit = self.on_exit(ifb, &markers, &chain_names);
         let access = platform
             .enter_netns(
                 target,
@@ -772,29 +792,23 @@ impl FaultKind for NetworkFault {
         };
         let delayer = match marker {
             Some(marker) => {
-                let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
-                let listing = platform.netns_exec(target, &access, &cat).await?;
-                let placement = match (&access, beside) {
-                    (NetAccess::Sidecar { image, .. }, true) => Placement::InTarget {
-                        net_admin: true,
-                        image: Some(image.clone()),
-                    },
-                    _ => host_placement(),
-                };
-                let queue =
-                    super::nfqueue::pick_queue(&super::nfqueue::bound_queues(&listing.stdout));
-                let target_args = super::nfqueue::queue_target(queue);
-                let target_args: Vec<&str> = target_args.iter().map(String::as_str).collect();
-                Some(super::nfqueue::DelayerRecord {
-                    queue,
-                    rules: matches
-                        .iter()
-                        .map(|m| super::nfqueue::with_comment(m, &marker, &target_args))
-                        .collect(),
+                let rec = delayer_record(
+                    platform,
+                    target,
+                    &access,
+                    beside,
                     marker,
-                    placement,
-                    interface: Some(self.interface.clone()),
-                })
+                    &matches,
+                    &self.interface,
+                )
+                .await;
+                match rec {
+                    Ok(rec) => Some(rec),
+                    Err(e) => {
+                        let _ = platform.leave_netns(&access).await;
+                        return Err(e);
+                    }
+                }
             }
             None => None,
         };
@@ -1303,6 +1317,41 @@ async fn stop_nfqueue(
 }
 
 /// The delayer runs on the host inside the target's network namespace (Docker).
+/// The delayer's record: a queue no one in the namespace has bound, its rules (one per
+/// match), and where it runs (beside the target in its helper, or from the host).
+async fn delayer_record(
+    platform: &dyn Platform,
+    target: &Target,
+    access: &NetAccess,
+    beside: bool,
+    marker: String,
+    matches: &[Vec<String>],
+    interface: &str,
+) -> Result<super::nfqueue::DelayerRecord, PlatformError> {
+    let cat = ["cat", "/proc/net/netfilter/nfnetlink_queue"].map(String::from);
+    let listing = platform.netns_exec(target, access, &cat).await?;
+    let placement = match (access, beside) {
+        (NetAccess::Sidecar { image, .. }, true) => Placement::InTarget {
+            net_admin: true,
+            image: Some(image.clone()),
+        },
+        _ => host_placement(),
+    };
+    let queue = super::nfqueue::pick_queue(&super::nfqueue::bound_queues(&listing.stdout));
+    let target_args = super::nfqueue::queue_target(queue);
+    let target_args: Vec<&str> = target_args.iter().map(String::as_str).collect();
+    Ok(super::nfqueue::DelayerRecord {
+        queue,
+        rules: matches
+            .iter()
+            .map(|m| super::nfqueue::with_comment(m, &marker, &target_args))
+            .collect(),
+        marker,
+        placement,
+        interface: Some(interface.to_string()),
+    })
+}
+
 pub fn host_placement() -> Placement {
     Placement::Host {
         netns: true,
