@@ -215,13 +215,16 @@ fn docker_check(
     ));
     let docker = rt.block_on(async {
         let d = crate::platform::docker::connect(&endpoint).await?;
-        match d.version().await {
-            Ok(v) => Ok(format!(
-                "engine {} (API {}, faultline speaks {}) at {}",
-                v.version.unwrap_or_default(),
-                v.api_version.unwrap_or_default(),
+        match crate::platform::docker_engine::engine(&d).await {
+            Ok(engine) => Ok(format!(
+                "engine {} {} (API {}, faultline speaks {}{}) at {}; {}",
+                engine.name(),
+                engine.version,
+                engine.api_version,
                 d.client_version(),
-                endpoint.host
+                if engine.rootless { ", rootless" } else { "" },
+                endpoint.host,
+                engine.works(&endpoint.host)
             )),
             Err(e) => Err(crate::platform::docker::describe(&endpoint.host, &e)),
         }

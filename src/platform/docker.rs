@@ -11,6 +11,7 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, Docker};
 
 use super::docker_endpoint::{Endpoint, TlsFiles};
+use super::docker_engine::Engine;
 use super::{
     ExecOutput, NetAccess, NetnsRequest, PassedOver, Placement, Platform, PlatformError, Target,
     host,
@@ -372,6 +373,8 @@ pub struct DockerPlatform {
     stressors: std::sync::Mutex<Vec<std::process::Child>>,
     /// What the last `discover` passed over, from the same listing.
     passed_over: std::sync::Mutex<Option<Vec<PassedOver>>>,
+    /// Which engine answers (Docker or Podman), asked once when first needed.
+    engine: tokio::sync::OnceCell<Engine>,
 }
 
 impl DockerPlatform {
@@ -390,7 +393,48 @@ impl DockerPlatform {
             tc_image: None,
             stressors: std::sync::Mutex::new(Vec::new()),
             passed_over: std::sync::Mutex::new(None),
+            engine: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The engine behind the endpoint (Docker or Podman), asked once.
+    pub async fn engine(&self) -> Result<&Engine, PlatformError> {
+        self.engine
+            .get_or_try_init(|| async {
+                tokio::time::timeout(API_TIMEOUT, super::docker_engine::engine(&self.docker))
+                    .await
+                    .map_err(|_| {
+                        PlatformError::Unavailable(format!(
+                            "Docker at {} did not answer within {}s",
+                            self.host,
+                            API_TIMEOUT.as_secs()
+                        ))
+                    })?
+                    .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))
+            })
+            .await
+    }
+
+    /// The limits a helper container needs on this engine: on Podman the target's own
+    /// (Podman's default file limit can exceed the host's hard limit), else the engine's
+    /// defaults.
+    async fn helper_ulimits(
+        &self,
+        target: &Target,
+    ) -> Result<Option<Vec<bollard::models::ResourcesUlimits>>, PlatformError> {
+        if !self.engine().await?.podman {
+            return Ok(None);
+        }
+        let info = self
+            .call(
+                target,
+                self.docker
+                    .inspect_container(&target.id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        let own = info.host_config.and_then(|h| h.ulimits).unwrap_or_default();
+        let limits = super::docker_engine::helper_ulimits(&own);
+        Ok((!limits.is_empty()).then_some(limits))
     }
 
     /// The default image with `tc` for sidecar network faults.
@@ -451,6 +495,7 @@ impl DockerPlatform {
                 network_mode: Some(format!("container:{}", target.id)),
                 cap_add: Some(vec!["NET_ADMIN".into()]),
                 auto_remove: Some(true),
+                ulimits: self.helper_ulimits(target).await?,
                 ..Default::default()
             }),
             ..Default::default()
@@ -508,10 +553,15 @@ impl DockerPlatform {
     /// The containers in one of `states` that match the target block, with their state.
     async fn matching(&self, states: &[&str]) -> Result<Vec<(Target, String)>, PlatformError> {
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
-        filters.insert(
-            "status".into(),
-            states.iter().map(|s| (*s).to_string()).collect(),
-        );
+        // Podman refuses a status filter naming a state it does not have (`restarting`):
+        // there the listing's states are filtered here.
+        let podman = self.engine().await?.podman;
+        if !podman {
+            filters.insert(
+                "status".into(),
+                states.iter().map(|s| (*s).to_string()).collect(),
+            );
+        }
         let labels = self.spec.selector_labels();
         if !labels.is_empty() {
             filters.insert(
@@ -548,6 +598,9 @@ impl DockerPlatform {
                     .map(|n| n.trim_start_matches('/').to_string())
                     .unwrap_or_else(|| id[..12].to_string());
                 let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                if podman && !states.contains(&state.as_str()) {
+                    return None;
+                }
                 Some((
                     Target {
                         platform: "docker".into(),
@@ -805,6 +858,14 @@ impl Platform for DockerPlatform {
                     " (a remote daemon)"
                 }
             )),
+        }
+    }
+
+    async fn freeze_support(&self) -> Result<(), String> {
+        let engine = self.engine().await.map_err(|e| e.to_string())?;
+        match engine.freeze_refusal(&self.host) {
+            Some(why) => Err(why),
+            None => Ok(()),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod docker_endpoint;
+pub mod docker_engine;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod host;
@@ -170,6 +171,12 @@ pub trait Platform: Send + Sync {
         signal: Signal,
         grace: Option<Duration>,
     ) -> Result<(), PlatformError>;
+
+    /// Whether targets can be frozen here at all (e.g. not on a rootless engine on cgroup
+    /// v1), asked at preflight; `Err` says why not.
+    async fn freeze_support(&self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Freezes every process of the target (the cgroup freezer). A platform whose freeze
     /// is held by a helper (Kubernetes) has it thaw by itself after `lifetime`.
