@@ -413,3 +413,159 @@ fn cpu_stress_on_podman_is_charged_to_the_container() {
     );
     podman.finish();
 }
+
+/// The local Docker engine, named as a fleet host (DOCKER_HOST does not matter then).
+const DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// `target.docker.hosts` with these endpoints, targeting the label `fltest.podman=GROUP`.
+fn fleet_experiment(name: &str, hosts: &[&str], group: &str) -> Experiment {
+    let hosts: Vec<String> = hosts.iter().map(|h| format!("{{host: \"{h}\"}}")).collect();
+    Experiment::new(name)
+        .docker(&format!("hosts: [{}]", hosts.join(", ")))
+        .on_label("fltest.podman", group)
+}
+
+/// Docker and Podman as two hosts of one experiment: `count: 2` over the union takes one
+/// container on each, each is paused by its own engine (as that engine's CLI shows) and
+/// thawed there, and every report names both hosts.
+#[test]
+fn a_fleet_of_docker_and_podman_pauses_one_container_on_each() {
+    let Some(podman) = Podman::start("pm-fleet") else {
+        return;
+    };
+    let pweb = podman.web(1);
+    let mut fleet = Fleet::new("pm-fleet");
+    let same = format!("fltest.podman={}", podman.group);
+    let dweb = fleet.web(&["--label", &same]);
+    let exp = fleet_experiment("pm-fleet", &[DOCKER_SOCKET, &podman.host()], &podman.group)
+        .select("{mode: count, value: 2}")
+        .fault("pause: {duration: 3s}");
+    let reports = tempfile::tempdir().unwrap();
+    let file = |f: &str| reports.path().join(f).display().to_string();
+    let run = Run::experiment(&exp)
+        .json_report()
+        .args(["--report", "table"])
+        .args(["--report", &format!("markdown:{}", file("r.md"))])
+        .args(["--report", &format!("junit:{}", file("r.xml"))])
+        .args(["--report", &format!("html:{}", file("r.html"))])
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || paused(&dweb)
+            && podman.paused(&pweb)),
+        "not both paused: docker {} podman {}",
+        paused(&dweb),
+        podman.paused(&pweb)
+    );
+    let out = run.wait();
+    out.expect(0);
+    let r = out.report();
+    let names: Vec<String> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&format!("{dweb}@{DOCKER_SOCKET}")),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&format!("{pweb}@{}", podman.host())),
+        "{names:?}"
+    );
+    for f in r["faults"].as_array().unwrap() {
+        assert_eq!(f["status"], "reverted", "{f}");
+    }
+    // Every report format names both hosts.
+    assert_contains(&out.stdout, &[DOCKER_SOCKET, &podman.host()]);
+    for f in ["r.md", "r.xml", "r.html"] {
+        let text = std::fs::read_to_string(file(f)).unwrap();
+        assert_contains(&text, &[DOCKER_SOCKET, &podman.host()]);
+    }
+    assert!(!paused(&dweb), "Docker's container is still paused");
+    assert_eq!(podman.inspect(&pweb, "{{.State.Status}}"), "running");
+    drop(fleet);
+    podman.finish();
+}
+
+/// The journal keeps each entry's host: a killed fleet run leaves one pause on each
+/// engine, and `recover` thaws each on its own.
+#[test]
+fn recover_reaches_each_fleet_host_from_the_journal() {
+    let Some(podman) = Podman::start("pm-fleet-rec") else {
+        return;
+    };
+    let pweb = podman.web(1);
+    let mut fleet = Fleet::new("pm-fleet-rec");
+    let same = format!("fltest.podman={}", podman.group);
+    let dweb = fleet.web(&["--label", &same]);
+    let exp = fleet_experiment(
+        "pm-fleet-rec",
+        &[DOCKER_SOCKET, &podman.host()],
+        &podman.group,
+    )
+    .select("{mode: all}")
+    .fault("pause: {duration: 60s}");
+    let state = StateDir::new();
+    let run = Run::experiment(&exp)
+        .state(&state)
+        .no_dead_mans_switch()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(15), || paused(&dweb)
+            && podman.paused(&pweb)),
+        "not both paused"
+    );
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = run.wait();
+    assert_eq!(state.open_entries(), 2);
+    Run::new(["recover"]).state(&state).output().expect(0);
+    assert!(!paused(&dweb), "recover did not thaw Docker's container");
+    assert!(
+        !podman.paused(&pweb),
+        "recover did not thaw Podman's container"
+    );
+    assert!(state.is_clean());
+    drop(fleet);
+    podman.finish();
+}
+
+/// A fleet host that does not answer stops the run before anything is injected (exit 3,
+/// naming it); with `min_hosts: 1` it is skipped and the report says so.
+#[test]
+fn an_unreachable_fleet_host_stops_the_run_unless_min_hosts_allows_it() {
+    if !require_docker() {
+        return;
+    }
+    let mut fleet = Fleet::new("fleet-gone");
+    let web = fleet.web(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let gone = format!("unix://{}/no-engine.sock", dir.path().display());
+    let exp = Experiment::new("fleet-gone")
+        .docker(&format!(
+            "hosts: [{{host: \"{DOCKER_SOCKET}\"}}, {{host: \"{gone}\"}}]"
+        ))
+        .on(&fleet)
+        .fault("pause: {duration: 1s}");
+    let out = Run::experiment(&exp).json_report().output();
+    out.expect(3);
+    let r = out.report();
+    assert_eq!(r["verdict"], "no_targets");
+    assert_contains(&r.to_string(), &[&gone, "unreachable"]);
+    assert!(!paused(&web));
+    let allowed = Experiment::new("fleet-gone-ok")
+        .docker(&format!(
+            "hosts: [{{host: \"{DOCKER_SOCKET}\"}}, {{host: \"{gone}\"}}], min_hosts: 1"
+        ))
+        .on(&fleet)
+        .fault("pause: {duration: 1s}");
+    let r = Run::experiment(&allowed).json_report().expect_report(0);
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert_eq!(
+        r["targets"][0]["name"],
+        format!("{web}@{DOCKER_SOCKET}").as_str()
+    );
+    let skipped = r["selection"]["skipped"].to_string();
+    assert_contains(&skipped, &[&gone, "skipped (min_hosts 1)"]);
+}

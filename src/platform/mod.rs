@@ -4,6 +4,7 @@
 pub mod docker;
 pub mod docker_endpoint;
 pub mod docker_engine;
+pub mod docker_fleet;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod host;
@@ -441,6 +442,10 @@ pub async fn connect(
     t: &crate::experiment::model::Target,
     opts: &ConnectOptions,
 ) -> Result<Box<dyn Platform>, PlatformError> {
+    if let Some(d) = t.docker.as_ref().filter(|d| !d.hosts.is_empty()) {
+        let fleet = docker_fleet::FleetPlatform::connect(d, opts.tc_image.clone()).await;
+        return Ok(Box::new(fleet));
+    }
     if let Some(d) = &t.docker {
         let p = docker::DockerPlatform::connect(d).await?;
         return Ok(Box::new(p.with_tc_image(opts.tc_image.clone())));
@@ -470,6 +475,9 @@ pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformErr
                     .with_tc_image(tc_image),
             ))
         }
+        docker_fleet::KIND => Ok(Box::new(
+            docker_fleet::FleetPlatform::reconnect(r.endpoint.as_deref().unwrap_or("[]")).await?,
+        )),
         "kubernetes" => {
             let endpoint = r.endpoint.as_deref().ok_or_else(|| {
                 PlatformError::Refused("the journal entry names no Kubernetes namespace".into())
