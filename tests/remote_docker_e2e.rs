@@ -212,6 +212,25 @@ impl TlsEngine {
             .env_remove("DOCKER_CONTEXT")
     }
 
+    /// `run` reaching the engine through the docker CLI's flags only (`-H`, `--tlsverify`,
+    /// `--tlscacert`, `--tlscert`, `--tlskey` with the files of `certs`): no DOCKER_*
+    /// variable, and a DOCKER_CONFIG without a context.
+    fn flags(&self, run: Run, certs: &str) -> Run {
+        let file = |f: &str| self.path(certs).join(f);
+        run.args(["-H", &self.host(), "--tlsverify"])
+            .arg("--tlscacert")
+            .arg(file("ca.pem"))
+            .arg("--tlscert")
+            .arg(file("cert.pem"))
+            .arg("--tlskey")
+            .arg(file("key.pem"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", self.path("no-docker-config"))
+    }
+
     /// A docker context named `name` for this engine in a new DOCKER_CONFIG, laid out as
     /// `docker context create NAME --docker host=…,ca=…,cert=…,key=…` and `docker context
     /// use NAME` do, and returned.
@@ -411,6 +430,108 @@ fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
     assert!(
         !left.contains("faultline"),
         "a stress loop is left in the container:\n{left}"
+    );
+}
+
+/// The docker CLI's flags on `plan`, `doctor` and `run`: the endpoint is the flags' own
+/// (each command says so), and the pause goes through the TLS proxy.
+#[test]
+fn the_docker_cli_flags_reach_a_tls_verified_engine() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-flags");
+    let web = fleet.web(&[]);
+    let exp = fleet.experiment("tls-flags").fault("pause: {duration: 2s}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = exp.write(dir.path());
+    let plan = engine
+        .flags(Run::new(["plan"]).arg(&file), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(&plan.stdout, &[&engine.host(), &web]);
+    let doctor = engine
+        .flags(Run::new(["doctor"]).arg(&file), "certs")
+        .output();
+    assert_contains(
+        &doctor.stdout,
+        &[
+            &engine.host(),
+            "from the command line (-H/--host)",
+            "engine Docker",
+        ],
+    );
+    let before = engine.connections();
+    let run = engine
+        .flags(Run::experiment(&exp), "certs")
+        .json_report()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || paused(&web)),
+        "the target was never paused through the flags' endpoint"
+    );
+    let r = run.wait().expect(0).report();
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(!paused(&web));
+    assert!(
+        engine.connections() > before,
+        "the run did not go through the TLS proxy: {}",
+        engine.proxy_log()
+    );
+    // A certificate without its key, and TLS without verification, stop before anything.
+    let half = Run::experiment(&exp)
+        .args(["-H", &engine.host(), "--tlscert"])
+        .arg(engine.path("certs/cert.pem"))
+        .json_report()
+        .output();
+    half.expect(4);
+    assert_contains(&half.stderr, &["--tlscert and --tlskey"]);
+    let unverified = Run::experiment(&exp)
+        .args(["-H", &engine.host(), "--tls"])
+        .env_remove("DOCKER_TLS_VERIFY")
+        .output();
+    unverified.expect(4);
+    assert_contains(&unverified.stderr, &["--tlsverify"]);
+    assert!(!paused(&web));
+}
+
+/// `recover -H …` reaches the daemon where the flags say, over the endpoint the journal
+/// recorded: a pause left on the local socket is thawed through the TLS proxy.
+#[test]
+fn recover_with_the_host_flag_goes_where_the_flags_say() {
+    let Some(engine) = TlsEngine::start() else {
+        return;
+    };
+    let mut fleet = Fleet::new("tls-flag-recover");
+    let web = fleet.web(&[]);
+    let exp = fleet
+        .experiment("tls-flag-recover")
+        .fault("pause: {duration: 60s}");
+    let state = StateDir::new();
+    let run = Run::experiment(&exp)
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .state(&state)
+        .no_dead_mans_switch()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || paused(&web)),
+        "the target was never paused"
+    );
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = run.wait();
+    assert_eq!(state.open_entries(), 1);
+    let before = engine.connections();
+    engine
+        .flags(Run::new(["recover"]), "certs")
+        .state(&state)
+        .output()
+        .expect(0);
+    assert!(!paused(&web), "recover did not unpause the target");
+    assert!(state.is_clean());
+    assert!(
+        engine.connections() > before,
+        "recover did not go through the flags' endpoint: {}",
+        engine.proxy_log()
     );
 }
 

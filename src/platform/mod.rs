@@ -463,9 +463,11 @@ pub async fn connect(
 pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformError> {
     match r.kind.as_str() {
         "docker" => {
+            // `recover -H …`: the daemon is reached another way now than the journal says.
+            let flagged = docker_endpoint::flags().host.is_some();
             let spec = crate::experiment::model::DockerTarget {
-                host: r.endpoint.clone(),
-                tls: r.tls.clone(),
+                host: r.endpoint.clone().filter(|_| !flagged),
+                tls: r.tls.clone().filter(|_| !flagged),
                 ..Default::default()
             };
             let tc_image = std::env::var("FAULTLINE_TC_IMAGE").ok();
