@@ -217,18 +217,51 @@ impl TlsEngine {
     /// variable, and a DOCKER_CONFIG without a context.
     fn flags(&self, run: Run, certs: &str) -> Run {
         let file = |f: &str| self.path(certs).join(f);
-        run.args(["-H", &self.host(), "--tlsverify"])
+        let run = run
+            .args(["-H", &self.host(), "--tlsverify"])
             .arg("--tlscacert")
             .arg(file("ca.pem"))
             .arg("--tlscert")
             .arg(file("cert.pem"))
             .arg("--tlskey")
-            .arg(file("key.pem"))
-            .env_remove("DOCKER_HOST")
+            .arg(file("key.pem"));
+        self.without_docker_env(run)
+    }
+
+    /// `run` without any DOCKER_* variable, and a DOCKER_CONFIG without a context.
+    fn without_docker_env(&self, run: Run) -> Run {
+        run.env_remove("DOCKER_HOST")
             .env_remove("DOCKER_TLS_VERIFY")
             .env_remove("DOCKER_CERT_PATH")
             .env_remove("DOCKER_CONTEXT")
             .env("DOCKER_CONFIG", self.path("no-docker-config"))
+    }
+
+    /// Runs a 60 s pause of `web` with `run`, kills the run (without its dead-man's
+    /// switch) once the pause holds, and checks it is left in the journal `state`.
+    fn leave_a_pause(&self, run: Run, web: &str, state: &StateDir) {
+        let run = run.state(state).no_dead_mans_switch().spawn();
+        assert!(
+            wait_until(Duration::from_secs(10), || paused(web)),
+            "the target was never paused"
+        );
+        run.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = run.wait();
+        assert!(paused(web), "the killed run left its pause");
+        assert_eq!(state.open_entries(), 1);
+    }
+
+    /// `recover` thaws `web`, through this engine's TLS proxy.
+    fn recover_through(&self, recover: Run, web: &str, state: &StateDir) {
+        let before = self.connections();
+        recover.state(state).output().expect(0);
+        assert!(!paused(web), "recover did not unpause the target");
+        assert!(state.is_clean());
+        assert!(
+            self.connections() > before,
+            "recover did not go through the TLS endpoint: {}",
+            self.proxy_log()
+        );
     }
 
     /// A docker context named `name` for this engine in a new DOCKER_CONFIG, laid out as
@@ -508,31 +541,9 @@ fn recover_with_the_host_flag_goes_where_the_flags_say() {
         .experiment("tls-flag-recover")
         .fault("pause: {duration: 60s}");
     let state = StateDir::new();
-    let run = Run::experiment(&exp)
-        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(10), || paused(&web)),
-        "the target was never paused"
-    );
-    run.signal(nix::sys::signal::Signal::SIGKILL);
-    let _ = run.wait();
-    assert_eq!(state.open_entries(), 1);
-    let before = engine.connections();
-    engine
-        .flags(Run::new(["recover"]), "certs")
-        .state(&state)
-        .output()
-        .expect(0);
-    assert!(!paused(&web), "recover did not unpause the target");
-    assert!(state.is_clean());
-    assert!(
-        engine.connections() > before,
-        "recover did not go through the flags' endpoint: {}",
-        engine.proxy_log()
-    );
+    let local = Run::experiment(&exp).env("DOCKER_HOST", "unix:///var/run/docker.sock");
+    engine.leave_a_pause(local, &web, &state);
+    engine.recover_through(engine.flags(Run::new(["recover"]), "certs"), &web, &state);
 }
 
 /// The journal keeps the endpoint and its TLS files: `recover`, in an environment without
@@ -548,36 +559,9 @@ fn recover_reaches_the_tls_endpoint_from_the_journal() {
         .experiment("tls-recover")
         .fault("pause: {duration: 60s}");
     let state = StateDir::new();
-    let run = engine
-        .env(Run::experiment(&exp), "certs")
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(10), || paused(&web)),
-        "the target was never paused through the TLS endpoint"
-    );
-    run.signal(nix::sys::signal::Signal::SIGKILL);
-    let _ = run.wait();
-    assert!(paused(&web), "the killed run left its pause");
-    assert_eq!(state.open_entries(), 1);
-    let before = engine.connections();
-    Run::new(["recover"])
-        .state(&state)
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .env_remove("DOCKER_CONTEXT")
-        .env("DOCKER_CONFIG", engine.path("no-docker-config"))
-        .output()
-        .expect(0);
-    assert!(!paused(&web), "recover did not unpause the target");
-    assert!(state.is_clean());
-    assert!(
-        engine.connections() > before,
-        "recover did not go through the TLS endpoint: {}",
-        engine.proxy_log()
-    );
+    engine.leave_a_pause(engine.env(Run::experiment(&exp), "certs"), &web, &state);
+    let recover = engine.without_docker_env(Run::new(["recover"]));
+    engine.recover_through(recover, &web, &state);
 }
 
 #[test]

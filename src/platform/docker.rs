@@ -400,18 +400,7 @@ impl DockerPlatform {
     /// The engine behind the endpoint (Docker or Podman), asked once.
     pub async fn engine(&self) -> Result<&Engine, PlatformError> {
         self.engine
-            .get_or_try_init(|| async {
-                tokio::time::timeout(API_TIMEOUT, super::docker_engine::engine(&self.docker))
-                    .await
-                    .map_err(|_| {
-                        PlatformError::Unavailable(format!(
-                            "Docker at {} did not answer within {}s",
-                            self.host,
-                            API_TIMEOUT.as_secs()
-                        ))
-                    })?
-                    .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))
-            })
+            .get_or_try_init(|| self.ask(super::docker_engine::engine(&self.docker)))
             .await
     }
 
@@ -425,16 +414,62 @@ impl DockerPlatform {
         if !self.engine().await?.podman {
             return Ok(None);
         }
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
+        let info = self.inspect(target).await?;
         let own = info.host_config.and_then(|h| h.ulimits).unwrap_or_default();
         let limits = super::docker_engine::helper_ulimits(&own);
         Ok((!limits.is_empty()).then_some(limits))
+    }
+
+    /// A daemon call that concerns no target, bounded by [`API_TIMEOUT`].
+    async fn ask<T>(
+        &self,
+        fut: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, PlatformError> {
+        tokio::time::timeout(API_TIMEOUT, fut)
+            .await
+            .map_err(|_| {
+                PlatformError::Unavailable(format!(
+                    "Docker at {} did not answer within {}s",
+                    self.host,
+                    API_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))
+    }
+
+    /// The containers the filters match (`all`: stopped and paused ones too).
+    async fn list(
+        &self,
+        all: bool,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, PlatformError> {
+        let options = ListContainersOptions {
+            all,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.ask(self.docker.list_containers(Some(options))).await
+    }
+
+    /// The container's inspect answer.
+    async fn inspect(
+        &self,
+        target: &Target,
+    ) -> Result<bollard::models::ContainerInspectResponse, PlatformError> {
+        self.call(
+            target,
+            self.docker
+                .inspect_container(&target.id, None::<InspectContainerOptions>),
+        )
+        .await
+    }
+
+    /// The container's state (running, paused, its process, when it started).
+    async fn state(
+        &self,
+        target: &Target,
+    ) -> Result<bollard::models::ContainerState, PlatformError> {
+        Ok(self.inspect(target).await?.state.unwrap_or_default())
     }
 
     /// The default image with `tc` for sidecar network faults.
@@ -454,13 +489,7 @@ impl DockerPlatform {
         if !self.is_local() {
             return Ok(None);
         }
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
+        let info = self.inspect(target).await?;
         let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
         Ok((pid > 0 && host::process_belongs_to(pid, &target.id)).then_some(pid))
     }
@@ -569,18 +598,8 @@ impl DockerPlatform {
                 labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             );
         }
-        let options = ListContainersOptions {
-            // `all` lets the status filter see paused and restarting containers.
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = tokio::time::timeout(API_TIMEOUT, self.docker.list_containers(Some(options)))
-            .await
-            .map_err(|_| {
-                PlatformError::Unavailable(format!("Docker at {} did not answer", self.host))
-            })?
-            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))?;
+        // `all` lets the status filter see paused and restarting containers.
+        let list = self.list(true, filters).await?;
         let own = own_container_id();
         Ok(list
             .into_iter()
@@ -711,6 +730,33 @@ impl DockerPlatform {
             }
             _ => PlatformError::Unavailable(describe(&self.host, &e)),
         }
+    }
+
+    /// A call the daemon answers only when it is done (a stop or restart: up to the
+    /// container's own `timeout` later), bounded by that plus [`API_TIMEOUT`].
+    async fn call_taking<T, F>(
+        &self,
+        target: &Target,
+        what: &str,
+        timeout: std::time::Duration,
+        call: impl FnOnce(Docker) -> F,
+    ) -> Result<T, PlatformError>
+    where
+        F: Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        let bound = API_TIMEOUT + timeout;
+        let docker = self.docker.clone().with_timeout(bound);
+        tokio::time::timeout(bound, call(docker))
+            .await
+            .map_err(|_| {
+                PlatformError::Unavailable(format!(
+                    "Docker at {} did not {what} `{}` within {}s",
+                    self.host,
+                    target.name,
+                    bound.as_secs()
+                ))
+            })?
+            .map_err(|e| self.error(target, e))
     }
 
     async fn call<T>(
@@ -895,14 +941,7 @@ impl Platform for DockerPlatform {
     }
 
     async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError> {
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
-        Ok(info.state.and_then(|s| s.paused).unwrap_or(false))
+        Ok(self.state(target).await?.paused == Some(true))
     }
 
     async fn stop_target(
@@ -911,25 +950,15 @@ impl Platform for DockerPlatform {
         timeout: std::time::Duration,
     ) -> Result<(), PlatformError> {
         let options = bollard::query_parameters::StopContainerOptions {
-            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
+            t: Some(whole_seconds(timeout)),
             signal: None,
         };
-        // The daemon answers when the container has stopped: up to `timeout` later.
-        let docker = self.docker.clone().with_timeout(API_TIMEOUT + timeout);
-        let stopped = tokio::time::timeout(
-            API_TIMEOUT + timeout,
-            docker.stop_container(&target.id, Some(options)),
-        )
-        .await
-        .map_err(|_| {
-            PlatformError::Unavailable(format!(
-                "Docker at {} did not stop `{}` within {}s",
-                self.host,
-                target.name,
-                (API_TIMEOUT + timeout).as_secs()
-            ))
-        })?;
-        match stopped.map_err(|e| self.error(target, e)) {
+        let stopped = self
+            .call_taking(target, "stop", timeout, |docker| async move {
+                docker.stop_container(&target.id, Some(options)).await
+            })
+            .await;
+        match stopped {
             Ok(()) => Ok(()),
             // 304: already stopped.
             Err(e) => match self.is_running(target).await {
@@ -966,49 +995,24 @@ impl Platform for DockerPlatform {
         timeout: std::time::Duration,
     ) -> Result<(), PlatformError> {
         let options = bollard::query_parameters::RestartContainerOptions {
-            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
+            t: Some(whole_seconds(timeout)),
             signal: None,
         };
-        let docker = self.docker.clone().with_timeout(API_TIMEOUT + timeout);
-        tokio::time::timeout(
-            API_TIMEOUT + timeout,
-            docker.restart_container(&target.id, Some(options)),
-        )
+        self.call_taking(target, "restart", timeout, |docker| async move {
+            docker.restart_container(&target.id, Some(options)).await
+        })
         .await
-        .map_err(|_| {
-            PlatformError::Unavailable(format!(
-                "Docker at {} did not restart `{}` within {}s",
-                self.host,
-                target.name,
-                (API_TIMEOUT + timeout).as_secs()
-            ))
-        })?
-        .map_err(|e| self.error(target, e))
     }
 
     async fn is_running(&self, target: &Target) -> Result<bool, PlatformError> {
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
-        Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+        Ok(self.state(target).await?.running == Some(true))
     }
 
     async fn running_since(
         &self,
         target: &Target,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError> {
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
-        let state = info.state.unwrap_or_default();
+        let state = self.state(target).await?;
         if state.running != Some(true) {
             return Ok(None);
         }
@@ -1123,17 +1127,7 @@ impl Platform for DockerPlatform {
                     .collect(),
             );
         }
-        let options = ListContainersOptions {
-            all: false,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = tokio::time::timeout(API_TIMEOUT, self.docker.list_containers(Some(options)))
-            .await
-            .map_err(|_| {
-                PlatformError::Unavailable(format!("Docker at {} did not answer", self.host))
-            })?
-            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))?;
+        let list = self.list(false, filters).await?;
         let mut found: Vec<crate::platform::Peer> = list
             .into_iter()
             .filter_map(|c| {
@@ -1294,6 +1288,11 @@ impl Platform for DockerPlatform {
             }
         }
     }
+}
+
+/// A duration in whole seconds, as the stop and restart calls take it.
+fn whole_seconds(d: std::time::Duration) -> i32 {
+    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }
 
 /// faultline's own container id when it runs inside Docker, so it never targets itself.
