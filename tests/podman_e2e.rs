@@ -199,14 +199,7 @@ impl Podman {
             }
             if controllers.is_empty() {
                 if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cpu.stat")) {
-                    let usec: u64 = s
-                        .lines()
-                        .find_map(|l| l.strip_prefix("usage_usec "))
-                        .unwrap()
-                        .trim()
-                        .parse()
-                        .unwrap();
-                    return usec * 1000;
+                    return cpu_stat_ns(&s);
                 }
             }
         }

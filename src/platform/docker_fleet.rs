@@ -116,8 +116,45 @@ impl FleetPlatform {
     }
 }
 
-#[async_trait]
-impl Platform for FleetPlatform {
+/// The fleet's [`Platform`]: the methods listed first go to their target's own host as
+/// they are; the others are written out after them.
+macro_rules! fleet_platform {
+    (
+        on_its_host { $( fn $name:ident(target $(, $arg:ident: $ty:ty)*) -> $ret:ty; )* }
+        $($rest:tt)*
+    ) => {
+        #[async_trait]
+        impl Platform for FleetPlatform {
+            $(
+                async fn $name(&self, target: &Target $(, $arg: $ty)*) -> $ret {
+                    self.on(target)?.$name(target $(, $arg)*).await
+                }
+            )*
+            $($rest)*
+        }
+    };
+}
+
+fleet_platform! {
+    on_its_host {
+        fn signal(target, signal: Signal, grace: Option<Duration>) -> Result<(), PlatformError>;
+        fn freeze(target, lifetime: std::time::Duration) -> Result<(), PlatformError>;
+        fn thaw(target) -> Result<(), PlatformError>;
+        fn is_frozen(target) -> Result<bool, PlatformError>;
+        fn stop_target(target, timeout: std::time::Duration) -> Result<(), PlatformError>;
+        fn start_target(target) -> Result<(), PlatformError>;
+        fn restart_target(target, timeout: std::time::Duration) -> Result<(), PlatformError>;
+        fn is_running(target) -> Result<bool, PlatformError>;
+        fn running_since(target) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError>;
+        fn enter_netns(target, request: &NetnsRequest<'_>) -> Result<NetAccess, PlatformError>;
+        fn netns_exec(target, access: &NetAccess, argv: &[String]) -> Result<ExecOutput, PlatformError>;
+        fn start_process(target, placement: Placement, argv: &[String], marker: &str, lifetime: std::time::Duration) -> Result<(), PlatformError>;
+        fn stop_process(target, placement: Placement, marker: &str, gentle: bool) -> Result<(), PlatformError>;
+        fn exec(target, argv: &[String]) -> Result<ExecOutput, PlatformError>;
+        fn cgroups(target) -> Result<Vec<std::path::PathBuf>, PlatformError>;
+        fn host_root(target) -> Result<std::path::PathBuf, PlatformError>;
+    }
+
     fn kind(&self) -> &'static str {
         "docker"
     }
@@ -214,14 +251,6 @@ impl Platform for FleetPlatform {
         Ok(out)
     }
 
-    async fn signal(
-        &self,
-        target: &Target,
-        signal: Signal,
-        grace: Option<Duration>,
-    ) -> Result<(), PlatformError> {
-        self.on(target)?.signal(target, signal, grace).await
-    }
 
     async fn signal_caveat(&self, target: &Target) -> Option<String> {
         self.on(target).ok()?.signal_caveat(target).await
@@ -232,52 +261,13 @@ impl Platform for FleetPlatform {
         answers.into_iter().collect()
     }
 
-    async fn freeze(
-        &self,
-        target: &Target,
-        lifetime: std::time::Duration,
-    ) -> Result<(), PlatformError> {
-        self.on(target)?.freeze(target, lifetime).await
-    }
 
-    async fn thaw(&self, target: &Target) -> Result<(), PlatformError> {
-        self.on(target)?.thaw(target).await
-    }
 
-    async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError> {
-        self.on(target)?.is_frozen(target).await
-    }
 
-    async fn stop_target(
-        &self,
-        target: &Target,
-        timeout: std::time::Duration,
-    ) -> Result<(), PlatformError> {
-        self.on(target)?.stop_target(target, timeout).await
-    }
 
-    async fn start_target(&self, target: &Target) -> Result<(), PlatformError> {
-        self.on(target)?.start_target(target).await
-    }
 
-    async fn restart_target(
-        &self,
-        target: &Target,
-        timeout: std::time::Duration,
-    ) -> Result<(), PlatformError> {
-        self.on(target)?.restart_target(target, timeout).await
-    }
 
-    async fn is_running(&self, target: &Target) -> Result<bool, PlatformError> {
-        self.on(target)?.is_running(target).await
-    }
 
-    async fn running_since(
-        &self,
-        target: &Target,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError> {
-        self.on(target)?.running_since(target).await
-    }
 
     async fn host_reach(&self, target: &Target) -> Result<(), String> {
         self.on(target)
@@ -286,22 +276,7 @@ impl Platform for FleetPlatform {
             .await
     }
 
-    async fn enter_netns(
-        &self,
-        target: &Target,
-        request: &NetnsRequest<'_>,
-    ) -> Result<NetAccess, PlatformError> {
-        self.on(target)?.enter_netns(target, request).await
-    }
 
-    async fn netns_exec(
-        &self,
-        target: &Target,
-        access: &NetAccess,
-        argv: &[String],
-    ) -> Result<ExecOutput, PlatformError> {
-        self.on(target)?.netns_exec(target, access, argv).await
-    }
 
     /// A helper is known by its id only: every host is asked to remove it (a host that
     /// does not have it answers that it is gone).
@@ -310,46 +285,14 @@ impl Platform for FleetPlatform {
         answers.into_iter().collect()
     }
 
-    async fn start_process(
-        &self,
-        target: &Target,
-        placement: Placement,
-        argv: &[String],
-        marker: &str,
-        lifetime: std::time::Duration,
-    ) -> Result<(), PlatformError> {
-        self.on(target)?
-            .start_process(target, placement, argv, marker, lifetime)
-            .await
-    }
 
-    async fn stop_process(
-        &self,
-        target: &Target,
-        placement: Placement,
-        marker: &str,
-        gentle: bool,
-    ) -> Result<(), PlatformError> {
-        self.on(target)?
-            .stop_process(target, placement, marker, gentle)
-            .await
-    }
 
     fn can_exec(&self) -> bool {
         true
     }
 
-    async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
-        self.on(target)?.exec(target, argv).await
-    }
 
-    async fn cgroups(&self, target: &Target) -> Result<Vec<std::path::PathBuf>, PlatformError> {
-        self.on(target)?.cgroups(target).await
-    }
 
-    async fn host_root(&self, target: &Target) -> Result<std::path::PathBuf, PlatformError> {
-        self.on(target)?.host_root(target).await
-    }
 
     /// Peers on every host (a scope names containers wherever they run).
     async fn peers(
