@@ -99,6 +99,13 @@ impl Podman {
         Some(podman)
     }
 
+    /// The service, and one web container in it (`None`: a recorded skip).
+    fn with_web(test: &str) -> Option<(Podman, String)> {
+        let podman = Podman::start(test)?;
+        let web = podman.web(1);
+        Some((podman, web))
+    }
+
     /// `unix:///…/podman.sock`, as `target.docker.host` or DOCKER_HOST take it.
     fn host(&self) -> String {
         format!("unix://{}", self.socket().display())
@@ -303,16 +310,13 @@ fn doctor_says_the_engine_is_podman_and_what_works_there() {
 
 #[test]
 fn pause_on_podman() {
-    let Some(podman) = Podman::start("pm-pause") else {
+    let Some((podman, web)) = Podman::with_web("pm-pause") else {
         return;
     };
-    let web = podman.web(1);
     let exp = podman.experiment("pm-pause").fault("pause: {duration: 2s}");
-    let run = Run::experiment(&exp).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || podman.paused(&web)),
-        "Podman never showed the target paused"
-    );
+    let run = Run::experiment(&exp)
+        .json_report()
+        .spawn_until("the pause in Podman", || podman.paused(&web));
     let r = run.wait().expect(0).report();
     assert_eq!(r["faults"][0]["type"], "pause");
     assert_eq!(r["faults"][0]["status"], "reverted");
@@ -322,10 +326,9 @@ fn pause_on_podman() {
 
 #[test]
 fn kill_on_podman() {
-    let Some(podman) = Podman::start("pm-kill") else {
+    let Some((podman, web)) = Podman::with_web("pm-kill") else {
         return;
     };
-    let web = podman.web(1);
     let exp = podman
         .experiment("pm-kill")
         .fault("kill: {signal: SIGKILL}");
@@ -350,21 +353,17 @@ fn kill_on_podman() {
 /// limits (Podman's default would not start here); the host's `tc` sees its qdisc.
 #[test]
 fn network_on_podman_through_a_sidecar() {
-    let Some(podman) = Podman::start("pm-net") else {
+    let Some((podman, web)) = Podman::with_web("pm-net") else {
         return;
     };
-    let web = podman.web(1);
     let exp = podman
         .experiment("pm-net")
         .fault("network: {rate: 1mbit, duration: 3s, strategy: sidecar}");
-    let run = Run::with_tc_image(&exp).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || podman
-            .qdiscs(&web)
-            .contains("tbf")),
-        "no tbf qdisc in the target's namespace during the fault: {}",
-        podman.qdiscs(&web)
-    );
+    let run = Run::with_tc_image(&exp)
+        .json_report()
+        .spawn_until("a tbf qdisc in the target's namespace", || {
+            podman.qdiscs(&web).contains("tbf")
+        });
     assert_eq!(podman.helpers(&web), 1, "one sidecar shares the namespace");
     let r = run.wait().expect(0).report();
     assert_eq!(r["faults"][0]["type"], "network");
@@ -383,10 +382,9 @@ fn network_on_podman_through_a_sidecar() {
 
 #[test]
 fn cpu_stress_on_podman_is_charged_to_the_container() {
-    let Some(podman) = Podman::start("pm-cpu") else {
+    let Some((podman, web)) = Podman::with_web("pm-cpu") else {
         return;
     };
-    let web = podman.web(1);
     let before = podman.cpu_ns(&web);
     let exp = podman
         .experiment("pm-cpu")
@@ -423,10 +421,9 @@ fn fleet_experiment(name: &str, hosts: &[&str], group: &str) -> Experiment {
 /// thawed there, and every report names both hosts.
 #[test]
 fn a_fleet_of_docker_and_podman_pauses_one_container_on_each() {
-    let Some(podman) = Podman::start("pm-fleet") else {
+    let Some((podman, pweb)) = Podman::with_web("pm-fleet") else {
         return;
     };
-    let pweb = podman.web(1);
     let mut fleet = Fleet::new("pm-fleet");
     let same = format!("fltest.podman={}", podman.group);
     let dweb = fleet.web(&["--label", &same]);
@@ -441,14 +438,9 @@ fn a_fleet_of_docker_and_podman_pauses_one_container_on_each() {
         .args(["--report", &format!("markdown:{}", file("r.md"))])
         .args(["--report", &format!("junit:{}", file("r.xml"))])
         .args(["--report", &format!("html:{}", file("r.html"))])
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || paused(&dweb)
-            && podman.paused(&pweb)),
-        "not both paused: docker {} podman {}",
-        paused(&dweb),
-        podman.paused(&pweb)
-    );
+        .spawn_until("a pause on each engine", || {
+            paused(&dweb) && podman.paused(&pweb)
+        });
     let out = run.wait();
     out.expect(0);
     let r = out.report();
@@ -486,10 +478,9 @@ fn a_fleet_of_docker_and_podman_pauses_one_container_on_each() {
 /// engine, and `recover` thaws each on its own.
 #[test]
 fn recover_reaches_each_fleet_host_from_the_journal() {
-    let Some(podman) = Podman::start("pm-fleet-rec") else {
+    let Some((podman, pweb)) = Podman::with_web("pm-fleet-rec") else {
         return;
     };
-    let pweb = podman.web(1);
     let mut fleet = Fleet::new("pm-fleet-rec");
     let same = format!("fltest.podman={}", podman.group);
     let dweb = fleet.web(&["--label", &same]);
@@ -500,18 +491,8 @@ fn recover_reaches_each_fleet_host_from_the_journal() {
     )
     .select("{mode: all}")
     .fault("pause: {duration: 60s}");
-    let state = StateDir::new();
-    let run = Run::experiment(&exp)
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(15), || paused(&dweb)
-            && podman.paused(&pweb)),
-        "not both paused"
-    );
-    run.signal(nix::sys::signal::Signal::SIGKILL);
-    let _ = run.wait();
+    let state = Run::experiment(&exp)
+        .sigkilled_once("both paused", || paused(&dweb) && podman.paused(&pweb));
     assert_eq!(state.open_entries(), 2);
     Run::new(["recover"]).state(&state).output().expect(0);
     assert!(!paused(&dweb), "recover did not thaw Docker's container");

@@ -186,6 +186,14 @@ impl TlsEngine {
         Some(engine)
     }
 
+    /// The engine, and a fleet of one web container (`None`: a recorded skip).
+    fn with_web(test: &str) -> Option<(TlsEngine, Fleet, String)> {
+        let engine = TlsEngine::start()?;
+        let mut fleet = Fleet::new(test);
+        let web = fleet.web(&[]);
+        Some((engine, fleet, web))
+    }
+
     fn host(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)
     }
@@ -238,17 +246,12 @@ impl TlsEngine {
     }
 
     /// Runs a 60 s pause of `web` with `run`, kills the run (without its dead-man's
-    /// switch) once the pause holds, and checks it is left in the journal `state`.
-    fn leave_a_pause(&self, run: Run, web: &str, state: &StateDir) {
-        let run = run.state(state).no_dead_mans_switch().spawn();
-        assert!(
-            wait_until(Duration::from_secs(10), || paused(web)),
-            "the target was never paused"
-        );
-        run.signal(nix::sys::signal::Signal::SIGKILL);
-        let _ = run.wait();
+    /// switch) once the pause holds, and returns its journal with the pause left in it.
+    fn leave_a_pause(&self, run: Run, web: &str) -> StateDir {
+        let state = run.sigkilled_once("the pause", || paused(web));
         assert!(paused(web), "the killed run left its pause");
         assert_eq!(state.open_entries(), 1);
+        state
     }
 
     /// `recover` thaws `web`, through this engine's TLS proxy.
@@ -325,11 +328,9 @@ fn sha256_hex(text: &str) -> String {
 
 #[test]
 fn pause_through_a_tls_verified_remote_engine() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-pause") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-pause");
-    let web = fleet.web(&[]);
     let exp = fleet.experiment("tls-pause").fault("pause: {duration: 2s}");
     let run = engine
         .env(Run::experiment(&exp), "certs")
@@ -394,11 +395,9 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
 
 #[test]
 fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-net") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-net");
-    let web = fleet.web(&[]);
     // No strategy: `auto` must pick the sidecar, since the daemon is remote.
     let exp = fleet
         .experiment("tls-net")
@@ -431,11 +430,9 @@ fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
 
 #[test]
 fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-cpu") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-cpu");
-    let web = fleet.web(&[]);
     let id = fleet.id(&web);
     let before = cpu_ns(&id);
     // No strategy: `auto` must pick exec, since the daemon is remote.
@@ -470,11 +467,9 @@ fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
 /// (each command says so), and the pause goes through the TLS proxy.
 #[test]
 fn the_docker_cli_flags_reach_a_tls_verified_engine() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-flags") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-flags");
-    let web = fleet.web(&[]);
     let exp = fleet.experiment("tls-flags").fault("pause: {duration: 2s}");
     let dir = tempfile::tempdir().unwrap();
     let file = exp.write(dir.path());
@@ -532,17 +527,14 @@ fn the_docker_cli_flags_reach_a_tls_verified_engine() {
 /// recorded: a pause left on the local socket is thawed through the TLS proxy.
 #[test]
 fn recover_with_the_host_flag_goes_where_the_flags_say() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-flag-recover") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-flag-recover");
-    let web = fleet.web(&[]);
     let exp = fleet
         .experiment("tls-flag-recover")
         .fault("pause: {duration: 60s}");
-    let state = StateDir::new();
     let local = Run::experiment(&exp).env("DOCKER_HOST", "unix:///var/run/docker.sock");
-    engine.leave_a_pause(local, &web, &state);
+    let state = engine.leave_a_pause(local, &web);
     engine.recover_through(engine.flags(Run::new(["recover"]), "certs"), &web, &state);
 }
 
@@ -550,27 +542,22 @@ fn recover_with_the_host_flag_goes_where_the_flags_say() {
 /// any DOCKER_* variable, reverts a killed run's pause through the same TLS endpoint.
 #[test]
 fn recover_reaches_the_tls_endpoint_from_the_journal() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-recover") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-recover");
-    let web = fleet.web(&[]);
     let exp = fleet
         .experiment("tls-recover")
         .fault("pause: {duration: 60s}");
-    let state = StateDir::new();
-    engine.leave_a_pause(engine.env(Run::experiment(&exp), "certs"), &web, &state);
+    let state = engine.leave_a_pause(engine.env(Run::experiment(&exp), "certs"), &web);
     let recover = engine.without_docker_env(Run::new(["recover"]));
     engine.recover_through(recover, &web, &state);
 }
 
 #[test]
 fn a_wrong_ca_exits_4_before_anything_is_touched() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-wrong-ca") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-wrong-ca");
-    let web = fleet.web(&[]);
     let exp = fleet
         .experiment("tls-wrong-ca")
         .fault("pause: {duration: 2s}");
@@ -605,11 +592,9 @@ fn a_wrong_ca_exits_4_before_anything_is_touched() {
 
 #[test]
 fn a_docker_context_in_a_temporary_config_is_followed() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-context") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-context");
-    let web = fleet.web(&[]);
     let config = engine.context_config("tls-lab");
     let exp = fleet
         .experiment("tls-context")

@@ -451,6 +451,17 @@ impl DockerPlatform {
         self.ask(self.docker.list_containers(Some(options))).await
     }
 
+    /// The host PID of the target's init process, when faultline can reach its
+    /// namespaces and cgroups from here ([`Platform::host_reach`]).
+    async fn reached_pid(&self, target: &Target) -> Result<i64, PlatformError> {
+        self.host_reach(target)
+            .await
+            .map_err(PlatformError::Refused)?;
+        self.visible_pid(target)
+            .await?
+            .ok_or_else(|| PlatformError::Gone(target.name.clone()))
+    }
+
     /// The container's inspect answer.
     async fn inspect(
         &self,
@@ -733,20 +744,22 @@ impl DockerPlatform {
     }
 
     /// A call the daemon answers only when it is done (a stop or restart: up to the
-    /// container's own `timeout` later), bounded by that plus [`API_TIMEOUT`].
+    /// container's own `timeout` later, which `call` is given in whole seconds), bounded
+    /// by that plus [`API_TIMEOUT`].
     async fn call_taking<T, F>(
         &self,
         target: &Target,
         what: &str,
         timeout: std::time::Duration,
-        call: impl FnOnce(Docker) -> F,
+        call: impl FnOnce(Docker, Option<i32>) -> F,
     ) -> Result<T, PlatformError>
     where
         F: Future<Output = Result<T, bollard::errors::Error>>,
     {
         let bound = API_TIMEOUT + timeout;
         let docker = self.docker.clone().with_timeout(bound);
-        tokio::time::timeout(bound, call(docker))
+        let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        tokio::time::timeout(bound, call(docker, Some(seconds)))
             .await
             .map_err(|_| {
                 PlatformError::Unavailable(format!(
@@ -949,12 +962,10 @@ impl Platform for DockerPlatform {
         target: &Target,
         timeout: std::time::Duration,
     ) -> Result<(), PlatformError> {
-        let options = bollard::query_parameters::StopContainerOptions {
-            t: Some(whole_seconds(timeout)),
-            signal: None,
-        };
+        use bollard::query_parameters::StopContainerOptions as Options;
         let stopped = self
-            .call_taking(target, "stop", timeout, |docker| async move {
+            .call_taking(target, "stop", timeout, |docker, t| async move {
+                let options = Options { t, signal: None };
                 docker.stop_container(&target.id, Some(options)).await
             })
             .await;
@@ -994,12 +1005,11 @@ impl Platform for DockerPlatform {
         target: &Target,
         timeout: std::time::Duration,
     ) -> Result<(), PlatformError> {
-        let options = bollard::query_parameters::RestartContainerOptions {
-            t: Some(whole_seconds(timeout)),
-            signal: None,
-        };
-        self.call_taking(target, "restart", timeout, |docker| async move {
-            docker.restart_container(&target.id, Some(options)).await
+        use bollard::query_parameters::RestartContainerOptions as Options;
+        self.call_taking(target, "restart", timeout, |docker, t| async move {
+            docker
+                .restart_container(&target.id, Some(Options { t, signal: None }))
+                .await
         })
         .await
     }
@@ -1176,24 +1186,12 @@ impl Platform for DockerPlatform {
     }
 
     async fn cgroups(&self, target: &Target) -> Result<Vec<std::path::PathBuf>, PlatformError> {
-        self.host_reach(target)
-            .await
-            .map_err(PlatformError::Refused)?;
-        let pid = self
-            .visible_pid(target)
-            .await?
-            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        let pid = self.reached_pid(target).await?;
         host::cgroup_dirs(pid).map_err(PlatformError::Refused)
     }
 
     async fn host_root(&self, target: &Target) -> Result<std::path::PathBuf, PlatformError> {
-        self.host_reach(target)
-            .await
-            .map_err(PlatformError::Refused)?;
-        let pid = self
-            .visible_pid(target)
-            .await?
-            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        let pid = self.reached_pid(target).await?;
         Ok(std::path::PathBuf::from(format!("/proc/{pid}/root")))
     }
 
@@ -1207,13 +1205,7 @@ impl Platform for DockerPlatform {
     ) -> Result<(), PlatformError> {
         match placement {
             Placement::Host { netns, cgroups } => {
-                self.host_reach(target)
-                    .await
-                    .map_err(PlatformError::Refused)?;
-                let pid = self
-                    .visible_pid(target)
-                    .await?
-                    .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+                let pid = self.reached_pid(target).await?;
                 let child = host::spawn_attached(pid, netns, cgroups, argv)?;
                 self.stressors.lock().expect("not poisoned").push(child);
                 Ok(())
@@ -1288,11 +1280,6 @@ impl Platform for DockerPlatform {
             }
         }
     }
-}
-
-/// A duration in whole seconds, as the stop and restart calls take it.
-fn whole_seconds(d: std::time::Duration) -> i32 {
-    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }
 
 /// faultline's own container id when it runs inside Docker, so it never targets itself.
