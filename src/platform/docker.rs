@@ -1313,6 +1313,11 @@ mod tests {
             Some("/run/d.sock")
         );
         assert_eq!(unix_socket_path("tcp://127.0.0.1:2375"), None);
+        // Podman 4's Docker-compatible service answers its ping so (its own libpod API
+        // version in another header): faultline speaks Docker API 1.41 to it.
+        let podman = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nBuildkit-Version: \r\nLibpod-Api-Version: 4.3.1\r\nServer: Libpod/4.3.1 (linux)\r\nContent-Length: 2\r\n\r\nOK";
+        let v = api_version_header(podman).unwrap();
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
     }
 
     #[test]
