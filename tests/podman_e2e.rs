@@ -514,14 +514,21 @@ fn an_unreachable_fleet_host_stops_the_run_unless_min_hosts_allows_it() {
     }
     let mut fleet = Fleet::new("fleet-gone");
     let web = fleet.web(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let gone = format!("unix://{}/no-engine.sock", dir.path().display());
+    let scratch = tempfile::tempdir().unwrap();
+    let gone = format!("unix://{}/no-engine.sock", scratch.path().display());
     let exp = Experiment::new("fleet-gone")
         .docker(&format!(
             "hosts: [{{host: \"{DOCKER_SOCKET}\"}}, {{host: \"{gone}\"}}]"
         ))
         .on(&fleet)
         .fault("pause: {duration: 1s}");
+    // doctor checks every host of the fleet.
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = Run::new(["doctor"]).arg(exp.write(dir.path())).output();
+    assert_contains(
+        &doctor.stdout,
+        &["engine Docker", &gone, "cannot reach Docker"],
+    );
     let out = Run::experiment(&exp).json_report().output();
     out.expect(3);
     let r = out.report();

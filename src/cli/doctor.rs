@@ -112,7 +112,15 @@ fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
         w.docker |= targets.iter().any(|(_, t)| t.docker.is_some()) || docker_probe;
         let mut endpoints = Vec::new();
         for d in targets.iter().filter_map(|(_, t)| t.docker.as_ref()) {
-            endpoints.push((d.host.clone(), d.tls.clone()));
+            if d.hosts.is_empty() {
+                endpoints.push((d.host.clone(), d.tls.clone()));
+            }
+            // A fleet: every host is checked.
+            endpoints.extend(
+                d.hosts
+                    .iter()
+                    .map(|h| (Some(h.host.clone()), h.tls.clone())),
+            );
         }
         let during = e.during.iter().flat_map(|d| d.probes.iter());
         for k in e

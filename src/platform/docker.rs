@@ -31,6 +31,12 @@ pub const API_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// be older than bollard's default. Over TLS the certificate files are read and checked
 /// first, so that a wrong file is named rather than failing the handshake.
 pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
+    connect_engine(ep).await.map(|(docker, _)| docker)
+}
+
+/// [`connect`], and whether the engine is Podman when its ping said so already (a unix
+/// socket: Podman's service names its own API in a `Libpod-Api-Version` header).
+async fn connect_engine(ep: &Endpoint) -> Result<(Docker, Option<bool>), String> {
     let shown = ep.host.as_str();
     let h = shown;
     let connected = if let Some(tls) = &ep.tls {
@@ -77,13 +83,14 @@ pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
     // against 0.14 ms on the bench machine, most of the connect step of a ~45 ms run).
     // Any doubt about the ping's answer falls back to the full negotiation.
     if let Some(path) = unix_socket_path(h) {
-        if let Some(server) = ping_api_version(&path).await {
+        if let Some((server, podman)) = ping_api_version(&path).await {
             let version = if server < *API_DEFAULT_VERSION {
                 server
             } else {
                 *API_DEFAULT_VERSION
             };
             return Docker::connect_with_unix(&path, API_TIMEOUT.as_secs(), &version)
+                .map(|d| (d, Some(podman)))
                 .map_err(|e| describe(shown, &e));
         }
     }
@@ -92,7 +99,7 @@ pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
             "cannot reach Docker at {shown}: no answer within {}s",
             API_TIMEOUT.as_secs()
         )),
-        Ok(r) => r.map_err(|e| describe_tls(ep, &e)),
+        Ok(r) => r.map(|d| (d, None)).map_err(|e| describe_tls(ep, &e)),
     }
 }
 
@@ -303,9 +310,9 @@ fn unix_socket_path(h: &str) -> Option<String> {
     }
 }
 
-/// The API version in the `Api-Version` header of the daemon's `/_ping` answer, or None
-/// when anything about the exchange is not as expected.
-async fn ping_api_version(path: &str) -> Option<bollard::ClientVersion> {
+/// The API version in the `Api-Version` header of the daemon's `/_ping` answer, and
+/// whether it is Podman's; None when anything about the exchange is not as expected.
+async fn ping_api_version(path: &str) -> Option<(bollard::ClientVersion, bool)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut s = tokio::net::UnixStream::connect(path).await.ok()?;
@@ -314,7 +321,7 @@ async fn ping_api_version(path: &str) -> Option<bollard::ClientVersion> {
             .ok()?;
         let mut answer = Vec::with_capacity(512);
         s.take(64 * 1024).read_to_end(&mut answer).await.ok()?;
-        api_version_header(&String::from_utf8_lossy(&answer))
+        ping_head(&String::from_utf8_lossy(&answer))
     };
     tokio::time::timeout(API_TIMEOUT, exchange)
         .await
@@ -322,25 +329,27 @@ async fn ping_api_version(path: &str) -> Option<bollard::ClientVersion> {
         .flatten()
 }
 
-/// `Api-Version` of a 200 answer's head, as `major.minor`.
-fn api_version_header(answer: &str) -> Option<bollard::ClientVersion> {
+/// `Api-Version` of a 200 answer's head, as `major.minor`, and whether the head names
+/// Podman's own API (`Libpod-Api-Version`).
+fn ping_head(answer: &str) -> Option<(bollard::ClientVersion, bool)> {
     let head = answer.split("\r\n\r\n").next()?;
     let mut lines = head.lines();
     let status = lines.next()?;
     if !status.starts_with("HTTP/1.") || status.split_whitespace().nth(1) != Some("200") {
         return None;
     }
-    let value = lines.find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("api-version")
-            .then(|| v.trim())
-    })?;
-    let (major, minor) = value.split_once('.')?;
-    Some(bollard::ClientVersion {
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    };
+    let (major, minor) = header("api-version")?.split_once('.')?;
+    let version = bollard::ClientVersion {
         major_version: major.parse().ok()?,
         minor_version: minor.parse().ok()?,
-    })
+    };
+    Some((version, header("libpod-api-version").is_some()))
 }
 
 /// A bollard error in words: the daemon's own message, or why it could not be reached.
@@ -375,6 +384,8 @@ pub struct DockerPlatform {
     passed_over: std::sync::Mutex<Option<Vec<PassedOver>>>,
     /// Which engine answers (Docker or Podman), asked once when first needed.
     engine: tokio::sync::OnceCell<Engine>,
+    /// Whether it is Podman, when the ping at connect said so (no `/version` needed).
+    podman: Option<bool>,
 }
 
 impl DockerPlatform {
@@ -382,7 +393,7 @@ impl DockerPlatform {
         let endpoint =
             super::docker_endpoint::resolve_here(spec.host.as_deref(), spec.tls.as_ref())
                 .map_err(PlatformError::Unavailable)?;
-        let docker = connect(&endpoint)
+        let (docker, podman) = connect_engine(&endpoint)
             .await
             .map_err(PlatformError::Unavailable)?;
         Ok(DockerPlatform {
@@ -394,6 +405,7 @@ impl DockerPlatform {
             stressors: std::sync::Mutex::new(Vec::new()),
             passed_over: std::sync::Mutex::new(None),
             engine: tokio::sync::OnceCell::new(),
+            podman,
         })
     }
 
@@ -411,7 +423,7 @@ impl DockerPlatform {
         &self,
         target: &Target,
     ) -> Result<Option<Vec<bollard::models::ResourcesUlimits>>, PlatformError> {
-        if !self.engine().await?.podman {
+        if self.podman == Some(false) || !self.engine().await?.podman {
             return Ok(None);
         }
         let info = self.inspect(target).await?;
@@ -595,7 +607,10 @@ impl DockerPlatform {
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
         // Podman refuses a status filter naming a state it does not have (`restarting`):
         // there the listing's states are filtered here.
-        let podman = self.engine().await?.podman;
+        let podman = match self.podman {
+            Some(known) => known,
+            None => self.engine().await?.podman,
+        };
         if !podman {
             filters.insert(
                 "status".into(),
@@ -1300,14 +1315,14 @@ mod tests {
     #[test]
     fn the_api_version_comes_from_the_ping_header() {
         let ok = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false\r\nContent-Length: 2\r\n\r\nOK";
-        let v = api_version_header(ok).unwrap();
+        let (v, podman) = ping_head(ok).unwrap();
         assert_eq!((v.major_version, v.minor_version), (1, 41));
+        assert!(!podman);
         assert!(
-            api_version_header("HTTP/1.1 500 Internal Server Error\r\nApi-Version: 1.41\r\n\r\n")
-                .is_none()
+            ping_head("HTTP/1.1 500 Internal Server Error\r\nApi-Version: 1.41\r\n\r\n").is_none()
         );
-        assert!(api_version_header("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK").is_none());
-        assert!(api_version_header("HTTP/1.1 200 OK\r\napi-version: x\r\n\r\n").is_none());
+        assert!(ping_head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK").is_none());
+        assert!(ping_head("HTTP/1.1 200 OK\r\napi-version: x\r\n\r\n").is_none());
         assert_eq!(
             unix_socket_path("unix:///run/d.sock").as_deref(),
             Some("/run/d.sock")
@@ -1316,8 +1331,9 @@ mod tests {
         // Podman 4's Docker-compatible service answers its ping so (its own libpod API
         // version in another header): faultline speaks Docker API 1.41 to it.
         let podman = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nBuildkit-Version: \r\nLibpod-Api-Version: 4.3.1\r\nServer: Libpod/4.3.1 (linux)\r\nContent-Length: 2\r\n\r\nOK";
-        let v = api_version_header(podman).unwrap();
+        let (v, podman) = ping_head(podman).unwrap();
         assert_eq!((v.major_version, v.minor_version), (1, 41));
+        assert!(podman, "the Libpod header names Podman");
     }
 
     #[test]
