@@ -550,3 +550,139 @@ fn an_unreachable_fleet_host_stops_the_run_unless_min_hosts_allows_it() {
     let skipped = r["selection"]["skipped"].to_string();
     assert_contains(&skipped, &[&gone, "skipped (min_hosts 1)"]);
 }
+
+/// Podman's API service run rootless, as the user `nobody` (`setpriv`), on a socket in a
+/// directory of its own; stopped, with the user namespace's pause process, on drop.
+struct RootlessPodman {
+    service: Child,
+    dir: tempfile::TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl RootlessPodman {
+    const NOBODY: u32 = 65534;
+
+    fn start() -> Option<RootlessPodman> {
+        require_program(
+            "podman",
+            "podman",
+            "the Podman tests drive Podman's Docker-compatible API service",
+        )?;
+        require_program(
+            "setpriv",
+            "util-linux",
+            "the rootless service runs as nobody",
+        )?;
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let nobody = Some(nix::unistd::Uid::from_raw(Self::NOBODY));
+        let group = Some(nix::unistd::Gid::from_raw(Self::NOBODY));
+        for d in [dir.path(), &run] {
+            nix::unistd::chown(d, nobody, group).unwrap();
+        }
+        let log = std::fs::File::create(dir.path().join("service.log")).unwrap();
+        let service = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "env",
+                "-i",
+            ])
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(format!("HOME={}", dir.path().display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", run.display()))
+            .args(["podman", "system", "service", "--time=0"])
+            .arg(format!("unix://{}/podman.sock", dir.path().display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("setpriv runs");
+        let podman = RootlessPodman {
+            service,
+            dir,
+            _serial: serial,
+        };
+        let socket = podman.dir.path().join("podman.sock");
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            }),
+            "the rootless service did not listen: {}",
+            std::fs::read_to_string(podman.dir.path().join("service.log")).unwrap_or_default()
+        );
+        Some(podman)
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}/podman.sock", self.dir.path().display())
+    }
+}
+
+impl Drop for RootlessPodman {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.service.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        if !wait_until(Duration::from_secs(10), || {
+            matches!(self.service.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = self.service.kill();
+        }
+        let _ = self.service.wait();
+        // The process that holds the rootless user namespace outlives the service.
+        let pause = self.dir.path().join("run/libpod/tmp/pause.pid");
+        if let Some(pid) = std::fs::read_to_string(pause)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// A rootless Podman on cgroup v1 has no freezer to pause with: `pause` is refused at
+/// preflight, before any target is even listed (exit 4, nothing touched), and `doctor`
+/// says that Podman is rootless there and that pause is refused.
+#[test]
+fn pause_on_a_rootless_podman_on_cgroup_v1_is_refused_at_preflight() {
+    let v1 = !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !require_kernel(
+        v1,
+        "cgroup v2 here: a rootless Podman can pause there (the refusal is for cgroup v1)",
+    ) {
+        return;
+    }
+    let Some(podman) = RootlessPodman::start() else {
+        return;
+    };
+    let exp = Experiment::new("pm-rootless")
+        .docker(&format!("host: \"{}\"", podman.host()))
+        .on_label("fltest.podman", "rootless")
+        .fault("pause: {duration: 1s}");
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = Run::new(["doctor"]).arg(exp.write(dir.path())).output();
+    assert_contains(
+        &doctor.stdout,
+        &["engine Podman", "rootless", "pause is refused"],
+    );
+    let out = Run::experiment(&exp).json_report().output();
+    out.expect(4);
+    let r = out.report();
+    assert_eq!(r["verdict"], "error");
+    assert_contains(
+        &r.to_string(),
+        &[
+            "rootless on cgroup v1",
+            "cannot be paused",
+            "nothing was touched",
+        ],
+    );
+}

@@ -32,9 +32,19 @@ impl Engine {
                 .platform
                 .as_ref()
                 .is_some_and(|p| named_podman(&p.name));
-        let rootless = info
-            .and_then(|i| i.security_options.as_ref())
-            .is_some_and(|opts| opts.iter().any(|o| o == "name=rootless"));
+        // Docker says so among its security options; Podman's compatible `/info` has a
+        // field of its own (`Rootless`) that the Docker model lacks, but a rootless Podman
+        // keeps its storage in the user's home (`~/.local/share/containers`).
+        let rootless = info.is_some_and(|i| {
+            i.security_options
+                .iter()
+                .flatten()
+                .any(|o| o == "name=rootless")
+                || (podman
+                    && i.docker_root_dir
+                        .as_deref()
+                        .is_some_and(|d| d.contains("/.local/share/containers")))
+        });
         let cgroup_version = info
             .and_then(|i| i.cgroup_version.as_ref())
             .map(|v| v.to_string())
@@ -164,6 +174,26 @@ mod tests {
             "{why:?}"
         );
         assert!(rootless_v1.works("h").contains("pause is refused"));
+        // Podman 4 says `Rootless: true` in a field of its own; its storage in the
+        // user's home says the same through the Docker model.
+        let podman_rootless = Engine::from_answers(
+            &v,
+            Some(&SystemInfo {
+                docker_root_dir: Some("/home/u/.local/share/containers/storage".into()),
+                cgroup_version: Some(SystemInfoCgroupVersionEnum::_1),
+                ..Default::default()
+            }),
+        );
+        assert!(podman_rootless.freeze_refusal("h").is_some());
+        let podman_rootful = Engine::from_answers(
+            &v,
+            Some(&SystemInfo {
+                docker_root_dir: Some("/var/lib/containers/storage".into()),
+                cgroup_version: Some(SystemInfoCgroupVersionEnum::_1),
+                ..Default::default()
+            }),
+        );
+        assert!(!podman_rootful.rootless);
         let rootless_v2 = Engine::from_answers(
             &v,
             Some(&info(&["name=rootless"], SystemInfoCgroupVersionEnum::_2)),
