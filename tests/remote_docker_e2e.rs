@@ -220,6 +220,16 @@ impl TlsEngine {
             .env_remove("DOCKER_CONTEXT")
     }
 
+    /// `plan` of `exp` through the engine (DOCKER_HOST with TLS) says every piece.
+    fn plan_says(&self, exp: &Experiment, pieces: &[&str]) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = self
+            .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+            .output();
+        plan.expect(0);
+        assert_contains(&plan.stdout, pieces);
+    }
+
     /// `run` reaching the engine through the docker CLI's flags only (`-H`, `--tlsverify`,
     /// `--tlscacert`, `--tlscert`, `--tlskey` with the files of `certs`): no DOCKER_*
     /// variable, and a DOCKER_CONFIG without a context.
@@ -361,13 +371,8 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
     let exp = fleet
         .experiment("tls-kill")
         .fault("kill: {signal: SIGKILL}");
-    let dir = tempfile::tempdir().unwrap();
-    let plan = engine
-        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
-        .output();
-    plan.expect(0);
-    assert_contains(
-        &plan.stdout,
+    engine.plan_says(
+        &exp,
         &["fault 1 (kill): through the Docker API", "restart policy"],
     );
     let r = engine
@@ -402,12 +407,7 @@ fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
     let exp = fleet
         .experiment("tls-net")
         .fault("network: {rate: 1mbit, duration: 3s}");
-    let dir = tempfile::tempdir().unwrap();
-    let plan = engine
-        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
-        .output();
-    plan.expect(0);
-    assert_contains(&plan.stdout, &["fault 1 (network): sidecar"]);
+    engine.plan_says(&exp, &["fault 1 (network): sidecar"]);
     let run = engine
         .env(Run::with_tc_image(&exp), "certs")
         .json_report()
@@ -439,12 +439,7 @@ fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
     let exp = fleet
         .experiment("tls-cpu")
         .fault("cpu_stress: {workers: 1, load: 80, duration: 3s}");
-    let dir = tempfile::tempdir().unwrap();
-    let plan = engine
-        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
-        .output();
-    plan.expect(0);
-    assert_contains(&plan.stdout, &["fault 1 (cpu_stress): exec"]);
+    engine.plan_says(&exp, &["fault 1 (cpu_stress): exec"]);
     let r = engine
         .env(Run::experiment(&exp), "certs")
         .json_report()

@@ -428,6 +428,11 @@ mod tests {
         }
     }
 
+    /// The endpoint these variables and this home give, without experiment settings.
+    fn resolved(vars: &HashMap<&str, String>, home: &Path) -> Result<Endpoint, String> {
+        resolve(None, None, &env_of(vars, home))
+    }
+
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -466,7 +471,7 @@ mod tests {
     fn the_local_socket_when_nothing_says_otherwise() {
         let home = tempfile::tempdir().unwrap();
         let vars = HashMap::new();
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, LOCAL_SOCKET);
         assert_eq!(ep.source, Source::Default);
         assert!(ep.is_local());
@@ -483,7 +488,7 @@ mod tests {
             ("DOCKER_TLS_VERIFY", "1".to_string()),
             ("DOCKER_CERT_PATH", certs.display().to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://staging:2376");
         assert_eq!(ep.source, Source::DockerHost);
         let tls = ep.tls.clone().unwrap();
@@ -569,7 +574,7 @@ mod tests {
             ("DOCKER_HOST", "tcp://staging:2376".to_string()),
             ("DOCKER_TLS_VERIFY", "1".to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.tls.unwrap().ca, home.path().join(".docker/ca.pem"));
     }
 
@@ -581,7 +586,7 @@ mod tests {
             ("DOCKER_TLS_VERIFY", "1".to_string()),
             ("DOCKER_CERT_PATH", "/nonexistent/certs".to_string()),
         ]);
-        let e = resolve(None, None, &env_of(&vars, home.path())).unwrap_err();
+        let e = resolved(&vars, home.path()).unwrap_err();
         assert!(
             e.contains("/nonexistent/certs") && e.contains("ca.pem"),
             "{e}"
@@ -590,7 +595,7 @@ mod tests {
             ("DOCKER_HOST", "tcp://staging:2376".to_string()),
             ("DOCKER_TLS", "1".to_string()),
         ]);
-        let e = resolve(None, None, &env_of(&vars, home.path())).unwrap_err();
+        let e = resolved(&vars, home.path()).unwrap_err();
         assert!(e.contains("DOCKER_TLS_VERIFY"), "{e}");
     }
 
@@ -601,7 +606,7 @@ mod tests {
             ("DOCKER_HOST", "unix:///run/other.sock".to_string()),
             ("DOCKER_TLS_VERIFY", "1".to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "unix:///run/other.sock");
         assert_eq!(ep.tls, None);
         assert!(ep.is_local());
@@ -652,7 +657,7 @@ mod tests {
             ("DOCKER_HOST", "tcp://env:2375".to_string()),
             ("DOCKER_CONTEXT", "ctx".to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://env:2375");
         assert_eq!(ep.tls, None);
     }
@@ -667,7 +672,7 @@ mod tests {
             ("DOCKER_CONTEXT", "staging".to_string()),
             ("DOCKER_CONFIG", config.display().to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://staging:2376");
         assert_eq!(ep.source, Source::ContextVariable("staging".into()));
         let tls_dir = config
@@ -688,7 +693,7 @@ mod tests {
             r#"{"auths":{},"currentContext":"lab"}"#,
         );
         let vars = HashMap::new();
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://lab:2375");
         assert_eq!(ep.tls, None);
         assert!(matches!(ep.source, Source::CurrentContext { ref name, .. } if name == "lab"));
@@ -697,7 +702,7 @@ mod tests {
             &config.join("config.json"),
             r#"{"currentContext":"default"}"#,
         );
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, LOCAL_SOCKET);
     }
 
@@ -705,7 +710,7 @@ mod tests {
     fn a_missing_context_is_an_error_that_names_it() {
         let home = tempfile::tempdir().unwrap();
         let vars = HashMap::from([("DOCKER_CONTEXT", "nowhere".to_string())]);
-        let e = resolve(None, None, &env_of(&vars, home.path())).unwrap_err();
+        let e = resolved(&vars, home.path()).unwrap_err();
         assert!(
             e.contains("`nowhere`") && e.contains("docker context"),
             "{e}"
