@@ -634,18 +634,44 @@ impl Drop for RootlessPodman {
             let _ = self.service.kill();
         }
         let _ = self.service.wait();
-        // The process that holds the rootless user namespace outlives the service.
+        // The service re-executes itself inside the user namespace, and the process that
+        // holds that namespace outlives it: both are ended by their own pids (the
+        // service's names this test's socket; the other's pid is in pause.pid).
+        let mut left = processes_naming(&self.dir.path().display().to_string());
         let pause = self.dir.path().join("run/libpod/tmp/pause.pid");
-        if let Some(pid) = std::fs::read_to_string(pause)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
+        left.extend(
+            std::fs::read_to_string(pause)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok()),
+        );
+        for pid in &left {
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
+                nix::unistd::Pid::from_raw(*pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        wait_until(Duration::from_secs(5), || {
+            processes_naming(&self.dir.path().display().to_string()).is_empty()
+        });
     }
+}
+
+/// The live processes whose command line contains `text` (zombies are gone already).
+fn processes_naming(text: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'));
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !zombie && String::from_utf8_lossy(&cmdline).contains(text)
+        })
+        .collect()
 }
 
 /// A rootless Podman on cgroup v1 has no freezer to pause with: `pause` is refused at
@@ -684,5 +710,12 @@ fn pause_on_a_rootless_podman_on_cgroup_v1_is_refused_at_preflight() {
             "cannot be paused",
             "nothing was touched",
         ],
+    );
+    let dir = podman.dir.path().display().to_string();
+    drop(podman);
+    assert_eq!(
+        processes_naming(&dir),
+        Vec::<i32>::new(),
+        "the rootless service is left"
     );
 }
