@@ -39,7 +39,9 @@ apt_install() {
 #   observability tests;
 # - openssl and stunnel4: the remote-Docker tests make certificates and expose the engine
 #   through a TLS proxy that verifies clients; openssh-server and openssh-client for the
-#   ssh:// test (an sshd of its own on 127.0.0.1, which needs /run/sshd).
+#   ssh:// test (an sshd of its own on 127.0.0.1, which needs /run/sshd);
+# - podman: the Podman tests start its Docker-compatible API service on a socket of their
+#   own (tests/podman_e2e.rs).
 need=()
 command -v dockerd >/dev/null || command -v docker >/dev/null || need+=(docker.io)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need+=(busybox-static)
@@ -58,6 +60,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v stunnel4 >/dev/null || need+=(stunnel4)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 { command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; } || need+=(openssh-client)
+command -v podman >/dev/null || need+=(podman)
 if [ "${#need[@]}" -gt 0 ]; then
     apt_install "${need[@]}"
 fi

@@ -186,6 +186,14 @@ impl TlsEngine {
         Some(engine)
     }
 
+    /// The engine, and a fleet of one web container (`None`: a recorded skip).
+    fn with_web(test: &str) -> Option<(TlsEngine, Fleet, String)> {
+        let engine = TlsEngine::start()?;
+        let mut fleet = Fleet::new(test);
+        let web = fleet.web(&[]);
+        Some((engine, fleet, web))
+    }
+
     fn host(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)
     }
@@ -210,6 +218,63 @@ impl TlsEngine {
             .env("DOCKER_TLS_VERIFY", "1")
             .env("DOCKER_CERT_PATH", self.path(certs))
             .env_remove("DOCKER_CONTEXT")
+    }
+
+    /// `plan` of `exp` through the engine (DOCKER_HOST with TLS) says every piece.
+    fn plan_says(&self, exp: &Experiment, pieces: &[&str]) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = self
+            .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
+            .output();
+        plan.expect(0);
+        assert_contains(&plan.stdout, pieces);
+    }
+
+    /// `run` reaching the engine through the docker CLI's flags only (`-H`, `--tlsverify`,
+    /// `--tlscacert`, `--tlscert`, `--tlskey` with the files of `certs`): no DOCKER_*
+    /// variable, and a DOCKER_CONFIG without a context.
+    fn flags(&self, run: Run, certs: &str) -> Run {
+        let file = |f: &str| self.path(certs).join(f);
+        let run = run
+            .args(["-H", &self.host(), "--tlsverify"])
+            .arg("--tlscacert")
+            .arg(file("ca.pem"))
+            .arg("--tlscert")
+            .arg(file("cert.pem"))
+            .arg("--tlskey")
+            .arg(file("key.pem"));
+        self.without_docker_env(run)
+    }
+
+    /// `run` without any DOCKER_* variable, and a DOCKER_CONFIG without a context.
+    fn without_docker_env(&self, run: Run) -> Run {
+        run.env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", self.path("no-docker-config"))
+    }
+
+    /// Runs a 60 s pause of `web` with `run`, kills the run (without its dead-man's
+    /// switch) once the pause holds, and returns its journal with the pause left in it.
+    fn leave_a_pause(&self, run: Run, web: &str) -> StateDir {
+        let state = run.sigkilled_once("the pause", || paused(web));
+        assert!(paused(web), "the killed run left its pause");
+        assert_eq!(state.open_entries(), 1);
+        state
+    }
+
+    /// `recover` thaws `web`, through this engine's TLS proxy.
+    fn recover_through(&self, recover: Run, web: &str, state: &StateDir) {
+        let before = self.connections();
+        recover.state(state).output().expect(0);
+        assert!(!paused(web), "recover did not unpause the target");
+        assert!(state.is_clean());
+        assert!(
+            self.connections() > before,
+            "recover did not go through the TLS endpoint: {}",
+            self.proxy_log()
+        );
     }
 
     /// A docker context named `name` for this engine in a new DOCKER_CONFIG, laid out as
@@ -273,11 +338,9 @@ fn sha256_hex(text: &str) -> String {
 
 #[test]
 fn pause_through_a_tls_verified_remote_engine() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-pause") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-pause");
-    let web = fleet.web(&[]);
     let exp = fleet.experiment("tls-pause").fault("pause: {duration: 2s}");
     let run = engine
         .env(Run::experiment(&exp), "certs")
@@ -308,13 +371,8 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
     let exp = fleet
         .experiment("tls-kill")
         .fault("kill: {signal: SIGKILL}");
-    let dir = tempfile::tempdir().unwrap();
-    let plan = engine
-        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
-        .output();
-    plan.expect(0);
-    assert_contains(
-        &plan.stdout,
+    engine.plan_says(
+        &exp,
         &["fault 1 (kill): through the Docker API", "restart policy"],
     );
     let r = engine
@@ -342,21 +400,14 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
 
 #[test]
 fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-net") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-net");
-    let web = fleet.web(&[]);
     // No strategy: `auto` must pick the sidecar, since the daemon is remote.
     let exp = fleet
         .experiment("tls-net")
         .fault("network: {rate: 1mbit, duration: 3s}");
-    let dir = tempfile::tempdir().unwrap();
-    let plan = engine
-        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
-        .output();
-    plan.expect(0);
-    assert_contains(&plan.stdout, &["fault 1 (network): sidecar"]);
+    engine.plan_says(&exp, &["fault 1 (network): sidecar"]);
     let run = engine
         .env(Run::with_tc_image(&exp), "certs")
         .json_report()
@@ -379,23 +430,16 @@ fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
 
 #[test]
 fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-cpu") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-cpu");
-    let web = fleet.web(&[]);
     let id = fleet.id(&web);
     let before = cpu_ns(&id);
     // No strategy: `auto` must pick exec, since the daemon is remote.
     let exp = fleet
         .experiment("tls-cpu")
         .fault("cpu_stress: {workers: 1, load: 80, duration: 3s}");
-    let dir = tempfile::tempdir().unwrap();
-    let plan = engine
-        .env(Run::new(["plan"]).arg(exp.write(dir.path())), "certs")
-        .output();
-    plan.expect(0);
-    assert_contains(&plan.stdout, &["fault 1 (cpu_stress): exec"]);
+    engine.plan_says(&exp, &["fault 1 (cpu_stress): exec"]);
     let r = engine
         .env(Run::experiment(&exp), "certs")
         .json_report()
@@ -414,58 +458,101 @@ fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
     );
 }
 
+/// The docker CLI's flags on `plan`, `doctor` and `run`: the endpoint is the flags' own
+/// (each command says so), and the pause goes through the TLS proxy.
+#[test]
+fn the_docker_cli_flags_reach_a_tls_verified_engine() {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-flags") else {
+        return;
+    };
+    let exp = fleet.experiment("tls-flags").fault("pause: {duration: 2s}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = exp.write(dir.path());
+    let plan = engine
+        .flags(Run::new(["plan"]).arg(&file), "certs")
+        .output();
+    plan.expect(0);
+    assert_contains(&plan.stdout, &[&engine.host(), &web]);
+    let doctor = engine
+        .flags(Run::new(["doctor"]).arg(&file), "certs")
+        .output();
+    assert_contains(
+        &doctor.stdout,
+        &[
+            &engine.host(),
+            "from the command line (-H/--host)",
+            "engine Docker",
+        ],
+    );
+    let before = engine.connections();
+    let run = engine
+        .flags(Run::experiment(&exp), "certs")
+        .json_report()
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || paused(&web)),
+        "the target was never paused through the flags' endpoint"
+    );
+    let r = run.wait().expect(0).report();
+    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert!(!paused(&web));
+    assert!(
+        engine.connections() > before,
+        "the run did not go through the TLS proxy: {}",
+        engine.proxy_log()
+    );
+    // A certificate without its key, and TLS without verification, stop before anything.
+    let half = Run::experiment(&exp)
+        .args(["-H", &engine.host(), "--tlscert"])
+        .arg(engine.path("certs/cert.pem"))
+        .json_report()
+        .output();
+    half.expect(4);
+    assert_contains(&half.stderr, &["--tlscert and --tlskey"]);
+    let unverified = Run::experiment(&exp)
+        .args(["-H", &engine.host(), "--tls"])
+        .env_remove("DOCKER_TLS_VERIFY")
+        .output();
+    unverified.expect(4);
+    assert_contains(&unverified.stderr, &["--tlsverify"]);
+    assert!(!paused(&web));
+}
+
+/// `recover -H …` reaches the daemon where the flags say, over the endpoint the journal
+/// recorded: a pause left on the local socket is thawed through the TLS proxy.
+#[test]
+fn recover_with_the_host_flag_goes_where_the_flags_say() {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-flag-recover") else {
+        return;
+    };
+    let exp = fleet
+        .experiment("tls-flag-recover")
+        .fault("pause: {duration: 60s}");
+    let local = Run::experiment(&exp).env("DOCKER_HOST", "unix:///var/run/docker.sock");
+    let state = engine.leave_a_pause(local, &web);
+    engine.recover_through(engine.flags(Run::new(["recover"]), "certs"), &web, &state);
+}
+
 /// The journal keeps the endpoint and its TLS files: `recover`, in an environment without
 /// any DOCKER_* variable, reverts a killed run's pause through the same TLS endpoint.
 #[test]
 fn recover_reaches_the_tls_endpoint_from_the_journal() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-recover") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-recover");
-    let web = fleet.web(&[]);
     let exp = fleet
         .experiment("tls-recover")
         .fault("pause: {duration: 60s}");
-    let state = StateDir::new();
-    let run = engine
-        .env(Run::experiment(&exp), "certs")
-        .state(&state)
-        .no_dead_mans_switch()
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(10), || paused(&web)),
-        "the target was never paused through the TLS endpoint"
-    );
-    run.signal(nix::sys::signal::Signal::SIGKILL);
-    let _ = run.wait();
-    assert!(paused(&web), "the killed run left its pause");
-    assert_eq!(state.open_entries(), 1);
-    let before = engine.connections();
-    Run::new(["recover"])
-        .state(&state)
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .env_remove("DOCKER_CONTEXT")
-        .env("DOCKER_CONFIG", engine.path("no-docker-config"))
-        .output()
-        .expect(0);
-    assert!(!paused(&web), "recover did not unpause the target");
-    assert!(state.is_clean());
-    assert!(
-        engine.connections() > before,
-        "recover did not go through the TLS endpoint: {}",
-        engine.proxy_log()
-    );
+    let state = engine.leave_a_pause(engine.env(Run::experiment(&exp), "certs"), &web);
+    let recover = engine.without_docker_env(Run::new(["recover"]));
+    engine.recover_through(recover, &web, &state);
 }
 
 #[test]
 fn a_wrong_ca_exits_4_before_anything_is_touched() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-wrong-ca") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-wrong-ca");
-    let web = fleet.web(&[]);
     let exp = fleet
         .experiment("tls-wrong-ca")
         .fault("pause: {duration: 2s}");
@@ -500,11 +587,9 @@ fn a_wrong_ca_exits_4_before_anything_is_touched() {
 
 #[test]
 fn a_docker_context_in_a_temporary_config_is_followed() {
-    let Some(engine) = TlsEngine::start() else {
+    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-context") else {
         return;
     };
-    let mut fleet = Fleet::new("tls-context");
-    let web = fleet.web(&[]);
     let config = engine.context_config("tls-lab");
     let exp = fleet
         .experiment("tls-context")

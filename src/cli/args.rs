@@ -108,6 +108,48 @@ pub struct SessionArgs {
     pub tc_image: Option<String>,
     #[command(flatten)]
     pub observe: ObserveArgs,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+/// The docker CLI's connection flags. The endpoint is chosen as the docker CLI chooses it,
+/// with the experiment's `target.docker.host` first and these flags next; `recover` takes
+/// `-H` over the endpoint its journal recorded.
+#[derive(Debug, Default, Args)]
+pub struct DockerArgs {
+    /// Docker daemon to reach: unix://PATH, tcp://HOST:PORT, ssh://[USER@]HOST[:PORT]
+    /// (before DOCKER_HOST and docker contexts; `target.docker.host` wins).
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// TLS without verifying the daemon: refused (faultline always verifies); use --tlsverify.
+    #[arg(long)]
+    pub tls: bool,
+    /// TLS, verifying the daemon's certificate (files from DOCKER_CERT_PATH, else ~/.docker).
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// The CA that signed the daemon's certificate (implies --tlsverify).
+    #[arg(long, value_name = "PATH")]
+    pub tlscacert: Option<PathBuf>,
+    /// faultline's client certificate (with --tlskey).
+    #[arg(long, value_name = "PATH")]
+    pub tlscert: Option<PathBuf>,
+    /// The client certificate's private key.
+    #[arg(long, value_name = "PATH")]
+    pub tlskey: Option<PathBuf>,
+}
+
+impl DockerArgs {
+    /// Makes the flags this process's connection flags.
+    pub fn install(&self) {
+        crate::platform::docker_endpoint::set_flags(crate::platform::docker_endpoint::Flags {
+            host: self.host.clone(),
+            tls: self.tls,
+            tlsverify: self.tlsverify,
+            tlscacert: self.tlscacert.clone(),
+            tlscert: self.tlscert.clone(),
+            tlskey: self.tlskey.clone(),
+        });
+    }
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +201,8 @@ pub struct PlanArgs {
     /// Seed for target selection (overrides `target.select.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +219,8 @@ pub struct RecoverArgs {
     /// Wait until this process has exited, then recover (the dead-man's switch).
     #[arg(long, hide = true, requires = "run")]
     pub after_pid: Option<u32>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +256,8 @@ pub struct DoctorArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Args)]

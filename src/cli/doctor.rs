@@ -112,7 +112,15 @@ fn wanted(a: &DoctorArgs, file: &std::path::Path) -> Result<Wanted, Error> {
         w.docker |= targets.iter().any(|(_, t)| t.docker.is_some()) || docker_probe;
         let mut endpoints = Vec::new();
         for d in targets.iter().filter_map(|(_, t)| t.docker.as_ref()) {
-            endpoints.push((d.host.clone(), d.tls.clone()));
+            if d.hosts.is_empty() {
+                endpoints.push((d.host.clone(), d.tls.clone()));
+            }
+            // A fleet: every host is checked.
+            endpoints.extend(
+                d.hosts
+                    .iter()
+                    .map(|h| (Some(h.host.clone()), h.tls.clone())),
+            );
         }
         let during = e.during.iter().flat_map(|d| d.probes.iter());
         for k in e
@@ -215,13 +223,16 @@ fn docker_check(
     ));
     let docker = rt.block_on(async {
         let d = crate::platform::docker::connect(&endpoint).await?;
-        match d.version().await {
-            Ok(v) => Ok(format!(
-                "engine {} (API {}, faultline speaks {}) at {}",
-                v.version.unwrap_or_default(),
-                v.api_version.unwrap_or_default(),
+        match crate::platform::docker_engine::engine(&d).await {
+            Ok(engine) => Ok(format!(
+                "engine {} {} (API {}, faultline speaks {}{}) at {}; {}",
+                engine.name(),
+                engine.version,
+                engine.api_version,
                 d.client_version(),
-                endpoint.host
+                if engine.rootless { ", rootless" } else { "" },
+                endpoint.host,
+                engine.works(&endpoint.host)
             )),
             Err(e) => Err(crate::platform::docker::describe(&endpoint.host, &e)),
         }

@@ -56,6 +56,14 @@ fn init_tracing(verbose: u8, quiet: bool) {
 }
 
 fn dispatch(cli: Cli) -> Result<Exit, Error> {
+    match &cli.command {
+        Command::Run(a) => a.session.docker.install(),
+        Command::Gameday(a) => a.session.docker.install(),
+        Command::Plan(a) => a.docker.install(),
+        Command::Doctor(a) => a.docker.install(),
+        Command::Recover(a) => a.docker.install(),
+        _ => {}
+    }
     match cli.command {
         Command::Validate(a) => validate::run(&a),
         Command::Plan(a) => {

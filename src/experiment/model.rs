@@ -172,6 +172,15 @@ pub struct DockerTarget {
     pub host: Option<String>,
     /// TLS material for a `tcp://` host (the daemon's certificate is always verified).
     pub tls: Option<DockerTls>,
+    /// A fleet: several Docker endpoints (each like `host`, with its own `tls`). Targets
+    /// are discovered on every one at once and selected across all of them; each fault is
+    /// injected and reverted on its target's own host. Not together with `host`.
+    #[serde(default)]
+    pub hosts: Vec<DockerHost>,
+    /// With `hosts`: the fewest reachable hosts the run accepts; an unreachable host is
+    /// then skipped (and named in the report). Default: every host must answer.
+    #[serde(default)]
+    pub min_hosts: Option<usize>,
     /// Every pair must match the container's labels.
     pub labels: BTreeMap<String, String>,
     /// A Compose project's containers (and one service's): shorthand for the labels
@@ -182,6 +191,17 @@ pub struct DockerTarget {
     /// Select among every container on the host. Required when neither `labels` nor
     /// `name` is given, so that an empty selector is never an accident.
     pub all_containers: bool,
+}
+
+/// One Docker endpoint of a fleet (`target.docker.hosts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerHost {
+    /// `unix://…`, `tcp://…`, `ssh://…`, as `target.docker.host`.
+    pub host: String,
+    /// TLS material for a `tcp://` host.
+    #[serde(default)]
+    pub tls: Option<DockerTls>,
 }
 
 /// The label Compose puts on every container of a project.

@@ -735,6 +735,7 @@ fn human_name(name: &'static str) -> String {
         "Target" => "target",
         "DockerTarget" => "target.docker",
         "DockerTls" => "target.docker.tls",
+        "DockerHost" => "an entry of target.docker.hosts",
         "ComposeService" => "target.docker.compose",
         "KubernetesTarget" => "target.kubernetes",
         "Select" => "target.select",

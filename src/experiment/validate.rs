@@ -208,6 +208,7 @@ fn target(c: &mut Checker, t: &Target) {
                     );
                 }
             }
+            docker_hosts(c, d);
             if d.labels.keys().any(String::is_empty) {
                 c.err_at("labels", "a label key is empty");
             }
@@ -249,6 +250,56 @@ fn target(c: &mut Checker, t: &Target) {
         c.at("kubernetes", |c| kubernetes_target(c, k));
     }
     c.at("select", |c| select(c, &t.select));
+}
+
+/// `hosts` (a fleet) and `min_hosts`.
+fn docker_hosts(c: &mut Checker, d: &DockerTarget) {
+    if !d.hosts.is_empty() && d.host.is_some() {
+        c.err_at(
+            "hosts",
+            "`hosts` and `host` both name the endpoint: keep `hosts` for a fleet, or `host` for one daemon",
+        );
+    }
+    c.at("hosts", |c| {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, h) in d.hosts.iter().enumerate() {
+            c.at(i, |c| {
+                if let Err(m) = check_docker_host(&h.host) {
+                    c.err_at("host", m);
+                } else if !seen.insert(h.host.as_str()) {
+                    c.err_at("host", format!("`{}` is listed twice in `hosts`", h.host));
+                }
+                if let Some(tls) = &h.tls {
+                    if !(h.host.starts_with("tcp://") || h.host.starts_with("https://")) {
+                        c.err_at("tls", format!("`tls` applies to a tcp:// host, not `{}`", h.host));
+                    } else if tls.cert.is_some() != tls.key.is_some() {
+                        c.err_at(
+                            "tls",
+                            "`tls` needs `cert` and `key` together (the client certificate and its key), or neither",
+                        );
+                    }
+                }
+            });
+        }
+    });
+    match d.min_hosts {
+        Some(_) if d.hosts.is_empty() => c.err_at(
+            "min_hosts",
+            "`min_hosts` needs `hosts`: list the fleet's endpoints",
+        ),
+        Some(0) => c.err_at(
+            "min_hosts",
+            "`min_hosts` must be at least 1 (a run needs a host to act on)",
+        ),
+        Some(n) if n > d.hosts.len() => c.err_at(
+            "min_hosts",
+            format!(
+                "`min_hosts: {n}` is more than the {} host(s) in `hosts`",
+                d.hosts.len()
+            ),
+        ),
+        _ => {}
+    }
 }
 
 pub fn check_docker_host(h: &str) -> Result<(), String> {

@@ -23,6 +23,11 @@ impl FaultSpec for PauseFault {
 
 #[async_trait]
 impl FaultKind for PauseFault {
+    /// A rootless engine on cgroup v1 has no freezer: refused before anything is touched.
+    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+        platform.freeze_support().await
+    }
+
     async fn prepare(&self, _platform: &dyn Platform, target: &Target) -> Prepared {
         Ok(Some(Undo::new(UndoRecord::Unpause {
             target: target.clone(),

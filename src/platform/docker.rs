@@ -11,6 +11,7 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, Docker};
 
 use super::docker_endpoint::{Endpoint, TlsFiles};
+use super::docker_engine::Engine;
 use super::{
     ExecOutput, NetAccess, NetnsRequest, PassedOver, Placement, Platform, PlatformError, Target,
     host,
@@ -30,6 +31,12 @@ pub const API_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// be older than bollard's default. Over TLS the certificate files are read and checked
 /// first, so that a wrong file is named rather than failing the handshake.
 pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
+    connect_engine(ep).await.map(|(docker, _)| docker)
+}
+
+/// [`connect`], and whether the engine is Podman when its ping said so already (a unix
+/// socket: Podman's service names its own API in a `Libpod-Api-Version` header).
+async fn connect_engine(ep: &Endpoint) -> Result<(Docker, Option<bool>), String> {
     let shown = ep.host.as_str();
     let h = shown;
     let connected = if let Some(tls) = &ep.tls {
@@ -76,13 +83,14 @@ pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
     // against 0.14 ms on the bench machine, most of the connect step of a ~45 ms run).
     // Any doubt about the ping's answer falls back to the full negotiation.
     if let Some(path) = unix_socket_path(h) {
-        if let Some(server) = ping_api_version(&path).await {
+        if let Some((server, podman)) = ping_api_version(&path).await {
             let version = if server < *API_DEFAULT_VERSION {
                 server
             } else {
                 *API_DEFAULT_VERSION
             };
             return Docker::connect_with_unix(&path, API_TIMEOUT.as_secs(), &version)
+                .map(|d| (d, Some(podman)))
                 .map_err(|e| describe(shown, &e));
         }
     }
@@ -91,7 +99,7 @@ pub async fn connect(ep: &Endpoint) -> Result<Docker, String> {
             "cannot reach Docker at {shown}: no answer within {}s",
             API_TIMEOUT.as_secs()
         )),
-        Ok(r) => r.map_err(|e| describe_tls(ep, &e)),
+        Ok(r) => r.map(|d| (d, None)).map_err(|e| describe_tls(ep, &e)),
     }
 }
 
@@ -302,9 +310,9 @@ fn unix_socket_path(h: &str) -> Option<String> {
     }
 }
 
-/// The API version in the `Api-Version` header of the daemon's `/_ping` answer, or None
-/// when anything about the exchange is not as expected.
-async fn ping_api_version(path: &str) -> Option<bollard::ClientVersion> {
+/// The API version in the `Api-Version` header of the daemon's `/_ping` answer, and
+/// whether it is Podman's; None when anything about the exchange is not as expected.
+async fn ping_api_version(path: &str) -> Option<(bollard::ClientVersion, bool)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut s = tokio::net::UnixStream::connect(path).await.ok()?;
@@ -313,7 +321,7 @@ async fn ping_api_version(path: &str) -> Option<bollard::ClientVersion> {
             .ok()?;
         let mut answer = Vec::with_capacity(512);
         s.take(64 * 1024).read_to_end(&mut answer).await.ok()?;
-        api_version_header(&String::from_utf8_lossy(&answer))
+        ping_head(&String::from_utf8_lossy(&answer))
     };
     tokio::time::timeout(API_TIMEOUT, exchange)
         .await
@@ -321,25 +329,27 @@ async fn ping_api_version(path: &str) -> Option<bollard::ClientVersion> {
         .flatten()
 }
 
-/// `Api-Version` of a 200 answer's head, as `major.minor`.
-fn api_version_header(answer: &str) -> Option<bollard::ClientVersion> {
+/// `Api-Version` of a 200 answer's head, as `major.minor`, and whether the head names
+/// Podman's own API (`Libpod-Api-Version`).
+fn ping_head(answer: &str) -> Option<(bollard::ClientVersion, bool)> {
     let head = answer.split("\r\n\r\n").next()?;
     let mut lines = head.lines();
     let status = lines.next()?;
     if !status.starts_with("HTTP/1.") || status.split_whitespace().nth(1) != Some("200") {
         return None;
     }
-    let value = lines.find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("api-version")
-            .then(|| v.trim())
-    })?;
-    let (major, minor) = value.split_once('.')?;
-    Some(bollard::ClientVersion {
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    };
+    let (major, minor) = header("api-version")?.split_once('.')?;
+    let version = bollard::ClientVersion {
         major_version: major.parse().ok()?,
         minor_version: minor.parse().ok()?,
-    })
+    };
+    Some((version, header("libpod-api-version").is_some()))
 }
 
 /// A bollard error in words: the daemon's own message, or why it could not be reached.
@@ -372,6 +382,10 @@ pub struct DockerPlatform {
     stressors: std::sync::Mutex<Vec<std::process::Child>>,
     /// What the last `discover` passed over, from the same listing.
     passed_over: std::sync::Mutex<Option<Vec<PassedOver>>>,
+    /// Which engine answers (Docker or Podman), asked once when first needed.
+    engine: tokio::sync::OnceCell<Engine>,
+    /// Whether it is Podman, when the ping at connect said so (no `/version` needed).
+    podman: Option<bool>,
 }
 
 impl DockerPlatform {
@@ -379,7 +393,7 @@ impl DockerPlatform {
         let endpoint =
             super::docker_endpoint::resolve_here(spec.host.as_deref(), spec.tls.as_ref())
                 .map_err(PlatformError::Unavailable)?;
-        let docker = connect(&endpoint)
+        let (docker, podman) = connect_engine(&endpoint)
             .await
             .map_err(PlatformError::Unavailable)?;
         Ok(DockerPlatform {
@@ -390,7 +404,95 @@ impl DockerPlatform {
             tc_image: None,
             stressors: std::sync::Mutex::new(Vec::new()),
             passed_over: std::sync::Mutex::new(None),
+            engine: tokio::sync::OnceCell::new(),
+            podman,
         })
+    }
+
+    /// The engine behind the endpoint (Docker or Podman), asked once.
+    pub async fn engine(&self) -> Result<&Engine, PlatformError> {
+        self.engine
+            .get_or_try_init(|| self.ask(super::docker_engine::engine(&self.docker)))
+            .await
+    }
+
+    /// The limits a helper container needs on this engine: on Podman the target's own
+    /// (Podman's default file limit can exceed the host's hard limit), else the engine's
+    /// defaults.
+    async fn helper_ulimits(
+        &self,
+        target: &Target,
+    ) -> Result<Option<Vec<bollard::models::ResourcesUlimits>>, PlatformError> {
+        if self.podman == Some(false) || !self.engine().await?.podman {
+            return Ok(None);
+        }
+        let info = self.inspect(target).await?;
+        let own = info.host_config.and_then(|h| h.ulimits).unwrap_or_default();
+        let limits = super::docker_engine::helper_ulimits(&own);
+        Ok((!limits.is_empty()).then_some(limits))
+    }
+
+    /// A daemon call that concerns no target, bounded by [`API_TIMEOUT`].
+    async fn ask<T>(
+        &self,
+        fut: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, PlatformError> {
+        tokio::time::timeout(API_TIMEOUT, fut)
+            .await
+            .map_err(|_| {
+                PlatformError::Unavailable(format!(
+                    "Docker at {} did not answer within {}s",
+                    self.host,
+                    API_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))
+    }
+
+    /// The containers the filters match (`all`: stopped and paused ones too).
+    async fn list(
+        &self,
+        all: bool,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, PlatformError> {
+        let options = ListContainersOptions {
+            all,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.ask(self.docker.list_containers(Some(options))).await
+    }
+
+    /// The host PID of the target's init process, when faultline can reach its
+    /// namespaces and cgroups from here ([`Platform::host_reach`]).
+    async fn reached_pid(&self, target: &Target) -> Result<i64, PlatformError> {
+        self.host_reach(target)
+            .await
+            .map_err(PlatformError::Refused)?;
+        self.visible_pid(target)
+            .await?
+            .ok_or_else(|| PlatformError::Gone(target.name.clone()))
+    }
+
+    /// The container's inspect answer.
+    async fn inspect(
+        &self,
+        target: &Target,
+    ) -> Result<bollard::models::ContainerInspectResponse, PlatformError> {
+        self.call(
+            target,
+            self.docker
+                .inspect_container(&target.id, None::<InspectContainerOptions>),
+        )
+        .await
+    }
+
+    /// The container's state (running, paused, its process, when it started).
+    async fn state(
+        &self,
+        target: &Target,
+    ) -> Result<bollard::models::ContainerState, PlatformError> {
+        Ok(self.inspect(target).await?.state.unwrap_or_default())
     }
 
     /// The default image with `tc` for sidecar network faults.
@@ -410,13 +512,7 @@ impl DockerPlatform {
         if !self.is_local() {
             return Ok(None);
         }
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
+        let info = self.inspect(target).await?;
         let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
         Ok((pid > 0 && host::process_belongs_to(pid, &target.id)).then_some(pid))
     }
@@ -451,6 +547,7 @@ impl DockerPlatform {
                 network_mode: Some(format!("container:{}", target.id)),
                 cap_add: Some(vec!["NET_ADMIN".into()]),
                 auto_remove: Some(true),
+                ulimits: self.helper_ulimits(target).await?,
                 ..Default::default()
             }),
             ..Default::default()
@@ -508,10 +605,18 @@ impl DockerPlatform {
     /// The containers in one of `states` that match the target block, with their state.
     async fn matching(&self, states: &[&str]) -> Result<Vec<(Target, String)>, PlatformError> {
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
-        filters.insert(
-            "status".into(),
-            states.iter().map(|s| (*s).to_string()).collect(),
-        );
+        // Podman refuses a status filter naming a state it does not have (`restarting`):
+        // there the listing's states are filtered here.
+        let podman = match self.podman {
+            Some(known) => known,
+            None => self.engine().await?.podman,
+        };
+        if !podman {
+            filters.insert(
+                "status".into(),
+                states.iter().map(|s| (*s).to_string()).collect(),
+            );
+        }
         let labels = self.spec.selector_labels();
         if !labels.is_empty() {
             filters.insert(
@@ -519,18 +624,8 @@ impl DockerPlatform {
                 labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             );
         }
-        let options = ListContainersOptions {
-            // `all` lets the status filter see paused and restarting containers.
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = tokio::time::timeout(API_TIMEOUT, self.docker.list_containers(Some(options)))
-            .await
-            .map_err(|_| {
-                PlatformError::Unavailable(format!("Docker at {} did not answer", self.host))
-            })?
-            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))?;
+        // `all` lets the status filter see paused and restarting containers.
+        let list = self.list(true, filters).await?;
         let own = own_container_id();
         Ok(list
             .into_iter()
@@ -548,6 +643,9 @@ impl DockerPlatform {
                     .map(|n| n.trim_start_matches('/').to_string())
                     .unwrap_or_else(|| id[..12].to_string());
                 let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                if podman && !states.contains(&state.as_str()) {
+                    return None;
+                }
                 Some((
                     Target {
                         platform: "docker".into(),
@@ -658,6 +756,35 @@ impl DockerPlatform {
             }
             _ => PlatformError::Unavailable(describe(&self.host, &e)),
         }
+    }
+
+    /// A call the daemon answers only when it is done (a stop or restart: up to the
+    /// container's own `timeout` later, which `call` is given in whole seconds), bounded
+    /// by that plus [`API_TIMEOUT`].
+    async fn call_taking<T, F>(
+        &self,
+        target: &Target,
+        what: &str,
+        timeout: std::time::Duration,
+        call: impl FnOnce(Docker, Option<i32>) -> F,
+    ) -> Result<T, PlatformError>
+    where
+        F: Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        let bound = API_TIMEOUT + timeout;
+        let docker = self.docker.clone().with_timeout(bound);
+        let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        tokio::time::timeout(bound, call(docker, Some(seconds)))
+            .await
+            .map_err(|_| {
+                PlatformError::Unavailable(format!(
+                    "Docker at {} did not {what} `{}` within {}s",
+                    self.host,
+                    target.name,
+                    bound.as_secs()
+                ))
+            })?
+            .map_err(|e| self.error(target, e))
     }
 
     async fn call<T>(
@@ -808,6 +935,14 @@ impl Platform for DockerPlatform {
         }
     }
 
+    async fn freeze_support(&self) -> Result<(), String> {
+        let engine = self.engine().await.map_err(|e| e.to_string())?;
+        match engine.freeze_refusal(&self.host) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
     async fn freeze(
         &self,
         target: &Target,
@@ -834,14 +969,7 @@ impl Platform for DockerPlatform {
     }
 
     async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError> {
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
-        Ok(info.state.and_then(|s| s.paused).unwrap_or(false))
+        Ok(self.state(target).await?.paused == Some(true))
     }
 
     async fn stop_target(
@@ -849,26 +977,14 @@ impl Platform for DockerPlatform {
         target: &Target,
         timeout: std::time::Duration,
     ) -> Result<(), PlatformError> {
-        let options = bollard::query_parameters::StopContainerOptions {
-            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
-            signal: None,
-        };
-        // The daemon answers when the container has stopped: up to `timeout` later.
-        let docker = self.docker.clone().with_timeout(API_TIMEOUT + timeout);
-        let stopped = tokio::time::timeout(
-            API_TIMEOUT + timeout,
-            docker.stop_container(&target.id, Some(options)),
-        )
-        .await
-        .map_err(|_| {
-            PlatformError::Unavailable(format!(
-                "Docker at {} did not stop `{}` within {}s",
-                self.host,
-                target.name,
-                (API_TIMEOUT + timeout).as_secs()
-            ))
-        })?;
-        match stopped.map_err(|e| self.error(target, e)) {
+        use bollard::query_parameters::StopContainerOptions as Options;
+        let stopped = self
+            .call_taking(target, "stop", timeout, |docker, t| async move {
+                let options = Options { t, signal: None };
+                docker.stop_container(&target.id, Some(options)).await
+            })
+            .await;
+        match stopped {
             Ok(()) => Ok(()),
             // 304: already stopped.
             Err(e) => match self.is_running(target).await {
@@ -904,50 +1020,24 @@ impl Platform for DockerPlatform {
         target: &Target,
         timeout: std::time::Duration,
     ) -> Result<(), PlatformError> {
-        let options = bollard::query_parameters::RestartContainerOptions {
-            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
-            signal: None,
-        };
-        let docker = self.docker.clone().with_timeout(API_TIMEOUT + timeout);
-        tokio::time::timeout(
-            API_TIMEOUT + timeout,
-            docker.restart_container(&target.id, Some(options)),
-        )
+        use bollard::query_parameters::RestartContainerOptions as Options;
+        self.call_taking(target, "restart", timeout, |docker, t| async move {
+            docker
+                .restart_container(&target.id, Some(Options { t, signal: None }))
+                .await
+        })
         .await
-        .map_err(|_| {
-            PlatformError::Unavailable(format!(
-                "Docker at {} did not restart `{}` within {}s",
-                self.host,
-                target.name,
-                (API_TIMEOUT + timeout).as_secs()
-            ))
-        })?
-        .map_err(|e| self.error(target, e))
     }
 
     async fn is_running(&self, target: &Target) -> Result<bool, PlatformError> {
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
-        Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+        Ok(self.state(target).await?.running == Some(true))
     }
 
     async fn running_since(
         &self,
         target: &Target,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, PlatformError> {
-        let info = self
-            .call(
-                target,
-                self.docker
-                    .inspect_container(&target.id, None::<InspectContainerOptions>),
-            )
-            .await?;
-        let state = info.state.unwrap_or_default();
+        let state = self.state(target).await?;
         if state.running != Some(true) {
             return Ok(None);
         }
@@ -1062,17 +1152,7 @@ impl Platform for DockerPlatform {
                     .collect(),
             );
         }
-        let options = ListContainersOptions {
-            all: false,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = tokio::time::timeout(API_TIMEOUT, self.docker.list_containers(Some(options)))
-            .await
-            .map_err(|_| {
-                PlatformError::Unavailable(format!("Docker at {} did not answer", self.host))
-            })?
-            .map_err(|e| PlatformError::Unavailable(describe(&self.host, &e)))?;
+        let list = self.list(false, filters).await?;
         let mut found: Vec<crate::platform::Peer> = list
             .into_iter()
             .filter_map(|c| {
@@ -1121,24 +1201,12 @@ impl Platform for DockerPlatform {
     }
 
     async fn cgroups(&self, target: &Target) -> Result<Vec<std::path::PathBuf>, PlatformError> {
-        self.host_reach(target)
-            .await
-            .map_err(PlatformError::Refused)?;
-        let pid = self
-            .visible_pid(target)
-            .await?
-            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        let pid = self.reached_pid(target).await?;
         host::cgroup_dirs(pid).map_err(PlatformError::Refused)
     }
 
     async fn host_root(&self, target: &Target) -> Result<std::path::PathBuf, PlatformError> {
-        self.host_reach(target)
-            .await
-            .map_err(PlatformError::Refused)?;
-        let pid = self
-            .visible_pid(target)
-            .await?
-            .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+        let pid = self.reached_pid(target).await?;
         Ok(std::path::PathBuf::from(format!("/proc/{pid}/root")))
     }
 
@@ -1152,13 +1220,7 @@ impl Platform for DockerPlatform {
     ) -> Result<(), PlatformError> {
         match placement {
             Placement::Host { netns, cgroups } => {
-                self.host_reach(target)
-                    .await
-                    .map_err(PlatformError::Refused)?;
-                let pid = self
-                    .visible_pid(target)
-                    .await?
-                    .ok_or_else(|| PlatformError::Gone(target.name.clone()))?;
+                let pid = self.reached_pid(target).await?;
                 let child = host::spawn_attached(pid, netns, cgroups, argv)?;
                 self.stressors.lock().expect("not poisoned").push(child);
                 Ok(())
@@ -1253,19 +1315,25 @@ mod tests {
     #[test]
     fn the_api_version_comes_from_the_ping_header() {
         let ok = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false\r\nContent-Length: 2\r\n\r\nOK";
-        let v = api_version_header(ok).unwrap();
+        let (v, podman) = ping_head(ok).unwrap();
         assert_eq!((v.major_version, v.minor_version), (1, 41));
+        assert!(!podman);
         assert!(
-            api_version_header("HTTP/1.1 500 Internal Server Error\r\nApi-Version: 1.41\r\n\r\n")
-                .is_none()
+            ping_head("HTTP/1.1 500 Internal Server Error\r\nApi-Version: 1.41\r\n\r\n").is_none()
         );
-        assert!(api_version_header("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK").is_none());
-        assert!(api_version_header("HTTP/1.1 200 OK\r\napi-version: x\r\n\r\n").is_none());
+        assert!(ping_head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK").is_none());
+        assert!(ping_head("HTTP/1.1 200 OK\r\napi-version: x\r\n\r\n").is_none());
         assert_eq!(
             unix_socket_path("unix:///run/d.sock").as_deref(),
             Some("/run/d.sock")
         );
         assert_eq!(unix_socket_path("tcp://127.0.0.1:2375"), None);
+        // Podman 4's Docker-compatible service answers its ping so (its own libpod API
+        // version in another header): faultline speaks Docker API 1.41 to it.
+        let podman = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nBuildkit-Version: \r\nLibpod-Api-Version: 4.3.1\r\nServer: Libpod/4.3.1 (linux)\r\nContent-Length: 2\r\n\r\nOK";
+        let (v, podman) = ping_head(podman).unwrap();
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
+        assert!(podman, "the Libpod header names Podman");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Which Docker daemon to talk to, decided the way the docker CLI decides it:
 //!
 //! 1. the experiment's `target.docker.host` (with `target.docker.tls`);
-//! 2. `DOCKER_HOST`, with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for a `tcp://` host;
-//! 3. `DOCKER_CONTEXT`;
-//! 4. the `currentContext` of `$DOCKER_CONFIG/config.json` (default `~/.docker`): the
+//! 2. the command line's `-H`/`--host` (with `--tlsverify`, `--tlscacert`, `--tlscert`,
+//!    `--tlskey`, which also apply to a `tcp://` host from anywhere else);
+//! 3. `DOCKER_HOST`, with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for a `tcp://` host;
+//! 4. `DOCKER_CONTEXT`;
+//! 5. the `currentContext` of `$DOCKER_CONFIG/config.json` (default `~/.docker`): the
 //!    context's endpoint from `contexts/meta/<sha256 of its name>/meta.json` and its TLS
 //!    files from `contexts/tls/<sha256>/docker/`;
-//! 5. the local socket.
+//! 6. the local socket.
 //!
 //! Pure but for reading the files it names: the environment is passed in ([`Env`]), so that
 //! every rule is tested without touching the process's own.
@@ -23,10 +25,49 @@ pub const LOCAL_SOCKET: &str = "unix:///var/run/docker.sock";
 /// Reads one environment variable.
 pub type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 
-/// The environment the resolution reads: variables and the home directory.
+/// The environment the resolution reads: variables, the home directory, and the command
+/// line's connection flags.
 pub struct Env<'a> {
     pub var: Lookup<'a>,
     pub home: Option<PathBuf>,
+    pub flags: Flags,
+}
+
+/// The docker CLI's connection flags, as faultline's `run`, `plan`, `doctor`, `recover`
+/// and `gameday` take them: `-H`/`--host`, `--tls`, `--tlsverify`, `--tlscacert`,
+/// `--tlscert`, `--tlskey`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub host: Option<String>,
+    /// `--tls`: TLS without verifying the daemon, which faultline refuses.
+    pub tls: bool,
+    pub tlsverify: bool,
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
+}
+
+impl Flags {
+    /// Whether any TLS flag asks for verified TLS (a certificate file implies
+    /// `--tlsverify`: faultline always verifies the daemon).
+    fn verify(&self) -> bool {
+        self.tlsverify
+            || self.tlscacert.is_some()
+            || self.tlscert.is_some()
+            || self.tlskey.is_some()
+    }
+}
+
+static FLAGS: std::sync::OnceLock<Flags> = std::sync::OnceLock::new();
+
+/// Sets the command line's connection flags for this process (once, before connecting).
+pub fn set_flags(flags: Flags) {
+    let _ = FLAGS.set(flags);
+}
+
+/// The command line's connection flags (none set: the default).
+pub fn flags() -> Flags {
+    FLAGS.get().cloned().unwrap_or_default()
 }
 
 impl Env<'_> {
@@ -51,6 +92,7 @@ pub fn resolve_here(host: Option<&str>, tls: Option<&DockerTls>) -> Result<Endpo
     let env = Env {
         var: Box::new(|k: &str| std::env::var(k).ok()),
         home: std::env::var_os("HOME").map(PathBuf::from),
+        flags: flags(),
     };
     resolve(host, tls, &env)
 }
@@ -69,6 +111,8 @@ pub struct TlsFiles {
 pub enum Source {
     /// `target.docker.host` (or a docker probe's `host`).
     Experiment,
+    /// The command line's `-H`/`--host`.
+    Flag,
     /// The `DOCKER_HOST` variable.
     DockerHost,
     /// The context named by `DOCKER_CONTEXT`.
@@ -104,6 +148,7 @@ impl Endpoint {
         };
         let source = match &self.source {
             Source::Experiment => "from the experiment (target.docker.host)".to_string(),
+            Source::Flag => "from the command line (-H/--host)".to_string(),
             Source::DockerHost => "from DOCKER_HOST".to_string(),
             Source::ContextVariable(n) => format!("from docker context `{n}` (DOCKER_CONTEXT)"),
             Source::CurrentContext { name, config } => format!(
@@ -152,7 +197,11 @@ pub fn resolve(
     if tls.is_some() {
         return Err("target.docker.tls needs target.docker.host: name the tcp:// endpoint the certificates are for".into());
     }
-    if let Some(h) = env.get("DOCKER_HOST") {
+    let given = [
+        (env.flags.host.clone(), Source::Flag),
+        (env.get("DOCKER_HOST"), Source::DockerHost),
+    ];
+    if let Some((Some(h), source)) = given.into_iter().find(|(h, _)| h.is_some()) {
         let tls = if is_tcp(&h) {
             tls_from_variables(env)?
         } else {
@@ -161,7 +210,7 @@ pub fn resolve(
         return Ok(Endpoint {
             host: h,
             tls,
-            source: Source::DockerHost,
+            source,
         });
     }
     if let Some(name) = env.get("DOCKER_CONTEXT") {
@@ -187,22 +236,50 @@ pub fn resolve(
 
 /// `DOCKER_TLS_VERIFY` (any non-empty value, as the docker CLI reads it) with the files of
 /// `DOCKER_CERT_PATH` (default: the docker CLI's config directory).
+/// The flags `--tlsverify`, `--tlscacert`, `--tlscert` and `--tlskey` count as well: each
+/// file flag replaces that file of the directory.
 fn tls_from_variables(env: &Env<'_>) -> Result<Option<TlsFiles>, String> {
-    if env.get("DOCKER_TLS_VERIFY").is_none() {
-        if env.get("DOCKER_TLS").is_some() {
-            return Err("DOCKER_TLS asks for TLS without verifying the daemon's certificate, which faultline does not do: set DOCKER_TLS_VERIFY=1 and put the daemon's CA in DOCKER_CERT_PATH/ca.pem".into());
+    let f = &env.flags;
+    if env.get("DOCKER_TLS_VERIFY").is_none() && !f.verify() {
+        if env.get("DOCKER_TLS").is_some() || f.tls {
+            return Err("--tls (or DOCKER_TLS) asks for TLS without verifying the daemon's certificate, which faultline does not do: use --tlsverify with --tlscacert (or DOCKER_TLS_VERIFY=1 with the daemon's CA in DOCKER_CERT_PATH/ca.pem)".into());
         }
         return Ok(None);
+    }
+    if f.tlscert.is_some() != f.tlskey.is_some() {
+        return Err(
+            "--tlscert and --tlskey go together (the client certificate and its key)".into(),
+        );
+    }
+    if let (Some(ca), true) = (&f.tlscacert, f.tlscert.is_some()) {
+        let client = f.tlscert.clone().zip(f.tlskey.clone());
+        return Ok(Some(TlsFiles {
+            ca: ca.clone(),
+            client,
+        }));
     }
     let dir = match env.get("DOCKER_CERT_PATH") {
         Some(d) => PathBuf::from(d),
         None => env.config_dir()?,
     };
-    let what = format!(
-        "DOCKER_TLS_VERIFY is set; DOCKER_CERT_PATH {}",
-        dir.display()
-    );
-    files_in_dir(&dir, &what).map(Some)
+    let asked = if f.verify() {
+        "--tlsverify is given"
+    } else {
+        "DOCKER_TLS_VERIFY is set"
+    };
+    let what = format!("{asked}; DOCKER_CERT_PATH {}", dir.display());
+    let mut files = match &f.tlscacert {
+        // The CA from the flag; the client files from the directory, if there.
+        Some(ca) => TlsFiles {
+            ca: ca.clone(),
+            client: client_in_dir(&dir, &what)?,
+        },
+        None => files_in_dir(&dir, &what)?,
+    };
+    if let Some(pair) = f.tlscert.clone().zip(f.tlskey.clone()) {
+        files.client = Some(pair);
+    }
+    Ok(Some(files))
 }
 
 /// `ca.pem`, and `cert.pem` with `key.pem` when both are there.
@@ -213,14 +290,21 @@ fn files_in_dir(dir: &Path, what: &str) -> Result<TlsFiles, String> {
             "{what} has no ca.pem: put the CA that signed the daemon's certificate there"
         ));
     }
+    Ok(TlsFiles {
+        ca,
+        client: client_in_dir(dir, what)?,
+    })
+}
+
+/// `cert.pem` with `key.pem`, when both are there.
+fn client_in_dir(dir: &Path, what: &str) -> Result<Option<(PathBuf, PathBuf)>, String> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let client = match (cert.is_file(), key.is_file()) {
-        (true, true) => Some((cert, key)),
-        (false, false) => None,
-        (true, false) => return Err(format!("{what} has cert.pem but no key.pem")),
-        (false, true) => return Err(format!("{what} has key.pem but no cert.pem")),
-    };
-    Ok(TlsFiles { ca, client })
+    match (cert.is_file(), key.is_file()) {
+        (true, true) => Ok(Some((cert, key))),
+        (false, false) => Ok(None),
+        (true, false) => Err(format!("{what} has cert.pem but no key.pem")),
+        (false, true) => Err(format!("{what} has key.pem but no cert.pem")),
+    }
 }
 
 fn files_of_block(t: &DockerTls) -> Result<TlsFiles, String> {
@@ -340,7 +424,13 @@ mod tests {
         Env {
             var: Box::new(move |k: &str| vars.get(k).cloned()),
             home: Some(home.to_path_buf()),
+            flags: Flags::default(),
         }
+    }
+
+    /// The endpoint these variables and this home give, without experiment settings.
+    fn resolved(vars: &HashMap<&str, String>, home: &Path) -> Result<Endpoint, String> {
+        resolve(None, None, &env_of(vars, home))
     }
 
     fn write(path: &Path, text: &str) {
@@ -381,7 +471,7 @@ mod tests {
     fn the_local_socket_when_nothing_says_otherwise() {
         let home = tempfile::tempdir().unwrap();
         let vars = HashMap::new();
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, LOCAL_SOCKET);
         assert_eq!(ep.source, Source::Default);
         assert!(ep.is_local());
@@ -398,7 +488,7 @@ mod tests {
             ("DOCKER_TLS_VERIFY", "1".to_string()),
             ("DOCKER_CERT_PATH", certs.display().to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://staging:2376");
         assert_eq!(ep.source, Source::DockerHost);
         let tls = ep.tls.clone().unwrap();
@@ -412,6 +502,71 @@ mod tests {
     }
 
     #[test]
+    fn the_host_flag_comes_after_the_experiment_and_before_docker_host() {
+        let home = tempfile::tempdir().unwrap();
+        let vars = HashMap::from([("DOCKER_HOST", "unix:///from/env.sock".to_string())]);
+        let mut env = env_of(&vars, home.path());
+        env.flags.host = Some("unix:///from/flag.sock".into());
+        let ep = resolve(None, None, &env).unwrap();
+        assert_eq!(ep.host, "unix:///from/flag.sock");
+        assert_eq!(ep.source, Source::Flag);
+        assert!(ep.why().contains("-H/--host"), "{}", ep.why());
+        let ep = resolve(Some("unix:///from/experiment.sock"), None, &env).unwrap();
+        assert_eq!(ep.source, Source::Experiment);
+    }
+
+    #[test]
+    fn tls_flags_name_their_files_and_imply_verification() {
+        let home = tempfile::tempdir().unwrap();
+        let certs = home.path().join("certs");
+        certs_in(&certs);
+        let vars = HashMap::from([("DOCKER_CERT_PATH", certs.display().to_string())]);
+        let mut env = env_of(&vars, home.path());
+        env.flags.host = Some("tcp://staging:2376".into());
+        // No TLS flag, no DOCKER_TLS_VERIFY: plain tcp.
+        assert_eq!(resolve(None, None, &env).unwrap().tls, None);
+        // --tlsverify: the directory's files.
+        env.flags.tlsverify = true;
+        let tls = resolve(None, None, &env).unwrap().tls.unwrap();
+        assert_eq!(tls.ca, certs.join("ca.pem"));
+        assert_eq!(
+            tls.client,
+            Some((certs.join("cert.pem"), certs.join("key.pem")))
+        );
+        // Every file named: the directory is not read.
+        env.flags = Flags {
+            host: Some("tcp://staging:2376".into()),
+            tlscacert: Some("/x/ca.pem".into()),
+            tlscert: Some("/x/c.pem".into()),
+            tlskey: Some("/x/k.pem".into()),
+            ..Flags::default()
+        };
+        let tls = resolve(None, None, &env).unwrap().tls.unwrap();
+        assert_eq!(tls.ca, PathBuf::from("/x/ca.pem"));
+        assert_eq!(
+            tls.client,
+            Some((PathBuf::from("/x/c.pem"), PathBuf::from("/x/k.pem")))
+        );
+        // The CA alone: the client pair from the directory.
+        env.flags.tlscert = None;
+        env.flags.tlskey = None;
+        let tls = resolve(None, None, &env).unwrap().tls.unwrap();
+        assert_eq!(tls.ca, PathBuf::from("/x/ca.pem"));
+        assert_eq!(tls.client.unwrap().0, certs.join("cert.pem"));
+        // A certificate without its key, and TLS without verification, are refused.
+        env.flags.tlscert = Some("/x/c.pem".into());
+        let e = resolve(None, None, &env).unwrap_err();
+        assert!(e.contains("--tlscert and --tlskey"), "{e}");
+        env.flags = Flags {
+            host: Some("tcp://staging:2376".into()),
+            tls: true,
+            ..Flags::default()
+        };
+        let e = resolve(None, None, &env).unwrap_err();
+        assert!(e.contains("--tlsverify"), "{e}");
+    }
+
+    #[test]
     fn tls_verify_without_a_cert_path_reads_the_config_directory() {
         let home = tempfile::tempdir().unwrap();
         certs_in(&home.path().join(".docker"));
@@ -419,7 +574,7 @@ mod tests {
             ("DOCKER_HOST", "tcp://staging:2376".to_string()),
             ("DOCKER_TLS_VERIFY", "1".to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.tls.unwrap().ca, home.path().join(".docker/ca.pem"));
     }
 
@@ -431,7 +586,7 @@ mod tests {
             ("DOCKER_TLS_VERIFY", "1".to_string()),
             ("DOCKER_CERT_PATH", "/nonexistent/certs".to_string()),
         ]);
-        let e = resolve(None, None, &env_of(&vars, home.path())).unwrap_err();
+        let e = resolved(&vars, home.path()).unwrap_err();
         assert!(
             e.contains("/nonexistent/certs") && e.contains("ca.pem"),
             "{e}"
@@ -440,7 +595,7 @@ mod tests {
             ("DOCKER_HOST", "tcp://staging:2376".to_string()),
             ("DOCKER_TLS", "1".to_string()),
         ]);
-        let e = resolve(None, None, &env_of(&vars, home.path())).unwrap_err();
+        let e = resolved(&vars, home.path()).unwrap_err();
         assert!(e.contains("DOCKER_TLS_VERIFY"), "{e}");
     }
 
@@ -451,7 +606,7 @@ mod tests {
             ("DOCKER_HOST", "unix:///run/other.sock".to_string()),
             ("DOCKER_TLS_VERIFY", "1".to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "unix:///run/other.sock");
         assert_eq!(ep.tls, None);
         assert!(ep.is_local());
@@ -502,7 +657,7 @@ mod tests {
             ("DOCKER_HOST", "tcp://env:2375".to_string()),
             ("DOCKER_CONTEXT", "ctx".to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://env:2375");
         assert_eq!(ep.tls, None);
     }
@@ -517,7 +672,7 @@ mod tests {
             ("DOCKER_CONTEXT", "staging".to_string()),
             ("DOCKER_CONFIG", config.display().to_string()),
         ]);
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://staging:2376");
         assert_eq!(ep.source, Source::ContextVariable("staging".into()));
         let tls_dir = config
@@ -538,7 +693,7 @@ mod tests {
             r#"{"auths":{},"currentContext":"lab"}"#,
         );
         let vars = HashMap::new();
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://lab:2375");
         assert_eq!(ep.tls, None);
         assert!(matches!(ep.source, Source::CurrentContext { ref name, .. } if name == "lab"));
@@ -547,7 +702,7 @@ mod tests {
             &config.join("config.json"),
             r#"{"currentContext":"default"}"#,
         );
-        let ep = resolve(None, None, &env_of(&vars, home.path())).unwrap();
+        let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, LOCAL_SOCKET);
     }
 
@@ -555,7 +710,7 @@ mod tests {
     fn a_missing_context_is_an_error_that_names_it() {
         let home = tempfile::tempdir().unwrap();
         let vars = HashMap::from([("DOCKER_CONTEXT", "nowhere".to_string())]);
-        let e = resolve(None, None, &env_of(&vars, home.path())).unwrap_err();
+        let e = resolved(&vars, home.path()).unwrap_err();
         assert!(
             e.contains("`nowhere`") && e.contains("docker context"),
             "{e}"

@@ -3,6 +3,8 @@
 
 pub mod docker;
 pub mod docker_endpoint;
+pub mod docker_engine;
+pub mod docker_fleet;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod host;
@@ -170,6 +172,12 @@ pub trait Platform: Send + Sync {
         signal: Signal,
         grace: Option<Duration>,
     ) -> Result<(), PlatformError>;
+
+    /// Whether targets can be frozen here at all (e.g. not on a rootless engine on cgroup
+    /// v1), asked at preflight; `Err` says why not.
+    async fn freeze_support(&self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Freezes every process of the target (the cgroup freezer). A platform whose freeze
     /// is held by a helper (Kubernetes) has it thaw by itself after `lifetime`.
@@ -434,6 +442,10 @@ pub async fn connect(
     t: &crate::experiment::model::Target,
     opts: &ConnectOptions,
 ) -> Result<Box<dyn Platform>, PlatformError> {
+    if let Some(d) = t.docker.as_ref().filter(|d| !d.hosts.is_empty()) {
+        let fleet = docker_fleet::FleetPlatform::connect(d, opts.tc_image.clone()).await;
+        return Ok(Box::new(fleet));
+    }
     if let Some(d) = &t.docker {
         let p = docker::DockerPlatform::connect(d).await?;
         return Ok(Box::new(p.with_tc_image(opts.tc_image.clone())));
@@ -451,9 +463,11 @@ pub async fn connect(
 pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformError> {
     match r.kind.as_str() {
         "docker" => {
+            // `recover -H …`: the daemon is reached another way now than the journal says.
+            let flagged = docker_endpoint::flags().host.is_some();
             let spec = crate::experiment::model::DockerTarget {
-                host: r.endpoint.clone(),
-                tls: r.tls.clone(),
+                host: r.endpoint.clone().filter(|_| !flagged),
+                tls: r.tls.clone().filter(|_| !flagged),
                 ..Default::default()
             };
             let tc_image = std::env::var("FAULTLINE_TC_IMAGE").ok();
@@ -463,6 +477,9 @@ pub async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformErr
                     .with_tc_image(tc_image),
             ))
         }
+        docker_fleet::KIND => Ok(Box::new(
+            docker_fleet::FleetPlatform::reconnect(r.endpoint.as_deref().unwrap_or("[]")).await?,
+        )),
         "kubernetes" => {
             let endpoint = r.endpoint.as_deref().ok_or_else(|| {
                 PlatformError::Refused("the journal entry names no Kubernetes namespace".into())

@@ -502,15 +502,20 @@ pub fn cpu_ns(id: &str) -> u64 {
         format!("/sys/fs/cgroup/docker/{id}/cpu.stat"),
     ] {
         if let Ok(s) = std::fs::read_to_string(&p) {
-            let usec: u64 = s
-                .lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            return usec * 1000;
+            return cpu_stat_ns(&s);
         }
     }
     panic!("no CPU accounting found for container {id}");
+}
+
+/// The CPU time a cgroup v2 `cpu.stat` gives (`usage_usec`), in nanoseconds.
+pub fn cpu_stat_ns(cpu_stat: &str) -> u64 {
+    let usec: u64 = cpu_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .expect("cpu.stat has usage_usec")
+        .trim()
+        .parse()
+        .unwrap();
+    usec * 1000
 }
