@@ -4807,8 +4807,9 @@ impl HttpState {
     }
 }
 
-/// A rule as `iptables -S` prints it back: the destination first, `-m tcp` with `--dport`.
-fn nat_listed(spec: &str) -> String {
+/// A rule as `iptables -S` prints it back: the destination first, `-m tcp` with `--dport`;
+/// a rule given several destinations is one rule per destination.
+fn nat_listed(spec: &str) -> Vec<String> {
     let mut words: Vec<&str> = spec.split_whitespace().collect();
     let mut dest = Vec::new();
     if let Some(i) = words.iter().position(|w| *w == "-d") {
@@ -4823,10 +4824,16 @@ fn nat_listed(spec: &str) -> String {
     let rest = words
         .join(" ")
         .replace("-p tcp --dport", "-p tcp -m tcp --dport");
-    if dest.is_empty() {
-        format!("-A {chain} {rest}")
-    } else {
-        format!("-A {chain} {} {rest}", dest.join(" "))
+    match dest.split_last() {
+        None => vec![format!("-A {chain} {rest}")],
+        Some((nets, not)) => nets
+            .split(',')
+            .map(|n| {
+                let mut d: Vec<&str> = not.to_vec();
+                d.push(n);
+                format!("-A {chain} {} {rest}", d.join(" "))
+            })
+            .collect(),
     }
 }
 
@@ -4845,7 +4852,9 @@ fn http_helper_exec(st: &mut HttpState, helper: &str, argv: &[String]) -> fake::
         return fake::Answer::exec_ok(&out);
     }
     if let Some(spec) = line.strip_prefix("iptables -w -t nat -I ") {
-        st.nat.insert(0, nat_listed(spec));
+        for (i, r) in nat_listed(spec).into_iter().enumerate() {
+            st.nat.insert(i, r);
+        }
         return fake::Answer::exec_ok("");
     }
     if let Some(spec) = line.strip_prefix("iptables -w -t nat -D ") {
@@ -5357,4 +5366,156 @@ fn http_on_kubernetes_validates_plans_and_has_its_role() {
         ]
     );
     assert_eq!(kinds, ["Role", "RoleBinding"]);
+}
+
+/// `faultline run` from a kubeconfig: the pod is found, the fault goes through the helper
+/// and the proxy's containers, and the proxy's counts are in the JSON report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_run_puts_the_proxys_counts_in_the_report() {
+    let state = Arc::new(Mutex::new(HttpState::default()));
+    let inner = http_handler(state.clone());
+    let handler: fake::Handler = Arc::new({
+        let state = state.clone();
+        move |s: &Seen| {
+            if s.method == "GET" && s.path == PODS {
+                let pod = state.lock().unwrap().pod();
+                return fake::Answer::Json(200, pod_list(vec![pod]));
+            }
+            inner(s)
+        }
+    });
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &server.url);
+    let file = dir.path().join("http.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: http-503\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nfaults:\n  - http: {port: 8080, match: {path: /api/*}, abort: {status: 503}, duration: 2s}\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let served = r#"{"matched":9,"aborted":9,"delayed":0,"replaced":0,"passed":21,"not_http":0}"#;
+    // The proxy serves requests while the fault is active.
+    let serving = tokio::spawn({
+        let state = state.clone();
+        async move {
+            for _ in 0..500 {
+                {
+                    let mut st = state.lock().unwrap();
+                    let proxy = st
+                        .containers
+                        .iter()
+                        .find(|(n, _, _)| n.starts_with("faultline-http-"))
+                        .map(|(_, _, c)| c.tmp.path().to_path_buf());
+                    if let Some(tmp) = proxy {
+                        std::fs::write(tmp.join("served.json.new"), served).unwrap();
+                        std::fs::rename(tmp.join("served.json.new"), tmp.join("served.json"))
+                            .unwrap();
+                        return true;
+                    }
+                    st.settle();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    });
+    let out = faultline(
+        vec![
+            "run".into(),
+            file.display().to_string(),
+            "--tc-image".into(),
+            HELPER_IMAGE.into(),
+            "--report".into(),
+            format!("json:{}", report.display()),
+        ],
+        vec![
+            ("KUBECONFIG", config),
+            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(serving.await.unwrap(), "the proxy's container was added");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let f = &r["faults"][0];
+    assert_eq!(f["status"], "reverted", "{f}");
+    assert_eq!(
+        f["effects"]["http"],
+        serde_json::from_str::<Value>(served).unwrap(),
+        "{f}"
+    );
+    {
+        let mut st = state.lock().unwrap();
+        assert!(st.nat.is_empty(), "{:?}", st.nat);
+        assert_eq!(st.proxy().exited(), Some(0));
+    }
+    let http = fault(json!({"http": {"port": 8080, "abort": {"status": 503}, "duration": "2s"}}));
+    let mut allowed = rbac::for_targets();
+    allowed.extend(fault::rbac_rules(&http));
+    assert_granted(&server.seen(), &allowed);
+}
+
+/// `to: {pods: ...}` on Kubernetes: the servers are the selected pods' IPs, listed through
+/// the API when the fault is prepared; iptables keeps one rule per address, and revert
+/// deletes each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_outbound_to_pods_redirects_only_calls_to_their_addresses() {
+    let state = Arc::new(Mutex::new(HttpState::default()));
+    let inner = http_handler(state.clone());
+    let handler: fake::Handler = Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == PODS {
+            assert_eq!(
+                s.pairs(),
+                [("labelSelector".to_string(), "app=payments".to_string())]
+            );
+            let mut a = pod("payments-1", "uid-p1");
+            a["status"]["podIP"] = json!("10.244.1.5");
+            let mut b = pod("payments-2", "uid-p2");
+            b["status"]["podIP"] = json!("10.244.3.9");
+            return fake::Answer::Json(200, pod_list(vec![a, b]));
+        }
+        inner(s)
+    });
+    let server = fake::start(handler).await;
+    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
+        .with_tc_image(Some(HELPER_IMAGE.into()))
+        .with_timing(timing());
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"http": {"port": 8443, "direction": "outbound",
+        "to": {"pods": {"selector": "app=payments"}}, "delay": "2s", "duration": "10s"}}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let proxy = http_proxy_record(&undo);
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let (m, port) = (&proxy.marker, proxy.proxy_port);
+    let rule = |ip: &str| {
+        format!(
+            "OUTPUT -d {ip}/32 -p tcp -m tcp --dport 8443 -m mark ! --mark 0xfa17417 -m comment --comment {m} -j REDIRECT --to-ports {port}"
+        )
+    };
+    assert_eq!(
+        state.lock().unwrap().nat,
+        vec![
+            format!("-A {}", rule("10.244.1.5")),
+            format!("-A {}", rule("10.244.3.9"))
+        ]
+    );
+    fault::revert_reporting(&p, &undo).await.unwrap();
+    assert!(state.lock().unwrap().nat.is_empty());
+    let seen = server.seen();
+    let deletes: Vec<String> = execs(&seen)
+        .into_iter()
+        .filter(|(_, c)| c.starts_with("iptables -w -t nat -D "))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            format!("iptables -w -t nat -D {}", rule("10.244.1.5")),
+            format!("iptables -w -t nat -D {}", rule("10.244.3.9")),
+        ]
+    );
+    assert_granted(&seen, &fault::rbac_rules(&f));
 }

@@ -678,7 +678,11 @@ mod tests {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-        let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
         let script = delete_rules_script("faultline-http-00aa");
         assert!(!script.contains("faultline-http-00aa"), "{script}");
         let st = std::process::Command::new("sh")
