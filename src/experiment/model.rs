@@ -1202,8 +1202,8 @@ pub struct HttpFault {
     /// client).
     #[serde(default)]
     pub direction: HttpDirection,
-    /// With `direction: outbound`, only requests to these servers (`cidrs`; on Docker
-    /// `containers`, `hosts`; on Kubernetes `pods`; resolved when the fault is injected);
+    /// With `direction: outbound`, only requests to these servers (`cidrs`, `hosts`; on
+    /// Docker `containers`; on Kubernetes `pods`; resolved when the fault is injected);
     /// every other host when left out.
     #[serde(default)]
     pub to: Option<Box<NetScope>>,

@@ -192,10 +192,10 @@ impl FaultSpec for HttpFault {
                     "`to.pods` names Kubernetes pods: on Docker name servers with `containers`, `hosts` or `cidrs`",
                 );
             }
-            if target.kubernetes.is_some() && (to.containers.is_some() || !to.hosts.is_empty()) {
+            if target.kubernetes.is_some() && to.containers.is_some() {
                 p.err_at(
                     "to",
-                    "on Kubernetes `to` takes `pods` or `cidrs`: `containers` and `hosts` are Docker's",
+                    "`to.containers` names Docker containers: on Kubernetes name the servers with `pods: {selector: ...}`, `hosts` or `cidrs`",
                 );
             }
         }
@@ -437,21 +437,11 @@ impl FaultKind for HttpFault {
     /// Kubernetes: the network helper and the proxy are ephemeral containers; the
     /// redirect and the counters go through exec.
     fn rbac(&self) -> &'static [Permission] {
+        // Peer pods are resolved to their IPs through the API: listing pods.
         if self.to.as_ref().is_some_and(|t| t.pods.is_some()) {
-            return &[
-                rbac::GET_PODS,
-                rbac::LIST_PODS,
-                rbac::PATCH_EPHEMERAL,
-                rbac::EXEC_CREATE,
-                rbac::EXEC_GET,
-            ];
+            return rbac::EPHEMERAL_HELPERS_AND_PEERS;
         }
-        &[
-            rbac::GET_PODS,
-            rbac::PATCH_EPHEMERAL,
-            rbac::EXEC_CREATE,
-            rbac::EXEC_GET,
-        ]
+        rbac::EPHEMERAL_HELPERS
     }
 }
 
