@@ -2818,13 +2818,6 @@ struct NfqState {
 }
 
 impl NfqState {
-    fn container(&mut self, name: &str) -> Option<&mut Container> {
-        self.containers
-            .iter_mut()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, _, c)| c)
-    }
-
     fn delayer(&mut self) -> Option<&mut Container> {
         self.containers
             .iter_mut()
@@ -2863,44 +2856,6 @@ impl NfqState {
             };
         }
         "sent"
-    }
-
-    /// The helper's script ran its `on_exit` as it ended: the qdisc and rules went too.
-    fn settle(&mut self) {
-        let helper_ended = self
-            .containers
-            .iter_mut()
-            .find(|(n, _, _)| n.starts_with("faultline-net-"))
-            .is_some_and(|(_, _, c)| c.exited().is_some());
-        if helper_ended {
-            self.qdisc = None;
-            self.rules
-                .retain(|r| !r.contains("--comment faultline-delayer-"));
-        }
-    }
-
-    fn pod(&mut self) -> Value {
-        let mut pod = pod("api-1", "uid-1");
-        let mut specs = Vec::new();
-        let mut statuses = Vec::new();
-        for (name, spec, c) in self.containers.iter_mut() {
-            specs.push(spec.clone());
-            let state = match c.exited() {
-                // What containerd reports for an executable the image lacks.
-                Some(_) if self.no_faultline && name.starts_with("faultline-delayer-") => {
-                    json!({"terminated": {"exitCode": 128, "reason": "StartError",
-                        "message": "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"faultline\": executable file not found in $PATH: unknown"}})
-                }
-                Some(code) => json!({"terminated": {"exitCode": code,
-                    "reason": if code == 0 { "Completed" } else { "Error" }}}),
-                None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
-            };
-            statuses.push(json!({"name": name, "ready": false, "restartCount": 0,
-                "image": spec["image"], "imageID": "", "state": state}));
-        }
-        pod["spec"]["ephemeralContainers"] = json!(specs);
-        pod["status"]["ephemeralContainerStatuses"] = json!(statuses);
-        pod
     }
 }
 
@@ -2960,17 +2915,7 @@ fn nfq_helper_exec(st: &mut NfqState, helper: &str, argv: &[String]) -> fake::An
         return fake::Answer::exec_ok("");
     }
     if let Some(spec) = line.strip_prefix("iptables -w -D ") {
-        let rule = format!("-A {spec}");
-        return match st.rules.iter().position(|r| *r == rule) {
-            Some(i) => {
-                st.rules.remove(i);
-                fake::Answer::exec_ok("")
-            }
-            None => fake::Answer::exec_exit(
-                1,
-                "iptables: Bad rule (does a matching rule exist in that chain?).\n",
-            ),
-        };
+        return iptables_delete(&mut st.rules, spec);
     }
     if argv.get(2).map(String::as_str) == Some(fault::resolve::GETENT_SCRIPT) {
         // The helper image's PATH: its getent, or none.
@@ -3120,7 +3065,36 @@ async fn hosts_in_a_scope_are_resolved_by_getent_in_the_network_helper() {
     assert!(state.lock().unwrap().rules.is_empty());
 }
 
-fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
+/// A pod whose ephemeral containers run locally (the commands the kubelet makes of their
+/// specs); what the models differ in.
+trait PodModel: Send + 'static {
+    fn containers(&mut self) -> &mut Vec<(String, Value, Container)>;
+    /// What an ended helper's exit script did.
+    fn settle(&mut self);
+    fn pod(&mut self) -> Value;
+    /// Starts the container `spec`, whose command the kubelet makes `argv`.
+    fn start(&self, spec: &Value, argv: &[String]) -> Container;
+    /// An exec into the running container `container`.
+    fn exec(&mut self, container: &str, argv: &[String]) -> fake::Answer;
+
+    fn container(&mut self, name: &str) -> Option<&mut Container> {
+        self.containers()
+            .iter_mut()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, c)| c)
+    }
+
+    /// Whether the network helper has ended (its exit script ran).
+    fn helper_ended(&mut self) -> bool {
+        self.containers()
+            .iter_mut()
+            .find(|(n, _, _)| n.starts_with("faultline-net-"))
+            .is_some_and(|(_, _, c)| c.exited().is_some())
+    }
+}
+
+/// The API server of a [`PodModel`]: ephemeral container patches, the pod, and exec.
+fn pod_handler<S: PodModel>(state: Arc<Mutex<S>>) -> fake::Handler {
     Arc::new(move |s: &Seen| {
         let mut st = state.lock().unwrap();
         st.settle();
@@ -3128,24 +3102,8 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
         if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
             let spec = s.body["spec"]["ephemeralContainers"][0].clone();
             let name = spec["name"].as_str().unwrap().to_string();
-            let argv = kubelet_command(&spec);
-            let container = if argv[0] == "faultline" && st.no_faultline {
-                let mut missing = spec.clone();
-                missing["command"] = json!(["sh", "-c", "exit 128"]);
-                let c = Container::start(&missing);
-                std::thread::sleep(Duration::from_millis(100));
-                c
-            } else if argv[0] == "faultline" {
-                // The delayer: its image's `faultline`, modelled by the stand-in.
-                let mut standin = spec.clone();
-                let mut command = vec![json!("sh"), json!("-c"), json!(DELAYER_STANDIN)];
-                command.extend(argv.iter().map(|a| json!(a.replace('$', "$$"))));
-                standin["command"] = json!(command);
-                Container::start(&standin)
-            } else {
-                Container::start(&spec)
-            };
-            st.containers.push((name, spec, container));
+            let container = st.start(&spec, &kubelet_command(&spec));
+            st.containers().push((name, spec, container));
             return fake::Answer::Json(200, st.pod());
         }
         if s.method == "GET" && s.path == pod_path {
@@ -3153,28 +3111,132 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
             let (container, argv) = (s.container(), s.argv());
-            let ended = st.container(&container).map(|c| c.exited().is_some());
-            if ended != Some(false) {
+            let running = st.container(&container).map(|c| c.exited().is_none());
+            if running != Some(true) {
                 return not_valid(&container);
             }
-            if container.starts_with("faultline-net-") {
-                return nfq_helper_exec(&mut st, &container, &argv);
-            }
-            // The delayer's container: the kill script runs there for real; as PID 1
-            // ends, the kernel ends the exec too (exit 137, empty output).
-            let c = st.container(&container).unwrap();
-            let out = c.exec(&argv);
-            let start = std::time::Instant::now();
-            while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if c.exited().is_some() {
-                return fake::Answer::exec_exit(137, "");
-            }
-            return fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout));
+            return st.exec(&container, &argv);
         }
         no_route(s)
     })
+}
+
+impl PodModel for NfqState {
+    fn containers(&mut self) -> &mut Vec<(String, Value, Container)> {
+        &mut self.containers
+    }
+
+    /// The helper's script ran its `on_exit` as it ended: the qdisc and rules went too.
+    fn settle(&mut self) {
+        if self.helper_ended() {
+            self.qdisc = None;
+            self.rules
+                .retain(|r| !r.contains("--comment faultline-delayer-"));
+        }
+    }
+
+    fn pod(&mut self) -> Value {
+        let no_faultline = self.no_faultline;
+        ephemeral_pod(&mut self.containers, |name| {
+            // What containerd reports for an executable the image lacks.
+            (no_faultline && name.starts_with("faultline-delayer-")).then(|| {
+                json!({"terminated": {"exitCode": 128, "reason": "StartError",
+                    "message": "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"faultline\": executable file not found in $PATH: unknown"}})
+            })
+        })
+    }
+
+    fn start(&self, spec: &Value, argv: &[String]) -> Container {
+        if argv[0] == "faultline" && self.no_faultline {
+            let mut missing = spec.clone();
+            missing["command"] = json!(["sh", "-c", "exit 128"]);
+            let c = Container::start(&missing);
+            std::thread::sleep(Duration::from_millis(100));
+            c
+        } else if argv[0] == "faultline" {
+            // The delayer: its image's `faultline`, modelled by the stand-in.
+            start_standin(spec, argv, DELAYER_STANDIN)
+        } else {
+            Container::start(spec)
+        }
+    }
+
+    fn exec(&mut self, container: &str, argv: &[String]) -> fake::Answer {
+        if container.starts_with("faultline-net-") {
+            return nfq_helper_exec(self, container, argv);
+        }
+        // The delayer's container: the kill script runs there for real.
+        exec_beside_pid1(self.container(container).unwrap(), argv)
+    }
+}
+
+fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
+    pod_handler(state)
+}
+
+/// The target pod with `containers` as its ephemeral containers, in the state their
+/// processes are in (`broken`: a state the runtime reports instead, by name).
+fn ephemeral_pod(
+    containers: &mut [(String, Value, Container)],
+    broken: impl Fn(&str) -> Option<Value>,
+) -> Value {
+    let mut pod = pod("api-1", "uid-1");
+    let mut specs = Vec::new();
+    let mut statuses = Vec::new();
+    for (name, spec, c) in containers.iter_mut() {
+        specs.push(spec.clone());
+        let state = match c.exited() {
+            Some(_) if broken(name).is_some() => broken(name).unwrap(),
+            Some(code) => json!({"terminated": {"exitCode": code,
+                "reason": if code == 0 { "Completed" } else { "Error" }}}),
+            None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
+        };
+        statuses.push(json!({"name": name, "ready": false, "restartCount": 0,
+            "image": spec["image"], "imageID": "", "state": state}));
+    }
+    pod["spec"]["ephemeralContainers"] = json!(specs);
+    pod["status"]["ephemeralContainerStatuses"] = json!(statuses);
+    pod
+}
+
+/// `iptables -D SPEC` on a chain listed as `rules` (`-A ...` lines): the rule as listed
+/// goes, else iptables' own complaint.
+fn iptables_delete(rules: &mut Vec<String>, spec: &str) -> fake::Answer {
+    let rule = format!("-A {spec}");
+    match rules.iter().position(|r| *r == rule) {
+        Some(i) => {
+            rules.remove(i);
+            fake::Answer::exec_ok("")
+        }
+        None => fake::Answer::exec_exit(
+            1,
+            "iptables: Bad rule (does a matching rule exist in that chain?).\n",
+        ),
+    }
+}
+
+/// A faultline subcommand as PID 1 of the container `spec`, modelled by the shell
+/// `standin`, given the real arguments (`argv` as the kubelet expands them).
+fn start_standin(spec: &Value, argv: &[String], standin: &str) -> Container {
+    let mut c = spec.clone();
+    let mut command = vec![json!("sh"), json!("-c"), json!(standin)];
+    command.extend(argv.iter().map(|a| json!(a.replace('$', "$$"))));
+    c["command"] = json!(command);
+    Container::start(&c)
+}
+
+/// An exec that may end the container's PID 1 (a kill script), run for real: as PID 1
+/// ends, the kernel ends the exec too (exit 137, empty output).
+fn exec_beside_pid1(c: &mut Container, argv: &[String]) -> fake::Answer {
+    let out = c.exec(argv);
+    let start = std::time::Instant::now();
+    while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if c.exited().is_some() {
+        return fake::Answer::exec_exit(137, "");
+    }
+    fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout))
 }
 
 async fn nfq_platform(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake::Server) {
@@ -4759,51 +4821,12 @@ struct HttpState {
 }
 
 impl HttpState {
-    fn container(&mut self, name: &str) -> Option<&mut Container> {
-        self.containers
-            .iter_mut()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, _, c)| c)
-    }
-
     fn proxy(&mut self) -> &mut Container {
         self.containers
             .iter_mut()
             .find(|(n, _, _)| n.starts_with("faultline-http-"))
             .map(|(_, _, c)| c)
             .unwrap()
-    }
-
-    /// The helper ran its exit script as it ended: faultline's redirects went with it.
-    fn settle(&mut self) {
-        let helper_ended = self
-            .containers
-            .iter_mut()
-            .find(|(n, _, _)| n.starts_with("faultline-net-"))
-            .is_some_and(|(_, _, c)| c.exited().is_some());
-        if helper_ended {
-            self.nat
-                .retain(|r| !r.contains("--comment faultline-http-"));
-        }
-    }
-
-    fn pod(&mut self) -> Value {
-        let mut pod = pod("api-1", "uid-1");
-        let mut specs = Vec::new();
-        let mut statuses = Vec::new();
-        for (name, spec, c) in self.containers.iter_mut() {
-            specs.push(spec.clone());
-            let state = match c.exited() {
-                Some(code) => json!({"terminated": {"exitCode": code,
-                    "reason": if code == 0 { "Completed" } else { "Error" }}}),
-                None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
-            };
-            statuses.push(json!({"name": name, "ready": false, "restartCount": 0,
-                "image": spec["image"], "imageID": "", "state": state}));
-        }
-        pod["spec"]["ephemeralContainers"] = json!(specs);
-        pod["status"]["ephemeralContainerStatuses"] = json!(statuses);
-        pod
     }
 }
 
@@ -4858,105 +4881,52 @@ fn http_helper_exec(st: &mut HttpState, helper: &str, argv: &[String]) -> fake::
         return fake::Answer::exec_ok("");
     }
     if let Some(spec) = line.strip_prefix("iptables -w -t nat -D ") {
-        let rule = format!("-A {spec}");
-        return match st.nat.iter().position(|r| *r == rule) {
-            Some(i) => {
-                st.nat.remove(i);
-                fake::Answer::exec_ok("")
-            }
-            None => fake::Answer::exec_exit(
-                1,
-                "iptables: Bad rule (does a matching rule exist in that chain?).\n",
-            ),
-        };
+        return iptables_delete(&mut st.nat, spec);
     }
-    let out = st.container(helper).unwrap().exec(argv);
-    match out.status.code() {
-        Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
-        code => fake::Answer::exec_exit(code.unwrap_or(128), &String::from_utf8_lossy(&out.stderr)),
+    fake::Answer::from_output(&st.container(helper).unwrap().exec(argv))
+}
+
+impl PodModel for HttpState {
+    fn containers(&mut self) -> &mut Vec<(String, Value, Container)> {
+        &mut self.containers
+    }
+
+    /// The helper ran its exit script as it ended: faultline's redirects went with it.
+    fn settle(&mut self) {
+        if self.helper_ended() {
+            self.nat
+                .retain(|r| !r.contains("--comment faultline-http-"));
+        }
+    }
+
+    fn pod(&mut self) -> Value {
+        ephemeral_pod(&mut self.containers, |_| None)
+    }
+
+    fn start(&self, spec: &Value, argv: &[String]) -> Container {
+        if argv[0] == "faultline" {
+            // The proxy: its image's `faultline`, modelled by the stand-in.
+            start_standin(spec, argv, PROXY_STANDIN)
+        } else {
+            Container::start(spec)
+        }
+    }
+
+    fn exec(&mut self, container: &str, argv: &[String]) -> fake::Answer {
+        if container.starts_with("faultline-net-") {
+            return http_helper_exec(self, container, argv);
+        }
+        // The proxy's container: `cat` and the kill script run there for real.
+        let c = self.container(container).unwrap();
+        if argv[0] == "cat" {
+            return fake::Answer::from_output(&c.exec(argv));
+        }
+        exec_beside_pid1(c, argv)
     }
 }
 
 fn http_handler(state: Arc<Mutex<HttpState>>) -> fake::Handler {
-    Arc::new(move |s: &Seen| {
-        let mut st = state.lock().unwrap();
-        st.settle();
-        let pod_path = format!("{PODS}/api-1");
-        if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
-            let spec = s.body["spec"]["ephemeralContainers"][0].clone();
-            let name = spec["name"].as_str().unwrap().to_string();
-            let argv = kubelet_command(&spec);
-            let container = if argv[0] == "faultline" {
-                // The proxy: its image's `faultline`, modelled by the stand-in.
-                let mut standin = spec.clone();
-                let mut command = vec![json!("sh"), json!("-c"), json!(PROXY_STANDIN)];
-                command.extend(argv.iter().map(|a| json!(a.replace('$', "$$"))));
-                standin["command"] = json!(command);
-                Container::start(&standin)
-            } else {
-                Container::start(&spec)
-            };
-            st.containers.push((name, spec, container));
-            return fake::Answer::Json(200, st.pod());
-        }
-        if s.method == "GET" && s.path == pod_path {
-            return fake::Answer::Json(200, st.pod());
-        }
-        if s.method == "GET" && s.path == format!("{pod_path}/exec") {
-            let pairs = s.pairs();
-            let container = pairs
-                .iter()
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let argv: Vec<String> = pairs
-                .into_iter()
-                .filter(|(k, _)| k == "command")
-                .map(|(_, v)| v)
-                .collect();
-            let ended = st.container(&container).map(|c| c.exited().is_some());
-            if ended != Some(false) {
-                return fake::Answer::Json(
-                    400,
-                    status(
-                        400,
-                        "BadRequest",
-                        &format!("container {container} is not valid for pod api-1"),
-                        "",
-                        "",
-                    ),
-                );
-            }
-            if container.starts_with("faultline-net-") {
-                return http_helper_exec(&mut st, &container, &argv);
-            }
-            // The proxy's container: `cat` and the kill script run there for real; as
-            // PID 1 ends, the kernel ends the exec too (exit 137, empty output).
-            let c = st.container(&container).unwrap();
-            let out = c.exec(&argv);
-            if argv[0] == "cat" {
-                return match out.status.code() {
-                    Some(0) => fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout)),
-                    code => fake::Answer::exec_exit(
-                        code.unwrap_or(128),
-                        &String::from_utf8_lossy(&out.stderr),
-                    ),
-                };
-            }
-            let start = std::time::Instant::now();
-            while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if c.exited().is_some() {
-                return fake::Answer::exec_exit(137, "");
-            }
-            return fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout));
-        }
-        fake::Answer::Json(
-            404,
-            status(404, "NotFound", &format!("no route {}", s.line()), "", ""),
-        )
-    })
+    pod_handler(state)
 }
 
 async fn http_platform(
@@ -4964,9 +4934,7 @@ async fn http_platform(
     image: Option<&str>,
 ) -> (KubernetesPlatform, fake::Server) {
     let server = fake::start(http_handler(state.clone())).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(image.map(String::from))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), image);
     (p, server)
 }
 
@@ -5479,9 +5447,7 @@ async fn http_outbound_to_pods_redirects_only_calls_to_their_addresses() {
         inner(s)
     });
     let server = fake::start(handler).await;
-    let p = KubernetesPlatform::with_client(fake_client(&server.url), spec(), Some("fake".into()))
-        .with_tc_image(Some(HELPER_IMAGE.into()))
-        .with_timing(timing());
+    let p = on_fake(&server, spec(), Some(HELPER_IMAGE));
     let t = target("api-1", "uid-1");
     let f = fault(json!({"http": {"port": 8443, "direction": "outbound",
         "to": {"pods": {"selector": "app=payments"}}, "delay": "2s", "duration": "10s"}}));
