@@ -1013,3 +1013,102 @@ fn outbound_to_a_host_name_is_resolved_in_the_target() {
     assert_eq!(faulted.status, 503);
     assert!(!has_redirect(&o.client));
 }
+
+/// On Kubernetes the proxy is PID 1 of its own container, whose parent PID is 0: with
+/// `--parent 0` it watches no parent, so a proxy whose starter has gone keeps acting on
+/// requests (the network helper's exit script, its own deadline and `recover` bound it)
+/// instead of failing open at once. The real binary, orphaned by a shell that ends at once;
+/// no redirect is involved: requests go to its port directly. (With the PID of a process
+/// that is gone instead of 0, every answer here is the server's 200.)
+#[test]
+fn a_proxy_with_parent_zero_keeps_acting_when_orphaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let counters = dir.path().join("counters.json");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The server: it answers 200 to anything (the proxy connects to it first).
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in server.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 30;
+    let marker = format!("faultline-http-orphan-{}", std::process::id());
+    let rules = r#"{"method":null,"path":null,"headers":{},"percent":1.0,"abort_status":503,"reset":false,"delay_ms":null,"replace_status":null,"replace_headers":{},"replace_body":null}"#;
+    let args: Vec<String> = [
+        "http-proxy",
+        "--listen",
+        &listen.to_string(),
+        "--upstream",
+        &upstream.to_string(),
+        "--rules",
+        rules,
+        "--until",
+        &until.to_string(),
+        "--parent",
+        "0",
+        "--counters",
+        &counters.display().to_string(),
+        "--marker",
+        &marker,
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" \"$@\" </dev/null >/dev/null 2>&1 & echo $!")
+        .arg(env!("CARGO_BIN_EXE_faultline"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let proxy = nix::unistd::Pid::from_raw(pid);
+    let start = Instant::now();
+    while !counters.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the proxy did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its starter has ended; several of its 200 ms checks pass.
+    std::thread::sleep(Duration::from_millis(800));
+    let addr = SocketAddr::from(([127, 0, 0, 1], listen));
+    let answers: Vec<u16> = (0..5)
+        .map(|_| request(addr, "GET", "/api/x", &[]).unwrap().status)
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&counters).unwrap()).unwrap();
+    let _ = nix::sys::signal::kill(proxy, nix::sys::signal::Signal::SIGTERM);
+    let start = Instant::now();
+    while nix::sys::signal::kill(proxy, None).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the proxy ends on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        answers, [503; 5],
+        "still acting on requests, not failed open"
+    );
+    assert_eq!(
+        (c["matched"].as_u64(), c["aborted"].as_u64()),
+        (Some(5), Some(5)),
+        "{c}"
+    );
+}

@@ -5,8 +5,8 @@
 //! - `FAULTLINE_E2E_TC_IMAGE`: the helpers' image, with `sh`, `sleep`, `tc`, `iptables`
 //!   and `faultline`: the `helper` target of deploy/Dockerfile (default
 //!   `faultline-helper:e2e`, built and loaded into the cluster as README says).
-//! - `FAULTLINE_E2E_IMAGE`: the target pods' image, with `sh`, `sleep` and `echo`
-//!   (default `busybox:1.36`).
+//! - `FAULTLINE_E2E_IMAGE`: the target pods' image, with `sh`, `sleep`, `echo`, `httpd`
+//!   and `wget` (default `busybox:1.36`).
 //!
 //! It creates the namespace `faultline-e2e-<random>` (Pod Security `privileged`, which the
 //! helpers need) with a three-replica Deployment `web` (an emptyDir at `/data`) and a pod
@@ -16,7 +16,8 @@
 //!   `delay` through the nfqueue engine (fail-open included), loss, rate, jitter, corrupt,
 //!   duplicate and reorder, a scope on peer pods, a partition, `hosts` (resolved in the
 //!   pod) and a `dns` fault; cpu_stress, memory_stress, io_stress, disk_fill and a
-//!   `command` inside the pod; kill by pod delete, `process` and `container`;
+//!   `command` inside the pod; the `http` fault (busybox httpd, wget from another pod);
+//!   kill by pod delete, `process` and `container`;
 //! - through the binary: `faultline doctor FILE`, a `faultline run` (pause), one with the
 //!   faults that run where faultline runs (`command` on the host, `http_call`), and a
 //!   `faultline recover`.
@@ -138,6 +139,7 @@ async fn scenario(env: &Env) {
     scopes(env, &p, &targets[1], &web_ip).await;
     dns(env, &p, &targets[1]).await;
     in_container(env, &p, &targets[1]).await;
+    http(env, &p, &targets[0], &targets[1]).await;
     kill_process(env, &p, &targets[0]).await;
     kill_container(env, &p, &targets[0]).await;
     kill(env, &p, &targets[2]).await;
@@ -622,6 +624,61 @@ async fn nfqueue(env: &Env, p: &KubernetesPlatform, t: &Target, peer: &str) {
         let helper = helper.split_once('/').unwrap().1;
         assert_eq!(ephemeral_exit(env, &t.name, helper).await, Some(0));
     }
+}
+
+/// The `http` fault on `server` (busybox httpd on 8080), seen from `client` with wget:
+/// 503 while injected, the real page after revert; the proxy's counts in the effects, its
+/// container and the network helper terminated, no redirect left in the pod.
+async fn http(env: &Env, p: &KubernetesPlatform, server: &Target, client: &Target) {
+    let (_, rc) = sh(
+        env,
+        &server.name,
+        "mkdir -p /data/www && echo real-page > /data/www/index.html && httpd -p 8080 -h /data/www",
+    )
+    .await;
+    assert_eq!(rc, Some(0), "busybox httpd starts");
+    let url = format!("http://{}:8080/index.html", pod_ip(env, &server.name).await);
+    let get = format!("wget -q -O - {url} 2>&1");
+    eventually("the page is served", || async {
+        sh(env, &client.name, &get).await.0.contains("real-page")
+    })
+    .await;
+    let f = fault(json!({"http": {"port": 8080, "abort": {"status": 503}, "duration": "30s"}}));
+    assert_eq!(fault::preflight(&f, p).await, Ok(()));
+    let undo = fault::prepare(p, &f, server).await.unwrap().unwrap();
+    let fault::UndoRecord::RemoveHttpProxy { proxy, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    fault::inject(p, &f, server, Some(&undo)).await.unwrap();
+    let nat: Vec<String> = ["iptables", "-w", "-t", "nat", "-S"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rules = p.netns_exec(server, &proxy.access, &nat).await.unwrap();
+    assert!(rules.stdout.contains(&proxy.marker), "{rules:?}");
+    for _ in 0..3 {
+        let (said, _) = sh(env, &client.name, &get).await;
+        assert!(
+            said.contains("503") && !said.contains("real-page"),
+            "{said}"
+        );
+    }
+    let effects = fault::revert_reporting(p, &undo).await.unwrap();
+    let counts = effects.and_then(|e| e.http).expect("the proxy's counts");
+    assert!(counts.aborted >= 3, "{counts:?}");
+    assert!(
+        ephemeral_exit(env, &server.name, &proxy.marker)
+            .await
+            .is_some(),
+        "the proxy's container has terminated"
+    );
+    let NetAccess::Sidecar { helper, .. } = &proxy.access else {
+        panic!()
+    };
+    let helper = helper.split_once('/').unwrap().1;
+    assert_eq!(ephemeral_exit(env, &server.name, helper).await, Some(0));
+    let (said, _) = sh(env, &client.name, &get).await;
+    assert!(said.contains("real-page"), "after revert: {said}");
 }
 
 /// A stressor in an ephemeral container: running while injected, gone after revert.

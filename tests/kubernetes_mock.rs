@@ -2818,13 +2818,6 @@ struct NfqState {
 }
 
 impl NfqState {
-    fn container(&mut self, name: &str) -> Option<&mut Container> {
-        self.containers
-            .iter_mut()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, _, c)| c)
-    }
-
     fn delayer(&mut self) -> Option<&mut Container> {
         self.containers
             .iter_mut()
@@ -2863,44 +2856,6 @@ impl NfqState {
             };
         }
         "sent"
-    }
-
-    /// The helper's script ran its `on_exit` as it ended: the qdisc and rules went too.
-    fn settle(&mut self) {
-        let helper_ended = self
-            .containers
-            .iter_mut()
-            .find(|(n, _, _)| n.starts_with("faultline-net-"))
-            .is_some_and(|(_, _, c)| c.exited().is_some());
-        if helper_ended {
-            self.qdisc = None;
-            self.rules
-                .retain(|r| !r.contains("--comment faultline-delayer-"));
-        }
-    }
-
-    fn pod(&mut self) -> Value {
-        let mut pod = pod("api-1", "uid-1");
-        let mut specs = Vec::new();
-        let mut statuses = Vec::new();
-        for (name, spec, c) in self.containers.iter_mut() {
-            specs.push(spec.clone());
-            let state = match c.exited() {
-                // What containerd reports for an executable the image lacks.
-                Some(_) if self.no_faultline && name.starts_with("faultline-delayer-") => {
-                    json!({"terminated": {"exitCode": 128, "reason": "StartError",
-                        "message": "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"faultline\": executable file not found in $PATH: unknown"}})
-                }
-                Some(code) => json!({"terminated": {"exitCode": code,
-                    "reason": if code == 0 { "Completed" } else { "Error" }}}),
-                None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
-            };
-            statuses.push(json!({"name": name, "ready": false, "restartCount": 0,
-                "image": spec["image"], "imageID": "", "state": state}));
-        }
-        pod["spec"]["ephemeralContainers"] = json!(specs);
-        pod["status"]["ephemeralContainerStatuses"] = json!(statuses);
-        pod
     }
 }
 
@@ -2960,17 +2915,7 @@ fn nfq_helper_exec(st: &mut NfqState, helper: &str, argv: &[String]) -> fake::An
         return fake::Answer::exec_ok("");
     }
     if let Some(spec) = line.strip_prefix("iptables -w -D ") {
-        let rule = format!("-A {spec}");
-        return match st.rules.iter().position(|r| *r == rule) {
-            Some(i) => {
-                st.rules.remove(i);
-                fake::Answer::exec_ok("")
-            }
-            None => fake::Answer::exec_exit(
-                1,
-                "iptables: Bad rule (does a matching rule exist in that chain?).\n",
-            ),
-        };
+        return iptables_delete(&mut st.rules, spec);
     }
     if argv.get(2).map(String::as_str) == Some(fault::resolve::GETENT_SCRIPT) {
         // The helper image's PATH: its getent, or none.
@@ -3120,7 +3065,36 @@ async fn hosts_in_a_scope_are_resolved_by_getent_in_the_network_helper() {
     assert!(state.lock().unwrap().rules.is_empty());
 }
 
-fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
+/// A pod whose ephemeral containers run locally (the commands the kubelet makes of their
+/// specs); what the models differ in.
+trait PodModel: Send + 'static {
+    fn containers(&mut self) -> &mut Vec<(String, Value, Container)>;
+    /// What an ended helper's exit script did.
+    fn settle(&mut self);
+    fn pod(&mut self) -> Value;
+    /// Starts the container `spec`, whose command the kubelet makes `argv`.
+    fn start(&self, spec: &Value, argv: &[String]) -> Container;
+    /// An exec into the running container `container`.
+    fn exec(&mut self, container: &str, argv: &[String]) -> fake::Answer;
+
+    fn container(&mut self, name: &str) -> Option<&mut Container> {
+        self.containers()
+            .iter_mut()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, c)| c)
+    }
+
+    /// Whether the network helper has ended (its exit script ran).
+    fn helper_ended(&mut self) -> bool {
+        self.containers()
+            .iter_mut()
+            .find(|(n, _, _)| n.starts_with("faultline-net-"))
+            .is_some_and(|(_, _, c)| c.exited().is_some())
+    }
+}
+
+/// The API server of a [`PodModel`]: ephemeral container patches, the pod, and exec.
+fn pod_handler<S: PodModel>(state: Arc<Mutex<S>>) -> fake::Handler {
     Arc::new(move |s: &Seen| {
         let mut st = state.lock().unwrap();
         st.settle();
@@ -3128,24 +3102,8 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
         if s.method == "PATCH" && s.path == format!("{pod_path}/ephemeralcontainers") {
             let spec = s.body["spec"]["ephemeralContainers"][0].clone();
             let name = spec["name"].as_str().unwrap().to_string();
-            let argv = kubelet_command(&spec);
-            let container = if argv[0] == "faultline" && st.no_faultline {
-                let mut missing = spec.clone();
-                missing["command"] = json!(["sh", "-c", "exit 128"]);
-                let c = Container::start(&missing);
-                std::thread::sleep(Duration::from_millis(100));
-                c
-            } else if argv[0] == "faultline" {
-                // The delayer: its image's `faultline`, modelled by the stand-in.
-                let mut standin = spec.clone();
-                let mut command = vec![json!("sh"), json!("-c"), json!(DELAYER_STANDIN)];
-                command.extend(argv.iter().map(|a| json!(a.replace('$', "$$"))));
-                standin["command"] = json!(command);
-                Container::start(&standin)
-            } else {
-                Container::start(&spec)
-            };
-            st.containers.push((name, spec, container));
+            let container = st.start(&spec, &kubelet_command(&spec));
+            st.containers().push((name, spec, container));
             return fake::Answer::Json(200, st.pod());
         }
         if s.method == "GET" && s.path == pod_path {
@@ -3153,28 +3111,132 @@ fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
         }
         if s.method == "GET" && s.path == format!("{pod_path}/exec") {
             let (container, argv) = (s.container(), s.argv());
-            let ended = st.container(&container).map(|c| c.exited().is_some());
-            if ended != Some(false) {
+            let running = st.container(&container).map(|c| c.exited().is_none());
+            if running != Some(true) {
                 return not_valid(&container);
             }
-            if container.starts_with("faultline-net-") {
-                return nfq_helper_exec(&mut st, &container, &argv);
-            }
-            // The delayer's container: the kill script runs there for real; as PID 1
-            // ends, the kernel ends the exec too (exit 137, empty output).
-            let c = st.container(&container).unwrap();
-            let out = c.exec(&argv);
-            let start = std::time::Instant::now();
-            while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if c.exited().is_some() {
-                return fake::Answer::exec_exit(137, "");
-            }
-            return fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout));
+            return st.exec(&container, &argv);
         }
         no_route(s)
     })
+}
+
+impl PodModel for NfqState {
+    fn containers(&mut self) -> &mut Vec<(String, Value, Container)> {
+        &mut self.containers
+    }
+
+    /// The helper's script ran its `on_exit` as it ended: the qdisc and rules went too.
+    fn settle(&mut self) {
+        if self.helper_ended() {
+            self.qdisc = None;
+            self.rules
+                .retain(|r| !r.contains("--comment faultline-delayer-"));
+        }
+    }
+
+    fn pod(&mut self) -> Value {
+        let no_faultline = self.no_faultline;
+        ephemeral_pod(&mut self.containers, |name| {
+            // What containerd reports for an executable the image lacks.
+            (no_faultline && name.starts_with("faultline-delayer-")).then(|| {
+                json!({"terminated": {"exitCode": 128, "reason": "StartError",
+                    "message": "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"faultline\": executable file not found in $PATH: unknown"}})
+            })
+        })
+    }
+
+    fn start(&self, spec: &Value, argv: &[String]) -> Container {
+        if argv[0] == "faultline" && self.no_faultline {
+            let mut missing = spec.clone();
+            missing["command"] = json!(["sh", "-c", "exit 128"]);
+            let c = Container::start(&missing);
+            std::thread::sleep(Duration::from_millis(100));
+            c
+        } else if argv[0] == "faultline" {
+            // The delayer: its image's `faultline`, modelled by the stand-in.
+            start_standin(spec, argv, DELAYER_STANDIN)
+        } else {
+            Container::start(spec)
+        }
+    }
+
+    fn exec(&mut self, container: &str, argv: &[String]) -> fake::Answer {
+        if container.starts_with("faultline-net-") {
+            return nfq_helper_exec(self, container, argv);
+        }
+        // The delayer's container: the kill script runs there for real.
+        exec_beside_pid1(self.container(container).unwrap(), argv)
+    }
+}
+
+fn nfq_handler(state: Arc<Mutex<NfqState>>) -> fake::Handler {
+    pod_handler(state)
+}
+
+/// The target pod with `containers` as its ephemeral containers, in the state their
+/// processes are in (`broken`: a state the runtime reports instead, by name).
+fn ephemeral_pod(
+    containers: &mut [(String, Value, Container)],
+    broken: impl Fn(&str) -> Option<Value>,
+) -> Value {
+    let mut pod = pod("api-1", "uid-1");
+    let mut specs = Vec::new();
+    let mut statuses = Vec::new();
+    for (name, spec, c) in containers.iter_mut() {
+        specs.push(spec.clone());
+        let state = match c.exited() {
+            Some(_) if broken(name).is_some() => broken(name).unwrap(),
+            Some(code) => json!({"terminated": {"exitCode": code,
+                "reason": if code == 0 { "Completed" } else { "Error" }}}),
+            None => json!({"running": {"startedAt": "2026-11-30T12:00:00Z"}}),
+        };
+        statuses.push(json!({"name": name, "ready": false, "restartCount": 0,
+            "image": spec["image"], "imageID": "", "state": state}));
+    }
+    pod["spec"]["ephemeralContainers"] = json!(specs);
+    pod["status"]["ephemeralContainerStatuses"] = json!(statuses);
+    pod
+}
+
+/// `iptables -D SPEC` on a chain listed as `rules` (`-A ...` lines): the rule as listed
+/// goes, else iptables' own complaint.
+fn iptables_delete(rules: &mut Vec<String>, spec: &str) -> fake::Answer {
+    let rule = format!("-A {spec}");
+    match rules.iter().position(|r| *r == rule) {
+        Some(i) => {
+            rules.remove(i);
+            fake::Answer::exec_ok("")
+        }
+        None => fake::Answer::exec_exit(
+            1,
+            "iptables: Bad rule (does a matching rule exist in that chain?).\n",
+        ),
+    }
+}
+
+/// A faultline subcommand as PID 1 of the container `spec`, modelled by the shell
+/// `standin`, given the real arguments (`argv` as the kubelet expands them).
+fn start_standin(spec: &Value, argv: &[String], standin: &str) -> Container {
+    let mut c = spec.clone();
+    let mut command = vec![json!("sh"), json!("-c"), json!(standin)];
+    command.extend(argv.iter().map(|a| json!(a.replace('$', "$$"))));
+    c["command"] = json!(command);
+    Container::start(&c)
+}
+
+/// An exec that may end the container's PID 1 (a kill script), run for real: as PID 1
+/// ends, the kernel ends the exec too (exit 137, empty output).
+fn exec_beside_pid1(c: &mut Container, argv: &[String]) -> fake::Answer {
+    let out = c.exec(argv);
+    let start = std::time::Instant::now();
+    while c.exited().is_none() && start.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if c.exited().is_some() {
+        return fake::Answer::exec_exit(137, "");
+    }
+    fake::Answer::exec_ok(&String::from_utf8_lossy(&out.stdout))
 }
 
 async fn nfq_platform(state: &Arc<Mutex<NfqState>>) -> (KubernetesPlatform, fake::Server) {
@@ -4733,4 +4795,693 @@ async fn a_partition_from_peer_pods_is_drop_rules_added_and_removed_through_the_
     fault::revert(&p, &undo).await.unwrap();
     assert!(state.lock().unwrap().rules.is_empty());
     assert_granted(&server.seen(), &fault::rbac_rules(&f));
+}
+
+// ---------------------------------------------------------------------------------------
+// The `http` fault on Kubernetes: the network helper (its exit script runs for real) and
+// the proxy's ephemeral container; the pod's nat table is modelled as `iptables -t nat -S`
+// prints it. The proxy is a stand-in as PID 1 of its container: its command line carries
+// the real arguments (the marker too), it writes its counters file where `--counters`
+// says, from the requests the test says it served, and it ends on SIGTERM.
+
+/// The stand-in for `faultline http-proxy`: copies the test's `/tmp/served.json` (what it
+/// served) to its counters file every 50 ms, whole (through a rename), as the real proxy
+/// writes its counters.
+const PROXY_STANDIN: &str = "c=; while [ $# -gt 0 ]; do [ \"$1\" = --counters ] && c=$2; shift; done; \
+trap 'exit 0' TERM; while :; do \
+{ cat /tmp/served.json 2>/dev/null || echo '{\"matched\":0,\"aborted\":0,\"delayed\":0,\"replaced\":0,\"passed\":0,\"not_http\":0}'; } > \"$c.tmp\" && mv \"$c.tmp\" \"$c\"; \
+sleep 0.05 & wait $!; done";
+
+#[derive(Default)]
+struct HttpState {
+    /// Ephemeral containers in the order they were added: name, spec, local process.
+    containers: Vec<(String, Value, Container)>,
+    /// The nat table's rules, as `iptables -t nat -S` prints them.
+    nat: Vec<String>,
+}
+
+impl HttpState {
+    fn proxy(&mut self) -> &mut Container {
+        self.containers
+            .iter_mut()
+            .find(|(n, _, _)| n.starts_with("faultline-http-"))
+            .map(|(_, _, c)| c)
+            .unwrap()
+    }
+}
+
+/// A rule as `iptables -S` prints it back: the destination first, `-m tcp` with `--dport`;
+/// a rule given several destinations is one rule per destination.
+fn nat_listed(spec: &str) -> Vec<String> {
+    let mut words: Vec<&str> = spec.split_whitespace().collect();
+    let mut dest = Vec::new();
+    if let Some(i) = words.iter().position(|w| *w == "-d") {
+        let from = if i > 0 && words[i - 1] == "!" {
+            i - 1
+        } else {
+            i
+        };
+        dest = words.drain(from..=i + 1).collect();
+    }
+    let chain = words.remove(0);
+    let rest = words
+        .join(" ")
+        .replace("-p tcp --dport", "-p tcp -m tcp --dport");
+    match dest.split_last() {
+        None => vec![format!("-A {chain} {rest}")],
+        Some((nets, not)) => nets
+            .split(',')
+            .map(|n| {
+                let mut d: Vec<&str> = not.to_vec();
+                d.push(n);
+                format!("-A {chain} {} {rest}", d.join(" "))
+            })
+            .collect(),
+    }
+}
+
+/// One exec in the network helper: `iptables -t nat` against the modelled table,
+/// anything else in the container for real.
+fn http_helper_exec(st: &mut HttpState, helper: &str, argv: &[String]) -> fake::Answer {
+    let line = argv.join(" ");
+    if line == "iptables -w -t nat -S" {
+        let mut out = String::new();
+        for chain in ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"] {
+            out.push_str(&format!("-P {chain} ACCEPT\n"));
+        }
+        for r in &st.nat {
+            out.push_str(&format!("{r}\n"));
+        }
+        return fake::Answer::exec_ok(&out);
+    }
+    if let Some(spec) = line.strip_prefix("iptables -w -t nat -I ") {
+        for (i, r) in nat_listed(spec).into_iter().enumerate() {
+            st.nat.insert(i, r);
+        }
+        return fake::Answer::exec_ok("");
+    }
+    if let Some(spec) = line.strip_prefix("iptables -w -t nat -D ") {
+        return iptables_delete(&mut st.nat, spec);
+    }
+    fake::Answer::from_output(&st.container(helper).unwrap().exec(argv))
+}
+
+impl PodModel for HttpState {
+    fn containers(&mut self) -> &mut Vec<(String, Value, Container)> {
+        &mut self.containers
+    }
+
+    /// The helper ran its exit script as it ended: faultline's redirects went with it.
+    fn settle(&mut self) {
+        if self.helper_ended() {
+            self.nat
+                .retain(|r| !r.contains("--comment faultline-http-"));
+        }
+    }
+
+    fn pod(&mut self) -> Value {
+        ephemeral_pod(&mut self.containers, |_| None)
+    }
+
+    fn start(&self, spec: &Value, argv: &[String]) -> Container {
+        if argv[0] == "faultline" {
+            // The proxy: its image's `faultline`, modelled by the stand-in.
+            start_standin(spec, argv, PROXY_STANDIN)
+        } else {
+            Container::start(spec)
+        }
+    }
+
+    fn exec(&mut self, container: &str, argv: &[String]) -> fake::Answer {
+        if container.starts_with("faultline-net-") {
+            return http_helper_exec(self, container, argv);
+        }
+        // The proxy's container: `cat` and the kill script run there for real.
+        let c = self.container(container).unwrap();
+        if argv[0] == "cat" {
+            return fake::Answer::from_output(&c.exec(argv));
+        }
+        exec_beside_pid1(c, argv)
+    }
+}
+
+fn http_handler(state: Arc<Mutex<HttpState>>) -> fake::Handler {
+    pod_handler(state)
+}
+
+async fn http_platform(
+    state: &Arc<Mutex<HttpState>>,
+    image: Option<&str>,
+) -> (KubernetesPlatform, fake::Server) {
+    let server = fake::start(http_handler(state.clone())).await;
+    let p = on_fake(&server, spec(), image);
+    (p, server)
+}
+
+const HELPER_IMAGE: &str = "registry.local/faultline-helper:1";
+
+/// The proxy's record from a prepared `http` fault.
+fn http_proxy_record(undo: &fault::Undo) -> fault::http::ProxyRecord {
+    let fault::UndoRecord::RemoveHttpProxy { proxy, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    proxy.clone()
+}
+
+/// Injects `f` on the mocked pod, models `served` as what the proxy served, reverts, and
+/// checks everything the API server saw against the Role; returns the proxy's record,
+/// the nat table while the fault was active, the requests seen, and the effects.
+async fn http_fault_through_the_helper(
+    f: &Fault,
+    served: &str,
+) -> (
+    fault::http::ProxyRecord,
+    Vec<String>,
+    Vec<Seen>,
+    usize,
+    Option<fault::FaultEffects>,
+    Arc<Mutex<HttpState>>,
+) {
+    let state = Arc::new(Mutex::new(HttpState::default()));
+    let (p, server) = http_platform(&state, Some(HELPER_IMAGE)).await;
+    let t = target("api-1", "uid-1");
+    assert_eq!(fault::preflight(f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, f, &t).await.unwrap().unwrap();
+    let proxy = http_proxy_record(&undo);
+    fault::inject(&p, f, &t, Some(&undo)).await.unwrap();
+    let active = state.lock().unwrap().nat.clone();
+    // The requests the proxy served, as its counters will say.
+    {
+        let mut st = state.lock().unwrap();
+        let dir = st.proxy().tmp.path().to_path_buf();
+        std::fs::write(dir.join("served.json.new"), served).unwrap();
+        std::fs::rename(dir.join("served.json.new"), dir.join("served.json")).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.seen().len();
+    let effects = fault::revert_reporting(&p, &undo).await.unwrap();
+    let seen = server.seen();
+    assert_granted(&seen, &fault::rbac_rules(f));
+    (proxy, active, seen, before, effects, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_inbound_runs_the_proxy_in_an_ephemeral_container_behind_a_redirect_added_through_exec()
+ {
+    // `$(HOME)` and `$$` in the replacement body must reach the proxy as written.
+    let f = fault(
+        json!({"http": {"port": 8080, "match": {"path": "/api/*", "percent": 30},
+        "replace": {"status": 418, "body": "$(HOME) costs $$5"}, "duration": "10s"}}),
+    );
+    let served = r#"{"matched":12,"aborted":0,"delayed":0,"replaced":12,"passed":30,"not_http":2}"#;
+    let (proxy, active, seen, before, effects, state) =
+        http_fault_through_the_helper(&f, served).await;
+    let m = proxy.marker.clone();
+    assert!(m.starts_with("faultline-http-"), "{m}");
+    assert_eq!(
+        proxy.placement,
+        faultline::platform::Placement::InTarget {
+            net_admin: true,
+            image: Some(HELPER_IMAGE.into())
+        }
+    );
+    assert_eq!(
+        proxy.counters,
+        std::path::PathBuf::from(format!("/tmp/{m}.json"))
+    );
+    let port = proxy.proxy_port.to_string();
+
+    // While active: one REDIRECT in PREROUTING, as iptables lists it.
+    assert_eq!(
+        active,
+        vec![format!(
+            "-A PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment {m} -j REDIRECT --to-ports {port}"
+        )]
+    );
+
+    // Two ephemeral containers: the network helper, then the proxy.
+    let patches = patches(&seen);
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    let helper = patches[0]["spec"]["ephemeralContainers"][0].clone();
+    let helper_name = helper["name"].as_str().unwrap().to_string();
+    assert!(helper_name.starts_with("faultline-net-"), "{helper_name}");
+    assert_eq!(helper["image"], HELPER_IMAGE);
+    // After the kubelet's expansion the helper's script deletes the redirect as it ends
+    // (TERM, or its lifetime's end should faultline die): `$rule` reaches the shell.
+    let script = kubelet_command(&helper)[2].clone();
+    let (m1, m2) = m.split_at(m.len() / 2);
+    let on_exit = format!(
+        "m1={m1}; m2={m2}; iptables -w -t nat -S 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -t nat -D $rule; done"
+    );
+    assert!(
+        script.starts_with(&format!("trap '{on_exit}; exit 0' TERM INT; ")),
+        "{script}"
+    );
+    assert!(
+        script.ends_with(&format!("; {on_exit}; exit 0")),
+        "{script}"
+    );
+    assert!(!script.contains(&m), "never taken for the proxy: {script}");
+
+    let proxy_spec = patches[1]["spec"]["ephemeralContainers"][0].clone();
+    let argv = kubelet_command(&proxy_spec);
+    let until: u64 = argv[9].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 10..=now + 21).contains(&until),
+        "the proxy's own deadline is the duration plus a margin: {until} vs now {now}"
+    );
+    let rules = r#"{"method":null,"path":"/api/*","headers":{},"percent":0.3,"abort_status":null,"reset":false,"delay_ms":null,"replace_status":418,"replace_headers":{},"replace_body":"$(HOME) costs $$5"}"#;
+    assert_eq!(
+        argv,
+        [
+            "faultline",
+            "http-proxy",
+            "--listen",
+            &port,
+            "--upstream",
+            "8080",
+            "--rules",
+            rules,
+            "--until",
+            &until.to_string(),
+            "--parent",
+            "0",
+            "--counters",
+            &format!("/tmp/{m}.json"),
+            "--marker",
+            &m,
+        ],
+        "the command after the kubelet's expansion"
+    );
+    assert_ne!(
+        proxy_spec["command"][7], rules,
+        "escaped for the kubelet: {proxy_spec}"
+    );
+    let mut proxy_patch = patches[1].clone();
+    proxy_patch["spec"]["ephemeralContainers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("command");
+    assert_eq!(
+        proxy_patch,
+        json!({
+            "metadata": {"uid": "uid-1"},
+            "spec": {"ephemeralContainers": [{
+                "name": m,
+                "image": HELPER_IMAGE,
+                "imagePullPolicy": "IfNotPresent",
+                "stdin": false,
+                "tty": false,
+                "securityContext": {"runAsUser": 0, "runAsNonRoot": false, "capabilities": {"add": ["NET_ADMIN"]}}
+            }]}
+        })
+    );
+
+    // The execs: the proxy is waited for (its first counters), then the redirect added
+    // in the helper.
+    let all = execs(&seen);
+    let add = format!(
+        "iptables -w -t nat -I PREROUTING -p tcp --dport 8080 -m comment --comment {m} -j REDIRECT --to-ports {port}"
+    );
+    let cat = (m.clone(), format!("cat /tmp/{m}.json"));
+    let injected = &all[..execs(&seen[..before]).len()];
+    let (last, waits) = injected.split_last().unwrap();
+    assert_eq!(*last, (helper_name.clone(), add.clone()));
+    assert!(
+        !waits.is_empty() && waits.iter().all(|e| *e == cat),
+        "{waits:?}"
+    );
+
+    // Revert: the redirect is deleted as listed and confirmed gone, the counters are read
+    // in the proxy's container, the proxy gets SIGTERM, the helper is stopped.
+    let reverted = execs(&seen[before..]);
+    let on = |c: &str| (helper_name.clone(), c.to_string());
+    let listed = format!(
+        "PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment {m} -j REDIRECT --to-ports {port}"
+    );
+    assert_eq!(
+        reverted[..4],
+        [
+            on("iptables -w -t nat -S"),
+            on(&format!("iptables -w -t nat -D {listed}")),
+            on("iptables -w -t nat -S"),
+            on("iptables -w -t nat -S"),
+        ]
+    );
+    assert_eq!(reverted[4], cat, "counters read before the proxy stops");
+    assert_eq!(reverted[5].0, m, "{reverted:?}");
+    assert!(
+        reverted[5].1.contains("kill -TERM"),
+        "SIGTERM first: {:?}",
+        reverted[5]
+    );
+    assert_eq!(
+        reverted[6..],
+        [on(
+            "sh -c read pid < /tmp/faultline-net.pid && kill -TERM \"$pid\""
+        )]
+    );
+    {
+        let mut st = state.lock().unwrap();
+        assert!(st.nat.is_empty(), "{:?}", st.nat);
+        assert_eq!(
+            st.proxy().exited(),
+            Some(0),
+            "the proxy ended by its SIGTERM"
+        );
+        assert_eq!(st.container(&helper_name).unwrap().exited(), Some(0));
+    }
+    assert_eq!(
+        faultline::platform::host::pids_with_marker(&m),
+        Vec::<i32>::new()
+    );
+
+    // The counts reach the fault's effects, as the report prints them.
+    let http = effects.and_then(|e| e.http).expect("the proxy's counts");
+    assert_eq!(
+        serde_json::to_value(http).unwrap(),
+        serde_json::from_str::<Value>(served).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_outbound_redirects_the_pods_own_calls_and_lets_the_proxys_marked_ones_pass() {
+    let f = fault(json!({"http": {"port": 9090, "direction": "outbound",
+        "to": {"cidrs": ["10.0.0.0/8"]}, "abort": {"status": 503}, "duration": "10s"}}));
+    let served = r#"{"matched":4,"aborted":4,"delayed":0,"replaced":0,"passed":0,"not_http":0}"#;
+    let (proxy, active, seen, before, effects, state) =
+        http_fault_through_the_helper(&f, served).await;
+    let m = &proxy.marker;
+    let port = proxy.proxy_port;
+    assert_eq!(
+        active,
+        vec![format!(
+            "-A OUTPUT -d 10.0.0.0/8 -p tcp -m tcp --dport 9090 -m mark ! --mark 0xfa17417 -m comment --comment {m} -j REDIRECT --to-ports {port}"
+        )]
+    );
+    let helper_name = patches(&seen)[0]["spec"]["ephemeralContainers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let add = format!(
+        "iptables -w -t nat -I OUTPUT -p tcp --dport 9090 -d 10.0.0.0/8 -m mark ! --mark 0xfa17417 -m comment --comment {m} -j REDIRECT --to-ports {port}"
+    );
+    assert!(
+        execs(&seen[..before]).contains(&(helper_name.clone(), add)),
+        "{:?}",
+        execs(&seen[..before])
+    );
+    let argv = kubelet_command(&patches(&seen)[1]["spec"]["ephemeralContainers"][0]);
+    assert_eq!(
+        &argv[..6],
+        [
+            "faultline",
+            "http-proxy",
+            "--listen",
+            &port.to_string(),
+            "--upstream",
+            "9090"
+        ]
+    );
+    assert_eq!(
+        patches(&seen)[1]["spec"]["ephemeralContainers"][0]["securityContext"]["capabilities"],
+        json!({"add": ["NET_ADMIN"]}),
+        "the proxy marks its upstream connections (SO_MARK)"
+    );
+    assert!(
+        execs(&seen[before..]).contains(&(
+            helper_name,
+            format!("iptables -w -t nat -D OUTPUT -d 10.0.0.0/8 -p tcp -m tcp --dport 9090 -m mark ! --mark 0xfa17417 -m comment --comment {m} -j REDIRECT --to-ports {port}")
+        ))
+    );
+    assert!(state.lock().unwrap().nat.is_empty());
+    let http = effects.and_then(|e| e.http).unwrap();
+    assert_eq!((http.matched, http.aborted, http.passed), (4, 4, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_on_kubernetes_needs_a_helper_image_and_asks_for_nothing_without_one() {
+    let state = Arc::new(Mutex::new(HttpState::default()));
+    let (p, server) = http_platform(&state, None).await;
+    let f = fault(json!({"http": {"port": 8080, "abort": {"status": 503}, "duration": "10s"}}));
+    let err = fault::preflight(&f, &p).await.unwrap_err();
+    assert_eq!(
+        err,
+        "the `http` fault on kubernetes runs its proxy in an ephemeral container from faultline's helper image: name an image with `faultline`, `sh` and `iptables` (the `helper` target of deploy/Dockerfile) with --tc-image or FAULTLINE_TC_IMAGE"
+    );
+    assert!(server.seen().is_empty(), "refused before any request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_a_dead_proxy_is_reverted_and_the_helper_bounds_the_redirects_life() {
+    let state = Arc::new(Mutex::new(HttpState::default()));
+    let (p, server) = http_platform(&state, Some(HELPER_IMAGE)).await;
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"http": {"port": 8080, "delay": "1s", "duration": "10s"}}));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let proxy = http_proxy_record(&undo);
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    // Should faultline die, the helper's script removes the redirect at its lifetime's
+    // end: the fault's duration plus twice the revert timeout.
+    let helper = patches(&server.seen())[0]["spec"]["ephemeralContainers"][0].clone();
+    let script = kubelet_command(&helper)[2].clone();
+    assert!(
+        script.contains("; sleep 70 & wait $!; m1="),
+        "lifetime 10s + 2 x 30s: {script}"
+    );
+    // The proxy dies (OOM-killed, evicted): its counters go with its container.
+    {
+        let mut st = state.lock().unwrap();
+        let c = st.proxy();
+        let group = nix::unistd::Pid::from_raw(c.child.id() as i32);
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let start = std::time::Instant::now();
+        while c.exited().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(st.nat.len(), 1);
+    }
+    let before = server.seen().len();
+    let effects = fault::revert_reporting(&p, &undo).await.unwrap();
+    assert_eq!(effects, None, "no counts from a proxy that is gone");
+    let seen = server.seen();
+    // Only the counters' read is tried there (the API server refuses an exec into a
+    // terminated container); no kill is sent.
+    let in_proxy: Vec<_> = execs(&seen[before..])
+        .into_iter()
+        .filter(|(c, _)| *c == proxy.marker)
+        .collect();
+    assert_eq!(
+        in_proxy,
+        [(
+            proxy.marker.clone(),
+            format!("cat /tmp/{}.json", proxy.marker)
+        )]
+    );
+    {
+        let mut st = state.lock().unwrap();
+        assert!(st.nat.is_empty(), "{:?}", st.nat);
+        let helper = helper["name"].as_str().unwrap().to_string();
+        assert!(st.container(&helper).unwrap().exited().is_some());
+    }
+    assert_granted(&seen, &fault::rbac_rules(&f));
+}
+
+/// validate takes the `http` fault on Kubernetes, `plan` says where its proxy runs, and
+/// `faultline rbac` grants the ephemeral containers and exec it needs.
+#[test]
+fn http_on_kubernetes_validates_plans_and_has_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("k8s-http.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: k8s-http\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nfaults:\n  - http: {port: 8080, match: {path: /api/*, percent: 30}, abort: {status: 503}, duration: 30s}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("faultline")
+            .unwrap()
+            .current_dir(root())
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, said) = run(&["validate", &file]);
+    assert_eq!(code, Some(0), "{said}");
+    let (_, plan) = run(&["plan", &file]);
+    assert!(
+        plan.contains("fault 1: answer 503 to 30% of requests to port 8080 on paths /api/*, for 30s (faultline's HTTP/1.1 proxy in an ephemeral container of the pod, behind an iptables REDIRECT added and removed through exec; the helper image needs `faultline`, `sh` and `iptables` (the `helper` target of deploy/Dockerfile); other requests pass untouched, HTTPS is not inspected)"),
+        "{plan}"
+    );
+    let (kinds, rules) = rbac_rules(&[&file]);
+    assert_eq!(
+        rules,
+        [
+            "shop  pods: get,list",
+            "shop  pods/ephemeralcontainers: patch",
+            "shop  pods/exec: create,get",
+        ]
+    );
+    assert_eq!(kinds, ["Role", "RoleBinding"]);
+}
+
+/// `faultline run` from a kubeconfig: the pod is found, the fault goes through the helper
+/// and the proxy's containers, and the proxy's counts are in the JSON report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_run_puts_the_proxys_counts_in_the_report() {
+    let state = Arc::new(Mutex::new(HttpState::default()));
+    let inner = http_handler(state.clone());
+    let handler: fake::Handler = Arc::new({
+        let state = state.clone();
+        move |s: &Seen| {
+            if s.method == "GET" && s.path == PODS {
+                let pod = state.lock().unwrap().pod();
+                return fake::Answer::Json(200, pod_list(vec![pod]));
+            }
+            inner(s)
+        }
+    });
+    let server = fake::start(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &server.url);
+    let file = dir.path().join("http.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: http-503\ntarget:\n  kubernetes: {namespace: shop, selector: app=api}\nfaults:\n  - http: {port: 8080, match: {path: /api/*}, abort: {status: 503}, duration: 2s}\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let served = r#"{"matched":9,"aborted":9,"delayed":0,"replaced":0,"passed":21,"not_http":0}"#;
+    // The proxy serves requests while the fault is active.
+    let serving = tokio::spawn({
+        let state = state.clone();
+        async move {
+            for _ in 0..500 {
+                {
+                    let mut st = state.lock().unwrap();
+                    let proxy = st
+                        .containers
+                        .iter()
+                        .find(|(n, _, _)| n.starts_with("faultline-http-"))
+                        .map(|(_, _, c)| c.tmp.path().to_path_buf());
+                    if let Some(tmp) = proxy {
+                        std::fs::write(tmp.join("served.json.new"), served).unwrap();
+                        std::fs::rename(tmp.join("served.json.new"), tmp.join("served.json"))
+                            .unwrap();
+                        return true;
+                    }
+                    st.settle();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    });
+    let out = faultline(
+        vec![
+            "run".into(),
+            file.display().to_string(),
+            "--tc-image".into(),
+            HELPER_IMAGE.into(),
+            "--report".into(),
+            format!("json:{}", report.display()),
+        ],
+        vec![
+            ("KUBECONFIG", config),
+            ("FAULTLINE_STATE_DIR", dir.path().join("state")),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(serving.await.unwrap(), "the proxy's container was added");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let f = &r["faults"][0];
+    assert_eq!(f["status"], "reverted", "{f}");
+    assert_eq!(
+        f["effects"]["http"],
+        serde_json::from_str::<Value>(served).unwrap(),
+        "{f}"
+    );
+    {
+        let mut st = state.lock().unwrap();
+        assert!(st.nat.is_empty(), "{:?}", st.nat);
+        assert_eq!(st.proxy().exited(), Some(0));
+    }
+    let http = fault(json!({"http": {"port": 8080, "abort": {"status": 503}, "duration": "2s"}}));
+    let mut allowed = rbac::for_targets();
+    allowed.extend(fault::rbac_rules(&http));
+    assert_granted(&server.seen(), &allowed);
+}
+
+/// `to: {pods: ...}` on Kubernetes: the servers are the selected pods' IPs, listed through
+/// the API when the fault is prepared; iptables keeps one rule per address, and revert
+/// deletes each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_outbound_to_pods_redirects_only_calls_to_their_addresses() {
+    let state = Arc::new(Mutex::new(HttpState::default()));
+    let inner = http_handler(state.clone());
+    let handler: fake::Handler = Arc::new(move |s: &Seen| {
+        if s.method == "GET" && s.path == PODS {
+            assert_eq!(
+                s.pairs(),
+                [("labelSelector".to_string(), "app=payments".to_string())]
+            );
+            let mut a = pod("payments-1", "uid-p1");
+            a["status"]["podIP"] = json!("10.244.1.5");
+            let mut b = pod("payments-2", "uid-p2");
+            b["status"]["podIP"] = json!("10.244.3.9");
+            return fake::Answer::Json(200, pod_list(vec![a, b]));
+        }
+        inner(s)
+    });
+    let server = fake::start(handler).await;
+    let p = on_fake(&server, spec(), Some(HELPER_IMAGE));
+    let t = target("api-1", "uid-1");
+    let f = fault(json!({"http": {"port": 8443, "direction": "outbound",
+        "to": {"pods": {"selector": "app=payments"}}, "delay": "2s", "duration": "10s"}}));
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let proxy = http_proxy_record(&undo);
+    fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
+    let (m, port) = (&proxy.marker, proxy.proxy_port);
+    let rule = |ip: &str| {
+        format!(
+            "OUTPUT -d {ip}/32 -p tcp -m tcp --dport 8443 -m mark ! --mark 0xfa17417 -m comment --comment {m} -j REDIRECT --to-ports {port}"
+        )
+    };
+    assert_eq!(
+        state.lock().unwrap().nat,
+        vec![
+            format!("-A {}", rule("10.244.1.5")),
+            format!("-A {}", rule("10.244.3.9"))
+        ]
+    );
+    fault::revert_reporting(&p, &undo).await.unwrap();
+    assert!(state.lock().unwrap().nat.is_empty());
+    let seen = server.seen();
+    let deletes: Vec<String> = execs(&seen)
+        .into_iter()
+        .filter(|(_, c)| c.starts_with("iptables -w -t nat -D "))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            format!("iptables -w -t nat -D {}", rule("10.244.1.5")),
+            format!("iptables -w -t nat -D {}", rule("10.244.3.9")),
+        ]
+    );
+    assert_granted(&seen, &fault::rbac_rules(&f));
 }

@@ -399,7 +399,8 @@ pub struct HttpProxyArgs {
     /// Epoch second at which it removes its redirect and ends by itself.
     #[arg(long)]
     pub until: u64,
-    /// The process whose death makes it fail open (faultline).
+    /// The process whose death makes it fail open (faultline); 0 disables the check (PID 1
+    /// of a Kubernetes ephemeral container has no parent).
     #[arg(long)]
     pub parent: u32,
     /// Where it writes its counters.

@@ -1204,7 +1204,9 @@ pub struct HttpCallFault {
 }
 
 /// `http`: faultline's own transparent HTTP/1.1 proxy in the target's network namespace
-/// aborts, delays or rewrites the requests that match, and passes the rest untouched.
+/// aborts, delays or rewrites the requests that match, and passes the rest untouched. On
+/// Kubernetes the proxy runs in an ephemeral container from the helper image
+/// (`--tc-image`: `faultline`, `sh`, `iptables`).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpFault {
@@ -1220,8 +1222,9 @@ pub struct HttpFault {
     /// client).
     #[serde(default)]
     pub direction: HttpDirection,
-    /// With `direction: outbound`, only requests to these servers (`cidrs`, `containers`,
-    /// `hosts`, resolved when the fault is injected); every other host when left out.
+    /// With `direction: outbound`, only requests to these servers (`cidrs`, `hosts`; on
+    /// Docker `containers`; on Kubernetes `pods`; resolved when the fault is injected);
+    /// every other host when left out.
     #[serde(default)]
     pub to: Option<Box<NetScope>>,
     /// Which requests the fault acts on; every request when left out.

@@ -1,7 +1,15 @@
 //! `http`: aborts, delays or rewrites the HTTP requests arriving at a target's port,
 //! through faultline's own transparent proxy ([`super::http_proxy`]) started in the
 //! target's network namespace, with an iptables REDIRECT rule journaled and removed at
-//! revert. No sidecar image.
+//! revert. No sidecar image on Docker.
+//!
+//! On Kubernetes (faultline does not run on the pod's node) the proxy runs as it does for
+//! the nfqueue engine's delayer: `faultline http-proxy` as PID 1 of an ephemeral container
+//! from the helper image (root with NET_ADMIN: it marks its upstream connections), and the
+//! REDIRECT is added and removed through exec in the network helper, whose exit script
+//! removes it too when the helper ends (its lifetime bound, should faultline die). The
+//! proxy's counters are in its own container: revert reads them through exec there once
+//! the redirect is gone, before it stops the proxy.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -12,7 +20,7 @@ use crate::experiment::model::{
     FaultProblems, FaultSpec, HttpDirection, HttpFault, NetworkStrategy, Target as TargetSpec,
     fault_timing,
 };
-use crate::platform::kubernetes::rbac::Permission;
+use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{NetAccess, NetnsRequest, Placement, Platform, PlatformError, Target, host};
 
 /// What revert needs: the redirect rule (as added) and the proxy (by its marker).
@@ -25,9 +33,21 @@ pub struct ProxyRecord {
     pub rule: Vec<String>,
     pub access: NetAccess,
     pub placement: Placement,
-    /// Where the proxy writes its counters.
+    /// Where the proxy writes its counters (on Kubernetes, inside its own container).
     pub counters: std::path::PathBuf,
 }
+
+impl ProxyRecord {
+    /// Whether the proxy runs beside the target in a container of its own (Kubernetes)
+    /// rather than as a host process.
+    fn in_target(&self) -> bool {
+        matches!(self.placement, Placement::InTarget { .. })
+    }
+}
+
+/// What a Kubernetes helper image must have for the `http` fault.
+pub const K8S_IMAGE_NEEDS: &str =
+    "`faultline`, `sh` and `iptables` (the `helper` target of deploy/Dockerfile)";
 
 /// Ports the proxy listens on, picked at random.
 const PROXY_PORTS: std::ops::Range<u16> = 40_000..60_000;
@@ -52,6 +72,39 @@ impl HttpFault {
                 .unwrap_or_default(),
             replace_body: self.replace.as_ref().and_then(|r| r.body.clone()),
         }
+    }
+
+    /// What `plan` says, `proxy` saying where the proxy runs.
+    fn describe_where(&self, proxy: &str) -> String {
+        let mut acts = Vec::new();
+        if let Some(d) = self.delay {
+            acts.push(format!("delay {d}"));
+        }
+        if let Some(a) = &self.abort {
+            match a.status {
+                Some(s) => acts.push(format!("answer {s}")),
+                None => acts.push("reset the connection".to_string()),
+            }
+        }
+        if let Some(r) = &self.replace {
+            let mut parts = Vec::new();
+            if let Some(s) = r.status {
+                parts.push(format!("status {s}"));
+            }
+            if !r.headers.is_empty() {
+                parts.push("headers".to_string());
+            }
+            if r.body.is_some() {
+                parts.push("body".to_string());
+            }
+            acts.push(format!("replace the answer's {}", parts.join(" and ")));
+        }
+        format!(
+            "{} to {}, for {} ({proxy}; other requests pass untouched, HTTPS is not inspected)",
+            acts.join(" then "),
+            self.matches_words(),
+            self.duration
+        )
     }
 
     fn matches_words(&self) -> String {
@@ -102,35 +155,16 @@ impl FaultSpec for HttpFault {
     fault_timing!("http");
 
     fn describe(&self) -> String {
-        let mut acts = Vec::new();
-        if let Some(d) = self.delay {
-            acts.push(format!("delay {d}"));
+        self.describe_where("faultline's HTTP/1.1 proxy in the target's network namespace")
+    }
+
+    fn describe_on(&self, target: &TargetSpec) -> String {
+        if target.kubernetes.is_none() {
+            return self.describe();
         }
-        if let Some(a) = &self.abort {
-            match a.status {
-                Some(s) => acts.push(format!("answer {s}")),
-                None => acts.push("reset the connection".to_string()),
-            }
-        }
-        if let Some(r) = &self.replace {
-            let mut parts = Vec::new();
-            if let Some(s) = r.status {
-                parts.push(format!("status {s}"));
-            }
-            if !r.headers.is_empty() {
-                parts.push("headers".to_string());
-            }
-            if r.body.is_some() {
-                parts.push("body".to_string());
-            }
-            acts.push(format!("replace the answer's {}", parts.join(" and ")));
-        }
-        format!(
-            "{} to {}, for {} (faultline's HTTP/1.1 proxy in the target's network namespace; other requests pass untouched, HTTPS is not inspected)",
-            acts.join(" then "),
-            self.matches_words(),
-            self.duration
-        )
+        self.describe_where(&format!(
+            "faultline's HTTP/1.1 proxy in an ephemeral container of the pod, behind an iptables REDIRECT added and removed through exec; the helper image needs {K8S_IMAGE_NEEDS}"
+        ))
     }
 
     fn validate(&self, target: &TargetSpec, p: &mut FaultProblems) {
@@ -152,15 +186,18 @@ impl FaultSpec for HttpFault {
                     "`to` of the `http` fault takes `cidrs`, `containers` or `hosts`: its port is the fault's `port`, its protocol TCP",
                 );
             }
-            if to.pods.is_some() {
+            if to.pods.is_some() && target.docker.is_some() {
                 p.err_at(
                     "to",
-                    "`to.pods` is for Kubernetes: the `http` fault runs on Docker targets",
+                    "`to.pods` names Kubernetes pods: on Docker name servers with `containers`, `hosts` or `cidrs`",
                 );
             }
-        }
-        if target.kubernetes.is_some() {
-            p.err("the `http` fault is not available on Kubernetes yet: it runs on Docker targets");
+            if target.kubernetes.is_some() && to.containers.is_some() {
+                p.err_at(
+                    "to",
+                    "`to.containers` names Docker containers: on Kubernetes name the servers with `pods: {selector: ...}`, `hosts` or `cidrs`",
+                );
+            }
         }
         if let Some(a) = &self.abort {
             match (a.status, a.reset) {
@@ -215,9 +252,19 @@ impl FaultSpec for HttpFault {
 #[async_trait]
 impl FaultKind for HttpFault {
     async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+        if platform.in_target_from_helper_image() {
+            // Kubernetes: the proxy runs in an ephemeral container from the helper image.
+            if platform.helper_image().is_none() {
+                return Err(format!(
+                    "the `http` fault on {} runs its proxy in an ephemeral container from faultline's helper image: name an image with {K8S_IMAGE_NEEDS} with --tc-image or FAULTLINE_TC_IMAGE",
+                    platform.kind()
+                ));
+            }
+            return Ok(());
+        }
         if platform.kind() != "docker" {
             return Err(format!(
-                "the `http` fault is not available on {} yet: it runs on Docker targets",
+                "the `http` fault is not available on {}: it runs on Docker and Kubernetes targets",
                 platform.kind()
             ));
         }
@@ -225,19 +272,33 @@ impl FaultKind for HttpFault {
     }
 
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        platform.host_reach(target).await.map_err(|e| {
-            PlatformError::Refused(format!(
+        let marker = format!("faultline-http-{:016x}", rand::random::<u64>());
+        // Where faultline cannot reach the target from the host but a helper image runs
+        // beside it (Kubernetes), the proxy runs there.
+        let reach = platform.host_reach(target).await;
+        let beside = platform.in_target_from_helper_image() && reach.is_err();
+        if let (Err(e), false) = (reach, beside) {
+            return Err(PlatformError::Refused(format!(
                 "the `http` fault runs its proxy from the host: {e}"
-            ))
-        })?;
+            )));
+        }
         let access = platform
             .enter_netns(
                 target,
                 &NetnsRequest {
-                    strategy: NetworkStrategy::Host,
+                    strategy: if beside {
+                        NetworkStrategy::Sidecar
+                    } else {
+                        NetworkStrategy::Host
+                    },
                     image: None,
                     lifetime: super::helper_lifetime(self.duration.std()),
-                    on_exit: String::new(),
+                    // The helper takes the redirect with it when it ends (faultline died).
+                    on_exit: if beside {
+                        http_proxy::delete_rules_script(&marker)
+                    } else {
+                        String::new()
+                    },
                 },
             )
             .await?;
@@ -254,22 +315,34 @@ impl FaultKind for HttpFault {
                 }
             }
         }
-        let marker = format!("faultline-http-{:016x}", rand::random::<u64>());
+        let (placement, counters) = match (&access, beside) {
+            (NetAccess::Sidecar { image, .. }, true) => (
+                Placement::InTarget {
+                    net_admin: true,
+                    image: Some(image.clone()),
+                },
+                std::path::PathBuf::from(format!("/tmp/{marker}.json")),
+            ),
+            _ => (
+                Placement::Host {
+                    netns: true,
+                    cgroups: false,
+                },
+                crate::state_dir::state_dir().join(format!("{marker}.json")),
+            ),
+        };
         let proxy_port =
             PROXY_PORTS.start + rand::random::<u16>() % (PROXY_PORTS.end - PROXY_PORTS.start);
         Ok(Some(Undo::new(UndoRecord::RemoveHttpProxy {
             target: target.clone(),
             proxy: ProxyRecord {
                 rule: http_proxy::redirect_spec(self.way(), self.port, proxy_port, &marker, &to),
-                counters: crate::state_dir::state_dir().join(format!("{marker}.json")),
+                counters,
                 marker,
                 port: self.port,
                 proxy_port,
                 access,
-                placement: Placement::Host {
-                    netns: true,
-                    cgroups: false,
-                },
+                placement,
             },
         })))
     }
@@ -278,7 +351,7 @@ impl FaultKind for HttpFault {
         let proxy = super::undo_part!(u, RemoveHttpProxy { proxy }, self);
         let lifetime = self.duration.std() + super::cpu_stress::DEADLINE_MARGIN;
         let rules = serde_json::to_string(&self.rules()).expect("serializable");
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "http-proxy".into(),
             "--listen".into(),
             proxy.proxy_port.to_string(),
@@ -289,13 +362,23 @@ impl FaultKind for HttpFault {
             "--until".into(),
             host::deadline(lifetime).to_string(),
             "--parent".into(),
-            std::process::id().to_string(),
+            // In its own container the proxy has no parent to watch (its parent PID is 0).
+            if proxy.in_target() {
+                "0".into()
+            } else {
+                std::process::id().to_string()
+            },
             "--counters".into(),
             proxy.counters.display().to_string(),
             "--marker".into(),
             proxy.marker.clone(),
         ];
-        let _ = std::fs::remove_file(&proxy.counters);
+        if proxy.in_target() {
+            // A command in the helper image rather than faultline's own arguments.
+            args.insert(0, "faultline".into());
+        } else {
+            let _ = std::fs::remove_file(&proxy.counters);
+        }
         platform
             .start_process(
                 target,
@@ -308,11 +391,18 @@ impl FaultKind for HttpFault {
         // The proxy writes its first counters once it listens.
         let mut listening = false;
         for _ in 0..200 {
-            if proxy.counters.exists() {
+            if proxy.in_target() {
+                match read_in_target(platform, target, proxy).await {
+                    Ok(Some(_)) => listening = true,
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+            } else if proxy.counters.exists() {
                 listening = true;
+            } else if host::pids_with_marker(&proxy.marker).is_empty() {
                 break;
             }
-            if host::pids_with_marker(&proxy.marker).is_empty() {
+            if listening {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -330,17 +420,28 @@ impl FaultKind for HttpFault {
         if out.code != 0 {
             let _ = stop(platform, target, proxy).await;
             return Err(PlatformError::Refused(format!(
-                "cannot add the redirect `{}` in `{}`: {} (the `http` fault needs iptables with the nat table on the host)",
+                "cannot add the redirect `{}` in `{}`: {} (the `http` fault needs iptables with the nat table {})",
                 proxy.rule.join(" "),
                 target.name,
-                out.stderr.trim()
+                out.stderr.trim(),
+                if proxy.in_target() {
+                    "in the helper image"
+                } else {
+                    "on the host"
+                }
             )));
         }
         Ok(())
     }
 
+    /// Kubernetes: the network helper and the proxy are ephemeral containers; the
+    /// redirect and the counters go through exec.
     fn rbac(&self) -> &'static [Permission] {
-        &[]
+        // Peer pods are resolved to their IPs through the API: listing pods.
+        if self.to.as_ref().is_some_and(|t| t.pods.is_some()) {
+            return rbac::EPHEMERAL_HELPERS_AND_PEERS;
+        }
+        rbac::EPHEMERAL_HELPERS
     }
 }
 
@@ -356,12 +457,29 @@ async fn rules_left(
     Ok(http_proxy::own_rules(&out.stdout, &proxy.marker))
 }
 
-/// Removes the redirect (confirmed gone), then stops the proxy.
+/// The counters a proxy in its own container wrote, read there through exec; `None`
+/// before it wrote any.
+async fn read_in_target(
+    platform: &dyn Platform,
+    target: &Target,
+    proxy: &ProxyRecord,
+) -> Result<Option<crate::report::HttpCounts>, PlatformError> {
+    let cat = vec!["cat".to_string(), proxy.counters.display().to_string()];
+    let out = platform
+        .process_exec(target, proxy.placement.clone(), &proxy.marker, &cat)
+        .await?;
+    Ok((out.code == 0)
+        .then(|| serde_json::from_str(&out.stdout).ok())
+        .flatten())
+}
+
+/// Removes the redirect (confirmed gone), then stops the proxy; says what the proxy did
+/// (on Kubernetes read before it stops: its counters go with its container).
 async fn stop(
     platform: &dyn Platform,
     target: &Target,
     proxy: &ProxyRecord,
-) -> Result<(), PlatformError> {
+) -> Result<Option<crate::report::HttpCounts>, PlatformError> {
     for _ in 0..5 {
         let left = rules_left(platform, target, proxy).await?;
         if left.is_empty() {
@@ -380,9 +498,26 @@ async fn stop(
         )));
     }
     // With the rule gone new connections reach the server directly; SIGTERM ends the proxy.
+    let counts = if proxy.in_target() {
+        // A proxy already ended (its deadline) has nothing left to read.
+        read_in_target(platform, target, proxy)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!("the HTTP proxy's counters in `{}`: {e}", target.name);
+                None
+            })
+    } else {
+        None
+    };
     platform
         .stop_process(target, proxy.placement.clone(), &proxy.marker, true)
-        .await
+        .await?;
+    if proxy.in_target() {
+        return Ok(counts);
+    }
+    let counts = http_proxy::read_counters(&proxy.counters);
+    let _ = std::fs::remove_file(&proxy.counters);
+    Ok(counts)
 }
 
 /// Removes the redirect and the proxy, and confirms both are gone; says what the proxy
@@ -392,9 +527,7 @@ pub async fn revert(
     target: &Target,
     proxy: &ProxyRecord,
 ) -> Result<Option<FaultEffects>, PlatformError> {
-    stop(platform, target, proxy).await?;
-    let counts = http_proxy::read_counters(&proxy.counters);
-    let _ = std::fs::remove_file(&proxy.counters);
+    let counts = stop(platform, target, proxy).await?;
     platform.leave_netns(&proxy.access).await?;
     Ok(counts.map(|c| FaultEffects {
         http: Some(c),

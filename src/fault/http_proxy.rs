@@ -11,6 +11,11 @@
 //! gone), and at its own deadline, it deletes its own rules and only forwards from then
 //! on, so that new connections reach the server directly at once; the dead-man's switch
 //! (`recover`) then finds the rule gone and stops the proxy.
+//!
+//! On Kubernetes it runs as PID 1 of an ephemeral container (`--parent 0`): it has no
+//! parent to watch, so the redirect is removed when faultline dies by the network
+//! helper's exit script (at its lifetime's end), by the dead-man's switch, and by the
+//! proxy's own deadline, not within a second as on Docker.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -214,6 +219,17 @@ pub fn own_rules(listing: &str, marker: &str) -> Vec<Vec<String>> {
         .filter(|l| l.contains(&needle) && l.starts_with("-A "))
         .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
         .collect()
+}
+
+/// A shell script that deletes every nat rule carrying `marker`: the Kubernetes network
+/// helper runs it as it ends. The marker is split, so that stopping the proxy by its
+/// marker never takes the helper's shell for it (one process namespace with
+/// `shareProcessNamespace`).
+pub fn delete_rules_script(marker: &str) -> String {
+    let (a, b) = marker.split_at(marker.len() / 2);
+    format!(
+        "m1={a}; m2={b}; iptables -w -t nat -S 2>/dev/null | grep -F -e \"--comment $m1$m2 \" | while read -r _ rule; do iptables -w -t nat -D $rule; done"
+    )
 }
 
 /// Deletes every nat rule carrying `marker`, from inside the namespace the proxy runs in.
@@ -534,6 +550,11 @@ fn now_epoch() -> u64 {
         .as_secs()
 }
 
+/// Whether the proxy's parent (`parent`, faultline) has gone; never with `parent` 0.
+fn orphan(parent: u32) -> bool {
+    parent != 0 && nix::unistd::getppid().as_raw() as u32 != parent
+}
+
 /// What the hidden `faultline http-proxy` command is given.
 pub struct ProxyArgs {
     pub listen: u16,
@@ -541,6 +562,8 @@ pub struct ProxyArgs {
     pub rules: Rules,
     pub until: u64,
     pub marker: String,
+    /// faultline's PID, whose death makes the proxy fail open; 0: none to watch (PID 1 of
+    /// a container, whose parent PID is 0).
     pub parent: u32,
     pub counters: std::path::PathBuf,
 }
@@ -561,8 +584,10 @@ async fn serve(a: ProxyArgs) -> std::io::Result<()> {
     // faultline's death is told by SIGUSR1 (instead of the SIGKILL it was started with):
     // the proxy then fails open rather than dying with its redirect still in place.
     let mut orphaned = signal(SignalKind::user_defined1())?;
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGUSR1)
-        .map_err(std::io::Error::from)?;
+    if a.parent != 0 {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGUSR1)
+            .map_err(std::io::Error::from)?;
+    }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", a.listen)).await?;
     let shared = Arc::new(Shared {
         rules: a.rules,
@@ -597,7 +622,7 @@ async fn serve(a: ProxyArgs) -> std::io::Result<()> {
         tokio::select! {
             _ = tick.tick() => {
                 write_counters(&a.counters, &shared.counters);
-                if nix::unistd::getppid().as_raw() as u32 != a.parent {
+                if orphan(a.parent) {
                     fail_open(&shared, &a.marker);
                 }
                 if now_epoch() >= a.until {
@@ -620,6 +645,58 @@ async fn serve(a: ProxyArgs) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_zero_watches_no_parent() {
+        assert!(!orphan(0), "PID 1 of a container: nothing to watch");
+        let parent = nix::unistd::getppid().as_raw() as u32;
+        assert!(!orphan(parent));
+        assert!(orphan(parent + 1));
+    }
+
+    /// The Kubernetes helper's exit script, in a real shell with an `iptables` that
+    /// prints a nat listing and logs what it is asked to delete: exactly the marker's
+    /// rules go, each as listed.
+    #[test]
+    fn the_helpers_exit_script_deletes_exactly_the_markers_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("deleted");
+        let listing = "-P PREROUTING ACCEPT\n\
+-A PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment faultline-http-00aa -j REDIRECT --to-ports 45000\n\
+-A PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment faultline-http-00aab -j REDIRECT --to-ports 45001\n\
+-A OUTPUT ! -d 127.0.0.0/8 -p tcp -m tcp --dport 80 -m mark ! --mark 0xfa17417 -m comment --comment faultline-http-00aa -j REDIRECT --to-ports 45000\n";
+        std::fs::write(dir.path().join("listing"), listing).unwrap();
+        let fake = format!(
+            "#!/bin/sh\ncase \"$*\" in\n  '-w -t nat -S') cat {0}/listing ;;\n  *) echo \"$*\" >> {1} ;;\nesac\n",
+            dir.path().display(),
+            log.display()
+        );
+        let iptables = dir.path().join("iptables");
+        std::fs::write(&iptables, fake).unwrap();
+        std::fs::set_permissions(
+            &iptables,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let script = delete_rules_script("faultline-http-00aa");
+        assert!(!script.contains("faultline-http-00aa"), "{script}");
+        let st = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("PATH", path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "-w -t nat -D PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment faultline-http-00aa -j REDIRECT --to-ports 45000\n\
+-w -t nat -D OUTPUT ! -d 127.0.0.0/8 -p tcp -m tcp --dport 80 -m mark ! --mark 0xfa17417 -m comment --comment faultline-http-00aa -j REDIRECT --to-ports 45000\n"
+        );
+    }
 
     #[test]
     fn globs_match_paths() {

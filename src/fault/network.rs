@@ -925,20 +925,9 @@ impl FaultKind for NetworkFault {
             .iter()
             .any(|(_, s)| s.pods.is_some())
         {
-            return &[
-                rbac::GET_PODS,
-                rbac::LIST_PODS,
-                rbac::PATCH_EPHEMERAL,
-                rbac::EXEC_CREATE,
-                rbac::EXEC_GET,
-            ];
+            return rbac::EPHEMERAL_HELPERS_AND_PEERS;
         }
-        &[
-            rbac::GET_PODS,
-            rbac::PATCH_EPHEMERAL,
-            rbac::EXEC_CREATE,
-            rbac::EXEC_GET,
-        ]
+        rbac::EPHEMERAL_HELPERS
     }
 }
 

@@ -400,6 +400,27 @@ pub trait Platform: Send + Sync {
         false
     }
 
+    /// The helper image [`Placement::InTarget`] runs from when a fault names none
+    /// (`--tc-image`, `FAULTLINE_TC_IMAGE`), where [`Platform::in_target_from_helper_image`].
+    fn helper_image(&self) -> Option<String> {
+        None
+    }
+
+    /// Runs `argv` beside a process `start_process` started with `placement` and `marker`
+    /// (Kubernetes: an exec into its ephemeral container, which sees its files).
+    async fn process_exec(
+        &self,
+        _target: &Target,
+        placement: Placement,
+        _marker: &str,
+        _argv: &[String],
+    ) -> Result<ExecOutput, PlatformError> {
+        Err(PlatformError::Refused(format!(
+            "commands beside processes {placement:?} are not available on {}",
+            self.kind()
+        )))
+    }
+
     /// The containers or pods `peers` selects, with their addresses now (every running
     /// one, protected ones too: they are only named, never touched).
     async fn peers(

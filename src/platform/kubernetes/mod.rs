@@ -793,7 +793,14 @@ impl KubernetesPlatform {
 
 /// How an in-target process is named in messages, and what its image needs.
 fn process_words(argv: &[String]) -> (&'static str, String) {
-    if argv.first().map(String::as_str) == Some("faultline") {
+    if argv.first().map(String::as_str) == Some("faultline")
+        && argv.get(1).map(String::as_str) == Some("http-proxy")
+    {
+        (
+            "HTTP proxy",
+            "`faultline`, `sh` and `iptables` (the `helper` target of deploy/Dockerfile)".into(),
+        )
+    } else if argv.first().map(String::as_str) == Some("faultline") {
         (
             "nfqueue delayer",
             "`faultline`, `tc` and `iptables` (the `helper` target of deploy/Dockerfile)".into(),
@@ -1221,6 +1228,36 @@ impl Platform for KubernetesPlatform {
     /// mount into every container of the pod, ephemeral ones included.
     fn in_target_from_helper_image(&self) -> bool {
         true
+    }
+
+    fn helper_image(&self) -> Option<String> {
+        self.tc_image.clone()
+    }
+
+    /// An exec into the process's ephemeral container (named by its marker): it sees the
+    /// files the process writes (the HTTP proxy's counters).
+    async fn process_exec(
+        &self,
+        target: &Target,
+        placement: Placement,
+        marker: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, PlatformError> {
+        if !matches!(placement, Placement::InTarget { .. }) {
+            return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
+        }
+        match self
+            .exec_in(Some(&target.id), &target.name, marker, argv)
+            .await
+        {
+            Ok(out) => Ok(out),
+            Err(ExecError::Platform(e)) => Err(e),
+            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
+            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
+                "the faultline process `{marker}` of pod `{}` has ended ({reason}, exit {code})",
+                target.name
+            ))),
+        }
     }
 
     async fn start_process(

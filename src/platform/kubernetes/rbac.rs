@@ -39,6 +39,14 @@ pub const EXEC_GET: Permission = core("pods/exec", "get");
 /// A fault that runs in the target container itself through exec: the pod read for its
 /// container, and exec into it.
 pub const EXEC_IN_TARGET: &[Permission] = &[GET_PODS, EXEC_CREATE, EXEC_GET];
+/// A fault that works from ephemeral containers of the target pod (the network helper, the
+/// nfqueue delayer, the HTTP proxy): the pod read while they start and stop, the patch that
+/// adds them, and exec into them.
+pub const EPHEMERAL_HELPERS: &[Permission] = &[GET_PODS, PATCH_EPHEMERAL, EXEC_CREATE, EXEC_GET];
+/// [`EPHEMERAL_HELPERS`] with peer pods resolved to their IPs through the API (listing
+/// pods).
+pub const EPHEMERAL_HELPERS_AND_PEERS: &[Permission] =
+    &[GET_PODS, LIST_PODS, PATCH_EPHEMERAL, EXEC_CREATE, EXEC_GET];
 /// The `available` probe.
 pub const GET_DEPLOYMENTS: Permission = Permission {
     group: "apps",
