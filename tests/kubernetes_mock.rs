@@ -2262,6 +2262,9 @@ fn ifb_exec(st: &mut NetState, argv: &str) -> Option<fake::Answer> {
             fake::Answer::exec_exit(1, "Device \"ifb-fa17\" does not exist.\n")
         }
         "ip link set dev ifb-fa17 up" => ok(""),
+        "tc qdisc show dev eth0" if st.ingress => ok(
+            "qdisc noqueue 0: root refcnt 2\nqdisc ingress ffff: parent ffff:fff1 ----------------\n",
+        ),
         "tc filter show dev eth0 parent ffff:" if st.ingress => ok(
             "filter protocol all pref 1 u32 chain 0 fh 800::800 order 2048 key ht 800 bkt 0 flowid ??? \n\taction order 1: mirred (Egress Redirect to device ifb-fa17) stolen\n",
         ),
@@ -2462,9 +2465,7 @@ async fn an_ingress_rate_on_a_pod_goes_through_an_ifb_device_in_the_helper() {
     let helper = state.lock().unwrap().helper.clone().unwrap();
     let script = helper_script(&server);
     assert!(
-        script.contains(
-            "tc filter show dev eth0 parent ffff: 2>/dev/null | grep -q ifb-fa17 && tc qdisc del dev eth0 ingress 2>/dev/null; ip link del ifb-fa17 2>/dev/null"
-        ),
+        script.contains(&faultline::fault::ifb::shell_teardown("eth0")),
         "the helper's exit script does not remove the IFB device: {script}"
     );
     fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
@@ -2496,6 +2497,7 @@ async fn an_ingress_rate_on_a_pod_goes_through_an_ifb_device_in_the_helper() {
                 "tc qdisc add dev eth0 handle ffff: ingress",
                 "tc filter add dev eth0 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ifb-fa17",
                 // Revert: the ingress qdisc is ours (it redirects to the device), then the device.
+                "tc qdisc show dev eth0",
                 "tc filter show dev eth0 parent ffff:",
                 "tc qdisc del dev eth0 ingress",
                 "ip link show ifb-fa17",

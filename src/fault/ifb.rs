@@ -74,8 +74,12 @@ pub fn setup_commands(
 /// The same teardown as a shell line, for a helper that cleans up when it ends on its own
 /// (faultline died): the `ingress` qdisc only if its filters are ours, then the device.
 pub fn shell_teardown(interface: &str) -> String {
+    let filters = format!("tc filter show dev {interface} parent ffff: 2>/dev/null");
+    let del = format!("tc qdisc del dev {interface} ingress 2>/dev/null");
+    // No `$` in it: Kubernetes would expand it in a container's command.
     format!(
-        "tc filter show dev {interface} parent ffff: 2>/dev/null | grep -q {DEVICE} && tc qdisc del dev {interface} ingress 2>/dev/null; ip link del {DEVICE} 2>/dev/null"
+        "ip link show {DEVICE} >/dev/null 2>&1 && ! {filters} | grep -q . && {del}; \
+         {filters} | grep -q {DEVICE} && {del}; ip link del {DEVICE} 2>/dev/null"
     )
 }
 
@@ -195,8 +199,8 @@ pub async fn add(
     Ok(())
 }
 
-/// Removes ingress shaping if it is there (the `ingress` qdisc only when its filters
-/// redirect to [`DEVICE`]), and confirms that the device is gone.
+/// Removes ingress shaping if it is there (the `ingress` qdisc only when it is ours), and
+/// confirms that the device is gone.
 pub async fn remove(
     platform: &dyn Platform,
     target: &Target,
@@ -208,14 +212,23 @@ pub async fn remove(
         target,
         access,
     };
-    let filters = ns
-        .run(&argv(&[
-            "tc", "filter", "show", "dev", interface, "parent", "ffff:",
-        ]))
+    let qdiscs = ns
+        .run(&argv(&["tc", "qdisc", "show", "dev", interface]))
         .await?;
-    if filters.code == 0 && filters.stdout.contains(DEVICE) {
-        ns.ok(&argv(&["tc", "qdisc", "del", "dev", interface, "ingress"]))
+    if has_ingress(&qdiscs.stdout) {
+        let filters = ns
+            .run(&argv(&[
+                "tc", "filter", "show", "dev", interface, "parent", "ffff:",
+            ]))
             .await?;
+        // Ours: it redirects to the device; or it has no filter yet beside the device, left
+        // by a setup that stopped part-way (the device comes first, and setup refuses an
+        // ingress qdisc that was already there).
+        let unfinished = filters.stdout.trim().is_empty() && ns.has_device().await?;
+        if filters.stdout.contains(DEVICE) || unfinished {
+            ns.ok(&argv(&["tc", "qdisc", "del", "dev", interface, "ingress"]))
+                .await?;
+        }
     }
     if ns.has_device().await? {
         ns.ok(&argv(&["ip", "link", "del", DEVICE])).await?;
@@ -273,10 +286,45 @@ mod tests {
     }
 
     #[test]
-    fn the_helpers_teardown_deletes_only_an_ingress_qdisc_that_redirects_to_ours() {
-        let s = shell_teardown("eth0");
-        assert!(s.starts_with("tc filter show dev eth0 parent ffff: 2>/dev/null | grep -q ifb-fa17 && tc qdisc del dev eth0 ingress"), "{s}");
-        assert!(s.ends_with("ip link del ifb-fa17 2>/dev/null"), "{s}");
+    fn the_helpers_teardown_deletes_only_an_ingress_qdisc_that_is_ours() {
+        assert!(!shell_teardown("eth0").contains('$'));
+        // Run for real in scratch network namespaces: what is left on `lo` afterwards.
+        let left = |setup: &str| -> Option<String> {
+            let script = format!(
+                "{setup}; {}; tc qdisc show dev lo | grep ingress; ip link show {DEVICE} 2>/dev/null",
+                shell_teardown("lo")
+            );
+            let out = std::process::Command::new("unshare")
+                .args(["--net", "sh", "-c", &script])
+                .output()
+                .ok()?;
+            out.status.code()?;
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let device = format!("ip link add {DEVICE} type ifb");
+        let ingress = "tc qdisc add dev lo handle ffff: ingress";
+        let ours = setup_commands("lo", &[], &[])
+            .iter()
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+            .join(" && ");
+        let Some(full) = left(&ours) else {
+            crate::test_support::skip::skip(
+                crate::test_support::skip::Skip::Missing,
+                "`unshare --net` does not run here (root and util-linux needed)",
+            );
+            return;
+        };
+        assert_eq!(full, "", "a finished setup is removed whole");
+        // Stopped part-way: the device and an ingress qdisc without its filter yet.
+        assert_eq!(left(&format!("{device} && {ingress}")).unwrap(), "");
+        // Someone else's ingress qdisc, with a filter of theirs and no device of ours.
+        let foreign = format!(
+            "{ingress} && tc filter add dev lo parent ffff: protocol all prio 1 u32 match u32 0 0 action drop"
+        );
+        assert!(left(&foreign).unwrap().contains("qdisc ingress ffff:"));
+        // Someone else's bare ingress qdisc, and no device of ours: left too.
+        assert!(left(ingress).unwrap().contains("qdisc ingress ffff:"));
     }
 
     #[test]
