@@ -2465,7 +2465,7 @@ async fn an_ingress_rate_on_a_pod_goes_through_an_ifb_device_in_the_helper() {
     let helper = state.lock().unwrap().helper.clone().unwrap();
     let script = helper_script(&server);
     assert!(
-        script.contains(&faultline::fault::ifb::shell_teardown("eth0")),
+        script.contains(&fault::ifb::shell_teardown("eth0")),
         "the helper's exit script does not remove the IFB device: {script}"
     );
     fault::inject(&p, &f, &t, Some(&undo)).await.unwrap();
