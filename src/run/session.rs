@@ -159,14 +159,9 @@ impl Session {
         platforms: &[&dyn Platform],
         seed: Option<u64>,
     ) -> Result<RunResult, Error> {
-        let first_seed = l
-            .experiment
-            .named_targets()
-            .first()
-            .and_then(|(_, t)| t.select.seed);
-        let seed = seed.or(first_seed).unwrap_or_else(rand::random);
-        // An unreachable platform is reported by the run itself, with its verdict.
-        let resolved = resolve_all(platforms, &l.experiment, Some(seed)).await.ok();
+        // Each target keeps its own `select.seed` unless `--seed` overrides them all, as
+        // `plan` resolves them. An unreachable platform is reported by the run itself.
+        let resolved = resolve_all(platforms, &l.experiment, seed).await.ok();
         if let Some(r) = &resolved {
             self.guard(l, r)?;
         }
@@ -183,7 +178,7 @@ impl Session {
             platforms,
             &self.probes,
             RunOptions {
-                seed: Some(seed),
+                seed,
                 resolved,
                 cancel: self.cancel.clone(),
                 observer: self.observe.as_ref().and_then(|o| o()),
@@ -347,6 +342,36 @@ mod tests {
         assert!(err.contains("into 4 targets"), "{err}");
         assert!(err.contains("api: a, api: b, cache: a, cache: b"), "{err}");
         assert!(api.log.lock().unwrap().is_empty() && cache.log.lock().unwrap().is_empty());
+    }
+
+    /// Each named target keeps its own `select.seed`: the run picks what `plan` shows.
+    #[tokio::test]
+    async fn each_named_target_keeps_its_own_seed() {
+        let yaml = "version: 1\nname: seeds\ntargets:\n  api:\n    docker: {labels: {app: api}}\n    select: {mode: one, seed: 1}\n  cache:\n    docker: {labels: {app: cache}}\n    select: {mode: one, seed: 2}\nfaults:\n  - pause: {target: api, duration: 10ms}\n  - pause: {target: cache, duration: 10ms}\n";
+        let l =
+            crate::experiment::load_experiment_str("t.yaml", yaml, &Default::default(), &|_| None)
+                .unwrap();
+        let names = vec!["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"];
+        let fake = || Fake {
+            listings: Mutex::new(vec![names.clone()]),
+            ..Default::default()
+        };
+        let (api, cache) = (fake(), fake());
+        let planned: Vec<String> = resolve_all(&[&api, &cache], &l.experiment, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.targets[0].name.clone())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let result = session(&dir, None)
+            .execute_on(&l, &[&api, &cache], None)
+            .await
+            .unwrap();
+        let ran: Vec<String> = result.targets.iter().map(|t| t.name.clone()).collect();
+        assert_eq!(ran, planned);
+        // Seeds 1 and 2 pick differently among eight here: a shared seed would not.
+        assert_ne!(planned[0], planned[1], "{planned:?}");
     }
 
     #[tokio::test]
