@@ -423,7 +423,11 @@ impl DockerPlatform {
         &self,
         target: &Target,
     ) -> Result<Option<Vec<bollard::models::ResourcesUlimits>>, PlatformError> {
-        if self.podman == Some(false) || !self.engine().await?.podman {
+        let podman = match self.podman {
+            Some(known) => known,
+            None => self.engine().await?.podman,
+        };
+        if !podman {
             return Ok(None);
         }
         let info = self.inspect(target).await?;
@@ -565,14 +569,24 @@ impl DockerPlatform {
                 )),
                 other => other,
             })?;
-        self.call(
-            target,
-            self.docker.start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            ),
-        )
-        .await?;
+        let started = self
+            .call(
+                target,
+                self.docker.start_container(
+                    &created.id,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                ),
+            )
+            .await;
+        if let Err(e) = started {
+            // Created but never started: `auto_remove` would not take it away.
+            let force = bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            let _ = self.docker.remove_container(&created.id, Some(force)).await;
+            return Err(e);
+        }
         Ok(created.id)
     }
 
@@ -599,24 +613,11 @@ impl DockerPlatform {
         Ok(())
     }
 
-    /// Stops this host's processes that carry `marker` (stressors, delayers) and waits
-    /// until none is left; `gentle` sends SIGTERM first and SIGKILL only if one lingers.
-    /// Returns false if one survives even SIGKILL.
     /// The containers in one of `states` that match the target block, with their state.
     async fn matching(&self, states: &[&str]) -> Result<Vec<(Target, String)>, PlatformError> {
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
-        // Podman refuses a status filter naming a state it does not have (`restarting`):
-        // there the listing's states are filtered here.
-        let podman = match self.podman {
-            Some(known) => known,
-            None => self.engine().await?.podman,
-        };
-        if !podman {
-            filters.insert(
-                "status".into(),
-                states.iter().map(|s| (*s).to_string()).collect(),
-            );
-        }
+        // States are filtered here, not with the daemon's `status` filter: Podman refuses
+        // one naming a state it does not have (`restarting`).
         let labels = self.spec.selector_labels();
         if !labels.is_empty() {
             filters.insert(
@@ -624,7 +625,7 @@ impl DockerPlatform {
                 labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             );
         }
-        // `all` lets the status filter see paused and restarting containers.
+        // `all`: paused and restarting containers too.
         let list = self.list(true, filters).await?;
         let own = own_container_id();
         Ok(list
@@ -643,7 +644,7 @@ impl DockerPlatform {
                     .map(|n| n.trim_start_matches('/').to_string())
                     .unwrap_or_else(|| id[..12].to_string());
                 let state = c.state.map(|s| s.to_string()).unwrap_or_default();
-                if podman && !states.contains(&state.as_str()) {
+                if !states.contains(&state.as_str()) {
                     return None;
                 }
                 Some((
