@@ -668,6 +668,23 @@ impl Fault {
         each_fault!(self, f => f)
     }
 
+    /// The scopes of the fault that name peers (a network fault's `to`, `from` and
+    /// `partition.with`, an http fault's `to`): their pods are resolved through the API.
+    pub fn peer_scopes(&self) -> Vec<&NetScope> {
+        match self {
+            Fault::Network(n) => [
+                n.to.as_deref(),
+                n.from.as_deref(),
+                n.partition.as_deref().map(|p| &p.with),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Fault::Http(h) => h.to.as_deref().into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         self.spec().name()
     }

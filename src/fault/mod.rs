@@ -510,6 +510,11 @@ faults:
             "faults:\n  - network: {delay: 100ms, duration: 5s, to: {pods: {selector: app=db, namespace: data}}}\n",
         );
         only_listed_in(&needs, "data", "network peers");
+        // The servers of an outbound http fault, by pod, the same way.
+        let needs = needs_on_shop(
+            "faults:\n  - http: {port: 80, direction: outbound, abort: {status: 503}, duration: 5s, to: {pods: {selector: app=pay, namespace: pay}}}\n",
+        );
+        only_listed_in(&needs, "pay", "http peers");
     }
 
     #[test]

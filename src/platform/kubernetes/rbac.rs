@@ -165,25 +165,18 @@ pub fn needs(e: &Experiment, for_fault: impl Fn(&Fault) -> Vec<Permission>) -> N
         let on_it = |f: &&Fault| e.target_of(f).is_some_and(|(n, _)| n == name);
         for f in e.faults.iter().filter(on_it) {
             add(&scope, for_fault(f), f.type_name());
-            // Peer pods of a network scope in another namespace are listed there.
-            if let Fault::Network(n) = f {
-                let scopes = [
-                    n.to.as_deref(),
-                    n.from.as_deref(),
-                    n.partition.as_deref().map(|p| &p.with),
-                ];
-                for ns in scopes
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s.pods.as_ref()?.namespace.clone())
-                    .filter(|ns| *ns != k.namespace)
-                {
-                    let peers = Scope {
-                        context: k.context.clone(),
-                        namespace: ns,
-                    };
-                    add(&peers, vec![LIST_PODS], "network peers");
-                }
+            // Peer pods of a scope in another namespace are listed there.
+            for ns in f
+                .peer_scopes()
+                .into_iter()
+                .filter_map(|s| s.pods.as_ref()?.namespace.clone())
+                .filter(|ns| *ns != k.namespace)
+            {
+                let peers = Scope {
+                    context: k.context.clone(),
+                    namespace: ns,
+                };
+                add(&peers, vec![LIST_PODS], &format!("{} peers", f.type_name()));
             }
         }
     }
