@@ -510,9 +510,15 @@ async fn inject_and_recover(
     for (o, f) in outcomes.into_iter().zip(&e.faults) {
         result.faults.extend(o.records);
         injection_error |= o.error;
+        let name = lane_of(f).name;
         for t in o.touched {
-            if !result.targets.iter().any(|r| r.id == t.id) {
-                result.targets.push(target_ref(&t, lane_of(f).name));
+            // Two named targets may select the same container: it is listed under each.
+            if !result
+                .targets
+                .iter()
+                .any(|r| r.id == t.id && r.target_name == name)
+            {
+                result.targets.push(target_ref(&t, name));
             }
         }
     }
