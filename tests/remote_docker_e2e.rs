@@ -812,3 +812,41 @@ fn pause_through_docker_host_ssh() {
     let left: Vec<_> = forward_dirs().difference(&before).cloned().collect();
     assert!(left.is_empty(), "forward directories left: {left:?}");
 }
+
+/// `recover -H` does not close an entry it cannot find through the flag's daemon: the run
+/// may have used another one. Only a `recover` through the run's own endpoint may say the
+/// target is gone.
+#[test]
+fn recover_through_another_host_keeps_an_entry_it_cannot_find() {
+    let Some((fleet, web)) = one_web("flag-elsewhere") else {
+        return;
+    };
+    let exp = fleet
+        .experiment("flag-elsewhere")
+        .fault("pause: {duration: 60s}");
+    let state = Run::experiment(&exp)
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .sigkilled_once("the pause", || paused(&web));
+    // The container goes; the entry is for a target no daemon has now.
+    docker_ok(&["rm", "-f", &web]);
+    // The same daemon by another path, as a different daemon would look to faultline.
+    let out = Run::new(["recover", "-H", "unix:///run/docker.sock"])
+        .state(&state)
+        .output();
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    assert_contains(
+        &format!("{}{}", out.stdout, out.stderr),
+        &[
+            "not found through -H unix:///run/docker.sock",
+            "the entry stays open",
+        ],
+    );
+    assert_eq!(state.open_entries(), 1, "the entry was closed unreverted");
+    // Through the run's own endpoint the target is known to be gone: closed.
+    Run::new(["recover"])
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .state(&state)
+        .output()
+        .expect(0);
+    assert!(state.is_clean());
+}

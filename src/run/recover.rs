@@ -82,7 +82,19 @@ pub async fn recover(
                     .await
                 {
                     Some(Ok(_)) => Outcome::Reverted,
-                    Some(Err(PlatformError::Gone(_))) => Outcome::Gone,
+                    Some(Err(PlatformError::Gone(_))) => match elsewhere(&entry.platform) {
+                        // Not found on the daemon `-H` names: it may be on the one the run
+                        // used, so the entry stays open rather than close unreverted.
+                        Some(host) => Outcome::Failed(format!(
+                            "not found through -H {host}, but the run may have used another daemon ({}): the entry stays open; run `faultline recover` with the endpoint the run used",
+                            entry
+                                .platform
+                                .endpoint
+                                .as_deref()
+                                .unwrap_or("its DOCKER_HOST or context")
+                        )),
+                        None => Outcome::Gone,
+                    },
                     Some(Err(e)) => Outcome::Failed(e.to_string()),
                     None => Outcome::Failed(format!(
                         "not confirmed within {}s",
@@ -142,4 +154,11 @@ async fn reconnect(r: &PlatformRef) -> Result<Box<dyn Platform>, PlatformError> 
 
 fn platform_key(r: &PlatformRef) -> String {
     format!("{}|{}", r.kind, r.endpoint.as_deref().unwrap_or(""))
+}
+
+/// The `-H` host a Docker entry is reverted through when it is not the endpoint its run
+/// recorded.
+fn elsewhere(p: &PlatformRef) -> Option<String> {
+    let host = crate::platform::docker_endpoint::flags().host?;
+    (p.kind == "docker" && p.endpoint.as_deref() != Some(host.as_str())).then_some(host)
 }
