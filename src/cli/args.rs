@@ -328,7 +328,8 @@ pub struct StressArgs {
     #[arg(long)]
     pub load: u32,
     /// Epoch second at which the stressor ends by itself.
-    #[arg(long)]
+    /// `+SECONDS` counts from when it starts, on its own clock (a helper on another machine).
+    #[arg(long, value_parser = parse_until)]
     pub until: u64,
     /// Names this stressor, so that revert finds exactly it.
     #[arg(long)]
@@ -344,7 +345,8 @@ pub struct MemhogArgs {
     #[arg(long, default_value_t = 0)]
     pub ramp_ms: u64,
     /// Epoch second at which the stressor ends by itself.
-    #[arg(long)]
+    /// `+SECONDS` counts from when it starts, on its own clock (a helper on another machine).
+    #[arg(long, value_parser = parse_until)]
     pub until: u64,
     /// Names this stressor, so that revert finds exactly it.
     #[arg(long)]
@@ -369,7 +371,8 @@ pub struct IohogArgs {
     #[arg(long)]
     pub mode: String,
     /// Epoch second at which the stressor removes its files and ends by itself.
-    #[arg(long)]
+    /// `+SECONDS` counts from when it starts, on its own clock (a helper on another machine).
+    #[arg(long, value_parser = parse_until)]
     pub until: u64,
     /// Names this stressor, so that revert finds exactly it.
     #[arg(long)]
@@ -397,7 +400,8 @@ pub struct HttpProxyArgs {
     #[arg(long)]
     pub rules: String,
     /// Epoch second at which it removes its redirect and ends by itself.
-    #[arg(long)]
+    /// `+SECONDS` counts from when it starts, on its own clock (a helper on another machine).
+    #[arg(long, value_parser = parse_until)]
     pub until: u64,
     /// The process whose death makes it fail open (faultline); 0 disables the check (PID 1
     /// of a Kubernetes ephemeral container has no parent).
@@ -444,7 +448,8 @@ pub struct DelayerArgs {
     #[arg(long, default_value_t = 1.0)]
     pub dns_percent: f64,
     /// Epoch second at which the delayer ends by itself.
-    #[arg(long)]
+    /// `+SECONDS` counts from when it starts, on its own clock (a helper on another machine).
+    #[arg(long, value_parser = parse_until)]
     pub until: u64,
     /// Names this delayer, so that revert finds exactly it.
     #[arg(long)]
@@ -466,10 +471,30 @@ pub struct ObserveArgs {
     pub notify: Vec<String>,
 }
 
+/// `--until`: an epoch second, or `+SECONDS` from now.
+fn parse_until(s: &str) -> Result<u64, String> {
+    match s.strip_prefix('+') {
+        Some(secs) => secs
+            .parse::<u64>()
+            .map(|secs| crate::platform::host::deadline(std::time::Duration::from_secs(secs)))
+            .map_err(|e| format!("`{s}`: {e}")),
+        None => s.parse::<u64>().map_err(|e| format!("`{s}`: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn until_is_an_epoch_second_or_seconds_from_now() {
+        assert_eq!(parse_until("1700000000"), Ok(1_700_000_000));
+        let now = crate::platform::host::deadline(std::time::Duration::ZERO);
+        let later = parse_until("+30").unwrap();
+        assert!((now + 30..=now + 31).contains(&later), "{later} vs {now}");
+        assert!(parse_until("+x").is_err() && parse_until("soon").is_err());
+    }
 
     #[test]
     fn cli_is_consistent() {

@@ -360,7 +360,13 @@ impl FaultKind for HttpFault {
             "--rules".into(),
             rules,
             "--until".into(),
-            host::deadline(lifetime).to_string(),
+            // Beside the pod the proxy starts after the helper containers do, on the node's
+            // clock: its deadline counts from its own start there.
+            if proxy.in_target() {
+                format!("+{}", lifetime.as_secs())
+            } else {
+                host::deadline(lifetime).to_string()
+            },
             "--parent".into(),
             // In its own container the proxy has no parent to watch (its parent PID is 0).
             if proxy.in_target() {
