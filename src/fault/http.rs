@@ -457,9 +457,15 @@ async fn rules_left(
     target: &Target,
     proxy: &ProxyRecord,
 ) -> Result<Vec<Vec<String>>, PlatformError> {
-    let out = platform
+    let out = match platform
         .netns_exec(target, &proxy.access, &http_proxy::list_nat())
-        .await?;
+        .await
+    {
+        // The network helper beside the pod has ended, and its exit script removed the
+        // rules: none left, and the proxy's own container is still to be stopped.
+        Err(PlatformError::Gone(_)) if proxy.in_target() => return Ok(Vec::new()),
+        other => other?,
+    };
     Ok(http_proxy::own_rules(&out.stdout, &proxy.marker))
 }
 
