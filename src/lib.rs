@@ -6,6 +6,7 @@
 pub(crate) mod causes;
 pub mod cli;
 pub(crate) mod demo;
+pub mod doctor;
 pub mod error;
 pub mod experiment;
 pub mod fault;

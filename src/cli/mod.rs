@@ -70,24 +70,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
             let overrides = a.vars.overrides()?;
             let loaded =
                 experiment::load_experiment(&a.file, &overrides).map_err(Error::Invalid)?;
-            // The exit code is the one the run would start with: 3 when too few targets
-            // match, 4 when the platform cannot be reached.
-            let (out, exit) = run::runtime().block_on(async {
-                let unresolved = |e: &dyn std::fmt::Display| {
-                    // A plan still helps without a reachable platform: say why, show the steps.
-                    validate::render_plan(&loaded, a.seed).replace(
-                        validate::UNRESOLVED,
-                        &format!("  targets not resolved: {e}\n"),
-                    )
-                };
-                match run::platforms_for(&loaded, None).await {
-                    Ok(p) => match run::dry_run(&loaded, &p, a.seed).await {
-                        Ok(r) => r,
-                        Err(e) => (unresolved(&e), Exit::Error),
-                    },
-                    Err(e) => (unresolved(&e), Exit::Error),
-                }
-            });
+            let (out, exit) = run::runtime().block_on(crate::run::dry_run::plan(&loaded, a.seed));
             print_stdout(&out);
             if exit == Exit::Error {
                 eprintln!(
@@ -243,5 +226,15 @@ impl args::VarArgs {
             vars,
             unset_env_is_warning: false,
         })
+    }
+}
+
+impl args::ObserveArgs {
+    pub(crate) fn options(&self) -> crate::run::observers::ObserveOptions {
+        crate::run::observers::ObserveOptions {
+            metrics_file: self.metrics_file.clone(),
+            pushgateway: self.pushgateway.clone(),
+            notify: self.notify.clone(),
+        }
     }
 }

@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use super::args::{DiagnosticFormat, ValidateArgs};
 use super::{print_diagnostics, print_stdout};
 use crate::error::{Error, Exit};
-use crate::experiment::{self, Loaded, LoadedExperiment};
-use crate::plan;
+use crate::experiment::{self, Loaded};
 
 /// A warning that `--strict` turns into a problem.
 fn as_error(d: &experiment::Diagnostic) -> experiment::Diagnostic {
@@ -86,49 +85,4 @@ pub(super) fn run(a: &ValidateArgs) -> Result<Exit, Error> {
         }
         Ok(Exit::Invalid)
     }
-}
-
-/// Stands where the resolved targets go; `plan` and `--dry-run` replace it.
-pub(super) const UNRESOLVED: &str = "  (targets not resolved)\n";
-
-/// The plan as text: the target and the timeline. Secrets are redacted.
-pub(super) fn render_plan(loaded: &LoadedExperiment, seed: Option<u64>) -> String {
-    let e = &loaded.experiment;
-    let mut out = String::new();
-    let _ = writeln!(out, "Plan for `{}` ({})", e.name, loaded.file.display());
-    if let Some(d) = &e.description {
-        let _ = writeln!(out, "  {}", d.trim());
-    }
-    let named = e.named_targets();
-    if named.len() > 1 || named.iter().any(|(n, _)| !n.is_empty()) {
-        let _ = writeln!(out, "\nTargets:");
-    }
-    for (name, t) in named {
-        let mut target = t.clone();
-        if seed.is_some() {
-            target.select.seed = seed;
-        }
-        match name {
-            "" => {
-                let _ = writeln!(out, "\nTarget: {}", plan::describe_target(&target));
-            }
-            _ => {
-                let _ = writeln!(out, "  {name}: {}", plan::describe_target(&target));
-            }
-        }
-    }
-    out.push_str(UNRESOLVED);
-    let _ = writeln!(out, "\nSteps:");
-    for (i, s) in plan::steps(e).iter().enumerate() {
-        let at = s.at.map(|a| format!("t+{a}")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {:>2}. {:<7} {:<8} {}",
-            i + 1,
-            s.phase.name(),
-            at,
-            s.action
-        );
-    }
-    loaded.secrets.redact(&out)
 }

@@ -1,6 +1,8 @@
 //! What a run would do, step by step: the timeline derived from an experiment. Pure, so
 //! `faultline plan`, `--dry-run` and the run itself agree on offsets and order.
 
+pub mod text;
+
 use crate::experiment::model::{Experiment, Fault, ProbeKind, ProbeSpec, SelectMode, Target};
 use crate::experiment::units::Duration;
 

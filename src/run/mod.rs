@@ -2,6 +2,9 @@
 //! verdict. It talks to a [`Platform`] only and never names one.
 
 mod deadman;
+pub mod dry_run;
+pub(crate) mod gameday;
+pub mod observers;
 pub mod recover;
 pub mod session;
 mod signals;
