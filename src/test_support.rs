@@ -37,3 +37,12 @@ pub async fn local_listener() -> (tokio::net::TcpListener, std::net::SocketAddr)
     let addr = listener.local_addr().unwrap();
     (listener, addr)
 }
+
+/// An experiment loaded from YAML text as `faultline run` loads a file (variables
+/// substituted, validated), with no process environment.
+pub fn experiment(yaml: &str) -> crate::experiment::model::Experiment {
+    let none = crate::experiment::VarOverrides::default();
+    crate::experiment::load_experiment_str("t.yaml", yaml, &none, &|_| None)
+        .unwrap()
+        .experiment
+}

@@ -48,13 +48,35 @@ fn namespaces() -> Check {
     )
 }
 
+/// A check that asks the kernel by running a script in a scratch network namespace.
+struct Probe {
+    name: &'static str,
+    script: &'static str,
+    /// What success means for the faults.
+    works: &'static str,
+    /// What a failure disables, and how to fix it.
+    fix: &'static str,
+}
+
+impl Probe {
+    fn check(&self) -> Check {
+        let works = self.works;
+        Check::new(
+            self.name,
+            in_scratch_netns(self.script).map(|()| works.to_string()),
+            self.fix,
+        )
+    }
+}
+
 fn tbf() -> Check {
-    Check::new(
-        "tbf (rate)",
-        in_scratch_netns("tc qdisc add dev lo root tbf rate 1mbit burst 5000 latency 400ms")
-            .map(|()| "the kernel accepts a tbf qdisc".to_string()),
-        "`network` faults with `rate` are unavailable: install iproute2 and load `sch_tbf`",
-    )
+    Probe {
+        name: "tbf (rate)",
+        script: "tc qdisc add dev lo root tbf rate 1mbit burst 5000 latency 400ms",
+        works: "the kernel accepts a tbf qdisc",
+        fix: "`network` faults with `rate` are unavailable: install iproute2 and load `sch_tbf`",
+    }
+    .check()
 }
 
 fn netem() -> Check {
@@ -91,44 +113,37 @@ fn nfqueue() -> Check {
 }
 
 fn scopes() -> Check {
-    let scopes = in_scratch_netns(
-        "iptables -w -I OUTPUT -o lo -d 10.0.0.1/32 -p tcp -m multiport --dports 1,2:3 -m comment --comment faultline-doctor -j DROP \
+    Probe {
+        name: "network scopes and partitions (iptables)",
+        script: "iptables -w -I OUTPUT -o lo -d 10.0.0.1/32 -p tcp -m multiport --dports 1,2:3 -m comment --comment faultline-doctor -j DROP \
          && iptables -w -I INPUT -i lo -s 10.0.0.0/24 -p udp -m comment --comment faultline-doctor -j DROP",
-    );
-    Check::new(
-        "network scopes and partitions (iptables)",
-        scopes.map(|()| {
-            "iptables accepts the matches of `to`/`from`/`direction` on the nfqueue engine and a partition's DROP rules".to_string()
-        }),
-        "scoped nfqueue faults and `partition` are unavailable: install iptables and load xt_multiport, xt_comment (and iptable_filter / nf_tables)",
-    )
+        works: "iptables accepts the matches of `to`/`from`/`direction` on the nfqueue engine and a partition's DROP rules",
+        fix: "scoped nfqueue faults and `partition` are unavailable: install iptables and load xt_multiport, xt_comment (and iptable_filter / nf_tables)",
+    }
+    .check()
 }
 
 fn u32_scopes() -> Check {
-    let u32 = in_scratch_netns(
-        "tc qdisc add dev lo root handle fa17: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 \
+    Probe {
+        name: "netem scopes (prio bands, u32 filters)",
+        script: "tc qdisc add dev lo root handle fa17: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 \
          && tc filter add dev lo parent fa17: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 match ip dport 80 0xffff flowid fa17:4",
-    );
-    Check::new(
-        "netem scopes (prio bands, u32 filters)",
-        u32.map(|()| "the kernel accepts a prio root with four bands and u32 filters".to_string()),
-        "scoped faults on netem and a scoped `rate` are unavailable: load sch_prio and cls_u32",
-    )
+        works: "the kernel accepts a prio root with four bands and u32 filters",
+        fix: "scoped faults on netem and a scoped `rate` are unavailable: load sch_prio and cls_u32",
+    }
+    .check()
 }
 
 fn ifb() -> Check {
-    let ifb = in_scratch_netns(
-        "ip link add ifb-fa17 type ifb && ip link set dev ifb-fa17 up \
+    Probe {
+        name: "ingress on tc (IFB device, mirred)",
+        script: "ip link add ifb-fa17 type ifb && ip link set dev ifb-fa17 up \
          && tc qdisc add dev lo handle ffff: ingress \
          && tc filter add dev lo parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ifb-fa17",
-    );
-    Check::new(
-        "ingress on tc (IFB device, mirred)",
-        ifb.map(|()| {
-            "an IFB device and an ingress qdisc redirecting to it: `rate`, and netem with `direction: ingress` or `both`".to_string()
-        }),
-        "`rate` and `engine: netem` with `direction: ingress` or `both` are unavailable: load the ifb, sch_ingress and act_mirred modules (delay, jitter and loss on ingress still run on the nfqueue engine)",
-    )
+        works: "an IFB device and an ingress qdisc redirecting to it: `rate`, and netem with `direction: ingress` or `both`",
+        fix: "`rate` and `engine: netem` with `direction: ingress` or `both` are unavailable: load the ifb, sch_ingress and act_mirred modules (delay, jitter and loss on ingress still run on the nfqueue engine)",
+    }
+    .check()
 }
 
 fn cgroup_version() -> String {

@@ -145,13 +145,7 @@ pub async fn checks(wanted: Option<&Wanted>, file: Option<&Path>) -> Vec<Check> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::{VarOverrides, load_experiment_str};
-
-    fn experiment(yaml: &str) -> Experiment {
-        load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
-            .unwrap()
-            .experiment
-    }
+    use crate::test_support::experiment;
 
     #[test]
     fn every_docker_endpoint_once_and_nothing_of_kubernetes_for_a_docker_experiment() {

@@ -287,13 +287,7 @@ pub fn describe_target(t: &Target) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::{VarOverrides, load_experiment_str};
-
-    fn experiment(yaml: &str) -> Experiment {
-        load_experiment_str("t.yaml", yaml, &VarOverrides::default(), &|_| None)
-            .unwrap()
-            .experiment
-    }
+    use crate::test_support::experiment;
 
     #[test]
     fn timeline_orders_injections_and_reverts() {
