@@ -32,6 +32,15 @@ const ULIMITS: [&str; 4] = [
     "nproc=20000:20000",
 ];
 
+/// The `podman` program, or a recorded skip.
+fn require_podman() -> Option<PathBuf> {
+    require_program(
+        "podman",
+        "podman",
+        "the Podman tests drive Podman's Docker-compatible API service",
+    )
+}
+
 /// Podman's API service on a socket of this test, and what the test put into Podman.
 struct Podman {
     service: Option<Child>,
@@ -49,11 +58,7 @@ impl Podman {
         if !require_docker() {
             return None;
         }
-        require_program(
-            "podman",
-            "podman",
-            "the Podman tests drive Podman's Docker-compatible API service",
-        )?;
+        require_podman()?;
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podman.sock");
@@ -88,12 +93,7 @@ impl Podman {
                 continue;
             }
             let load = format!("docker save {image} | podman --url {} load", podman.host());
-            let out = Command::new("sh").args(["-c", &load]).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{load}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            must_succeed(Command::new("sh").args(["-c", &load]));
             podman.loaded.push(local);
         }
         Some(podman)
@@ -104,6 +104,16 @@ impl Podman {
         let podman = Podman::start(test)?;
         let web = podman.web(1);
         Some((podman, web))
+    }
+
+    /// The service with one web container, and one more in the local Docker engine with
+    /// the same `fltest.podman` label: one container on each of two hosts.
+    fn and_docker(test: &str) -> Option<(Podman, String, Fleet, String)> {
+        let (podman, pweb) = Podman::with_web(test)?;
+        let mut fleet = Fleet::new(test);
+        let same = format!("fltest.podman={}", podman.group);
+        let dweb = fleet.web(&["--label", &same]);
+        Some((podman, pweb, fleet, dweb))
     }
 
     /// `unix:///…/podman.sock`, as `target.docker.host` or DOCKER_HOST take it.
@@ -121,22 +131,18 @@ impl Podman {
 
     /// `podman --url SOCKET ARGS`: Podman's own CLI, through this test's service.
     fn podman(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .arg("--url")
-            .arg(self.host())
-            .args(args)
-            .output()
-            .expect("podman runs")
+        self.command(args).output().expect("podman runs")
     }
 
     fn podman_ok(&self, args: &[&str]) -> String {
-        let out = self.podman(args);
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = must_succeed(&mut self.command(args));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--url").arg(self.host()).args(args);
+        cmd
     }
 
     /// A busybox web server in Podman, labelled with this test's group; returns its name.
@@ -156,6 +162,17 @@ impl Podman {
     fn experiment(&self, name: &str) -> Experiment {
         Experiment::new(name)
             .docker(&format!("host: \"{}\"", self.host()))
+            .on_label("fltest.podman", &self.group)
+    }
+
+    /// An experiment over two hosts, the local Docker engine and this service
+    /// (`target.docker.hosts`), targeting this test's label `fltest.podman=GROUP`.
+    fn with_docker_experiment(&self, name: &str) -> Experiment {
+        Experiment::new(name)
+            .docker(&format!(
+                "hosts: [{{host: \"{DOCKER_SOCKET}\"}}, {{host: \"{}\"}}]",
+                self.host()
+            ))
             .on_label("fltest.podman", &self.group)
     }
 
@@ -318,8 +335,7 @@ fn pause_on_podman() {
         .json_report()
         .spawn_until("the pause in Podman", || podman.paused(&web));
     let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["type"], "pause");
-    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert_first_fault(&r, "pause", "reverted");
     assert_eq!(podman.inspect(&web, "{{.State.Status}}"), "running");
     podman.finish();
 }
@@ -333,8 +349,7 @@ fn kill_on_podman() {
         .experiment("pm-kill")
         .fault("kill: {signal: SIGKILL}");
     let r = Run::experiment(&exp).json_report().expect_report(0);
-    assert_eq!(r["faults"][0]["type"], "kill");
-    assert_eq!(r["faults"][0]["status"], "completed");
+    assert_first_fault(&r, "kill", "completed");
     assert!(
         wait_until(Duration::from_secs(10), || podman
             .inspect(&web, "{{.State.Status}}")
@@ -366,8 +381,7 @@ fn network_on_podman_through_a_sidecar() {
         });
     assert_eq!(podman.helpers(&web), 1, "one sidecar shares the namespace");
     let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["type"], "network");
-    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert_first_fault(&r, "network", "reverted");
     assert!(
         !podman.qdiscs(&web).contains("tbf"),
         "{}",
@@ -391,8 +405,7 @@ fn cpu_stress_on_podman_is_charged_to_the_container() {
         .fault("cpu_stress: {workers: 1, load: 80, duration: 3s, strategy: exec}");
     let r = Run::experiment(&exp).json_report().expect_report(0);
     let burnt = (podman.cpu_ns(&web) - before) as f64 / 1e9;
-    assert_eq!(r["faults"][0]["type"], "cpu_stress");
-    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert_first_fault(&r, "cpu_stress", "reverted");
     assert!(
         burnt > 0.8,
         "the container burnt {burnt:.2} s of CPU during a 3 s stress at 80%"
@@ -408,26 +421,16 @@ fn cpu_stress_on_podman_is_charged_to_the_container() {
 /// The local Docker engine, named as a fleet host (DOCKER_HOST does not matter then).
 const DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
 
-/// `target.docker.hosts` with these endpoints, targeting the label `fltest.podman=GROUP`.
-fn fleet_experiment(name: &str, hosts: &[&str], group: &str) -> Experiment {
-    let hosts: Vec<String> = hosts.iter().map(|h| format!("{{host: \"{h}\"}}")).collect();
-    Experiment::new(name)
-        .docker(&format!("hosts: [{}]", hosts.join(", ")))
-        .on_label("fltest.podman", group)
-}
-
 /// Docker and Podman as two hosts of one experiment: `count: 2` over the union takes one
 /// container on each, each is paused by its own engine (as that engine's CLI shows) and
 /// thawed there, and every report names both hosts.
 #[test]
 fn a_fleet_of_docker_and_podman_pauses_one_container_on_each() {
-    let Some((podman, pweb)) = Podman::with_web("pm-fleet") else {
+    let Some((podman, pweb, fleet, dweb)) = Podman::and_docker("pm-fleet") else {
         return;
     };
-    let mut fleet = Fleet::new("pm-fleet");
-    let same = format!("fltest.podman={}", podman.group);
-    let dweb = fleet.web(&["--label", &same]);
-    let exp = fleet_experiment("pm-fleet", &[DOCKER_SOCKET, &podman.host()], &podman.group)
+    let exp = podman
+        .with_docker_experiment("pm-fleet")
         .select("{mode: count, value: 2}")
         .fault("pause: {duration: 3s}");
     let reports = tempfile::tempdir().unwrap();
@@ -478,19 +481,13 @@ fn a_fleet_of_docker_and_podman_pauses_one_container_on_each() {
 /// engine, and `recover` thaws each on its own.
 #[test]
 fn recover_reaches_each_fleet_host_from_the_journal() {
-    let Some((podman, pweb)) = Podman::with_web("pm-fleet-rec") else {
+    let Some((podman, pweb, fleet, dweb)) = Podman::and_docker("pm-fleet-rec") else {
         return;
     };
-    let mut fleet = Fleet::new("pm-fleet-rec");
-    let same = format!("fltest.podman={}", podman.group);
-    let dweb = fleet.web(&["--label", &same]);
-    let exp = fleet_experiment(
-        "pm-fleet-rec",
-        &[DOCKER_SOCKET, &podman.host()],
-        &podman.group,
-    )
-    .select("{mode: all}")
-    .fault("pause: {duration: 60s}");
+    let exp = podman
+        .with_docker_experiment("pm-fleet-rec")
+        .select("{mode: all}")
+        .fault("pause: {duration: 60s}");
     let state = Run::experiment(&exp)
         .sigkilled_once("both paused", || paused(&dweb) && podman.paused(&pweb));
     assert_eq!(state.open_entries(), 2);
@@ -509,11 +506,9 @@ fn recover_reaches_each_fleet_host_from_the_journal() {
 /// naming it); with `min_hosts: 1` it is skipped and the report says so.
 #[test]
 fn an_unreachable_fleet_host_stops_the_run_unless_min_hosts_allows_it() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("fleet-gone") else {
         return;
-    }
-    let mut fleet = Fleet::new("fleet-gone");
-    let web = fleet.web(&[]);
+    };
     let scratch = tempfile::tempdir().unwrap();
     let gone = format!("unix://{}/no-engine.sock", scratch.path().display());
     let exp = Experiment::new("fleet-gone")
@@ -563,11 +558,7 @@ impl RootlessPodman {
     const NOBODY: u32 = 65534;
 
     fn start() -> Option<RootlessPodman> {
-        require_program(
-            "podman",
-            "podman",
-            "the Podman tests drive Podman's Docker-compatible API service",
-        )?;
+        require_podman()?;
         require_program(
             "setpriv",
             "util-linux",
