@@ -74,59 +74,75 @@ impl Scenario {
         }
     }
 
-    /// The entries of `faults:`, for containers labelled `fltest.group=GROUP`.
-    fn faults(self) -> &'static [&'static str] {
+    /// Where a stress fault's worker runs: `host` or `exec`.
+    fn strategy(self) -> &'static str {
         match self {
-            Pause => &["pause: {duration: 4s}"],
-            RepeatedKill => &[
+            CpuExec | MemoryExec | DiskExec | IoExec => "exec",
+            _ => "host",
+        }
+    }
+
+    /// The entries of `faults:`, for containers labelled `fltest.group=GROUP`.
+    fn faults(self) -> Vec<String> {
+        let fixed =
+            |entries: &[&str]| -> Vec<String> { entries.iter().map(|e| e.to_string()).collect() };
+        // The two scenarios of each stress fault differ only in where its worker runs.
+        let stress = |kind: &str, params: &str| {
+            vec![format!(
+                "{kind}: {{{params}, strategy: {}}}",
+                self.strategy()
+            )]
+        };
+        match self {
+            Pause => fixed(&["pause: {duration: 4s}"]),
+            RepeatedKill => fixed(&[
                 "kill: {every: 300ms, duration: 3s}",
                 "pause: {duration: 3s, after: 100ms}",
-            ],
-            NetworkHost => &["network: {rate: 1mbit, duration: 4s, strategy: host}"],
-            NetworkNfqueue => &["network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}"],
-            NetworkSidecar => &[
+            ]),
+            NetworkHost => fixed(&["network: {rate: 1mbit, duration: 4s, strategy: host}"]),
+            NetworkNfqueue => {
+                fixed(&["network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue}"])
+            }
+            NetworkSidecar => fixed(&[
                 "network: {rate: 1mbit, duration: 4s, strategy: sidecar, tc_image: \"faultline-test/tc:2\"}",
-            ],
-            NetworkScoped => &[
+            ]),
+            NetworkScoped => fixed(&[
                 "network: {delay: 50ms, loss: 5, duration: 4s, engine: nfqueue, direction: both, to: {cidrs: [\"172.16.0.0/12\"], ports: [\"1-65535\"], protocol: tcp}}",
-            ],
-            NetworkImpair => &[
+            ]),
+            NetworkImpair => fixed(&[
                 "network: {delay: 20ms, corrupt: 1, duplicate: 5, reorder: {percent: 20}, duration: 4s, engine: nfqueue}",
-            ],
+            ]),
             NetworkIngress => {
-                &["network: {rate: 1mbit, direction: both, duration: 4s, strategy: host}"]
+                fixed(&["network: {rate: 1mbit, direction: both, duration: 4s, strategy: host}"])
             }
-            Dns => &["network: {duration: 4s, dns: {names: [\"*.test\"], mode: timeout}}"],
-            Partition => &[
+            Dns => fixed(&["network: {duration: 4s, dns: {names: [\"*.test\"], mode: timeout}}"]),
+            Partition => fixed(&[
                 "network: {duration: 4s, partition: {with: {cidrs: [\"192.0.2.0/24\", \"198.51.100.7\"]}}}",
-            ],
-            CpuHost => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: host}"],
-            CpuExec => &["cpu_stress: {workers: 1, load: 30, duration: 4s, strategy: exec}"],
-            MemoryHost => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: host}"],
-            MemoryExec => &["memory_stress: {size: 64MiB, ramp: 1s, duration: 4s, strategy: exec}"],
-            DiskHost => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: host}"],
-            DiskExec => &["disk_fill: {size: 16MiB, path: /fill, duration: 4s, strategy: exec}"],
-            IoHost => &[
-                "io_stress: {workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s, strategy: host}",
-            ],
-            IoExec => &[
-                "io_stress: {workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s, strategy: exec}",
-            ],
-            Stop => &["stop: {duration: 4s, timeout: 1s}"],
-            // Each run and rollback counts itself inside the target.
-            Command => &[
-                "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
-            ],
-            Http => &["http: {port: 80, abort: {status: 503}, duration: 4s}"],
-            // Each target's calls to the other's port 80.
-            HttpOutbound => {
-                &["http: {port: 80, direction: outbound, abort: {status: 503}, duration: 4s}"]
+            ]),
+            CpuHost | CpuExec => stress("cpu_stress", "workers: 1, load: 30, duration: 4s"),
+            MemoryHost | MemoryExec => {
+                stress("memory_stress", "size: 64MiB, ramp: 1s, duration: 4s")
             }
+            DiskHost | DiskExec => stress("disk_fill", "size: 16MiB, path: /fill, duration: 4s"),
+            IoHost | IoExec => stress(
+                "io_stress",
+                "workers: 2, size: 4MiB, path: /io, mode: mixed, duration: 4s",
+            ),
+            Stop => fixed(&["stop: {duration: 4s, timeout: 1s}"]),
+            // Each run and rollback counts itself inside the target.
+            Command => fixed(&[
+                "command: {where: target, duration: 4s, run: [sh, -c, \"echo r >> /tmp/runs; touch /tmp/flag\"], rollback: [sh, -c, \"echo r >> /tmp/rollbacks; rm -f /tmp/flag\"]}",
+            ]),
+            Http => fixed(&["http: {port: 80, abort: {status: 503}, duration: 4s}"]),
+            // Each target's calls to the other's port 80.
+            HttpOutbound => fixed(&[
+                "http: {port: 80, direction: outbound, abort: {status: 503}, duration: 4s}",
+            ]),
             // The targets `a` and `b` are the fleet's two containers (see `experiment`).
-            TwoTargets => &[
+            TwoTargets => fixed(&[
                 "pause: {target: a, duration: 4s}",
                 "network: {target: b, after: 300ms, rate: 1mbit, duration: 4s, strategy: host}",
-            ],
+            ]),
         }
     }
 
@@ -776,11 +792,9 @@ fn network_nfqueue_sigint() {
 #[test]
 fn the_harness_detects_a_leftover() {
     // Guards the harness itself: a container paused behind faultline's back is seen.
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("chaos-self") else {
         return;
-    }
-    let mut fleet = Fleet::new("chaos-self");
-    let web = fleet.web(&[]);
+    };
     docker_ok(&["pause", &web]);
     assert_eq!(paused_containers(&fleet).len(), 1);
 }

@@ -220,10 +220,9 @@ fn count_percent_and_seed_select_the_same_containers_each_time() {
 
 #[test]
 fn plan_and_dry_run_resolve_real_targets_and_touch_nothing() {
-    let Some((fleet, web)) = one_web("dry") else {
+    let Some((_fleet, web, exp)) = one_web_with("dry", "pause: {duration: 30s}") else {
         return;
     };
-    let exp = fleet.experiment("dry").fault("pause: {duration: 30s}");
     let dir = tempfile::tempdir().unwrap();
     let file = exp.write(dir.path());
     for args in [vec!["plan"], vec!["run", "--dry-run"]] {
@@ -251,10 +250,9 @@ fn an_unreachable_daemon_is_exit_4_and_nothing_is_touched() {
 
 #[test]
 fn a_container_removed_mid_fault_is_reported_not_a_crash() {
-    let Some((fleet, web)) = one_web("vanish") else {
+    let Some((_fleet, web, exp)) = one_web_with("vanish", "pause: {duration: 3s}") else {
         return;
     };
-    let exp = fleet.experiment("vanish").fault("pause: {duration: 3s}");
     let state = StateDir::new();
     let run = Run::experiment(&exp).json_on_stdout().state(&state).spawn();
     assert!(wait_until(Duration::from_secs(10), || paused(&web)));
@@ -368,12 +366,9 @@ fn the_audit_log_records_every_action_and_no_secret() {
 
 #[test]
 fn a_third_interrupt_quits_and_recover_finishes_the_job() {
-    let Some((fleet, web)) = one_web("sigint3") else {
+    let Some((_fleet, web, exp)) = one_web_with("sigint3", "pause: {duration: 30s}") else {
         return;
     };
-    let exp = fleet
-        .experiment("interrupted")
-        .fault("pause: {duration: 30s}");
     let state = StateDir::new();
     let run = Run::experiment(&exp)
         .state(&state)
@@ -392,48 +387,6 @@ fn a_third_interrupt_quits_and_recover_finishes_the_job() {
     assert!(state.is_clean());
 }
 
-/// Accepts HTTP requests on 127.0.0.1 and records their bodies.
-fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let b = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = s.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        b.lock().unwrap().push(body.to_string());
-                        break;
-                    }
-                }
-            }
-            let _ = s.write_all(
-                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
-    });
-    (url, bodies)
-}
-
 #[test]
 fn notifications_and_metrics_never_change_the_verdict() {
     let Some(mut fleet) = docker_fleet("notify") else {
@@ -443,7 +396,8 @@ fn notifications_and_metrics_never_change_the_verdict() {
     let exp = fleet
         .experiment("notified")
         .fault("pause: {duration: 200ms}");
-    let (url, bodies) = receiver();
+    let hooks = Receiver::start();
+    let url = format!("{}/hook", hooks.url);
     let dir = tempfile::tempdir().unwrap();
     let metrics = dir.path().join("faultline.prom");
     Run::experiment(&exp)
@@ -453,18 +407,13 @@ fn notifications_and_metrics_never_change_the_verdict() {
         .args(["--pushgateway", "http://127.0.0.1:1"])
         .output()
         .expect(0);
-    let got = bodies.lock().unwrap().clone();
-    let events: Vec<String> = got
+    let got = hooks.received();
+    let events: Vec<&str> = got
         .iter()
-        .map(|b| {
-            serde_json::from_str::<serde_json::Value>(b).unwrap()["event"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| r.body["event"].as_str().unwrap())
         .collect();
     assert_eq!(events, vec!["run_started", "run_finished"]);
-    let finished: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
+    let finished = &got[1].body;
     assert_eq!(finished["verdict"], "passed");
     assert!(finished["text"].as_str().unwrap().contains("notified"));
     let text = std::fs::read_to_string(&metrics).unwrap();

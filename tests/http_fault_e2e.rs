@@ -106,22 +106,7 @@ fn send(s: &mut TcpStream, method: &str, path: &str, headers: &[&str]) -> std::i
 
 /// `n` requests to `path`, 8 at a time; the answers in no particular order.
 fn many(addr: SocketAddr, path: &'static str, n: usize) -> Vec<Option<Answer>> {
-    let per = n.div_ceil(8);
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            std::thread::spawn(move || {
-                (0..per)
-                    .map(|_| request(addr, "GET", path, &[]).ok())
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut all: Vec<_> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.truncate(n);
-    all
+    eight_at_a_time(n, move || request(addr, "GET", path, &[]).ok())
 }
 
 /// Milliseconds of `n` requests, sorted.
@@ -186,28 +171,18 @@ fn serve_files(web: &str) {
     );
 }
 
+/// The http fault on port 80 (`params`: its match, abort, delay ...).
+static HTTP: NetnsFault = NetnsFault {
+    name: "http",
+    entry: |params, duration| format!("http: {{port: 80, {params}, duration: {duration}}}"),
+    in_place: has_redirect,
+    why: "the http fault cannot redirect",
+};
+
 fn setup(test: &str) -> Option<NetnsWeb> {
-    let s = netns_web(test, "the http fault cannot redirect")?;
+    let s = netns_web(test, &HTTP)?;
     serve_files(&s.web);
     Some(s)
-}
-
-trait HttpFault {
-    fn experiment(&self, params: &str, duration: &str) -> Experiment;
-    fn start(&self, run: Run) -> Running;
-}
-
-impl HttpFault for NetnsWeb {
-    fn experiment(&self, params: &str, duration: &str) -> Experiment {
-        Experiment::new("http").on(&self.fleet).fault(&format!(
-            "http: {{port: 80, {params}, duration: {duration}}}"
-        ))
-    }
-
-    /// Starts the run and waits until the redirect is in place.
-    fn start(&self, run: Run) -> Running {
-        self.start_when(run, has_redirect)
-    }
 }
 
 #[test]
@@ -385,9 +360,7 @@ fn first_real_answer(addr: SocketAddr, killed: Instant) -> (Option<Duration>, Be
 #[test]
 fn sigkill_fails_open_within_a_second_and_recover_leaves_nothing() {
     let Some(s) = setup("http-kill") else { return };
-    let state = StateDir::new();
-    let exp = s.experiment("abort: {status: 503}", "60s");
-    let run = s.start(Run::experiment(&exp).state(&state).no_dead_mans_switch());
+    let (state, run) = s.start_recoverable(&s.experiment("abort: {status: 503}", "60s"));
     assert_eq!(request(s.addr, "GET", "/health", &[]).unwrap().status, 503);
     run.signal(nix::sys::signal::Signal::SIGKILL);
     let killed = Instant::now();

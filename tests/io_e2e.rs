@@ -39,6 +39,17 @@ fn io_container(test: &str, rate: &str) -> (Fleet, String) {
     (fleet, web)
 }
 
+/// When the Docker engine answers: a container as [`io_container`] makes it (200 MB/s) and
+/// an experiment `test` of `fault` on it.
+fn io_fault(test: &str, fault: &str) -> Option<(Fleet, String, Experiment)> {
+    if !require_docker() {
+        return None;
+    }
+    let (fleet, web) = io_container(test, "200mb");
+    let exp = fleet.experiment(test).fault(fault);
+    Some((fleet, web, exp))
+}
+
 /// faultline's I/O files in the container's /io.
 fn io_files(name: &str) -> usize {
     docker_ok(&["exec", name, "sh", "-c", "ls -a /io"])
@@ -82,10 +93,7 @@ fn assert_close(what: &str, got: u64, want: u64, tolerance: f64) {
 /// worker's file, nothing is read, and the report's effect is what the counters say.
 #[test]
 fn io_stress_write_raises_the_containers_write_counter() {
-    if !require_docker() {
-        return;
-    }
-    for strategy in ["host", "exec"] {
+    each_strategy(|strategy| {
         let (read, written, report, _) = stress(strategy, "write");
         assert!(
             written >= 2 * 16 * MIB,
@@ -109,17 +117,14 @@ fn io_stress_write_raises_the_containers_write_counter() {
                 && e["message"].as_str().unwrap().contains("to block devices")),
             "{strategy}: no fault_effect event: {events:#?}"
         );
-    }
+    });
 }
 
 /// Read mode: each file is written exactly once (the asked volume: 2 × 16 MiB), then read
 /// again and again from the device.
 #[test]
 fn io_stress_read_writes_the_asked_volume_once_then_reads() {
-    if !require_docker() {
-        return;
-    }
-    for strategy in ["host", "exec"] {
+    each_strategy(|strategy| {
         let (read, written, report, _) = stress(strategy, "read");
         assert_close(&format!("{strategy}: writes"), written, 2 * 16 * MIB, 0.05);
         assert!(
@@ -130,7 +135,7 @@ fn io_stress_read_writes_the_asked_volume_once_then_reads() {
             .as_u64()
             .expect("io_read_bytes");
         assert_close(&format!("{strategy}: the report's reads"), said, read, 0.10);
-    }
+    });
 }
 
 /// Mixed mode: both counters rise.
@@ -213,13 +218,10 @@ fn io_stress_refuses_a_path_without_the_containers_block_io() {
 /// Files bigger than the filesystem's free space are refused.
 #[test]
 fn io_stress_refuses_more_than_the_filesystem_has() {
-    if !require_docker() {
+    let fault = "io_stress: {workers: 4, size: 100TiB, path: /io, duration: 2s}";
+    let Some((_fleet, web, exp)) = io_fault("io-full", fault) else {
         return;
-    }
-    let (fleet, web) = io_container("io-full", "200mb");
-    let exp = Experiment::new("io-full")
-        .on(&fleet)
-        .fault("io_stress: {workers: 4, size: 100TiB, path: /io, duration: 2s}");
+    };
     let error = &Run::refusal(&exp);
     assert_contains(error, &["more than the", "free", "/io"]);
     assert_eq!(io_files(&web), 0);
@@ -229,13 +231,10 @@ fn io_stress_refuses_more_than_the_filesystem_has() {
 /// stay until `recover` removes them, as the journal says.
 #[test]
 fn io_stress_files_are_removed_by_recover_after_a_sigkill() {
-    if !require_docker() {
+    let fault = "io_stress: {workers: 2, size: 4MiB, path: /io, duration: 60s}";
+    let Some((fleet, web, exp)) = io_fault("io-recover", fault) else {
         return;
-    }
-    let (fleet, web) = io_container("io-recover", "200mb");
-    let exp = Experiment::new("io-recover")
-        .on(&fleet)
-        .fault("io_stress: {workers: 2, size: 4MiB, path: /io, duration: 60s}");
+    };
     let state = Run::experiment(&exp).sigkilled_once("two stressor files", || io_files(&web) == 2);
     assert_eq!(io_files(&web), 2, "SIGKILL left the files");
     assert_eq!(state.open_entries(), 1);
@@ -252,28 +251,18 @@ fn io_stress_files_are_removed_by_recover_after_a_sigkill() {
 
 #[test]
 fn io_stress_validation_says_what_to_write() {
-    let invalid = |fault: &str, messages: &[&str]| {
-        let exp = Experiment::new("bad").on_label("app", "web").fault(fault);
-        let dir = tempfile::tempdir().unwrap();
-        let file = exp.write(dir.path());
-        let out = Run::new(["validate"]).arg(&file).output();
-        out.expect(2);
-        for m in messages {
-            out.stderr_has(m);
-        }
-    };
-    invalid(
+    assert_invalid_fault(
         "io_stress: {path: io, duration: 5s}",
         &["`path` must be absolute", "/io"],
     );
-    invalid(
+    assert_invalid_fault(
         "io_stress: {size: 10, duration: 5s}",
         &["size `10` has no unit"],
     );
-    invalid(
+    assert_invalid_fault(
         "io_stress: {workers: 0, duration: 5s}",
         &["workers 0 is outside 1..64"],
     );
-    invalid("io_stress: {mode: append, duration: 5s}", &["append"]);
-    invalid("io_stress: {size: 1MiB}", &["duration"]);
+    assert_invalid_fault("io_stress: {mode: append, duration: 5s}", &["append"]);
+    assert_invalid_fault("io_stress: {size: 1MiB}", &["duration"]);
 }

@@ -410,9 +410,7 @@ async fn network(env: &Env, p: &KubernetesPlatform, t: &Target) {
     let undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
     // `engine: auto`: netem, or on nodes without sch_netem the nfqueue engine.
     fault::inject(p, &f, t, Some(&undo)).await.unwrap();
-    let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
-        panic!("{undo:?}")
-    };
+    let qdisc = qdisc_of(&undo);
     let show: Vec<String> = ["tc", "qdisc", "show", "dev", "eth0"]
         .iter()
         .map(|s| s.to_string())
@@ -573,9 +571,7 @@ async fn nfqueue(env: &Env, p: &KubernetesPlatform, t: &Target, peer: &str) {
         .collect();
     for die in [false, true] {
         let undo = fault::prepare(p, &f, t).await.unwrap().unwrap();
-        let fault::UndoRecord::RemoveQdisc { qdisc, .. } = &undo.record else {
-            panic!("{undo:?}")
-        };
+        let qdisc = qdisc_of(&undo);
         let d = qdisc
             .delayer
             .clone()

@@ -4453,19 +4453,31 @@ async fn disk_fill_on_a_pod_writes_and_removes_its_file_through_exec() {
     assert_exec_only(&f);
 }
 
+/// A `sleep SECONDS` process of this test, standing for a process in "the container";
+/// `seconds` makes its command line its own.
+fn sleeping(seconds: &str) -> std::process::Child {
+    std::process::Command::new("sleep")
+        .arg(seconds)
+        .spawn()
+        .unwrap()
+}
+
+/// Asserts that `process` still runs (`why`: what that shows), and ends it either way.
+#[track_caller]
+fn assert_ran_on_then_end(mut process: std::process::Child, why: &str) {
+    let exited = process.try_wait().unwrap();
+    let _ = process.kill();
+    let _ = process.wait();
+    assert_eq!(exited, None, "{why}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() {
     let (_fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
     // Two processes in "the container"; only one matches.
-    let mut victim = std::process::Command::new("sleep")
-        .arg("31.41592")
-        .spawn()
-        .unwrap();
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("27.18281")
-        .spawn()
-        .unwrap();
+    let mut victim = sleeping("31.41592");
+    let bystander = sleeping("27.18281");
     let f = fault(json!({"kill": {"process": "^sleep 31\\.41592$", "signal": "SIGTERM"}}));
     let effects = fault::inject_reporting(&p, &f, &t, None)
         .await
@@ -4480,13 +4492,7 @@ async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() 
     );
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(victim.wait().unwrap().signal(), Some(15));
-    assert_eq!(
-        bystander.try_wait().unwrap(),
-        None,
-        "the other process runs on"
-    );
-    let _ = bystander.kill();
-    let _ = bystander.wait();
+    assert_ran_on_then_end(bystander, "the other process runs on");
     let seen = server.seen();
     assert!(execs(&seen).iter().all(|(c, _)| c == "api"));
     assert_granted(&seen, &fault::rbac_rules(&f));

@@ -55,7 +55,7 @@ fn ask(from: &str, server: &str, name: &str) -> Answer {
     }
 }
 
-fn setup(test: &str) -> Option<(Fleet, Vec<String>)> {
+fn setup(test: &str) -> Option<(Fleet, [String; 3])> {
     trio_needing(
         test,
         &[

@@ -302,7 +302,7 @@ fn ingress_leftovers(name: &str) -> Vec<String> {
 }
 
 /// Three containers with curl's view from inside them, or a recorded skip.
-fn trio_with_curl(test: &str) -> Option<(Fleet, Vec<String>)> {
+fn trio_with_curl(test: &str) -> Option<(Fleet, [String; 3])> {
     trio_needing(test, &[("curl", "curl", "downloads cannot be timed")])
 }
 
@@ -324,25 +324,24 @@ const SIZE: f64 = 512.0 * 1024.0;
 
 #[test]
 fn an_ingress_rate_slows_what_the_target_receives_not_what_it_sends() {
-    let Some((fleet, names)) = trio_with_curl("ingress-rate") else {
+    let Some((fleet, [a, b, c])) = trio_with_curl("ingress-rate") else {
         return;
     };
-    let (a, b, c) = (&names[0], &names[1], &names[2]);
-    let (from_b, from_a) = (serve_file(b, SIZE_KIB), serve_file(a, SIZE_KIB));
+    let (from_b, from_a) = (serve_file(&b, SIZE_KIB), serve_file(&a, SIZE_KIB));
     let (base_in, base_out) = (
-        best_download_in(a, &from_b, SIZE),
-        best_download_in(c, &from_a, SIZE),
+        best_download_in(&a, &from_b, SIZE),
+        best_download_in(&c, &from_a, SIZE),
     );
-    let run = start_ingress(&fleet, a, "rate: 2mbit, strategy: host");
-    let on_device = in_netns(a, &["tc", "qdisc", "show", "dev", "ifb-fa17"]);
+    let run = start_ingress(&fleet, &a, "rate: 2mbit, strategy: host");
+    let on_device = in_netns(&a, &["tc", "qdisc", "show", "dev", "ifb-fa17"]);
     assert!(on_device.contains("tbf fa17: root"), "{on_device}");
-    let filters = redirects(a);
+    let filters = redirects(&a);
     assert!(filters.contains("Redirect to device ifb-fa17"), "{filters}");
     // What the target sends is not shaped: no root qdisc of faultline's on eth0.
-    assert!(!qdiscs(a).contains("fa17:"), "{}", qdiscs(a));
+    assert!(!qdiscs(&a).contains("fa17:"), "{}", qdiscs(&a));
     // 512 KiB at 2 Mbit/s takes about 2.1 s.
-    let during_in = download_in(a, &from_b, SIZE, 5);
-    let during_out = download_in(c, &from_a, SIZE, 5);
+    let during_in = download_in(&a, &from_b, SIZE, 5);
+    let during_out = download_in(&c, &from_a, SIZE, 5);
     let out = run.wait();
     out.expect(0);
     assert!(
@@ -353,28 +352,27 @@ fn an_ingress_rate_slows_what_the_target_receives_not_what_it_sends() {
         during_out < 1.0,
         "A→C took {during_out:.2}s during the fault ({base_out:.3}s before): what A sends was slowed"
     );
-    assert_eq!(ingress_leftovers(a), Vec::<String>::new());
+    assert_eq!(ingress_leftovers(&a), Vec::<String>::new());
     assert_eq!(out.report()["faults"][0]["status"], "reverted");
-    let after = best_download_in(a, &from_b, SIZE);
+    let after = best_download_in(&a, &from_b, SIZE);
     assert!(after < 1.0, "B→A still takes {after:.2}s after the revert");
 }
 
 #[test]
 fn a_scoped_ingress_rate_through_the_sidecar_slows_only_that_peer() {
-    let Some((fleet, names)) = trio_with_curl("ingress-scoped") else {
+    let Some((fleet, [a, b, c])) = trio_with_curl("ingress-scoped") else {
         return;
     };
-    let (a, b, c) = (&names[0], &names[1], &names[2]);
-    let (from_b, from_c) = (serve_file(b, SIZE_KIB), serve_file(c, SIZE_KIB));
+    let (from_b, from_c) = (serve_file(&b, SIZE_KIB), serve_file(&c, SIZE_KIB));
     let run = start_ingress(
         &fleet,
-        a,
+        &a,
         &format!("rate: 2mbit, strategy: sidecar, to: {{containers: {{names: [{b}]}}}}"),
     );
-    assert_eq!(helpers(a), 1, "one helper shares the namespace");
-    let filters = redirects(a);
+    assert_eq!(helpers(&a), 1, "one helper shares the namespace");
+    let filters = redirects(&a);
     // u32 lists the source address as hex at offset 12 of the IP header.
-    let ip = match container_addr(b).ip() {
+    let ip = match container_addr(&b).ip() {
         std::net::IpAddr::V4(v4) => format!("{:08x}/ffffffff at 12", u32::from(v4)),
         other => panic!("{other}"),
     };
@@ -382,8 +380,8 @@ fn a_scoped_ingress_rate_through_the_sidecar_slows_only_that_peer() {
         filters.contains(&ip),
         "no filter for B's address ({ip}): {filters}"
     );
-    let during_b = download_in(a, &from_b, SIZE, 5);
-    let during_c = download_in(a, &from_c, SIZE, 5);
+    let during_b = download_in(&a, &from_b, SIZE, 5);
+    let during_c = download_in(&a, &from_c, SIZE, 5);
     let out = run.wait();
     out.expect(0);
     assert!(during_b >= 1.5, "B→A took {during_b:.2}s: not limited");
@@ -391,5 +389,5 @@ fn a_scoped_ingress_rate_through_the_sidecar_slows_only_that_peer() {
         during_c < 1.0,
         "C→A took {during_c:.2}s: outside the scope but slowed"
     );
-    assert_eq!(ingress_leftovers(a), Vec::<String>::new());
+    assert_eq!(ingress_leftovers(&a), Vec::<String>::new());
 }

@@ -74,7 +74,7 @@ fn inversions(replies: &[(u32, f64)]) -> usize {
 }
 
 fn setup(test: &str) -> Option<(Fleet, String, String)> {
-    let (fleet, names) = trio_needing(
+    let (fleet, [a, b, _]) = trio_needing(
         test,
         &[
             ("iptables", "iptables", "the nfqueue engine cannot run"),
@@ -82,7 +82,7 @@ fn setup(test: &str) -> Option<(Fleet, String, String)> {
             ("curl", "curl", "the download cannot be measured"),
         ],
     )?;
-    Some((fleet, names[0].clone(), names[1].clone()))
+    Some((fleet, a, b))
 }
 
 /// Runs a fault on B scoped to A in the background, until its rule is in place.

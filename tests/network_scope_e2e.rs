@@ -87,14 +87,13 @@ fn faultline_rules(name: &str) -> String {
 
 /// Three web containers on one network, or a recorded skip.
 fn trio(test: &str) -> Option<(Fleet, String, String, String)> {
-    let (fleet, names) = trio_needing(
+    let (fleet, [a, b, c]) = trio_needing(
         test,
         &[
             ("iptables", "iptables", "the nfqueue engine cannot run"),
             ("curl", "curl", "latency cannot be measured"),
         ],
     )?;
-    let (a, b, c) = (names[0].clone(), names[1].clone(), names[2].clone());
     Some((fleet, a, b, c))
 }
 
@@ -106,6 +105,14 @@ fn start_on(fleet: &Fleet, a: &str, fault: &str, rule_in: &str) -> Running {
         .spawn_until(&format!("a faultline rule in {rule_in} of {a}"), || {
             chain(a, rule_in).contains("faultline-")
         })
+}
+
+/// A 12 s, 200 ms delay on A's traffic to `to` (the fault's `to:` mapping), run in the
+/// background until its rule is in place; with A's OUTPUT chain then.
+fn delay_to(fleet: &Fleet, a: &str, to: &str) -> (Running, String) {
+    let fault = format!("network: {{delay: 200ms, engine: nfqueue, duration: 12s, to: {to}}}");
+    let running = start_on(fleet, a, &fault, "OUTPUT");
+    (running, chain(a, "OUTPUT"))
 }
 
 /// The delay added between two medians must be `want` ms ± 20%.
@@ -134,15 +141,7 @@ fn a_delay_to_one_container_slows_only_that_peer() {
     };
     let (to_b, to_c) = (url(&b, 80), url(&c, 80));
     let (base_b, base_c) = (low(&a, &to_b, 15), low(&a, &to_c, 15));
-    let running = start_on(
-        &fleet,
-        &a,
-        &format!(
-            "network: {{delay: 200ms, engine: nfqueue, duration: 12s, to: {{containers: {{names: [{b}]}}}}}}"
-        ),
-        "OUTPUT",
-    );
-    let rules = chain(&a, "OUTPUT");
+    let (running, rules) = delay_to(&fleet, &a, &format!("{{containers: {{names: [{b}]}}}}"));
     assert!(
         rules.contains(&format!("-d {}/32", ip(&b))),
         "the rule does not name B's address: {rules}"
@@ -181,15 +180,8 @@ fn a_delay_to_one_port_of_a_host_slows_only_that_port() {
     let (base80, base81) = (low(&a, &p8080, 15), low(&a, &p8081, 15));
     let base_c = low(&a, &url(&c, 80), 15);
     // B by its name, resolved through Docker's embedded DNS as A would resolve it.
-    let running = start_on(
-        &fleet,
-        &a,
-        &format!(
-            "network: {{delay: 200ms, engine: nfqueue, duration: 12s, to: {{hosts: [{b}], ports: [8080], protocol: tcp}}}}"
-        ),
-        "OUTPUT",
-    );
-    let rules = chain(&a, "OUTPUT");
+    let to = format!("{{hosts: [{b}], ports: [8080], protocol: tcp}}");
+    let (running, rules) = delay_to(&fleet, &a, &to);
     assert!(
         rules.contains(&format!("-d {}/32", ip(&b))) && rules.contains("--dports 8080"),
         "{rules}"
@@ -544,16 +536,24 @@ fn kernel_has_prio() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A and B of [`trio`] when this kernel has sch_prio as the test needs (`prio`); otherwise
+/// a recorded skip saying `why`.
+fn trio_where_prio(prio: bool, test: &str, why: &str) -> Option<(Fleet, String, String)> {
+    if !require_kernel(kernel_has_prio() == prio, why) {
+        return None;
+    }
+    let (fleet, a, b, _c) = trio(test)?;
+    Some((fleet, a, b))
+}
+
 #[test]
 fn without_sch_prio_a_scoped_rate_is_refused_and_nothing_is_left() {
-    if !require_kernel(
-        !kernel_has_prio(),
+    let Some((fleet, a, b)) = trio_where_prio(
+        false,
+        "scope-noprio",
         "this kernel has sch_prio, so the refusal cannot be shown here \
          (a_scoped_rate_builds_prio_bands_and_u32_filters runs instead)",
-    ) {
-        return;
-    }
-    let Some((fleet, a, b, _c)) = trio("scope-noprio") else {
+    ) else {
         return;
     };
     let exp = fleet.experiment("noprio").only(&a).fault(&format!(
@@ -569,14 +569,12 @@ fn without_sch_prio_a_scoped_rate_is_refused_and_nothing_is_left() {
 
 #[test]
 fn a_scoped_rate_builds_prio_bands_and_u32_filters() {
-    if !require_kernel(
-        kernel_has_prio(),
+    let Some((fleet, a, b)) = trio_where_prio(
+        true,
+        "scope-prio",
         "no sch_prio in this kernel, so scoped tc cannot be shown here \
          (without_sch_prio_a_scoped_rate_is_refused_and_nothing_is_left runs instead)",
-    ) {
-        return;
-    }
-    let Some((fleet, a, b, _c)) = trio("scope-prio") else {
+    ) else {
         return;
     };
     let exp = fleet.experiment("prio").only(&a).fault(&format!(

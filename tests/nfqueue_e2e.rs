@@ -8,24 +8,15 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Connect times in milliseconds, `n` of them, 8 at a time.
+/// Connect times in milliseconds, `n` of them, 8 at a time, sorted.
 fn connects(addr: std::net::SocketAddr, n: usize) -> Vec<f64> {
-    let per = n.div_ceil(8);
-    let connect_ms = move || {
+    let mut all = eight_at_a_time(n, move || {
         let t = Instant::now();
         match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
             Ok(_) => t.elapsed().as_secs_f64() * 1000.0,
             Err(_) => 5000.0,
         }
-    };
-    let handles: Vec<_> = (0..8)
-        .map(|_| std::thread::spawn(move || (0..per).map(|_| connect_ms()).collect::<Vec<f64>>()))
-        .collect();
-    let mut all: Vec<f64> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.truncate(n);
+    });
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
     all
 }
@@ -48,26 +39,18 @@ fn delayers(name: &str) -> usize {
     netns_processes(name, "\0delayer\0").len()
 }
 
+/// The nfqueue engine's delay, jitter or loss (`params`).
+static NFQ: NetnsFault = NetnsFault {
+    name: "nfq",
+    entry: |params, duration| {
+        format!("network: {{{params}, engine: nfqueue, duration: {duration}}}")
+    },
+    in_place: has_rule,
+    why: "the nfqueue engine cannot run",
+};
+
 fn setup(test: &str) -> Option<NetnsWeb> {
-    netns_web(test, "the nfqueue engine cannot run")
-}
-
-trait Nfq {
-    fn experiment(&self, params: &str, duration: &str) -> Experiment;
-    fn start(&self, run: Run) -> Running;
-}
-
-impl Nfq for NetnsWeb {
-    fn experiment(&self, params: &str, duration: &str) -> Experiment {
-        Experiment::new("nfq").on(&self.fleet).fault(&format!(
-            "network: {{{params}, engine: nfqueue, duration: {duration}}}"
-        ))
-    }
-
-    /// Starts the run and waits until the delayer's rule is in place.
-    fn start(&self, run: Run) -> Running {
-        self.start_when(run, has_rule)
-    }
+    netns_web(test, &NFQ)
 }
 
 #[test]
@@ -132,9 +115,7 @@ fn loss_drops_about_that_share_of_packets() {
 #[test]
 fn sigkill_fails_open_and_recover_removes_the_rule() {
     let Some(s) = setup("nfq-kill") else { return };
-    let state = StateDir::new();
-    let exp = s.experiment("delay: 200ms", "30s");
-    let run = s.start(Run::experiment(&exp).state(&state).no_dead_mans_switch());
+    let (state, run) = s.start_recoverable(&s.experiment("delay: 200ms", "30s"));
     assert!(
         p50(&connects(s.addr, 16)) > 150.0,
         "the delay was not in effect"

@@ -7,7 +7,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faultline::experiment::{LoadedExperiment, Secrets, VarOverrides, load_experiment_str};
@@ -16,10 +15,9 @@ use faultline::probe::{ProbeContext, Sample};
 use faultline::report::{RunResult, metrics};
 use serde_json::{Value, json};
 use support::free_port;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use support::{Experiment, Probe, Run};
+use support::{Experiment, Probe, Received, Receiver, Run};
 
 const TOKEN: &str = "obs-bearer-7f3e9a";
 
@@ -494,60 +492,14 @@ fn textfile_output_passes_promtool() {
     );
 }
 
-/// A notification receiver: records every request body by path, answers 200.
-async fn receiver() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buf = [0u8; 4096];
-                let (head, body_start) = loop {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => data.extend_from_slice(&buf[..n]),
-                    }
-                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break (String::from_utf8_lossy(&data[..i]).to_lowercase(), i + 4);
-                    }
-                };
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while data.len() < body_start + len {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => data.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                let body: Value =
-                    serde_json::from_slice(&data[body_start..]).unwrap_or(Value::Null);
-                log.lock().unwrap().push((path, head, body));
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
-    (url, seen)
-}
-
 fn secrets_of(l: &LoadedExperiment) -> Secrets {
     l.secrets.clone()
 }
 
 #[tokio::test]
 async fn notifications_of_a_passing_and_a_failing_run_and_a_game_day() {
-    let (url, seen) = receiver().await;
+    let hooks = Receiver::start();
+    let url = &hooks.url;
     let notifier = Notifier::new(
         &[format!("{url}/hook-a"), format!("{url}/hook-b")],
         client(),
@@ -580,9 +532,9 @@ async fn notifications_of_a_passing_and_a_failing_run_and_a_game_day() {
         )
         .await;
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = hooks.received();
     assert_eq!(seen.len(), 10, "five events to two URLs");
-    for (_, head, body) in &seen {
+    for Received { head, body, .. } in &seen {
         assert!(head.starts_with("post /hook-"), "{head}");
         assert!(head.contains("content-type: application/json"), "{head}");
         assert!(!body.to_string().contains(TOKEN), "a secret leaked: {body}");
@@ -590,8 +542,8 @@ async fn notifications_of_a_passing_and_a_failing_run_and_a_game_day() {
     }
     let events: Vec<(&str, &Value)> = seen
         .iter()
-        .filter(|(p, _, _)| p == "/hook-a")
-        .map(|(_, _, b)| (b["event"].as_str().unwrap(), b))
+        .filter(|r| r.path == "/hook-a")
+        .map(|r| (r.body["event"].as_str().unwrap(), &r.body))
         .collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.0).collect();
     assert_eq!(
@@ -653,7 +605,7 @@ async fn a_receiver_that_is_down_or_silent_changes_nothing() {
             conns.push(c);
         }
     });
-    let (live, seen) = receiver().await;
+    let live = Receiver::start();
     let r = run_result("obs-probe", "failed", 1);
     let n = Notification::run_finished(&r, &Secrets::default());
     let before = n.clone();
@@ -668,7 +620,7 @@ async fn a_receiver_that_is_down_or_silent_changes_nothing() {
     );
 
     // A silent receiver costs at most the 5s timeout, and the others still get theirs.
-    let all = Notifier::new(&[closed, silent_url, format!("{live}/ok")], client()).unwrap();
+    let all = Notifier::new(&[closed, silent_url, format!("{}/ok", live.url)], client()).unwrap();
     let started = Instant::now();
     all.send(&n).await;
     let took = started.elapsed();
@@ -676,7 +628,7 @@ async fn a_receiver_that_is_down_or_silent_changes_nothing() {
         took >= Duration::from_secs(4) && took < Duration::from_secs(7),
         "{took:?}"
     );
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(live.received().len(), 1);
     assert_eq!(n, before);
     assert_eq!(n.verdict, Some(faultline::report::Verdict::Failed));
     hold.abort();

@@ -32,6 +32,15 @@ const ULIMITS: [&str; 4] = [
     "nproc=20000:20000",
 ];
 
+/// The `podman` program, or a recorded skip.
+fn require_podman() -> Option<PathBuf> {
+    require_program(
+        "podman",
+        "podman",
+        "the Podman tests drive Podman's Docker-compatible API service",
+    )
+}
+
 /// Podman's API service on a socket of this test, and what the test put into Podman.
 struct Podman {
     service: Option<Child>,
@@ -49,11 +58,7 @@ impl Podman {
         if !require_docker() {
             return None;
         }
-        require_program(
-            "podman",
-            "podman",
-            "the Podman tests drive Podman's Docker-compatible API service",
-        )?;
+        require_podman()?;
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podman.sock");
@@ -88,12 +93,7 @@ impl Podman {
                 continue;
             }
             let load = format!("docker save {image} | podman --url {} load", podman.host());
-            let out = Command::new("sh").args(["-c", &load]).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{load}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            must_succeed(Command::new("sh").args(["-c", &load]));
             podman.loaded.push(local);
         }
         Some(podman)
@@ -121,22 +121,18 @@ impl Podman {
 
     /// `podman --url SOCKET ARGS`: Podman's own CLI, through this test's service.
     fn podman(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .arg("--url")
-            .arg(self.host())
-            .args(args)
-            .output()
-            .expect("podman runs")
+        self.command(args).output().expect("podman runs")
     }
 
     fn podman_ok(&self, args: &[&str]) -> String {
-        let out = self.podman(args);
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = must_succeed(&mut self.command(args));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--url").arg(self.host()).args(args);
+        cmd
     }
 
     /// A busybox web server in Podman, labelled with this test's group; returns its name.
@@ -156,6 +152,17 @@ impl Podman {
     fn experiment(&self, name: &str) -> Experiment {
         Experiment::new(name)
             .docker(&format!("host: \"{}\"", self.host()))
+            .on_label("fltest.podman", &self.group)
+    }
+
+    /// An experiment over two hosts, the local Docker engine and this service
+    /// (`target.docker.hosts`), targeting this test's label `fltest.podman=GROUP`.
+    fn with_docker_experiment(&self, name: &str) -> Experiment {
+        Experiment::new(name)
+            .docker(&format!(
+                "hosts: [{{host: \"{DOCKER_SOCKET}\"}}, {{host: \"{}\"}}]",
+                self.host()
+            ))
             .on_label("fltest.podman", &self.group)
     }
 
@@ -280,6 +287,33 @@ impl Podman {
     }
 }
 
+/// `check` with this test's Podman service, one web container in it and an experiment
+/// `test` on that container (for the test's fault); then the service is stopped and
+/// checked clean. A recorded skip without Docker or Podman.
+fn on_podman(test: &str, check: impl FnOnce(&Podman, &str, Experiment)) {
+    let Some((podman, web)) = Podman::with_web(test) else {
+        return;
+    };
+    check(&podman, &web, podman.experiment(test));
+    podman.finish();
+}
+
+/// `check` with one web container on each of two hosts, this test's Podman service
+/// (`pweb`) and the local Docker engine (`dweb`, with the same `fltest.podman` label), and
+/// an experiment `test` over both; then the Docker container is removed, and the service
+/// stopped and checked clean.
+fn on_podman_and_docker(test: &str, check: impl FnOnce(&Podman, &str, &str, Experiment)) {
+    let Some((podman, pweb)) = Podman::with_web(test) else {
+        return;
+    };
+    let mut fleet = Fleet::new(test);
+    let same = format!("fltest.podman={}", podman.group);
+    let dweb = fleet.web(&["--label", &same]);
+    check(&podman, &pweb, &dweb, podman.with_docker_experiment(test));
+    drop(fleet);
+    podman.finish();
+}
+
 impl Drop for Podman {
     fn drop(&mut self) {
         self.clean();
@@ -310,210 +344,164 @@ fn doctor_says_the_engine_is_podman_and_what_works_there() {
 
 #[test]
 fn pause_on_podman() {
-    let Some((podman, web)) = Podman::with_web("pm-pause") else {
-        return;
-    };
-    let exp = podman.experiment("pm-pause").fault("pause: {duration: 2s}");
-    let run = Run::experiment(&exp)
-        .json_report()
-        .spawn_until("the pause in Podman", || podman.paused(&web));
-    let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["type"], "pause");
-    assert_eq!(r["faults"][0]["status"], "reverted");
-    assert_eq!(podman.inspect(&web, "{{.State.Status}}"), "running");
-    podman.finish();
+    on_podman("pm-pause", |podman, web, exp| {
+        let run = Run::experiment(&exp.fault("pause: {duration: 2s}"))
+            .json_report()
+            .spawn_until("the pause in Podman", || podman.paused(web));
+        let r = run.wait().expect(0).report();
+        assert_first_fault(&r, "pause", "reverted");
+        assert_eq!(podman.inspect(web, "{{.State.Status}}"), "running");
+    });
 }
 
 #[test]
 fn kill_on_podman() {
-    let Some((podman, web)) = Podman::with_web("pm-kill") else {
-        return;
-    };
-    let exp = podman
-        .experiment("pm-kill")
-        .fault("kill: {signal: SIGKILL}");
-    let r = Run::experiment(&exp).json_report().expect_report(0);
-    assert_eq!(r["faults"][0]["type"], "kill");
-    assert_eq!(r["faults"][0]["status"], "completed");
-    assert!(
-        wait_until(Duration::from_secs(10), || podman
-            .inspect(&web, "{{.State.Status}}")
-            == "exited"),
-        "Podman still shows the target running"
-    );
-    assert_eq!(
-        podman.inspect(&web, "{{.State.ExitCode}}"),
-        "137",
-        "SIGKILL"
-    );
-    podman.finish();
+    on_podman("pm-kill", |podman, web, exp| {
+        let r = Run::experiment(&exp.fault("kill: {signal: SIGKILL}"))
+            .json_report()
+            .expect_report(0);
+        assert_first_fault(&r, "kill", "completed");
+        assert!(
+            wait_until(Duration::from_secs(10), || podman
+                .inspect(web, "{{.State.Status}}")
+                == "exited"),
+            "Podman still shows the target running"
+        );
+        assert_eq!(podman.inspect(web, "{{.State.ExitCode}}"), "137", "SIGKILL");
+    });
 }
 
 /// The sidecar is a Podman container in the target's namespace, created with the target's
 /// limits (Podman's default would not start here); the host's `tc` sees its qdisc.
 #[test]
 fn network_on_podman_through_a_sidecar() {
-    let Some((podman, web)) = Podman::with_web("pm-net") else {
-        return;
-    };
-    let exp = podman
-        .experiment("pm-net")
-        .fault("network: {rate: 1mbit, duration: 3s, strategy: sidecar}");
-    let run = Run::with_tc_image(&exp)
+    on_podman("pm-net", |podman, web, exp| {
+        let run = Run::with_tc_image(
+            &exp.fault("network: {rate: 1mbit, duration: 3s, strategy: sidecar}"),
+        )
         .json_report()
         .spawn_until("a tbf qdisc in the target's namespace", || {
-            podman.qdiscs(&web).contains("tbf")
+            podman.qdiscs(web).contains("tbf")
         });
-    assert_eq!(podman.helpers(&web), 1, "one sidecar shares the namespace");
-    let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["type"], "network");
-    assert_eq!(r["faults"][0]["status"], "reverted");
-    assert!(
-        !podman.qdiscs(&web).contains("tbf"),
-        "{}",
-        podman.qdiscs(&web)
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || podman.helpers(&web) == 0),
-        "the sidecar is left"
-    );
-    podman.finish();
+        assert_eq!(podman.helpers(web), 1, "one sidecar shares the namespace");
+        let r = run.wait().expect(0).report();
+        assert_first_fault(&r, "network", "reverted");
+        assert!(
+            !podman.qdiscs(web).contains("tbf"),
+            "{}",
+            podman.qdiscs(web)
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || podman.helpers(web) == 0),
+            "the sidecar is left"
+        );
+    });
 }
 
 #[test]
 fn cpu_stress_on_podman_is_charged_to_the_container() {
-    let Some((podman, web)) = Podman::with_web("pm-cpu") else {
-        return;
-    };
-    let before = podman.cpu_ns(&web);
-    let exp = podman
-        .experiment("pm-cpu")
-        .fault("cpu_stress: {workers: 1, load: 80, duration: 3s, strategy: exec}");
-    let r = Run::experiment(&exp).json_report().expect_report(0);
-    let burnt = (podman.cpu_ns(&web) - before) as f64 / 1e9;
-    assert_eq!(r["faults"][0]["type"], "cpu_stress");
-    assert_eq!(r["faults"][0]["status"], "reverted");
-    assert!(
-        burnt > 0.8,
-        "the container burnt {burnt:.2} s of CPU during a 3 s stress at 80%"
-    );
-    let left = podman.podman_ok(&["exec", &web, "ps"]);
-    assert!(
-        !left.contains("faultline"),
-        "a stress loop is left in the container:\n{left}"
-    );
-    podman.finish();
+    on_podman("pm-cpu", |podman, web, exp| {
+        let before = podman.cpu_ns(web);
+        let r = Run::experiment(
+            &exp.fault("cpu_stress: {workers: 1, load: 80, duration: 3s, strategy: exec}"),
+        )
+        .json_report()
+        .expect_report(0);
+        let burnt = (podman.cpu_ns(web) - before) as f64 / 1e9;
+        assert_first_fault(&r, "cpu_stress", "reverted");
+        assert!(
+            burnt > 0.8,
+            "the container burnt {burnt:.2} s of CPU during a 3 s stress at 80%"
+        );
+        let left = podman.podman_ok(&["exec", web, "ps"]);
+        assert!(
+            !left.contains("faultline"),
+            "a stress loop is left in the container:\n{left}"
+        );
+    });
 }
 
 /// The local Docker engine, named as a fleet host (DOCKER_HOST does not matter then).
 const DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
-
-/// `target.docker.hosts` with these endpoints, targeting the label `fltest.podman=GROUP`.
-fn fleet_experiment(name: &str, hosts: &[&str], group: &str) -> Experiment {
-    let hosts: Vec<String> = hosts.iter().map(|h| format!("{{host: \"{h}\"}}")).collect();
-    Experiment::new(name)
-        .docker(&format!("hosts: [{}]", hosts.join(", ")))
-        .on_label("fltest.podman", group)
-}
 
 /// Docker and Podman as two hosts of one experiment: `count: 2` over the union takes one
 /// container on each, each is paused by its own engine (as that engine's CLI shows) and
 /// thawed there, and every report names both hosts.
 #[test]
 fn a_fleet_of_docker_and_podman_pauses_one_container_on_each() {
-    let Some((podman, pweb)) = Podman::with_web("pm-fleet") else {
-        return;
-    };
-    let mut fleet = Fleet::new("pm-fleet");
-    let same = format!("fltest.podman={}", podman.group);
-    let dweb = fleet.web(&["--label", &same]);
-    let exp = fleet_experiment("pm-fleet", &[DOCKER_SOCKET, &podman.host()], &podman.group)
-        .select("{mode: count, value: 2}")
-        .fault("pause: {duration: 3s}");
-    let reports = tempfile::tempdir().unwrap();
-    let file = |f: &str| reports.path().join(f).display().to_string();
-    let run = Run::experiment(&exp)
-        .json_report()
-        .args(["--report", "table"])
-        .args(["--report", &format!("markdown:{}", file("r.md"))])
-        .args(["--report", &format!("junit:{}", file("r.xml"))])
-        .args(["--report", &format!("html:{}", file("r.html"))])
-        .spawn_until("a pause on each engine", || {
-            paused(&dweb) && podman.paused(&pweb)
-        });
-    let out = run.wait();
-    out.expect(0);
-    let r = out.report();
-    let names: Vec<String> = r["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
-    assert!(
-        names.contains(&format!("{dweb}@{DOCKER_SOCKET}")),
-        "{names:?}"
-    );
-    assert!(
-        names.contains(&format!("{pweb}@{}", podman.host())),
-        "{names:?}"
-    );
-    for f in r["faults"].as_array().unwrap() {
-        assert_eq!(f["status"], "reverted", "{f}");
-    }
-    // Every report format names both hosts.
-    assert_contains(&out.stdout, &[DOCKER_SOCKET, &podman.host()]);
-    for f in ["r.md", "r.xml", "r.html"] {
-        let text = std::fs::read_to_string(file(f)).unwrap();
-        assert_contains(&text, &[DOCKER_SOCKET, &podman.host()]);
-    }
-    assert!(!paused(&dweb), "Docker's container is still paused");
-    assert_eq!(podman.inspect(&pweb, "{{.State.Status}}"), "running");
-    drop(fleet);
-    podman.finish();
+    on_podman_and_docker("pm-fleet", |podman, pweb, dweb, exp| {
+        let exp = exp
+            .select("{mode: count, value: 2}")
+            .fault("pause: {duration: 3s}");
+        let reports = tempfile::tempdir().unwrap();
+        let file = |f: &str| reports.path().join(f).display().to_string();
+        let run = Run::experiment(&exp)
+            .json_report()
+            .args(["--report", "table"])
+            .args(["--report", &format!("markdown:{}", file("r.md"))])
+            .args(["--report", &format!("junit:{}", file("r.xml"))])
+            .args(["--report", &format!("html:{}", file("r.html"))])
+            .spawn_until("a pause on each engine", || {
+                paused(dweb) && podman.paused(pweb)
+            });
+        let out = run.wait();
+        out.expect(0);
+        let r = out.report();
+        let names: Vec<String> = r["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            names.contains(&format!("{dweb}@{DOCKER_SOCKET}")),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&format!("{pweb}@{}", podman.host())),
+            "{names:?}"
+        );
+        for f in r["faults"].as_array().unwrap() {
+            assert_eq!(f["status"], "reverted", "{f}");
+        }
+        // Every report format names both hosts.
+        assert_contains(&out.stdout, &[DOCKER_SOCKET, &podman.host()]);
+        for f in ["r.md", "r.xml", "r.html"] {
+            let text = std::fs::read_to_string(file(f)).unwrap();
+            assert_contains(&text, &[DOCKER_SOCKET, &podman.host()]);
+        }
+        assert!(!paused(dweb), "Docker's container is still paused");
+        assert_eq!(podman.inspect(pweb, "{{.State.Status}}"), "running");
+    });
 }
 
 /// The journal keeps each entry's host: a killed fleet run leaves one pause on each
 /// engine, and `recover` thaws each on its own.
 #[test]
 fn recover_reaches_each_fleet_host_from_the_journal() {
-    let Some((podman, pweb)) = Podman::with_web("pm-fleet-rec") else {
-        return;
-    };
-    let mut fleet = Fleet::new("pm-fleet-rec");
-    let same = format!("fltest.podman={}", podman.group);
-    let dweb = fleet.web(&["--label", &same]);
-    let exp = fleet_experiment(
-        "pm-fleet-rec",
-        &[DOCKER_SOCKET, &podman.host()],
-        &podman.group,
-    )
-    .select("{mode: all}")
-    .fault("pause: {duration: 60s}");
-    let state = Run::experiment(&exp)
-        .sigkilled_once("both paused", || paused(&dweb) && podman.paused(&pweb));
-    assert_eq!(state.open_entries(), 2);
-    Run::new(["recover"]).state(&state).output().expect(0);
-    assert!(!paused(&dweb), "recover did not thaw Docker's container");
-    assert!(
-        !podman.paused(&pweb),
-        "recover did not thaw Podman's container"
-    );
-    assert!(state.is_clean());
-    drop(fleet);
-    podman.finish();
+    on_podman_and_docker("pm-fleet-rec", |podman, pweb, dweb, exp| {
+        let exp = exp.select("{mode: all}").fault("pause: {duration: 60s}");
+        let state = Run::experiment(&exp)
+            .sigkilled_once("both paused", || paused(dweb) && podman.paused(pweb));
+        assert_eq!(state.open_entries(), 2);
+        Run::new(["recover"]).state(&state).output().expect(0);
+        assert!(!paused(dweb), "recover did not thaw Docker's container");
+        assert!(
+            !podman.paused(pweb),
+            "recover did not thaw Podman's container"
+        );
+        assert!(state.is_clean());
+    });
 }
 
 /// A fleet host that does not answer stops the run before anything is injected (exit 3,
 /// naming it); with `min_hosts: 1` it is skipped and the report says so.
 #[test]
 fn an_unreachable_fleet_host_stops_the_run_unless_min_hosts_allows_it() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("fleet-gone") else {
         return;
-    }
-    let mut fleet = Fleet::new("fleet-gone");
-    let web = fleet.web(&[]);
+    };
     let scratch = tempfile::tempdir().unwrap();
     let gone = format!("unix://{}/no-engine.sock", scratch.path().display());
     let exp = Experiment::new("fleet-gone")
@@ -563,11 +551,7 @@ impl RootlessPodman {
     const NOBODY: u32 = 65534;
 
     fn start() -> Option<RootlessPodman> {
-        require_program(
-            "podman",
-            "podman",
-            "the Podman tests drive Podman's Docker-compatible API service",
-        )?;
+        require_podman()?;
         require_program(
             "setpriv",
             "util-linux",

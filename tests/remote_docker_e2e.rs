@@ -17,16 +17,69 @@ use support::*;
 
 /// `openssl ARGS` in `dir`, which must succeed.
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    must_succeed(Command::new("openssl").args(args).current_dir(dir));
+}
+
+/// A program of the test listening on 127.0.0.1:PORT, with its files (its log among them)
+/// in a temporary directory. Killed (and waited for) on drop, also when the test panics.
+struct Daemon {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    /// The name of its log (its stderr) in `dir`.
+    log: &'static str,
+}
+
+impl Daemon {
+    /// Starts `cmd CONFIG`, CONFIG being the file `config` writes into `dir` for a free
+    /// port, with its stderr in `dir/LOG`, and waits (10 s at most) until it listens on
+    /// that port; `what` names it when it does not.
+    fn start(
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        config: impl FnOnce(&Path, u16) -> PathBuf,
+        log: &'static str,
+        what: &str,
+    ) -> Daemon {
+        let port = free_port();
+        cmd.arg(config(dir.path(), port));
+        let file = std::fs::File::create(dir.path().join(log)).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+        let daemon = Daemon {
+            child,
+            port,
+            dir,
+            log,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "{what} never listened on 127.0.0.1:{port}: {}",
+            daemon.log()
+        );
+        daemon
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path(self.log)).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A CA named `name` in `dir`: `NAME-ca.pem`, `NAME-ca-key.pem`.
@@ -92,29 +145,25 @@ fn make_cert(dir: &Path, ca: &str, out: &str, cn: &str, ext: &str) {
 }
 
 /// The local engine behind a TLS proxy on 127.0.0.1 that verifies client certificates.
-/// Killed (and waited for) on drop, also when the test panics.
 struct TlsEngine {
-    proxy: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    proxy: Daemon,
 }
 
 impl TlsEngine {
     /// `None` (a recorded skip) without the engine, openssl or stunnel.
     fn start() -> Option<TlsEngine> {
-        if !require_docker() {
-            return None;
-        }
-        require_program(
-            "openssl",
-            "openssl",
-            "the TLS tests make their certificates",
-        )?;
-        let stunnel = require_program(
-            "stunnel4",
-            "stunnel4",
-            "the TLS tests expose the engine through a TLS proxy",
-        )?;
+        let [_, stunnel] = docker_and([
+            (
+                "openssl",
+                "openssl",
+                "the TLS tests make their certificates",
+            ),
+            (
+                "stunnel4",
+                "stunnel4",
+                "the TLS tests expose the engine through a TLS proxy",
+            ),
+        ])?;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         make_ca(d, "good");
@@ -152,58 +201,37 @@ impl TlsEngine {
             std::fs::copy(d.join(format!("{cert}.pem")), to.join("cert.pem")).unwrap();
             std::fs::copy(d.join(format!("{cert}-key.pem")), to.join("key.pem")).unwrap();
         }
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
+        let config = |d: &Path, port| {
+            let tmp = d.display();
+            write(
+                d,
+                "stunnel.conf",
+                &format!(
+                    "foreground = yes\npid =\n[docker]\naccept = 127.0.0.1:{port}\nconnect = /var/run/docker.sock\ncert = {tmp}/server.pem\nkey = {tmp}/server-key.pem\nCAfile = {tmp}/good-ca.pem\nverifyChain = yes\nrequireCert = yes\n"
+                ),
+            )
         };
-        let log = std::fs::File::create(d.join("proxy.log")).unwrap();
-        let conf = d.join("stunnel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "foreground = yes\npid =\n[docker]\naccept = 127.0.0.1:{port}\nconnect = /var/run/docker.sock\ncert = {}\nkey = {}\nCAfile = {}\nverifyChain = yes\nrequireCert = yes\n",
-                d.join("server.pem").display(),
-                d.join("server-key.pem").display(),
-                d.join("good-ca.pem").display(),
+        Some(TlsEngine {
+            proxy: Daemon::start(
+                Command::new(stunnel),
+                dir,
+                config,
+                "proxy.log",
+                "the TLS proxy",
             ),
-        )
-        .unwrap();
-        let proxy = Command::new(stunnel)
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("stunnel starts");
-        let engine = TlsEngine { proxy, port, dir };
-        assert!(
-            wait_until(Duration::from_secs(10), || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            }),
-            "the TLS proxy never listened on 127.0.0.1:{port}: {}",
-            engine.proxy_log()
-        );
-        Some(engine)
-    }
-
-    /// The engine, and a fleet of one web container (`None`: a recorded skip).
-    fn with_web(test: &str) -> Option<(TlsEngine, Fleet, String)> {
-        let engine = TlsEngine::start()?;
-        let mut fleet = Fleet::new(test);
-        let web = fleet.web(&[]);
-        Some((engine, fleet, web))
+        })
     }
 
     fn host(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
+        format!("tcp://127.0.0.1:{}", self.proxy.port)
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.proxy.path(rel)
     }
 
     fn proxy_log(&self) -> String {
-        std::fs::read_to_string(self.path("proxy.log")).unwrap_or_default()
+        self.proxy.log()
     }
 
     /// How many TLS connections the proxy accepted.
@@ -253,6 +281,26 @@ impl TlsEngine {
             .env_remove("DOCKER_CERT_PATH")
             .env_remove("DOCKER_CONTEXT")
             .env("DOCKER_CONFIG", self.path("no-docker-config"))
+    }
+
+    /// Runs `run`, a short pause of `web` reaching the engine through `endpoint` (named in
+    /// the messages): the target is paused while it runs and thawed after, and the run went
+    /// through this engine's TLS proxy.
+    fn pause_through(&self, run: Run, web: &str, endpoint: &str) {
+        let before = self.connections();
+        let run = run.json_report().spawn();
+        assert!(
+            wait_until(Duration::from_secs(10), || paused(web)),
+            "the target was never paused through {endpoint}"
+        );
+        let r = run.wait().expect(0).report();
+        assert_first_fault(&r, "pause", "reverted");
+        assert!(!paused(web));
+        assert!(
+            self.connections() > before,
+            "the run did not go through {endpoint}'s TLS proxy: {}",
+            self.proxy_log()
+        );
     }
 
     /// Runs a 60 s pause of `web` with `run`, kills the run (without its dead-man's
@@ -307,10 +355,35 @@ impl TlsEngine {
     }
 }
 
-impl Drop for TlsEngine {
-    fn drop(&mut self) {
-        let _ = self.proxy.kill();
-        let _ = self.proxy.wait();
+/// What most TLS tests work with: the engine, one web container of a fleet, and an
+/// experiment on it.
+struct TlsLab {
+    engine: TlsEngine,
+    fleet: Fleet,
+    web: String,
+    exp: Experiment,
+}
+
+impl TlsLab {
+    /// The lab of `test`, its experiment (named `test`) with `fault` (`None`: a recorded
+    /// skip).
+    fn new(test: &str, fault: &str) -> Option<TlsLab> {
+        let engine = TlsEngine::start()?;
+        let mut fleet = Fleet::new(test);
+        let web = fleet.web(&[]);
+        let exp = fleet.experiment(test).fault(fault);
+        Some(TlsLab {
+            engine,
+            fleet,
+            web,
+            exp,
+        })
+    }
+
+    /// `run` of the experiment through the engine with the certificates in `certs`
+    /// (DOCKER_HOST with TLS verification).
+    fn run(&self, certs: &str) -> Run {
+        self.engine.env(Run::experiment(&self.exp), certs)
     }
 }
 
@@ -338,27 +411,11 @@ fn sha256_hex(text: &str) -> String {
 
 #[test]
 fn pause_through_a_tls_verified_remote_engine() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-pause") else {
+    let Some(lab) = TlsLab::new("tls-pause", "pause: {duration: 2s}") else {
         return;
     };
-    let exp = fleet.experiment("tls-pause").fault("pause: {duration: 2s}");
-    let run = engine
-        .env(Run::experiment(&exp), "certs")
-        .json_report()
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(10), || paused(&web)),
-        "the target was never paused through the TLS endpoint"
-    );
-    let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["type"], "pause");
-    assert_eq!(r["faults"][0]["status"], "reverted");
-    assert!(!paused(&web));
-    assert!(
-        engine.connections() >= 1,
-        "the run did not go through the TLS proxy: {}",
-        engine.proxy_log()
-    );
+    lab.engine
+        .pause_through(lab.run("certs"), &lab.web, "the TLS endpoint");
 }
 
 #[test]
@@ -379,8 +436,7 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
         .env(Run::experiment(&exp), "certs")
         .json_report()
         .expect_report(0);
-    assert_eq!(r["faults"][0]["type"], "kill");
-    assert_eq!(r["faults"][0]["status"], "completed");
+    assert_first_fault(&r, "kill", "completed");
     // A remote daemon's containers are killed through its API, which Docker takes for a
     // manual stop: the run says so, and the restart policy indeed does not bring it back.
     let caveat = r["faults"][0]["effects"]["caveat"]
@@ -400,58 +456,57 @@ fn kill_through_a_tls_verified_remote_engine_uses_the_api() {
 
 #[test]
 fn network_through_a_tls_verified_remote_engine_uses_a_sidecar() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-net") else {
+    let Some(lab) = TlsLab::new("tls-net", "network: {rate: 1mbit, duration: 3s}") else {
         return;
     };
     // No strategy: `auto` must pick the sidecar, since the daemon is remote.
-    let exp = fleet
-        .experiment("tls-net")
-        .fault("network: {rate: 1mbit, duration: 3s}");
-    engine.plan_says(&exp, &["fault 1 (network): sidecar"]);
-    let run = engine
-        .env(Run::with_tc_image(&exp), "certs")
+    lab.engine
+        .plan_says(&lab.exp, &["fault 1 (network): sidecar"]);
+    let run = lab
+        .engine
+        .env(Run::with_tc_image(&lab.exp), "certs")
         .json_report()
         .spawn();
     assert!(
-        wait_until(Duration::from_secs(15), || qdiscs(&web).contains("tbf")),
+        wait_until(Duration::from_secs(15), || qdiscs(&lab.web).contains("tbf")),
         "no tbf qdisc in the target's namespace during the fault: {}",
-        qdiscs(&web)
+        qdiscs(&lab.web)
     );
-    assert_eq!(helpers(&web), 1, "a sidecar shares the target's namespace");
+    assert_eq!(
+        helpers(&lab.web),
+        1,
+        "a sidecar shares the target's namespace"
+    );
     let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["type"], "network");
-    assert_eq!(r["faults"][0]["status"], "reverted");
-    assert!(!qdiscs(&web).contains("tbf"), "{}", qdiscs(&web));
+    assert_first_fault(&r, "network", "reverted");
+    assert!(!qdiscs(&lab.web).contains("tbf"), "{}", qdiscs(&lab.web));
     assert!(
-        wait_until(Duration::from_secs(10), || helpers(&web) == 0),
+        wait_until(Duration::from_secs(10), || helpers(&lab.web) == 0),
         "the sidecar is left"
     );
 }
 
 #[test]
 fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-cpu") else {
+    let Some(lab) = TlsLab::new(
+        "tls-cpu",
+        "cpu_stress: {workers: 1, load: 80, duration: 3s}",
+    ) else {
         return;
     };
-    let id = fleet.id(&web);
+    let id = lab.fleet.id(&lab.web);
     let before = cpu_ns(&id);
     // No strategy: `auto` must pick exec, since the daemon is remote.
-    let exp = fleet
-        .experiment("tls-cpu")
-        .fault("cpu_stress: {workers: 1, load: 80, duration: 3s}");
-    engine.plan_says(&exp, &["fault 1 (cpu_stress): exec"]);
-    let r = engine
-        .env(Run::experiment(&exp), "certs")
-        .json_report()
-        .expect_report(0);
+    lab.engine
+        .plan_says(&lab.exp, &["fault 1 (cpu_stress): exec"]);
+    let r = lab.run("certs").json_report().expect_report(0);
     let burnt = (cpu_ns(&id) - before) as f64 / 1e9;
-    assert_eq!(r["faults"][0]["type"], "cpu_stress");
-    assert_eq!(r["faults"][0]["status"], "reverted");
+    assert_first_fault(&r, "cpu_stress", "reverted");
     assert!(
         burnt > 0.8,
         "the container burnt {burnt:.2} s of CPU during a 3 s stress at 80%"
     );
-    let left = docker_ok(&["exec", &web, "ps"]);
+    let left = docker_ok(&["exec", &lab.web, "ps"]);
     assert!(
         !left.contains("faultline"),
         "a stress loop is left in the container:\n{left}"
@@ -462,138 +517,111 @@ fn cpu_through_a_tls_verified_remote_engine_uses_exec() {
 /// (each command says so), and the pause goes through the TLS proxy.
 #[test]
 fn the_docker_cli_flags_reach_a_tls_verified_engine() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-flags") else {
+    let Some(lab) = TlsLab::new("tls-flags", "pause: {duration: 2s}") else {
         return;
     };
-    let exp = fleet.experiment("tls-flags").fault("pause: {duration: 2s}");
     let dir = tempfile::tempdir().unwrap();
-    let file = exp.write(dir.path());
-    let plan = engine
+    let file = lab.exp.write(dir.path());
+    let plan = lab
+        .engine
         .flags(Run::new(["plan"]).arg(&file), "certs")
         .output();
     plan.expect(0);
-    assert_contains(&plan.stdout, &[&engine.host(), &web]);
-    let doctor = engine
+    assert_contains(&plan.stdout, &[&lab.engine.host(), &lab.web]);
+    let doctor = lab
+        .engine
         .flags(Run::new(["doctor"]).arg(&file), "certs")
         .output();
     assert_contains(
         &doctor.stdout,
         &[
-            &engine.host(),
+            &lab.engine.host(),
             "from the command line (-H/--host)",
             "engine Docker",
         ],
     );
-    let before = engine.connections();
-    let run = engine
-        .flags(Run::experiment(&exp), "certs")
-        .json_report()
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(10), || paused(&web)),
-        "the target was never paused through the flags' endpoint"
-    );
-    let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["status"], "reverted");
-    assert!(!paused(&web));
-    assert!(
-        engine.connections() > before,
-        "the run did not go through the TLS proxy: {}",
-        engine.proxy_log()
-    );
+    let run = lab.engine.flags(Run::experiment(&lab.exp), "certs");
+    lab.engine
+        .pause_through(run, &lab.web, "the flags' endpoint");
     // A certificate without its key, and TLS without verification, stop before anything.
-    let half = Run::experiment(&exp)
-        .args(["-H", &engine.host(), "--tlscert"])
-        .arg(engine.path("certs/cert.pem"))
+    let half = Run::experiment(&lab.exp)
+        .args(["-H", &lab.engine.host(), "--tlscert"])
+        .arg(lab.engine.path("certs/cert.pem"))
         .json_report()
         .output();
     half.expect(4);
     assert_contains(&half.stderr, &["--tlscert and --tlskey"]);
-    let unverified = Run::experiment(&exp)
-        .args(["-H", &engine.host(), "--tls"])
+    let unverified = Run::experiment(&lab.exp)
+        .args(["-H", &lab.engine.host(), "--tls"])
         .env_remove("DOCKER_TLS_VERIFY")
         .output();
     unverified.expect(4);
     assert_contains(&unverified.stderr, &["--tlsverify"]);
-    assert!(!paused(&web));
+    assert!(!paused(&lab.web));
 }
 
 /// `recover -H …` reaches the daemon where the flags say, over the endpoint the journal
 /// recorded: a pause left on the local socket is thawed through the TLS proxy.
 #[test]
 fn recover_with_the_host_flag_goes_where_the_flags_say() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-flag-recover") else {
+    let Some(lab) = TlsLab::new("tls-flag-recover", "pause: {duration: 60s}") else {
         return;
     };
-    let exp = fleet
-        .experiment("tls-flag-recover")
-        .fault("pause: {duration: 60s}");
-    let local = Run::experiment(&exp).env("DOCKER_HOST", "unix:///var/run/docker.sock");
-    let state = engine.leave_a_pause(local, &web);
-    engine.recover_through(engine.flags(Run::new(["recover"]), "certs"), &web, &state);
+    let local = Run::experiment(&lab.exp).env("DOCKER_HOST", "unix:///var/run/docker.sock");
+    let state = lab.engine.leave_a_pause(local, &lab.web);
+    lab.engine.recover_through(
+        lab.engine.flags(Run::new(["recover"]), "certs"),
+        &lab.web,
+        &state,
+    );
 }
 
 /// The journal keeps the endpoint and its TLS files: `recover`, in an environment without
 /// any DOCKER_* variable, reverts a killed run's pause through the same TLS endpoint.
 #[test]
 fn recover_reaches_the_tls_endpoint_from_the_journal() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-recover") else {
+    let Some(lab) = TlsLab::new("tls-recover", "pause: {duration: 60s}") else {
         return;
     };
-    let exp = fleet
-        .experiment("tls-recover")
-        .fault("pause: {duration: 60s}");
-    let state = engine.leave_a_pause(engine.env(Run::experiment(&exp), "certs"), &web);
-    let recover = engine.without_docker_env(Run::new(["recover"]));
-    engine.recover_through(recover, &web, &state);
+    let state = lab.engine.leave_a_pause(lab.run("certs"), &lab.web);
+    let recover = lab.engine.without_docker_env(Run::new(["recover"]));
+    lab.engine.recover_through(recover, &lab.web, &state);
 }
 
 #[test]
 fn a_wrong_ca_exits_4_before_anything_is_touched() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-wrong-ca") else {
+    let Some(lab) = TlsLab::new("tls-wrong-ca", "pause: {duration: 2s}") else {
         return;
     };
-    let exp = fleet
-        .experiment("tls-wrong-ca")
-        .fault("pause: {duration: 2s}");
     let state = StateDir::new();
-    let out = engine
-        .env(Run::experiment(&exp), "wrong-ca")
-        .state(&state)
-        .output();
-    out.expect(4);
-    let err = &out.stderr;
+    // Exit 4, and nothing paused.
+    let refused = |certs: &str| {
+        let out = lab.run(certs).state(&state).output();
+        out.expect(4);
+        assert!(!paused(&lab.web));
+        out.stderr
+    };
     assert_contains(
-        err,
+        &refused("wrong-ca"),
         &[
             "invalid peer certificate",
             "not trusted by the CA",
-            &engine.path("wrong-ca/ca.pem").display().to_string(),
+            &lab.engine.path("wrong-ca/ca.pem").display().to_string(),
             "DOCKER_HOST",
         ],
     );
-    assert!(!paused(&web));
     assert_eq!(state.open_entries(), 0, "nothing was journaled");
 
     // A client certificate the daemon does not trust: refused, and nothing touched.
-    let out = engine
-        .env(Run::experiment(&exp), "stranger")
-        .state(&state)
-        .output();
-    out.expect(4);
-    assert_contains(&out.stderr, &["refused the TLS connection"]);
-    assert!(!paused(&web));
+    assert_contains(&refused("stranger"), &["refused the TLS connection"]);
 }
 
 #[test]
 fn a_docker_context_in_a_temporary_config_is_followed() {
-    let Some((engine, fleet, web)) = TlsEngine::with_web("tls-context") else {
+    let Some(lab) = TlsLab::new("tls-context", "pause: {duration: 2s}") else {
         return;
     };
-    let config = engine.context_config("tls-lab");
-    let exp = fleet
-        .experiment("tls-context")
-        .fault("pause: {duration: 2s}");
+    let config = lab.engine.context_config("tls-lab");
     let with_context = |run: Run| {
         run.env("DOCKER_CONFIG", &config)
             .env_remove("DOCKER_HOST")
@@ -604,12 +632,12 @@ fn a_docker_context_in_a_temporary_config_is_followed() {
 
     // doctor and plan say which endpoint, why, and what a remote daemon means.
     let dir = tempfile::tempdir().unwrap();
-    let file = exp.write(dir.path());
+    let file = lab.exp.write(dir.path());
     let doctor = with_context(Run::new(["doctor"]).arg(&file)).output();
     assert_contains(
         &doctor.stdout,
         &[
-            &engine.host(),
+            &lab.engine.host(),
             "docker context `tls-lab`",
             "currentContext",
             "remote",
@@ -620,46 +648,32 @@ fn a_docker_context_in_a_temporary_config_is_followed() {
     assert_contains(
         &plan.stdout,
         &[
-            &format!("Endpoint: {}", engine.host()),
+            &format!("Endpoint: {}", lab.engine.host()),
             "docker context `tls-lab`",
             "From this host: no",
             "fault 1 (pause): the Docker API's pause",
         ],
     );
-    assert!(!paused(&web), "plan touches nothing");
+    assert!(!paused(&lab.web), "plan touches nothing");
 
-    let before = engine.connections();
-    let run = with_context(Run::experiment(&exp)).json_report().spawn();
-    assert!(
-        wait_until(Duration::from_secs(10), || paused(&web)),
-        "the target was never paused through the context's endpoint"
-    );
-    let r = run.wait().expect(0).report();
-    assert_eq!(r["faults"][0]["status"], "reverted");
-    assert!(!paused(&web));
-    assert!(
-        engine.connections() > before,
-        "the run did not go through the context's TLS endpoint: {}",
-        engine.proxy_log()
-    );
+    let run = with_context(Run::experiment(&lab.exp));
+    lab.engine
+        .pause_through(run, &lab.web, "the context's endpoint");
 }
 
 /// An sshd on 127.0.0.1 with its own host key, accepting one client key made by the test,
 /// and an `ssh` wrapper (first on PATH) that uses the test's client configuration: nothing
 /// is written outside the temporary directory. Killed on drop.
 struct SshEngine {
-    sshd: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    sshd: Daemon,
 }
 
 impl SshEngine {
     fn start() -> Option<SshEngine> {
-        if !require_docker() {
-            return None;
-        }
-        let sshd = require_program("sshd", "openssh-server", "the ssh:// test runs an sshd")?;
-        require_program("ssh", "openssh-client", "the ssh:// test connects with ssh")?;
+        let [sshd, real_ssh] = docker_and([
+            ("sshd", "openssh-server", "the ssh:// test runs an sshd"),
+            ("ssh", "openssh-client", "the ssh:// test connects with ssh"),
+        ])?;
         if !Path::new("/run/sshd").is_dir() {
             skip(
                 Skip::Missing,
@@ -670,106 +684,75 @@ impl SshEngine {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for key in ["host_key", "client_key"] {
-            let out = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(d.join(key))
-                .output()
-                .expect("ssh-keygen runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            must_succeed(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(d.join(key)),
             );
         }
         std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        std::fs::write(
-            d.join("sshd_config"),
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowStreamLocalForwarding yes\n",
-                d.join("host_key").display(),
-                d.join("authorized_keys").display(),
+        let tmp = d.display();
+        let ssh_config = write(
+            d,
+            "ssh_config",
+            &format!(
+                "Host 127.0.0.1\n  IdentityFile {tmp}/client_key\n  IdentitiesOnly yes\n  UserKnownHostsFile {tmp}/known_hosts\n  StrictHostKeyChecking yes\n"
             ),
-        )
-        .unwrap();
-        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-        std::fs::write(
-            d.join("known_hosts"),
-            format!("[127.0.0.1]:{port} {host_pub}"),
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("ssh_config"),
-            format!(
-                "Host 127.0.0.1\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
-                d.join("client_key").display(),
-                d.join("known_hosts").display(),
-            ),
-        )
-        .unwrap();
+        );
         let bin = d.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        let real_ssh = require_program("ssh", "openssh-client", "")?;
-        std::fs::write(
-            bin.join("ssh"),
-            format!(
+        let wrapper = write(
+            &bin,
+            "ssh",
+            &format!(
                 "#!/bin/sh\nexec {} -F {} \"$@\"\n",
                 real_ssh.display(),
-                d.join("ssh_config").display()
+                ssh_config.display()
             ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-        let child = Command::new(sshd)
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("sshd starts");
-        let engine = SshEngine {
-            sshd: child,
-            port,
-            dir,
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            }),
-            "sshd never listened on 127.0.0.1:{port}: {}",
-            engine.log()
         );
-        Some(engine)
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = |d: &Path, port| {
+            let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+            write(d, "known_hosts", &format!("[127.0.0.1]:{port} {host_pub}"));
+            let tmp = d.display();
+            write(
+                d,
+                "sshd_config",
+                &format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp}/host_key\nAuthorizedKeysFile {tmp}/authorized_keys\nPidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowStreamLocalForwarding yes\n"
+                ),
+            )
+        };
+        let mut sshd = Command::new(sshd);
+        sshd.args(["-D", "-e", "-f"]);
+        Some(SshEngine {
+            sshd: Daemon::start(sshd, dir, config, "sshd.log", "sshd"),
+        })
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+        self.sshd.log()
+    }
+
+    fn port(&self) -> u16 {
+        self.sshd.port
     }
 
     /// `run` with DOCKER_HOST=ssh://root@127.0.0.1:PORT and the test's `ssh` first on PATH.
     fn env(&self, run: Run) -> Run {
         let path = format!(
             "{}:{}",
-            self.dir.path().join("bin").display(),
+            self.sshd.path("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        run.env("DOCKER_HOST", format!("ssh://root@127.0.0.1:{}", self.port))
-            .env("PATH", path)
-            .env_remove("DOCKER_TLS_VERIFY")
-            .env_remove("DOCKER_CONTEXT")
-    }
-}
-
-impl Drop for SshEngine {
-    fn drop(&mut self) {
-        let _ = self.sshd.kill();
-        let _ = self.sshd.wait();
+        run.env(
+            "DOCKER_HOST",
+            format!("ssh://root@127.0.0.1:{}", self.port()),
+        )
+        .env("PATH", path)
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CONTEXT")
     }
 }
 
@@ -803,7 +786,7 @@ fn pause_through_docker_host_ssh() {
     assert!(!paused(&web));
     assert_contains(&engine.log(), &["Accepted publickey for root"]);
     // The forwarding ssh ended with faultline (its command line names the port).
-    let marker = format!("-p\0{}\0127.0.0.1", engine.port);
+    let marker = format!("-p\0{}\0127.0.0.1", engine.port());
     assert!(
         wait_until(Duration::from_secs(5), || host_processes(&marker)
             .is_empty()),
@@ -818,12 +801,9 @@ fn pause_through_docker_host_ssh() {
 /// target is gone.
 #[test]
 fn recover_through_another_host_keeps_an_entry_it_cannot_find() {
-    let Some((fleet, web)) = one_web("flag-elsewhere") else {
+    let Some((_fleet, web, exp)) = one_web_with("flag-elsewhere", "pause: {duration: 60s}") else {
         return;
     };
-    let exp = fleet
-        .experiment("flag-elsewhere")
-        .fault("pause: {duration: 60s}");
     let state = Run::experiment(&exp)
         .env("DOCKER_HOST", "unix:///var/run/docker.sock")
         .sigkilled_once("the pause", || paused(&web));

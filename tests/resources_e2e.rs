@@ -120,16 +120,21 @@ fn assert_rise(baseline: f64, held: f64, after: f64, want: f64) {
     );
 }
 
+/// Runs `fault` (a 3 s ramp) as [`measure`] does and asserts the container's memory rose
+/// by `want` and came back to its baseline after the revert; returns the report.
+fn assert_charged_and_given_back(fault: &str, want: f64) -> serde_json::Value {
+    let (baseline, held, after, report) = measure(fault, Duration::from_secs(3));
+    assert_rise(baseline, held, after, want);
+    report
+}
+
 #[test]
 fn memory_size_is_charged_to_the_container_and_given_back() {
     if !require_docker() {
         return;
     }
-    let (baseline, held, after, report) = measure(
-        "memory_stress: {size: 256MiB, ramp: 3s, duration: 8s}",
-        Duration::from_secs(3),
-    );
-    assert_rise(baseline, held, after, 256.0 * MIB);
+    let fault = "memory_stress: {size: 256MiB, ramp: 3s, duration: 8s}";
+    let report = assert_charged_and_given_back(fault, 256.0 * MIB);
     assert!(report["faults"][0].get("effects").is_none(), "no OOM kill");
 }
 
@@ -138,11 +143,8 @@ fn memory_percent_is_of_the_container_limit() {
     if !require_docker() {
         return;
     }
-    let (baseline, held, after, _) = measure(
-        "memory_stress: {percent: 80, ramp: 3s, duration: 8s}",
-        Duration::from_secs(3),
-    );
-    assert_rise(baseline, held, after, 0.8 * 512.0 * MIB);
+    let fault = "memory_stress: {percent: 80, ramp: 3s, duration: 8s}";
+    assert_charged_and_given_back(fault, 0.8 * 512.0 * MIB);
 }
 
 #[test]
@@ -150,11 +152,8 @@ fn memory_exec_strategy_allocates_inside_the_container() {
     if !require_docker() {
         return;
     }
-    let (baseline, held, after, _) = measure(
-        "memory_stress: {size: 256MiB, ramp: 3s, duration: 8s, strategy: exec}",
-        Duration::from_secs(3),
-    );
-    assert_rise(baseline, held, after, 256.0 * MIB);
+    let fault = "memory_stress: {size: 256MiB, ramp: 3s, duration: 8s, strategy: exec}";
+    assert_charged_and_given_back(fault, 256.0 * MIB);
 }
 
 #[test]
@@ -172,9 +171,7 @@ fn memory_above_the_limit_meets_the_oom_killer_of_that_container_only() {
         .on(&fleet)
         .only(&web)
         .fault("memory_stress: {size: 700MiB, ramp: 2s, duration: 5s}");
-    let out = Run::experiment(&exp).json_report().output();
-    out.expect(0);
-    let report = out.report();
+    let report = Run::experiment(&exp).json_report().expect_report(0);
     // Measured by the kernel's own per-cgroup counter.
     assert!(
         oom_kills(&id) > before.0,
@@ -210,11 +207,9 @@ fn memory_above_the_limit_meets_the_oom_killer_of_that_container_only() {
 
 #[test]
 fn memory_percent_without_a_limit_is_refused_clearly() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("memory-nolimit") else {
         return;
-    }
-    let mut fleet = Fleet::new("memory-nolimit");
-    let web = fleet.web(&[]);
+    };
     let exp = Experiment::new("memory-nolimit")
         .on(&fleet)
         .fault("memory_stress: {percent: 50, duration: 2s}");
@@ -224,37 +219,25 @@ fn memory_percent_without_a_limit_is_refused_clearly() {
     assert_eq!(allocators_left(&web), 0);
 }
 
-/// `faultline validate` on one fault: exit 2 and each message at its line and column.
-fn invalid(fault: &str, messages: &[&str]) {
-    let exp = Experiment::new("bad").on_label("app", "web").fault(fault);
-    let dir = tempfile::tempdir().unwrap();
-    let file = exp.write(dir.path());
-    let out = Run::new(["validate"]).arg(&file).output();
-    out.expect(2);
-    for m in messages {
-        out.stderr_has(m);
-    }
-}
-
 #[test]
 fn memory_validation_says_what_to_write() {
-    invalid(
+    assert_invalid_fault(
         "memory_stress: {size: 256, duration: 5s}",
         &[
             "bad.yaml:6:27: faults[0].memory_stress.size: size `256` has no unit",
             "256MiB",
         ],
     );
-    invalid(
+    assert_invalid_fault(
         "memory_stress: {percent: 120, duration: 5s}",
         &["bad.yaml:6:", "percentage 120 is outside 0..100"],
     );
-    invalid("memory_stress: {duration: 5s}", &["needs how much memory"]);
-    invalid(
+    assert_invalid_fault("memory_stress: {duration: 5s}", &["needs how much memory"]);
+    assert_invalid_fault(
         "memory_stress: {size: 1GiB, percent: 5, duration: 5s}",
         &["not both"],
     );
-    invalid(
+    assert_invalid_fault(
         "memory_stress: {size: 1GiB, ramp: 10s, duration: 5s}",
         &["`ramp` (10s) is longer than `duration` (5s)"],
     );
@@ -327,10 +310,7 @@ fn assert_close(what: &str, got: f64, want: f64, tolerance: f64) {
 
 #[test]
 fn disk_fill_size_shows_in_df_and_is_removed() {
-    if !require_docker() {
-        return;
-    }
-    for strategy in ["host", "exec"] {
+    each_strategy(|strategy| {
         let (before, during, after, _) = fill(strategy, "size: 32MiB");
         assert_close(
             &format!("{strategy}: df's rise"),
@@ -344,7 +324,7 @@ fn disk_fill_size_shows_in_df_and_is_removed() {
             before,
             0.05 * MIB,
         );
-    }
+    });
 }
 
 #[test]
@@ -476,19 +456,19 @@ fn disk_fill_never_writes_on_the_host_through_a_swapped_link() {
 
 #[test]
 fn disk_fill_validation_says_what_to_write() {
-    invalid(
+    assert_invalid_fault(
         "disk_fill: {size: 1GiB, path: tmp, duration: 5s}",
         &["`path` must be absolute", "/tmp"],
     );
-    invalid(
+    assert_invalid_fault(
         "disk_fill: {percent: 101, duration: 5s}",
         &["percentage 101 is outside 0..100"],
     );
-    invalid(
+    assert_invalid_fault(
         "disk_fill: {size: 10, duration: 5s}",
         &["size `10` has no unit"],
     );
-    invalid("disk_fill: {duration: 5s}", &["disk_fill needs how much"]);
+    assert_invalid_fault("disk_fill: {duration: 5s}", &["disk_fill needs how much"]);
 }
 
 /// A web container published on a fixed loopback port too (Docker picks the ephemeral
@@ -611,11 +591,9 @@ fn commands(name: &str) -> Vec<String> {
 
 #[test]
 fn kill_process_signals_only_the_matching_process() {
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("kill-process") else {
         return;
-    }
-    let mut fleet = Fleet::new("kill-process");
-    let web = fleet.web(&[]);
+    };
     docker_ok(&["exec", "-d", &web, "sh", "-c", "exec sleep 1001"]);
     docker_ok(&["exec", "-d", &web, "sh", "-c", "exec sleep 1002"]);
     assert!(wait_until(Duration::from_secs(5), || {
@@ -625,9 +603,7 @@ fn kill_process_signals_only_the_matching_process() {
     let exp = Experiment::new("kill-process")
         .on(&fleet)
         .fault("kill: {process: \"^sleep 1001$\", signal: SIGKILL}");
-    let out = Run::experiment(&exp).json_report().output();
-    out.expect(0);
-    let report = out.report();
+    let report = Run::experiment(&exp).json_report().expect_report(0);
     assert!(
         wait_until(Duration::from_secs(5), || {
             !commands(&web).iter().any(|l| l == "sleep 1001")
@@ -667,7 +643,7 @@ fn kill_process_refuses_when_nothing_matches() {
 
 #[test]
 fn kill_process_validation() {
-    invalid(
+    assert_invalid_fault(
         "kill: {process: \"(\"}",
         &["`process` is not a valid regular expression"],
     );

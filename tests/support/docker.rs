@@ -21,12 +21,7 @@ pub fn docker(args: &[&str]) -> Output {
 }
 
 pub fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = super::must_succeed(Command::new("docker").args(args));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -40,14 +35,8 @@ pub fn require_docker() -> bool {
             .output()
             .is_ok_and(|o| o.status.success());
         if ok {
-            let out = Command::new("bash")
-                .arg(super::root().join("scripts/test-images.sh"))
-                .output()
-                .expect("bash runs");
-            assert!(
-                out.status.success(),
-                "building test images failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+            super::must_succeed(
+                Command::new("bash").arg(super::root().join("scripts/test-images.sh")),
             );
         }
         ok
@@ -61,6 +50,16 @@ pub fn require_docker() -> bool {
     ok
 }
 
+/// Runs `check` once for each strategy of a stress fault (`host`, then `exec`) when the
+/// Docker engine answers, else records the skip.
+pub fn each_strategy(mut check: impl FnMut(&str)) {
+    if require_docker() {
+        for strategy in ["host", "exec"] {
+            check(strategy);
+        }
+    }
+}
+
 /// A fleet for `test` when the Docker engine answers, else a recorded skip.
 pub fn docker_fleet(test: &str) -> Option<Fleet> {
     require_docker().then(|| Fleet::new(test))
@@ -71,6 +70,13 @@ pub fn one_web(test: &str) -> Option<(Fleet, String)> {
     let mut fleet = docker_fleet(test)?;
     let web = fleet.web(&[]);
     Some((fleet, web))
+}
+
+/// [`one_web`] and an experiment `test` of `fault` on the fleet.
+pub fn one_web_with(test: &str, fault: &str) -> Option<(Fleet, String, super::Experiment)> {
+    let (fleet, web) = one_web(test)?;
+    let exp = fleet.experiment(test).fault(fault);
+    Some((fleet, web, exp))
 }
 
 /// Containers of one test, removed on drop (also when the test panics).
@@ -112,15 +118,12 @@ impl Fleet {
 
     /// Web containers named `{group}-a`, `-b`, ... on one new network of this fleet,
     /// each labelled `fltest.role=<letter>`; returns their names.
-    pub fn trio(&mut self) -> Vec<String> {
+    pub fn trio(&mut self) -> [String; 3] {
         let net = self.network();
-        ["a", "b", "c"]
-            .iter()
-            .map(|r| {
-                let role = format!("fltest.role={r}");
-                self.web(&["--network", &net, "--label", &role])
-            })
-            .collect()
+        ["a", "b", "c"].map(|r| {
+            let role = format!("fltest.role={r}");
+            self.web(&["--network", &net, "--label", &role])
+        })
     }
 
     /// Starts a busybox httpd container published on a loopback port; returns its name.
@@ -223,10 +226,26 @@ pub fn http_ok(url: &str) -> bool {
     s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
 }
 
+/// The paths of every program of `needs` (program, Debian package, what cannot be done
+/// without it) once Docker answers and each is installed; otherwise the skips are recorded
+/// and there is nothing.
+pub fn docker_and<const N: usize>(
+    needs: [(&str, &str, &str); N],
+) -> Option<[std::path::PathBuf; N]> {
+    if !require_docker() {
+        return None;
+    }
+    let mut found = Vec::with_capacity(N);
+    for (program, package, what) in needs {
+        found.push(super::skip::require_program(program, package, what)?);
+    }
+    found.try_into().ok()
+}
+
 /// Three web containers on one new network (see [`Fleet::trio`]) once Docker answers and
 /// every program of `needs` (program, Debian package, what cannot be done without it) is
 /// installed; otherwise the skips are recorded and there is nothing.
-pub fn trio_needing(test: &str, needs: &[(&str, &str, &str)]) -> Option<(Fleet, Vec<String>)> {
+pub fn trio_needing(test: &str, needs: &[(&str, &str, &str)]) -> Option<(Fleet, [String; 3])> {
     if !require_docker() {
         return None;
     }
@@ -342,34 +361,69 @@ pub fn netns_processes(name: &str, marker: &str) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// A fault that changes a container's network namespace with iptables.
+pub struct NetnsFault {
+    /// The experiment's name.
+    pub name: &'static str,
+    /// The entry of `faults:` for these parameters and duration.
+    pub entry: fn(params: &str, duration: &str) -> String,
+    /// Whether the fault's rule is in place in the container.
+    pub in_place: fn(&str) -> bool,
+    /// What cannot be tested without iptables.
+    pub why: &'static str,
+}
+
 /// One web container whose network namespace a fault changes with iptables.
 pub struct NetnsWeb {
     pub fleet: Fleet,
     pub web: String,
     /// Its address on its Docker network, port 80.
     pub addr: std::net::SocketAddr,
+    fault: &'static NetnsFault,
 }
 
-/// Docker and iptables and one web container, or a recorded skip (`why`: what cannot be
-/// tested without iptables).
-pub fn netns_web(test: &str, why: &str) -> Option<NetnsWeb> {
-    if !require_docker() || super::require_program("iptables", "iptables", why).is_none() {
+/// Docker and iptables and one web container for `fault`, or a recorded skip.
+pub fn netns_web(test: &str, fault: &'static NetnsFault) -> Option<NetnsWeb> {
+    if !require_docker() || super::require_program("iptables", "iptables", fault.why).is_none() {
         return None;
     }
     let mut fleet = Fleet::new(test);
     let web = fleet.web(&[]);
     let addr = container_addr(&web);
-    Some(NetnsWeb { fleet, web, addr })
+    Some(NetnsWeb {
+        fleet,
+        web,
+        addr,
+        fault,
+    })
 }
 
 impl NetnsWeb {
-    /// Starts the run and waits until `in_place` holds for the container (its rule is
-    /// there).
+    /// An experiment of the fault on this container.
+    pub fn experiment(&self, params: &str, duration: &str) -> super::Experiment {
+        super::Experiment::new(self.fault.name)
+            .on(&self.fleet)
+            .fault(&(self.fault.entry)(params, duration))
+    }
+
+    /// Starts the run and waits until the fault's rule is in place in the container.
     #[track_caller]
-    pub fn start_when(&self, run: super::Run, in_place: impl Fn(&str) -> bool) -> super::Running {
+    pub fn start(&self, run: super::Run) -> super::Running {
         run.spawn_until(&format!("the fault's rule in {}", self.web), || {
-            in_place(&self.web)
+            (self.fault.in_place)(&self.web)
         })
+    }
+
+    /// Starts `exp` with a journal of its own and no dead-man's switch (a SIGKILL leaves
+    /// its faults to `recover` through the returned state dir), once its rule is in place.
+    #[track_caller]
+    pub fn start_recoverable(&self, exp: &super::Experiment) -> (super::StateDir, super::Running) {
+        let state = super::StateDir::new();
+        let run = super::Run::experiment(exp)
+            .state(&state)
+            .no_dead_mans_switch();
+        let running = self.start(run);
+        (state, running)
     }
 }
 

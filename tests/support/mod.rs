@@ -4,12 +4,14 @@
 //! - [`run`]: one way to run the binary and read its exit code, output and JSON report;
 //! - [`docker`]: labelled containers removed on drop, and independent observations
 //!   (docker CLI, `tc`, `iptables`, `/proc`);
+//! - [`receiver`]: a loopback HTTP server that keeps the notifications it gets;
 //! - [`skip`]: a test that cannot run here records why, and fails under `CI=true`.
 
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
 pub mod docker;
 pub mod experiment;
+pub mod receiver;
 pub mod run;
 pub mod skip;
 
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use docker::*;
 pub use experiment::*;
+pub use receiver::*;
 pub use run::*;
 pub use skip::*;
 
@@ -42,6 +45,56 @@ pub fn event_message(r: &serde_json::Value, kind: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// `faultline validate` on an experiment `bad` whose one fault is `fault`: exit 2, and
+/// every message on stderr (each says where: `bad.yaml:LINE:COLUMN: ...`).
+#[track_caller]
+pub fn assert_invalid_fault(fault: &str, messages: &[&str]) {
+    let exp = Experiment::new("bad").on_label("app", "web").fault(fault);
+    let out = Run::validate(&exp).output();
+    out.expect(2);
+    assert_contains(&out.stderr, messages);
+}
+
+/// Asserts that the report's first fault is of `kind` and ended `status` (`reverted`,
+/// `completed`, ...).
+#[track_caller]
+pub fn assert_first_fault(r: &serde_json::Value, kind: &str, status: &str) {
+    let f = &r["faults"][0];
+    assert_eq!(f["type"], kind, "the first fault's type in {r}");
+    assert_eq!(f["status"], status, "the first fault's status in {r}");
+}
+
+/// Runs `cmd`, which must succeed; its output. A failure shows the command and its stderr.
+#[track_caller]
+pub fn must_succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `n` calls of `call` on 8 threads at a time; the results in no particular order.
+pub fn eight_at_a_time<T: Send + 'static>(
+    n: usize,
+    call: impl Fn() -> T + Send + Copy + 'static,
+) -> Vec<T> {
+    let per = n.div_ceil(8);
+    let handles: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || (0..per).map(|_| call()).collect::<Vec<T>>()))
+        .collect();
+    let mut all: Vec<T> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.truncate(n);
+    all
 }
 
 /// Asserts that `text` contains every piece, showing the text when one is missing.

@@ -52,6 +52,13 @@ impl Run {
         run.arg(file)
     }
 
+    /// `faultline validate FILE` on the experiment, written into this run's directory.
+    pub fn validate(exp: &Experiment) -> Run {
+        let run = Run::new(["validate"]);
+        let file = exp.write(run.dir.path());
+        run.arg(file)
+    }
+
     /// Runs `exp`, which must fail to inject its first fault (exit 4), and returns that
     /// fault's error as the JSON report gives it.
     pub fn refusal(exp: &Experiment) -> String {
