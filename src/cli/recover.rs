@@ -1,7 +1,5 @@
 //! `faultline recover`, and the dead-man's switch a run leaves behind it.
 
-use std::time::Duration;
-
 use super::args::RecoverArgs;
 use crate::error::{Error, Exit};
 use crate::journal::{Journal, process_alive};
@@ -28,9 +26,7 @@ pub(super) fn warn_open_entries(journal: &Journal) {
 pub(super) fn run(a: &RecoverArgs) -> Result<Exit, Error> {
     let records = Records::in_state_dir(a.audit_log.as_deref());
     if let Some(pid) = a.after_pid {
-        while process_alive(pid) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::platform::host::wait_for_exit(pid, process_alive);
     }
     let rt = super::run::runtime();
     let results = rt

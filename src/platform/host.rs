@@ -489,6 +489,35 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Resu
     }
 }
 
+/// Blocks until process `pid` has ended. With a pidfd (Linux 5.3+) the wait ends the
+/// moment it exits and cannot be fooled by a recycled pid; without one, `alive` is asked
+/// every 100 ms.
+pub fn wait_for_exit(pid: u32, alive: impl Fn(u32) -> bool) {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no
+    // memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
+    if let Ok(fd) = std::os::fd::RawFd::try_from(fd)
+        && fd >= 0
+    {
+        // SAFETY: the descriptor was just returned by pidfd_open and nothing else owns it.
+        let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // A pidfd becomes readable when the process exits.
+        loop {
+            match wait_readable(owned.as_raw_fd(), Duration::from_secs(60)) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    while alive(pid) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The records of this host's kernel log (`/dev/kmsg`, readable by root) with a sequence
 /// number above `after` (all of them with `None`): `(sequence, message)`.
 pub fn kernel_log(after: Option<u64>) -> std::io::Result<Vec<(u64, String)>> {
@@ -547,6 +576,28 @@ pub async fn has_netem() -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dead-man's switch: the wait ends when the run's process exits, through the
+    /// pidfd (never the 100 ms polling, which would hang here on the unreaped child).
+    #[test]
+    fn wait_for_exit_returns_when_the_process_exits() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.3")
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        wait_for_exit(child.id(), |_| panic!("the pidfd should have been used"));
+        let waited = started.elapsed();
+        child.wait().unwrap();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+        // A process that is gone: nothing to wait for.
+        let started = std::time::Instant::now();
+        wait_for_exit(child.id(), |_| false);
+        assert!(started.elapsed() < Duration::from_millis(200));
+    }
 
     #[test]
     fn the_kill_script_does_not_match_itself() {
