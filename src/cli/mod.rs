@@ -4,6 +4,7 @@
 mod args;
 mod doctor;
 mod gameday;
+mod helpers;
 mod progress;
 mod rbac;
 mod recover;
@@ -66,19 +67,7 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
     }
     match cli.command {
         Command::Validate(a) => validate::run(&a),
-        Command::Plan(a) => {
-            let overrides = a.vars.overrides()?;
-            let loaded =
-                experiment::load_experiment(&a.file, &overrides).map_err(Error::Invalid)?;
-            let (out, exit) = run::runtime().block_on(crate::run::dry_run::plan(&loaded, a.seed));
-            print_stdout(&out);
-            if exit == Exit::Error {
-                eprintln!(
-                    "faultline: the platform could not be reached; a run would fail (exit 4)"
-                );
-            }
-            Ok(exit)
-        }
+        Command::Plan(a) => run::plan(&a),
         Command::Run(a) => run::run(&a),
         Command::Schema => {
             print_stdout(&crate::schema::json());
@@ -95,72 +84,12 @@ fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Gameday(a) => gameday::run(&a),
         Command::Rbac(a) => rbac::run(&a),
         Command::Demo { keep } => run::demo(keep),
-        Command::Stress(a) => {
-            crate::platform::host::stop_self_if_asked();
-            crate::fault::cpu_stress::burn(a.workers, a.load, a.until);
-            Ok(Exit::Passed)
-        }
-        Command::Memhog(a) => {
-            crate::platform::host::stop_self_if_asked();
-            let ramp = std::time::Duration::from_millis(a.ramp_ms);
-            crate::fault::memory_stress::hold(a.bytes, ramp, a.until);
-            Ok(Exit::Passed)
-        }
-        Command::Iohog(a) => {
-            crate::platform::host::stop_self_if_asked();
-            let mode = experiment::model::IoMode::from_arg(&a.mode)
-                .ok_or_else(|| Error::Platform(format!("unknown I/O mode `{}`", a.mode)))?;
-            crate::fault::io_stress::churn(&a.root, &a.path, &a.files, a.bytes, mode, a.until)
-                .map_err(|e| Error::Platform(format!("the I/O stressor failed: {e}")))?;
-            Ok(Exit::Passed)
-        }
-        Command::Delayer(a) => {
-            crate::platform::host::stop_self_if_asked();
-            let shape = crate::fault::nfqueue::Shape {
-                delay: std::time::Duration::from_micros(a.delay_us),
-                jitter: std::time::Duration::from_micros(a.jitter_us),
-                loss: a.loss.clamp(0.0, 1.0),
-                corrupt: a.corrupt.clamp(0.0, 1.0),
-                duplicate: a.duplicate.clamp(0.0, 1.0),
-                reorder: a.reorder.clamp(0.0, 1.0),
-                gap: a.reorder_gap,
-            };
-            let dns = match a.dns_mode.as_deref() {
-                None => None,
-                Some(m) => Some(crate::fault::dns::DnsRewrite {
-                    names: a.dns_name.clone(),
-                    mode: serde_json::from_value(serde_json::Value::String(m.to_string()))
-                        .map_err(|_| Error::Platform(format!("unknown --dns-mode `{m}`")))?,
-                    percent: a.dns_percent.clamp(0.0, 1.0),
-                }),
-            };
-            crate::fault::nfqueue::run_delayer(a.queue, shape, a.until, dns)
-                .map_err(|e| Error::Platform(format!("the delayer failed: {e}")))?;
-            Ok(Exit::Passed)
-        }
-        Command::HttpProxy(a) => {
-            crate::platform::host::stop_self_if_asked();
-            let rules = serde_json::from_str(&a.rules)
-                .map_err(|e| Error::Platform(format!("invalid --rules: {e}")))?;
-            crate::fault::http_proxy::run_proxy(crate::fault::http_proxy::ProxyArgs {
-                listen: a.listen,
-                upstream: a.upstream,
-                rules,
-                until: a.until,
-                marker: a.marker.clone(),
-                parent: a.parent,
-                counters: a.counters.clone(),
-            })
-            .map_err(|e| Error::Platform(format!("the HTTP proxy failed: {e}")))?;
-            Ok(Exit::Passed)
-        }
-        Command::Resolve(a) => {
-            print!(
-                "{}",
-                crate::fault::resolve::run_resolve(&a.nameserver, &a.search, &a.names)
-            );
-            Ok(Exit::Passed)
-        }
+        Command::Stress(a) => Ok(helpers::stress(&a)),
+        Command::Memhog(a) => Ok(helpers::memhog(&a)),
+        Command::Iohog(a) => helpers::iohog(&a),
+        Command::Delayer(a) => helpers::delayer(&a),
+        Command::HttpProxy(a) => helpers::http_proxy(a),
+        Command::Resolve(a) => Ok(helpers::resolve(&a)),
         Command::DemoServe(a) => Ok(exit_of(crate::demo::serve_main(a))),
         Command::DemoBalance(a) => Ok(exit_of(crate::demo::balance_main(a))),
     }

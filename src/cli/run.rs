@@ -90,6 +90,19 @@ pub(super) fn run(a: &RunArgs) -> Result<Exit, Error> {
     })
 }
 
+/// `faultline plan FILE`: the plan with the targets resolved. The exit code is the one a
+/// run would start with: 3 when too few targets match, 4 when the platform is unreachable.
+pub(super) fn plan(a: &super::args::PlanArgs) -> Result<Exit, Error> {
+    let overrides = a.vars.overrides()?;
+    let loaded = experiment::load_experiment(&a.file, &overrides).map_err(Error::Invalid)?;
+    let (out, exit) = runtime().block_on(crate::run::dry_run::plan(&loaded, a.seed));
+    print_stdout(&out);
+    if exit == Exit::Error {
+        eprintln!("faultline: the platform could not be reached; a run would fail (exit 4)");
+    }
+    Ok(exit)
+}
+
 /// A session for the command line: on a terminal a large blast radius is asked about,
 /// and each run draws its progress.
 pub(super) fn start_session(

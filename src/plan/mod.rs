@@ -38,48 +38,52 @@ impl Phase {
 
 /// The timeline of an experiment, without targets.
 pub fn steps(e: &Experiment) -> Vec<Step> {
-    let mut out = Vec::new();
+    let mut out = before(e);
+    out.extend(timed(e));
+    out.extend(during(e));
+    out.extend(after(e));
+    out
+}
+
+fn step(phase: Phase, at: Option<Duration>, action: String) -> Step {
+    Step { phase, at, action }
+}
+
+fn before(e: &Experiment) -> Vec<Step> {
     if e.steady_state.is_empty() {
-        out.push(Step {
-            phase: Phase::Before,
-            at: None,
-            action: "no steady_state: skip the before check".into(),
-        });
+        let skip = "no steady_state: skip the before check".to_string();
+        return vec![step(Phase::Before, None, skip)];
     }
-    for p in &e.steady_state {
-        out.push(Step {
-            phase: Phase::Before,
-            at: None,
-            action: format!("check `{}`: {}{}", p.name, describe_probe(p), retries(p)),
-        });
-    }
+    e.steady_state
+        .iter()
+        .map(|p| {
+            let check = format!("check `{}`: {}{}", p.name, describe_probe(p), retries(p));
+            step(Phase::Before, None, check)
+        })
+        .collect()
+}
+
+/// Every injection and revert at its offset, in time order.
+fn timed(e: &Experiment) -> Vec<Step> {
     let mut timed = Vec::new();
     for (i, f) in e.faults.iter().enumerate() {
         let fault = fault_label(e, i, f);
-        timed.push(Step {
-            phase: Phase::Inject,
-            at: Some(f.after()),
-            action: format!("{fault}: {}", e.describe_fault(f)),
-        });
-        if let Fault::Kill(k) = f {
-            if let (Some(every), Some(d)) = (k.every, k.duration) {
-                let mut t = every;
-                while t < d {
-                    timed.push(Step {
-                        phase: Phase::Inject,
-                        at: Some(Duration(f.after().std() + t.std())),
-                        action: format!("{fault}: kill again (targets selected anew)"),
-                    });
-                    t = Duration(t.std() + every.std());
-                }
+        let at = |d: std::time::Duration| Some(Duration(f.after().std() + d));
+        let inject = format!("{fault}: {}", e.describe_fault(f));
+        timed.push(step(Phase::Inject, at(Default::default()), inject));
+        if let Fault::Kill(k) = f
+            && let (Some(every), Some(d)) = (k.every, k.duration)
+        {
+            let mut t = every;
+            while t < d {
+                let again = format!("{fault}: kill again (targets selected anew)");
+                timed.push(step(Phase::Inject, at(t.std()), again));
+                t = Duration(t.std() + every.std());
             }
         }
         if let (Some(d), false) = (f.duration(), matches!(f, Fault::Kill(_))) {
-            timed.push(Step {
-                phase: Phase::Revert,
-                at: Some(Duration(f.after().std() + d.std())),
-                action: format!("{fault}: revert {}", f.type_name()),
-            });
+            let revert = format!("{fault}: revert {}", f.type_name());
+            timed.push(step(Phase::Revert, at(d.std()), revert));
         } else if f.holds_for_the_others() {
             // A command or http_call with a rollback and no duration: rolled back when
             // every other fault has ended (at its start, when there is none).
@@ -92,65 +96,67 @@ pub fn steps(e: &Experiment) -> Vec<Step> {
                 .max()
                 .unwrap_or_default()
                 .max(f.after().std());
-            timed.push(Step {
-                phase: Phase::Revert,
-                at: Some(Duration(end)),
-                action: format!(
-                    "{fault}: rollback {} (the other faults have ended)",
-                    f.type_name()
-                ),
-            });
+            let rollback = format!(
+                "{fault}: rollback {} (the other faults have ended)",
+                f.type_name()
+            );
+            timed.push(step(Phase::Revert, Some(Duration(end)), rollback));
         }
     }
     timed.sort_by_key(|s| s.at);
-    out.extend(timed);
-    if let Some(d) = &e.during {
-        let window = match d.duration {
-            Some(w) => format!("for {w} after the first injection"),
-            None => "while any fault is active".into(),
-        };
-        for p in &d.probes {
-            out.push(Step {
-                phase: Phase::During,
-                at: None,
-                action: format!(
-                    "sample `{}` every {} {window}: {}; must keep {:.0}% success{}{}",
-                    p.name,
-                    d.interval,
-                    describe_probe(p),
-                    p.min_success() * 100.0,
-                    p.latency
-                        .as_ref()
-                        .map(|l| {
-                            let b: Vec<String> = l
-                                .bounds()
-                                .iter()
-                                .map(|(n, _, d)| format!("{n} <= {d}"))
-                                .collect();
-                            format!(" and latency {}", b.join(", "))
-                        })
-                        .unwrap_or_default(),
-                    if d.abort_on_failure {
-                        " (abort on failure)"
-                    } else {
-                        ""
-                    }
-                ),
-            });
-        }
+    timed
+}
+
+fn during(e: &Experiment) -> Vec<Step> {
+    let Some(d) = &e.during else {
+        return Vec::new();
+    };
+    let window = match d.duration {
+        Some(w) => format!("for {w} after the first injection"),
+        None => "while any fault is active".into(),
+    };
+    let abort = if d.abort_on_failure {
+        " (abort on failure)"
+    } else {
+        ""
+    };
+    d.probes
+        .iter()
+        .map(|p| {
+            let latency = p
+                .latency
+                .as_ref()
+                .map(|l| {
+                    let b: Vec<String> = l
+                        .bounds()
+                        .iter()
+                        .map(|(n, _, d)| format!("{n} <= {d}"))
+                        .collect();
+                    format!(" and latency {}", b.join(", "))
+                })
+                .unwrap_or_default();
+            let sample = format!(
+                "sample `{}` every {} {window}: {}; must keep {:.0}% success{latency}{abort}",
+                p.name,
+                d.interval,
+                describe_probe(p),
+                p.min_success() * 100.0,
+            );
+            step(Phase::During, None, sample)
+        })
+        .collect()
+}
+
+fn after(e: &Experiment) -> Option<Step> {
+    if e.steady_state.is_empty() {
+        return None;
     }
-    if !e.steady_state.is_empty() {
-        let r = e.recovery.clone().unwrap_or_default();
-        out.push(Step {
-            phase: Phase::After,
-            at: None,
-            action: format!(
-                "poll steady state every {} for up to {}; the time to the first full pass is the recovery time",
-                r.interval, r.timeout
-            ),
-        });
-    }
-    out
+    let r = e.recovery.clone().unwrap_or_default();
+    let poll = format!(
+        "poll steady state every {} for up to {}; the time to the first full pass is the recovery time",
+        r.interval, r.timeout
+    );
+    Some(step(Phase::After, None, poll))
 }
 
 fn retries(p: &ProbeSpec) -> String {
