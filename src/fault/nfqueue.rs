@@ -7,8 +7,8 @@
 //! flow untouched, never black-holed. The rule carries a comment naming the injection, so
 //! that revert deletes exactly it.
 
-use std::collections::{BinaryHeap, VecDeque};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -322,98 +322,18 @@ pub fn run_delayer(
     } else {
         None
     };
-    let jitter = !shape.jitter.is_zero();
-    let mut fifo: VecDeque<(Instant, nfq::Message, Option<Vec<u8>>)> = VecDeque::new();
-    let mut heap: BinaryHeap<Held> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut count = 0u64;
-    let release = |q: &mut nfq::Queue, mut msg: nfq::Message, copy: Option<Vec<u8>>| {
-        msg.set_verdict(nfq::Verdict::Accept);
-        q.verdict(msg)?;
-        if let (Some(c), Some(copy)) = (&copier, copy) {
-            c.send(&copy);
-        }
-        Ok::<(), std::io::Error>(())
+    let mut d = Delayer {
+        q,
+        shape,
+        dns,
+        copier,
+        held: BinaryHeap::new(),
+        seq: 0,
+        count: 0,
     };
-    loop {
-        let now_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        if now_epoch >= until || STOP.load(std::sync::atomic::Ordering::SeqCst) {
-            break;
-        }
-        loop {
-            match q.recv() {
-                Ok(mut msg) => {
-                    // faultline's own copy of a packet already let through.
-                    if copier.is_some() && msg.get_nfmark() == COPY_MARK {
-                        release(&mut q, msg, None)?;
-                        continue;
-                    }
-                    if let Some(rw) = &dns {
-                        match super::dns::act(msg.get_payload(), rw, rand::random::<f64>()) {
-                            super::dns::Action::Pass => {}
-                            super::dns::Action::Drop => {
-                                msg.set_verdict(nfq::Verdict::Drop);
-                                q.verdict(msg)?;
-                                continue;
-                            }
-                            super::dns::Action::Rewrite(p) => msg.set_payload(p),
-                        }
-                        release(&mut q, msg, None)?;
-                        continue;
-                    }
-                    if shape.loss > 0.0 && rand::random::<f64>() < shape.loss {
-                        msg.set_verdict(nfq::Verdict::Drop);
-                        q.verdict(msg)?;
-                        continue;
-                    }
-                    if shape.corrupt > 0.0 && rand::random::<f64>() < shape.corrupt {
-                        let mut p = msg.get_payload().to_vec();
-                        corrupt_packet(&mut p, rand::random::<f64>(), rand::random::<u8>());
-                        msg.set_payload(p);
-                    }
-                    let copy = (shape.duplicate > 0.0 && rand::random::<f64>() < shape.duplicate)
-                        .then(|| msg.get_payload().to_vec());
-                    count += 1;
-                    if skips_delay(&shape, count, rand::random::<f64>()) {
-                        release(&mut q, msg, copy)?;
-                        continue;
-                    }
-                    let at = Instant::now() + packet_delay(&shape, rand::random::<f64>());
-                    if jitter {
-                        seq += 1;
-                        heap.push(Held {
-                            release: at,
-                            seq,
-                            msg,
-                            copy,
-                        });
-                    } else {
-                        fifo.push_back((at, msg, copy));
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        let now = Instant::now();
-        while fifo.front().is_some_and(|(r, _, _)| *r <= now) {
-            let (_, msg, copy) = fifo.pop_front().expect("checked");
-            release(&mut q, msg, copy)?;
-        }
-        while heap.peek().is_some_and(|h| h.release <= now) {
-            let h = heap.pop().expect("checked");
-            release(&mut q, h.msg, h.copy)?;
-        }
-        let next = fifo
-            .front()
-            .map(|(r, _, _)| *r)
-            .into_iter()
-            .chain(heap.peek().map(|h| h.release))
-            .min();
+    while !crate::platform::host::past(until) && !STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        d.take_arrived()?;
+        let next = d.release_due()?;
         // Sleep until a packet arrives or the next held one is due; wake at least every
         // 200 ms to notice the deadline (SIGTERM interrupts the wait at once).
         let nap = next
@@ -428,13 +348,105 @@ pub fn run_delayer(
         }
     }
     // Let every held packet go before leaving: nothing is lost to the revert.
-    for (_, msg, copy) in fifo {
-        release(&mut q, msg, copy)?;
+    d.release_all()
+}
+
+/// The queue, and the packets it holds until their release time.
+struct Delayer {
+    q: nfq::Queue,
+    shape: Shape,
+    dns: Option<super::dns::DnsRewrite>,
+    copier: Option<Copier>,
+    /// Ordered by release, then arrival: without jitter the order of packets is kept.
+    held: BinaryHeap<Held>,
+    seq: u64,
+    count: u64,
+}
+
+impl Delayer {
+    fn release(&mut self, mut msg: nfq::Message, copy: Option<Vec<u8>>) -> std::io::Result<()> {
+        msg.set_verdict(nfq::Verdict::Accept);
+        self.q.verdict(msg)?;
+        if let (Some(c), Some(copy)) = (&self.copier, copy) {
+            c.send(&copy);
+        }
+        Ok(())
     }
-    for h in heap {
-        release(&mut q, h.msg, h.copy)?;
+
+    fn drop_packet(&mut self, mut msg: nfq::Message) -> std::io::Result<()> {
+        msg.set_verdict(nfq::Verdict::Drop);
+        self.q.verdict(msg)
     }
-    Ok(())
+
+    /// Takes every packet that has arrived, until the queue would block.
+    fn take_arrived(&mut self) -> std::io::Result<()> {
+        loop {
+            match self.q.recv() {
+                Ok(msg) => self.take(msg)?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// What happens to one packet: passed, dropped, rewritten, or held.
+    fn take(&mut self, mut msg: nfq::Message) -> std::io::Result<()> {
+        // faultline's own copy of a packet already let through.
+        if self.copier.is_some() && msg.get_nfmark() == COPY_MARK {
+            return self.release(msg, None);
+        }
+        if let Some(rw) = &self.dns {
+            match super::dns::act(msg.get_payload(), rw, rand::random::<f64>()) {
+                super::dns::Action::Pass => {}
+                super::dns::Action::Drop => return self.drop_packet(msg),
+                super::dns::Action::Rewrite(p) => msg.set_payload(p),
+            }
+            return self.release(msg, None);
+        }
+        let shape = &self.shape;
+        if shape.loss > 0.0 && rand::random::<f64>() < shape.loss {
+            return self.drop_packet(msg);
+        }
+        if shape.corrupt > 0.0 && rand::random::<f64>() < shape.corrupt {
+            let mut p = msg.get_payload().to_vec();
+            corrupt_packet(&mut p, rand::random::<f64>(), rand::random::<u8>());
+            msg.set_payload(p);
+        }
+        let copy = (shape.duplicate > 0.0 && rand::random::<f64>() < shape.duplicate)
+            .then(|| msg.get_payload().to_vec());
+        self.count += 1;
+        if skips_delay(shape, self.count, rand::random::<f64>()) {
+            return self.release(msg, copy);
+        }
+        let release = Instant::now() + packet_delay(shape, rand::random::<f64>());
+        self.seq += 1;
+        let seq = self.seq;
+        self.held.push(Held {
+            release,
+            seq,
+            msg,
+            copy,
+        });
+        Ok(())
+    }
+
+    /// Lets go of every held packet that is due; returns when the next one is.
+    fn release_due(&mut self) -> std::io::Result<Option<Instant>> {
+        let now = Instant::now();
+        while self.held.peek().is_some_and(|h| h.release <= now) {
+            let h = self.held.pop().expect("checked");
+            self.release(h.msg, h.copy)?;
+        }
+        Ok(self.held.peek().map(|h| h.release))
+    }
+
+    fn release_all(mut self) -> std::io::Result<()> {
+        while let Some(h) = self.held.pop() {
+            self.release(h.msg, h.copy)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
