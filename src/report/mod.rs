@@ -340,13 +340,17 @@ pub struct CommandRun {
 }
 
 impl CommandRun {
-    fn summary(&self, which: &str) -> String {
-        let status = match (self.exit_code, self.status) {
+    /// How it ended, in words: `exited 3`, `answered 503`, `did not finish`.
+    pub fn outcome(&self) -> String {
+        match (self.exit_code, self.status) {
             (Some(c), _) => format!("exited {c}"),
             (None, Some(s)) => format!("answered {s}"),
             (None, None) => "did not finish".into(),
-        };
-        let mut s = format!("{which} {status} in {}ms", self.duration_ms);
+        }
+    }
+
+    fn summary(&self, which: &str) -> String {
+        let mut s = format!("{which} {} in {}ms", self.outcome(), self.duration_ms);
         if !self.output.is_empty() {
             let first = self.output.lines().next().unwrap_or_default();
             s.push_str(&format!(" (`{first}`)"));
