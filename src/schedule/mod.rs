@@ -211,12 +211,17 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn window(days: &[Weekday], hours: &str, tz: &str) -> Window {
+    fn window(days: &[Weekday], hours: Option<&str>, tz: &str) -> Window {
         Window {
             days: days.to_vec(),
-            hours: Some(hours.into()),
+            hours: hours.map(Into::into),
             timezone: Some(tz.into()),
         }
+    }
+
+    /// `cron` inside a window of `hours` on `days` (any day when empty), in zone `tz`.
+    fn in_window(cron: &str, days: &[Weekday], hours: Option<&str>, tz: &str) -> Schedule {
+        Schedule::new(cron, Some(&window(days, hours, tz))).unwrap()
     }
 
     /// `schedule`'s next run after `from` is `next` (RFC 3339 both).
@@ -269,12 +274,7 @@ mod tests {
 
     #[test]
     fn the_cron_runs_in_the_windows_time_zone() {
-        let w = Window {
-            days: vec![],
-            hours: None,
-            timezone: Some("Europe/Berlin".into()),
-        };
-        let s = Schedule::new("0 10 * * *", Some(&w)).unwrap();
+        let s = in_window("0 10 * * *", &[], None, "Europe/Berlin");
         // Winter: Berlin is UTC+1.
         assert_next(&s, "2026-12-01T00:00:00Z", Some("2026-12-01T09:00:00Z"));
         // Summer: UTC+2.
@@ -283,8 +283,7 @@ mod tests {
 
     #[test]
     fn a_dst_change_keeps_the_local_time() {
-        let w = window(&[], "09:00-17:00", "Europe/Berlin");
-        let s = Schedule::new("0 10 * * *", Some(&w)).unwrap();
+        let s = in_window("0 10 * * *", &[], Some("09:00-17:00"), "Europe/Berlin");
         // Europe moves to summer time on Sunday 2027-03-28.
         let runs = s.upcoming(utc("2027-03-27T00:00:00Z"), 2);
         assert_eq!(
@@ -308,7 +307,7 @@ mod tests {
                 Weekday::Thu,
                 Weekday::Fri,
             ],
-            "09:00-17:00",
+            Some("09:00-17:00"),
             "Europe/Berlin",
         );
         let s = Schedule::new("0 * * * *", Some(&w)).unwrap();
@@ -322,7 +321,7 @@ mod tests {
 
     #[test]
     fn windows_that_span_midnight_belong_to_the_day_they_open() {
-        let w = window(&[Weekday::Mon], "22:00-06:00", "UTC");
+        let w = window(&[Weekday::Mon], Some("22:00-06:00"), "UTC");
         let tw = TimeWindow::from_model(Some(&w)).unwrap();
         assert!(tw.contains(utc("2026-11-30T23:00:00Z")), "Monday 23:00");
         assert!(
@@ -345,8 +344,7 @@ mod tests {
 
     #[test]
     fn a_cron_that_never_meets_its_window_has_no_next_run() {
-        let w = window(&[], "09:00-10:00", "UTC");
-        let s = Schedule::new("0 12 * * *", Some(&w)).unwrap();
+        let s = in_window("0 12 * * *", &[], Some("09:00-10:00"), "UTC");
         assert_next(&s, "2026-11-30T00:00:00Z", None);
     }
 
