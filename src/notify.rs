@@ -438,15 +438,7 @@ mod tests {
 
     #[test]
     fn a_short_selection_is_in_the_notification() {
-        let mut r = fixture::passed();
-        r.selection = Some(crate::report::Selection {
-            mode: "count".into(),
-            requested: 5,
-            matched: 1,
-            selected: 1,
-            min: None,
-            skipped: Vec::new(),
-        });
+        let r = fixture::short_of_targets();
         let p = Notification::run_finished(&r, &Secrets::default()).payload();
         assert_eq!(p["selection"]["requested"], 5);
         let text = p["text"].as_str().unwrap();

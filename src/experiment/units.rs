@@ -4,40 +4,127 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::str::FromStr;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{self, Visitor};
+use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Implements serde and JSON Schema for a type written as one string and parsed by `FromStr`.
-macro_rules! string_scalar {
-    ($ty:ty, $name:literal, $schema:tt) => {
+/// A bare number where a scalar was expected (YAML `5`, not `"5"`), as the deserializer
+/// handed it over.
+#[derive(Clone, Copy)]
+enum Number {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+}
+
+impl Number {
+    fn as_f64(self) -> f64 {
+        match self {
+            Number::Unsigned(v) => v as f64,
+            Number::Signed(v) => v as f64,
+            Number::Float(v) => v,
+        }
+    }
+
+    fn unexpected(self) -> Unexpected<'static> {
+        match self {
+            Number::Unsigned(v) => Unexpected::Unsigned(v),
+            Number::Signed(v) => Unexpected::Signed(v),
+            Number::Float(v) => Unexpected::Float(v),
+        }
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Number::Unsigned(v) => write!(f, "{v}"),
+            Number::Signed(v) => write!(f, "{v}"),
+            Number::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A scalar of the format: read from its text by `FromStr`, written back by `Display`.
+/// [`scalar_serde!`] gives it serde and JSON Schema impls from these answers.
+trait Scalar: FromStr<Err = String> + fmt::Display {
+    /// What serde's type errors say was expected.
+    const EXPECTING: &'static str;
+
+    /// Whether a bare number is handed to [`Scalar::from_number`]. A scalar that does not
+    /// take numbers asks the deserializer for a string, so that the experiment
+    /// deserializer hands over any scalar as the text it was written as.
+    const TAKES_NUMBERS: bool = true;
+
+    /// What a bare number means, or why it is refused; `None` refuses it as a value of
+    /// the wrong type, in serde's words.
+    fn from_number(_n: Number) -> Option<Result<Self, String>> {
+        None
+    }
+
+    /// How the value is written out: as its text, unless the scalar says otherwise.
+    fn serialize_scalar<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The one serde visitor of every [`Scalar`].
+struct ScalarVisitor<T>(PhantomData<T>);
+
+impl<T: Scalar> ScalarVisitor<T> {
+    fn number<E: de::Error>(self, n: Number) -> Result<T, E> {
+        match T::from_number(n) {
+            Some(parsed) => parsed.map_err(E::custom),
+            None => Err(E::invalid_type(n.unexpected(), &self)),
+        }
+    }
+}
+
+impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        self.number(Number::Unsigned(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        self.number(Number::Signed(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        self.number(Number::Float(v))
+    }
+}
+
+/// Implements serde and JSON Schema (named as the type) for a [`Scalar`].
+macro_rules! scalar_serde {
+    ($ty:ident, $schema:tt) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl Visitor<'_> for V {
-                    type Value = $ty;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("a string")
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
-                        v.parse().map_err(E::custom)
-                    }
+                let visitor = ScalarVisitor(PhantomData);
+                if <$ty as Scalar>::TAKES_NUMBERS {
+                    d.deserialize_any(visitor)
+                } else {
+                    d.deserialize_str(visitor)
                 }
-                d.deserialize_str(V)
             }
         }
 
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                self.serialize_scalar(s)
             }
         }
 
         impl JsonSchema for $ty {
             fn schema_name() -> Cow<'static, str> {
-                $name.into()
+                stringify!($ty).into()
             }
             fn json_schema(_: &mut SchemaGenerator) -> Schema {
                 json_schema!($schema)
@@ -149,50 +236,20 @@ impl fmt::Display for Duration {
     }
 }
 
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration with a unit, e.g. 5s")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-                Err(E::custom(bare_number(&v.to_string())))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                Err(E::custom(bare_number(&v.to_string())))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-                Err(E::custom(bare_number(&v.to_string())))
-            }
-        }
-        d.deserialize_any(V)
+impl Scalar for Duration {
+    const EXPECTING: &'static str = "a duration with a unit, e.g. 5s";
+    /// Read as its text, which `from_str` refuses with how to add a unit.
+    fn from_number(n: Number) -> Option<Result<Self, String>> {
+        Some(n.to_string().parse())
     }
 }
 
-impl Serialize for Duration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl JsonSchema for Duration {
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": "^([0-9]+(\\.[0-9]+)?(us|ms|s|m|h))+$",
-            "description": "A duration with a unit: 250ms, 5s, 2m, 1h30m.",
-            "examples": ["250ms", "5s", "1h30m"]
-        })
-    }
-}
+scalar_serde!(Duration, {
+    "type": "string",
+    "pattern": "^([0-9]+(\\.[0-9]+)?(us|ms|s|m|h))+$",
+    "description": "A duration with a unit: 250ms, 5s, 2m, 1h30m.",
+    "examples": ["250ms", "5s", "1h30m"]
+});
 
 /// A percentage: `5`, `12.5` or `"5%"`.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
@@ -224,51 +281,24 @@ impl fmt::Display for Percent {
     }
 }
 
-impl<'de> Deserialize<'de> for Percent {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Percent;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a percentage such as 5 or \"5%\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
-                Percent::checked(v as f64).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
-                Percent::checked(v as f64).map_err(E::custom)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
-                Percent::checked(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+impl Scalar for Percent {
+    const EXPECTING: &'static str = "a percentage such as 5 or \"5%\"";
+    fn from_number(n: Number) -> Option<Result<Self, String>> {
+        Some(Percent::checked(n.as_f64()))
     }
-}
-
-impl Serialize for Percent {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    /// A number in the report, not its text.
+    fn serialize_scalar<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(self.0)
     }
 }
 
-impl JsonSchema for Percent {
-    fn schema_name() -> Cow<'static, str> {
-        "Percent".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A percentage: 5, 12.5 or \"5%\".",
-            "anyOf": [
-                {"type": "number", "minimum": 0, "maximum": 100},
-                {"type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%?\\s*$"}
-            ]
-        })
-    }
-}
+scalar_serde!(Percent, {
+    "description": "A percentage: 5, 12.5 or \"5%\".",
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 100},
+        {"type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%?\\s*$"}
+    ]
+});
 
 /// An amount of bytes with a unit: `256MiB`, `1GiB`, `512MB`, `64KiB`, `100B`.
 /// Binary units (KiB, MiB, GiB, TiB) are powers of 1024; decimal ones (KB, MB, GB, TB)
@@ -336,50 +366,19 @@ impl fmt::Display for ByteSize {
     }
 }
 
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size with a unit, e.g. 256MiB")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Err(E::custom(bare_size(&v.to_string())))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                Err(E::custom(bare_size(&v.to_string())))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
-                Err(E::custom(bare_size(&v.to_string())))
-            }
-        }
-        d.deserialize_any(V)
+impl Scalar for ByteSize {
+    const EXPECTING: &'static str = "a size with a unit, e.g. 256MiB";
+    fn from_number(n: Number) -> Option<Result<Self, String>> {
+        Some(Err(bare_size(&n.to_string())))
     }
 }
 
-impl Serialize for ByteSize {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl JsonSchema for ByteSize {
-    fn schema_name() -> Cow<'static, str> {
-        "ByteSize".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([bB]|[kKmMgGtT]([iI]?[bB]?)?)\\s*$",
-            "description": "A size with a unit: 256MiB, 1GiB (powers of 1024) or 500MB (powers of 1000).",
-            "examples": ["256MiB", "1GiB"]
-        })
-    }
-}
+scalar_serde!(ByteSize, {
+    "type": "string",
+    "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([bB]|[kKmMgGtT]([iI]?[bB]?)?)\\s*$",
+    "description": "A size with a unit: 256MiB, 1GiB (powers of 1024) or 500MB (powers of 1000).",
+    "examples": ["256MiB", "1GiB"]
+});
 
 /// A bandwidth in tc's notation: `1mbit`, `500kbit`, `10mbps` (bytes per second).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -435,7 +434,12 @@ impl fmt::Display for Rate {
     }
 }
 
-string_scalar!(Rate, "Rate", {
+impl Scalar for Rate {
+    const EXPECTING: &'static str = "a string";
+    const TAKES_NUMBERS: bool = false;
+}
+
+scalar_serde!(Rate, {
     "type": "string",
     "pattern": "^[0-9]+(\\.[0-9]+)?([kKmMgG]?(bit|bps))$",
     "description": "A bandwidth in tc notation: 1mbit, 500kbit, 2mbps.",
@@ -505,51 +509,27 @@ impl fmt::Display for CountExpr {
     }
 }
 
-impl<'de> Deserialize<'de> for CountExpr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = CountExpr;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a count such as 2 or \">= 2\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<CountExpr, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CountExpr, E> {
-                Ok(CountExpr {
-                    op: CountOp::Eq,
-                    value: v,
-                })
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CountExpr, E> {
-                Err(E::custom(format!("a count cannot be negative ({v})")))
-            }
+impl Scalar for CountExpr {
+    const EXPECTING: &'static str = "a count such as 2 or \">= 2\"";
+    fn from_number(n: Number) -> Option<Result<Self, String>> {
+        match n {
+            Number::Unsigned(value) => Some(Ok(CountExpr {
+                op: CountOp::Eq,
+                value,
+            })),
+            Number::Signed(v) => Some(Err(format!("a count cannot be negative ({v})"))),
+            Number::Float(_) => None,
         }
-        d.deserialize_any(V)
     }
 }
 
-impl Serialize for CountExpr {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl JsonSchema for CountExpr {
-    fn schema_name() -> Cow<'static, str> {
-        "CountExpr".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A count: 2 (exactly), or a comparison such as \">= 2\", \"== 1\", \"<= 3\".",
-            "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": "^\\s*(>=|<=|==|=|>|<)?\\s*[0-9]+\\s*$"}
-            ]
-        })
-    }
-}
+scalar_serde!(CountExpr, {
+    "description": "A count: 2 (exactly), or a comparison such as \">= 2\", \"== 1\", \"<= 3\".",
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": "^\\s*(>=|<=|==|=|>|<)?\\s*[0-9]+\\s*$"}
+    ]
+});
 
 /// A Unix signal by name (`SIGKILL`, `KILL`, `TERM`) or number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -630,42 +610,17 @@ impl fmt::Display for Signal {
     }
 }
 
-impl<'de> Deserialize<'de> for Signal {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Signal;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a signal name such as SIGKILL or SIGTERM")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Signal, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Signal, E> {
-                v.to_string().parse().map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+impl Scalar for Signal {
+    const EXPECTING: &'static str = "a signal name such as SIGKILL or SIGTERM";
+    fn from_number(n: Number) -> Option<Result<Self, String>> {
+        matches!(n, Number::Unsigned(_)).then(|| n.to_string().parse())
     }
 }
 
-impl Serialize for Signal {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl JsonSchema for Signal {
-    fn schema_name() -> Cow<'static, str> {
-        "Signal".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A signal name (SIGKILL, SIGTERM, KILL, TERM, ...) or number.",
-            "anyOf": [{"type": "string"}, {"type": "integer"}]
-        })
-    }
-}
+scalar_serde!(Signal, {
+    "description": "A signal name (SIGKILL, SIGTERM, KILL, TERM, ...) or number.",
+    "anyOf": [{"type": "string"}, {"type": "integer"}]
+});
 
 /// A name matcher: an exact name, or a regular expression written between slashes.
 #[derive(Clone, Debug)]
@@ -720,7 +675,12 @@ impl fmt::Display for NameMatch {
     }
 }
 
-string_scalar!(NameMatch, "NameMatch", {
+impl Scalar for NameMatch {
+    const EXPECTING: &'static str = "a string";
+    const TAKES_NUMBERS: bool = false;
+}
+
+scalar_serde!(NameMatch, {
     "type": "string",
     "description": "An exact name, or a regular expression between slashes: /^web-[0-9]+$/."
 });
@@ -788,48 +748,23 @@ impl fmt::Display for StatusSpec {
     }
 }
 
-impl<'de> Deserialize<'de> for StatusSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = StatusSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an HTTP status such as 200, 2xx or 200-299")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusSpec, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusSpec, E> {
-                v.to_string().parse().map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusSpec, E> {
-                v.to_string().parse().map_err(E::custom)
-            }
+impl Scalar for StatusSpec {
+    const EXPECTING: &'static str = "an HTTP status such as 200, 2xx or 200-299";
+    fn from_number(n: Number) -> Option<Result<Self, String>> {
+        match n {
+            Number::Unsigned(_) | Number::Signed(_) => Some(n.to_string().parse()),
+            Number::Float(_) => None,
         }
-        d.deserialize_any(V)
     }
 }
 
-impl Serialize for StatusSpec {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl JsonSchema for StatusSpec {
-    fn schema_name() -> Cow<'static, str> {
-        "StatusSpec".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "An HTTP status: 200, \"2xx\" or \"200-299\".",
-            "anyOf": [
-                {"type": "integer", "minimum": 100, "maximum": 599},
-                {"type": "string", "pattern": "^([1-5]xx|[1-5][0-9][0-9](-[1-5][0-9][0-9])?)$"}
-            ]
-        })
-    }
-}
+scalar_serde!(StatusSpec, {
+    "description": "An HTTP status: 200, \"2xx\" or \"200-299\".",
+    "anyOf": [
+        {"type": "integer", "minimum": 100, "maximum": 599},
+        {"type": "string", "pattern": "^([1-5]xx|[1-5][0-9][0-9](-[1-5][0-9][0-9])?)$"}
+    ]
+});
 
 #[cfg(test)]
 mod tests {
@@ -865,6 +800,51 @@ mod tests {
         let bare: Result<ByteSize, _> = serde_json::from_str("256");
         assert!(bare.unwrap_err().to_string().contains("has no unit"));
         assert_eq!("256MiB".parse::<ByteSize>().unwrap().to_string(), "256MiB");
+    }
+
+    /// What a bare number (not a string) reads as, scalar by scalar, in serde's words
+    /// where it is refused as the wrong type.
+    #[test]
+    fn bare_numbers() {
+        fn read<T: de::DeserializeOwned>(json: &str) -> Result<T, String> {
+            serde_json::from_str(json).map_err(|e| e.to_string())
+        }
+        #[track_caller]
+        fn refused<T: de::DeserializeOwned + fmt::Debug>(json: &str, start: &str) {
+            let e = read::<T>(json).unwrap_err();
+            assert!(e.starts_with(start), "{e}");
+        }
+        refused::<Duration>("5", "`5` is a bare number, but a duration needs a unit");
+        refused::<Duration>("-1.5", "`-1.5` is a bare number");
+        assert_eq!(read::<Percent>("12.5"), Ok(Percent(12.5)));
+        assert_eq!(read::<Percent>("7"), Ok(Percent(7.0)));
+        refused::<Percent>("-1", "percentage -1 is outside 0..100");
+        refused::<ByteSize>("256", "size `256` has no unit");
+        let two = CountExpr {
+            op: CountOp::Eq,
+            value: 2,
+        };
+        assert_eq!(read::<CountExpr>("2"), Ok(two));
+        refused::<CountExpr>("-2", "a count cannot be negative (-2)");
+        let float = "invalid type: floating point `2.5`, expected a count such as 2";
+        refused::<CountExpr>("2.5", float);
+        assert_eq!(read::<Signal>("15"), Ok(Signal(15)));
+        let negative = "invalid type: integer `-9`, expected a signal name";
+        refused::<Signal>("-9", negative);
+        let code = StatusSpec {
+            low: 204,
+            high: 204,
+        };
+        assert_eq!(read::<StatusSpec>("204"), Ok(code));
+        refused::<StatusSpec>("-1", "invalid status `-1`");
+        let text_only = "invalid type: integer `5`, expected a string";
+        refused::<Rate>("5", text_only);
+        refused::<NameMatch>("5", text_only);
+        let rate = read::<Rate>("\"1mbit\"").map(|r| r.bits_per_second);
+        assert_eq!(rate, Ok(1_000_000));
+        // Percentages are written back as numbers, the rest as their text.
+        assert_eq!(serde_json::to_string(&Percent(5.0)).unwrap(), "5.0");
+        assert_eq!(serde_json::to_string(&Signal(15)).unwrap(), "\"SIGTERM\"");
     }
 
     #[test]

@@ -38,6 +38,27 @@ impl Checker {
     fn err_at(&mut self, key: &str, message: impl Into<String>) {
         self.at(key, |c| c.err(message));
     }
+
+    /// Two alternative keys, exactly one of which is given: `neither` is reported here,
+    /// `both` at the second key. Whether exactly one was given.
+    fn exactly_one(&mut self, given: [bool; 2], neither: &str, (key, both): (&str, &str)) -> bool {
+        match given {
+            [false, false] => self.err(neither),
+            [true, true] => self.err_at(key, both),
+            _ => return true,
+        }
+        false
+    }
+
+    /// Version 1 is the only one there is.
+    fn version(&mut self, version: u32) {
+        if version != 1 {
+            self.err_at(
+                "version",
+                format!("unsupported version {version}: this faultline reads version 1"),
+            );
+        }
+    }
 }
 
 struct Seg(PathSeg);
@@ -91,15 +112,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 pub fn experiment(e: &Experiment) -> Vec<Problem> {
     let mut c = Checker::default();
-    if e.version != 1 {
-        c.err_at(
-            "version",
-            format!(
-                "unsupported version {}: this faultline reads version 1",
-                e.version
-            ),
-        );
-    }
+    c.version(e.version);
     if e.kind == Some(DocumentKind::Scenario) {
         c.err_at(
             "kind",
@@ -174,14 +187,14 @@ pub fn experiment(e: &Experiment) -> Vec<Problem> {
 }
 
 fn target(c: &mut Checker, t: &Target) {
-    match (&t.docker, &t.kubernetes) {
-        (None, None) => c.err("target needs exactly one platform block: add `docker:` or `kubernetes:`"),
-        (Some(_), Some(_)) => c.err_at(
+    c.exactly_one(
+        [t.docker.is_some(), t.kubernetes.is_some()],
+        "target needs exactly one platform block: add `docker:` or `kubernetes:`",
+        (
             "kubernetes",
             "target has two platform blocks (`docker` and `kubernetes`): keep exactly one; for both, name two targets under `targets:`",
         ),
-        _ => {}
-    }
+    );
     if let Some(d) = &t.docker {
         c.at("docker", |c| {
             if let Some(h) = &d.host {
@@ -626,16 +639,22 @@ fn check_address(addr: &str) -> Result<(), String> {
 }
 
 fn command(c: &mut Checker, cmd: &CommandProbe) {
-    match (&cmd.run, &cmd.shell) {
-        (None, None) => c.err("a command probe needs `run` (an argv list) or `shell` (one string for sh -c)"),
-        (Some(_), Some(_)) => c.err_at(
+    let one = c.exactly_one(
+        [cmd.run.is_some(), cmd.shell.is_some()],
+        "a command probe needs `run` (an argv list) or `shell` (one string for sh -c)",
+        (
             "shell",
             "a command probe takes `run` or `shell`, not both: keep `run: [prog, arg]` for argv, or `shell: \"...\"` for sh -c",
         ),
-        (Some(run), None) if run.is_empty() || run[0].is_empty() => {
-            c.err_at("run", "`run` is empty: give the program and its arguments, e.g. [curl, -f, http://x/]");
+    );
+    match (&cmd.run, &cmd.shell) {
+        (Some(run), _) if one && (run.is_empty() || run[0].is_empty()) => {
+            c.err_at(
+                "run",
+                "`run` is empty: give the program and its arguments, e.g. [curl, -f, http://x/]",
+            );
         }
-        (None, Some(s)) if s.trim().is_empty() => c.err_at("shell", "`shell` is empty"),
+        (_, Some(s)) if one && s.trim().is_empty() => c.err_at("shell", "`shell` is empty"),
         _ => {}
     }
     if cmd.timeout.as_millis() == 0 {
@@ -769,15 +788,7 @@ fn quoted(names: &[&str]) -> String {
 
 pub fn scenario(s: &Scenario) -> Vec<Problem> {
     let mut c = Checker::default();
-    if s.version != 1 {
-        c.err_at(
-            "version",
-            format!(
-                "unsupported version {}: this faultline reads version 1",
-                s.version
-            ),
-        );
-    }
+    c.version(s.version);
     if let Err(m) = check_name(&s.name) {
         c.err_at("name", m);
     }
@@ -786,29 +797,30 @@ pub fn scenario(s: &Scenario) -> Vec<Problem> {
     }
     c.at("experiments", |c| {
         for (i, entry) in s.experiments.iter().enumerate() {
-            c.at(i, |c| match (&entry.file, &entry.parallel) {
-                (Some(_), Some(_)) => c.err_at(
-                    "parallel",
-                    "an entry is either one experiment (`file`) or a `parallel` group, not both: move the file into the group",
-                ),
-                (None, None) => c.err(
+            c.at(i, |c| {
+                let one = c.exactly_one(
+                    [entry.file.is_some(), entry.parallel.is_some()],
                     "an entry needs `file` (one experiment) or `parallel` (a group started together)",
-                ),
-                (None, Some(group)) => {
-                    if !entry.vars.is_empty() {
-                        c.err_at(
-                            "vars",
-                            "`vars` of a `parallel` group belong to its experiments: give each entry of the group its own `vars`",
-                        );
-                    }
-                    if group.len() < 2 {
-                        c.err_at(
-                            "parallel",
-                            "a `parallel` group needs at least two experiments; a single one is a plain `file` entry",
-                        );
-                    }
+                    (
+                        "parallel",
+                        "an entry is either one experiment (`file`) or a `parallel` group, not both: move the file into the group",
+                    ),
+                );
+                let Some(group) = entry.parallel.as_ref().filter(|_| one) else {
+                    return;
+                };
+                if !entry.vars.is_empty() {
+                    c.err_at(
+                        "vars",
+                        "`vars` of a `parallel` group belong to its experiments: give each entry of the group its own `vars`",
+                    );
                 }
-                (Some(_), None) => {}
+                if group.len() < 2 {
+                    c.err_at(
+                        "parallel",
+                        "a `parallel` group needs at least two experiments; a single one is a plain `file` entry",
+                    );
+                }
             });
         }
     });

@@ -147,7 +147,6 @@ mod tests {
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
 
     use super::*;
 
@@ -161,42 +160,27 @@ mod tests {
     }
 
     async fn server(reply: Reply) -> SocketAddr {
-        let (listener, addr) = crate::test_support::local_listener().await;
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(handle(stream, reply.clone()));
+        crate::test_support::serve(move |mut stream, _| {
+            let reply = reply.clone();
+            async move {
+                match reply {
+                    Reply::Silent => {
+                        // Hold the connection open without answering.
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    Reply::Answer(status, body, delay) => {
+                        tokio::time::sleep(delay).await;
+                        let response = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(response.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                    }
+                }
             }
-        });
-        addr
-    }
-
-    async fn handle(mut stream: TcpStream, reply: Reply) {
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-        match reply {
-            Reply::Silent => {
-                // Hold the connection open without answering.
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            }
-            Reply::Answer(status, body, delay) => {
-                tokio::time::sleep(delay).await;
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            }
-        }
+        })
+        .await
     }
 
     fn probe(addr: SocketAddr, extra: serde_json::Value) -> HttpProbe {
@@ -207,65 +191,54 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// One sample of the probe of `addr` with `extra` fields, on a context of its own.
+    async fn sample_at(addr: SocketAddr, extra: serde_json::Value) -> Sample {
+        sample(&probe(addr, extra), &ProbeContext::new().unwrap()).await
+    }
+
     fn ok_reply() -> Reply {
         Reply::Answer("200 OK", "all ok", Duration::ZERO)
     }
 
     #[tokio::test]
     async fn status_200_passes() {
-        let ctx = ProbeContext::new().unwrap();
         let addr = server(ok_reply()).await;
-        let s = sample(&probe(addr, serde_json::json!({})), &ctx).await;
+        let s = sample_at(addr, serde_json::json!({})).await;
         assert!(s.ok, "{s:?}");
         assert!(s.detail.starts_with("200 OK in "), "{}", s.detail);
     }
 
     #[tokio::test]
     async fn status_mismatch_fails() {
-        let ctx = ProbeContext::new().unwrap();
         let addr = server(Reply::Answer(
             "503 Service Unavailable",
             "down",
             Duration::ZERO,
         ))
         .await;
-        let s = sample(&probe(addr, serde_json::json!({"status": [200]})), &ctx).await;
+        let s = sample_at(addr, serde_json::json!({"status": [200]})).await;
         assert!(!s.ok);
         assert_eq!(s.detail, "status 503 not in [200]");
         // The default list, and redirects are judged, not followed.
         let addr = server(Reply::Answer("302 Found", "", Duration::ZERO)).await;
-        let s = sample(&probe(addr, serde_json::json!({})), &ctx).await;
+        let s = sample_at(addr, serde_json::json!({})).await;
         assert!(s.ok, "{s:?}");
-        let s = sample(
-            &probe(addr, serde_json::json!({"status": ["2xx", 204]})),
-            &ctx,
-        )
-        .await;
+        let s = sample_at(addr, serde_json::json!({"status": ["2xx", 204]})).await;
         assert_eq!(s.detail, "status 302 not in [200-299, 204]");
     }
 
     #[tokio::test]
     async fn body_contains() {
-        let ctx = ProbeContext::new().unwrap();
         let addr = server(ok_reply()).await;
-        let s = sample(
-            &probe(addr, serde_json::json!({"body_contains": "ok"})),
-            &ctx,
-        )
-        .await;
+        let s = sample_at(addr, serde_json::json!({"body_contains": "ok"})).await;
         assert!(s.ok, "{s:?}");
-        let s = sample(
-            &probe(addr, serde_json::json!({"body_contains": "nope"})),
-            &ctx,
-        )
-        .await;
+        let s = sample_at(addr, serde_json::json!({"body_contains": "nope"})).await;
         assert!(!s.ok);
         assert_eq!(s.detail, "body does not contain `nope`");
     }
 
     #[tokio::test]
     async fn method_headers_body_are_sent() {
-        let ctx = ProbeContext::new().unwrap();
         let (listener, addr) = crate::test_support::local_listener().await;
         let seen = tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
@@ -283,11 +256,11 @@ mod tests {
                 .await;
             String::from_utf8_lossy(&req).to_lowercase()
         });
-        let p = probe(
+        let s = sample_at(
             addr,
             serde_json::json!({"method": "POST", "headers": {"X-Token": "abc"}, "body": "ping"}),
-        );
-        let s = sample(&p, &ctx).await;
+        )
+        .await;
         assert!(s.ok, "{s:?}");
         assert_eq!(s.detail.split(" in ").next(), Some("201 Created"));
         let req = seen.await.unwrap();
@@ -297,13 +270,12 @@ mod tests {
 
     #[tokio::test]
     async fn max_latency_exceeded() {
-        let ctx = ProbeContext::new().unwrap();
         let addr = server(Reply::Answer("200 OK", "ok", Duration::from_millis(300))).await;
-        let p = probe(
+        let s = sample_at(
             addr,
             serde_json::json!({"max_latency": "100ms", "timeout": "3s"}),
-        );
-        let s = sample(&p, &ctx).await;
+        )
+        .await;
         assert!(!s.ok);
         assert!(s.latency >= Duration::from_millis(300), "{s:?}");
         assert!(s.detail.starts_with("took "), "{}", s.detail);
@@ -316,51 +288,37 @@ mod tests {
 
     /// Sends the head at once, then the body in `chunks` pieces `gap` apart.
     async fn trickling_server(chunks: usize, gap: Duration) -> SocketAddr {
-        let (listener, addr) = crate::test_support::local_listener().await;
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let chunk = [b'x'; 1024];
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        chunks * chunk.len()
-                    );
-                    if stream.write_all(head.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    let _ = stream.flush().await;
-                    for _ in 0..chunks {
-                        tokio::time::sleep(gap).await;
-                        if stream.write_all(&chunk).await.is_err() {
-                            return;
-                        }
-                    }
-                    let _ = stream.shutdown().await;
-                });
+        crate::test_support::serve(move |mut stream, _| async move {
+            let chunk = [b'x'; 1024];
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                chunks * chunk.len()
+            );
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
             }
-        });
-        addr
+            let _ = stream.flush().await;
+            for _ in 0..chunks {
+                tokio::time::sleep(gap).await;
+                if stream.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stream.shutdown().await;
+        })
+        .await
     }
 
     /// Regression: latency stopped at the response head, so a slow download "passed".
     #[tokio::test]
     async fn latency_is_the_whole_response_and_ttfb_is_kept_apart() {
-        let ctx = ProbeContext::new().unwrap();
         // The head at once, then 10 KiB over ~1 s.
         let addr = trickling_server(10, Duration::from_millis(100)).await;
-        let p = probe(
+        let s = sample_at(
             addr,
             serde_json::json!({"max_latency": "300ms", "timeout": "5s"}),
-        );
-        let s = sample(&p, &ctx).await;
+        )
+        .await;
         assert!(!s.ok, "a 1 s download must fail max_latency 300ms: {s:?}");
         assert!(s.latency >= Duration::from_millis(1000), "{s:?}");
         let ttfb = s
@@ -376,25 +334,22 @@ mod tests {
         assert!(s.detail.contains("(first byte "), "{}", s.detail);
 
         // Without max_latency the sample passes and still measures the whole body.
-        let p = probe(addr, serde_json::json!({"timeout": "5s"}));
-        let s = sample(&p, &ctx).await;
+        let s = sample_at(addr, serde_json::json!({"timeout": "5s"})).await;
         assert!(s.ok, "{s:?}");
         assert!(s.latency >= Duration::from_millis(1000), "{s:?}");
         assert!(s.ttfb.unwrap() < Duration::from_millis(300), "{s:?}");
 
         // A timeout shorter than the download fails the sample.
-        let p = probe(addr, serde_json::json!({"timeout": "400ms"}));
-        let s = sample(&p, &ctx).await;
+        let s = sample_at(addr, serde_json::json!({"timeout": "400ms"})).await;
         assert!(!s.ok, "{s:?}");
         assert_eq!(s.detail, "timed out after 400ms");
     }
 
     #[tokio::test]
     async fn silent_server_times_out() {
-        let ctx = ProbeContext::new().unwrap();
         let addr = server(Reply::Silent).await;
         let started = Instant::now();
-        let s = sample(&probe(addr, serde_json::json!({"timeout": "300ms"})), &ctx).await;
+        let s = sample_at(addr, serde_json::json!({"timeout": "300ms"})).await;
         let took = started.elapsed();
         assert!(!s.ok);
         assert_eq!(s.detail, "timed out after 300ms");
@@ -406,23 +361,21 @@ mod tests {
 
     #[tokio::test]
     async fn connection_refused() {
-        let ctx = ProbeContext::new().unwrap();
         let (listener, addr) = crate::test_support::local_listener().await;
         drop(listener);
-        let s = sample(&probe(addr, serde_json::json!({"timeout": "2s"})), &ctx).await;
+        let s = sample_at(addr, serde_json::json!({"timeout": "2s"})).await;
         assert!(!s.ok);
         assert_eq!(s.detail, "connection refused");
     }
 
     #[tokio::test]
     async fn invalid_header_value_is_not_echoed() {
-        let ctx = ProbeContext::new().unwrap();
         let addr = server(ok_reply()).await;
-        let p = probe(
+        let s = sample_at(
             addr,
             serde_json::json!({"headers": {"Authorization": "secret\nvalue"}}),
-        );
-        let s = sample(&p, &ctx).await;
+        )
+        .await;
         assert!(!s.ok);
         assert_eq!(s.detail, "invalid value for header `authorization`");
     }

@@ -195,39 +195,26 @@ mod tests {
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     use super::*;
 
     /// A server answering every request with `status` and `body`; records request heads.
     async fn server(status: &'static str, body: String) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-        let (listener, addr) = crate::test_support::local_listener().await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (body, log) = (body.clone(), log.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    log.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&head).to_string());
-                    let response = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
+        let addr = crate::test_support::serve(move |mut stream, request| {
+            log.lock().unwrap().push(request.head);
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            async move {
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
             }
-        });
+        })
+        .await;
         (addr, seen)
     }
 

@@ -253,49 +253,50 @@ pub struct FaultRecord {
 
 /// What a fault observed in its target, for the report.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct FaultEffects {
     /// How many times the kernel's OOM killer acted in the target's memory cgroup while
     /// the fault was active.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_kills: Option<u64>,
     /// The processes the OOM killer killed, as the kernel named them (when its log is
     /// readable from here).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub oom_killed: Vec<ProcessRef>,
     /// The processes the fault signalled.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signalled: Vec<ProcessRef>,
     /// What the way the fault was applied means beyond it (a kill through a remote
     /// Docker daemon's API: the container's restart policy does not restart it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub caveat: Option<String>,
     /// Bytes the target's blkio/io cgroup read from block devices while the fault was
     /// active, by the cgroup's own counters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub io_read_bytes: Option<u64>,
     /// Bytes the target's blkio/io cgroup wrote to block devices while the fault was
     /// active.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub io_written_bytes: Option<u64>,
     /// The restart count of the container a `kill` with `container` signalled, before the
     /// signal and once the kubelet restarted it (or when faultline stopped waiting).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub container_restarts: Option<ContainerRestarts>,
     /// A command fault's `run`: its exit status, output and duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<CommandRun>,
     /// A command fault's `rollback`, once it ran.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<CommandRun>,
     /// The packets a scoped network fault or partition touched, with every peer and
     /// host resolved to its addresses (`to 172.18.0.3/32 tcp port 8080`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<String>,
     /// The peers (containers, hosts) those scopes named, with the addresses they had.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerRef>,
     /// What an `http` fault's proxy did to the requests it saw.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCounts>,
 }
 
@@ -340,13 +341,17 @@ pub struct CommandRun {
 }
 
 impl CommandRun {
-    fn summary(&self, which: &str) -> String {
-        let status = match (self.exit_code, self.status) {
+    /// How it ended, in words: `exited 3`, `answered 503`, `did not finish`.
+    pub fn outcome(&self) -> String {
+        match (self.exit_code, self.status) {
             (Some(c), _) => format!("exited {c}"),
             (None, Some(s)) => format!("answered {s}"),
             (None, None) => "did not finish".into(),
-        };
-        let mut s = format!("{which} {status} in {}ms", self.duration_ms);
+        }
+    }
+
+    fn summary(&self, which: &str) -> String {
+        let mut s = format!("{which} {} in {}ms", self.outcome(), self.duration_ms);
         if !self.output.is_empty() {
             let first = self.output.lines().next().unwrap_or_default();
             s.push_str(&format!(" (`{first}`)"));

@@ -502,6 +502,32 @@ pub(crate) mod fixture {
     }
 
     /// The realistic run, ended with `verdict` and its exit code.
+    /// [`passed`] with `select: {mode: count, value: 5}` that matched one target.
+    pub(crate) fn short_of_targets() -> RunResult {
+        let select = crate::experiment::model::Select {
+            mode: crate::experiment::model::SelectMode::Count,
+            value: Some(5),
+            ..Default::default()
+        };
+        let mut r = passed();
+        r.selection = Some(Selection::of(&select, 1, 1));
+        r
+    }
+
+    /// [`passed`] with its fault made a `kind` fault, described as `description`, that
+    /// had `effects`.
+    pub(crate) fn fault_with_effects(
+        kind: &str,
+        description: &str,
+        effects: FaultEffects,
+    ) -> RunResult {
+        let mut r = passed();
+        r.faults[0].kind = kind.into();
+        r.faults[0].description = description.into();
+        r.faults[0].effects = Some(effects);
+        r
+    }
+
     pub(crate) fn ended(verdict: Verdict) -> RunResult {
         let mut r = passed();
         r.verdict = verdict;
@@ -593,6 +619,22 @@ pub(crate) mod fixture {
 mod tests {
     use super::*;
 
+    /// Each renderer in `formats` shows `needle` in what it renders of `r`.
+    #[track_caller]
+    fn assert_rendered(r: &RunResult, formats: &[&str], needle: &str) {
+        for format in formats {
+            let text = match *format {
+                "table" => crate::report::table::render(r, false),
+                "markdown" => crate::report::markdown::render(r),
+                "html" => crate::report::html::render(r),
+                "junit" => crate::report::junit::render(std::slice::from_ref(r)),
+                "json" => crate::report::json::render(r),
+                other => panic!("no renderer `{other}`"),
+            };
+            assert!(text.contains(needle), "{format} lacks `{needle}`:\n{text}");
+        }
+    }
+
     #[test]
     fn durations() {
         assert_eq!(duration(37), "37ms");
@@ -603,66 +645,46 @@ mod tests {
 
     #[test]
     fn every_renderer_names_a_scoped_faults_packets_and_peers() {
-        let mut r = fixture::passed();
-        r.faults[0].kind = "network".into();
-        r.faults[0].description = "network delay 200ms (to containers web-b) on eth0 for 8s".into();
-        r.faults[0].effects = Some(crate::report::FaultEffects {
-            scope: vec!["to 172.18.0.3/32 tcp port 8080 (egress)".into()],
-            peers: vec![crate::report::PeerRef {
-                name: "web-b".into(),
-                addresses: vec!["172.18.0.3".into()],
-            }],
-            ..Default::default()
-        });
+        let r = fixture::fault_with_effects(
+            "network",
+            "network delay 200ms (to containers web-b) on eth0 for 8s",
+            crate::report::FaultEffects {
+                scope: vec!["to 172.18.0.3/32 tcp port 8080 (egress)".into()],
+                peers: vec![crate::report::PeerRef {
+                    name: "web-b".into(),
+                    addresses: vec!["172.18.0.3".into()],
+                }],
+                ..Default::default()
+            },
+        );
         let want = "network delay 200ms (to containers web-b) on eth0 for 8s; only packets to 172.18.0.3/32 tcp port 8080 (egress); peers web-b (172.18.0.3)";
         assert_eq!(fault_detail(&r.faults[0]), want);
-        for (format, text) in [
-            ("table", crate::report::table::render(&r, false)),
-            ("markdown", crate::report::markdown::render(&r)),
-            ("html", crate::report::html::render(&r)),
-            (
-                "junit",
-                crate::report::junit::render(std::slice::from_ref(&r)),
-            ),
-            ("json", crate::report::json::render(&r)),
-        ] {
-            assert!(
-                text.contains("172.18.0.3/32"),
-                "{format} lacks the address:\n{text}"
-            );
-        }
+        let every = ["table", "markdown", "html", "junit", "json"];
+        assert_rendered(&r, &every, "172.18.0.3/32");
         // Without a scope the label is the description alone.
         assert_eq!(fault_detail(&fixture::passed().faults[0]), "pause for 5s");
     }
 
     #[test]
     fn every_renderer_counts_an_http_faults_requests() {
-        let mut r = fixture::passed();
-        r.faults[0].kind = "http".into();
-        r.faults[0].description = "answer 503 to 30% of requests to port 80, for 10s".into();
-        r.faults[0].effects = Some(crate::report::FaultEffects {
-            http: Some(crate::report::HttpCounts {
-                matched: 31,
-                aborted: 31,
-                delayed: 0,
-                replaced: 0,
-                passed: 69,
-                not_http: 2,
-            }),
-            ..Default::default()
-        });
+        let r = fixture::fault_with_effects(
+            "http",
+            "answer 503 to 30% of requests to port 80, for 10s",
+            crate::report::FaultEffects {
+                http: Some(crate::report::HttpCounts {
+                    matched: 31,
+                    aborted: 31,
+                    delayed: 0,
+                    replaced: 0,
+                    passed: 69,
+                    not_http: 2,
+                }),
+                ..Default::default()
+            },
+        );
         let want = "answer 503 to 30% of requests to port 80, for 10s; its proxy saw 31 matching request(s) (31 aborted, 0 delayed, 0 replaced) and passed 69 untouched; 2 connection(s) were not HTTP/1.1 (HTTPS among them) and passed through uninspected";
         assert_eq!(fault_detail(&r.faults[0]), want);
-        for (format, text) in [
-            ("table", crate::report::table::render(&r, false)),
-            ("markdown", crate::report::markdown::render(&r)),
-            ("html", crate::report::html::render(&r)),
-        ] {
-            assert!(
-                text.contains("31 matching request(s)"),
-                "{format} lacks the counts:\n{text}"
-            );
-        }
+        assert_rendered(&r, &["table", "markdown", "html"], "31 matching request(s)");
     }
 
     #[test]
@@ -703,27 +725,11 @@ mod tests {
     /// Regression: `count: 5` with 3 matches silently took 3; every report says so now.
     #[test]
     fn every_report_says_when_fewer_targets_than_requested() {
-        let mut r = fixture::passed();
-        assert_eq!(shortfall(&r), "");
-        r.selection = Some(crate::report::Selection {
-            mode: "count".into(),
-            requested: 5,
-            matched: 1,
-            selected: 1,
-            min: None,
-            skipped: Vec::new(),
-        });
-        let table = crate::report::table::render(&r, false);
-        assert!(
-            table.contains("Targets: web-1 (1 of 5 requested)\n"),
-            "{table}"
-        );
-        let md = crate::report::markdown::render(&r);
-        assert!(md.contains("targets: web-1 (1 of 5 requested)"), "{md}");
-        let html = crate::report::html::render(&r);
-        assert!(html.contains("web-1 (1 of 5 requested)"), "{html}");
-        let junit = crate::report::junit::render(&[r.clone()]);
-        assert!(junit.contains("web-1 (1 of 5 requested)"), "{junit}");
+        assert_eq!(shortfall(&fixture::passed()), "");
+        let r = fixture::short_of_targets();
+        assert_rendered(&r, &["table"], "Targets: web-1 (1 of 5 requested)\n");
+        assert_rendered(&r, &["markdown"], "targets: web-1 (1 of 5 requested)");
+        assert_rendered(&r, &["html", "junit"], "web-1 (1 of 5 requested)");
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["selection"]["requested"], 5);
         assert_eq!(json["selection"]["selected"], 1);

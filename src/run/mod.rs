@@ -1429,65 +1429,28 @@ mod tests {
     /// A loopback HTTP server that answers 500 on paths with `fail`, else 200, and logs
     /// `METHOD PATH AUTHORIZATION BODY` per request.
     async fn admin_api() -> (String, Arc<StdMutex<Vec<String>>>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        use tokio::io::AsyncWriteExt;
         let seen = Arc::new(StdMutex::new(Vec::new()));
         let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    loop {
-                        let n = s.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buf).to_string();
-                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                            continue;
-                        };
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length: ")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if body.len() < len {
-                            continue;
-                        }
-                        let first: Vec<&str> = head.lines().next().unwrap().split(' ').collect();
-                        let auth = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .starts_with("authorization:")
-                                    .then(|| l[14..].trim().to_string())
-                            })
-                            .unwrap_or_default();
-                        log.lock()
-                            .unwrap()
-                            .push(format!("{} {} {auth} {body}", first[0], first[1]));
-                        let status = if first[1].contains("fail") {
-                            "500 Oops"
-                        } else {
-                            "200 OK"
-                        };
-                        let reply = format!(
-                            "HTTP/1.1 {status}\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndone"
-                        );
-                        let _ = s.write_all(reply.as_bytes()).await;
-                        return;
-                    }
-                });
+        let addr = crate::test_support::serve(move |mut s, request| {
+            let first: Vec<&str> = request.head.lines().next().unwrap().split(' ').collect();
+            let auth = request.header("authorization").unwrap_or_default();
+            log.lock()
+                .unwrap()
+                .push(format!("{} {} {auth} {}", first[0], first[1], request.body));
+            let status = if first[1].contains("fail") {
+                "500 Oops"
+            } else {
+                "200 OK"
+            };
+            let reply =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndone");
+            async move {
+                let _ = s.write_all(reply.as_bytes()).await;
             }
-        });
-        (url, seen)
+        })
+        .await;
+        (format!("http://{addr}"), seen)
     }
 
     #[tokio::test]

@@ -249,8 +249,8 @@ mod tests {
         s
     }
 
-    fn loaded() -> LoadedExperiment {
-        crate::experiment::load_experiment_str("t.yaml", ALL_WEB, &Default::default(), &|_| None)
+    fn load(yaml: &str) -> LoadedExperiment {
+        crate::experiment::load_experiment_str("t.yaml", yaml, &Default::default(), &|_| None)
             .unwrap()
     }
 
@@ -276,7 +276,7 @@ mod tests {
             })),
         );
         let result = session
-            .execute_on(&loaded(), &[&platform], Some(1))
+            .execute_on(&load(ALL_WEB), &[&platform], Some(1))
             .await
             .unwrap();
         let confirmed = confirmed.lock().unwrap().clone();
@@ -300,9 +300,7 @@ mod tests {
         let s = session(&dir, None);
         let platform = Fake::default();
         let few = "version: 1\nname: few\ntarget:\n  docker: {labels: {app: web}}\n  select: {mode: all}\nfaults:\n  - pause: {duration: 200ms}\n";
-        let l =
-            crate::experiment::load_experiment_str("t.yaml", few, &Default::default(), &|_| None)
-                .unwrap();
+        let l = load(few);
         let platforms: [&dyn Platform; 1] = [&platform];
         let (a, b) = tokio::join!(
             s.execute_on(&l, &platforms, Some(1)),
@@ -329,9 +327,7 @@ mod tests {
     async fn the_guard_counts_the_union_of_named_targets() {
         // Two per target is small for each, four in all is not.
         let two = "version: 1\nname: two\ntargets:\n  api:\n    docker: {labels: {app: api}}\n    select: {mode: all}\n  cache:\n    docker: {labels: {app: cache}}\n    select: {mode: all}\nfaults:\n  - pause: {target: api, duration: 100ms}\n  - pause: {target: cache, duration: 100ms}\n";
-        let l =
-            crate::experiment::load_experiment_str("t.yaml", two, &Default::default(), &|_| None)
-                .unwrap();
+        let l = load(two);
         let (api, cache) = (Fake::default(), Fake::default());
         let dir = tempfile::tempdir().unwrap();
         let err = session(&dir, None)
@@ -348,9 +344,7 @@ mod tests {
     #[tokio::test]
     async fn each_named_target_keeps_its_own_seed() {
         let yaml = "version: 1\nname: seeds\ntargets:\n  api:\n    docker: {labels: {app: api}}\n    select: {mode: one, seed: 1}\n  cache:\n    docker: {labels: {app: cache}}\n    select: {mode: one, seed: 2}\nfaults:\n  - pause: {target: api, duration: 10ms}\n  - pause: {target: cache, duration: 10ms}\n";
-        let l =
-            crate::experiment::load_experiment_str("t.yaml", yaml, &Default::default(), &|_| None)
-                .unwrap();
+        let l = load(yaml);
         let names = vec!["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"];
         let fake = || Fake {
             listings: Mutex::new(vec![names.clone()]),
@@ -382,7 +376,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let err = session(&dir, None)
-            .execute_on(&loaded(), &[&platform], Some(1))
+            .execute_on(&load(ALL_WEB), &[&platform], Some(1))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("pass --yes"), "{err}");

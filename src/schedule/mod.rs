@@ -211,12 +211,27 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn window(days: &[Weekday], hours: &str, tz: &str) -> Window {
+    fn window(days: &[Weekday], hours: Option<&str>, tz: &str) -> Window {
         Window {
             days: days.to_vec(),
-            hours: Some(hours.into()),
+            hours: hours.map(Into::into),
             timezone: Some(tz.into()),
         }
+    }
+
+    /// `cron` inside a window of `hours` on `days` (any day when empty), in zone `tz`.
+    fn in_window(cron: &str, days: &[Weekday], hours: Option<&str>, tz: &str) -> Schedule {
+        Schedule::new(cron, Some(&window(days, hours, tz))).unwrap()
+    }
+
+    /// `schedule`'s next run after `from` is `next` (RFC 3339 both).
+    #[track_caller]
+    fn assert_next(schedule: &Schedule, from: &str, next: Option<&str>) {
+        assert_eq!(
+            schedule.next_after(utc(from)),
+            next.map(utc),
+            "after {from}"
+        );
     }
 
     #[test]
@@ -238,14 +253,8 @@ mod tests {
     fn next_fire_times_of_several_crons() {
         let s = Schedule::new("0 10 * * 1", None).unwrap();
         // 2026-11-30 is a Monday.
-        assert_eq!(
-            s.next_after(utc("2026-11-30T09:00:00Z")),
-            Some(utc("2026-11-30T10:00:00Z"))
-        );
-        assert_eq!(
-            s.next_after(utc("2026-11-30T10:00:00Z")),
-            Some(utc("2026-12-07T10:00:00Z"))
-        );
+        assert_next(&s, "2026-11-30T09:00:00Z", Some("2026-11-30T10:00:00Z"));
+        assert_next(&s, "2026-11-30T10:00:00Z", Some("2026-12-07T10:00:00Z"));
         let every15 = Schedule::new("*/15 * * * *", None).unwrap();
         assert_eq!(
             every15.upcoming(utc("2026-11-30T10:07:00Z"), 3),
@@ -256,36 +265,25 @@ mod tests {
             ]
         );
         let monthly = Schedule::new("30 6 1 * *", None).unwrap();
-        assert_eq!(
-            monthly.next_after(utc("2026-11-30T00:00:00Z")),
-            Some(utc("2026-12-01T06:30:00Z"))
+        assert_next(
+            &monthly,
+            "2026-11-30T00:00:00Z",
+            Some("2026-12-01T06:30:00Z"),
         );
     }
 
     #[test]
     fn the_cron_runs_in_the_windows_time_zone() {
-        let w = Window {
-            days: vec![],
-            hours: None,
-            timezone: Some("Europe/Berlin".into()),
-        };
-        let s = Schedule::new("0 10 * * *", Some(&w)).unwrap();
+        let s = in_window("0 10 * * *", &[], None, "Europe/Berlin");
         // Winter: Berlin is UTC+1.
-        assert_eq!(
-            s.next_after(utc("2026-12-01T00:00:00Z")),
-            Some(utc("2026-12-01T09:00:00Z"))
-        );
+        assert_next(&s, "2026-12-01T00:00:00Z", Some("2026-12-01T09:00:00Z"));
         // Summer: UTC+2.
-        assert_eq!(
-            s.next_after(utc("2026-07-01T00:00:00Z")),
-            Some(utc("2026-07-01T08:00:00Z"))
-        );
+        assert_next(&s, "2026-07-01T00:00:00Z", Some("2026-07-01T08:00:00Z"));
     }
 
     #[test]
     fn a_dst_change_keeps_the_local_time() {
-        let w = window(&[], "09:00-17:00", "Europe/Berlin");
-        let s = Schedule::new("0 10 * * *", Some(&w)).unwrap();
+        let s = in_window("0 10 * * *", &[], Some("09:00-17:00"), "Europe/Berlin");
         // Europe moves to summer time on Sunday 2027-03-28.
         let runs = s.upcoming(utc("2027-03-27T00:00:00Z"), 2);
         assert_eq!(
@@ -309,15 +307,12 @@ mod tests {
                 Weekday::Thu,
                 Weekday::Fri,
             ],
-            "09:00-17:00",
+            Some("09:00-17:00"),
             "Europe/Berlin",
         );
         let s = Schedule::new("0 * * * *", Some(&w)).unwrap();
         // Saturday 2026-12-05 10:00 UTC is outside (weekend): the next run is Monday 09:00 Berlin.
-        assert_eq!(
-            s.next_after(utc("2026-12-05T10:00:00Z")),
-            Some(utc("2026-12-07T08:00:00Z"))
-        );
+        assert_next(&s, "2026-12-05T10:00:00Z", Some("2026-12-07T08:00:00Z"));
         // 17:00 Berlin is the end, exclusive.
         let tw = TimeWindow::from_model(Some(&w)).unwrap();
         assert!(tw.contains(utc("2026-12-07T15:59:00Z")));
@@ -326,7 +321,7 @@ mod tests {
 
     #[test]
     fn windows_that_span_midnight_belong_to_the_day_they_open() {
-        let w = window(&[Weekday::Mon], "22:00-06:00", "UTC");
+        let w = window(&[Weekday::Mon], Some("22:00-06:00"), "UTC");
         let tw = TimeWindow::from_model(Some(&w)).unwrap();
         assert!(tw.contains(utc("2026-11-30T23:00:00Z")), "Monday 23:00");
         assert!(
@@ -343,21 +338,14 @@ mod tests {
             "Monday early morning belongs to Sunday"
         );
         let s = Schedule::new("0 * * * *", Some(&w)).unwrap();
-        assert_eq!(
-            s.next_after(utc("2026-11-30T12:00:00Z")),
-            Some(utc("2026-11-30T22:00:00Z"))
-        );
-        assert_eq!(
-            s.next_after(utc("2026-12-01T05:00:00Z")),
-            Some(utc("2026-12-07T22:00:00Z"))
-        );
+        assert_next(&s, "2026-11-30T12:00:00Z", Some("2026-11-30T22:00:00Z"));
+        assert_next(&s, "2026-12-01T05:00:00Z", Some("2026-12-07T22:00:00Z"));
     }
 
     #[test]
     fn a_cron_that_never_meets_its_window_has_no_next_run() {
-        let w = window(&[], "09:00-10:00", "UTC");
-        let s = Schedule::new("0 12 * * *", Some(&w)).unwrap();
-        assert_eq!(s.next_after(utc("2026-11-30T00:00:00Z")), None);
+        let s = in_window("0 12 * * *", &[], Some("09:00-10:00"), "UTC");
+        assert_next(&s, "2026-11-30T00:00:00Z", None);
     }
 
     /// A clock that follows tokio's (paused) time from a fixed start.
@@ -372,23 +360,34 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_run_still_going_makes_the_next_fire_times_skip() {
+    /// `drive` with a cron that fires every minute, on a clock that starts at `start` (RFC
+    /// 3339) and follows tokio's paused time; `on_tick` gets each tick and what stops it.
+    async fn drive_every_minute<R, F>(
+        start: &str,
+        run: R,
+        mut on_tick: impl FnMut(&Tick, &tokio_util::sync::CancellationToken),
+    ) where
+        R: FnMut(DateTime<Utc>) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let schedule = Schedule::new("* * * * *", None).unwrap();
         let clock = TestClock {
-            start: utc("2026-11-30T10:00:30Z"),
+            start: utc(start),
             t0: tokio::time::Instant::now(),
         };
         let cancel = tokio_util::sync::CancellationToken::new();
         let stop = cancel.clone();
+        drive(&schedule, &clock, cancel, run, |t| on_tick(t, &stop)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_still_going_makes_the_next_fire_times_skip() {
         let mut ticks = Vec::new();
-        drive(
-            &schedule,
-            &clock,
-            cancel,
+        drive_every_minute(
+            "2026-11-30T10:00:30Z",
             // Each run takes 150s: it overlaps the next two fire times.
             |_| async { tokio::time::sleep(std::time::Duration::from_secs(150)).await },
-            |t| {
+            |t, stop| {
                 ticks.push(t.clone());
                 if ticks.len() == 5 {
                     stop.cancel();
@@ -410,19 +409,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancel_waits_for_the_run_in_progress() {
-        let schedule = Schedule::new("* * * * *", None).unwrap();
-        let clock = TestClock {
-            start: utc("2026-11-30T10:00:59Z"),
-            t0: tokio::time::Instant::now(),
-        };
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let stop = cancel.clone();
         let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let f = finished.clone();
-        drive(
-            &schedule,
-            &clock,
-            cancel,
+        drive_every_minute(
+            "2026-11-30T10:00:59Z",
             move |_| {
                 let f = f.clone();
                 async move {
@@ -430,7 +420,7 @@ mod tests {
                     f.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
             },
-            |_| stop.cancel(),
+            |_, stop| stop.cancel(),
         )
         .await;
         assert!(
