@@ -108,7 +108,10 @@ fn only_the_matching_process_is_stopped_and_it_is_continued_at_revert() {
     assert_eq!(stopped[0]["pid"], i64::from(pid));
     // After: running again, and counting.
     assert!(matches!(state(pid), 'S' | 'R'), "state {}", state(pid));
-    assert!(counting(&web), "the counter does not count after the revert");
+    assert!(
+        counting(&web),
+        "the counter does not count after the revert"
+    );
 }
 
 #[test]
@@ -153,7 +156,12 @@ fn recover_continues_the_process_after_a_sigkill() {
     assert_eq!(state(pid), 'T', "SIGKILL left the process stopped");
     assert_eq!(state_dir.open_entries(), 1);
     let out = state_dir.recover();
-    assert_ne!(state(pid), 'T', "recover did not continue it:\n{}", out.stdout);
+    assert_ne!(
+        state(pid),
+        'T',
+        "recover did not continue it:\n{}",
+        out.stdout
+    );
     assert!(counting(&web));
     assert!(state_dir.is_clean());
 }
@@ -183,9 +191,7 @@ fn process_pause_validation() {
         .on_label("app", "web")
         .fault("process_pause: {process: \"(\", duration: 2s}");
     let dir = tempfile::tempdir().unwrap();
-    let out = Run::new(["validate"])
-        .arg(exp.write(dir.path()))
-        .output();
+    let out = Run::new(["validate"]).arg(exp.write(dir.path())).output();
     out.expect(2);
     out.stderr_has("`process` is not a valid regular expression");
 }
