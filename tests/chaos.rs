@@ -838,11 +838,9 @@ fn the_harness_detects_a_leftover() {
 #[test]
 fn the_harness_detects_a_stopped_process() {
     // Guards `stopped_processes`: a process stopped behind faultline's back is seen.
-    if !require_docker() {
+    let Some((fleet, web)) = one_web("chaos-self-stopped") else {
         return;
-    }
-    let mut fleet = Fleet::new("chaos-self-stopped");
-    let web = fleet.web(&[]);
+    };
     assert!(stopped_processes(&fleet).is_empty());
     let pid: i32 = inspect(&web, "{{.State.Pid}}").parse().unwrap();
     let pid = nix::unistd::Pid::from_raw(pid);

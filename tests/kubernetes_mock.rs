@@ -4528,18 +4528,12 @@ fn await_state(pid: u32, stopped: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_pause_on_a_pod_stops_and_continues_only_the_matching_process_through_exec() {
     use faultline::fault::process_pause::Via;
+    let f = fault(json!({"process_pause": {"process": "^sleep 31\\.41593$", "duration": "10s"}}));
+    // The process to stop, and one beside it in "the container" that runs on.
+    let mut victim = sleeping("31.41593");
+    let mut bystander = sleeping("27.18282");
     let (_fill, server, p) = exec_pod().await;
     let t = target("api-1", "uid-1");
-    // Two processes in "the container"; only one matches.
-    let mut victim = std::process::Command::new("sleep")
-        .arg("31.41593")
-        .spawn()
-        .unwrap();
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("27.18282")
-        .spawn()
-        .unwrap();
-    let f = fault(json!({"process_pause": {"process": "^sleep 31\\.41593$", "duration": "10s"}}));
     assert_eq!(fault::preflight(&f, &p).await, Ok(()));
     let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
     let fault::UndoRecord::ResumeProcesses { paused, .. } = &undo.record else {
@@ -4552,17 +4546,16 @@ async fn process_pause_on_a_pod_stops_and_continues_only_the_matching_process_th
     assert_eq!(paused.processes[0].start_time, proc_stat(victim.id()).1);
     assert_ne!(proc_stat(victim.id()).0, 'T');
 
-    let effects = fault::inject_reporting(&p, &f, &t, Some(&undo))
+    let stopped = fault::inject_reporting(&p, &f, &t, Some(&undo))
         .await
         .unwrap()
-        .expect("effects");
-    assert_eq!(
-        effects.signalled,
-        vec![faultline::report::ProcessRef {
-            pid: i64::from(victim.id()),
-            command: "sleep 31.41593".into()
-        }]
-    );
+        .expect("effects")
+        .signalled;
+    let stopped: Vec<(i64, &str)> = stopped
+        .iter()
+        .map(|p| (p.pid, p.command.as_str()))
+        .collect();
+    assert_eq!(stopped, [(i64::from(victim.id()), "sleep 31.41593")]);
     await_state(victim.id(), true);
     assert_ne!(
         proc_stat(bystander.id()).0,
@@ -4591,7 +4584,7 @@ async fn process_pause_on_a_pod_stops_and_continues_only_the_matching_process_th
     // A record whose start time is not the process's (its PID reused) continues nothing;
     // the process counts as ended, which the revert reports rather than fails on.
     let stop = |pid: u32, sig| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap()
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
     };
     stop(victim.id(), nix::sys::signal::Signal::SIGSTOP);
     await_state(victim.id(), true);

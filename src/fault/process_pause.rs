@@ -193,11 +193,7 @@ impl FaultKind for ProcessPauseFault {
     ) -> Reported {
         let paused = super::undo_part!(undo, ResumeProcesses { paused }, self);
         let sent = send(platform, target, paused, Signal::Stop).await?;
-        let stopped: Vec<&PausedProcess> = sent
-            .iter()
-            .filter(|(_, o)| *o == Sent::Signalled)
-            .map(|(p, _)| *p)
-            .collect();
+        let stopped = signalled(&sent);
         if stopped.is_empty() {
             return Err(PlatformError::Refused(format!(
                 "every process in `{}` matching /{}/ ended before it could be paused",
@@ -236,17 +232,13 @@ pub async fn revert(
     let mut notes = Vec::new();
     for attempt in 0..3 {
         let sent = send(platform, target, paused, Signal::Cont).await?;
-        let continued: Vec<&PausedProcess> = sent
-            .iter()
-            .filter(|(_, o)| *o == Sent::Signalled)
-            .map(|(p, _)| *p)
-            .collect();
+        let continued = signalled(&sent);
         if attempt == 0 {
             for (p, outcome) in &sent {
                 match outcome {
                     Sent::Ended => notes.push(format!("{} ended while paused", p.named())),
                     Sent::NotStopped => {
-                        notes.push(format!("{} was no longer stopped at revert", p.named()))
+                        notes.push(format!("{} was no longer stopped at revert", p.named()));
                     }
                     Sent::Signalled => {}
                 }
@@ -287,6 +279,14 @@ enum Sent {
     Ended,
     /// SIGCONT only: it was not stopped (any more), so it was left alone.
     NotStopped,
+}
+
+/// The processes of [`send`]'s answer that were signalled.
+fn signalled<'r>(sent: &[(&'r PausedProcess, Sent)]) -> Vec<&'r PausedProcess> {
+    sent.iter()
+        .filter(|(_, o)| *o == Sent::Signalled)
+        .map(|(p, _)| *p)
+        .collect()
 }
 
 /// Sends `signal` to each recorded process that is still the same process (its start time
@@ -529,17 +529,6 @@ mod tests {
             "pause processes matching /^java / for 5s, inside the target container (exec)"
         );
         assert_eq!(f.describe_for(&docker_target()), f.describe());
-        assert_eq!(
-            super::super::rbac_rules(&f)
-                .iter()
-                .map(|p| (p.resource, p.verb))
-                .collect::<Vec<_>>(),
-            [
-                ("pods", "get"),
-                ("pods/exec", "create"),
-                ("pods/exec", "get")
-            ]
-        );
     }
 
     #[test]
@@ -601,55 +590,107 @@ mod tests {
         assert_eq!(parse_stat("7 (sleep) S 1"), None);
     }
 
-    /// The shell loop against real processes of this host: it signals only the process
-    /// whose start time matches, continues only a stopped one, and says which.
+    /// A local `sleep 30`, its record, and the same record with another start time (as if
+    /// its PID had been reused); killed on drop.
+    struct Sleeper {
+        child: std::process::Child,
+        me: PausedProcess,
+        recycled: PausedProcess,
+    }
+
+    impl Sleeper {
+        fn start() -> Sleeper {
+            let child = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let pid = i64::from(child.id());
+            let mut s = Sleeper {
+                child,
+                me: PausedProcess {
+                    pid,
+                    start_time: 0,
+                    command: "sleep 30".into(),
+                },
+                recycled: PausedProcess {
+                    pid,
+                    start_time: 0,
+                    command: "sleep 30".into(),
+                },
+            };
+            s.me.start_time = s.stat().start_time;
+            s.recycled.start_time = s.me.start_time + 1;
+            s
+        }
+
+        fn stat(&self) -> Stat {
+            let line = std::fs::read_to_string(format!("/proc/{}/stat", self.me.pid)).unwrap();
+            parse_stat(&line).unwrap().1
+        }
+
+        /// Whether its state becomes `state` within a second.
+        fn reaches(&self, state: char) -> bool {
+            (0..50).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                self.stat().state == state
+            })
+        }
+
+        fn end(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            self.end();
+        }
+    }
+
+    /// The host path against a real process: a record whose start time is not the
+    /// process's is not signalled, and SIGCONT goes only to a stopped process.
+    #[test]
+    fn on_the_host_only_the_same_process_is_signalled() {
+        let mut s = Sleeper::start();
+        let send =
+            |p: &PausedProcess, signal| send_on_host(std::slice::from_ref(p), signal).unwrap()[0];
+        assert_eq!(send(&s.recycled, Signal::Stop), Sent::Ended);
+        assert!(!s.reaches('T'), "a reused PID is not stopped");
+        assert_eq!(send(&s.me, Signal::Cont), Sent::NotStopped);
+        assert_eq!(send(&s.me, Signal::Stop), Sent::Signalled);
+        assert!(s.reaches('T'), "stopped");
+        assert_eq!(send(&s.recycled, Signal::Cont), Sent::Ended);
+        assert_eq!(s.stat().state, 'T', "a reused PID is not continued");
+        assert_eq!(send(&s.me, Signal::Cont), Sent::Signalled);
+        assert!(s.reaches('S'), "continued");
+        s.end();
+        assert_eq!(send(&s.me, Signal::Cont), Sent::Ended);
+    }
+
+    /// The shell loop of the exec path, run here against the same kind of process: it
+    /// says which it signalled, and why not the others.
     #[test]
     fn the_signal_script_checks_the_start_time_before_signalling() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let pid = i64::from(child.id());
-        let stat = || {
-            parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
-                .unwrap()
-                .1
-        };
-        let me = PausedProcess {
-            pid,
-            start_time: stat().start_time,
-            command: "sleep 30".into(),
-        };
-        let recycled = PausedProcess {
-            start_time: me.start_time + 1,
-            ..me.clone()
-        };
-        let run = |procs: &[PausedProcess], signal| {
+        let mut s = Sleeper::start();
+        let pid = s.me.pid;
+        let run = |process: &PausedProcess, signal| {
+            let script = signal_script(std::slice::from_ref(process), signal);
             let out = std::process::Command::new("sh")
-                .args(["-c", &signal_script(procs, signal)])
+                .args(["-c", &script])
                 .output()
                 .unwrap();
             String::from_utf8(out.stdout).unwrap()
         };
-        let wait_for = |state: char| {
-            (0..50).any(|_| {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                stat().state == state
-            })
-        };
-        assert_eq!(
-            run(&[recycled.clone()], Signal::Stop),
-            format!("ended {pid}\n")
-        );
-        assert_eq!(run(&[me.clone()], Signal::Cont), format!("running {pid}\n"));
-        assert_eq!(run(&[me.clone()], Signal::Stop), format!("sent {pid}\n"));
-        assert!(wait_for('T'), "stopped");
-        assert_eq!(run(&[recycled], Signal::Cont), format!("ended {pid}\n"));
-        assert_eq!(stat().state, 'T', "a recycled PID is not continued");
-        assert_eq!(run(&[me.clone()], Signal::Cont), format!("sent {pid}\n"));
-        assert!(wait_for('S'), "continued");
-        let _ = child.kill();
-        let _ = child.wait();
-        assert_eq!(run(&[me], Signal::Stop), format!("ended {pid}\n"));
+        assert_eq!(run(&s.recycled, Signal::Stop), format!("ended {pid}\n"));
+        assert_eq!(run(&s.me, Signal::Cont), format!("running {pid}\n"));
+        assert_eq!(run(&s.me, Signal::Stop), format!("sent {pid}\n"));
+        assert!(s.reaches('T'), "stopped");
+        assert_eq!(run(&s.recycled, Signal::Cont), format!("ended {pid}\n"));
+        assert_eq!(s.stat().state, 'T', "a reused PID is not continued");
+        assert_eq!(run(&s.me, Signal::Cont), format!("sent {pid}\n"));
+        assert!(s.reaches('S'), "continued");
+        s.end();
+        assert_eq!(run(&s.me, Signal::Stop), format!("ended {pid}\n"));
     }
 }
