@@ -99,10 +99,10 @@ fn only_the_matching_process_is_stopped_and_it_is_continued_at_revert() {
     let out = run.wait();
     out.expect(0);
     let report = out.report();
-    let fault = &report["faults"][0];
-    assert_eq!(fault["type"], "process_pause");
-    assert_eq!(fault["status"], "reverted");
-    let stopped = fault["effects"]["signalled"].as_array().unwrap();
+    assert_first_fault(&report, "process_pause", "reverted");
+    let stopped = report["faults"][0]["effects"]["signalled"]
+        .as_array()
+        .unwrap();
     assert_eq!(stopped.len(), 1, "{stopped:?}");
     assert_eq!(stopped[0]["command"], "sh /tmp/counter.sh");
     assert_eq!(stopped[0]["pid"], i64::from(pid));
@@ -187,11 +187,12 @@ fn the_dead_mans_switch_continues_the_process() {
 
 #[test]
 fn process_pause_validation() {
-    let exp = Experiment::new("bad")
-        .on_label("app", "web")
-        .fault("process_pause: {process: \"(\", duration: 2s}");
-    let dir = tempfile::tempdir().unwrap();
-    let out = Run::new(["validate"]).arg(exp.write(dir.path())).output();
-    out.expect(2);
-    out.stderr_has("`process` is not a valid regular expression");
+    assert_invalid_fault(
+        "process_pause: {process: \"(\", duration: 2s}",
+        &["`process` is not a valid regular expression"],
+    );
+    assert_invalid_fault(
+        "process_pause: {process: \"\", duration: 2s}",
+        &["`process` is empty", "use `pause`"],
+    );
 }
