@@ -18,6 +18,7 @@ use support::*;
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Scenario {
     Pause,
+    ProcessPause,
     RepeatedKill,
     NetworkHost,
     NetworkNfqueue,
@@ -49,6 +50,7 @@ impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Pause => "pause",
+            ProcessPause => "process_pause",
             RepeatedKill => "repeated kill",
             NetworkHost => "network (host)",
             NetworkNfqueue => "network (nfqueue)",
@@ -95,6 +97,7 @@ impl Scenario {
         };
         match self {
             Pause => fixed(&["pause: {duration: 4s}"]),
+            ProcessPause => fixed(&["process_pause: {process: \"^httpd \", duration: 4s}"]),
             RepeatedKill => fixed(&[
                 "kill: {every: 300ms, duration: 3s}",
                 "pause: {duration: 3s, after: 100ms}",
@@ -166,6 +169,7 @@ impl Scenario {
     fn leftovers(self, fleet: &Fleet) -> Vec<String> {
         match self {
             Pause | RepeatedKill => paused_containers(fleet),
+            ProcessPause => stopped_processes(fleet),
             NetworkHost | NetworkSidecar | NetworkIngress => network_leftovers(fleet),
             NetworkNfqueue => nfqueue_leftovers(fleet),
             NetworkScoped | NetworkImpair | Dns | Partition => scoped_leftovers(fleet),
@@ -215,6 +219,23 @@ fn paused_containers(fleet: &Fleet) -> Vec<String> {
         .filter(|n| paused(n))
         .map(|n| format!("{n} is paused"))
         .collect()
+}
+
+/// Processes of the containers left stopped (state `T`, as the host's `ps` sees them).
+fn stopped_processes(fleet: &Fleet) -> Vec<String> {
+    let mut left = Vec::new();
+    for n in &fleet.names {
+        for line in docker_ok(&["top", n, "-o", "pid,stat,args"])
+            .lines()
+            .skip(1)
+        {
+            let stat = line.split_whitespace().nth(1).unwrap_or("");
+            if stat.starts_with('T') {
+                left.push(format!("{n}: `{}` is stopped", line.trim()));
+            }
+        }
+    }
+    left
 }
 
 fn network_leftovers(fleet: &Fleet) -> Vec<String> {
@@ -574,6 +595,21 @@ fn pause_sigint() {
 }
 
 #[test]
+fn process_pause_sigkill_then_recover() {
+    chaos(ProcessPause, Kill::HardThenRecover);
+}
+
+#[test]
+fn process_pause_sigkill_dead_mans_switch() {
+    chaos(ProcessPause, Kill::HardDeadMansSwitch);
+}
+
+#[test]
+fn process_pause_sigint() {
+    chaos(ProcessPause, Kill::Interrupt);
+}
+
+#[test]
 fn repeated_kill_sigkill_then_recover() {
     chaos(RepeatedKill, Kill::HardThenRecover);
 }
@@ -797,6 +833,23 @@ fn the_harness_detects_a_leftover() {
     };
     docker_ok(&["pause", &web]);
     assert_eq!(paused_containers(&fleet).len(), 1);
+}
+
+#[test]
+fn the_harness_detects_a_stopped_process() {
+    // Guards `stopped_processes`: a process stopped behind faultline's back is seen.
+    let Some((fleet, web)) = one_web("chaos-self-stopped") else {
+        return;
+    };
+    assert!(stopped_processes(&fleet).is_empty());
+    let pid: i32 = inspect(&web, "{{.State.Pid}}").parse().unwrap();
+    let pid = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let seen = wait_until(Duration::from_secs(2), || {
+        stopped_processes(&fleet).len() == 1
+    });
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(seen, "the stopped httpd was not seen");
 }
 
 #[test]

@@ -4503,6 +4503,138 @@ async fn kill_process_on_a_pod_signals_only_the_matching_process_through_exec() 
     assert!(err.to_string().contains("no-such-process-here"), "{err}");
 }
 
+/// A local process's state letter and start time (`/proc/PID/stat` fields 3 and 22).
+fn proc_stat(pid: u32) -> (char, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    (
+        fields[0].chars().next().unwrap(),
+        fields[19].parse().unwrap(),
+    )
+}
+
+/// Waits (2 s at most) until `pid`'s state is `want` (`T` stopped) or not (`!want`).
+#[track_caller]
+fn await_state(pid: u32, stopped: bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(2);
+    while (proc_stat(pid).0 == 'T') != stopped && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(proc_stat(pid).0 == 'T', stopped, "state of {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pause_on_a_pod_stops_and_continues_only_the_matching_process_through_exec() {
+    use faultline::fault::process_pause::Via;
+    let f = fault(json!({"process_pause": {"process": "^sleep 31\\.41593$", "duration": "10s"}}));
+    // The process to stop, and one beside it in "the container" that runs on.
+    let mut victim = sleeping("31.41593");
+    let mut bystander = sleeping("27.18282");
+    let (_fill, server, p) = exec_pod().await;
+    let t = target("api-1", "uid-1");
+    assert_eq!(fault::preflight(&f, &p).await, Ok(()));
+    let undo = fault::prepare(&p, &f, &t).await.unwrap().unwrap();
+    let fault::UndoRecord::ResumeProcesses { paused, .. } = &undo.record else {
+        panic!("{undo:?}")
+    };
+    // The record names the process by PID and start time, before anything is signalled.
+    assert_eq!(paused.via, Via::Exec);
+    assert_eq!(paused.processes.len(), 1, "{paused:?}");
+    assert_eq!(paused.processes[0].pid, i64::from(victim.id()));
+    assert_eq!(paused.processes[0].start_time, proc_stat(victim.id()).1);
+    assert_ne!(proc_stat(victim.id()).0, 'T');
+
+    let stopped = fault::inject_reporting(&p, &f, &t, Some(&undo))
+        .await
+        .unwrap()
+        .expect("effects")
+        .signalled;
+    let stopped: Vec<(i64, &str)> = stopped
+        .iter()
+        .map(|p| (p.pid, p.command.as_str()))
+        .collect();
+    assert_eq!(stopped, [(i64::from(victim.id()), "sleep 31.41593")]);
+    await_state(victim.id(), true);
+    assert_ne!(
+        proc_stat(bystander.id()).0,
+        'T',
+        "the other process runs on"
+    );
+    fault::revert(&p, &undo).await.unwrap();
+    await_state(victim.id(), false);
+
+    let seen = server.seen();
+    let execs = execs(&seen);
+    // Every exec goes to the target container: the listing, the start times, the stop,
+    // its confirmation, the continue and its confirmation.
+    assert!(execs.iter().all(|(c, _)| c == "api"), "{execs:?}");
+    let commands: Vec<&str> = execs.iter().map(|(_, c)| c.as_str()).collect();
+    assert!(commands[0].contains("for d in /proc/"), "{commands:?}");
+    assert!(commands[1].contains("cat /proc/$p/stat"), "{commands:?}");
+    assert!(commands[2].contains("kill -STOP"), "{commands:?}");
+    assert!(
+        commands.iter().any(|c| c.contains("kill -CONT")),
+        "{commands:?}"
+    );
+    assert_granted(&seen, &fault::rbac_rules(&f));
+    assert_exec_only(&f);
+
+    // A record whose start time is not the process's (its PID reused) continues nothing;
+    // the process counts as ended, which the revert reports rather than fails on.
+    let stop = |pid: u32, sig| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+    };
+    stop(victim.id(), nix::sys::signal::Signal::SIGSTOP);
+    await_state(victim.id(), true);
+    let mut recycled = undo.clone();
+    let fault::UndoRecord::ResumeProcesses { paused, .. } = &mut recycled.record else {
+        unreachable!()
+    };
+    paused.processes[0].start_time += 1;
+    let said = fault::revert_reporting(&p, &recycled)
+        .await
+        .unwrap()
+        .expect("what became of it");
+    assert!(
+        said.caveat
+            .as_deref()
+            .unwrap_or("")
+            .contains("ended while paused"),
+        "{said:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        proc_stat(victim.id()).0,
+        'T',
+        "a reused PID is not continued"
+    );
+
+    // A process someone else stopped is not taken over: refused before anything is
+    // journaled.
+    let err = fault::prepare(&p, &f, &t).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already stopped") && err.to_string().contains("31.41593"),
+        "{err}"
+    );
+    stop(victim.id(), nix::sys::signal::Signal::SIGCONT);
+
+    // Nothing matching: refused, naming what there is.
+    let f =
+        fault(json!({"process_pause": {"process": "^no-such-process-here$", "duration": "10s"}}));
+    let err = fault::prepare(&p, &f, &t).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no-such-process-here")
+            && err.to_string().contains("its processes: "),
+        "{err}"
+    );
+    for child in [&mut victim, &mut bystander] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// memory_stress and io_stress run in the pod's target container itself, started in the
 /// background by an exec and stopped by another: what they do is charged to that
 /// container's cgroups (an ephemeral container would be charged to its own).

@@ -523,6 +523,7 @@ impl Default for Recovery {
 pub enum Fault {
     Kill(KillFault),
     Pause(PauseFault),
+    ProcessPause(ProcessPauseFault),
     Network(NetworkFault),
     CpuStress(CpuStressFault),
     MemoryStress(MemoryStressFault),
@@ -647,6 +648,7 @@ macro_rules! each_fault {
         match $fault {
             Fault::Kill($f) => $body,
             Fault::Pause($f) => $body,
+            Fault::ProcessPause($f) => $body,
             Fault::Network($f) => $body,
             Fault::CpuStress($f) => $body,
             Fault::MemoryStress($f) => $body,
@@ -763,6 +765,22 @@ pub struct PauseFault {
     #[serde(default)]
     pub after: Duration,
     pub duration: Duration,
+}
+
+/// Stops (SIGSTOP) the processes inside the target whose command line matches `process`
+/// for `duration`, and continues them (SIGCONT) at revert: a hung process (a GC pause, a
+/// deadlock) in a container that keeps running.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessPauseFault {
+    /// The named target it acts on (required when `targets` names several).
+    pub target: Option<String>,
+    #[serde(default)]
+    pub after: Duration,
+    pub duration: Duration,
+    /// A regular expression: the processes whose command line (arguments joined by
+    /// spaces) matches are stopped.
+    pub process: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

@@ -165,18 +165,11 @@ impl FaultKind for KillFault {
         };
         let re = regex::Regex::new(pattern)
             .map_err(|e| PlatformError::Refused(format!("`process`: {e}")))?;
-        let signalled = match platform.cgroups(target).await {
-            Ok(dirs) => {
-                // Only processes whose own cgroup names the container: a hierarchy that
-                // left it in a shared (or the root) cgroup must not widen the match.
-                let own: Vec<(i32, String)> = host::processes_in(&dirs)
-                    .into_iter()
-                    .filter(|(pid, _)| host::process_belongs_to(i64::from(*pid), &target.id))
-                    .collect();
-                signal_on_host(&own, &re, self.signal, target)?
+        let signalled = match list_processes(platform, target).await? {
+            Listed::Host(own) => signal_on_host(&own, &re, self.signal, target)?,
+            Listed::Inside(processes) => {
+                signal_inside(platform, target, &processes, &re, self.signal).await?
             }
-            Err(PlatformError::Gone(n)) => return Err(PlatformError::Gone(n)),
-            Err(_) => signal_inside(platform, target, &re, self.signal).await?,
         };
         Ok(Some(FaultEffects {
             signalled,
@@ -300,8 +293,43 @@ async fn container_kill(
     })
 }
 
+/// The processes inside a target, as `(PID, command line)`, and where their PIDs are seen.
+pub(crate) enum Listed {
+    /// From this host, through the target's cgroups: host PIDs.
+    Host(Vec<(i32, String)>),
+    /// From the target's own /proc, through exec: PIDs of its PID namespace.
+    Inside(Vec<(i32, String)>),
+}
+
+/// Lists the processes inside the target: through its cgroups from this host when it
+/// reaches them, else from /proc inside it by exec (always on Kubernetes).
+pub(crate) async fn list_processes(
+    platform: &dyn Platform,
+    target: &Target,
+) -> Result<Listed, PlatformError> {
+    match platform.cgroups(target).await {
+        // Only processes whose own cgroup names the container: a hierarchy that left it
+        // in a shared (or the root) cgroup must not widen the match.
+        Ok(dirs) => Ok(Listed::Host(
+            host::processes_in(&dirs)
+                .into_iter()
+                .filter(|(pid, _)| host::process_belongs_to(i64::from(*pid), &target.id))
+                .collect(),
+        )),
+        Err(PlatformError::Gone(n)) => Err(PlatformError::Gone(n)),
+        Err(_) => {
+            let list = "echo \"self $$\"; for d in /proc/[0-9]*; do p=${d#/proc/}; \
+                        c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); [ -n \"$c\" ] && echo \"$p $c\"; done; true";
+            let out = platform
+                .exec(target, &["sh".into(), "-c".into(), list.into()])
+                .await?;
+            Ok(Listed::Inside(parse_listing(&out.stdout)))
+        }
+    }
+}
+
 /// The processes whose command line matches, or a refusal naming what there is.
-fn matching(
+pub(crate) fn matching(
     processes: &[(i32, String)],
     re: &regex::Regex,
     target: &Target,
@@ -342,21 +370,16 @@ fn signal_on_host(
         .collect())
 }
 
-/// Lists the target's processes from its own /proc (its PIDs), leaving out the listing
-/// shell and its children, then signals the matching ones.
+/// Signals the matching ones of the target's processes listed from its own /proc (its
+/// PIDs), inside it.
 async fn signal_inside(
     platform: &dyn Platform,
     target: &Target,
+    processes: &[(i32, String)],
     re: &regex::Regex,
     signal: Signal,
 ) -> Result<Vec<ProcessRef>, PlatformError> {
-    let list = "echo \"self $$\"; for d in /proc/[0-9]*; do p=${d#/proc/}; \
-                c=$(tr '\\000' ' ' < $d/cmdline 2>/dev/null); [ -n \"$c\" ] && echo \"$p $c\"; done; true";
-    let out = platform
-        .exec(target, &["sh".into(), "-c".into(), list.into()])
-        .await?;
-    let processes = parse_listing(&out.stdout);
-    let found = matching(&processes, re, target)?;
+    let found = matching(processes, re, target)?;
     let pids: Vec<String> = found.iter().map(|p| p.pid.to_string()).collect();
     let kill = format!(
         "for p in {}; do kill -{} $p 2>/dev/null && echo $p; done; true",

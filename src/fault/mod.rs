@@ -26,6 +26,7 @@ pub mod net_scope;
 pub mod network;
 pub mod nfqueue;
 pub mod pause;
+pub mod process_pause;
 pub mod resolve;
 pub mod stop;
 
@@ -172,6 +173,10 @@ pub enum UndoRecord {
     Unpause {
         target: Target,
     },
+    ResumeProcesses {
+        target: Target,
+        paused: process_pause::PausedRecord,
+    },
     RemoveQdisc {
         target: Target,
         qdisc: network::QdiscRecord,
@@ -220,6 +225,7 @@ impl Undo {
     pub fn target(&self) -> &Target {
         match &self.record {
             UndoRecord::Unpause { target }
+            | UndoRecord::ResumeProcesses { target, .. }
             | UndoRecord::RemoveQdisc { target, .. }
             | UndoRecord::StopStressor { target, .. }
             | UndoRecord::FreeMemory { target, .. }
@@ -347,6 +353,9 @@ pub async fn revert_reporting(
         UndoRecord::HttpRollback { request, .. } => return http_call::revert(request).await,
         UndoRecord::RemoveHttpProxy { target, proxy } => {
             return http::revert(platform, target, proxy).await;
+        }
+        UndoRecord::ResumeProcesses { target, paused } => {
+            return process_pause::revert(platform, target, paused).await;
         }
         UndoRecord::Unpause { target } => pause::revert(platform, target).await,
         UndoRecord::RemoveQdisc { target, qdisc } => network::revert(platform, target, qdisc).await,
