@@ -442,76 +442,9 @@ async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     tokio::spawn(conn.with_upgrades());
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let shared = shared.clone();
-        let sender = sender.clone();
+        let (shared, sender) = (shared.clone(), sender.clone());
         let raw = raw.as_ref().and_then(|f| f.try_clone().ok());
-        async move {
-            let r = &shared.rules;
-            let c = &shared.counters;
-            let hit = !shared.open.load(Ordering::Relaxed)
-                && r.meets(req.method().as_str(), req.uri().path(), req.headers())
-                && rand::random::<f64>() < r.percent;
-            if !hit {
-                c.passed.fetch_add(1, Ordering::Relaxed);
-                return forward(&sender, req).await;
-            }
-            c.matched.fetch_add(1, Ordering::Relaxed);
-            if let Some(ms) = r.delay_ms {
-                c.delayed.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            if r.reset {
-                c.aborted.fetch_add(1, Ordering::Relaxed);
-                // With a zero linger the close that follows the service's error is a
-                // reset, not an orderly end.
-                if let Some(fd) = &raw {
-                    let _ = nix::sys::socket::setsockopt(
-                        fd,
-                        nix::sys::socket::sockopt::Linger,
-                        &libc::linger {
-                            l_onoff: 1,
-                            l_linger: 0,
-                        },
-                    );
-                }
-                return Err(ProxyError::Reset);
-            }
-            if let Some(status) = r.abort_status {
-                c.aborted.fetch_add(1, Ordering::Relaxed);
-                return Ok(answer(status, Bytes::new()));
-            }
-            let resp = sender.lock().await.send_request(req).await?;
-            if r.replace_status.is_none()
-                && r.replace_body.is_none()
-                && r.replace_headers.is_empty()
-            {
-                return Ok(resp.map(streamed));
-            }
-            c.replaced.fetch_add(1, Ordering::Relaxed);
-            let (mut parts, body) = resp.into_parts();
-            // The whole real body is read, so that the server's connection stays usable.
-            let real = body.collect().await?.to_bytes();
-            let body = match &r.replace_body {
-                Some(b) => {
-                    parts.headers.remove(hyper::header::CONTENT_LENGTH);
-                    parts.headers.remove(hyper::header::TRANSFER_ENCODING);
-                    Bytes::from(b.clone())
-                }
-                None => real,
-            };
-            if let Some(s) = r.replace_status {
-                parts.status = StatusCode::from_u16(s).unwrap_or(parts.status);
-            }
-            for (k, v) in &r.replace_headers {
-                if let (Ok(k), Ok(v)) = (
-                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
-                    hyper::header::HeaderValue::from_str(v),
-                ) {
-                    parts.headers.insert(k, v);
-                }
-            }
-            Ok(Response::from_parts(parts, full(body)))
-        }
+        async move { handle(&shared, &sender, raw, req).await }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .preserve_header_case(true)
@@ -520,10 +453,89 @@ async fn connection(mut stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         .await;
 }
 
+type Sender = tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>;
+
+/// One request: forwarded untouched, or (when the rules match it) delayed, then aborted,
+/// reset, or forwarded with its answer replaced. `raw` is the client's socket.
+async fn handle(
+    shared: &Shared,
+    sender: &Sender,
+    raw: Option<std::os::fd::OwnedFd>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let r = &shared.rules;
+    let c = &shared.counters;
+    let hit = !shared.open.load(Ordering::Relaxed)
+        && r.meets(req.method().as_str(), req.uri().path(), req.headers())
+        && rand::random::<f64>() < r.percent;
+    if !hit {
+        c.passed.fetch_add(1, Ordering::Relaxed);
+        return forward(sender, req).await;
+    }
+    c.matched.fetch_add(1, Ordering::Relaxed);
+    if let Some(ms) = r.delay_ms {
+        c.delayed.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if r.reset {
+        c.aborted.fetch_add(1, Ordering::Relaxed);
+        // With a zero linger the close that follows the service's error is a reset, not
+        // an orderly end.
+        if let Some(fd) = &raw {
+            let _ = nix::sys::socket::setsockopt(
+                fd,
+                nix::sys::socket::sockopt::Linger,
+                &libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                },
+            );
+        }
+        return Err(ProxyError::Reset);
+    }
+    if let Some(status) = r.abort_status {
+        c.aborted.fetch_add(1, Ordering::Relaxed);
+        return Ok(answer(status, Bytes::new()));
+    }
+    let resp = sender.lock().await.send_request(req).await?;
+    if r.replace_status.is_none() && r.replace_body.is_none() && r.replace_headers.is_empty() {
+        return Ok(resp.map(streamed));
+    }
+    c.replaced.fetch_add(1, Ordering::Relaxed);
+    replaced(r, resp).await
+}
+
+/// The server's answer with the rules' status, body and headers in place of its own.
+async fn replaced(r: &Rules, resp: Response<Incoming>) -> Result<Response<Body>, ProxyError> {
+    let (mut parts, body) = resp.into_parts();
+    // The whole real body is read, so that the server's connection stays usable.
+    let real = body.collect().await?.to_bytes();
+    let body = match &r.replace_body {
+        Some(b) => {
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+            Bytes::from(b.clone())
+        }
+        None => real,
+    };
+    if let Some(s) = r.replace_status {
+        parts.status = StatusCode::from_u16(s).unwrap_or(parts.status);
+    }
+    for (k, v) in &r.replace_headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(v),
+        ) {
+            parts.headers.insert(k, v);
+        }
+    }
+    Ok(Response::from_parts(parts, full(body)))
+}
+
 /// Forwards a request untouched; a protocol switch (`Connection: upgrade`, a WebSocket)
 /// the server accepts then goes on as raw TCP between the two.
 async fn forward(
-    sender: &tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>,
+    sender: &Sender,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let client_side = req
