@@ -182,6 +182,24 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
     if let Some(why) = summary::reason(r) {
         let _ = writeln!(s, "<p class=\"reason\">{}</p>", escape(why));
     }
+    facts(&mut s, r);
+    if r.verdict == Verdict::RevertIncomplete {
+        s.push_str(
+            "<p class=\"alert\">A fault may still be active: run <code>faultline recover</code>.</p>\n",
+        );
+    }
+    s.push_str("<h3>Timeline</h3>\n");
+    s.push_str(&timeline(r, &timeline_id(index)));
+    probe_table(&mut s, r);
+    fault_table(&mut s, r);
+    target_table(&mut s, r);
+    event_table(&mut s, r);
+    s.push_str("</section>\n");
+    s
+}
+
+/// The run's facts: exit code, duration, recovery, targets, start, seed, file.
+fn facts(s: &mut String, r: &RunResult) {
     s.push_str("<ul class=\"facts\">");
     let mut fact = |k: &str, v: String| {
         let _ = write!(s, "<li>{k} <b>{v}</b></li>");
@@ -194,14 +212,12 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
         (None, None) => {}
     }
     if !r.targets.is_empty() {
-        fact(
-            if r.targets.len() == 1 {
-                "target"
-            } else {
-                "targets"
-            },
-            escape(&summary::target_list(r)),
-        );
+        let key = if r.targets.len() == 1 {
+            "target"
+        } else {
+            "targets"
+        };
+        fact(key, escape(&summary::target_list(r)));
     }
     fact(
         "started",
@@ -215,24 +231,26 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
         format!("<span class=\"mono\">{}</span>", escape(&r.experiment.file)),
     );
     s.push_str("</ul>\n");
-    if r.verdict == Verdict::RevertIncomplete {
-        s.push_str(
-            "<p class=\"alert\">A fault may still be active: run <code>faultline recover</code>.</p>\n",
-        );
+}
+
+/// A table of rows (each one `<tr>…</tr>` line) under its `<thead>` columns.
+fn grid(s: &mut String, open: &str, columns: &str, rows: &[String], close: &str) {
+    let _ = writeln!(
+        s,
+        "{open}<table class=\"grid\"><thead><tr>{columns}</tr></thead><tbody>"
+    );
+    for row in rows {
+        s.push_str(row);
+        s.push('\n');
     }
+    let _ = writeln!(s, "</tbody></table>{close}");
+}
 
-    s.push_str("<h3>Timeline</h3>\n");
-    s.push_str(&timeline(r, &timeline_id(index)));
-
-    let probes = summary::probe_rows(r);
-    if !probes.is_empty() {
-        s.push_str(
-            "<h3>Probes</h3>\n<table class=\"grid\"><thead><tr><th>phase</th><th>probe</th>\
-             <th>kind</th><th>result</th><th>detail</th></tr></thead><tbody>\n",
-        );
-        for p in probes {
-            let _ = writeln!(
-                s,
+fn probe_table(s: &mut String, r: &RunResult) {
+    let rows: Vec<String> = summary::probe_rows(r)
+        .into_iter()
+        .map(|p| {
+            format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
                 p.phase,
                 escape(p.name),
@@ -240,18 +258,24 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
                 if p.passed { "pass" } else { "fail" },
                 if p.passed { "pass" } else { "FAIL" },
                 escape(&p.detail)
-            );
-        }
-        s.push_str("</tbody></table>\n");
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        let columns = "<th>phase</th><th>probe</th><th>kind</th><th>result</th><th>detail</th>";
+        grid(s, "<h3>Probes</h3>\n", columns, &rows, "");
     }
-    if !r.faults.is_empty() {
-        s.push_str(
-            "<h3>Faults</h3>\n<table class=\"grid\"><thead><tr><th>fault</th><th>target</th>\
-             <th>status</th><th>injected</th><th>active</th><th>error</th></tr></thead><tbody>\n",
-        );
-        for f in &r.faults {
-            let _ = writeln!(
-                s,
+}
+
+fn fault_table(s: &mut String, r: &RunResult) {
+    if r.faults.is_empty() {
+        return;
+    }
+    let rows: Vec<String> = r
+        .faults
+        .iter()
+        .map(|f| {
+            format!(
                 "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&summary::fault_detail(f)),
                 escape(&summary::fault_target(f)),
@@ -262,45 +286,53 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
                     .unwrap_or_else(|| "-".into()),
                 summary::active_text(f),
                 escape(f.error.as_deref().unwrap_or(""))
-            );
-        }
-        s.push_str("</tbody></table>\n");
+            )
+        })
+        .collect();
+    let columns = "<th>fault</th><th>target</th><th>status</th><th>injected</th><th>active</th><th>error</th>";
+    grid(s, "<h3>Faults</h3>\n", columns, &rows, "");
+}
+
+fn target_table(s: &mut String, r: &RunResult) {
+    if r.targets.is_empty() {
+        return;
     }
-    if !r.targets.is_empty() {
-        s.push_str(
-            "<h3>Targets</h3>\n<table class=\"grid\"><thead><tr><th>name</th><th>platform</th>\
-             <th>id</th></tr></thead><tbody>\n",
-        );
-        for t in &r.targets {
-            let _ = writeln!(
-                s,
+    let rows: Vec<String> = r
+        .targets
+        .iter()
+        .map(|t| {
+            format!(
                 "<tr><td>{}</td><td>{}</td><td class=\"mono\" title=\"{}\">{}</td></tr>",
                 escape(&t.name),
                 escape(&t.platform),
                 escape(&t.id),
                 escape(&t.id.chars().take(12).collect::<String>())
-            );
-        }
-        s.push_str("</tbody></table>\n");
+            )
+        })
+        .collect();
+    let columns = "<th>name</th><th>platform</th><th>id</th>";
+    grid(s, "<h3>Targets</h3>\n", columns, &rows, "");
+}
+
+fn event_table(s: &mut String, r: &RunResult) {
+    if r.events.is_empty() {
+        return;
     }
-    if !r.events.is_empty() {
-        s.push_str(
-            "<details open><summary>Events</summary>\n<table class=\"grid\"><thead><tr><th>at</th>\
-             <th>event</th><th>message</th></tr></thead><tbody>\n",
-        );
-        for e in &r.events {
-            let _ = writeln!(
-                s,
+    let rows: Vec<String> = r
+        .events
+        .iter()
+        .map(|e| {
+            format!(
                 "<tr><td class=\"mono\">+{}</td><td>{}</td><td>{}</td></tr>",
                 summary::duration(summary::offset(r, e.at)),
                 escape(e.kind.as_str()),
                 escape(&e.message)
-            );
-        }
-        s.push_str("</tbody></table></details>\n");
-    }
-    s.push_str("</section>\n");
-    s
+            )
+        })
+        .collect();
+    let columns = "<th>at</th><th>event</th><th>message</th>";
+    let open = "<details open><summary>Events</summary>\n";
+    grid(s, open, columns, &rows, "</details>");
 }
 
 // Geometry of the timeline, in SVG user units (the SVG scales to the page's width).
