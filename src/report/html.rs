@@ -665,30 +665,10 @@ fn timeline_phases(s: &mut String, f: &Frame<'_>) {
 /// One row per target (more where its faults overlap in time), each fault's active
 /// window a band, a one-shot fault (a kill) a marker.
 fn timeline_faults(s: &mut String, f: &Frame<'_>) {
-    let Frame {
-        ref lanes,
-        rows_y,
-        id,
-        ..
-    } = *f;
-    // One row per target (more where its faults overlap in time), each fault's active
-    // window a band, a one-shot fault (a kill) a marker.
-    for (i, lane) in lanes.iter().enumerate() {
-        let y = rows_y + i as f64 * (ROW + GAP);
+    for (i, lane) in f.lanes.iter().enumerate() {
+        let y = f.rows_y + i as f64 * (ROW + GAP);
         if lane.first_of_target {
-            let label: String = if lane.target.chars().count() > 16 {
-                format!("{}…", lane.target.chars().take(15).collect::<String>())
-            } else {
-                lane.target.to_string()
-            };
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>{}</title>{}</text>",
-                LEFT - 10.0,
-                y + 15.0,
-                escape(&lane.target),
-                escape(&label)
-            );
+            lane_label(s, &lane.target, y);
         }
         let _ = writeln!(
             s,
@@ -698,28 +678,6 @@ fn timeline_faults(s: &mut String, f: &Frame<'_>) {
             y + ROW / 2.0
         );
         for (j, b) in lane.bands.iter().enumerate() {
-            let f = b.fault;
-            let label = summary::fault_label(f);
-            let mut title = format!(
-                "{label} on {}: injected at +{}",
-                summary::fault_target(f),
-                summary::duration(b.from)
-            );
-            match (f.reverted_at, b.one_shot) {
-                (Some(_), _) => {
-                    let _ = write!(
-                        title,
-                        ", reverted at +{} ({} active)",
-                        summary::duration(b.to),
-                        summary::active_text(f)
-                    );
-                }
-                (None, true) => title.push_str(" (one-shot)"),
-                (None, false) => title.push_str(", revert not confirmed: may still be active"),
-            }
-            if let Some(e) = &f.error {
-                let _ = write!(title, "; {e}");
-            }
             // Room for a label outside the band: up to the next band in this lane.
             let room = lane
                 .bands
@@ -727,60 +685,118 @@ fn timeline_faults(s: &mut String, f: &Frame<'_>) {
                 .map(|n| n.x0 - 4.0)
                 .unwrap_or(WIDTH - RIGHT);
             if b.one_shot {
-                let x0 = b.x0;
-                let _ = writeln!(
-                    s,
-                    "<path class=\"fault\" d=\"M{x0:.1} {:.1}L{:.1} {:.1}L{x0:.1} {:.1}L{:.1} {:.1}Z\" fill=\"{FAULT}\">\
-                     <title>{}</title></path>",
-                    y + 2.0,
-                    x0 + 9.0,
-                    y + ROW / 2.0,
-                    y + ROW - 2.0,
-                    x0 - 9.0,
-                    y + ROW / 2.0,
-                    escape(&title)
-                );
-                if x0 + 12.0 + text_width(label) <= room {
-                    let _ = writeln!(
-                        s,
-                        "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                        x0 + 12.0,
-                        y + 15.0,
-                        escape(label)
-                    );
-                }
-                continue;
-            }
-            let fill = if f.reverted_at.is_none() {
-                format!("url(#{id}-hatch)")
+                marker(s, b, y, room);
             } else {
-                FAULT.to_string()
-            };
-            let (x0, w) = (b.x0, b.x1 - b.x0);
-            let _ = writeln!(
-                s,
-                "<rect class=\"fault\" x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{ROW}\" rx=\"3\" fill=\"{fill}\">\
-                 <title>{}</title></rect>",
-                escape(&title)
-            );
-            if text_width(label) + 12.0 <= w {
-                let _ = writeln!(
-                    s,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" class=\"on-band\">{}</text>",
-                    x0 + 6.0,
-                    y + 15.0,
-                    escape(label)
-                );
-            } else if x0 + w + 4.0 + text_width(label) <= room {
-                let _ = writeln!(
-                    s,
-                    "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                    x0 + w + 4.0,
-                    y + 15.0,
-                    escape(label)
-                );
+                band(s, b, y, room, f.id);
             }
         }
+    }
+}
+
+/// The target's name left of its first lane, shortened to 16 characters (whole on hover).
+fn lane_label(s: &mut String, target: &str, y: f64) {
+    let label: String = if target.chars().count() > 16 {
+        format!("{}…", target.chars().take(15).collect::<String>())
+    } else {
+        target.to_string()
+    };
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>{}</title>{}</text>",
+        LEFT - 10.0,
+        y + 15.0,
+        escape(target),
+        escape(&label)
+    );
+}
+
+/// What hovering a band or marker says: the fault, its target, when it was injected and
+/// reverted, and its error.
+fn band_title(b: &Band<'_>) -> String {
+    let f = b.fault;
+    let mut title = format!(
+        "{} on {}: injected at +{}",
+        summary::fault_label(f),
+        summary::fault_target(f),
+        summary::duration(b.from)
+    );
+    match (f.reverted_at, b.one_shot) {
+        (Some(_), _) => {
+            let _ = write!(
+                title,
+                ", reverted at +{} ({} active)",
+                summary::duration(b.to),
+                summary::active_text(f)
+            );
+        }
+        (None, true) => title.push_str(" (one-shot)"),
+        (None, false) => title.push_str(", revert not confirmed: may still be active"),
+    }
+    if let Some(e) = &f.error {
+        let _ = write!(title, "; {e}");
+    }
+    title
+}
+
+/// A one-shot fault: a diamond at its moment, labelled on its right when there is room.
+fn marker(s: &mut String, b: &Band<'_>, y: f64, room: f64) {
+    let label = summary::fault_label(b.fault);
+    let x0 = b.x0;
+    let _ = writeln!(
+        s,
+        "<path class=\"fault\" d=\"M{x0:.1} {:.1}L{:.1} {:.1}L{x0:.1} {:.1}L{:.1} {:.1}Z\" fill=\"{FAULT}\">\
+         <title>{}</title></path>",
+        y + 2.0,
+        x0 + 9.0,
+        y + ROW / 2.0,
+        y + ROW - 2.0,
+        x0 - 9.0,
+        y + ROW / 2.0,
+        escape(&band_title(b))
+    );
+    if x0 + 12.0 + text_width(label) <= room {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            x0 + 12.0,
+            y + 15.0,
+            escape(label)
+        );
+    }
+}
+
+/// A fault's active window: a band (hatched when its revert was not confirmed), labelled
+/// inside when it fits, else on its right when there is room.
+fn band(s: &mut String, b: &Band<'_>, y: f64, room: f64, id: &str) {
+    let label = summary::fault_label(b.fault);
+    let fill = if b.fault.reverted_at.is_none() {
+        format!("url(#{id}-hatch)")
+    } else {
+        FAULT.to_string()
+    };
+    let (x0, w) = (b.x0, b.x1 - b.x0);
+    let _ = writeln!(
+        s,
+        "<rect class=\"fault\" x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{ROW}\" rx=\"3\" fill=\"{fill}\">\
+         <title>{}</title></rect>",
+        escape(&band_title(b))
+    );
+    if text_width(label) + 12.0 <= w {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"on-band\">{}</text>",
+            x0 + 6.0,
+            y + 15.0,
+            escape(label)
+        );
+    } else if x0 + w + 4.0 + text_width(label) <= room {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            x0 + w + 4.0,
+            y + 15.0,
+            escape(label)
+        );
     }
 }
 
