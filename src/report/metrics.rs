@@ -33,120 +33,12 @@ struct Family {
 /// Renders the results, one set of series per experiment (the last result wins when an
 /// experiment ran more than once), grouped by metric family as the format requires.
 pub fn render(results: &[RunResult]) -> String {
-    let mut latest: Vec<&RunResult> = Vec::new();
-    for r in results {
-        match latest
-            .iter_mut()
-            .find(|l| l.experiment.name == r.experiment.name)
-        {
-            Some(slot) => *slot = r,
-            None => latest.push(r),
-        }
+    let mut f = Families::new();
+    for r in latest(results) {
+        f.add(r);
     }
-    let mut families = vec![
-        family(
-            "faultline_run_verdict",
-            "gauge",
-            "1 for the verdict of the experiment's last run, 0 for the other verdicts.",
-        ),
-        family(
-            "faultline_run_exit_code",
-            "gauge",
-            "Exit code of the experiment's last run (0 passed, 1 failed, 3 not run, 4 error, 5 revert incomplete, 130 interrupted).",
-        ),
-        family(
-            "faultline_run_duration_seconds",
-            "gauge",
-            "Duration of the experiment's last run.",
-        ),
-        family(
-            "faultline_run_recovery_seconds",
-            "gauge",
-            "Time from the last revert until the steady state held again, in the last run.",
-        ),
-        family(
-            "faultline_probe_success_ratio",
-            "gauge",
-            "Share of a probe's samples that passed while faults were active, in the last run.",
-        ),
-        family(
-            "faultline_faults_injected_total",
-            "counter",
-            "Faults injected in the experiment's last run.",
-        ),
-        family(
-            "faultline_faults_reverted_total",
-            "counter",
-            "Faults reverted in the experiment's last run.",
-        ),
-        family(
-            "faultline_run_timestamp_seconds",
-            "gauge",
-            "Unix time at which the experiment's last run ended.",
-        ),
-    ];
-    for r in latest {
-        let exp = || vec![("experiment", r.experiment.name.clone())];
-        let [
-            verdict,
-            exit,
-            duration,
-            recovery,
-            ratio,
-            injected,
-            reverted,
-            timestamp,
-        ] = &mut families[..]
-        else {
-            unreachable!("eight families")
-        };
-        for v in VERDICTS {
-            let mut labels = exp();
-            labels.push(("verdict", v.as_str().to_string()));
-            verdict
-                .samples
-                .push((labels, if v == r.verdict { 1.0 } else { 0.0 }));
-        }
-        exit.samples.push((exp(), f64::from(r.exit_code)));
-        duration
-            .samples
-            .push((exp(), r.duration_ms as f64 / 1000.0));
-        if let Some(ms) = r.phases.after.as_ref().and_then(|a| a.recovered_after_ms) {
-            recovery.samples.push((exp(), ms as f64 / 1000.0));
-        }
-        for p in r.phases.during.iter().flat_map(|d| &d.probes) {
-            let mut labels = exp();
-            labels.push(("probe", p.name.clone()));
-            labels.push(("phase", "during".into()));
-            ratio.samples.push((labels, p.success_ratio));
-        }
-        // With named targets (`targets:`), the fault counts are per target.
-        let mut named: Vec<&str> = Vec::new();
-        for f in &r.faults {
-            if !named.contains(&f.target_name.as_str()) {
-                named.push(&f.target_name);
-            }
-        }
-        if named.is_empty() {
-            named.push("");
-        }
-        for name in named {
-            let mut labels = exp();
-            if !name.is_empty() {
-                labels.push(("target", name.to_string()));
-            }
-            let mine = || r.faults.iter().filter(move |f| f.target_name == name);
-            let n_injected = mine().filter(|f| f.injected_at.is_some()).count();
-            let n_reverted = mine().filter(|f| f.status == FaultStatus::Reverted).count();
-            injected.samples.push((labels.clone(), n_injected as f64));
-            reverted.samples.push((labels, n_reverted as f64));
-        }
-        let ended = r.ended_at.timestamp_millis() as f64 / 1000.0;
-        timestamp.samples.push((exp(), ended));
-    }
-    families.retain(|f| !f.samples.is_empty());
     let mut out = String::new();
-    for f in &families {
+    for f in f.into_vec().iter().filter(|f| !f.samples.is_empty()) {
         let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(f.help));
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
         for (labels, value) in &f.samples {
@@ -158,6 +50,145 @@ pub fn render(results: &[RunResult]) -> String {
         }
     }
     out
+}
+
+/// Each experiment's last result, in the order experiments first appear.
+fn latest(results: &[RunResult]) -> Vec<&RunResult> {
+    let mut latest: Vec<&RunResult> = Vec::new();
+    for r in results {
+        match latest
+            .iter_mut()
+            .find(|l| l.experiment.name == r.experiment.name)
+        {
+            Some(slot) => *slot = r,
+            None => latest.push(r),
+        }
+    }
+    latest
+}
+
+/// The metric families, in the order they are written.
+struct Families {
+    verdict: Family,
+    exit: Family,
+    duration: Family,
+    recovery: Family,
+    ratio: Family,
+    injected: Family,
+    reverted: Family,
+    timestamp: Family,
+}
+
+impl Families {
+    fn new() -> Families {
+        Families {
+            verdict: family(
+                "faultline_run_verdict",
+                "gauge",
+                "1 for the verdict of the experiment's last run, 0 for the other verdicts.",
+            ),
+            exit: family(
+                "faultline_run_exit_code",
+                "gauge",
+                "Exit code of the experiment's last run (0 passed, 1 failed, 3 not run, 4 error, 5 revert incomplete, 130 interrupted).",
+            ),
+            duration: family(
+                "faultline_run_duration_seconds",
+                "gauge",
+                "Duration of the experiment's last run.",
+            ),
+            recovery: family(
+                "faultline_run_recovery_seconds",
+                "gauge",
+                "Time from the last revert until the steady state held again, in the last run.",
+            ),
+            ratio: family(
+                "faultline_probe_success_ratio",
+                "gauge",
+                "Share of a probe's samples that passed while faults were active, in the last run.",
+            ),
+            injected: family(
+                "faultline_faults_injected_total",
+                "counter",
+                "Faults injected in the experiment's last run.",
+            ),
+            reverted: family(
+                "faultline_faults_reverted_total",
+                "counter",
+                "Faults reverted in the experiment's last run.",
+            ),
+            timestamp: family(
+                "faultline_run_timestamp_seconds",
+                "gauge",
+                "Unix time at which the experiment's last run ended.",
+            ),
+        }
+    }
+
+    fn into_vec(self) -> Vec<Family> {
+        vec![
+            self.verdict,
+            self.exit,
+            self.duration,
+            self.recovery,
+            self.ratio,
+            self.injected,
+            self.reverted,
+            self.timestamp,
+        ]
+    }
+
+    /// One run's series.
+    fn add(&mut self, r: &RunResult) {
+        let exp = || vec![("experiment", r.experiment.name.clone())];
+        for v in VERDICTS {
+            let mut labels = exp();
+            labels.push(("verdict", v.as_str().to_string()));
+            let value = if v == r.verdict { 1.0 } else { 0.0 };
+            self.verdict.samples.push((labels, value));
+        }
+        self.exit.samples.push((exp(), f64::from(r.exit_code)));
+        let seconds = r.duration_ms as f64 / 1000.0;
+        self.duration.samples.push((exp(), seconds));
+        if let Some(ms) = r.phases.after.as_ref().and_then(|a| a.recovered_after_ms) {
+            self.recovery.samples.push((exp(), ms as f64 / 1000.0));
+        }
+        for p in r.phases.during.iter().flat_map(|d| &d.probes) {
+            let mut labels = exp();
+            labels.push(("probe", p.name.clone()));
+            labels.push(("phase", "during".into()));
+            self.ratio.samples.push((labels, p.success_ratio));
+        }
+        self.fault_counts(r);
+        let ended = r.ended_at.timestamp_millis() as f64 / 1000.0;
+        self.timestamp.samples.push((exp(), ended));
+    }
+
+    /// Faults injected and reverted; with named targets (`targets:`), per target.
+    fn fault_counts(&mut self, r: &RunResult) {
+        let mut named: Vec<&str> = Vec::new();
+        for f in &r.faults {
+            if !named.contains(&f.target_name.as_str()) {
+                named.push(&f.target_name);
+            }
+        }
+        if named.is_empty() {
+            named.push("");
+        }
+        for name in named {
+            let mut labels = vec![("experiment", r.experiment.name.clone())];
+            if !name.is_empty() {
+                labels.push(("target", name.to_string()));
+            }
+            let mine = || r.faults.iter().filter(move |f| f.target_name == name);
+            let n_injected = mine().filter(|f| f.injected_at.is_some()).count();
+            let n_reverted = mine().filter(|f| f.status == FaultStatus::Reverted).count();
+            self.injected
+                .samples
+                .push((labels.clone(), n_injected as f64));
+            self.reverted.samples.push((labels, n_reverted as f64));
+        }
+    }
 }
 
 fn family(name: &'static str, kind: &'static str, help: &'static str) -> Family {
