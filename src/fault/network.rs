@@ -562,6 +562,18 @@ impl FaultSpec for NetworkFault {
                 ),
             );
         }
+        self.validate_partition(p);
+        self.validate_dns(p);
+        self.validate_packets(p);
+        self.validate_scopes(target, p);
+        self.validate_knobs(p);
+    }
+}
+
+/// The parts of `validate`, in the order their problems are reported.
+impl NetworkFault {
+    /// A partition's peers, and nothing beside it; without one, something to do.
+    fn validate_partition(&self, p: &mut FaultProblems) {
         if let Some(part) = &self.partition {
             net_scope::validate_scope("partition", &part.with, p);
             if part.with.cidrs.is_empty()
@@ -587,6 +599,9 @@ impl FaultSpec for NetworkFault {
         } else if !needs_netem(self) && self.rate.is_none() {
             p.err("a network fault needs at least one of `delay`, `loss`, `rate` or `partition`");
         }
+    }
+
+    fn validate_dns(&self, p: &mut FaultProblems) {
         if let Some(d) = &self.dns {
             if d.names.is_empty() {
                 p.err_at(
@@ -611,6 +626,10 @@ impl FaultSpec for NetworkFault {
                 );
             }
         }
+    }
+
+    /// What acts on single packets: reorder, and corrupt/duplicate by direction.
+    fn validate_packets(&self, p: &mut FaultProblems) {
         if let Some(r) = &self.reorder {
             if self.delay.is_none() {
                 p.err_at(
@@ -637,6 +656,10 @@ impl FaultSpec for NetworkFault {
                 }
             }
         }
+    }
+
+    /// `to`, `from` and `partition.with`: peers named as the target's platform names them.
+    fn validate_scopes(&self, target: &TargetSpec, p: &mut FaultProblems) {
         for (side, scope) in net_scope::declared(self) {
             let key = match (&self.partition, side) {
                 (Some(_), _) => "partition",
@@ -662,6 +685,10 @@ impl FaultSpec for NetworkFault {
         if let Some(t) = &self.from {
             net_scope::validate_scope("from", t, p);
         }
+    }
+
+    /// Jitter against delay, the interface name, and `tc_image` against the strategy.
+    fn validate_knobs(&self, p: &mut FaultProblems) {
         if self.jitter.is_some() && self.delay.is_none() {
             p.err_at("jitter", "`jitter` varies a `delay`: add `delay` too");
         }
