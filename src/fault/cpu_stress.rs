@@ -67,6 +67,34 @@ pub(crate) async fn start_stressor(
         .await
 }
 
+/// The start of a stressor's shell script: `$end`, the deadline `seconds` from now in
+/// centiseconds of /proc/uptime (busybox `date` has no sub-second format).
+pub(crate) fn script_deadline(seconds: u64) -> String {
+    format!(
+        "read u _ </proc/uptime; end=$(( ${{u%.*}}${{u#*.}} + {} ));",
+        seconds * 100
+    )
+}
+
+/// The undo record of a stressor that [`start_stressor`] started: how it is found again.
+pub trait StressorRef {
+    /// The marker on its command line, and where it runs.
+    fn stressor(&self) -> (&str, Placement);
+}
+
+/// Stops every process of the stressor `record` found (`memory_stress`: the memory goes
+/// with them) and confirms none is left.
+pub async fn revert(
+    platform: &dyn Platform,
+    target: &Target,
+    record: &(impl StressorRef + Sync),
+) -> Result<(), PlatformError> {
+    let (marker, placement) = record.stressor();
+    platform
+        .stop_process(target, placement, marker, false)
+        .await
+}
+
 /// Prefix of every stressor's marker.
 pub const MARKER_PREFIX: &str = "faultline-stress-";
 
@@ -78,16 +106,38 @@ pub enum CpuAccess {
     Exec,
 }
 
+/// What the host strategy does, by the fault that has one, said when it cannot be used.
+const HOST_STRATEGIES: [(&str, &str); 4] = [
+    ("cpu_stress", "moves a stressor into the target's cgroups"),
+    (
+        "memory_stress",
+        "moves an allocator into the target's memory cgroup",
+    ),
+    (
+        "disk_fill",
+        "writes through the target's root from this host",
+    ),
+    (
+        "io_stress",
+        "moves an I/O stressor into the target's cgroups",
+    ),
+];
+
 impl CpuAccess {
     /// The access `strategy` asks for on `target`: `host` where this machine reaches the
     /// target's cgroups and root, else (`auto`) `exec`. An explicit `host` that cannot be
-    /// had is refused, saying what it `does` and why not.
+    /// had is refused, saying what it does for the fault named `fault` ([`HOST_STRATEGIES`])
+    /// and why not.
     pub async fn chosen(
         strategy: CpuStrategy,
         platform: &dyn Platform,
         target: &Target,
-        does: &str,
+        fault: &str,
     ) -> Result<CpuAccess, PlatformError> {
+        let does = HOST_STRATEGIES
+            .iter()
+            .find(|(name, _)| *name == fault)
+            .map_or("runs on this host", |(_, does)| does);
         match (strategy, platform.host_reach(target).await) {
             (CpuStrategy::Exec, _) | (CpuStrategy::Auto, Err(_)) => Ok(CpuAccess::Exec),
             (CpuStrategy::Host | CpuStrategy::Auto, Ok(())) => Ok(CpuAccess::Host),
@@ -126,6 +176,12 @@ impl CpuAccess {
 pub struct StressorRecord {
     pub marker: String,
     pub access: CpuAccess,
+}
+
+impl StressorRef for StressorRecord {
+    fn stressor(&self) -> (&str, Placement) {
+        (&self.marker, self.access.placement())
+    }
 }
 
 /// A marker unique to one injection.
@@ -215,29 +271,26 @@ pub fn burn(workers: u32, load: u32, until: u64) {
 
 /// The shell program of the `exec` strategy: `workers` background loops that keep
 /// `load`% of a core each by the same rule as [`DutyCycle`], in slices of 20
-/// centiseconds: wall time from /proc/uptime (busybox `date` has no sub-second format),
-/// the loop's own CPU time from /proc/self/stat (utime + stime, in centiseconds), until
-/// `seconds` have passed. `$0` carries the marker.
+/// centiseconds: wall time from /proc/uptime, the loop's own CPU time from
+/// /proc/self/stat (utime + stime, in centiseconds), until `seconds` have passed
+/// ([`script_deadline`]). `$0` carries the marker.
 pub fn exec_script(workers: u32, load: u32, seconds: u64) -> String {
     let busy = (load.min(100) * 20).div_ceil(100);
     let catch_up = CATCH_UP.as_millis() / 10;
     // `read` is a builtin, so /proc/self is the worker subshell itself.
     let now = "read u _ </proc/uptime; n=${u%.*}${u#*.}";
     let cpu = "read -r _ _ _ _ _ _ _ _ _ _ _ _ _ a b _ </proc/self/stat; c=$((a + b))";
+    let deadline = script_deadline(seconds);
     format!(
-        "{now}; end=$((n + {cs})); \
+        "{deadline} \
          w() {{ d=0; while :; do {now}; [ \"$n\" -ge \"$end\" ] && exit 0; \
          t=$((n + 20)); want=$(({busy} + d)); {cpu}; c0=$c; \
          while [ $((c - c0)) -lt $want ]; do {now}; [ \"$n\" -ge \"$t\" ] && break; {cpu}; done; \
          {cpu}; d=$((want - c + c0)); [ $d -lt 0 ] && d=0; [ $d -gt {catch_up} ] && d={catch_up}; \
          {now}; r=$((t - n)); [ $r -gt 0 ] && sleep 0.$((r / 10))$((r % 10)); done; }}; \
-         i=0; while [ $i -lt {workers} ]; do w & i=$((i + 1)); done; wait",
-        cs = seconds * 100,
+         i=0; while [ $i -lt {workers} ]; do w & i=$((i + 1)); done; wait"
     )
 }
-
-/// What the host strategy does, said when it cannot be used.
-const HOST_STRATEGY: &str = "moves a stressor into the target's cgroups";
 
 impl FaultSpec for CpuStressFault {
     fault_timing!("cpu_stress");
@@ -272,7 +325,7 @@ impl FaultSpec for CpuStressFault {
 #[async_trait]
 impl FaultKind for CpuStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
+        let access = CpuAccess::chosen(self.strategy, platform, target, self.name()).await?;
         Ok(Some(Undo::new(UndoRecord::StopStressor {
             target: target.clone(),
             stressor: StressorRecord {
@@ -320,17 +373,6 @@ impl FaultKind for CpuStressFault {
             rbac::EXEC_GET,
         ]
     }
-}
-
-/// Stops every stressor of the injection and confirms none is left.
-pub async fn revert(
-    platform: &dyn Platform,
-    target: &Target,
-    stressor: &StressorRecord,
-) -> Result<(), PlatformError> {
-    platform
-        .stop_process(target, stressor.access.placement(), &stressor.marker, false)
-        .await
 }
 
 #[cfg(test)]

@@ -1273,14 +1273,10 @@ impl Platform for DockerPlatform {
                         "{n} process(es) of faultline ({marker}) still run in `{}`",
                         target.name
                     ))),
-                    None if out.stderr.contains("is not running") => {
-                        Err(PlatformError::Gone(target.name.clone()))
-                    }
-                    None => Err(PlatformError::Refused(format!(
-                        "cannot check faultline's processes in `{}`: {}",
-                        target.name,
-                        out.stderr.trim()
-                    ))),
+                    None => Err(out.failure(
+                        target,
+                        &format!("cannot check faultline's processes in `{}`", target.name),
+                    )),
                 }
             }
         }

@@ -125,6 +125,18 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+impl ExecOutput {
+    /// The error for a command in `target` that did not do its job: the target gone when
+    /// the engine says it no longer runs, else `what` refused, with the command's stderr.
+    pub fn failure(&self, target: &Target, what: &str) -> PlatformError {
+        if self.stderr.contains("is not running") {
+            PlatformError::Gone(target.name.clone())
+        } else {
+            PlatformError::Refused(format!("{what}: {}", self.stderr.trim()))
+        }
+    }
+}
+
 /// A match of the target block that was not eligible, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassedOver {
