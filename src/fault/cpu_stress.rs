@@ -32,23 +32,41 @@ const SLICE: Duration = Duration::from_millis(20);
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// A stressor's command before its deadline and marker are added: the arguments of one of
-/// faultline's host subcommands, or a shell script run inside the target.
-pub(crate) enum StressorCommand {
+/// faultline's host subcommands, or the shell script to run inside the target, written
+/// for the seconds it runs.
+pub(crate) enum StressorCommand<'a> {
     Host(Vec<String>),
-    Exec(String),
+    Exec(Box<dyn FnOnce(u64) -> String + Send + 'a>),
 }
 
-/// Starts a stressor where `placement` says, found again by `marker`: the host subcommand
-/// gets `--until DEADLINE --marker MARKER`, the script gets the marker as its `$0`. Either
-/// ends by itself `duration` + [`DEADLINE_MARGIN`] from now if nobody stops it.
+impl<'a> StressorCommand<'a> {
+    /// faultline's host subcommand `name` with its options, as (flag, value) pairs.
+    pub(crate) fn host(name: &str, options: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        let mut args = vec![name.to_string()];
+        for (flag, value) in options {
+            args.extend([flag.to_string(), value]);
+        }
+        StressorCommand::Host(args)
+    }
+
+    /// The shell script `script` writes for the seconds the stressor runs.
+    pub(crate) fn exec(script: impl FnOnce(u64) -> String + Send + 'a) -> Self {
+        StressorCommand::Exec(Box::new(script))
+    }
+}
+
+/// Starts the stressor of `record` where it says, found again by its marker: the host
+/// subcommand gets `--until DEADLINE --marker MARKER`, the script gets the marker as its
+/// `$0`. Either ends by itself `duration` + [`DEADLINE_MARGIN`] from now if nobody stops
+/// it.
 pub(crate) async fn start_stressor(
     platform: &dyn Platform,
     target: &Target,
-    placement: Placement,
-    command: StressorCommand,
-    marker: &str,
+    record: &(impl StressorRef + Sync),
+    command: StressorCommand<'_>,
     duration: Duration,
 ) -> Result<(), PlatformError> {
+    let (marker, placement) = record.stressor();
     let lifetime = duration + DEADLINE_MARGIN;
     let argv: Vec<String> = match command {
         StressorCommand::Host(mut args) => {
@@ -60,7 +78,10 @@ pub(crate) async fn start_stressor(
             ]);
             args
         }
-        StressorCommand::Exec(script) => vec!["sh".into(), "-c".into(), script, marker.into()],
+        StressorCommand::Exec(script) => {
+            let script = script(duration.as_secs().max(1));
+            vec!["sh".into(), "-c".into(), script, marker.into()]
+        }
     };
     platform
         .start_process(target, placement, &argv, marker, lifetime)
@@ -104,6 +125,20 @@ pub const MARKER_PREFIX: &str = "faultline-stress-";
 pub enum CpuAccess {
     Host,
     Exec,
+}
+
+/// Refuses the setting `key` when its `value` is outside `range`; `note` follows the range
+/// in the message (what the number counts).
+pub(crate) fn within(
+    p: &mut FaultProblems,
+    (key, value): (&'static str, u32),
+    range: std::ops::RangeInclusive<u32>,
+    note: &str,
+) {
+    if !range.contains(&value) {
+        let (low, high) = range.into_inner();
+        p.err_at(key, format!("{key} {value} is outside {low}..{high}{note}"));
+    }
 }
 
 /// What the host strategy does, by the fault that has one, said when it cannot be used.
@@ -304,21 +339,9 @@ impl FaultSpec for CpuStressFault {
 
     fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
         p.positive("duration", self.duration);
-        if self.workers == 0 || self.workers > 1024 {
-            p.err_at(
-                "workers",
-                format!("workers {} is outside 1..1024", self.workers),
-            );
-        }
-        if !(1..=100).contains(&self.load) {
-            p.err_at(
-                "load",
-                format!(
-                    "load {} is outside 1..100 (percent of one core per worker)",
-                    self.load
-                ),
-            );
-        }
+        within(p, ("workers", self.workers), 1..=1024, "");
+        let per_worker = " (percent of one core per worker)";
+        within(p, ("load", self.load), 1..=100, per_worker);
     }
 }
 
@@ -337,24 +360,18 @@ impl FaultKind for CpuStressFault {
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
         let stressor = super::undo_part!(u, StopStressor { stressor }, self);
-        let duration = self.duration.std();
+        let (workers, load) = (self.workers, self.load);
         let command = match stressor.access {
-            CpuAccess::Host => StressorCommand::Host(vec![
-                "stress".into(),
-                "--workers".into(),
-                self.workers.to_string(),
-                "--load".into(),
-                self.load.to_string(),
-            ]),
-            CpuAccess::Exec => StressorCommand::Exec(exec_script(
-                self.workers,
-                self.load,
-                duration.as_secs().max(1),
-            )),
+            CpuAccess::Host => StressorCommand::host(
+                "stress",
+                [
+                    ("--workers", workers.to_string()),
+                    ("--load", load.to_string()),
+                ],
+            ),
+            CpuAccess::Exec => StressorCommand::exec(move |s| exec_script(workers, load, s)),
         };
-        let placement = stressor.access.placement();
-        let marker = &stressor.marker;
-        start_stressor(platform, target, placement, command, marker, duration).await
+        start_stressor(platform, target, stressor, command, self.duration.std()).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {

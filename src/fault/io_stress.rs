@@ -353,12 +353,7 @@ impl FaultSpec for IoStressFault {
 
     fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
         p.positive("duration", self.duration);
-        if !(1..=64).contains(&self.workers) {
-            p.err_at(
-                "workers",
-                format!("workers {} is outside 1..64", self.workers),
-            );
-        }
+        super::cpu_stress::within(p, ("workers", self.workers), 1..=64, "");
         p.target_dir("path", &self.path);
     }
 }
@@ -408,37 +403,24 @@ impl FaultKind for IoStressFault {
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
         let io = super::undo_part!(u, RemoveIoFiles { io }, self);
-        let duration = self.duration.std();
+        let mode = self.mode;
         let command = match io.access {
             CpuAccess::Host => {
                 let root = platform.host_root(target).await?;
-                let mut args: Vec<String> = vec![
-                    "iohog".into(),
-                    "--root".into(),
-                    root.to_string_lossy().into_owned(),
-                    "--path".into(),
-                    io.path.clone(),
-                    "--bytes".into(),
-                    io.bytes.to_string(),
-                    "--mode".into(),
-                    self.mode.as_str().into(),
+                let options = [
+                    ("--root", root.to_string_lossy().into_owned()),
+                    ("--path", io.path.clone()),
+                    ("--bytes", io.bytes.to_string()),
+                    ("--mode", mode.as_str().into()),
                 ];
-                for f in &io.files {
-                    args.push("--file".into());
-                    args.push(f.clone());
-                }
-                StressorCommand::Host(args)
+                let files = io.files.iter().map(|f| ("--file", f.clone()));
+                StressorCommand::host("iohog", options.into_iter().chain(files))
             }
-            CpuAccess::Exec => StressorCommand::Exec(exec_script(
-                &io.path,
-                &io.files,
-                io.bytes,
-                self.mode,
-                duration.as_secs().max(1),
-            )),
+            CpuAccess::Exec => StressorCommand::exec(move |seconds| {
+                exec_script(&io.path, &io.files, io.bytes, mode, seconds)
+            }),
         };
-        let placement = io.access.in_container();
-        start_stressor(platform, target, placement, command, &io.marker, duration).await
+        start_stressor(platform, target, io, command, self.duration.std()).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {

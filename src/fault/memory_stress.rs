@@ -305,24 +305,18 @@ impl FaultKind for MemoryStressFault {
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
         let memory = super::undo_part!(u, FreeMemory { memory }, self);
-        let duration = self.duration.std();
+        let (bytes, ramp_ms) = (memory.bytes, self.ramp().as_millis());
         let command = match memory.access {
-            CpuAccess::Host => StressorCommand::Host(vec![
-                "memhog".into(),
-                "--bytes".into(),
-                memory.bytes.to_string(),
-                "--ramp-ms".into(),
-                self.ramp().as_millis().to_string(),
-            ]),
-            CpuAccess::Exec => StressorCommand::Exec(exec_script(
-                memory.bytes,
-                self.ramp().as_millis() / 10,
-                duration.as_secs().max(1),
-            )),
+            CpuAccess::Host => StressorCommand::host(
+                "memhog",
+                [
+                    ("--bytes", bytes.to_string()),
+                    ("--ramp-ms", ramp_ms.to_string()),
+                ],
+            ),
+            CpuAccess::Exec => StressorCommand::exec(move |s| exec_script(bytes, ramp_ms / 10, s)),
         };
-        let placement = memory.access.in_container();
-        let marker = &memory.marker;
-        start_stressor(platform, target, placement, command, marker, duration).await
+        start_stressor(platform, target, memory, command, self.duration.std()).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
