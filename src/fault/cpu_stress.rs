@@ -396,6 +396,23 @@ impl FaultKind for CpuStressFault {
 mod tests {
     use super::*;
 
+    /// A refused `strategy: host` says what it would have done, for every fault that has one.
+    #[test]
+    fn every_fault_with_a_host_strategy_says_what_it_does() {
+        let faults = [
+            "cpu_stress: {duration: 1s}",
+            "memory_stress: {duration: 1s, size: 1MiB}",
+            "disk_fill: {duration: 1s, size: 1MiB, path: /tmp}",
+            "io_stress: {duration: 1s, path: /tmp}",
+        ];
+        for yaml in faults {
+            let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+            let f: crate::experiment::model::Fault = serde_json::from_value(v).unwrap();
+            let name = crate::fault::kind(&f).name();
+            assert!(HOST_STRATEGIES.iter().any(|(n, _)| *n == name), "{name}");
+        }
+    }
+
     #[test]
     fn busy_share_of_a_slice() {
         assert_eq!(busy_per_slice(100), SLICE);
