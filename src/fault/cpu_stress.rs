@@ -32,23 +32,41 @@ const SLICE: Duration = Duration::from_millis(20);
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// A stressor's command before its deadline and marker are added: the arguments of one of
-/// faultline's host subcommands, or a shell script run inside the target.
-pub(crate) enum StressorCommand {
+/// faultline's host subcommands, or the shell script to run inside the target, written
+/// for the seconds it runs.
+pub(crate) enum StressorCommand<'a> {
     Host(Vec<String>),
-    Exec(String),
+    Exec(Box<dyn FnOnce(u64) -> String + Send + 'a>),
 }
 
-/// Starts a stressor where `placement` says, found again by `marker`: the host subcommand
-/// gets `--until DEADLINE --marker MARKER`, the script gets the marker as its `$0`. Either
-/// ends by itself `duration` + [`DEADLINE_MARGIN`] from now if nobody stops it.
+impl<'a> StressorCommand<'a> {
+    /// faultline's host subcommand `name` with its options, as (flag, value) pairs.
+    pub(crate) fn host(name: &str, options: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        let mut args = vec![name.to_string()];
+        for (flag, value) in options {
+            args.extend([flag.to_string(), value]);
+        }
+        StressorCommand::Host(args)
+    }
+
+    /// The shell script `script` writes for the seconds the stressor runs.
+    pub(crate) fn exec(script: impl FnOnce(u64) -> String + Send + 'a) -> Self {
+        StressorCommand::Exec(Box::new(script))
+    }
+}
+
+/// Starts the stressor of `record` where it says, found again by its marker: the host
+/// subcommand gets `--until DEADLINE --marker MARKER`, the script gets the marker as its
+/// `$0`. Either ends by itself `duration` + [`DEADLINE_MARGIN`] from now if nobody stops
+/// it.
 pub(crate) async fn start_stressor(
     platform: &dyn Platform,
     target: &Target,
-    placement: Placement,
-    command: StressorCommand,
-    marker: &str,
+    record: &(impl StressorRef + Sync),
+    command: StressorCommand<'_>,
     duration: Duration,
 ) -> Result<(), PlatformError> {
+    let (marker, placement) = record.stressor();
     let lifetime = duration + DEADLINE_MARGIN;
     let argv: Vec<String> = match command {
         StressorCommand::Host(mut args) => {
@@ -60,10 +78,41 @@ pub(crate) async fn start_stressor(
             ]);
             args
         }
-        StressorCommand::Exec(script) => vec!["sh".into(), "-c".into(), script, marker.into()],
+        StressorCommand::Exec(script) => {
+            let script = script(duration.as_secs().max(1));
+            vec!["sh".into(), "-c".into(), script, marker.into()]
+        }
     };
     platform
         .start_process(target, placement, &argv, marker, lifetime)
+        .await
+}
+
+/// The start of a stressor's shell script: `$end`, the deadline `seconds` from now in
+/// centiseconds of /proc/uptime (busybox `date` has no sub-second format).
+pub(crate) fn script_deadline(seconds: u64) -> String {
+    format!(
+        "read u _ </proc/uptime; end=$(( ${{u%.*}}${{u#*.}} + {} ));",
+        seconds * 100
+    )
+}
+
+/// The undo record of a stressor that [`start_stressor`] started: how it is found again.
+pub trait StressorRef {
+    /// The marker on its command line, and where it runs.
+    fn stressor(&self) -> (&str, Placement);
+}
+
+/// Stops every process of the stressor `record` found (`memory_stress`: the memory goes
+/// with them) and confirms none is left.
+pub async fn revert(
+    platform: &dyn Platform,
+    target: &Target,
+    record: &(impl StressorRef + Sync),
+) -> Result<(), PlatformError> {
+    let (marker, placement) = record.stressor();
+    platform
+        .stop_process(target, placement, marker, false)
         .await
 }
 
@@ -78,16 +127,52 @@ pub enum CpuAccess {
     Exec,
 }
 
+/// Refuses the setting `key` when its `value` is outside `range`; `note` follows the range
+/// in the message (what the number counts).
+pub(crate) fn within(
+    p: &mut FaultProblems,
+    (key, value): (&'static str, u32),
+    range: std::ops::RangeInclusive<u32>,
+    note: &str,
+) {
+    if !range.contains(&value) {
+        let (low, high) = range.into_inner();
+        p.err_at(key, format!("{key} {value} is outside {low}..{high}{note}"));
+    }
+}
+
+/// What the host strategy does, by the fault that has one, said when it cannot be used.
+const HOST_STRATEGIES: [(&str, &str); 4] = [
+    ("cpu_stress", "moves a stressor into the target's cgroups"),
+    (
+        "memory_stress",
+        "moves an allocator into the target's memory cgroup",
+    ),
+    (
+        "disk_fill",
+        "writes through the target's root from this host",
+    ),
+    (
+        "io_stress",
+        "moves an I/O stressor into the target's cgroups",
+    ),
+];
+
 impl CpuAccess {
     /// The access `strategy` asks for on `target`: `host` where this machine reaches the
     /// target's cgroups and root, else (`auto`) `exec`. An explicit `host` that cannot be
-    /// had is refused, saying what it `does` and why not.
+    /// had is refused, saying what it does for the fault named `fault` ([`HOST_STRATEGIES`])
+    /// and why not.
     pub async fn chosen(
         strategy: CpuStrategy,
         platform: &dyn Platform,
         target: &Target,
-        does: &str,
+        fault: &str,
     ) -> Result<CpuAccess, PlatformError> {
+        let does = HOST_STRATEGIES
+            .iter()
+            .find(|(name, _)| *name == fault)
+            .map_or("runs on this host", |(_, does)| does);
         match (strategy, platform.host_reach(target).await) {
             (CpuStrategy::Exec, _) | (CpuStrategy::Auto, Err(_)) => Ok(CpuAccess::Exec),
             (CpuStrategy::Host | CpuStrategy::Auto, Ok(())) => Ok(CpuAccess::Host),
@@ -126,6 +211,12 @@ impl CpuAccess {
 pub struct StressorRecord {
     pub marker: String,
     pub access: CpuAccess,
+}
+
+impl StressorRef for StressorRecord {
+    fn stressor(&self) -> (&str, Placement) {
+        (&self.marker, self.access.placement())
+    }
 }
 
 /// A marker unique to one injection.
@@ -215,29 +306,26 @@ pub fn burn(workers: u32, load: u32, until: u64) {
 
 /// The shell program of the `exec` strategy: `workers` background loops that keep
 /// `load`% of a core each by the same rule as [`DutyCycle`], in slices of 20
-/// centiseconds: wall time from /proc/uptime (busybox `date` has no sub-second format),
-/// the loop's own CPU time from /proc/self/stat (utime + stime, in centiseconds), until
-/// `seconds` have passed. `$0` carries the marker.
+/// centiseconds: wall time from /proc/uptime, the loop's own CPU time from
+/// /proc/self/stat (utime + stime, in centiseconds), until `seconds` have passed
+/// ([`script_deadline`]). `$0` carries the marker.
 pub fn exec_script(workers: u32, load: u32, seconds: u64) -> String {
     let busy = (load.min(100) * 20).div_ceil(100);
     let catch_up = CATCH_UP.as_millis() / 10;
     // `read` is a builtin, so /proc/self is the worker subshell itself.
     let now = "read u _ </proc/uptime; n=${u%.*}${u#*.}";
     let cpu = "read -r _ _ _ _ _ _ _ _ _ _ _ _ _ a b _ </proc/self/stat; c=$((a + b))";
+    let deadline = script_deadline(seconds);
     format!(
-        "{now}; end=$((n + {cs})); \
+        "{deadline} \
          w() {{ d=0; while :; do {now}; [ \"$n\" -ge \"$end\" ] && exit 0; \
          t=$((n + 20)); want=$(({busy} + d)); {cpu}; c0=$c; \
          while [ $((c - c0)) -lt $want ]; do {now}; [ \"$n\" -ge \"$t\" ] && break; {cpu}; done; \
          {cpu}; d=$((want - c + c0)); [ $d -lt 0 ] && d=0; [ $d -gt {catch_up} ] && d={catch_up}; \
          {now}; r=$((t - n)); [ $r -gt 0 ] && sleep 0.$((r / 10))$((r % 10)); done; }}; \
-         i=0; while [ $i -lt {workers} ]; do w & i=$((i + 1)); done; wait",
-        cs = seconds * 100,
+         i=0; while [ $i -lt {workers} ]; do w & i=$((i + 1)); done; wait"
     )
 }
-
-/// What the host strategy does, said when it cannot be used.
-const HOST_STRATEGY: &str = "moves a stressor into the target's cgroups";
 
 impl FaultSpec for CpuStressFault {
     fault_timing!("cpu_stress");
@@ -251,28 +339,16 @@ impl FaultSpec for CpuStressFault {
 
     fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
         p.positive("duration", self.duration);
-        if self.workers == 0 || self.workers > 1024 {
-            p.err_at(
-                "workers",
-                format!("workers {} is outside 1..1024", self.workers),
-            );
-        }
-        if !(1..=100).contains(&self.load) {
-            p.err_at(
-                "load",
-                format!(
-                    "load {} is outside 1..100 (percent of one core per worker)",
-                    self.load
-                ),
-            );
-        }
+        within(p, ("workers", self.workers), 1..=1024, "");
+        let per_worker = " (percent of one core per worker)";
+        within(p, ("load", self.load), 1..=100, per_worker);
     }
 }
 
 #[async_trait]
 impl FaultKind for CpuStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
+        let access = CpuAccess::chosen(self.strategy, platform, target, self.name()).await?;
         Ok(Some(Undo::new(UndoRecord::StopStressor {
             target: target.clone(),
             stressor: StressorRecord {
@@ -284,24 +360,18 @@ impl FaultKind for CpuStressFault {
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
         let stressor = super::undo_part!(u, StopStressor { stressor }, self);
-        let duration = self.duration.std();
+        let (workers, load) = (self.workers, self.load);
         let command = match stressor.access {
-            CpuAccess::Host => StressorCommand::Host(vec![
-                "stress".into(),
-                "--workers".into(),
-                self.workers.to_string(),
-                "--load".into(),
-                self.load.to_string(),
-            ]),
-            CpuAccess::Exec => StressorCommand::Exec(exec_script(
-                self.workers,
-                self.load,
-                duration.as_secs().max(1),
-            )),
+            CpuAccess::Host => StressorCommand::host(
+                "stress",
+                [
+                    ("--workers", workers.to_string()),
+                    ("--load", load.to_string()),
+                ],
+            ),
+            CpuAccess::Exec => StressorCommand::exec(move |s| exec_script(workers, load, s)),
         };
-        let placement = stressor.access.placement();
-        let marker = &stressor.marker;
-        start_stressor(platform, target, placement, command, marker, duration).await
+        start_stressor(platform, target, stressor, command, self.duration.std()).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
@@ -322,20 +392,26 @@ impl FaultKind for CpuStressFault {
     }
 }
 
-/// Stops every stressor of the injection and confirms none is left.
-pub async fn revert(
-    platform: &dyn Platform,
-    target: &Target,
-    stressor: &StressorRecord,
-) -> Result<(), PlatformError> {
-    platform
-        .stop_process(target, stressor.access.placement(), &stressor.marker, false)
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused `strategy: host` says what it would have done, for every fault that has one.
+    #[test]
+    fn every_fault_with_a_host_strategy_says_what_it_does() {
+        let faults = [
+            "cpu_stress: {duration: 1s}",
+            "memory_stress: {duration: 1s, size: 1MiB}",
+            "disk_fill: {duration: 1s, size: 1MiB, path: /tmp}",
+            "io_stress: {duration: 1s, path: /tmp}",
+        ];
+        for yaml in faults {
+            let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+            let f: crate::experiment::model::Fault = serde_json::from_value(v).unwrap();
+            let name = crate::fault::kind(&f).name();
+            assert!(HOST_STRATEGIES.iter().any(|(n, _)| *n == name), "{name}");
+        }
+    }
 
     #[test]
     fn busy_share_of_a_slice() {

@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use super::cpu_stress::CpuAccess;
 use super::{FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
-    DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
+    CpuStrategy, DiskFillFault, FaultProblems, FaultSpec, Target as TargetSpec, fault_timing,
 };
+use crate::experiment::units::{ByteSize, Percent};
 use crate::platform::kubernetes::rbac::{self, Permission};
 use crate::platform::{Platform, PlatformError, Target, host};
 
@@ -171,18 +172,49 @@ pub(crate) async fn space(
     }
 }
 
-impl DiskFillFault {
-    fn amount(&self) -> String {
-        match (&self.size, self.percent) {
-            (Some(s), _) => s.to_string(),
-            (None, Some(p)) => format!("to {p} full"),
-            (None, None) => "?".into(),
-        }
+/// The access `strategy` gets on `target` for the fault named `fault` ([`CpuAccess::chosen`]) and the space
+/// of the filesystem at `path` through it: what a fault that writes files there starts from.
+pub(crate) async fn access_and_space(
+    platform: &dyn Platform,
+    target: &Target,
+    (strategy, fault): (CpuStrategy, &str),
+    path: &str,
+) -> Result<(CpuAccess, Space), PlatformError> {
+    let access = CpuAccess::chosen(strategy, platform, target, fault).await?;
+    Ok((access, space(platform, target, access, path).await?))
+}
+
+/// How much a fault sized by `size` or `percent` asks for, as its description says it:
+/// the size, else the percent as `of_percent` words it.
+pub(crate) fn amount(
+    size: Option<&ByteSize>,
+    percent: Option<Percent>,
+    of_percent: impl FnOnce(Percent) -> String,
+) -> String {
+    match (size, percent) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(p)) => of_percent(p),
+        (None, None) => "?".into(),
     }
 }
 
-/// What the host strategy does, said when it cannot be used.
-const HOST_STRATEGY: &str = "writes through the target's root from this host";
+/// Checks that a fault sized by `size` or `percent` (`fault` names it) has exactly one,
+/// and a percent above 0; `needs` says what it needs when it has neither.
+pub(crate) fn validate_amount(
+    p: &mut FaultProblems,
+    fault: &str,
+    (size, percent): (Option<&ByteSize>, Option<Percent>),
+    needs: &str,
+) {
+    match (size, percent) {
+        (Some(_), Some(_)) => p.err(format!(
+            "{fault} takes `size` or `percent`, not both: remove one"
+        )),
+        (None, None) => p.err(format!("{fault} {needs}")),
+        (None, Some(pc)) if pc.0 <= 0.0 => p.err_at("percent", "`percent` must be above 0"),
+        _ => {}
+    }
+}
 
 impl FaultSpec for DiskFillFault {
     fault_timing!("disk_fill");
@@ -190,7 +222,7 @@ impl FaultSpec for DiskFillFault {
     fn describe(&self) -> String {
         format!(
             "disk_fill {} at {} for {}",
-            self.amount(),
+            amount(self.size.as_ref(), self.percent, |p| format!("to {p} full")),
             self.path,
             self.duration
         )
@@ -198,14 +230,12 @@ impl FaultSpec for DiskFillFault {
 
     fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
         p.positive("duration", self.duration);
-        match (&self.size, self.percent) {
-            (Some(_), Some(_)) => p.err("disk_fill takes `size` or `percent`, not both: remove one"),
-            (None, None) => p.err(
-                "disk_fill needs how much: `size: 1GiB`, or `percent: 90` to fill the filesystem until it is 90% full",
-            ),
-            (None, Some(pc)) if pc.0 <= 0.0 => p.err_at("percent", "`percent` must be above 0"),
-            _ => {}
-        }
+        validate_amount(
+            p,
+            "disk_fill",
+            (self.size.as_ref(), self.percent),
+            "needs how much: `size: 1GiB`, or `percent: 90` to fill the filesystem until it is 90% full",
+        );
         p.target_dir("path", &self.path);
     }
 }
@@ -213,8 +243,8 @@ impl FaultSpec for DiskFillFault {
 #[async_trait]
 impl FaultKind for DiskFillFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
-        let free = space(platform, target, access, &self.path).await?;
+        let strategy = (self.strategy, self.name());
+        let (access, free) = access_and_space(platform, target, strategy, &self.path).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => {
                 if size.bytes > free.available {
@@ -316,47 +346,68 @@ pub async fn revert(
     target: &Target,
     fill: &FillRecord,
 ) -> Result<(), PlatformError> {
-    match fill.access {
+    let (dir, name) = fill.file.rsplit_once('/').unwrap_or(("", &fill.file));
+    let what = "faultline's fill file";
+    remove_files(platform, target, fill.access, (dir, &[name]), what).await
+}
+
+/// `name` in the directory `dir` of the target.
+fn in_dir(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+/// Removes the files `names` of the directory `dir` in the target and confirms they are
+/// gone (files already gone are fine, and so is their directory gone); `what` names them
+/// in messages. The host access removes them through the target's root, never through a
+/// link.
+pub(crate) async fn remove_files(
+    platform: &dyn Platform,
+    target: &Target,
+    access: CpuAccess,
+    (dir, names): (&str, &[&str]),
+    what: &str,
+) -> Result<(), PlatformError> {
+    match access {
         CpuAccess::Host => {
-            let (dir, name) = fill.file.rsplit_once('/').unwrap_or(("", &fill.file));
-            let dir = match host::open_dir_in_root(&platform.host_root(target).await?, dir) {
-                Ok(dir) => dir,
-                // The directory itself is gone: so is the file.
+            let fd = match host::open_dir_in_root(&platform.host_root(target).await?, dir) {
+                Ok(fd) => fd,
+                // The directory itself is gone: so are the files.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => {
                     return Err(PlatformError::Refused(format!(
-                        "cannot reach the directory of {} in `{}`: {e}",
-                        fill.file, target.name
+                        "cannot reach `{dir}` in `{}` to remove {what}: {e}",
+                        target.name
                     )));
                 }
             };
-            match host::remove_in(&dir, name) {
-                Ok(()) => Ok(()),
-                Err(e) => Err(PlatformError::Refused(format!(
-                    "cannot remove {} from `{}`: {e}",
-                    fill.file, target.name
-                ))),
+            for name in names {
+                host::remove_in(&fd, name).map_err(|e| {
+                    PlatformError::Refused(format!(
+                        "cannot remove {} from `{}`: {e}",
+                        in_dir(dir, name),
+                        target.name
+                    ))
+                })?;
             }
+            Ok(())
         }
         CpuAccess::Exec => {
-            let f = quote(&fill.file);
+            let files: Vec<String> = names.iter().map(|n| quote(&in_dir(dir, n))).collect();
+            let files = files.join(" ");
             let out = platform
                 .exec(
                     target,
-                    &sh(format!("rm -f {f}; [ -e {f} ] && echo left || echo gone")),
+                    &sh(format!(
+                        "rm -f {files}; for f in {files}; do [ -e \"$f\" ] && echo left; done; echo done"
+                    )),
                 )
                 .await?;
             match out.stdout.trim() {
-                "gone" => Ok(()),
-                _ if out.stderr.contains("is not running") => {
-                    Err(PlatformError::Gone(target.name.clone()))
-                }
-                _ => Err(PlatformError::Refused(format!(
-                    "cannot remove {} from `{}`: {}",
-                    fill.file,
-                    target.name,
-                    out.stderr.trim()
-                ))),
+                "done" => Ok(()),
+                _ => Err(out.failure(
+                    target,
+                    &format!("cannot remove {what} from `{dir}` in `{}`", target.name),
+                )),
             }
         }
     }

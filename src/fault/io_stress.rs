@@ -27,14 +27,14 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::cpu_stress::{CpuAccess, StressorCommand, start_stressor};
-use super::disk_fill::{human, quote, sh, space};
+use super::cpu_stress::{CpuAccess, StressorCommand, StressorRef, script_deadline, start_stressor};
+use super::disk_fill::{access_and_space, human, quote, remove_files, sh};
 use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, IoMode, IoStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
-use crate::platform::{Platform, PlatformError, Target, host};
+use crate::platform::{Placement, Platform, PlatformError, Target, host};
 
 /// Prefix of every stressor's marker.
 pub const MARKER_PREFIX: &str = "faultline-io-";
@@ -59,6 +59,12 @@ pub struct IoRecord {
     /// The cgroup's counters when the fault was prepared, when they could be read.
     #[serde(default)]
     pub counters_before: Option<IoCounters>,
+}
+
+impl StressorRef for IoRecord {
+    fn stressor(&self) -> (&str, Placement) {
+        (&self.marker, self.access.in_container())
+    }
 }
 
 /// Bytes a cgroup read from and wrote to block devices, summed over devices.
@@ -300,8 +306,8 @@ pub fn churn(
 }
 
 /// The shell program of the `exec` strategy: one background loop per file, each passing
-/// over it with `dd` (O_DIRECT) until `seconds` have passed, then removing it. `$0`
-/// carries the marker.
+/// over it with `dd` (O_DIRECT) until `seconds` have passed ([`script_deadline`]), then
+/// removing it. `$0` carries the marker.
 pub fn exec_script(dir: &str, files: &[String], bytes: u64, mode: IoMode, seconds: u64) -> String {
     let count = bytes / BLOCK as u64;
     let write = format!(
@@ -322,17 +328,14 @@ pub fn exec_script(dir: &str, files: &[String], bytes: u64, mode: IoMode, second
             )
         })
         .collect();
+    let deadline = script_deadline(seconds);
     format!(
-        "read u _ </proc/uptime; end=$(( ${{u%.*}}${{u#*.}} + {cs} )); \
+        "{deadline} \
          left() {{ read u _ </proc/uptime; n=${{u%.*}}${{u#*.}}; [ \"$n\" -lt \"$end\" ]; }}; \
          w() {{ {setup} while left; do {pass}; done; rm -f \"$1\"; }}; \
-         {starts}wait",
-        cs = seconds * 100,
+         {starts}wait"
     )
 }
-
-/// What the host strategy does, said when it cannot be used.
-const HOST_STRATEGY: &str = "moves an I/O stressor into the target's cgroups";
 
 impl FaultSpec for IoStressFault {
     fault_timing!("io_stress");
@@ -350,12 +353,7 @@ impl FaultSpec for IoStressFault {
 
     fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
         p.positive("duration", self.duration);
-        if !(1..=64).contains(&self.workers) {
-            p.err_at(
-                "workers",
-                format!("workers {} is outside 1..64", self.workers),
-            );
-        }
+        super::cpu_stress::within(p, ("workers", self.workers), 1..=64, "");
         p.target_dir("path", &self.path);
     }
 }
@@ -363,8 +361,8 @@ impl FaultSpec for IoStressFault {
 #[async_trait]
 impl FaultKind for IoStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
-        let free = space(platform, target, access, &self.path).await?;
+        let strategy = (self.strategy, self.name());
+        let (access, free) = access_and_space(platform, target, strategy, &self.path).await?;
         if let Some(why) = fs_magic(platform, target, access, &self.path)
             .await?
             .and_then(unaccounted_fs)
@@ -405,37 +403,24 @@ impl FaultKind for IoStressFault {
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
         let io = super::undo_part!(u, RemoveIoFiles { io }, self);
-        let duration = self.duration.std();
+        let mode = self.mode;
         let command = match io.access {
             CpuAccess::Host => {
                 let root = platform.host_root(target).await?;
-                let mut args: Vec<String> = vec![
-                    "iohog".into(),
-                    "--root".into(),
-                    root.to_string_lossy().into_owned(),
-                    "--path".into(),
-                    io.path.clone(),
-                    "--bytes".into(),
-                    io.bytes.to_string(),
-                    "--mode".into(),
-                    self.mode.as_str().into(),
+                let options = [
+                    ("--root", root.to_string_lossy().into_owned()),
+                    ("--path", io.path.clone()),
+                    ("--bytes", io.bytes.to_string()),
+                    ("--mode", mode.as_str().into()),
                 ];
-                for f in &io.files {
-                    args.push("--file".into());
-                    args.push(f.clone());
-                }
-                StressorCommand::Host(args)
+                let files = io.files.iter().map(|f| ("--file", f.clone()));
+                StressorCommand::host("iohog", options.into_iter().chain(files))
             }
-            CpuAccess::Exec => StressorCommand::Exec(exec_script(
-                &io.path,
-                &io.files,
-                io.bytes,
-                self.mode,
-                duration.as_secs().max(1),
-            )),
+            CpuAccess::Exec => StressorCommand::exec(move |seconds| {
+                exec_script(&io.path, &io.files, io.bytes, mode, seconds)
+            }),
         };
-        let placement = io.access.in_container();
-        start_stressor(platform, target, placement, command, &io.marker, duration).await
+        start_stressor(platform, target, io, command, self.duration.std()).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
@@ -472,61 +457,10 @@ pub async fn revert(
     target: &Target,
     io: &IoRecord,
 ) -> Result<(), PlatformError> {
-    platform
-        .stop_process(target, io.access.in_container(), &io.marker, false)
-        .await?;
-    match io.access {
-        CpuAccess::Host => {
-            let dir = match host::open_dir_in_root(&platform.host_root(target).await?, &io.path) {
-                Ok(dir) => dir,
-                // The directory itself is gone: so are the files.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => {
-                    return Err(PlatformError::Refused(format!(
-                        "cannot reach `{}` in `{}` to remove faultline's I/O files: {e}",
-                        io.path, target.name
-                    )));
-                }
-            };
-            for f in &io.files {
-                host::remove_in(&dir, f).map_err(|e| {
-                    PlatformError::Refused(format!(
-                        "cannot remove {}/{f} from `{}`: {e}",
-                        io.path, target.name
-                    ))
-                })?;
-            }
-            Ok(())
-        }
-        CpuAccess::Exec => {
-            let files: Vec<String> = io
-                .files
-                .iter()
-                .map(|f| quote(&format!("{}/{f}", io.path.trim_end_matches('/'))))
-                .collect();
-            let files = files.join(" ");
-            let out = platform
-                .exec(
-                    target,
-                    &sh(format!(
-                        "rm -f {files}; for f in {files}; do [ -e \"$f\" ] && echo left; done; echo done"
-                    )),
-                )
-                .await?;
-            match out.stdout.trim() {
-                "done" => Ok(()),
-                _ if out.stderr.contains("is not running") => {
-                    Err(PlatformError::Gone(target.name.clone()))
-                }
-                _ => Err(PlatformError::Refused(format!(
-                    "cannot remove faultline's I/O files from `{}` in `{}`: {}",
-                    io.path,
-                    target.name,
-                    out.stderr.trim()
-                ))),
-            }
-        }
-    }
+    super::cpu_stress::revert(platform, target, io).await?;
+    let names: Vec<&str> = io.files.iter().map(String::as_str).collect();
+    let what = "faultline's I/O files";
+    remove_files(platform, target, io.access, (&io.path, &names), what).await
 }
 
 #[cfg(test)]

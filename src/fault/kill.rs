@@ -93,37 +93,42 @@ impl FaultSpec for KillFault {
                 format!("`process` is not a valid regular expression: {e}"),
             );
         }
-        if self.process.is_some() && self.grace_period.is_some() && target.kubernetes.is_some() {
-            p.err_at(
+        let kubernetes = target.kubernetes.is_some();
+        let (process, container) = (self.process.is_some(), self.container.is_some());
+        let grace = self.grace_period.is_some();
+        // The settings that do not go together, or not on this platform: (whether they
+        // are given, the key refused, why).
+        let conflicts = [
+            (
+                process && grace && kubernetes,
                 "grace_period",
                 "`grace_period` is the pod's termination grace; a kill with `process` signals processes inside the pod: remove it",
-            );
-        }
-        if self.container.is_some() {
-            if target.kubernetes.is_none() {
-                p.err_at(
-                    "container",
-                    "`container` names one container of a pod (Kubernetes); on Docker each target is one container: select it with the target block",
-                );
-            }
-            if self.process.is_some() {
-                p.err_at(
-                    "container",
-                    "`container` and `process` cannot be combined: remove one",
-                );
-            }
-            if self.grace_period.is_some() && target.kubernetes.is_some() {
-                p.err_at(
-                    "grace_period",
-                    "`grace_period` is the pod's termination grace; a kill with `container` signals the container directly: remove it",
-                );
-            }
-        }
-        if self.expect != KillExpect::Exit && target.kubernetes.is_some() {
-            p.err_at(
+            ),
+            (
+                container && !kubernetes,
+                "container",
+                "`container` names one container of a pod (Kubernetes); on Docker each target is one container: select it with the target block",
+            ),
+            (
+                container && process,
+                "container",
+                "`container` and `process` cannot be combined: remove one",
+            ),
+            (
+                container && grace && kubernetes,
+                "grace_period",
+                "`grace_period` is the pod's termination grace; a kill with `container` signals the container directly: remove it",
+            ),
+            (
+                self.expect != KillExpect::Exit && kubernetes,
                 "expect",
                 "a kill on Kubernetes deletes the pod, which always ends it: `expect` applies to Docker",
-            );
+            ),
+        ];
+        for (given, key, why) in conflicts {
+            if given {
+                p.err_at(key, why);
+            }
         }
     }
 }

@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::cpu_stress::{CpuAccess, StressorCommand, start_stressor};
+pub use super::cpu_stress::revert;
+use super::cpu_stress::{CpuAccess, StressorCommand, StressorRef, script_deadline, start_stressor};
 use super::{FaultEffects, FaultKind, Injected, Prepared, Undo, UndoRecord};
 use crate::experiment::model::{
     FaultProblems, FaultSpec, MemoryStressFault, Target as TargetSpec, fault_timing,
 };
 use crate::platform::kubernetes::rbac::{self, Permission};
-use crate::platform::{Platform, PlatformError, Target, host};
+use crate::platform::{Placement, Platform, PlatformError, Target, host};
 use crate::report::ProcessRef;
 
 /// Prefix of every memory stressor's marker.
@@ -51,6 +52,12 @@ pub struct MemoryRecord {
     /// that name the target's cgroup are this fault's.
     #[serde(default)]
     pub kernel_log_after: Option<u64>,
+}
+
+impl StressorRef for MemoryRecord {
+    fn stressor(&self) -> (&str, Placement) {
+        (&self.marker, self.access.in_container())
+    }
 }
 
 /// A memory cgroup's limit and OOM count, from its files.
@@ -194,7 +201,8 @@ pub fn hold(bytes: u64, ramp: Duration, until: u64) {
 
 /// The shell program of the `exec` strategy: `dd` processes of [`EXEC_CHUNK`] bytes each
 /// (the last one smaller), started evenly over `ramp_cs` centiseconds, each held by a
-/// reader that never reads until `seconds` have passed. `$0` carries the marker.
+/// reader that never reads until `seconds` have passed ([`script_deadline`]). `$0`
+/// carries the marker.
 pub fn exec_script(bytes: u64, ramp_cs: u64, seconds: u64) -> String {
     let full = bytes / EXEC_CHUNK;
     let rest = bytes % EXEC_CHUNK;
@@ -205,12 +213,12 @@ pub fn exec_script(bytes: u64, ramp_cs: u64, seconds: u64) -> String {
     } else {
         format!("sleep {}.{:02};", step / 100, step % 100)
     };
+    let deadline = script_deadline(seconds);
     format!(
-        "read u _ </proc/uptime; end=$(( ${{u%.*}}${{u#*.}} + {cs} )); \
+        "{deadline} \
          hold() {{ while :; do read u _ </proc/uptime; n=${{u%.*}}${{u#*.}}; [ \"$n\" -ge \"$end\" ] && exit 0; sleep 1; done; }}; \
          i=0; while [ $i -lt {chunks} ]; do bs={EXEC_CHUNK}; [ $i -eq {full} ] && bs={rest}; \
-         dd if=/dev/zero bs=$bs count=1 2>/dev/null | hold & i=$((i + 1)); {sleep} done; wait",
-        cs = seconds * 100,
+         dd if=/dev/zero bs=$bs count=1 2>/dev/null | hold & i=$((i + 1)); {sleep} done; wait"
     )
 }
 
@@ -222,16 +230,10 @@ impl MemoryStressFault {
     }
 
     fn amount(&self) -> String {
-        match (&self.size, self.percent) {
-            (Some(s), _) => s.to_string(),
-            (None, Some(p)) => format!("{p} of the memory limit"),
-            (None, None) => "?".into(),
-        }
+        let of_limit = |p| format!("{p} of the memory limit");
+        super::disk_fill::amount(self.size.as_ref(), self.percent, of_limit)
     }
 }
-
-/// What the host strategy does, said when it cannot be used.
-const HOST_STRATEGY: &str = "moves an allocator into the target's memory cgroup";
 
 impl FaultSpec for MemoryStressFault {
     fault_timing!("memory_stress");
@@ -247,18 +249,12 @@ impl FaultSpec for MemoryStressFault {
 
     fn validate(&self, _target: &TargetSpec, p: &mut FaultProblems) {
         p.positive("duration", self.duration);
-        match (&self.size, self.percent) {
-            (Some(_), Some(_)) => p.err(
-                "memory_stress takes `size` or `percent`, not both: remove one",
-            ),
-            (None, None) => p.err(
-                "memory_stress needs how much memory: `size: 256MiB`, or `percent: 80` of the container's memory limit",
-            ),
-            (None, Some(pc)) if pc.0 <= 0.0 => {
-                p.err_at("percent", "`percent` must be above 0");
-            }
-            _ => {}
-        }
+        super::disk_fill::validate_amount(
+            p,
+            "memory_stress",
+            (self.size.as_ref(), self.percent),
+            "needs how much memory: `size: 256MiB`, or `percent: 80` of the container's memory limit",
+        );
         if let Some(ramp) = self.ramp.filter(|r| *r > self.duration) {
             p.err_at(
                 "ramp",
@@ -274,7 +270,7 @@ impl FaultSpec for MemoryStressFault {
 #[async_trait]
 impl FaultKind for MemoryStressFault {
     async fn prepare(&self, platform: &dyn Platform, target: &Target) -> Prepared {
-        let access = CpuAccess::chosen(self.strategy, platform, target, HOST_STRATEGY).await?;
+        let access = CpuAccess::chosen(self.strategy, platform, target, self.name()).await?;
         let memory = cgroup_memory(platform, target, access).await?;
         let bytes = match (&self.size, self.percent) {
             (Some(size), _) => size.bytes,
@@ -309,24 +305,18 @@ impl FaultKind for MemoryStressFault {
 
     async fn inject(&self, platform: &dyn Platform, target: &Target, u: Option<&Undo>) -> Injected {
         let memory = super::undo_part!(u, FreeMemory { memory }, self);
-        let duration = self.duration.std();
+        let (bytes, ramp_ms) = (memory.bytes, self.ramp().as_millis());
         let command = match memory.access {
-            CpuAccess::Host => StressorCommand::Host(vec![
-                "memhog".into(),
-                "--bytes".into(),
-                memory.bytes.to_string(),
-                "--ramp-ms".into(),
-                self.ramp().as_millis().to_string(),
-            ]),
-            CpuAccess::Exec => StressorCommand::Exec(exec_script(
-                memory.bytes,
-                self.ramp().as_millis() / 10,
-                duration.as_secs().max(1),
-            )),
+            CpuAccess::Host => StressorCommand::host(
+                "memhog",
+                [
+                    ("--bytes", bytes.to_string()),
+                    ("--ramp-ms", ramp_ms.to_string()),
+                ],
+            ),
+            CpuAccess::Exec => StressorCommand::exec(move |s| exec_script(bytes, ramp_ms / 10, s)),
         };
-        let placement = memory.access.in_container();
-        let marker = &memory.marker;
-        start_stressor(platform, target, placement, command, marker, duration).await
+        start_stressor(platform, target, memory, command, self.duration.std()).await
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {
@@ -364,18 +354,6 @@ impl FaultKind for MemoryStressFault {
             ..Default::default()
         })
     }
-}
-
-/// Stops every allocator of the injection (the memory goes with it) and confirms none is
-/// left.
-pub async fn revert(
-    platform: &dyn Platform,
-    target: &Target,
-    memory: &MemoryRecord,
-) -> Result<(), PlatformError> {
-    platform
-        .stop_process(target, memory.access.in_container(), &memory.marker, false)
-        .await
 }
 
 #[cfg(test)]

@@ -11,13 +11,47 @@ use crate::experiment::model::{
 use crate::platform::kubernetes::rbac::Permission;
 use crate::platform::{Platform, PlatformError, Target};
 
-fn docker_only(name: &str, platform: &dyn Platform) -> Result<(), String> {
-    if platform.kind() == "kubernetes" {
-        return Err(format!(
-            "{name} is not available on Kubernetes in this build (Docker only): use `kill` to have the kubelet restart a pod's container"
-        ));
-    }
-    Ok(())
+/// The [`FaultKind`] of `stop` and `restart`: Docker only (refused at preflight on
+/// Kubernetes, so no rules there), `prepare` answers the record `$undo` makes of the
+/// target (none for a one-shot fault), and `inject` is the platform's `$call` with the
+/// fault's `timeout`.
+macro_rules! docker_lifecycle_kind {
+    ($fault:ty, $name:literal, $undo:expr, $call:ident) => {
+        #[async_trait]
+        impl FaultKind for $fault {
+            async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
+                if platform.kind() == "kubernetes" {
+                    return Err(format!(
+                        "{} is not available on Kubernetes in this build (Docker only): use `kill` to have the kubelet restart a pod's container",
+                        $name
+                    ));
+                }
+                Ok(())
+            }
+
+            async fn prepare(&self, _platform: &dyn Platform, target: &Target) -> Prepared {
+                let undo: fn(&Target) -> Option<UndoRecord> = $undo;
+                Ok(undo(target).map(Undo::new))
+            }
+
+            async fn inject(&self, platform: &dyn Platform, target: &Target, _: Option<&Undo>) -> Injected {
+                platform.$call(target, self.timeout.std()).await
+            }
+
+            fn kubernetes_note(&self) -> Option<&'static str> {
+                Some(concat!(
+                    "# ",
+                    $name,
+                    " is not available on Kubernetes in this build: no rules for it.\n"
+                ))
+            }
+
+            /// Refused at preflight on Kubernetes: no rules.
+            fn rbac(&self) -> &'static [Permission] {
+                &[]
+            }
+        }
+    };
 }
 
 impl FaultSpec for StopFault {
@@ -35,36 +69,14 @@ impl FaultSpec for StopFault {
     }
 }
 
-#[async_trait]
-impl FaultKind for StopFault {
-    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
-        docker_only("stop", platform)
-    }
-
-    async fn prepare(&self, _platform: &dyn Platform, target: &Target) -> Prepared {
-        Ok(Some(Undo::new(UndoRecord::StartTarget {
-            target: target.clone(),
-        })))
-    }
-
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        _undo: Option<&Undo>,
-    ) -> Injected {
-        platform.stop_target(target, self.timeout.std()).await
-    }
-
-    fn kubernetes_note(&self) -> Option<&'static str> {
-        Some("# stop is not available on Kubernetes in this build: no rules for it.\n")
-    }
-
-    /// Refused at preflight on Kubernetes: no rules.
-    fn rbac(&self) -> &'static [Permission] {
-        &[]
-    }
-}
+docker_lifecycle_kind!(
+    StopFault,
+    "stop",
+    |target| Some(UndoRecord::StartTarget {
+        target: target.clone()
+    }),
+    stop_target
+);
 
 /// Starts the target again and confirms it runs. A target that was started by someone
 /// else (or its restart policy) already is where revert wants it.
@@ -92,34 +104,7 @@ impl FaultSpec for RestartFault {
     fn validate(&self, _target: &TargetSpec, _p: &mut FaultProblems) {}
 }
 
-#[async_trait]
-impl FaultKind for RestartFault {
-    async fn preflight(&self, platform: &dyn Platform) -> Result<(), String> {
-        docker_only("restart", platform)
-    }
-
-    async fn prepare(&self, _platform: &dyn Platform, _target: &Target) -> Prepared {
-        Ok(None)
-    }
-
-    async fn inject(
-        &self,
-        platform: &dyn Platform,
-        target: &Target,
-        _undo: Option<&Undo>,
-    ) -> Injected {
-        platform.restart_target(target, self.timeout.std()).await
-    }
-
-    fn kubernetes_note(&self) -> Option<&'static str> {
-        Some("# restart is not available on Kubernetes in this build: no rules for it.\n")
-    }
-
-    /// Refused at preflight on Kubernetes: no rules.
-    fn rbac(&self) -> &'static [Permission] {
-        &[]
-    }
-}
+docker_lifecycle_kind!(RestartFault, "restart", |_| None, restart_target);
 
 #[cfg(test)]
 mod tests {

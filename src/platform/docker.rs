@@ -569,16 +569,7 @@ impl DockerPlatform {
                 )),
                 other => other,
             })?;
-        let started = self
-            .call(
-                target,
-                self.docker.start_container(
-                    &created.id,
-                    None::<bollard::query_parameters::StartContainerOptions>,
-                ),
-            )
-            .await;
-        if let Err(e) = started {
+        if let Err(e) = self.start_container(target, &created.id).await {
             // Created but never started: `auto_remove` would not take it away.
             let force = bollard::query_parameters::RemoveContainerOptions {
                 force: true,
@@ -786,6 +777,13 @@ impl DockerPlatform {
                 ))
             })?
             .map_err(|e| self.error(target, e))
+    }
+
+    /// Starts the container `id` (the target or a helper of it), reporting errors as of `target`.
+    async fn start_container(&self, target: &Target, id: &str) -> Result<(), PlatformError> {
+        let options = None::<bollard::query_parameters::StartContainerOptions>;
+        self.call(target, self.docker.start_container(id, options))
+            .await
     }
 
     async fn call<T>(
@@ -996,16 +994,7 @@ impl Platform for DockerPlatform {
     }
 
     async fn start_target(&self, target: &Target) -> Result<(), PlatformError> {
-        let started = self
-            .call(
-                target,
-                self.docker.start_container(
-                    &target.id,
-                    None::<bollard::query_parameters::StartContainerOptions>,
-                ),
-            )
-            .await;
-        match started {
+        match self.start_container(target, &target.id).await {
             Ok(()) => Ok(()),
             Err(PlatformError::Gone(n)) => Err(PlatformError::Gone(n)),
             // 304: already running.
@@ -1284,14 +1273,10 @@ impl Platform for DockerPlatform {
                         "{n} process(es) of faultline ({marker}) still run in `{}`",
                         target.name
                     ))),
-                    None if out.stderr.contains("is not running") => {
-                        Err(PlatformError::Gone(target.name.clone()))
-                    }
-                    None => Err(PlatformError::Refused(format!(
-                        "cannot check faultline's processes in `{}`: {}",
-                        target.name,
-                        out.stderr.trim()
-                    ))),
+                    None => Err(out.failure(
+                        target,
+                        &format!("cannot check faultline's processes in `{}`", target.name),
+                    )),
                 }
             }
         }

@@ -428,9 +428,20 @@ mod tests {
         }
     }
 
+    /// Environment variables by name.
+    fn env_vars(pairs: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
     /// The endpoint these variables and this home give, without experiment settings.
     fn resolved(vars: &HashMap<&str, String>, home: &Path) -> Result<Endpoint, String> {
         resolve(None, None, &env_of(vars, home))
+    }
+
+    /// The endpoint these variables give in a home without Docker configuration.
+    fn resolved_without_config(vars: &[(&'static str, &str)]) -> Result<Endpoint, String> {
+        let home = tempfile::tempdir().unwrap();
+        resolved(&env_vars(vars), home.path())
     }
 
     fn write(path: &Path, text: &str) {
@@ -469,9 +480,7 @@ mod tests {
 
     #[test]
     fn the_local_socket_when_nothing_says_otherwise() {
-        let home = tempfile::tempdir().unwrap();
-        let vars = HashMap::new();
-        let ep = resolved(&vars, home.path()).unwrap();
+        let ep = resolved_without_config(&[]).unwrap();
         assert_eq!(ep.host, LOCAL_SOCKET);
         assert_eq!(ep.source, Source::Default);
         assert!(ep.is_local());
@@ -483,10 +492,10 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let certs = home.path().join("certs");
         certs_in(&certs);
-        let vars = HashMap::from([
-            ("DOCKER_HOST", "tcp://staging:2376".to_string()),
-            ("DOCKER_TLS_VERIFY", "1".to_string()),
-            ("DOCKER_CERT_PATH", certs.display().to_string()),
+        let vars = env_vars(&[
+            ("DOCKER_HOST", "tcp://staging:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", &certs.display().to_string()),
         ]);
         let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://staging:2376");
@@ -504,7 +513,7 @@ mod tests {
     #[test]
     fn the_host_flag_comes_after_the_experiment_and_before_docker_host() {
         let home = tempfile::tempdir().unwrap();
-        let vars = HashMap::from([("DOCKER_HOST", "unix:///from/env.sock".to_string())]);
+        let vars = env_vars(&[("DOCKER_HOST", "unix:///from/env.sock")]);
         let mut env = env_of(&vars, home.path());
         env.flags.host = Some("unix:///from/flag.sock".into());
         let ep = resolve(None, None, &env).unwrap();
@@ -520,7 +529,7 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let certs = home.path().join("certs");
         certs_in(&certs);
-        let vars = HashMap::from([("DOCKER_CERT_PATH", certs.display().to_string())]);
+        let vars = env_vars(&[("DOCKER_CERT_PATH", &certs.display().to_string())]);
         let mut env = env_of(&vars, home.path());
         env.flags.host = Some("tcp://staging:2376".into());
         // No TLS flag, no DOCKER_TLS_VERIFY: plain tcp.
@@ -570,9 +579,9 @@ mod tests {
     fn tls_verify_without_a_cert_path_reads_the_config_directory() {
         let home = tempfile::tempdir().unwrap();
         certs_in(&home.path().join(".docker"));
-        let vars = HashMap::from([
-            ("DOCKER_HOST", "tcp://staging:2376".to_string()),
-            ("DOCKER_TLS_VERIFY", "1".to_string()),
+        let vars = env_vars(&[
+            ("DOCKER_HOST", "tcp://staging:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
         ]);
         let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.tls.unwrap().ca, home.path().join(".docker/ca.pem"));
@@ -580,33 +589,29 @@ mod tests {
 
     #[test]
     fn missing_tls_files_are_named() {
-        let home = tempfile::tempdir().unwrap();
-        let vars = HashMap::from([
-            ("DOCKER_HOST", "tcp://staging:2376".to_string()),
-            ("DOCKER_TLS_VERIFY", "1".to_string()),
-            ("DOCKER_CERT_PATH", "/nonexistent/certs".to_string()),
-        ]);
-        let e = resolved(&vars, home.path()).unwrap_err();
+        let e = resolved_without_config(&[
+            ("DOCKER_HOST", "tcp://staging:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", "/nonexistent/certs"),
+        ])
+        .unwrap_err();
         assert!(
             e.contains("/nonexistent/certs") && e.contains("ca.pem"),
             "{e}"
         );
-        let vars = HashMap::from([
-            ("DOCKER_HOST", "tcp://staging:2376".to_string()),
-            ("DOCKER_TLS", "1".to_string()),
-        ]);
-        let e = resolved(&vars, home.path()).unwrap_err();
+        let e =
+            resolved_without_config(&[("DOCKER_HOST", "tcp://staging:2376"), ("DOCKER_TLS", "1")])
+                .unwrap_err();
         assert!(e.contains("DOCKER_TLS_VERIFY"), "{e}");
     }
 
     #[test]
     fn a_unix_docker_host_ignores_tls_variables() {
-        let home = tempfile::tempdir().unwrap();
-        let vars = HashMap::from([
-            ("DOCKER_HOST", "unix:///run/other.sock".to_string()),
-            ("DOCKER_TLS_VERIFY", "1".to_string()),
-        ]);
-        let ep = resolved(&vars, home.path()).unwrap();
+        let ep = resolved_without_config(&[
+            ("DOCKER_HOST", "unix:///run/other.sock"),
+            ("DOCKER_TLS_VERIFY", "1"),
+        ])
+        .unwrap();
         assert_eq!(ep.host, "unix:///run/other.sock");
         assert_eq!(ep.tls, None);
         assert!(ep.is_local());
@@ -616,10 +621,7 @@ mod tests {
     fn the_experiment_overrides_everything() {
         let home = tempfile::tempdir().unwrap();
         context(&home.path().join(".docker"), "ctx", "tcp://ctx:2376", false);
-        let vars = HashMap::from([
-            ("DOCKER_HOST", "tcp://env:2376".to_string()),
-            ("DOCKER_CONTEXT", "ctx".to_string()),
-        ]);
+        let vars = env_vars(&[("DOCKER_HOST", "tcp://env:2376"), ("DOCKER_CONTEXT", "ctx")]);
         let block = DockerTls {
             ca: "/x/ca.pem".into(),
             cert: Some("/x/cert.pem".into()),
@@ -653,10 +655,7 @@ mod tests {
     fn docker_host_wins_over_contexts() {
         let home = tempfile::tempdir().unwrap();
         context(&home.path().join(".docker"), "ctx", "tcp://ctx:2376", false);
-        let vars = HashMap::from([
-            ("DOCKER_HOST", "tcp://env:2375".to_string()),
-            ("DOCKER_CONTEXT", "ctx".to_string()),
-        ]);
+        let vars = env_vars(&[("DOCKER_HOST", "tcp://env:2375"), ("DOCKER_CONTEXT", "ctx")]);
         let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://env:2375");
         assert_eq!(ep.tls, None);
@@ -668,9 +667,9 @@ mod tests {
         let config = home.path().join("cfg");
         context(&config, "staging", "tcp://staging:2376", true);
         write(&config.join("config.json"), r#"{"currentContext":"other"}"#);
-        let vars = HashMap::from([
-            ("DOCKER_CONTEXT", "staging".to_string()),
-            ("DOCKER_CONFIG", config.display().to_string()),
+        let vars = env_vars(&[
+            ("DOCKER_CONTEXT", "staging"),
+            ("DOCKER_CONFIG", &config.display().to_string()),
         ]);
         let ep = resolved(&vars, home.path()).unwrap();
         assert_eq!(ep.host, "tcp://staging:2376");
@@ -709,7 +708,7 @@ mod tests {
     #[test]
     fn a_missing_context_is_an_error_that_names_it() {
         let home = tempfile::tempdir().unwrap();
-        let vars = HashMap::from([("DOCKER_CONTEXT", "nowhere".to_string())]);
+        let vars = env_vars(&[("DOCKER_CONTEXT", "nowhere")]);
         let e = resolved(&vars, home.path()).unwrap_err();
         assert!(
             e.contains("`nowhere`") && e.contains("docker context"),

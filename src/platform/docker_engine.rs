@@ -159,13 +159,11 @@ mod tests {
             ..Default::default()
         };
         let v = version("Podman Engine");
-        let rootless_v1 = Engine::from_answers(
-            &v,
-            Some(&info(
-                &["name=seccomp,profile=default", "name=rootless"],
-                SystemInfoCgroupVersionEnum::_1,
-            )),
-        );
+        let podman = |info: SystemInfo| Engine::from_answers(&v, Some(&info));
+        let rootless_v1 = podman(info(
+            &["name=seccomp,profile=default", "name=rootless"],
+            SystemInfoCgroupVersionEnum::_1,
+        ));
         assert!(rootless_v1.rootless);
         let why = rootless_v1.freeze_refusal("unix:///run/user/1000/podman/podman.sock");
         assert!(
@@ -176,33 +174,18 @@ mod tests {
         assert!(rootless_v1.works("h").contains("pause is refused"));
         // Podman 4 says `Rootless: true` in a field of its own; its storage in the
         // user's home says the same through the Docker model.
-        let podman_rootless = Engine::from_answers(
-            &v,
-            Some(&SystemInfo {
-                docker_root_dir: Some("/home/u/.local/share/containers/storage".into()),
-                cgroup_version: Some(SystemInfoCgroupVersionEnum::_1),
-                ..Default::default()
-            }),
-        );
+        let stored_in = |dir: &str| SystemInfo {
+            docker_root_dir: Some(dir.into()),
+            cgroup_version: Some(SystemInfoCgroupVersionEnum::_1),
+            ..Default::default()
+        };
+        let podman_rootless = podman(stored_in("/home/u/.local/share/containers/storage"));
         assert!(podman_rootless.freeze_refusal("h").is_some());
-        let podman_rootful = Engine::from_answers(
-            &v,
-            Some(&SystemInfo {
-                docker_root_dir: Some("/var/lib/containers/storage".into()),
-                cgroup_version: Some(SystemInfoCgroupVersionEnum::_1),
-                ..Default::default()
-            }),
-        );
+        let podman_rootful = podman(stored_in("/var/lib/containers/storage"));
         assert!(!podman_rootful.rootless);
-        let rootless_v2 = Engine::from_answers(
-            &v,
-            Some(&info(&["name=rootless"], SystemInfoCgroupVersionEnum::_2)),
-        );
+        let rootless_v2 = podman(info(&["name=rootless"], SystemInfoCgroupVersionEnum::_2));
         assert_eq!(rootless_v2.freeze_refusal("h"), None);
-        let rootful_v1 = Engine::from_answers(
-            &v,
-            Some(&info(&["name=seccomp"], SystemInfoCgroupVersionEnum::_1)),
-        );
+        let rootful_v1 = podman(info(&["name=seccomp"], SystemInfoCgroupVersionEnum::_1));
         assert_eq!(rootful_v1.freeze_refusal("h"), None);
     }
 

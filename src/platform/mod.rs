@@ -125,6 +125,18 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+impl ExecOutput {
+    /// The error for a command in `target` that did not do its job: the target gone when
+    /// the engine says it no longer runs, else `what` refused, with the command's stderr.
+    pub fn failure(&self, target: &Target, what: &str) -> PlatformError {
+        if self.stderr.contains("is not running") {
+            PlatformError::Gone(target.name.clone())
+        } else {
+            PlatformError::Refused(format!("{what}: {}", self.stderr.trim()))
+        }
+    }
+}
+
 /// A match of the target block that was not eligible, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassedOver {
@@ -217,10 +229,11 @@ pub trait Platform: Send + Sync {
     }
     /// Why [`Platform::stop_target`] and its kin are not available here.
     fn no_stop_start(&self) -> PlatformError {
-        PlatformError::Refused(format!(
-            "stopping and starting a target is not available on {}",
-            self.kind()
-        ))
+        self.not_available("stopping and starting a target is")
+    }
+    /// The refusal of what this platform does not do (`what`: "X is", "Xs are").
+    fn not_available(&self, what: &str) -> PlatformError {
+        PlatformError::Refused(format!("{what} not available on {}", self.kind()))
     }
 
     /// What a [`Platform::signal`] to `target` means beyond ending it, when it is more than
@@ -238,10 +251,7 @@ pub trait Platform: Send + Sync {
         _container: &str,
         _signal: Signal,
     ) -> Result<i32, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "signalling one container of a target is not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available("signalling one container of a target is"))
     }
     /// How many times the container `container` of the target has been restarted.
     async fn restart_count(
@@ -249,10 +259,7 @@ pub trait Platform: Send + Sync {
         _target: &Target,
         _container: &str,
     ) -> Result<i32, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "restart counts of containers are not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available("restart counts of containers are"))
     }
 
     /// Waits until a target that was told to go (a deleted pod) is gone from the
@@ -295,10 +302,7 @@ pub trait Platform: Send + Sync {
         _target: &Target,
         _request: &NetnsRequest<'_>,
     ) -> Result<NetAccess, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "network faults are not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available("network faults are"))
     }
     /// Runs `argv` inside the target's network namespace.
     async fn netns_exec(
@@ -307,10 +311,7 @@ pub trait Platform: Send + Sync {
         _access: &NetAccess,
         _argv: &[String],
     ) -> Result<ExecOutput, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "network faults are not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available("network faults are"))
     }
     /// Removes what `enter_netns` started (a helper, which runs its `on_exit` as it
     /// goes); a no-op for host access.
@@ -330,10 +331,7 @@ pub trait Platform: Send + Sync {
         _marker: &str,
         _lifetime: std::time::Duration,
     ) -> Result<(), PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "processes {placement:?} are not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available(&format!("processes {placement:?} are")))
     }
     /// Stops every process carrying `marker` that `start_process` started and confirms
     /// none is left. `gentle` sends SIGTERM first (a delayer lets its packets go).
@@ -344,10 +342,7 @@ pub trait Platform: Send + Sync {
         _marker: &str,
         _gentle: bool,
     ) -> Result<(), PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "processes {placement:?} are not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available(&format!("processes {placement:?} are")))
     }
 
     /// Whether [`Platform::exec`] can run a command inside a target here.
@@ -357,10 +352,7 @@ pub trait Platform: Send + Sync {
 
     /// Runs `argv` inside the target (Docker: exec) and waits for it.
     async fn exec(&self, _target: &Target, _argv: &[String]) -> Result<ExecOutput, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "running a command inside a target is not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available("running a command inside a target is"))
     }
 
     /// The target's cgroup directories as seen from this host (every hierarchy, v1 and
@@ -415,10 +407,7 @@ pub trait Platform: Send + Sync {
         _marker: &str,
         _argv: &[String],
     ) -> Result<ExecOutput, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "commands beside processes {placement:?} are not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available(&format!("commands beside processes {placement:?} are")))
     }
 
     /// The containers or pods `peers` selects, with their addresses now (every running
@@ -427,10 +416,7 @@ pub trait Platform: Send + Sync {
         &self,
         _peers: &crate::experiment::model::PeerSelector,
     ) -> Result<Vec<Peer>, PlatformError> {
-        Err(PlatformError::Refused(format!(
-            "network scopes by `containers` are not available on {}",
-            self.kind()
-        )))
+        Err(self.not_available("network scopes by `containers` are"))
     }
 
     /// The pods `peers` selects, with their pod IPs now (Kubernetes).

@@ -149,6 +149,27 @@ pub fn pod_uid(pod: &Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or("")
 }
 
+/// The names of the pod's containers (not its ephemeral ones), in the order of its spec.
+pub fn container_names(pod: &Pod) -> Vec<&str> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// The status of the pod's container `name`, once the kubelet reports one.
+pub fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find(|c| c.name == name)
+}
+
+/// The status of the pod's ephemeral container `name`, once the kubelet reports one.
+pub fn ephemeral_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+    let statuses = pod.status.as_ref()?.ephemeral_container_statuses.as_ref()?;
+    statuses.iter().find(|c| c.name == name)
+}
+
 /// A container's state, reduced to what faultline acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContainerState {

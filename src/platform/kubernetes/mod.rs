@@ -49,7 +49,10 @@ use super::{ExecOutput, NetAccess, NetnsRequest, Placement, Platform, PlatformEr
 use crate::experiment::model::{KubernetesTarget, NetworkStrategy};
 use crate::experiment::units::{Duration, Signal};
 pub use crate::platform::docker::{HELPER_LABEL, PROTECTED_LABEL};
-use api::{ContainerState, Failure, container_state, pod_phase, pod_ready, pod_uid};
+use api::{
+    ContainerState, Failure, container_names, container_state, container_status, ephemeral_status,
+    pod_phase, pod_ready, pod_uid,
+};
 use rbac::Permission;
 
 /// How long a pause holds when the caller does not say ([`Platform::pause`] rather than
@@ -225,6 +228,23 @@ enum ExecError {
     },
 }
 
+impl ExecError {
+    /// What an exec into a container of the pod of `target` answers: the pod gone is the
+    /// target gone; `ended` tells what an ended container means for that exec, from its
+    /// exit code and reason.
+    fn of_target(
+        self,
+        target: &Target,
+        ended: impl FnOnce(i32, String) -> PlatformError,
+    ) -> PlatformError {
+        match self {
+            ExecError::Platform(e) => e,
+            ExecError::PodGone => PlatformError::Gone(target.name.clone()),
+            ExecError::HelperEnded { code, reason } => ended(code, reason),
+        }
+    }
+}
+
 pub struct KubernetesPlatform {
     client: Client,
     spec: KubernetesTarget,
@@ -391,30 +411,15 @@ impl KubernetesPlatform {
     /// The container a container-level fault acts on (`container`, default the first)
     /// and its runtime ID, once it runs.
     fn container_of(&self, pod: &Pod, target: &Target) -> Result<(String, String), PlatformError> {
-        let names: Vec<&str> = pod
-            .spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
-            .map(|c| c.name.as_str())
-            .collect();
+        let names = container_names(pod);
         let name = match &self.spec.container {
             Some(c) if names.contains(&c.as_str()) => c.clone(),
-            Some(c) => {
-                return Err(PlatformError::Refused(format!(
-                    "pod `{}` has no container `{c}` (it has: {})",
-                    target.name,
-                    names.join(", ")
-                )));
-            }
+            Some(c) => return Err(no_container(pod, target, c)),
             None => names.first().map(ToString::to_string).ok_or_else(|| {
                 PlatformError::Refused(format!("pod `{}` has no containers", target.name))
             })?,
         };
-        let status = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.name == name));
+        let status = container_status(pod, &name);
         if container_state(status) != ContainerState::Running {
             return Err(PlatformError::Refused(format!(
                 "container `{name}` of pod `{}` is not running",
@@ -649,11 +654,7 @@ impl KubernetesPlatform {
         let deadline = tokio::time::Instant::now() + self.timing.start;
         loop {
             let pod = self.target_pod(target).await?;
-            let status = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.ephemeral_container_statuses.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.name == name));
+            let status = ephemeral_status(&pod, name);
             let waiting = match container_state(status) {
                 ContainerState::Running => return Ok(()),
                 ContainerState::Broken { reason, message } => {
@@ -720,6 +721,26 @@ impl KubernetesPlatform {
         }
     }
 
+    /// Runs `argv` in the container `container` of the target pod, `what` in messages: a
+    /// container that has ended is refused.
+    async fn exec_in_target(
+        &self,
+        target: &Target,
+        container: &str,
+        what: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, PlatformError> {
+        let out = self.exec_in(Some(&target.id), &target.name, container, argv);
+        out.await.map_err(|e| {
+            e.of_target(target, |code, reason| {
+                PlatformError::Refused(format!(
+                    "{what} of pod `{}` has ended ({reason}, exit {code})",
+                    target.name
+                ))
+            })
+        })
+    }
+
     /// Why an exec was refused: the pod or the helper may be gone.
     async fn exec_failed(
         &self,
@@ -742,11 +763,7 @@ impl KubernetesPlatform {
         if uid.is_some_and(|u| u != pod_uid(&current)) {
             return ExecError::PodGone;
         }
-        let statuses = current
-            .status
-            .as_ref()
-            .and_then(|s| s.ephemeral_container_statuses.as_ref());
-        match statuses.and_then(|cs| cs.iter().find(|c| c.name == container)) {
+        match ephemeral_status(&current, container) {
             // Not in this pod: the pod was replaced under the same name.
             None if uid.is_none() => ExecError::PodGone,
             status => match container_state(status) {
@@ -769,11 +786,7 @@ impl KubernetesPlatform {
                     other => return Err(other.into_platform(pod)),
                 },
             };
-            let status = current
-                .status
-                .as_ref()
-                .and_then(|s| s.ephemeral_container_statuses.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.name == container));
+            let status = ephemeral_status(&current, container);
             match status {
                 None => return Ok(()),
                 Some(s) if matches!(container_state(Some(s)), ContainerState::Ended { .. }) => {
@@ -818,22 +831,8 @@ fn container_restarts(
     name: &str,
     running: bool,
 ) -> Result<(i32, String), PlatformError> {
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref());
-    let Some(status) = statuses.and_then(|cs| cs.iter().find(|c| c.name == name)) else {
-        let names: Vec<&str> = pod
-            .spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
-            .map(|c| c.name.as_str())
-            .collect();
-        return Err(PlatformError::Refused(format!(
-            "pod `{}` has no container `{name}` (it has: {})",
-            target.name,
-            names.join(", ")
-        )));
+    let Some(status) = container_status(pod, name) else {
+        return Err(no_container(pod, target, name));
     };
     if running && container_state(Some(status)) != ContainerState::Running {
         return Err(PlatformError::Refused(format!(
@@ -854,6 +853,15 @@ fn container_restarts(
         )));
     }
     Ok((status.restart_count, id))
+}
+
+/// The refusal for a container `name` that the target pod does not have.
+fn no_container(pod: &Pod, target: &Target, name: &str) -> PlatformError {
+    PlatformError::Refused(format!(
+        "pod `{}` has no container `{name}` (it has: {})",
+        target.name,
+        container_names(pod).join(", ")
+    ))
 }
 
 /// Single-quotes `s` for a POSIX shell.
@@ -1178,18 +1186,8 @@ impl Platform for KubernetesPlatform {
     async fn exec(&self, target: &Target, argv: &[String]) -> Result<ExecOutput, PlatformError> {
         let pod = self.target_pod(target).await?;
         let (container, _) = self.container_of(&pod, target)?;
-        match self
-            .exec_in(Some(&target.id), &target.name, &container, argv)
-            .await
-        {
-            Ok(out) => Ok(out),
-            Err(ExecError::Platform(e)) => Err(e),
-            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
-            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
-                "container `{container}` of pod `{}` has ended ({reason}, exit {code})",
-                target.name
-            ))),
-        }
+        let what = format!("container `{container}`");
+        self.exec_in_target(target, &container, &what, argv).await
     }
 
     async fn netns_exec(
@@ -1206,21 +1204,21 @@ impl Platform for KubernetesPlatform {
         let (pod, container) = network::parse_helper_ref(helper).ok_or_else(|| {
             PlatformError::Refused(format!("`{helper}` is not a Kubernetes network helper"))
         })?;
-        match self.exec_in(Some(&target.id), pod, container, argv).await {
-            Ok(out) => Ok(out),
-            Err(ExecError::Platform(e)) => Err(e),
-            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
-            // Its script deletes faultline's qdisc as it ends: nothing is left.
-            Err(ExecError::HelperEnded { code: 0, .. }) => {
-                tracing::info!(
-                    "the network helper `{container}` of pod `{pod}` has ended, and removed faultline's qdisc as it did"
-                );
-                Err(PlatformError::Gone(target.name.clone()))
-            }
-            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
-                "the network helper `{container}` of pod `{pod}` ended abnormally ({reason}, exit {code}); faultline's qdisc may still be there: check with `kubectl exec`"
-            ))),
-        }
+        let out = self.exec_in(Some(&target.id), pod, container, argv).await;
+        out.map_err(|e| {
+            e.of_target(target, |code, reason| {
+                if code == 0 {
+                    // Its script deletes faultline's qdisc as it ends: nothing is left.
+                    tracing::info!(
+                        "the network helper `{container}` of pod `{pod}` has ended, and removed faultline's qdisc as it did"
+                    );
+                    return PlatformError::Gone(target.name.clone());
+                }
+                PlatformError::Refused(format!(
+                    "the network helper `{container}` of pod `{pod}` ended abnormally ({reason}, exit {code}); faultline's qdisc may still be there: check with `kubectl exec`"
+                ))
+            })
+        })
     }
 
     /// Ephemeral containers of the pod: in its network namespace, with the pod's
@@ -1246,18 +1244,8 @@ impl Platform for KubernetesPlatform {
         if !matches!(placement, Placement::InTarget { .. }) {
             return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
         }
-        match self
-            .exec_in(Some(&target.id), &target.name, marker, argv)
-            .await
-        {
-            Ok(out) => Ok(out),
-            Err(ExecError::Platform(e)) => Err(e),
-            Err(ExecError::PodGone) => Err(PlatformError::Gone(target.name.clone())),
-            Err(ExecError::HelperEnded { code, reason }) => Err(PlatformError::Refused(format!(
-                "the faultline process `{marker}` of pod `{}` has ended ({reason}, exit {code})",
-                target.name
-            ))),
-        }
+        let what = format!("the faultline process `{marker}`");
+        self.exec_in_target(target, marker, &what, argv).await
     }
 
     async fn start_process(
@@ -1356,11 +1344,7 @@ impl Platform for KubernetesPlatform {
                 .as_ref()
                 .and_then(|s| s.ephemeral_containers.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.name == marker));
-            let status = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.ephemeral_container_statuses.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.name == marker));
+            let status = ephemeral_status(&pod, marker);
             if !in_spec && status.is_none() {
                 // Never added (its start failed before): nothing burns.
                 return Ok(());

@@ -40,6 +40,23 @@ pub struct Helper<'a> {
     pub lifetime: Duration,
 }
 
+#[cfg(test)]
+impl Helper<'static> {
+    /// A helper for pod `api-1` of namespace `shop` on `node-2`, for a test to vary.
+    pub fn example() -> Self {
+        Helper {
+            namespace: "shop",
+            node: "node-2",
+            target_uid: "uid-1",
+            target_name: "api-1",
+            container: "api",
+            container_id: "abc",
+            image: "tc:1",
+            lifetime: Duration::from_secs(60),
+        }
+    }
+}
+
 /// One node helper pod for [`Helper`].
 pub struct NodePod<'a> {
     pub of: &'a Helper<'a>,

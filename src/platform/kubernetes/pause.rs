@@ -118,14 +118,10 @@ mod tests {
     #[test]
     fn the_helper_runs_on_the_targets_node_with_its_container_id() {
         let pod = helper_pod(&Helper {
-            namespace: "shop",
-            node: "node-2",
             target_uid: "0b5e-uid",
-            target_name: "api-1",
-            container: "api",
             container_id: "abc123",
-            image: "tc:1",
             lifetime: Duration::from_secs(65),
+            ..Helper::example()
         });
         assert_eq!(
             pod.metadata.name.as_deref(),
@@ -171,23 +167,39 @@ mod tests {
         sh
     }
 
+    /// A fake node cgroup tree in a new directory: the cgroup directory `cg` (a path from
+    /// the root) with `files` in it, and the root's `cgroup.controllers` on `v2`.
+    fn cgroup_tree(
+        cg: &str,
+        v2: bool,
+        files: &[(&str, &str)],
+    ) -> (tempfile::TempDir, std::path::PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(cg);
+        std::fs::create_dir_all(&dir).unwrap();
+        if v2 {
+            std::fs::write(root.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
+        }
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        (root, dir)
+    }
+
     /// The script against a fake cgroup tree, with the real shell.
     #[test]
     fn the_script_freezes_and_thaws_a_v2_cgroup() {
-        let root = tempfile::tempdir().unwrap();
-        let cg = root
-            .path()
-            .join("kubepods.slice/kubepods-pod1.slice/cri-containerd-abc123.scope");
-        std::fs::create_dir_all(&cg).unwrap();
+        let pod = "kubepods.slice/kubepods-pod1.slice";
+        let (root, cg) = cgroup_tree(
+            &format!("{pod}/cri-containerd-abc123.scope"),
+            true,
+            &[
+                ("cgroup.freeze", "0\n"),
+                ("cgroup.events", "populated 1\nfrozen 1\n"),
+            ],
+        );
         // Sorted before the container's own: must be skipped.
-        std::fs::create_dir_all(
-            root.path()
-                .join("kubepods.slice/kubepods-pod1.slice/cri-conmon-abc123.scope"),
-        )
-        .unwrap();
-        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory\n").unwrap();
-        std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
-        std::fs::write(cg.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        std::fs::create_dir_all(root.path().join(pod).join("cri-conmon-abc123.scope")).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let out = helper(root.path(), tmp.path(), "abc123", "0")
             .output()
@@ -222,12 +234,11 @@ mod tests {
     /// Revert deletes the helper pod: TERM must thaw at once.
     #[test]
     fn the_script_thaws_on_term() {
-        let root = tempfile::tempdir().unwrap();
-        let cg = root.path().join("kubepods/pod1/abc123");
-        std::fs::create_dir_all(&cg).unwrap();
-        std::fs::write(root.path().join("cgroup.controllers"), "cpu\n").unwrap();
-        std::fs::write(cg.join("cgroup.events"), "frozen 1\n").unwrap();
-        std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
+        let (root, cg) = cgroup_tree(
+            "kubepods/pod1/abc123",
+            true,
+            &[("cgroup.events", "frozen 1\n"), ("cgroup.freeze", "0\n")],
+        );
         let tmp = tempfile::tempdir().unwrap();
         let mark = tmp.path().join("frozen");
         let mut child = helper(root.path(), tmp.path(), "abc123", "60")
@@ -257,10 +268,11 @@ mod tests {
 
     #[test]
     fn the_script_freezes_and_thaws_a_v1_freezer_cgroup() {
-        let root = tempfile::tempdir().unwrap();
-        let cg = root.path().join("freezer/kubepods/burstable/pod1/abc123");
-        std::fs::create_dir_all(&cg).unwrap();
-        std::fs::write(cg.join("freezer.state"), "THAWED\n").unwrap();
+        let (root, cg) = cgroup_tree(
+            "freezer/kubepods/burstable/pod1/abc123",
+            false,
+            &[("freezer.state", "THAWED\n")],
+        );
         let tmp = tempfile::tempdir().unwrap();
         let out = helper(root.path(), tmp.path(), "abc123", "0")
             .output()

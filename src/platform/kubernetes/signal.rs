@@ -66,7 +66,6 @@ pub fn helper_pod(h: &Helper<'_>, signal: i32) -> Pod {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// The script against a fake cgroup tree, with the real shell: the processes listed in
     /// the container's cgroup are signalled, the monitor's sibling cgroup is not used.
@@ -129,19 +128,11 @@ mod tests {
 
     #[test]
     fn the_helper_runs_on_the_targets_node_with_the_container_and_signal() {
-        let pod = helper_pod(
-            &Helper {
-                namespace: "shop",
-                node: "node-2",
-                target_uid: "uid-1",
-                target_name: "api-1",
-                container: "envoy",
-                container_id: "abc",
-                image: "tc:1",
-                lifetime: Duration::from_secs(60),
-            },
-            9,
-        );
+        let envoy = Helper {
+            container: "envoy",
+            ..Helper::example()
+        };
+        let pod = helper_pod(&envoy, 9);
         assert_eq!(
             pod.metadata.name.as_deref(),
             Some("faultline-kill-uid-1-envoy")
