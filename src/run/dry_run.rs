@@ -159,6 +159,13 @@ fn docker_strategy(f: &experiment::model::Fault, reach: &Result<(), String>) -> 
         Fault::MemoryStress(m) => cpu_like(m.strategy),
         Fault::DiskFill(d) => cpu_like(d.strategy),
         Fault::IoStress(io) => cpu_like(io.strategy),
+        Fault::ProcessPause(_) => {
+            if here {
+                "the matching processes, found through the container's cgroups and stopped from this host".into()
+            } else {
+                "the matching processes, found through /proc inside the container and stopped by exec".into()
+            }
+        }
         Fault::Kill(k) if k.process.is_some() => {
             if here {
                 "the matching processes, found through the container's cgroups".into()
@@ -177,4 +184,33 @@ fn docker_strategy(f: &experiment::model::Fault, reach: &Result<(), String>) -> 
         Fault::Stop(_) | Fault::Restart(_) => "the Docker API".into(),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::docker_strategy;
+    use crate::test_support::experiment;
+
+    /// `plan` names how each fault reaches a Docker target from this host or not.
+    #[test]
+    fn each_strategy_follows_whether_this_host_reaches_the_target() {
+        let e = experiment(
+            "version: 1\nname: t\ntarget: {docker: {name: web}}\nfaults:\n  - process_pause: {process: httpd, duration: 2s}\n  - kill: {}\n  - cpu_stress: {duration: 2s}\n  - command: {run: [\"true\"]}\n",
+        );
+        let how = |i: usize, here: bool| {
+            let reach = if here {
+                Ok(())
+            } else {
+                Err("remote".to_string())
+            };
+            docker_strategy(&e.faults[i], &reach)
+        };
+        assert!(how(0, true).unwrap().contains("stopped from this host"));
+        assert!(how(0, false).unwrap().contains("stopped by exec"));
+        assert!(how(1, true).unwrap().contains("the restart policy applies"));
+        assert!(how(1, false).unwrap().contains("does not restart"));
+        assert!(how(2, true).unwrap().starts_with("host"));
+        assert!(how(2, false).unwrap().starts_with("exec"));
+        assert_eq!(how(3, true), None);
+    }
 }
