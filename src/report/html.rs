@@ -190,10 +190,19 @@ fn section(r: &RunResult, index: usize, heading: &str) -> String {
     }
     s.push_str("<h3>Timeline</h3>\n");
     s.push_str(&timeline(r, &timeline_id(index)));
-    probe_table(&mut s, r);
-    fault_table(&mut s, r);
-    target_table(&mut s, r);
-    event_table(&mut s, r);
+    let probes: Vec<String> = summary::probe_rows(r).into_iter().map(probe_row).collect();
+    let columns = "<th>phase</th><th>probe</th><th>kind</th><th>result</th><th>detail</th>";
+    grid(&mut s, "<h3>Probes</h3>\n", columns, &probes, "");
+    let faults: Vec<String> = r.faults.iter().map(|f| fault_row(r, f)).collect();
+    let columns = "<th>fault</th><th>target</th><th>status</th><th>injected</th><th>active</th><th>error</th>";
+    grid(&mut s, "<h3>Faults</h3>\n", columns, &faults, "");
+    let targets: Vec<String> = r.targets.iter().map(target_row).collect();
+    let columns = "<th>name</th><th>platform</th><th>id</th>";
+    grid(&mut s, "<h3>Targets</h3>\n", columns, &targets, "");
+    let events: Vec<String> = r.events.iter().map(|e| event_row(r, e)).collect();
+    let columns = "<th>at</th><th>event</th><th>message</th>";
+    let open = "<details open><summary>Events</summary>\n";
+    grid(&mut s, open, columns, &events, "</details>");
     s.push_str("</section>\n");
     s
 }
@@ -233,8 +242,12 @@ fn facts(s: &mut String, r: &RunResult) {
     s.push_str("</ul>\n");
 }
 
-/// A table of rows (each one `<tr>…</tr>` line) under its `<thead>` columns.
+/// A table of rows (each one `<tr>…</tr>` line) under its `<thead>` columns; nothing
+/// without rows.
 fn grid(s: &mut String, open: &str, columns: &str, rows: &[String], close: &str) {
+    if rows.is_empty() {
+        return;
+    }
     let _ = writeln!(
         s,
         "{open}<table class=\"grid\"><thead><tr>{columns}</tr></thead><tbody>"
@@ -246,93 +259,52 @@ fn grid(s: &mut String, open: &str, columns: &str, rows: &[String], close: &str)
     let _ = writeln!(s, "</tbody></table>{close}");
 }
 
-fn probe_table(s: &mut String, r: &RunResult) {
-    let rows: Vec<String> = summary::probe_rows(r)
-        .into_iter()
-        .map(|p| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                p.phase,
-                escape(p.name),
-                escape(p.kind),
-                if p.passed { "pass" } else { "fail" },
-                if p.passed { "pass" } else { "FAIL" },
-                escape(&p.detail)
-            )
-        })
-        .collect();
-    if !rows.is_empty() {
-        let columns = "<th>phase</th><th>probe</th><th>kind</th><th>result</th><th>detail</th>";
-        grid(s, "<h3>Probes</h3>\n", columns, &rows, "");
-    }
+fn probe_row(p: summary::ProbeRow<'_>) -> String {
+    format!(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+        p.phase,
+        escape(p.name),
+        escape(p.kind),
+        if p.passed { "pass" } else { "fail" },
+        if p.passed { "pass" } else { "FAIL" },
+        escape(&p.detail)
+    )
 }
 
-fn fault_table(s: &mut String, r: &RunResult) {
-    if r.faults.is_empty() {
-        return;
-    }
-    let rows: Vec<String> = r
-        .faults
-        .iter()
-        .map(|f| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&summary::fault_detail(f)),
-                escape(&summary::fault_target(f)),
-                if summary::fault_failed(f) { "fail" } else { "" },
-                summary::fault_status_word(f.status),
-                f.injected_at
-                    .map(|t| format!("+{}", summary::duration(summary::offset(r, t))))
-                    .unwrap_or_else(|| "-".into()),
-                summary::active_text(f),
-                escape(f.error.as_deref().unwrap_or(""))
-            )
-        })
-        .collect();
-    let columns = "<th>fault</th><th>target</th><th>status</th><th>injected</th><th>active</th><th>error</th>";
-    grid(s, "<h3>Faults</h3>\n", columns, &rows, "");
+fn fault_row(r: &RunResult, f: &super::FaultRecord) -> String {
+    let injected = f
+        .injected_at
+        .map(|t| format!("+{}", summary::duration(summary::offset(r, t))))
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{injected}</td><td>{}</td><td>{}</td></tr>",
+        escape(&summary::fault_detail(f)),
+        escape(&summary::fault_target(f)),
+        if summary::fault_failed(f) { "fail" } else { "" },
+        summary::fault_status_word(f.status),
+        summary::active_text(f),
+        escape(f.error.as_deref().unwrap_or(""))
+    )
 }
 
-fn target_table(s: &mut String, r: &RunResult) {
-    if r.targets.is_empty() {
-        return;
-    }
-    let rows: Vec<String> = r
-        .targets
-        .iter()
-        .map(|t| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"mono\" title=\"{}\">{}</td></tr>",
-                escape(&t.name),
-                escape(&t.platform),
-                escape(&t.id),
-                escape(&t.id.chars().take(12).collect::<String>())
-            )
-        })
-        .collect();
-    let columns = "<th>name</th><th>platform</th><th>id</th>";
-    grid(s, "<h3>Targets</h3>\n", columns, &rows, "");
+fn target_row(t: &super::TargetRef) -> String {
+    let short: String = t.id.chars().take(12).collect();
+    format!(
+        "<tr><td>{}</td><td>{}</td><td class=\"mono\" title=\"{}\">{}</td></tr>",
+        escape(&t.name),
+        escape(&t.platform),
+        escape(&t.id),
+        escape(&short)
+    )
 }
 
-fn event_table(s: &mut String, r: &RunResult) {
-    if r.events.is_empty() {
-        return;
-    }
-    let rows: Vec<String> = r
-        .events
-        .iter()
-        .map(|e| {
-            format!(
-                "<tr><td class=\"mono\">+{}</td><td>{}</td><td>{}</td></tr>",
-                summary::duration(summary::offset(r, e.at)),
-                escape(e.kind.as_str()),
-                escape(&e.message)
-            )
-        })
-        .collect();
-    let columns = "<th>at</th><th>event</th><th>message</th>";
-    let open = "<details open><summary>Events</summary>\n";
-    grid(s, open, columns, &rows, "</details>");
+fn event_row(r: &RunResult, e: &super::Event) -> String {
+    let at = summary::duration(summary::offset(r, e.at));
+    let kind = escape(e.kind.as_str());
+    format!(
+        "<tr><td class=\"mono\">+{at}</td><td>{kind}</td><td>{}</td></tr>",
+        escape(&e.message)
+    )
 }
 
 // Geometry of the timeline, in SVG user units (the SVG scales to the page's width).
