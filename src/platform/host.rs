@@ -489,6 +489,14 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) -> std::io::Resu
     }
 }
 
+/// The user id of the process listening on the unix socket at `path` (`SO_PEERCRED`):
+/// whether a daemon on this host runs as root, without asking it.
+pub fn unix_peer_uid(path: &std::path::Path) -> std::io::Result<u32> {
+    let stream = std::os::unix::net::UnixStream::connect(path)?;
+    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)?;
+    Ok(cred.uid())
+}
+
 /// Blocks until process `pid` has ended. With a pidfd (Linux 5.3+) the wait ends the
 /// moment it exits and cannot be fooled by a recycled pid; without one, `alive` is asked
 /// every 100 ms.
@@ -576,6 +584,19 @@ pub async fn has_netem() -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The peer of a socket this test listens on is this process.
+    #[test]
+    fn the_peer_of_a_unix_socket_is_its_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(
+            unix_peer_uid(&path).unwrap(),
+            nix::unistd::geteuid().as_raw()
+        );
+        assert!(unix_peer_uid(&dir.path().join("none.sock")).is_err());
+    }
 
     /// The dead-man's switch: the wait ends when the run's process exits, through the
     /// pidfd (never the 100 ms polling, which would hang here on the unreaped child).
