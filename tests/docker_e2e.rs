@@ -446,3 +446,27 @@ fn the_demo_runs_and_removes_itself() {
     ]);
     assert!(networks.is_empty(), "the demo left its network");
 }
+
+/// A container someone else paused is no candidate: the run stops with no target (exit
+/// 3) and leaves it paused, since unpausing it would undo their action. (A pause between
+/// selection and injection is refused by the platform's freeze, tested in the library.)
+#[test]
+fn a_container_paused_by_someone_else_is_passed_over_and_left_paused() {
+    let Some(mut fleet) = docker_fleet("pause-taken") else {
+        return;
+    };
+    let web = fleet.web(&[]);
+    docker_ok(&["pause", &web]);
+    let exp = fleet
+        .experiment("pause-taken")
+        .only(&web)
+        .fault("pause: {duration: 2s}");
+    let out = Run::experiment(&exp).json_report().output();
+    out.expect(3);
+    assert_eq!(out.report()["verdict"], "no_targets");
+    assert!(
+        paused(&web),
+        "faultline unpaused a container it did not pause"
+    );
+    docker_ok(&["unpause", &web]);
+}

@@ -35,20 +35,14 @@ impl FaultKind for PauseFault {
     }
 
     /// The freeze is bounded where a helper holds it (Kubernetes): it thaws by itself
-    /// after the fault's lifetime even if faultline died.
+    /// after the fault's lifetime even if faultline died. A target someone else paused is
+    /// refused by the platform (thawing it at revert would undo their action).
     async fn inject(
         &self,
         platform: &dyn Platform,
         target: &Target,
         _undo: Option<&Undo>,
     ) -> Injected {
-        if platform.is_frozen(target).await? {
-            // Someone else froze it; unpausing it at revert would undo their action.
-            return Err(PlatformError::Refused(format!(
-                "container `{}` is already paused by someone else; refusing to take it over",
-                target.name
-            )));
-        }
         platform
             .freeze(target, super::helper_lifetime(self.duration.std()))
             .await

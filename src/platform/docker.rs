@@ -955,8 +955,16 @@ impl Platform for DockerPlatform {
         target: &Target,
         _lifetime: std::time::Duration,
     ) -> Result<(), PlatformError> {
-        self.call(target, self.docker.pause_container(&target.id))
+        match self
+            .call(target, self.docker.pause_container(&target.id))
             .await
+        {
+            // The daemon refuses a second pause (409): someone else paused it.
+            Err(PlatformError::Refused(m)) if m.contains("already paused") => {
+                Err(super::already_frozen(target))
+            }
+            other => other,
+        }
     }
 
     async fn thaw(&self, target: &Target) -> Result<(), PlatformError> {
@@ -1305,6 +1313,55 @@ fn own_container_id() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The platform's freeze primitive refuses a container someone else paused (Docker's
+    /// own 409 for a second pause), so the pause fault needs no inspect before it.
+    #[tokio::test]
+    async fn a_second_freeze_is_refused_as_someone_elses() {
+        if !crate::test_support::require_docker() {
+            return;
+        }
+        struct Removed(String);
+        impl Drop for Removed {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("docker")
+                    .args(["rm", "-f", &self.0])
+                    .output();
+            }
+        }
+        let name = format!("fl-lib-freeze-{}", std::process::id());
+        let started = std::process::Command::new("docker")
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--label",
+                "faultline.test=true",
+            ])
+            .args(["faultline-test/busybox:1", "sleep", "60"])
+            .output()
+            .unwrap();
+        let _removed = Removed(name.clone());
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        let spec: DockerTarget = crate::test_support::from_json(serde_json::json!({"name": name}));
+        let p = DockerPlatform::connect(&spec).await.unwrap();
+        let t = p.discover().await.unwrap().remove(0);
+        let hour = std::time::Duration::from_secs(3600);
+        p.freeze(&t, hour).await.unwrap();
+        let refused = p.freeze(&t, hour).await.unwrap_err().to_string();
+        assert!(
+            refused.contains("already paused by someone else"),
+            "{refused}"
+        );
+        assert!(p.is_frozen(&t).await.unwrap());
+        p.thaw(&t).await.unwrap();
+        assert!(!p.is_frozen(&t).await.unwrap());
+    }
 
     #[test]
     fn the_api_version_comes_from_the_ping_header() {

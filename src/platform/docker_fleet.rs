@@ -251,7 +251,6 @@ fleet_platform! {
         Ok(out)
     }
 
-
     async fn signal_caveat(&self, target: &Target) -> Option<String> {
         self.on(target).ok()?.signal_caveat(target).await
     }
@@ -261,22 +260,12 @@ fleet_platform! {
         answers.into_iter().collect()
     }
 
-
-
-
-
-
-
-
-
     async fn host_reach(&self, target: &Target) -> Result<(), String> {
         self.on(target)
             .map_err(|e| e.to_string())?
             .host_reach(target)
             .await
     }
-
-
 
     /// A helper is known by its id only: every host is asked to remove it (a host that
     /// does not have it answers that it is gone).
@@ -285,14 +274,9 @@ fleet_platform! {
         answers.into_iter().collect()
     }
 
-
-
     fn can_exec(&self) -> bool {
         true
     }
-
-
-
 
     /// Peers on every host (a scope names containers wherever they run).
     async fn peers(

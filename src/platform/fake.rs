@@ -70,6 +70,9 @@ impl Platform for Fake {
         if self.fail_pause {
             return Err(PlatformError::Unavailable("daemon went away".into()));
         }
+        if self.paused.lock().unwrap().contains(&t.name) {
+            return Err(super::already_frozen(t));
+        }
         self.paused.lock().unwrap().push(t.name.clone());
         self.log.lock().unwrap().push(format!("pause {}", t.name));
         Ok(())

@@ -192,7 +192,9 @@ pub trait Platform: Send + Sync {
     }
 
     /// Freezes every process of the target (the cgroup freezer). A platform whose freeze
-    /// is held by a helper (Kubernetes) has it thaw by itself after `lifetime`.
+    /// is held by a helper (Kubernetes) has it thaw by itself after `lifetime`. A target
+    /// that is frozen already is refused (Docker: [`already_frozen`]; Kubernetes: the
+    /// helper there already): thawing it at revert would undo that other freeze.
     async fn freeze(
         &self,
         target: &Target,
@@ -435,6 +437,14 @@ pub trait Platform: Send + Sync {
     async fn netem_supported(&self) -> Option<bool> {
         None
     }
+}
+
+/// The refusal of a freeze of a target that someone else has frozen.
+pub fn already_frozen(target: &Target) -> PlatformError {
+    PlatformError::Refused(format!(
+        "container `{}` is already paused by someone else; refusing to take it over",
+        target.name
+    ))
 }
 
 /// Settings of a platform that come from the command line rather than the experiment.

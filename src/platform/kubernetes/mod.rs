@@ -1036,6 +1036,8 @@ impl Platform for KubernetesPlatform {
     }
 
     async fn freeze(&self, target: &Target, lifetime: StdDuration) -> Result<(), PlatformError> {
+        // A pause helper already there (this target frozen) is refused when its create
+        // conflicts: no lookup before it.
         let pod = self.target_pod(target).await?;
         let (container, container_id) = self.container_of(&pod, target)?;
         let (node, image) = self.node_and_image(&pod, target, &PAUSE_JOB)?;
