@@ -134,13 +134,14 @@ impl Session {
         self
     }
 
-    /// Runs one experiment: connect, resolve the targets, guard the blast radius, arm
-    /// the switch, run.
+    /// Runs one experiment: arm the switch, connect, resolve the targets, guard the blast
+    /// radius, run.
     pub async fn execute(
         &self,
         l: &LoadedExperiment,
         seed: Option<u64>,
     ) -> Result<RunResult, Error> {
+        self.arm_switch(l);
         let opts = crate::platform::ConnectOptions {
             tc_image: self.tc_image.clone(),
         };
@@ -151,6 +152,20 @@ impl Session {
         self.execute_on(l, &platforms, seed).await
     }
 
+    /// Starts the dead-man's switch once, for the first experiment with a fault to revert.
+    /// Armed before anything else: its own start-up (a process of its own) then runs beside
+    /// the connection, the listing and the steady-state check, not beside the injection.
+    fn arm_switch(&self, l: &LoadedExperiment) {
+        let reversible = l
+            .experiment
+            .faults
+            .iter()
+            .any(|f| f.duration().is_some() || f.holds_for_the_others());
+        if reversible && !self.switch_armed.swap(true, Ordering::SeqCst) {
+            super::deadman::spawn(&self.records);
+        }
+    }
+
     /// [`Session::execute`] on the platforms already connected, one per named target in
     /// the order of `Experiment::named_targets`.
     pub async fn execute_on(
@@ -159,19 +174,12 @@ impl Session {
         platforms: &[&dyn Platform],
         seed: Option<u64>,
     ) -> Result<RunResult, Error> {
+        self.arm_switch(l);
         // Each target keeps its own `select.seed` unless `--seed` overrides them all, as
         // `plan` resolves them. An unreachable platform is reported by the run itself.
         let resolved = resolve_all(platforms, &l.experiment, seed).await.ok();
         if let Some(r) = &resolved {
             self.guard(l, r)?;
-        }
-        let reversible = l
-            .experiment
-            .faults
-            .iter()
-            .any(|f| f.duration().is_some() || f.holds_for_the_others());
-        if reversible && !self.switch_armed.swap(true, Ordering::SeqCst) {
-            super::deadman::spawn(&self.records);
         }
         Ok(super::run(
             l,
