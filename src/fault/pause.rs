@@ -43,9 +43,23 @@ impl FaultKind for PauseFault {
         target: &Target,
         _undo: Option<&Undo>,
     ) -> Injected {
-        platform
-            .freeze(target, super::helper_lifetime(self.duration.std()))
-            .await
+        let lifetime = super::helper_lifetime(self.duration.std());
+        match platform.freeze(target, lifetime).await {
+            // The call failed, but the freeze may have taken (a daemon that answered after
+            // the timeout). A target frozen now is ours, since one frozen already is
+            // refused; frozen or unknown, it counts as injected, so that the run thaws it
+            // (and the journal keeps it for `recover` until then).
+            Err(PlatformError::Unavailable(e))
+                if !matches!(platform.is_frozen(target).await, Ok(false)) =>
+            {
+                tracing::warn!(
+                    "the pause of `{}` failed ({e}) but may have taken: it is reverted like one that did",
+                    target.name
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     fn kubernetes_note(&self) -> Option<&'static str> {

@@ -17,6 +17,8 @@ pub(crate) struct Fake {
     pub(crate) paused: StdMutex<Vec<String>>,
     pub(crate) log: StdMutex<Vec<String>>,
     pub(crate) fail_pause: bool,
+    /// The pause takes effect but its call fails (a daemon answering after the timeout).
+    pub(crate) pause_times_out: bool,
     pub(crate) fail_unpause: bool,
     pub(crate) vanish_on_unpause: bool,
     /// Targets keep running through a kill (a PID 1 that ignores the signal).
@@ -74,6 +76,9 @@ impl Platform for Fake {
             return Err(super::already_frozen(t));
         }
         self.paused.lock().unwrap().push(t.name.clone());
+        if self.pause_times_out {
+            return Err(PlatformError::Unavailable("no answer within 30s".into()));
+        }
         self.log.lock().unwrap().push(format!("pause {}", t.name));
         Ok(())
     }

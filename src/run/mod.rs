@@ -1781,6 +1781,23 @@ mod tests {
         );
     }
 
+    /// A pause whose call fails after it took (a timeout): it is not left paused with its
+    /// journal entry closed, but reverted like one that succeeded.
+    #[tokio::test]
+    async fn a_pause_that_took_although_its_call_failed_is_reverted() {
+        let p = Fake {
+            pause_times_out: true,
+            ..Fake::default()
+        };
+        let r = run_faults("  - pause: {duration: 10ms}\n", &p).await;
+        assert!(p.paused.lock().unwrap().is_empty(), "left paused");
+        assert!(
+            r.faults.iter().all(|f| f.status == FaultStatus::Reverted),
+            "{:?}",
+            r.faults
+        );
+    }
+
     #[tokio::test]
     async fn a_vanished_target_counts_as_reverted_and_is_reported() {
         let r = pause_briefly(|p| p.vanish_on_unpause = true).await;
