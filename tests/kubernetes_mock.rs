@@ -1085,7 +1085,7 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     assert_eq!(probe, ["sh", "-c", "[ -e /tmp/faultline-frozen ]"]);
     assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/sys/fs/cgroup");
 
-    // revert: delete the helper (its trap thaws), wait until it is gone, confirm.
+    // revert: delete the helper (its trap thaws) and wait until it is gone.
     let task = tokio::spawn({
         let (p, t) = (p.clone(), t.clone());
         async move {
@@ -1109,7 +1109,7 @@ async fn pause_freezes_through_a_helper_pod_on_the_node_and_unpause_deletes_it()
     let mut terminating = helper_state(helper.clone(), true, running);
     terminating["metadata"]["deletionTimestamp"] = json!("2026-11-30T12:00:30Z");
     seen.push(answer(&mut h, "GET", HELPER, 200, terminating).await);
-    seen.push(answer_helper_gone(&mut h).await);
+    // Gone is thawed: the helper's trap ran before its pod went away.
     seen.push(answer_helper_gone(&mut h).await);
     assert_eq!(task.await.unwrap(), Ok(()));
     assert_granted(&seen, &fault::rbac_rules(&pause));
