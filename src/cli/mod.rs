@@ -23,6 +23,7 @@ use crate::error::{Error, Exit};
 use crate::experiment::{self, Diagnostic, VarOverrides};
 
 pub fn main() -> ExitCode {
+    crate::run::deadman::wait_for_the_run(&std::env::args_os().collect::<Vec<_>>());
     // One TLS crypto provider for kube and reqwest alike (two installed make kube panic).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();

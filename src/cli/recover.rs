@@ -25,7 +25,9 @@ pub(super) fn warn_open_entries(journal: &Journal) {
 
 pub(super) fn run(a: &RecoverArgs) -> Result<Exit, Error> {
     let records = Records::in_state_dir(a.audit_log.as_deref());
-    if let Some(pid) = a.after_pid {
+    if let Some(pid) = a.after_pid
+        && !crate::run::deadman::waited_for(pid)
+    {
         crate::platform::host::wait_for_exit(pid, process_alive);
     }
     let rt = super::run::runtime();

@@ -28,6 +28,10 @@ pub(crate) struct Fake {
     pub(crate) gone_after: Option<StdDuration>,
     /// What `kind` answers (`fake` by default), e.g. `kubernetes` for a platform check.
     pub(crate) kind: Option<&'static str>,
+    /// Each listing takes this long (a slow daemon).
+    pub(crate) list_delay: Option<StdDuration>,
+    /// Listing fails (an unreachable daemon).
+    pub(crate) fail_listing: bool,
 }
 
 pub(crate) fn target(name: &str) -> Target {
@@ -48,6 +52,14 @@ impl Platform for Fake {
         "memory".into()
     }
     async fn discover(&self) -> Result<Vec<Target>, PlatformError> {
+        if let Some(d) = self.list_delay {
+            tokio::time::sleep(d).await;
+        }
+        if self.fail_listing {
+            return Err(PlatformError::Unavailable(
+                "the daemon does not answer".into(),
+            ));
+        }
         let mut listings = self.listings.lock().unwrap();
         let names = match listings.len() {
             0 => vec!["a", "b"],

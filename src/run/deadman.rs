@@ -1,6 +1,7 @@
 //! The dead-man's switch: a detached `faultline recover` that outlives a killed run.
 
 use std::process::Stdio;
+use std::sync::OnceLock;
 
 use super::Records;
 use crate::journal::state_dir;
@@ -38,5 +39,56 @@ pub(super) fn spawn(records: &Records) {
         tracing::warn!(
             "cannot start the dead-man's switch: {e}; after a crash run `faultline recover`"
         );
+    }
+}
+
+/// The run the switch of this process waited for, if it is one.
+static WAITED: OnceLock<u32> = OnceLock::new();
+
+/// When this process is a dead-man's switch (`recover --after-pid PID` as it is started
+/// by [`spawn`]), waits until the run has ended, before anything else: before the
+/// arguments are parsed and the state directory read, so that the switch's start-up takes
+/// as little as it can from the run it guards (two cores may be all there is), and the pid
+/// is opened while the run surely holds it.
+pub fn wait_for_the_run(args: &[std::ffi::OsString]) {
+    let Some(pid) = after_pid(args) else { return };
+    crate::platform::host::wait_for_exit(pid, crate::journal::process_alive);
+    let _ = WAITED.set(pid);
+}
+
+/// Whether this process has already waited for `pid` to end: it must not wait again, as
+/// the pid may belong to another process by now.
+pub fn waited_for(pid: u32) -> bool {
+    WAITED.get() == Some(&pid)
+}
+
+/// `PID` of `faultline recover ... --after-pid PID`.
+fn after_pid(args: &[std::ffi::OsString]) -> Option<u32> {
+    if args.get(1).and_then(|a| a.to_str()) != Some("recover") {
+        return None;
+    }
+    let at = args.iter().position(|a| a == "--after-pid")?;
+    args.get(at + 1)?.to_str()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<std::ffi::OsString> {
+        line.split(' ').map(Into::into).collect()
+    }
+
+    #[test]
+    fn only_the_switch_s_own_command_line_waits() {
+        let switch = "faultline recover --run r1 --after-pid 42 --audit-log /a";
+        assert_eq!(after_pid(&args(switch)), Some(42));
+        assert_eq!(after_pid(&args("faultline recover --run r1")), None);
+        assert_eq!(
+            after_pid(&args("faultline run --after-pid 42 x.yaml")),
+            None
+        );
+        assert_eq!(after_pid(&args("faultline recover --after-pid")), None);
+        assert_eq!(after_pid(&args("faultline recover --after-pid x")), None);
     }
 }

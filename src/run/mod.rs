@@ -1,7 +1,7 @@
 //! The run lifecycle of spec section 4: targets, before, inject, during, revert, after,
 //! verdict. It talks to a [`Platform`] only and never names one.
 
-mod deadman;
+pub mod deadman;
 pub mod dry_run;
 pub(crate) mod gameday;
 pub mod observers;
@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub observer: Option<Arc<dyn Observer>>,
     /// The journal and audit log; `None` only in tests that need neither.
     pub records: Option<Records>,
+    /// The steady state, already checked (by the session, while it listed the targets).
+    /// `None`: the run checks it itself.
+    pub before: Option<SteadyPhase>,
 }
 
 /// Where a run writes down what it does.
@@ -427,8 +430,13 @@ async fn check_before(
                 "interrupted before injection; nothing was touched".into(),
             ));
         }
-        ctx.phase("before", "checking steady state", None);
-        let before = steady::check(ctx, &e.steady_state).await;
+        let before = match opts.before.clone() {
+            Some(before) => before,
+            None => {
+                ctx.phase("before", "checking steady state", None);
+                steady::check(ctx.loaded, ctx.probes, &ctx.abort).await
+            }
+        };
         let passed = before.passed;
         result.phases.before = Some(before);
         if !passed {
@@ -668,8 +676,13 @@ fn ended(outcomes: &[FaultOutcome]) -> Ended {
 
 /// Sleeps, or returns false early when the run is aborted.
 async fn wait(ctx: &Ctx<'_>, d: StdDuration) -> bool {
+    wait_until(ctx, Instant::now() + d).await
+}
+
+/// Sleeps until `deadline`, or returns false early when the run is aborted.
+async fn wait_until(ctx: &Ctx<'_>, deadline: Instant) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(d) => true,
+        _ = tokio::time::sleep_until(deadline) => true,
         _ = ctx.abort.cancelled() => false,
     }
 }
@@ -749,9 +762,12 @@ async fn run_fault_on_schedule(
                 ctx.active.fetch_add(1, Ordering::SeqCst);
                 ctx.activated.notify_one();
             }
+            // The duration counts from when the fault took effect, not from when its
+            // journal and audit records were written.
+            let since = out.last_injection.unwrap_or_else(Instant::now);
             let held = async {
                 match f.duration() {
-                    Some(d) => wait(ctx, d.std()).await,
+                    Some(d) => wait_until(ctx, since + d.std()).await,
                     None => until_the_others_end(ctx).await,
                 }
             };
@@ -859,6 +875,7 @@ async fn inject_one<'t>(ctx: &Ctx<'_>, lane: &Lane<'_>, f: &Fault, t: &'t Target
         None => None,
     };
     let mut r = fault::inject_reporting(lane.platform, f, t, undo.as_ref()).await;
+    let applied = Instant::now();
     let mut kept = undo.clone().zip(journal_id);
     if let Err(e) = &r {
         let released = match &kept {
@@ -883,7 +900,6 @@ async fn inject_one<'t>(ctx: &Ctx<'_>, lane: &Lane<'_>, f: &Fault, t: &'t Target
         Err(e) => format!("failed: {e}"),
     };
     ctx.audit("inject", t, f, &result);
-    let applied = Instant::now();
     // A one-shot fault: did it take effect (a target may survive a signal)?
     let settled = match (&r, &undo) {
         // An interrupt (or an abort) does not wait out the grace period: the signal
@@ -1140,8 +1156,12 @@ async fn repeated_kills(
 
 /// Runs one probe attempt and redacts its detail.
 async fn sample_probe(ctx: &Ctx<'_>, p: &crate::experiment::ProbeSpec) -> probe::Sample {
-    let mut s = probe::sample(p, ctx.probes).await;
-    s.detail = ctx.loaded.secrets.redact(&s.detail);
+    redacted(ctx.loaded, probe::sample(p, ctx.probes).await)
+}
+
+/// A sample with the experiment's secrets taken out of its detail.
+fn redacted(loaded: &LoadedExperiment, mut s: probe::Sample) -> probe::Sample {
+    s.detail = loaded.secrets.redact(&s.detail);
     s
 }
 
@@ -1180,6 +1200,7 @@ mod tests {
             cancel,
             observer: None,
             records,
+            before: None,
         };
         run(e, platforms, &probes, opts).await
     }

@@ -13,7 +13,7 @@ use crate::experiment::LoadedExperiment;
 use crate::experiment::model::{self, Experiment, SelectMode};
 use crate::platform::{Platform, PlatformError, Target, select};
 use crate::probe::ProbeContext;
-use crate::report::RunResult;
+use crate::report::{RunResult, SteadyPhase};
 
 /// Asked to confirm a large blast radius with the sentence describing it; true proceeds.
 pub type Confirm = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -102,7 +102,12 @@ pub struct Session {
     confirm: Option<Confirm>,
     observe: Option<Observe>,
     switch_armed: AtomicBool,
+    /// The switch's start, once armed.
+    switch: std::sync::Mutex<Option<futures::future::Shared<SwitchStart>>>,
 }
+
+/// The start of the dead-man's switch, which every run waits for before it injects.
+type SwitchStart = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Session {
     /// Must be called inside the runtime: it installs the signal handler. `yes` accepts
@@ -119,6 +124,7 @@ impl Session {
             confirm: None,
             observe: None,
             switch_armed: AtomicBool::new(false),
+            switch: std::sync::Mutex::new(None),
         })
     }
 
@@ -134,8 +140,8 @@ impl Session {
         self
     }
 
-    /// Runs one experiment: arm the switch, connect, resolve the targets, guard the blast
-    /// radius, run.
+    /// Runs one experiment: arm the switch, connect and resolve the targets while the
+    /// steady state is checked, guard the blast radius, run.
     pub async fn execute(
         &self,
         l: &LoadedExperiment,
@@ -145,16 +151,26 @@ impl Session {
         let opts = crate::platform::ConnectOptions {
             tc_image: self.tc_image.clone(),
         };
-        let platforms = connect_all(&l.experiment, &opts)
+        let targets = async {
+            let platforms = connect_all(&l.experiment, &opts).await?;
+            let refs: Vec<&dyn Platform> = platforms.iter().map(AsRef::as_ref).collect();
+            let resolved = resolve_all(&refs, &l.experiment, seed).await.ok();
+            Ok::<_, PlatformError>((platforms, resolved))
+        };
+        let ((platforms, resolved), before) = self
+            .beside_the_check(l, targets)
             .await
             .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
         let platforms: Vec<&dyn Platform> = platforms.iter().map(AsRef::as_ref).collect();
-        self.execute_on(l, &platforms, seed).await
+        self.guarded_run(l, &platforms, seed, resolved, before)
+            .await
     }
 
     /// Starts the dead-man's switch once, for the first experiment with a fault to revert.
-    /// Armed before anything else: its own start-up (a process of its own) then runs beside
-    /// the connection, the listing and the steady-state check, not beside the injection.
+    /// Armed before anything else, and on a thread of its own (a spawn returns only once
+    /// the child has started the program): its start-up then runs beside the connection,
+    /// the listing and the steady-state check. [`Session::switch_ready`] waits for it
+    /// before anything is injected.
     fn arm_switch(&self, l: &LoadedExperiment) {
         let reversible = l
             .experiment
@@ -162,7 +178,21 @@ impl Session {
             .iter()
             .any(|f| f.duration().is_some() || f.holds_for_the_others());
         if reversible && !self.switch_armed.swap(true, Ordering::SeqCst) {
-            super::deadman::spawn(&self.records);
+            let records = self.records.clone();
+            let spawning = tokio::task::spawn_blocking(move || super::deadman::spawn(&records));
+            let started = futures::FutureExt::shared(Box::pin(async move {
+                let _ = spawning.await;
+            }) as SwitchStart);
+            *self.switch.lock().unwrap() = Some(started);
+        }
+    }
+
+    /// Waits until the dead-man's switch armed by [`Session::arm_switch`] is started (every
+    /// run of the session, as each may be the first to inject).
+    async fn switch_ready(&self) {
+        let started = self.switch.lock().unwrap().clone();
+        if let Some(started) = started {
+            started.await;
         }
     }
 
@@ -175,11 +205,52 @@ impl Session {
         seed: Option<u64>,
     ) -> Result<RunResult, Error> {
         self.arm_switch(l);
-        // Each target keeps its own `select.seed` unless `--seed` overrides them all, as
-        // `plan` resolves them. An unreachable platform is reported by the run itself.
-        let resolved = resolve_all(platforms, &l.experiment, seed).await.ok();
+        let listing = resolve_all(platforms, &l.experiment, seed);
+        let (resolved, before) = match self.beside_the_check(l, listing).await {
+            Ok((resolved, before)) => (Some(resolved), before),
+            Err(_) => (None, None),
+        };
+        self.guarded_run(l, platforms, seed, resolved, before).await
+    }
+
+    /// Runs `work` (connecting, listing: nothing that touches a target) while the steady
+    /// state is checked, so that neither waits for the other. An error of `work` ends both
+    /// at once: a failed listing does not wait out the probes' retries.
+    async fn beside_the_check<T>(
+        &self,
+        l: &LoadedExperiment,
+        work: impl Future<Output = Result<T, PlatformError>>,
+    ) -> Result<(T, Option<SteadyPhase>), PlatformError> {
+        let check = async {
+            if l.experiment.steady_state.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(
+                super::steady::check(l, &self.probes, &self.cancel).await,
+            ))
+        };
+        futures::future::try_join(work, check).await
+    }
+
+    /// Guards the blast radius of the resolved targets and runs on exactly those. Each
+    /// target keeps its own `select.seed` unless `--seed` overrides them all, as `plan`
+    /// resolves them; an unreachable platform (`resolved` is `None`) is reported by the
+    /// run itself. A steady state checked before a confirmation prompt is checked again:
+    /// the answer may have taken a while.
+    async fn guarded_run(
+        &self,
+        l: &LoadedExperiment,
+        platforms: &[&dyn Platform],
+        seed: Option<u64>,
+        resolved: Option<Vec<Resolution>>,
+        before: Option<SteadyPhase>,
+    ) -> Result<RunResult, Error> {
+        self.switch_ready().await;
+        let mut before = before;
         if let Some(r) = &resolved {
-            self.guard(l, r)?;
+            if self.guard(l, r)? == Guarded::Confirmed {
+                before = None;
+            }
         }
         Ok(super::run(
             l,
@@ -191,6 +262,7 @@ impl Session {
                 cancel: self.cancel.clone(),
                 observer: self.observe.as_ref().and_then(|o| o()),
                 records: Some(self.records.clone()),
+                before,
             },
         )
         .await)
@@ -198,12 +270,12 @@ impl Session {
 
     /// A large blast radius needs a yes: `--yes`, or the confirmation callback. With
     /// named targets, the radius is their union.
-    fn guard(&self, l: &LoadedExperiment, resolved: &[Resolution]) -> Result<(), Error> {
+    fn guard(&self, l: &LoadedExperiment, resolved: &[Resolution]) -> Result<Guarded, Error> {
         let named = l.experiment.named_targets();
         let all = named.iter().any(|(_, t)| t.select.mode == SelectMode::All);
         let n: usize = resolved.iter().map(|r| r.targets.len()).sum();
         if self.yes || (n <= TARGET_LIMIT && !(all && n > ALL_LIMIT)) {
-            return Ok(());
+            return Ok(Guarded::Allowed);
         }
         let names: Vec<String> = named
             .iter()
@@ -222,13 +294,22 @@ impl Session {
             names.join(", ")
         );
         match &self.confirm {
-            Some(confirm) if confirm(&what) => Ok(()),
+            Some(confirm) if confirm(&what) => Ok(Guarded::Confirmed),
             Some(_) => Err(Error::Usage("not confirmed; nothing was touched".into())),
             None => Err(Error::Usage(format!(
                 "{what}; a blast radius this large needs confirmation: pass --yes; nothing was touched"
             ))),
         }
     }
+}
+
+/// How the guard let a run through.
+#[derive(Debug, PartialEq)]
+enum Guarded {
+    /// Small enough, or `--yes`.
+    Allowed,
+    /// Someone said yes at the prompt.
+    Confirmed,
 }
 
 /// More targets than this, or `mode: all` on more than [`ALL_LIMIT`], asks first.
@@ -374,6 +455,113 @@ mod tests {
         assert_eq!(ran, planned);
         // Seeds 1 and 2 pick differently among eight here: a shared seed would not.
         assert_ne!(planned[0], planned[1], "{planned:?}");
+    }
+
+    /// A web server for steady-state probes that answers 200, or 503 when `down`; gives
+    /// its address and when each request came.
+    async fn web(down: bool) -> (std::net::SocketAddr, Arc<Mutex<Vec<std::time::Instant>>>) {
+        use tokio::io::AsyncWriteExt;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let addr = crate::test_support::serve(move |mut stream, _request| {
+            log.lock().unwrap().push(std::time::Instant::now());
+            async move {
+                let status = if down { "503 Unavailable" } else { "200 OK" };
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        })
+        .await;
+        (addr, seen)
+    }
+
+    /// `faults` on every `app: web` container (`select` as given), with a steady state of
+    /// one http probe of `addr` (`retries` as given).
+    fn probed(addr: std::net::SocketAddr, select: &str, retries: u32) -> LoadedExperiment {
+        load(&format!(
+            "version: 1\nname: probed\ntarget:\n  docker: {{labels: {{app: web}}}}\n  select: {select}\nsteady_state:\n  - name: web\n    http: {{url: \"http://{addr}/\", status: [200], timeout: 2s}}\n    retries: {retries}\n    retry_interval: 1s\nfaults:\n  - pause: {{duration: 10ms}}\n"
+        ))
+    }
+
+    #[tokio::test]
+    async fn the_steady_state_is_checked_while_the_targets_are_listed() {
+        let (addr, seen) = web(false).await;
+        let platform = Fake {
+            list_delay: Some(std::time::Duration::from_millis(400)),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let result = session(&dir, None)
+            .execute_on(&probed(addr, "{mode: one}", 0), &[&platform], Some(1))
+            .await
+            .unwrap();
+        assert_eq!(result.verdict, crate::report::Verdict::Passed, "{result:?}");
+        let first = seen.lock().unwrap()[0];
+        // One after the other, the probe would come once the 400 ms listing had ended.
+        assert!(
+            first.duration_since(started) < std::time::Duration::from_millis(300),
+            "the steady-state probe came {:?} after the start",
+            first.duration_since(started)
+        );
+        assert!(result.phases.before.as_ref().is_some_and(|b| b.passed));
+        assert_eq!(platform.log.lock().unwrap()[0], "pause a");
+    }
+
+    #[tokio::test]
+    async fn a_steady_state_checked_before_a_confirmation_is_checked_again() {
+        let (addr, seen) = web(false).await;
+        let platform = Fake {
+            listings: Mutex::new(vec![vec!["web-1", "web-2", "web-3", "web-4"]]),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let asked = Arc::new(Mutex::new(None));
+        let when = asked.clone();
+        let session = session(
+            &dir,
+            Some(Arc::new(move |_: &str| {
+                *when.lock().unwrap() = Some(std::time::Instant::now());
+                true
+            })),
+        );
+        let result = session
+            .execute_on(&probed(addr, "{mode: all}", 0), &[&platform], Some(1))
+            .await
+            .unwrap();
+        assert_eq!(result.verdict, crate::report::Verdict::Passed, "{result:?}");
+        let asked = asked.lock().unwrap().expect("the guard asked");
+        let seen = seen.lock().unwrap().clone();
+        // Beside the listing, again after the answer, and once after the faults.
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(
+            seen[1] > asked,
+            "no steady-state check after the confirmation"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_does_not_wait_out_the_probes_retries() {
+        // The steady state fails too and would retry for 5 s.
+        let (addr, _) = web(true).await;
+        let platform = Fake {
+            fail_listing: true,
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let result = session(&dir, None)
+            .execute_on(&probed(addr, "{mode: one}", 5), &[&platform], Some(1))
+            .await
+            .unwrap();
+        assert_eq!(result.verdict, crate::report::Verdict::Error, "{result:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(platform.log.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

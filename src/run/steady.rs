@@ -8,21 +8,29 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Ctx, sample_probe};
+use crate::experiment::LoadedExperiment;
 use crate::experiment::model::{Experiment, ProbeSpec};
+use crate::probe::ProbeContext;
 use crate::report::{
     DuringPhase, DuringProbe, EventKind, Latency, LatencyCheck, Measured, ProbeOutcome,
     RecoveryStart, SamplePoint, SteadyPhase,
 };
 
-/// Every steady-state probe, concurrently, each with its retries.
-pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
+/// The experiment's steady-state probes, concurrently, each with its retries. Needs no
+/// run: the session checks it while it lists the targets.
+pub(super) async fn check(
+    loaded: &LoadedExperiment,
+    clients: &ProbeContext,
+    abort: &CancellationToken,
+) -> SteadyPhase {
+    let probes = &loaded.experiment.steady_state;
     let outcomes = join_all(probes.iter().map(|p| async move {
         let start = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let s = sample_probe(ctx, p).await;
-            if s.ok || attempts > p.retries || ctx.abort.is_cancelled() {
+            let s = super::redacted(loaded, crate::probe::sample(p, clients).await);
+            if s.ok || attempts > p.retries || abort.is_cancelled() {
                 return ProbeOutcome {
                     name: p.name.clone(),
                     kind: p.kind().name().into(),
@@ -35,7 +43,7 @@ pub(super) async fn check(ctx: &Ctx<'_>, probes: &[ProbeSpec]) -> SteadyPhase {
             }
             tokio::select! {
                 _ = tokio::time::sleep(p.retry_interval.std()) => {}
-                _ = ctx.abort.cancelled() => {}
+                _ = abort.cancelled() => {}
             }
         }
     }))
