@@ -62,8 +62,9 @@ faults:
         ["chaos run (Chaos Toolkit)", ms(k), ms(ok_), f"{ms(min(t_ctk) - PAUSE)}..{ms(max(t_ctk) - PAUSE)}",
          f"faultline's overhead is 1/{ok_ / of:.1f} of it"],
     ])
-    met = of * 5 <= ok_
-    print(f"\nBar: faultline's overhead at most 1/5 of Chaos Toolkit's: 1/{ok_ / of:.1f} -> {verdict(met)}")
+    # The first bar was 1/5; the redesign (faults own their lifecycle) raised it to 1/8.
+    met = of * 8 <= ok_
+    print(f"\nBar: faultline's overhead at most 1/8 of Chaos Toolkit's: 1/{ok_ / of:.1f} -> {verdict(met)}")
     save("overhead", {"rounds": ROUNDS, "faultline_s": t_fl, "chaos_s": t_ctk,
                       "overhead_faultline_s": of, "overhead_chaos_s": ok_, "ratio": ok_ / of, "met": met})
     remove([c])
