@@ -3,14 +3,15 @@
 
   faultline   the run's own fault timings from its JSON report: from the first
               `injected_at` (taken before the first API call) to the last `reverted_at`
-              (taken once every unpause is confirmed), minus the 10 ms pause; and the
+              (taken once the daemon has answered every unpause), minus the 10 ms pause; and the
               wall time of the whole process minus the pause (start-up, connect, list,
               journal, dead-man's switch, report included)
   docker CLI  `docker pause` on each container in turn, then `docker unpause` on each
   raw API     N parallel POST /containers/ID/pause on the socket, then N parallel unpause
               (bench/rawapi.py: one thread and one connection per call): the floor
   raw+confirm the same with one inspect per container before its pause and after its
-              unpause, as faultline does: what confirmation costs at the floor
+              unpause, as faultline did until 2026-12-04 (the daemon's own answers confirm
+              now): what confirming by inspect costs at the floor
 Medians over ROUNDS, the tools interleaved in every round."""
 import json
 import os
@@ -84,7 +85,7 @@ faults:
             [n, "faultline (whole process, wall - pause)", ms(m["faultline_wall"]), f"{m['faultline_wall'] / m['raw']:.2f}x", f"{m['faultline_wall'] / m['cli']:.2f}x"],
             [n, "docker pause/unpause loop (CLI, sequential)", ms(m["cli"]), f"{m['cli'] / m['raw']:.2f}x", "1.00x"],
             [n, "raw API, N parallel calls (floor)", ms(m["raw"]), "1.00x", f"{m['raw'] / m['cli']:.2f}x"],
-            [n, "raw API + inspect per container (floor with faultline's confirmation)", ms(m["raw_confirm"]), f"{m['raw_confirm'] / m['raw']:.2f}x", f"{m['raw_confirm'] / m['cli']:.2f}x"],
+            [n, "raw API + inspect per container (what confirming by inspect costs)", ms(m["raw_confirm"]), f"{m['raw_confirm'] / m['raw']:.2f}x", f"{m['raw_confirm'] / m['cli']:.2f}x"],
         ]
         remove(cs)
     print(f"\n### 2. Pause + unpause of N containers (median of {ROUNDS}; ratios: time / floor, time / docker CLI loop)\n")

@@ -68,7 +68,7 @@ def main():
     ap.add_argument("--socket", default="/var/run/docker.sock")
     ap.add_argument("--api", default="v1.41")
     ap.add_argument("--confirm", action="store_true",
-                    help="inspect before each pause and after each unpause, as faultline does")
+                    help="inspect before each pause and after each unpause, as faultline did until 2026-12-04")
     ap.add_argument("ids", nargs="+")
     a = ap.parse_args()
     p = call_all(a.socket, a.api, a.ids, "pause", a.confirm)
