@@ -484,6 +484,22 @@ mod tests {
         ))
     }
 
+    /// Runs an experiment ([`probed`]) on `platform` in a fresh session that confirms with `confirm`;
+    /// gives the result and when the run started.
+    async fn run_probed(
+        platform: &Fake,
+        experiment: LoadedExperiment,
+        confirm: Option<Confirm>,
+    ) -> (RunResult, std::time::Instant) {
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let result = session(&dir, confirm)
+            .execute_on(&experiment, &[platform], Some(1))
+            .await
+            .unwrap();
+        (result, started)
+    }
+
     #[tokio::test]
     async fn the_steady_state_is_checked_while_the_targets_are_listed() {
         let (addr, seen) = web(false).await;
@@ -491,12 +507,7 @@ mod tests {
             list_delay: Some(std::time::Duration::from_millis(400)),
             ..Default::default()
         };
-        let dir = tempfile::tempdir().unwrap();
-        let started = std::time::Instant::now();
-        let result = session(&dir, None)
-            .execute_on(&probed(addr, "{mode: one}", 0), &[&platform], Some(1))
-            .await
-            .unwrap();
+        let (result, started) = run_probed(&platform, probed(addr, "{mode: one}", 0), None).await;
         assert_eq!(result.verdict, crate::report::Verdict::Passed, "{result:?}");
         let first = seen.lock().unwrap()[0];
         // One after the other, the probe would come once the 400 ms listing had ended.
@@ -516,20 +527,14 @@ mod tests {
             listings: Mutex::new(vec![vec!["web-1", "web-2", "web-3", "web-4"]]),
             ..Default::default()
         };
-        let dir = tempfile::tempdir().unwrap();
         let asked = Arc::new(Mutex::new(None));
         let when = asked.clone();
-        let session = session(
-            &dir,
-            Some(Arc::new(move |_: &str| {
-                *when.lock().unwrap() = Some(std::time::Instant::now());
-                true
-            })),
-        );
-        let result = session
-            .execute_on(&probed(addr, "{mode: all}", 0), &[&platform], Some(1))
-            .await
-            .unwrap();
+        let confirm: Confirm = Arc::new(move |_: &str| {
+            *when.lock().unwrap() = Some(std::time::Instant::now());
+            true
+        });
+        let (result, _) =
+            run_probed(&platform, probed(addr, "{mode: all}", 0), Some(confirm)).await;
         assert_eq!(result.verdict, crate::report::Verdict::Passed, "{result:?}");
         let asked = asked.lock().unwrap().expect("the guard asked");
         let seen = seen.lock().unwrap().clone();
@@ -549,12 +554,7 @@ mod tests {
             fail_listing: true,
             ..Default::default()
         };
-        let dir = tempfile::tempdir().unwrap();
-        let started = std::time::Instant::now();
-        let result = session(&dir, None)
-            .execute_on(&probed(addr, "{mode: one}", 5), &[&platform], Some(1))
-            .await
-            .unwrap();
+        let (result, started) = run_probed(&platform, probed(addr, "{mode: one}", 5), None).await;
         assert_eq!(result.verdict, crate::report::Verdict::Error, "{result:?}");
         assert!(
             started.elapsed() < std::time::Duration::from_secs(2),
