@@ -804,14 +804,9 @@ impl FaultKind for NetworkFault {
             )
             .await?;
         // Peers and hosts are resolved now, and the addresses journaled with the rules.
-        let (scope, peers) =
-            match net_scope::resolve(platform, target, &access, &net_scope::declared(self)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = platform.leave_netns(&access).await;
-                    return Err(e);
-                }
-            };
+        let resolved =
+            net_scope::resolve(platform, target, &access, &net_scope::declared(self)).await;
+        let (scope, peers) = or_leave(platform, &access, resolved).await?;
         let matches = if self.dns.is_some() {
             vec![super::dns::answer_matches()]
         } else {
@@ -829,13 +824,7 @@ impl FaultKind for NetworkFault {
                     &self.interface,
                 )
                 .await;
-                match rec {
-                    Ok(rec) => Some(rec),
-                    Err(e) => {
-                        let _ = platform.leave_netns(&access).await;
-                        return Err(e);
-                    }
-                }
+                Some(or_leave(platform, &access, rec).await?)
             }
             None => None,
         };
@@ -1531,6 +1520,18 @@ async fn remove(
         )));
     }
     Ok(())
+}
+
+/// `r`, or its error after leaving the network namespace entered to prepare it.
+async fn or_leave<T>(
+    platform: &dyn Platform,
+    access: &NetAccess,
+    r: Result<T, PlatformError>,
+) -> Result<T, PlatformError> {
+    if r.is_err() {
+        let _ = platform.leave_netns(access).await;
+    }
+    r
 }
 
 #[cfg(test)]

@@ -254,6 +254,27 @@ pub struct KubernetesPlatform {
 }
 
 impl KubernetesPlatform {
+    /// Ends the processes marked `marker` in the target's own container (an exec of the
+    /// kill script) and confirms none is left by what the script counted.
+    async fn stop_in_container(&self, target: &Target, marker: &str) -> Result<(), PlatformError> {
+        let script = crate::platform::host::kill_by_marker_script(marker);
+        let out = self
+            .exec(target, &["sh".into(), "-c".into(), script])
+            .await?;
+        match crate::platform::host::remaining(&out.stdout) {
+            Some(0) => Ok(()),
+            Some(n) => Err(PlatformError::Refused(format!(
+                "{n} process(es) of faultline ({marker}) still run in pod `{}`",
+                target.name
+            ))),
+            None => Err(PlatformError::Refused(format!(
+                "cannot check faultline's processes in pod `{}`: {}",
+                target.name,
+                out.stderr.trim()
+            ))),
+        }
+    }
+
     pub async fn connect(spec: &KubernetesTarget) -> Result<Self, PlatformError> {
         let (client, context) = client_for(spec.context.as_deref())
             .await
@@ -1309,22 +1330,7 @@ impl Platform for KubernetesPlatform {
         gentle: bool,
     ) -> Result<(), PlatformError> {
         if placement == Placement::InContainer {
-            let script = crate::platform::host::kill_by_marker_script(marker);
-            let out = self
-                .exec(target, &["sh".into(), "-c".into(), script])
-                .await?;
-            return match crate::platform::host::remaining(&out.stdout) {
-                Some(0) => Ok(()),
-                Some(n) => Err(PlatformError::Refused(format!(
-                    "{n} process(es) of faultline ({marker}) still run in pod `{}`",
-                    target.name
-                ))),
-                None => Err(PlatformError::Refused(format!(
-                    "cannot check faultline's processes in pod `{}`: {}",
-                    target.name,
-                    out.stderr.trim()
-                ))),
-            };
+            return self.stop_in_container(target, marker).await;
         }
         if !matches!(placement, Placement::InTarget { .. }) {
             return Err(PlatformError::Refused(NOT_ON_THE_NODE.into()));
