@@ -378,7 +378,19 @@ fn sigkill_fails_open_within_a_second_and_recover_leaves_nothing() {
         took < Duration::from_secs(1),
         "traffic flowed again only after {took:?}: {last:?}"
     );
-    // From then on every request is real.
+    // The proxy forwards untouched at once and removes its redirect beside it; once the
+    // redirect is gone (within a second too), every request is real. (A few connections
+    // opened while the rules were being deleted have failed under load: see the closing
+    // note of 2026-12-04.)
+    let gone = Instant::now();
+    while has_redirect(&s.web) {
+        assert!(
+            gone.elapsed() < Duration::from_secs(1),
+            "the proxy's redirect is still there 1 s after it failed open: {}",
+            nat_rules(&s.web)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let after = many(s.addr, "/health", 100);
     let not_real: Vec<_> = after
         .iter()

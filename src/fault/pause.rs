@@ -74,8 +74,10 @@ impl FaultKind for PauseFault {
     }
 }
 
-/// Thaws the target. The platform's thaw returns once the target runs again: asking the
-/// engine's state afterwards would only read its view, which can lag behind the unpause.
+/// Thaws the target. The platform's thaw returns once it has answered for the thaw:
+/// asking the engine's state afterwards would only read its view, which can lag behind
+/// the unpause. (A pause that timed out but is still on its way cannot land after the
+/// unpause: the Docker daemon takes the container's lock for each.)
 pub async fn revert(platform: &dyn Platform, target: &Target) -> Result<(), PlatformError> {
     platform.thaw(target).await
 }

@@ -200,9 +200,10 @@ pub trait Platform: Send + Sync {
         target: &Target,
         lifetime: std::time::Duration,
     ) -> Result<(), PlatformError>;
-    /// Thaws the target and returns once the platform says it runs again (Docker: the
+    /// Thaws the target and returns once the platform has answered for it (Docker: the
     /// daemon's answer to the unpause, given after the runtime resumed it; Kubernetes:
-    /// the helper that held the freeze is gone). A target that is not frozen is fine.
+    /// the helper that held the freeze is gone, its exit being what thaws). A target that
+    /// is not frozen is fine.
     async fn thaw(&self, target: &Target) -> Result<(), PlatformError>;
     /// Whether the target is frozen now.
     async fn is_frozen(&self, target: &Target) -> Result<bool, PlatformError>;

@@ -62,9 +62,13 @@ pub fn waited_for(pid: u32) -> bool {
     WAITED.get() == Some(&pid)
 }
 
-/// `PID` of `faultline recover ... --after-pid PID`.
+/// `PID` of `faultline recover --run RUN --after-pid PID` as [`spawn`] starts it; any
+/// other form (one typed by hand, with `--help`) is left to the argument parser.
 fn after_pid(args: &[std::ffi::OsString]) -> Option<u32> {
-    if args.get(1).and_then(|a| a.to_str()) != Some("recover") {
+    if args.get(1).and_then(|a| a.to_str()) != Some("recover")
+        || !args.iter().any(|a| a == "--run")
+        || args.iter().any(|a| a == "--help" || a == "-h")
+    {
         return None;
     }
     let at = args.iter().position(|a| a == "--after-pid")?;
@@ -88,7 +92,15 @@ mod tests {
             after_pid(&args("faultline run --after-pid 42 x.yaml")),
             None
         );
-        assert_eq!(after_pid(&args("faultline recover --after-pid")), None);
-        assert_eq!(after_pid(&args("faultline recover --after-pid x")), None);
+        assert_eq!(
+            after_pid(&args("faultline recover --run r1 --after-pid")),
+            None
+        );
+        assert_eq!(
+            after_pid(&args("faultline recover --run r1 --after-pid x")),
+            None
+        );
+        assert_eq!(after_pid(&args("faultline recover --after-pid 42")), None);
+        assert_eq!(after_pid(&args(&format!("{switch} --help"))), None);
     }
 }

@@ -33,9 +33,11 @@ pub struct RunOptions {
     /// Overrides `target.select.seed`.
     pub seed: Option<u64>,
     /// The targets, already resolved (and confirmed), one resolution per named target in
-    /// the order of `Experiment::named_targets`: the run injects exactly these.
-    /// `None`: the run resolves them itself.
-    pub resolved: Option<Vec<session::Resolution>>,
+    /// the order of `Experiment::named_targets`: the run injects exactly these. An error:
+    /// the listing failed, and the run reports it without listing again (a second try
+    /// that succeeded would inject targets no guard has seen). `None`: the run resolves
+    /// them itself.
+    pub resolved: Option<Result<Vec<session::Resolution>, PlatformError>>,
     /// Cancelled on SIGINT/SIGTERM: every active fault is reverted and the run ends.
     pub cancel: CancellationToken,
     /// Told when the run enters a phase (progress display); may be a no-op.
@@ -351,17 +353,16 @@ async fn select_targets<'a>(
         &format!("resolving targets on {}", endpoints.join(", ")),
         None,
     );
-    let resolved = match &opts.resolved {
+    let listed = match &opts.resolved {
         Some(r) => r.clone(),
-        None => session::resolve_all(ctx.platforms, e, opts.seed)
-            .await
-            .map_err(|err| {
-                (
-                    Verdict::Error,
-                    format!("cannot list targets: {err}; nothing was touched"),
-                )
-            })?,
+        None => session::resolve_all(ctx.platforms, e, opts.seed).await,
     };
+    let resolved = listed.map_err(|err| {
+        (
+            Verdict::Error,
+            format!("cannot list targets: {err}; nothing was touched"),
+        )
+    })?;
     result.seed = resolved.first().map(|r| r.seed);
     let mut lanes = Vec::new();
     let mut too_few = Vec::new();

@@ -154,16 +154,28 @@ impl Session {
         let targets = async {
             let platforms = connect_all(&l.experiment, &opts).await?;
             let refs: Vec<&dyn Platform> = platforms.iter().map(AsRef::as_ref).collect();
-            let resolved = resolve_all(&refs, &l.experiment, seed).await.ok();
+            let resolved = resolve_all(&refs, &l.experiment, seed).await;
             Ok::<_, PlatformError>((platforms, resolved))
         };
-        let ((platforms, resolved), before) = self
-            .beside_the_check(l, targets)
-            .await
-            .map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
+        let listed = |t: &Result<(_, Result<_, _>), _>| matches!(t, Ok((_, Ok(_))));
+        let (targets, before) = self.beside_the_check(l, targets, listed).await;
+        let (platforms, resolved) =
+            targets.map_err(|e| Error::Platform(format!("{e}; nothing was touched")))?;
         let platforms: Vec<&dyn Platform> = platforms.iter().map(AsRef::as_ref).collect();
         self.guarded_run(l, &platforms, seed, resolved, before)
             .await
+    }
+
+    /// Asks `confirm` on a thread of its own: a prompt waiting for its answer must not hold
+    /// up the other experiments of a game day's step, which may have faults to revert. An
+    /// interrupt is a no.
+    async fn ask(&self, confirm: &Confirm, what: String) -> bool {
+        let confirm = confirm.clone();
+        let answer = tokio::task::spawn_blocking(move || confirm(&what));
+        tokio::select! {
+            yes = answer => yes.unwrap_or(false),
+            () = self.cancel.cancelled() => false,
+        }
     }
 
     /// Starts the dead-man's switch once, for the first experiment with a fault to revert.
@@ -177,13 +189,16 @@ impl Session {
             .faults
             .iter()
             .any(|f| f.duration().is_some() || f.holds_for_the_others());
+        // Armed and stored under one lock: a run beside this one either arms it itself or
+        // finds it stored when it waits for it.
+        let mut slot = self.switch.lock().unwrap();
         if reversible && !self.switch_armed.swap(true, Ordering::SeqCst) {
             let records = self.records.clone();
             let spawning = tokio::task::spawn_blocking(move || super::deadman::spawn(&records));
             let started = futures::FutureExt::shared(Box::pin(async move {
                 let _ = spawning.await;
             }) as SwitchStart);
-            *self.switch.lock().unwrap() = Some(started);
+            *slot = Some(started);
         }
     }
 
@@ -206,30 +221,36 @@ impl Session {
     ) -> Result<RunResult, Error> {
         self.arm_switch(l);
         let listing = resolve_all(platforms, &l.experiment, seed);
-        let (resolved, before) = match self.beside_the_check(l, listing).await {
-            Ok((resolved, before)) => (Some(resolved), before),
-            Err(_) => (None, None),
-        };
+        let (resolved, before) = self.beside_the_check(l, listing, Result::is_ok).await;
         self.guarded_run(l, platforms, seed, resolved, before).await
     }
 
     /// Runs `work` (connecting, listing: nothing that touches a target) while the steady
-    /// state is checked, so that neither waits for the other. An error of `work` ends both
-    /// at once: a failed listing does not wait out the probes' retries.
+    /// state is checked, so that neither waits for the other. When `work` ends and `ok`
+    /// says it failed, the check is dropped: a failed listing does not wait out the
+    /// probes' retries, and the run stops without it.
     async fn beside_the_check<T>(
         &self,
         l: &LoadedExperiment,
-        work: impl Future<Output = Result<T, PlatformError>>,
-    ) -> Result<(T, Option<SteadyPhase>), PlatformError> {
+        work: impl Future<Output = T>,
+        ok: impl Fn(&T) -> bool,
+    ) -> (T, Option<SteadyPhase>) {
         let check = async {
             if l.experiment.steady_state.is_empty() {
-                return Ok(None);
+                return None;
             }
-            Ok(Some(
-                super::steady::check(l, &self.probes, &self.cancel).await,
-            ))
+            Some(super::steady::check(l, &self.probes, &self.cancel).await)
         };
-        futures::future::try_join(work, check).await
+        tokio::pin!(work, check);
+        tokio::select! {
+            done = &mut work => {
+                if !ok(&done) {
+                    return (done, None);
+                }
+                (done, check.await)
+            }
+            before = &mut check => (work.await, before),
+        }
     }
 
     /// Guards the blast radius of the resolved targets and runs on exactly those. Each
@@ -242,13 +263,13 @@ impl Session {
         l: &LoadedExperiment,
         platforms: &[&dyn Platform],
         seed: Option<u64>,
-        resolved: Option<Vec<Resolution>>,
+        resolved: Result<Vec<Resolution>, PlatformError>,
         before: Option<SteadyPhase>,
     ) -> Result<RunResult, Error> {
         self.switch_ready().await;
         let mut before = before;
-        if let Some(r) = &resolved {
-            if self.guard(l, r)? == Guarded::Confirmed {
+        if let Ok(r) = &resolved {
+            if self.guard(l, r).await? == Guarded::Confirmed {
                 before = None;
             }
         }
@@ -258,7 +279,7 @@ impl Session {
             &self.probes,
             RunOptions {
                 seed,
-                resolved,
+                resolved: Some(resolved),
                 cancel: self.cancel.clone(),
                 observer: self.observe.as_ref().and_then(|o| o()),
                 records: Some(self.records.clone()),
@@ -270,7 +291,7 @@ impl Session {
 
     /// A large blast radius needs a yes: `--yes`, or the confirmation callback. With
     /// named targets, the radius is their union.
-    fn guard(&self, l: &LoadedExperiment, resolved: &[Resolution]) -> Result<Guarded, Error> {
+    async fn guard(&self, l: &LoadedExperiment, resolved: &[Resolution]) -> Result<Guarded, Error> {
         let named = l.experiment.named_targets();
         let all = named.iter().any(|(_, t)| t.select.mode == SelectMode::All);
         let n: usize = resolved.iter().map(|r| r.targets.len()).sum();
@@ -294,7 +315,7 @@ impl Session {
             names.join(", ")
         );
         match &self.confirm {
-            Some(confirm) if confirm(&what) => Ok(Guarded::Confirmed),
+            Some(confirm) if self.ask(confirm, what.clone()).await => Ok(Guarded::Confirmed),
             Some(_) => Err(Error::Usage("not confirmed; nothing was touched".into())),
             None => Err(Error::Usage(format!(
                 "{what}; a blast radius this large needs confirmation: pass --yes; nothing was touched"
@@ -562,6 +583,45 @@ mod tests {
             started.elapsed()
         );
         assert!(platform.log.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_through_a_real_connection_does_not_wait_out_the_retries() {
+        use tokio::io::AsyncWriteExt;
+        // A Docker daemon that answers its version and fails every listing.
+        let daemon = crate::test_support::serve(|mut stream, request| async move {
+            let path = request.head.split(' ').nth(1).unwrap_or("").to_string();
+            let (status, body) = if path.ends_with("/version") {
+                ("200 OK", r#"{"ApiVersion":"1.41","Version":"20.10.24"}"#)
+            } else {
+                ("500 Internal Server Error", r#"{"message":"the listing broke"}"#)
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes()).await;
+        })
+        .await;
+        let (web, _) = web(true).await;
+        let yaml = format!(
+            "version: 1\nname: unlisted\ntarget:\n  docker: {{host: \"tcp://{daemon}\", labels: {{app: web}}}}\nsteady_state:\n  - name: web\n    http: {{url: \"http://{web}/\", status: [200], timeout: 2s}}\n    retries: 5\n    retry_interval: 1s\nfaults:\n  - pause: {{duration: 10ms}}\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let result = session(&dir, None)
+            .execute(&load(&yaml), Some(1))
+            .await
+            .unwrap();
+        assert_eq!(result.verdict, crate::report::Verdict::Error, "{result:?}");
+        let why = &result.events.last().unwrap().message;
+        assert!(why.contains("cannot list targets"), "{why}");
+        assert!(result.phases.before.is_none(), "{result:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
