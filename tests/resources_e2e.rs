@@ -519,14 +519,16 @@ fn stop_keeps_the_container_stopped_for_the_duration_then_starts_it() {
         wait_until(Duration::from_secs(5), || http_ok(&url)),
         "the HTTP probe fails after the start"
     );
-    // The daemon's own record: when it stopped, and when it started again. Docker's own
-    // stop and start add 0.45s here when the machine is idle and up to 0.85s under load
-    // (network teardown and setup, measured with the docker CLI too), which 10s ±10%
-    // leaves room for.
+    // The daemon's own record: when it stopped, and when it started again. The hold
+    // counts from the stop's return, which comes after the container ended, so it is
+    // never shorter than 10s. Docker's own stop and start add 0.45s here when the machine
+    // is idle, 0.85s under load and 2.2s once in a full CI run (network teardown and
+    // setup, measured with the docker CLI too): the upper bound leaves room for that and
+    // still catches a hold that is seconds too long.
     let stopped_for = docker_time(&web, "StartedAt") - docker_time(&web, "FinishedAt");
     assert!(
-        (9.0..=11.0).contains(&stopped_for),
-        "stopped for {stopped_for:.2}s, want 10s ±10%"
+        (9.95..=13.0).contains(&stopped_for),
+        "stopped for {stopped_for:.2}s, want 10s (plus Docker's own stop and start, under 3s)"
     );
 }
 
