@@ -50,7 +50,7 @@ static WAITED: OnceLock<u32> = OnceLock::new();
 /// arguments are parsed and the state directory read, so that the switch's start-up takes
 /// as little as it can from the run it guards (two cores may be all there is), and the pid
 /// is opened while the run surely holds it.
-pub fn wait_for_the_run(args: &[std::ffi::OsString]) {
+pub(crate) fn wait_for_the_run(args: &[std::ffi::OsString]) {
     let Some(pid) = after_pid(args) else { return };
     crate::platform::host::wait_for_exit(pid, crate::journal::process_alive);
     let _ = WAITED.set(pid);
@@ -58,7 +58,7 @@ pub fn wait_for_the_run(args: &[std::ffi::OsString]) {
 
 /// Whether this process has already waited for `pid` to end: it must not wait again, as
 /// the pid may belong to another process by now.
-pub fn waited_for(pid: u32) -> bool {
+pub(crate) fn waited_for(pid: u32) -> bool {
     WAITED.get() == Some(&pid)
 }
 

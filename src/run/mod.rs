@@ -1,7 +1,7 @@
 //! The run lifecycle of spec section 4: targets, before, inject, during, revert, after,
 //! verdict. It talks to a [`Platform`] only and never names one.
 
-pub mod deadman;
+pub(crate) mod deadman;
 pub mod dry_run;
 pub(crate) mod gameday;
 pub mod observers;
