@@ -255,9 +255,9 @@ impl Session {
 
     /// Guards the blast radius of the resolved targets and runs on exactly those. Each
     /// target keeps its own `select.seed` unless `--seed` overrides them all, as `plan`
-    /// resolves them; an unreachable platform (`resolved` is `None`) is reported by the
-    /// run itself. A steady state checked before a confirmation prompt is checked again:
-    /// the answer may have taken a while.
+    /// resolves them; a listing that failed (`resolved` is an error) is reported by the
+    /// run without a second listing. A steady state checked before a confirmation prompt
+    /// is checked again: the answer may have taken a while.
     async fn guarded_run(
         &self,
         l: &LoadedExperiment,
